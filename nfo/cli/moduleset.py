@@ -1,0 +1,114 @@
+"""The operator's module set in a state directory (``nfo module ...``).
+
+Like ``sysrepoctl -i``: installed YANG files live in ``<state>/modules`` and
+are part of the state.  Installing compiles the whole set first, so a broken
+module never lands; removing a module that still has data is refused unless
+forced, and a forced removal first deletes that data in one commit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from nfo.datastore import Datastore, SqliteStorage
+from nfo.errors import InUse, InvalidValue, NfoError
+from nfo.schema import ModuleInfo, Schema, module_name_of
+from nfo.schema.data import Tree, is_default, node_module, node_name, siblings
+from nfo.schema.ly import lib
+
+__all__ = ["StateDir", "install_modules", "list_modules", "remove_module"]
+
+
+class StateDir:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def modules(self) -> Path:
+        return self.path / "modules"
+
+    @property
+    def db(self) -> Path:
+        return self.path / "nfo.db"
+
+    def ensure(self) -> None:
+        self.modules.mkdir(parents=True, exist_ok=True)
+        self.path.chmod(0o700)
+
+    def schema(self, extra_dirs: list[Path] | None = None) -> Schema:
+        return Schema(self.modules, extra_dirs or [])
+
+
+def install_modules(state: StateDir, files: list[Path]) -> list[str]:
+    """Add YANG files to the module set; all-or-nothing, the set must compile."""
+    state.ensure()
+    names = []
+    for f in files:
+        if not f.is_file():
+            raise InvalidValue(f"{f}: no such file")
+        name, _ = module_name_of(f)
+        names.append(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp)
+        for existing in state.modules.glob("*.yang"):
+            shutil.copy2(existing, trial / existing.name)
+        for f in files:
+            shutil.copy2(f, trial / f.name)
+        Schema(trial)
+    for f in files:
+        shutil.copy2(f, state.modules / f.name)
+    return names
+
+
+def list_modules(state: StateDir, extra_dirs: list[Path] | None = None) -> list[ModuleInfo]:
+    return state.schema(extra_dirs).modules()
+
+
+async def remove_module(state: StateDir, name: str, *, force: bool = False) -> None:
+    """Remove an installed module; refuse while data of it exists unless forced."""
+    files = [p for p in state.modules.glob("*.yang") if module_name_of(p)[0] == name]
+    if not files:
+        raise InvalidValue(f"module {name!r} is not installed in {state.modules}")
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp)
+        for p in state.modules.glob("*.yang"):
+            if p not in files:
+                shutil.copy2(p, trial / p.name)
+        try:
+            Schema(trial)
+        except NfoError as e:
+            raise InUse(f"other installed modules still need {name!r}: {e.message}") from e
+    schema = state.schema()
+    ds = Datastore.open(schema, SqliteStorage(state.db))
+    try:
+        await ds.start()
+        holders = [d for d in ("running", "startup") if _has_data(ds.tree(d), name)]
+        if holders and not force:
+            raise InUse(f"module {name!r} still has data in {', '.join(holders)}; "
+                        "delete it first or use --force")
+        async with ds.session("nfo-module-remove") as s:
+            for d in holders:
+                keep = ds.tree(d).dup()
+                with keep:
+                    for top in list(siblings(keep.first())):
+                        if node_module(top) == name:
+                            if top == keep.first():
+                                keep.root = top.next
+                            lib.lyd_free_tree(top)
+                    await s.copy_config(d, keep)
+                ds.snapshot(d)
+        for owner in list(ds.oper.owners):
+            tree = ds.oper.owners[owner]
+            for top in list(siblings(tree.first())):
+                if node_module(top) == name:
+                    ds.oper.delete(owner, f"/{name}:{node_name(top)}")
+    finally:
+        await ds.close()
+    for p in files:
+        p.unlink()
+
+
+def _has_data(tree: Tree, module: str) -> bool:
+    return any(node_module(n) == module and not is_default(n) for n in siblings(tree.first()))

@@ -1,0 +1,42 @@
+"""State layer: NMDA datastores, transactions, subscriptions, notifications.
+
+Front ends and the workload manager use only what this package exports.
+"""
+
+from nfo.datastore.changes import (
+    Change,
+    ChangeCreated,
+    ChangeDeleted,
+    ChangeModified,
+    ChangeMoved,
+)
+from nfo.datastore.core import (
+    CONFIG_DATASTORES,
+    DATASTORES,
+    CommitInfo,
+    Datastore,
+    RpcCall,
+    RpcHandler,
+    Session,
+)
+from nfo.datastore.storage import SqliteStorage, Storage
+from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
+
+__all__ = [
+    "CONFIG_DATASTORES",
+    "DATASTORES",
+    "Change",
+    "ChangeCreated",
+    "ChangeDeleted",
+    "ChangeEvent",
+    "ChangeModified",
+    "ChangeMoved",
+    "ChangeSubscription",
+    "CommitInfo",
+    "Datastore",
+    "RpcCall",
+    "RpcHandler",
+    "Session",
+    "SqliteStorage",
+    "Storage",
+]

@@ -1,0 +1,805 @@
+"""The NMDA datastore: startup, running, candidate and operational.
+
+This plays sysrepo's role for nfo.  Trees live in memory as libyang data and
+are made durable through a :class:`~nfo.datastore.storage.base.Storage`.  One
+asyncio process shares one :class:`Datastore`; every write is a transaction
+serialised by one lock: copy the target tree, apply the edit, validate with
+libyang, ask change subscribers, append the commit durably, swap the tree in,
+then tell subscribers it is done.  A failure at any step leaves the previous
+tree untouched, so nothing is ever half-applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nfo.datastore.changes import Change
+from nfo.datastore.edit import apply_edit
+from nfo.datastore.operational import OperStore, annotate_origin, check_owner
+from nfo.datastore.storage.base import CommitRecord, Storage
+from nfo.datastore.subscriptions import ChangeCallback, ChangeEvent, ChangeSubscription
+from nfo.errors import (
+    InUse,
+    InvalidValue,
+    LockDenied,
+    NfoError,
+    OperationFailed,
+    OperationNotSupported,
+    UnknownElement,
+    Veto,
+)
+from nfo.schema import ly
+from nfo.schema.context import Schema
+from nfo.schema.data import Fmt, Tree, node_path, parse_data, print_nodes, siblings
+from nfo.schema.ly import ffi, lib
+
+__all__ = [
+    "CONFIG_DATASTORES",
+    "DATASTORES",
+    "CommitInfo",
+    "Datastore",
+    "RpcCall",
+    "RpcHandler",
+    "Session",
+]
+
+log = logging.getLogger(__name__)
+
+DatastoreName = Literal["running", "candidate", "startup", "operational"]
+DATASTORES: tuple[str, ...] = ("running", "candidate", "startup", "operational")
+CONFIG_DATASTORES: tuple[str, ...] = ("running", "candidate", "startup")
+DURABLE = ("running", "startup")
+
+_PARSE_EDIT = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
+_PARSE_CONFIG = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
+_SIMPLE_PATH = re.compile(r"^(/[\w.-]+(:[\w.-]+)?(\[[\w.:-]+='[^']*'\])*)+$")
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What a reader needs for ETag / Last-Modified: the datastore's last commit."""
+
+    revision: int
+    timestamp: float
+    user: str
+
+
+@dataclass
+class RpcCall:
+    session: Session
+    path: str
+    """Schema path of the RPC or action, e.g. ``/mod:rpc`` or ``/mod:list/action``."""
+    tree: Tree
+    """The parsed input (with its parent data nodes for an action); owned by the caller."""
+    op: Any
+    """The RPC or action node inside ``tree``."""
+    parent_path: str | None
+    """For an action, the data path of the node it was invoked on."""
+
+
+RpcHandler = Callable[[RpcCall], Awaitable[dict[str, str] | None]]
+
+
+@dataclass
+class _Pending:
+    """A confirmed commit waiting for its confirmation (RFC 6241 section 8.4)."""
+
+    revision_before: int
+    session_id: int | None
+    persist: str | None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Candidate:
+    tree: Tree
+    base_revision: int
+    edits: list[tuple[str, str]] | None = field(default_factory=list)
+    dirty: bool = False
+
+
+class Datastore:
+    """All NMDA datastores of one nfo instance."""
+
+    snapshot_every_commits = 5000
+    snapshot_min_bytes = 1 << 20
+
+    def __init__(self, schema: Schema, storage: Storage) -> None:
+        self.schema = schema
+        self.ctx: Any = schema.cdata
+        self.storage = storage
+        self._trees: dict[str, Tree] = {}
+        self._info: dict[str, CommitInfo] = {}
+        self._snap_size: dict[str, int] = {}
+        self._wlock = asyncio.Lock()
+        self._locks: dict[str, int] = {}
+        self._subs: list[ChangeSubscription] = []
+        self._rpcs: dict[str, RpcHandler] = {}
+        self._sessions: dict[int, Session] = {}
+        self._ids = itertools.count(1)
+        self._pending: _Pending | None = None
+        self.oper = OperStore(self.ctx, storage)
+        self._candidate: _Candidate
+        self._closed = False
+        self._last_revision = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -----------------------------------------------------------
+    @classmethod
+    def open(cls, schema: Schema, storage: Storage) -> Datastore:
+        """Load the stored state, replay the commit log and validate it."""
+        ds = cls(schema, storage)
+        ds._load()
+        return ds
+
+    def _load(self) -> None:
+        state = self.storage.load()
+        self._last_revision = state.last_revision
+        for name in DURABLE:
+            snap = state.snapshots.get(name)
+            tree = Tree(self.ctx)
+            if snap is not None:
+                tree.root = parse_data(self.ctx, snap.content, Fmt.JSON, parse_opts=_PARSE_CONFIG,
+                                       what=f"loading the {name} snapshot")
+                self._snap_size[name] = len(snap.content)
+                self._info[name] = CommitInfo(snap.revision, time.time(), "")
+            self._trees[name] = tree
+        for rec in state.commits:
+            if rec.datastore not in DURABLE:
+                continue
+            self._replay(self._trees[rec.datastore], rec)
+            self._info[rec.datastore] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+        for name in DURABLE:
+            try:
+                self._validate(self._trees[name])
+            except NfoError as e:
+                raise OperationFailed(f"stored {name} data no longer validates: {e}") from e
+            self._info.setdefault(name, CommitInfo(0, time.time(), ""))
+            for h in self.storage.history(name, limit=1):
+                self._info[name] = CommitInfo(h.revision, h.timestamp, h.user)
+        self._candidate = _Candidate(self._trees["running"].dup(), self._info["running"].revision)
+        self.oper.load()
+        pending = self.storage.get_meta("confirmed-commit")
+        if pending:
+            self._pending = _Pending(int(json.loads(pending)["revision_before"]), None, None)
+
+    async def start(self) -> None:
+        """Finish opening inside the event loop: roll back an unconfirmed commit
+        that a restart interrupted (RFC 6241: the server reverts on reboot)."""
+        if self._pending is not None and self._pending.timer is None:
+            log.warning("reverting a confirmed commit that was not confirmed before restart")
+            await self._rollback_pending("confirmed commit not confirmed before restart")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for s in list(self._sessions.values()):
+            await s.close()
+        for sub in self._subs:
+            await sub.stop()
+        self._subs.clear()
+        if self._pending is not None and self._pending.timer is not None:
+            self._pending.timer.cancel()
+            self._pending.timer = None
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for t in self._trees.values():
+            t.free()
+        self._candidate.tree.free()
+        self.oper.close()
+        self.storage.close()
+
+    def session(self, user: str, *, on_kill: Callable[[], None] | None = None) -> Session:
+        s = Session(self, next(self._ids), user, on_kill)
+        self._sessions[s.id] = s
+        return s
+
+    # -- reads ---------------------------------------------------------------
+    def info(self, datastore: str = "running") -> CommitInfo:
+        if datastore == "candidate":
+            return self._info["running"]
+        if datastore == "operational":
+            return self._info["running"]
+        return self._info[_ds(datastore, CONFIG_DATASTORES)]
+
+    def tree(self, datastore: str) -> Tree:
+        """The live tree of a config datastore: read it, never keep or change it."""
+        if datastore == "candidate":
+            return self._candidate.tree
+        return self._trees[_ds(datastore, DURABLE)]
+
+    def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False) -> Tree:
+        """A copy of the data selected by ``xpath`` (all data if None); caller frees it."""
+        ds = _ds(datastore, DATASTORES)
+        if ds != "operational":
+            return _select(self.tree(ds), xpath)
+        running = self._trees["running"]
+        if xpath is None or _SIMPLE_PATH.match(xpath):
+            out = _select(running, xpath)
+            self.oper.merged_into(out, xpath)
+        else:
+            full = running.dup()
+            self.oper.merged_into(full)
+            with full:
+                out = _select(full, xpath)
+        for top in list(siblings(out.first())):
+            ly.check(ly.xlib.lyd_new_implicit_tree(ly.xnode(top), 0, ly.xffi.NULL), self.ctx,
+                     "adding defaults")
+        if with_origin:
+            annotate_origin(self.ctx, out, running)
+        return out
+
+    def history(self, datastore: str = "running", limit: int = 100) -> list[CommitRecord]:
+        return self.storage.history(_ds(datastore, DURABLE), limit)
+
+    # -- subscriptions -------------------------------------------------------
+    def subscribe(self, module: str, callback: ChangeCallback, *, xpath: str | None = None,
+                  priority: int = 0, datastore: str = "running") -> ChangeSubscription:
+        if module not in {m.name for m in self.schema.modules() if m.implemented}:
+            raise UnknownElement(f"no implemented module {module!r} to subscribe to")
+        sub = ChangeSubscription(module, callback, _ds(datastore, DURABLE), xpath, priority)
+        sub.start()
+        self._subs.append(sub)
+        self._subs.sort(key=lambda s: -s.priority)
+        return sub
+
+    async def unsubscribe(self, sub: ChangeSubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        await sub.stop()
+
+    async def settle(self) -> None:
+        """Wait until every queued ``done`` event was delivered."""
+        for sub in list(self._subs):
+            await sub.drain()
+
+    # -- RPCs and actions ----------------------------------------------------
+    def register_rpc(self, path: str, handler: RpcHandler) -> None:
+        """Serve an RPC (``/mod:name``) or action (``/mod:cont/list/name``) by schema path."""
+        if path in self._rpcs:
+            raise InvalidValue(f"an RPC handler for {path} is already registered")
+        found = list(self.schema.ctx.find_path(path))
+        if not found or found[0].keyword() not in ("rpc", "action"):
+            raise UnknownElement(f"{path} is not an RPC or action in the module set")
+        self._rpcs[path] = handler
+
+    # -- internals -----------------------------------------------------------
+    def _validate(self, tree: Tree) -> None:
+        holder = ffi.new("struct lyd_node **", tree.first())
+        rc = lib.lyd_validate_all(holder, self.ctx, lib.LYD_VALIDATE_NO_STATE, ffi.NULL)
+        tree.root = holder[0]
+        ly.check(rc, self.ctx, "validating data")
+
+    def _replay(self, tree: Tree, rec: CommitRecord) -> None:
+        if rec.kind == "replace":
+            tree.free()
+            tree.root = parse_data(self.ctx, rec.payload, Fmt.JSON, parse_opts=_PARSE_CONFIG,
+                                   what=f"replaying revision {rec.revision}")
+            return
+        for item in json.loads(rec.payload):
+            with Tree.parse(self.ctx, item["edit"], Fmt.JSON, parse_opts=_PARSE_EDIT) as edit:
+                apply_edit(self.ctx, tree, edit, item["default-operation"])
+
+    def state_at(self, datastore: str, revision: int) -> Tree:
+        """The content of a durable datastore as it was after ``revision``."""
+        ds = _ds(datastore, DURABLE)
+        snap = self.storage.snapshot_at(ds, revision)
+        tree = Tree(self.ctx)
+        after = 0
+        if snap is not None:
+            tree.root = parse_data(self.ctx, snap.content, Fmt.JSON, parse_opts=_PARSE_CONFIG)
+            after = snap.revision
+        else:
+            oldest = self.storage.history(ds, limit=1_000_000)
+            if oldest and self.storage.snapshot_at(ds, oldest[-1].revision) is not None:
+                tree.free()
+                raise InvalidValue(f"revision {revision} is no longer retained")
+        try:
+            for rec in self.storage.commits_between(ds, after, revision):
+                self._replay(tree, rec)
+            self._validate(tree)
+        except Exception:
+            tree.free()
+            raise
+        return tree
+
+    def _check_writable(self, session: Session | None, ds: str) -> None:
+        holder = self._locks.get(ds)
+        if holder is not None and (session is None or holder != session.id):
+            raise InUse(f"the {ds} datastore is locked by session {holder}",
+                        info={"session-id": str(holder)})
+
+    async def _transact(
+        self,
+        session: Session | None,
+        ds: str,
+        edits: Sequence[tuple[Tree, str]],
+        *,
+        user: str,
+        test_only: bool = False,
+        validate: bool = True,
+        label: str = "",
+    ) -> list[Change]:
+        self._check_writable(session, ds)
+        async with self._wlock:
+            self._check_writable(session, ds)
+            base = self.tree(ds)
+            work = base.dup()
+            try:
+                changes: list[Change] = []
+                for edit, dop in edits:
+                    changes += apply_edit(self.ctx, work, edit, dop)
+                if validate:
+                    self._validate(work)
+                if test_only or not changes:
+                    work.free()
+                    return [] if test_only else changes
+                if ds == "candidate":
+                    self._swap_candidate(work, edits)
+                    return changes
+                rec = await self._commit(ds, work, edits, changes, user, label)
+            except BaseException:
+                work.free()
+                raise
+            self._after_commit(ds, rec, changes)
+            return changes
+
+    async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
+                      changes: list[Change], user: str, label: str) -> CommitRecord:
+        rev = self._last_revision + 1
+        subs = [s for s in self._subs if s.datastore == ds]
+        called: list[tuple[ChangeSubscription, list[Change]]] = []
+        for sub in subs:
+            mine = self._changes_for(sub, changes, work)
+            if not mine:
+                continue
+            called.append((sub, mine))
+            try:
+                await sub.callback(ChangeEvent("change", ds, rev, user, mine))
+            except Exception as e:
+                for s, m in called:
+                    s.post(ChangeEvent("abort", ds, rev, user, m))
+                if isinstance(e, NfoError):
+                    raise Veto(e.message, path=e.path, app_tag=e.app_tag or "nfo-change-vetoed",
+                               info=e.info) from e
+                raise Veto(str(e) or type(e).__name__, app_tag="nfo-change-vetoed") from e
+        payload = json.dumps([
+            {"default-operation": dop, "edit": print_nodes(e.first(), Fmt.JSON)} for e, dop in edits
+        ])
+        try:
+            rec = self.storage.append_commit(ds, time.time(), user, "edit", payload, label)
+        except Exception:
+            for s, m in called:
+                s.post(ChangeEvent("abort", ds, rev, user, m))
+            raise
+        old = self._trees[ds]
+        self._trees[ds] = work
+        old.free()
+        for s, m in called:
+            s.post(ChangeEvent("done", ds, rec.revision, user, m))
+        return rec
+
+    def _changes_for(self, sub: ChangeSubscription, changes: list[Change],
+                     work: Tree) -> list[Change]:
+        selected: set[str] | None = None
+        if sub.xpath:
+            selected = {node_path(n) for n in work.xpath(sub.xpath)}
+            selected |= {node_path(n) for n in self._trees[sub.datastore].xpath(sub.xpath)}
+        return [c for c in changes if sub.wants(c, selected)]
+
+    def _after_commit(self, ds: str, rec: CommitRecord, changes: list[Change]) -> None:
+        self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+        self._last_revision = max(self._last_revision, rec.revision)
+        count, size = self.storage.since_snapshot(ds)
+        if count >= self.snapshot_every_commits or size >= max(
+                self.snapshot_min_bytes, self._snap_size.get(ds, 0)):
+            self.snapshot(ds)
+        if ds == "running" and not self._candidate.dirty:
+            self._reset_candidate()
+
+    def snapshot(self, ds: str = "running") -> None:
+        content = self._trees[ds].print(Fmt.JSON)
+        self.storage.write_snapshot(ds, self._info[ds].revision, content)
+        self._snap_size[ds] = len(content)
+
+    def _reset_candidate(self) -> None:
+        self._candidate.tree.free()
+        self._candidate = _Candidate(self._trees["running"].dup(), self._info["running"].revision)
+
+    def _swap_candidate(self, work: Tree, edits: Sequence[tuple[Tree, str]]) -> None:
+        c = self._candidate
+        c.tree.free()
+        c.tree = work
+        c.dirty = True
+        if c.edits is not None:
+            c.edits += [(print_nodes(e.first(), Fmt.JSON), dop) for e, dop in edits]
+
+    async def _commit_candidate(self, session: Session, label: str = "") -> list[Change]:
+        c = self._candidate
+        if not c.dirty:
+            return []
+        self._validate(c.tree)
+        if c.edits is not None and c.base_revision == self._info["running"].revision:
+            trees = [Tree.parse(self.ctx, text, Fmt.JSON, parse_opts=_PARSE_EDIT)
+                     for text, _ in c.edits]
+            edits = [(t, dop) for t, (_, dop) in zip(trees, c.edits, strict=True)]
+        else:
+            trees = [c.tree.dup()]
+            edits = [(trees[0], "replace")]
+        try:
+            changes = await self._transact(session, "running", edits, user=session.user,
+                                           label=label or "commit")
+        finally:
+            for t in trees:
+                t.free()
+        self._reset_candidate()
+        return changes
+
+    async def _rollback_pending(self, why: str) -> None:
+        p = self._pending
+        if p is None:
+            return
+        if p.timer is not None:
+            p.timer.cancel()
+        self._pending = None
+        with self.state_at("running", p.revision_before) as before:
+            await self._transact(None, "running", [(before, "replace")], user="nfo",
+                                 label=f"rollback: {why}")
+        self.storage.set_meta("confirmed-commit", "")
+        self._reset_candidate()
+
+    def _arm_timer(self, timeout: float) -> asyncio.TimerHandle:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            task = loop.create_task(self._rollback_pending("confirm-timeout expired"),
+                                    name="nfo-confirmed-commit-timeout")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return loop.call_later(timeout, fire)
+
+
+class Session:
+    """One client's view: who writes, which locks it holds, what it may cancel."""
+
+    def __init__(self, ds: Datastore, sid: int, user: str,
+                 on_kill: Callable[[], None] | None) -> None:
+        self.datastore = ds
+        self.id = sid
+        self.user = user
+        self._on_kill = on_kill
+        self.closed = False
+
+    # -- writes --------------------------------------------------------------
+    async def edit(
+        self,
+        datastore: str,
+        content: str | bytes | Tree,
+        fmt: Fmt | str = Fmt.XML,
+        *,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "rollback-on-error",
+    ) -> list[Change]:
+        """edit-config (RFC 6241 section 7.2) on running, candidate or startup."""
+        return await self.edit_many(datastore, [content], fmt,
+                                    default_operation=default_operation,
+                                    test_option=test_option, error_option=error_option)
+
+    async def edit_many(
+        self,
+        datastore: str,
+        contents: Iterable[str | bytes | Tree],
+        fmt: Fmt | str = Fmt.XML,
+        *,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "rollback-on-error",
+        label: str = "",
+    ) -> list[Change]:
+        """Several edits applied in order as one all-or-nothing transaction."""
+        self._alive()
+        ds = _ds(datastore, CONFIG_DATASTORES)
+        if test_option not in ("test-then-set", "set", "test-only"):
+            raise InvalidValue(f"invalid test-option {test_option!r}")
+        if error_option not in ("rollback-on-error", "stop-on-error", "continue-on-error"):
+            raise InvalidValue(f"invalid error-option {error_option!r}")
+        if error_option == "continue-on-error":
+            raise OperationNotSupported("error-option continue-on-error is not supported: "
+                                        "nfo applies edits all-or-nothing")
+        owned: list[Tree] = []
+        try:
+            edits: list[tuple[Tree, str]] = []
+            for c in contents:
+                if isinstance(c, Tree):
+                    edits.append((c, default_operation))
+                else:
+                    t = Tree.parse(self.datastore.ctx, c, fmt, parse_opts=_PARSE_EDIT)
+                    owned.append(t)
+                    edits.append((t, default_operation))
+            # "set" skips validation only where invalid data may wait: the candidate.
+            validate = not (test_option == "set" and ds == "candidate")
+            return await self.datastore._transact(
+                self, ds, edits, user=self.user, test_only=test_option == "test-only",
+                validate=validate, label=label)
+        finally:
+            for t in owned:
+                t.free()
+
+    async def copy_config(self, target: str, source: str | bytes | Tree,
+                          fmt: Fmt | str = Fmt.XML, *, source_is_datastore: bool = False) -> None:
+        """Replace ``target`` with another datastore's content or inline config."""
+        self._alive()
+        d = self.datastore
+        tgt = _ds(target, CONFIG_DATASTORES)
+        if source_is_datastore:
+            src = _ds(str(source), CONFIG_DATASTORES)
+            if src == tgt:
+                return
+            tree = d.tree(src).dup()
+        elif isinstance(source, Tree):
+            tree = source.dup()
+        else:
+            tree = Tree.parse(d.ctx, source, fmt, parse_opts=_PARSE_CONFIG)
+        with tree:
+            await d._transact(self, tgt, [(tree, "replace")], user=self.user,
+                              label=f"copy-config to {tgt}")
+
+    async def delete_config(self, target: str) -> None:
+        tgt = _ds(target, CONFIG_DATASTORES)
+        if tgt == "running":
+            raise OperationNotSupported("delete-config cannot target running")
+        with Tree(self.datastore.ctx) as empty:
+            await self.datastore._transact(self, tgt, [(empty, "replace")], user=self.user,
+                                           label=f"delete-config {tgt}")
+
+    async def commit(self, *, confirmed: bool = False, timeout: float = 600,
+                     persist: str | None = None, persist_id: str | None = None) -> list[Change]:
+        """Commit candidate to running, optionally as a confirmed commit."""
+        self._alive()
+        d = self.datastore
+        d._check_writable(self, "running")
+        p = d._pending
+        if p is not None:
+            if p.persist is not None:
+                if persist_id != p.persist:
+                    raise InvalidValue("a persistent confirmed commit is pending: give its "
+                                       "persist-id to confirm it", tag="invalid-value")
+            elif p.session_id not in (None, self.id):
+                raise InUse(f"a confirmed commit of session {p.session_id} is pending",
+                            info={"session-id": str(p.session_id)})
+        elif persist_id is not None:
+            raise InvalidValue("no confirmed commit is pending for that persist-id")
+        if confirmed and p is None:
+            d.snapshot("running")
+            before = d._info["running"].revision
+            d.storage.set_meta("confirmed-commit", json.dumps({"revision_before": before}))
+            p = d._pending = _Pending(before, None if persist else self.id, persist)
+        changes = await d._commit_candidate(self, "confirmed commit" if confirmed else "commit")
+        if p is not None:
+            if p.timer is not None:
+                p.timer.cancel()
+                p.timer = None
+            if confirmed:
+                p.persist = persist
+                p.session_id = None if persist else self.id
+                p.timer = d._arm_timer(timeout)
+            else:
+                d._pending = None
+                d.storage.set_meta("confirmed-commit", "")
+        return changes
+
+    async def cancel_commit(self, persist_id: str | None = None) -> None:
+        self._alive()
+        d = self.datastore
+        p = d._pending
+        if p is None:
+            raise InvalidValue("no confirmed commit is pending", tag="operation-failed")
+        if p.persist is not None and persist_id != p.persist:
+            raise InvalidValue("persist-id does not match the pending confirmed commit")
+        if p.persist is None and p.session_id != self.id:
+            raise InUse("the pending confirmed commit belongs to another session")
+        await d._rollback_pending("cancel-commit")
+
+    async def discard_changes(self) -> None:
+        self._alive()
+        self.datastore._check_writable(self, "candidate")
+        self.datastore._reset_candidate()
+
+    async def rollback(self, revision: int) -> list[Change]:
+        """Make running what it was right after ``revision`` (a new commit)."""
+        self._alive()
+        d = self.datastore
+        with d.state_at("running", revision) as before:
+            return await d._transact(self, "running", [(before, "replace")], user=self.user,
+                                     label=f"rollback to {revision}")
+
+    def validate(self, source: str | bytes | Tree, fmt: Fmt | str = Fmt.XML, *,
+                 source_is_datastore: bool = True) -> None:
+        self._alive()
+        d = self.datastore
+        if source_is_datastore:
+            tree = d.tree(_ds(str(source), CONFIG_DATASTORES)).dup()
+        elif isinstance(source, Tree):
+            tree = source.dup()
+        else:
+            tree = Tree.parse(d.ctx, source, fmt, parse_opts=_PARSE_CONFIG)
+        with tree:
+            d._validate(tree)
+
+    # -- locks ---------------------------------------------------------------
+    def lock(self, datastore: str) -> None:
+        self._alive()
+        d = self.datastore
+        ds = _ds(datastore, CONFIG_DATASTORES)
+        holder = d._locks.get(ds)
+        if holder is not None:
+            raise LockDenied(f"the {ds} datastore is already locked by session {holder}",
+                             info={"session-id": str(holder)})
+        if ds == "candidate" and d._candidate.dirty:
+            raise LockDenied("the candidate datastore has uncommitted changes",
+                             info={"session-id": "0"})
+        d._locks[ds] = self.id
+
+    def unlock(self, datastore: str) -> None:
+        self._alive()
+        d = self.datastore
+        ds = _ds(datastore, CONFIG_DATASTORES)
+        if d._locks.get(ds) != self.id:
+            raise OperationFailed(f"the {ds} datastore is not locked by this session",
+                                  tag="operation-failed")
+        del d._locks[ds]
+
+    # -- operational ---------------------------------------------------------
+    def set_oper(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
+                 owner: str | None = None) -> None:
+        """Push operational data; it is durable when this returns."""
+        self._alive()
+        self.datastore.oper.set(check_owner(owner or self.user), content, fmt)
+
+    def delete_oper(self, path: str, *, owner: str | None = None) -> bool:
+        self._alive()
+        return self.datastore.oper.delete(check_owner(owner or self.user), path)
+
+    # -- RPCs ----------------------------------------------------------------
+    async def rpc(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> Tree:
+        """Invoke an RPC or action; returns the reply tree (parents + op + output)."""
+        self._alive()
+        d = self.datastore
+        ctx = d.ctx
+        raw = content.encode() if isinstance(content, str) else content
+        buf = ffi.new("char[]", raw)
+        inp = ffi.new("struct ly_in **")
+        ly.check(lib.ly_in_new_memory(buf, inp), ctx, "reading an RPC")
+        tree_p = ffi.new("struct lyd_node **")
+        op_p = ffi.new("struct lyd_node **")
+        try:
+            rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], Fmt(fmt).ly, lib.LYD_TYPE_RPC_YANG,
+                                  tree_p, op_p)
+        finally:
+            lib.ly_in_free(inp[0], 0)
+        if rc != lib.LY_SUCCESS:
+            if tree_p[0] != ffi.NULL:
+                lib.lyd_free_all(tree_p[0])
+            ly.raise_last(ctx, "parsing an RPC")
+        tree = Tree(ctx, tree_p[0])
+        try:
+            op = op_p[0]
+            ly.check(lib.lyd_validate_op(tree.first(), d.tree("running").first(),
+                                         lib.LYD_TYPE_RPC_YANG, ffi.NULL), ctx,
+                     "validating RPC input")
+            spath = _schema_path(op)
+            handler = d._rpcs.get(spath)
+            if handler is None:
+                raise OperationNotSupported(f"no handler serves {spath}")
+            parent = op.parent
+            ppath = node_path(ffi.cast("struct lyd_node *", parent)) if parent != ffi.NULL else None
+            output = await handler(RpcCall(self, spath, tree, op, ppath))
+            for name, value in (output or {}).items():
+                ly.check(lib.lyd_new_path(op, ctx, name.encode(), str(value).encode(),
+                                          lib.LYD_NEW_PATH_OUTPUT | lib.LYD_NEW_PATH_UPDATE,
+                                          ffi.NULL), ctx, "building RPC output")
+            ly.check(lib.lyd_validate_op(tree.first(), ffi.NULL, lib.LYD_TYPE_REPLY_YANG,
+                                         ffi.NULL), ctx, "validating RPC output")
+        except BaseException:
+            tree.free()
+            raise
+        return tree
+
+    # -- lifecycle -----------------------------------------------------------
+    def _alive(self) -> None:
+        if self.closed:
+            raise OperationFailed("the session is closed")
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        d = self.datastore
+        d._sessions.pop(self.id, None)
+        if d._locks.get("candidate") == self.id:
+            d._reset_candidate()
+        for name, holder in list(d._locks.items()):
+            if holder == self.id:
+                del d._locks[name]
+        p = d._pending
+        if p is not None and p.persist is None and p.session_id == self.id and not d._closed:
+            await d._rollback_pending("the session of the confirmed commit ended")
+
+    async def kill(self, session_id: int) -> None:
+        """kill-session: end another session, releasing its locks."""
+        self._alive()
+        if session_id == self.id:
+            raise InvalidValue("a session cannot kill itself")
+        other = self.datastore._sessions.get(session_id)
+        if other is None:
+            raise InvalidValue(f"no session {session_id}")
+        await other.close()
+        if other._on_kill is not None:
+            other._on_kill()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _ds(name: str, allowed: tuple[str, ...]) -> str:
+    short = name.removeprefix("ietf-datastores:")
+    if short not in allowed:
+        raise InvalidValue(f"datastore {name!r} is not valid here "
+                           f"(use one of {', '.join(allowed)})")
+    return short
+
+
+def _select(base: Tree, xpath: str | None) -> Tree:
+    if xpath is None or xpath in ("/", ""):
+        return base.dup()
+    out = Tree(base.ctx)
+    for node in base.xpath(xpath):
+        p = ffi.new("struct lyd_node **")
+        ly.check(lib.lyd_dup_single(node, ffi.NULL,
+                                    lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS
+                                    | lib.LYD_DUP_WITH_FLAGS, p), base.ctx, "copying data")
+        top = p[0]
+        while top.parent != ffi.NULL:
+            top = ffi.cast("struct lyd_node *", top.parent)
+        if out.first() == ffi.NULL:
+            out.root = top
+        else:
+            holder = ffi.new("struct lyd_node **", out.root)
+            ly.check(lib.lyd_merge_siblings(holder, top, lib.LYD_MERGE_DESTRUCT
+                                            | lib.LYD_MERGE_WITH_FLAGS), base.ctx,
+                     "merging data")
+            out.root = holder[0]
+    return out
+
+
+def _schema_path(op: Any) -> str:
+    parts = []
+    node = op
+    prev_mod = None
+    chain = []
+    while node != ffi.NULL:
+        chain.append(node)
+        node = ffi.cast("struct lyd_node *", node.parent) if node.parent != ffi.NULL else ffi.NULL
+    for n in reversed(chain):
+        mod = ffi.string(n.schema.module.name).decode()
+        name = ffi.string(n.schema.name).decode()
+        parts.append(f"{mod}:{name}" if mod != prev_mod else name)
+        prev_mod = mod
+    return "/" + "/".join(parts)
+

@@ -1,0 +1,29 @@
+"""Durable storage for the datastore.
+
+The datastore keeps its trees in memory and relies on a :class:`Storage`
+backend to make commits, snapshots, operational data and the notification
+replay log survive restarts and crashes.  :mod:`.base` defines that interface;
+:class:`SqliteStorage` is the embedded implementation nfo ships with.
+"""
+
+from .base import (
+    CommitKind,
+    CommitRecord,
+    NotificationRecord,
+    OperRecord,
+    Snapshot,
+    Storage,
+    StoredState,
+)
+from .sqlite import SqliteStorage
+
+__all__ = [
+    "CommitKind",
+    "CommitRecord",
+    "NotificationRecord",
+    "OperRecord",
+    "Snapshot",
+    "SqliteStorage",
+    "Storage",
+    "StoredState",
+]

@@ -1,0 +1,418 @@
+"""The embedded storage backend: one SQLite file per nfo instance.
+
+nfo has to survive a crash or a power cut without losing a commit it has
+acknowledged, yet it should not need a database server to do so.  SQLite in WAL
+mode with ``synchronous=FULL`` gives exactly that from the standard library:
+each public write method here is one ``BEGIN IMMEDIATE`` ... ``COMMIT``
+transaction that is on disk before the method returns, so a crash at any
+instant leaves the state of the last completed call.  The module maps the
+:class:`~nfo.datastore.storage.base.Storage` interface onto five tables
+(commits, snapshots, oper, notifications, meta), prunes old snapshots, commits
+and notifications as it goes, and turns every SQLite failure into
+:class:`~nfo.errors.OperationFailed`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import TracebackType
+from typing import Any
+
+from nfo.errors import OperationFailed
+
+from .base import CommitKind, CommitRecord, NotificationRecord, OperRecord, Snapshot, StoredState
+
+__all__ = ["SCHEMA_VERSION", "SqliteStorage"]
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; a database from a newer nfo is refused."""
+
+_BUSY_TIMEOUT_MS = 10_000
+_BATCH = 500
+_MAX_PRUNE_INTERVAL = 1000
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE commits (
+    revision  INTEGER PRIMARY KEY AUTOINCREMENT,
+    datastore TEXT    NOT NULL,
+    timestamp REAL    NOT NULL,
+    user      TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    label     TEXT    NOT NULL,
+    size      INTEGER NOT NULL,
+    payload   TEXT    NOT NULL
+);
+CREATE INDEX commits_by_datastore ON commits (datastore, revision);
+CREATE TABLE snapshots (
+    datastore TEXT    NOT NULL,
+    revision  INTEGER NOT NULL,
+    content   TEXT    NOT NULL,
+    UNIQUE (datastore, revision)
+);
+CREATE TABLE oper (
+    owner   TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    content TEXT NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE TABLE notifications (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream    TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    content   TEXT NOT NULL
+);
+CREATE INDEX notifications_by_time ON notifications (stream, timestamp);
+CREATE INDEX notifications_by_seq ON notifications (stream, seq);
+"""
+
+_COMMIT_COLUMNS = "revision, datastore, timestamp, user, kind, payload, label"
+
+# Errors the sqlite3 module raises: its own, plus text or integers it cannot bind.
+_DB_ERRORS = (sqlite3.Error, UnicodeEncodeError, OverflowError)
+
+
+@contextmanager
+def _checked(action: str) -> Iterator[None]:
+    """Turn a SQLite failure during ``action`` into :class:`OperationFailed`."""
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        raise OperationFailed(f"storage: cannot {action}: {exc}") from exc
+
+
+def _commit(row: tuple[Any, ...]) -> CommitRecord:
+    revision, datastore, timestamp, user, kind, payload, label = row
+    return CommitRecord(
+        revision=int(revision), datastore=str(datastore), timestamp=float(timestamp),
+        user=str(user), kind=str(kind), payload=str(payload), label=str(label),
+    )
+
+
+def _snapshot(row: tuple[Any, ...] | None) -> Snapshot | None:
+    if row is None:
+        return None
+    return Snapshot(datastore=str(row[0]), revision=int(row[1]), content=str(row[2]))
+
+
+class SqliteStorage:
+    """:class:`~nfo.datastore.storage.base.Storage` on one SQLite file.
+
+    Keeps the newest ``keep_snapshots`` snapshots per datastore (and the commits
+    from the oldest of them on) and about ``keep_notifications`` notifications
+    per stream.  Not thread-safe: call it from one thread at a time.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, keep_snapshots: int = 3,
+        keep_notifications: int = 100_000,
+    ) -> None:
+        if keep_snapshots < 1:
+            raise ValueError("keep_snapshots must be at least 1")
+        if keep_notifications < 1:
+            raise ValueError("keep_notifications must be at least 1")
+        self._path = os.fspath(path)
+        self._keep_snapshots = keep_snapshots
+        self._keep_notifications = keep_notifications
+        self._prune_every = max(1, min(_MAX_PRUNE_INTERVAL, keep_notifications // 100))
+        # Appends per stream until the next prune; a stream not seen yet is pruned first.
+        self._until_prune: dict[str, int] = {}
+        self._conn: sqlite3.Connection | None = None
+        with _checked(f"open {self._path!r}"):
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            try:
+                self._setup(conn)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        if mode not in ("wal", "memory"):
+            raise OperationFailed(
+                f"storage: {self._path!r} cannot use write-ahead logging (journal_mode {mode})"
+            )
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise OperationFailed(
+                    f"storage: {self._path!r} has schema version {version}, written by a "
+                    f"newer nfo; this nfo understands up to version {SCHEMA_VERSION}"
+                )
+            if version == 0:
+                if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                    raise OperationFailed(
+                        f"storage: {self._path!r} is an SQLite database but not an nfo one"
+                    )
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise OperationFailed("storage: already closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic (and, for writes, durable) transaction around the block."""
+        conn = self._connection()
+        with _checked(action):
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A single-statement read, which SQLite runs in its own implicit transaction."""
+        conn = self._connection()
+        with _checked(action):
+            yield conn
+
+    @staticmethod
+    def _last_revision(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'commits'").fetchone()
+        return int(row[0]) if row else 0
+
+    def __enter__(self) -> SqliteStorage:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with _checked("close the database"):
+                conn.close()
+
+    # -- commits and snapshots ------------------------------------------------
+
+    def load(self) -> StoredState:
+        with self._transaction("load the stored state", write=False) as conn:
+            snapshots: dict[str, Snapshot] = {}
+            for row in conn.execute(
+                "SELECT s.datastore, s.revision, s.content FROM snapshots AS s"
+                " WHERE s.revision = (SELECT MAX(revision) FROM snapshots"
+                "                     WHERE datastore = s.datastore)"
+            ):
+                snap = _snapshot(row)
+                assert snap is not None
+                snapshots[snap.datastore] = snap
+            commits = [
+                _commit(row) for row in conn.execute(
+                    f"SELECT {_COMMIT_COLUMNS} FROM commits AS c"
+                    " WHERE c.revision > COALESCE((SELECT MAX(revision) FROM snapshots"
+                    "                              WHERE datastore = c.datastore), -1)"
+                    " ORDER BY c.revision"
+                )
+            ]
+            last = self._last_revision(conn)
+        return StoredState(snapshots=snapshots, commits=commits, last_revision=last)
+
+    def append_commit(
+        self, datastore: str, timestamp: float, user: str, kind: CommitKind, payload: str,
+        label: str = "",
+    ) -> CommitRecord:
+        size = len(payload.encode("utf-8", "surrogatepass"))
+        with self._transaction(f"append a commit to {datastore!r}") as conn:
+            cursor = conn.execute(
+                "INSERT INTO commits (datastore, timestamp, user, kind, label, size, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (datastore, timestamp, user, kind, label, size, payload),
+            )
+            revision = cursor.lastrowid
+        assert revision is not None
+        return CommitRecord(
+            revision=revision, datastore=datastore, timestamp=timestamp, user=user, kind=kind,
+            payload=payload, label=label,
+        )
+
+    def write_snapshot(self, datastore: str, revision: int, content: str) -> None:
+        with self._transaction(f"write a snapshot of {datastore!r}") as conn:
+            last = self._last_revision(conn)
+            if not 0 <= revision <= last:
+                raise OperationFailed(
+                    f"storage: snapshot revision {revision} of {datastore!r} is outside"
+                    f" 0..{last}, the revisions assigned so far"
+                )
+            conn.execute(
+                "INSERT INTO snapshots (datastore, revision, content) VALUES (?, ?, ?)"
+                " ON CONFLICT (datastore, revision) DO UPDATE SET content = excluded.content",
+                (datastore, revision, content),
+            )
+            conn.execute(
+                "DELETE FROM snapshots WHERE datastore = ?1 AND revision < ("
+                "  SELECT revision FROM snapshots WHERE datastore = ?1"
+                "  ORDER BY revision DESC LIMIT 1 OFFSET ?2)",
+                (datastore, self._keep_snapshots - 1),
+            )
+            conn.execute(
+                "DELETE FROM commits WHERE datastore = ?1 AND revision < ("
+                "  SELECT MIN(revision) FROM snapshots WHERE datastore = ?1)",
+                (datastore,),
+            )
+
+    def since_snapshot(self, datastore: str) -> tuple[int, int]:
+        with self._reading(f"count the commits of {datastore!r}") as conn:
+            count, size = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM commits"
+                " WHERE datastore = ?1 AND revision > COALESCE("
+                "   (SELECT MAX(revision) FROM snapshots WHERE datastore = ?1), -1)",
+                (datastore,),
+            ).fetchone()
+        return int(count), int(size)
+
+    def history(self, datastore: str, limit: int = 100) -> list[CommitRecord]:
+        if limit <= 0:
+            return []
+        with self._reading(f"read the history of {datastore!r}") as conn:
+            rows = conn.execute(
+                f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE datastore = ?"
+                " ORDER BY revision DESC LIMIT ?",
+                (datastore, limit),
+            ).fetchall()
+        return [_commit(row) for row in rows]
+
+    def snapshot_at(self, datastore: str, revision: int) -> Snapshot | None:
+        with self._reading(f"read a snapshot of {datastore!r}") as conn:
+            row = conn.execute(
+                "SELECT datastore, revision, content FROM snapshots"
+                " WHERE datastore = ? AND revision <= ? ORDER BY revision DESC LIMIT 1",
+                (datastore, revision),
+            ).fetchone()
+        return _snapshot(row)
+
+    def commits_between(self, datastore: str, after: int, upto: int) -> list[CommitRecord]:
+        with self._reading(f"read the commits of {datastore!r}") as conn:
+            rows = conn.execute(
+                f"SELECT {_COMMIT_COLUMNS} FROM commits"
+                " WHERE datastore = ? AND revision > ? AND revision <= ? ORDER BY revision",
+                (datastore, after, upto),
+            ).fetchall()
+        return [_commit(row) for row in rows]
+
+    # -- operational data -----------------------------------------------------
+
+    def put_oper(self, owner: str, key: str, content: str | None) -> None:
+        with self._transaction(f"store operational data of {owner!r}") as conn:
+            if content is None:
+                conn.execute("DELETE FROM oper WHERE owner = ? AND key = ?", (owner, key))
+            else:
+                conn.execute(
+                    "INSERT INTO oper (owner, key, content) VALUES (?, ?, ?)"
+                    " ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content",
+                    (owner, key, content),
+                )
+
+    def load_oper(self) -> list[OperRecord]:
+        with self._reading("load operational data") as conn:
+            rows = conn.execute(
+                "SELECT owner, key, content FROM oper ORDER BY owner, key"
+            ).fetchall()
+        return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c in rows]
+
+    def clear_oper(self, owner: str) -> None:
+        with self._transaction(f"clear operational data of {owner!r}") as conn:
+            conn.execute("DELETE FROM oper WHERE owner = ?", (owner,))
+
+    # -- notifications --------------------------------------------------------
+
+    def append_notification(self, stream: str, timestamp: float, content: str) -> int:
+        due = self._until_prune.get(stream, 1) - 1
+        with self._transaction(f"log a notification of stream {stream!r}") as conn:
+            seq = conn.execute(
+                "INSERT INTO notifications (stream, timestamp, content) VALUES (?, ?, ?)",
+                (stream, timestamp, content),
+            ).lastrowid
+            if due <= 0:
+                conn.execute(
+                    "DELETE FROM notifications WHERE stream = ?1 AND seq <= ("
+                    "  SELECT seq FROM notifications WHERE stream = ?1"
+                    "  ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                    (stream, self._keep_notifications),
+                )
+        self._until_prune[stream] = due if due > 0 else self._prune_every
+        assert seq is not None
+        return seq
+
+    def notifications(
+        self, stream: str, start: float | None = None, stop: float | None = None,
+        after_seq: int = 0,
+    ) -> Iterator[NotificationRecord]:
+        """Yields what was logged when iteration began, in batches."""
+        where = "stream = ? AND seq > ?"
+        bounds: list[float] = []
+        if start is not None:
+            where += " AND timestamp >= ?"
+            bounds.append(start)
+        if stop is not None:
+            where += " AND timestamp <= ?"
+            bounds.append(stop)
+        action = f"read notifications of stream {stream!r}"
+        with self._reading(action) as conn:
+            # The time index bounds the seq range to scan; notifications
+            # appended meanwhile are left for the caller's live feed.
+            low, high = conn.execute(
+                f"SELECT MIN(seq), MAX(seq) FROM notifications WHERE {where}",
+                (stream, after_seq, *bounds),
+            ).fetchone()
+        if low is None:
+            return
+        cursor_seq = int(low) - 1
+        while True:
+            with self._reading(action) as conn:
+                rows = conn.execute(
+                    f"SELECT seq, timestamp, content FROM notifications"
+                    f" WHERE {where} AND seq <= ? ORDER BY seq LIMIT {_BATCH}",
+                    (stream, cursor_seq, *bounds, high),
+                ).fetchall()
+            for seq, timestamp, content in rows:
+                yield NotificationRecord(
+                    seq=int(seq), stream=stream, timestamp=float(timestamp), content=str(content)
+                )
+            if len(rows) < _BATCH:
+                return
+            cursor_seq = int(rows[-1][0])
+
+    # -- meta -----------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._reading(f"read meta {key!r}") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction(f"write meta {key!r}") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

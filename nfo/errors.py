@@ -1,0 +1,167 @@
+"""The one exception root of nfo.
+
+Every failure that can reach a client is an :class:`NfoError` carrying the
+fields of a NETCONF ``rpc-error`` / RESTCONF ``error`` (RFC 6241 Appendix A,
+RFC 8040 section 7): error-type, error-tag, error-path, error-app-tag, the
+message and optional error-info.  Front ends translate it in one table each;
+nothing below them knows about HTTP status codes or XML replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AccessDenied",
+    "DataExists",
+    "DataMissing",
+    "ErrorDetail",
+    "InUse",
+    "InvalidValue",
+    "LockDenied",
+    "MalformedMessage",
+    "MissingElement",
+    "NfoError",
+    "OperationFailed",
+    "OperationNotSupported",
+    "ResourceDenied",
+    "TooBig",
+    "UnknownElement",
+    "Veto",
+]
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One rpc-error: what a protocol reply needs to describe a failure."""
+
+    tag: str
+    message: str
+    error_type: str = "application"
+    path: str | None = None
+    app_tag: str | None = None
+    info: Mapping[str, str] = field(default_factory=dict)
+
+
+class NfoError(Exception):
+    """Root of every error nfo reports to a client.
+
+    ``errors`` holds at least one :class:`ErrorDetail`; the first one is also
+    reachable through the convenience properties.
+    """
+
+    default_tag = "operation-failed"
+    default_type = "application"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tag: str | None = None,
+        path: str | None = None,
+        app_tag: str | None = None,
+        error_type: str | None = None,
+        info: Mapping[str, str] | None = None,
+        errors: list[ErrorDetail] | None = None,
+    ) -> None:
+        super().__init__(message)
+        first = ErrorDetail(
+            tag=tag or self.default_tag,
+            message=message,
+            error_type=error_type or self.default_type,
+            path=path,
+            app_tag=app_tag,
+            info=dict(info or {}),
+        )
+        self.errors: list[ErrorDetail] = [first, *(errors or [])]
+
+    @property
+    def tag(self) -> str:
+        return self.errors[0].tag
+
+    @property
+    def error_type(self) -> str:
+        return self.errors[0].error_type
+
+    @property
+    def path(self) -> str | None:
+        return self.errors[0].path
+
+    @property
+    def app_tag(self) -> str | None:
+        return self.errors[0].app_tag
+
+    @property
+    def message(self) -> str:
+        return self.errors[0].message
+
+    @property
+    def info(self) -> Mapping[str, str]:
+        return self.errors[0].info
+
+    def __str__(self) -> str:
+        where = f" ({self.path})" if self.path else ""
+        return f"{self.tag}: {self.message}{where}"
+
+
+class InvalidValue(NfoError):
+    default_tag = "invalid-value"
+
+
+class MissingElement(NfoError):
+    default_tag = "missing-element"
+
+
+class UnknownElement(NfoError):
+    default_tag = "unknown-element"
+
+
+class MalformedMessage(NfoError):
+    default_tag = "malformed-message"
+    default_type = "rpc"
+
+
+class TooBig(NfoError):
+    default_tag = "too-big"
+    default_type = "transport"
+
+
+class DataExists(NfoError):
+    default_tag = "data-exists"
+
+
+class DataMissing(NfoError):
+    default_tag = "data-missing"
+
+
+class InUse(NfoError):
+    default_tag = "in-use"
+
+
+class LockDenied(NfoError):
+    default_tag = "lock-denied"
+    default_type = "protocol"
+
+
+class AccessDenied(NfoError):
+    default_tag = "access-denied"
+
+
+class ResourceDenied(NfoError):
+    default_tag = "resource-denied"
+
+
+class OperationNotSupported(NfoError):
+    default_tag = "operation-not-supported"
+    default_type = "protocol"
+
+
+class OperationFailed(NfoError):
+    default_tag = "operation-failed"
+
+
+class Veto(OperationFailed):
+    """A change subscriber refused a change; its message reaches the client."""
+
+    default_app_tag = "nfo-change-vetoed"

@@ -1,0 +1,177 @@
+"""The libyang context: which YANG modules nfo serves, built once per run.
+
+The module set is data-driven, like sysrepo's: nfo's own modules from yang/,
+the IETF protocol modules the front ends need, modules an operator installed
+into the state directory, and modules from ``--yang-dir`` for one run.
+Everything loaded here is served generically by the datastore.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import libyang
+
+from nfo.errors import InvalidValue, OperationFailed
+from nfo.schema import ly
+from nfo.schema.ly import ffi, lib
+
+__all__ = [
+    "PROTOCOL_MODULES",
+    "ModuleInfo",
+    "Schema",
+    "ietf_dir",
+    "module_name_of",
+    "nfo_yang_dir",
+]
+
+# Protocol modules loaded always, with the features nfo implements.
+PROTOCOL_MODULES: dict[str, tuple[str, ...]] = {
+    "ietf-netconf": (
+        "writable-running", "candidate", "confirmed-commit", "rollback-on-error",
+        "validate", "startup", "xpath",
+    ),
+    "ietf-netconf-with-defaults": (),
+    "ietf-origin": (),
+    "ietf-netconf-nmda": ("origin", "with-defaults"),
+    "ietf-netconf-monitoring": (),
+    "ietf-netconf-notifications": (),
+    "ietf-restconf": (),
+    "ietf-restconf-monitoring": (),
+    "ietf-yang-patch": (),
+}
+
+_MODULE_RE = re.compile(rb"^\s*(module|submodule)\s+([A-Za-z_][\w.-]*)", re.MULTILINE)
+
+
+def nfo_yang_dir() -> Path:
+    return Path(str(resources.files("nfo.yang")))
+
+
+def ietf_dir() -> Path:
+    """The IETF modules that pyang's wheel installs under the environment's share/."""
+    candidates = [Path(sys.prefix) / "share/yang/modules/ietf"]
+    for p in (sys.base_prefix, "/usr", "/usr/local"):
+        candidates.append(Path(p) / "share/yang/modules/ietf")
+    for c in candidates:
+        if (c / "ietf-netconf.yang").is_file():
+            return c
+    raise OperationFailed("IETF YANG modules not found (is pyang installed in this environment?)")
+
+
+def module_name_of(path: Path) -> tuple[str, bool]:
+    """(name, is_submodule) read from a YANG file's first statement."""
+    m = _MODULE_RE.search(path.read_bytes()[:65536])
+    if not m:
+        raise InvalidValue(f"{path}: not a YANG module (no module statement)")
+    return m.group(2).decode(), m.group(1) == b"submodule"
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    name: str
+    revision: str | None
+    namespace: str
+    prefix: str
+    implemented: bool
+    source: str
+    """"nfo", "ietf", "installed" or "yang-dir"."""
+
+
+class Schema:
+    """A compiled module set and the libyang context holding it."""
+
+    def __init__(
+        self,
+        installed_dir: Path | None = None,
+        extra_dirs: Sequence[Path] = (),
+        *,
+        with_nfo_modules: bool = True,
+    ) -> None:
+        ly.setup_logging()
+        self.installed_dir = installed_dir
+        dirs: list[Path] = []
+        if installed_dir is not None:
+            dirs.append(installed_dir)
+        dirs += list(extra_dirs)
+        nfo_dir = nfo_yang_dir()
+        dirs += [nfo_dir, ietf_dir()]
+        self.search_dirs = dirs
+        self.ctx = libyang.Context(":".join(str(d) for d in dirs if d.is_dir()))
+        self.cdata: Any = self.ctx.cdata
+        self._source: dict[str, str] = {}
+
+        for name, feats in PROTOCOL_MODULES.items():
+            self._load(name, feats, "ietf")
+        for mod in ("ietf-yang-library", "ietf-datastores", "yang"):
+            self._source.setdefault(mod, "ietf")
+        if with_nfo_modules:
+            for name in _module_files(nfo_dir):
+                self._load(name, ("*",), "nfo")
+        if installed_dir is not None and installed_dir.is_dir():
+            for name in _module_files(installed_dir):
+                self._load(name, ("*",), "installed")
+        for d in extra_dirs:
+            for name in _module_files(d):
+                self._load(name, ("*",), "yang-dir")
+
+    def _load(self, name: str, features: Iterable[str], source: str) -> None:
+        feats = [ffi.new("char[]", f.encode()) for f in features]
+        arr = ffi.new("char *[]", [*feats, ffi.NULL])
+        mod = lib.ly_ctx_load_module(self.cdata, name.encode(), ffi.NULL, arr)
+        if mod == ffi.NULL:
+            ly.raise_last(self.cdata, f"loading YANG module {name}")
+        self._source.setdefault(name, source)
+
+    def modules(self) -> list[ModuleInfo]:
+        out = []
+        for m in self.ctx:
+            if m.name() in ("ietf-yang-schema-mount", "ietf-yang-structure-ext"):
+                continue
+            c = m.cdata
+            out.append(ModuleInfo(
+                name=m.name(),
+                revision=ffi.string(c.revision).decode() if c.revision != ffi.NULL else None,
+                namespace=ffi.string(c.ns).decode(),
+                prefix=m.prefix(),
+                implemented=bool(c.implemented),
+                source=self._source.get(m.name(), "import"),
+            ))
+        return out
+
+    def module_source(self, name: str, revision: str | None = None) -> str:
+        """The YANG text of a loaded module (for get-schema and RESTCONF schema links)."""
+        try:
+            mod = self.ctx.get_module(name)
+        except libyang.LibyangError as e:
+            raise InvalidValue(f"unknown module {name!r}") from e
+        rev = mod.cdata.revision
+        if revision and (rev == ffi.NULL or ffi.string(rev).decode() != revision):
+            raise InvalidValue(f"module {name!r} has no revision {revision}")
+        return str(mod.print("yang", libyang.IOType.MEMORY))
+
+    def yang_library(self, content_id: str) -> str:
+        """RFC 8525 yang-library data, JSON encoded, with the given content-id."""
+        data = self.ctx.get_yanglib_data(content_id_format=content_id)  # type: ignore[no-untyped-call]
+        try:
+            return str(data.print_mem("json", with_siblings=True))
+        finally:
+            data.free()
+
+
+def _module_files(d: Path) -> list[str]:
+    names: list[str] = []
+    if not d.is_dir():
+        return names
+    for p in sorted(d.iterdir()):
+        if p.suffix == ".yang" and p.is_file():
+            name, sub = module_name_of(p)
+            if not sub:
+                names.append(name)
+    return names

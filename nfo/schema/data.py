@@ -1,0 +1,243 @@
+"""Data trees and their codecs (XML and RFC 7951 JSON), on raw libyang nodes.
+
+A :class:`Tree` owns a top-level sibling list of libyang data nodes and frees
+it explicitly (libyang trees are not garbage-collected).  Parsing and printing
+go through libyang only; nfo never encodes YANG data by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+from nfo.errors import InvalidValue, MalformedMessage
+from nfo.schema import ly
+from nfo.schema.ly import ffi, lib
+
+__all__ = [
+    "Fmt",
+    "Tree",
+    "WithDefaults",
+    "children",
+    "get_meta",
+    "is_default",
+    "node_module",
+    "node_name",
+    "node_path",
+    "node_value",
+    "parse_data",
+    "print_nodes",
+    "siblings",
+]
+
+
+class Fmt(StrEnum):
+    JSON = "json"
+    XML = "xml"
+
+    @property
+    def ly(self) -> int:
+        return int(lib.LYD_JSON if self is Fmt.JSON else lib.LYD_XML)
+
+
+class WithDefaults(StrEnum):
+    """RFC 6243 with-defaults retrieval modes."""
+
+    EXPLICIT = "explicit"
+    TRIM = "trim"
+    REPORT_ALL = "report-all"
+    REPORT_ALL_TAGGED = "report-all-tagged"
+
+    @property
+    def ly(self) -> int:
+        return int({
+            WithDefaults.EXPLICIT: lib.LYD_PRINT_WD_EXPLICIT,
+            WithDefaults.TRIM: lib.LYD_PRINT_WD_TRIM,
+            WithDefaults.REPORT_ALL: lib.LYD_PRINT_WD_ALL,
+            WithDefaults.REPORT_ALL_TAGGED: lib.LYD_PRINT_WD_ALL_TAG,
+        }[self])
+
+
+def _fmt(fmt: Fmt | str) -> Fmt:
+    try:
+        return Fmt(fmt)
+    except ValueError:
+        raise MalformedMessage(f"unknown data encoding {fmt!r}") from None
+
+
+def parse_data(
+    ctx: Any,
+    text: str | bytes,
+    fmt: Fmt | str,
+    *,
+    parse_opts: int,
+    validate_opts: int = 0,
+    what: str = "parsing data",
+) -> Any:
+    """Parse ``text`` into a new top-level sibling list (NULL for empty data)."""
+    raw = text.encode() if isinstance(text, str) else text
+    buf = ffi.new("char[]", raw)
+    inp = ffi.new("struct ly_in **")
+    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
+    out = ffi.new("struct lyd_node **")
+    try:
+        rc = lib.lyd_parse_data(ctx, ffi.NULL, inp[0], _fmt(fmt).ly, parse_opts, validate_opts, out)
+    finally:
+        lib.ly_in_free(inp[0], 0)
+    if rc != lib.LY_SUCCESS:
+        if out[0] != ffi.NULL:
+            lib.lyd_free_all(out[0])
+        ly.raise_last(ctx, what)
+    return out[0]
+
+
+def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int = 0,
+                pretty: bool = False) -> str:
+    """Print a node (and with ``siblings`` its following siblings) as text."""
+    if node == ffi.NULL:
+        return "{}" if _fmt(fmt) is Fmt.JSON else ""
+    opts = flags | (lib.LYD_PRINT_WITHSIBLINGS if siblings else 0)
+    if not pretty:
+        opts |= lib.LYD_PRINT_SHRINK
+    buf = ffi.new("char **")
+    rc = lib.lyd_print_mem(buf, node, _fmt(fmt).ly, opts)
+    if rc != lib.LY_SUCCESS:
+        raise MalformedMessage("libyang could not print the data")
+    try:
+        if buf[0] == ffi.NULL:
+            return "{}" if _fmt(fmt) is Fmt.JSON else ""
+        return str(ffi.string(buf[0]).decode("utf-8"))
+    finally:
+        lib.free(buf[0])
+
+
+def siblings(node: Any) -> Iterator[Any]:
+    while node != ffi.NULL:
+        nxt = node.next
+        yield node
+        node = nxt
+
+
+def children(node: Any) -> Iterator[Any]:
+    """Children of an inner node, keys included."""
+    return siblings(lib.lyd_child(node))
+
+
+def node_path(node: Any) -> str:
+    p = lib.lyd_path(node, lib.LYD_PATH_STD, ffi.NULL, 0)
+    try:
+        return str(ffi.string(p).decode())
+    finally:
+        lib.free(p)
+
+
+def node_name(node: Any) -> str:
+    return str(ffi.string(node.schema.name).decode())
+
+
+def node_module(node: Any) -> str:
+    return str(ffi.string(node.schema.module.name).decode())
+
+
+def node_value(node: Any) -> str | None:
+    """Canonical value of a leaf or leaf-list node; None for other nodes."""
+    if node.schema == ffi.NULL or not node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
+        return None
+    v = lib.lyd_get_value(node)
+    return None if v == ffi.NULL else str(ffi.string(v).decode())
+
+
+def is_default(node: Any) -> bool:
+    return bool(node.flags & lib.LYD_DEFAULT)
+
+
+def get_meta(ctx: Any, node: Any, module: str, name: str) -> str | None:
+    meta = node.meta
+    while meta != ffi.NULL:
+        if (ffi.string(meta.name).decode() == name
+                and ffi.string(meta.annotation.module.name).decode() == module):
+            v = lib.lyd_value_get_canonical(ctx, ffi.addressof(meta.value))
+            return None if v == ffi.NULL else str(ffi.string(v).decode())
+        meta = meta.next
+    return None
+
+
+class Tree:
+    """An owned top-level sibling list; ``root`` is NULL for empty data."""
+
+    __slots__ = ("ctx", "root")
+
+    def __init__(self, ctx: Any, root: Any = ffi.NULL) -> None:
+        self.ctx = ctx
+        self.root = root
+
+    @classmethod
+    def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *, parse_opts: int,
+              validate_opts: int = 0) -> Tree:
+        return cls(ctx, parse_data(ctx, text, fmt, parse_opts=parse_opts,
+                                   validate_opts=validate_opts))
+
+    def first(self) -> Any:
+        if self.root == ffi.NULL:
+            return self.root
+        self.root = lib.lyd_first_sibling(self.root)
+        return self.root
+
+    def free(self) -> None:
+        if self.root != ffi.NULL:
+            lib.lyd_free_all(self.root)
+            self.root = ffi.NULL
+
+    def __enter__(self) -> Tree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.free()
+
+    def dup(self) -> Tree:
+        if self.first() == ffi.NULL:
+            return Tree(self.ctx)
+        out = ffi.new("struct lyd_node **")
+        ly.check(
+            lib.lyd_dup_siblings(self.root, ffi.NULL,
+                                 lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS, out),
+            self.ctx, "copying data")
+        return Tree(self.ctx, out[0])
+
+    def print(self, fmt: Fmt | str = Fmt.JSON, *, with_defaults: WithDefaults | None = None,
+              pretty: bool = False) -> str:
+        flags = (with_defaults or WithDefaults.EXPLICIT).ly
+        return print_nodes(self.first(), fmt, flags=flags, pretty=pretty)
+
+    def find(self, path: str) -> Any:
+        """The node at a data path, or NULL."""
+        if self.first() == ffi.NULL:
+            return ffi.NULL
+        out = ffi.new("struct lyd_node **")
+        rc = lib.lyd_find_path(self.root, path.encode(), False, out)
+        if rc == lib.LY_SUCCESS:
+            return out[0]
+        lib.ly_err_clean(self.ctx, ffi.NULL)
+        if rc in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
+            return ffi.NULL
+        raise InvalidValue(f"invalid data path {path!r}", path=path)
+
+    def xpath(self, expr: str) -> list[Any]:
+        """Nodes selected by an XPath 1.0 expression (libyang's JSON prefixes)."""
+        if self.first() == ffi.NULL:
+            return []
+        out = ffi.new("struct ly_set **")
+        rc = lib.lyd_find_xpath(self.root, expr.encode(), out)
+        if rc != lib.LY_SUCCESS:
+            errs = ly.errors_of(self.ctx)
+            lib.ly_err_clean(self.ctx, ffi.NULL)
+            msg = errs[0][1] if errs else "invalid XPath expression"
+            raise InvalidValue(f"{msg}: {expr}")
+        try:
+            return [out[0].dnodes[i] for i in range(out[0].count)]
+        finally:
+            lib.ly_set_free(out[0], ffi.NULL)
+
+    def is_empty(self) -> bool:
+        return bool(self.first() == ffi.NULL)

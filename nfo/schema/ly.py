@@ -1,0 +1,162 @@
+"""The one gate into libyang's C library.
+
+The ``libyang`` Python bindings wrap only part of the C API and report errors
+as one concatenated string.  nfo needs libyang's structured error list (message,
+data path and app-tag apart) and a few calls the bindings do not declare
+(sibling insertion, term change, unlinking), so every C call goes through
+this module: :func:`check` turns a failed call into an :class:`NfoError`, and
+:data:`xlib` reaches the extra functions of the same shared library.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cffi
+from _libyang import ffi, lib
+
+from nfo.errors import (
+    DataExists,
+    DataMissing,
+    InvalidValue,
+    MalformedMessage,
+    NfoError,
+    OperationFailed,
+    UnknownElement,
+)
+
+__all__ = ["NULL", "addr", "check", "errors_of", "ffi", "lib", "raise_last", "xlib", "xnode"]
+
+NULL = ffi.NULL
+
+_xffi = cffi.FFI()
+_xffi.cdef(
+    """
+    int lyd_insert_sibling(void *sibling, void *node, void **first);
+    int lyd_insert_before(void *sibling, void *node);
+    int lyd_insert_after(void *sibling, void *node);
+    void lyd_unlink_tree(void *node);
+    int lyd_change_term(void *term, const char *val_str);
+    int lyd_new_implicit_tree(void *tree, uint32_t implicit_options, void **diff);
+    int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
+    int lyd_find_sibling_val(const void *siblings, const void *schema, const char *key_or_value,
+                             size_t val_len, void **match);
+    int lyd_dup_single(const void *node, void *parent, uint32_t options, void **dup);
+    int lyd_new_meta(const void *ctx, void *parent, const void *module, const char *name,
+                     const char *val_str, unsigned char clear_dflt, void **meta);
+    void lyd_free_meta_single(void *meta);
+    """
+)
+xlib: Any = _xffi.dlopen("libyang.so.2")
+xffi = _xffi
+
+
+def addr(p: Any) -> int:
+    """The address behind a pointer of either FFI, for handing across them."""
+    return int(ffi.cast("uintptr_t", p)) if not isinstance(p, int) else p
+
+
+def xnode(p: Any) -> Any:
+    """A pointer from the bindings' FFI as a ``void *`` of :data:`xlib`."""
+    return _xffi.cast("void *", addr(p))
+
+
+def fromx(p: Any, ctype: str = "struct lyd_node *") -> Any:
+    """A ``void *`` from :data:`xlib` back as a typed pointer of the bindings."""
+    return ffi.cast(ctype, int(_xffi.cast("uintptr_t", p)))
+
+
+# libyang validation error codes (enum LY_VECODE) we map to a distinct tag.
+_LYVE_SYNTAX = 1
+_LYVE_SYNTAX_YANG = 2
+_LYVE_SYNTAX_YIN = 3
+_LYVE_REFERENCE = 4
+_LYVE_XPATH = 5
+_LYVE_SEMANTICS = 6
+_LYVE_SYNTAX_XML = 7
+_LYVE_SYNTAX_JSON = 8
+_LYVE_DATA = 9
+
+
+def _text(p: Any) -> str | None:
+    return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else None
+
+
+_LOCATION = re.compile(r'(?:Data|Schema) location "(.*?)"(?:, line number \d+)?\.?$')
+_LINE = re.compile(r"^Line number (\d+)\.?$")
+
+
+def _clean_path(raw: str | None) -> str | None:
+    """libyang 2.1 stores 'Data location "/a/b".' as the path; keep the path."""
+    if not raw:
+        return None
+    m = _LOCATION.search(raw)
+    if m:
+        return m.group(1)
+    return None if _LINE.match(raw) else raw
+
+
+def errors_of(ctx: Any) -> list[tuple[int, str, str | None, str | None]]:
+    """(vecode, message, path, app-tag) of every error libyang has recorded."""
+    out = []
+    err = lib.ly_err_first(ctx)
+    while err != ffi.NULL:
+        if err.level == lib.LY_LLERR:
+            out.append((int(err.vecode), _text(err.msg) or "", _clean_path(_text(err.path)),
+                        _text(err.apptag)))
+        err = err.next
+    return out
+
+
+_APPTAG_CLASS: dict[str, type[NfoError]] = {
+    "instance-required": DataMissing,
+    "missing-choice": DataMissing,
+    "data-not-unique": OperationFailed,
+    "too-many-elements": OperationFailed,
+    "too-few-elements": OperationFailed,
+    "must-violation": OperationFailed,
+}
+
+
+def _classify(vecode: int, message: str, apptag: str | None) -> type[NfoError]:
+    """Pick the RFC 6241 error-tag the way RFC 7950 section 15 asks for."""
+    if apptag:
+        return _APPTAG_CLASS.get(apptag, OperationFailed)
+    low = message.lower()
+    if vecode in (_LYVE_SYNTAX_XML, _LYVE_SYNTAX_JSON, _LYVE_SYNTAX):
+        return MalformedMessage
+    if vecode == _LYVE_REFERENCE and ("not found" in low or "no module" in low):
+        return UnknownElement
+    if low.startswith("mandatory node"):
+        return DataMissing
+    if low.startswith("duplicate instance"):
+        return DataExists
+    if "unexpected data state node" in low:
+        return InvalidValue
+    if vecode in (_LYVE_DATA, _LYVE_REFERENCE, _LYVE_XPATH, _LYVE_SEMANTICS):
+        return InvalidValue
+    return OperationFailed
+
+
+def raise_last(ctx: Any, what: str) -> None:
+    """Raise the errors libyang recorded in ``ctx`` (or a generic one) and clear them."""
+    errs = errors_of(ctx)
+    lib.ly_err_clean(ctx, ffi.NULL)
+    if not errs:
+        raise OperationFailed(f"{what} failed")
+    vecode, message, path, apptag = errs[-1] if len(errs) > 1 and not errs[0][1] else errs[0]
+    cls = _classify(vecode, message, apptag)
+    raise cls(message, path=path, app_tag=apptag, error_type="application")
+
+
+def check(rc: int, ctx: Any, what: str) -> None:
+    """Turn a libyang return code into an :class:`NfoError` (LY_SUCCESS passes)."""
+    if rc != lib.LY_SUCCESS:
+        raise_last(ctx, what)
+
+
+def setup_logging() -> None:
+    """Keep libyang quiet on stderr but record errors with data paths."""
+    lib.ly_log_options(lib.LY_LOSTORE)
+    lib.ly_set_log_clb(ffi.NULL, True)

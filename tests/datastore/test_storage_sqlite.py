@@ -1,0 +1,415 @@
+"""SqliteStorage against real SQLite files, including SIGKILL crash recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nfo.datastore.storage import (
+    CommitRecord,
+    NotificationRecord,
+    OperRecord,
+    Snapshot,
+    SqliteStorage,
+    Storage,
+)
+from nfo.datastore.storage.sqlite import SCHEMA_VERSION
+from nfo.errors import NfoError, OperationFailed
+
+REPO = Path(__file__).resolve().parents[2]
+CHILD = Path(__file__).with_name("_storage_crash_child.py")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "nfo.sqlite"
+
+
+@pytest.fixture
+def storage(db: Path) -> Iterator[SqliteStorage]:
+    with SqliteStorage(db) as s:
+        yield s
+
+
+def test_satisfies_protocol(storage: SqliteStorage) -> None:
+    s: Storage = storage
+    assert s.load().last_revision == 0
+
+
+def test_new_database(storage: SqliteStorage, db: Path) -> None:
+    state = storage.load()
+    assert state.snapshots == {} and state.commits == [] and state.last_revision == 0
+    assert storage.since_snapshot("running") == (0, 0)
+    assert storage.history("running") == []
+    assert storage.snapshot_at("running", 10) is None
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+
+
+def test_commit_round_trip(storage: SqliteStorage) -> None:
+    a = storage.append_commit("running", 1.5, "alice", "edit", '[{"a": 1}]', label="first")
+    b = storage.append_commit("startup", 2.25, "bob", "replace", '{"b": "é"}')
+    c = storage.append_commit("running", 3.0, "carol", "edit", "[]")
+    assert a == CommitRecord(1, "running", 1.5, "alice", "edit", '[{"a": 1}]', "first")
+    assert (b.revision, c.revision) == (2, 3)
+    assert storage.history("running") == [c, a]
+    assert storage.history("running", limit=1) == [c]
+    assert storage.history("running", limit=0) == []
+    assert storage.history("startup") == [b]
+    assert storage.commits_between("running", 0, 3) == [a, c]
+    assert storage.commits_between("running", 1, 2) == []
+    assert storage.commits_between("running", 1, 3) == [c]
+    assert storage.since_snapshot("running") == (2, len('[{"a": 1}]') + 2)
+    assert storage.since_snapshot("startup") == (1, len('{"b": "é"}'.encode()))
+    state = storage.load()
+    assert state.commits == [a, b, c] and state.last_revision == 3
+
+
+def test_revisions_monotonic_across_reopen_and_pruning(db: Path) -> None:
+    with SqliteStorage(db, keep_snapshots=1) as s:
+        for i in range(5):
+            s.append_commit("running", float(i), "u", "edit", "[]")
+        s.append_commit("startup", 9.0, "u", "edit", "[]")
+        s.write_snapshot("running", 6, "{}")
+        assert s.history("running") == []
+        assert s.load().last_revision == 6
+    with SqliteStorage(db, keep_snapshots=1) as s:
+        assert s.load().last_revision == 6
+        assert s.append_commit("running", 10.0, "u", "edit", "[]").revision == 7
+        s.write_snapshot("startup", 7, "{}")
+        s.write_snapshot("running", 7, "{}")
+        assert s.load().commits == []
+    with SqliteStorage(db) as s:
+        assert s.load().last_revision == 7
+        assert s.append_commit("startup", 11.0, "u", "edit", "[]").revision == 8
+
+
+def test_load_returns_newest_snapshots_and_their_tails(storage: SqliteStorage) -> None:
+    def commit(ds: str) -> CommitRecord:
+        return storage.append_commit(ds, time.time(), "u", "edit", f'["{ds}"]')
+
+    _r1, _s2, r3 = commit("running"), commit("startup"), commit("running")
+    storage.write_snapshot("running", 3, "R3")
+    s4, r5, c6 = commit("startup"), commit("running"), commit("candidate")
+    storage.write_snapshot("startup", 4, "S4")
+    storage.write_snapshot("running", 5, "R5")
+    storage.write_snapshot("running", 4, "R4")  # older than the newest: kept, not used by load
+    r7, s8 = commit("running"), commit("startup")
+
+    state = storage.load()
+    assert state.snapshots == {
+        "running": Snapshot("running", 5, "R5"),
+        "startup": Snapshot("startup", 4, "S4"),
+    }
+    assert state.commits == [c6, r7, s8]
+    assert state.last_revision == 8
+    assert storage.since_snapshot("running") == (1, len(r7.payload))
+    assert storage.since_snapshot("candidate") == (1, len(c6.payload))
+    assert storage.snapshot_at("running", 4) == Snapshot("running", 4, "R4")
+    assert storage.commits_between("running", 0, 8) == [r3, r5, r7]  # r1: before oldest kept
+    assert storage.history("startup") == [s8, s4]  # s2 went with the snapshot at 4
+
+
+def test_snapshot_rewrite_and_bad_revisions(storage: SqliteStorage) -> None:
+    storage.write_snapshot("running", 0, "empty")
+    storage.append_commit("running", 1.0, "u", "edit", "[]")
+    storage.write_snapshot("running", 1, "one")
+    storage.write_snapshot("running", 1, "one again")
+    assert storage.snapshot_at("running", 1) == Snapshot("running", 1, "one again")
+    assert storage.snapshot_at("running", 0) == Snapshot("running", 0, "empty")
+    for bad in (2, -1):
+        with pytest.raises(OperationFailed, match="outside"):
+            storage.write_snapshot("running", bad, "x")
+    # The failed calls left no transaction behind.
+    assert storage.append_commit("running", 2.0, "u", "edit", "[]").revision == 2
+    assert storage.load().snapshots["running"].content == "one again"
+
+
+def test_pruning_keeps_history_consistent(db: Path) -> None:
+    """Replays snapshot_at + commits_between for every revision still covered."""
+    with SqliteStorage(db, keep_snapshots=2) as s:
+        truth: dict[int, list[int]] = {}  # revision -> running content after it
+        content: list[int] = []
+        running_revisions: list[int] = []
+        snapshot_revisions: list[int] = []
+        for i in range(1, 41):
+            ds = "startup" if i % 4 == 0 else "running"
+            rev = s.append_commit(ds, float(i), "u", "edit", json.dumps(i)).revision
+            if ds == "running":
+                content.append(i)
+                running_revisions.append(rev)
+            truth[rev] = list(content)
+            if i % 7 == 0:
+                s.write_snapshot("running", rev, json.dumps(content))
+                snapshot_revisions.append(rev)
+            if i % 9 == 0:
+                s.write_snapshot("startup", rev, "{}")
+
+        oldest_kept = snapshot_revisions[-2]
+        for rev, expected in truth.items():
+            snap = s.snapshot_at("running", rev)
+            if rev < oldest_kept:
+                assert snap is None
+                continue
+            assert snap is not None and snap.revision in snapshot_revisions[-2:]
+            replayed = json.loads(snap.content)
+            tail = s.commits_between("running", snap.revision, rev)
+            replayed += [json.loads(c.payload) for c in tail]
+            assert replayed == expected, rev
+
+        history = [c.revision for c in s.history("running", limit=1000)]
+        assert history == [r for r in reversed(running_revisions) if r >= oldest_kept]
+        newest = snapshot_revisions[-1]
+        tail = s.commits_between("running", newest, 10**6)
+        assert s.since_snapshot("running") == (len(tail), sum(len(c.payload) for c in tail))
+
+
+def test_oper(storage: SqliteStorage, db: Path) -> None:
+    storage.put_oper("b", "k1", "b1")
+    storage.put_oper("a", "k2", "a2")
+    storage.put_oper("a", "k1", "a1")
+    storage.put_oper("a", "k1", "a1 updated")
+    storage.put_oper("c", "k", "c")
+    storage.put_oper("c", "gone", None)  # deleting what is not there is fine
+    assert storage.load_oper() == [
+        OperRecord("a", "k1", "a1 updated"), OperRecord("a", "k2", "a2"),
+        OperRecord("b", "k1", "b1"), OperRecord("c", "k", "c"),
+    ]
+    storage.put_oper("a", "k2", None)
+    storage.clear_oper("b")
+    storage.close()
+    with SqliteStorage(db) as again:
+        assert again.load_oper() == [OperRecord("a", "k1", "a1 updated"), OperRecord("c", "k", "c")]
+
+
+def test_meta(storage: SqliteStorage) -> None:
+    assert storage.get_meta("boot-id") is None
+    storage.set_meta("boot-id", "1")
+    storage.set_meta("boot-id", "2")
+    storage.set_meta("other", "")
+    assert storage.get_meta("boot-id") == "2"
+    assert storage.get_meta("other") == ""
+
+
+def test_notifications_window_and_after_seq(storage: SqliteStorage) -> None:
+    written: list[NotificationRecord] = []
+    for i in range(1300):  # crosses several read batches
+        stream = "other" if i % 5 == 0 else "NETCONF"
+        # Timestamps are mostly ascending, with a few out-of-order ones.
+        ts = 1000.0 + i - (50 if i % 97 == 0 else 0)
+        seq = storage.append_notification(stream, ts, f"<n{i}/>")
+        written.append(NotificationRecord(seq, stream, ts, f"<n{i}/>"))
+    assert [r.seq for r in written] == list(range(1, 1301))
+
+    def expect(
+        stream: str, start: float | None, stop: float | None, after: int
+    ) -> list[NotificationRecord]:
+        return [
+            r for r in written
+            if r.stream == stream and r.seq > after
+            and (start is None or r.timestamp >= start) and (stop is None or r.timestamp <= stop)
+        ]
+
+    cases = [
+        (None, None, 0), (1100.0, None, 0), (None, 1500.5, 0), (1100.0, 1500.0, 0),
+        (1100.0, 1500.0, 700), (None, None, 1250), (5000.0, None, 0), (None, None, 1300),
+    ]
+    for start, stop, after in cases:
+        got = list(storage.notifications("NETCONF", start, stop, after))
+        assert got == expect("NETCONF", start, stop, after), (start, stop, after)
+    assert list(storage.notifications("other", 1005.0, 1005.0)) == [written[5]]
+    assert list(storage.notifications("nope")) == []
+
+
+def test_notifications_iteration_sees_what_was_logged_when_it_began(storage: SqliteStorage) -> None:
+    for i in range(3):
+        storage.append_notification("s", float(i), str(i))
+    it = storage.notifications("s")
+    first = next(it)
+    storage.append_notification("s", 9.0, "late")
+    assert [first.content, *(r.content for r in it)] == ["0", "1", "2"]
+
+
+def test_notifications_pruned_beyond_cap(db: Path) -> None:
+    with SqliteStorage(db, keep_notifications=50) as s:
+        for i in range(120):
+            s.append_notification("a", float(i), str(i))
+            s.append_notification("b", float(i), str(i))
+        for stream in ("a", "b"):
+            kept = list(s.notifications(stream))
+            assert [r.content for r in kept] == [str(i) for i in range(70, 120)]
+        last = s.append_notification("a", 200.0, "x")
+    # Pruning is amortised for bigger caps: never more than cap + 1% over.
+    with SqliteStorage(db, keep_notifications=500) as s:
+        for i in range(1200):
+            assert s.append_notification("a", 300.0 + i, str(i)) == last + 1 + i
+        assert 500 <= len(list(s.notifications("a"))) < 505
+        assert len(list(s.notifications("b"))) == 50
+
+
+def test_newer_schema_refused(db: Path) -> None:
+    SqliteStorage(db).close()
+    with sqlite3.connect(db) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(OperationFailed, match="newer nfo") as info:
+        SqliteStorage(db)
+    assert isinstance(info.value, NfoError)
+
+
+def test_foreign_files_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as raw:
+        raw.execute("CREATE TABLE t (x)")
+    raw.close()
+    with pytest.raises(OperationFailed, match="not an nfo"):
+        SqliteStorage(other)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(OperationFailed, match="cannot open"):
+        SqliteStorage(junk)
+    with pytest.raises(OperationFailed, match="cannot open"):
+        SqliteStorage(tmp_path / "missing-dir" / "x.sqlite")
+
+
+def test_bind_errors_become_operation_failed(storage: SqliteStorage) -> None:
+    with pytest.raises(OperationFailed):
+        storage.put_oper("o", "k", "lone surrogate \ud800")
+    with pytest.raises(OperationFailed):
+        storage.snapshot_at("running", 2**70)
+    storage.put_oper("o", "k", "fine")
+    assert storage.load_oper() == [OperRecord("o", "k", "fine")]
+
+
+def test_close_is_idempotent(db: Path) -> None:
+    s = SqliteStorage(db)
+    s.close()
+    s.close()
+    with pytest.raises(OperationFailed, match="closed"):
+        s.load()
+    with pytest.raises(OperationFailed, match="closed"):
+        list(s.notifications("s"))
+
+
+def test_bad_limits() -> None:
+    with pytest.raises(ValueError):
+        SqliteStorage(":memory:", keep_snapshots=0)
+    with pytest.raises(ValueError):
+        SqliteStorage(":memory:", keep_notifications=0)
+
+
+# -- crash safety ---------------------------------------------------------------
+
+DATASTORES = ("running", "startup")
+SNAPSHOT_EVERY = 37
+
+
+def _run_and_kill(
+    db: Path, stderr_path: Path, wanted: int, delay: float, at_snapshot: bool
+) -> list[tuple[int, str, int]]:
+    """Runs the child until it acknowledged ``wanted`` commits, waits ``delay``, kills it.
+
+    With ``at_snapshot``, waits on for a commit after which the child writes a
+    snapshot, so that the kill is likely to land inside write_snapshot.
+    """
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    with stderr_path.open("wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), str(db), str(SNAPSHOT_EVERY)],
+            stdout=subprocess.PIPE, stderr=err, env=env, cwd=REPO,
+        )
+    assert child.stdout is not None
+    lines: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(lines) < wanted or (
+            at_snapshot and int(lines[-1].split()[2]) % SNAPSHOT_EVERY != 0
+        ):
+            line = child.stdout.readline()
+            assert line, f"child exited early: {stderr_path.read_text()}"
+            lines.append(line)
+            assert time.monotonic() < deadline, "child too slow"
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        lines.extend(child.stdout.readlines())  # printed before the kill: acknowledged too
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    acked = []
+    for line in lines:
+        if line.endswith(b"\n"):  # a torn last line was never fully acknowledged
+            rev, ds, n = line.split()
+            acked.append((int(rev), ds.decode(), int(n)))
+    return acked
+
+
+def _check_recovered(s: SqliteStorage, acked: dict[int, tuple[str, int]]) -> dict[str, int]:
+    """Asserts every acknowledged commit survived and load() is consistent; returns counts."""
+    state = s.load()
+    assert state.last_revision >= max(acked)
+    revisions = [c.revision for c in state.commits]
+    assert revisions == sorted(set(revisions))
+    counts = {}
+    for ds in DATASTORES:
+        snap = state.snapshots.get(ds)
+        base = json.loads(snap.content) if snap else {"count": 0, "last": 0}
+        if snap:
+            assert snap.revision == base["last"]
+        tail = [c for c in state.commits if c.datastore == ds]
+        assert all(c.revision > base["last"] for c in tail)
+        assert [json.loads(c.payload)["n"] for c in tail] == list(
+            range(base["count"] + 1, base["count"] + 1 + len(tail))
+        )
+        counts[ds] = base["count"] + len(tail)
+        assert s.since_snapshot(ds)[0] == len(tail)
+
+    for rev, (ds, n) in acked.items():
+        assert n <= counts[ds]
+        snap = s.snapshot_at(ds, rev)
+        if snap is None and ds in state.snapshots:
+            continue  # older than every kept snapshot: pruned, and covered by them
+        start = json.loads(snap.content)["count"] if snap else 0
+        between = s.commits_between(ds, snap.revision if snap else 0, rev)
+        assert start + len(between) == n, rev
+        if between:
+            assert between[-1].revision == rev
+    return counts
+
+
+def test_acknowledged_commits_survive_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "crash.sqlite"
+    acked: dict[int, tuple[str, int]] = {}
+    for round_, delay in enumerate([0.0, 0.0, 0.0007, 0.0003, 0.002, 0.011]):
+        wanted = 150 + 47 * round_
+        stderr = tmp_path / f"stderr{round_}.txt"
+        got = _run_and_kill(db, stderr, wanted, delay, at_snapshot=round_ % 2 == 1)
+        assert len(got) >= wanted
+        assert [rev for rev, _, _ in got] == sorted(rev for rev, _, _ in got)
+        assert not acked or got[0][0] > max(acked)
+        acked.update((rev, (ds, n)) for rev, ds, n in got)
+
+        with sqlite3.connect(db) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        raw.close()
+        with SqliteStorage(db) as s:
+            counts = _check_recovered(s, acked)
+            last = s.load().last_revision
+            n = counts["running"] + 1
+            new = s.append_commit("running", time.time(), "parent", "edit", json.dumps({"n": n}))
+            assert new.revision == last + 1
+            acked[new.revision] = ("running", n)
+    assert len(acked) > 1000

@@ -1,0 +1,1 @@
+"""YANG modules shipped with nfo, installed as package data."""
