@@ -19,6 +19,14 @@ from nfo.datastore.core import (
     RpcHandler,
     Session,
 )
+from nfo.datastore.notifications import (
+    Notification,
+    NotificationHub,
+    NotificationSubscription,
+    ReplayComplete,
+    Stream,
+    SubscriptionComplete,
+)
 from nfo.datastore.storage import SqliteStorage, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
 
@@ -34,9 +42,15 @@ __all__ = [
     "ChangeSubscription",
     "CommitInfo",
     "Datastore",
+    "Notification",
+    "NotificationHub",
+    "NotificationSubscription",
+    "ReplayComplete",
     "RpcCall",
     "RpcHandler",
     "Session",
     "SqliteStorage",
     "Storage",
+    "Stream",
+    "SubscriptionComplete",
 ]

@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 from nfo.datastore.changes import Change
 from nfo.datastore.edit import apply_edit
+from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperStore, annotate_origin, check_owner
+from nfo.datastore.partial import Plan, plan_edits
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeEvent, ChangeSubscription
 from nfo.errors import (
@@ -40,6 +42,7 @@ from nfo.errors import (
 from nfo.schema import ly
 from nfo.schema.context import Schema
 from nfo.schema.data import Fmt, Tree, node_path, parse_data, print_nodes, siblings
+from nfo.schema.deps import analyse
 from nfo.schema.ly import ffi, lib
 
 __all__ = [
@@ -101,10 +104,15 @@ class _Pending:
 
 @dataclass
 class _Candidate:
-    tree: Tree
+    """The candidate datastore: running itself until first edited (no copy kept)."""
+
+    tree: Tree | None
     base_revision: int
     edits: list[tuple[str, str]] | None = field(default_factory=list)
-    dirty: bool = False
+
+    @property
+    def dirty(self) -> bool:
+        return self.tree is not None
 
 
 class Datastore:
@@ -112,6 +120,9 @@ class Datastore:
 
     snapshot_every_commits = 5000
     snapshot_min_bytes = 1 << 20
+    partial_validation = True
+    """Validate only what an edit touches where the schema proves it safe
+    (see :mod:`nfo.datastore.partial`); False re-validates everything."""
 
     def __init__(self, schema: Schema, storage: Storage) -> None:
         self.schema = schema
@@ -128,6 +139,9 @@ class Datastore:
         self._ids = itertools.count(1)
         self._pending: _Pending | None = None
         self.oper = OperStore(self.ctx, storage)
+        self.notifications = NotificationHub(self.ctx, storage,
+                                             lambda: self._trees["running"].first())
+        self._ind = analyse(self.ctx, [m.cdata for m in schema.ctx if m.implemented()])
         self._candidate: _Candidate
         self._closed = False
         self._last_revision = 0
@@ -166,7 +180,7 @@ class Datastore:
             self._info.setdefault(name, CommitInfo(0, time.time(), ""))
             for h in self.storage.history(name, limit=1):
                 self._info[name] = CommitInfo(h.revision, h.timestamp, h.user)
-        self._candidate = _Candidate(self._trees["running"].dup(), self._info["running"].revision)
+        self._candidate = _Candidate(None, self._info["running"].revision)
         self.oper.load()
         pending = self.storage.get_meta("confirmed-commit")
         if pending:
@@ -188,6 +202,7 @@ class Datastore:
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()
+        await self.notifications.close()
         if self._pending is not None and self._pending.timer is not None:
             self._pending.timer.cancel()
             self._pending.timer = None
@@ -197,7 +212,8 @@ class Datastore:
                 await task
         for t in self._trees.values():
             t.free()
-        self._candidate.tree.free()
+        if self._candidate.tree is not None:
+            self._candidate.tree.free()
         self.oper.close()
         self.storage.close()
 
@@ -217,7 +233,7 @@ class Datastore:
     def tree(self, datastore: str) -> Tree:
         """The live tree of a config datastore: read it, never keep or change it."""
         if datastore == "candidate":
-            return self._candidate.tree
+            return self._candidate.tree or self._trees["running"]
         return self._trees[_ds(datastore, DURABLE)]
 
     def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False) -> Tree:
@@ -336,7 +352,10 @@ class Datastore:
         async with self._wlock:
             self._check_writable(session, ds)
             base = self.tree(ds)
-            work = base.dup()
+            plan = None
+            if ds in DURABLE and self.partial_validation:
+                plan = plan_edits(self.ctx, self._ind, list(edits))
+            work = plan.build(base) if plan is not None else base.dup()
             try:
                 changes: list[Change] = []
                 for edit, dop in edits:
@@ -349,7 +368,7 @@ class Datastore:
                 if ds == "candidate":
                     self._swap_candidate(work, edits)
                     return changes
-                rec = await self._commit(ds, work, edits, changes, user, label)
+                rec = await self._commit(ds, work, edits, changes, user, label, plan)
             except BaseException:
                 work.free()
                 raise
@@ -357,7 +376,8 @@ class Datastore:
             return changes
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
-                      changes: list[Change], user: str, label: str) -> CommitRecord:
+                      changes: list[Change], user: str, label: str,
+                      plan: Plan | None) -> CommitRecord:
         rev = self._last_revision + 1
         subs = [s for s in self._subs if s.datastore == ds]
         called: list[tuple[ChangeSubscription, list[Change]]] = []
@@ -384,9 +404,13 @@ class Datastore:
             for s, m in called:
                 s.post(ChangeEvent("abort", ds, rev, user, m))
             raise
-        old = self._trees[ds]
-        self._trees[ds] = work
-        old.free()
+        if plan is not None:
+            plan.graft(self._trees[ds], work)
+            work.free()
+        else:
+            old = self._trees[ds]
+            self._trees[ds] = work
+            old.free()
         for s, m in called:
             s.post(ChangeEvent("done", ds, rec.revision, user, m))
         return rec
@@ -407,7 +431,7 @@ class Datastore:
                 self.snapshot_min_bytes, self._snap_size.get(ds, 0)):
             self.snapshot(ds)
         if ds == "running" and not self._candidate.dirty:
-            self._reset_candidate()
+            self._candidate.base_revision = rec.revision
 
     def snapshot(self, ds: str = "running") -> None:
         content = self._trees[ds].print(Fmt.JSON)
@@ -415,20 +439,21 @@ class Datastore:
         self._snap_size[ds] = len(content)
 
     def _reset_candidate(self) -> None:
-        self._candidate.tree.free()
-        self._candidate = _Candidate(self._trees["running"].dup(), self._info["running"].revision)
+        if self._candidate.tree is not None:
+            self._candidate.tree.free()
+        self._candidate = _Candidate(None, self._info["running"].revision)
 
     def _swap_candidate(self, work: Tree, edits: Sequence[tuple[Tree, str]]) -> None:
         c = self._candidate
-        c.tree.free()
+        if c.tree is not None:
+            c.tree.free()
         c.tree = work
-        c.dirty = True
         if c.edits is not None:
             c.edits += [(print_nodes(e.first(), Fmt.JSON), dop) for e, dop in edits]
 
     async def _commit_candidate(self, session: Session, label: str = "") -> list[Change]:
         c = self._candidate
-        if not c.dirty:
+        if c.tree is None:
             return []
         self._validate(c.tree)
         if c.edits is not None and c.base_revision == self._info["running"].revision:

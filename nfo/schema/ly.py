@@ -39,6 +39,11 @@ _xffi.cdef(
     void lyd_unlink_tree(void *node);
     int lyd_change_term(void *term, const char *val_str);
     int lyd_new_implicit_tree(void *tree, uint32_t implicit_options, void **diff);
+    const void *lysc_node_child(const void *node);
+    void *lysc_node_musts(const void *node);
+    void *lysc_node_when(const void *node);
+    int lys_find_expr_atoms(const void *ctx_node, const void *cur_mod, const void *expr,
+                            const void *prefixes, uint32_t options, void **set);
     int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
     int lyd_find_sibling_val(const void *siblings, const void *schema, const char *key_or_value,
                              size_t val_len, void **match);

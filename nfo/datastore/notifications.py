@@ -1,0 +1,577 @@
+"""YANG notifications: validation, a durable replay log and event streams.
+
+Drivers and the datastore report events as YANG notification instances.  A
+client learns about them through event streams (RFC 5277 for NETCONF, RFC 8040
+section 6 for RESTCONF), optionally asking to replay what happened since a
+start time before switching to live delivery.  This module is the one place
+where that happens, so both front ends share the same semantics:
+
+* :meth:`NotificationHub.publish` validates a notification with libyang
+  (types, mandatory nodes, leafrefs against the current data), logs it durably
+  in the storage backend and hands it to every matching live subscription.
+* :meth:`NotificationHub.subscribe` opens a :class:`NotificationSubscription`,
+  an async iterator that replays logged notifications from ``start`` (then
+  yields :class:`ReplayComplete`), continues live and, with ``stop``, ends
+  with :class:`SubscriptionComplete`.  Replay and live delivery are joined by
+  sequence number, so nothing is lost or duplicated at the seam.
+* Streams other than ``NETCONF`` select notifications by the module of their
+  top node; a subscription may also carry an XPath filter.
+
+Every notification goes to the storage stream ``NETCONF`` (the stream holding
+everything); other streams are views over it, so a stream added later can
+still replay older events.  A subscriber that does not keep up never slows
+the publisher down: once its bounded queue is full it is dropped and its
+consumer gets a ``resource-denied`` error.
+
+Everything here runs on the event loop thread; ``publish`` is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from nfo.datastore.storage.base import NotificationRecord, Storage
+from nfo.errors import (
+    DataExists,
+    InvalidValue,
+    MalformedMessage,
+    MissingElement,
+    NfoError,
+    OperationFailed,
+    OperationNotSupported,
+    ResourceDenied,
+)
+from nfo.schema import ly
+from nfo.schema.data import Fmt, node_module, node_path, print_nodes
+from nfo.schema.ly import ffi, lib
+
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "NETCONF_STREAM",
+    "Notification",
+    "NotificationEvent",
+    "NotificationHub",
+    "NotificationSubscription",
+    "ReplayComplete",
+    "Stream",
+    "SubscriptionComplete",
+]
+
+log = logging.getLogger(__name__)
+
+NETCONF_STREAM = "NETCONF"
+"""The default stream (RFC 5277 section 3.2.3): every notification of every module."""
+
+DEFAULT_QUEUE_SIZE = 10_000
+"""Live notifications a subscription may hold unread before it is dropped."""
+
+_REPLAY_SLICE = 256
+"""Stored records a replay reads before it lets other tasks run."""
+
+
+# -- values -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One logged notification."""
+
+    seq: int
+    """Position in the replay log; increases with every published notification."""
+    event_time: float
+    """Unix seconds."""
+    module: str
+    """Module of the top node of the notification tree (the stream filter key)."""
+    path: str
+    """Data path of the notification node, e.g. ``/nfo-test:bell`` or, for one
+    nested in a list, ``/m:devices/device[name='d1']/alarm``."""
+    content: str
+    """RFC 7951 JSON of the notification tree (parents of a nested notification
+    included), as printed by libyang, without an eventTime envelope."""
+
+    def render(self, ctx: Any, fmt: str) -> str:
+        """The notification tree in ``fmt`` (``"json"`` or ``"xml"``)."""
+        out = _encoding(fmt)
+        tree, _ = _parse_notification(ctx, self.content, Fmt.JSON, "reading a logged notification")
+        try:
+            return print_nodes(tree, out)
+        finally:
+            lib.lyd_free_all(tree)
+
+
+@dataclass(frozen=True)
+class ReplayComplete:
+    """Marks the end of the replayed part of a subscription (RFC 5277 replayComplete)."""
+
+
+@dataclass(frozen=True)
+class SubscriptionComplete:
+    """The stop time was reached; the iteration ends next (RFC 5277 notificationComplete)."""
+
+
+NotificationEvent = Notification | ReplayComplete | SubscriptionComplete
+"""What a :class:`NotificationSubscription` yields."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """An event stream: a named view over the notification log."""
+
+    name: str
+    description: str
+    modules: frozenset[str] | None
+    """Modules whose notifications the stream carries; None for every module."""
+    replay_support: bool = True
+
+    def carries(self, module: str) -> bool:
+        return self.modules is None or module in self.modules
+
+
+# -- libyang helpers ----------------------------------------------------------
+
+
+def _encoding(fmt: str) -> Fmt:
+    try:
+        return Fmt(fmt)
+    except ValueError:
+        raise MalformedMessage(f"unknown notification encoding {fmt!r}") from None
+
+
+def _parse_notification(ctx: Any, text: str | bytes, fmt: str, what: str) -> tuple[Any, Any]:
+    """Parse one YANG notification: (top of the tree, notification node).
+
+    The caller owns the tree and frees it with ``lyd_free_all``.  libyang
+    parses strictly (unknown nodes and bad values fail here) but validates
+    nothing else; that is :func:`_validate`'s job.
+    """
+    encoding = _encoding(fmt)
+    raw = text.encode() if isinstance(text, str) else text
+    buf = ffi.new("char[]", raw)
+    inp = ffi.new("struct ly_in **")
+    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
+    tree = ffi.new("struct lyd_node **")
+    op = ffi.new("struct lyd_node **")
+    try:
+        rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], encoding.ly, lib.LYD_TYPE_NOTIF_YANG, tree, op)
+    finally:
+        lib.ly_in_free(inp[0], 0)
+    if rc != lib.LY_SUCCESS:
+        if tree[0] != ffi.NULL:
+            lib.lyd_free_all(tree[0])
+        ly.raise_last(ctx, what)
+    if tree[0] == ffi.NULL or op[0] == ffi.NULL:
+        # Empty input ("{}", "") parses successfully into nothing.
+        if tree[0] != ffi.NULL:
+            lib.lyd_free_all(tree[0])
+        lib.ly_err_clean(ctx, ffi.NULL)
+        raise InvalidValue(f"{what}: the content holds no notification")
+    return lib.lyd_first_sibling(tree[0]), op[0]
+
+
+def _validate(ctx: Any, tree: Any, dep_tree: Any) -> None:
+    """Validate the notification in ``tree`` against the data in ``dep_tree``.
+
+    ``lyd_validate_op`` wants the top of the operation tree (libyang 2.1.30
+    also finds its way from the notification node itself, older 2.x releases
+    refuse anything with a parent) and a top-level dependency tree.  It links
+    the notification into ``dep_tree`` while it checks leafrefs and unlinks it
+    again before returning, so the data tree is left as it was.
+    """
+    dep = ffi.NULL if dep_tree is None or dep_tree == ffi.NULL else lib.lyd_first_sibling(dep_tree)
+    rc = lib.lyd_validate_op(tree, dep, lib.LYD_TYPE_NOTIF_YANG, ffi.NULL)
+    if rc != lib.LY_SUCCESS:
+        ly.raise_last(ctx, "validating a notification")
+
+
+def _selects(ctx: Any, tree: Any, xpath: str) -> bool:
+    """Whether ``xpath`` selects at least one node of the notification tree."""
+    out = ffi.new("struct ly_set **")
+    rc = lib.lyd_find_xpath(tree, xpath.encode(), out)
+    if rc != lib.LY_SUCCESS:
+        # E.g. an expression that is not a node set ("1 = 1"): selects nothing.
+        lib.ly_err_clean(ctx, ffi.NULL)
+        return False
+    try:
+        return bool(out[0].count > 0)
+    finally:
+        lib.ly_set_free(out[0], ffi.NULL)
+
+
+def _check_xpath(ctx: Any, xpath: str) -> None:
+    """Refuse an XPath filter libyang cannot compile against the schema."""
+    if not xpath.strip() or "\0" in xpath:
+        raise InvalidValue("invalid XPath filter: empty expression", info={"xpath": xpath})
+    out = ffi.new("struct ly_set **")
+    rc = lib.lys_find_xpath(ctx, ffi.NULL, xpath.encode(), 0, out)
+    if rc != lib.LY_SUCCESS:
+        errs = ly.errors_of(ctx)
+        lib.ly_err_clean(ctx, ffi.NULL)
+        msg = errs[0][1] if errs else "cannot be evaluated"
+        raise InvalidValue(f"invalid XPath filter {xpath!r}: {msg}", info={"xpath": xpath})
+    lib.ly_set_free(out[0], ffi.NULL)
+
+
+def _envelope(module: str, path: str, content: str) -> str:
+    return json.dumps({"module": module, "path": path, "data": content}, separators=(",", ":"))
+
+
+def _from_record(rec: NotificationRecord) -> Notification | None:
+    try:
+        env = json.loads(rec.content)
+        return Notification(
+            seq=rec.seq, event_time=rec.timestamp, module=str(env["module"]),
+            path=str(env["path"]), content=str(env["data"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("notification log record %d is malformed; skipped", rec.seq)
+        return None
+
+
+def _close_iter(it: Iterator[Any] | None) -> None:
+    close = getattr(it, "close", None)
+    if callable(close):
+        close()
+
+
+# -- the hub ------------------------------------------------------------------
+
+
+class NotificationHub:
+    """Publishes notifications into the replay log and to live subscribers."""
+
+    def __init__(
+        self, ctx: Any, storage: Storage, data_tree: Callable[[], Any], *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        """``ctx`` is the libyang context (cdata); ``data_tree()`` returns the
+        first top-level node of the current data (or NULL), against which
+        leafrefs in notifications are checked."""
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._ctx = ctx
+        self._storage = storage
+        self._data_tree = data_tree
+        self._queue_size = queue_size
+        self._streams: dict[str, Stream] = {
+            NETCONF_STREAM: Stream(NETCONF_STREAM, "default NETCONF event stream", None),
+        }
+        self._subs: set[NotificationSubscription] = set()
+        self._closed = False
+
+    # -- streams --
+
+    def add_stream(self, name: str, description: str, modules: Iterable[str]) -> None:
+        """Add a stream carrying the notifications of ``modules``."""
+        if not name:
+            raise InvalidValue("a stream needs a name")
+        if name in self._streams:
+            raise DataExists(f"stream {name!r} already exists", info={"stream": name})
+        mods = frozenset([modules] if isinstance(modules, str) else modules)
+        if not mods:
+            raise InvalidValue(f"stream {name!r} needs at least one module")
+        for m in sorted(mods):
+            mod = lib.ly_ctx_get_module_latest(self._ctx, m.encode())
+            if mod == ffi.NULL or not mod.implemented:
+                raise InvalidValue(f"stream {name!r}: unknown module {m!r}")
+        self._streams[name] = Stream(name, description, mods)
+
+    def streams(self) -> list[Stream]:
+        """Every stream, ``NETCONF`` first."""
+        return list(self._streams.values())
+
+    def _stream(self, name: str) -> Stream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise InvalidValue(f"unknown stream {name!r}", info={"stream": name}) from None
+
+    def replay_start(self, stream: str = NETCONF_STREAM) -> float | None:
+        """Event time of the oldest logged notification of ``stream`` (None if none).
+
+        "Oldest" is the first one logged; event times are only out of order
+        when publishers pass them explicitly.
+        """
+        s = self._stream(stream)
+        it = iter(self._storage.notifications(NETCONF_STREAM))
+        try:
+            for rec in it:
+                if s.modules is None:
+                    return rec.timestamp
+                n = _from_record(rec)
+                if n is not None and s.carries(n.module):
+                    return n.event_time
+            return None
+        finally:
+            _close_iter(it)
+
+    # -- publishing --
+
+    def publish(
+        self, content: str | bytes, fmt: str = "json", *, event_time: float | None = None,
+    ) -> Notification:
+        """Validate, log and fan out one notification; invalid ones raise and
+        are not logged."""
+        when = time.time() if event_time is None else float(event_time)
+        tree, op = _parse_notification(self._ctx, content, fmt, "parsing a notification")
+        try:
+            _validate(self._ctx, tree, self._data_tree())
+            module = node_module(tree)
+            path = node_path(op)
+            text = print_nodes(tree, Fmt.JSON)
+            seq = self._storage.append_notification(
+                NETCONF_STREAM, when, _envelope(module, path, text))
+            n = Notification(seq=seq, event_time=when, module=module, path=path, content=text)
+            for sub in list(self._subs):
+                sub._offer(n, tree)
+        finally:
+            lib.lyd_free_all(tree)
+        return n
+
+    # -- subscribing --
+
+    def subscribe(
+        self, stream: str = NETCONF_STREAM, *, start: float | None = None,
+        stop: float | None = None, xpath: str | None = None,
+    ) -> NotificationSubscription:
+        """Open a subscription (RFC 5277 create-subscription semantics)."""
+        if self._closed:
+            raise OperationFailed("the notification service is shutting down")
+        s = self._stream(stream)
+        if stop is not None and start is None:
+            raise MissingElement("a stop time requires a start time",
+                                 info={"bad-element": "startTime"})
+        if start is not None:
+            if not s.replay_support:
+                raise OperationNotSupported(f"stream {stream!r} does not support replay")
+            if start > time.time():
+                raise NfoError("the start time is in the future", tag="bad-element",
+                               info={"bad-element": "startTime"})
+            if stop is not None and stop < start:
+                raise NfoError("the stop time is earlier than the start time",
+                               tag="bad-element", info={"bad-element": "stopTime"})
+        if xpath is not None:
+            _check_xpath(self._ctx, xpath)
+        sub = NotificationSubscription(self, s, start, stop, xpath, self._queue_size)
+        # Live delivery is registered before the replay log is read: the
+        # replay covers what was logged before this call, the live queue
+        # everything after it (see NotificationSubscription._offer).
+        self._subs.add(sub)
+        if start is not None:
+            sub._replay = iter(self._storage.notifications(NETCONF_STREAM, start, stop))
+        return sub
+
+    async def close(self) -> None:
+        """End every subscription; their iterators finish."""
+        self._closed = True
+        for sub in list(self._subs):
+            sub.close()
+
+    def _forget(self, sub: NotificationSubscription) -> None:
+        self._subs.discard(sub)
+
+
+# -- subscriptions ------------------------------------------------------------
+
+
+class NotificationSubscription:
+    """An async iterator over one client's notifications.
+
+    Yields, in order: replayed notifications and :class:`ReplayComplete` (only
+    with a start time), live notifications, and :class:`SubscriptionComplete`
+    once the stop time is reached, after which the iteration ends.  If the
+    consumer falls ``queue_size`` live notifications behind, the subscription
+    is dropped: its unread backlog is discarded, the next step raises
+    :class:`~nfo.errors.ResourceDenied` (tag ``resource-denied``) and the
+    iteration ends; the client resubscribes with a start time to catch up.
+    One consumer at a time; call :meth:`close` when abandoning the iterator.
+    """
+
+    def __init__(
+        self, hub: NotificationHub, stream: Stream, start: float | None, stop: float | None,
+        xpath: str | None, queue_size: int,
+    ) -> None:
+        self._hub = hub
+        self.stream = stream
+        self.start = start
+        self.stop = stop
+        self.xpath = xpath
+        self._queue_size = queue_size
+        self._pending: deque[Notification] = deque()
+        self._replay: Iterator[NotificationRecord] | None = None
+        self._replaying = start is not None
+        self._cut: int | None = None
+        """Last seq the replay may yield: the one before the first live offer."""
+        self._last_replayed = 0
+        self._accepting = True
+        self._complete = False   # the stop time was reached
+        self._failed: NfoError | None = None
+        self._done = False
+        self._waiter: asyncio.Future[None] | None = None
+        if stop is not None and stop < time.time():
+            self._reach_stop()
+
+    # -- consumer side --
+
+    def __aiter__(self) -> NotificationSubscription:
+        return self
+
+    async def __anext__(self) -> NotificationEvent:
+        while True:
+            if self._done:
+                raise StopAsyncIteration
+            if self._failed is not None:
+                err = self._failed
+                self._finish()
+                raise err
+            if self._replaying:
+                n = await self._next_replayed()
+                if self._done or self._failed is not None:
+                    continue
+                if n is not None:
+                    return n
+                self._end_replay()
+                return ReplayComplete()
+            if self._pending:
+                return self._pending.popleft()
+            if self._complete:
+                self._finish()
+                return SubscriptionComplete()
+            timeout: float | None = None
+            if self.stop is not None:
+                timeout = self.stop - time.time()
+                if timeout <= 0:
+                    self._reach_stop()
+                    continue
+            await self._wait(timeout)
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, for ``contextlib.aclosing``."""
+        self.close()
+
+    def close(self) -> None:
+        """End the subscription: the iterator finishes at its next step."""
+        self._finish()
+
+    @property
+    def closed(self) -> bool:
+        return self._done
+
+    # -- internals --
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._accepting = False
+        self._replaying = False
+        self._pending.clear()
+        _close_iter(self._replay)
+        self._replay = None
+        self._hub._forget(self)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self, timeout: float | None) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = fut
+        try:
+            if timeout is None:
+                await fut
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await fut
+        finally:
+            self._waiter = None
+
+    def _reach_stop(self) -> None:
+        """The stop time has passed: accept nothing more, complete after the backlog."""
+        self._accepting = False
+        self._complete = True
+        self._wake()
+
+    def _offer(self, n: Notification, tree: Any) -> None:
+        """Called by publish() with the notification and its (borrowed) tree."""
+        if self._replaying and self._cut is None:
+            # The first notification logged since subscribe(): the replay
+            # stops before it, the live part starts with it.
+            self._cut = n.seq - 1
+        if not self._accepting:
+            return
+        if self.stop is not None and (n.event_time > self.stop or time.time() > self.stop):
+            self._reach_stop()
+            return
+        if not self.stream.carries(n.module):
+            return
+        if self.xpath is not None and not _selects(self._hub._ctx, tree, self.xpath):
+            return
+        if len(self._pending) >= self._queue_size:
+            self._overflow()
+            return
+        self._pending.append(n)
+        self._wake()
+
+    def _overflow(self) -> None:
+        log.warning("notification subscription to stream %r overflowed (%d queued); dropped",
+                    self.stream.name, len(self._pending))
+        self._failed = ResourceDenied(
+            f"subscription overflowed: more than {self._queue_size} notifications unread",
+            info={"stream": self.stream.name})
+        self._accepting = False
+        self._replaying = False
+        self._pending.clear()
+        _close_iter(self._replay)
+        self._replay = None
+        self._hub._forget(self)
+        self._wake()
+
+    def _wanted(self, n: Notification) -> bool:
+        if not self.stream.carries(n.module):
+            return False
+        if self.xpath is None:
+            return True
+        ctx = self._hub._ctx
+        try:
+            tree, _ = _parse_notification(ctx, n.content, Fmt.JSON, "reading a logged notification")
+        except NfoError as exc:
+            log.warning("logged notification %d no longer parses (%s); skipped", n.seq, exc)
+            return False
+        try:
+            return _selects(ctx, tree, self.xpath)
+        finally:
+            lib.lyd_free_all(tree)
+
+    async def _next_replayed(self) -> Notification | None:
+        """The next logged notification this subscription wants, None at the end."""
+        read = 0
+        while self._replay is not None:
+            rec = next(self._replay, None)
+            if rec is None or (self._cut is not None and rec.seq > self._cut):
+                return None
+            self._last_replayed = rec.seq
+            n = _from_record(rec)
+            if n is not None and self._wanted(n):
+                return n
+            read += 1
+            if read % _REPLAY_SLICE == 0:
+                await asyncio.sleep(0)
+        return None
+
+    def _end_replay(self) -> None:
+        self._replaying = False
+        _close_iter(self._replay)
+        self._replay = None
+        # Defensive: nothing is both replayed and queued live, given the cut.
+        while self._pending and self._pending[0].seq <= self._last_replayed:
+            self._pending.popleft()

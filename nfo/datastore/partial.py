@@ -1,0 +1,202 @@
+"""Proportional transactions: validate what an edit touches, not the whole datastore.
+
+For an edit that creates, changes or deletes a few entries of independent
+lists (see :mod:`nfo.schema.deps`), the transaction works on a *partial copy*
+of the datastore: everything except the untouched entries of those lists.
+libyang validates that copy in full; after the commit is durable, the copy's
+content is grafted into the live tree, entry by entry.  The cost of an edit
+is then proportional to the edit plus the data outside large independent
+lists, instead of to the whole datastore.  Anything the plan cannot prove
+safe falls back to a full copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nfo.schema import ly
+from nfo.schema.data import Tree, get_meta, node_path, siblings
+from nfo.schema.deps import Independence
+from nfo.schema.ly import ffi, lib
+
+__all__ = ["Plan", "plan_edits"]
+
+_MASS_OPS = ("replace", "delete", "remove", "create")
+
+
+@dataclass
+class Plan:
+    ctx: Any
+    ind: Independence
+    pruned: set[int]
+    """Addresses of the list schemas whose untouched entries stay out of the copy."""
+    touched: dict[int, list[str]] = field(default_factory=dict)
+    """Per pruned list, the data paths of the entries the edit names."""
+    anc: set[int] = field(default_factory=set)
+
+    # -- building the partial copy ------------------------------------------
+    def build(self, live: Tree) -> Tree:
+        out = Tree(self.ctx)
+        for schema in self.ind.top_schemas:
+            self._copy_schema(live.first(), ffi.NULL, schema, out)
+        return out
+
+    def _copy_schema(self, live_first: Any, out_parent: Any, schema: Any, out: Tree) -> None:
+        key = ly.addr(schema)
+        if key in self.pruned:
+            for path in self.touched.get(key, ()):
+                node = _find(live_first, path)
+                if node != ffi.NULL:
+                    _insert(self.ctx, out, out_parent, _dup(self.ctx, node, True))
+            return
+        insts = _instances(live_first, schema)
+        if key in self.anc:
+            for inst in insts:
+                copy = _dup(self.ctx, inst, False)
+                _insert(self.ctx, out, out_parent, copy)
+                for child_schema in self.ind.children(schema):
+                    self._copy_schema(lib.lyd_child(inst), copy, child_schema, out)
+            return
+        for inst in insts:
+            _insert(self.ctx, out, out_parent, _dup(self.ctx, inst, True))
+
+    # -- grafting the validated copy back ------------------------------------
+    def graft(self, live: Tree, work: Tree) -> None:
+        """Move the copy's content into ``live``; ``work`` keeps only leftovers."""
+        for schema in self.ind.top_schemas:
+            self._graft_schema(live, ffi.NULL, work.first(), schema, work)
+
+    def _graft_schema(self, live: Tree, live_parent: Any, work_first: Any, schema: Any,
+                      work: Tree) -> None:
+        key = ly.addr(schema)
+        live_first = live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
+        if key in self.pruned:
+            for path in self.touched.get(key, ()):
+                old = _find(live_first, path)
+                if old != ffi.NULL:
+                    _unlink_free(live, old)
+            for inst in _instances(work_first, schema):
+                _move(self.ctx, work, inst, live, live_parent)
+            return
+        if key in self.anc:
+            winsts = _instances(work_first, schema)
+            linsts = _instances(live_first, schema)
+            if winsts and linsts:
+                lp = linsts[0]
+                for child_schema in self.ind.children(schema):
+                    self._graft_schema(live, lp, lib.lyd_child(winsts[0]), child_schema, work)
+                return
+            for inst in linsts:
+                _unlink_free(live, inst)
+            for inst in winsts:
+                _move(self.ctx, work, inst, live, live_parent)
+            return
+        for inst in _instances(live_first, schema):
+            _unlink_free(live, inst)
+        for inst in _instances(work_first, schema):
+            _move(self.ctx, work, inst, live, live_parent)
+
+
+def plan_edits(ctx: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Plan | None:
+    """A partial plan for ``edits``, or None when only a full copy is safe."""
+    if ind.disabled or not ind.lists:
+        return None
+    candidates = set(ind.lists)
+    touched_schema: set[int] = set()
+    touched: dict[int, list[str]] = {}
+    for edit, dop in edits:
+        if dop == "replace":
+            return None
+        for top in siblings(edit.first()):
+            _scan(ctx, ind, top, dop, candidates, touched_schema, touched)
+    pruned = {k for k in candidates
+              if not (ind.lists[k].refs_out & touched_schema)}
+    if not pruned:
+        return None
+    anc: set[int] = set()
+    for k in pruned:
+        anc |= ind.lists[k].ancestors
+    return Plan(ctx, ind, pruned, {k: v for k, v in touched.items() if k in pruned}, anc)
+
+
+def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[int],
+          touched_schema: set[int], touched: dict[int, list[str]]) -> None:
+    op = get_meta(ctx, n, "ietf-netconf", "operation") or inherited
+    key = ly.addr(n.schema)
+    if key in ind.lists:
+        touched.setdefault(key, []).append(node_path(n))
+        return
+    below = ind.ancestor_of.get(key)
+    if below is not None:
+        if op in _MASS_OPS:
+            candidates -= below
+            touched_schema.add(key)
+    else:
+        touched_schema.add(key)
+    if n.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
+        return
+    for c in siblings(lib.lyd_child(n)):
+        _scan(ctx, ind, c, op, candidates, touched_schema, touched)
+
+
+# -- small tree helpers -------------------------------------------------------
+
+def _instances(first: Any, schema: Any) -> list[Any]:
+    if first == ffi.NULL:
+        return []
+    out = ly.xffi.new("void **")
+    rc = ly.xlib.lyd_find_sibling_val(ly.xnode(first), ly.xnode(schema), ly.xffi.NULL, 0, out)
+    if rc != lib.LY_SUCCESS:
+        return []
+    node = ly.fromx(out[0])
+    res = []
+    while node != ffi.NULL and node.schema == schema:
+        res.append(node)
+        node = node.next
+    return res
+
+
+def _find(first: Any, path: str) -> Any:
+    if first == ffi.NULL:
+        return ffi.NULL
+    out = ffi.new("struct lyd_node **")
+    rc = lib.lyd_find_path(first, path.encode(), False, out)
+    return out[0] if rc == lib.LY_SUCCESS else ffi.NULL
+
+
+def _dup(ctx: Any, node: Any, recursive: bool) -> Any:
+    out = ly.xffi.new("void **")
+    opts = lib.LYD_DUP_WITH_FLAGS | (lib.LYD_DUP_RECURSIVE if recursive else 0)
+    ly.check(ly.xlib.lyd_dup_single(ly.xnode(node), ly.xffi.NULL, opts, out), ctx, "copying data")
+    return ly.fromx(out[0])
+
+
+def _insert(ctx: Any, tree: Tree, parent: Any, node: Any) -> None:
+    if parent != ffi.NULL:
+        ly.check(lib.lyd_insert_child(parent, node), ctx, "inserting data")
+        return
+    first = tree.first()
+    if first == ffi.NULL:
+        tree.root = node
+        return
+    out = ly.xffi.new("void **")
+    ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(first), ly.xnode(node), out), ctx,
+             "inserting data")
+    tree.root = ly.fromx(out[0])
+
+
+def _unlink(tree: Tree, node: Any) -> None:
+    if node.parent == ffi.NULL and node == tree.first():
+        tree.root = node.next
+    ly.xlib.lyd_unlink_tree(ly.xnode(node))
+
+
+def _unlink_free(tree: Tree, node: Any) -> None:
+    _unlink(tree, node)
+    lib.lyd_free_tree(node)
+
+
+def _move(ctx: Any, src: Tree, node: Any, dst: Tree, dst_parent: Any) -> None:
+    _unlink(src, node)
+    _insert(ctx, dst, dst_parent, node)

@@ -1,0 +1,48 @@
+"""Shared fixtures: fresh state per test, and no asyncio task may outlive its test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from nfo.datastore import Datastore, SqliteStorage
+from nfo.schema import Schema
+
+TEST_YANG = Path(__file__).parent / "datastore" / "yang"
+
+
+@pytest.fixture(scope="session")
+def schema() -> Schema:
+    """nfo's modules plus the test module (every data shape); read-only, shared."""
+    return Schema(extra_dirs=[TEST_YANG])
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nfo.db"
+
+
+@pytest.fixture
+async def ds(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
+    d = Datastore.open(schema, SqliteStorage(db_path))
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every task a test starts must be finished when its fixtures are torn down."""
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    for t in leaked:
+        t.cancel()
+    assert not leaked, f"asyncio tasks leaked by {request.node.name}: {leaked}"
