@@ -1,0 +1,7 @@
+"""``python -m nfo`` runs the command line."""
+
+import sys
+
+from nfo.cli import main
+
+sys.exit(main())

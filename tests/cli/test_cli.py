@@ -1,0 +1,161 @@
+"""The ``nfo`` command line, run as a real subprocess on a real state directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nfo.cli.moduleset import StateDir
+from nfo.cli.serve import open_datastore
+from nfo.errors import UnknownElement
+
+NFO = [sys.executable, "-m", "nfo"]
+
+
+def nfo(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run([*NFO, "--state-dir", str(state), *args], capture_output=True,
+                         text=True, timeout=60)
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+def module(tmp: Path, name: str, body: str, imports: str = "") -> Path:
+    p = tmp / f"{name}.yang"
+    p.write_text(textwrap.dedent(f"""\
+        module {name} {{
+          yang-version 1.1;
+          namespace "urn:example:{name}";
+          prefix {name.replace('-', '')};
+          {imports}
+          {body}
+        }}
+        """))
+    return p
+
+
+WIDGETS = 'container widgets { list widget { key id; leaf id { type string; } ' \
+          'leaf size { type uint8; } } }'
+
+
+def test_install_list_and_serve_an_operator_module(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    f = module(tmp_path, "ex-widgets", WIDGETS)
+    out = nfo(state, "module", "install", str(f))
+    assert "ex-widgets" in out.stdout
+    listing = nfo(state, "module", "list").stdout
+    assert any(line.startswith("ex-widgets") and "installed" in line
+               for line in listing.splitlines())
+    assert "nfo-instances" in listing
+
+    proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving" in line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_installed_module_is_served_by_the_datastore(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    nfo(state, "module", "install", str(module(tmp_path, "ex-widgets", WIDGETS)))
+    ds = await open_datastore(StateDir(state), [])
+    try:
+        async with ds.session("op") as s:
+            await s.edit("running", '{"ex-widgets:widgets":{"widget":[{"id":"a","size":3}]}}',
+                         "json")
+        with ds.get("running", "/ex-widgets:widgets") as t:
+            assert '"size":3' in t.print("json")
+    finally:
+        await ds.close()
+
+
+def test_broken_module_is_refused_and_nothing_installed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    bad = module(tmp_path, "ex-bad", "leaf x { type no-such-type; }")
+    res = nfo(state, "module", "install", str(bad), check=False)
+    assert res.returncode == 1
+    assert "error" in res.stderr
+    assert not list((state / "modules").glob("*.yang"))
+
+
+def test_imports_resolve_from_files_installed_together(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    base = module(tmp_path, "ex-types", "typedef percent { type uint8 { range 0..100; } }")
+    user = module(tmp_path, "ex-user", "leaf load { type t:percent; }",
+                  imports="import ex-types { prefix t; }")
+    nfo(state, "module", "install", str(base), str(user))
+    res = nfo(state, "module", "remove", "ex-types", check=False)
+    assert res.returncode == 1 and "need" in res.stderr
+
+
+def test_remove_refused_with_data_unless_forced(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    nfo(state, "module", "install", str(module(tmp_path, "ex-widgets", WIDGETS)))
+
+    async def put() -> None:
+        ds = await open_datastore(StateDir(state), [])
+        try:
+            async with ds.session("op") as s:
+                await s.edit("running", '{"ex-widgets:widgets":{"widget":[{"id":"a"}]}}', "json")
+        finally:
+            await ds.close()
+    import asyncio
+    asyncio.run(put())
+
+    res = nfo(state, "module", "remove", "ex-widgets", check=False)
+    assert res.returncode == 1 and "still has data" in res.stderr
+    assert (state / "modules" / "ex-widgets.yang").exists()
+    nfo(state, "module", "remove", "ex-widgets", "--force")
+    assert not (state / "modules" / "ex-widgets.yang").exists()
+    assert "ex-widgets" not in nfo(state, "module", "list").stdout
+
+    async def check() -> None:
+        ds = await open_datastore(StateDir(state), [])
+        try:
+            with ds.get("running") as t:
+                assert "widget" not in t.print("json")
+            with pytest.raises(UnknownElement):
+                ds.subscribe("ex-widgets", _noop)
+        finally:
+            await ds.close()
+    asyncio.run(check())
+
+
+async def _noop(_: object) -> None:
+    return None
+
+
+def test_yang_dir_adds_modules_for_one_run(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    module(extra, "ex-extra", "leaf motd { type string; }")
+    assert "ex-extra" in nfo(state, "module", "list", "--yang-dir", str(extra)).stdout
+    assert "ex-extra" not in nfo(state, "module", "list").stdout
+
+
+def test_unknown_module_remove_and_missing_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert nfo(state, "module", "remove", "nope", check=False).returncode == 1
+    res = nfo(state, "module", "install", str(tmp_path / "missing.yang"), check=False)
+    assert res.returncode == 1 and "no such file" in res.stderr
+
+
+def test_state_dir_is_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    nfo(state, "module", "list")
+    nfo(state, "module", "install", str(module(tmp_path, "ex-widgets", WIDGETS)))
+    assert (os.stat(state).st_mode & 0o077) == 0
