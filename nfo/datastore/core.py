@@ -97,6 +97,8 @@ class _Pending:
     """A confirmed commit waiting for its confirmation (RFC 6241 section 8.4)."""
 
     revision_before: int
+    content: str
+    """Running as it was before the confirmed commit (RFC 7951 JSON): what a revert restores."""
     session_id: int | None
     persist: str | None
     timer: asyncio.TimerHandle | None = None
@@ -184,7 +186,8 @@ class Datastore:
         self.oper.load()
         pending = self.storage.get_meta("confirmed-commit")
         if pending:
-            self._pending = _Pending(int(json.loads(pending)["revision_before"]), None, None)
+            saved = json.loads(pending)
+            self._pending = _Pending(int(saved["revision_before"]), saved["content"], None, None)
 
     async def start(self) -> None:
         """Finish opening inside the event loop: roll back an unconfirmed commit
@@ -396,7 +399,7 @@ class Datastore:
                                info=e.info) from e
                 raise Veto(str(e) or type(e).__name__, app_tag="nfo-change-vetoed") from e
         payload = json.dumps([
-            {"default-operation": dop, "edit": print_nodes(e.first(), Fmt.JSON)} for e, dop in edits
+            {"default-operation": dop, "edit": _edit_text(e)} for e, dop in edits
         ])
         try:
             rec = self.storage.append_commit(ds, time.time(), user, "edit", payload, label)
@@ -449,7 +452,7 @@ class Datastore:
             c.tree.free()
         c.tree = work
         if c.edits is not None:
-            c.edits += [(print_nodes(e.first(), Fmt.JSON), dop) for e, dop in edits]
+            c.edits += [(_edit_text(e), dop) for e, dop in edits]
 
     async def _commit_candidate(self, session: Session, label: str = "") -> list[Change]:
         c = self._candidate
@@ -478,10 +481,16 @@ class Datastore:
             return
         if p.timer is not None:
             p.timer.cancel()
+            p.timer = None
         self._pending = None
-        with self.state_at("running", p.revision_before) as before:
-            await self._transact(None, "running", [(before, "replace")], user="nfo",
-                                 label=f"rollback: {why}")
+        try:
+            with Tree.parse(self.ctx, p.content, Fmt.JSON, parse_opts=_PARSE_CONFIG) as before:
+                await self._transact(None, "running", [(before, "replace")], user="nfo",
+                                     label=f"rollback to {p.revision_before}: {why}")
+        except BaseException:
+            log.exception("could not revert the confirmed commit (%s); it stays pending", why)
+            self._pending = p
+            raise
         self.storage.set_meta("confirmed-commit", "")
         self._reset_candidate()
 
@@ -607,12 +616,20 @@ class Session:
                             info={"session-id": str(p.session_id)})
         elif persist_id is not None:
             raise InvalidValue("no confirmed commit is pending for that persist-id")
-        if confirmed and p is None:
-            d.snapshot("running")
+        fresh = confirmed and p is None
+        if fresh:
             before = d._info["running"].revision
-            d.storage.set_meta("confirmed-commit", json.dumps({"revision_before": before}))
-            p = d._pending = _Pending(before, None if persist else self.id, persist)
-        changes = await d._commit_candidate(self, "confirmed commit" if confirmed else "commit")
+            content = d._trees["running"].print(Fmt.JSON)
+            d.storage.set_meta("confirmed-commit",
+                               json.dumps({"revision_before": before, "content": content}))
+            p = d._pending = _Pending(before, content, None if persist else self.id, persist)
+        try:
+            changes = await d._commit_candidate(self, "confirmed commit" if confirmed else "commit")
+        except BaseException:
+            if fresh:
+                d._pending = None
+                d.storage.set_meta("confirmed-commit", "")
+            raise
         if p is not None:
             if p.timer is not None:
                 p.timer.cancel()
@@ -780,6 +797,11 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _edit_text(edit: Tree) -> str:
+    """An edit as replayable JSON; empty containers stay, they may carry an operation."""
+    return print_nodes(edit.first(), Fmt.JSON, flags=lib.LYD_PRINT_KEEPEMPTYCONT)
 
 
 def _ds(name: str, allowed: tuple[str, ...]) -> str:

@@ -73,7 +73,9 @@ class Plan:
         live_first = live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
         if key in self.pruned:
             for path in self.touched.get(key, ()):
-                old = _find(live_first, path)
+                # re-read the first child each time: the entry freed last may have been it
+                first = live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
+                old = _find(first, path)
                 if old != ffi.NULL:
                     _unlink_free(live, old)
             for inst in _instances(work_first, schema):
