@@ -30,6 +30,7 @@ from nfo.datastore.partial import Plan, plan_edits
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeEvent, ChangeSubscription
 from nfo.errors import (
+    DataMissing,
     InUse,
     InvalidValue,
     LockDenied,
@@ -260,6 +261,12 @@ class Datastore:
             annotate_origin(self.ctx, out, running)
         return out
 
+    def exists(self, path: str) -> bool:
+        """Whether a data path exists in running or in any owner's operational data."""
+        if self._trees["running"].find(path) != ffi.NULL:
+            return True
+        return any(t.find(path) != ffi.NULL for t in self.oper.owners.values())
+
     def history(self, datastore: str = "running", limit: int = 100) -> list[CommitRecord]:
         return self.storage.history(_ds(datastore, DURABLE), limit)
 
@@ -289,7 +296,11 @@ class Datastore:
         """Serve an RPC (``/mod:name``) or action (``/mod:cont/list/name``) by schema path."""
         if path in self._rpcs:
             raise InvalidValue(f"an RPC handler for {path} is already registered")
-        found = list(self.schema.ctx.find_path(path))
+        try:
+            found = list(self.schema.ctx.find_path(path))
+        except Exception:
+            found = []
+        lib.ly_err_clean(self.ctx, ffi.NULL)
         if not found or found[0].keyword() not in ("rpc", "action"):
             raise UnknownElement(f"{path} is not an RPC or action in the module set")
         self._rpcs[path] = handler
@@ -350,33 +361,53 @@ class Datastore:
         test_only: bool = False,
         validate: bool = True,
         label: str = "",
+        system: bool = False,
     ) -> list[Change]:
-        self._check_writable(session, ds)
-        async with self._wlock:
+        """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks."""
+        if not system:
             self._check_writable(session, ds)
-            base = self.tree(ds)
-            plan = None
-            if ds in DURABLE and self.partial_validation:
-                plan = plan_edits(self.ctx, self._ind, list(edits))
-            work = plan.build(base) if plan is not None else base.dup()
-            try:
-                changes: list[Change] = []
-                for edit, dop in edits:
-                    changes += apply_edit(self.ctx, work, edit, dop)
-                if validate:
-                    self._validate(work)
-                if test_only or not changes:
-                    work.free()
-                    return [] if test_only else changes
-                if ds == "candidate":
-                    self._swap_candidate(work, edits)
-                    return changes
-                rec = await self._commit(ds, work, edits, changes, user, label, plan)
-            except BaseException:
+        async with self._wlock:
+            return await self._transact_locked(session, ds, edits, user=user,
+                                               test_only=test_only, validate=validate,
+                                               label=label, system=system)
+
+    async def _transact_locked(
+        self,
+        session: Session | None,
+        ds: str,
+        edits: Sequence[tuple[Tree, str]],
+        *,
+        user: str,
+        test_only: bool = False,
+        validate: bool = True,
+        label: str = "",
+        system: bool = False,
+    ) -> list[Change]:
+        if not system:
+            self._check_writable(session, ds)
+        base = self.tree(ds)
+        plan = None
+        if ds in DURABLE and self.partial_validation:
+            plan = plan_edits(self.ctx, self._ind, list(edits))
+        work = plan.build(base) if plan is not None else base.dup()
+        try:
+            changes: list[Change] = []
+            for edit, dop in edits:
+                changes += apply_edit(self.ctx, work, edit, dop)
+            if validate:
+                self._validate(work)
+            if test_only or not changes:
                 work.free()
-                raise
-            self._after_commit(ds, rec, changes)
-            return changes
+                return [] if test_only else changes
+            if ds == "candidate":
+                self._swap_candidate(work, edits)
+                return changes
+            rec = await self._commit(ds, work, edits, changes, user, label, plan)
+        except BaseException:
+            work.free()
+            raise
+        self._after_commit(ds, rec, changes)
+        return changes
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
                       changes: list[Change], user: str, label: str,
@@ -388,9 +419,9 @@ class Datastore:
             mine = self._changes_for(sub, changes, work)
             if not mine:
                 continue
-            called.append((sub, mine))
             try:
                 await sub.callback(ChangeEvent("change", ds, rev, user, mine))
+                called.append((sub, mine))
             except Exception as e:
                 for s, m in called:
                     s.post(ChangeEvent("abort", ds, rev, user, m))
@@ -455,25 +486,27 @@ class Datastore:
             c.edits += [(_edit_text(e), dop) for e, dop in edits]
 
     async def _commit_candidate(self, session: Session, label: str = "") -> list[Change]:
-        c = self._candidate
-        if c.tree is None:
-            return []
-        self._validate(c.tree)
-        if c.edits is not None and c.base_revision == self._info["running"].revision:
-            trees = [Tree.parse(self.ctx, text, Fmt.JSON, parse_opts=_PARSE_EDIT)
-                     for text, _ in c.edits]
-            edits = [(t, dop) for t, (_, dop) in zip(trees, c.edits, strict=True)]
-        else:
-            trees = [c.tree.dup()]
-            edits = [(trees[0], "replace")]
-        try:
-            changes = await self._transact(session, "running", edits, user=session.user,
-                                           label=label or "commit")
-        finally:
-            for t in trees:
-                t.free()
-        self._reset_candidate()
-        return changes
+        async with self._wlock:
+            c = self._candidate
+            if c.tree is None:
+                return []
+            self._validate(c.tree)
+            if c.edits is not None and c.base_revision == self._info["running"].revision:
+                trees = [Tree.parse(self.ctx, text, Fmt.JSON, parse_opts=_PARSE_EDIT)
+                         for text, _ in c.edits]
+                edits = [(t, dop) for t, (_, dop) in zip(trees, c.edits, strict=True)]
+            else:
+                trees = [c.tree.dup()]
+                edits = [(trees[0], "replace")]
+            try:
+                changes = await self._transact_locked(session, "running", edits,
+                                                      user=session.user,
+                                                      label=label or "commit")
+            finally:
+                for t in trees:
+                    t.free()
+            self._reset_candidate()
+            return changes
 
     async def _rollback_pending(self, why: str) -> None:
         p = self._pending
@@ -486,7 +519,8 @@ class Datastore:
         try:
             with Tree.parse(self.ctx, p.content, Fmt.JSON, parse_opts=_PARSE_CONFIG) as before:
                 await self._transact(None, "running", [(before, "replace")], user="nfo",
-                                     label=f"rollback to {p.revision_before}: {why}")
+                                     label=f"rollback to {p.revision_before}: {why}",
+                                     system=True)
         except BaseException:
             log.exception("could not revert the confirmed commit (%s); it stays pending", why)
             self._pending = p
@@ -592,6 +626,7 @@ class Session:
                               label=f"copy-config to {tgt}")
 
     async def delete_config(self, target: str) -> None:
+        self._alive()
         tgt = _ds(target, CONFIG_DATASTORES)
         if tgt == "running":
             raise OperationNotSupported("delete-config cannot target running")
@@ -664,6 +699,12 @@ class Session:
         """Make running what it was right after ``revision`` (a new commit)."""
         self._alive()
         d = self.datastore
+        if not 0 <= revision <= d._last_revision:
+            raise InvalidValue(f"no revision {revision} (the last is {d._last_revision})")
+        if revision and not any(r.revision == revision for r in d.storage.commits_between(
+                "running", revision - 1, revision)) and (
+                d.storage.snapshot_at("running", revision) or _NO_SNAP).revision != revision:
+            raise InvalidValue(f"revision {revision} is not a commit of running")
         with d.state_at("running", revision) as before:
             return await d._transact(self, "running", [(before, "replace")], user=self.user,
                                      label=f"rollback to {revision}")
@@ -703,13 +744,16 @@ class Session:
             raise OperationFailed(f"the {ds} datastore is not locked by this session",
                                   tag="operation-failed")
         del d._locks[ds]
+        if ds == "candidate":
+            d._reset_candidate()  # RFC 6241 8.3.5.2: releasing the lock discards changes
 
     # -- operational ---------------------------------------------------------
     def set_oper(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
-                 owner: str | None = None) -> None:
-        """Push operational data; it is durable when this returns."""
+                 owner: str | None = None, replace: bool = False) -> None:
+        """Push operational data; it is durable when this returns.  With ``replace``
+        each pushed list entry replaces the owner's previous one."""
         self._alive()
-        self.datastore.oper.set(check_owner(owner or self.user), content, fmt)
+        self.datastore.oper.set(check_owner(owner or self.user), content, fmt, replace=replace)
 
     def delete_oper(self, path: str, *, owner: str | None = None) -> bool:
         self._alive()
@@ -739,26 +783,36 @@ class Session:
         tree = Tree(ctx, tree_p[0])
         try:
             op = op_p[0]
-            ly.check(lib.lyd_validate_op(tree.first(), d.tree("running").first(),
-                                         lib.LYD_TYPE_RPC_YANG, ffi.NULL), ctx,
-                     "validating RPC input")
+            running = d.tree("running").first()
+            ly.check(lib.lyd_validate_op(tree.first(), running, lib.LYD_TYPE_RPC_YANG,
+                                         ffi.NULL), ctx, "validating RPC input")
             spath = _schema_path(op)
+            ppath = None
+            if op.parent != ffi.NULL:
+                ppath = node_path(ffi.cast("struct lyd_node *", op.parent))
+                if not d.exists(ppath):
+                    raise DataMissing("the node the action is invoked on does not exist",
+                                      path=ppath)
             handler = d._rpcs.get(spath)
             if handler is None:
                 raise OperationNotSupported(f"no handler serves {spath}")
-            parent = op.parent
-            ppath = node_path(ffi.cast("struct lyd_node *", parent)) if parent != ffi.NULL else None
             output = await handler(RpcCall(self, spath, tree, op, ppath))
+            reply = _reply_tree(ctx, op)
+        finally:
+            tree.free()
+        try:
+            rop = reply.op
             for name, value in (output or {}).items():
-                ly.check(lib.lyd_new_path(op, ctx, name.encode(), str(value).encode(),
+                ly.check(lib.lyd_new_path(rop, ctx, name.encode(), str(value).encode(),
                                           lib.LYD_NEW_PATH_OUTPUT | lib.LYD_NEW_PATH_UPDATE,
                                           ffi.NULL), ctx, "building RPC output")
-            ly.check(lib.lyd_validate_op(tree.first(), ffi.NULL, lib.LYD_TYPE_REPLY_YANG,
-                                         ffi.NULL), ctx, "validating RPC output")
+            ly.check(lib.lyd_validate_op(reply.tree.first(), d.tree("running").first(),
+                                         lib.LYD_TYPE_REPLY_YANG, ffi.NULL), ctx,
+                     "validating RPC output")
         except BaseException:
-            tree.free()
+            reply.tree.free()
             raise
-        return tree
+        return reply.tree
 
     # -- lifecycle -----------------------------------------------------------
     def _alive(self) -> None:
@@ -799,6 +853,14 @@ class Session:
         await self.close()
 
 
+@dataclass(frozen=True)
+class _NoSnapshot:
+    revision: int = -1
+
+
+_NO_SNAP = _NoSnapshot()
+
+
 def _edit_text(edit: Tree) -> str:
     """An edit as replayable JSON; empty containers stay, they may carry an operation."""
     return print_nodes(edit.first(), Fmt.JSON, flags=lib.LYD_PRINT_KEEPEMPTYCONT)
@@ -833,6 +895,26 @@ def _select(base: Tree, xpath: str | None) -> Tree:
                      "merging data")
             out.root = holder[0]
     return out
+
+
+@dataclass
+class _Reply:
+    tree: Tree
+    op: Any
+
+
+def _reply_tree(ctx: Any, op: Any) -> _Reply:
+    """A copy of the RPC/action node with its parents but without its input."""
+    out = ffi.new("struct lyd_node **")
+    ly.check(lib.lyd_dup_single(op, ffi.NULL, lib.LYD_DUP_WITH_PARENTS, out), ctx,
+             "building an RPC reply")
+    rop = out[0]
+    top = rop
+    while top.parent != ffi.NULL:
+        top = ffi.cast("struct lyd_node *", top.parent)
+    for child in list(siblings(lib.lyd_child(rop))):
+        lib.lyd_free_tree(child)
+    return _Reply(Tree(ctx, top), rop)
 
 
 def _schema_path(op: Any) -> str:

@@ -23,7 +23,15 @@ from nfo.datastore.changes import (
 )
 from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
 from nfo.schema import ly
-from nfo.schema.data import Tree, get_meta, is_default, node_path, node_value, siblings
+from nfo.schema.data import (
+    Tree,
+    find_sibling,
+    get_meta,
+    is_default,
+    node_path,
+    node_value,
+    siblings,
+)
 from nfo.schema.ly import ffi, lib
 
 __all__ = ["OPERATIONS", "apply_edit", "subtree_changes"]
@@ -49,16 +57,7 @@ class _Editor:
         return self.tree.first() if parent == ffi.NULL else lib.lyd_child(parent)
 
     def _find(self, parent: Any, e: Any) -> Any:
-        first = self._first_child(parent)
-        if first == ffi.NULL:
-            return ffi.NULL
-        out = ly.xffi.new("void **")
-        rc = ly.xlib.lyd_find_sibling_first(ly.xnode(first), ly.xnode(e), out)
-        if rc == lib.LY_SUCCESS:
-            return _xp(out[0])
-        if rc != lib.LY_ENOTFOUND:
-            ly.raise_last(self.ctx, "looking up data")
-        return ffi.NULL
+        return find_sibling(self._first_child(parent), e)
 
     # -- recording ---------------------------------------------------------
     def _record_subtree(self, node: Any, created: bool, path: str | None = None) -> None:
@@ -194,6 +193,12 @@ class _Editor:
         t = self._find(parent, e)
         dflt = t != ffi.NULL and is_default(t) and bool(e.schema.nodetype & _TERM)
         present = t != ffi.NULL and not dflt
+        if is_default(e) and e.schema.nodetype & _TERM and op in ("merge", "replace", "none"):
+            # an implicit default in a validated source (copy-config, rollback): the
+            # target needs no explicit value; validation adds the default back
+            if present and op == "replace":
+                self._delete(t)
+            return
         if op in ("delete", "remove"):
             if not present:
                 if op == "delete":
@@ -240,15 +245,8 @@ class _Editor:
         for c in list(siblings(self.tree.first())):
             if is_default(c):
                 continue
-            if efirst == ffi.NULL:
+            if find_sibling(efirst, c) == ffi.NULL:
                 self._delete(c)
-                continue
-            out = ly.xffi.new("void **")
-            rc = ly.xlib.lyd_find_sibling_first(ly.xnode(efirst), ly.xnode(c), out)
-            if rc == lib.LY_ENOTFOUND:
-                self._delete(c)
-            elif rc != lib.LY_SUCCESS:
-                ly.raise_last(self.ctx, "looking up data")
 
     def _children(self, e: Any, t: Any, op: str) -> None:
         for c in siblings(lib.lyd_child_no_keys(e)):
@@ -269,15 +267,8 @@ class _Editor:
         for c in list(siblings(lib.lyd_child_no_keys(t))):
             if is_default(c):
                 continue
-            if echild == ffi.NULL:
+            if find_sibling(echild, c) == ffi.NULL:
                 self._delete(c)
-                continue
-            out = ly.xffi.new("void **")
-            rc = ly.xlib.lyd_find_sibling_first(ly.xnode(echild), ly.xnode(c), out)
-            if rc == lib.LY_ENOTFOUND:
-                self._delete(c)
-            elif rc != lib.LY_SUCCESS:
-                ly.raise_last(self.ctx, "looking up data")
         self._children(e, t, "replace")
         self._follow_order(t, e)
 

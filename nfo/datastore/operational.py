@@ -16,7 +16,17 @@ from typing import Any
 from nfo.datastore.storage.base import Storage
 from nfo.errors import InvalidValue
 from nfo.schema import ly
-from nfo.schema.data import Fmt, Tree, children, is_default, node_path, parse_data, siblings
+from nfo.schema.data import (
+    Fmt,
+    Tree,
+    children,
+    find_sibling,
+    is_default,
+    node_path,
+    node_value,
+    parse_data,
+    siblings,
+)
 from nfo.schema.ly import ffi, lib
 
 __all__ = ["OperStore", "annotate_origin"]
@@ -88,14 +98,26 @@ class OperStore:
         self.storage.put_oper(owner, key, text)
         self._keys.setdefault(owner, set()).add(key)
 
-    def set(self, owner: str, content: str | bytes, fmt: Fmt | str) -> None:
-        """Merge a pushed subtree into the owner's data and persist what it touched."""
+    def set(self, owner: str, content: str | bytes, fmt: Fmt | str, *,
+            replace: bool = False) -> None:
+        """Merge a pushed subtree into the owner's data and persist what it touched.
+
+        With ``replace``, each pushed record (list entry) replaces the owner's
+        previous one instead of merging into it, so leaves left out are removed.
+        """
         part = parse_data(self.ctx, content, fmt, parse_opts=_PARSE_OPER,
                           what="parsing operational data")
         if part == ffi.NULL:
             return
         keys = [node_path(r) for top in siblings(part) for r in _record_roots(top)]
         tree = self.owners.setdefault(owner, Tree(self.ctx))
+        if replace:
+            for k in keys:
+                old = tree.find(k)
+                if old != ffi.NULL:
+                    if old.parent == ffi.NULL and old == tree.first():
+                        tree.root = old.next
+                    lib.lyd_free_tree(old)
         self._merge(tree, part)
         for k in keys:
             self._persist(owner, tree, k)
@@ -155,11 +177,9 @@ def annotate_origin(ctx: Any, merged: Tree, running: Tree) -> None:
 
 def _annotate(ctx: Any, node: Any, rfirst: Any, parent_origin: str | None) -> None:
     for n in siblings(node):
-        counterpart = ffi.NULL
-        if rfirst != ffi.NULL:
-            out = ly.xffi.new("void **")
-            if ly.xlib.lyd_find_sibling_first(ly.xnode(rfirst), ly.xnode(n), out) == lib.LY_SUCCESS:
-                counterpart = ly.fromx(out[0])
+        counterpart = find_sibling(rfirst, n)
+        if counterpart != ffi.NULL and node_value(counterpart) != node_value(n):
+            counterpart = ffi.NULL
         if is_default(n):
             origin = "ietf-origin:default"
         elif counterpart != ffi.NULL:

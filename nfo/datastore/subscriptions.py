@@ -72,20 +72,23 @@ class ChangeSubscription:
     async def _deliver(self) -> None:
         while True:
             ev = await self._queue.get()
-            if ev is None:
-                return
             try:
+                if ev is None:
+                    return
                 await self.callback(ev)
             except Exception:
-                log.exception("change subscriber for %s failed in phase %s", self.module, ev.phase)
+                log.exception("change subscriber for %s failed in phase %s", self.module,
+                              ev.phase if ev else "-")
+            finally:
+                self._queue.task_done()
 
     def post(self, event: ChangeEvent) -> None:
         self._queue.put_nowait(event)
 
     async def drain(self) -> None:
         """Wait until every queued event has been delivered (tests and shutdown)."""
-        while not self._queue.empty():
-            await asyncio.sleep(0)
+        if self._task is not None:
+            await self._queue.join()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -20,6 +20,7 @@ __all__ = [
     "Tree",
     "WithDefaults",
     "children",
+    "find_sibling",
     "get_meta",
     "is_default",
     "node_module",
@@ -146,6 +147,29 @@ def node_value(node: Any) -> str | None:
         return None
     v = lib.lyd_get_value(node)
     return None if v == ffi.NULL else str(ffi.string(v).decode())
+
+
+def find_sibling(first: Any, node: Any) -> Any:
+    """The instance among ``first``'s siblings that ``node`` (from another tree) stands for.
+
+    Lists match by keys and leaf-lists by value; a leaf or a container matches
+    by schema alone (libyang's own lookup compares leaf values when a parent
+    has few children, which is not what an edit means).
+    """
+    if first == ffi.NULL:
+        return ffi.NULL
+    out = ly.xffi.new("void **")
+    if node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA
+                               | lib.LYS_ANYXML):
+        rc = ly.xlib.lyd_find_sibling_val(ly.xnode(first), ly.xnode(node.schema), ly.xffi.NULL,
+                                          0, out)
+    else:
+        rc = ly.xlib.lyd_find_sibling_first(ly.xnode(first), ly.xnode(node), out)
+    if rc == lib.LY_SUCCESS:
+        return ly.fromx(out[0])
+    if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
+        raise MalformedMessage("libyang could not look up a sibling")
+    return ffi.NULL
 
 
 def is_default(node: Any) -> bool:

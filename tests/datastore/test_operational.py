@@ -1,0 +1,367 @@
+"""The operational datastore: owners push state, reads merge it over running.
+
+Real libyang (nfo's modules plus nfo-test) and a fresh SQLite file per test.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nfo.datastore import Datastore, Session, SqliteStorage
+from nfo.errors import InvalidValue, NfoError
+from nfo.schema import Schema
+from nfo.schema.data import WithDefaults
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = (REPO / "yang" / "nfo-demo-catalog.json").read_text()
+INST = "nfo-instances:nf-instances"
+ORIGIN = "{urn:ietf:params:xml:ns:yang:ietf-origin}origin"
+NS = {"i": "urn:nfo:instances", "t": "urn:nfo:test"}
+
+
+def instances(*names: str) -> str:
+    return json.dumps({INST: {"nf-instance": [
+        {"name": n, "descriptor": "udp-echo", "parameter": [{"name": "port", "value": "7000"}]}
+        for n in names]}})
+
+
+def state(name: str, **fields: Any) -> str:
+    return json.dumps({INST: {"nf-instance": [{"name": name, "state": fields}]}})
+
+
+def get(ds: Datastore, name: str = "operational", xpath: str | None = None) -> dict[str, Any]:
+    with ds.get(name, xpath) as t:
+        return json.loads(t.print("json"))  # type: ignore[no-any-return]
+
+
+def entries(ds: Datastore, xpath: str | None = None) -> dict[str, dict[str, Any]]:
+    """nf-instance entries of the operational datastore, by name."""
+    data = get(ds, "operational", xpath)
+    return {e["name"]: e for e in data.get(INST, {}).get("nf-instance", [])}
+
+
+def oper_rows(db_path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [(str(o), str(k)) for o, k in
+                conn.execute("SELECT owner, key FROM oper ORDER BY owner, key")]
+    finally:
+        conn.close()
+
+
+def origin(el: ET.Element | None) -> str | None:
+    assert el is not None
+    v = el.get(ORIGIN)
+    return None if v is None else v.split(":", 1)[-1]
+
+
+@asynccontextmanager
+async def reopened(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
+    d = Datastore.open(schema, SqliteStorage(db_path))
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
+async def configured(ds: Datastore, *names: str) -> Session:
+    s = ds.session("admin")
+    await s.edit("running", CATALOG, "json")
+    if names:
+        await s.edit("running", instances(*names), "json")
+    return s
+
+
+# -- merging ------------------------------------------------------------------------
+
+
+async def test_set_oper_merges_over_config(ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    rev = ds.info("running").revision
+    s.set_oper(state("e1", **{"oper-status": "running", "attempts": 1, "vim": "local"}),
+               owner="wm")
+    got = entries(ds)
+    assert got["e1"]["descriptor"] == "udp-echo"
+    assert got["e1"]["parameter"] == [{"name": "port", "value": "7000"}]
+    assert got["e1"]["state"] == {"oper-status": "running", "attempts": 1, "vim": "local"}
+    assert "state" not in got["e2"]
+    assert set(got) == {"e1", "e2"}
+    # catalog and vims (config only) are in operational too
+    data = get(ds)
+    assert "nfo-catalog:catalog" in data and "nfo-vim:vims" in data
+    # running itself is untouched and no commit happened
+    assert "state" not in json.dumps(get(ds, "running"))
+    assert ds.info("running").revision == rev
+    # a later push merges into the owner's earlier one
+    s.set_oper(state("e1", **{"oper-status": "failed", "reason": "crashed"}), owner="wm")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "failed", "attempts": 1,
+                                          "vim": "local", "reason": "crashed"}
+
+
+async def test_operational_reflects_running_changes(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    await s.edit("running", instances("e2"), "json")
+    assert set(entries(ds)) == {"e1", "e2"}
+    assert entries(ds)["e1"]["state"] == {"oper-status": "running"}
+
+
+async def test_set_oper_xml_and_default_owner(ds: Datastore) -> None:
+    await configured(ds, "e1")
+    wm = ds.session("workload-manager")
+    wm.set_oper('<nf-instances xmlns="urn:nfo:instances"><nf-instance><name>e1</name>'
+                '<state><oper-status>initializing</oper-status></state></nf-instance>'
+                '</nf-instances>', "xml")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "initializing"}
+    assert "workload-manager" in ds.oper.owners
+    assert wm.delete_oper(f"/{INST}/nf-instance[name='e1']/state") is True
+    assert "state" not in entries(ds)["e1"]
+
+
+async def test_with_origin_tags_intended_learned_default(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    s.set_oper(state("ghost", **{"oper-status": "failed"}), owner="wm")
+    s.set_oper(json.dumps({"nfo-test:top": {"state": {"up": True}}}), owner="wm")
+
+    with ds.get("operational", with_origin=True) as t:
+        xml = t.print("xml", with_defaults=WithDefaults.REPORT_ALL)
+    root = ET.fromstring(f"<data>{xml}</data>")
+    insts = root.find("i:nf-instances", NS)
+    assert origin(insts) == "intended"
+    e1 = insts.find("i:nf-instance[i:name='e1']", NS)  # type: ignore[union-attr]
+    assert e1 is not None and origin(e1) in (None, "intended")  # inherits intended
+    assert origin(e1.find("i:descriptor", NS)) in (None, "intended")
+    assert origin(e1.find("i:state", NS)) == "learned"
+    assert origin(e1.find("i:admin-state", NS)) == "default"
+    ghost = insts.find("i:nf-instance[i:name='ghost']", NS)  # type: ignore[union-attr]
+    assert origin(ghost) == "learned"
+
+    top = root.find("t:top", NS)
+    assert top is not None
+    assert origin(top.find("t:count", NS)) == "default"
+    assert origin(top.find("t:state", NS)) == "learned"
+    assert top.find("t:state/t:up", NS).text == "true"  # type: ignore[union-attr]
+
+    # JSON carries the same annotations
+    with ds.get("operational", f"/{INST}/nf-instance[name='e1']", with_origin=True) as t:
+        js = t.print("json")
+    assert '"ietf-origin:origin":"ietf-origin:learned"' in js
+    assert '"ietf-origin:origin":"ietf-origin:intended"' in js
+    # no origin metadata without with_origin
+    with ds.get("operational") as t:
+        assert "origin" not in t.print("xml")
+
+
+async def test_defaults_reported_in_operational(ds: Datastore) -> None:
+    await configured(ds, "e1")
+    with ds.get("operational") as t:
+        data = json.loads(t.print("json", with_defaults=WithDefaults.REPORT_ALL))
+    e1 = data[INST]["nf-instance"][0]
+    assert e1["admin-state"] == "enabled"
+    assert data["nfo-test:top"]["count"] == 7
+
+
+# -- deleting ------------------------------------------------------------------------
+
+
+async def test_delete_oper(ds: Datastore, db_path: Path) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running", "reason": "ok", "attempts": 2}),
+               owner="wm")
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state/reason", owner="wm")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "running", "attempts": 2}
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state", owner="wm")
+    assert "state" not in entries(ds)["e1"]
+    assert entries(ds)["e1"]["descriptor"] == "udp-echo"  # config stays
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state", owner="wm") is False
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']", owner="nobody") is False
+    assert s.delete_oper(f"/{INST}", owner="wm")
+    assert oper_rows(db_path) == []
+    assert entries(ds)["e1"]["descriptor"] == "udp-echo"
+
+
+async def test_delete_whole_oper_only_entry(ds: Datastore) -> None:
+    s = await configured(ds)
+    s.set_oper(state("ghost", **{"oper-status": "terminating"}), owner="wm")
+    s.set_oper(state("ghost2", **{"oper-status": "running"}), owner="wm")
+    assert s.delete_oper(f"/{INST}/nf-instance[name='ghost']", owner="wm")
+    assert set(entries(ds)) == {"ghost2"}
+
+
+async def test_owner_names_validated(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    with pytest.raises(InvalidValue):
+        s.set_oper(state("e1", **{"oper-status": "running"}), owner="x" * 200)
+    with pytest.raises(InvalidValue):
+        s.delete_oper(f"/{INST}", owner="x" * 200)
+    assert "state" not in entries(ds)["e1"]
+
+
+# -- owners ---------------------------------------------------------------------------
+
+
+async def test_two_owners_do_not_overwrite_each_other(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running", "attempts": 1}), owner="wm")
+    s.set_oper(state("e1", **{"driver": "local", "vim-resource-id": "pid-42"}), owner="drv")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "running", "attempts": 1,
+                                          "driver": "local", "vim-resource-id": "pid-42"}
+    # wm pushes again: drv's data stays
+    s.set_oper(state("e1", **{"oper-status": "failed"}), owner="wm")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "failed", "attempts": 1,
+                                          "driver": "local", "vim-resource-id": "pid-42"}
+    # deleting wm's state leaves drv's
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state", owner="wm")
+    assert entries(ds)["e1"]["state"] == {"driver": "local", "vim-resource-id": "pid-42"}
+    # and an owner cannot delete another owner's data
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state/driver", owner="wm") is False
+    assert entries(ds)["e1"]["state"]["driver"] == "local"
+
+
+# -- durability -----------------------------------------------------------------------
+
+
+async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running", "reason": "x", "attempts": 3}),
+               owner="wm")
+    s.set_oper(state("e1", **{"driver": "local"}), owner="drv")
+    s.set_oper(state("ghost", **{"oper-status": "failed"}), owner="wm")
+    s.set_oper(state("gone", **{"oper-status": "terminated"}), owner="wm")
+    s.set_oper(json.dumps({"nfo-test:top": {"state": {"up": False}}}), owner="drv")
+    assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state/reason", owner="wm")
+    assert s.delete_oper(f"/{INST}/nf-instance[name='gone']", owner="wm")
+    expected = get(ds)
+    assert "gone" not in entries(ds)
+    await ds.close()
+
+    async with reopened(schema, db_path) as d2:
+        assert get(d2) == expected
+        assert entries(d2)["e1"]["state"] == {"oper-status": "running", "attempts": 3,
+                                              "driver": "local"}
+        assert set(d2.oper.owners) == {"wm", "drv"}
+
+
+async def test_oper_delete_of_container_survives_reopen(schema: Schema, db_path: Path,
+                                                        ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    s.set_oper(state("e2", **{"oper-status": "running"}), owner="wm")
+    assert s.delete_oper(f"/{INST}", owner="wm")
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        assert all("state" not in e for e in entries(d2).values())
+
+
+# -- entries without config, selection ------------------------------------------------
+
+
+async def test_oper_for_entry_without_config_is_shown(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("ghost", **{"oper-status": "terminating", "vim": "local"}), owner="wm")
+    got = entries(ds)
+    assert set(got) == {"e1", "ghost"}
+    assert got["ghost"]["state"] == {"oper-status": "terminating", "vim": "local"}
+    assert "descriptor" not in got["ghost"]
+    sel = entries(ds, f"/{INST}/nf-instance[name='ghost']")
+    assert set(sel) == {"ghost"}
+    assert sel["ghost"]["state"]["oper-status"] == "terminating"
+    # running knows nothing of it
+    assert "ghost" not in json.dumps(get(ds, "running"))
+
+
+async def test_oper_only_with_empty_running(ds: Datastore) -> None:
+    s = ds.session("wm")
+    s.set_oper(state("ghost", **{"oper-status": "pending"}))
+    assert entries(ds)["ghost"]["state"] == {"oper-status": "pending"}
+
+
+async def test_xpath_selection_merges_one_instance(ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    s.set_oper(state("e2", **{"oper-status": "failed", "reason": "boom"}), owner="wm")
+    s.set_oper(state("e2", **{"driver": "local"}), owner="drv")
+
+    one = get(ds, "operational", f"/{INST}/nf-instance[name='e2']")
+    assert list(one) == [INST]
+    assert one[INST]["nf-instance"] == [{
+        "name": "e2", "descriptor": "udp-echo",
+        "parameter": [{"name": "port", "value": "7000"}],
+        "state": {"oper-status": "failed", "reason": "boom", "driver": "local"},
+    }]
+    # a deeper path
+    st = get(ds, "operational", f"/{INST}/nf-instance[name='e1']/state")
+    assert st == {INST: {"nf-instance": [{"name": "e1", "state": {"oper-status": "running"}}]}}
+    # a non-simple XPath selecting by state works on the merged data
+    failed = entries(ds, f"/{INST}/nf-instance[state/oper-status='failed']")
+    assert set(failed) == {"e2"}
+    assert failed["e2"]["descriptor"] == "udp-echo"
+    # config datastores ignore oper data
+    assert "state" not in json.dumps(get(ds, "running", f"/{INST}/nf-instance[name='e2']"))
+
+
+async def test_get_operational_returns_a_copy(ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    first = get(ds)
+    with ds.get("operational") as t:
+        t.free()  # freeing a copy must not disturb the stored data
+    assert get(ds) == first
+    assert get(ds) == first
+
+
+# -- invalid data ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    state("e1", attempts="many"),  # wrong type
+    state("e1", **{"oper-status": "exploded"}),  # not an enum value
+    state("e1", **{"no-such-leaf": 1}),  # unknown node
+    json.dumps({INST: {"nf-instance": [{"state": {"oper-status": "running"}}]}}),  # no key
+    json.dumps({"no-such-module:x": {}}),
+    "{not json",
+    json.dumps({INST: {"nf-instance": [
+        {"name": "ok", "state": {"oper-status": "running"}},
+        {"name": "e1", "state": {"attempts": -1}},  # valid entry + invalid one
+    ]}}),
+])
+async def test_invalid_oper_data_refused_and_nothing_stored(
+        schema: Schema, db_path: Path, ds: Datastore, bad: str) -> None:
+    s = await configured(ds, "e1")
+    s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
+    before = get(ds)
+    rows = oper_rows(db_path)
+    with pytest.raises(NfoError):
+        s.set_oper(bad, owner="wm")
+    with pytest.raises(NfoError):
+        s.set_oper(bad, owner="fresh-owner")
+    assert get(ds) == before
+    assert oper_rows(db_path) == rows
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        assert get(d2) == before
+
+
+async def test_oper_value_overriding_config_is_not_tagged_intended(ds: Datastore) -> None:
+    s = await configured(ds)
+    await s.edit("running", json.dumps({INST: {"nf-instance": [
+        {"name": "e1", "descriptor": "udp-echo", "description": "cfg",
+         "parameter": [{"name": "port", "value": "7000"}]}]}}), "json")
+    s.set_oper(json.dumps({INST: {"nf-instance": [{"name": "e1", "description": "learned"}]}}),
+               owner="wm")
+    with ds.get("operational", f"/{INST}/nf-instance[name='e1']", with_origin=True) as t:
+        root = ET.fromstring(f"<data>{t.print('xml')}</data>")
+    desc = root.find("i:nf-instances/i:nf-instance/i:description", NS)
+    assert desc is not None and desc.text == "learned"
+    effective = origin(desc) or origin(root.find("i:nf-instances", NS))
+    assert effective != "intended"
