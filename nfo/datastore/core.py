@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nfo.datastore.changes import Change
-from nfo.datastore.edit import apply_edit
+from nfo.datastore.changes import Change, ChangeCreated, ChangeModified
+from nfo.datastore.edit import apply_edit, validation_deletes
+from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperStore, annotate_origin, check_owner
 from nfo.datastore.partial import Plan, plan_edits
@@ -142,6 +143,7 @@ class Datastore:
         self._ids = itertools.count(1)
         self._pending: _Pending | None = None
         self.oper = OperStore(self.ctx, storage)
+        self.group = GroupCommit(storage)
         self.notifications = NotificationHub(self.ctx, storage,
                                              lambda: self._trees["running"].first())
         self._ind = analyse(self.ctx, [m.cdata for m in schema.ctx if m.implemented()])
@@ -306,10 +308,18 @@ class Datastore:
         self._rpcs[path] = handler
 
     # -- internals -----------------------------------------------------------
-    def _validate(self, tree: Tree) -> None:
+    def _validate(self, tree: Tree, changes: list[Change] | None = None) -> None:
+        """Validate in place; with ``changes``, append what validation itself removed."""
         holder = ffi.new("struct lyd_node **", tree.first())
-        rc = lib.lyd_validate_all(holder, self.ctx, lib.LYD_VALIDATE_NO_STATE, ffi.NULL)
+        diff = ffi.new("struct lyd_node **") if changes is not None else ffi.NULL
+        rc = lib.lyd_validate_all(holder, self.ctx, lib.LYD_VALIDATE_NO_STATE, diff)
         tree.root = holder[0]
+        if diff != ffi.NULL and diff[0] != ffi.NULL:
+            try:
+                if rc == lib.LY_SUCCESS and changes is not None:
+                    _fold_deletes(changes, validation_deletes(self.ctx, diff[0]))
+            finally:
+                lib.lyd_free_all(diff[0])
         ly.check(rc, self.ctx, "validating data")
 
     def _replay(self, tree: Tree, rec: CommitRecord) -> None:
@@ -395,7 +405,7 @@ class Datastore:
             for edit, dop in edits:
                 changes += apply_edit(self.ctx, work, edit, dop)
             if validate:
-                self._validate(work)
+                self._validate(work, changes)
             if test_only or not changes:
                 work.free()
                 return [] if test_only else changes
@@ -420,7 +430,7 @@ class Datastore:
             if not mine:
                 continue
             try:
-                await sub.callback(ChangeEvent("change", ds, rev, user, mine))
+                await sub.callback(ChangeEvent("change", ds, rev, user, mine, work))
                 called.append((sub, mine))
             except Exception as e:
                 for s, m in called:
@@ -759,6 +769,35 @@ class Session:
         self._alive()
         return self.datastore.oper.delete(check_owner(owner or self.user), path)
 
+    async def set_oper_async(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
+                             owner: str | None = None, replace: bool = False,
+                             notification: str | None = None) -> None:
+        """:meth:`set_oper` through group commit: concurrent writers share one durable
+        write.  ``notification`` (RFC 7951 JSON) is published in the same write."""
+        self._alive()
+        d = self.datastore
+        who = check_owner(owner or self.user)
+
+        def write() -> None:
+            d.oper.set(who, content, fmt, replace=replace)
+            if notification is not None:
+                _publish_quietly(d, notification)
+        await d.group.run(write)
+
+    async def delete_oper_async(self, path: str, *, owner: str | None = None,
+                                notification: str | None = None) -> bool:
+        """:meth:`delete_oper` through group commit."""
+        self._alive()
+        d = self.datastore
+        who = check_owner(owner or self.user)
+
+        def write() -> bool:
+            found = d.oper.delete(who, path)
+            if notification is not None:
+                _publish_quietly(d, notification)
+            return found
+        return await d.group.run(write)
+
     # -- RPCs ----------------------------------------------------------------
     async def rpc(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> Tree:
         """Invoke an RPC or action; returns the reply tree (parents + op + output)."""
@@ -895,6 +934,32 @@ def _select(base: Tree, xpath: str | None) -> Tree:
                      "merging data")
             out.root = holder[0]
     return out
+
+
+def _fold_deletes(changes: list[Change], deletes: list[Change]) -> None:
+    """Add what validation removed; a node this same edit created and validation then
+    removed (both cases of a choice given) was never there, so neither is reported."""
+    if not deletes:
+        return
+    gone = {c.path for c in deletes}
+
+    def under(path: str) -> str | None:
+        for g in gone:
+            if path == g or path.startswith(g + "/"):
+                return g
+        return None
+    created_then_gone = {g for c in changes if isinstance(c, ChangeCreated)
+                         and (g := under(c.path)) is not None and g == c.path}
+    changes[:] = [c for c in changes if not (isinstance(c, ChangeCreated | ChangeModified)
+                                             and under(c.path) is not None)]
+    changes += [c for c in deletes if under(c.path) not in created_then_gone]
+
+
+def _publish_quietly(d: Datastore, notification: str) -> None:
+    try:
+        d.notifications.publish(notification, "json")
+    except NfoError as e:
+        log.error("notification not published: %s", e)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from nfo.schema.data import (
 )
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["OPERATIONS", "apply_edit", "subtree_changes"]
+__all__ = ["OPERATIONS", "apply_edit", "subtree_changes", "validation_deletes"]
 
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
@@ -51,6 +51,7 @@ class _Editor:
         self.ctx = ctx
         self.tree = tree
         self.changes: list[Change] = []
+        self._seen: set[str] = set()
 
     # -- lookups -----------------------------------------------------------
     def _first_child(self, parent: Any) -> Any:
@@ -188,6 +189,11 @@ class _Editor:
     # -- the walk ----------------------------------------------------------
     def process(self, e: Any, parent: Any, inherited: str) -> None:
         op = get_meta(self.ctx, e, "ietf-netconf", "operation") or inherited
+        if e.schema.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST):
+            where = node_path(e)
+            if where in self._seen:
+                raise DataExists("the edit names this entry twice", path=where)
+            self._seen.add(where)
         if op not in OPERATIONS:
             raise InvalidValue(f"unknown operation {op!r}", tag="bad-attribute")
         t = self._find(parent, e)
@@ -333,6 +339,23 @@ def apply_edit(ctx: Any, tree: Tree, edit: Tree, default_operation: str = "merge
     for e in list(siblings(edit.first())):
         ed.process(e, ffi.NULL, default_operation)
     return ed.changes
+
+
+def validation_deletes(ctx: Any, diff: Any) -> list[Change]:
+    """Nodes libyang removed while validating (the other case of a choice, a node
+    whose ``when`` turned false), from its validation diff, as changes."""
+    ed = _Editor(ctx, Tree(ctx))
+    _walk_diff(ed, diff)
+    return ed.changes
+
+
+def _walk_diff(ed: _Editor, node: Any) -> None:
+    for n in siblings(node):
+        op = get_meta(ed.ctx, n, "yang", "operation")
+        if op == "delete":
+            ed._record_subtree(n, created=False)
+        elif op in (None, "none") and not n.schema.nodetype & _TERM:
+            _walk_diff(ed, lib.lyd_child(n))
 
 
 def subtree_changes(node: Any, created: bool) -> list[Change]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nfo.schema import ly
-from nfo.schema.data import Tree, get_meta, node_path, siblings
+from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
 from nfo.schema.ly import ffi, lib
 
@@ -31,8 +31,9 @@ class Plan:
     ind: Independence
     pruned: set[int]
     """Addresses of the list schemas whose untouched entries stay out of the copy."""
-    touched: dict[int, list[str]] = field(default_factory=dict)
-    """Per pruned list, the data paths of the entries the edit names."""
+    touched: dict[int, list[Any]] = field(default_factory=dict)
+    """Per pruned list, the edit's nodes for the entries it names (valid while the
+    transaction runs; entries are matched by key, never through printed paths)."""
     anc: set[int] = field(default_factory=set)
 
     # -- building the partial copy ------------------------------------------
@@ -45,9 +46,11 @@ class Plan:
     def _copy_schema(self, live_first: Any, out_parent: Any, schema: Any, out: Tree) -> None:
         key = ly.addr(schema)
         if key in self.pruned:
-            for path in self.touched.get(key, ()):
-                node = _find(live_first, path)
-                if node != ffi.NULL:
+            seen: set[int] = set()
+            for enode in self.touched.get(key, ()):
+                node = find_sibling(live_first, enode)
+                if node != ffi.NULL and ly.addr(node) not in seen:
+                    seen.add(ly.addr(node))
                     _insert(self.ctx, out, out_parent, _dup(self.ctx, node, True))
             return
         insts = _instances(live_first, schema)
@@ -65,38 +68,56 @@ class Plan:
     def graft(self, live: Tree, work: Tree) -> None:
         """Move the copy's content into ``live``; ``work`` keeps only leftovers."""
         for schema in self.ind.top_schemas:
-            self._graft_schema(live, ffi.NULL, work.first(), schema, work)
+            self._graft_schema(live, ffi.NULL, work, ffi.NULL, schema)
 
-    def _graft_schema(self, live: Tree, live_parent: Any, work_first: Any, schema: Any,
-                      work: Tree) -> None:
+    def _graft_schema(self, live: Tree, live_parent: Any, work: Tree, work_parent: Any,
+                      schema: Any) -> None:
         key = ly.addr(schema)
-        live_first = live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
+
+        def lfirst() -> Any:
+            return live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
+
+        def wfirst() -> Any:
+            return work.first() if work_parent == ffi.NULL else lib.lyd_child(work_parent)
+
         if key in self.pruned:
-            for path in self.touched.get(key, ()):
-                # re-read the first child each time: the entry freed last may have been it
-                first = live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
-                old = _find(first, path)
-                if old != ffi.NULL:
+            moved: set[int] = set()
+            for enode in self.touched.get(key, ()):
+                old = find_sibling(lfirst(), enode)
+                if old == ffi.NULL:
+                    continue
+                new = find_sibling(wfirst(), old)
+                if new == ffi.NULL:
                     _unlink_free(live, old)
-            for inst in _instances(work_first, schema):
-                _move(self.ctx, work, inst, live, live_parent)
+                    continue
+                if ly.addr(new) in moved:
+                    continue
+                # the entry keeps its place (order survives a restart): swap its content
+                for c in list(siblings(lib.lyd_child_no_keys(old))):
+                    lib.lyd_free_tree(c)
+                for c in list(siblings(lib.lyd_child_no_keys(new))):
+                    ly.xlib.lyd_unlink_tree(ly.xnode(c))
+                    ly.check(lib.lyd_insert_child(old, c), self.ctx, "grafting data")
+                moved.add(ly.addr(new))
+            for inst in _instances(wfirst(), schema):
+                if ly.addr(inst) not in moved:
+                    _move(self.ctx, work, inst, live, live_parent)
             return
         if key in self.anc:
-            winsts = _instances(work_first, schema)
-            linsts = _instances(live_first, schema)
+            winsts = _instances(wfirst(), schema)
+            linsts = _instances(lfirst(), schema)
             if winsts and linsts:
-                lp = linsts[0]
                 for child_schema in self.ind.children(schema):
-                    self._graft_schema(live, lp, lib.lyd_child(winsts[0]), child_schema, work)
+                    self._graft_schema(live, linsts[0], work, winsts[0], child_schema)
                 return
             for inst in linsts:
                 _unlink_free(live, inst)
             for inst in winsts:
                 _move(self.ctx, work, inst, live, live_parent)
             return
-        for inst in _instances(live_first, schema):
+        for inst in _instances(lfirst(), schema):
             _unlink_free(live, inst)
-        for inst in _instances(work_first, schema):
+        for inst in _instances(wfirst(), schema):
             _move(self.ctx, work, inst, live, live_parent)
 
 
@@ -106,7 +127,7 @@ def plan_edits(ctx: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Pl
         return None
     candidates = set(ind.lists)
     touched_schema: set[int] = set()
-    touched: dict[int, list[str]] = {}
+    touched: dict[int, list[Any]] = {}
     for edit, dop in edits:
         if dop == "replace":
             return None
@@ -123,11 +144,11 @@ def plan_edits(ctx: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Pl
 
 
 def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[int],
-          touched_schema: set[int], touched: dict[int, list[str]]) -> None:
+          touched_schema: set[int], touched: dict[int, list[Any]]) -> None:
     op = get_meta(ctx, n, "ietf-netconf", "operation") or inherited
     key = ly.addr(n.schema)
     if key in ind.lists:
-        touched.setdefault(key, []).append(node_path(n))
+        touched.setdefault(key, []).append(n)
         return
     below = ind.ancestor_of.get(key)
     if below is not None:
@@ -157,14 +178,6 @@ def _instances(first: Any, schema: Any) -> list[Any]:
         res.append(node)
         node = node.next
     return res
-
-
-def _find(first: Any, path: str) -> Any:
-    if first == ffi.NULL:
-        return ffi.NULL
-    out = ffi.new("struct lyd_node **")
-    rc = lib.lyd_find_path(first, path.encode(), False, out)
-    return out[0] if rc == lib.LY_SUCCESS else ffi.NULL
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:

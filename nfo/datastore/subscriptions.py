@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nfo.datastore.changes import Change, ChangeDeleted, ChangeMoved, module_of
+from nfo.schema.data import Tree
 
 __all__ = ["ChangeCallback", "ChangeEvent", "ChangeSubscription", "Phase"]
 
@@ -34,6 +35,10 @@ class ChangeEvent:
     """The revision the commit gets (or would have got, for abort)."""
     user: str
     changes: Sequence[Change]
+    tree: Tree | None = None
+    """In phase ``change`` only: the data as it will be if the commit goes through
+    (read-only, valid during the callback).  For large independent lists it holds
+    only the entries the commit touches, plus all other data."""
 
 
 ChangeCallback = Callable[[ChangeEvent], Awaitable[None]]

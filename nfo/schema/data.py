@@ -7,6 +7,7 @@ go through libyang only; nfo never encodes YANG data by hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -78,6 +79,12 @@ def parse_data(
 ) -> Any:
     """Parse ``text`` into a new top-level sibling list (NULL for empty data)."""
     raw = text.encode() if isinstance(text, str) else text
+    if _fmt(fmt) is Fmt.JSON:
+        # libyang 2.1 accepts truncated JSON and ignores trailing text: check first
+        try:
+            json.loads(raw)
+        except ValueError as e:
+            raise MalformedMessage(f"malformed JSON: {e}") from None
     buf = ffi.new("char[]", raw)
     inp = ffi.new("struct ly_in **")
     ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)

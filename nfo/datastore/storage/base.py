@@ -13,6 +13,7 @@ live here too.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,6 +119,11 @@ class Storage(Protocol):
         self, stream: str, start: float | None = None, stop: float | None = None,
         after_seq: int = 0,
     ) -> Iterator[NotificationRecord]: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Make the writes inside durable together, once, when the block ends (group
+        commit); a write that fails inside is undone alone."""
+        ...
 
     def get_meta(self, key: str) -> str | None: ...
 

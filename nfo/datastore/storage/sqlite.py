@@ -124,6 +124,7 @@ class SqliteStorage:
         # Appends per stream until the next prune; a stream not seen yet is pruned first.
         self._until_prune: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
+        self._batch_depth = 0
         with _checked(f"open {self._path!r}"):
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             try:
@@ -172,9 +173,50 @@ class SqliteStorage:
         return self._conn
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes inside into one durable transaction (group commit).
+
+        Each write inside runs in its own savepoint, so one failing write is
+        undone alone; the rest become durable together when the block ends.
+        """
+        conn = self._connection()
+        if self._batch_depth:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+            return
+        with _checked("grouped writes"):
+            conn.execute("BEGIN IMMEDIATE")
+            self._batch_depth = 1
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._batch_depth = 0
+
+    @contextmanager
     def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic (and, for writes, durable) transaction around the block."""
         conn = self._connection()
+        if self._batch_depth:
+            with _checked(action):
+                conn.execute("SAVEPOINT nfo_write")
+                try:
+                    yield conn
+                    conn.execute("RELEASE nfo_write")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK TO nfo_write")
+                        conn.execute("RELEASE nfo_write")
+                    raise
+            return
         with _checked(action):
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
