@@ -39,6 +39,10 @@ __all__ = ["OPERATIONS", "apply_edit", "subtree_changes", "validation_deletes"]
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
 _TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
+_MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
+_DEFAULT = lib.LYD_DEFAULT
+_NAMES: dict[tuple[Any, Any], str] = {}
+"""Child-path segment per (schema node, parent's module); schemas live as long as the process."""
 _PREFIX_IN_PRED = re.compile(r"\[[\w.-]+:")
 
 
@@ -62,25 +66,47 @@ class _Editor:
 
     # -- recording ---------------------------------------------------------
     def _record_subtree(self, node: Any, created: bool, path: str | None = None) -> None:
-        if not created and is_default(node):
+        """One change per node of a created or deleted subtree, parents first.
+
+        This runs for every node of a bulk edit, so it is written for speed: an
+        explicit stack, child paths built from the parent's, names cached per schema.
+        """
+        if not created and node.flags & _DEFAULT:
             return
-        path = path or node_path(node)
-        value = node_value(node)
-        self.changes.append(ChangeCreated(path, value) if created else ChangeDeleted(path, value))
-        if node.schema.nodetype & _TERM:
-            return
-        mod = node.schema.module
-        for c in siblings(lib.lyd_child(node)):
-            if not created and is_default(c):
+        out = self.changes
+        cls = ChangeCreated if created else ChangeDeleted
+        names = _NAMES
+        null = ffi.NULL
+        string = ffi.string
+        get_value = lib.lyd_get_value
+        stack = [(node, path or node_path(node))]
+        while stack:
+            n, p = stack.pop()
+            sch = n.schema
+            if sch.nodetype & _TERM:
+                v = get_value(n)
+                out.append(cls(p, string(v).decode() if v != null else None))
                 continue
-            if c.schema.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST):
-                cpath = node_path(c)
-            else:
-                name = ffi.string(c.schema.name).decode()
-                if c.schema.module != mod:
-                    name = ffi.string(c.schema.module.name).decode() + ":" + name
-                cpath = f"{path}/{name}"
-            self._record_subtree(c, created, cpath)
+            out.append(cls(p, None))
+            kids = []
+            c = lib.lyd_child(n)
+            while c != null:
+                if created or not c.flags & _DEFAULT:
+                    cs = c.schema
+                    if cs.nodetype & _MULTI:
+                        kids.append((c, node_path(c)))
+                    else:
+                        key = (cs, sch.module)
+                        name = names.get(key)
+                        if name is None:
+                            name = string(cs.name).decode()
+                            if cs.module != sch.module:
+                                name = string(cs.module.name).decode() + ":" + name
+                            names[key] = name
+                        kids.append((c, p + "/" + name))
+                c = c.next
+            kids.reverse()
+            stack.extend(kids)
 
     # -- mutations ---------------------------------------------------------
     def _insert(self, parent: Any, node: Any) -> None:
