@@ -1,26 +1,58 @@
 """``nfo serve``: compose the orchestrator with its embedded defaults and run it.
 
-Today that is the datastore over SQLite in the state directory, with the
-module set loaded and the demo catalog seeded on first start; the workload
-manager and the front ends attach here as they land.  SIGINT and SIGTERM
+Today that is the datastore over SQLite in the state directory (module set
+loaded, demo catalog and local VIM seeded on first start) and the workload
+manager with every driver registered under ``nfo.drivers``; the front ends
+attach here as they land.  SIGINT and SIGTERM
 shut down cleanly: nothing acknowledged is lost either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import uuid
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from nfo.cli.moduleset import StateDir
 from nfo.datastore import Datastore, SqliteStorage
+from nfo.registry import DriverRegistry
 from nfo.schema import Fmt
+from nfo.schema.ly import ffi
+from nfo.workload import WorkloadManager
 
-__all__ = ["open_datastore", "serve"]
+__all__ = [
+    "DEMO_INSTANCE",
+    "ensure_demo_instance",
+    "installation_id",
+    "open_datastore",
+    "serve",
+    "start_manager",
+]
 
 log = logging.getLogger("nfo")
+
+DEMO_INSTANCE = "demo-echo"
+
+
+def installation_id(ds: Datastore) -> str:
+    """A stable id for this state directory; drivers tag VIM resources with it."""
+    tag = ds.storage.get_meta("installation-id")
+    if not tag:
+        tag = f"nfo-{uuid.uuid4().hex[:12]}"
+        ds.storage.set_meta("installation-id", tag)
+    return tag
+
+
+async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> WorkloadManager:
+    registry = DriverRegistry.from_entry_points(state.path, installation_id(ds))
+    manager = WorkloadManager(ds, registry, **options)
+    await manager.start()
+    return manager
 
 
 async def open_datastore(state: StateDir, yang_dirs: list[Path]) -> Datastore:
@@ -36,9 +68,66 @@ async def open_datastore(state: StateDir, yang_dirs: list[Path]) -> Datastore:
     return ds
 
 
+async def _print_state_changes(ds: Datastore, demo_port: int | None) -> None:
+    """Show every nf-instance state change on the console; answer-check the demo NF."""
+    async for ev in ds.notifications.subscribe():
+        content = getattr(ev, "content", None)
+        if content is None:
+            continue
+        body = json.loads(content).get("nfo-instances:nf-instance-state-change")
+        if body is None:
+            continue
+        reason = f" ({body['reason']})" if body.get("reason") else ""
+        print(f"nfo: nf-instance {body['name']}: {body.get('old-status', '-')} -> "
+              f"{body['new-status']}{reason}", flush=True)
+        if body["name"] == DEMO_INSTANCE and body["new-status"] == "running" and demo_port:
+            answer = await _udp_echo_check(demo_port)
+            print(f"nfo: {DEMO_INSTANCE} answers on udp 127.0.0.1:{demo_port}: {answer}",
+                  flush=True)
+
+
+async def _udp_echo_check(port: int) -> str:
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[bytes] = loop.create_future()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if not got.done():
+                got.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Client,
+                                                       remote_addr=("127.0.0.1", port))
+    try:
+        transport.sendto(b"hello from nfo")
+        return repr((await asyncio.wait_for(got, timeout=2)).decode())
+    except TimeoutError:
+        return "no answer within 2 s"
+    finally:
+        transport.close()
+
+
+async def ensure_demo_instance(ds: Datastore, port: int) -> None:
+    """Ask for one udp-echo NF (``demo-echo``) on the local VIM, if not there yet."""
+    if ds.tree("running").find(
+            f"/nfo-instances:nf-instances/nf-instance[name='{DEMO_INSTANCE}']") != ffi.NULL:
+        return
+    async with ds.session("nfo-demo") as s:
+        await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [{
+            "name": DEMO_INSTANCE, "descriptor": "udp-echo", "vim": "local",
+            "parameter": [{"name": "port", "value": str(port)}]}]}}), Fmt.JSON)
+
+
 async def serve(state: StateDir, yang_dirs: list[Path], *,
-                ready: asyncio.Event | None = None) -> None:
+                ready: asyncio.Event | None = None, demo_port: int | None = None) -> None:
     ds = await open_datastore(state, yang_dirs)
+    try:
+        manager = await start_manager(ds, state)
+    except BaseException:
+        await ds.close()
+        raise
+    printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
+    if demo_port:
+        await ensure_demo_instance(ds, demo_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,5 +145,8 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await manager.stop()
+        await ds.notifications.close()
+        await printer
         await ds.close()
         print("nfo: stopped", flush=True)

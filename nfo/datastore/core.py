@@ -307,6 +307,9 @@ class Datastore:
             raise UnknownElement(f"{path} is not an RPC or action in the module set")
         self._rpcs[path] = handler
 
+    def unregister_rpc(self, path: str) -> None:
+        self._rpcs.pop(path, None)
+
     # -- internals -----------------------------------------------------------
     def _validate(self, tree: Tree, changes: list[Change] | None = None) -> None:
         """Validate in place; with ``changes``, append what validation itself removed."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nfo.cli.moduleset import StateDir
-from nfo.cli.serve import open_datastore
+from nfo.cli.serve import open_datastore, start_manager
 from nfo.errors import UnknownElement
 
 NFO = [sys.executable, "-m", "nfo"]
@@ -112,7 +115,6 @@ def test_remove_refused_with_data_unless_forced(tmp_path: Path) -> None:
                 await s.edit("running", '{"ex-widgets:widgets":{"widget":[{"id":"a"}]}}', "json")
         finally:
             await ds.close()
-    import asyncio
     asyncio.run(put())
 
     res = nfo(state, "module", "remove", "ex-widgets", check=False)
@@ -159,3 +161,75 @@ def test_state_dir_is_private(tmp_path: Path) -> None:
     nfo(state, "module", "list")
     nfo(state, "module", "install", str(module(tmp_path, "ex-widgets", WIDGETS)))
     assert (os.stat(state).st_mode & 0o077) == 0
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _udp_echo(port: int) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        s.sendto(b"ping", ("127.0.0.1", port))
+        try:
+            return s.recv(100)
+        except TimeoutError:
+            return None
+
+
+def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) -> None:
+    """The README's first command: the demo NF reaches running and answers on its port;
+    a restart adopts it (same process), and deleting it stops it."""
+    state = tmp_path / "state"
+    port = _free_udp_port()
+    record = state / "drivers" / "local" / "local" / "demo-echo.json"
+
+    def run_until(text: str) -> list[str]:
+        proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--demo", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if text in line:
+                    break
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0, lines
+        finally:
+            proc.kill()
+            proc.wait()
+        return lines
+
+    try:
+        out = run_until("answers on udp")
+        assert any("demo-echo: initializing -> running" in x for x in out), out
+        assert any("'hello from nfo'" in x for x in out), out
+        assert _udp_echo(port) == b"ping"  # the NF outlives the orchestrator process
+        pid = json.loads(record.read_text())["pid"]
+
+        run_until("serving state directory")
+        assert json.loads(record.read_text())["pid"] == pid  # adopted, not duplicated
+        assert _udp_echo(port) == b"ping"
+    finally:
+        async def delete() -> None:
+            ds = await open_datastore(StateDir(state), [])
+            mgr = await start_manager(ds, StateDir(state), poll_interval=0.05)
+            try:
+                async with ds.session("t") as s:
+                    await s.edit("running", '{"nfo-instances:nf-instances":{"nf-instance":'
+                                 '[{"name":"demo-echo","@":{"ietf-netconf:operation":"remove"}}]}}',
+                                 "json")
+                for _ in range(200):
+                    await mgr.wait_idle()
+                    if mgr._obs.get("demo-echo") is None:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await mgr.stop()
+                await ds.close()
+        asyncio.run(delete())
+    assert _udp_echo(port) is None
+    assert not record.exists()

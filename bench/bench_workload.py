@@ -1,0 +1,141 @@
+"""Instantiation throughput and added latency of the workload manager on the sim VIM.
+
+For N instances (default 1,000, 5,000 and 10,000) on a ``sim`` VIM with zero
+latency, writes the instances to running in batches (one edit per batch, as a
+client would) and measures:
+
+- throughput: instances per second from the first config write to the last
+  instance reaching ``running``;
+- the orchestrator's added latency per instance: from the moment the edit that
+  created it returned, to the event time of its ``running`` notification
+  (p50, p90, p99);
+- group commit: durable write transactions per instance.
+
+A reference measured in the same run: durable SQLite commits per second on the
+same disk (one fsync each), the floor a one-write-per-step design would hit.
+
+Run: ``.venv/bin/python bench/bench_workload.py [--sizes 1000,5000,10000] [--batch 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from nfo.drivers.sim import SimDriver
+
+from nfo.cli.moduleset import StateDir
+from nfo.cli.serve import open_datastore
+from nfo.datastore import SqliteStorage
+from nfo.registry import DriverRegistry
+from nfo.workload import WorkloadManager
+
+SETUP = {
+    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim"}]},
+    "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def fsync_reference(tmp: Path, n: int = 2000) -> float:
+    st = SqliteStorage(tmp / "ref.db")
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            st.put_oper("ref", f"k{i}", "{}")
+        return n / (time.perf_counter() - t0)
+    finally:
+        st.close()
+
+
+async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
+    state = StateDir(tmp / f"state-{n}")
+    ds = await open_datastore(state, [])
+    mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver]),
+                          poll_interval=0.05, health_interval=3600)
+    await mgr.start()
+    s = ds.session("bench")
+    await s.edit("running", json.dumps(SETUP), "json")
+    running_at: dict[str, float] = {}
+    done = asyncio.Event()
+    sub = ds.notifications.subscribe()
+
+    async def watch() -> None:
+        async for ev in sub:
+            content = getattr(ev, "content", None)
+            if content is None:
+                continue
+            body = json.loads(content)["nfo-instances:nf-instance-state-change"]
+            if body["new-status"] == "running":
+                running_at[body["name"]] = ev.event_time  # type: ignore[union-attr]
+                if len(running_at) == n:
+                    done.set()
+    watcher = asyncio.create_task(watch())
+    batches0, writes0 = ds.group.batches, ds.group.writes
+    written_at: dict[str, float] = {}
+    t0 = time.time()
+    for b in range(0, n, batch):
+        names = [f"nf{k}" for k in range(b, min(n, b + batch))]
+        doc = {"nfo-instances:nf-instances": {"nf-instance": [
+            {"name": x, "descriptor": "fw"} for x in names]}}
+        await s.edit("running", json.dumps(doc), "json")
+        now = time.time()
+        for x in names:
+            written_at[x] = now
+    await asyncio.wait_for(done.wait(), timeout=600)
+    t1 = max(running_at.values())
+    lat = [running_at[x] - written_at[x] for x in written_at]
+    sub.close()
+    await watcher
+    groups = ds.group.batches - batches0
+    writes = ds.group.writes - writes0
+    await mgr.stop()
+    await s.close()
+    await ds.close()
+    return {
+        "n": n, "seconds": t1 - t0, "rate": n / (t1 - t0),
+        "p50_ms": statistics.median(lat) * 1000, "p90_ms": pct(lat, 0.9) * 1000,
+        "p99_ms": pct(lat, 0.99) * 1000, "writes_per_instance": writes / n,
+        "transactions_per_instance": groups / n,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,5000,10000")
+    ap.add_argument("--batch", type=int, default=200, help="instances per config edit")
+    ap.add_argument("--json", type=Path, help="write the raw figures here")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ref = fsync_reference(tmp)
+        for n in sizes:
+            rows.append(await run(n, args.batch, tmp))
+    print(f"reference: {ref:,.0f} durable SQLite commits/s on this disk (one fsync each)")
+    print(f"{'instances':>10} {'seconds':>8} {'inst/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
+          f"{'p99 ms':>8} {'writes/inst':>11} {'fsyncs/inst':>11} {'inst/s / ref':>12}")
+    for r in rows:
+        print(f"{r['n']:>10,} {r['seconds']:>8.2f} {r['rate']:>8.0f} {r['p50_ms']:>8.1f} "
+              f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['writes_per_instance']:>11.2f} "
+              f"{r['transactions_per_instance']:>11.3f} {r['rate'] / ref:>12.3f}")
+    if len(rows) > 1:
+        a, b = rows[0], rows[-1]
+        print(f"per-instance cost {b['n']:,} vs {a['n']:,}: "
+              f"{(b['seconds'] / b['n']) / (a['seconds'] / a['n']):.2f}x (1.00 = constant)")
+    if args.json:
+        args.json.write_text(json.dumps({"reference_commits_per_s": ref, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

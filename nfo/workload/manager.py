@@ -1,0 +1,868 @@
+"""The workload manager: turns configured NF instances into running workloads.
+
+It reconciles like a Kubernetes controller.  Datastore change events only
+enqueue an instance name; one worker per name at a time compares the desired
+state (the ``nf-instance`` entry in running, with its descriptor) with the
+observed state (what this manager recorded in operational state, plus what the
+VIM reports) and takes the next step.  Every step is recorded in operational
+state before and after the VIM call, so a restart (even ``kill -9``) resumes
+where it stopped: a workload the VIM already has is adopted through the
+driver's tags (no duplicates) and a workload no configuration asks for is
+terminated (no orphans).  VIM work never runs inside a datastore callback.
+
+Errors are classified: temporary ones are retried with exponential backoff
+(attempts and the next retry time are visible in state), permanent ones end in
+``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
+from nfo.errors import InvalidValue
+from nfo.registry import (
+    Capacity,
+    ComputeNeeds,
+    Driver,
+    DriverError,
+    DriverRegistry,
+    InstantiateRequest,
+    PlacementError,
+    Status,
+    Usage,
+    VimAccount,
+    WorkloadState,
+)
+from nfo.schema.data import Tree, node_name, print_nodes, siblings
+from nfo.schema.ly import ffi, lib
+
+__all__ = ["OWNER", "Desired", "WorkloadManager"]
+
+log = logging.getLogger(__name__)
+
+OWNER = "nfo-workload"
+INSTANCES = "/nfo-instances:nf-instances"
+ACTIVE = ("initializing", "running", "terminating")
+_ACTIONS = ("/nfo-instances:nf-instances/nf-instance/restart",
+            "/nfo-instances:nf-instances/nf-instance/redeploy")
+
+
+def _now_iso(t: float | None = None) -> str:
+    dt = datetime.fromtimestamp(time.time() if t is None else t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_iso(s: str | None) -> float | None:
+    return datetime.fromisoformat(s).timestamp() if s else None
+
+
+def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:
+    node = tree.find(path)
+    if node == ffi.NULL:
+        return None
+    text = print_nodes(node, "json", siblings=False, flags=lib.LYD_PRINT_WD_ALL)
+    doc: dict[str, Any] = json.loads(text)
+    value: Any = next(iter(doc.values()))
+    out: dict[str, Any] = value[0] if isinstance(value, list) else value
+    return out
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What running asks for one instance, with the descriptor resolved."""
+
+    name: str
+    descriptor_id: str
+    vim: str | None
+    parameters: dict[str, str]
+    enabled: bool
+    descriptor: dict[str, Any]
+    digest: str
+
+    @property
+    def vim_types(self) -> list[str]:
+        return list(self.descriptor.get("vim-types", []))
+
+    @property
+    def compute(self) -> ComputeNeeds:
+        c = self.descriptor.get("compute", {})
+        return ComputeNeeds(
+            int(c.get("vcpus", 1)), int(c.get("memory-mb", 512)), int(c.get("disk-gb", 0))
+        )
+
+    @property
+    def timeout(self) -> float:
+        return float(self.descriptor.get("instantiation-timeout", 300))
+
+    def request(self, vim_type: str) -> InstantiateRequest:
+        kind = vim_type.split(":", 1)[-1]
+        return InstantiateRequest(
+            instance=self.name,
+            descriptor=self.descriptor_id,
+            deployment=self.descriptor.get(kind) or {},
+            parameters=self.parameters,
+            compute=self.compute,
+            timeout=self.timeout,
+        )
+
+
+class WorkloadManager:
+    """Reconciles every nf-instance; start() it after the datastore, stop() before."""
+
+    def __init__(
+        self,
+        ds: Datastore,
+        registry: DriverRegistry,
+        *,
+        concurrency: int = 64,
+        poll_interval: float = 1.0,
+        health_interval: float = 10.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.ds = ds
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self.health_interval = health_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sem = asyncio.Semaphore(concurrency)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._obs: dict[str, dict[str, Any]] = {}
+        self._usage_by_vim: dict[str, Usage] = {}
+        self._cache_rev = -1
+        self._vim_cache: dict[str, VimAccount] | None = None
+        self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
+        self._by_resource: dict[str, str] = {}
+        self._hints: dict[str, Status] = {}
+        self._wired: set[int] = set()
+        self._session: Session | None = None
+        self._subs: list[Any] = []
+        self._stopping = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        self._session = self.ds.session(OWNER)
+        self._load_observed()
+        for name in list(self._obs):
+            d = self._desired(name)
+            if d is not None:
+                o = self._obs[name]
+                self._count(o, -1)
+                o["_needs"] = d.compute
+                self._count(o, +1)
+        self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances))
+        self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog))
+        self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
+        for path in (
+            "/nfo-instances:nf-instances/nf-instance/restart",
+            "/nfo-instances:nf-instances/nf-instance/redeploy",
+        ):
+            self.ds.register_rpc(path, self._on_action)
+        await self.resync()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for path in _ACTIONS:
+            self.ds.unregister_rpc(path)
+        for sub in self._subs:
+            await self.ds.unsubscribe(sub)
+        self._subs.clear()
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        workers = list(self._workers.values())
+        for w in workers:
+            w.cancel()
+        for w in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await w
+        await self.registry.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def resync(self) -> None:
+        """Enqueue everything that might need work: configured instances, recorded
+        state, and every resource the VIMs hold for this installation (orphans)."""
+        keys = set(self._configured_names()) | set(self._obs)
+        for vim in self._vims().values():
+            try:
+                drv = self._driver(vim)
+                resources = await drv.list_resources()
+            except (DriverError, PlacementError) as e:
+                log.warning("cannot list resources of VIM %s: %s", vim.name, e)
+                continue
+            configured = set(self._configured_names())
+            for inst, rid in resources.items():
+                o = self._obs.get(inst)
+                if o is None:
+                    # nothing recorded: adopt it if configured, else it is an orphan
+                    adopt = inst in configured
+                    self._reset(inst, {
+                        "oper-status": "initializing" if adopt else "terminating",
+                        "vim": vim.name,
+                        "driver": self.registry.driver_name(vim.type) or "",
+                        "vim-resource-id": rid,
+                        "created": _now_iso(),
+                        "reason": "adopted from the VIM" if adopt else "orphan found on VIM",
+                    })
+                elif not o.get("vim-resource-id") and o.get("vim") in (None, vim.name):
+                    # a crash came between the VIM accepting the request and recording it
+                    o["vim-resource-id"] = rid
+                    o["vim"] = vim.name
+                elif o.get("vim-resource-id") != rid:
+                    log.warning("terminating %s on VIM %s: a second resource for %s", rid,
+                                vim.name, inst)
+                    try:
+                        await drv.terminate(rid)
+                    except DriverError as e:
+                        log.warning("could not terminate duplicate %s: %s", rid, e.reason)
+                    continue
+                self._by_resource[rid] = inst
+                keys.add(inst)
+        for k in sorted(keys):
+            self.enqueue(k)
+
+    # -- events -------------------------------------------------------------------
+    async def _on_instances(self, ev: ChangeEvent) -> None:
+        names = {_instance_of(c.path) for c in ev.changes} - {None}
+        if ev.phase == "change" and ev.tree is not None:
+            for name in names:
+                assert name is not None
+                self._check_servable(ev.tree, name)
+        elif ev.phase == "done":
+            for name in names:
+                assert name is not None
+                self.enqueue(name)
+
+    async def _on_catalog(self, ev: ChangeEvent) -> None:
+        if ev.phase == "done":
+            for name in self._configured_names():
+                self.enqueue(name)
+
+    async def _on_vims(self, ev: ChangeEvent) -> None:
+        if ev.phase == "change":
+            for c in ev.changes:
+                vim = _vim_of(c.path)
+                if (
+                    vim is None
+                    or not isinstance(c, ChangeDeleted)
+                    or c.path.rsplit("/", 1)[-1] != f"vim[name='{vim}']"
+                ):
+                    continue
+                users = [
+                    k
+                    for k, o in self._obs.items()
+                    if o.get("vim") == vim and o.get("oper-status") in ACTIVE
+                ]
+                if users:
+                    raise InvalidValue(
+                        f"VIM {vim!r} still runs {len(users)} instance(s) "
+                        f"(e.g. {users[0]!r}); delete or move them first"
+                    )
+        elif ev.phase == "done":
+            for name in self._configured_names():
+                self.enqueue(name)
+
+    def _check_servable(self, tree: Tree, name: str) -> None:
+        """Veto an instance no configured VIM type with a driver could ever serve."""
+        d = self._desired_from(tree, name)
+        if d is None:
+            return
+        types = self.registry.types()
+        if d.vim is not None:
+            vim = self._vims(tree).get(d.vim)
+            if vim is not None and vim.type not in types:
+                raise InvalidValue(
+                    f"instance {name!r}: no driver is registered for VIM type "
+                    f"{vim.type} of VIM {d.vim!r}",
+                    app_tag="nfo-no-driver",
+                )
+            return
+        usable = [t for t in d.vim_types if t in types]
+        if not usable:
+            raise InvalidValue(
+                f"instance {name!r}: descriptor {d.descriptor_id!r} runs on "
+                f"{', '.join(d.vim_types) or 'no VIM type'}, and no driver is registered for "
+                f"any of them (registered: {', '.join(sorted(types)) or 'none'})",
+                app_tag="nfo-no-driver",
+            )
+
+    async def _on_action(self, call: RpcCall) -> dict[str, str] | None:
+        name = _instance_of(call.parent_path or "")
+        if name is None or self._desired(name) is None:
+            raise InvalidValue("the action needs a configured nf-instance")
+        action = call.path.rsplit("/", 1)[-1]
+        o = dict(self._obs.get(name, {}))
+        o["restart"] = True
+        if action == "redeploy":
+            for c in siblings(lib.lyd_child(call.op)):
+                if node_name(c) == "vim":
+                    o["redeploy-to"] = ffi.string(lib.lyd_get_value(c)).decode()
+        self._obs[name] = o
+        self.enqueue(name)
+        return {"result": f"{action} of {name!r} scheduled"}
+
+    def _on_final(self, resource_id: str, status: Status) -> None:
+        name = self._by_resource.get(resource_id)
+        if name is not None and not self._stopping:
+            self._hints[resource_id] = status
+            self.enqueue(name)
+
+    # -- the queue ----------------------------------------------------------------
+    def enqueue(self, name: str) -> None:
+        if self._stopping:
+            return
+        if name in self._workers:
+            self._again.add(name)
+            return
+        self.idle.clear()
+        self._workers[name] = asyncio.get_running_loop().create_task(
+            self._work(name), name=f"nfo-reconcile-{name}"
+        )
+
+    def requeue(self, name: str, delay: float) -> None:
+        old = self._timers.get(name)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if old is not None:
+            if old.when() <= when:
+                return
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(name, None)
+            self.enqueue(name)
+
+        self._timers[name] = loop.call_at(when, fire)
+
+    async def _work(self, name: str) -> None:
+        try:
+            while True:
+                self._again.discard(name)
+                async with self._sem:
+                    try:
+                        await self.reconcile(name)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("reconciling %s failed; retrying", name)
+                        self.requeue(name, self.backoff_max)
+                if name not in self._again:
+                    break
+        finally:
+            self._workers.pop(name, None)
+            if not self._workers:
+                self.idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until no reconcile is running (timers may still be armed)."""
+        while self._workers:
+            await self.idle.wait()
+            await asyncio.sleep(0)
+
+    # -- desired and observed state -------------------------------------------------
+    def _configured_names(self) -> list[str]:
+        node = self.ds.tree("running").find(INSTANCES)
+        if node == ffi.NULL:
+            return []
+        out = []
+        for entry in siblings(lib.lyd_child(node)):
+            key = lib.lyd_child(entry)
+            out.append(ffi.string(lib.lyd_get_value(key)).decode())
+        return out
+
+    def _desired(self, name: str) -> Desired | None:
+        return self._desired_from(self.ds.tree("running"), name)
+
+    def _desired_from(self, tree: Tree, name: str) -> Desired | None:
+        inst = _json_at(tree, f"{INSTANCES}/nf-instance[name='{name}']")
+        if inst is None:
+            return None
+        desc_id = inst["descriptor"]
+        desc, desc_text = self._descriptor(tree, desc_id)
+        params = {p["name"]: str(p.get("value", "")) for p in inst.get("parameter", [])}
+        for p in desc.get("parameter", []):
+            if p["name"] not in params and "default" in p:
+                params[p["name"]] = str(p["default"])
+        spec = json.dumps([desc_text, inst.get("vim"), sorted(params.items())])
+        digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
+        return Desired(
+            name,
+            desc_id,
+            inst.get("vim"),
+            params,
+            inst.get("admin-state", "enabled") == "enabled",
+            desc,
+            digest,
+        )
+
+    def _fresh_cache(self, tree: Tree) -> bool:
+        """Whether ``tree`` is live running; caches are dropped when it has moved on."""
+        if tree is not self.ds.tree("running"):
+            return False
+        rev = self.ds.info("running").revision
+        if rev != self._cache_rev:
+            self._cache_rev = rev
+            self._vim_cache = None
+            self._desc_cache = {}
+        return True
+
+    def _descriptor(self, tree: Tree, desc_id: str) -> tuple[dict[str, Any], str]:
+        cached = self._fresh_cache(tree)
+        if cached and desc_id in self._desc_cache:
+            return self._desc_cache[desc_id]
+        desc = _json_at(tree, f"/nfo-catalog:catalog/nf-descriptor[id='{desc_id}']") or {}
+        out = (desc, json.dumps(desc, sort_keys=True))
+        if cached:
+            self._desc_cache[desc_id] = out
+        return out
+
+    def _vims(self, tree: Tree | None = None) -> dict[str, VimAccount]:
+        tree = tree or self.ds.tree("running")
+        cached = self._fresh_cache(tree)
+        if cached and self._vim_cache is not None:
+            return self._vim_cache
+        out = self._read_vims(tree)
+        if cached:
+            self._vim_cache = out
+        return out
+
+    def _read_vims(self, tree: Tree) -> dict[str, VimAccount]:
+        doc = _json_at(tree, "/nfo-vim:vims") or {}
+        out = {}
+        for v in doc.get("vim", []):
+            c = v.get("capacity", {})
+            kind = v["type"].split(":", 1)[-1]
+            out[v["name"]] = VimAccount(
+                name=v["name"],
+                type=v["type"],
+                settings=_freeze(v.get(kind, {})),
+                capacity=Capacity(
+                    _opt(c.get("max-instances")),
+                    _opt(c.get("vcpus")),
+                    _opt(c.get("memory-mb")),
+                    _opt(c.get("disk-gb")),
+                ),
+                enabled=bool(v.get("enabled", True)),
+            )
+        return out
+
+    def _usage(self) -> dict[str, Usage]:
+        return {
+            k: Usage(u.instances, u.vcpus, u.memory_mb, u.disk_gb)
+            for k, u in self._usage_by_vim.items()
+        }
+
+    def _load_observed(self) -> None:
+        tree = self.ds.oper.owners.get(OWNER)
+        if tree is None:
+            return
+        doc = _json_at(tree, INSTANCES) or {}
+        for inst in doc.get("nf-instance", []):
+            st = dict(inst.get("state", {}))
+            self._obs[inst["name"]] = st
+            self._count(st, +1)
+            if st.get("vim-resource-id"):
+                self._by_resource[st["vim-resource-id"]] = inst["name"]
+
+    def _state_doc(self, name: str, st: dict[str, Any]) -> str:
+        public = {
+            k: v
+            for k, v in st.items()
+            if not k.startswith("_") and k not in ("restart", "redeploy-to") and v not in (None, "")
+        }
+        return json.dumps(
+            {"nfo-instances:nf-instances": {"nf-instance": [{"name": name, "state": public}]}}
+        )
+
+    async def _set(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Record new state for an instance (durable on return) and, when its
+        oper-status changes, publish nf-instance-state-change in the same write."""
+        old = self._obs.get(name, {})
+        new = {
+            **old,
+            **{k.replace("_", "-") if not k.startswith("_") else k: v for k, v in fields.items()},
+        }
+        changed = new.get("oper-status") != old.get("oper-status")
+        if changed:
+            new["last-change"] = _now_iso()
+        self._obs[name] = new
+        self._count(old, -1)
+        self._count(new, +1)
+        note = (
+            _notification(name, old.get("oper-status"), new["oper-status"], new.get("reason"))
+            if changed
+            else None
+        )
+        assert self._session is not None
+        await self._session.set_oper_async(
+            self._state_doc(name, new), "json", owner=OWNER, replace=True, notification=note
+        )
+        return new
+
+    async def _forget(self, name: str) -> None:
+        old = self._obs.pop(name, None)
+        self._count(old or {}, -1)
+        note = None
+        if old is not None:
+            rid = old.get("vim-resource-id")
+            if rid:
+                self._by_resource.pop(rid, None)
+            note = _notification(name, old.get("oper-status"), "terminated", None)
+        assert self._session is not None
+        await self._session.delete_oper_async(
+            f"{INSTANCES}/nf-instance[name='{name}']", owner=OWNER, notification=note
+        )
+
+    def _reset(self, name: str, st: dict[str, Any]) -> None:
+        """Start over in memory (the next _set records it)."""
+        self._count(self._obs.get(name, {}), -1)
+        self._obs[name] = st
+        self._count(st, +1)
+
+    def _count(self, st: Mapping[str, Any], sign: int) -> None:
+        if st.get("oper-status") in ACTIVE and st.get("vim"):
+            self._usage_by_vim.setdefault(st["vim"], Usage()).add(
+                st.get("_needs") or ComputeNeeds(), sign
+            )
+
+    def _driver(self, vim: VimAccount) -> Driver:
+        drv = self.registry.driver(vim)
+        if id(drv) not in self._wired:
+            drv.on_final(self._on_final)
+            self._wired.add(id(drv))
+        return drv
+
+    # -- the reconcile step ---------------------------------------------------------
+    async def reconcile(self, name: str) -> None:
+        """One level-based pass for one instance: decide from current state only."""
+        d = self._desired(name)
+        o = self._obs.get(name)
+        status = (o or {}).get("oper-status")
+        if d is None or not d.enabled:
+            if o is not None and (o.get("vim-resource-id") or status in ACTIVE):
+                await self._terminate(name, o, then_forget=d is None)
+            elif o is not None and d is None:
+                await self._forget(name)
+            elif o is not None and d is not None and status != "terminated":
+                await self._set(name, oper_status="terminated", reason="admin-state disabled")
+            return
+        if o is not None and o.get("restart"):
+            target = o.get("redeploy-to")
+            if o.get("vim-resource-id"):
+                await self._terminate(name, o, then_forget=False)
+                if self._obs.get(name, {}).get("vim-resource-id"):
+                    return
+            self._reset(
+                name,
+                {"oper-status": self._obs.get(name, {}).get("oper-status"), "_requested": target},
+            )
+            await self._instantiate(name, d)
+            return
+        if o is None or status in (None, "pending", "terminated"):
+            await self._instantiate(name, d)
+            return
+        if status == "failed":
+            if o.get("spec-digest") != d.digest:
+                await self._replace(name, d, o)
+            return
+        if status == "terminating":
+            await self._terminate(name, o, then_forget=False)
+            if self._obs.get(name, {}).get("oper-status") == "terminated":
+                await self._instantiate(name, d)
+            return
+        if o.get("spec-digest") != d.digest and status in ("initializing", "running"):
+            await self._update(name, d, o)
+            return
+        if status == "initializing":
+            await self._progress(name, d, o)
+        elif status == "running":
+            await self._health(name, d, o)
+
+    async def _instantiate(self, name: str, d: Desired) -> None:
+        o = self._obs.get(name, {})
+        retry_at = _parse_iso(o.get("next-retry"))
+        if retry_at is not None and retry_at > time.time():
+            self.requeue(name, retry_at - time.time())
+            return
+        vims = self._vims()
+        requested = o.get("_requested") or d.vim
+        try:
+            if o.get("vim") in vims and o.get("oper-status") == "initializing" and not requested:
+                vim = vims[o["vim"]]
+                drv_name = o.get("driver") or self.registry.driver_name(vim.type) or ""
+                reason = o.get("placement-reason", "")
+            else:
+                usage = self._usage()
+                if o.get("vim") in usage and o.get("oper-status") in ACTIVE:
+                    usage[o["vim"]].add(o.get("_needs") or d.compute, -1)
+                p = self.registry.place(name, d.vim_types, d.compute, vims, usage, requested)
+                vim, drv_name, reason = p.vim, p.driver, p.reason
+        except PlacementError as e:
+            await self._set(
+                name, oper_status="failed", reason=str(e), spec_digest=d.digest, next_retry=None
+            )
+            return
+        attempts = int(o.get("attempts", 0)) + 1
+        created = o.get("created") or _now_iso()
+        await self._set(
+            name,
+            oper_status="initializing",
+            vim=vim.name,
+            driver=drv_name,
+            placement_reason=reason,
+            attempts=attempts,
+            created=created,
+            spec_digest=d.digest,
+            reason=None,
+            next_retry=None,
+            vim_resource_id=o.get("vim-resource-id"),
+            _needs=d.compute,
+            _requested=None,
+        )
+        try:
+            drv = self._driver(vim)
+            rid = await drv.find(name)
+            if rid is None:
+                rid = (await drv.instantiate(d.request(vim.type))).resource_id
+        except DriverError as e:
+            await self._failed_attempt(name, d, e.reason, e.temporary, attempts)
+            return
+        except PlacementError as e:
+            await self._set(name, oper_status="failed", reason=str(e))
+            return
+        self._by_resource[rid] = name
+        # The id is recorded with the first status learnt below; a crash before that is
+        # covered by the driver's tags (find() adopts it on the next pass).
+        self._obs[name]["vim-resource-id"] = rid
+        await self._progress(name, d, self._obs[name], unrecorded=True)
+
+    async def _failed_attempt(
+        self, name: str, d: Desired, reason: str, temporary: bool, attempts: int
+    ) -> None:
+        o = self._obs.get(name, {})
+        started = _parse_iso(o.get("last-change")) or time.time()
+        if temporary and time.time() - started < d.timeout:
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
+            delay *= 1 + random.random() * 0.1
+            await self._set(
+                name,
+                reason=f"temporary: {reason}; retry {attempts + 1} in {delay:.1f}s",
+                next_retry=_now_iso(time.time() + delay),
+            )
+            self.requeue(name, delay)
+            return
+        if temporary:
+            reason = f"gave up after {attempts} attempt(s) within {d.timeout:.0f}s: {reason}"
+        await self._set(name, oper_status="failed", reason=reason, next_retry=None)
+
+    async def _progress(
+        self, name: str, d: Desired, o: dict[str, Any], unrecorded: bool = False
+    ) -> None:
+        rid = o.get("vim-resource-id")
+        vim = self._vims().get(o.get("vim", ""))
+        if not rid or vim is None:
+            await self._instantiate(name, d)
+            return
+        st = self._hints.pop(rid, None)
+        try:
+            if st is None or st.state is WorkloadState.RUNNING:
+                st = await self._driver(vim).status(rid)
+        except DriverError as e:
+            st = Status(WorkloadState.INITIALIZING, e.reason)
+        # the timeout runs from when this attempt series entered initializing
+        created = _parse_iso(o.get("last-change")) or time.time()
+        if st.state is WorkloadState.RUNNING:
+            await self._set(name, oper_status="running", reason=None, next_retry=None)
+            self.requeue(name, self.health_interval)
+        elif st.state is WorkloadState.FAILED:
+            await self._cleanup(name, vim, rid)
+            await self._set(
+                name,
+                oper_status="failed",
+                reason=st.reason or "the VIM reported failure",
+                vim_resource_id=None,
+            )
+        elif st.state is WorkloadState.GONE:
+            self._by_resource.pop(rid, None)
+            await self._set(
+                name,
+                vim_resource_id=None,
+                reason="the workload vanished from the VIM; instantiating again",
+            )
+            await self._instantiate(name, d)
+        elif time.time() - created > d.timeout:
+            await self._cleanup(name, vim, rid)
+            await self._set(
+                name,
+                oper_status="failed",
+                vim_resource_id=None,
+                reason=f"not ready within the instantiation timeout of {d.timeout:.0f}s",
+            )
+        else:
+            if unrecorded:
+                await self._set(name, vim_resource_id=rid)
+            self.requeue(
+                name, min(self.poll_interval, max(0.05, created + d.timeout - time.time()))
+            )
+
+    async def _health(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+        rid = o.get("vim-resource-id")
+        vim = self._vims().get(o.get("vim", ""))
+        if not rid or vim is None:
+            await self._set(
+                name,
+                oper_status="failed",
+                reason="the VIM account of this running instance is gone",
+            )
+            return
+        st = self._hints.pop(rid, None)
+        try:
+            if st is None or st.state is WorkloadState.RUNNING:
+                st = await self._driver(vim).status(rid)
+        except DriverError as e:
+            await self._set(name, reason=f"health check failed: {e.reason}")
+            self.requeue(name, self.health_interval)
+            return
+        if st.state is WorkloadState.RUNNING:
+            if o.get("reason"):
+                await self._set(name, reason=None)
+            self.requeue(name, self.health_interval)
+        elif st.state is WorkloadState.GONE:
+            self._by_resource.pop(rid, None)
+            await self._set(
+                name,
+                oper_status="initializing",
+                vim_resource_id=None,
+                created=_now_iso(),
+                attempts=0,
+                reason="the workload vanished from the VIM; instantiating again",
+            )
+            await self._instantiate(name, d)
+        else:
+            await self._cleanup(name, vim, rid)
+            await self._set(
+                name,
+                oper_status="failed",
+                vim_resource_id=None,
+                reason=st.reason or "the workload stopped",
+            )
+
+    async def _update(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+        rid = o.get("vim-resource-id")
+        vim = self._vims().get(o.get("vim", ""))
+        if (rid and vim is not None and (d.vim is None or d.vim == vim.name)
+                and vim.type in d.vim_types):
+            try:
+                if await self._driver(vim).update(rid, d.request(vim.type)):
+                    await self._set(name, spec_digest=d.digest, reason="updated in place")
+                    self.requeue(name, self.poll_interval)
+                    return
+            except DriverError as e:
+                log.info("in-place update of %s refused (%s); replacing", name, e.reason)
+        await self._replace(name, d, o)
+
+    async def _replace(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+        if o.get("vim-resource-id"):
+            await self._terminate(name, o, then_forget=False)
+            o = self._obs.get(name, {})
+            if o.get("vim-resource-id"):
+                return
+        self._reset(name, {"created": _now_iso(), "oper-status": o.get("oper-status")})
+        await self._instantiate(name, d)
+
+    async def _terminate(self, name: str, o: dict[str, Any], *, then_forget: bool) -> None:
+        rid = o.get("vim-resource-id")
+        vim = self._vims().get(o.get("vim", ""))
+        if not rid and vim is not None and o.get("oper-status") in ACTIVE:
+            try:  # a crash may have come between the VIM's accept and our record
+                rid = await self._driver(vim).find(name)
+            except DriverError as e:
+                log.warning("cannot look up %s on VIM %s: %s", name, vim.name, e.reason)
+        if rid and vim is None:
+            # the VIM account vanished with the instance: nothing left to call
+            log.warning(
+                "instance %s: VIM %s is no longer configured; cannot terminate %s",
+                name,
+                o.get("vim"),
+                rid,
+            )
+            rid = None
+        if rid and vim is not None:
+            if o.get("oper-status") != "terminating":
+                await self._set(name, oper_status="terminating", reason=None)
+            try:
+                await self._driver(vim).terminate(rid)
+            except DriverError as e:
+                attempts = int(o.get("attempts", 0)) + 1
+                delay = min(self.backoff_max, self.backoff_base * 2 ** min(attempts, 10))
+                await self._set(
+                    name,
+                    reason=f"terminate failed: {e.reason}; retrying",
+                    next_retry=_now_iso(time.time() + delay),
+                )
+                self.requeue(name, delay)
+                return
+            self._by_resource.pop(rid, None)
+        if then_forget:
+            await self._forget(name)
+        else:
+            await self._set(name, oper_status="terminated", vim_resource_id=None, next_retry=None)
+
+    async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> None:
+        try:
+            await self._driver(vim).terminate(rid)
+        except DriverError as e:
+            log.warning("could not clean up %s of %s: %s", rid, name, e.reason)
+        self._by_resource.pop(rid, None)
+
+
+def _notification(name: str, old: str | None, new: str, reason: str | None) -> str:
+    body: dict[str, Any] = {"name": name, "new-status": new}
+    if old:
+        body["old-status"] = old
+    if reason:
+        body["reason"] = reason[:1024]
+    return json.dumps({"nfo-instances:nf-instance-state-change": body})
+
+
+def _instance_of(path: str) -> str | None:
+    marker = "nf-instance[name='"
+    i = path.find(marker)
+    if i < 0:
+        return None
+    j = path.find("']", i)
+    return path[i + len(marker) : j]
+
+
+def _vim_of(path: str) -> str | None:
+    marker = "vim[name='"
+    i = path.find(marker)
+    if i < 0:
+        return None
+    j = path.find("']", i)
+    return path[i + len(marker) : j]
+
+
+def _opt(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _freeze(v: Mapping[str, Any]) -> Mapping[str, Any]:
+    return json.loads(json.dumps(v, sort_keys=True))  # type: ignore[no-any-return]

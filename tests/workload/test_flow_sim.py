@@ -1,0 +1,511 @@
+"""The design brief's flow, step by step, against the ``sim`` driver.
+
+Each test drives the orchestrator the way an operator would (edits of running,
+actions) and checks both sides: operational state and notifications, and what
+the simulated VIM really holds (its SQLite file under the state directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+import pytest
+from nfo.drivers.sim import SimDriver
+
+from nfo.errors import Veto
+from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
+
+NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
+
+
+def _ts(s: str) -> float:
+    return datetime.fromisoformat(s).timestamp()
+
+
+async def _basic(env: Any, *, mean: int = 20, timeout: int = 5, **desc: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=mean)
+    await env.add_descriptor("fw", timeout=timeout, **desc)
+
+
+# -- the happy path ----------------------------------------------------------------------
+
+
+async def test_success_initializing_then_running(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=300)
+    await env.add_descriptor("fw", timeout=5)
+    notes = env.subscribe()
+    t0 = time.time()
+    await env.add_instance("a", "fw")
+
+    init = await env.wait_status("a", ("initializing", "running"), timeout=3)
+    assert init["oper-status"] == "initializing", init  # 300 ms latency: seen initializing
+    assert init["vim"] == "sim1" and init["driver"] == "sim"
+    assert "sim1" in init["placement-reason"]
+    assert init["attempts"] == 1
+
+    st = await env.wait_status("a", "running", timeout=5)
+    assert st["vim"] == "sim1"
+    assert st["driver"] == "sim"
+    assert "sim1" in st["placement-reason"] and "sim" in st["placement-reason"]
+    assert st["attempts"] == 1
+    assert "reason" not in st and "next-retry" not in st
+    assert st["spec-digest"]
+    created, changed = _ts(st["created"]), _ts(st["last-change"])
+    assert t0 - 1 <= created <= changed <= time.time() + 1
+    assert changed - created >= 0.2  # running came after the simulated latency
+
+    rows = env.sim("sim1")
+    assert [(r["instance"], r["id"]) for r in rows] == [("a", st["vim-resource-id"])]
+
+    seen = await notes.until(lambda s: any(n["new-status"] == "running" for n in s))
+    assert notes.of("a") == [(None, "initializing"), ("initializing", "running")]
+    assert all("reason" not in n for n in seen)
+
+
+async def test_vim_failure_is_reported_and_cleaned_up(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=50, failure_rate=1.0)
+    await env.add_descriptor("fw")
+    notes = env.subscribe()
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed", timeout=5)
+    assert "simulated failure" in st["reason"], st
+    assert "vim-resource-id" not in st
+    assert env.sim("sim1") == []
+    await notes.until(lambda s: any(n["new-status"] == "failed" for n in s))
+    assert notes.of("a") == [(None, "initializing"), ("initializing", "failed")]
+    assert "simulated failure" in notes.seen[-1]["reason"]
+    # failed is final for this spec: nothing is created again behind the operator's back
+    await asyncio.sleep(0.4)
+    assert env.status("a") == "failed"
+    assert env.sim("sim1") == []
+    # the VIM is repaired; the restart action deploys the instance again
+    await env.add_sim_vim("sim1", mean=50, failure_rate=0.0)
+    await asyncio.sleep(0.1)
+    assert env.status("a") == "failed"
+    await env.action("a", "restart")
+    st = await env.wait_status("a", "running")
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+
+
+async def test_instantiation_timeout(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=5000)
+    await env.add_descriptor("fw", timeout=1)
+    await env.add_instance("a", "fw")
+    await env.wait_status("a", "initializing", timeout=2)
+    await wait_rows(env, "sim1", 1)
+    st = await env.wait_status("a", "failed", timeout=4)
+    assert "timeout" in st["reason"], st
+    assert "vim-resource-id" not in st
+    assert env.sim("sim1") == []
+
+
+async def wait_rows(env: Any, vim: str, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await env.h_wait(lambda: len(env.sim(vim)) == n and env.sim(vim),
+                                                  timeout, f"{n} resource(s) on {vim}",
+                                                  lambda: env.sim(vim))
+    return rows
+
+
+# -- vetoes --------------------------------------------------------------------------------
+
+
+async def test_veto_when_no_driver_serves_the_descriptor(env: Any) -> None:
+    await env.open()
+    await env.add_descriptor("os-only", vim_types=("nfo-vim:openstack",),
+                             openstack={"image": "cirros", "flavor": "m1.tiny"})
+    before = env.running_json(None)
+    rev = env.ds.info("running").revision
+    with pytest.raises(Veto) as ei:
+        await env.add_instance("a", "os-only")
+    assert "openstack" in str(ei.value) and "no driver" in str(ei.value)
+    assert env.running_json(None) == before
+    assert env.ds.info("running").revision == rev
+    assert env.state_of("a") is None
+
+
+async def test_deleting_a_vim_that_runs_instances_is_vetoed(env: Any) -> None:
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    await env.wait_status("a", "running")
+    delete_vim = (f'<vims xmlns="urn:nfo:vim" {NC}><vim nc:operation="delete">'
+                  "<name>sim1</name></vim></vims>")
+    with pytest.raises(Veto) as ei:
+        await env.edit(delete_vim, "xml")
+    assert "sim1" in str(ei.value)
+    assert "sim1" in str(env.running_json("/nfo-vim:vims"))
+    assert len(env.sim("sim1")) == 1
+    assert env.status("a") == "running"
+    # once the instance is gone the VIM can go
+    await env.delete_instance("a")
+    await env.wait_gone("a")
+    await env.edit(delete_vim, "xml")
+    assert "sim1" not in str(env.running_json("/nfo-vim:vims"))
+
+
+async def test_deleting_all_vims_at_once_is_vetoed_too(env: Any) -> None:
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    await env.wait_status("a", "running")
+    with pytest.raises(Veto):
+        await env.edit(f'<vims xmlns="urn:nfo:vim" {NC} nc:operation="delete"/>', "xml")
+    assert len(env.sim("sim1")) == 1
+    assert env.status("a") == "running"
+    # replacing the whole configuration without the VIM is vetoed as well
+    with pytest.raises(Veto):
+        await env.s.copy_config("running", '{"nfo-catalog:catalog": {}}', "json")
+    assert "sim1" in str(env.running_json("/nfo-vim:vims"))
+
+
+# -- delete, update, admin-state ------------------------------------------------------------
+
+
+async def test_delete_during_initializing(env: Any) -> None:
+    await _basic(env, mean=2000)
+    notes = env.subscribe()
+    await env.add_instance("a", "fw")
+    await wait_rows(env, "sim1", 1)  # the VIM accepted the request; still initializing
+    assert env.status("a") == "initializing"
+    await env.delete_instance("a")
+    await env.wait_gone("a", timeout=3)
+    assert env.sim("sim1") == []
+    await notes.until(lambda s: any(n["new-status"] == "terminated" for n in s))
+    assert notes.of("a")[0] == (None, "initializing")
+    assert notes.of("a")[-1][1] == "terminated"
+    # and it stays gone (no late re-creation by a stale worker or timer)
+    await asyncio.sleep(0.3)
+    assert env.sim("sim1") == [] and env.state_of("a") is None
+
+
+async def test_delete_immediately_after_create(env: Any) -> None:
+    await _basic(env, mean=2000)
+    await env.add_instance("b", "fw")
+    await env.delete_instance("b")
+    assert env.mgr is not None
+    await wait_for_idle(env)
+    await asyncio.sleep(0.2)
+    await wait_for_idle(env)
+    assert env.sim("sim1") == []
+    assert env.state_of("b") is None
+
+
+async def wait_for_idle(env: Any) -> None:
+    await asyncio.wait_for(env.mgr.wait_idle(), 5)
+
+
+async def test_update_parameter_and_descriptor(env: Any) -> None:
+    await _basic(env, parameter=[{"name": "level", "default": "1"}])
+    await env.add_instance("a", "fw")
+    st0 = await env.wait_status("a", "running")
+    rid = st0["vim-resource-id"]
+
+    await env.add_instances([{"name": "a", "descriptor": "fw",
+                              "parameter": [{"name": "level", "value": "2"}]}])
+    st1 = await env.h_wait(
+        lambda: (s := env.state_of("a")) and s["spec-digest"] != st0["spec-digest"] and s,
+        5, "a new spec-digest", lambda: env.state_of("a"))
+    assert st1["oper-status"] == "running"
+    assert st1["vim-resource-id"] == rid  # the sim updates in place
+    st1 = await env.wait_status("a", "running")
+    assert [r["id"] for r in env.sim("sim1")] == [rid]
+
+    # a descriptor change is an update too
+    await env.add_descriptor("fw", compute={"vcpus": 2})
+    st2 = await env.h_wait(
+        lambda: (s := env.state_of("a")) and s["spec-digest"] not in
+        (st0["spec-digest"], st1["spec-digest"]) and s,
+        5, "a third spec-digest", lambda: env.state_of("a"))
+    assert st2["oper-status"] == "running"
+    await asyncio.sleep(0.3)
+    st3 = await env.wait_status("a", "running")
+    assert st3["spec-digest"] == st2["spec-digest"]
+    assert [r["instance"] for r in env.sim("sim1")] == ["a"]
+    assert [r["id"] for r in env.sim("sim1")] == [st3["vim-resource-id"]]
+
+
+async def test_admin_state_disable_and_enable(env: Any) -> None:
+    await _basic(env)
+    notes = env.subscribe()
+    await env.add_instance("a", "fw")
+    st0 = await env.wait_status("a", "running")
+
+    await env.add_instance("a", "fw", **{"admin-state": "disabled"})
+    st = await env.wait_status("a", "terminated")
+    assert "vim-resource-id" not in st
+    assert env.sim("sim1") == []
+    await notes.until(lambda s: any(n["new-status"] == "terminated" for n in s))
+
+    await env.add_instance("a", "fw", **{"admin-state": "enabled"})
+    st = await env.wait_status("a", "running")
+    assert st["vim-resource-id"] != st0["vim-resource-id"]
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+
+
+async def test_reenable_after_the_instantiation_timeout_has_elapsed(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=300)
+    await env.add_descriptor("fw", timeout=1)
+    await env.add_instance("a", "fw")
+    await env.wait_status("a", "running", timeout=3)
+    await env.add_instance("a", "fw", **{"admin-state": "disabled"})
+    await env.wait_status("a", "terminated")
+    await asyncio.sleep(1.0)  # the instance is now older than its instantiation timeout
+    await env.add_instance("a", "fw", **{"admin-state": "enabled"})
+    st = await env.wait_status("a", ("running", "failed"), timeout=3)
+    assert st["oper-status"] == "running", st.get("reason")
+
+
+# -- placement ------------------------------------------------------------------------------
+
+
+async def test_placement_spreads_and_explains_rejection(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", capacity={"max-instances": 1})
+    await env.add_sim_vim("sim2", capacity={"max-instances": 1})
+    await env.add_descriptor("fw")
+    await env.add_instances([{"name": "a", "descriptor": "fw"},
+                             {"name": "b", "descriptor": "fw"}])
+    sa = await env.wait_status("a", "running")
+    sb = await env.wait_status("b", "running")
+    assert {sa["vim"], sb["vim"]} == {"sim1", "sim2"}
+    assert [r["instance"] for r in env.sim(sa["vim"])] == ["a"]
+    assert [r["instance"] for r in env.sim(sb["vim"])] == ["b"]
+
+    await env.add_instance("c", "fw")
+    sc = await env.wait_status("c", "failed")
+    reason = sc["reason"]
+    assert "sim1" in reason and "sim2" in reason and "local" in reason, reason
+    assert reason.count("capacity") >= 2, reason
+    assert "nfo-vim:local" in reason or "not allow" in reason, reason
+    assert len(env.sim("sim1")) == 1 and len(env.sim("sim2")) == 1
+
+
+async def test_explicit_vim_is_honoured_and_moving_it_replaces(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1")
+    await env.add_sim_vim("sim2")
+    await env.add_descriptor("fw")
+    await env.add_instance("a", "fw", vim="sim2")
+    st = await env.wait_status("a", "running")
+    assert st["vim"] == "sim2"
+    assert "named by the instance" in st["placement-reason"]
+    assert env.sim("sim1") == [] and [r["instance"] for r in env.sim("sim2")] == ["a"]
+
+    await env.add_instance("a", "fw", vim="sim1")
+    st = await env.h_wait(lambda: (s := env.state_of("a")) and s.get("vim") == "sim1"
+                          and s.get("oper-status") == "running" and s,
+                          5, "a running on sim1", lambda: env.state_of("a"))
+    assert env.sim("sim2") == []
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+
+
+async def test_restart_action_gives_a_new_resource(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1")
+    await env.add_sim_vim("sim2")
+    await env.add_descriptor("fw")
+    await env.add_instance("a", "fw", vim="sim1")
+    st0 = await env.wait_status("a", "running")
+    out = await env.action("a", "restart")
+    assert "restart" in str(out)
+    st1 = await env.h_wait(lambda: (s := env.state_of("a")) and s.get("oper-status") == "running"
+                           and s.get("vim-resource-id") != st0["vim-resource-id"] and s,
+                           5, "a running with a new resource", lambda: env.state_of("a"))
+    assert [r["id"] for r in env.sim("sim1")] == [st1["vim-resource-id"]]
+    assert st1["attempts"] == 1
+
+
+async def test_redeploy_to_another_vim(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1")
+    await env.add_sim_vim("sim2")
+    await env.add_descriptor("fw")
+    await env.add_instance("a", "fw")
+    st0 = await env.wait_status("a", "running")
+    other = "sim2" if st0["vim"] == "sim1" else "sim1"
+    await env.action("a", "redeploy", f"<vim>{other}</vim>")
+    st1 = await env.h_wait(lambda: (s := env.state_of("a")) and s.get("oper-status") == "running"
+                           and s.get("vim") == other and s,
+                           5, f"a running on {other}", lambda: env.state_of("a"))
+    assert env.sim(st0["vim"]) == []
+    assert [r["id"] for r in env.sim(other)] == [st1["vim-resource-id"]]
+
+
+# -- error classes ----------------------------------------------------------------------------
+
+
+async def test_temporary_errors_are_retried_with_backoff(env: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    real = SimDriver.instantiate
+
+    async def flaky(self: SimDriver, req: InstantiateRequest) -> InitResponse:
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            raise TemporaryError(f"VIM unreachable (call {len(calls)})")
+        return await real(self, req)
+
+    monkeypatch.setattr(SimDriver, "instantiate", flaky)
+    await env.open(backoff_base=0.3, backoff_max=2.0)
+    await env.add_sim_vim("sim1")
+    await env.add_descriptor("fw", timeout=10)
+    await env.add_instance("a", "fw")
+    retrying = await env.h_wait(lambda: (s := env.state_of("a")) and "next-retry" in s and s,
+                                3, "a retry to be scheduled", lambda: env.state_of("a"))
+    assert retrying["oper-status"] == "initializing"
+    assert "VIM unreachable" in retrying["reason"]
+    assert _ts(retrying["next-retry"]) > time.time() - 0.5
+    st = await env.wait_status("a", "running", timeout=5)
+    assert st["attempts"] == 3, st
+    assert "next-retry" not in st and "reason" not in st
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.25 and calls[2] - calls[1] >= 0.5  # exponential backoff
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+
+
+async def test_permanent_error_fails_without_retry(env: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    async def bad(self: SimDriver, req: InstantiateRequest) -> InitResponse:
+        calls.append(req.instance)
+        raise PermanentError("image 'fw' not found")
+
+    monkeypatch.setattr(SimDriver, "instantiate", bad)
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed")
+    assert "image 'fw' not found" in st["reason"]
+    assert st["attempts"] == 1
+    assert "next-retry" not in st
+    await asyncio.sleep(0.5)
+    assert calls == ["a"]
+    assert env.status("a") == "failed"
+    assert env.sim("sim1") == []
+
+
+# -- capacity accounting across a manager restart --------------------------------------------
+
+
+async def test_capacity_accounting_survives_a_manager_restart(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", capacity={"memory-mb": "4096"})
+    await env.add_descriptor("big", compute={"vcpus": 1, "memory-mb": 2048})
+    await env.add_instances([{"name": "a", "descriptor": "big"},
+                             {"name": "b", "descriptor": "big"}])
+    await env.wait_status("a", "running")
+    await env.wait_status("b", "running")
+    await env.add_instance("c", "big")
+    assert "memory" in (await env.wait_status("c", "failed"))["reason"]
+    # restart the orchestrator (gracefully): the VIM is still full
+    await env.close()
+    await env.open()
+    await env.add_instance("d", "big")
+    st = await env.wait_status("d", ("running", "failed"))
+    assert st["oper-status"] == "failed", (st, env.sim("sim1"))
+
+
+async def test_manager_can_be_restarted_on_the_same_datastore(env: Any) -> None:
+    from nfo.cli.serve import start_manager
+
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    await env.wait_status("a", "running")
+    await env.mgr.stop()
+    env.mgr = None
+    env.mgr = await start_manager(env.ds, env.state, **env.h.FAST)
+    st0 = await env.wait_status("a", "running")
+    await env.action("a", "restart")
+    await env.h_wait(lambda: (s := env.state_of("a")) and s.get("oper-status") == "running"
+                     and s.get("vim-resource-id") != st0["vim-resource-id"],
+                     5, "a restarted", lambda: env.state_of("a"))
+
+
+async def test_temporary_errors_give_up_after_the_timeout(env: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+
+    async def down(self: SimDriver, req: InstantiateRequest) -> InitResponse:
+        calls.append(time.monotonic())
+        raise TemporaryError("VIM unreachable")
+
+    monkeypatch.setattr(SimDriver, "instantiate", down)
+    await env.open(backoff_base=0.1, backoff_max=0.3)
+    await env.add_sim_vim("sim1")
+    await env.add_descriptor("fw", timeout=1)
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed", timeout=4)
+    assert "gave up" in st["reason"] and "VIM unreachable" in st["reason"], st
+    assert st["attempts"] == len(calls) >= 3
+    assert "next-retry" not in st
+    n = len(calls)
+    await asyncio.sleep(0.5)
+    assert len(calls) == n
+
+
+async def test_workload_vanished_from_the_vim_is_recreated(env: Any) -> None:
+    import sqlite3
+
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    st0 = await env.wait_status("a", "running")
+    db = env.path / "drivers" / "sim" / "sim1" / "sim-vim.db"
+    with sqlite3.connect(db) as con:  # deleted behind nfo's back
+        con.execute("DELETE FROM resources WHERE id=?", (st0["vim-resource-id"],))
+    con.close()
+    st1 = await env.h_wait(lambda: (s := env.state_of("a")) and s.get("oper-status") == "running"
+                           and s.get("vim-resource-id") != st0["vim-resource-id"] and s,
+                           5, "a running again with a new resource", lambda: env.state_of("a"))
+    assert [r["id"] for r in env.sim("sim1")] == [st1["vim-resource-id"]]
+
+
+async def test_descriptor_no_longer_allowing_the_vim_type_moves_the_instance(env: Any) -> None:
+    await _basic(env)
+    await env.add_instance("a", "fw")
+    st0 = await env.wait_status("a", "running")
+    await env.edit(
+        f'<catalog xmlns="urn:nfo:catalog" {NC}><nf-descriptor nc:operation="replace">'
+        "<id>fw</id><vim-types xmlns:nfo-vim=\"urn:nfo:vim\">nfo-vim:openstack</vim-types>"
+        "<openstack><image>cirros</image><flavor>m1.tiny</flavor></openstack>"
+        "<instantiation-timeout>5</instantiation-timeout></nf-descriptor></catalog>", "xml")
+    await env.h_wait(lambda: (s := env.state_of("a")) and s["spec-digest"] != st0["spec-digest"],
+                     5, "the new descriptor to be seen", lambda: env.state_of("a"))
+    await asyncio.sleep(0.3)
+    st = env.state_of("a")
+    # the descriptor no longer runs on sim (and nothing serves openstack): a must not stay there
+    assert not (st["oper-status"] == "running" and st["vim"] == "sim1"), st
+    assert env.sim("sim1") == []
+
+
+async def test_vim_full_is_a_temporary_error_retried_until_room(env: Any) -> None:
+    """The sim VIM itself refuses (TemporaryError, 'full') because another installation
+    uses its only slot; nfo retries with backoff and succeeds once the slot is free."""
+    import sqlite3
+
+    await env.open(backoff_base=0.1, backoff_max=0.2)
+    vimdir = env.path / "drivers" / "sim" / "sim1"
+    vimdir.mkdir(parents=True)
+    con = sqlite3.connect(vimdir / "sim-vim.db")
+    with con:
+        con.execute("CREATE TABLE resources (id TEXT PRIMARY KEY, instance TEXT NOT NULL, "
+                    "owner TEXT NOT NULL, ready_at REAL NOT NULL, fails INTEGER NOT NULL, "
+                    "reason TEXT NOT NULL DEFAULT '')")
+        con.execute("INSERT INTO resources VALUES ('sim-foreign', 'x', 'someone-else', 0, 0, '')")
+    await env.add_sim_vim("sim1", capacity={"max-instances": 1})
+    await env.add_descriptor("fw", timeout=20)
+    await env.add_instance("a", "fw")
+    st = await env.h_wait(lambda: (s := env.state_of("a")) and "next-retry" in s and s,
+                          5, "a retry", lambda: env.state_of("a"))
+    assert st["oper-status"] == "initializing" and "full" in st["reason"], st
+    with con:
+        con.execute("DELETE FROM resources WHERE id='sim-foreign'")
+    con.close()
+    st = await env.wait_status("a", "running", timeout=5)
+    assert st["attempts"] >= 2
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
