@@ -6,9 +6,11 @@ client would) and measures:
 
 - throughput: instances per second from the first config write to the last
   instance reaching ``running``;
-- the orchestrator's added latency per instance: from the moment the edit that
-  created it returned, to the event time of its ``running`` notification
-  (p50, p90, p99);
+- under that full load, the time from the edit that created an instance to its
+  ``running`` notification (p50, p90, p99): mostly queueing behind the backlog;
+- the orchestrator's added latency per instance without a backlog: instances
+  created one at a time, each waited for, with N instances already running
+  (p50, p99 over 200 instances);
 - group commit: durable write transactions per instance.
 
 A reference measured in the same run: durable SQLite commits per second on the
@@ -27,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nfo.drivers.local import LocalDriver
 from nfo.drivers.sim import SimDriver
 
 from nfo.cli.moduleset import StateDir
@@ -36,7 +39,8 @@ from nfo.registry import DriverRegistry
 from nfo.workload import WorkloadManager
 
 SETUP = {
-    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim"}]},
+    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim",
+                              "sim": {"latency": {"mean": 0, "jitter": 0}}}]},
     "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
 }
 
@@ -60,13 +64,14 @@ def fsync_reference(tmp: Path, n: int = 2000) -> float:
 async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
     state = StateDir(tmp / f"state-{n}")
     ds = await open_datastore(state, [])
-    mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver]),
+    mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver, LocalDriver]),
                           poll_interval=0.05, health_interval=3600)
     await mgr.start()
     s = ds.session("bench")
     await s.edit("running", json.dumps(SETUP), "json")
     running_at: dict[str, float] = {}
     done = asyncio.Event()
+    total = n
     sub = ds.notifications.subscribe()
 
     async def watch() -> None:
@@ -77,7 +82,7 @@ async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
             body = json.loads(content)["nfo-instances:nf-instance-state-change"]
             if body["new-status"] == "running":
                 running_at[body["name"]] = ev.event_time  # type: ignore[union-attr]
-                if len(running_at) == n:
+                if len(running_at) >= total:
                     done.set()
     watcher = asyncio.create_task(watch())
     batches0, writes0 = ds.group.batches, ds.group.writes
@@ -94,10 +99,20 @@ async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
     await asyncio.wait_for(done.wait(), timeout=600)
     t1 = max(running_at.values())
     lat = [running_at[x] - written_at[x] for x in written_at]
-    sub.close()
-    await watcher
     groups = ds.group.batches - batches0
     writes = ds.group.writes - writes0
+    single: list[float] = []
+    for k in range(200):
+        name = f"one{k}"
+        done.clear()
+        total += 1
+        t = time.time()
+        await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
+            {"name": name, "descriptor": "fw"}]}}), "json")
+        await asyncio.wait_for(done.wait(), timeout=60)
+        single.append(running_at[name] - t)
+    sub.close()
+    await watcher
     await mgr.stop()
     await s.close()
     await ds.close()
@@ -106,6 +121,7 @@ async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
         "p50_ms": statistics.median(lat) * 1000, "p90_ms": pct(lat, 0.9) * 1000,
         "p99_ms": pct(lat, 0.99) * 1000, "writes_per_instance": writes / n,
         "transactions_per_instance": groups / n,
+        "one_p50_ms": statistics.median(single) * 1000, "one_p99_ms": pct(single, 0.99) * 1000,
     }
 
 
@@ -123,12 +139,17 @@ async def main() -> None:
         for n in sizes:
             rows.append(await run(n, args.batch, tmp))
     print(f"reference: {ref:,.0f} durable SQLite commits/s on this disk (one fsync each)")
+    print("throughput: all N written in batches, then wait until every one is running")
     print(f"{'instances':>10} {'seconds':>8} {'inst/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
           f"{'p99 ms':>8} {'writes/inst':>11} {'fsyncs/inst':>11} {'inst/s / ref':>12}")
     for r in rows:
         print(f"{r['n']:>10,} {r['seconds']:>8.2f} {r['rate']:>8.0f} {r['p50_ms']:>8.1f} "
               f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['writes_per_instance']:>11.2f} "
               f"{r['transactions_per_instance']:>11.3f} {r['rate'] / ref:>12.3f}")
+    print("added latency, one instance at a time, with N already running (200 samples)")
+    print(f"{'instances':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in rows:
+        print(f"{r['n']:>10,} {r['one_p50_ms']:>8.2f} {r['one_p99_ms']:>8.2f}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"per-instance cost {b['n']:,} vs {a['n']:,}: "

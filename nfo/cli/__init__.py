@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the orchestrator in the foreground")
     s.add_argument("--yang-dir", type=Path, action="append", default=[],
                    help="also load every module in DIR for this run (repeatable)")
+    s.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="instances reconciled in parallel at most (default 64)")
     s.add_argument("--demo", type=int, nargs="?", const=7777, default=None, metavar="PORT",
                    help="also run the demo NF: a udp-echo instance 'demo-echo' on the local "
                         "VIM, listening on 127.0.0.1:PORT (default 7777)")
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "serve":
             from nfo.cli.serve import serve
-            asyncio.run(serve(state, args.yang_dir, demo_port=args.demo))
+            asyncio.run(serve(state, args.yang_dir, demo_port=args.demo,
+                              concurrency=args.concurrency))
         elif args.mcmd == "install":
             names = install_modules(state, args.files)
             print("installed: " + ", ".join(names))

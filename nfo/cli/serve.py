@@ -118,10 +118,11 @@ async def ensure_demo_instance(ds: Datastore, port: int) -> None:
 
 
 async def serve(state: StateDir, yang_dirs: list[Path], *,
-                ready: asyncio.Event | None = None, demo_port: int | None = None) -> None:
+                ready: asyncio.Event | None = None, demo_port: int | None = None,
+                concurrency: int = 64) -> None:
     ds = await open_datastore(state, yang_dirs)
     try:
-        manager = await start_manager(ds, state)
+        manager = await start_manager(ds, state, concurrency=concurrency)
     except BaseException:
         await ds.close()
         raise
