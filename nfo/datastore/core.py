@@ -43,7 +43,15 @@ from nfo.errors import (
 )
 from nfo.schema import ly
 from nfo.schema.context import Schema
-from nfo.schema.data import Fmt, Tree, node_path, parse_data, print_nodes, siblings
+from nfo.schema.data import (
+    Fmt,
+    Tree,
+    node_path,
+    parse_data,
+    parse_op,
+    print_nodes,
+    siblings,
+)
 from nfo.schema.deps import analyse
 from nfo.schema.ly import ffi, lib
 
@@ -807,24 +815,9 @@ class Session:
         self._alive()
         d = self.datastore
         ctx = d.ctx
-        raw = content.encode() if isinstance(content, str) else content
-        buf = ffi.new("char[]", raw)
-        inp = ffi.new("struct ly_in **")
-        ly.check(lib.ly_in_new_memory(buf, inp), ctx, "reading an RPC")
-        tree_p = ffi.new("struct lyd_node **")
-        op_p = ffi.new("struct lyd_node **")
+        top, op = parse_op(ctx, content, fmt, lib.LYD_TYPE_RPC_YANG, what="parsing an RPC")
+        tree = Tree(ctx, top)
         try:
-            rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], Fmt(fmt).ly, lib.LYD_TYPE_RPC_YANG,
-                                  tree_p, op_p)
-        finally:
-            lib.ly_in_free(inp[0], 0)
-        if rc != lib.LY_SUCCESS:
-            if tree_p[0] != ffi.NULL:
-                lib.lyd_free_all(tree_p[0])
-            ly.raise_last(ctx, "parsing an RPC")
-        tree = Tree(ctx, tree_p[0])
-        try:
-            op = op_p[0]
             running = d.tree("running").first()
             ly.check(lib.lyd_validate_op(tree.first(), running, lib.LYD_TYPE_RPC_YANG,
                                          ffi.NULL), ctx, "validating RPC input")

@@ -50,7 +50,7 @@ from nfo.errors import (
     ResourceDenied,
 )
 from nfo.schema import ly
-from nfo.schema.data import Fmt, node_module, node_path, print_nodes
+from nfo.schema.data import Fmt, node_module, node_path, parse_op, print_nodes
 from nfo.schema.ly import ffi, lib
 
 __all__ = [
@@ -152,28 +152,12 @@ def _parse_notification(ctx: Any, text: str | bytes, fmt: str, what: str) -> tup
     parses strictly (unknown nodes and bad values fail here) but validates
     nothing else; that is :func:`_validate`'s job.
     """
-    encoding = _encoding(fmt)
-    raw = text.encode() if isinstance(text, str) else text
-    buf = ffi.new("char[]", raw)
-    inp = ffi.new("struct ly_in **")
-    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
-    tree = ffi.new("struct lyd_node **")
-    op = ffi.new("struct lyd_node **")
     try:
-        rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], encoding.ly, lib.LYD_TYPE_NOTIF_YANG, tree, op)
-    finally:
-        lib.ly_in_free(inp[0], 0)
-    if rc != lib.LY_SUCCESS:
-        if tree[0] != ffi.NULL:
-            lib.lyd_free_all(tree[0])
-        ly.raise_last(ctx, what)
-    if tree[0] == ffi.NULL or op[0] == ffi.NULL:
-        # Empty input ("{}", "") parses successfully into nothing.
-        if tree[0] != ffi.NULL:
-            lib.lyd_free_all(tree[0])
-        lib.ly_err_clean(ctx, ffi.NULL)
-        raise InvalidValue(f"{what}: the content holds no notification")
-    return lib.lyd_first_sibling(tree[0]), op[0]
+        return parse_op(ctx, text, _encoding(fmt), lib.LYD_TYPE_NOTIF_YANG, what=what)
+    except InvalidValue as e:
+        if "holds no operation" in e.message:
+            raise InvalidValue(f"{what}: the content holds no notification") from None
+        raise
 
 
 def _validate(ctx: Any, tree: Any, dep_tree: Any) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "node_path",
     "node_value",
     "parse_data",
+    "parse_op",
     "print_nodes",
     "siblings",
 ]
@@ -98,6 +99,36 @@ def parse_data(
             lib.lyd_free_all(out[0])
         ly.raise_last(ctx, what)
     return out[0]
+
+
+def parse_op(ctx: Any, text: str | bytes, fmt: Fmt | str, dtype: int, *,
+             what: str) -> tuple[Any, Any]:
+    """Parse an RPC, action, reply or notification (``dtype``: ``LYD_TYPE_*_YANG``).
+
+    Returns (top of the new tree, the operation node); the caller frees the tree.
+    libyang parses strictly but validates nothing else here (``lyd_validate_op``).
+    """
+    raw = text.encode() if isinstance(text, str) else text
+    buf = ffi.new("char[]", raw)
+    inp = ffi.new("struct ly_in **")
+    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
+    tree = ffi.new("struct lyd_node **")
+    op = ffi.new("struct lyd_node **")
+    try:
+        rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], _fmt(fmt).ly, dtype, tree, op)
+    finally:
+        lib.ly_in_free(inp[0], 0)
+    if rc != lib.LY_SUCCESS:
+        if tree[0] != ffi.NULL:
+            lib.lyd_free_all(tree[0])
+        ly.raise_last(ctx, what)
+    if tree[0] == ffi.NULL or op[0] == ffi.NULL:
+        # empty input ("{}", "") parses successfully into nothing
+        if tree[0] != ffi.NULL:
+            lib.lyd_free_all(tree[0])
+        lib.ly_err_clean(ctx, ffi.NULL)
+        raise InvalidValue(f"{what}: the content holds no operation")
+    return lib.lyd_first_sibling(tree[0]), op[0]
 
 
 def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int = 0,

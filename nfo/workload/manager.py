@@ -842,22 +842,21 @@ def _notification(name: str, old: str | None, new: str, reason: str | None) -> s
     return json.dumps({"nfo-instances:nf-instance-state-change": body})
 
 
-def _instance_of(path: str) -> str | None:
-    marker = "nf-instance[name='"
+def _key_in(path: str, marker: str) -> str | None:
+    """The key value after ``marker`` (e.g. ``nf-instance[name='``) in a data path."""
     i = path.find(marker)
     if i < 0:
         return None
     j = path.find("']", i)
     return path[i + len(marker) : j]
+
+
+def _instance_of(path: str) -> str | None:
+    return _key_in(path, "nf-instance[name='")
 
 
 def _vim_of(path: str) -> str | None:
-    marker = "vim[name='"
-    i = path.find(marker)
-    if i < 0:
-        return None
-    j = path.find("']", i)
-    return path[i + len(marker) : j]
+    return _key_in(path, "vim[name='")
 
 
 def _opt(v: Any) -> int | None:
