@@ -1,0 +1,646 @@
+"""Authentication, body limits, XML hardening and TLS on a real uvicorn, on 127.0.0.1 only.
+
+The app under test is a tiny Starlette app of this file, protected the way the
+RESTCONF app is meant to be: :class:`BasicAuth` inside, :class:`BodyLimit` around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import ipaddress
+import os
+import ssl
+import stat
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from nfo.restconf.security import (
+    BasicAuth,
+    BodyLimit,
+    BodyTooLarge,
+    Unauthorized,
+    check_xml_safe,
+    client_certificate,
+    dev_certificate,
+    tls_context,
+    uvicorn_ssl_kwargs,
+)
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from nfo.datastore import SqliteStorage
+from nfo.datastore.users import UserStore
+from nfo.errors import MalformedMessage, NfoError
+
+PASSWORD = "correct horse battery staple"
+LIMIT = 1024
+CHALLENGE = 'Basic realm="nfo"'
+
+
+# -- the app under test ---------------------------------------------------------------
+
+
+@dataclass
+class Calls:
+    upload: int = 0
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_app(auth: BasicAuth, calls: Calls) -> ASGIApp:
+    async def whoami(request: Request) -> Response:
+        return PlainTextResponse(await auth.authenticate(request))
+
+    async def upload(request: Request) -> Response:
+        calls.upload += 1
+        body = await request.body()
+        return PlainTextResponse(str(len(body)))
+
+    async def xml(request: Request) -> Response:
+        check_xml_safe(await request.body())
+        return Response(status_code=204)
+
+    async def tls(request: Request) -> Response:
+        info = request.scope.get("extensions", {}).get("tls")
+        cert = client_certificate(request)
+        return JSONResponse({
+            "tls_version": info.get("tls_version") if info else None,
+            "client_cert_name": info.get("client_cert_name") if info else None,
+            "subject": cert.subject.rfc4514_string() if cert else None,
+        })
+
+    async def on_nfo_error(request: HTTPConnection, exc: Exception) -> Response:
+        assert isinstance(exc, NfoError)
+        if isinstance(exc, Unauthorized):
+            return PlainTextResponse(exc.message, status_code=401, headers=exc.headers)
+        status = 400 if isinstance(exc, MalformedMessage) else 500
+        return PlainTextResponse(f"{exc.tag}: {exc.message}", status_code=status)
+
+    app = Starlette(routes=[
+        Route("/whoami", whoami),
+        Route("/upload", upload, methods=["POST"]),
+        Route("/xml", xml, methods=["POST"]),
+        Route("/tls", tls),
+    ], exception_handlers={Unauthorized: on_nfo_error, MalformedMessage: on_nfo_error})
+    return BodyLimit(app, LIMIT)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, **kwargs: Any) -> AsyncIterator[int]:
+    """A real uvicorn on 127.0.0.1 (a free port) in this test's loop; yields the port."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, log_level="warning",
+                            lifespan="off", access_log=False, **kwargs)
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Iterator[UserStore]:
+    with SqliteStorage(tmp_path / "nfo.db") as storage:
+        store = UserStore(storage)
+        store.add("alice", PASSWORD)
+        yield store
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+async def http_port(users: UserStore, calls: Calls) -> AsyncIterator[tuple[int, BasicAuth]]:
+    auth = BasicAuth(users)
+    async with serving(make_app(auth, calls)) as port:
+        yield port, auth
+
+
+def client(port: int, *, scheme: str = "http", verify: ssl.SSLContext | bool = False,
+           ) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"{scheme}://127.0.0.1:{port}", verify=verify,
+                             trust_env=False, timeout=20)
+
+
+async def raw_exchange(port: int, request: bytes, *, parts: list[bytes] | None = None) -> bytes:
+    """Send bytes over a plain TCP connection and read until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        for part in parts or []:
+            writer.write(part)
+            await writer.drain()
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+# -- Basic authentication -----------------------------------------------------------------
+
+
+async def test_basic_auth_over_http(http_port: tuple[int, BasicAuth]) -> None:
+    port, _ = http_port
+    async with client(port) as c:
+        r = await c.get("/whoami")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == CHALLENGE
+        for headers in (basic("alice", "wrong"), basic("mallory", PASSWORD),
+                        {"Authorization": "Basic !!!not-base64"},
+                        {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+                        {"Authorization": "Bearer abc"}, {"Authorization": "Basic"}):
+            r = await c.get("/whoami", headers=headers)
+            assert r.status_code == 401, headers
+            assert r.headers["www-authenticate"] == CHALLENGE
+            assert "authentication failed" in r.text
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+        assert r.status_code == 200
+        assert r.text == "alice"
+
+
+async def test_repeated_failures_are_slowed_down(http_port: tuple[int, BasicAuth]) -> None:
+    port, auth = http_port
+    async with client(port) as c:
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD))).status_code == 200
+        times = []
+        for _ in range(5):
+            start = time.monotonic()
+            r = await c.get("/whoami", headers=basic("alice", "guess"))
+            times.append(time.monotonic() - start)
+            assert r.status_code == 401
+        # failures 1-3 are free; the 4th waits 0.25 s, the 5th 0.5 s
+        assert times[3] >= 0.24
+        assert times[4] >= 0.45
+        assert times[4] > times[0] + 0.2
+        assert auth.tracked_clients() == 1
+        start = time.monotonic()
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+        assert r.status_code == 200
+        assert time.monotonic() - start >= 0.95  # throttled too, then succeeds
+        assert auth.tracked_clients() == 0  # and the success reset the client
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def request_from(host: str, authorization: str | None) -> Request:
+    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
+                    "client": (host, 50000), "query_string": b""})
+
+
+async def attempt(auth: BasicAuth, host: str, authorization: str | None) -> str | None:
+    try:
+        return await auth.authenticate(request_from(host, authorization))
+    except Unauthorized:
+        return None
+
+
+GOOD = basic("alice", PASSWORD)["Authorization"]
+MALFORMED = "Basic %%%"  # fails without a hash: fast to repeat
+
+
+async def test_delays_grow_exponentially_and_are_capped(users: UserStore) -> None:
+    clock = FakeClock()
+    auth = BasicAuth(users, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        assert await attempt(auth, "192.0.2.1", MALFORMED) is None
+    assert clock.slept == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    # another address is not affected
+    assert await attempt(auth, "192.0.2.2", MALFORMED) is None
+    assert len(clock.slept) == 7
+    # a success (slowed too) resets the client
+    assert await attempt(auth, "192.0.2.1", GOOD) == "alice"
+    assert clock.slept[-1] == 8.0
+    for _ in range(3):
+        assert await attempt(auth, "192.0.2.1", MALFORMED) is None
+    assert len(clock.slept) == 8
+
+
+async def test_failures_expire_after_the_window(users: UserStore) -> None:
+    clock = FakeClock()
+    auth = BasicAuth(users, clock=clock, sleep=clock.sleep, window=60)
+    for _ in range(4):
+        await attempt(auth, "192.0.2.1", MALFORMED)
+    assert clock.slept == [0.25]
+    clock.now += 61
+    for _ in range(3):
+        await attempt(auth, "192.0.2.1", MALFORMED)
+    assert clock.slept == [0.25]
+
+
+async def test_missing_credentials_are_not_failures(users: UserStore) -> None:
+    clock = FakeClock()
+    auth = BasicAuth(users, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        with pytest.raises(Unauthorized) as info:
+            await auth.authenticate(request_from("192.0.2.1", None))
+        assert info.value.headers == {"WWW-Authenticate": CHALLENGE}
+        assert info.value.tag == "access-denied" and info.value.error_type == "protocol"
+        assert info.value.status_code == 401
+    assert clock.slept == [] and auth.tracked_clients() == 0
+
+
+async def test_throttling_state_is_bounded(users: UserStore) -> None:
+    clock = FakeClock()
+    auth = BasicAuth(users, clock=clock, sleep=clock.sleep, max_clients=50)
+    for i in range(2000):
+        await attempt(auth, str(ipaddress.IPv4Address("10.0.0.0") + i), MALFORMED)
+    assert auth.tracked_clients() == 50
+
+
+async def test_ipv6_clients_are_grouped_by_prefix(users: UserStore) -> None:
+    clock = FakeClock()
+    auth = BasicAuth(users, clock=clock, sleep=clock.sleep)
+    for i in range(5):
+        await attempt(auth, f"2001:db8:1:2::{i + 1:x}", MALFORMED)
+    assert clock.slept == [0.25, 0.5]
+    assert auth.tracked_clients() == 1
+
+
+async def test_parallel_attempts_queue_and_overflow_is_refused(users: UserStore) -> None:
+    clock = FakeClock()
+    gate = asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:  # time stands still while the queue fills
+        clock.slept.append(seconds)
+        await gate.wait()
+
+    auth = BasicAuth(users, clock=clock, sleep=held_sleep, queue_limit=10)
+    for _ in range(3):
+        await attempt(auth, "192.0.2.1", MALFORMED)
+    waiting = [asyncio.ensure_future(attempt(auth, "192.0.2.1", MALFORMED)) for _ in range(20)]
+    await asyncio.sleep(0)
+    # each attempt waits for a slot of its own: no shortcut through parallel connections
+    assert clock.slept[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(b > a for a, b in zip(clock.slept, clock.slept[1:], strict=False))
+    # the queue is bounded: the rest were refused at once, unchecked
+    assert len(clock.slept) < 20
+    with pytest.raises(Unauthorized) as info:
+        await auth.authenticate(request_from("192.0.2.1", GOOD))
+    assert int(info.value.headers["Retry-After"]) > 10
+    assert info.value.headers["WWW-Authenticate"] == CHALLENGE
+    gate.set()
+    assert await asyncio.gather(*waiting) == [None] * 20
+
+
+# -- body limits ------------------------------------------------------------------------
+
+
+async def test_oversize_content_length_refused_before_reading(
+        http_port: tuple[int, BasicAuth], calls: Calls) -> None:
+    port, _ = http_port
+    # Megabytes announced, none sent: the answer comes anyway, and the app never ran.
+    for length in (b"10000000", b"9" * 19):
+        response = await raw_exchange(port, (
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: " + length + b"\r\n\r\n"))
+        head = response.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 413")
+        assert b"connection: close" in head
+        assert b"too-big" in response
+    assert calls.upload == 0
+    async with client(port) as c:
+        r = await c.post("/upload", content=b"x" * (LIMIT + 1))
+        assert r.status_code == 413
+        r = await c.post("/upload", content=b"x" * LIMIT)
+        assert r.status_code == 200 and r.text == str(LIMIT)
+    assert calls.upload == 1
+
+
+async def test_oversize_chunked_body_refused(
+        http_port: tuple[int, BasicAuth], calls: Calls) -> None:
+    port, _ = http_port
+
+    async def chunks(n: int, size: int) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield b"y" * size
+
+    async with client(port) as c:
+        r = await c.post("/upload", content=chunks(4, 200))
+        assert r.status_code == 200 and r.text == "800"
+        r = await c.post("/upload", content=chunks(8, 200))
+        assert r.status_code == 413
+        assert r.headers["connection"] == "close"
+        assert r.json()["ietf-restconf:errors"]["error"][0]["error-tag"] == "too-big"
+    # the same, raw: more chunks are announced than are ever read
+    response = await raw_exchange(port, (
+        b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        parts=[b"200\r\n" + b"z" * 0x200 + b"\r\n"] * 3)
+    assert response.lower().startswith(b"http/1.1 413")
+
+
+async def test_app_may_answer_too_big_itself() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except BodyTooLarge as e:
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"x-mine", b"1"), (b"connection", b"keep-alive")]})
+            await send({"type": "http.response.body", "body": e.message.encode()})
+
+    async with serving(BodyLimit(app, 10)) as port, client(port) as c:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"0123456789"
+            yield b"x"
+
+        r = await c.post("/", content=body())
+        assert r.status_code == 413
+        assert r.headers["x-mine"] == "1" and r.headers["connection"] == "close"
+
+
+# -- XML -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>',
+    b"<!doctype a><a/>",
+    b'<?xml version="1.0"?>\n<!DocType a SYSTEM "file:///etc/passwd"><a/>',
+    b"\xef\xbb\xbf  \n<!DOCTYPE a><a/>",
+    b"  \t\r\n<!DOCTYPE a><a/>",
+    b'<a><!ENTITY x SYSTEM "http://127.0.0.1/"></a>',
+    b"<a/><!eNtItY % p 'x'>",
+    b"<!-- hidden --><!DOCTYPE a><a/>",
+    b"<a><!ELEMENT a ANY></a>",
+    b"<!\nDOCTYPE a><a/>",
+    "\ufeff<!DOCTYPE a><a/>".encode("utf-16"),
+    "<!DOCTYPE a><a/>".encode("utf-16-le"),
+    "<!DOCTYPE a><a/>".encode("utf-32"),
+])
+def test_dtd_and_entities_refused(body: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        check_xml_safe(body)
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    b'<?xml version="1.0" encoding="UTF-8"?><data xmlns="urn:x"><a>DOCTYPE &lt;!x</a></data>',
+    b"\xef\xbb\xbf<a><!-- a comment --><![CDATA[ x < y ]]></a>",
+    "<name>caf\u00e9</name>".encode(),
+])
+def test_plain_xml_accepted(body: bytes) -> None:
+    check_xml_safe(body)
+
+
+async def test_xml_refused_through_the_server(http_port: tuple[int, BasicAuth]) -> None:
+    port, _ = http_port
+    async with client(port) as c:
+        r = await c.post("/xml", content=b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM '
+                                         b'"file:///etc/passwd">]><x>&e;</x>')
+        assert r.status_code == 400 and "malformed-message" in r.text
+        r = await c.post("/xml", content=b"<x>fine</x>")
+        assert r.status_code == 204
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+def test_dev_certificate_made_once(tmp_path: Path) -> None:
+    cert, key = dev_certificate(tmp_path)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    first = cert.read_bytes(), key.read_bytes()
+    assert dev_certificate(tmp_path) == (cert, key)
+    assert (cert.read_bytes(), key.read_bytes()) == first
+    parsed = x509.load_pem_x509_certificate(first[0])
+    san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert {str(a) for a in san.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+    assert b"PRIVATE KEY" not in first[0]
+    # a loosened key mode is tightened; a lost key means a new pair
+    key.chmod(0o644)
+    dev_certificate(tmp_path)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    key.unlink()
+    cert2, key2 = dev_certificate(tmp_path)
+    assert cert2.read_bytes() != first[0]
+    assert stat.S_IMODE(key2.stat().st_mode) == 0o600
+
+
+def test_tls_context_settings(tmp_path: Path) -> None:
+    cert, key = dev_certificate(tmp_path)
+    ctx = tls_context(cert, key)
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert ctx.verify_mode == ssl.CERT_NONE
+    assert tls_context(cert, key, client_ca=cert).verify_mode == ssl.CERT_OPTIONAL
+    kwargs = uvicorn_ssl_kwargs(cert, key)
+    assert kwargs["ssl_certfile"] == str(cert) and kwargs["ssl_keyfile"] == str(key)
+    assert kwargs["ssl_ciphers"] and "ssl_version" in kwargs
+
+
+async def test_https_with_dev_certificate(tmp_path: Path, users: UserStore, calls: Calls) -> None:
+    cert, key = dev_certificate(tmp_path / "state")
+    trust = ssl.create_default_context(cafile=str(cert))
+    auth = BasicAuth(users)
+    async with serving(make_app(auth, calls), **uvicorn_ssl_kwargs(cert, key)) as port:
+        async with client(port, scheme="https", verify=trust) as c:
+            r = await c.get("/whoami")
+            assert r.status_code == 401 and r.headers["www-authenticate"] == CHALLENGE
+            r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+            assert r.status_code == 200 and r.text == "alice"
+            r = await c.get("/tls")
+            assert r.json()["tls_version"] in (0x0303, 0x0304)
+            assert r.json()["subject"] is None
+            r = await c.post("/upload", content=b"x" * (LIMIT + 1))
+            assert r.status_code == 413
+        # curl, trusting the certificate file itself
+        url = f"https://127.0.0.1:{port}/whoami"
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/curl", "--silent", "--show-error", "--noproxy", "*", "--cacert", str(cert),
+            "--user", f"alice:{PASSWORD}", "--write-out", "\n%{http_code}", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 0, err
+        assert out.decode().splitlines() == ["alice", "200"]
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/curl", "--silent", "--noproxy", "*", "--cacert", str(cert),
+            "--output", os.devnull, "--write-out", "%{http_code}", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        assert out == b"401"
+
+
+def old_client_context(maximum: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client willing to speak TLS 1.0 up to ``maximum`` (no certificate checks)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = maximum
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+async def handshake(port: int, ctx: ssl.SSLContext) -> str | None:
+    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=ctx), 10)
+    try:
+        return writer.get_extra_info("ssl_object").version()  # type: ignore[no-any-return]
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def test_tls_1_1_refused(tmp_path: Path, users: UserStore, calls: Calls) -> None:
+    cert, key = dev_certificate(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tls11 = ssl.TLSVersion.TLSv1_1
+    # control: this client does speak TLS 1.1 to a server that allows it
+    permissive = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        permissive.minimum_version = ssl.TLSVersion.TLSv1
+    permissive.set_ciphers("DEFAULT:@SECLEVEL=0")
+    permissive.load_cert_chain(cert, key)
+    control = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=permissive)
+    try:
+        assert await handshake(control.sockets[0].getsockname()[1],
+                               old_client_context(tls11)) == "TLSv1.1"
+    finally:
+        control.close()
+        await control.wait_closed()
+
+    async with serving(make_app(BasicAuth(users), calls), **uvicorn_ssl_kwargs(cert, key)) as port:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            await handshake(port, old_client_context(tls11))
+        assert await handshake(port, old_client_context(ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"
+
+
+# -- client certificates --------------------------------------------------------------------
+
+
+def make_ca(directory: Path, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey,
+                                                   Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    path = directory / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key, path
+
+
+def make_client_cert(directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
+                     cn: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{cn}.crt", directory / f"{cn}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_client_certificate_authentication(
+        tmp_path: Path, users: UserStore, calls: Calls) -> None:
+    cert, key = dev_certificate(tmp_path / "state")
+    ca, ca_key, ca_path = make_ca(tmp_path, "clients-ca")
+    rogue, rogue_key, _ = make_ca(tmp_path, "rogue-ca")
+    laptop = make_client_cert(tmp_path, ca, ca_key, "alice-laptop")
+    unmapped = make_client_cert(tmp_path, ca, ca_key, "someone-else")
+    ghost = make_client_cert(tmp_path, ca, ca_key, "ghost-laptop")
+    (tmp_path / "rogue").mkdir()
+    forged = make_client_cert(tmp_path / "rogue", rogue, rogue_key, "alice-laptop")
+
+    def context(chain: tuple[Path, Path] | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        if chain is not None:
+            ctx.load_cert_chain(*chain)
+        return ctx
+
+    auth = BasicAuth(users, cert_users={"alice-laptop": "alice", "ghost-laptop": "ghost"})
+    kwargs = uvicorn_ssl_kwargs(cert, key, client_ca=ca_path)
+    async with serving(make_app(auth, calls), **kwargs) as port:
+        async with client(port, scheme="https", verify=context(laptop)) as c:
+            r = await c.get("/whoami")
+            assert r.status_code == 200 and r.text == "alice"
+            r = await c.get("/tls")
+            assert r.json()["subject"] == "CN=alice-laptop"
+            assert r.json()["client_cert_name"] == "CN=alice-laptop"
+        for chain in (None, unmapped, ghost):  # no certificate, or one that maps to no user
+            async with client(port, scheme="https", verify=context(chain)) as c:
+                r = await c.get("/whoami")
+                assert r.status_code == 401 and r.headers["www-authenticate"] == CHALLENGE
+                r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+                assert r.status_code == 200 and r.text == "alice"
+        # a certificate from another CA does not even complete the handshake
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            async with client(port, scheme="https", verify=context(forged)) as c:
+                await c.get("/whoami")
+
+
+async def test_no_tls_extension_over_plain_http(
+        http_port: tuple[int, BasicAuth]) -> None:
+    port, _ = http_port
+    async with client(port) as c:
+        r = await c.get("/tls")
+        assert r.json() == {"tls_version": None, "client_cert_name": None, "subject": None}
