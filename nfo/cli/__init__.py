@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_module
-from nfo.errors import NfoError
+from nfo.errors import InvalidValue, NfoError
+from nfo.restconf.server import RestconfOptions
 
 __all__ = ["main"]
 
@@ -23,6 +24,17 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the orchestrator in the foreground")
     s.add_argument("--yang-dir", type=Path, action="append", default=[],
                    help="also load every module in DIR for this run (repeatable)")
+    s.add_argument("--restconf", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="RESTCONF listener (default 127.0.0.1:8080, loopback only); 'off' "
+                        "to disable")
+    s.add_argument("--tls-cert", type=Path, help="serve RESTCONF over HTTPS with this "
+                   "certificate (PEM) ...")
+    s.add_argument("--tls-key", type=Path, help="... and this private key (PEM)")
+    s.add_argument("--tls-client-ca", type=Path,
+                   help="accept client certificates issued by this CA (PEM)")
+    s.add_argument("--dev-cert", action="store_true",
+                   help="HTTPS with a self-signed development certificate kept in the state "
+                        "directory (generated on first use)")
     s.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="instances reconciled in parallel at most (default 64)")
     s.add_argument("--demo", type=int, nargs="?", const=7777, default=None, metavar="PORT",
@@ -41,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _restconf(args: argparse.Namespace) -> RestconfOptions | None:
+    if args.restconf == "off":
+        return None
+    host, sep, port = args.restconf.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidValue(f"--restconf wants HOST:PORT, not {args.restconf!r}")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidValue("--tls-cert and --tls-key go together")
+    return RestconfOptions(host=host.strip("[]"), port=int(port), tls_cert=args.tls_cert,
+                           tls_key=args.tls_key, dev_cert=args.dev_cert,
+                           client_ca=args.tls_client_ca)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -50,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "serve":
             from nfo.cli.serve import serve
             asyncio.run(serve(state, args.yang_dir, demo_port=args.demo,
-                              concurrency=args.concurrency))
+                              concurrency=args.concurrency, restconf=_restconf(args)))
         elif args.mcmd == "install":
             names = install_modules(state, args.files)
             print("installed: " + ", ".join(names))

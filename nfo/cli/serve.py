@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import uuid
 from importlib import resources
@@ -20,13 +21,16 @@ from typing import Any
 
 from nfo.cli.moduleset import StateDir
 from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore.users import UserStore
 from nfo.registry import DriverRegistry
+from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
 from nfo.schema.ly import ffi
 from nfo.workload import WorkloadManager
 
 __all__ = [
     "DEMO_INSTANCE",
+    "bootstrap_admin",
     "ensure_demo_instance",
     "installation_id",
     "open_datastore",
@@ -117,13 +121,32 @@ async def ensure_demo_instance(ds: Datastore, port: int) -> None:
             "parameter": [{"name": "port", "value": str(port)}]}]}}), Fmt.JSON)
 
 
+def bootstrap_admin(ds: Datastore) -> UserStore:
+    """The user store; on first start create ``admin`` (password from NFO_ADMIN_PASSWORD,
+    else generated and printed this once)."""
+    users = UserStore(ds.storage)
+    generated = users.ensure_admin(os.environ.get("NFO_ADMIN_PASSWORD"))
+    if generated is not None:
+        print(f"nfo: created user 'admin' with password {generated} (shown once; set "
+              "NFO_ADMIN_PASSWORD before the first start to choose it)", flush=True)
+    return users
+
+
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
-                concurrency: int = 64) -> None:
+                concurrency: int = 64, restconf: RestconfOptions | None = None) -> None:
     ds = await open_datastore(state, yang_dirs)
+    rest = None
     try:
+        users = bootstrap_admin(ds)
         manager = await start_manager(ds, state, concurrency=concurrency)
+        if restconf is not None:
+            rest = await start_server(ds, users, restconf, state.path)
+            print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
+                  flush=True)
     except BaseException:
+        if rest is not None:
+            await rest.stop()
         await ds.close()
         raise
     printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
@@ -146,6 +169,8 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if rest is not None:
+            await rest.stop()
         await manager.stop()
         await ds.notifications.close()
         await printer

@@ -57,12 +57,15 @@ def test_install_list_and_serve_an_operator_module(tmp_path: Path) -> None:
                for line in listing.splitlines())
     assert "nfo-instances" in listing
 
-    proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--restconf",
+                             "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "serving" in line
+        seen = [proc.stdout.readline() for _ in range(3)]
+        assert any("created user 'admin'" in x for x in seen), seen
+        assert any("RESTCONF on http://127.0.0.1:" in x for x in seen), seen
+        assert any("serving" in x for x in seen), seen
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert "stopped" in proc.stdout.read()
@@ -187,7 +190,8 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
     record = state / "drivers" / "local" / "local" / "demo-echo.json"
 
     def run_until(text: str) -> list[str]:
-        proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--demo", str(port)],
+        proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--demo", str(port),
+                                 "--restconf", "127.0.0.1:0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines: list[str] = []
         try:

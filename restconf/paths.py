@@ -1,0 +1,469 @@
+"""RESTCONF resource identifiers (RFC 8040 section 3.5.3) to libyang data paths.
+
+A data resource URI (what follows ``/restconf/data`` or ``/restconf/ds/<datastore>``)
+names one node: ``mod:cont/list=k1,k2/leaf``.  Its first node carries a module
+name, and so does every node whose module differs from its parent's; list key
+values (comma-separated, percent-encoded) and a leaf-list value follow ``=``.
+:func:`parse_resource` resolves every step against the schema through libyang,
+builds the ancestor chain as real data nodes (so key values are checked and
+canonicalised by their YANG types) and returns the libyang data path.
+
+:func:`parse_fields` turns the ``fields`` query parameter (RFC 8040 section
+4.8.3) into XPath steps relative to the target.  Everything here is pure: no
+datastore, no HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from nfo.errors import InvalidValue, MalformedMessage, NfoError
+from nfo.schema import ly
+from nfo.schema.data import node_path
+from nfo.schema.ly import ffi, lib
+
+__all__ = [
+    "Kind",
+    "ResourcePath",
+    "Segment",
+    "build_chain",
+    "decode",
+    "key_names",
+    "kind_of",
+    "parse_fields",
+    "parse_operation",
+    "parse_resource",
+    "schema_module",
+    "schema_name",
+    "segment_uri",
+]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class Kind(StrEnum):
+    CONTAINER = "container"
+    LIST = "list"
+    LEAF = "leaf"
+    LEAFLIST = "leaf-list"
+    ANYDATA = "anydata"
+    RPC = "rpc"
+    ACTION = "action"
+    NOTIFICATION = "notification"
+
+
+def kind_of(snode: Any) -> Kind:
+    t = int(snode.nodetype)
+    if t & lib.LYS_CONTAINER:
+        return Kind.CONTAINER
+    if t & lib.LYS_LIST:
+        return Kind.LIST
+    if t & lib.LYS_LEAFLIST:
+        return Kind.LEAFLIST
+    if t & lib.LYS_LEAF:
+        return Kind.LEAF
+    if t & (lib.LYS_ANYDATA | lib.LYS_ANYXML):
+        return Kind.ANYDATA
+    if t & lib.LYS_RPC:
+        return Kind.RPC
+    if t & lib.LYS_ACTION:
+        return Kind.ACTION
+    return Kind.NOTIFICATION
+
+
+def schema_name(snode: Any) -> str:
+    return str(ffi.string(snode.name).decode())
+
+
+def schema_module(snode: Any) -> str:
+    return str(ffi.string(snode.module.name).decode())
+
+
+def key_names(snode: Any) -> list[str]:
+    """Key leaf names of a list schema node, in key order (libyang puts keys first)."""
+    out = []
+    c = lib.lysc_node_child(snode)
+    while c != ffi.NULL and c.flags & lib.LYS_KEY:
+        out.append(schema_name(c))
+        c = c.next
+    return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One step of a resource path, resolved against the schema."""
+
+    module: str
+    name: str
+    kind: Kind
+    schema: Any
+    keys: tuple[tuple[str, str], ...] | None = None
+    """Key (name, value) pairs of a list instance, in key order; None for a whole list."""
+    value: str | None = None
+    """The value of a leaf-list instance; None for a whole leaf-list."""
+
+    @property
+    def is_instance(self) -> bool:
+        """Whether the step names one instance (a keyed list entry, a leaf-list value,
+        or any node that is not a list or leaf-list)."""
+        if self.kind is Kind.LIST:
+            return self.keys is not None
+        if self.kind is Kind.LEAFLIST:
+            return self.value is not None
+        return True
+
+    @property
+    def config(self) -> bool:
+        return bool(self.schema.flags & lib.LYS_CONFIG_W)
+
+    @property
+    def ordered_by_user(self) -> bool:
+        return bool(self.schema.flags & lib.LYS_ORDBY_USER)
+
+
+@dataclass(frozen=True)
+class ResourcePath:
+    """A parsed data resource: the datastore itself when ``segments`` is empty."""
+
+    segments: tuple[Segment, ...]
+    data_path: str | None
+    """libyang data path of the target (canonical key values); None for the datastore."""
+    parent_path: str | None
+    """libyang data path of the target's parent; None for a top-level node or the datastore."""
+
+    @property
+    def is_root(self) -> bool:
+        return not self.segments
+
+    @property
+    def target(self) -> Segment:
+        if not self.segments:
+            raise InvalidValue("the datastore resource has no target node")
+        return self.segments[-1]
+
+    @property
+    def parent(self) -> ResourcePath:
+        """The path of the target's parent resource (the datastore for a top node)."""
+        if not self.segments:
+            return self
+        return ResourcePath(self.segments[:-1], self.parent_path,
+                            _parent_of(self.parent_path) if self.parent_path else None)
+
+    def uri(self) -> str:
+        """The resource path in RFC 8040 encoding (percent-encoded), without a leading /."""
+        out = []
+        prev = None
+        for s in self.segments:
+            out.append(segment_uri(s, s.module != prev))
+            prev = s.module
+        return "/".join(out)
+
+
+def segment_uri(s: Segment, qualified: bool) -> str:
+    name = f"{s.module}:{s.name}" if qualified else s.name
+    if s.keys is not None:
+        return name + "=" + ",".join(quote(v, safe="") for _, v in s.keys)
+    if s.value is not None:
+        return name + "=" + quote(s.value, safe="")
+    return name
+
+
+def _parent_of(path: str) -> str | None:
+    """The parent of a libyang data path (quote-aware split at the last '/')."""
+    depth = 0
+    quote_ch: str | None = None
+    cut = -1
+    for i, ch in enumerate(path):
+        if quote_ch:
+            if ch == quote_ch:
+                quote_ch = None
+        elif ch in "'\"" and depth:
+            quote_ch = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "/" and not depth:
+            cut = i
+    return path[:cut] if cut > 0 else None
+
+
+def decode(text: str, what: str) -> str:
+    """Strict percent-decoding (RFC 3986) into UTF-8 text; 400 on a bad escape."""
+    if _BAD_PCT.search(text):
+        raise MalformedMessage(f"bad percent-encoding in {what}: {text!r}", error_type="protocol")
+    try:
+        return unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedMessage(f"{what} is not UTF-8 after percent-decoding: {text!r}",
+                               error_type="protocol") from None
+
+
+def _lookup(ctx: Any, spath: str) -> Any:
+    snode = lib.lys_find_path(ctx, ffi.NULL, spath.encode(), 0)
+    lib.ly_err_clean(ctx, ffi.NULL)
+    return snode
+
+
+def _module_implemented(ctx: Any, name: str) -> bool:
+    mod = lib.ly_ctx_get_module_latest(ctx, name.encode())
+    return bool(mod != ffi.NULL and mod.implemented)
+
+
+def parse_resource(ctx: Any, raw: str) -> ResourcePath:
+    """Parse the percent-encoded path after the datastore resource into a target.
+
+    ``raw`` may be empty or ``/`` (the datastore itself).  Raises 400-class
+    :class:`NfoError` (invalid-value, malformed-message) naming the offending step.
+    """
+    raw = raw.strip("/") if raw in ("", "/") else raw.removeprefix("/")
+    if not raw:
+        return ResourcePath((), None, None)
+    if raw.endswith("/"):
+        raw = raw[:-1]
+    segments: list[Segment] = []
+    spath = ""
+    prev_mod: str | None = None
+    for part in raw.split("/"):
+        if part == "":
+            raise InvalidValue(f"empty step in the resource path {raw!r}",
+                               path=_partial_path(ctx, segments))
+        name_raw, eq, rest = part.partition("=")
+        ident = decode(name_raw, "a node name")
+        mod, colon, name = ident.rpartition(":")
+        if not colon:
+            mod, name = "", ident
+        if not _IDENT.match(name) or (mod and not _IDENT.match(mod)):
+            raise InvalidValue(f"invalid node name {ident!r} in the resource path",
+                               path=_partial_path(ctx, segments))
+        if not mod:
+            if prev_mod is None:
+                raise InvalidValue(f"the first node {name!r} needs its module name (module:name)",
+                                   path=None)
+            mod = prev_mod
+        elif not _module_implemented(ctx, mod):
+            raise InvalidValue(f"unknown module {mod!r} in the resource path",
+                               path=_partial_path(ctx, segments))
+        if segments and segments[-1].kind in (Kind.RPC, Kind.ACTION, Kind.NOTIFICATION,
+                                              Kind.LEAF, Kind.LEAFLIST, Kind.ANYDATA):
+            raise InvalidValue(f"{segments[-1].name!r} has no child {name!r}",
+                               path=_partial_path(ctx, segments))
+        if segments and not segments[-1].is_instance:
+            raise InvalidValue(f"the list {segments[-1].name!r} needs its key values "
+                               f"(name=key1,key2) before the child {name!r}",
+                               path=_partial_path(ctx, segments))
+        step = f"{mod}:{name}" if mod != prev_mod else name
+        snode = _lookup(ctx, f"{spath}/{step}")
+        if snode == ffi.NULL:
+            where = _partial_path(ctx, segments)
+            raise InvalidValue(f"unknown node {mod}:{name} in the resource path"
+                               + (f" under {where}" if where else ""), path=where)
+        spath = f"{spath}/{step}"
+        kind = kind_of(snode)
+        if kind is Kind.NOTIFICATION:
+            raise InvalidValue(f"{name!r} is a notification, not a data resource",
+                               path=_partial_path(ctx, segments))
+        keys: tuple[tuple[str, str], ...] | None = None
+        value: str | None = None
+        if eq:
+            if kind is Kind.LIST:
+                names = key_names(snode)
+                if not names:
+                    raise InvalidValue(f"the list {name!r} has no keys: its entries cannot "
+                                       "be addressed", path=_partial_path(ctx, segments))
+                values = [decode(v, f"a key value of {name!r}") for v in rest.split(",")]
+                if len(values) != len(names):
+                    raise InvalidValue(
+                        f"the list {name!r} has {len(names)} key(s) ({', '.join(names)}) "
+                        f"but the path gives {len(values)} value(s)",
+                        path=_partial_path(ctx, segments))
+                keys = tuple(zip(names, values, strict=True))
+            elif kind is Kind.LEAFLIST:
+                value = decode(rest, f"the value of {name!r}")
+            else:
+                raise InvalidValue(f"{name!r} is a {kind.value}: it takes no '=' value",
+                                   path=_partial_path(ctx, segments))
+        segments.append(Segment(mod, name, kind, snode, keys, value))
+        prev_mod = mod
+    for s in segments:
+        for v in [v for _, v in s.keys or ()] + ([s.value] if s.value is not None else []):
+            if "'" in v and '"' in v:
+                raise InvalidValue("key values holding both quote characters are not "
+                                   "supported", path=_partial_path(ctx, segments[:-1]))
+    data_path, parent_path = _data_paths(ctx, segments)
+    return ResourcePath(tuple(segments), data_path, parent_path)
+
+
+def parse_operation(ctx: Any, raw: str) -> Segment:
+    """``mod:rpc`` after ``/restconf/operations/``: exactly one step naming an RPC."""
+    raw = raw.strip("/")
+    if not raw or "/" in raw or "=" in raw:
+        raise InvalidValue(f"an operation resource is one 'module:rpc' step, not {raw!r}")
+    ident = decode(raw, "an operation name")
+    mod, colon, name = ident.partition(":")
+    if not colon or not _IDENT.match(mod) or not _IDENT.match(name):
+        raise InvalidValue(f"an operation resource needs 'module:rpc', not {ident!r}")
+    if not _module_implemented(ctx, mod):
+        raise InvalidValue(f"unknown module {mod!r}")
+    snode = _lookup(ctx, f"/{mod}:{name}")
+    if snode == ffi.NULL or kind_of(snode) is not Kind.RPC:
+        raise InvalidValue(f"{mod}:{name} is not an RPC of the module set")
+    return Segment(mod, name, Kind.RPC, snode)
+
+
+def _partial_path(ctx: Any, segments: list[Segment]) -> str | None:
+    if not segments:
+        return None
+    try:
+        return _data_paths(ctx, segments)[0]
+    except NfoError:
+        return None
+
+
+def build_chain(ctx: Any, segments: tuple[Segment, ...] | list[Segment]) -> tuple[Any, Any]:
+    """Create the data nodes of ``segments`` (containers, keyed list entries, leaf-list
+    values; a leaf, anydata or action step is not created).  Returns (top, last
+    created node); the caller frees ``top``.  Key values are checked by their types."""
+    top = ffi.NULL
+    parent = ffi.NULL
+    out = ffi.new("struct lyd_node **")
+    try:
+        for s in segments:
+            mod = s.schema.module if parent == ffi.NULL else ffi.NULL
+            if s.kind is Kind.CONTAINER:
+                rc = lib.lyd_new_inner(parent, mod, s.name.encode(), 0, out)
+            elif s.kind is Kind.LIST and s.keys is not None:
+                vals = [ffi.new("char[]", v.encode()) for _, v in s.keys]
+                rc = lib.lyd_new_list(parent, mod, s.name.encode(), 0, out, *vals)
+            elif s.kind is Kind.LEAFLIST and s.value is not None:
+                rc = lib.lyd_new_term(parent, mod, s.name.encode(), s.value.encode(), 0, out)
+            else:
+                break
+            if rc != lib.LY_SUCCESS:
+                errs = ly.errors_of(ctx)
+                lib.ly_err_clean(ctx, ffi.NULL)
+                msg = errs[0][1] if errs else "invalid value"
+                raise InvalidValue(f"invalid key value in the resource path: {msg}",
+                                   path=node_path(parent) if parent != ffi.NULL else None)
+            if top == ffi.NULL:
+                top = out[0]
+            parent = out[0]
+    except BaseException:
+        if top != ffi.NULL:
+            lib.lyd_free_all(top)
+        raise
+    return top, parent
+
+
+def _data_paths(ctx: Any, segments: list[Segment]) -> tuple[str, str | None]:
+    top, last = build_chain(ctx, segments)
+    try:
+        built = 0
+        node = last
+        while node != ffi.NULL:
+            built += 1
+            node = ffi.cast("struct lyd_node *", node.parent) if node.parent != ffi.NULL \
+                else ffi.NULL
+        base = node_path(last) if last != ffi.NULL else ""
+        # steps not built as nodes (leaf, anydata, action, whole list / leaf-list)
+        prev = segments[built - 1].module if built else None
+        path = base
+        for s in segments[built:]:
+            path += "/" + (f"{s.module}:{s.name}" if s.module != prev else s.name)
+            prev = s.module
+    finally:
+        if top != ffi.NULL:
+            lib.lyd_free_all(top)
+    return path, _parent_of(path)
+
+
+# -- fields (RFC 8040 section 4.8.3) -------------------------------------------
+
+_FIELDS_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?|[/;()])")
+
+
+def _tokens(text: str) -> list[str]:
+    out = []
+    pos = 0
+    while pos < len(text):
+        m = _FIELDS_TOKEN.match(text, pos)
+        if not m:
+            raise InvalidValue(f"invalid fields expression {text!r} at offset {pos}",
+                               error_type="protocol")
+        out.append(m.group(1))
+        pos = m.end()
+    return out
+
+
+def parse_fields(ctx: Any, text: str, target: Any) -> list[str]:
+    """The ``fields`` expression as XPath steps relative to ``target`` (a schema node,
+    or NULL for the datastore), each like ``a/b`` or ``mod:x/y``; checked against the
+    schema.  Grammar: ``expr = path "(" expr ")" / path ";" expr / path``,
+    ``path = api-identifier ["/" path]``."""
+    toks = _tokens(text)
+    pos = 0
+
+    def peek() -> str | None:
+        return toks[pos] if pos < len(toks) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(toks):
+            raise InvalidValue(f"incomplete fields expression {text!r}", error_type="protocol")
+        pos += 1
+        return toks[pos - 1]
+
+    def child(parent: Any, ident: str, parent_mod: str | None) -> tuple[Any, str, str]:
+        mod, colon, name = ident.rpartition(":")
+        if not colon:
+            if parent_mod is None:
+                raise InvalidValue(f"fields: {ident!r} needs its module name",
+                                   error_type="protocol")
+            mod, name = parent_mod, ident
+        if not _module_implemented(ctx, mod):
+            raise InvalidValue(f"fields: unknown module {mod!r}", error_type="protocol")
+        m = lib.ly_ctx_get_module_latest(ctx, mod.encode())
+        c = lib.lys_find_child(parent, m, name.encode(), 0, 0, 0)
+        if c == ffi.NULL or kind_of(c) in (Kind.RPC, Kind.ACTION, Kind.NOTIFICATION):
+            raise InvalidValue(f"fields: no data node {mod}:{name} here", error_type="protocol")
+        step = name if mod == parent_mod else f"{mod}:{name}"
+        return c, mod, step
+
+    def expr(parent: Any, parent_mod: str | None, prefix: str) -> list[str]:
+        out: list[str] = []
+        while True:
+            node, mod, rel = parent, parent_mod, prefix
+            while True:
+                tok = take()
+                if tok in "/;()":
+                    raise InvalidValue(f"invalid fields expression {text!r}",
+                                       error_type="protocol")
+                node, mod, step = child(node, tok, mod)
+                rel = f"{rel}/{step}" if rel else step
+                if peek() == "/":
+                    take()
+                    continue
+                break
+            if peek() == "(":
+                take()
+                out += expr(node, mod, rel)
+                if take() != ")":
+                    raise InvalidValue(f"unbalanced parentheses in fields {text!r}",
+                                       error_type="protocol")
+            else:
+                out.append(rel)
+            if peek() == ";":
+                take()
+                continue
+            return out
+
+    target_mod = schema_module(target) if target != ffi.NULL else None
+    result = expr(target, target_mod, "")
+    if pos != len(toks):
+        raise InvalidValue(f"invalid fields expression {text!r}", error_type="protocol")
+    return result

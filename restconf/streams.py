@@ -1,0 +1,256 @@
+"""RESTCONF event streams (RFC 8040 section 6) over Server-Sent Events.
+
+* :func:`streams_data`: the ``ietf-restconf-monitoring:restconf-state``
+  ``streams`` list (name, description, replay support, replay log creation
+  time, one access entry per encoding) as RFC 7951 JSON, for the app to
+  serve or push as operational data.
+* :func:`ensure_nfo_stream`: the ``nfo`` stream (nf-instance state changes).
+* :func:`stream_endpoint`: a Starlette endpoint for
+  ``GET /restconf/streams/{name}/{encoding}`` answering ``text/event-stream``.
+  Each notification is one SSE event whose ``data:`` lines hold an
+  ``ietf-restconf:notification`` envelope with ``eventTime`` (RFC 8040
+  section 6.4), in JSON or XML.  Query parameters ``start-time`` and
+  ``stop-time`` (RFC 3339; replay) and ``filter`` (XPath 1.0 with module
+  names as prefixes) are honoured; nothing else is allowed.  The response
+  ends at the stop time; while idle, a ``: keep-alive`` comment is sent
+  every ``keepalive`` seconds so proxies keep the connection.  The end of
+  replay is marked by a ``: replay-complete`` comment (SSE clients ignore
+  comments).
+
+Client disconnects: uvicorn speaks ASGI HTTP 2.3, where Starlette's
+StreamingResponse listens for ``http.disconnect`` and cancels the body.  The
+response closes the subscription in a ``finally`` whichever way it ends
+(disconnect, a failed send, server shutdown), so no subscription outlives
+its client and no task is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from nfo.datastore import (
+    Datastore,
+    Notification,
+    NotificationHub,
+    NotificationSubscription,
+    ReplayComplete,
+    SubscriptionComplete,
+)
+from nfo.errors import NfoError
+
+__all__ = [
+    "ENCODINGS",
+    "NFO_STREAM",
+    "NOTIFICATION_NS",
+    "ensure_nfo_stream",
+    "event_time",
+    "notification_message",
+    "sse_event",
+    "stream_endpoint",
+    "streams_data",
+]
+
+log = logging.getLogger(__name__)
+
+NFO_STREAM = "nfo"
+NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+RESTCONF_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf"
+ENCODINGS = ("json", "xml")
+_QUERY = ("start-time", "stop-time", "filter")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_LINES = re.compile(r"\r\n|\r|\n")
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+# -- the monitoring view -------------------------------------------------------
+
+
+def ensure_nfo_stream(hub: NotificationHub) -> None:
+    """Add the ``nfo`` stream (nf-instance state changes) unless it exists."""
+    if all(s.name != NFO_STREAM for s in hub.streams()):
+        hub.add_stream(NFO_STREAM, "nf-instance state changes", ["nfo-instances"])
+
+
+def event_time(t: float) -> str:
+    """Unix seconds as RFC 3339 (``yang:date-and-time``) in UTC."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[str, Any]:
+    """``ietf-restconf-monitoring:restconf-state`` with its ``streams`` list.
+
+    ``base`` is the location prefix of the streams (an absolute URL such as
+    ``https://host/restconf/streams`` if the app knows its own).
+    ``replay-log-creation-time`` is the event time of the oldest notification
+    the stream can replay (left out while the log holds none for it).
+    """
+    out = []
+    for s in hub.streams():
+        entry: dict[str, Any] = {"name": s.name, "description": s.description,
+                                 "replay-support": s.replay_support}
+        if s.replay_support:
+            first = hub.replay_start(s.name)
+            if first is not None:
+                entry["replay-log-creation-time"] = event_time(first)
+        quoted = urllib.parse.quote(s.name, safe="")
+        entry["access"] = [{"encoding": enc, "location": f"{base.rstrip('/')}/{quoted}/{enc}"}
+                           for enc in ENCODINGS]
+        out.append(entry)
+    return {"ietf-restconf-monitoring:restconf-state": {"streams": {"stream": out}}}
+
+
+# -- SSE -----------------------------------------------------------------------
+
+
+def notification_message(n: Notification, ctx: Any, encoding: str) -> str:
+    """The ``ietf-restconf:notification`` envelope of ``n`` (RFC 8040 section 6.4)."""
+    body = n.render(ctx, encoding)
+    when = event_time(n.event_time)
+    if encoding == "json":
+        return json.dumps({"ietf-restconf:notification": {"eventTime": when,
+                                                          **json.loads(body)}})
+    return (f'<notification xmlns="{NOTIFICATION_NS}"><eventTime>{when}</eventTime>'
+            f"{body}</notification>")
+
+
+def sse_event(payload: str) -> bytes:
+    """One SSE event: every line of ``payload`` as a ``data:`` line."""
+    return ("".join(f"data: {line}\n" for line in _LINES.split(payload)) + "\n").encode()
+
+
+class _EventStream(StreamingResponse):
+    """The SSE response; closes its subscription however the response ends."""
+
+    def __init__(self, sub: NotificationSubscription, ctx: Any, encoding: str,
+                 keepalive: float) -> None:
+        self._sub = sub
+        self._ctx = ctx
+        self._encoding = encoding
+        self._keepalive = keepalive
+        self._gen = self._events()
+        super().__init__(self._gen, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._sub.close()
+            with contextlib.suppress(Exception):
+                await self._gen.aclose()
+
+    async def _events(self) -> AsyncGenerator[bytes, None]:
+        sub = self._sub
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._keepalive):
+                        ev = await anext(sub)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                except StopAsyncIteration:
+                    return
+                except NfoError as e:  # dropped for falling behind (resource-denied)
+                    yield f": subscription ended: {e.tag}: {e.message}\n\n".encode()
+                    return
+                if isinstance(ev, Notification):
+                    try:
+                        msg = notification_message(ev, self._ctx, self._encoding)
+                    except NfoError as e:
+                        log.warning("notification %d not sent: %s", ev.seq, e)
+                        continue
+                    yield sse_event(msg)
+                elif isinstance(ev, ReplayComplete):
+                    yield b": replay-complete\n\n"
+                elif isinstance(ev, SubscriptionComplete):
+                    return
+        finally:
+            sub.close()
+
+
+def _parse_time(name: str, value: str) -> float:
+    if not _RFC3339.match(value):
+        raise ValueError(f"{name} must be an RFC 3339 date-and-time with a time zone")
+    try:
+        return datetime.fromisoformat(value.upper()).timestamp()
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a valid date-and-time") from None
+
+
+def _error(status: int, encoding: str, tag: str, message: str,
+           error_type: str = "protocol") -> Response:
+    """An RFC 8040 ``errors`` reply in the stream's encoding."""
+    if encoding == "xml":
+        msg = _XML_BAD_CHARS.sub("?", message)
+        body = (f'<errors xmlns="{RESTCONF_NS}"><error><error-type>{error_type}</error-type>'
+                f"<error-tag>{tag}</error-tag><error-message>"
+                f"{msg.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}"
+                f"</error-message></error></errors>")
+        return Response(body, status, media_type="application/yang-data+xml")
+    body = json.dumps({"ietf-restconf:errors": {"error": [
+        {"error-type": error_type, "error-tag": tag, "error-message": message}]}})
+    return Response(body, status, media_type="application/yang-data+json")
+
+
+def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
+    """The endpoint for ``GET /restconf/streams/{name}/{encoding}`` (path
+    parameters ``name`` and ``encoding``), e.g. mounted as
+    ``Route("/restconf/streams/{name}/{encoding}", stream_endpoint(ds))``."""
+    if keepalive <= 0:
+        raise ValueError("keepalive must be positive")
+    hub = ds.notifications
+
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params.get("name", "")
+        encoding = request.path_params.get("encoding", "")
+        enc_for_errors = encoding if encoding in ENCODINGS else "json"
+        if encoding not in ENCODINGS or all(s.name != name for s in hub.streams()):
+            return _error(404, enc_for_errors, "invalid-value",
+                          f"no event stream {name!r} with encoding {encoding!r}",
+                          error_type="application")
+        params: dict[str, str] = {}
+        for key, value in request.query_params.multi_items():
+            if key not in _QUERY:
+                return _error(400, encoding, "invalid-value",
+                              f"query parameter {key!r} is not allowed on an event stream")
+            if key in params:
+                return _error(400, encoding, "invalid-value",
+                              f"query parameter {key!r} is given more than once")
+            params[key] = value
+        try:
+            start = (_parse_time("start-time", params["start-time"])
+                     if "start-time" in params else None)
+            stop = (_parse_time("stop-time", params["stop-time"])
+                    if "stop-time" in params else None)
+        except ValueError as e:
+            return _error(400, encoding, "invalid-value", str(e))
+        if stop is not None and start is None:
+            return _error(400, encoding, "invalid-value", "stop-time needs a start-time")
+        try:
+            sub = hub.subscribe(name, start=start, stop=stop, xpath=params.get("filter"))
+        except NfoError as e:
+            status = 503 if e.tag == "operation-failed" else 400
+            return _error(status, encoding, e.tag, e.message, error_type=e.error_type)
+        if request.method == "HEAD":  # the headers of the stream, without opening it
+            sub.close()
+            return Response(media_type="text/event-stream", headers=_SSE_HEADERS)
+        return _EventStream(sub, ds.ctx, encoding, keepalive)
+
+    return endpoint

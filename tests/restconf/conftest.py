@@ -1,0 +1,76 @@
+"""RESTCONF fixtures: a real uvicorn server on 127.0.0.1 (a free port) and an httpx client.
+
+The datastore is the shared ``ds`` fixture (nfo's modules plus nfo-test, fresh
+SQLite per test); each server runs as a task of the test's event loop and is
+stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from nfo.restconf.app import create_app
+
+from nfo.datastore import Datastore
+
+JSON = "application/yang-data+json"
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class Server:
+    base: str
+    ds: Datastore
+    app: Any
+
+
+Serve = Callable[[Any], Awaitable[str]]
+"""Start an ASGI app on 127.0.0.1 (a free port); returns its base URL."""
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(app: Any) -> str:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off",
+                                log_level="warning")
+        srv = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(srv.serve(), name="uvicorn")
+        running.append((srv, task))
+        for _ in range(500):
+            if srv.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        assert srv.started, "uvicorn did not start"
+        port = srv.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    try:
+        yield start
+    finally:
+        for srv, _ in running:
+            srv.should_exit = True
+        for _, task in running:
+            await task
+
+
+@pytest.fixture
+async def server(ds: Datastore, serve: Serve) -> Server:
+    app = create_app(ds, max_body=MAX_BODY)
+    return Server(await serve(app), ds, app)
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base, timeout=10,
+                                 headers={"Accept": JSON}) as c:
+        yield c

@@ -1,0 +1,163 @@
+"""The design brief's flow over RESTCONF, end to end, as `nfo serve` runs it.
+
+A real uvicorn socket serving the composed app (routes, YANG Patch, event streams,
+Basic authentication against the user store), the real workload manager with the
+sim and local drivers, and httpx and curl as clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nfo.restconf.server import RestconfOptions, RunningServer, start_server
+
+from nfo.cli.moduleset import StateDir
+from nfo.cli.serve import open_datastore, start_manager
+from nfo.datastore import Datastore
+from nfo.datastore.users import UserStore
+from nfo.workload import WorkloadManager
+
+JSON = "application/yang-data+json"
+AUTH = ("admin", "flow-test-password")
+INSTANCES = "/restconf/data/nfo-instances:nf-instances"
+
+
+class Env:
+    def __init__(self, ds: Datastore, mgr: WorkloadManager, server: RunningServer) -> None:
+        self.ds = ds
+        self.mgr = mgr
+        self.server = server
+        self.base = f"http://127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    state = StateDir(tmp_path / "state")
+    ds = await open_datastore(state, [])
+    users = UserStore(ds.storage)
+    users.add(*AUTH)
+    mgr = await start_manager(ds, state, poll_interval=0.05, health_interval=0.5)
+    server = await start_server(ds, users, RestconfOptions(port=0), state.path)
+    try:
+        yield Env(ds, mgr, server)
+    finally:
+        await server.stop()
+        async with ds.session("cleanup") as s:
+            await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
+                "@": {"ietf-netconf:operation": "remove"}}}), "json")
+        for _ in range(200):
+            await mgr.wait_idle()
+            if not mgr._obs:
+                break
+            await asyncio.sleep(0.05)
+        await mgr.stop()
+        await ds.close()
+
+
+def client(env: Env) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=env.base, auth=AUTH, timeout=10,
+                             headers={"Accept": JSON})
+
+
+async def wait_status(c: httpx.AsyncClient, name: str, want: str, timeout: float = 10) -> dict:
+    last = None
+    for _ in range(int(timeout / 0.05)):
+        r = await c.get(f"{INSTANCES}/nf-instance={name}/state")
+        if r.status_code == 200:
+            last = r.json()["nfo-instances:state"]
+            if last.get("oper-status") == want:
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} never reached {want}; last state {last}")
+
+
+SIM_SETUP = {
+    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim",
+                              "sim": {"latency": {"mean": 150, "jitter": 0}}}]},
+    "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
+}
+
+
+async def test_unauthenticated_requests_get_401(env: Env) -> None:
+    async with httpx.AsyncClient(base_url=env.base) as c:
+        r = await c.get("/restconf/data")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("Basic")
+        r = await c.get("/restconf/streams/NETCONF/json")
+        assert r.status_code == 401
+
+
+async def test_create_instance_on_sim_and_watch_it_over_get_and_sse(env: Env) -> None:
+    async with client(env) as c:
+        r = await c.patch("/restconf/data", content=json.dumps({"ietf-restconf:data": SIM_SETUP}),
+                          headers={"Content-Type": JSON})
+        assert r.status_code == 204, r.text
+        events: list[dict] = []
+
+        async def watch() -> None:
+            async with c.stream("GET", "/restconf/streams/nfo/json",
+                                headers={"Accept": "text/event-stream"}) as resp:
+                assert resp.status_code == 200
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:"):
+                        msg = json.loads(line[5:])["ietf-restconf:notification"]
+                        body = msg["nfo-instances:nf-instance-state-change"]
+                        events.append(body)
+                        if body["new-status"] == "running":
+                            return
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)
+        r = await c.post(INSTANCES, content=json.dumps(
+            {"nfo-instances:nf-instance": [{"name": "a", "descriptor": "fw"}]}),
+            headers={"Content-Type": JSON})
+        assert r.status_code == 201, r.text
+        assert r.headers["location"].endswith("nf-instance=a")
+        first = (await c.get(f"{INSTANCES}/nf-instance=a/state")).json()["nfo-instances:state"]
+        assert first["oper-status"] == "initializing"
+        assert first["driver"] == "sim" and first["vim"] == "sim1"
+        st = await wait_status(c, "a", "running")
+        assert st["vim-resource-id"].startswith("sim-")
+        await asyncio.wait_for(watcher, 10)
+        assert [e["new-status"] for e in events] == ["initializing", "running"]
+        r = await c.delete(f"{INSTANCES}/nf-instance=a")
+        assert r.status_code == 204
+        for _ in range(100):
+            if (await c.get(f"{INSTANCES}/nf-instance=a/state")).status_code == 404:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the operational entry of a deleted instance stayed")
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_local_nf_over_restconf_with_curl_and_yang_patch(env: Env) -> None:
+    port = _free_udp_port()
+    patch = {"ietf-yang-patch:yang-patch": {"patch-id": "add-echo", "edit": [{
+        "edit-id": "1", "operation": "create", "target": "/nf-instance=echo",
+        "value": {"nfo-instances:nf-instance": [{
+            "name": "echo", "descriptor": "udp-echo",
+            "parameter": [{"name": "port", "value": str(port)}]}]}}]}}
+    res = await asyncio.to_thread(subprocess.run, [
+        "curl", "-s", "-u", ":".join(AUTH), "-X", "PATCH",
+        "-H", "Content-Type: application/yang-patch+json", "-H", f"Accept: {JSON}",
+        "--data-binary", json.dumps(patch), f"{env.base}{INSTANCES}"],
+        capture_output=True, text=True, timeout=30)
+    assert json.loads(res.stdout)["ietf-yang-patch:yang-patch-status"]["ok"] == [None]
+    async with client(env) as c:
+        await wait_status(c, "echo", "running")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(b"over restconf", ("127.0.0.1", port))
+        assert s.recv(100) == b"over restconf"
