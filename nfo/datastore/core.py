@@ -250,8 +250,20 @@ class Datastore:
             return self._candidate.tree or self._trees["running"]
         return self._trees[_ds(datastore, DURABLE)]
 
-    def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False) -> Tree:
-        """A copy of the data selected by ``xpath`` (all data if None); caller frees it."""
+    def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False,
+            redact: bool = True) -> Tree:
+        """A copy of the data selected by ``xpath`` (all data if None); caller frees it.
+
+        With ``redact`` (what every client read gets), nodes marked
+        ``nacm:default-deny-all`` (credentials) are left out."""
+        out = self._get(datastore, xpath, with_origin)
+        if redact:
+            for path in self.schema.sensitive_paths():
+                for node in out.xpath(path):
+                    lib.lyd_free_tree(node)
+        return out
+
+    def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:
         ds = _ds(datastore, DATASTORES)
         if ds != "operational":
             return _select(self.tree(ds), xpath)

@@ -106,6 +106,7 @@ class Schema:
         self.ctx = libyang.Context(":".join(str(d) for d in dirs if d.is_dir()))
         self.cdata: Any = self.ctx.cdata
         self._source: dict[str, str] = {}
+        self._sensitive: list[str] | None = None
 
         for name, feats in PROTOCOL_MODULES.items():
             self._load(name, feats, "ietf")
@@ -145,6 +146,21 @@ class Schema:
             ))
         return out
 
+    def sensitive_paths(self) -> list[str]:
+        """Schema paths of nodes marked ``nacm:default-deny-all`` (credentials): reads
+        for clients leave them out."""
+        if self._sensitive is None:
+            found: list[str] = []
+            for m in self.ctx:
+                if m.implemented():
+                    c = m.cdata.compiled
+                    top = lib.lys_getnext(ffi.NULL, ffi.NULL, c, 0) if c != ffi.NULL else ffi.NULL
+                    while top != ffi.NULL:
+                        _find_denied(top, "", None, found)
+                        top = lib.lys_getnext(top, ffi.NULL, c, 0)
+            self._sensitive = found
+        return self._sensitive
+
     def module_source(self, name: str, revision: str | None = None) -> str:
         """The YANG text of a loaded module (for get-schema and RESTCONF schema links)."""
         try:
@@ -163,6 +179,32 @@ class Schema:
             return str(data.print_mem("json", with_siblings=True))
         finally:
             data.free()
+
+
+def _find_denied(node: Any, prefix: str, parent_mod: Any, out: list[str]) -> None:
+    """Collect data paths of nodes carrying ietf-netconf-acm:default-deny-all."""
+    while node != ffi.NULL:
+        path = prefix
+        if not node.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
+            name = ffi.string(node.name).decode()
+            if node.module != parent_mod:
+                name = ffi.string(node.module.name).decode() + ":" + name
+            path = f"{prefix}/{name}"
+        exts = node.exts
+        count = int(ffi.cast("uint64_t *", exts)[-1]) if exts != ffi.NULL else 0
+        for i in range(count):
+            d = getattr(exts[i], "def")
+            if (ffi.string(d.name).decode() == "default-deny-all"
+                    and ffi.string(d.module.name).decode() == "ietf-netconf-acm"):
+                out.append(path)
+        if node.nodetype & (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_CHOICE | lib.LYS_CASE):
+            child = ly.fromx(ly.xlib.lysc_node_child(ly.xnode(node)), "struct lysc_node *")
+            mod = node.module if not node.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE) \
+                else parent_mod
+            _find_denied(child, path, mod, out)
+        if parent_mod is None:
+            return
+        node = node.next
 
 
 def _module_files(d: Path) -> list[str]:

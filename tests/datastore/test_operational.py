@@ -365,3 +365,20 @@ async def test_oper_value_overriding_config_is_not_tagged_intended(ds: Datastore
     assert desc is not None and desc.text == "learned"
     effective = origin(desc) or origin(root.find("i:nf-instances", NS))
     assert effective != "intended"
+
+
+async def test_credentials_are_never_returned(ds: Datastore) -> None:
+    """Nodes marked nacm:default-deny-all (the OpenStack password) are left out of reads."""
+    async with ds.session("op") as s:
+        await s.edit("running", json.dumps({"nfo-vim:vims": {"vim": [{
+            "name": "os1", "type": "nfo-vim:openstack",
+            "openstack": {"auth-url": "http://127.0.0.1:5000/v3", "username": "u",
+                          "password": "s3cret-value", "project-name": "p"}}]}}), "json")
+    for name in ("running", "operational", "candidate"):
+        with ds.get(name) as t:
+            for fmt in ("json", "xml"):
+                text = t.print(fmt)
+                assert "s3cret-value" not in text and "username" in text
+    with ds.get("running", redact=False) as t:
+        assert "s3cret-value" in t.print("json")
+    assert ds.schema.sensitive_paths() == ["/nfo-vim:vims/vim/openstack/password"]

@@ -161,3 +161,22 @@ async def test_local_nf_over_restconf_with_curl_and_yang_patch(env: Env) -> None
         s.settimeout(2)
         s.sendto(b"over restconf", ("127.0.0.1", port))
         assert s.recv(100) == b"over restconf"
+
+
+async def test_vim_credentials_are_never_returned_over_restconf(env: Env) -> None:
+    vim = {"nfo-vim:vim": [{"name": "os1", "type": "nfo-vim:openstack", "openstack": {
+        "auth-url": "http://127.0.0.1:5000/v3", "username": "u", "password": "pw-s3cret",
+        "project-name": "p"}}]}
+    async with client(env) as c:
+        r = await c.post("/restconf/data/nfo-vim:vims", content=json.dumps(vim),
+                         headers={"Content-Type": JSON})
+        assert r.status_code == 201, r.text
+        for url in ("/restconf/data/nfo-vim:vims", "/restconf/data",
+                    "/restconf/ds/ietf-datastores:running/nfo-vim:vims/vim=os1",
+                    "/restconf/data/nfo-vim:vims/vim=os1/openstack"):
+            for accept in (JSON, "application/yang-data+xml"):
+                r = await c.get(url, headers={"Accept": accept})
+                assert r.status_code == 200, (url, r.text)
+                assert "pw-s3cret" not in r.text and "username" in r.text, url
+        r = await c.get("/restconf/data/nfo-vim:vims/vim=os1/openstack/password")
+        assert "pw-s3cret" not in r.text
