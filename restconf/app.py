@@ -273,7 +273,8 @@ class Restconf:
         try:
             oper.delete(OWNER, "/ietf-yang-library:yang-library")
             oper.delete(OWNER, "/ietf-yang-library:modules-state")
-            oper.set(OWNER, self.ds.schema.yang_library(f"nfo-{digest}"), Fmt.JSON)
+            oper.set(OWNER, _with_locations(self.ds.schema.yang_library(f"nfo-{digest}")),
+                     Fmt.JSON)
             oper.set(OWNER, json.dumps({"ietf-restconf-monitoring:restconf-state": {
                 "capabilities": {"capability": list(CAPABILITIES)}}}), Fmt.JSON)
         except NfoError as e:
@@ -853,6 +854,16 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     tag = {404: "invalid-value", 405: "operation-not-supported"}.get(status, "operation-failed")
     err = HttpError(status, "no such resource" if status == 404 else str(exc), tag=tag)
     return server.error_response(err, fmt, head=request.method == "HEAD")
+
+
+def _with_locations(library: str) -> str:
+    """Link every module of the YANG library to its source download (RFC 8525 location)."""
+    doc = json.loads(library)
+    for mset in doc.get("ietf-yang-library:yang-library", {}).get("module-set", []):
+        for mod in mset.get("module", []):
+            rev = f"/{mod['revision']}" if mod.get("revision") else ""
+            mod["location"] = [f"/restconf/modules/{mod['name']}{rev}"]
+    return json.dumps(doc)
 
 
 def create_app(ds: Datastore, *, auth: AuthFn | None = None,

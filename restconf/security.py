@@ -213,6 +213,7 @@ class BasicAuth:
         realm: str = "nfo",
         clock: Callable[[], float] = time.monotonic,
         cert_users: Mapping[str, str] | None = None,
+        cert_cn_is_user: bool = False,
         free_failures: int = 3,
         base_delay: float = 0.25,
         max_delay: float = 8.0,
@@ -230,6 +231,7 @@ class BasicAuth:
         self.realm = realm
         self._clock = clock
         self._cert_users = dict(cert_users or {})
+        self._cn_is_user = cert_cn_is_user
         self._free = free_failures
         self._base = base_delay
         self._max = max_delay
@@ -278,7 +280,7 @@ class BasicAuth:
         raise self._challenge("authentication failed")
 
     def _certificate_user(self, request: HTTPConnection) -> str | None:
-        if not self._cert_users:
+        if not self._cert_users and not self._cn_is_user:
             return None
         cert = client_certificate(request)
         if cert is None:
@@ -287,6 +289,8 @@ class BasicAuth:
         if len(names) != 1 or not isinstance(names[0].value, str):
             return None
         user = self._cert_users.get(names[0].value)
+        if user is None and self._cn_is_user:
+            user = names[0].value  # a certificate whose CN names an existing user
         if user is None or not self.users.exists(user):
             log.info("client certificate %r maps to no user; Basic authentication applies",
                      names[0].value[:64])

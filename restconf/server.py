@@ -39,10 +39,13 @@ OWNER = "nfo-restconf"
 
 
 def build_app(ds: Datastore, *, users: UserStore | None,
-              cert_users: dict[str, str] | None = None, max_body: int = 4 << 20) -> Starlette:
+              cert_users: dict[str, str] | None = None, client_certs: bool = False,
+              max_body: int = 4 << 20) -> Starlette:
     """The full RESTCONF application; ``users=None`` serves without authentication
-    (tests of protocol logic only: ``nfo serve`` always passes the user store)."""
-    auth = BasicAuth(users, cert_users=cert_users) if users is not None else None
+    (tests of protocol logic only: ``nfo serve`` always passes the user store).  With
+    ``client_certs`` a verified client certificate whose CN names a user is that user."""
+    auth = (BasicAuth(users, cert_users=cert_users, cert_cn_is_user=client_certs)
+            if users is not None else None)
     app = create_app(ds, auth=auth, max_body=max_body)
     rc: Restconf = app.state.restconf
 
@@ -116,7 +119,8 @@ class RunningServer:
 async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
                        state_dir: Path) -> RunningServer:
     """Bind and serve RESTCONF in this event loop; returns once listening."""
-    app = build_app(ds, users=users, max_body=opts.max_body)
+    app = build_app(ds, users=users, max_body=opts.max_body,
+                    client_certs=opts.client_ca is not None)
     kwargs: dict[str, Any] = {}
     scheme = "http"
     cert, key = opts.tls_cert, opts.tls_key

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from nfo.restconf.security import dev_certificate
 from nfo.restconf.server import RestconfOptions, RunningServer, start_server
 
 from nfo.cli.moduleset import StateDir
@@ -180,3 +184,59 @@ async def test_vim_credentials_are_never_returned_over_restconf(env: Env) -> Non
                 assert "pw-s3cret" not in r.text and "username" in r.text, url
         r = await c.get("/restconf/data/nfo-vim:vims/vim=os1/openstack/password")
         assert "pw-s3cret" not in r.text
+
+
+async def test_yang_library_links_module_sources(env: Env) -> None:
+    async with client(env) as c:
+        lib = (await c.get("/restconf/data/ietf-yang-library:yang-library")).json()
+        mods = lib["ietf-yang-library:yang-library"]["module-set"][0]["module"]
+        inst = next(m for m in mods if m["name"] == "nfo-instances")
+        (location,) = inst["location"]
+        src = await c.get(location)
+        assert src.status_code == 200
+        assert src.text.lstrip().startswith("module nfo-instances")
+
+
+@pytest.mark.parametrize("mode", ["dev-cert", "configured-cert"])
+def test_nfo_serve_over_https(tmp_path: Path, mode: str) -> None:
+    """`nfo serve` with TLS: curl verifies the certificate; the admin password comes from
+    NFO_ADMIN_PASSWORD; plain HTTP on the TLS port gets nothing."""
+    state = tmp_path / "state"
+    args = [sys.executable, "-m", "nfo", "--state-dir", str(state), "serve", "--restconf",
+            "127.0.0.1:0"]
+    if mode == "dev-cert":
+        args.append("--dev-cert")
+        cert = state / "tls" / "dev-cert.pem"
+    else:
+        cert, key = dev_certificate(tmp_path / "own")
+        args += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    proc = subprocess.Popen(args, env={**os.environ, "NFO_ADMIN_PASSWORD": "tls-pw-123"},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        url = None
+        for line in proc.stdout:
+            if "RESTCONF on " in line:
+                url = line.split("RESTCONF on ", 1)[1].strip()
+            if "serving" in line:
+                break
+        assert url is not None and url.startswith("https://127.0.0.1:")
+        res = subprocess.run(["curl", "-s", "--cacert", str(cert), "-u", "admin:tls-pw-123",
+                              "-H", f"Accept: {JSON}", f"{url}/data/nfo-catalog:catalog"],
+                             capture_output=True, text=True, timeout=30)
+        assert json.loads(res.stdout)["nfo-catalog:catalog"]["nf-descriptor"][0]["id"] == \
+            "udp-echo"
+        bad = subprocess.run(["curl", "-s", "--cacert", str(cert), "-u", "admin:wrong",
+                              "-o", "/dev/null", "-w", "%{http_code}", f"{url}/data"],
+                             capture_output=True, text=True, timeout=30)
+        assert bad.stdout == "401"
+        plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                url.replace("https://", "http://") + "/data"],
+                               capture_output=True, text=True, timeout=30)
+        assert plain.stdout in ("000", "400")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()

@@ -644,3 +644,23 @@ async def test_no_tls_extension_over_plain_http(
     async with client(port) as c:
         r = await c.get("/tls")
         assert r.json() == {"tls_version": None, "client_cert_name": None, "subject": None}
+
+
+async def test_certificate_cn_naming_a_user_is_that_user(
+        tmp_path: Path, users: UserStore, calls: Calls) -> None:
+    """What `nfo serve --tls-client-ca` configures: CN = user name, the user must exist."""
+    cert, key = dev_certificate(tmp_path / "state")
+    ca, ca_key, ca_path = make_ca(tmp_path, "clients-ca")
+    alice = make_client_cert(tmp_path, ca, ca_key, "alice")
+    nobody = make_client_cert(tmp_path, ca, ca_key, "nobody")
+    auth = BasicAuth(users, cert_cn_is_user=True)
+    async with serving(make_app(auth, calls),
+                       **uvicorn_ssl_kwargs(cert, key, client_ca=ca_path)) as port:
+        for chain, expected in ((alice, 200), (nobody, 401)):
+            ctx = ssl.create_default_context(cafile=str(cert))
+            ctx.load_cert_chain(*chain)
+            async with client(port, scheme="https", verify=ctx) as c:
+                r = await c.get("/whoami")
+                assert r.status_code == expected
+                if expected == 200:
+                    assert r.text == "alice"
