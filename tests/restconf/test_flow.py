@@ -240,3 +240,43 @@ def test_nfo_serve_over_https(tmp_path: Path, mode: str) -> None:
             proc.wait(timeout=30)
         finally:
             proc.kill()
+
+
+async def test_post_local_nf_and_watch_it_over_sse_and_get(env: Env) -> None:
+    port = _free_udp_port()
+    async with client(env) as c:
+        events: list[dict] = []
+        opened = asyncio.Event()
+
+        async def watch() -> None:
+            async with c.stream("GET", "/restconf/streams/nfo/xml",
+                                headers={"Accept": "text/event-stream"}) as resp:
+                assert resp.status_code == 200
+                opened.set()
+                lines: list[str] = []
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:"):
+                        lines.append(line[5:].strip())
+                    elif not line and lines:
+                        xml = "".join(lines)
+                        lines = []
+                        new = xml.split("<new-status>", 1)[1].split("<", 1)[0]
+                        events.append({"xml": xml, "new": new})
+                        if new == "running":
+                            return
+        watcher = asyncio.create_task(watch())
+        await asyncio.wait_for(opened.wait(), 5)
+        r = await c.post(INSTANCES, content=json.dumps({"nfo-instances:nf-instance": [{
+            "name": "echo2", "descriptor": "udp-echo", "vim": "local",
+            "parameter": [{"name": "port", "value": str(port)}]}]}),
+            headers={"Content-Type": JSON})
+        assert r.status_code == 201, r.text
+        st = await wait_status(c, "echo2", "running")
+        assert st["driver"] == "local" and st["vim-resource-id"].startswith("local-")
+        await asyncio.wait_for(watcher, 10)
+        assert [e["new"] for e in events] == ["initializing", "running"]
+        assert "urn:ietf:params:xml:ns:netconf:notification:1.0" in events[0]["xml"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(b"sse", ("127.0.0.1", port))
+        assert s.recv(10) == b"sse"
