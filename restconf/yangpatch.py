@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from nfo.restconf.codec import load_json
+
 from nfo.datastore import Session
 from nfo.errors import (
     DataMissing,
@@ -195,19 +197,12 @@ def _check_edits(patch: _Patch) -> None:
 # JSON --------------------------------------------------------------------------
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate member {k!r}")
-        out[k] = v
-    return out
-
-
 def _parse_json(body: bytes) -> _Patch:
     try:
-        doc = json.loads(body, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as e:
+        doc = load_json(body)
+    except MalformedMessage as e:
+        raise _Refused(e) from None
+    except UnicodeDecodeError as e:
         raise _Refused(_bad(f"malformed JSON: {e}", MalformedMessage)) from None
     if not isinstance(doc, dict) or list(doc) != ["ietf-yang-patch:yang-patch"]:
         raise _Refused(_bad("the body must be one ietf-yang-patch:yang-patch object",

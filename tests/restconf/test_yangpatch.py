@@ -502,7 +502,7 @@ async def test_envelope_errors(ds: Datastore, session: Session, edits: list[dict
     (b'{"ietf-yang-patch:yang-patch": {"patch-id": "p", "edit": [', "malformed JSON"),
     (b'{"ietf-yang-patch:yang-patch": {"edit": []}}', "patch-id"),
     (b'{"yang-patch": {"patch-id": "p"}}', "ietf-yang-patch:yang-patch"),
-    (b'{"ietf-yang-patch:yang-patch": {"patch-id": "p", "patch-id": "q"}}', "duplicate"),
+    (b'{"ietf-yang-patch:yang-patch": {"patch-id": "p", "patch-id": "q"}}', "appears twice"),
     (b'{"ietf-yang-patch:yang-patch": {"patch-id": "p", "extra": 1}}', "unknown member"),
 ])
 async def test_unusable_bodies(session: Session, body: bytes, text: str) -> None:
