@@ -734,10 +734,11 @@ class Session:
         d = self.datastore
         if not 0 <= revision <= d._last_revision:
             raise InvalidValue(f"no revision {revision} (the last is {d._last_revision})")
-        if revision and not any(r.revision == revision for r in d.storage.commits_between(
-                "running", revision - 1, revision)) and (
-                d.storage.snapshot_at("running", revision) or _NO_SNAP).revision != revision:
-            raise InvalidValue(f"revision {revision} is not a commit of running")
+        if revision:
+            committed = d.storage.commits_between("running", revision - 1, revision)
+            snap = d.storage.snapshot_at("running", revision)
+            if not committed and (snap is None or snap.revision != revision):
+                raise InvalidValue(f"revision {revision} is not a commit of running")
         with d.state_at("running", revision) as before:
             return await d._transact(self, "running", [(before, "replace")], user=self.user,
                                      label=f"rollback to {revision}")
@@ -898,14 +899,6 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-@dataclass(frozen=True)
-class _NoSnapshot:
-    revision: int = -1
-
-
-_NO_SNAP = _NoSnapshot()
 
 
 def _edit_text(edit: Tree) -> str:
