@@ -34,7 +34,7 @@ from nfo.schema.data import (
 )
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["OPERATIONS", "apply_edit", "subtree_changes", "validation_deletes"]
+__all__ = ["OPERATIONS", "apply_edit", "validation_deletes"]
 
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
@@ -382,10 +382,3 @@ def _walk_diff(ed: _Editor, node: Any) -> None:
             ed._record_subtree(n, created=False)
         elif op in (None, "none") and not n.schema.nodetype & _TERM:
             _walk_diff(ed, lib.lyd_child(n))
-
-
-def subtree_changes(node: Any, created: bool) -> list[Change]:
-    """Changes describing the creation or deletion of a whole subtree."""
-    ed = _Editor(ffi.NULL, Tree(ffi.NULL))
-    ed._record_subtree(node, created)
-    return ed.changes

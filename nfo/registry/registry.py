@@ -121,9 +121,6 @@ class DriverRegistry:
         self._drivers[vim.name] = (vim, drv)
         return drv
 
-    def cached(self) -> list[tuple[VimAccount, Driver]]:
-        return list(self._drivers.values())
-
     async def close(self) -> None:
         for _, drv in list(self._drivers.values()):
             await drv.close()
