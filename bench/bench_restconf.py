@@ -99,7 +99,8 @@ async def main() -> None:
         ref = await prepare(state, args.instances)
         env = {**os.environ, "NFO_ADMIN_PASSWORD": AUTH[1]}
         proc = subprocess.Popen([sys.executable, "-m", "nfo", "--state-dir", str(state), "serve",
-                                 "--restconf", f"127.0.0.1:{args.port}"], env=env,
+                                 "--restconf", f"127.0.0.1:{args.port}", "--netconf", "off"],
+                                env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert proc.stdout is not None

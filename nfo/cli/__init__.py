@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--restconf", default="127.0.0.1:8080", metavar="HOST:PORT",
                    help="RESTCONF listener (default 127.0.0.1:8080, loopback only); 'off' "
                         "to disable")
+    s.add_argument("--netconf", default="127.0.0.1:8830", metavar="HOST:PORT",
+                   help="NETCONF over SSH listener (default 127.0.0.1:8830, loopback only); "
+                        "'off' to disable")
     s.add_argument("--tls-cert", type=Path, help="serve RESTCONF over HTTPS with this "
                    "certificate (PEM) ...")
     s.add_argument("--tls-key", type=Path, help="... and this private key (PEM)")
@@ -66,6 +69,15 @@ def _restconf(args: argparse.Namespace) -> RestconfOptions | None:
                            client_ca=args.tls_client_ca)
 
 
+def _netconf(args: argparse.Namespace) -> tuple[str, int] | None:
+    if args.netconf == "off":
+        return None
+    host, sep, port = args.netconf.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidValue(f"--netconf wants HOST:PORT, not {args.netconf!r}")
+    return host.strip("[]"), int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -75,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "serve":
             from nfo.cli.serve import serve
             asyncio.run(serve(state, args.yang_dir, demo_port=args.demo,
-                              concurrency=args.concurrency, restconf=_restconf(args)))
+                              concurrency=args.concurrency, restconf=_restconf(args),
+                              netconf=_netconf(args)))
         elif args.mcmd == "install":
             names = install_modules(state, args.files)
             print("installed: " + ", ".join(names))

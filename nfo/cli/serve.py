@@ -22,6 +22,7 @@ from typing import Any
 from nfo.cli.moduleset import StateDir
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.users import UserStore
+from nfo.netconf.server import start_netconf
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
@@ -134,9 +135,11 @@ def bootstrap_admin(ds: Datastore) -> UserStore:
 
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
-                concurrency: int = 64, restconf: RestconfOptions | None = None) -> None:
+                concurrency: int = 64, restconf: RestconfOptions | None = None,
+                netconf: tuple[str, int] | None = None) -> None:
     ds = await open_datastore(state, yang_dirs)
     rest = None
+    nc = None
     try:
         users = bootstrap_admin(ds)
         manager = await start_manager(ds, state, concurrency=concurrency)
@@ -144,6 +147,9 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
             rest = await start_server(ds, users, restconf, state.path)
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
                   flush=True)
+        if netconf is not None:
+            nc = await start_netconf(ds, users, netconf[0], netconf[1], state.path / "ssh")
+            print(f"nfo: NETCONF over SSH on {netconf[0]}:{nc.port}", flush=True)
     except BaseException:
         if rest is not None:
             await rest.stop()
@@ -169,6 +175,8 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if nc is not None:
+            await nc.stop()
         if rest is not None:
             await rest.stop()
         await manager.stop()

@@ -58,11 +58,11 @@ def test_install_list_and_serve_an_operator_module(tmp_path: Path) -> None:
     assert "nfo-instances" in listing
 
     proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--restconf",
-                             "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "127.0.0.1:0", "--netconf", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        seen = [proc.stdout.readline() for _ in range(3)]
+        seen = [proc.stdout.readline() for _ in range(4)]
         assert any("created user 'admin'" in x for x in seen), seen
         assert any("RESTCONF on http://127.0.0.1:" in x for x in seen), seen
         assert any("serving" in x for x in seen), seen
@@ -191,7 +191,7 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
 
     def run_until(text: str) -> list[str]:
         proc = subprocess.Popen([*NFO, "--state-dir", str(state), "serve", "--demo", str(port),
-                                 "--restconf", "127.0.0.1:0"],
+                                 "--restconf", "127.0.0.1:0", "--netconf", "127.0.0.1:0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines: list[str] = []
         try:

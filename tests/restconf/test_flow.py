@@ -203,7 +203,7 @@ def test_nfo_serve_over_https(tmp_path: Path, mode: str) -> None:
     NFO_ADMIN_PASSWORD; plain HTTP on the TLS port gets nothing."""
     state = tmp_path / "state"
     args = [sys.executable, "-m", "nfo", "--state-dir", str(state), "serve", "--restconf",
-            "127.0.0.1:0"]
+            "127.0.0.1:0", "--netconf", "127.0.0.1:0"]
     if mode == "dev-cert":
         args.append("--dev-cert")
         cert = state / "tls" / "dev-cert.pem"

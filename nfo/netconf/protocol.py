@@ -1,0 +1,580 @@
+"""NETCONF (RFC 6241) protocol operations: parse a request, call the datastore, encode a reply.
+
+Pure with respect to the transport: :func:`handle` takes one framed message and
+returns the reply bytes.  The envelope is parsed with ElementTree (no DTD
+processing; any DOCTYPE or ENTITY is refused before parsing); configuration
+and RPC content is handed to libyang through the datastore API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from nfo.datastore import Datastore, Session
+from nfo.errors import (
+    ErrorDetail,
+    InvalidValue,
+    MalformedMessage,
+    MissingElement,
+    NfoError,
+    OperationNotSupported,
+)
+from nfo.schema import Schema
+from nfo.schema.data import Fmt, WithDefaults, children, print_nodes, siblings
+from nfo.schema.ly import lib
+
+__all__ = [
+    "BASE_1_0",
+    "BASE_1_1",
+    "NC_NS",
+    "HelloError",
+    "NetconfContext",
+    "check_xml_safe",
+    "client_hello",
+    "handle",
+    "rpc_error_reply",
+    "server_capabilities",
+    "server_hello",
+    "subtree_to_xpath",
+]
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
+YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+MON_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
+BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
+_CAP = "urn:ietf:params:netconf:capability:"
+_UNSAFE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_PREFIX_IN_PATH = re.compile(r"([A-Za-z_][\w.-]*):")
+
+
+class HelloError(Exception):
+    """The client's hello is unusable: the session must close."""
+
+
+@dataclass
+class NetconfContext:
+    """One NETCONF session's protocol state."""
+
+    session: Session
+    schema: Schema
+    base: str = BASE_1_0
+    close_requested: bool = False
+    _ns_to_module: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def datastore(self) -> Datastore:
+        return self.session.datastore
+
+    def module_of(self, ns: str) -> str | None:
+        if not self._ns_to_module:
+            self._ns_to_module = {m.namespace: m.name for m in self.schema.modules()}
+        return self._ns_to_module.get(ns)
+
+    def namespace_of(self, module: str) -> str | None:
+        for m in self.schema.modules():
+            if m.name == module:
+                return m.namespace
+        return None
+
+
+# -- XML helpers --------------------------------------------------------------------
+
+
+def check_xml_safe(data: bytes) -> None:
+    """Refuse DTDs and entity declarations (no entity expansion, no external fetches)."""
+    if _UNSAFE.search(data):
+        raise MalformedMessage("DOCTYPE and ENTITY declarations are not allowed")
+
+
+def _parse(data: bytes) -> tuple[ET.Element, dict[str, str]]:
+    """The root element and every prefix declared in the document (prefix -> namespace)."""
+    check_xml_safe(data)
+    prefixes: dict[str, str] = {}
+    root: ET.Element | None = None
+    try:
+        for event, item in ET.iterparse(io.BytesIO(data), events=("start", "start-ns")):
+            if event == "start-ns":
+                prefix, uri = item
+                if prefix:
+                    prefixes[str(prefix)] = str(uri)
+            elif root is None:
+                root = item
+    except ET.ParseError as e:
+        raise MalformedMessage(f"not well-formed XML: {e}") from None
+    if root is None:
+        raise MalformedMessage("no XML element")
+    return root, prefixes
+
+
+def _split(tag: str) -> tuple[str, str]:
+    if tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return "", tag
+
+
+def _child(el: ET.Element, name: str, ns: str = NC_NS) -> ET.Element | None:
+    return el.find(f"{{{ns}}}{name}")
+
+
+def _text(el: ET.Element | None) -> str | None:
+    if el is None:
+        return None
+    return (el.text or "").strip()
+
+
+def _serialize(el: ET.Element, prefixes: dict[str, str]) -> str:
+    """An element as standalone XML, re-declaring the document's prefixes so that
+    prefixed values (identityrefs, instance-identifiers) still resolve."""
+    copy = _copy(el)
+    for p, uri in prefixes.items():
+        if not re.fullmatch(r"ns\d+", p):
+            copy.set(f"xmlns:{p}", uri)
+    return ET.tostring(copy, encoding="unicode")
+
+
+def _copy(el: ET.Element) -> ET.Element:
+    out = ET.Element(el.tag, dict(el.attrib))
+    out.text = el.text
+    out.tail = None
+    for c in el:
+        cc = _copy(c)
+        cc.tail = c.tail
+        out.append(cc)
+    return out
+
+
+# -- hello ----------------------------------------------------------------------------
+
+
+def content_id(schema: Schema) -> str:
+    h = hashlib.sha256()
+    for m in sorted(schema.modules(), key=lambda m: m.name):
+        h.update(f"{m.name}@{m.revision}:{m.implemented};".encode())
+    return h.hexdigest()[:16]
+
+
+def server_capabilities(schema: Schema) -> list[str]:
+    caps = [
+        BASE_1_0,
+        BASE_1_1,
+        _CAP + "writable-running:1.0",
+        _CAP + "candidate:1.0",
+        _CAP + "confirmed-commit:1.1",
+        _CAP + "rollback-on-error:1.0",
+        _CAP + "validate:1.1",
+        _CAP + "startup:1.0",
+        _CAP + "xpath:1.0",
+        _CAP + "with-defaults:1.0?basic-mode=explicit"
+        "&also-supported=report-all,report-all-tagged,trim",
+    ]
+    for m in sorted(schema.modules(), key=lambda m: m.name):
+        if m.implemented:
+            rev = f"&revision={m.revision}" if m.revision else ""
+            caps.append(f"{m.namespace}?module={m.name}{rev}")
+    caps.append(_CAP + f"yang-library:1.1?revision=2019-01-04&content-id={content_id(schema)}")
+    return caps
+
+
+def server_hello(schema: Schema, session_id: int) -> bytes:
+    caps = "".join(f"<capability>{escape(c)}</capability>" for c in server_capabilities(schema))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{NC_NS}"><capabilities>'
+            f"{caps}</capabilities><session-id>{session_id}</session-id></hello>").encode()
+
+
+def client_hello(data: bytes) -> tuple[str, list[str]]:
+    """The negotiated base version and the client's capabilities; HelloError if unusable."""
+    try:
+        root, _ = _parse(data)
+    except NfoError as e:
+        raise HelloError(e.message) from None
+    if root.tag != f"{{{NC_NS}}}hello":
+        raise HelloError("the first message must be a hello")
+    if _child(root, "session-id") is not None:
+        raise HelloError("a client hello must not carry a session-id")
+    caps_el = _child(root, "capabilities")
+    if caps_el is None:
+        raise HelloError("the hello has no capabilities")
+    caps = [(_text(c) or "") for c in caps_el.findall(f"{{{NC_NS}}}capability")]
+    if BASE_1_1 in caps:
+        return BASE_1_1, caps
+    if BASE_1_0 in caps:
+        return BASE_1_0, caps
+    raise HelloError("no common base protocol version")
+
+
+# -- replies --------------------------------------------------------------------------
+
+
+def _reply_open(attrs: Iterable[tuple[str, str]]) -> str:
+    parts = [f'<rpc-reply xmlns="{NC_NS}"']
+    n = 0
+    for key, value in attrs:
+        ns, local = _split(key)
+        if ns and ns != NC_NS:
+            parts.append(f" xmlns:a{n}={quoteattr(ns)} a{n}:{local}={quoteattr(value)}")
+            n += 1
+        else:
+            parts.append(f" {local}={quoteattr(value)}")
+    parts.append(">")
+    return "".join(parts)
+
+
+def _reply(attrs: Iterable[tuple[str, str]], body: str) -> bytes:
+    return (_reply_open(attrs) + body + "</rpc-reply>").encode()
+
+
+def _error_xml(err: ErrorDetail, ctx: NetconfContext | None) -> str:
+    out = [f"<rpc-error><error-type>{escape(err.error_type)}</error-type>"
+           f"<error-tag>{escape(err.tag)}</error-tag><error-severity>error</error-severity>"]
+    if err.app_tag:
+        out.append(f"<error-app-tag>{escape(err.app_tag)}</error-app-tag>")
+    if err.path:
+        decls = ""
+        if ctx is not None:
+            for mod in dict.fromkeys(_PREFIX_IN_PATH.findall(err.path)):
+                ns = ctx.namespace_of(mod)
+                if ns is not None:
+                    decls += f" xmlns:{mod}={quoteattr(ns)}"
+        out.append(f"<error-path{decls}>{escape(err.path)}</error-path>")
+    out.append(f'<error-message xml:lang="en">{escape(err.message)}</error-message>')
+    info = [(k, v) for k, v in err.info.items() if re.fullmatch(r"[A-Za-z_][\w.-]*", k)]
+    if info:
+        out.append("<error-info>")
+        out += [f"<{k}>{escape(str(v))}</{k}>" for k, v in info]
+        out.append("</error-info>")
+    out.append("</rpc-error>")
+    return "".join(out)
+
+
+def rpc_error_reply(e: NfoError, attrs: Iterable[tuple[str, str]] = (),
+                    ctx: NetconfContext | None = None) -> bytes:
+    return _reply(attrs, "".join(_error_xml(d, ctx) for d in e.errors))
+
+
+_OK = "<ok/>"
+
+
+# -- filters --------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return "concat('" + "', \"'\", '".join(value.split("'")) + "')"
+
+
+def subtree_to_xpath(filter_el: ET.Element, module_of: Callable[[str], str | None]) -> str | None:
+    """An XPath (libyang JSON prefixes) selecting what an RFC 6241 subtree filter selects.
+
+    Containment nodes become steps, content-match nodes predicates (and are
+    selected too), selection nodes steps.  Returns None for an empty filter (select
+    nothing) and raises InvalidValue for elements of unknown namespaces.
+    """
+    paths: list[str] = []
+
+    def name_of(el: ET.Element) -> str:
+        ns, local = _split(el.tag)
+        mod = module_of(ns) if ns else None
+        if mod is None:
+            raise InvalidValue(f"the filter element {local!r} is in no known namespace",
+                               tag="unknown-namespace" if ns else "unknown-element",
+                               info={"bad-element": local})
+        return f"{mod}:{local}"
+
+    def walk(el: ET.Element, prefix: str) -> None:
+        step = prefix + "/" + name_of(el)
+        kids = list(el)
+        matches = [k for k in kids if len(k) == 0 and (k.text or "").strip()]
+        others = [k for k in kids if k not in matches]
+        pred = "".join(f"[{name_of(k)}={_quote((k.text or '').strip())}]" for k in matches)
+        if not others:
+            paths.append(step + pred)
+            return
+        for k in matches:
+            paths.append(step + pred + "/" + name_of(k))
+        for k in others:
+            walk(k, step + pred)
+
+    for top in filter_el:
+        walk(top, "")
+    return " | ".join(paths) if paths else None
+
+
+def _filter_xpath(op: ET.Element, ctx: NetconfContext) -> tuple[bool, str | None]:
+    """(whether a filter is present, the XPath it means)."""
+    f = _child(op, "filter")
+    if f is None:
+        return False, None
+    ftype = f.get("type", "subtree")
+    if ftype == "xpath":
+        select = f.get("select")
+        if select is None:
+            raise MissingElement("an xpath filter needs a select attribute",
+                                 tag="missing-attribute", error_type="protocol",
+                                 info={"bad-attribute": "select", "bad-element": "filter"})
+        return True, select
+    if ftype != "subtree":
+        raise InvalidValue(f"unknown filter type {ftype!r}", tag="bad-attribute",
+                           error_type="protocol",
+                           info={"bad-attribute": "type", "bad-element": "filter"})
+    return True, subtree_to_xpath(f, ctx.module_of)
+
+
+def _with_defaults(op: ET.Element) -> WithDefaults | None:
+    v = _text(_child(op, "with-defaults", WD_NS))
+    if v is None:
+        return None
+    try:
+        return WithDefaults(v)
+    except ValueError:
+        raise InvalidValue(f"unknown with-defaults mode {v!r}", info={
+            "bad-element": "with-defaults"}) from None
+
+
+def _data_reply(ctx: NetconfContext, datastore: str, op: ET.Element,
+                attrs: list[tuple[str, str]]) -> bytes:
+    present, xpath = _filter_xpath(op, ctx)
+    wd = _with_defaults(op)
+    if present and xpath is None:
+        return _reply(attrs, "<data/>")
+    tree = ctx.datastore.get(datastore, xpath)
+    try:
+        body = tree.print(Fmt.XML, with_defaults=wd)
+    finally:
+        tree.free()
+    return _reply(attrs, f"<data>{body}</data>")
+
+
+# -- datastore references -------------------------------------------------------------
+
+_CONFIG_DS = ("running", "candidate", "startup")
+
+
+def _ds_of(op: ET.Element, which: str, *, allow_config: bool = False
+           ) -> tuple[str | None, ET.Element | None]:
+    """(datastore name, inline config element) of a source/target parameter."""
+    el = _child(op, which)
+    if el is None:
+        raise MissingElement(f"<{which}> is missing", tag="missing-element",
+                             error_type="protocol", info={"bad-element": which})
+    kids = list(el)
+    if len(kids) != 1:
+        raise InvalidValue(f"<{which}> must name exactly one datastore",
+                           info={"bad-element": which})
+    ns, local = _split(kids[0].tag)
+    if ns == NC_NS and local in _CONFIG_DS:
+        return local, None
+    if ns == NC_NS and local == "config" and allow_config:
+        return None, kids[0]
+    if ns == NC_NS and local == "url":
+        raise OperationNotSupported("the :url capability is not supported")
+    raise InvalidValue(f"unknown datastore {local!r}", info={"bad-element": local})
+
+
+def _config_text(config: ET.Element, prefixes: dict[str, str]) -> str:
+    return "".join(_serialize(c, prefixes) for c in config)
+
+
+# -- operations -----------------------------------------------------------------------
+
+
+async def _edit_config(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    target, _ = _ds_of(op, "target")
+    assert target is not None
+    config = _child(op, "config")
+    if config is None:
+        if _child(op, "url") is not None:
+            raise OperationNotSupported("the :url capability is not supported")
+        raise MissingElement("<config> is missing", error_type="protocol",
+                             info={"bad-element": "config"})
+    await ctx.session.edit(
+        target, _config_text(config, prefixes), Fmt.XML,
+        default_operation=_text(_child(op, "default-operation")) or "merge",
+        test_option=_text(_child(op, "test-option")) or "test-then-set",
+        error_option=_text(_child(op, "error-option")) or "rollback-on-error",
+    )
+    return _OK
+
+
+async def _copy_config(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    target, _ = _ds_of(op, "target")
+    assert target is not None
+    source, config = _ds_of(op, "source", allow_config=True)
+    if source is not None:
+        await ctx.session.copy_config(target, source, source_is_datastore=True)
+    else:
+        assert config is not None
+        await ctx.session.copy_config(target, _config_text(config, prefixes), Fmt.XML)
+    return _OK
+
+
+async def _validate(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    source, config = _ds_of(op, "source", allow_config=True)
+    if source is not None:
+        ctx.session.validate(source)
+    else:
+        assert config is not None
+        ctx.session.validate(_config_text(config, prefixes), Fmt.XML, source_is_datastore=False)
+    return _OK
+
+
+async def _commit(ctx: NetconfContext, op: ET.Element) -> str:
+    timeout_text = _text(_child(op, "confirm-timeout"))
+    timeout = 600.0
+    if timeout_text is not None:
+        if not timeout_text.isdigit() or int(timeout_text) == 0:
+            raise InvalidValue("confirm-timeout must be a positive integer",
+                               info={"bad-element": "confirm-timeout"})
+        timeout = float(timeout_text)
+    await ctx.session.commit(
+        confirmed=_child(op, "confirmed") is not None, timeout=timeout,
+        persist=_text(_child(op, "persist")), persist_id=_text(_child(op, "persist-id")))
+    return _OK
+
+
+async def _kill_session(ctx: NetconfContext, op: ET.Element) -> str:
+    sid = _text(_child(op, "session-id"))
+    if sid is None:
+        raise MissingElement("<session-id> is missing", error_type="protocol",
+                             info={"bad-element": "session-id"})
+    if not sid.isdigit():
+        raise InvalidValue("session-id must be a number", info={"bad-element": "session-id"})
+    await ctx.session.kill(int(sid))
+    return _OK
+
+
+def _get_schema(ctx: NetconfContext, op: ET.Element) -> str:
+    ident = _text(_child(op, "identifier", MON_NS))
+    if not ident:
+        raise MissingElement("<identifier> is missing", error_type="protocol",
+                             info={"bad-element": "identifier"})
+    fmt = _text(_child(op, "format", MON_NS))
+    if fmt not in (None, "yang", "ncm:yang") and not (fmt or "").endswith(":yang"):
+        raise InvalidValue(f"unsupported schema format {fmt!r}")
+    text = ctx.schema.module_source(ident, _text(_child(op, "version", MON_NS)) or None)
+    return f'<data xmlns="{MON_NS}">{escape(text)}</data>'
+
+
+async def _yang_rpc(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    """Any other RPC, or an action (wrapped in yang:action), through Session.rpc."""
+    ns, local = _split(op.tag)
+    if ns == YANG_NS and local == "action":
+        kids = list(op)
+        if len(kids) != 1:
+            raise MalformedMessage("<action> must hold exactly one data node")
+        content = kids[0]
+    else:
+        content = op
+    reply = await ctx.session.rpc(_serialize(content, prefixes), Fmt.XML)
+    try:
+        rop = _find_op(reply.first())
+        body = "".join(print_nodes(c, Fmt.XML, siblings=False) for c in
+                       (list(children(rop)) if rop is not None else []))
+    finally:
+        reply.free()
+    return body or _OK
+
+
+def _find_op(node: Any) -> Any:
+    """The RPC or action node of a reply tree, or None."""
+    for n in siblings(node):
+        if n.schema.nodetype & (lib.LYS_RPC | lib.LYS_ACTION):
+            return n
+        found = _find_op(lib.lyd_child(n))
+        if found is not None:
+            return found
+    return None
+
+
+async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
+    """Process one <rpc> message and return the <rpc-reply> (never raises NfoError)."""
+    attrs: list[tuple[str, str]] = []
+    try:
+        root, prefixes = _parse(rpc_xml)
+    except NfoError as e:
+        return rpc_error_reply(e, ctx=ctx)
+    if root.tag != f"{{{NC_NS}}}rpc":
+        return rpc_error_reply(MalformedMessage(
+            f"expected an <rpc> element, got {_split(root.tag)[1]!r}",
+            info={"bad-element": _split(root.tag)[1]}), ctx=ctx)
+    attrs = list(root.attrib.items())
+    if "message-id" not in root.attrib:
+        return rpc_error_reply(NfoError(
+            "the rpc has no message-id", tag="missing-attribute", error_type="rpc",
+            info={"bad-attribute": "message-id", "bad-element": "rpc"}), attrs, ctx)
+    ops = list(root)
+    if len(ops) != 1:
+        return rpc_error_reply(MalformedMessage("an <rpc> must hold exactly one operation"),
+                               attrs, ctx)
+    op = ops[0]
+    try:
+        body = await _dispatch(ctx, op, prefixes, attrs)
+    except NfoError as e:
+        return rpc_error_reply(e, attrs, ctx)
+    if isinstance(body, bytes):
+        return body
+    return _reply(attrs, body)
+
+
+async def _dispatch(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str],
+                    attrs: list[tuple[str, str]]) -> str | bytes:
+    ns, name = _split(op.tag)
+    s = ctx.session
+    if ns == NC_NS:
+        if name == "get":
+            return _data_reply(ctx, "operational", op, attrs)
+        if name == "get-config":
+            source, _ = _ds_of(op, "source")
+            assert source is not None
+            return _data_reply(ctx, source, op, attrs)
+        if name == "edit-config":
+            return await _edit_config(ctx, op, prefixes)
+        if name == "copy-config":
+            return await _copy_config(ctx, op, prefixes)
+        if name == "delete-config":
+            target, _ = _ds_of(op, "target")
+            assert target is not None
+            await s.delete_config(target)
+            return _OK
+        if name in ("lock", "unlock"):
+            target, _ = _ds_of(op, "target")
+            assert target is not None
+            (s.lock if name == "lock" else s.unlock)(target)
+            return _OK
+        if name == "close-session":
+            ctx.close_requested = True
+            return _OK
+        if name == "kill-session":
+            return await _kill_session(ctx, op)
+        if name == "commit":
+            return await _commit(ctx, op)
+        if name == "discard-changes":
+            await s.discard_changes()
+            return _OK
+        if name == "cancel-commit":
+            await s.cancel_commit(_text(_child(op, "persist-id")))
+            return _OK
+        if name == "validate":
+            return await _validate(ctx, op, prefixes)
+        raise OperationNotSupported(f"operation {name!r} is not supported",
+                                    info={"bad-element": name})
+    if ns == MON_NS and name == "get-schema":
+        return _get_schema(ctx, op)
+    if ns == YANG_NS and name == "action":
+        return await _yang_rpc(ctx, op, prefixes)
+    if ns and ctx.module_of(ns) is not None:
+        return await _yang_rpc(ctx, op, prefixes)
+    raise OperationNotSupported(f"operation {name!r} is not supported",
+                                info={"bad-element": name})

@@ -1,0 +1,298 @@
+"""NETCONF over SSH (RFC 6242) with asyncssh: the ``netconf`` subsystem only.
+
+Authentication: passwords (``UserStore.verify_async``) and public keys
+(``UserStore.authorized_keys``), at most :data:`MAX_AUTH_ATTEMPTS` failures per
+connection, a login timeout.  One datastore :class:`~nfo.datastore.Session` per
+SSH session, closed (locks released) when the channel ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from nfo.datastore import Datastore
+from nfo.datastore.users import UserStore
+from nfo.errors import NfoError
+from nfo.netconf import framing
+from nfo.netconf.protocol import (
+    BASE_1_1,
+    HelloError,
+    NetconfContext,
+    client_hello,
+    handle,
+    server_hello,
+)
+
+__all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
+
+log = logging.getLogger(__name__)
+
+MAX_AUTH_ATTEMPTS = 3
+HOST_KEY_FILE = "ssh_host_ed25519_key"
+
+
+def load_host_key(key_dir: Path) -> asyncssh.SSHKey:
+    """The server's ed25519 host key, generated once and kept with mode 0600."""
+    key_dir.mkdir(parents=True, exist_ok=True)
+    path = key_dir / HOST_KEY_FILE
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        data = key.export_private_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    os.chmod(path, 0o600)
+    return asyncssh.read_private_key(str(path))
+
+
+@dataclass
+class NetconfServer:
+    """What :func:`start_netconf` returns."""
+
+    ds: Datastore
+    users: UserStore
+    host: str
+    port: int = 0
+    hello_timeout: float = 30.0
+    max_message: int = framing.DEFAULT_MAX_MESSAGE
+    _acceptor: Any = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _channels: set[_NetconfChannel] = field(default_factory=set)
+    _conns: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+
+    def spawn(self, coro: Any) -> None:
+        t: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+        for ch in list(self._channels):
+            ch.shutdown()
+        conns = list(self._conns)
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            await conn.wait_closed()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class _SSHServer(asyncssh.SSHServer):
+    def __init__(self, srv: NetconfServer) -> None:
+        self._srv = srv
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._failures = 0
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._srv._conns.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._srv._conns.discard(self._conn)
+
+    def _failed(self) -> None:
+        self._failures += 1
+        if self._failures >= MAX_AUTH_ATTEMPTS and self._conn is not None:
+            self._conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                                  "too many authentication failures")
+
+    def begin_auth(self, username: str) -> bool:
+        try:
+            keys = self._srv.users.authorized_keys(username)
+        except NfoError:
+            keys = []
+        if keys and self._conn is not None:
+            try:
+                self._conn.set_authorized_keys(asyncssh.import_authorized_keys("\n".join(keys)))
+            except (asyncssh.KeyImportError, ValueError):
+                log.warning("unusable authorized keys for user %s", username)
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        ok = await self._srv.users.verify_async(username, password)
+        if not ok:
+            self._failed()
+        return ok
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Only reached when no authorized key matched (asyncssh checks those first).
+        self._failed()
+        return False
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> bool:
+        return False
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+    def unix_connection_requested(self, dest_path: str) -> bool:
+        return False
+
+    def unix_server_requested(self, listen_path: str) -> bool:
+        return False
+
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
+        assert self._conn is not None
+        user = self._conn.get_extra_info("username") or "?"
+        return _NetconfChannel(self._srv, str(user))
+
+
+class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
+    def __init__(self, srv: NetconfServer, user: str) -> None:
+        self._srv = srv
+        self._user = user
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self._decoder = framing.Decoder(srv.max_message)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._ctx: NetconfContext | None = None
+        self._hello_timer: asyncio.TimerHandle | None = None
+        self._chunked = False
+        self._started = False
+        self._done = False
+
+    # -- asyncssh callbacks --
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "netconf"
+
+    def shell_requested(self) -> bool:
+        return False
+
+    def exec_requested(self, command: str) -> bool:
+        return False
+
+    def pty_requested(self, term_type: str, term_size: Any, term_modes: Any) -> bool:
+        return False
+
+    def session_started(self) -> None:
+        self._started = True
+        session = self._srv.ds.session(self._user, on_kill=self.shutdown)
+        self._ctx = NetconfContext(session, self._srv.ds.schema)
+        self._srv._channels.add(self)
+        self._send(server_hello(self._srv.ds.schema, session.id))
+        self._hello_timer = asyncio.get_running_loop().call_later(
+            self._srv.hello_timeout, self._hello_expired)
+        self._srv.spawn(self._worker())
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if self._done:
+            return
+        try:
+            self._decoder.feed(data)
+            self._drain_decoder()
+        except framing.FramingError as e:
+            log.info("netconf session closed: %s", e)
+            self.shutdown()
+            return
+        if self._queue.qsize() > 32 and self._chan is not None:
+            self._chan.pause_reading()
+
+    def _drain_decoder(self) -> None:
+        while (msg := self._decoder.next()) is not None:
+            if self._hello_timer is not None:
+                # The first message is the client's hello: it decides the framing.
+                self._hello_timer.cancel()
+                self._hello_timer = None
+                try:
+                    base, _caps = client_hello(msg)
+                except HelloError as e:
+                    log.info("netconf hello refused: %s", e)
+                    self.shutdown()
+                    return
+                assert self._ctx is not None
+                self._ctx.base = base
+                self._chunked = self._decoder.chunked = base == BASE_1_1
+                continue
+            self._queue.put_nowait(msg)
+
+    def eof_received(self) -> bool:
+        self.shutdown()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.shutdown()
+
+    # -- internals --
+    def _hello_expired(self) -> None:
+        self._hello_timer = None
+        log.info("netconf client sent no hello in time")
+        self.shutdown()
+
+    def _send(self, message: bytes) -> None:
+        if self._chan is not None and not self._done:
+            self._chan.write(framing.encode(message, self._chunked))
+
+    def shutdown(self) -> None:
+        """End the session (idempotent): the worker closes the datastore session."""
+        if self._done:
+            return
+        self._done = True
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
+        self._queue.put_nowait(None)
+        if self._chan is not None:
+            self._chan.close()
+
+    async def _worker(self) -> None:
+        assert self._ctx is not None
+        ctx = self._ctx
+        try:
+            while True:
+                msg = await self._queue.get()
+                if msg is None or self._done:
+                    break
+                if self._queue.qsize() <= 8 and self._chan is not None:
+                    self._chan.resume_reading()
+                reply = await handle(ctx, msg)
+                self._send(reply)
+                if ctx.close_requested:
+                    self.shutdown()
+                    break
+        except Exception:
+            log.exception("netconf session failed")
+            self.shutdown()
+        finally:
+            self._srv._channels.discard(self)
+            with contextlib.suppress(NfoError):
+                await ctx.session.close()
+
+
+async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1",
+                        port: int = 830, key_dir: Path | str = ".", *,
+                        hello_timeout: float = 30.0, login_timeout: float = 30.0,
+                        max_message: int = framing.DEFAULT_MAX_MESSAGE) -> NetconfServer:
+    """Listen for NETCONF over SSH; ``port`` 0 picks a free port (see ``.port``)."""
+    srv = NetconfServer(ds, users, host, port, hello_timeout, max_message)
+    key = load_host_key(Path(key_dir))
+    acceptor = await asyncssh.create_server(
+        lambda: _SSHServer(srv), host, port,
+        server_host_keys=[key], encoding=None, login_timeout=login_timeout,
+        allow_pty=False, agent_forwarding=False, x11_forwarding=False,
+        kbdint_auth=False, gss_host=None, keepalive_interval=0,
+    )
+    srv._acceptor = acceptor
+    srv.port = int(acceptor.sockets[0].getsockname()[1])
+    return srv
