@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from nfo.datastore import Datastore, Session
+from nfo.datastore.notifications import NETCONF_STREAM, NotificationSubscription
 from nfo.errors import (
     ErrorDetail,
     InvalidValue,
@@ -27,21 +30,27 @@ from nfo.errors import (
     OperationNotSupported,
 )
 from nfo.schema import Schema
-from nfo.schema.data import Fmt, WithDefaults, children, print_nodes, siblings
-from nfo.schema.ly import lib
+from nfo.schema.data import Fmt, Tree, WithDefaults, children, print_nodes, siblings
+from nfo.schema.ly import ffi, lib
 
 __all__ = [
     "BASE_1_0",
     "BASE_1_1",
     "NC_NS",
+    "NMDA_NS",
+    "NOTIF_NS",
+    "NOTIF_STATUS_NS",
     "HelloError",
     "NetconfContext",
     "check_xml_safe",
     "client_hello",
+    "format_time",
     "handle",
+    "notification_message",
     "rpc_error_reply",
     "server_capabilities",
     "server_hello",
+    "status_notification",
     "subtree_to_xpath",
 ]
 
@@ -49,6 +58,12 @@ NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"
 MON_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+"""RFC 5277: create-subscription and the <notification> envelope."""
+NOTIF_STATUS_NS = "urn:ietf:params:xml:ns:netmod:notification"
+"""RFC 5277: replayComplete and notificationComplete."""
+NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
 BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
 _CAP = "urn:ietf:params:netconf:capability:"
@@ -68,6 +83,8 @@ class NetconfContext:
     schema: Schema
     base: str = BASE_1_0
     close_requested: bool = False
+    subscription: NotificationSubscription | None = None
+    """The session's RFC 5277 subscription; the transport delivers its events."""
     _ns_to_module: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -174,6 +191,8 @@ def server_capabilities(schema: Schema) -> list[str]:
         _CAP + "validate:1.1",
         _CAP + "startup:1.0",
         _CAP + "xpath:1.0",
+        _CAP + "notification:1.0",
+        _CAP + "interleave:1.0",
         _CAP + "with-defaults:1.0?basic-mode=explicit"
         "&also-supported=report-all,report-all-tagged,trim",
     ]
@@ -467,6 +486,206 @@ def _get_schema(ctx: NetconfContext, op: ET.Element) -> str:
     return f'<data xmlns="{MON_NS}">{escape(text)}</data>'
 
 
+# -- NMDA (RFC 8526) -------------------------------------------------------------------
+
+_NMDA_DS = ("running", "candidate", "startup", "operational")
+
+
+def _nmda_datastore(op: ET.Element, prefixes: dict[str, str], allowed: tuple[str, ...]) -> str:
+    text = _text(_child(op, "datastore", NMDA_NS))
+    if not text:
+        raise MissingElement("<datastore> is missing", error_type="protocol",
+                             info={"bad-element": "datastore"})
+    prefix, _, local = text.rpartition(":")
+    if prefix != "ietf-datastores" and prefixes.get(prefix) != DS_NS:
+        raise InvalidValue(f"unknown datastore {text!r}", info={"bad-element": "datastore"})
+    if local not in allowed:
+        raise InvalidValue(f"datastore {text!r} is not supported here",
+                           info={"bad-element": "datastore"})
+    return local
+
+
+def _xml_xpath(xpath: str, prefixes: dict[str, str], ctx: NetconfContext) -> str:
+    """An XPath using the request's XML prefixes rewritten to module names."""
+    def repl(m: re.Match[str]) -> str:
+        ns = prefixes.get(m.group(1))
+        mod = ctx.module_of(ns) if ns is not None else None
+        return f"{mod or m.group(1)}:"
+    return _PREFIX_IN_PATH.sub(repl, xpath)
+
+
+def _is_state(node: Any) -> bool:
+    return bool(node.schema.flags & lib.LYS_CONFIG_R)
+
+
+def _is_key(node: Any) -> bool:
+    return bool(node.schema.flags & lib.LYS_KEY)
+
+
+def _prune_siblings(first: Any, drop: Callable[[Any, int], bool], depth: int) -> Any:
+    """Free the nodes ``drop(node, depth)`` selects, recursively; the first survivor."""
+    survivor: Any = None
+    for n in list(siblings(first)):
+        if drop(n, depth):
+            lib.lyd_free_tree(n)
+            continue
+        if survivor is None:
+            survivor = n
+        child = lib.lyd_child(n)
+        if child != ffi.NULL:
+            _prune_siblings(child, drop, depth + 1)
+    return survivor
+
+
+def _has_state(node: Any) -> bool:
+    if _is_state(node):
+        return True
+    return any(_has_state(c) for c in children(node))
+
+
+def _prune(tree: Tree, drop: Callable[[Any, int], bool]) -> None:
+    first = tree.first()
+    if first == ffi.NULL:
+        return
+    survivor = _prune_siblings(first, drop, 1)
+    tree.root = ffi.NULL if survivor is None else survivor
+
+
+async def _get_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    ds = _nmda_datastore(op, prefixes, _NMDA_DS)
+    subtree = _child(op, "subtree-filter", NMDA_NS)
+    xpath_text = _text(_child(op, "xpath-filter", NMDA_NS))
+    if subtree is not None and xpath_text is not None:
+        raise InvalidValue("give a subtree-filter or an xpath-filter, not both",
+                           info={"bad-element": "xpath-filter"})
+    xpath: str | None = None
+    if subtree is not None:
+        xpath = subtree_to_xpath(subtree, ctx.module_of)
+        if xpath is None:
+            return f'<data xmlns="{NMDA_NS}"/>'
+    elif xpath_text is not None:
+        xpath = _xml_xpath(xpath_text, prefixes, ctx)
+    cf = _text(_child(op, "config-filter", NMDA_NS))
+    if cf not in (None, "true", "false"):
+        raise InvalidValue("config-filter must be true or false",
+                           info={"bad-element": "config-filter"})
+    md = _text(_child(op, "max-depth", NMDA_NS))
+    max_depth: int | None = None
+    if md is not None and md != "unbounded":
+        if not md.isdigit() or not 1 <= int(md) <= 65535:
+            raise InvalidValue("max-depth must be 1..65535 or unbounded",
+                               info={"bad-element": "max-depth"})
+        max_depth = int(md)
+    with_origin = _child(op, "with-origin", NMDA_NS) is not None
+    if with_origin and ds != "operational":
+        raise InvalidValue("with-origin applies to the operational datastore only",
+                           info={"bad-element": "with-origin"})
+    wd = _with_defaults(op)
+    tree = ctx.datastore.get(ds, xpath, with_origin=with_origin)
+    try:
+        if cf == "true":
+            _prune(tree, lambda n, _d: _is_state(n))
+        elif cf == "false":
+            _prune(tree, lambda n, _d: not _is_key(n) and not _has_state(n))
+        if max_depth is not None:
+            limit = max_depth
+            _prune(tree, lambda n, d: d > limit and not _is_key(n))
+            # Containers cut at the depth limit are still reported, empty.
+            flags = (wd or WithDefaults.EXPLICIT).ly | lib.LYD_PRINT_KEEPEMPTYCONT
+            body = print_nodes(tree.first(), Fmt.XML, flags=flags)
+        else:
+            body = tree.print(Fmt.XML, with_defaults=wd)
+    finally:
+        tree.free()
+    return f'<data xmlns="{NMDA_NS}">{body}</data>'
+
+
+async def _edit_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
+    ds = _nmda_datastore(op, prefixes, _CONFIG_DS)
+    config = _child(op, "config", NMDA_NS)
+    if config is None:
+        if _child(op, "url", NMDA_NS) is not None:
+            raise OperationNotSupported("the :url capability is not supported")
+        raise MissingElement("<config> is missing", error_type="protocol",
+                             info={"bad-element": "config"})
+    await ctx.session.edit(
+        ds, _config_text(config, prefixes), Fmt.XML,
+        default_operation=_text(_child(op, "default-operation", NMDA_NS)) or "merge")
+    return _OK
+
+
+# -- notifications (RFC 5277) ----------------------------------------------------------
+
+
+def format_time(t: float) -> str:
+    """Unix seconds as an RFC 3339 date-and-time in UTC."""
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(op: ET.Element, name: str) -> float | None:
+    text = _text(_child(op, name, NOTIF_NS))
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(f"<{name}> is not a date-and-time: {text!r}",
+                           info={"bad-element": name}) from None
+    if when.tzinfo is None:
+        raise InvalidValue(f"<{name}> needs a time zone offset", info={"bad-element": name})
+    return when.timestamp()
+
+
+def _notif_filter(op: ET.Element, ctx: NetconfContext) -> str | None:
+    # RFC 5277 puts <filter> in its own namespace; clients (ncclient) also use the base one.
+    f = _child(op, "filter", NOTIF_NS)
+    if f is None:
+        f = _child(op, "filter")
+    if f is None:
+        return None
+    ftype = f.get("type", "subtree")
+    if ftype == "xpath":
+        select = f.get("select")
+        if select is None:
+            raise MissingElement("an xpath filter needs a select attribute",
+                                 tag="missing-attribute", error_type="protocol",
+                                 info={"bad-attribute": "select", "bad-element": "filter"})
+        return select
+    if ftype != "subtree":
+        raise InvalidValue(f"unknown filter type {ftype!r}", tag="bad-attribute",
+                           error_type="protocol",
+                           info={"bad-attribute": "type", "bad-element": "filter"})
+    xpath = subtree_to_xpath(f, ctx.module_of)
+    if xpath is None:
+        raise InvalidValue("an empty subtree filter selects no notification",
+                           info={"bad-element": "filter"})
+    return xpath
+
+
+def _create_subscription(ctx: NetconfContext, op: ET.Element) -> str:
+    if ctx.subscription is not None and not ctx.subscription.closed:
+        raise NfoError("this session already has a notification subscription",
+                       tag="in-use", error_type="protocol")
+    stream = _text(_child(op, "stream", NOTIF_NS)) or NETCONF_STREAM
+    xpath = _notif_filter(op, ctx)
+    start = _parse_time(op, "startTime")
+    stop = _parse_time(op, "stopTime")
+    ctx.subscription = ctx.datastore.notifications.subscribe(
+        stream, start=start, stop=stop, xpath=xpath)
+    return _OK
+
+
+def notification_message(event_time: float, body: str) -> bytes:
+    """One RFC 5277 <notification> message."""
+    return (f'<notification xmlns="{NOTIF_NS}"><eventTime>{format_time(event_time)}'
+            f"</eventTime>{body}</notification>").encode()
+
+
+def status_notification(name: str) -> bytes:
+    """replayComplete or notificationComplete (RFC 5277 section 4)."""
+    return notification_message(time.time(), f'<{name} xmlns="{NOTIF_STATUS_NS}"/>')
+
+
 async def _yang_rpc(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
     """Any other RPC, or an action (wrapped in yang:action), through Session.rpc."""
     ns, local = _split(op.tag)
@@ -570,6 +789,12 @@ async def _dispatch(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str
             return await _validate(ctx, op, prefixes)
         raise OperationNotSupported(f"operation {name!r} is not supported",
                                     info={"bad-element": name})
+    if ns == NMDA_NS and name == "get-data":
+        return await _get_data(ctx, op, prefixes)
+    if ns == NMDA_NS and name == "edit-data":
+        return await _edit_data(ctx, op, prefixes)
+    if ns == NOTIF_NS and name == "create-subscription":
+        return _create_subscription(ctx, op)
     if ns == MON_NS and name == "get-schema":
         return _get_schema(ctx, op)
     if ns == YANG_NS and name == "action":

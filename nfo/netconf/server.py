@@ -19,6 +19,12 @@ from typing import Any
 import asyncssh
 
 from nfo.datastore import Datastore
+from nfo.datastore.notifications import (
+    Notification,
+    NotificationSubscription,
+    ReplayComplete,
+    SubscriptionComplete,
+)
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
 from nfo.netconf import framing
@@ -28,7 +34,9 @@ from nfo.netconf.protocol import (
     NetconfContext,
     client_hello,
     handle,
+    notification_message,
     server_hello,
+    status_notification,
 )
 
 __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
@@ -169,6 +177,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._chunked = False
         self._started = False
         self._done = False
+        self._notifier: asyncio.Task[None] | None = None
 
     # -- asyncssh callbacks --
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -241,6 +250,8 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self.shutdown()
 
     def _send(self, message: bytes) -> None:
+        # One synchronous write per framed message: replies (from the worker) and
+        # notifications (from the notifier) never interleave inside a message.
         if self._chan is not None and not self._done:
             self._chan.write(framing.encode(message, self._chunked))
 
@@ -268,6 +279,11 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     self._chan.resume_reading()
                 reply = await handle(ctx, msg)
                 self._send(reply)
+                sub = ctx.subscription
+                if sub is not None and self._notifier is None:
+                    # Started after the <ok/> went out, so it precedes any notification.
+                    self._notifier = asyncio.get_running_loop().create_task(
+                        self._notify(sub))
                 if ctx.close_requested:
                     self.shutdown()
                     break
@@ -276,8 +292,46 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             self.shutdown()
         finally:
             self._srv._channels.discard(self)
+            await self._stop_notifier()
             with contextlib.suppress(NfoError):
                 await ctx.session.close()
+
+    async def _stop_notifier(self) -> None:
+        assert self._ctx is not None
+        if self._ctx.subscription is not None:
+            self._ctx.subscription.close()
+        task = self._notifier
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._notifier = None
+
+    async def _notify(self, sub: NotificationSubscription) -> None:
+        """Deliver one subscription's events on this session until it or the session ends."""
+        assert self._ctx is not None
+        ctx = self._ctx
+        try:
+            async for ev in sub:
+                if self._done:
+                    break
+                if isinstance(ev, Notification):
+                    self._send(notification_message(
+                        ev.event_time, ev.render(self._srv.ds.ctx, "xml")))
+                elif isinstance(ev, ReplayComplete):
+                    self._send(status_notification("replayComplete"))
+                elif isinstance(ev, SubscriptionComplete):
+                    self._send(status_notification("notificationComplete"))
+        except NfoError as e:
+            log.info("netconf notification subscription ended: %s", e.message)
+        except Exception:
+            log.exception("netconf notification delivery failed")
+        finally:
+            sub.close()
+            if ctx.subscription is sub:
+                # The subscription is over (stop time or overflow): a new one may start.
+                ctx.subscription = None
+                self._notifier = None
 
 
 async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1",
