@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore, start_manager
 from nfo.errors import UnknownElement
+from tests.netutil import free_port, udp_roundtrip_sync
 
 NFO = [sys.executable, "-m", "nfo"]
 
@@ -166,27 +166,11 @@ def test_state_dir_is_private(tmp_path: Path) -> None:
     assert (os.stat(state).st_mode & 0o077) == 0
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _udp_echo(port: int) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(1.0)
-        s.sendto(b"ping", ("127.0.0.1", port))
-        try:
-            return s.recv(100)
-        except TimeoutError:
-            return None
-
-
 def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) -> None:
     """The README's first command: the demo NF reaches running and answers on its port;
     a restart adopts it (same process), and deleting it stops it."""
     state = tmp_path / "state"
-    port = _free_udp_port()
+    port = free_port()
     record = state / "drivers" / "local" / "local" / "demo-echo.json"
 
     def run_until(text: str) -> list[str]:
@@ -211,12 +195,13 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
         out = run_until("answers on udp")
         assert any("demo-echo: initializing -> running" in x for x in out), out
         assert any("'hello from nfo'" in x for x in out), out
-        assert _udp_echo(port) == b"ping"  # the NF outlives the orchestrator process
+        # the NF outlives the orchestrator process
+        assert udp_roundtrip_sync(port, b"ping") == b"ping"
         pid = json.loads(record.read_text())["pid"]
 
         run_until("serving state directory")
         assert json.loads(record.read_text())["pid"] == pid  # adopted, not duplicated
-        assert _udp_echo(port) == b"ping"
+        assert udp_roundtrip_sync(port, b"ping") == b"ping"
     finally:
         async def delete() -> None:
             ds = await open_datastore(StateDir(state), [])
@@ -235,5 +220,5 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
                 await mgr.stop()
                 await ds.close()
         asyncio.run(delete())
-    assert _udp_echo(port) is None
+    assert udp_roundtrip_sync(port, b"ping") is None
     assert not record.exists()

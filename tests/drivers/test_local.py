@@ -38,6 +38,7 @@ from nfo.registry.protocol import (
     VimAccount,
     WorkloadState,
 )
+from tests.netutil import free_port, udp_roundtrip
 
 CHILD = Path(__file__).with_name("_local_orchestrator_child.py")
 PY = sys.executable
@@ -45,29 +46,6 @@ SLEEPER = ["{python}", "-c", "import time; time.sleep(60)"]
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _roundtrip(port: int, payload: bytes, timeout: float) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
-        try:
-            s.send(payload)
-            return s.recv(65536)
-        except (TimeoutError, ConnectionRefusedError):
-            return None
-
-
-async def udp_roundtrip(port: int, payload: bytes, timeout: float = 1.0) -> bytes | None:
-    """Send one datagram to 127.0.0.1:port; the reply, or None (refused or silent)."""
-    return await asyncio.to_thread(_roundtrip, port, payload, timeout)
 
 
 def demo_udp_echo() -> dict[str, Any]:

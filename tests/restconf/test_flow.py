@@ -27,6 +27,7 @@ from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.workload import WorkloadManager
+from tests.netutil import free_port
 
 JSON = "application/yang-data+json"
 AUTH = ("admin", "flow-test-password")
@@ -140,14 +141,8 @@ async def test_create_instance_on_sim_and_watch_it_over_get_and_sse(env: Env) ->
             raise AssertionError("the operational entry of a deleted instance stayed")
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_local_nf_over_restconf_with_curl_and_yang_patch(env: Env) -> None:
-    port = _free_udp_port()
+    port = free_port()
     patch = {"ietf-yang-patch:yang-patch": {"patch-id": "add-echo", "edit": [{
         "edit-id": "1", "operation": "create", "target": "/nf-instance=echo",
         "value": {"nfo-instances:nf-instance": [{
@@ -243,7 +238,7 @@ def test_nfo_serve_over_https(tmp_path: Path, mode: str) -> None:
 
 
 async def test_post_local_nf_and_watch_it_over_sse_and_get(env: Env) -> None:
-    port = _free_udp_port()
+    port = free_port()
     async with client(env) as c:
         events: list[dict] = []
         opened = asyncio.Event()

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,7 @@ from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore, Notification, NotificationSubscription
 from nfo.workload import WorkloadManager
+from tests.netutil import free_port, udp_roundtrip
 
 INSTANCES = "/nfo-instances:nf-instances"
 FAST = {"poll_interval": 0.05, "health_interval": 0.2, "backoff_base": 0.05,
@@ -125,26 +125,11 @@ def kill_all_nfs(state: Path) -> None:
     kill_local_nfs(state, set(nf_processes(tag)) if tag else None)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _roundtrip(port: int, payload: bytes, timeout: float) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
-        try:
-            s.send(payload)
-            return s.recv(65536)
-        except (TimeoutError, ConnectionRefusedError):
-            return None
+free_udp_port = free_port
 
 
 async def udp_echo(port: int, payload: bytes = b"hello nfo", timeout: float = 1.0) -> bytes | None:
-    return await asyncio.to_thread(_roundtrip, port, payload, timeout)
+    return await udp_roundtrip(port, payload, timeout)
 
 
 # -- waiting -----------------------------------------------------------------------------
