@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +70,18 @@ def _fmt(fmt: Fmt | str) -> Fmt:
         raise MalformedMessage(f"unknown data encoding {fmt!r}") from None
 
 
+@contextmanager
+def _ly_input(ctx: Any, raw: bytes, what: str) -> Iterator[Any]:
+    """A libyang input handle over ``raw``, freed when the block ends."""
+    buf = ffi.new("char[]", raw)
+    inp = ffi.new("struct ly_in **")
+    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
+    try:
+        yield inp[0]
+    finally:
+        lib.ly_in_free(inp[0], 0)
+
+
 def parse_data(
     ctx: Any,
     text: str | bytes,
@@ -86,14 +99,9 @@ def parse_data(
             json.loads(raw)
         except ValueError as e:
             raise MalformedMessage(f"malformed JSON: {e}") from None
-    buf = ffi.new("char[]", raw)
-    inp = ffi.new("struct ly_in **")
-    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
     out = ffi.new("struct lyd_node **")
-    try:
-        rc = lib.lyd_parse_data(ctx, ffi.NULL, inp[0], _fmt(fmt).ly, parse_opts, validate_opts, out)
-    finally:
-        lib.ly_in_free(inp[0], 0)
+    with _ly_input(ctx, raw, what) as inp:
+        rc = lib.lyd_parse_data(ctx, ffi.NULL, inp, _fmt(fmt).ly, parse_opts, validate_opts, out)
     if rc != lib.LY_SUCCESS:
         if out[0] != ffi.NULL:
             lib.lyd_free_all(out[0])
@@ -109,15 +117,10 @@ def parse_op(ctx: Any, text: str | bytes, fmt: Fmt | str, dtype: int, *,
     libyang parses strictly but validates nothing else here (``lyd_validate_op``).
     """
     raw = text.encode() if isinstance(text, str) else text
-    buf = ffi.new("char[]", raw)
-    inp = ffi.new("struct ly_in **")
-    ly.check(lib.ly_in_new_memory(buf, inp), ctx, what)
     tree = ffi.new("struct lyd_node **")
     op = ffi.new("struct lyd_node **")
-    try:
-        rc = lib.lyd_parse_op(ctx, ffi.NULL, inp[0], _fmt(fmt).ly, dtype, tree, op)
-    finally:
-        lib.ly_in_free(inp[0], 0)
+    with _ly_input(ctx, raw, what) as inp:
+        rc = lib.lyd_parse_op(ctx, ffi.NULL, inp, _fmt(fmt).ly, dtype, tree, op)
     if rc != lib.LY_SUCCESS:
         if tree[0] != ffi.NULL:
             lib.lyd_free_all(tree[0])
