@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nfo.datastore.changes import Change, ChangeCreated, ChangeModified
+from nfo.datastore.changes import Change, ChangeCreated, ChangeDeleted, ChangeModified
 from nfo.datastore.edit import apply_edit, validation_deletes
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.notifications import NotificationHub
-from nfo.datastore.operational import OperStore, annotate_origin, check_owner
+from nfo.datastore.operational import OperProvider, OperStore, annotate_origin, check_owner
 from nfo.datastore.partial import Plan, plan_edits
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeEvent, ChangeSubscription
@@ -145,6 +145,7 @@ class Datastore:
         self._snap_size: dict[str, int] = {}
         self._wlock = asyncio.Lock()
         self._locks: dict[str, int] = {}
+        self._lock_times: dict[str, float] = {}
         self._subs: list[ChangeSubscription] = []
         self._rpcs: dict[str, RpcHandler] = {}
         self._sessions: dict[int, Session] = {}
@@ -154,11 +155,14 @@ class Datastore:
         self.group = GroupCommit(storage)
         self.notifications = NotificationHub(self.ctx, storage,
                                              lambda: self._trees["running"].first())
+        self._has_config_change = any(
+            m.name == "ietf-netconf-notifications" and m.implemented for m in schema.modules())
         self._ind = analyse(self.ctx, [m.cdata for m in schema.ctx if m.implemented()])
         self._candidate: _Candidate
         self._closed = False
         self._last_revision = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._publishing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -216,6 +220,8 @@ class Datastore:
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()
+        if self._publishing:
+            await asyncio.gather(*list(self._publishing), return_exceptions=True)
         await self.notifications.close()
         if self._pending is not None and self._pending.timer is not None:
             self._pending.timer.cancel()
@@ -282,6 +288,18 @@ class Datastore:
         if with_origin:
             annotate_origin(self.ctx, out, running)
         return out
+
+    def provide_oper(self, path: str, provider: OperProvider) -> None:
+        """Serve the operational subtree at ``path`` (a top-level node) from
+        ``provider``, called on each read that selects it."""
+        self.oper.provide(path, provider)
+
+    def unprovide_oper(self, path: str) -> None:
+        self.oper.unprovide(path)
+
+    def locks(self) -> dict[str, tuple[int, float]]:
+        """Held locks: datastore -> (session id, when it was taken)."""
+        return {ds: (sid, self._lock_times.get(ds, 0.0)) for ds, sid in self._locks.items()}
 
     def exists(self, path: str) -> bool:
         """Whether a data path exists in running or in any owner's operational data."""
@@ -440,6 +458,7 @@ class Datastore:
             work.free()
             raise
         self._after_commit(ds, rec, changes)
+        self._config_changed(ds, session, user, changes)
         return changes
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
@@ -499,6 +518,48 @@ class Datastore:
             self.snapshot(ds)
         if ds == "running" and not self._candidate.dirty:
             self._candidate.base_revision = rec.revision
+
+    def _config_changed(self, ds: str, session: Session | None, user: str,
+                        changes: list[Change]) -> None:
+        """Publish RFC 6470 netconf-config-change for a durable commit (batched with
+        other durable writes; it never delays the commit's caller)."""
+        if self._closed or not self._has_config_change:
+            return
+        tree = self._trees["running"]
+
+        def present(path: str) -> bool:
+            try:
+                return bool(path) and tree.find(path) != ffi.NULL
+            except NfoError:  # a path libyang prints but cannot parse back (quotes)
+                return False
+
+        edits = [{"operation": op, **({"target": t} if present(t) else {})}
+                 for t, op in _edit_records(changes)]
+        by = ({"username": user, "session-id": session.id} if session is not None
+              else {"server": [None]})
+        body = json.dumps({"ietf-netconf-notifications:netconf-config-change": {
+            "changed-by": by, "datastore": ds, "edit": edits}})
+
+        try:
+            checked = self.notifications.check(body, "json")
+        except NfoError as e:
+            log.error("netconf-config-change not published: %s", e)
+            return
+
+        def publish() -> None:
+            self.notifications.publish_checked(checked)
+
+        async def run() -> None:
+            try:
+                await self.group.run(publish)
+            except NfoError as e:
+                log.error("netconf-config-change not published: %s", e)
+            finally:
+                checked.discard()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     def snapshot(self, ds: str = "running") -> None:
         content = self._trees[ds].print(Fmt.JSON)
@@ -582,6 +643,8 @@ class Session:
         self.user = user
         self._on_kill = on_kill
         self.closed = False
+        self.killed_by: int | None = None
+        """The session that ended this one with kill-session, if any."""
 
     # -- writes --------------------------------------------------------------
     async def edit(
@@ -769,6 +832,7 @@ class Session:
             raise LockDenied("the candidate datastore has uncommitted changes",
                              info={"session-id": "0"})
         d._locks[ds] = self.id
+        d._lock_times[ds] = time.time()
 
     def unlock(self, datastore: str) -> None:
         self._alive()
@@ -890,6 +954,7 @@ class Session:
         other = self.datastore._sessions.get(session_id)
         if other is None:
             raise InvalidValue(f"no session {session_id}")
+        other.killed_by = self.id
         await other.close()
         if other._on_kill is not None:
             other._on_kill()
@@ -912,6 +977,53 @@ def _ds(name: str, allowed: tuple[str, ...]) -> str:
         raise InvalidValue(f"datastore {name!r} is not valid here "
                            f"(use one of {', '.join(allowed)})")
     return short
+
+
+_MAX_EDIT_RECORDS = 64
+
+
+def _parent_path(path: str) -> str:
+    """``path`` without its last step (a data path; predicates may hold '/')."""
+    quote = ""
+    depth = 0
+    last = 0
+    for i, ch in enumerate(path):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"" and depth:
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "/" and not depth:
+            last = i
+    return path[:last]
+
+
+def _top_path(path: str) -> str:
+    while (parent := _parent_path(path)):
+        path = parent
+    return path
+
+
+def _edit_records(changes: list[Change]) -> list[tuple[str, str]]:
+    """(target, operation) for netconf-config-change: the topmost node of each change,
+    a deleted node's parent (the target must exist), top-level nodes if too many."""
+    out: list[tuple[str, str]] = []
+    last = "\0"
+    for c in changes:
+        if c.path.startswith(last + "/") or c.path.startswith(last + "["):
+            continue
+        last = c.path
+        if isinstance(c, ChangeDeleted):
+            out.append((_parent_path(c.path), "delete"))
+        else:
+            out.append((c.path, "create" if isinstance(c, ChangeCreated) else "replace"))
+    if len(out) > _MAX_EDIT_RECORDS:
+        out = [(t, "merge") for t in dict.fromkeys(_top_path(t) for t, _ in out if t)]
+    return out
 
 
 def _select(base: Tree, xpath: str | None) -> Tree:

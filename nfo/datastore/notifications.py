@@ -56,6 +56,7 @@ from nfo.schema.ly import ffi, lib
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "NETCONF_STREAM",
+    "Checked",
     "Notification",
     "NotificationEvent",
     "NotificationHub",
@@ -228,6 +229,19 @@ def _close_iter(it: Iterator[Any] | None) -> None:
 # -- the hub ------------------------------------------------------------------
 
 
+@dataclass
+class Checked:
+    """A validated notification not yet published; ``discard`` frees it unpublished."""
+
+    tree: Any
+    op: Any
+
+    def discard(self) -> None:
+        if self.tree != ffi.NULL:
+            lib.lyd_free_all(self.tree)
+            self.tree = ffi.NULL
+
+
 class NotificationHub:
     """Publishes notifications into the replay log and to live subscribers."""
 
@@ -303,10 +317,28 @@ class NotificationHub:
     ) -> Notification:
         """Validate, log and fan out one notification; invalid ones raise and
         are not logged."""
-        when = time.time() if event_time is None else float(event_time)
+        return self.publish_checked(self.check(content, fmt), event_time=event_time)
+
+    def check(self, content: str | bytes, fmt: str = "json") -> Checked:
+        """Parse and validate a notification against the data as it is now, to be
+        published later (by :meth:`publish_checked`, which frees it)."""
         tree, op = _parse_notification(self._ctx, content, fmt, "parsing a notification")
         try:
             _validate(self._ctx, tree, self._data_tree())
+        except BaseException:
+            lib.lyd_free_all(tree)
+            raise
+        return Checked(tree, op)
+
+    def publish_checked(self, checked: Checked, *, event_time: float | None = None
+                        ) -> Notification:
+        """Log and fan out a notification that :meth:`check` validated."""
+        when = time.time() if event_time is None else float(event_time)
+        tree, op = checked.tree, checked.op
+        checked.tree = ffi.NULL
+        if tree == ffi.NULL:
+            raise InvalidValue("this notification was already published")
+        try:
             module = node_module(tree)
             path = node_path(op)
             text = print_nodes(tree, Fmt.JSON)

@@ -10,7 +10,8 @@ owner's tree and, when asked, tag nodes with their RFC 8342 origin.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nfo.datastore.storage.base import Storage
@@ -29,7 +30,12 @@ from nfo.schema.data import (
 )
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["OperStore", "annotate_origin"]
+__all__ = ["OperProvider", "OperStore", "annotate_origin"]
+
+log = logging.getLogger(__name__)
+
+OperProvider = Callable[[], str]
+"""Returns RFC 7951 JSON for the subtree it was registered for, computed at read time."""
 
 _PARSE_OPER = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT
 
@@ -54,6 +60,7 @@ class OperStore:
         self.storage = storage
         self.owners: dict[str, Tree] = {}
         self._keys: dict[str, set[str]] = {}
+        self.providers: dict[str, OperProvider] = {}
 
     def load(self) -> None:
         for rec in self.storage.load_oper():
@@ -148,23 +155,56 @@ class OperStore:
         self._keys.pop(owner, None)
         self.storage.clear_oper(owner)
 
+    def provide(self, path: str, provider: OperProvider) -> None:
+        """Register data computed when it is read (sysrepo's operational get
+        subscription): session lists, counters, anything too volatile to push."""
+        if path in self.providers:
+            raise InvalidValue(f"{path} already has an operational data provider")
+        self.providers[path] = provider
+
+    def unprovide(self, path: str) -> None:
+        self.providers.pop(path, None)
+
+    def _provided(self, select: str | None) -> Iterator[Tree]:
+        for path, provider in list(self.providers.items()):
+            if select is not None and not (select.startswith(path) or path.startswith(select)):
+                continue
+            try:
+                text = provider()
+                part = parse_data(self.ctx, text, Fmt.JSON, parse_opts=_PARSE_OPER,
+                                  what=f"operational data provided for {path}")
+            except Exception:
+                log.exception("operational data provider for %s failed", path)
+                continue
+            tree = Tree(self.ctx, part)
+            try:
+                yield tree
+            finally:
+                tree.free()
+
     def merged_into(self, base: Tree, select: str | None = None) -> None:
-        """Merge (copies of) every owner's data, or the part at ``select``, into ``base``."""
+        """Merge (copies of) every owner's data and every provider's, or the part at
+        ``select``, into ``base``."""
         for tree in self.owners.values():
-            if tree.first() == ffi.NULL:
-                continue
-            if select is None:
-                self._merge(base, tree.dup().root)
-                continue
-            for node in tree.xpath(select):
-                out = ffi.new("struct lyd_node **")
-                ly.check(lib.lyd_dup_single(node, ffi.NULL,
-                                            lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS,
-                                            out), self.ctx, "copying operational data")
-                top = out[0]
-                while top.parent != ffi.NULL:
-                    top = ffi.cast("struct lyd_node *", top.parent)
-                self._merge(base, top)
+            self._merge_selected(base, tree, select)
+        for tree in self._provided(select):
+            self._merge_selected(base, tree, select)
+
+    def _merge_selected(self, base: Tree, tree: Tree, select: str | None) -> None:
+        if tree.first() == ffi.NULL:
+            return
+        if select is None:
+            self._merge(base, tree.dup().root)
+            return
+        for node in tree.xpath(select):
+            out = ffi.new("struct lyd_node **")
+            ly.check(lib.lyd_dup_single(node, ffi.NULL,
+                                        lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS,
+                                        out), self.ctx, "copying operational data")
+            top = out[0]
+            while top.parent != ffi.NULL:
+                top = ffi.cast("struct lyd_node *", top.parent)
+            self._merge(base, top)
 
 
 _ORIGIN = "ietf-origin:origin"

@@ -85,6 +85,11 @@ class NetconfContext:
     close_requested: bool = False
     subscription: NotificationSubscription | None = None
     """The session's RFC 5277 subscription; the transport delivers its events."""
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+    """RFC 6022 counters (the transport counts notifications)."""
     _ns_to_module: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -115,6 +120,9 @@ def check_xml_safe(data: bytes) -> None:
 def _parse(data: bytes) -> tuple[ET.Element, dict[str, str]]:
     """The root element and every prefix declared in the document (prefix -> namespace)."""
     check_xml_safe(data)
+    # Whitespace between framed messages (scrapli sends a newline after ]]>]]>) would
+    # put the XML declaration off the start of the document.
+    data = data.lstrip(b" \t\r\n")
     prefixes: dict[str, str] = {}
     root: ET.Element | None = None
     try:
@@ -331,8 +339,9 @@ def subtree_to_xpath(filter_el: ET.Element, module_of: Callable[[str], str | Non
     return " | ".join(paths) if paths else None
 
 
-def _filter_xpath(op: ET.Element, ctx: NetconfContext) -> tuple[bool, str | None]:
-    """(whether a filter is present, the XPath it means)."""
+def _filter_xpath(op: ET.Element, ctx: NetconfContext,
+                  prefixes: dict[str, str] | None = None) -> tuple[bool, str | None]:
+    """(whether a filter is present, the XPath it means, XML prefixes made module names)."""
     f = _child(op, "filter")
     if f is None:
         return False, None
@@ -343,7 +352,7 @@ def _filter_xpath(op: ET.Element, ctx: NetconfContext) -> tuple[bool, str | None
             raise MissingElement("an xpath filter needs a select attribute",
                                  tag="missing-attribute", error_type="protocol",
                                  info={"bad-attribute": "select", "bad-element": "filter"})
-        return True, select
+        return True, _xml_xpath(select, prefixes or {}, ctx)
     if ftype != "subtree":
         raise InvalidValue(f"unknown filter type {ftype!r}", tag="bad-attribute",
                            error_type="protocol",
@@ -363,8 +372,8 @@ def _with_defaults(op: ET.Element) -> WithDefaults | None:
 
 
 def _data_reply(ctx: NetconfContext, datastore: str, op: ET.Element,
-                attrs: list[tuple[str, str]]) -> bytes:
-    present, xpath = _filter_xpath(op, ctx)
+                attrs: list[tuple[str, str]], prefixes: dict[str, str] | None = None) -> bytes:
+    present, xpath = _filter_xpath(op, ctx, prefixes)
     wd = _with_defaults(op)
     if present and xpath is None:
         return _reply(attrs, "<data/>")
@@ -636,7 +645,8 @@ def _parse_time(op: ET.Element, name: str) -> float | None:
     return when.timestamp()
 
 
-def _notif_filter(op: ET.Element, ctx: NetconfContext) -> str | None:
+def _notif_filter(op: ET.Element, ctx: NetconfContext,
+                  prefixes: dict[str, str] | None = None) -> str | None:
     # RFC 5277 puts <filter> in its own namespace; clients (ncclient) also use the base one.
     f = _child(op, "filter", NOTIF_NS)
     if f is None:
@@ -650,7 +660,7 @@ def _notif_filter(op: ET.Element, ctx: NetconfContext) -> str | None:
             raise MissingElement("an xpath filter needs a select attribute",
                                  tag="missing-attribute", error_type="protocol",
                                  info={"bad-attribute": "select", "bad-element": "filter"})
-        return select
+        return _xml_xpath(select, prefixes or {}, ctx)
     if ftype != "subtree":
         raise InvalidValue(f"unknown filter type {ftype!r}", tag="bad-attribute",
                            error_type="protocol",
@@ -662,12 +672,13 @@ def _notif_filter(op: ET.Element, ctx: NetconfContext) -> str | None:
     return xpath
 
 
-def _create_subscription(ctx: NetconfContext, op: ET.Element) -> str:
+def _create_subscription(ctx: NetconfContext, op: ET.Element,
+                         prefixes: dict[str, str] | None = None) -> str:
     if ctx.subscription is not None and not ctx.subscription.closed:
         raise NfoError("this session already has a notification subscription",
                        tag="in-use", error_type="protocol")
     stream = _text(_child(op, "stream", NOTIF_NS)) or NETCONF_STREAM
-    xpath = _notif_filter(op, ctx)
+    xpath = _notif_filter(op, ctx, prefixes)
     start = _parse_time(op, "startTime")
     stop = _parse_time(op, "stopTime")
     ctx.subscription = ctx.datastore.notifications.subscribe(
@@ -722,25 +733,26 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
     attrs: list[tuple[str, str]] = []
     try:
         root, prefixes = _parse(rpc_xml)
+        if root.tag != f"{{{NC_NS}}}rpc":
+            raise MalformedMessage(f"expected an <rpc> element, got {_split(root.tag)[1]!r}",
+                                   info={"bad-element": _split(root.tag)[1]})
+        attrs = list(root.attrib.items())
+        if "message-id" not in root.attrib:
+            raise NfoError("the rpc has no message-id", tag="missing-attribute",
+                           error_type="rpc",
+                           info={"bad-attribute": "message-id", "bad-element": "rpc"})
+        ops = list(root)
+        if len(ops) != 1:
+            raise MalformedMessage("an <rpc> must hold exactly one operation")
     except NfoError as e:
-        return rpc_error_reply(e, ctx=ctx)
-    if root.tag != f"{{{NC_NS}}}rpc":
-        return rpc_error_reply(MalformedMessage(
-            f"expected an <rpc> element, got {_split(root.tag)[1]!r}",
-            info={"bad-element": _split(root.tag)[1]}), ctx=ctx)
-    attrs = list(root.attrib.items())
-    if "message-id" not in root.attrib:
-        return rpc_error_reply(NfoError(
-            "the rpc has no message-id", tag="missing-attribute", error_type="rpc",
-            info={"bad-attribute": "message-id", "bad-element": "rpc"}), attrs, ctx)
-    ops = list(root)
-    if len(ops) != 1:
-        return rpc_error_reply(MalformedMessage("an <rpc> must hold exactly one operation"),
-                               attrs, ctx)
-    op = ops[0]
+        ctx.in_bad_rpcs += 1
+        ctx.out_rpc_errors += 1
+        return rpc_error_reply(e, attrs, ctx)
+    ctx.in_rpcs += 1
     try:
-        body = await _dispatch(ctx, op, prefixes, attrs)
+        body = await _dispatch(ctx, ops[0], prefixes, attrs)
     except NfoError as e:
+        ctx.out_rpc_errors += 1
         return rpc_error_reply(e, attrs, ctx)
     if isinstance(body, bytes):
         return body
@@ -753,11 +765,11 @@ async def _dispatch(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str
     s = ctx.session
     if ns == NC_NS:
         if name == "get":
-            return _data_reply(ctx, "operational", op, attrs)
+            return _data_reply(ctx, "operational", op, attrs, prefixes)
         if name == "get-config":
             source, _ = _ds_of(op, "source")
             assert source is not None
-            return _data_reply(ctx, source, op, attrs)
+            return _data_reply(ctx, source, op, attrs, prefixes)
         if name == "edit-config":
             return await _edit_config(ctx, op, prefixes)
         if name == "copy-config":
@@ -794,7 +806,7 @@ async def _dispatch(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str
     if ns == NMDA_NS and name == "edit-data":
         return await _edit_data(ctx, op, prefixes)
     if ns == NOTIF_NS and name == "create-subscription":
-        return _create_subscription(ctx, op)
+        return _create_subscription(ctx, op, prefixes)
     if ns == MON_NS and name == "get-schema":
         return _get_schema(ctx, op)
     if ns == YANG_NS and name == "action":

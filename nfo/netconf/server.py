@@ -2,8 +2,11 @@
 
 Authentication: passwords (``UserStore.verify_async``) and public keys
 (``UserStore.authorized_keys``), at most :data:`MAX_AUTH_ATTEMPTS` failures per
-connection, a login timeout.  One datastore :class:`~nfo.datastore.Session` per
-SSH session, closed (locks released) when the channel ends.
+connection, each failure answered after a growing delay, a login timeout.  One
+datastore :class:`~nfo.datastore.Session` per SSH session, closed (locks
+released) when the channel ends.  Dead peers are found by SSH keepalives; a
+session with no request and no notification subscription for ``idle_timeout``
+seconds is closed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from nfo.datastore.notifications import (
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
 from nfo.netconf import framing
+from nfo.netconf.monitoring import Monitor, SessionInfo, monitor_for
 from nfo.netconf.protocol import (
     BASE_1_1,
     HelloError,
@@ -44,6 +48,8 @@ __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
 log = logging.getLogger(__name__)
 
 MAX_AUTH_ATTEMPTS = 3
+AUTH_BACKOFF = 0.5
+"""Seconds before a failed authentication is answered, doubled at each failure."""
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 
 
@@ -71,6 +77,9 @@ class NetconfServer:
     port: int = 0
     hello_timeout: float = 30.0
     max_message: int = framing.DEFAULT_MAX_MESSAGE
+    idle_timeout: float = 3600.0
+    auth_backoff: float = AUTH_BACKOFF
+    monitor: Monitor = field(init=False)
     _acceptor: Any = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _channels: set[_NetconfChannel] = field(default_factory=set)
@@ -81,13 +90,17 @@ class NetconfServer:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    def __post_init__(self) -> None:
+        self.monitor = monitor_for(self.ds)
+
     async def stop(self) -> None:
         if self._acceptor is not None:
+            self.monitor.detach()
             self._acceptor.close()
             await self._acceptor.wait_closed()
             self._acceptor = None
         for ch in list(self._channels):
-            ch.shutdown()
+            ch.shutdown("other")
         conns = list(self._conns)
         for conn in conns:
             conn.close()
@@ -135,6 +148,7 @@ class _SSHServer(asyncssh.SSHServer):
     async def validate_password(self, username: str, password: str) -> bool:
         ok = await self._srv.users.verify_async(username, password)
         if not ok:
+            await asyncio.sleep(self._srv.auth_backoff * 2 ** self._failures)
             self._failed()
         return ok
 
@@ -162,13 +176,19 @@ class _SSHServer(asyncssh.SSHServer):
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         assert self._conn is not None
         user = self._conn.get_extra_info("username") or "?"
-        return _NetconfChannel(self._srv, str(user))
+        peer = self._conn.get_extra_info("peername") or ("",)
+        return _NetconfChannel(self._srv, str(user), str(peer[0]))
 
 
 class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
-    def __init__(self, srv: NetconfServer, user: str) -> None:
+    def __init__(self, srv: NetconfServer, user: str, host: str = "") -> None:
         self._srv = srv
         self._user = user
+        self._host = host
+        self._info: SessionInfo | None = None
+        self._reason = "dropped"
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_request = 0.0
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._decoder = framing.Decoder(srv.max_message)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -193,16 +213,23 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         return False
 
     def pty_requested(self, term_type: str, term_size: Any, term_modes: Any) -> bool:
-        return False
+        # Granted and ignored (no line editor, no echo): OpenSSH clients run with -tt
+        # (scrapli's system transport) close the channel when the PTY is refused.
+        return True
 
     def session_started(self) -> None:
         self._started = True
-        session = self._srv.ds.session(self._user, on_kill=self.shutdown)
+        session = self._srv.ds.session(self._user, on_kill=lambda: self.shutdown("killed"))
         self._ctx = NetconfContext(session, self._srv.ds.schema)
         self._srv._channels.add(self)
         self._send(server_hello(self._srv.ds.schema, session.id))
-        self._hello_timer = asyncio.get_running_loop().call_later(
-            self._srv.hello_timeout, self._hello_expired)
+        self._info = SessionInfo(self._ctx, self._user, self._host)
+        self._srv.monitor.started(self._info)
+        loop = asyncio.get_running_loop()
+        self._hello_timer = loop.call_later(self._srv.hello_timeout, self._hello_expired)
+        self._last_request = loop.time()
+        if self._srv.idle_timeout > 0:
+            self._idle_timer = loop.call_later(self._srv.idle_timeout, self._idle_check)
         self._srv.spawn(self._worker())
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
@@ -213,7 +240,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             self._drain_decoder()
         except framing.FramingError as e:
             log.info("netconf session closed: %s", e)
-            self.shutdown()
+            self.shutdown("other")
             return
         if self._queue.qsize() > 32 and self._chan is not None:
             self._chan.pause_reading()
@@ -228,12 +255,14 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     base, _caps = client_hello(msg)
                 except HelloError as e:
                     log.info("netconf hello refused: %s", e)
-                    self.shutdown()
+                    self._srv.monitor.bad_hello()
+                    self.shutdown("bad-hello")
                     return
                 assert self._ctx is not None
                 self._ctx.base = base
                 self._chunked = self._decoder.chunked = base == BASE_1_1
                 continue
+            self._last_request = asyncio.get_running_loop().time()
             self._queue.put_nowait(msg)
 
     def eof_received(self) -> bool:
@@ -247,7 +276,24 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
     def _hello_expired(self) -> None:
         self._hello_timer = None
         log.info("netconf client sent no hello in time")
-        self.shutdown()
+        self.shutdown("timeout")
+
+    def _idle_check(self) -> None:
+        """Close a session that sent nothing for ``idle_timeout`` seconds, unless it
+        is waiting for notifications."""
+        loop = asyncio.get_running_loop()
+        ctx = self._ctx
+        due = self._last_request + self._srv.idle_timeout
+        subscribed = ctx is not None and ctx.subscription is not None
+        if subscribed or loop.time() < due or not self._queue.empty():
+            self._idle_timer = loop.call_later(
+                max(due - loop.time(), 0.05) if not subscribed else self._srv.idle_timeout,
+                self._idle_check)
+            return
+        self._idle_timer = None
+        log.info("netconf session %s idle for %ss: closed", ctx.session.id if ctx else "?",
+                 self._srv.idle_timeout)
+        self.shutdown("timeout")
 
     def _send(self, message: bytes) -> None:
         # One synchronous write per framed message: replies (from the worker) and
@@ -255,14 +301,19 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         if self._chan is not None and not self._done:
             self._chan.write(framing.encode(message, self._chunked))
 
-    def shutdown(self) -> None:
-        """End the session (idempotent): the worker closes the datastore session."""
+    def shutdown(self, reason: str = "dropped") -> None:
+        """End the session (idempotent): the worker closes the datastore session.
+        ``reason`` is RFC 6470's termination-reason."""
         if self._done:
             return
         self._done = True
+        self._reason = reason
         if self._hello_timer is not None:
             self._hello_timer.cancel()
             self._hello_timer = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         self._queue.put_nowait(None)
         if self._chan is not None:
             self._chan.close()
@@ -285,16 +336,18 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     self._notifier = asyncio.get_running_loop().create_task(
                         self._notify(sub))
                 if ctx.close_requested:
-                    self.shutdown()
+                    self.shutdown("closed")
                     break
         except Exception:
             log.exception("netconf session failed")
-            self.shutdown()
+            self.shutdown("other")
         finally:
             self._srv._channels.discard(self)
             await self._stop_notifier()
             with contextlib.suppress(NfoError):
                 await ctx.session.close()
+            if self._info is not None:
+                self._srv.monitor.ended(self._info, self._reason, ctx.session.killed_by)
 
     async def _stop_notifier(self) -> None:
         assert self._ctx is not None
@@ -318,6 +371,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                 if isinstance(ev, Notification):
                     self._send(notification_message(
                         ev.event_time, ev.render(self._srv.ds.ctx, "xml")))
+                    ctx.out_notifications += 1
                 elif isinstance(ev, ReplayComplete):
                     self._send(status_notification("replayComplete"))
                 elif isinstance(ev, SubscriptionComplete):
@@ -337,16 +391,25 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
 async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1",
                         port: int = 830, key_dir: Path | str = ".", *,
                         hello_timeout: float = 30.0, login_timeout: float = 30.0,
-                        max_message: int = framing.DEFAULT_MAX_MESSAGE) -> NetconfServer:
-    """Listen for NETCONF over SSH; ``port`` 0 picks a free port (see ``.port``)."""
-    srv = NetconfServer(ds, users, host, port, hello_timeout, max_message)
+                        max_message: int = framing.DEFAULT_MAX_MESSAGE,
+                        idle_timeout: float = 3600.0, keepalive_interval: float = 60.0,
+                        keepalive_count_max: int = 3,
+                        auth_backoff: float = AUTH_BACKOFF) -> NetconfServer:
+    """Listen for NETCONF over SSH; ``port`` 0 picks a free port (see ``.port``).
+
+    ``idle_timeout`` 0 disables the idle check; a peer that leaves
+    ``keepalive_count_max`` keepalives in a row unanswered is disconnected."""
+    srv = NetconfServer(ds, users, host, port, hello_timeout, max_message, idle_timeout,
+                        auth_backoff)
     key = load_host_key(Path(key_dir))
     acceptor = await asyncssh.create_server(
         lambda: _SSHServer(srv), host, port,
         server_host_keys=[key], encoding=None, login_timeout=login_timeout,
-        allow_pty=False, agent_forwarding=False, x11_forwarding=False,
-        kbdint_auth=False, gss_host=None, keepalive_interval=0,
+        allow_pty=True, line_editor=False, agent_forwarding=False, x11_forwarding=False,
+        kbdint_auth=False, gss_host=None, keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive_count_max,
     )
     srv._acceptor = acceptor
+    srv.monitor.attach()
     srv.port = int(acceptor.sockets[0].getsockname()[1])
     return srv

@@ -22,10 +22,16 @@ def bell(srv: NetconfServer, rung: int, event_time: float | None = None) -> None
                                  event_time=event_time)
 
 
+NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+
+
 async def take(m: Any) -> Any:
-    n = await asyncio.to_thread(m.take_notification, True, 5)
-    assert n is not None, "no notification within 5 s"
-    return n
+    """The next notification other than the server's own RFC 6470 events."""
+    while True:
+        n = await asyncio.to_thread(m.take_notification, True, 5)
+        assert n is not None, "no notification within 5 s"
+        if not any(e.tag.startswith(f"{{{NCN_NS}}}") for e in n.notification_ele):
+            return n
 
 
 def rung_of(n: Any) -> str | None:
