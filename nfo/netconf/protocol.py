@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -27,6 +28,7 @@ from nfo.errors import (
     MalformedMessage,
     MissingElement,
     NfoError,
+    OperationFailed,
     OperationNotSupported,
 )
 from nfo.schema import Schema
@@ -67,6 +69,7 @@ DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
 BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
 _CAP = "urn:ietf:params:netconf:capability:"
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _PREFIX_IN_PATH = re.compile(r"([A-Za-z_][\w.-]*):")
 
@@ -560,6 +563,82 @@ def _prune(tree: Tree, drop: Callable[[Any, int], bool]) -> None:
     tree.root = ffi.NULL if survivor is None else survivor
 
 
+OR_NS = "urn:ietf:params:xml:ns:yang:ietf-origin"
+
+
+def _origin_filter(op: ET.Element, prefixes: dict[str, str], ds: str
+                   ) -> tuple[set[str], bool] | None:
+    """(origin identity names, negated) of an RFC 8526 origin filter, or None."""
+    plain = op.findall(f"{{{NMDA_NS}}}origin-filter")
+    negated = op.findall(f"{{{NMDA_NS}}}negated-origin-filter")
+    if not plain and not negated:
+        return None
+    if plain and negated:
+        raise InvalidValue("give origin-filter or negated-origin-filter, not both",
+                           info={"bad-element": "negated-origin-filter"})
+    if ds != "operational":
+        raise InvalidValue("origin filters apply to the operational datastore only",
+                           info={"bad-element": "origin-filter"})
+    names: set[str] = set()
+    for el in plain or negated:
+        prefix, _, name = (_text(el) or "").rpartition(":")
+        if not name or (prefix != "ietf-origin" and prefixes.get(prefix) != OR_NS):
+            raise InvalidValue(f"{_text(el)!r} is not an ietf-origin identity",
+                               info={"bad-element": _split(el.tag)[1]})
+        names.add(name)
+    return names, bool(negated)
+
+
+def _meta_origin(node: Any) -> str | None:
+    m = node.meta
+    while m != ffi.NULL:
+        if ffi.string(m.name) == b"origin":
+            # struct lyd_value starts with its canonical string ("ietf-origin:learned")
+            canon = ffi.cast("char **", ffi.addressof(m, "value"))[0]
+            return str(ffi.string(canon).decode()).rpartition(":")[2]
+        m = m.next
+    return None
+
+
+def _filter_by_origin(tree: Tree, names: set[str], negated: bool) -> None:
+    """Keep the nodes whose origin is (not, if ``negated``) one of ``names`` or derived
+    from it, with their ancestors and list keys (RFC 8526 section 3.1.1)."""
+    def matches(origin: str) -> bool:
+        hit = origin in names or "origin" in names  # every origin derives from or:origin
+        return hit != negated
+
+    def keep(node: Any, inherited: str) -> bool:
+        origin = _meta_origin(node) or inherited
+        kept_child = False
+        for c in list(children(node)):
+            if _is_key(c):
+                continue
+            if keep(c, origin):
+                kept_child = True
+            else:
+                lib.lyd_free_tree(c)
+        return kept_child or matches(origin)
+
+    survivor: Any = None
+    for top in list(siblings(tree.first())):
+        if keep(top, "intended"):
+            survivor = survivor or top
+        else:
+            lib.lyd_free_tree(top)
+    tree.root = ffi.NULL if survivor is None else survivor
+
+
+def _strip_origin(first: Any) -> None:
+    for n in siblings(first):
+        m = n.meta
+        while m != ffi.NULL:
+            nxt = m.next
+            if ffi.string(m.name) == b"origin":
+                lib.lyd_free_meta_single(m)
+            m = nxt
+        _strip_origin(lib.lyd_child(n))
+
+
 async def _get_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str]) -> str:
     ds = _nmda_datastore(op, prefixes, _NMDA_DS)
     subtree = _child(op, "subtree-filter", NMDA_NS)
@@ -589,9 +668,14 @@ async def _get_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str
     if with_origin and ds != "operational":
         raise InvalidValue("with-origin applies to the operational datastore only",
                            info={"bad-element": "with-origin"})
+    origins = _origin_filter(op, prefixes, ds)
     wd = _with_defaults(op)
-    tree = ctx.datastore.get(ds, xpath, with_origin=with_origin)
+    tree = ctx.datastore.get(ds, xpath, with_origin=with_origin or origins is not None)
     try:
+        if origins is not None:
+            _filter_by_origin(tree, *origins)
+            if not with_origin:
+                _strip_origin(tree.first())
         if cf == "true":
             _prune(tree, lambda n, _d: _is_state(n))
         elif cf == "false":
@@ -754,6 +838,11 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
     except NfoError as e:
         ctx.out_rpc_errors += 1
         return rpc_error_reply(e, attrs, ctx)
+    except Exception:  # a bug of ours: answer it, keep the session
+        log.exception("netconf %s failed", _split(ops[0].tag)[1])
+        ctx.out_rpc_errors += 1
+        return rpc_error_reply(OperationFailed("internal error while processing the request"),
+                               attrs, ctx)
     if isinstance(body, bytes):
         return body
     return _reply(attrs, body)

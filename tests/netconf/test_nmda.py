@@ -115,3 +115,50 @@ async def test_nmda_errors(server: NetconfServer) -> None:  # noqa: F811
             await call(m, get_data("running", "<max-depth>0</max-depth>"))
     finally:
         await closed(m)
+
+
+async def test_origin_filters(server: NetconfServer) -> None:  # noqa: F811
+    s = server.ds.session("drv")
+    await s.edit("running", '{"nfo-test:top": {"name": "a", "item": [{"name": "i1", '
+                 '"size": 5}]}}', "json")
+    s.set_oper('{"nfo-test:top": {"state": {"up": true}}}', "json")
+    await s.close()
+    m = await nc(server)
+    flt = f'<subtree-filter><top xmlns="{T}"/></subtree-filter>'
+
+    def origin(kind: str, *names: str) -> str:
+        return "".join(f'<{kind} xmlns:or="{OR}">or:{n}</{kind}>' for n in names)
+
+    def origins(d: ET.Element) -> set[str]:
+        return {v for e in d.iter() for k, v in e.attrib.items() if k == f"{{{OR}}}origin"}
+
+    try:
+        # learned only: the pushed state and the structure above it, no config leaves
+        d = data(await call(m, get_data("operational", flt + origin("origin-filter", "learned"))))
+        assert texts(d, "up") == ["true"] and not texts(d, "size"), ET.tostring(d)
+        assert not origins(d)  # no annotations unless with-origin is asked for
+        # intended: the configuration, not the state, and not the defaults
+        d = data(await call(m, get_data("operational", flt + origin("origin-filter", "intended")
+                                        + "<with-origin/>")))
+        assert texts(d, "size") == ["5"] and not texts(d, "up") and not texts(d, "level")
+        assert "or:learned" not in origins(d) and "or:default" not in origins(d)
+        # negated: everything but intended
+        d = data(await call(m, get_data("operational",
+                                        flt + origin("negated-origin-filter", "intended"))))
+        assert texts(d, "up") == ["true"] and not texts(d, "size")
+        # several values, and the base identity selects everything
+        d = data(await call(m, get_data("operational",
+                                        flt + origin("origin-filter", "intended", "learned"))))
+        assert texts(d, "up") == ["true"] and texts(d, "size") == ["5"]
+        d = data(await call(m, get_data("operational", flt + origin("origin-filter", "origin"))))
+        assert texts(d, "up") == ["true"] and texts(d, "size") == ["5"]
+        # refused: both kinds, a config datastore, a foreign identity
+        for bad in (get_data("operational", origin("origin-filter", "learned")
+                             + origin("negated-origin-filter", "intended")),
+                    get_data("running", origin("origin-filter", "learned")),
+                    get_data("operational", "<origin-filter>nfo-test:x</origin-filter>")):
+            with pytest.raises(RPCError) as ei:
+                await call(m, bad)
+            assert ei.value.tag == "invalid-value"
+    finally:
+        await closed(m)
