@@ -30,8 +30,9 @@ How it keeps the driver contract:
   pushes ``running``/``failed`` through the ``on_final`` callbacks; polling
   ``status`` gives the same answer.
 - ``terminate`` deletes (a missing server is success) and waits until Nova no
-  longer lists the server, re-issuing the delete when Nova dropped it, with a
-  timeout and Nova's fault message when the deletion failed.
+  longer has the server (404; status DELETED counts after a grace period),
+  re-issuing the delete when Nova dropped it, with a timeout and Nova's fault
+  message when the deletion failed.
 
 Placeholders ``{param:NAME}`` and ``{instance}`` are substituted in the image,
 flavor and network names and in the user data; any other text in braces is left
@@ -44,7 +45,6 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -99,6 +99,8 @@ TERMINATE_TIMEOUT = 300.0
 """Seconds ``terminate`` waits for Nova to drop the server."""
 REDELETE_EVERY = 15.0
 """Seconds after which a server that is not being deleted gets the delete again."""
+DELETED_GRACE = 30.0
+"""Seconds ``terminate`` waits for a server in status DELETED to leave Nova's list."""
 ERROR_GRACE = 5.0
 """Seconds a server may stay in ERROR without a task after a delete before it is retried."""
 MAX_USER_DATA = 65535
@@ -288,7 +290,9 @@ class _Settings:
         if self.region:
             common["region_name"] = self.region
         if self.cloud:
-            return openstack.connect(cloud=self.cloud, load_envvars=False, **common)
+            # the environment may say where clouds.yaml is (OS_CLIENT_CONFIG_FILE); the
+            # named entry is used as it stands
+            return openstack.connect(cloud=self.cloud, **common)
         missing = [k for k, v in (("auth-url", self.auth_url), ("username", self.username),
                                   ("password", self.password),
                                   ("project-name", self.project_name)) if not v]
@@ -463,13 +467,19 @@ class OpenStackDriver:
             return (int(bad), str(s.created_at or ""), str(s.id))
         return sorted(servers, key=key)[0]
 
-    def _resolve(self, conn: Any, kind: str, name: str, find: Callable[[], Any]) -> Any:
+    def _resolve(self, conn: Any, kind: str, name: str, find: Callable[..., Any]) -> Any:
+        """``find(name, ignore_missing=False)``, remembered for LOOKUP_TTL seconds."""
+        from openstack import exceptions as sdk
+
         key = (kind, name)
         hit = self._lookups.get(key)
         now = time.monotonic()
         if hit is not None and now - hit[0] < LOOKUP_TTL:
             return hit[1]
-        found = find()
+        try:
+            found = find(name, ignore_missing=False)
+        except sdk.NotFoundException:
+            found = None
         if found is None:
             where = {"image": "Glance", "flavor": "Nova", "network": "Neutron"}[kind]
             raise PermanentError(f"{kind} {name!r} not found in {where} "
@@ -490,13 +500,9 @@ class OpenStackDriver:
         existing = self._owned(conn, req.instance)
         if existing:
             return self._best(existing)
-        image = self._resolve(conn, "image", spec.image,
-                              lambda: conn.image.find_image(spec.image, ignore_missing=True))
+        image = self._resolve(conn, "image", spec.image, conn.image.find_image)
         if spec.flavor is not None:
-            flavor_name = spec.flavor
-            flavor = self._resolve(
-                conn, "flavor", flavor_name,
-                lambda: conn.compute.find_flavor(flavor_name, ignore_missing=True))
+            flavor = self._resolve(conn, "flavor", spec.flavor, conn.compute.find_flavor)
             c = req.compute
             if ((flavor.vcpus or 0) < c.vcpus or (flavor.ram or 0) < c.memory_mb
                     or (flavor.disk or 0) < c.disk_gb):
@@ -508,9 +514,7 @@ class OpenStackDriver:
             flavor = self._pick_flavor(conn, req.compute)
         networks: Any = []
         for net_name, ip in spec.networks:
-            net = self._resolve(
-                conn, "network", net_name,
-                functools.partial(conn.network.find_network, net_name, ignore_missing=True))
+            net = self._resolve(conn, "network", net_name, conn.network.find_network)
             nic: dict[str, str] = {"uuid": net.id}
             if ip:
                 nic["fixed_ip"] = ip
@@ -571,6 +575,7 @@ class OpenStackDriver:
         started = last_delete = loop.time()
         delay = 0.2
         redeleted_error = False
+        deleted_at = 0.0
         while True:
             server = await self._call(what, self._get, resource_id)
             if server is None:
@@ -579,7 +584,12 @@ class OpenStackDriver:
             st = str(server.status or "").upper()
             now = loop.time()
             if st in _DELETED:
-                return
+                # Nova has destroyed it; its record leaves the list a moment later
+                deleted_at = deleted_at or now
+                if now - deleted_at > DELETED_GRACE:
+                    return
+                await asyncio.sleep(delay)
+                continue
             idle = server.task_state != "deleting"
             if now - started > TERMINATE_TIMEOUT:
                 raise TemporaryError(f"{what}: still there after {TERMINATE_TIMEOUT:.0f}s "

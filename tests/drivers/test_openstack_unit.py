@@ -71,6 +71,13 @@ class Named:
             setattr(self, k, v)
 
 
+def missing(found: Named | None, ignore_missing: bool, name: str) -> Named | None:
+    """What openstacksdk's find_* do with ``ignore_missing``."""
+    if found is None and not ignore_missing:
+        raise sdk.NotFoundException(f"No resource found for {name}")
+    return found
+
+
 class FakeCompute:
     def __init__(self, cloud: FakeCloud) -> None:
         self.cloud = cloud
@@ -114,7 +121,8 @@ class FakeCompute:
 
     def find_flavor(self, name: str, ignore_missing: bool = True) -> Named | None:
         self.cloud.hit("find_flavor")
-        return next((f for f in self.flavor_list if name in (f.name, f.id)), None)
+        found = next((f for f in self.flavor_list if name in (f.name, f.id)), None)
+        return missing(found, ignore_missing, name)
 
     def flavors(self, details: bool = True) -> list[Named]:
         return list(self.flavor_list)
@@ -126,7 +134,7 @@ class FakeImage:
 
     def find_image(self, name: str, ignore_missing: bool = True) -> Named | None:
         self.cloud.hit("find_image")
-        return Named(name) if name in self.cloud.images else None
+        return missing(Named(name) if name in self.cloud.images else None, ignore_missing, name)
 
 
 class FakeNetwork:
@@ -135,7 +143,8 @@ class FakeNetwork:
 
     def find_network(self, name: str, ignore_missing: bool = True) -> Named | None:
         self.cloud.hit("find_network")
-        return Named(name) if name in self.cloud.networks else None
+        found = Named(name) if name in self.cloud.networks else None
+        return missing(found, ignore_missing, name)
 
 
 class FakeCloud:
@@ -457,6 +466,25 @@ async def test_terminate_waits_and_missing_server_is_success(tmp_path: Path) -> 
         await drv.terminate(rid)  # already gone: success
         await drv.terminate(str(uuid.uuid4()))  # never existed: success
         assert (await drv.status(rid)).state is WorkloadState.GONE
+    finally:
+        await drv.close()
+
+
+async def test_terminate_waits_for_a_deleted_server_to_leave_the_list(tmp_path: Path) -> None:
+    drv, cloud = make_driver(tmp_path)
+    cloud.delete_polls = 4
+    try:
+        rid = (await drv.instantiate(request())).resource_id
+        s = cloud.servers[rid]
+        real_delete = cloud.compute.delete_server
+
+        def delete(rid: str, ignore_missing: bool = True) -> None:
+            real_delete(rid, ignore_missing)
+            s.status = "DELETED"  # what Nova shows between destroy and the record's removal
+
+        cloud.compute.delete_server = delete  # type: ignore[method-assign]
+        await drv.terminate(rid)
+        assert rid not in cloud.servers
     finally:
         await drv.close()
 
