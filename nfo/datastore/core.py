@@ -25,7 +25,7 @@ from typing import Any, Literal
 from nfo.datastore.changes import Change, ChangeCreated, ChangeDeleted, ChangeModified
 from nfo.datastore.edit import apply_edit, validation_deletes
 from nfo.datastore.groupcommit import GroupCommit
-from nfo.datastore.notifications import NotificationHub
+from nfo.datastore.notifications import Checked, NotificationHub
 from nfo.datastore.operational import OperProvider, OperStore, annotate_origin, check_owner
 from nfo.datastore.partial import Plan, plan_edits
 from nfo.datastore.storage.base import CommitRecord, Storage
@@ -162,7 +162,6 @@ class Datastore:
         self._closed = False
         self._last_revision = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._publishing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -220,8 +219,6 @@ class Datastore:
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()
-        if self._publishing:
-            await asyncio.gather(*list(self._publishing), return_exceptions=True)
         await self.notifications.close()
         if self._pending is not None and self._pending.timer is not None:
             self._pending.timer.cancel()
@@ -453,17 +450,26 @@ class Datastore:
             if ds == "candidate":
                 self._swap_candidate(work, edits)
                 return changes
-            rec = await self._commit(ds, work, edits, changes, user, label, plan)
+            rec = await self._commit(ds, work, edits, changes, user, label, plan,
+                                     self._config_change(ds, session, user, changes, work))
         except BaseException:
             work.free()
             raise
         self._after_commit(ds, rec, changes)
-        self._config_changed(ds, session, user, changes)
         return changes
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
                       changes: list[Change], user: str, label: str,
-                      plan: Plan | None) -> CommitRecord:
+                      plan: Plan | None, event: Checked | None = None) -> CommitRecord:
+        try:
+            return await self._commit_with(ds, work, edits, changes, user, label, plan, event)
+        finally:
+            if event is not None:
+                event.discard()
+
+    async def _commit_with(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
+                           changes: list[Change], user: str, label: str,
+                           plan: Plan | None, event: Checked | None) -> CommitRecord:
         rev = self._last_revision + 1
         subs = [s for s in self._subs if s.datastore == ds]
         called: list[tuple[ChangeSubscription, list[Change]]] = []
@@ -484,8 +490,12 @@ class Datastore:
         payload = json.dumps([
             {"default-operation": dop, "edit": _edit_text(e)} for e, dop in edits
         ])
+        logged = None
         try:
-            rec = self.storage.append_commit(ds, time.time(), user, "edit", payload, label)
+            with self.storage.batch():
+                rec = self.storage.append_commit(ds, time.time(), user, "edit", payload, label)
+                if event is not None:
+                    logged = self.notifications.log(event)
         except Exception:
             for s, m in called:
                 s.post(ChangeEvent("abort", ds, rev, user, m))
@@ -499,6 +509,8 @@ class Datastore:
             old.free()
         for s, m in called:
             s.post(ChangeEvent("done", ds, rec.revision, user, m))
+        if event is not None and logged is not None:
+            self.notifications.fan_out(event, logged)
         return rec
 
     def _changes_for(self, sub: ChangeSubscription, changes: list[Change],
@@ -519,17 +531,16 @@ class Datastore:
         if ds == "running" and not self._candidate.dirty:
             self._candidate.base_revision = rec.revision
 
-    def _config_changed(self, ds: str, session: Session | None, user: str,
-                        changes: list[Change]) -> None:
-        """Publish RFC 6470 netconf-config-change for a durable commit (batched with
-        other durable writes; it never delays the commit's caller)."""
-        if self._closed or not self._has_config_change:
-            return
-        tree = self._trees["running"]
+    def _config_change(self, ds: str, session: Session | None, user: str,
+                       changes: list[Change], work: Tree) -> Checked | None:
+        """RFC 6470 netconf-config-change for a commit, checked against the new data;
+        it is logged in the commit's own storage transaction."""
+        if not self._has_config_change or ds not in DURABLE:
+            return None
 
         def present(path: str) -> bool:
             try:
-                return bool(path) and tree.find(path) != ffi.NULL
+                return bool(path) and work.find(path) != ffi.NULL
             except NfoError:  # a path libyang prints but cannot parse back (quotes)
                 return False
 
@@ -539,27 +550,11 @@ class Datastore:
               else {"server": [None]})
         body = json.dumps({"ietf-netconf-notifications:netconf-config-change": {
             "changed-by": by, "datastore": ds, "edit": edits}})
-
         try:
-            checked = self.notifications.check(body, "json")
+            return self.notifications.check(body, "json", data=work.first())
         except NfoError as e:
             log.error("netconf-config-change not published: %s", e)
-            return
-
-        def publish() -> None:
-            self.notifications.publish_checked(checked)
-
-        async def run() -> None:
-            try:
-                await self.group.run(publish)
-            except NfoError as e:
-                log.error("netconf-config-change not published: %s", e)
-            finally:
-                checked.discard()
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+            return None
 
     def snapshot(self, ds: str = "running") -> None:
         content = self._trees[ds].print(Fmt.JSON)
@@ -1003,7 +998,12 @@ def _parent_path(path: str) -> str:
 
 
 def _top_path(path: str) -> str:
-    while (parent := _parent_path(path)):
+    end = path.find("/", 1)
+    if end < 0:
+        return path
+    if "[" not in path[:end]:
+        return path[:end]
+    while (parent := _parent_path(path)):  # a top-level list whose key holds '/'
         path = parent
     return path
 
@@ -1011,19 +1011,16 @@ def _top_path(path: str) -> str:
 def _edit_records(changes: list[Change]) -> list[tuple[str, str]]:
     """(target, operation) for netconf-config-change: the topmost node of each change,
     a deleted node's parent (the target must exist), top-level nodes if too many."""
-    out: list[tuple[str, str]] = []
+    top: list[Change] = []
     last = "\0"
     for c in changes:
-        if c.path.startswith(last + "/") or c.path.startswith(last + "["):
-            continue
-        last = c.path
-        if isinstance(c, ChangeDeleted):
-            out.append((_parent_path(c.path), "delete"))
-        else:
-            out.append((c.path, "create" if isinstance(c, ChangeCreated) else "replace"))
-    if len(out) > _MAX_EDIT_RECORDS:
-        out = [(t, "merge") for t in dict.fromkeys(_top_path(t) for t, _ in out if t)]
-    return out
+        if not c.path.startswith(last + "/"):
+            top.append(c)
+            last = c.path
+    if len(top) > _MAX_EDIT_RECORDS:
+        return [(t, "merge") for t in dict.fromkeys(_top_path(c.path) for c in top)]
+    return [(_parent_path(c.path), "delete") if isinstance(c, ChangeDeleted) else
+            (c.path, "create" if isinstance(c, ChangeCreated) else "replace") for c in top]
 
 
 def _select(base: Tree, xpath: str | None) -> Tree:

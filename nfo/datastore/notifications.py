@@ -319,12 +319,13 @@ class NotificationHub:
         are not logged."""
         return self.publish_checked(self.check(content, fmt), event_time=event_time)
 
-    def check(self, content: str | bytes, fmt: str = "json") -> Checked:
-        """Parse and validate a notification against the data as it is now, to be
-        published later (by :meth:`publish_checked`, which frees it)."""
+    def check(self, content: str | bytes, fmt: str = "json", *, data: Any = None) -> Checked:
+        """Parse and validate a notification against ``data`` (a data tree's first
+        node; the current data if None), to be published later (by
+        :meth:`publish_checked` or :meth:`log` and :meth:`fan_out`)."""
         tree, op = _parse_notification(self._ctx, content, fmt, "parsing a notification")
         try:
-            _validate(self._ctx, tree, self._data_tree())
+            _validate(self._ctx, tree, self._data_tree() if data is None else data)
         except BaseException:
             lib.lyd_free_all(tree)
             raise
@@ -333,23 +334,33 @@ class NotificationHub:
     def publish_checked(self, checked: Checked, *, event_time: float | None = None
                         ) -> Notification:
         """Log and fan out a notification that :meth:`check` validated."""
-        when = time.time() if event_time is None else float(event_time)
-        tree, op = checked.tree, checked.op
-        checked.tree = ffi.NULL
-        if tree == ffi.NULL:
-            raise InvalidValue("this notification was already published")
         try:
-            module = node_module(tree)
-            path = node_path(op)
-            text = print_nodes(tree, Fmt.JSON)
-            seq = self._storage.append_notification(
-                NETCONF_STREAM, when, _envelope(module, path, text))
-            n = Notification(seq=seq, event_time=when, module=module, path=path, content=text)
-            for sub in list(self._subs):
-                sub._offer(n, tree)
+            n = self.log(checked, event_time=event_time)
+            self.fan_out(checked, n)
         finally:
-            lib.lyd_free_all(tree)
+            checked.discard()
         return n
+
+    def log(self, checked: Checked, *, event_time: float | None = None) -> Notification:
+        """Append a checked notification to the replay log (inside the caller's
+        storage transaction, if any); :meth:`fan_out` delivers it once durable."""
+        if checked.tree == ffi.NULL:
+            raise InvalidValue("this notification was already published")
+        when = time.time() if event_time is None else float(event_time)
+        module = node_module(checked.tree)
+        path = node_path(checked.op)
+        text = print_nodes(checked.tree, Fmt.JSON)
+        seq = self._storage.append_notification(
+            NETCONF_STREAM, when, _envelope(module, path, text))
+        return Notification(seq=seq, event_time=when, module=module, path=path, content=text)
+
+    def fan_out(self, checked: Checked, n: Notification) -> None:
+        """Deliver a logged notification to the live subscribers and free its tree."""
+        try:
+            for sub in list(self._subs):
+                sub._offer(n, checked.tree)
+        finally:
+            checked.discard()
 
     # -- subscribing --
 
