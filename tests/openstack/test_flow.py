@@ -360,9 +360,11 @@ async def test_kill9_during_boots_then_restart(openstack_cloud: Any, orch: Orche
     await orch.close()
     # ... and Nova holds a server of this installation nobody configured
     ghost = nova.compute.create_server(
-        name=f"nfo-ghost-{owner}", image_id=nova.image.find_image(openstack_cloud.image).id,
-        flavor_id=nova.compute.find_flavor(openstack_cloud.flavor).id,
-        networks=[{"uuid": nova.network.find_network(openstack_cloud.network).id}],
+        name=f"nfo-ghost-{owner}",
+        image_id=nova.image.find_image(openstack_cloud.image, ignore_missing=False).id,
+        flavor_id=nova.compute.find_flavor(openstack_cloud.flavor, ignore_missing=False).id,
+        networks=[{"uuid": nova.network.find_network(openstack_cloud.network,
+                                                      ignore_missing=False).id}],
         metadata={META_INSTANCE: "ghost", META_OWNER: owner})
 
     await orch.open()
