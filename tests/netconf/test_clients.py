@@ -11,7 +11,8 @@ demo catalog loaded) is driven by four independent client implementations:
 * **netconf-client** (PyPI ``netconf-client``, paramiko), in threads: hello,
   create/merge/delete, subtree and XPath filters, candidate + commit, lock
   conflict, RFC 8526 get-data (operational and running, xpath-filter,
-  subtree-filter, config-filter, max-depth, with-origin) and notifications.
+  subtree-filter, config-filter, max-depth, with-origin, origin-filter and
+  negated-origin-filter) and notifications.
 * **scrapli-netconf** with its ``system`` (OpenSSH in a pty), ``paramiko`` and
   ``asyncssh`` transports, each with base:1.0 (``strip_namespaces``) and
   base:1.1 framing: hello, create/merge/delete, get-config subtree and XPath,
@@ -33,12 +34,13 @@ Gaps (client limitations, not server ones):
   ``rpc()`` and answered ``<ok/>``, but notifications cannot be read.  It does
   not report the session-id of the hello, so the lock-denied session-id is
   compared with the server's lock table.  Its XPath filters carry no namespace
-  declarations, so they use module names as prefixes.
+  declarations, so they use module names as prefixes, and it puts the XPath in
+  a single-quoted attribute, so predicates quote with ``"``.
 * yangcli builds XPath filters from schema nodes and sends them unprefixed; it
   has no sleep command, so the notification test lets its script poll
   get-config until the test writes a marker entry.  ``create-subscription``
   needs the RFC 5277 module, loaded with ``--module=notifications``.
-* ``ssh2`` (scrapli) is not installed: ssh2-python has no wheel for this setup.
+* scrapli's fourth transport, ``ssh2`` (ssh2-python, libssh2), is not covered.
 
 Server bugs these clients exposed (regression tests at the end):
 
@@ -76,8 +78,6 @@ from nfo.datastore import Datastore
 from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.protocol import BASE_1_0, BASE_1_1, NC_NS, NMDA_NS, NetconfContext, handle
 from nfo.netconf.server import NetconfServer
-from nfo.schema import ietf_dir
-from nfo.schema.context import nfo_yang_dir
 
 from .test_interop import CATALOG, INST_NS, PASSWORD, instance, server  # noqa: F401
 
@@ -86,7 +86,6 @@ YANGCLI = shutil.which("yangcli")
 YANGLINT = shutil.which("yanglint")
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
-TEST_YANG = Path(__file__).parents[1] / "datastore" / "yang"
 STEP = 20.0  # bound on any single client step (seconds)
 
 
@@ -182,6 +181,10 @@ async def background(cmd: list[str], env: dict[str, str]
         if proc.returncode is None:
             proc.kill()
         await asyncio.wait_for(proc.communicate(), STEP)
+
+
+def subscriptions(srv: NetconfServer) -> int:
+    return len(srv.ds.notifications._subs)
 
 
 async def locks_released(srv: NetconfServer) -> None:
@@ -296,8 +299,9 @@ async def test_ncc2_notification(server: NetconfServer, tmp_path: Path) -> None:
     await seed_instance(server.ds, "w1")
     cmd = ncc2_cmd(server, "--create-subscription", "-x", "/i:nf-instance-state-change",
                    *NS_I, "--sleep", "60")
+    before = subscriptions(server)
     async with background(cmd, client_env(tmp_path)) as proc:
-        await until(lambda: bool(server.ds.notifications._subs), "the subscription")
+        await until(lambda: subscriptions(server) > before, "the subscription")
         server.ds.notifications.publish(
             '{"nfo-test:bell": {"rung": 1}}', "json")  # filtered out by the XPath
         publish_state_change(server.ds, "w1")
@@ -417,6 +421,14 @@ async def test_netconf_client_get_data(server: NetconfServer) -> None:  # noqa: 
         assert local_texts(r.data_xml, "descriptor") == []
         r = await asyncio.to_thread(m.get_data, filter=xf, with_origin=True)
         assert "origin" in r.data_xml.decode()
+        # origin filters: configuration is intended, the state is learned
+        r = await asyncio.to_thread(m.get_data, filter=xf, origin_filters=["or:learned"])
+        assert local_texts(r.data_xml, "oper-status") == ["running"]
+        assert local_texts(r.data_xml, "descriptor") == []
+        r = await asyncio.to_thread(m.get_data, filter=xf, origin_filters=["or:learned"],
+                                    negate_origin_filters=True)
+        assert local_texts(r.data_xml, "oper-status") == []
+        assert local_texts(r.data_xml, "descriptor") == ["udp-echo"]
 
 
 async def test_netconf_client_notification(server: NetconfServer) -> None:  # noqa: F811
@@ -623,8 +635,10 @@ async def test_yangcli_notification(server: NetconfServer, tmp_path: Path) -> No
         "eventlog show=-1 full",
         ""])
 
+    before = subscriptions(server)
+
     async def trigger() -> None:
-        await until(lambda: bool(server.ds.notifications._subs), "yangcli's subscription",
+        await until(lambda: subscriptions(server) > before, "yangcli's subscription",
                     timeout=60)
         publish_state_change(server.ds, "v1")
         await seed_instance(server.ds, "done", "7999")
@@ -643,13 +657,16 @@ def yang_files(ds: Datastore, data: list[Any]) -> list[str]:
     mods = {by_ns[etree.QName(e).namespace] for e in data} | {"ietf-datastores"}
     out = []
     for mod in sorted(mods):
-        for d in (nfo_yang_dir(), TEST_YANG, ietf_dir()):
-            if (d / f"{mod}.yang").exists():
-                out.append(str(d / f"{mod}.yang"))
-                break
-        else:
-            raise AssertionError(f"no YANG file for {mod}")
+        found = [f for d in yang_dirs(ds)
+                 for f in (d / f"{mod}.yang", *sorted(d.glob(f"{mod}@*.yang"))) if f.exists()]
+        assert found, f"no YANG file for {mod}"
+        out.append(str(found[0]))
     return out
+
+
+def yang_dirs(ds: Datastore) -> list[Path]:
+    """Where the server's schema finds its modules (yanglint searches the same)."""
+    return [d for d in map(Path, ds.schema.search_dirs) if d.is_dir()]
 
 
 def yanglint(ds: Datastore, tmp: Path, reply: bytes, data_ns: str,
@@ -666,7 +683,7 @@ def yanglint(ds: Datastore, tmp: Path, reply: bytes, data_ns: str,
     f.write_bytes(b"".join(etree.tostring(k) for k in kids))
     assert YANGLINT is not None
     return subprocess.run(
-        [YANGLINT, "-D", "-p", str(nfo_yang_dir()), "-p", str(ietf_dir()), "-p", str(TEST_YANG),
+        [YANGLINT, "-D", *(a for d in yang_dirs(ds) for a in ("-p", str(d))),
          "-t", dtype, *yang_files(ds, kids), str(f)],
         capture_output=True, text=True, timeout=60)
 
