@@ -21,11 +21,12 @@ from nfo.datastore import CONFIG_DATASTORES, Datastore
 from nfo.errors import NfoError
 from nfo.netconf.protocol import NetconfContext, format_time, server_capabilities
 
-__all__ = ["MONITORING_PATH", "Monitor", "SessionInfo", "monitor_for"]
+__all__ = ["MONITORING_PATH", "STREAMS_PATH", "Monitor", "SessionInfo", "monitor_for"]
 
 log = logging.getLogger(__name__)
 
 MONITORING_PATH = "/ietf-netconf-monitoring:netconf-state"
+STREAMS_PATH = "/nc-notifications:netconf"
 _MON = "ietf-netconf-monitoring"
 _NCN = "ietf-netconf-notifications"
 _COUNTERS = ("in_rpcs", "in_bad_rpcs", "out_rpc_errors", "out_notifications")
@@ -60,12 +61,14 @@ class Monitor:
         """A server starts using this monitor (the first one publishes its data)."""
         if self._servers == 0:
             self.ds.provide_oper(MONITORING_PATH, self.render)
+            self.ds.provide_oper(STREAMS_PATH, self.render_streams)
         self._servers += 1
 
     def detach(self) -> None:
         self._servers -= 1
         if self._servers == 0:
             self.ds.unprovide_oper(MONITORING_PATH)
+            self.ds.unprovide_oper(STREAMS_PATH)
 
     # -- session lifecycle --
     def started(self, info: SessionInfo) -> None:
@@ -100,6 +103,20 @@ class Monitor:
             self.ds.notifications.publish(json.dumps({f"{_NCN}:{name}": body}), "json")
         except NfoError as e:
             log.error("%s not published: %s", name, e)
+
+    # -- RFC 5277 stream discovery --
+    def render_streams(self) -> str:
+        hub = self.ds.notifications
+        streams = []
+        for s in hub.streams():
+            entry: dict[str, Any] = {"name": s.name, "description": s.description,
+                                     "replaySupport": s.replay_support}
+            if s.replay_support:
+                oldest = hub.replay_start(s.name)
+                entry["replayLogCreationTime"] = format_time(
+                    self.start_time if oldest is None else min(oldest, self.start_time))
+            streams.append(entry)
+        return json.dumps({"nc-notifications:netconf": {"streams": {"stream": streams}}})
 
     # -- the netconf-state subtree --
     def render(self) -> str:

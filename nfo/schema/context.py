@@ -45,6 +45,7 @@ PROTOCOL_MODULES: dict[str, tuple[str, ...]] = {
     "ietf-restconf": (),
     "ietf-restconf-monitoring": (),
     "ietf-yang-patch": (),
+    "nc-notifications": (),
 }
 
 _MODULE_RE = re.compile(rb"^\s*(module|submodule)\s+([A-Za-z_][\w.-]*)", re.MULTILINE)
@@ -101,7 +102,7 @@ class Schema:
             dirs.append(installed_dir)
         dirs += list(extra_dirs)
         nfo_dir = nfo_yang_dir()
-        dirs += [nfo_dir, ietf_dir()]
+        dirs += [nfo_dir, nfo_dir / "ietf", ietf_dir()]
         self.search_dirs = dirs
         self.ctx = libyang.Context(":".join(str(d) for d in dirs if d.is_dir()))
         self.cdata: Any = self.ctx.cdata
@@ -110,7 +111,7 @@ class Schema:
 
         for name, feats in PROTOCOL_MODULES.items():
             self._load(name, feats, "ietf")
-        for mod in ("ietf-yang-library", "ietf-datastores", "yang"):
+        for mod in ("ietf-yang-library", "ietf-datastores", "yang", "notifications"):
             self._source.setdefault(mod, "ietf")
         if with_nfo_modules:
             for name in _module_files(nfo_dir):

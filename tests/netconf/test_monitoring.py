@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,26 @@ async def test_three_authentication_attempts_with_backoff(guarded: NetconfServer
     assert offered in (3, 4)  # a fourth offer may be in flight when it disconnects
     # failures are answered after 0.05, 0.1 and 0.2 s (a lower bound, never a ceiling)
     assert elapsed >= 0.35
+
+
+async def test_stream_discovery(server: NetconfServer) -> None:  # noqa: F811
+    """RFC 5277 section 3.2.5: the streams a client may subscribe to, with replay facts."""
+    ns = "urn:ietf:params:xml:ns:netmod:notification"
+    m = await nc(server)
+    try:
+        reply = await asyncio.to_thread(m.get, ("subtree", f'<netconf xmlns="{ns}"><streams/>'
+                                                           "</netconf>"))
+        streams = {s.findtext(f"{{{ns}}}name"): s for s in reply.data_ele.iter(f"{{{ns}}}stream")}
+        assert "NETCONF" in streams
+        netconf = streams["NETCONF"]
+        assert netconf.findtext(f"{{{ns}}}replaySupport") == "true"
+        created = datetime.fromisoformat(netconf.findtext(f"{{{ns}}}replayLogCreationTime"))
+        assert created.tzinfo is not None and created.timestamp() <= time.time()
+        for name in streams:  # every listed stream can be subscribed to
+            other = await nc(server)
+            try:
+                await asyncio.to_thread(other.create_subscription, stream_name=name)
+            finally:
+                await closed(other)
+    finally:
+        await closed(m)
