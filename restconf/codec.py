@@ -41,6 +41,7 @@ from nfo.schema.data import (
     node_path,
     node_value,
     print_nodes,
+    rfc6243_xml,
     siblings,
 )
 from nfo.schema.ly import ffi, lib
@@ -596,13 +597,13 @@ def encode_data(tree: Tree, rp: ResourcePath, fmt: Fmt, opts: ReadOptions) -> st
             _prune_depth(n, 1, opts.depth, anchors)
     flags = opts.with_defaults.ly
     if rp.is_root:
-        return _wrap_data(_print_all(targets, fmt, flags), fmt)
+        return _tagged(_wrap_data(_print_all(targets, fmt, flags), fmt), fmt, opts)
     pieces = [print_nodes(n, fmt, siblings=False, flags=flags) for n in targets]
     pieces = [p for p in pieces if p and p != "{}"]
     if not pieces:
         return None
     if len(pieces) == 1:
-        return pieces[0]
+        return _tagged(pieces[0], fmt, opts)
     if fmt is Fmt.XML:
         raise InvalidValue(f"{len(pieces)} instances match: an XML reply has one root, so "
                            "address one entry or ask for JSON", error_type="protocol",
@@ -615,6 +616,12 @@ def encode_data(tree: Tree, rp: ResourcePath, fmt: Fmt, opts: ReadOptions) -> st
             else:
                 merged[k] = v
     return json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+
+
+def _tagged(text: str, fmt: Fmt, opts: ReadOptions) -> str:
+    if fmt is Fmt.XML and opts.with_defaults is WithDefaults.REPORT_ALL_TAGGED:
+        return rfc6243_xml(text)
+    return text
 
 
 def _print_all(nodes: list[Any], fmt: Fmt, flags: int) -> str:

@@ -32,7 +32,15 @@ from nfo.errors import (
     OperationNotSupported,
 )
 from nfo.schema import Schema
-from nfo.schema.data import Fmt, Tree, WithDefaults, children, print_nodes, siblings
+from nfo.schema.data import (
+    Fmt,
+    Tree,
+    WithDefaults,
+    children,
+    print_nodes,
+    rfc6243_xml,
+    siblings,
+)
 from nfo.schema.ly import ffi, lib
 
 __all__ = [
@@ -374,6 +382,12 @@ def _with_defaults(op: ET.Element) -> WithDefaults | None:
             "bad-element": "with-defaults"}) from None
 
 
+def _print_xml(first: Any, wd: WithDefaults | None, extra_flags: int = 0) -> str:
+    """Data as NETCONF XML; report-all-tagged marks defaults as RFC 6243 section 6 says."""
+    text = print_nodes(first, Fmt.XML, flags=(wd or WithDefaults.EXPLICIT).ly | extra_flags)
+    return rfc6243_xml(text) if wd is WithDefaults.REPORT_ALL_TAGGED else text
+
+
 def _data_reply(ctx: NetconfContext, datastore: str, op: ET.Element,
                 attrs: list[tuple[str, str]], prefixes: dict[str, str] | None = None) -> bytes:
     present, xpath = _filter_xpath(op, ctx, prefixes)
@@ -382,7 +396,7 @@ def _data_reply(ctx: NetconfContext, datastore: str, op: ET.Element,
         return _reply(attrs, "<data/>")
     tree = ctx.datastore.get(datastore, xpath)
     try:
-        body = tree.print(Fmt.XML, with_defaults=wd)
+        body = _print_xml(tree.first(), wd)
     finally:
         tree.free()
     return _reply(attrs, f"<data>{body}</data>")
@@ -684,10 +698,9 @@ async def _get_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, str
             limit = max_depth
             _prune(tree, lambda n, d: d > limit and not _is_key(n))
             # Containers cut at the depth limit are still reported, empty.
-            flags = (wd or WithDefaults.EXPLICIT).ly | lib.LYD_PRINT_KEEPEMPTYCONT
-            body = print_nodes(tree.first(), Fmt.XML, flags=flags)
+            body = _print_xml(tree.first(), wd, lib.LYD_PRINT_KEEPEMPTYCONT)
         else:
-            body = tree.print(Fmt.XML, with_defaults=wd)
+            body = _print_xml(tree.first(), wd)
     finally:
         tree.free()
     return f'<data xmlns="{NMDA_NS}">{body}</data>'

@@ -32,6 +32,7 @@ __all__ = [
     "parse_data",
     "parse_op",
     "print_nodes",
+    "rfc6243_xml",
     "siblings",
 ]
 
@@ -152,6 +153,20 @@ def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int 
         return str(ffi.string(buf[0]).decode("utf-8"))
     finally:
         lib.free(buf[0])
+
+
+_WD_MODULE_ATTR = 'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"'
+
+
+def rfc6243_xml(xml: str) -> str:
+    """XML printed with report-all-tagged, its default tags as the protocols want them.
+
+    libyang tags defaults with its ietf-netconf-with-defaults annotation (and only
+    parses that form back); RFC 6243 section 6, which RFC 8040 section 4.8.9 reuses,
+    puts the attribute in urn:ietf:params:xml:ns:netconf:default:1.0.
+    """
+    return xml.replace(_WD_MODULE_ATTR, 'xmlns:wd="urn:ietf:params:xml:ns:netconf:default:1.0"'
+                       ).replace(" ncwd:default=", " wd:default=")
 
 
 def siblings(node: Any) -> Iterator[Any]:

@@ -422,7 +422,8 @@ async def test_with_defaults_all_modes(client: httpx.AsyncClient) -> None:
                          headers={"Accept": XML})
     count = ET.fromstring(r.text).find(NS + "count")
     assert count is not None and count.text == "7"
-    assert count.get("{urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults}default") == "true"
+    # RFC 8040 4.8.9 / RFC 6243 section 6: the XML attribute has its own namespace
+    assert count.get("{urn:ietf:params:xml:ns:netconf:default:1.0}default") == "true"
     # a default leaf as the target
     assert (await client.get(TOP + "/count")).status_code == 404
     assert (await get_json(client, TOP + "/count", **{"with-defaults": "report-all"})) == {
