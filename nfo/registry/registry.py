@@ -95,6 +95,12 @@ class DriverRegistry:
         self._factories[factory.name] = factory
         self._by_type[factory.vim_type] = factory
 
+    def unregister(self, name: str) -> None:
+        """Forget a driver factory (drivers already built for VIMs stay until rebuilt)."""
+        factory = self._factories.pop(name, None)
+        if factory is not None:
+            self._by_type.pop(factory.vim_type, None)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 

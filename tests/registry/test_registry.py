@@ -171,3 +171,14 @@ def test_no_vim_at_all(reg: DriverRegistry) -> None:
     with pytest.raises(PlacementError, match="no VIM is configured"):
         reg.place("x", ["nfo-vim:sim"], NEEDS, {}, {}, None)
 
+
+
+def test_unregister_forgets_the_vim_type(tmp_path: Path) -> None:
+    from nfo.registry import DriverRegistry
+
+    reg = DriverRegistry.from_entry_points(tmp_path, "owner")
+    assert "openstack" in reg.names()
+    reg.unregister("openstack")
+    assert "openstack" not in reg.names()
+    assert reg.driver_name("nfo-vim:openstack") is None
+    reg.unregister("openstack")  # idempotent

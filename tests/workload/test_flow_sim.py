@@ -118,6 +118,7 @@ async def wait_rows(env: Any, vim: str, n: int, timeout: float = 5.0) -> list[di
 
 async def test_veto_when_no_driver_serves_the_descriptor(env: Any) -> None:
     await env.open()
+    env.mgr.registry.unregister("openstack")  # a VIM type whose driver is not installed
     await env.add_descriptor("os-only", vim_types=("nfo-vim:openstack",),
                              openstack={"image": "cirros", "flavor": "m1.tiny"})
     before = env.running_json(None)
