@@ -39,7 +39,10 @@ Gaps (client limitations, not server ones):
 * yangcli builds XPath filters from schema nodes and sends them unprefixed; it
   has no sleep command, so the notification test lets its script poll
   get-config until the test writes a marker entry.  ``create-subscription``
-  needs the RFC 5277 module, loaded with ``--module=notifications``.
+  needs the RFC 5277 module, loaded with ``--module=notifications``.  yangcli
+  puts its per-session module copies in ``~/.yuma/tmp`` of the passwd home
+  (``HOME`` does not move it) and removes them at exit; aliases, history and
+  user variables are not saved.
 * scrapli's fourth transport, ``ssh2`` (ssh2-python, libssh2), is not covered.
 
 Server bugs these clients exposed (regression tests at the end):
@@ -565,6 +568,8 @@ async def yangcli(srv: NetconfServer, home: Path, script: str, version: str = "1
         YANGCLI, "--server=127.0.0.1", f"--ncport={srv.port}", f"--user={user}",
         f"--password={PASSWORD}", "--batch-mode", f"--run-script={f}",
         f"--protocols=netconf{version}", f"--timeout={int(STEP)}", "--log-level=info",
+        # yangcli keeps ~/.yuma in the passwd home whatever HOME says: save nothing there
+        "--autoaliases=false", "--autohistory=false", "--autouservars=false",
         "--module=notifications"], client_env(home))
     assert rc == 0, out
     if complete:
