@@ -208,7 +208,8 @@ class Datastore:
         that a restart interrupted (RFC 6241: the server reverts on reboot)."""
         if self._pending is not None and self._pending.timer is None:
             log.warning("reverting a confirmed commit that was not confirmed before restart")
-            await self._rollback_pending("confirmed commit not confirmed before restart")
+            await self._rollback_pending("confirmed commit not confirmed before restart",
+                                         "timeout")
 
     async def close(self) -> None:
         if self._closed:
@@ -597,7 +598,21 @@ class Datastore:
             self._reset_candidate()
             return changes
 
-    async def _rollback_pending(self, why: str) -> None:
+    def _confirmed_event(self, event: str, session: Session | None,
+                         timeout: float | None = None) -> None:
+        """RFC 6470 netconf-confirmed-commit."""
+        if not self._has_config_change:
+            return
+        body: dict[str, Any] = {"confirm-event": event}
+        if session is not None and event != "timeout":
+            body.update({"username": session.user, "session-id": session.id})
+        if timeout is not None:
+            body["timeout"] = int(timeout)
+        _publish_quietly(self, json.dumps(
+            {"ietf-netconf-notifications:netconf-confirmed-commit": body}))
+
+    async def _rollback_pending(self, why: str, event: str = "cancel",
+                                by: Session | None = None) -> None:
         p = self._pending
         if p is None:
             return
@@ -616,12 +631,13 @@ class Datastore:
             raise
         self.storage.set_meta("confirmed-commit", "")
         self._reset_candidate()
+        self._confirmed_event(event, by)
 
     def _arm_timer(self, timeout: float) -> asyncio.TimerHandle:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            task = loop.create_task(self._rollback_pending("confirm-timeout expired"),
+            task = loop.create_task(self._rollback_pending("confirm-timeout expired", "timeout"),
                                     name="nfo-confirmed-commit-timeout")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -764,9 +780,11 @@ class Session:
                 p.persist = persist
                 p.session_id = None if persist else self.id
                 p.timer = d._arm_timer(timeout)
+                d._confirmed_event("start" if fresh else "extend", self, timeout)
             else:
                 d._pending = None
                 d.storage.set_meta("confirmed-commit", "")
+                d._confirmed_event("complete", self)
         return changes
 
     async def cancel_commit(self, persist_id: str | None = None) -> None:
@@ -779,7 +797,7 @@ class Session:
             raise InvalidValue("persist-id does not match the pending confirmed commit")
         if p.persist is None and p.session_id != self.id:
             raise InUse("the pending confirmed commit belongs to another session")
-        await d._rollback_pending("cancel-commit")
+        await d._rollback_pending("cancel-commit", "cancel", self)
 
     async def discard_changes(self) -> None:
         self._alive()
@@ -939,7 +957,8 @@ class Session:
                 del d._locks[name]
         p = d._pending
         if p is not None and p.persist is None and p.session_id == self.id and not d._closed:
-            await d._rollback_pending("the session of the confirmed commit ended")
+            await d._rollback_pending("the session of the confirmed commit ended", "cancel",
+                                      self)
 
     async def kill(self, session_id: int) -> None:
         """kill-session: end another session, releasing its locks."""

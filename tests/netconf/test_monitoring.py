@@ -284,3 +284,37 @@ async def test_stream_discovery(server: NetconfServer) -> None:  # noqa: F811
                 await closed(other)
     finally:
         await closed(m)
+
+
+async def test_confirmed_commit_events(server: NetconfServer) -> None:  # noqa: F811
+    watcher = await nc(server, "alice")
+    b = await nc(server, "bob")
+    try:
+        await asyncio.to_thread(watcher.create_subscription)
+
+        async def commit(**kw: Any) -> None:
+            await asyncio.to_thread(b.edit_config, target="candidate",
+                                    config=instance(f"c{time.monotonic_ns()}"))
+            await asyncio.to_thread(b.commit, **kw)
+
+        async def event() -> tuple[str | None, str | None, str | None]:
+            ev = await take_event(watcher, "netconf-confirmed-commit")
+            return (ev.findtext(ncn("confirm-event")), ev.findtext(ncn("username")),
+                    ev.findtext(ncn("timeout")))
+
+        await commit(confirmed=True, timeout="60")
+        assert await event() == ("start", "bob", "60")
+        await commit(confirmed=True, timeout="120")
+        assert await event() == ("extend", "bob", "120")
+        await asyncio.to_thread(b.commit)
+        assert await event() == ("complete", "bob", None)
+        await commit(confirmed=True, timeout="60")
+        assert (await event())[0] == "start"
+        await asyncio.to_thread(b.cancel_commit)
+        assert await event() == ("cancel", "bob", None)
+        await commit(confirmed=True, timeout="1")
+        assert (await event())[0] == "start"
+        assert await event() == ("timeout", None, None)  # no session: the server reverted it
+    finally:
+        await closed(b)
+        await closed(watcher)
