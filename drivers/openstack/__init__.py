@@ -28,7 +28,8 @@ How it keeps the driver contract:
   returned) and returns as soon as Nova accepted the request.  A single poll
   loop per driver (one server list per round, backoff from 0.5 s to 5 s)
   pushes ``running``/``failed`` through the ``on_final`` callbacks; polling
-  ``status`` gives the same answer.
+  ``status`` gives the same answer.  ``status`` calls that arrive together
+  share one list request (N instances being polled cost one call, not N).
 - ``terminate`` deletes (a missing server is success) and waits until Nova no
   longer has the server (404; status DELETED counts after a grace period),
   re-issuing the delete when Nova dropped it, with a timeout and Nova's fault
@@ -216,9 +217,11 @@ def _fault(server: Any) -> str:
         code = fault.get("code")
         if msg:
             text = f"{msg} (code {code})" if code else msg
-            # Nova's details for admins are tracebacks; keep the first line only.
-            first = details.splitlines()[0] if details else ""
-            return f"{text}: {first}" if first and first not in msg else text
+            # Nova shows admins the details too: a traceback (left out) or a sentence
+            first = details.splitlines()[0].strip() if details else ""
+            if first and first not in msg and not first.startswith("Traceback"):
+                text = f"{text}: {first}"
+            return text
     return ""
 
 
@@ -356,6 +359,12 @@ def _spec(req: InstantiateRequest) -> _Spec:
     )
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a shared task's exception as seen (its callers may all have gone)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _name_pattern(text: str) -> str:
     """``text`` as a literal in Nova's name filter (a regular expression); names here only
     hold letters, digits and ``._-``, of which ``.`` is the only special character."""
@@ -384,6 +393,7 @@ class OpenStackDriver:
         self._fresh = False
         self._poller: asyncio.Task[None] | None = None
         self._lookups: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._listing: asyncio.Task[list[Any]] | None = None
 
     def __repr__(self) -> str:
         return f"OpenStackDriver(vim={self.vim_name!r}, {self._settings!r}, owner={self.owner!r})"
@@ -564,8 +574,25 @@ class OpenStackDriver:
         return InitResponse(rid)
 
     async def status(self, resource_id: str) -> Status:
-        server = await self._call(f"get server {resource_id}", self._get, resource_id)
+        """From the shared list of this installation's servers; a server the list lacks
+        (just created, being deleted, gone, not ours) is asked for by id."""
+        server = (await self._owned_shared()).get(resource_id)
+        if server is None:
+            server = await self._call(f"get server {resource_id}", self._get, resource_id)
         return server_status(server)
+
+    async def _owned_shared(self) -> dict[str, Any]:
+        """This installation's servers by id, from one list call shared by every caller
+        that comes while it runs: N instances polled at once cost one request."""
+        task = self._listing
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(
+                self._call("list servers", self._owned, None),
+                name=f"nfo-openstack-list-{self.vim_name}")
+            task.add_done_callback(_retrieve)
+            self._listing = task
+        servers = await asyncio.shield(task)
+        return {str(s.id): s for s in servers}
 
     async def terminate(self, resource_id: str) -> None:
         self._watched.pop(resource_id, None)
@@ -645,10 +672,11 @@ class OpenStackDriver:
     async def close(self) -> None:
         self._closed = True
         self._watched.clear()
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+        tasks = [t for t in (self._poller, self._listing) if t is not None]
+        self._poller = self._listing = None
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -674,12 +702,11 @@ class OpenStackDriver:
             self._fresh = False
             await asyncio.sleep(delay)
             try:
-                servers = await self._call("poll servers", self._owned, None)
+                by_id = await self._owned_shared()
             except DriverError as e:
                 log.debug("openstack VIM %s: poll failed: %s", self.vim_name, e.reason)
                 delay = min(POLL_MAX, delay * 2)
                 continue
-            by_id = {str(s.id): s for s in servers}
             now = loop.time()
             for rid, deadline in list(self._watched.items()):
                 if rid not in self._watched:

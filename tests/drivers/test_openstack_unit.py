@@ -248,7 +248,12 @@ def test_error_reason_is_novas_fault_message() -> None:
     st = server_status(s)
     assert st.state is WorkloadState.FAILED
     assert "No valid host was found" in st.reason and "code 500" in st.reason
-    assert "File ..." not in st.reason
+    assert "File ..." not in st.reason and "Traceback" not in st.reason
+    s.fault = {"code": 500, "message": "Build of instance x aborted",
+               "details": "Failed to allocate the network(s), not rescheduling."}
+    assert server_status(s).reason == ("Nova: server in ERROR: Build of instance x aborted "
+                                       "(code 500): Failed to allocate the network(s), not "
+                                       "rescheduling.")
 
 
 # -- error classification -------------------------------------------------------------------
@@ -366,6 +371,25 @@ async def test_instantiate_is_idempotent_through_find(tmp_path: Path) -> None:
         finally:
             await other.close()
         assert cloud.calls["create_server"] == 1
+    finally:
+        await drv.close()
+
+
+async def test_status_calls_that_come_together_share_one_list(tmp_path: Path) -> None:
+    drv, cloud = make_driver(tmp_path)
+    try:
+        rids = [(await drv.instantiate(request(f"i{k}"))).resource_id for k in range(20)]
+        for rid in rids[::2]:
+            cloud.servers[rid].status = "ACTIVE"
+        before = dict(cloud.calls)
+        states = await asyncio.gather(*(drv.status(r) for r in rids))
+        assert [st.state for st in states] == [WorkloadState.RUNNING,
+                                               WorkloadState.INITIALIZING] * 10
+        assert cloud.calls["servers"] - before["servers"] == 1
+        assert cloud.calls.get("get_server", 0) == before.get("get_server", 0)
+        # a server the list does not show is asked for by id
+        assert (await drv.status(str(uuid.uuid4()))).state is WorkloadState.GONE
+        assert cloud.calls["get_server"] == before.get("get_server", 0) + 1
     finally:
         await drv.close()
 
