@@ -91,6 +91,8 @@ MAX_CALLS = 10
 """Concurrent openstacksdk calls per driver (requests keeps 10 connections per host)."""
 API_TIMEOUT = 60.0
 """Seconds one HTTP request to the cloud may take."""
+ABSENT_TTL = 10.0
+"""Seconds a "no server" answer of ``find`` spares ``instantiate`` its own look."""
 LOOKUP_TTL = 60.0
 """Seconds an image/flavor/network name -> id resolution is reused."""
 POLL_MIN = 0.5
@@ -394,6 +396,8 @@ class OpenStackDriver:
         self._poller: asyncio.Task[None] | None = None
         self._lookups: dict[tuple[str, str], tuple[float, Any]] = {}
         self._listing: asyncio.Task[list[Any]] | None = None
+        self._absent: dict[str, float] = {}
+        """Instances ``find`` just saw without a server (monotonic time of the answer)."""
 
     def __repr__(self) -> str:
         return f"OpenStackDriver(vim={self.vim_name!r}, {self._settings!r}, owner={self.owner!r})"
@@ -506,10 +510,11 @@ class OpenStackDriver:
                                  f"{needs.memory_mb} MiB RAM and {needs.disk_gb} GB disk")
         return min(fits, key=lambda f: (f.vcpus or 0, f.ram or 0, f.disk or 0, str(f.name)))
 
-    def _create(self, conn: Any, req: InstantiateRequest, spec: _Spec) -> Any:
-        existing = self._owned(conn, req.instance)
-        if existing:
-            return self._best(existing)
+    def _create(self, conn: Any, req: InstantiateRequest, spec: _Spec, checked: bool) -> Any:
+        if not checked:
+            existing = self._owned(conn, req.instance)
+            if existing:
+                return self._best(existing)
         image = self._resolve(conn, "image", spec.image, conn.image.find_image)
         if spec.flavor is not None:
             flavor = self._resolve(conn, "flavor", spec.flavor, conn.compute.find_flavor)
@@ -567,8 +572,13 @@ class OpenStackDriver:
 
     async def instantiate(self, req: InstantiateRequest) -> InitResponse:
         spec = _spec(req)
+        # The manager asks find() right before instantiate(); only this installation
+        # creates servers for the instance, one step at a time, so that fresh answer
+        # stands.  Otherwise the list is asked here.
+        seen = self._absent.pop(req.instance, None)
+        checked = seen is not None and time.monotonic() - seen < ABSENT_TTL
         server = await self._call(f"create server for {req.instance!r}", self._create, req,
-                                  spec)
+                                  spec, checked)
         rid = str(server.id)
         self._watch(rid, req.timeout)
         return InitResponse(rid)
@@ -646,7 +656,11 @@ class OpenStackDriver:
 
     async def find(self, instance: str) -> str | None:
         servers = await self._call(f"list servers of {instance!r}", self._owned, instance)
-        return str(self._best(servers).id) if servers else None
+        if not servers:
+            self._absent[instance] = time.monotonic()
+            return None
+        self._absent.pop(instance, None)
+        return str(self._best(servers).id)
 
     async def list_resources(self) -> dict[str, str]:
         servers = await self._call("list servers", self._owned, None)

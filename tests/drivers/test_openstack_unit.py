@@ -394,6 +394,19 @@ async def test_status_calls_that_come_together_share_one_list(tmp_path: Path) ->
         await drv.close()
 
 
+async def test_instantiate_after_find_spares_the_second_look(tmp_path: Path) -> None:
+    drv, cloud = make_driver(tmp_path)
+    try:
+        assert await drv.find("fw1") is None  # what the manager does first
+        before = cloud.calls["servers"]
+        first = await drv.instantiate(request())
+        assert cloud.calls["servers"] == before  # find's fresh answer stood
+        assert (await drv.instantiate(request())) == first  # no find before: it looks itself
+        assert cloud.calls["create_server"] == 1
+    finally:
+        await drv.close()
+
+
 async def test_find_and_list_go_by_owner_metadata(tmp_path: Path) -> None:
     drv, cloud = make_driver(tmp_path)
     try:

@@ -373,10 +373,11 @@ async def test_kill9_during_boots_then_restart(openstack_cloud: Any, orch: Orche
     def converged() -> bool:
         servers = owned(nova, owner)
         return (sorted(servers) == keep and all(len(v) == 1 for v in servers.values())
-                and all(orch.status(n) == "running" for n in keep))
+                and all(orch.status(n) == "running" for n in keep)
+                and not set(gone) & set(orch.states()))
 
     await wait_for(converged, 2 * BOOT, "convergence after the restart",
-                   lambda: (owned(nova, owner), {n: orch.status(n) for n in keep}), every=0.5)
+                   lambda: (owned(nova, owner), {n: orch.status(n) for n in names}), every=0.5)
     states = orch.states()
     servers = owned(nova, owner)
     for n in keep:  # exactly one server each, and it is the one nfo recorded
