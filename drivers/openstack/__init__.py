@@ -357,7 +357,7 @@ def _spec(req: InstantiateRequest) -> _Spec:
         _expand(str(image), req, "image"),
         None if not flavor else _expand(str(flavor), req, "flavor"),
         tuple(nets),
-        None if ud is None else _expand(str(ud), req, "user-data"),
+        None if not ud else _expand(str(ud), req, "user-data"),
     )
 
 
@@ -397,6 +397,7 @@ class OpenStackDriver:
         self._lookups: dict[tuple[str, str], tuple[float, Any]] = {}
         self._listing: asyncio.Task[list[Any]] | None = None
         self._absent: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
         """Instances ``find`` just saw without a server (monotonic time of the answer)."""
 
     def __repr__(self) -> str:
@@ -519,8 +520,10 @@ class OpenStackDriver:
         if spec.flavor is not None:
             flavor = self._resolve(conn, "flavor", spec.flavor, conn.compute.find_flavor)
             c = req.compute
-            if ((flavor.vcpus or 0) < c.vcpus or (flavor.ram or 0) < c.memory_mb
-                    or (flavor.disk or 0) < c.disk_gb):
+            small = ((flavor.vcpus or 0) < c.vcpus or (flavor.ram or 0) < c.memory_mb
+                     or (flavor.disk or 0) < c.disk_gb)
+            if small and (req.descriptor, spec.flavor) not in self._warned:
+                self._warned.add((req.descriptor, spec.flavor))
                 log.warning("openstack VIM %s: flavor %s (%s vCPU, %s MiB, %s GB) is smaller "
                             "than the compute needs of %s (%s vCPU, %s MiB, %s GB)",
                             self.vim_name, flavor.name, flavor.vcpus, flavor.ram, flavor.disk,
