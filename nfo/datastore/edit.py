@@ -21,7 +21,7 @@ from nfo.datastore.changes import (
     ChangeModified,
     ChangeMoved,
 )
-from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
+from nfo.errors import DataExists, DataMissing, InvalidValue, MalformedMessage, NfoError
 from nfo.schema import ly
 from nfo.schema.data import (
     Tree,
@@ -40,14 +40,70 @@ OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
 _TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
 _MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
+_BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 _DEFAULT = lib.LYD_DEFAULT
+_NULL = ffi.NULL
+_string = ffi.string
 _NAMES: dict[tuple[Any, Any], str] = {}
-"""Child-path segment per (schema node, parent's module); schemas live as long as the process."""
+"""Path step name per (schema node, parent's module or None at the top level); schemas
+live as long as the process."""
+_KEY_NAMES: dict[Any, str] = {}
 _PREFIX_IN_PRED = re.compile(r"\[[\w.-]+:")
 
 
 def _xp(p: Any) -> Any:
     return ly.fromx(p)
+
+
+def _step(n: Any, sch: Any, pmod: Any) -> str | None:
+    """The last step of ``lyd_path(n, LYD_PATH_STD)``, built without asking libyang.
+
+    ``pmod`` is the module of ``n``'s parent (None for a top-level node): the step
+    carries a module prefix when the two differ.  Lists get one ``[key='value']``
+    predicate per key child, leaf-lists of configuration ``[.='value']``; a value
+    containing ``'`` is quoted with ``"`` (libyang's rule, verbatim even when the
+    value holds both).  None where libyang prints a positional predicate (keyless
+    lists, state leaf-lists): the caller then asks libyang.
+    """
+    key = (sch, pmod)
+    name = _NAMES.get(key)
+    if name is None:
+        name = _string(sch.name).decode()
+        if pmod is None or sch.module != pmod:
+            name = _string(sch.module.name).decode() + ":" + name
+        _NAMES[key] = name
+    nt = sch.nodetype
+    if not nt & _MULTI:
+        return name
+    if nt & lib.LYS_LIST:
+        if sch.flags & lib.LYS_KEYLESS:
+            return None
+        parts = [name]
+        k = lib.lyd_child(n)
+        while k != _NULL:
+            ks = k.schema
+            if ks == _NULL or not ks.flags & lib.LYS_KEY:
+                break
+            kname = _KEY_NAMES.get(ks)
+            if kname is None:
+                kname = _KEY_NAMES[ks] = _string(ks.name).decode()
+            v = _string(lib.lyd_get_value(k)).decode()
+            q = '"' if "'" in v else "'"
+            parts.append(f"[{kname}={q}{v}{q}]")
+            k = k.next
+        return "".join(parts)
+    if not sch.flags & lib.LYS_CONFIG_W:
+        return None
+    v = _string(lib.lyd_get_value(n)).decode()
+    q = '"' if "'" in v else "'"
+    return f"{name}[.={q}{v}{q}]"
+
+
+def child_path(ppath: str, n: Any) -> str:
+    """``lyd_path(n)`` given the path of ``n``'s parent ("" at the top level)."""
+    p = n.parent
+    step = _step(n, n.schema, None if p == _NULL else p.schema.module)
+    return node_path(n) if step is None else ppath + "/" + step
 
 
 class _Editor:
@@ -56,57 +112,81 @@ class _Editor:
         self.tree = tree
         self.changes: list[Change] = []
         self._seen: set[str] = set()
+        self._out = ffi.new("struct lyd_node **")
+        self._xout = ly.xffi.new("void **")
 
     # -- lookups -----------------------------------------------------------
     def _first_child(self, parent: Any) -> Any:
         return self.tree.first() if parent == ffi.NULL else lib.lyd_child(parent)
 
     def _find(self, parent: Any, e: Any) -> Any:
-        return find_sibling(self._first_child(parent), e)
+        """:func:`find_sibling` (same lookups, same semantics) without its pointer casts:
+        xlib's ``void *`` parameters take the bindings' pointers as they are."""
+        first = self.tree.first() if parent == _NULL else lib.lyd_child(parent)
+        if first == _NULL:
+            return _NULL
+        out = self._xout
+        if e.schema.nodetype & _BY_SCHEMA:
+            rc = ly.xlib.lyd_find_sibling_val(first, e.schema, ly.xffi.NULL, 0, out)
+        else:
+            rc = ly.xlib.lyd_find_sibling_first(first, e, out)
+        if rc == lib.LY_SUCCESS:
+            return ffi.cast("struct lyd_node *", out[0])
+        if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
+            raise MalformedMessage("libyang could not look up a sibling")
+        return _NULL
+
+    def _parent_path(self, parent: Any) -> str:
+        return "" if parent == _NULL else node_path(parent)
 
     # -- recording ---------------------------------------------------------
     def _record_subtree(self, node: Any, created: bool, path: str | None = None) -> None:
         """One change per node of a created or deleted subtree, parents first.
 
-        This runs for every node of a bulk edit, so it is written for speed: an
-        explicit stack, child paths built from the parent's, names cached per schema.
+        This runs for every node of a bulk edit, so it is written for speed: leaves are
+        recorded inline (only inner nodes recurse), child paths are built from the
+        parent's (:func:`_step`), names cached per schema.
         """
         if not created and node.flags & _DEFAULT:
             return
+        self._record(node, path or node_path(node), ChangeCreated if created else ChangeDeleted,
+                     created)
+
+    def _record(self, n: Any, p: str, cls: Any, created: bool) -> None:
         out = self.changes
-        cls = ChangeCreated if created else ChangeDeleted
+        sch = n.schema
+        null = _NULL
+        if sch.nodetype & _TERM:
+            v = lib.lyd_get_value(n)
+            out.append(cls(p, _string(v).decode() if v != null else None))
+            return
+        out.append(cls(p, None))
         names = _NAMES
-        null = ffi.NULL
-        string = ffi.string
         get_value = lib.lyd_get_value
-        stack = [(node, path or node_path(node))]
-        while stack:
-            n, p = stack.pop()
-            sch = n.schema
-            if sch.nodetype & _TERM:
-                v = get_value(n)
-                out.append(cls(p, string(v).decode() if v != null else None))
-                continue
-            out.append(cls(p, None))
-            kids = []
-            c = lib.lyd_child(n)
-            while c != null:
-                if created or not c.flags & _DEFAULT:
-                    cs = c.schema
-                    if cs.nodetype & _MULTI:
-                        kids.append((c, node_path(c)))
-                    else:
-                        key = (cs, sch.module)
-                        name = names.get(key)
-                        if name is None:
-                            name = string(cs.name).decode()
-                            if cs.module != sch.module:
-                                name = string(cs.module.name).decode() + ":" + name
-                            names[key] = name
-                        kids.append((c, p + "/" + name))
-                c = c.next
-            kids.reverse()
-            stack.extend(kids)
+        mod = sch.module
+        c = lib.lyd_child(n)
+        while c != null:
+            if created or not c.flags & _DEFAULT:
+                cs = c.schema
+                nt = cs.nodetype
+                if nt & _MULTI:
+                    step = _step(c, cs, mod)
+                    cp = node_path(c) if step is None else p + "/" + step
+                else:
+                    key = (cs, mod)
+                    name = names.get(key)
+                    if name is None:
+                        name = _string(cs.name).decode()
+                        if cs.module != mod:
+                            name = _string(cs.module.name).decode() + ":" + name
+                        names[key] = name
+                    cp = p + "/" + name
+                if nt & _TERM:
+                    v = get_value(c)
+                    out.append(cls(cp, _string(v).decode() if v != null else None))
+                else:
+                    self._record(c, cp, cls, created)
+            c = c.next
 
     # -- mutations ---------------------------------------------------------
     def _insert(self, parent: Any, node: Any) -> None:
@@ -117,41 +197,44 @@ class _Editor:
         if first == ffi.NULL:
             self.tree.root = node
             return
-        out = ly.xffi.new("void **")
-        ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(first), ly.xnode(node), out), self.ctx,
-                 "inserting data")
-        self.tree.root = _xp(out[0])
+        out = self._xout
+        ly.check(ly.xlib.lyd_insert_sibling(first, node, out), self.ctx, "inserting data")
+        self.tree.root = ffi.cast("struct lyd_node *", out[0])
 
     def _unlink_free(self, t: Any) -> None:
         if t.parent == ffi.NULL and t == self.tree.first():
             self.tree.root = t.next
         lib.lyd_free_tree(t)
 
-    def _delete(self, t: Any) -> None:
-        self._record_subtree(t, created=False)
+    def _delete(self, t: Any, path: str | None = None) -> None:
+        self._record_subtree(t, created=False, path=path)
         self._unlink_free(t)
 
     def _dup(self, e: Any, recursive: bool) -> Any:
-        out = ly.xffi.new("void **")
+        out = self._out
         opts = lib.LYD_DUP_NO_META | (lib.LYD_DUP_RECURSIVE if recursive else 0)
-        ly.check(ly.xlib.lyd_dup_single(ly.xnode(e), ly.xffi.NULL, opts, out), self.ctx,
-                 "copying edit data")
-        return _xp(out[0])
+        ly.check(lib.lyd_dup_single(e, ffi.NULL, opts, out), self.ctx, "copying edit data")
+        return out[0]
 
-    def _create(self, e: Any, parent: Any, recursive: bool = True) -> Any:
+    def _create(self, e: Any, parent: Any, recursive: bool = True,
+                path: str | None = None) -> Any:
+        """Copy ``e`` under ``parent``; ``path``, when given, is the new node's lyd_path."""
         node = self._dup(e, recursive)
         self._insert(parent, node)
         self._position(node, e, created=True)
         if recursive:
-            self._record_subtree(node, created=True)
+            self._record_subtree(node, created=True, path=path)
         else:
-            path = node_path(node)
+            if path is None:
+                path = node_path(node)
             self.changes.append(ChangeCreated(path, node_value(node)))
             if node.schema.nodetype & lib.LYS_LIST:
+                mod = node.schema.module
                 for k in siblings(lib.lyd_child(node)):
                     if not k.schema.flags & lib.LYS_KEY:
                         break
-                    self.changes.append(ChangeCreated(node_path(k), node_value(k)))
+                    self.changes.append(ChangeCreated(f"{path}/{_step(k, k.schema, mod)}",
+                                                      node_value(k)))
         return node
 
     # -- ordered-by-user positions ------------------------------------------
@@ -213,30 +296,45 @@ class _Editor:
         return _xp(out[0])
 
     # -- the walk ----------------------------------------------------------
-    def process(self, e: Any, parent: Any, inherited: str) -> None:
-        op = get_meta(self.ctx, e, "ietf-netconf", "operation") or inherited
-        if e.schema.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST):
-            where = node_path(e)
-            if where in self._seen:
-                raise DataExists("the edit names this entry twice", path=where)
-            self._seen.add(where)
+    def process(self, e: Any, parent: Any, inherited: str, ppath: str | None = None) -> None:
+        """Apply edit node ``e`` under ``parent`` of the working tree (NULL: the top).
+
+        ``ppath`` is ``parent``'s data path ("" at the top; None: not known yet).  The
+        edit node and its target share their path (same names, same key values), so
+        one string serves the duplicate check and the change records.
+        """
+        sch = e.schema
+        nt = sch.nodetype
+        op = (inherited if e.meta == _NULL
+              else get_meta(self.ctx, e, "ietf-netconf", "operation") or inherited)
+        if ppath is None:
+            ppath = self._parent_path(parent)
+        p = e.parent
+        step = _step(e, sch, None if p == _NULL else p.schema.module)
+        where = None if step is None else ppath + "/" + step
+        if nt & _MULTI:
+            seen = node_path(e) if where is None else where
+            if seen in self._seen:
+                raise DataExists("the edit names this entry twice", path=seen)
+            self._seen.add(seen)
         if op not in OPERATIONS:
             raise InvalidValue(f"unknown operation {op!r}", tag="bad-attribute")
         t = self._find(parent, e)
-        dflt = t != ffi.NULL and is_default(t) and bool(e.schema.nodetype & _TERM)
-        present = t != ffi.NULL and not dflt
-        if is_default(e) and e.schema.nodetype & _TERM and op in ("merge", "replace", "none"):
+        is_term = bool(nt & _TERM)
+        dflt = t != _NULL and is_term and bool(t.flags & _DEFAULT)
+        present = t != _NULL and not dflt
+        if is_term and e.flags & _DEFAULT and op in ("merge", "replace", "none"):
             # an implicit default in a validated source (copy-config, rollback): the
             # target needs no explicit value; validation adds the default back
             if present and op == "replace":
-                self._delete(t)
+                self._delete(t, where)
             return
         if op in ("delete", "remove"):
             if not present:
                 if op == "delete":
                     raise DataMissing("the data to delete does not exist", path=node_path(e))
                 return
-            self._delete(t)
+            self._delete(t, where)
             return
         if op == "create" and present and not (
                 e.schema.nodetype & lib.LYS_CONTAINER and is_default(t)):
@@ -244,30 +342,29 @@ class _Editor:
         if dflt:
             self._unlink_free(t)
             t, present = ffi.NULL, False
-        is_term = bool(e.schema.nodetype & _TERM)
         if op == "none" and t == ffi.NULL and is_term:
             return
         if op in ("create", "replace", "merge") and t == ffi.NULL and not _has_ops(e):
-            self._create(e, parent)
+            self._create(e, parent, path=where)
             return
         if is_term:
-            if e.schema.nodetype & lib.LYS_LEAF and op != "none":
-                self._set_leaf(t, e)
+            if nt & lib.LYS_LEAF and op != "none":
+                self._set_leaf(t, e, where)
             elif op != "none":
                 self._position(t, e, created=False)
             return
         if t == ffi.NULL:
             mark = len(self.changes)
-            t = self._create(e, parent, recursive=False)
-            self._children(e, t, op)
+            t = self._create(e, parent, recursive=False, path=where)
+            self._children(e, t, op, where)
             if op == "none" and len(self.changes) == mark + 1 + _keys(e):
                 del self.changes[mark:]
                 self._unlink_free(t)
             return
         if op == "replace":
-            self._replace_children(t, e)
+            self._replace_children(t, e, where)
         else:
-            self._children(e, t, op)
+            self._children(e, t, op, where)
         if op != "none":
             self._position(t, e, created=False)
 
@@ -280,11 +377,15 @@ class _Editor:
             if find_sibling(efirst, c) == ffi.NULL:
                 self._delete(c)
 
-    def _children(self, e: Any, t: Any, op: str) -> None:
-        for c in siblings(lib.lyd_child_no_keys(e)):
-            self.process(c, t, op)
+    def _children(self, e: Any, t: Any, op: str, tpath: str | None = None) -> None:
+        process = self.process
+        c = lib.lyd_child_no_keys(e)
+        while c != _NULL:
+            nxt = c.next
+            process(c, t, op, tpath)
+            c = nxt
 
-    def _set_leaf(self, t: Any, e: Any) -> None:
+    def _set_leaf(self, t: Any, e: Any, path: str | None = None) -> None:
         new = node_value(e)
         old = node_value(t)
         if new == old or new is None or old is None:
@@ -292,16 +393,16 @@ class _Editor:
         rc = ly.xlib.lyd_change_term(ly.xnode(t), new.encode())
         if rc not in (lib.LY_SUCCESS, lib.LY_EEXIST, lib.LY_ENOT):
             ly.raise_last(self.ctx, "changing a value")
-        self.changes.append(ChangeModified(node_path(t), new, old))
+        self.changes.append(ChangeModified(node_path(t) if path is None else path, new, old))
 
-    def _replace_children(self, t: Any, e: Any) -> None:
+    def _replace_children(self, t: Any, e: Any, tpath: str | None = None) -> None:
         echild = lib.lyd_child_no_keys(e)
         for c in list(siblings(lib.lyd_child_no_keys(t))):
             if is_default(c):
                 continue
             if find_sibling(echild, c) == ffi.NULL:
-                self._delete(c)
-        self._children(e, t, "replace")
+                self._delete(c, None if tpath is None else child_path(tpath, c))
+        self._children(e, t, "replace", tpath)
         self._follow_order(t, e)
 
     def _follow_order(self, t: Any, e: Any) -> None:
@@ -363,7 +464,7 @@ def apply_edit(ctx: Any, tree: Tree, edit: Tree, default_operation: str = "merge
     if default_operation == "replace":
         ed.replace_top(edit)
     for e in list(siblings(edit.first())):
-        ed.process(e, ffi.NULL, default_operation)
+        ed.process(e, ffi.NULL, default_operation, "")
     return ed.changes
 
 
