@@ -15,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nfo.errors import MalformedMessage
 from nfo.schema import ly
-from nfo.schema.data import Tree, find_sibling, get_meta, siblings
+from nfo.schema.data import Tree, get_meta, siblings
 from nfo.schema.deps import Independence
 from nfo.schema.ly import ffi, lib
 
 __all__ = ["Plan", "plan_edits"]
 
 _MASS_OPS = ("replace", "delete", "remove", "create")
+_BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 
 
 @dataclass
@@ -96,11 +98,11 @@ class Plan:
                 for c in list(siblings(lib.lyd_child_no_keys(old))):
                     lib.lyd_free_tree(c)
                 for c in list(siblings(lib.lyd_child_no_keys(new))):
-                    ly.xlib.lyd_unlink_tree(ly.xnode(c))
+                    ly.xlib.lyd_unlink_tree(c)
                     ly.check(lib.lyd_insert_child(old, c), self.ctx, "grafting data")
                 moved.add(ly.addr(new))
             for inst in _instances(wfirst(), schema):
-                if ly.addr(inst) not in moved:
+                if not moved or ly.addr(inst) not in moved:
                     _move(self.ctx, work, inst, live, live_parent)
             return
         if key in self.anc:
@@ -145,7 +147,8 @@ def plan_edits(ctx: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Pl
 
 def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[int],
           touched_schema: set[int], touched: dict[int, list[Any]]) -> None:
-    op = get_meta(ctx, n, "ietf-netconf", "operation") or inherited
+    op = (inherited if n.meta == ffi.NULL
+          else get_meta(ctx, n, "ietf-netconf", "operation") or inherited)
     key = ly.addr(n.schema)
     if key in ind.lists:
         touched.setdefault(key, []).append(n)
@@ -165,14 +168,32 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
 
 # -- small tree helpers -------------------------------------------------------
 
+def find_sibling(first: Any, node: Any) -> Any:
+    """:func:`nfo.schema.data.find_sibling` (same lookups, same semantics) without its
+    pointer casts: xlib's ``void *`` parameters take the bindings' pointers as they are.
+    It runs once per touched entry, twice per transaction."""
+    if first == ffi.NULL:
+        return ffi.NULL
+    out = ly.xffi.new("void **")
+    if node.schema.nodetype & _BY_SCHEMA:
+        rc = ly.xlib.lyd_find_sibling_val(first, node.schema, ly.xffi.NULL, 0, out)
+    else:
+        rc = ly.xlib.lyd_find_sibling_first(first, node, out)
+    if rc == lib.LY_SUCCESS:
+        return ffi.cast("struct lyd_node *", out[0])
+    if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
+        raise MalformedMessage("libyang could not look up a sibling")
+    return ffi.NULL
+
+
 def _instances(first: Any, schema: Any) -> list[Any]:
     if first == ffi.NULL:
         return []
     out = ly.xffi.new("void **")
-    rc = ly.xlib.lyd_find_sibling_val(ly.xnode(first), ly.xnode(schema), ly.xffi.NULL, 0, out)
+    rc = ly.xlib.lyd_find_sibling_val(first, schema, ly.xffi.NULL, 0, out)
     if rc != lib.LY_SUCCESS:
         return []
-    node = ly.fromx(out[0])
+    node = ffi.cast("struct lyd_node *", out[0])
     res = []
     while node != ffi.NULL and node.schema == schema:
         res.append(node)
@@ -181,10 +202,10 @@ def _instances(first: Any, schema: Any) -> list[Any]:
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:
-    out = ly.xffi.new("void **")
+    out = ffi.new("struct lyd_node **")
     opts = lib.LYD_DUP_WITH_FLAGS | (lib.LYD_DUP_RECURSIVE if recursive else 0)
-    ly.check(ly.xlib.lyd_dup_single(ly.xnode(node), ly.xffi.NULL, opts, out), ctx, "copying data")
-    return ly.fromx(out[0])
+    ly.check(lib.lyd_dup_single(node, ffi.NULL, opts, out), ctx, "copying data")
+    return out[0]
 
 
 def _insert(ctx: Any, tree: Tree, parent: Any, node: Any) -> None:
@@ -196,15 +217,14 @@ def _insert(ctx: Any, tree: Tree, parent: Any, node: Any) -> None:
         tree.root = node
         return
     out = ly.xffi.new("void **")
-    ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(first), ly.xnode(node), out), ctx,
-             "inserting data")
-    tree.root = ly.fromx(out[0])
+    ly.check(ly.xlib.lyd_insert_sibling(first, node, out), ctx, "inserting data")
+    tree.root = ffi.cast("struct lyd_node *", out[0])
 
 
 def _unlink(tree: Tree, node: Any) -> None:
     if node.parent == ffi.NULL and node == tree.first():
         tree.root = node.next
-    ly.xlib.lyd_unlink_tree(ly.xnode(node))
+    ly.xlib.lyd_unlink_tree(node)
 
 
 def _unlink_free(tree: Tree, node: Any) -> None:
