@@ -8,13 +8,16 @@ and RPC content is handed to libyang through the datastore API.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import re
 import time
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -429,7 +432,168 @@ def _ds_of(op: ET.Element, which: str, *, allow_config: bool = False
 
 
 def _config_text(config: ET.Element, prefixes: dict[str, str]) -> str:
+    raw = _raw_children(config, prefixes)
+    if raw is not None:
+        return raw
     return "".join(_serialize(c, prefixes) for c in config)
+
+
+# -- inline configuration as the client sent it -------------------------------------
+
+_REQUEST: ContextVar[tuple[bytes, ET.Element] | None] = ContextVar("nfo_netconf_request",
+                                                                   default=None)
+"""The request :func:`handle` is processing: its bytes and its parsed root."""
+_QNAME_END = re.compile(rb"<[^\s/>]+")
+_XML_DECL = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)", re.IGNORECASE)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _index_path(root: ET.Element, target: ET.Element, depth: int = 3) -> list[int] | None:
+    """Child indexes from ``root`` down to ``target`` (found within ``depth`` levels)."""
+    for i, c in enumerate(root):
+        if c is target:
+            return [i]
+    if depth > 1:
+        for i, c in enumerate(root):
+            sub = _index_path(c, target, depth - 1)
+            if sub is not None:
+                return [i, *sub]
+    return None
+
+
+def _raw_children(config: ET.Element, prefixes: dict[str, str]) -> str | None:
+    """The children of an inline ``<config>`` cut from the request bytes, each start
+    tag given the namespace declarations it relied on from its ancestors; None when
+    that cannot be done exactly (then the element is serialized again by ElementTree).
+
+    A large edit's content is then handed to libyang as the client wrote it, instead
+    of being rebuilt node by node in Python.  Each child is declared what
+    :func:`_serialize` declares (every prefix of the document, so that prefixed
+    values still resolve) plus the declarations in scope at ``<config>``, which win,
+    the default namespace included; a child's own declarations stay its own.
+    Comments, processing instructions, CDATA sections, text beside the children and
+    encodings other than UTF-8 take the ElementTree path.
+    """
+    req = _REQUEST.get()
+    if req is None or len(config) == 0:
+        return None
+    data, root = req
+    ws = " \t\r\n"
+    if (config.text and config.text.strip(ws)) or any(c.tail and c.tail.strip(ws)
+                                                      for c in config):
+        return None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    decl = _XML_DECL.match(data)
+    if decl is not None and decl.group(1).lower().replace(b"_", b"-") not in (b"utf-8",
+                                                                              b"utf8"):
+        return None
+    where = _index_path(root, config)
+    if where is None:
+        return None
+    try:
+        found = _scan_children(data, where)
+    except (xml.parsers.expat.ExpatError, ValueError):
+        return None
+    if found is None:
+        return None
+    scope, kids, end = found
+    if len(kids) != len(config):
+        return None
+    base = {**prefixes, **scope}
+    out = []
+    for i, (start, own) in enumerate(kids):
+        stop = kids[i + 1][0] if i + 1 < len(kids) else end
+        chunk = data[start:stop]
+        m = _QNAME_END.match(chunk)
+        if m is None:
+            return None
+        extra = "".join(
+            f" xmlns={quoteattr(u)}" if not p else f" xmlns:{p}={quoteattr(u)}"
+            for p, u in base.items() if p not in own)
+        out.append(chunk[:m.end()].decode() + extra + chunk[m.end():].decode())
+    return "".join(out)
+
+
+def _scan_children(data: bytes, where: list[int]
+                   ) -> tuple[dict[str, str], list[tuple[int, set[str]]], int] | None:
+    """Find, with expat, the element at child indexes ``where`` below the root: the
+    namespace declarations in scope at it ("" is the default namespace), the byte
+    offset and own declarations of each child, and the offset of its end tag.
+
+    Inside the element the handlers only count depth (they run once per node)."""
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    scopes: list[dict[str, str]] = []
+    counts = [0]
+    pending: dict[str, str] = {}
+    scope: dict[str, str] = {}
+    kids: list[tuple[int, set[str]]] = []
+    k = len(where)
+    matched = 0
+    depth = 0
+    end_at = -1
+    inside = False
+
+    def ns_start(prefix: str | None, uri: str | None) -> None:
+        pending[prefix or ""] = uri or ""
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal matched, depth, inside
+        d = len(scopes)
+        i = counts[-1]
+        counts[-1] += 1
+        counts.append(0)
+        scopes.append(dict(pending))
+        pending.clear()
+        if matched == d and (d == 0 or (d <= k and where[d - 1] == i)):
+            matched = d + 1
+            if d == k:
+                for sc in scopes:
+                    scope.update(sc)
+                depth = 0
+                inside = True
+                parser.StartElementHandler = inner_start
+                parser.EndElementHandler = inner_end
+
+    def end(name: str) -> None:
+        nonlocal matched
+        scopes.pop()
+        counts.pop()
+        matched = min(matched, len(scopes))
+
+    def inner_start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        if depth == 0:
+            kids.append((parser.CurrentByteIndex, set(pending)))
+        if pending:
+            pending.clear()
+        depth += 1
+
+    def inner_end(name: str) -> None:
+        nonlocal depth, end_at
+        depth -= 1
+        if depth < 0:
+            end_at = parser.CurrentByteIndex
+            raise _Stop
+
+    def refuse(*_: Any) -> None:
+        if inside:
+            raise ValueError("markup the raw path does not carry")
+
+    parser.StartNamespaceDeclHandler = ns_start
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CommentHandler = refuse
+    parser.ProcessingInstructionHandler = refuse
+    parser.StartCdataSectionHandler = refuse
+    with contextlib.suppress(_Stop):
+        parser.Parse(data, True)
+    if end_at < 0:
+        return None
+    return scope, kids, end_at
 
 
 # -- operations -----------------------------------------------------------------------
@@ -846,6 +1010,7 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
         ctx.out_rpc_errors += 1
         return rpc_error_reply(e, attrs, ctx)
     ctx.in_rpcs += 1
+    token = _REQUEST.set((rpc_xml.lstrip(b" \t\r\n"), root))
     try:
         body = await _dispatch(ctx, ops[0], prefixes, attrs)
     except NfoError as e:
@@ -856,6 +1021,8 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
         ctx.out_rpc_errors += 1
         return rpc_error_reply(OperationFailed("internal error while processing the request"),
                                attrs, ctx)
+    finally:
+        _REQUEST.reset(token)
     if isinstance(body, bytes):
         return body
     return _reply(attrs, body)
