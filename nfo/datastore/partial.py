@@ -37,6 +37,8 @@ class Plan:
     """Per pruned list, the edit's nodes for the entries it names (valid while the
     transaction runs; entries are matched by key, never through printed paths)."""
     anc: set[int] = field(default_factory=set)
+    out: Any = field(default_factory=lambda: ly.xffi.new("void **"), repr=False)
+    """Result slot of this plan's sibling lookups (one allocation per transaction)."""
 
     # -- building the partial copy ------------------------------------------
     def build(self, live: Tree) -> Tree:
@@ -50,7 +52,7 @@ class Plan:
         if key in self.pruned:
             seen: set[int] = set()
             for enode in self.touched.get(key, ()):
-                node = find_sibling(live_first, enode)
+                node = find_sibling(live_first, enode, self.out)
                 if node != ffi.NULL and ly.addr(node) not in seen:
                     seen.add(ly.addr(node))
                     _insert(self.ctx, out, out_parent, _dup(self.ctx, node, True))
@@ -85,10 +87,10 @@ class Plan:
         if key in self.pruned:
             moved: set[int] = set()
             for enode in self.touched.get(key, ()):
-                old = find_sibling(lfirst(), enode)
+                old = find_sibling(lfirst(), enode, self.out)
                 if old == ffi.NULL:
                     continue
-                new = find_sibling(wfirst(), old)
+                new = find_sibling(wfirst(), old, self.out)
                 if new == ffi.NULL:
                     _unlink_free(live, old)
                     continue
@@ -168,13 +170,14 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
 
 # -- small tree helpers -------------------------------------------------------
 
-def find_sibling(first: Any, node: Any) -> Any:
+def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
     """:func:`nfo.schema.data.find_sibling` (same lookups, same semantics) without its
     pointer casts: xlib's ``void *`` parameters take the bindings' pointers as they are.
     It runs once per touched entry, twice per transaction."""
     if first == ffi.NULL:
         return ffi.NULL
-    out = ly.xffi.new("void **")
+    if out is None:
+        out = ly.xffi.new("void **")
     if node.schema.nodetype & _BY_SCHEMA:
         rc = ly.xlib.lyd_find_sibling_val(first, node.schema, ly.xffi.NULL, 0, out)
     else:
