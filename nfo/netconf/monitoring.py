@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +68,8 @@ class Monitor:
         if self._servers == 0:
             self.ds.unprovide_oper(MONITORING_PATH)
             self.ds.unprovide_oper(STREAMS_PATH)
+            if _monitors.get(id(self.ds)) is self:
+                del _monitors[id(self.ds)]
 
     # -- session lifecycle --
     def started(self, info: SessionInfo) -> None:
@@ -163,12 +164,13 @@ class Monitor:
         return json.dumps({f"{_MON}:netconf-state": state})
 
 
-_monitors: weakref.WeakKeyDictionary[Datastore, Monitor] = weakref.WeakKeyDictionary()
+_monitors: dict[int, Monitor] = {}
+"""Monitors of datastores that have a NETCONF listener, by ``id(datastore)``."""
 
 
 def monitor_for(ds: Datastore) -> Monitor:
     """The one monitor of a datastore, shared by all its NETCONF listeners."""
-    m = _monitors.get(ds)
-    if m is None:
-        m = _monitors[ds] = Monitor(ds)
+    m = _monitors.get(id(ds))
+    if m is None or m.ds is not ds:
+        m = _monitors[id(ds)] = Monitor(ds)
     return m
