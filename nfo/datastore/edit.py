@@ -191,7 +191,8 @@ class _Editor:
     # -- mutations ---------------------------------------------------------
     def _insert(self, parent: Any, node: Any) -> None:
         if parent != ffi.NULL:
-            ly.check(lib.lyd_insert_child(parent, node), self.ctx, "inserting data")
+            if lib.lyd_insert_child(parent, node) != lib.LY_SUCCESS:
+                ly.raise_last(self.ctx, "inserting data")
             return
         first = self.tree.first()
         if first == ffi.NULL:
@@ -213,7 +214,8 @@ class _Editor:
     def _dup(self, e: Any, recursive: bool) -> Any:
         out = self._out
         opts = lib.LYD_DUP_NO_META | (lib.LYD_DUP_RECURSIVE if recursive else 0)
-        ly.check(lib.lyd_dup_single(e, ffi.NULL, opts, out), self.ctx, "copying edit data")
+        if lib.lyd_dup_single(e, ffi.NULL, opts, out) != lib.LY_SUCCESS:
+            ly.raise_last(self.ctx, "copying edit data")
         return out[0]
 
     def _create(self, e: Any, parent: Any, recursive: bool = True,
@@ -221,7 +223,8 @@ class _Editor:
         """Copy ``e`` under ``parent``; ``path``, when given, is the new node's lyd_path."""
         node = self._dup(e, recursive)
         self._insert(parent, node)
-        self._position(node, e, created=True)
+        if node.schema.flags & lib.LYS_ORDBY_USER:
+            self._position(node, e, created=True)
         if recursive:
             self._record_subtree(node, created=True, path=path)
         else:
@@ -433,11 +436,13 @@ class _Editor:
 
 def _has_ops(e: Any) -> bool:
     """Whether any descendant of ``e`` carries its own operation or insert metadata."""
-    for c in siblings(lib.lyd_child(e)):
-        if c.meta != ffi.NULL:
+    c = lib.lyd_child(e)
+    while c != _NULL:
+        if c.meta != _NULL:
             return True
         if not (c.schema.nodetype & _TERM) and _has_ops(c):
             return True
+        c = c.next
     return False
 
 
