@@ -103,9 +103,15 @@ class Plan:
                     ly.xlib.lyd_unlink_tree(c)
                     ly.check(lib.lyd_insert_child(old, c), self.ctx, "grafting data")
                 moved.add(ly.addr(new))
+            # under a parent on both sides, lyd_insert_child unlinks the entry itself
+            direct = live_parent != ffi.NULL and work_parent != ffi.NULL
             for inst in _instances(wfirst(), schema):
-                if not moved or ly.addr(inst) not in moved:
+                if moved and ly.addr(inst) in moved:
+                    continue
+                if not direct:
                     _move(self.ctx, work, inst, live, live_parent)
+                elif lib.lyd_insert_child(live_parent, inst) != lib.LY_SUCCESS:
+                    ly.raise_last(self.ctx, "grafting data")
             return
         if key in self.anc:
             winsts = _instances(wfirst(), schema)
