@@ -98,6 +98,8 @@ LOOKUP_TTL = 60.0
 POLL_MIN = 0.5
 POLL_MAX = 5.0
 POLL_GROWTH = 1.5
+TERMINATE_POLL = 0.25
+"""First poll interval of ``terminate`` (growing by a quarter each round, up to 2 s)."""
 TERMINATE_TIMEOUT = 300.0
 """Seconds ``terminate`` waits for Nova to drop the server."""
 REDELETE_EVERY = 15.0
@@ -456,9 +458,10 @@ class OpenStackDriver:
     def _server_name(self, instance: str) -> str:
         return f"nfo-{instance}-{self.owner}"
 
-    def _owned(self, conn: Any, instance: str | None) -> list[Any]:
-        """Servers of this installation (for ``instance`` only, when given), not being
-        deleted, decided by their metadata; Nova's name filter only narrows the list."""
+    def _owned(self, conn: Any, instance: str | None, deleting: bool = False) -> list[Any]:
+        """Servers of this installation (for ``instance`` only, when given), decided by
+        their metadata (Nova's name filter only narrows the list); those being deleted
+        only when ``deleting``."""
         owner = _name_pattern(self.owner)
         pattern = (f"^nfo-{_name_pattern(instance)}-{owner}$" if instance is not None
                    else f"^nfo-.*-{owner}$")
@@ -469,7 +472,7 @@ class OpenStackDriver:
                 continue
             if instance is not None and meta.get(META_INSTANCE) != instance:
                 continue
-            if _being_deleted(s):
+            if _being_deleted(s) and not deleting:
                 continue
             out.append(s)
         return out
@@ -595,12 +598,13 @@ class OpenStackDriver:
         return server_status(server)
 
     async def _owned_shared(self) -> dict[str, Any]:
-        """This installation's servers by id, from one list call shared by every caller
-        that comes while it runs: N instances polled at once cost one request."""
+        """This installation's servers by id (those being deleted too), from one list
+        call shared by every caller that comes while it runs: N instances polled at once
+        cost one request."""
         task = self._listing
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(
-                self._call("list servers", self._owned, None),
+                self._call("list servers", self._owned, None, True),
                 name=f"nfo-openstack-list-{self.vim_name}")
             task.add_done_callback(_retrieve)
             self._listing = task
@@ -613,11 +617,15 @@ class OpenStackDriver:
         await self._call(what, self._delete, resource_id)
         loop = asyncio.get_running_loop()
         started = last_delete = loop.time()
-        delay = 0.2
+        delay = TERMINATE_POLL
         redeleted_error = False
         deleted_at = 0.0
         while True:
-            server = await self._call(what, self._get, resource_id)
+            # the shared list first (N deletions polled cost one request); Nova's answer
+            # by id decides once the server is no longer listed
+            server = (await self._owned_shared()).get(resource_id)
+            if server is None:
+                server = await self._call(what, self._get, resource_id)
             if server is None:
                 log.info("openstack VIM %s: deleted server %s", self.vim_name, resource_id)
                 return
@@ -629,6 +637,7 @@ class OpenStackDriver:
                 if now - deleted_at > DELETED_GRACE:
                     return
                 await asyncio.sleep(delay)
+                delay = min(2.0, delay * 1.25)
                 continue
             idle = server.task_state != "deleting"
             if now - started > TERMINATE_TIMEOUT:
@@ -647,7 +656,7 @@ class OpenStackDriver:
                 await self._call(what, self._delete, resource_id)
                 last_delete = now
             await asyncio.sleep(delay)
-            delay = min(2.0, delay * 1.5)
+            delay = min(2.0, delay * 1.25)
 
     async def update(self, resource_id: str, req: InstantiateRequest) -> bool:
         """In place only when nothing Nova was given changes (same ``nfo-spec`` digest)."""
