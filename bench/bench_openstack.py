@@ -183,9 +183,11 @@ class Nfo:
         state = StateDir(self.tmp / "nfo-state")
         self.ds = await open_datastore(state, [])
         self.owner = f"bench-{uuid.uuid4().hex[:8]}"
-        self.mgr = WorkloadManager(self.ds, DriverRegistry(state.path, self.owner,
-                                                           [OpenStackDriver]),
-                                   poll_interval=INTERVAL, health_interval=3600)
+        # every registered driver, as `nfo serve` has them (the seeded local VIM too)
+        registry = DriverRegistry.from_entry_points(state.path, self.owner)
+        assert OpenStackDriver.name in registry.names()
+        self.mgr = WorkloadManager(self.ds, registry, poll_interval=INTERVAL,
+                                   health_interval=3600)
         await self.mgr.start()
         self.s = self.ds.session("bench")
         self.sub = self.ds.notifications.subscribe()

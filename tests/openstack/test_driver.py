@@ -256,8 +256,13 @@ async def test_clouds_yaml_account(openstack_cloud: Any, tmp_path: Path, owner: 
     drv = OpenStackDriver(VimAccount("byname", "nfo-vim:openstack", {"cloud": "nfo-test"}),
                           DriverContext(tmp_path, owner))
     try:
-        resp = await drv.instantiate(request(openstack_cloud, "fw4"))
-        assert conn.compute.get_server(resp.resource_id).metadata[META_OWNER] == owner
+        # a name with every character an instance name may hold: Nova's name filter is a
+        # regular expression, and find() must still see the server through it
+        resp = await drv.instantiate(request(openstack_cloud, "fw.4_x-y"))
+        server = conn.compute.get_server(resp.resource_id)
+        assert server.metadata[META_OWNER] == owner and server.name == f"nfo-fw.4_x-y-{owner}"
+        assert await drv.find("fw.4_x-y") == resp.resource_id
+        assert await drv.list_resources() == {"fw.4_x-y": resp.resource_id}
         await drv.terminate(resp.resource_id)
     finally:
         await drv.close()
