@@ -72,8 +72,9 @@ class VimAccount:
     name: str
     type: str
     """Identity, module-qualified: ``nfo-vim:local``."""
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """The VIM's per-type container (``local``, ``sim``, ``openstack``) as RFC 7951 JSON."""
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """The VIM's per-type container (``local``, ``sim``, ``openstack``) as RFC 7951 JSON;
+    left out of ``repr`` (it may hold credentials)."""
     capacity: Capacity = Capacity()
     enabled: bool = True
 

@@ -182,3 +182,11 @@ def test_unregister_forgets_the_vim_type(tmp_path: Path) -> None:
     assert "openstack" not in reg.names()
     assert reg.driver_name("nfo-vim:openstack") is None
     reg.unregister("openstack")  # idempotent
+
+
+def test_vim_account_repr_hides_settings() -> None:
+    from nfo.registry import VimAccount
+
+    vim = VimAccount("os1", "nfo-vim:openstack", {"auth-url": "http://127.0.0.1:1/v3",
+                                                  "password": "s3cret-pw"})
+    assert "s3cret-pw" not in repr(vim) and "os1" in repr(vim)
