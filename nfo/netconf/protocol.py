@@ -440,9 +440,10 @@ def _config_text(config: ET.Element, prefixes: dict[str, str]) -> str:
 
 # -- inline configuration as the client sent it -------------------------------------
 
-_REQUEST: ContextVar[tuple[bytes, ET.Element] | None] = ContextVar("nfo_netconf_request",
-                                                                   default=None)
-"""The request :func:`handle` is processing: its bytes and its parsed root."""
+_REQUEST: ContextVar[list[Any] | None] = ContextVar("nfo_netconf_request", default=None)
+"""The request :func:`handle` is processing: [its bytes, its parsed root].  The list is
+emptied when the request ends, so tasks started meanwhile (which copy the context)
+do not keep a large request alive."""
 _QNAME_END = re.compile(rb"<[^\s/>]+")
 _XML_DECL = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)", re.IGNORECASE)
 
@@ -478,7 +479,7 @@ def _raw_children(config: ET.Element, prefixes: dict[str, str]) -> str | None:
     encodings other than UTF-8 take the ElementTree path.
     """
     req = _REQUEST.get()
-    if req is None or len(config) == 0:
+    if not req or len(config) == 0:
         return None
     data, root = req
     ws = " \t\r\n"
@@ -1010,7 +1011,8 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
         ctx.out_rpc_errors += 1
         return rpc_error_reply(e, attrs, ctx)
     ctx.in_rpcs += 1
-    token = _REQUEST.set((rpc_xml.lstrip(b" \t\r\n"), root))
+    request = [rpc_xml.lstrip(b" \t\r\n"), root]
+    token = _REQUEST.set(request)
     try:
         body = await _dispatch(ctx, ops[0], prefixes, attrs)
     except NfoError as e:
@@ -1022,6 +1024,7 @@ async def handle(ctx: NetconfContext, rpc_xml: bytes) -> bytes:
         return rpc_error_reply(OperationFailed("internal error while processing the request"),
                                attrs, ctx)
     finally:
+        request.clear()
         _REQUEST.reset(token)
     if isinstance(body, bytes):
         return body

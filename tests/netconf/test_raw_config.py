@@ -108,7 +108,7 @@ def _texts(doc: str) -> tuple[str, str | None]:
     root, prefixes = protocol._parse(data)
     config = _config_of(root)
     old = "".join(protocol._serialize(c, prefixes) for c in config)
-    token = protocol._REQUEST.set((data, root))
+    token = protocol._REQUEST.set([data, root])
     try:
         return old, protocol._raw_children(config, prefixes)
     finally:
