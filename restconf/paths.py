@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from nfo.errors import InvalidValue, MalformedMessage, NfoError
 from nfo.schema import ly
-from nfo.schema.data import node_path
+from nfo.schema.data import node_path, path_steps
 from nfo.schema.ly import ffi, lib
 
 __all__ = [
@@ -174,23 +174,9 @@ def segment_uri(s: Segment, qualified: bool) -> str:
 
 
 def _parent_of(path: str) -> str | None:
-    """The parent of a libyang data path (quote-aware split at the last '/')."""
-    depth = 0
-    quote_ch: str | None = None
-    cut = -1
-    for i, ch in enumerate(path):
-        if quote_ch:
-            if ch == quote_ch:
-                quote_ch = None
-        elif ch in "'\"" and depth:
-            quote_ch = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "/" and not depth:
-            cut = i
-    return path[:cut] if cut > 0 else None
+    """The parent of a libyang data path (None for a top-level node)."""
+    steps = path_steps(path, strict=False)
+    return "/" + "/".join(steps[:-1]) if len(steps) > 1 else None
 
 
 def decode(text: str, what: str) -> str:

@@ -63,7 +63,7 @@ from nfo.errors import (
     Veto,
 )
 from nfo.schema import ly
-from nfo.schema.data import Tree, node_path, siblings
+from nfo.schema.data import Tree, node_path, path_steps, siblings
 from nfo.schema.ly import ffi, lib
 
 __all__ = [
@@ -455,29 +455,7 @@ def _split_ly(path: str) -> list[str]:
         return []
     if not path.startswith("/"):
         raise InvalidValue(f"the target {path!r} is not an absolute data path")
-    out: list[str] = []
-    cur: list[str] = []
-    quote: str | None = None
-    depth = 0
-    for ch in path[1:]:
-        if quote is not None:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"" and depth:
-            quote = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "/" and not depth:
-            out.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    out.append("".join(cur))
-    if quote is not None or depth or any(not s for s in out):
-        raise InvalidValue(f"malformed data path {path!r}")
-    return out
+    return path_steps(path)
 
 
 def _resolve_ly(ctx: Any, path: str) -> list[_Seg]:

@@ -49,6 +49,7 @@ from nfo.schema.data import (
     node_path,
     parse_data,
     parse_op,
+    path_steps,
     print_nodes,
     siblings,
 )
@@ -997,23 +998,9 @@ _MAX_EDIT_RECORDS = 64
 
 
 def _parent_path(path: str) -> str:
-    """``path`` without its last step (a data path; predicates may hold '/')."""
-    quote = ""
-    depth = 0
-    last = 0
-    for i, ch in enumerate(path):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"" and depth:
-            quote = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "/" and not depth:
-            last = i
-    return path[:last]
+    """``path`` without its last step ('' for a top-level node)."""
+    steps = path_steps(path, strict=False)
+    return "/" + "/".join(steps[:-1]) if len(steps) > 1 else ""
 
 
 def _top_path(path: str) -> str:
@@ -1022,9 +1009,7 @@ def _top_path(path: str) -> str:
         return path
     if "[" not in path[:end]:
         return path[:end]
-    while (parent := _parent_path(path)):  # a top-level list whose key holds '/'
-        path = parent
-    return path
+    return "/" + path_steps(path, strict=False)[0]  # a top-level list whose key may hold '/'
 
 
 def _edit_records(changes: list[Change]) -> list[tuple[str, str]]:

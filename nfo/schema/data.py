@@ -31,6 +31,7 @@ __all__ = [
     "node_value",
     "parse_data",
     "parse_op",
+    "path_steps",
     "print_nodes",
     "rfc6243_xml",
     "siblings",
@@ -153,6 +154,35 @@ def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int 
         return str(ffi.string(buf[0]).decode("utf-8"))
     finally:
         lib.free(buf[0])
+
+
+def path_steps(path: str, *, strict: bool = True) -> list[str]:
+    """The steps of an absolute libyang data path: ``/a/b[k='x/y']`` gives ``a`` and
+    ``b[k='x/y']`` ('/' inside predicates does not split).  ``strict``: InvalidValue when a
+    quote or a bracket is left open or a step is empty; else the steps found (libyang
+    prints a key holding both quote characters as ``[k="it's "q""]``, which no parser
+    reads back)."""
+    steps: list[str] = []
+    quote = ""
+    depth = 0
+    start = 1
+    for i, ch in enumerate(path):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"" and depth:
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "/" and not depth and i:
+            steps.append(path[start:i])
+            start = i + 1
+    steps.append(path[start:])
+    if strict and (not path.startswith("/") or quote or depth or not all(steps)):
+        raise InvalidValue(f"malformed data path {path!r}")
+    return steps
 
 
 _WD_MODULE_ATTR = 'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"'

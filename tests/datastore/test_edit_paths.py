@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from nfo.datastore.changes import ChangeCreated, ChangeDeleted
 from nfo.datastore.edit import apply_edit, child_path
+from nfo.errors import InvalidValue
 from nfo.schema import Schema, Tree
-from nfo.schema.data import node_path, node_value, siblings
+from nfo.schema.data import node_path, node_value, path_steps, siblings
 from nfo.schema.ly import ffi, lib
 
 TEST_YANG = Path(__file__).parent / "yang"
@@ -188,3 +189,19 @@ def test_quotes_as_libyang_prints_them(schema: Schema) -> None:
         "/nfo-test:top/item[name='a\"b']", "/nfo-test:top/item[name='a\"b']/name",
         "/nfo-test:top/item[name=\"a'\"b\"]", "/nfo-test:top/item[name=\"a'\"b\"]/name",
     ]
+
+
+@pytest.mark.parametrize(("path", "steps"), [
+    ("/a:x", ["a:x"]),
+    ("/a:x/y[k='p/q']/z", ["a:x", "y[k='p/q']", "z"]),
+    ("/a:x/y[k=\"it's/\"][j='[']/z", ["a:x", "y[k=\"it's/\"][j='[']", "z"]),
+    ("/a:l[.='/']", ["a:l[.='/']"]),
+])
+def test_path_steps(path: str, steps: list[str]) -> None:
+    assert path_steps(path) == steps
+
+
+@pytest.mark.parametrize("bad", ["a:x", "/a:x/", "/a:y[k='x]", "/a:y[k='x'", "//a"])
+def test_path_steps_refuses_malformed(bad: str) -> None:
+    with pytest.raises(InvalidValue):
+        path_steps(bad)
