@@ -189,6 +189,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._reason = "dropped"
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_request = 0.0
+        self._busy = False
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._decoder = framing.Decoder(srv.max_message)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -279,13 +280,13 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self.shutdown("timeout")
 
     def _idle_check(self) -> None:
-        """Close a session that sent nothing for ``idle_timeout`` seconds, unless it
-        is waiting for notifications."""
+        """Close a session that sent nothing for ``idle_timeout`` seconds since its last
+        request ended, unless it is waiting for notifications."""
         loop = asyncio.get_running_loop()
         ctx = self._ctx
         due = self._last_request + self._srv.idle_timeout
         subscribed = ctx is not None and ctx.subscription is not None
-        if subscribed or loop.time() < due or not self._queue.empty():
+        if subscribed or self._busy or loop.time() < due or not self._queue.empty():
             self._idle_timer = loop.call_later(
                 max(due - loop.time(), 0.05) if not subscribed else self._srv.idle_timeout,
                 self._idle_check)
@@ -328,7 +329,12 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     break
                 if self._queue.qsize() <= 8 and self._chan is not None:
                     self._chan.resume_reading()
-                reply = await handle(ctx, msg)
+                self._busy = True
+                try:
+                    reply = await handle(ctx, msg)
+                finally:
+                    self._busy = False
+                    self._last_request = asyncio.get_running_loop().time()
                 self._send(reply)
                 sub = ctx.subscription
                 if sub is not None and self._notifier is None:

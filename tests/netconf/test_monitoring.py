@@ -194,6 +194,23 @@ async def test_idle_session_is_closed(guarded: NetconfServer) -> None:
     await wait_for(lambda: guarded.monitor.dropped_sessions == 1, "the idle session to drop")
 
 
+async def test_a_long_request_is_not_idleness(guarded: NetconfServer) -> None:
+    async def slow(call: Any) -> dict[str, str]:
+        await asyncio.sleep(1.2)  # longer than the 0.5 s idle timeout
+        return {"echo": "late"}
+
+    guarded.ds.register_rpc("/nfo-test:ping", slow)
+    m = await nc(guarded)
+    try:
+        reply = await asyncio.to_thread(
+            m.dispatch, to_ele('<ping xmlns="urn:nfo:test"><msg>hi</msg></ping>'))
+        assert "late" in reply.xml
+        assert m.connected
+    finally:
+        await closed(m)
+    assert guarded.monitor.dropped_sessions == 0
+
+
 async def test_subscribed_session_is_not_idle(guarded: NetconfServer) -> None:
     m = await nc(guarded)
     try:
