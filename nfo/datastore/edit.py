@@ -21,7 +21,7 @@ from nfo.datastore.changes import (
     ChangeModified,
     ChangeMoved,
 )
-from nfo.errors import DataExists, DataMissing, InvalidValue, MalformedMessage, NfoError
+from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
 from nfo.schema import ly
 from nfo.schema.data import (
     Tree,
@@ -40,7 +40,6 @@ OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
 _TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
 _MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
-_BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 _DEFAULT = lib.LYD_DEFAULT
 _NULL = ffi.NULL
 _string = ffi.string
@@ -120,21 +119,8 @@ class _Editor:
         return self.tree.first() if parent == ffi.NULL else lib.lyd_child(parent)
 
     def _find(self, parent: Any, e: Any) -> Any:
-        """:func:`find_sibling` (same lookups, same semantics) without its pointer casts:
-        xlib's ``void *`` parameters take the bindings' pointers as they are."""
         first = self.tree.first() if parent == _NULL else lib.lyd_child(parent)
-        if first == _NULL:
-            return _NULL
-        out = self._xout
-        if e.schema.nodetype & _BY_SCHEMA:
-            rc = ly.xlib.lyd_find_sibling_val(first, e.schema, ly.xffi.NULL, 0, out)
-        else:
-            rc = ly.xlib.lyd_find_sibling_first(first, e, out)
-        if rc == lib.LY_SUCCESS:
-            return ffi.cast("struct lyd_node *", out[0])
-        if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
-            raise MalformedMessage("libyang could not look up a sibling")
-        return _NULL
+        return find_sibling(first, e, self._xout)
 
     def _parent_path(self, parent: Any) -> str:
         return "" if parent == _NULL else node_path(parent)

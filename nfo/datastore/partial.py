@@ -15,16 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nfo.errors import MalformedMessage
 from nfo.schema import ly
-from nfo.schema.data import Tree, get_meta, siblings
+from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
 from nfo.schema.ly import ffi, lib
 
 __all__ = ["Plan", "plan_edits"]
 
 _MASS_OPS = ("replace", "delete", "remove", "create")
-_BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 
 
 @dataclass
@@ -175,25 +173,6 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
 
 
 # -- small tree helpers -------------------------------------------------------
-
-def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
-    """:func:`nfo.schema.data.find_sibling` (same lookups, same semantics) without its
-    pointer casts: xlib's ``void *`` parameters take the bindings' pointers as they are.
-    It runs once per touched entry, twice per transaction."""
-    if first == ffi.NULL:
-        return ffi.NULL
-    if out is None:
-        out = ly.xffi.new("void **")
-    if node.schema.nodetype & _BY_SCHEMA:
-        rc = ly.xlib.lyd_find_sibling_val(first, node.schema, ly.xffi.NULL, 0, out)
-    else:
-        rc = ly.xlib.lyd_find_sibling_first(first, node, out)
-    if rc == lib.LY_SUCCESS:
-        return ffi.cast("struct lyd_node *", out[0])
-    if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
-        raise MalformedMessage("libyang could not look up a sibling")
-    return ffi.NULL
-
 
 def _instances(first: Any, schema: Any) -> list[Any]:
     if first == ffi.NULL:

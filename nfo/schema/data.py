@@ -235,27 +235,32 @@ def node_value(node: Any) -> str | None:
     return None if v == ffi.NULL else str(ffi.string(v).decode())
 
 
-def find_sibling(first: Any, node: Any) -> Any:
+def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
     """The instance among ``first``'s siblings that ``node`` (from another tree) stands for.
 
     Lists match by keys and leaf-lists by value; a leaf or a container matches
     by schema alone (libyang's own lookup compares leaf values when a parent
-    has few children, which is not what an edit means).
+    has few children, which is not what an edit means).  It runs on hot paths
+    (per touched entry): xlib's ``void *`` parameters take the bindings'
+    pointers as they are, and a caller may pass its own ``out`` slot
+    (``ly.xffi.new("void **")``) to reuse.
     """
     if first == ffi.NULL:
         return ffi.NULL
-    out = ly.xffi.new("void **")
-    if node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA
-                               | lib.LYS_ANYXML):
-        rc = ly.xlib.lyd_find_sibling_val(ly.xnode(first), ly.xnode(node.schema), ly.xffi.NULL,
-                                          0, out)
+    if out is None:
+        out = ly.xffi.new("void **")
+    if node.schema.nodetype & _BY_SCHEMA:
+        rc = ly.xlib.lyd_find_sibling_val(first, node.schema, ly.xffi.NULL, 0, out)
     else:
-        rc = ly.xlib.lyd_find_sibling_first(ly.xnode(first), ly.xnode(node), out)
+        rc = ly.xlib.lyd_find_sibling_first(first, node, out)
     if rc == lib.LY_SUCCESS:
-        return ly.fromx(out[0])
+        return ffi.cast("struct lyd_node *", out[0])
     if rc not in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
         raise MalformedMessage("libyang could not look up a sibling")
     return ffi.NULL
+
+
+_BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 
 
 def is_default(node: Any) -> bool:
