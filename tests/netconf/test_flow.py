@@ -10,7 +10,6 @@ state with get, and delete the instance again.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,13 @@ import pytest
 from ncclient import manager
 from ncclient.transport import session as nc_session
 
-from nfo.cli.moduleset import StateDir
-from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port, udp_roundtrip
+from tests.orchestrator import orchestrator
 
 nc_session.TICK = 0.001
 
@@ -63,26 +61,14 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    state = StateDir(tmp_path / "state")
-    ds = await open_datastore(state, [])
-    users = UserStore(ds.storage)
-    users.add("operator", PASSWORD)
-    mgr = await start_manager(ds, state, poll_interval=0.05, health_interval=0.5)
-    srv = await start_netconf(ds, users, "127.0.0.1", 0, state.path / "ssh")
-    try:
-        yield Env(ds, mgr, srv)
-    finally:
-        await srv.stop()
-        async with ds.session("cleanup") as s:
-            await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
-                "@": {"ietf-netconf:operation": "remove"}}}), "json")
-        for _ in range(200):
-            await mgr.wait_idle()
-            if not mgr._obs:
-                break
-            await asyncio.sleep(0.05)
-        await mgr.stop()
-        await ds.close()
+    async with orchestrator(tmp_path / "state") as (state, ds, mgr):
+        users = UserStore(ds.storage)
+        users.add("operator", PASSWORD)
+        srv = await start_netconf(ds, users, "127.0.0.1", 0, state.path / "ssh")
+        try:
+            yield Env(ds, mgr, srv)
+        finally:
+            await srv.stop()
 
 
 def state_of(m: Any, name: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.monitoring import MONITORING_PATH
 from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from tests.waiting import wait_for
 
 from .test_interop import (  # noqa: F401
     CATALOG,
@@ -175,14 +176,6 @@ async def guarded(ds: Datastore, tmp_path: Path) -> AsyncIterator[NetconfServer]
         await srv.stop()
 
 
-async def wait_for(cond: Any, what: str, seconds: float = 15) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_idle_session_is_closed(guarded: NetconfServer) -> None:
     async with await raw_conn(guarded) as conn:
         w, r, _ = await conn.open_session(subsystem="netconf", encoding=None)
@@ -191,7 +184,8 @@ async def test_idle_session_is_closed(guarded: NetconfServer) -> None:
         w.write(encode_eom(HELLO))
         # nothing more is sent: the server ends the session by itself
         assert await asyncio.wait_for(r.read(), 15) == b""
-    await wait_for(lambda: guarded.monitor.dropped_sessions == 1, "the idle session to drop")
+    await wait_for(lambda: guarded.monitor.dropped_sessions == 1, 15,
+                   "the idle session to drop")
 
 
 async def test_a_long_request_is_not_idleness(guarded: NetconfServer) -> None:
@@ -245,7 +239,7 @@ async def test_keepalive_drops_a_frozen_peer(guarded: NetconfServer) -> None:
         assert line.startswith("ready")
         assert len(guarded.monitor.sessions) == 1
         os.kill(proc.pid, signal.SIGSTOP)
-        await wait_for(lambda: not guarded.monitor.sessions, "keepalive to drop the peer")
+        await wait_for(lambda: not guarded.monitor.sessions, 15, "keepalive to drop the peer")
         assert guarded.monitor.dropped_sessions == 1
     finally:
         proc.kill()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from nfo.cli.serve import installation_id, open_datastore, start_manager
 from nfo.datastore import Datastore, Session
 from nfo.workload import WorkloadManager
 from openstack import exceptions as sdk
+from tests.waiting import wait_for
 
 INSTANCES = "/nfo-instances:nf-instances"
 CHILD = Path(__file__).parents[1] / "workload" / "_orchestrator_child.py"
@@ -98,21 +99,6 @@ def instances_doc(names: list[str], desc: str = "vnf") -> dict[str, Any]:
 
 
 # -- the orchestrator side ------------------------------------------------------------------------
-
-
-async def wait_for(probe: Callable[[], Any], timeout: float, what: str,
-                   show: Callable[[], Any] | None = None, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last observed: "
-                        f"{(show or probe)()!r}")
-        await asyncio.sleep(every)
 
 
 class Orchestrator:
@@ -187,7 +173,8 @@ class Orchestrator:
 
     async def wait_gone(self, names: list[str], timeout: float = BOOT) -> None:
         await wait_for(lambda: not (set(names) & set(self.states())), timeout,
-                       "operational state to go", lambda: sorted(set(names) & set(self.states())))
+                       "operational state to go", lambda: sorted(set(names) & set(self.states())),
+                       every=0.1)
 
 
 @pytest.fixture
@@ -260,7 +247,7 @@ async def test_running_failed_and_deleted(openstack_cloud: Any, orch: Orchestrat
     assert "image 'no-such-image' not found in Glance" in miss["reason"], miss
     # the failed server was removed from Nova; only web1 remains
     await wait_for(lambda: set(owned(nova, owner)) == {"web1"}, 60, "only web1 in Nova",
-                   lambda: owned(nova, owner))
+                   lambda: owned(nova, owner), every=0.1)
 
     await orch.delete("web1", "big1", "miss1")
     await orch.wait_gone(["web1", "big1", "miss1"])
@@ -340,7 +327,7 @@ async def test_kill9_during_boots_then_restart(openstack_cloud: Any, orch: Orche
                       instances_doc(names)]}
     child = Child(tmp_path / "child", orch.state.path, plan)
     children.append(child)
-    await wait_for(lambda: child.said("EDITED"), 60, "the child's edits")
+    await wait_for(lambda: child.said("EDITED"), 60, "the child's edits", every=0.1)
     owner = _owner_of(orch.state)
     assert owner
 

@@ -22,12 +22,11 @@ import pytest
 from nfo.restconf.security import dev_certificate
 from nfo.restconf.server import RestconfOptions, RunningServer, start_server
 
-from nfo.cli.moduleset import StateDir
-from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port
+from tests.orchestrator import orchestrator
 
 JSON = "application/yang-data+json"
 AUTH = ("admin", "flow-test-password")
@@ -44,26 +43,14 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    state = StateDir(tmp_path / "state")
-    ds = await open_datastore(state, [])
-    users = UserStore(ds.storage)
-    users.add(*AUTH)
-    mgr = await start_manager(ds, state, poll_interval=0.05, health_interval=0.5)
-    server = await start_server(ds, users, RestconfOptions(port=0), state.path)
-    try:
-        yield Env(ds, mgr, server)
-    finally:
-        await server.stop()
-        async with ds.session("cleanup") as s:
-            await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
-                "@": {"ietf-netconf:operation": "remove"}}}), "json")
-        for _ in range(200):
-            await mgr.wait_idle()
-            if not mgr._obs:
-                break
-            await asyncio.sleep(0.05)
-        await mgr.stop()
-        await ds.close()
+    async with orchestrator(tmp_path / "state") as (state, ds, mgr):
+        users = UserStore(ds.storage)
+        users.add(*AUTH)
+        server = await start_server(ds, users, RestconfOptions(port=0), state.path)
+        try:
+            yield Env(ds, mgr, server)
+        finally:
+            await server.stop()
 
 
 def client(env: Env) -> httpx.AsyncClient:

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore, Notification, NotificationSubscription
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port, udp_roundtrip
+from tests.waiting import wait_for
 
 INSTANCES = "/nfo-instances:nf-instances"
 FAST = {"poll_interval": 0.05, "health_interval": 0.2, "backoff_base": 0.05,
@@ -133,26 +133,6 @@ async def udp_echo(port: int, payload: bytes = b"hello nfo", timeout: float = 1.
 
 
 # -- waiting -----------------------------------------------------------------------------
-
-
-async def wait_for(probe: Callable[[], Any], timeout: float, what: str = "condition",
-                   show: Callable[[], Any] | None = None) -> Any:
-    """Poll ``probe`` every 20 ms until it returns something truthy (returned).
-
-    On timeout the test fails with the last value ``show`` (default: the probe) gave.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            last = show() if show is not None else value
-            pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}; last observed: "
-                        f"{last!r}")
-        await asyncio.sleep(0.02)
 
 
 # -- the orchestrator ----------------------------------------------------------------------
