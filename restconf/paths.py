@@ -16,6 +16,7 @@ datastore, no HTTP.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -311,7 +312,7 @@ def _partial_path(ctx: Any, segments: list[Segment]) -> str | None:
         return None
 
 
-def build_chain(ctx: Any, segments: tuple[Segment, ...] | list[Segment]) -> tuple[Any, Any]:
+def build_chain(ctx: Any, segments: Sequence[Segment]) -> tuple[Any, Any]:
     """Create the data nodes of ``segments`` (containers, keyed list entries, leaf-list
     values; a leaf, anydata or action step is not created).  Returns (top, last
     created node); the caller frees ``top``.  Key values are checked by their types."""

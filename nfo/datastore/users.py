@@ -22,7 +22,8 @@ per request.  Changing or removing a password invalidates that at once.
 The storage is not thread-safe: use a :class:`UserStore` from the thread (the
 event loop) that uses its storage.  Writes are read-modify-write inside one
 ``storage.batch()`` transaction, so two processes on one state directory (a
-server and an ``nfo user`` command, say) cannot lose each other's changes.
+server and a second process on the same directory) cannot lose each other's
+changes.
 
 Nothing here logs or returns a password, except :meth:`UserStore.ensure_admin`
 returning the one it generated so that the caller can show it once.
