@@ -1,15 +1,32 @@
-"""Schema layer: the libyang context, the module set, data trees and codecs."""
+"""Schema layer: the libyang context, the module set, data trees and codecs.
+
+The only code that touches libyang's C API; everything above it sees typed
+objects: :class:`Schema` (the module set), :class:`SNode` (schema nodes),
+:class:`Tree` (an owned data tree), :class:`Node` (a data node borrowed from a
+tree) and :class:`Operation` (an RPC, action, reply or notification tree).
+"""
 
 from nfo.schema.context import PROTOCOL_MODULES, ModuleInfo, Schema, ietf_dir, module_name_of
-from nfo.schema.data import Fmt, Tree, WithDefaults
+from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, print_node
+from nfo.schema.dnode import Node
+from nfo.schema.ops import Operation, OpKind
+from nfo.schema.snode import DATA_KINDS, Kind, SNode
 
 __all__ = [
+    "DATA_KINDS",
     "PROTOCOL_MODULES",
     "Fmt",
+    "Kind",
     "ModuleInfo",
+    "Node",
+    "OpKind",
+    "Operation",
+    "Parse",
+    "SNode",
     "Schema",
     "Tree",
     "WithDefaults",
     "ietf_dir",
     "module_name_of",
+    "print_node",
 ]

@@ -21,6 +21,7 @@ import libyang
 from nfo.errors import InvalidValue, OperationFailed
 from nfo.schema import ly
 from nfo.schema.ly import ffi, lib
+from nfo.schema.snode import Kind, SNode
 
 __all__ = [
     "PROTOCOL_MODULES",
@@ -108,6 +109,12 @@ class Schema:
         self.cdata: Any = self.ctx.cdata
         self._source: dict[str, str] = {}
         self._sensitive: list[str] | None = None
+        self._modules: list[ModuleInfo] | None = None
+        self._by_name: dict[str, ModuleInfo] = {}
+        self._by_ns: dict[str, str] = {}
+        self.caches: dict[str, Any] = {}
+        """Per-schema caches of the layer's own modules (keyed by C pointers of this
+        context's schema nodes, so they die with it)."""
 
         for name, feats in PROTOCOL_MODULES.items():
             self._load(name, feats, "ietf")
@@ -132,6 +139,67 @@ class Schema:
         self._source.setdefault(name, source)
 
     def modules(self) -> list[ModuleInfo]:
+        if self._modules is None:
+            self._modules = self._list_modules()
+            self._by_name = {m.name: m for m in self._modules}
+            self._by_ns = {m.namespace: m.name for m in self._modules}
+        return self._modules
+
+    def module(self, name: str) -> ModuleInfo | None:
+        """A module of the set by name (implemented or only imported)."""
+        self.modules()
+        return self._by_name.get(name)
+
+    def implemented(self, name: str) -> bool:
+        m = self.module(name)
+        return m is not None and m.implemented
+
+    def namespace_of(self, module: str) -> str | None:
+        m = self.module(module)
+        return None if m is None else m.namespace
+
+    def module_of(self, namespace: str) -> str | None:
+        """The module name of an XML namespace."""
+        self.modules()
+        return self._by_ns.get(namespace)
+
+    def find(self, path: str) -> SNode | None:
+        """The schema node at a schema path (``/mod:a/b``; data nodes, RPCs, actions
+        and notifications), or None."""
+        try:
+            raw = path.encode()
+        except UnicodeEncodeError:
+            return None
+        p = lib.lys_find_path(self.cdata, ffi.NULL, raw, 0)
+        lib.ly_err_clean(self.cdata, ffi.NULL)
+        return None if p == ffi.NULL else SNode(p)
+
+    def top_nodes(self, module: str) -> list[SNode]:
+        """The top-level data nodes, RPCs and notifications of an implemented module."""
+        mod = lib.ly_ctx_get_module_latest(self.cdata, module.encode())
+        if mod == ffi.NULL or not mod.implemented or mod.compiled == ffi.NULL:
+            return []
+        out = []
+        c = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, 0)
+        while c != ffi.NULL:
+            out.append(SNode(c))
+            c = lib.lys_getnext(c, ffi.NULL, mod.compiled, 0)
+        return out
+
+    def top(self, module: str, name: str) -> SNode | None:
+        """A top-level node of an implemented module by name."""
+        for n in self.top_nodes(module):
+            if n.name == name and n.module == module:
+                return n
+        return None
+
+    def rpcs(self, *, exclude: Iterable[str] = ()) -> list[SNode]:
+        """Every RPC of the implemented modules, except those of ``exclude``d modules."""
+        skip = set(exclude)
+        return [n for m in self.modules() if m.implemented and m.name not in skip
+                for n in self.top_nodes(m.name) if n.kind is Kind.RPC]
+
+    def _list_modules(self) -> list[ModuleInfo]:
         out = []
         for m in self.ctx:
             if m.name() in ("ietf-yang-schema-mount", "ietf-yang-structure-ext"):

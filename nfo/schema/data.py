@@ -8,17 +8,20 @@ go through libyang only; nfo never encodes YANG data by hand.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
 from nfo.errors import InvalidValue, MalformedMessage
 from nfo.schema import ly
+from nfo.schema.dnode import Node
 from nfo.schema.ly import ffi, lib
+from nfo.schema.snode import Kind, SNode
 
 __all__ = [
     "Fmt",
+    "Parse",
     "Tree",
     "WithDefaults",
     "children",
@@ -32,6 +35,7 @@ __all__ = [
     "parse_data",
     "parse_op",
     "path_steps",
+    "print_node",
     "print_nodes",
     "rfc6243_xml",
     "siblings",
@@ -63,6 +67,25 @@ class WithDefaults(StrEnum):
             WithDefaults.REPORT_ALL: lib.LYD_PRINT_WD_ALL,
             WithDefaults.REPORT_ALL_TAGGED: lib.LYD_PRINT_WD_ALL_TAG,
         }[self])
+
+
+class Parse(StrEnum):
+    """How a text becomes a tree (never validated here: the datastore validates)."""
+
+    CONFIG = "config"
+    """Configuration, or an edit of it: state nodes refused, edit metadata kept."""
+    DATA = "data"
+    """Configuration and state (operational data)."""
+
+    @property
+    def ly(self) -> int:
+        opts = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT
+        return int(opts | lib.LYD_PARSE_NO_STATE if self is Parse.CONFIG else opts)
+
+
+def _ctx(schema: Any) -> Any:
+    """The libyang context of a :class:`~nfo.schema.Schema` (or a context itself)."""
+    return getattr(schema, "cdata", schema)
 
 
 def _fmt(fmt: Fmt | str) -> Fmt:
@@ -279,19 +302,27 @@ def get_meta(ctx: Any, node: Any, module: str, name: str) -> str | None:
 
 
 class Tree:
-    """An owned top-level sibling list; ``root`` is NULL for empty data."""
+    """An owned top-level sibling list; ``root`` is NULL for empty data.
+
+    The tree frees its nodes when :meth:`free` is called (or its ``with`` block
+    ends); :class:`~nfo.schema.dnode.Node` handles taken from it are valid until then.
+    """
 
     __slots__ = ("ctx", "root")
 
     def __init__(self, ctx: Any, root: Any = ffi.NULL) -> None:
-        self.ctx = ctx
+        self.ctx = _ctx(ctx)
         self.root = root
 
     @classmethod
-    def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *, parse_opts: int,
-              validate_opts: int = 0) -> Tree:
-        return cls(ctx, parse_data(ctx, text, fmt, parse_opts=parse_opts,
-                                   validate_opts=validate_opts))
+    def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *,
+              mode: Parse | None = None, parse_opts: int | None = None,
+              validate_opts: int = 0, what: str = "parsing data") -> Tree:
+        """Parse ``text``; ``ctx`` is a :class:`~nfo.schema.Schema` (or its context)."""
+        opts = parse_opts if parse_opts is not None else (mode or Parse.CONFIG).ly
+        c = _ctx(ctx)
+        return cls(c, parse_data(c, text, fmt, parse_opts=opts, validate_opts=validate_opts,
+                                 what=what))
 
     def first(self) -> Any:
         if self.root == ffi.NULL:
@@ -321,8 +352,11 @@ class Tree:
         return Tree(self.ctx, out[0])
 
     def print(self, fmt: Fmt | str = Fmt.JSON, *, with_defaults: WithDefaults | None = None,
-              pretty: bool = False) -> str:
+              pretty: bool = False, keep_empty: bool = False) -> str:
+        """The whole tree as text; ``keep_empty`` prints empty non-presence containers."""
         flags = (with_defaults or WithDefaults.EXPLICIT).ly
+        if keep_empty:
+            flags |= lib.LYD_PRINT_KEEPEMPTYCONT
         return print_nodes(self.first(), fmt, flags=flags, pretty=pretty)
 
     def find(self, path: str) -> Any:
@@ -356,3 +390,171 @@ class Tree:
 
     def is_empty(self) -> bool:
         return bool(self.first() == ffi.NULL)
+
+    # -- typed access ----------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        """The top-level nodes, in order."""
+        return [Node(n, self.ctx) for n in siblings(self.first())]
+
+    def node(self, path: str) -> Node | None:
+        """The node at a data path, or None."""
+        p = self.find(path)
+        return None if p == ffi.NULL else Node(p, self.ctx)
+
+    def match(self, expr: str) -> list[Node]:
+        """The nodes an XPath 1.0 expression (module names as prefixes) selects."""
+        return [Node(p, self.ctx) for p in self.xpath(expr)]
+
+    def remove(self, node: Node) -> None:
+        """Unlink and free ``node`` with its subtree (the handle is dead afterwards)."""
+        p = node._p
+        if p.parent == ffi.NULL and p == self.first():
+            self.root = p.next
+        lib.lyd_free_tree(p)
+
+    def merge(self, other: Tree) -> None:
+        """Move ``other``'s nodes into this tree, merging equal nodes; ``other`` is emptied."""
+        part = other.first()
+        other.root = ffi.NULL
+        _merge_into(self, part)
+
+    @classmethod
+    def copy_of(cls, node: Node, *, with_parents: bool = True, meta: bool = True) -> Tree:
+        """A new tree holding a copy of ``node``'s subtree (with its ancestors, their
+        list keys only, when ``with_parents``)."""
+        ctx = node._ctx
+        opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS
+        if with_parents:
+            opts |= lib.LYD_DUP_WITH_PARENTS
+        if not meta:
+            opts |= lib.LYD_DUP_NO_META
+        out = ffi.new("struct lyd_node **")
+        ly.check(lib.lyd_dup_single(node._p, ffi.NULL, opts, out), ctx, "copying data")
+        top = out[0]
+        while top.parent != ffi.NULL:
+            top = ffi.cast("struct lyd_node *", top.parent)
+        return cls(ctx, top)
+
+    def extract(self, expr: str | None) -> Tree:
+        """A new tree with what ``expr`` selects (all data for None, "" or "/"), each
+        selected node with its ancestors."""
+        if expr is None or expr in ("/", ""):
+            return self.dup()
+        out = Tree(self.ctx)
+        try:
+            for node in self.match(expr):
+                out.merge(Tree.copy_of(node))
+        except BaseException:
+            out.free()
+            raise
+        return out
+
+    def add_defaults(self) -> None:
+        """Create the implicit default nodes (for reading; never stored)."""
+        for top in list(siblings(self.first())):
+            ly.check(ly.xlib.lyd_new_implicit_tree(ly.xnode(top), 0, ly.xffi.NULL), self.ctx,
+                     "adding defaults")
+
+    def parse_under(self, parent: Node | None, text: str | bytes, fmt: Fmt | str, *,
+                    mode: Parse = Parse.CONFIG, what: str = "parsing data") -> list[Node]:
+        """Parse ``text`` as children of ``parent`` (a node of this tree; None: as
+        top-level nodes) and return the nodes it added, checked against the schema
+        exactly where they land."""
+        raw = text.encode() if isinstance(text, str) else text
+        if _fmt(fmt) is Fmt.JSON:
+            try:
+                json.loads(raw)
+            except ValueError as e:
+                raise MalformedMessage(f"malformed JSON: {e}") from None
+        pp = parent._p if parent is not None else ffi.NULL
+        before = {ly.addr(n) for n in (siblings(lib.lyd_child(pp)) if pp != ffi.NULL
+                                       else siblings(self.first()))}
+        out = ffi.new("struct lyd_node **")
+        with _ly_input(self.ctx, raw, what) as inp:
+            rc = lib.lyd_parse_data(self.ctx, pp, inp, _fmt(fmt).ly, mode.ly, 0, out)
+        if pp == ffi.NULL and out[0] != ffi.NULL:
+            if rc == lib.LY_SUCCESS:
+                _append_top(self, out[0])
+            else:
+                lib.lyd_free_all(out[0])
+        if rc != lib.LY_SUCCESS:
+            ly.raise_last(self.ctx, what)
+        kids = siblings(lib.lyd_child(pp)) if pp != ffi.NULL else siblings(self.first())
+        return [Node(n, self.ctx) for n in kids if ly.addr(n) not in before]
+
+    def new(self, parent: Node | None, snode: SNode, *, keys: Sequence[str] = (),
+            value: str | None = None) -> Node:
+        """Create one node of schema ``snode`` under ``parent`` (None: top level): a
+        container, a list entry with its ``keys`` values (in key order), or a leaf or
+        leaf-list entry with ``value``.  Values are checked by their YANG types."""
+        pp = parent._p if parent is not None else ffi.NULL
+        mod = snode._p.module if pp == ffi.NULL else ffi.NULL
+        name = snode.name.encode()
+        out = ffi.new("struct lyd_node **")
+        kind = snode.kind
+        if kind is Kind.CONTAINER:
+            rc = lib.lyd_new_inner(pp, mod, name, 0, out)
+        elif kind is Kind.LIST:
+            vals = [ffi.new("char[]", v.encode()) for v in keys]
+            rc = lib.lyd_new_list(pp, mod, name, 0, out, *vals)
+        elif kind in (Kind.LEAF, Kind.LEAFLIST):
+            rc = lib.lyd_new_term(pp, mod, name, (value or "").encode(), 0, out)
+        else:
+            raise InvalidValue(f"{snode.name!r} is a {kind.value}: no data node of it is built")
+        if rc != lib.LY_SUCCESS:
+            ly.raise_last(self.ctx, f"creating {snode.name}")
+        if pp == ffi.NULL:
+            _append_top(self, out[0])
+        return Node(out[0], self.ctx)
+
+    def new_path(self, path: str, value: str | None = None) -> Node:
+        """Create the node at a data path (and its missing ancestors, with list keys)."""
+        out = ffi.new("struct lyd_node **")
+        parent = self.first()
+        v = value.encode() if value is not None else ffi.NULL
+        ly.check(lib.lyd_new_path(parent, self.ctx, path.encode(), v, 0, out), self.ctx,
+                 f"creating {path}")
+        if self.root == ffi.NULL:
+            top = out[0]
+            while top.parent != ffi.NULL:
+                top = ffi.cast("struct lyd_node *", top.parent)
+            self.root = top
+        node = self.node(path)
+        if node is None:
+            raise InvalidValue(f"{path}: could not be built", path=path)
+        return node
+
+
+def print_node(node: Node, fmt: Fmt | str, *, with_defaults: WithDefaults | None = None,
+               keep_empty: bool = False) -> str:
+    """One node with its subtree (without its siblings) as text."""
+    flags = (with_defaults or WithDefaults.EXPLICIT).ly
+    if keep_empty:
+        flags |= lib.LYD_PRINT_KEEPEMPTYCONT
+    return print_nodes(node._p, fmt, siblings=False, flags=flags)
+
+
+def _append_top(tree: Tree, part: Any) -> None:
+    """Append the sibling list ``part`` to ``tree``'s top level (no merging)."""
+    first = tree.first()
+    if first == ffi.NULL:
+        tree.root = lib.lyd_first_sibling(part)
+        return
+    slot = ly.xffi.new("void **")
+    for n in list(siblings(lib.lyd_first_sibling(part))):
+        ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(tree.root), ly.xnode(n), slot), tree.ctx,
+                 "inserting data")
+        tree.root = ly.fromx(slot[0])
+
+
+def _merge_into(tree: Tree, part: Any) -> None:
+    """Merge the sibling list ``part`` (consumed) into ``tree``."""
+    if part == ffi.NULL:
+        return
+    if tree.first() == ffi.NULL:
+        tree.root = lib.lyd_first_sibling(part)
+        return
+    holder = ffi.new("struct lyd_node **", tree.root)
+    ly.check(lib.lyd_merge_siblings(holder, part, lib.LYD_MERGE_DESTRUCT
+                                    | lib.LYD_MERGE_WITH_FLAGS), tree.ctx, "merging data")
+    tree.root = holder[0]
