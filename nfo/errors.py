@@ -25,6 +25,7 @@ __all__ = [
     "NfoError",
     "OperationFailed",
     "OperationNotSupported",
+    "PreconditionFailed",
     "ResourceDenied",
     "TooBig",
     "UnknownElement",
@@ -159,6 +160,12 @@ class OperationNotSupported(NfoError):
 
 class OperationFailed(NfoError):
     default_tag = "operation-failed"
+
+
+class PreconditionFailed(OperationFailed):
+    """A conditional write found the data changed since the client read it."""
+
+    default_type = "protocol"
 
 
 class Veto(OperationFailed):

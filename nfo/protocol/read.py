@@ -1,0 +1,137 @@
+"""The read path shared by both front ends: one place for every query knob.
+
+RESTCONF's ``content``, ``depth``, ``fields``, ``with-defaults`` and
+``with-origin`` and NETCONF's ``config-filter``, ``max-depth``, with-defaults,
+``with-origin`` and origin filters are the same operations on a private copy of
+the selected data; :func:`read` applies them in one order, and :func:`encode`
+prints the result (RFC 6243's ``report-all-tagged`` marks included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from nfo.errors import InvalidValue
+from nfo.protocol.formats import read_source
+from nfo.schema import Fmt, Node, Tree, WithDefaults, print_node
+from nfo.schema.data import rfc6243_xml
+from nfo.schema.prune import (
+    filter_origin,
+    prune_content,
+    prune_depth,
+    prune_fields,
+    strip_origin,
+)
+
+__all__ = [
+    "Content",
+    "ReadQuery",
+    "Reader",
+    "depth_of",
+    "encode",
+    "encode_node",
+    "read",
+    "with_defaults_of",
+]
+
+
+class Content(StrEnum):
+    """RESTCONF ``content`` / NETCONF ``config-filter``."""
+
+    CONFIG = "config"
+    NONCONFIG = "nonconfig"
+    ALL = "all"
+
+
+class Reader(Protocol):
+    def get(self, datastore: str, xpath: str | None = None, *,
+            with_origin: bool = False) -> Tree: ...
+
+
+@dataclass(frozen=True)
+class ReadQuery:
+    datastore: str
+    """A readable datastore (``intended`` is served from running)."""
+    select: str | None = None
+    """XPath (module names as prefixes) of the nodes asked for; None: all data."""
+    content: Content = Content.ALL
+    depth: int | None = None
+    """Levels kept below each selected node (1: the node itself); None: all."""
+    fields: str | None = None
+    """XPath of the descendants to keep (RESTCONF ``fields``), absolute."""
+    with_origin: bool = False
+    origins: frozenset[str] | None = None
+    """Keep only nodes of these ietf-origin identities (RFC 8526 origin-filter)."""
+    negate_origins: bool = False
+
+
+def depth_of(text: str | None, what: str) -> int | None:
+    """``1..65535`` or ``unbounded`` (RESTCONF depth, NETCONF max-depth)."""
+    if text is None or text == "unbounded":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise InvalidValue(f"{what} must be 1..65535 or 'unbounded', not {text!r}",
+                           info={"bad-element": what})
+    return int(text)
+
+
+def with_defaults_of(text: str | None) -> WithDefaults | None:
+    """An RFC 6243 retrieval mode by name (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return WithDefaults(text)
+    except ValueError:
+        raise InvalidValue("with-defaults must be report-all, trim, explicit or "
+                           f"report-all-tagged, not {text!r}",
+                           info={"bad-element": "with-defaults"}) from None
+
+
+@contextmanager
+def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, list[Node]]]:
+    """A private copy of what ``q`` asks for and the selected nodes still in it (the
+    top-level nodes when nothing was selected); freed when the block ends."""
+    ds = read_source(q.datastore)
+    oper = ds == "operational"
+    if (q.with_origin or q.origins is not None) and not oper:
+        raise InvalidValue("origin applies to the operational datastore only",
+                           info={"bad-element": "with-origin"})
+    tree = source.get(ds, q.select, with_origin=oper and (q.with_origin or q.origins is not None))
+    try:
+        if q.origins is not None:
+            filter_origin(tree, set(q.origins), negated=q.negate_origins)
+            if not q.with_origin:
+                strip_origin(tree)
+        if q.content is not Content.ALL:
+            prune_content(tree, tree.nodes(), config=q.content is Content.CONFIG)
+        anchors = tree.match(q.select) if q.select else tree.nodes()
+        level_one: list[Node] = []
+        if q.fields is not None and anchors:
+            level_one = tree.match(q.fields)
+            anchors = prune_fields(tree, anchors, level_one)
+        if q.depth is not None:
+            prune_depth(tree, anchors, q.depth, level_one)
+        yield tree, anchors
+    finally:
+        tree.free()
+
+
+def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
+           keep_empty: bool = False) -> str:
+    """A whole tree as text in ``fmt`` (XML report-all-tagged as RFC 6243 section 6)."""
+    text = tree.print(fmt, with_defaults=with_defaults, keep_empty=keep_empty)
+    if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
+        return rfc6243_xml(text)
+    return text
+
+
+def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None) -> str:
+    """One node with its subtree, without its siblings (a RESTCONF target resource)."""
+    text = print_node(node, fmt, with_defaults=with_defaults)
+    if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
+        return rfc6243_xml(text)
+    return text
