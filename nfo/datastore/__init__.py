@@ -3,13 +3,6 @@
 Front ends and the workload manager use only what this package exports.
 """
 
-from nfo.datastore.changes import (
-    Change,
-    ChangeCreated,
-    ChangeDeleted,
-    ChangeModified,
-    ChangeMoved,
-)
 from nfo.datastore.core import (
     CONFIG_DATASTORES,
     DATASTORES,
@@ -29,6 +22,13 @@ from nfo.datastore.notifications import (
 )
 from nfo.datastore.storage import SqliteStorage, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
+from nfo.schema.changes import (
+    Change,
+    ChangeCreated,
+    ChangeDeleted,
+    ChangeModified,
+    ChangeMoved,
+)
 
 __all__ = [
     "CONFIG_DATASTORES",

@@ -22,12 +22,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nfo.datastore.changes import Change, ChangeCreated, ChangeDeleted, ChangeModified
-from nfo.datastore.edit import apply_edit, validation_deletes
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.notifications import Checked, NotificationHub
 from nfo.datastore.operational import OperProvider, OperStore, annotate_origin, check_owner
-from nfo.datastore.partial import Plan, plan_edits
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeEvent, ChangeSubscription
 from nfo.errors import (
@@ -42,6 +39,7 @@ from nfo.errors import (
     Veto,
 )
 from nfo.schema import ly
+from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeModified
 from nfo.schema.context import Schema
 from nfo.schema.data import (
     Fmt,
@@ -54,7 +52,9 @@ from nfo.schema.data import (
     siblings,
 )
 from nfo.schema.deps import analyse
+from nfo.schema.edit import apply_edit, validation_deletes
 from nfo.schema.ly import ffi, lib
+from nfo.schema.partial import Plan, plan_edits
 
 __all__ = [
     "CONFIG_DATASTORES",
@@ -135,7 +135,7 @@ class Datastore:
     snapshot_min_bytes = 1 << 20
     partial_validation = True
     """Validate only what an edit touches where the schema proves it safe
-    (see :mod:`nfo.datastore.partial`); False re-validates everything."""
+    (see :mod:`nfo.schema.partial`); False re-validates everything."""
 
     def __init__(self, schema: Schema, storage: Storage) -> None:
         self.schema = schema
@@ -357,7 +357,7 @@ class Datastore:
         if diff != ffi.NULL and diff[0] != ffi.NULL:
             try:
                 if rc == lib.LY_SUCCESS and changes is not None:
-                    _fold_deletes(changes, validation_deletes(self.ctx, diff[0]))
+                    _fold_deletes(changes, validation_deletes(self.schema, diff[0]))
             finally:
                 lib.lyd_free_all(diff[0])
         ly.check(rc, self.ctx, "validating data")
@@ -370,7 +370,7 @@ class Datastore:
             return
         for item in json.loads(rec.payload):
             with Tree.parse(self.ctx, item["edit"], Fmt.JSON, parse_opts=_PARSE_EDIT) as edit:
-                apply_edit(self.ctx, tree, edit, item["default-operation"])
+                apply_edit(self.schema, tree, edit, item["default-operation"])
 
     def state_at(self, datastore: str, revision: int) -> Tree:
         """The content of a durable datastore as it was after ``revision``."""
@@ -443,7 +443,7 @@ class Datastore:
         try:
             changes: list[Change] = []
             for edit, dop in edits:
-                changes += apply_edit(self.ctx, work, edit, dop)
+                changes += apply_edit(self.schema, work, edit, dop)
             if validate:
                 self._validate(work, changes)
             if test_only or not changes:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nfo.datastore.changes import Change, ChangeDeleted, ChangeMoved, module_of
+from nfo.schema.changes import Change, ChangeDeleted, ChangeMoved, module_of
 from nfo.schema.data import Tree
 
 __all__ = ["ChangeCallback", "ChangeEvent", "ChangeSubscription", "Phase"]

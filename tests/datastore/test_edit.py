@@ -847,7 +847,7 @@ async def test_duplicate_key_in_one_edit_is_refused(ds: Datastore, text: str) ->
     "BUG (minor): an unknown nc:operation value is reported by the libyang parser as "
     "invalid-value ('Invalid enumeration value') and, in XML, with the parent's path; "
     "RFC 6241 Appendix A calls for bad-attribute for a bad attribute value, which is "
-    "also what nfo/datastore/edit.py _Editor.process raises (dead code)"))
+    "also what nfo/schema/edit.py _Editor.process raises (dead code)"))
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 async def test_unknown_operation_value_is_bad_attribute(ds: Datastore, fmt: str) -> None:
     await edit(ds, J({"name": "n"}))

@@ -1,6 +1,6 @@
 """Change paths built by edit.py without libyang equal libyang's own ``lyd_path``.
 
-``nfo.datastore.edit`` derives a node's data path from its parent's path, its
+``nfo.schema.edit`` derives a node's data path from its parent's path, its
 name and its key predicates instead of calling ``lyd_path`` per node.  These
 differential tests hold the derivation to libyang's output byte for byte: odd
 key values (quotes of both kinds, brackets, slashes, non-ASCII, empty), several
@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nfo.datastore.changes import ChangeCreated, ChangeDeleted
-from nfo.datastore.edit import apply_edit, child_path
 from nfo.errors import InvalidValue
 from nfo.schema import Schema, Tree
+from nfo.schema.changes import ChangeCreated, ChangeDeleted
 from nfo.schema.data import node_path, node_value, path_steps, siblings
+from nfo.schema.edit import apply_edit, child_path, names_of
 from nfo.schema.ly import ffi, lib
 
 TEST_YANG = Path(__file__).parent / "yang"
@@ -110,7 +110,7 @@ def test_child_path_is_lyd_path(aug_schema: Schema, edit: tuple[Any, ...]) -> No
         for n in preorder(t.first()):
             top = n.parent == ffi.NULL
             pp = "" if top else node_path(ffi.cast("struct lyd_node *", n.parent))
-            assert child_path(pp, n) == node_path(n)
+            assert child_path(pp, n, names_of(aug_schema)) == node_path(n)
 
 
 def _created(nodes: Iterator[Any]) -> list[Any]:
@@ -144,7 +144,7 @@ def test_change_paths_are_lyd_paths(aug_schema: Schema, edit: tuple[Any, ...],
     work = parse(ctx, {"nfo-test:top": {"name": "n"}} if existing else {})
     try:
         with parse(ctx, doc) as e:
-            changes = apply_edit(ctx, work, e, "merge")
+            changes = apply_edit(aug_schema, work, e, "merge")
         expected = []
         for n in siblings(work.first()):
             if existing and node_path(n) == "/nfo-test:top":
@@ -165,7 +165,7 @@ def test_change_paths_are_lyd_paths(aug_schema: Schema, edit: tuple[Any, ...],
             removal["nfo-test-aug:loose"] = [{"id": x["id"], **op}
                                              for x in doc["nfo-test-aug:loose"]]
         with parse(ctx, removal) as e:
-            gone = apply_edit(ctx, work, e, "merge")
+            gone = apply_edit(aug_schema, work, e, "merge")
         assert sorted(gone, key=repr) == sorted(deleted, key=repr)
     finally:
         work.free()
@@ -178,9 +178,9 @@ def test_quotes_as_libyang_prints_them(schema: Schema) -> None:
     work = Tree(ctx)
     try:
         with parse(ctx, {"nfo-test:top": {}}) as e:
-            apply_edit(ctx, work, e, "merge")
+            apply_edit(schema, work, e, "merge")
         with parse(ctx, doc) as e:
-            paths = [c.path for c in apply_edit(ctx, work, e, "merge")]
+            paths = [c.path for c in apply_edit(schema, work, e, "merge")]
     finally:
         work.free()
     assert paths == [

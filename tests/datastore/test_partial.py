@@ -1,4 +1,4 @@
-"""Proportional validation (nfo.datastore.partial) must never change an outcome.
+"""Proportional validation (nfo.schema.partial) must never change an outcome.
 
 The core of this file is a differential, property-based test: random sequences
 of edits are applied to two fresh datastores, one with
@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nfo.datastore import Datastore, SqliteStorage
-from nfo.datastore import partial as partial_mod
 from nfo.errors import DataExists, DataMissing, NfoError
 from nfo.schema import Schema, Tree
+from nfo.schema import partial as partial_mod
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_YANG = Path(__file__).parent / "yang"

@@ -14,15 +14,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nfo.datastore.changes import (
+from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
+from nfo.schema import ly
+from nfo.schema.changes import (
     Change,
     ChangeCreated,
     ChangeDeleted,
     ChangeModified,
     ChangeMoved,
 )
-from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
-from nfo.schema import ly
 from nfo.schema.data import (
     Tree,
     find_sibling,
@@ -34,7 +34,7 @@ from nfo.schema.data import (
 )
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["OPERATIONS", "apply_edit", "validation_deletes"]
+__all__ = ["OPERATIONS", "Names", "apply_edit", "child_path", "names_of", "validation_deletes"]
 
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
@@ -43,10 +43,27 @@ _MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
 _DEFAULT = lib.LYD_DEFAULT
 _NULL = ffi.NULL
 _string = ffi.string
-_NAMES: dict[tuple[Any, Any], str] = {}
-"""Path step name per (schema node, parent's module or None at the top level); schemas
-live as long as the process."""
-_KEY_NAMES: dict[Any, str] = {}
+
+
+class Names:
+    """Path step names per (schema node, parent's module or None at the top level) and
+    key leaf names, cached for one :class:`~nfo.schema.Schema` (its ``caches``), since
+    the keys are pointers into that schema's compiled nodes."""
+
+    __slots__ = ("keys", "steps")
+
+    def __init__(self) -> None:
+        self.steps: dict[tuple[Any, Any], str] = {}
+        self.keys: dict[Any, str] = {}
+
+
+def names_of(schema: Any) -> Names:
+    """The step-name cache of a :class:`~nfo.schema.Schema`."""
+    names = schema.caches.get("edit.names")
+    if names is None:
+        names = schema.caches["edit.names"] = Names()
+    assert isinstance(names, Names)
+    return names
 _PREFIX_IN_PRED = re.compile(r"\[[\w.-]+:")
 
 
@@ -54,7 +71,7 @@ def _xp(p: Any) -> Any:
     return ly.fromx(p)
 
 
-def _step(n: Any, sch: Any, pmod: Any) -> str | None:
+def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
     """The last step of ``lyd_path(n, LYD_PATH_STD)``, built without asking libyang.
 
     ``pmod`` is the module of ``n``'s parent (None for a top-level node): the step
@@ -65,12 +82,12 @@ def _step(n: Any, sch: Any, pmod: Any) -> str | None:
     lists, state leaf-lists): the caller then asks libyang.
     """
     key = (sch, pmod)
-    name = _NAMES.get(key)
+    name = names.steps.get(key)
     if name is None:
         name = _string(sch.name).decode()
         if pmod is None or sch.module != pmod:
             name = _string(sch.module.name).decode() + ":" + name
-        _NAMES[key] = name
+        names.steps[key] = name
     nt = sch.nodetype
     if not nt & _MULTI:
         return name
@@ -83,9 +100,9 @@ def _step(n: Any, sch: Any, pmod: Any) -> str | None:
             ks = k.schema
             if ks == _NULL or not ks.flags & lib.LYS_KEY:
                 break
-            kname = _KEY_NAMES.get(ks)
+            kname = names.keys.get(ks)
             if kname is None:
-                kname = _KEY_NAMES[ks] = _string(ks.name).decode()
+                kname = names.keys[ks] = _string(ks.name).decode()
             v = _string(lib.lyd_get_value(k)).decode()
             q = '"' if "'" in v else "'"
             parts.append(f"[{kname}={q}{v}{q}]")
@@ -98,17 +115,18 @@ def _step(n: Any, sch: Any, pmod: Any) -> str | None:
     return f"{name}[.={q}{v}{q}]"
 
 
-def child_path(ppath: str, n: Any) -> str:
+def child_path(ppath: str, n: Any, names: Names) -> str:
     """``lyd_path(n)`` given the path of ``n``'s parent ("" at the top level)."""
     p = n.parent
-    step = _step(n, n.schema, None if p == _NULL else p.schema.module)
+    step = _step(n, n.schema, None if p == _NULL else p.schema.module, names)
     return node_path(n) if step is None else ppath + "/" + step
 
 
 class _Editor:
-    def __init__(self, ctx: Any, tree: Tree) -> None:
+    def __init__(self, ctx: Any, tree: Tree, names: Names) -> None:
         self.ctx = ctx
         self.tree = tree
+        self.names = names
         self.changes: list[Change] = []
         self._seen: set[str] = set()
         self._out = ffi.new("struct lyd_node **")
@@ -147,7 +165,7 @@ class _Editor:
             out.append(cls(p, _string(v).decode() if v != null else None))
             return
         out.append(cls(p, None))
-        names = _NAMES
+        names = self.names.steps
         get_value = lib.lyd_get_value
         mod = sch.module
         c = lib.lyd_child(n)
@@ -156,7 +174,7 @@ class _Editor:
                 cs = c.schema
                 nt = cs.nodetype
                 if nt & _MULTI:
-                    step = _step(c, cs, mod)
+                    step = _step(c, cs, mod, self.names)
                     cp = node_path(c) if step is None else p + "/" + step
                 else:
                     key = (cs, mod)
@@ -222,8 +240,8 @@ class _Editor:
                 for k in siblings(lib.lyd_child(node)):
                     if not k.schema.flags & lib.LYS_KEY:
                         break
-                    self.changes.append(ChangeCreated(f"{path}/{_step(k, k.schema, mod)}",
-                                                      node_value(k)))
+                    step = _step(k, k.schema, mod, self.names)
+                    self.changes.append(ChangeCreated(f"{path}/{step}", node_value(k)))
         return node
 
     # -- ordered-by-user positions ------------------------------------------
@@ -299,7 +317,7 @@ class _Editor:
         if ppath is None:
             ppath = self._parent_path(parent)
         p = e.parent
-        step = _step(e, sch, None if p == _NULL else p.schema.module)
+        step = _step(e, sch, None if p == _NULL else p.schema.module, self.names)
         where = None if step is None else ppath + "/" + step
         if nt & _MULTI:
             seen = node_path(e) if where is None else where
@@ -390,7 +408,7 @@ class _Editor:
             if is_default(c):
                 continue
             if find_sibling(echild, c) == ffi.NULL:
-                self._delete(c, None if tpath is None else child_path(tpath, c))
+                self._delete(c, None if tpath is None else child_path(tpath, c, self.names))
         self._children(e, t, "replace", tpath)
         self._follow_order(t, e)
 
@@ -443,7 +461,8 @@ def _keys(e: Any) -> int:
     return n
 
 
-def apply_edit(ctx: Any, tree: Tree, edit: Tree, default_operation: str = "merge") -> list[Change]:
+def apply_edit(schema: Any, tree: Tree, edit: Tree,
+               default_operation: str = "merge") -> list[Change]:
     """Apply ``edit`` to ``tree`` in place; return the changes, in order.
 
     On error the working tree may be partly changed: callers apply edits to a
@@ -451,7 +470,7 @@ def apply_edit(ctx: Any, tree: Tree, edit: Tree, default_operation: str = "merge
     """
     if default_operation not in ("merge", "replace", "none"):
         raise InvalidValue(f"invalid default-operation {default_operation!r}")
-    ed = _Editor(ctx, tree)
+    ed = _Editor(schema.cdata, tree, names_of(schema))
     if default_operation == "replace":
         ed.replace_top(edit)
     for e in list(siblings(edit.first())):
@@ -459,10 +478,10 @@ def apply_edit(ctx: Any, tree: Tree, edit: Tree, default_operation: str = "merge
     return ed.changes
 
 
-def validation_deletes(ctx: Any, diff: Any) -> list[Change]:
+def validation_deletes(schema: Any, diff: Any) -> list[Change]:
     """Nodes libyang removed while validating (the other case of a choice, a node
     whose ``when`` turned false), from its validation diff, as changes."""
-    ed = _Editor(ctx, Tree(ctx))
+    ed = _Editor(schema.cdata, Tree(schema.cdata), names_of(schema))
     _walk_diff(ed, diff)
     return ed.changes
 
