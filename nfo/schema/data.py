@@ -8,12 +8,13 @@ go through libyang only; nfo never encodes YANG data by hand.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
-from nfo.errors import InvalidValue, MalformedMessage
+from nfo.errors import InvalidValue, MalformedMessage, NfoError
 from nfo.schema import ly
 from nfo.schema.dnode import Node
 from nfo.schema.ly import ffi, lib
@@ -130,8 +131,40 @@ def parse_data(
     if rc != lib.LY_SUCCESS:
         if out[0] != ffi.NULL:
             lib.lyd_free_all(out[0])
-        ly.raise_last(ctx, what)
+        try:
+            ly.raise_last(ctx, what)
+        except InvalidValue as e:
+            raise _bad_attribute(e, raw, _fmt(fmt)) or e from None
     return out[0]
+
+
+_BAD_ENUM = re.compile(r'^Invalid enumeration value "(.*)"\.$')
+_EDIT_ATTRS = ("operation", "insert")
+
+
+def _bad_attribute(e: InvalidValue, raw: bytes, fmt: Fmt) -> NfoError | None:
+    """libyang reports a bad ``nc:operation`` or ``yang:insert`` value like a bad leaf
+    value; RFC 6241 Appendix A calls it bad-attribute.  The value is recognised in the
+    input as that attribute's (libyang's path is the element's in JSON, its parent's
+    in XML, whose parser reports an attribute before the element exists)."""
+    m = _BAD_ENUM.match(e.message)
+    if m is None:
+        return None
+    value = re.escape(m.group(1))
+    text = raw.decode("utf-8", "replace")
+    for attr in _EDIT_ATTRS:
+        if fmt is Fmt.JSON:
+            pat = rf'"(?:ietf-netconf|yang):{attr}"\s*:\s*"{value}"'
+            elem = None
+        else:
+            pat = rf"<(?:[\w.-]+:)?([\w.-]+)[^<>]*?:{attr}\s*=\s*([\"']){value}\2"
+        found = re.search(pat, text)
+        if found is not None:
+            elem = found.group(1) if fmt is Fmt.XML else (e.path or "").rpartition("/")[2]
+            return NfoError(f"invalid value {m.group(1)!r} of the {attr} attribute",
+                            tag="bad-attribute", error_type="protocol", path=e.path,
+                            info={"bad-attribute": attr, "bad-element": elem or ""})
+    return None
 
 
 def parse_op(ctx: Any, text: str | bytes, fmt: Fmt | str, dtype: int, *,

@@ -3,7 +3,7 @@
 Every edit goes through Session.edit / edit_many of a fresh datastore (the
 ``ds`` fixture), in RFC 7951 JSON and in XML.  Refused edits must leave the
 stored data exactly as it was.  Regressions for the bugs found on the way,
-and one known gap (strict xfail), are grouped at the end of the file.
+are grouped at the end of the file.
 """
 
 from __future__ import annotations
@@ -803,7 +803,7 @@ async def test_accepted_leaf_change_survives_restart(
         await ds.close()
 
 
-# -- regressions (bugs these tests found, now fixed) and one known gap (strict xfail) --------
+# -- regressions (bugs these tests found, now fixed) --------------------------------------
 
 @pytest.mark.parametrize("case", ["choice", "when", "choice-both"])
 async def test_auto_removed_nodes_are_reported_as_deleted(ds: Datastore, case: str) -> None:
@@ -843,18 +843,17 @@ async def test_duplicate_key_in_one_edit_is_refused(ds: Datastore, text: str) ->
     assert e.tag in ("data-exists", "invalid-value", "bad-element")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): an unknown nc:operation value is reported by the libyang parser as "
-    "invalid-value ('Invalid enumeration value') and, in XML, with the parent's path; "
-    "RFC 6241 Appendix A calls for bad-attribute for a bad attribute value, which is "
-    "also what nfo/schema/edit.py _Editor.process raises (dead code)"))
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 async def test_unknown_operation_value_is_bad_attribute(ds: Datastore, fmt: str) -> None:
+    """RFC 6241 Appendix A: a bad attribute value is bad-attribute (libyang says
+    invalid-value; XML's parser reports it at the enclosing element)."""
     await edit(ds, J({"name": "n"}))
     text = {"json": J({"name": "x", "@name": {OP: "frob"}}),
             "xml": X('<name nc:operation="frob">x</name>')}[fmt]
     e = await refused(ds, text, fmt)
-    assert (e.tag, e.path) == ("bad-attribute", f"{T}/name")
+    assert e.tag == "bad-attribute"
+    assert e.info == {"bad-attribute": "operation", "bad-element": "name"}
+    assert e.path == (f"{T}/name" if fmt == "json" else T)
 
 
 @pytest.mark.parametrize(("text", "dop"), [

@@ -454,7 +454,7 @@ async def test_single_entry_edit_copies_only_the_touched_entries(
     await edit(ds, instances_doc({"name": "bulk250", "admin-state": "disabled"}))
     # create one
     await edit(ds, instances_doc(instance("fresh", "d2", params=())))
-    # delete two (neither is the first entry: see the use-after-free xfail below)
+    # delete two
     await edit(ds, instances_doc({"name": "bulk100", **op("delete")},
                                  {"name": "bulk200", **op("remove")}))
     # refused: descriptor missing; nothing may change
