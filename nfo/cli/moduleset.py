@@ -14,9 +14,7 @@ from pathlib import Path
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.errors import InUse, InvalidValue, NfoError
-from nfo.schema import ModuleInfo, Schema, module_name_of
-from nfo.schema.data import Tree, is_default, node_module, node_name, siblings
-from nfo.schema.ly import lib
+from nfo.schema import ModuleInfo, Schema, Tree, module_name_of
 
 __all__ = ["StateDir", "install_modules", "list_modules", "remove_module"]
 
@@ -92,18 +90,16 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
             for d in holders:
                 keep = ds.tree(d).dup()
                 with keep:
-                    for top in list(siblings(keep.first())):
-                        if node_module(top) == name:
-                            if top == keep.first():
-                                keep.root = top.next
-                            lib.lyd_free_tree(top)
+                    for top in keep.nodes():
+                        if top.module == name:
+                            keep.remove(top)
                     await s.copy_config(d, keep)
                 ds.snapshot(d)
         for owner in list(ds.oper.owners):
             tree = ds.oper.owners[owner]
-            for top in list(siblings(tree.first())):
-                if node_module(top) == name:
-                    ds.oper.delete(owner, f"/{name}:{node_name(top)}")
+            for top in tree.nodes():
+                if top.module == name:
+                    ds.oper.delete(owner, f"/{name}:{top.name}")
     finally:
         await ds.close()
     for p in files:
@@ -111,4 +107,4 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
 
 
 def _has_data(tree: Tree, module: str) -> bool:
-    return any(node_module(n) == module and not is_default(n) for n in siblings(tree.first()))
+    return any(n.module == module and not n.is_default for n in tree.nodes())

@@ -26,7 +26,6 @@ from nfo.netconf.server import start_netconf
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
-from nfo.schema.ly import ffi
 from nfo.workload import WorkloadManager
 
 __all__ = [
@@ -113,8 +112,8 @@ async def _udp_echo_check(port: int) -> str:
 
 async def ensure_demo_instance(ds: Datastore, port: int) -> None:
     """Ask for one udp-echo NF (``demo-echo``) on the local VIM, if not there yet."""
-    if ds.tree("running").find(
-            f"/nfo-instances:nf-instances/nf-instance[name='{DEMO_INSTANCE}']") != ffi.NULL:
+    if ds.tree("running").node(
+            f"/nfo-instances:nf-instances/nf-instance[name='{DEMO_INSTANCE}']") is not None:
         return
     async with ds.session("nfo-demo") as s:
         await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [{

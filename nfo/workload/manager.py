@@ -44,7 +44,8 @@ from nfo.registry import (
     VimAccount,
     WorkloadState,
 )
-from nfo.schema.data import Tree, node_name, print_nodes, siblings
+from nfo.schema import Fmt, Tree, WithDefaults, print_node
+from nfo.schema.data import node_name, siblings
 from nfo.schema.ly import ffi, lib
 
 __all__ = ["OWNER", "Desired", "WorkloadManager"]
@@ -68,10 +69,10 @@ def _parse_iso(s: str | None) -> float | None:
 
 
 def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:
-    node = tree.find(path)
-    if node == ffi.NULL:
+    node = tree.node(path)
+    if node is None:
         return None
-    text = print_nodes(node, "json", siblings=False, flags=lib.LYD_PRINT_WD_ALL)
+    text = print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL)
     doc: dict[str, Any] = json.loads(text)
     value: Any = next(iter(doc.values()))
     out: dict[str, Any] = value[0] if isinstance(value, list) else value
@@ -378,14 +379,10 @@ class WorkloadManager:
 
     # -- desired and observed state -------------------------------------------------
     def _configured_names(self) -> list[str]:
-        node = self.ds.tree("running").find(INSTANCES)
-        if node == ffi.NULL:
+        node = self.ds.tree("running").node(INSTANCES)
+        if node is None:
             return []
-        out = []
-        for entry in siblings(lib.lyd_child(node)):
-            key = lib.lyd_child(entry)
-            out.append(ffi.string(lib.lyd_get_value(key)).decode())
-        return out
+        return [entry.children()[0].value or "" for entry in node.children()]
 
     def _desired(self, name: str) -> Desired | None:
         return self._desired_from(self.ds.tree("running"), name)
