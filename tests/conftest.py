@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.schema import Schema
+from tests.orchestrator import Child
 
 TEST_YANG = Path(__file__).parent / "datastore" / "yang"
 
@@ -46,3 +47,14 @@ async def _no_leaked_tasks(request: pytest.FixtureRequest) -> AsyncIterator[None
     for t in leaked:
         t.cancel()
     assert not leaked, f"asyncio tasks leaked by {request.node.name}: {leaked}"
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    """Orchestrator child processes a test starts; killed when it ends."""
+    made: list[Child] = []
+    try:
+        yield made
+    finally:
+        for c in made:
+            c.kill()

@@ -13,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nfo.drivers.openstack import META_INSTANCE, META_OWNER
 
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import installation_id, open_datastore, start_manager
 from nfo.datastore import Datastore, Session
+from nfo.drivers.openstack import META_INSTANCE, META_OWNER
 from nfo.workload import WorkloadManager
 from openstack import exceptions as sdk
+from tests.orchestrator import Child
 from tests.waiting import wait_for
 
 INSTANCES = "/nfo-instances:nf-instances"
-CHILD = Path(__file__).parents[1] / "workload" / "_orchestrator_child.py"
 OPTIONS = {"poll_interval": 0.25, "health_interval": 5.0, "backoff_base": 0.5,
            "backoff_max": 5.0}
 BOOT = 240.0
@@ -280,44 +277,6 @@ async def test_twenty_in_parallel(openstack_cloud: Any, orch: Orchestrator, nova
 # -- kill -9 of the orchestrator during boots, then a restart ------------------------------------
 
 
-class Child:
-    """An orchestrator in a child process (tests/workload/_orchestrator_child.py)."""
-
-    def __init__(self, workdir: Path, state: Path, plan: dict[str, Any]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.out = workdir / "child.out"
-        self.err = workdir / "child.err"
-        plan_file = workdir / "plan.json"
-        plan_file.write_text(json.dumps(plan))
-        plan_file.chmod(0o600)  # it holds the VIM password
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(CHILD), str(state), str(plan_file)],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def said(self, prefix: str) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"the child exited ({self.proc.returncode}):\n{self.out.read_text()}\n"
-                        f"{self.err.read_text()[-3000:]}")
-        return any(line.startswith(prefix) for line in self.out.read_text().splitlines())
-
-    def kill(self) -> int:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-        return self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    made: list[Child] = []
-    try:
-        yield made
-    finally:
-        for c in made:
-            c.kill()
-
-
 async def test_kill9_during_boots_then_restart(openstack_cloud: Any, orch: Orchestrator,
                                                nova: Any, children: list[Child],
                                                tmp_path: Path) -> None:
@@ -327,7 +286,7 @@ async def test_kill9_during_boots_then_restart(openstack_cloud: Any, orch: Orche
                       instances_doc(names)]}
     child = Child(tmp_path / "child", orch.state.path, plan)
     children.append(child)
-    await wait_for(lambda: child.said("EDITED"), 60, "the child's edits", every=0.1)
+    await child.expect("EDITED", 60)
     owner = _owner_of(orch.state)
     assert owner
 

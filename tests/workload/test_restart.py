@@ -12,76 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHILD = Path(__file__).with_name("_orchestrator_child.py")
+from tests.orchestrator import Child
+
 N_SIM = 30
-
-
-class Child:
-    """The orchestrator process to be killed; its stdout goes to a file we poll."""
-
-    def __init__(self, workdir: Path, state: Path, plan: dict[str, Any]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.out = workdir / "child.out"
-        self.err = workdir / "child.err"
-        plan_file = workdir / "plan.json"
-        plan_file.write_text(json.dumps(plan))
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(CHILD), str(state), str(plan_file)],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def lines(self) -> list[str]:
-        return self.out.read_text().splitlines() if self.out.exists() else []
-
-    async def expect(self, prefix: str, timeout: float, h: Any) -> str:
-        def probe() -> str | None:
-            for line in self.lines():
-                if line.startswith(prefix):
-                    return line
-            if self.proc.poll() is not None:
-                pytest.fail(f"the child exited ({self.proc.returncode}) before {prefix!r}:\n"
-                            f"{self.out.read_text()}\n{self.err.read_text()[-3000:]}")
-            return None
-
-        line: str = await h.wait_for(probe, timeout, f"child output {prefix!r}",
-                                     lambda: (self.lines(), self.err.read_text()[-2000:]))
-        return line
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    async def died(self, timeout: float = 10) -> int:
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert self.proc.returncode is not None, "the child did not die"
-        return self.proc.returncode
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    made: list[Child] = []
-    try:
-        yield made
-    finally:
-        for c in made:
-            c.kill()
 
 
 def sim_plan(names: list[str], *, mean: int = 300, jitter: int = 200,
@@ -139,7 +81,7 @@ async def test_kill9_then_restart_converges(env: Any, children: list[Child], tmp
     names = [f"n{i:02d}" for i in range(N_SIM)]
     child = Child(tmp_path / "child", env.path, sim_plan(names))
     children.append(child)
-    await child.expect("EDITED", 20, env.h)
+    await child.expect("EDITED", 20)
     await asyncio.sleep(delay)
     child.kill()
     killed_at = time.time()
@@ -162,7 +104,7 @@ async def test_kill9_deletes_while_down_leave_no_orphans(env: Any, children: lis
     names = [f"n{i:02d}" for i in range(N_SIM)]
     child = Child(tmp_path / "child", env.path, sim_plan(names))
     children.append(child)
-    await child.expect("EDITED", 20, env.h)
+    await child.expect("EDITED", 20)
     await asyncio.sleep(0.25)
     child.kill()
     await child.died()
@@ -198,7 +140,7 @@ async def _crash_after_instantiate(env: Any, children: list[Child],
     child = Child(tmp_path / "child", env.path,
                   sim_plan(names, mean=1000, jitter=0, **{"crash-after-instantiate": 4}))
     children.append(child)
-    line = await child.expect("CRASH", 20, env.h)
+    line = await child.expect("CRASH", 20)
     _, victim, rid = line.split()
     assert await child.died() == -signal.SIGKILL
     assert rid in {r["id"] for r in env.sim("sim1")}
@@ -286,12 +228,12 @@ async def test_kill9_local_processes_are_adopted(env: Any, children: list[Child]
     children.append(child)
     before: dict[int, str] | None = None
     if when.startswith("running"):
-        await child.expect("RUNNING", 30, env.h)
+        await child.expect("RUNNING", 30)
         tag = env.h.owner_tag(env.path)
         before = env.h.nf_processes(tag)
         assert sorted(before.values()) == sorted(ports)
     else:
-        await child.expect("EDITED", 20, env.h)
+        await child.expect("EDITED", 20)
         await asyncio.sleep(0.1)
     child.kill()
     tag = env.h.owner_tag(env.path)
@@ -325,7 +267,7 @@ async def test_kill9_between_spawn_and_record_leaves_no_stray_process(
     child = Child(tmp_path / "child", env.path,
                   local_plan(ports, **{"crash-before-local-record": 2}))
     children.append(child)
-    line = await child.expect("CRASH", 20, env.h)
+    line = await child.expect("CRASH", 20)
     _, _victim, rid = line.split()
     await child.died()
     try:
