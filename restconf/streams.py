@@ -33,7 +33,6 @@ import logging
 import re
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -48,14 +47,15 @@ from nfo.datastore import (
     ReplayComplete,
     SubscriptionComplete,
 )
-from nfo.errors import NfoError
+from nfo.errors import InvalidValue, NfoError
+from nfo.protocol.errors import HttpError, http_status, restconf_errors
+from nfo.protocol.formats import format_time, parse_time
 
 __all__ = [
     "ENCODINGS",
     "NFO_STREAM",
     "NOTIFICATION_NS",
     "ensure_nfo_stream",
-    "event_time",
     "notification_message",
     "sse_event",
     "stream_endpoint",
@@ -66,14 +66,10 @@ log = logging.getLogger(__name__)
 
 NFO_STREAM = "nfo"
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
-RESTCONF_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf"
 ENCODINGS = ("json", "xml")
 _QUERY = ("start-time", "stop-time", "filter")
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _LINES = re.compile(r"\r\n|\r|\n")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -87,12 +83,6 @@ def ensure_nfo_stream(hub: NotificationHub) -> None:
         hub.add_stream(NFO_STREAM, "nf-instance state changes", ["nfo-instances"])
 
 
-def event_time(t: float) -> str:
-    """Unix seconds as RFC 3339 (``yang:date-and-time``) in UTC."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
-
-
 def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[str, Any]:
     """``ietf-restconf-monitoring:restconf-state`` with its ``streams`` list.
 
@@ -102,13 +92,11 @@ def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[
     the stream can replay (left out while the log holds none for it).
     """
     out = []
-    for s in hub.streams():
+    for s in hub.describe():
         entry: dict[str, Any] = {"name": s.name, "description": s.description,
                                  "replay-support": s.replay_support}
-        if s.replay_support:
-            first = hub.replay_start(s.name)
-            if first is not None:
-                entry["replay-log-creation-time"] = event_time(first)
+        if s.first_event is not None:
+            entry["replay-log-creation-time"] = format_time(s.first_event)
         quoted = urllib.parse.quote(s.name, safe="")
         entry["access"] = [{"encoding": enc, "location": f"{base.rstrip('/')}/{quoted}/{enc}"}
                            for enc in ENCODINGS]
@@ -122,7 +110,7 @@ def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[
 def notification_message(n: Notification, ctx: Any, encoding: str) -> str:
     """The ``ietf-restconf:notification`` envelope of ``n`` (RFC 8040 section 6.4)."""
     body = n.render(ctx, encoding)
-    when = event_time(n.event_time)
+    when = format_time(n.event_time)
     if encoding == "json":
         return json.dumps({"ietf-restconf:notification": {"eventTime": when,
                                                           **json.loads(body)}})
@@ -185,28 +173,11 @@ class _EventStream(StreamingResponse):
             sub.close()
 
 
-def _parse_time(name: str, value: str) -> float:
-    if not _RFC3339.match(value):
-        raise ValueError(f"{name} must be an RFC 3339 date-and-time with a time zone")
-    try:
-        return datetime.fromisoformat(value.upper()).timestamp()
-    except ValueError:
-        raise ValueError(f"{name}: {value!r} is not a valid date-and-time") from None
-
-
-def _error(status: int, encoding: str, tag: str, message: str,
-           error_type: str = "protocol") -> Response:
-    """An RFC 8040 ``errors`` reply in the stream's encoding."""
-    if encoding == "xml":
-        msg = _XML_BAD_CHARS.sub("?", message)
-        body = (f'<errors xmlns="{RESTCONF_NS}"><error><error-type>{error_type}</error-type>'
-                f"<error-tag>{tag}</error-tag><error-message>"
-                f"{msg.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}"
-                f"</error-message></error></errors>")
-        return Response(body, status, media_type="application/yang-data+xml")
-    body = json.dumps({"ietf-restconf:errors": {"error": [
-        {"error-type": error_type, "error-tag": tag, "error-message": message}]}})
-    return Response(body, status, media_type="application/yang-data+json")
+def _error(err: NfoError, encoding: str) -> Response:
+    """The RFC 8040 ``errors`` reply of a refused stream request, in its encoding."""
+    json_format = encoding != "xml"
+    return Response(restconf_errors(err, json_format), http_status(err),
+                    media_type=f"application/yang-data+{'json' if json_format else 'xml'}")
 
 
 def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
@@ -218,36 +189,38 @@ def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
     hub = ds.notifications
 
     async def endpoint(request: Request) -> Response:
+        encoding = request.path_params.get("encoding", "")
+        try:
+            return open_stream(request)
+        except NfoError as e:
+            return _error(e, encoding)
+
+    def open_stream(request: Request) -> Response:
         name = request.path_params.get("name", "")
         encoding = request.path_params.get("encoding", "")
-        enc_for_errors = encoding if encoding in ENCODINGS else "json"
         if encoding not in ENCODINGS or all(s.name != name for s in hub.streams()):
-            return _error(404, enc_for_errors, "invalid-value",
-                          f"no event stream {name!r} with encoding {encoding!r}",
-                          error_type="application")
+            raise HttpError(404, f"no event stream {name!r} with encoding {encoding!r}",
+                            error_type="application")
         params: dict[str, str] = {}
         for key, value in request.query_params.multi_items():
             if key not in _QUERY:
-                return _error(400, encoding, "invalid-value",
-                              f"query parameter {key!r} is not allowed on an event stream")
+                raise InvalidValue(f"query parameter {key!r} is not allowed on an event stream",
+                                   error_type="protocol")
             if key in params:
-                return _error(400, encoding, "invalid-value",
-                              f"query parameter {key!r} is given more than once")
+                raise InvalidValue(f"query parameter {key!r} is given more than once",
+                                   error_type="protocol")
             params[key] = value
-        try:
-            start = (_parse_time("start-time", params["start-time"])
-                     if "start-time" in params else None)
-            stop = (_parse_time("stop-time", params["stop-time"])
-                    if "stop-time" in params else None)
-        except ValueError as e:
-            return _error(400, encoding, "invalid-value", str(e))
+        start = (parse_time(params["start-time"], "start-time")
+                 if "start-time" in params else None)
+        stop = parse_time(params["stop-time"], "stop-time") if "stop-time" in params else None
         if stop is not None and start is None:
-            return _error(400, encoding, "invalid-value", "stop-time needs a start-time")
+            raise InvalidValue("stop-time needs a start-time", error_type="protocol")
         try:
             sub = hub.subscribe(name, start=start, stop=stop, xpath=params.get("filter"))
         except NfoError as e:
-            status = 503 if e.tag == "operation-failed" else 400
-            return _error(status, encoding, e.tag, e.message, error_type=e.error_type)
+            if e.tag == "operation-failed":  # the hub cannot take another subscriber
+                raise HttpError(503, e.message, tag=e.tag, error_type=e.error_type) from e
+            raise
         if request.method == "HEAD":  # the headers of the stream, without opening it
             sub.close()
             return Response(media_type="text/event-stream", headers=_SSE_HEADERS)

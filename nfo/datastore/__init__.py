@@ -18,6 +18,7 @@ from nfo.datastore.notifications import (
     NotificationSubscription,
     ReplayComplete,
     Stream,
+    StreamInfo,
     SubscriptionComplete,
 )
 from nfo.datastore.storage import SqliteStorage, Storage
@@ -52,5 +53,6 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "Stream",
+    "StreamInfo",
     "SubscriptionComplete",
 ]

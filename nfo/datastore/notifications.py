@@ -63,6 +63,7 @@ __all__ = [
     "NotificationSubscription",
     "ReplayComplete",
     "Stream",
+    "StreamInfo",
     "SubscriptionComplete",
 ]
 
@@ -134,6 +135,17 @@ class Stream:
 
     def carries(self, module: str) -> bool:
         return self.modules is None or module in self.modules
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A stream as listings describe it."""
+
+    name: str
+    description: str
+    replay_support: bool
+    first_event: float | None
+    """Event time of the oldest notification the stream can replay (None: none logged)."""
 
 
 # -- libyang helpers ----------------------------------------------------------
@@ -284,6 +296,13 @@ class NotificationHub:
     def streams(self) -> list[Stream]:
         """Every stream, ``NETCONF`` first."""
         return list(self._streams.values())
+
+    def describe(self) -> list[StreamInfo]:
+        """What both stream listings (RFC 5277 ``netconf/streams``, RFC 8040
+        ``restconf-state/streams``) report of each stream, ``NETCONF`` first."""
+        return [StreamInfo(s.name, s.description, s.replay_support,
+                           self.replay_start(s.name) if s.replay_support else None)
+                for s in self._streams.values()]
 
     def _stream(self, name: str) -> Stream:
         try:

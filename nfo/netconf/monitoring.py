@@ -18,7 +18,8 @@ from typing import Any
 
 from nfo.datastore import CONFIG_DATASTORES, Datastore
 from nfo.errors import NfoError
-from nfo.netconf.protocol import NetconfContext, format_time, server_capabilities
+from nfo.netconf.protocol import NetconfContext, server_capabilities
+from nfo.protocol.formats import format_time
 
 __all__ = ["MONITORING_PATH", "STREAMS_PATH", "Monitor", "SessionInfo", "monitor_for"]
 
@@ -107,15 +108,14 @@ class Monitor:
 
     # -- RFC 5277 stream discovery --
     def render_streams(self) -> str:
-        hub = self.ds.notifications
         streams = []
-        for s in hub.streams():
+        for s in self.ds.notifications.describe():
             entry: dict[str, Any] = {"name": s.name, "description": s.description,
                                      "replaySupport": s.replay_support}
             if s.replay_support:
-                oldest = hub.replay_start(s.name)
                 entry["replayLogCreationTime"] = format_time(
-                    self.start_time if oldest is None else min(oldest, self.start_time))
+                    self.start_time if s.first_event is None
+                    else min(s.first_event, self.start_time))
             streams.append(entry)
         return json.dumps({"nc-notifications:netconf": {"streams": {"stream": streams}}})
 

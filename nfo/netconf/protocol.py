@@ -19,7 +19,6 @@ import xml.parsers.expat
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -34,6 +33,7 @@ from nfo.errors import (
     OperationFailed,
     OperationNotSupported,
 )
+from nfo.protocol.formats import format_time, parse_time
 from nfo.schema import Schema
 from nfo.schema.data import (
     Fmt,
@@ -57,7 +57,6 @@ __all__ = [
     "NetconfContext",
     "check_xml_safe",
     "client_hello",
-    "format_time",
     "handle",
     "notification_message",
     "rpc_error_reply",
@@ -888,23 +887,14 @@ async def _edit_data(ctx: NetconfContext, op: ET.Element, prefixes: dict[str, st
 # -- notifications (RFC 5277) ----------------------------------------------------------
 
 
-def format_time(t: float) -> str:
-    """Unix seconds as an RFC 3339 date-and-time in UTC."""
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _parse_time(op: ET.Element, name: str) -> float | None:
     text = _text(_child(op, name, NOTIF_NS))
     if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidValue(f"<{name}> is not a date-and-time: {text!r}",
-                           info={"bad-element": name}) from None
-    if when.tzinfo is None:
-        raise InvalidValue(f"<{name}> needs a time zone offset", info={"bad-element": name})
-    return when.timestamp()
+        return parse_time(text, f"<{name}>")
+    except InvalidValue as e:
+        raise InvalidValue(e.message, info={"bad-element": name}) from None
 
 
 def _notif_filter(op: ET.Element, ctx: NetconfContext,

@@ -1,4 +1,5 @@
-"""Protocol values written one way: RFC 3339 times and NMDA datastore names.
+"""Protocol values written one way: NMDA datastore names, and RFC 3339 times (from
+:mod:`nfo.schema.values`, which the layers below use too).
 
 Both front ends, the event streams and the NETCONF monitoring data format
 and parse these through here, so that a time or a datastore name a client
@@ -7,10 +8,8 @@ gives is read the same over RESTCONF and NETCONF.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-
 from nfo.errors import InvalidValue
+from nfo.schema.values import format_time, parse_time
 
 __all__ = [
     "DATASTORES_MODULE",
@@ -22,31 +21,11 @@ __all__ = [
     "read_source",
 ]
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
 DATASTORES_MODULE = "ietf-datastores"
 READABLE = ("running", "candidate", "startup", "intended", "operational")
 """RFC 8342 datastores a client may read (``intended`` is running: nfo has no
 inactive configuration and no templates)."""
 WRITABLE = ("running", "candidate", "startup")
-
-
-def format_time(t: float) -> str:
-    """Unix seconds as an RFC 3339 ``date-and-time`` in UTC with microseconds."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
-
-
-def parse_time(text: str, what: str = "the time") -> float:
-    """An RFC 3339 ``date-and-time`` (a time zone offset is required) as Unix seconds."""
-    if not _RFC3339.match(text):
-        raise InvalidValue(f"{what} must be an RFC 3339 date-and-time with a time zone, "
-                           f"not {text!r}")
-    try:
-        return datetime.fromisoformat(text.upper()).timestamp()
-    except ValueError:
-        raise InvalidValue(f"{what}: {text!r} is not a valid date-and-time") from None
 
 
 def datastore(identity: str, allowed: tuple[str, ...] = READABLE) -> str:

@@ -26,7 +26,6 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
@@ -47,6 +46,7 @@ from nfo.registry import (
 from nfo.schema import Fmt, Tree, WithDefaults, print_node
 from nfo.schema.data import node_name, siblings
 from nfo.schema.ly import ffi, lib
+from nfo.schema.values import format_time, parse_time
 
 __all__ = ["OWNER", "Desired", "WorkloadManager"]
 
@@ -60,12 +60,11 @@ _ACTIONS = ("/nfo-instances:nf-instances/nf-instance/restart",
 
 
 def _now_iso(t: float | None = None) -> str:
-    dt = datetime.fromtimestamp(time.time() if t is None else t, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_time(time.time() if t is None else t)
 
 
 def _parse_iso(s: str | None) -> float | None:
-    return datetime.fromisoformat(s).timestamp() if s else None
+    return parse_time(s) if s else None
 
 
 def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:

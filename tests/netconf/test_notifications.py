@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from ncclient.operations import RPCError
 
-from nfo.netconf.protocol import NOTIF_NS, NOTIF_STATUS_NS, format_time
+from nfo.netconf.protocol import NOTIF_NS, NOTIF_STATUS_NS
 from nfo.netconf.server import NetconfServer
+from nfo.protocol.formats import format_time
 
 from .test_interop import closed, nc, server  # noqa: F401
 

@@ -16,18 +16,18 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from nfo.restconf.streams import (
-    NOTIFICATION_NS,
-    ensure_nfo_stream,
-    event_time,
-    sse_event,
-    stream_endpoint,
-    streams_data,
-)
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from nfo.datastore import Datastore
+from nfo.protocol.formats import format_time
+from nfo.restconf.streams import (
+    NOTIFICATION_NS,
+    ensure_nfo_stream,
+    sse_event,
+    stream_endpoint,
+    streams_data,
+)
 from nfo.schema.data import parse_data
 from nfo.schema.ly import ffi, lib
 
@@ -319,7 +319,7 @@ def test_sse_event_splits_lines() -> None:
 
 
 def test_event_time_is_rfc3339() -> None:
-    assert event_time(0) == "1970-01-01T00:00:00.000000Z"
+    assert format_time(0) == "1970-01-01T00:00:00.000000Z"
 
 
 async def test_streams_data(ds: Datastore) -> None:
@@ -340,7 +340,7 @@ async def test_streams_data(ds: Datastore) -> None:
     hub.publish(BELL % 1, "json", event_time=1_700_000_000)
     doc = streams_data(hub, base="https://nfo.example/restconf/streams/")
     streams = doc["ietf-restconf-monitoring:restconf-state"]["streams"]["stream"]
-    assert streams[0]["replay-log-creation-time"] == event_time(1_700_000_000)
+    assert streams[0]["replay-log-creation-time"] == format_time(1_700_000_000)
     assert "replay-log-creation-time" not in streams[1]  # no nfo-instances event yet
     assert streams[1]["access"][1]["location"] == "https://nfo.example/restconf/streams/nfo/xml"
     # the document is valid ietf-restconf-monitoring data
