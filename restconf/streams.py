@@ -50,6 +50,7 @@ from nfo.datastore import (
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError, http_status, restconf_errors
 from nfo.protocol.formats import format_time, parse_time
+from nfo.schema import Schema
 
 __all__ = [
     "ENCODINGS",
@@ -107,9 +108,9 @@ def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[
 # -- SSE -----------------------------------------------------------------------
 
 
-def notification_message(n: Notification, ctx: Any, encoding: str) -> str:
+def notification_message(n: Notification, schema: Schema, encoding: str) -> str:
     """The ``ietf-restconf:notification`` envelope of ``n`` (RFC 8040 section 6.4)."""
-    body = n.render(ctx, encoding)
+    body = n.render(schema, encoding)
     when = format_time(n.event_time)
     if encoding == "json":
         return json.dumps({"ietf-restconf:notification": {"eventTime": when,
@@ -126,10 +127,10 @@ def sse_event(payload: str) -> bytes:
 class _EventStream(StreamingResponse):
     """The SSE response; closes its subscription however the response ends."""
 
-    def __init__(self, sub: NotificationSubscription, ctx: Any, encoding: str,
+    def __init__(self, sub: NotificationSubscription, schema: Schema, encoding: str,
                  keepalive: float) -> None:
         self._sub = sub
-        self._ctx = ctx
+        self._schema = schema
         self._encoding = encoding
         self._keepalive = keepalive
         self._gen = self._events()
@@ -160,7 +161,7 @@ class _EventStream(StreamingResponse):
                     return
                 if isinstance(ev, Notification):
                     try:
-                        msg = notification_message(ev, self._ctx, self._encoding)
+                        msg = notification_message(ev, self._schema, self._encoding)
                     except NfoError as e:
                         log.warning("notification %d not sent: %s", ev.seq, e)
                         continue
@@ -224,6 +225,6 @@ def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
         if request.method == "HEAD":  # the headers of the stream, without opening it
             sub.close()
             return Response(media_type="text/event-stream", headers=_SSE_HEADERS)
-        return _EventStream(sub, ds.ctx, encoding, keepalive)
+        return _EventStream(sub, ds.schema, encoding, keepalive)
 
     return endpoint

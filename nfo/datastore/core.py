@@ -154,8 +154,7 @@ class Datastore:
         self._pending: _Pending | None = None
         self.oper = OperStore(self.ctx, storage)
         self.group = GroupCommit(storage)
-        self.notifications = NotificationHub(self.ctx, storage,
-                                             lambda: self._trees["running"].first())
+        self.notifications = NotificationHub(schema, storage, lambda: self._trees["running"])
         self._has_config_change = any(
             m.name == "ietf-netconf-notifications" and m.implemented for m in schema.modules())
         self._ind = analyse(self.ctx, [m.cdata for m in schema.ctx if m.implemented()])
@@ -553,7 +552,7 @@ class Datastore:
         body = json.dumps({"ietf-netconf-notifications:netconf-config-change": {
             "changed-by": by, "datastore": ds, "edit": edits}})
         try:
-            return self.notifications.check(body, "json", data=work.first())
+            return self.notifications.check(body, "json", data=work)
         except NfoError as e:
             log.error("netconf-config-change not published: %s", e)
             return None

@@ -49,9 +49,7 @@ from nfo.errors import (
     OperationNotSupported,
     ResourceDenied,
 )
-from nfo.schema import ly
-from nfo.schema.data import Fmt, node_module, node_path, parse_op, print_nodes
-from nfo.schema.ly import ffi, lib
+from nfo.schema import Fmt, Operation, OpKind, Schema, Tree
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -99,14 +97,12 @@ class Notification:
     """RFC 7951 JSON of the notification tree (parents of a nested notification
     included), as printed by libyang, without an eventTime envelope."""
 
-    def render(self, ctx: Any, fmt: str) -> str:
+    def render(self, schema: Schema, fmt: str) -> str:
         """The notification tree in ``fmt`` (``"json"`` or ``"xml"``)."""
         out = _encoding(fmt)
-        tree, _ = _parse_notification(ctx, self.content, Fmt.JSON, "reading a logged notification")
-        try:
-            return print_nodes(tree, out)
-        finally:
-            lib.lyd_free_all(tree)
+        with _parse_notification(schema, self.content, Fmt.JSON,
+                                 "reading a logged notification") as op:
+            return op.tree.print(out)
 
 
 @dataclass(frozen=True)
@@ -158,62 +154,11 @@ def _encoding(fmt: str) -> Fmt:
         raise MalformedMessage(f"unknown notification encoding {fmt!r}") from None
 
 
-def _parse_notification(ctx: Any, text: str | bytes, fmt: str, what: str) -> tuple[Any, Any]:
-    """Parse one YANG notification: (top of the tree, notification node).
-
-    The caller owns the tree and frees it with ``lyd_free_all``.  libyang
-    parses strictly (unknown nodes and bad values fail here) but validates
-    nothing else; that is :func:`_validate`'s job.
-    """
-    try:
-        return parse_op(ctx, text, _encoding(fmt), lib.LYD_TYPE_NOTIF_YANG, what=what)
-    except InvalidValue as e:
-        if "holds no operation" in e.message:
-            raise InvalidValue(f"{what}: the content holds no notification") from None
-        raise
-
-
-def _validate(ctx: Any, tree: Any, dep_tree: Any) -> None:
-    """Validate the notification in ``tree`` against the data in ``dep_tree``.
-
-    ``lyd_validate_op`` wants the top of the operation tree (libyang 2.1.30
-    also finds its way from the notification node itself, older 2.x releases
-    refuse anything with a parent) and a top-level dependency tree.  It links
-    the notification into ``dep_tree`` while it checks leafrefs and unlinks it
-    again before returning, so the data tree is left as it was.
-    """
-    dep = ffi.NULL if dep_tree is None or dep_tree == ffi.NULL else lib.lyd_first_sibling(dep_tree)
-    rc = lib.lyd_validate_op(tree, dep, lib.LYD_TYPE_NOTIF_YANG, ffi.NULL)
-    if rc != lib.LY_SUCCESS:
-        ly.raise_last(ctx, "validating a notification")
-
-
-def _selects(ctx: Any, tree: Any, xpath: str) -> bool:
-    """Whether ``xpath`` selects at least one node of the notification tree."""
-    out = ffi.new("struct ly_set **")
-    rc = lib.lyd_find_xpath(tree, xpath.encode(), out)
-    if rc != lib.LY_SUCCESS:
-        # E.g. an expression that is not a node set ("1 = 1"): selects nothing.
-        lib.ly_err_clean(ctx, ffi.NULL)
-        return False
-    try:
-        return bool(out[0].count > 0)
-    finally:
-        lib.ly_set_free(out[0], ffi.NULL)
-
-
-def _check_xpath(ctx: Any, xpath: str) -> None:
-    """Refuse an XPath filter libyang cannot compile against the schema."""
-    if not xpath.strip() or "\0" in xpath:
-        raise InvalidValue("invalid XPath filter: empty expression", info={"xpath": xpath})
-    out = ffi.new("struct ly_set **")
-    rc = lib.lys_find_xpath(ctx, ffi.NULL, xpath.encode(), 0, out)
-    if rc != lib.LY_SUCCESS:
-        errs = ly.errors_of(ctx)
-        lib.ly_err_clean(ctx, ffi.NULL)
-        msg = errs[0][1] if errs else "cannot be evaluated"
-        raise InvalidValue(f"invalid XPath filter {xpath!r}: {msg}", info={"xpath": xpath})
-    lib.ly_set_free(out[0], ffi.NULL)
+def _parse_notification(schema: Schema, text: str | bytes, fmt: str,
+                        what: str) -> Operation:
+    """Parse one YANG notification strictly (unknown nodes and bad values fail here);
+    nothing else is validated until :meth:`Operation.validate`."""
+    return Operation.parse(schema, text, _encoding(fmt), OpKind.NOTIFICATION, what=what)
 
 
 def _envelope(module: str, path: str, content: str) -> str:
@@ -245,28 +190,26 @@ def _close_iter(it: Iterator[Any] | None) -> None:
 class Checked:
     """A validated notification not yet published; ``discard`` frees it unpublished."""
 
-    tree: Any
-    op: Any
+    op: Operation | None
 
     def discard(self) -> None:
-        if self.tree != ffi.NULL:
-            lib.lyd_free_all(self.tree)
-            self.tree = ffi.NULL
+        if self.op is not None:
+            self.op.free()
+            self.op = None
 
 
 class NotificationHub:
     """Publishes notifications into the replay log and to live subscribers."""
 
     def __init__(
-        self, ctx: Any, storage: Storage, data_tree: Callable[[], Any], *,
+        self, schema: Schema, storage: Storage, data_tree: Callable[[], Tree], *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
-        """``ctx`` is the libyang context (cdata); ``data_tree()`` returns the
-        first top-level node of the current data (or NULL), against which
+        """``data_tree()`` returns the current data (read only), against which
         leafrefs in notifications are checked."""
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self._ctx = ctx
+        self.schema = schema
         self._storage = storage
         self._data_tree = data_tree
         self._queue_size = queue_size
@@ -288,8 +231,7 @@ class NotificationHub:
         if not mods:
             raise InvalidValue(f"stream {name!r} needs at least one module")
         for m in sorted(mods):
-            mod = lib.ly_ctx_get_module_latest(self._ctx, m.encode())
-            if mod == ffi.NULL or not mod.implemented:
+            if not self.schema.implemented(m):
                 raise InvalidValue(f"stream {name!r}: unknown module {m!r}")
         self._streams[name] = Stream(name, description, mods)
 
@@ -338,17 +280,18 @@ class NotificationHub:
         are not logged."""
         return self.publish_checked(self.check(content, fmt), event_time=event_time)
 
-    def check(self, content: str | bytes, fmt: str = "json", *, data: Any = None) -> Checked:
-        """Parse and validate a notification against ``data`` (a data tree's first
-        node; the current data if None), to be published later (by
-        :meth:`publish_checked` or :meth:`log` and :meth:`fan_out`)."""
-        tree, op = _parse_notification(self._ctx, content, fmt, "parsing a notification")
+    def check(self, content: str | bytes, fmt: str = "json", *,
+              data: Tree | None = None) -> Checked:
+        """Parse and validate a notification against ``data`` (the current data if
+        None), to be published later (by :meth:`publish_checked` or :meth:`log` and
+        :meth:`fan_out`)."""
+        op = _parse_notification(self.schema, content, fmt, "parsing a notification")
         try:
-            _validate(self._ctx, tree, self._data_tree() if data is None else data)
+            op.validate(self._data_tree() if data is None else data)
         except BaseException:
-            lib.lyd_free_all(tree)
+            op.free()
             raise
-        return Checked(tree, op)
+        return Checked(op)
 
     def publish_checked(self, checked: Checked, *, event_time: float | None = None
                         ) -> Notification:
@@ -363,12 +306,13 @@ class NotificationHub:
     def log(self, checked: Checked, *, event_time: float | None = None) -> Notification:
         """Append a checked notification to the replay log (inside the caller's
         storage transaction, if any); :meth:`fan_out` delivers it once durable."""
-        if checked.tree == ffi.NULL:
+        op = checked.op
+        if op is None:
             raise InvalidValue("this notification was already published")
         when = time.time() if event_time is None else float(event_time)
-        module = node_module(checked.tree)
-        path = node_path(checked.op)
-        text = print_nodes(checked.tree, Fmt.JSON)
+        module = op.tree.nodes()[0].module
+        path = op.op.path
+        text = op.tree.print(Fmt.JSON)
         seq = self._storage.append_notification(
             NETCONF_STREAM, when, _envelope(module, path, text))
         return Notification(seq=seq, event_time=when, module=module, path=path, content=text)
@@ -376,8 +320,9 @@ class NotificationHub:
     def fan_out(self, checked: Checked, n: Notification) -> None:
         """Deliver a logged notification to the live subscribers and free its tree."""
         try:
-            for sub in list(self._subs):
-                sub._offer(n, checked.tree)
+            if checked.op is not None:
+                for sub in list(self._subs):
+                    sub._offer(n, checked.op)
         finally:
             checked.discard()
 
@@ -404,7 +349,11 @@ class NotificationHub:
                 raise NfoError("the stop time is earlier than the start time",
                                tag="bad-element", info={"bad-element": "stopTime"})
         if xpath is not None:
-            _check_xpath(self._ctx, xpath)
+            try:
+                self.schema.check_xpath(xpath)
+            except InvalidValue as e:
+                raise InvalidValue(e.message.replace("invalid XPath", "invalid XPath filter"),
+                                   info={"xpath": xpath}) from None
         sub = NotificationSubscription(self, s, start, stop, xpath, self._queue_size)
         # Live delivery is registered before the replay log is read: the
         # replay covers what was logged before this call, the live queue
@@ -547,7 +496,7 @@ class NotificationSubscription:
         self._complete = True
         self._wake()
 
-    def _offer(self, n: Notification, tree: Any) -> None:
+    def _offer(self, n: Notification, op: Operation) -> None:
         """Called by publish() with the notification and its (borrowed) tree."""
         if self._replaying and self._cut is None:
             # The first notification logged since subscribe(): the replay
@@ -560,7 +509,7 @@ class NotificationSubscription:
             return
         if not self.stream.carries(n.module):
             return
-        if self.xpath is not None and not _selects(self._hub._ctx, tree, self.xpath):
+        if self.xpath is not None and not op.selects(self.xpath):
             return
         if len(self._pending) >= self._queue_size:
             self._overflow()
@@ -587,16 +536,14 @@ class NotificationSubscription:
             return False
         if self.xpath is None:
             return True
-        ctx = self._hub._ctx
         try:
-            tree, _ = _parse_notification(ctx, n.content, Fmt.JSON, "reading a logged notification")
+            op = _parse_notification(self._hub.schema, n.content, Fmt.JSON,
+                                     "reading a logged notification")
         except NfoError as exc:
             log.warning("logged notification %d no longer parses (%s); skipped", n.seq, exc)
             return False
-        try:
-            return _selects(ctx, tree, self.xpath)
-        finally:
-            lib.lyd_free_all(tree)
+        with op:
+            return op.selects(self.xpath)
 
     async def _next_replayed(self) -> Notification | None:
         """The next logged notification this subscription wants, None at the end."""

@@ -376,7 +376,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     break
                 if isinstance(ev, Notification):
                     self._send(notification_message(
-                        ev.event_time, ev.render(self._srv.ds.ctx, "xml")))
+                        ev.event_time, ev.render(self._srv.ds.schema, "xml")))
                     ctx.out_notifications += 1
                 elif isinstance(ev, ReplayComplete):
                     self._send(status_notification("replayComplete"))

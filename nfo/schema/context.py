@@ -174,6 +174,20 @@ class Schema:
         lib.ly_err_clean(self.cdata, ffi.NULL)
         return None if p == ffi.NULL else SNode(p)
 
+    def check_xpath(self, expr: str) -> None:
+        """Refuse (InvalidValue) an XPath expression libyang cannot evaluate against the
+        schema (module names as prefixes)."""
+        if not expr.strip() or "\0" in expr:
+            raise InvalidValue("invalid XPath: empty expression", info={"xpath": expr})
+        out = ffi.new("struct ly_set **")
+        rc = lib.lys_find_xpath(self.cdata, ffi.NULL, expr.encode(), 0, out)
+        if rc != lib.LY_SUCCESS:
+            errs = ly.errors_of(self.cdata)
+            lib.ly_err_clean(self.cdata, ffi.NULL)
+            msg = errs[0][1] if errs else "cannot be evaluated"
+            raise InvalidValue(f"invalid XPath {expr!r}: {msg}", info={"xpath": expr})
+        lib.ly_set_free(out[0], ffi.NULL)
+
     def top_nodes(self, module: str) -> list[SNode]:
         """The top-level data nodes, RPCs and notifications of an implemented module."""
         mod = lib.ly_ctx_get_module_latest(self.cdata, module.encode())

@@ -28,8 +28,8 @@ from nfo.datastore.notifications import (
 from nfo.datastore.storage import SqliteStorage
 from nfo.errors import NfoError
 from nfo.schema.context import Schema
-from nfo.schema.data import parse_data, print_nodes
-from nfo.schema.ly import ffi, lib
+from nfo.schema.data import Tree
+from nfo.schema.ly import lib
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_YANG = REPO / "tests/datastore/yang"
@@ -124,24 +124,22 @@ def storage(tmp_path: Path) -> Iterator[SqliteStorage]:
 class DataHolder:
     """Stands in for the datastore: owns the current data tree."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.root: Any = ffi.NULL
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.tree = Tree(schema)
 
     def set(self, text: str) -> None:
         self.free()
-        self.root = parse_data(self.ctx, text, "json", parse_opts=0,
+        self.tree = Tree.parse(self.schema, text, "json", parse_opts=0,
                                validate_opts=lib.LYD_VALIDATE_PRESENT)
 
     def free(self) -> None:
-        if self.root != ffi.NULL:
-            lib.lyd_free_all(self.root)
-            self.root = ffi.NULL
+        self.tree.free()
 
 
 @pytest.fixture
 def data(schema: Schema) -> Iterator[DataHolder]:
-    holder = DataHolder(schema.cdata)
+    holder = DataHolder(schema)
     yield holder
     holder.free()
 
@@ -161,7 +159,7 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 @pytest.fixture
 async def hub(schema: Schema, storage: SqliteStorage,
               data: DataHolder) -> AsyncIterator[NotificationHub]:
-    h = NotificationHub(schema.cdata, storage, lambda: data.root)
+    h = NotificationHub(schema, storage, lambda: data.tree)
     yield h
     await h.close()
 
@@ -250,7 +248,7 @@ async def test_nested_mandatory_and_leafrefs_against_data(
     assert stored(storage) == []
 
     data.set('{"nfo-test:top":{"thing":[{"id":"a","needed":"x"}]}}')
-    before = print_nodes(data.root, "json")
+    before = data.tree.print()
     ok = hub.publish(json.dumps({"nfo-notif-test:ref": {"thing": "a"}}))
     assert (ok.module, ok.path) == ("nfo-notif-test", "/nfo-notif-test:ref")
     with pytest.raises(NfoError) as exc:
@@ -266,8 +264,8 @@ async def test_nested_mandatory_and_leafrefs_against_data(
     assert exc.value.app_tag == "instance-required"
 
     # validation links the notification into the data and back out again
-    assert print_nodes(data.root, "json") == before
-    assert lib.lyd_first_sibling(data.root) == data.root
+    assert data.tree.print() == before
+    assert lib.lyd_first_sibling(data.tree.root) == data.tree.root
     assert [r["path"] for r in stored(storage)] == [ok.path, nested.path]
 
 
@@ -475,14 +473,14 @@ async def test_xpath_filter(hub: NotificationHub) -> None:
 
 async def test_render(hub: NotificationHub, schema: Schema) -> None:
     n = hub.publish(bell(4))
-    xml = n.render(schema.cdata, "xml")
+    xml = n.render(schema, "xml")
     root = ET.fromstring(xml)
     assert root.tag == "{urn:nfo:test}bell"
     assert root.findtext("{urn:nfo:test}rung") == "4"
-    assert json.loads(n.render(schema.cdata, "json")) == {"nfo-test:bell": {"rung": 4}}
+    assert json.loads(n.render(schema, "json")) == {"nfo-test:bell": {"rung": 4}}
 
     nested = hub.publish(alarm("d1", severity=2))
-    root = ET.fromstring(nested.render(schema.cdata, "xml"))
+    root = ET.fromstring(nested.render(schema, "xml"))
     assert root.tag == "{urn:nfo:notif-test}devices"
     assert root.findtext(
         "{urn:nfo:notif-test}device/{urn:nfo:notif-test}alarm/{urn:nfo:notif-test}severity"
@@ -491,9 +489,9 @@ async def test_render(hub: NotificationHub, schema: Schema) -> None:
     sub = hub.subscribe(start=0)
     replayed = await step(sub)
     assert replayed == n
-    assert replayed.render(schema.cdata, "xml") == xml
+    assert replayed.render(schema, "xml") == xml
     with pytest.raises(NfoError):
-        n.render(schema.cdata, "yaml")
+        n.render(schema, "yaml")
 
 
 # -- subscription arguments, overflow, closing --------------------------------
@@ -523,7 +521,7 @@ async def test_overflow_drops_the_subscriber_not_the_publisher(
     schema: Schema, storage: SqliteStorage, data: DataHolder,
 ) -> None:
     assert DEFAULT_QUEUE_SIZE == 10_000
-    hub = NotificationHub(schema.cdata, storage, lambda: data.root, queue_size=5)
+    hub = NotificationHub(schema, storage, lambda: data.tree, queue_size=5)
     try:
         slow = hub.subscribe()
         fast = hub.subscribe()
