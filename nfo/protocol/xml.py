@@ -30,6 +30,7 @@ what cutting its children needs.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Collection
 from typing import NoReturn
@@ -52,6 +53,8 @@ _DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)([A-Za-z]{0,16})")
 _QNAME = re.compile(rb"<[^ \t\r\n/>]+")
 _ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii"})
 _NO_PREFIXES: tuple[str, ...] = ()
+_BAD_CHARACTER = frozenset(expat.errors.codes[m] for m in (
+    expat.errors.XML_ERROR_INVALID_TOKEN, expat.errors.XML_ERROR_PARTIAL_CHAR))
 
 
 class _Refused(Exception):
@@ -82,11 +85,15 @@ class _Scan:
 class Element:
     """One element of a parsed message.
 
-    ``nsmap`` maps every prefix in scope at the element ("" for the default
-    namespace) to its URI; elements that declare nothing share their parent's
-    dictionary, so treat it as read-only.  An opaque element (see :func:`read`)
-    has no ``children`` and no ``text``; ``child_count`` and ``has_text`` still
-    describe it, and its content can be cut with :meth:`content_xml`.
+    ``ns`` is the namespace URI ("" for none) and ``name`` the local name;
+    ``attrs`` maps (namespace URI or "", local name) to the value.  ``nsmap``
+    maps every prefix in scope at the element, its own declarations included
+    ("" for the default namespace), to its URI; elements that declare nothing
+    share their parent's dictionary, so treat it as read-only.  ``text`` is the
+    character data directly inside, concatenated as it came.  An opaque element
+    (see :func:`read`) has no ``children`` and no ``text``; ``child_count`` and
+    ``has_text`` still describe it, and :meth:`content_xml` cuts its content.
+    Every element of a message refers to the one copy of its bytes.
     """
 
     __slots__ = ("_doc", "_own", "_scan", "_start", "_stop", "attrs", "children", "name",
@@ -255,14 +262,16 @@ class _Source:
         except _Refused as e:
             self.refuse(f"{e} ({self.where(p.CurrentLineNumber, p.CurrentColumnNumber)})")
         except expat.ExpatError as e:
-            self.refuse(self._explain(e))
+            self.refuse(self._explain(e, p.ErrorByteIndex))
 
-    def _explain(self, e: expat.ExpatError) -> str:
+    def _explain(self, e: expat.ExpatError, index: int) -> str:
         at = self.where(e.lineno, e.offset)
-        try:
-            self.buf.decode("utf-8")
-        except UnicodeDecodeError as u:
-            if e.code == expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN]:
+        if e.code in _BAD_CHARACTER:
+            # decoding only up to the error keeps a refusal as cheap as the parse was
+            upto = self.buf[:index + 4]
+            try:
+                codecs.utf_8_decode(upto, "strict", len(upto) == len(self.buf))
+            except UnicodeDecodeError as u:
                 return f"not UTF-8: invalid byte sequence at byte {u.start + self.skip} ({at})"
         return f"not well-formed XML: {expat.ErrorString(e.code)} ({at})"
 

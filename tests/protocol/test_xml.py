@@ -594,6 +594,12 @@ def test_messages() -> None:
     assert "'ISO-8859-1'" in message(b'<?xml version="1.0" encoding="ISO-8859-1"?><a/>')
     assert message(b"\n\n<a>\xc3\x28</a>") == (
         "not UTF-8: invalid byte sequence at byte 5 (line 3, column 3)")
+    assert message(b"<a>\xe2\x82</a>").startswith("not UTF-8: invalid byte sequence at byte 3")
+    assert message(b"<a>\xe2\x82").startswith("not UTF-8: invalid byte sequence at byte 3")
+    assert message("<a>é€𝄞".encode() + b"\xff</a>").startswith(
+        "not UTF-8: invalid byte sequence at byte 12")
+    assert message("<a>é</a>x".encode()).startswith("not well-formed XML: junk after")
+    assert message(b"<a>\x01</a>").startswith("not well-formed XML: not well-formed")
     assert message(b"\r\n  <a>\n <b></c></a>") == (
         "not well-formed XML: mismatched tag (line 3, column 6)")
     assert message(b"  <a/><b/>") == (
