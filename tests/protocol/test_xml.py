@@ -15,6 +15,8 @@ import xml.dom.minidom
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nfo.errors import MalformedMessage
 from nfo.protocol import xml as nx
@@ -152,6 +154,15 @@ def pairs(el: Element, dom: Any) -> list[tuple[Element, Any]]:
     return out
 
 
+def walk(root: Element) -> list[Element]:
+    out, todo = [], [root]
+    while todo:
+        el = todo.pop()
+        out.append(el)
+        todo += reversed(el.children)
+    return out
+
+
 def strip_inserted(cut: bytes, count: int) -> bytes:
     """``cut`` without the ``count`` declarations inserted after its start tag's name."""
     name = re.match(rb"<[^ \t\r\n/>]+", cut)
@@ -272,6 +283,75 @@ def test_content_is_the_children_cut(name: str) -> None:
         raw = b"".join(strip_inserted(c.xml(), inserted(d))
                        for c, d in zip(el.children, dom_elements(dom_el), strict=True))
         assert raw.startswith(b"<") and raw + b"</" in data
+
+
+_PREFIXES = ["", "a", "b", "nc"]
+_URIS = ["urn:x", "urn:y", 'urn:q&"<\'z', NC]
+_TEXT = st.lists(st.sampled_from(["a", " ", "\n", ">", "/>", "&", "<", "'", '"', "é", "𝄞", "]]"]),
+                 max_size=6).map("".join)
+
+
+def _escape(text: str, quote: str = "") -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return text.replace(quote, "&quot;" if quote == '"' else "&apos;") if quote else text
+
+
+@st.composite
+def _element(draw: st.DrawFn, depth: int, scope: frozenset[str]) -> str:
+    decls = draw(st.dictionaries(st.sampled_from(_PREFIXES), st.sampled_from(["", *_URIS]),
+                                 max_size=2))
+    decls = {p: u for p, u in decls.items() if u or not p}  # only xmlns="" undeclares
+    scope = scope | {p for p, u in decls.items() if u}
+    if "" in decls and not decls[""]:
+        scope -= {""}
+    prefixes = sorted(p for p in scope if p)
+    prefix = draw(st.sampled_from(["", *prefixes]))
+    qname = (f"{prefix}:" if prefix else "") + draw(st.sampled_from(["e", "é", "f-g", "h.i"]))
+    parts = [f"<{qname}"]
+    for p, uri in decls.items():
+        q = draw(st.sampled_from(["'", '"']))
+        parts.append(f" xmlns{':' + p if p else ''}={q}{_escape(uri, q)}{q}")
+    for i in range(draw(st.integers(0, 2))):
+        q = draw(st.sampled_from(["'", '"']))
+        ap = draw(st.sampled_from(["", *prefixes]))
+        parts.append(f"{draw(st.sampled_from([' ', chr(10), chr(9)]))}"
+                     f"{ap + ':' if ap else ''}at{i}={q}{_escape(draw(_TEXT), q)}{q}")
+    kids = draw(st.lists(_element(depth + 1, scope), max_size=3)) if depth < 3 else []
+    if not kids and draw(st.booleans()):
+        parts.append("/>")
+        return "".join(parts)
+    parts.append(">")
+    if kids:
+        fillers = st.sampled_from(["", " ", "\n  ", "<!-- c > -->", "<?pi />?>", "\r\n"])
+        for kid in kids:
+            parts += (draw(fillers), kid)
+        parts.append(draw(fillers))
+    else:
+        text = draw(_TEXT)
+        parts.append(draw(st.sampled_from([_escape(text), f"<![CDATA[{text.replace(']]', '')}]]>",
+                                           "&#x263A;&lt;&amp;&gt;&quot;"])))
+    parts.append(f"</{qname}>")
+    return "".join(parts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_element(0, frozenset()))
+def test_cuts_of_generated_documents(doc: str) -> None:
+    data = doc.encode()
+    dom_root = xml.dom.minidom.parseString(data).documentElement
+    root = read(data)
+    assert view(root) == dom_view(dom_root)
+    for el, dom_el in pairs(root, dom_root)[1:]:
+        cut = el.xml()
+        assert dom_view(xml.dom.minidom.parseString(cut).documentElement) == dom_view(dom_el)
+        assert strip_inserted(cut, inserted(dom_el)) in data
+        scanned = [e for e in walk(read(data, opaque={(el.ns, el.name)}))
+                   if e._start == el._start]
+        if not scanned:
+            continue  # inside an opaque element of the same name
+        assert scanned[0].opaque and scanned[0].child_count == el.child_count
+        assert scanned[0].has_text == el.has_text
+        assert scanned[0].content_xml() == el.content_xml()
 
 
 def test_cut_inserts_after_the_name() -> None:
