@@ -4,7 +4,9 @@ Transport only: every request is mapped onto the datastore API
 (:meth:`Session.edit_many`, :meth:`Datastore.get`, :meth:`Session.rpc`) through
 :mod:`nfo.restconf.paths` (URI -> data path) and :mod:`nfo.restconf.codec`
 (bodies <-> edit trees and replies), and every :class:`NfoError` becomes an
-``ietf-restconf:errors`` reply through one table (:func:`status_of`).
+``ietf-restconf:errors`` reply through the one error table of
+:mod:`nfo.protocol.errors`.  Reads go through :func:`nfo.protocol.read.read`,
+which applies every query knob in one place.
 
 Entity tags are the datastore's commit revision (``"<revision>"``), so a client
 that sends ``If-Match`` with the tag it read cannot overwrite a change it has
@@ -31,19 +33,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nfo.datastore import Datastore
+from nfo.errors import (
+    InvalidValue,
+    NfoError,
+    OperationFailed,
+)
+from nfo.protocol.errors import HttpError, http_status, restconf_errors
+from nfo.protocol.formats import datastore as datastore_name
+from nfo.protocol.read import Content, ReadQuery, depth_of, read, with_defaults_of
 from nfo.restconf.codec import (
     JSON_TYPE,
     XML_TYPE,
-    Content,
-    HttpError,
     Insert,
-    ReadOptions,
-    check_xml_safe,
     child_edit,
     data_root_edit,
     delete_edit,
-    encode_data,
-    encode_errors,
+    encode_targets,
     media_type,
     negotiate,
     operations_document,
@@ -62,80 +74,17 @@ from nfo.restconf.paths import (
     parse_fields,
     parse_operation,
     parse_resource,
-    schema_name,
     segment_uri,
 )
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from nfo.schema import Fmt, Node
 
-from nfo.datastore import Datastore
-from nfo.errors import (
-    InvalidValue,
-    NfoError,
-    OperationFailed,
-    Veto,
-)
-from nfo.schema.data import Fmt, WithDefaults, is_default
-from nfo.schema.ly import ffi, lib
-
-__all__ = ["STATUS_BY_TAG", "Restconf", "Target", "create_app", "status_of"]
+__all__ = ["Restconf", "Target", "create_app"]
 
 log = logging.getLogger(__name__)
 
 AuthFn = Callable[[Request], Awaitable[str]]
 PatchHandler = Callable[[Request, "Target", bytes], Awaitable[Response]]
 
-STATUS_BY_TAG: dict[str, int] = {
-    "in-use": 409,
-    "invalid-value": 400,
-    "too-big": 413,
-    "missing-attribute": 400,
-    "bad-attribute": 400,
-    "unknown-attribute": 400,
-    "bad-element": 400,
-    "unknown-element": 400,
-    "unknown-namespace": 400,
-    "access-denied": 403,
-    "lock-denied": 409,
-    "resource-denied": 409,
-    "rollback-failed": 500,
-    "data-exists": 409,
-    "data-missing": 409,
-    "operation-not-supported": 501,
-    "operation-failed": 500,
-    "partial-operation": 500,
-    "malformed-message": 400,
-    "missing-element": 400,
-}
-"""RFC 8040 section 7: the status of each error-tag when the context does not
-decide otherwise (a missing read/delete target is 404, a method a resource does
-not allow 405; those are raised as :class:`HttpError` with their status)."""
-
-
-def status_of(err: NfoError) -> int:
-    """The one mapping from an :class:`NfoError` to an HTTP status."""
-    if isinstance(err, HttpError):
-        return int(err.status)
-    own = getattr(err, "status_code", None)  # an error that knows its status (security.py)
-    if isinstance(own, int) and 400 <= own <= 599:
-        return own
-    if isinstance(err, Veto):
-        return 409  # a subscriber refused the change: a conflict with the system's state
-    if err.tag == "operation-failed" and err.app_tag:
-        return 400  # validation (must, unique, min/max-elements, ...) of the client's data
-    return STATUS_BY_TAG.get(str(err.tag), 500)
-
-
-DATASTORES = {
-    "ietf-datastores:running": "running",
-    "ietf-datastores:intended": "intended",
-    "ietf-datastores:operational": "operational",
-    "ietf-datastores:candidate": "candidate",
-    "ietf-datastores:startup": "startup",
-}
 _READ_ONLY = ("intended", "operational")
 _READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
 _WRITE_PARAMS = {"insert", "point"}
@@ -232,35 +181,20 @@ class Restconf:
 
     def __init__(self, ds: Datastore, auth: AuthFn | None, max_body: int) -> None:
         self.ds = ds
-        self.ctx: Any = ds.ctx
+        self.schema = ds.schema
         self.auth = auth
         self.max_body = max_body
-        self.namespaces = {m.name: m.namespace for m in ds.schema.modules()}
         self.patch_handlers: dict[str, PatchHandler] = {}
         """PATCH bodies of other media types (YANG Patch), by media type."""
         self.write_lock = asyncio.Lock()
         """Held across a write's precondition check and the write itself."""
-        mod = lib.ly_ctx_get_module_latest(self.ctx, b"ietf-yang-library")
-        self.yang_library_version = (ffi.string(mod.revision).decode()
-                                     if mod != ffi.NULL and mod.revision != ffi.NULL
-                                     else "2019-01-04")
-        self.rpcs = self._operations()
+        library = self.schema.module("ietf-yang-library")
+        self.yang_library_version = (library.revision if library is not None
+                                     and library.revision else "2019-01-04")
+        self.rpcs = [(r.module, r.name, r.namespace)
+                     for r in self.schema.rpcs(exclude=_NETCONF_ONLY)]
 
     # -- setup ---------------------------------------------------------------
-    def _operations(self) -> list[tuple[str, str, str]]:
-        out = []
-        for m in self.ds.schema.modules():
-            if not m.implemented or m.name in _NETCONF_ONLY:
-                continue
-            mod = lib.ly_ctx_get_module_latest(self.ctx, m.name.encode())
-            if mod == ffi.NULL or mod.compiled == ffi.NULL:
-                continue
-            c = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, 0)
-            while c != ffi.NULL:
-                if c.nodetype & lib.LYS_RPC:
-                    out.append((m.name, schema_name(c), m.namespace))
-                c = lib.lys_getnext(c, ffi.NULL, mod.compiled, 0)
-        return out
 
     def publish_state(self) -> None:
         """Push what the server reports about itself into the operational datastore:
@@ -283,12 +217,11 @@ class Restconf:
     # -- helpers for every endpoint ------------------------------------------
     def error_response(self, err: NfoError, fmt: Fmt, *, headers: dict[str, str] | None = None,
                        head: bool = False) -> Response:
-        status = status_of(err)
+        status = http_status(err)
         hdrs = dict(headers or {})
-        extra = getattr(err, "headers", None)  # WWW-Authenticate, Retry-After, Allow, ...
-        if isinstance(extra, dict):
-            hdrs.update({str(k): str(v) for k, v in extra.items()})
-        body = encode_errors(err.errors, fmt, self.namespaces)
+        if isinstance(err, HttpError):  # WWW-Authenticate, Retry-After, Allow, ...
+            hdrs.update(err.headers)
+        body = restconf_errors(err, fmt is Fmt.JSON, self.schema.namespace_of)
         return Response(b"" if head else body.encode(), status, hdrs, media_type=media_type(fmt))
 
     async def read_body(self, request: Request) -> bytes:
@@ -322,7 +255,7 @@ class Restconf:
             raise HttpError(e.status_code, e.detail or "authentication failed", tag=tag,
                             headers=dict(e.headers or {})) from e
         except NfoError as e:
-            if e.tag == "access-denied" and status_of(e) == STATUS_BY_TAG["access-denied"]:
+            if e.tag == "access-denied" and not isinstance(e, HttpError):
                 # a plain access-denied from authentication: not authenticated, 401
                 raise HttpError(401, e.message, tag="access-denied") from e
             raise
@@ -346,7 +279,7 @@ class Restconf:
         try:
             return await handler(request, fmt)
         except NfoError as e:
-            if status_of(e) >= 500:
+            if http_status(e) >= 500:
                 log.warning("RESTCONF %s %s failed: %s", request.method, request.url.path, e)
             return self.error_response(e, fmt, head=head)
         except Exception as e:
@@ -486,7 +419,7 @@ class Restconf:
                     return _options(["GET", "HEAD", "OPTIONS"])
                 return Response(operations_document(fmt, self.rpcs),
                                 media_type=media_type(fmt))
-            op = parse_operation(self.ctx, rest)
+            op = parse_operation(self.schema, rest)
             if op.module in _NETCONF_ONLY:
                 raise HttpError(404, f"{op.module}:{op.name} is a NETCONF operation",
                                 tag="invalid-value")
@@ -515,10 +448,10 @@ class Restconf:
         rest = raw[len("/restconf/ds/"):]
         seg, _, path = rest.partition("/")
         name = decode(seg, "the datastore name")
-        short = DATASTORES.get(name)
-        if short is None:
-            raise HttpError(404, f"no datastore {name!r} (RFC 8527: "
-                            + ", ".join(DATASTORES) + ")", tag="invalid-value")
+        try:
+            short = datastore_name(name)
+        except NfoError as e:  # RFC 8527: a datastore resource that does not exist
+            raise HttpError(404, e.message, tag="invalid-value") from None
         return short, "/" + path if path else "", f"/restconf/ds/{seg}"
 
     def _allowed(self, datastore: str | None, rp: ResourcePath) -> list[str]:
@@ -539,14 +472,14 @@ class Restconf:
         writes = ["PUT", "PATCH", "DELETE"]
         if t.kind in (Kind.CONTAINER, Kind.LIST):
             writes.insert(0, "POST")
-        if not t.config or t.schema.flags & lib.LYS_KEY:
+        if not t.config or t.schema.is_key:
             writes = []
         return [*read, *writes, "OPTIONS"]
 
     async def _data(self, request: Request, fmt: Fmt) -> Response:
         user = await self.user(request)
         datastore, raw, base = self._split(request)
-        rp = parse_resource(self.ctx, raw)
+        rp = parse_resource(self.schema, raw)
         allowed = self._allowed(datastore, rp)
         method = request.method
         if method not in allowed:
@@ -577,8 +510,6 @@ class Restconf:
             return await self._delete(request, target)
         body = await self.read_body(request)
         ct = request.headers.get("content-type")
-        if ct and "xml" in ct.lower():
-            check_xml_safe(body)
         if method == "PATCH" and ct:
             mt = ct.split(";")[0].strip().lower()
             handler = self.patch_handlers.get(mt)
@@ -620,70 +551,53 @@ class Restconf:
                 raise InvalidValue(f"insert={where} needs the point parameter",
                                    error_type="protocol")
             p = point.removeprefix("/restconf/data")
-            return Insert(where, parse_resource(self.ctx, p))
+            return Insert(where, parse_resource(self.schema, p))
         if point is not None:
             raise InvalidValue("point is only used with insert=before or after",
                                error_type="protocol")
         return Insert(where)
 
-    def _read_options(self, query: _Query, rp: ResourcePath) -> ReadOptions:
-        depth: int | None = None
-        d = query.get("depth")
-        if d is not None and d != "unbounded":
-            if not d.isdigit() or not 1 <= int(d) <= 65535:
-                raise InvalidValue(f"depth must be 1..65535 or 'unbounded', not {d!r}",
-                                   error_type="protocol")
-            depth = int(d)
+    def _read_query(self, query: _Query, rp: ResourcePath, datastore: str | None
+                    ) -> ReadQuery:
         c = query.get("content") or "all"
         try:
             content = Content(c)
         except ValueError:
             raise InvalidValue(f"content must be config, nonconfig or all, not {c!r}",
                                error_type="protocol") from None
-        w = query.get("with-defaults")
-        try:
-            wd = WithDefaults(w) if w is not None else WithDefaults.EXPLICIT
-        except ValueError:
-            raise InvalidValue("with-defaults must be report-all, trim, explicit or "
-                               f"report-all-tagged, not {w!r}", error_type="protocol") from None
-        fields: tuple[str, ...] = ()
+        fields = None
         f = query.get("fields")
         if f is not None:
-            anchor = ffi.NULL if rp.is_root else rp.target.schema
-            fields = tuple(parse_fields(self.ctx, f, anchor))
-        return ReadOptions(depth, fields, content, wd)
-
-    async def _read(self, request: Request, target: Target, query: _Query) -> Response:
-        rp = target.path
-        datastore = target.datastore
-        allowed = set(_READ_PARAMS)
-        if datastore == "operational":
-            allowed.add("with-origin")
-        self._check_params(query, allowed, request.method)
-        opts = self._read_options(query, rp)
+            steps = parse_fields(self.schema, f, None if rp.is_root else rp.target.schema)
+            base = "" if rp.is_root else rp.data_path
+            fields = " | ".join(f"{base}/{step}" for step in steps)
         with_origin = False
         if "with-origin" in query.params:
             if query.params["with-origin"] not in ("", "true"):
                 raise InvalidValue("with-origin takes no value", error_type="protocol")
             with_origin = True
         if datastore is None:
-            source = "running" if opts.content is Content.CONFIG else "operational"
-        elif datastore == "intended":
-            source = "running"
-        else:
-            source = datastore
+            datastore = "running" if content is Content.CONFIG else "operational"
+        return ReadQuery(datastore, rp.data_path, content, depth_of(query.get("depth"), "depth"),
+                         fields, with_origin)
+
+    async def _read(self, request: Request, target: Target, query: _Query) -> Response:
+        rp = target.path
+        allowed = set(_READ_PARAMS)
+        if target.datastore == "operational":
+            allowed.add("with-origin")
+        self._check_params(query, allowed, request.method)
+        q = self._read_query(query, rp, target.datastore)
+        wd = with_defaults_of(query.get("with-defaults"))
         # operational data (owners may push any node) changes without a commit
-        state = source == "operational"
-        v = self.validators(source if source != "operational" else "running")
+        state = q.datastore == "operational"
+        v = self.validators("running" if state else q.datastore)
         if not state:
             status = self.read_preconditions(request, v)
             if status == 304:
                 return Response(status_code=304, headers=self.validator_headers(v))
-        tree = self.ds.get(source, rp.data_path, with_origin=with_origin)
-        try:
-            body = encode_data(tree, rp, target.fmt, opts)
-        finally:
-            tree.free()
+        with read(self.ds, q) as (tree, targets):
+            body = encode_targets(tree, targets, rp, target.fmt, wd)
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)
@@ -696,14 +610,14 @@ class Restconf:
         return Response(body, 200, self.validator_headers(v), media_type=media_type(target.fmt))
 
     # -- writes --------------------------------------------------------------
-    def _present(self, datastore: str, path: str | None) -> Any:
-        """The live node at ``path`` in a configuration datastore, or NULL (implicit
+    def _present(self, datastore: str, path: str | None) -> Node | None:
+        """The live node at ``path`` in a configuration datastore, or None (implicit
         defaults count as absent)."""
         if path is None:
-            return ffi.NULL
-        node = self.ds.tree(datastore).find(path)
-        if node != ffi.NULL and is_default(node):
-            return ffi.NULL  # an implicit default (or a container holding only those)
+            return None
+        node = self.ds.tree(datastore).node(path)
+        if node is not None and node.is_default:
+            return None  # an implicit default (or a container holding only those)
         return node
 
     def _exists(self, datastore: str, rp: ResourcePath) -> bool:
@@ -711,9 +625,9 @@ class Restconf:
         if rp.is_root:
             return True
         t = rp.target
-        if t.kind is Kind.CONTAINER and not t.schema.flags & lib.LYS_PRESENCE:
+        if t.kind is Kind.CONTAINER and not t.schema.presence:
             return self._exists(datastore, rp.parent)
-        return bool(self._present(datastore, rp.data_path) != ffi.NULL)
+        return self._present(datastore, rp.data_path) is not None
 
     def _location(self, request: Request, target: Target, child: Segment) -> str:
         rp = target.path
@@ -749,27 +663,27 @@ class Restconf:
             if insert is not None:
                 raise InvalidValue("insert does not apply to the datastore",
                                    error_type="protocol")
-            edit = data_root_edit(self.ctx, body, fmt)
+            edit = data_root_edit(self.schema, body, fmt)
             with edit:
                 v, _ = await self._write(request, target, edit, "replace", lambda: True)
             return Response(status_code=204, headers=self.validator_headers(v))
-        edit = target_edit(self.ctx, body, fmt, rp, "replace", insert)
+        edit = target_edit(self.schema, body, fmt, rp, "replace", insert)
         with edit:
             v, existed = await self._write(
                 request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) != ffi.NULL)
+                lambda: self._present(ds_name, rp.data_path) is not None)
         return Response(status_code=204 if existed else 201, headers=self.validator_headers(v))
 
     async def _patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
         rp = target.path
         ds_name = target.write_datastore
         if rp.is_root:
-            edit = data_root_edit(self.ctx, body, fmt)
+            edit = data_root_edit(self.schema, body, fmt)
         else:
             if not self._exists(ds_name, rp):
                 raise HttpError(404, "PATCH does not create its target: it does not exist",
                                 tag="data-missing", error_type="application", path=rp.data_path)
-            edit = target_edit(self.ctx, body, fmt, rp, "merge")
+            edit = target_edit(self.schema, body, fmt, rp, "merge")
         with edit:
             v, _ = await self._write(request, target, edit, "merge",
                                      lambda: self._exists(ds_name, rp))
@@ -782,7 +696,7 @@ class Restconf:
         if not rp.is_root and not self._exists(ds_name, rp):
             raise HttpError(404, "the parent resource of the new child does not exist",
                             tag="data-missing", error_type="application", path=rp.data_path)
-        edit, child = child_edit(self.ctx, body, fmt, rp, insert)
+        edit, child = child_edit(self.schema, body, fmt, rp, insert)
         with edit:
             v, _ = await self._write(request, target, edit, "merge", lambda: True)
         headers = self.validator_headers(v)
@@ -793,14 +707,14 @@ class Restconf:
         rp = target.path
         ds_name = target.write_datastore
         node = self._present(ds_name, rp.data_path)
-        if node == ffi.NULL:
+        if node is None:
             raise HttpError(404, "the resource to delete does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)
-        edit = delete_edit(self.ctx, node)
+        edit = delete_edit(node)
         with edit:
             v, _ = await self._write(
                 request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) != ffi.NULL)
+                lambda: self._present(ds_name, rp.data_path) is not None)
         return Response(status_code=204, headers=self.validator_headers(v))
 
     # -- operations ----------------------------------------------------------
@@ -812,9 +726,7 @@ class Restconf:
         in_fmt = fmt
         if body.strip():
             in_fmt = request_format(request.headers.get("content-type"))
-            if in_fmt is Fmt.XML:
-                check_xml_safe(body)
-        text = rpc_input(self.ctx, body, in_fmt, chain, op)
+        text = rpc_input(self.schema, body, in_fmt, chain, op)
         session = self.ds.session(user)
         try:
             reply = await session.rpc(text, Fmt.JSON)
@@ -871,7 +783,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None,
     """The RESTCONF ASGI application serving ``ds``.
 
     ``auth`` authenticates a request and returns the user name.  It may raise an
-    :class:`NfoError` carrying ``status_code`` and ``headers`` (such as
+    :class:`~nfo.protocol.errors.HttpError` with its status and headers (such as
     ``nfo.restconf.security.Unauthorized``), a plain ``access-denied`` one (401),
     or ``HTTPException(401, headers={"WWW-Authenticate": ...})``; without it every
     request runs as ``anonymous``.  Bodies above ``max_body`` bytes are refused with 413.

@@ -1,66 +1,39 @@
-"""RESTCONF encodings: media types, request bodies as edits, replies and errors.
+"""RESTCONF encodings: media types, request bodies as edits, replies and documents.
 
 Everything YANG-encoded goes through libyang: a request body is parsed as the
-children of its parent resource (``lyd_parse_data`` with a parent built from
-the URI), so the body is checked against the schema exactly where it lands;
-the edit is that small tree with ``ietf-netconf:operation`` metadata on the
-target node, applied by the datastore with NETCONF semantics.  Replies print
-the target node itself (RFC 8040: the body is the target resource, without its
-ancestors) after ``content``, ``fields`` and ``depth`` have pruned a private
-copy.  No HTTP here: :mod:`nfo.restconf.app` maps the errors to status codes.
+children of its parent resource (a parent built from the URI), so the body is
+checked against the schema exactly where it lands; the edit is that small
+tree with ``ietf-netconf:operation`` metadata on the target node, applied by
+the datastore with NETCONF semantics.  XML bodies pass the one hardened reader
+(:mod:`nfo.protocol.xml`) and reach libyang as the client wrote them.
+Replies print the target node itself (RFC 8040: the body is the target
+resource, without its ancestors) from what :func:`nfo.protocol.read.read`
+selected and pruned.  No HTTP here: :mod:`nfo.restconf.app` maps errors to
+statuses through :mod:`nfo.protocol.errors`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import xml.dom.minidom
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
-from xml.parsers.expat import ExpatError
 
-from nfo.restconf import security
-from nfo.restconf.paths import (
-    Kind,
-    ResourcePath,
-    Segment,
-    build_chain,
-    key_names,
-    kind_of,
-    schema_module,
-)
-
-from nfo.errors import ErrorDetail, InvalidValue, MalformedMessage, NfoError
-from nfo.schema import ly
-from nfo.schema.data import (
-    Fmt,
-    Tree,
-    WithDefaults,
-    node_path,
-    node_value,
-    print_nodes,
-    rfc6243_xml,
-    siblings,
-)
-from nfo.schema.ly import ffi, lib
+from nfo.errors import InvalidValue, MalformedMessage, NfoError
+from nfo.protocol import xml
+from nfo.protocol.errors import RESTCONF_NS, HttpError, xml_text
+from nfo.protocol.read import encode, encode_node
+from nfo.restconf.paths import Kind, ResourcePath, Segment, build_chain
+from nfo.schema import Fmt, Node, Operation, OpKind, Schema, Tree, WithDefaults
 
 __all__ = [
     "JSON_TYPE",
-    "RESTCONF_NS",
     "XML_TYPE",
-    "Content",
-    "HttpError",
     "Insert",
-    "ReadOptions",
-    "add_meta",
-    "check_xml_safe",
     "child_edit",
     "data_root_edit",
     "delete_edit",
-    "encode_data",
-    "encode_errors",
+    "encode_targets",
     "load_json",
     "media_type",
     "negotiate",
@@ -71,13 +44,11 @@ __all__ = [
     "rpc_input",
     "rpc_output",
     "target_edit",
-    "xml_instance_id",
     "yang_library_version_document",
 ]
 
 JSON_TYPE = "application/yang-data+json"
 XML_TYPE = "application/yang-data+xml"
-RESTCONF_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf"
 _ALIASES = {
     JSON_TYPE: Fmt.JSON,
     XML_TYPE: Fmt.XML,
@@ -86,18 +57,6 @@ _ALIASES = {
     "application/xml": Fmt.XML,
     "text/xml": Fmt.XML,
 }
-_PARSE_EDIT = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
-
-
-class HttpError(NfoError):
-    """An error whose HTTP status the front end decides itself (not by its tag)."""
-
-    def __init__(self, status: int, message: str, *, tag: str = "invalid-value",
-                 error_type: str = "protocol", path: str | None = None,
-                 app_tag: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message, tag=tag, error_type=error_type, path=path, app_tag=app_tag)
-        self.status = status
-        self.headers = dict(headers or {})
 
 
 def media_type(fmt: Fmt) -> str:
@@ -185,27 +144,6 @@ def load_json(body: bytes) -> Any:
         raise MalformedMessage(f"malformed JSON: {e}") from None
 
 
-_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-def check_xml_safe(body: bytes) -> None:
-    """Refuse XML with a document type or entity declaration before any parser sees it
-    (the strict check of :mod:`nfo.restconf.security`: also UTF-16/32 disguises)."""
-    if _DTD.search(body):
-        raise MalformedMessage("XML with a DOCTYPE or ENTITY declaration is refused")
-    security.check_xml_safe(body)
-
-
-def _xml_root(body: bytes) -> Any:
-    """The root element of an XML body (well-formedness checked, no DTD allowed)."""
-    check_xml_safe(body)
-    try:
-        doc = xml.dom.minidom.parseString(body)
-    except ExpatError as e:
-        raise MalformedMessage(f"malformed XML: {e}") from None
-    return doc.documentElement
-
-
 def _check_body(body: bytes, fmt: Fmt) -> None:
     if not body.strip():
         raise MalformedMessage("the request needs a message body")
@@ -213,45 +151,19 @@ def _check_body(body: bytes, fmt: Fmt) -> None:
         if not isinstance(load_json(body), dict):
             raise MalformedMessage("the JSON body must be an object")
     else:
-        _xml_root(body)
+        xml.check(body)
 
 
-def add_meta(ctx: Any, node: Any, name: str, value: str) -> None:
-    """Attach metadata (``ietf-netconf:operation``, ``yang:insert``, ...) to a node."""
-    rc = lib.lyd_new_meta(ctx, node, ffi.NULL, name.encode(), value.encode(), 0, ffi.NULL)
-    ly.check(rc, ctx, f"setting {name}")
-
-
-def _kids(parent: Any, top: Any) -> list[Any]:
-    first = lib.lyd_child(parent) if parent != ffi.NULL else top
-    if first != ffi.NULL and parent == ffi.NULL:
-        first = lib.lyd_first_sibling(first)
-    return list(siblings(first))
-
-
-def parse_under(ctx: Any, body: bytes, fmt: Fmt,
-                parents: Sequence[Segment]) -> tuple[Tree, list[Any]]:
+def parse_under(schema: Schema, body: bytes, fmt: Fmt,
+                parents: Sequence[Segment]) -> tuple[Tree, list[Node]]:
     """Parse ``body`` as children of the resource ``parents`` names (the datastore when
     empty).  Returns the whole edit tree (ancestors built from the URI) and the nodes
     the body added."""
     _check_body(body, fmt)
-    top, parent = build_chain(ctx, parents)
-    tree = Tree(ctx, top)
+    tree = Tree(schema)
     try:
-        before = {ly.addr(n) for n in _kids(parent, top)} if parent != ffi.NULL else set()
-        buf = ffi.new("char[]", body)
-        inp = ffi.new("struct ly_in **")
-        ly.check(lib.ly_in_new_memory(buf, inp), ctx, "reading the body")
-        out = ffi.new("struct lyd_node **")
-        try:
-            rc = lib.lyd_parse_data(ctx, parent, inp[0], fmt.ly, _PARSE_EDIT, 0, out)
-        finally:
-            lib.ly_in_free(inp[0], 0)
-        if parent == ffi.NULL:
-            tree.root = out[0]
-        if rc != lib.LY_SUCCESS:
-            ly.raise_last(ctx, "parsing the message body")
-        new = [n for n in _kids(parent, tree.first()) if ly.addr(n) not in before]
+        parent = build_chain(tree, parents)
+        new = tree.parse_under(parent, body, fmt, what="parsing the message body")
     except BaseException:
         tree.free()
         raise
@@ -269,25 +181,13 @@ def _unwrap_data(body: bytes, fmt: Fmt) -> bytes:
         if not isinstance(inner, dict):
             raise InvalidValue('"ietf-restconf:data" must be an object', error_type="protocol")
         return json.dumps(inner, ensure_ascii=False).encode()
-    root = _xml_root(body)
-    if root.namespaceURI != RESTCONF_NS or root.localName != "data":
+    root = xml.read(body, opaque_root=True)
+    if root.ns != RESTCONF_NS or root.name != "data":
         raise InvalidValue(f'a datastore body is <data xmlns="{RESTCONF_NS}">...</data>',
                            error_type="protocol")
-    decls = {a.name: a.value for a in root.attributes.values()
-             if a.name.startswith("xmlns:")}
-    parts = []
-    try:
-        for c in root.childNodes:
-            if c.nodeType == c.ELEMENT_NODE:
-                for k, v in decls.items():
-                    if not c.hasAttribute(k):
-                        c.setAttribute(k, v)
-                parts.append(c.toxml())
-            elif c.nodeType == c.TEXT_NODE and c.data.strip():
-                raise MalformedMessage("text directly inside <data> is not allowed")
-    except RecursionError:
-        raise MalformedMessage("the XML body is nested too deeply") from None
-    return "".join(parts).encode()
+    if root.has_text:
+        raise MalformedMessage("text directly inside <data> is not allowed")
+    return root.content_xml()
 
 
 @dataclass(frozen=True)
@@ -298,52 +198,51 @@ class Insert:
     point: ResourcePath | None = None
 
 
-def _apply_insert(ctx: Any, node: Any, ins: Insert | None) -> None:
+def _apply_insert(node: Node, ins: Insert | None) -> None:
     if ins is None:
         return
     sn = node.schema
-    if not (sn.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST) and sn.flags & lib.LYS_ORDBY_USER):
+    if not sn.ordered_by_user:
         raise InvalidValue("insert applies only to an ordered-by user list or leaf-list",
-                           error_type="protocol", path=node_path(node))
-    add_meta(ctx, node, "yang:insert", ins.where)
+                           error_type="protocol", path=node.path)
+    node.set_meta("yang:insert", ins.where)
     if ins.where not in ("before", "after"):
         return
     pt = ins.point
     if pt is None:
         raise InvalidValue(f"insert={ins.where} needs the point parameter",
-                           error_type="protocol", path=node_path(node))
+                           error_type="protocol", path=node.path)
     if pt.is_root or pt.target.schema != sn or not pt.target.is_instance:
         raise InvalidValue("point must name an entry of the same list or leaf-list",
-                           error_type="protocol", path=node_path(node))
-    parent_path = (node_path(ffi.cast("struct lyd_node *", node.parent))
-                   if node.parent != ffi.NULL else None)
-    if pt.parent_path != parent_path:
+                           error_type="protocol", path=node.path)
+    parent = node.parent
+    if pt.parent_path != (parent.path if parent is not None else None):
         raise InvalidValue("point must name an entry under the same parent",
-                           error_type="protocol", path=node_path(node))
-    if sn.nodetype & lib.LYS_LIST:
+                           error_type="protocol", path=node.path)
+    if sn.kind is Kind.LIST:
         assert pt.data_path is not None
         last = pt.data_path[len(pt.parent_path or ""):]
-        add_meta(ctx, node, "yang:key", last[last.index("["):])
+        node.set_meta("yang:key", last[last.index("["):])
     else:
         assert pt.target.value is not None
-        add_meta(ctx, node, "yang:value", pt.target.value)
+        node.set_meta("yang:value", pt.target.value)
 
 
-def target_edit(ctx: Any, body: bytes, fmt: Fmt, rp: ResourcePath, operation: str,
+def target_edit(schema: Schema, body: bytes, fmt: Fmt, rp: ResourcePath, operation: str,
                 insert: Insert | None = None) -> Tree:
     """PUT (``replace``) or plain PATCH (``merge``) of a target resource: the body is
     the target itself (same node; same keys or value as the URI)."""
     if rp.is_root:
-        return data_root_edit(ctx, body, fmt)
+        return data_root_edit(schema, body, fmt)
     t = rp.target
-    if t.schema.flags & lib.LYS_KEY:
+    if t.schema.is_key:
         raise InvalidValue("a list key cannot be written on its own",
                            error_type="protocol", path=rp.data_path)
     if not t.is_instance:
         raise InvalidValue(f"the {t.kind.value} {t.name!r} needs its "
                            + ("key values" if t.kind is Kind.LIST else "value")
                            + " in the URI", error_type="protocol", path=rp.data_path)
-    tree, new = parse_under(ctx, body, fmt, rp.segments[:-1])
+    tree, new = parse_under(schema, body, fmt, rp.segments[:-1])
     try:
         if len(new) != 1:
             raise InvalidValue(f"the body must hold exactly one {t.name!r} "
@@ -351,23 +250,23 @@ def target_edit(ctx: Any, body: bytes, fmt: Fmt, rp: ResourcePath, operation: st
                                path=rp.data_path)
         node = new[0]
         if node.schema != t.schema:
-            raise InvalidValue(f"the body names {_qname(node)}, not the target "
+            raise InvalidValue(f"the body names {node.module}:{node.name}, not the target "
                                f"{t.module}:{t.name}", error_type="protocol",
                                path=rp.data_path)
-        if t.kind in (Kind.LIST, Kind.LEAFLIST) and node_path(node) != rp.data_path:
+        if t.kind in (Kind.LIST, Kind.LEAFLIST) and node.path != rp.data_path:
             raise InvalidValue("the key values in the body differ from those in the URI"
                                if t.kind is Kind.LIST else
                                "the value in the body differs from the one in the URI",
                                error_type="protocol", path=rp.data_path)
-        add_meta(ctx, node, "ietf-netconf:operation", operation)
-        _apply_insert(ctx, node, insert)
+        node.set_meta("ietf-netconf:operation", operation)
+        _apply_insert(node, insert)
     except BaseException:
         tree.free()
         raise
     return tree
 
 
-def child_edit(ctx: Any, body: bytes, fmt: Fmt, rp: ResourcePath,
+def child_edit(schema: Schema, body: bytes, fmt: Fmt, rp: ResourcePath,
                insert: Insert | None = None) -> tuple[Tree, Segment]:
     """POST: create the one child resource the body holds under the target (a
     container, a list entry or the datastore).  Returns the edit and the child's step."""
@@ -378,18 +277,18 @@ def child_edit(ctx: Any, body: bytes, fmt: Fmt, rp: ResourcePath,
                             f"the datastore; {t.name!r} is a "
                             + (t.kind.value if t.is_instance else f"whole {t.kind.value}"),
                             tag="operation-not-supported", path=rp.data_path)
-    tree, new = parse_under(ctx, body, fmt, rp.segments)
+    tree, new = parse_under(schema, body, fmt, rp.segments)
     try:
         if len(new) != 1:
             raise InvalidValue(f"the body of a POST must hold exactly one child resource "
                                f"(it holds {len(new)})", error_type="protocol",
                                path=rp.data_path)
         node = new[0]
-        if node.schema.flags & lib.LYS_KEY:
+        if node.is_key:
             raise InvalidValue("a list key cannot be created on its own",
-                               error_type="protocol", path=node_path(node))
-        add_meta(ctx, node, "ietf-netconf:operation", "create")
-        _apply_insert(ctx, node, insert)
+                               error_type="protocol", path=node.path)
+        node.set_meta("ietf-netconf:operation", "create")
+        _apply_insert(node, insert)
         step = _step_of(node)
     except BaseException:
         tree.free()
@@ -397,51 +296,36 @@ def child_edit(ctx: Any, body: bytes, fmt: Fmt, rp: ResourcePath,
     return tree, step
 
 
-def _qname(node: Any) -> str:
-    return f"{schema_module(node.schema)}:{ffi.string(node.schema.name).decode()}"
-
-
-def _step_of(node: Any) -> Segment:
+def _step_of(node: Node) -> Segment:
     """The resource-path step naming ``node`` (for a Location header)."""
     sn = node.schema
-    kind = kind_of(sn)
     keys = None
     value = None
-    if kind is Kind.LIST:
-        names = key_names(sn)
-        vals = {}
-        for k in siblings(lib.lyd_child(node)):
-            if not k.schema.flags & lib.LYS_KEY:
-                break
-            vals[ffi.string(k.schema.name).decode()] = node_value(k) or ""
-        keys = tuple((n, vals.get(n, "")) for n in names)
-    elif kind is Kind.LEAFLIST:
-        value = node_value(node)
-    return Segment(schema_module(sn), ffi.string(sn.name).decode(), kind, sn, keys, value)
+    if sn.kind is Kind.LIST:
+        vals = {k.name: k.value or "" for k in node.children() if k.is_key}
+        keys = tuple((n, vals.get(n, "")) for n in sn.keys)
+    elif sn.kind is Kind.LEAFLIST:
+        value = node.value
+    return Segment(sn.module, sn.name, sn.kind, sn, keys, value)
 
 
-def data_root_edit(ctx: Any, body: bytes, fmt: Fmt) -> Tree:
+def data_root_edit(schema: Schema, body: bytes, fmt: Fmt) -> Tree:
     """PUT or PATCH on the datastore: ``ietf-restconf:data`` holding top-level nodes.
     The caller applies it with default-operation ``replace`` (PUT) or ``merge``."""
     inner = _unwrap_data(body, fmt)
     if not inner.strip() or inner.strip() == b"{}":
-        return Tree(ctx)
-    tree, _ = parse_under(ctx, inner, fmt, ())
+        return Tree(schema)
+    tree, _ = parse_under(schema, inner, fmt, ())
     return tree
 
 
-def delete_edit(ctx: Any, existing: Any) -> Tree:
-    """DELETE: a copy of the existing node (and its ancestors, keys only) marked delete."""
-    out = ffi.new("struct lyd_node **")
-    ly.check(lib.lyd_dup_single(existing, ffi.NULL, lib.LYD_DUP_WITH_PARENTS, out), ctx,
-             "copying the target")
-    node = out[0]
-    top = node
-    while top.parent != ffi.NULL:
-        top = ffi.cast("struct lyd_node *", top.parent)
-    tree = Tree(ctx, top)
+def delete_edit(existing: Node) -> Tree:
+    """DELETE: a copy of the existing node (with its ancestors, keys only) marked delete."""
+    tree = Tree.copy_of(existing, meta=False, recursive=False)
     try:
-        add_meta(ctx, node, "ietf-netconf:operation", "delete")
+        node = tree.node(existing.path)
+        assert node is not None
+        node.set_meta("ietf-netconf:operation", "delete")
     except BaseException:
         tree.free()
         raise
@@ -450,160 +334,22 @@ def delete_edit(ctx: Any, existing: Any) -> Tree:
 
 # -- replies ------------------------------------------------------------------
 
-class Content(StrEnum):
-    CONFIG = "config"
-    NONCONFIG = "nonconfig"
-    ALL = "all"
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    depth: int | None = None
-    fields: tuple[str, ...] = ()
-    content: Content = Content.ALL
-    with_defaults: WithDefaults = WithDefaults.EXPLICIT
-
-
-def _free(node: Any) -> None:
-    lib.lyd_free_tree(node)
-
-
-def _is_key(node: Any) -> bool:
-    return bool(node.schema != ffi.NULL and node.schema.flags & lib.LYS_KEY)
-
-
-def _is_term(node: Any) -> bool:
-    return bool(node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST))
-
-
-def _undefault(node: Any) -> None:
-    """A container we pruned is no longer 'default only': keep it printable."""
-    if node.flags & lib.LYD_DEFAULT and node.schema.nodetype & lib.LYS_CONTAINER:
-        node.flags = node.flags & ~lib.LYD_DEFAULT
-
-
-def _prune_content(node: Any, content: Content) -> bool:
-    """Remove config (``nonconfig``) or state (``config``) nodes below ``node``;
-    False when ``node`` itself is to go."""
-    state = bool(node.schema.flags & lib.LYS_CONFIG_R)
-    if content is Content.CONFIG:
-        if state:
-            return False
-        if not _is_term(node):
-            for c in list(siblings(lib.lyd_child(node))):
-                if not _prune_content(c, content):
-                    _free(c)
-        return True
-    # nonconfig
-    if state:
-        return True
-    if _is_term(node):
-        return False
-    keep = False
-    for c in list(siblings(lib.lyd_child(node))):
-        if _is_key(c):
-            continue
-        if _prune_content(c, content):
-            keep = True
-        else:
-            _free(c)
-    if keep:
-        _undefault(node)
-    return keep
-
-
-def _prune_fields(node: Any, selected: set[int], anchors: set[int]) -> bool:
-    """Keep selected nodes (whole), their ancestors and keys; False when ``node`` goes."""
-    a = ly.addr(node)
-    if a in selected:
-        return True
-    if a not in anchors:
-        return False
-    for c in list(siblings(lib.lyd_child(node))):
-        if not _is_key(c) and not _prune_fields(c, selected, anchors):
-            _free(c)
-    _undefault(node)
-    return True
-
-
-def _prune_depth(node: Any, level: int, depth: int, anchors: set[int]) -> None:
-    """RFC 8040 4.8.2: the target is level 1; with ``fields``, selected nodes and their
-    ancestors are level 1 too.  Children deeper than ``depth`` go (keys stay)."""
-    if ly.addr(node) in anchors:
-        level = 1
-    if _is_term(node):
-        return
-    for c in list(siblings(lib.lyd_child(node))):
-        if _is_key(c):
-            continue
-        if level >= depth and ly.addr(c) not in anchors:
-            _free(c)
-            _undefault(node)
-        else:
-            _prune_depth(c, level + 1, depth, anchors)
-
-
-def _ancestors(nodes: Iterable[Any]) -> set[int]:
-    out = set()
-    for n in nodes:
-        p = n
-        while p != ffi.NULL:
-            out.add(ly.addr(p))
-            p = ffi.cast("struct lyd_node *", p.parent) if p.parent != ffi.NULL else ffi.NULL
-    return out
-
-
-def _targets(tree: Tree, rp: ResourcePath) -> list[Any]:
+def encode_targets(tree: Tree, targets: list[Node], rp: ResourcePath, fmt: Fmt,
+                   with_defaults: WithDefaults | None) -> str | None:
+    """The reply body for the target resource of ``rp``: the datastore wrapped in
+    ``ietf-restconf:data``, else the target nodes themselves.  None when nothing of
+    the target is left to report (404)."""
     if rp.is_root:
-        return list(siblings(tree.first()))
-    assert rp.data_path is not None
-    return tree.xpath(rp.data_path)
-
-
-def encode_data(tree: Tree, rp: ResourcePath, fmt: Fmt, opts: ReadOptions) -> str | None:
-    """Print the target resource of ``rp`` from ``tree`` (a private copy, pruned in
-    place).  None when nothing of the target is left to report (404)."""
-    targets = _targets(tree, rp)
-    if not rp.is_root and not targets:
-        return None
-    if opts.content is not Content.ALL:
-        kept = []
-        for n in targets:
-            if _prune_content(n, opts.content):
-                kept.append(n)
-            else:
-                if n.parent == ffi.NULL and n == tree.first():
-                    tree.root = n.next
-                _free(n)
-        targets = kept
-    anchors: set[int] = set()
-    if opts.fields:
-        base = "" if rp.is_root else rp.data_path
-        expr = " | ".join(f"{base}/{f}" for f in opts.fields)
-        selected = tree.xpath(expr) if targets else []
-        sel = {ly.addr(n) for n in selected}
-        anchors = _ancestors(selected)
-        kept = []
-        for n in targets:
-            if _prune_fields(n, sel, anchors):
-                kept.append(n)
-            else:
-                if n.parent == ffi.NULL and n == tree.first():
-                    tree.root = n.next
-                _free(n)
-        targets = kept
-    if opts.depth is not None:
-        for n in targets:
-            _prune_depth(n, 1, opts.depth, anchors)
-    flags = opts.with_defaults.ly
-    if rp.is_root:
-        return _tagged(_wrap_data(_print_all(targets, fmt, flags), fmt), fmt, opts)
-    pieces = [print_nodes(n, fmt, siblings=False, flags=flags) for n in targets]
+        printed = encode(tree, fmt, with_defaults)
+        if fmt is Fmt.JSON:
+            return '{"ietf-restconf:data":' + (printed or "{}") + "}"
+        return f'<data xmlns="{RESTCONF_NS}">{printed}</data>'
+    pieces = [encode_node(n, fmt, with_defaults) for n in targets]
     pieces = [p for p in pieces if p and p != "{}"]
     if not pieces:
         return None
     if len(pieces) == 1:
-        return _tagged(pieces[0], fmt, opts)
+        return pieces[0]
     if fmt is Fmt.XML:
         raise InvalidValue(f"{len(pieces)} instances match: an XML reply has one root, so "
                            "address one entry or ask for JSON", error_type="protocol",
@@ -618,36 +364,15 @@ def encode_data(tree: Tree, rp: ResourcePath, fmt: Fmt, opts: ReadOptions) -> st
     return json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
 
 
-def _tagged(text: str, fmt: Fmt, opts: ReadOptions) -> str:
-    if fmt is Fmt.XML and opts.with_defaults is WithDefaults.REPORT_ALL_TAGGED:
-        return rfc6243_xml(text)
-    return text
-
-
-def _print_all(nodes: list[Any], fmt: Fmt, flags: int) -> str:
-    if not nodes:
-        return "{}" if fmt is Fmt.JSON else ""
-    return print_nodes(nodes[0], fmt, siblings=True, flags=flags)
-
-
-def _wrap_data(printed: str, fmt: Fmt) -> str:
-    if fmt is Fmt.JSON:
-        return '{"ietf-restconf:data":' + (printed or "{}") + "}"
-    return f'<data xmlns="{RESTCONF_NS}">{printed}</data>'
-
-
 # -- operations ---------------------------------------------------------------
 
-_INPUT_START = re.compile(
-    r"^((?:\s|<\?.*?\?>|<!--.*?-->)*)<(?:([A-Za-z_][\w.-]*):)?input(?=[\s/>])", re.DOTALL)
-
-
-def rpc_input(ctx: Any, body: bytes, fmt: Fmt, chain: Sequence[Segment], op: Segment) -> str:
+def rpc_input(schema: Schema, body: bytes, fmt: Fmt, chain: Sequence[Segment],
+              op: Segment) -> str:
     """A RESTCONF operation input (``{"mod:input": {...}}`` / ``<input xmlns=..>``, or
     no body) as the RFC 7951 JSON of the RPC or action (with its ancestors), which
     :meth:`nfo.datastore.Session.rpc` takes."""
     mod = op.module
-    ns = ffi.string(op.schema.module.ns).decode()
+    ns = op.schema.namespace
     qualified = f"{mod}:{op.name}"
     if not body.strip():
         text = json.dumps({qualified: {}}).encode()
@@ -663,47 +388,25 @@ def rpc_input(ctx: Any, body: bytes, fmt: Fmt, chain: Sequence[Segment], op: Seg
         text = json.dumps({qualified: inner}, ensure_ascii=False).encode()
         pfmt = Fmt.JSON
     else:
-        root = _xml_root(body)
-        if root.localName != "input" or root.namespaceURI != ns:
+        root = xml.read(body, opaque_root=True)
+        if root.name != "input" or root.ns != ns:
             raise InvalidValue(f'the input of {qualified} is <input xmlns="{ns}">...</input>',
                                error_type="protocol")
-        try:
-            s = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedMessage("the XML body is not UTF-8") from None
-        m = _INPUT_START.match(s)
-        if m is None:
-            raise MalformedMessage("could not find the <input> element")
-        prefix = f"{m.group(2)}:" if m.group(2) else ""
-        s = f"{m.group(1)}<{prefix}{op.name}{s[m.end():]}"
-        end = s.rstrip()
-        close = f"</{prefix}input>"
-        tail = re.search(r"</" + re.escape(prefix) + r"input\s*>\s*$", end)
-        if tail is not None:
-            s = end[:tail.start()] + f"</{prefix}{op.name}>"
-        elif not re.search(r"/>\s*$", end):
-            raise MalformedMessage(f"could not find {close}")
-        text = s.encode()
+        if root.has_text:
+            raise MalformedMessage("text directly inside <input> is not allowed")
+        text = (f'<{op.name} xmlns="{xml_text(ns)}">'.encode() + root.content_xml()
+                + f"</{op.name}>".encode())
         pfmt = Fmt.XML
-    top, parent = build_chain(ctx, chain)
-    tree = Tree(ctx, top)
+    tree = Tree(schema)
     try:
-        buf = ffi.new("char[]", text)
-        inp = ffi.new("struct ly_in **")
-        ly.check(lib.ly_in_new_memory(buf, inp), ctx, "reading the input")
-        t = ffi.new("struct lyd_node **")
-        opn = ffi.new("struct lyd_node **")
-        try:
-            rc = lib.lyd_parse_op(ctx, parent, inp[0], pfmt.ly, lib.LYD_TYPE_RPC_YANG, t, opn)
-        finally:
-            lib.ly_in_free(inp[0], 0)
-        if top == ffi.NULL:
-            tree.root = t[0]
-        if rc != lib.LY_SUCCESS:
-            ly.raise_last(ctx, f"parsing the input of {qualified}")
-        if opn[0] == ffi.NULL:
-            raise InvalidValue(f"no input for {qualified}", error_type="protocol")
-        return print_nodes(tree.first(), Fmt.JSON)
+        parent = build_chain(tree, chain)
+        under = (tree, parent) if parent is not None else None
+        parsed = Operation.parse(schema, text, pfmt, OpKind.RPC, under=under,
+                                 what=f"parsing the input of {qualified}")
+        if under is None:
+            tree.free()
+            tree = parsed.tree
+        return tree.print(Fmt.JSON)
     finally:
         tree.free()
 
@@ -711,17 +414,13 @@ def rpc_input(ctx: Any, body: bytes, fmt: Fmt, chain: Sequence[Segment], op: Seg
 def rpc_output(reply: Tree, op: Segment, fmt: Fmt) -> str | None:
     """The reply's output as ``{"mod:output": {...}}`` / ``<output xmlns=..>``; None
     when the operation has no output to report (204)."""
-    node = reply.first()
-    while node != ffi.NULL and node.schema != op.schema:
-        nxt = ffi.NULL
-        for c in siblings(lib.lyd_child(node)):
-            if not _is_key(c):
-                nxt = c
-                break
-        node = nxt
-    if node == ffi.NULL or lib.lyd_child(node) == ffi.NULL:
+    nodes = reply.nodes()
+    node = nodes[0] if nodes else None
+    while node is not None and node.schema != op.schema:
+        node = next((c for c in node.children() if not c.is_key), None)
+    if node is None or not node.children():
         return None
-    printed = print_nodes(node, fmt, siblings=False)
+    printed = encode_node(node, fmt)
     if fmt is Fmt.JSON:
         head = f'{{"{op.module}:{op.name}":'
         if not printed.startswith(head):
@@ -754,104 +453,5 @@ def operations_document(fmt: Fmt, ops: Sequence[tuple[str, str, str]]) -> str:
     """``ops``: (module, rpc name, namespace) of each operation the server offers."""
     if fmt is Fmt.JSON:
         return json.dumps({"ietf-restconf:operations": {f"{m}:{n}": [None] for m, n, _ in ops}})
-    inner = "".join(f'<{n} xmlns="{_xml_escape(ns)}"/>' for _, n, ns in ops)
+    inner = "".join(f'<{n} xmlns="{xml_text(ns)}"/>' for _, n, ns in ops)
     return f'<operations xmlns="{RESTCONF_NS}">{inner}</operations>'
-
-
-# -- errors (RFC 8040 section 7.1) --------------------------------------------
-
-def _xml_escape(s: str) -> str:
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
-_XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
-
-
-def xml_instance_id(path: str, namespaces: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """A libyang (JSON-style) data path as an XML instance-identifier: every node name
-    prefixed, with the module names themselves as prefixes.  Returns the text and
-    the prefix->namespace declarations it needs (modules unknown are left as is)."""
-    out = []
-    decls: dict[str, str] = {}
-    cur: list[str | None] = [None]
-    i = 0
-    n = len(path)
-    expect_name = True
-    while i < n:
-        ch = path[i]
-        if ch in "'\"":
-            j = path.find(ch, i + 1)
-            j = n - 1 if j < 0 else j
-            out.append(path[i:j + 1])
-            i = j + 1
-            continue
-        if ch in "/[":
-            out.append(ch)
-            expect_name = True
-            i += 1
-            continue
-        if expect_name and (ch.isalpha() or ch == "_"):
-            m = re.match(r"([A-Za-z_][\w.-]*)(?::([A-Za-z_][\w.-]*))?", path[i:])
-            assert m is not None
-            if m.group(2):
-                mod, name = m.group(1), m.group(2)
-                if path[i - 1:i] == "/" or i == 0:
-                    cur[0] = mod
-            else:
-                mod, name = cur[0], m.group(1)
-            if mod and mod in namespaces:
-                decls[mod] = namespaces[mod]
-                out.append(f"{mod}:{name}")
-            else:
-                out.append(m.group(0))
-            i += m.end()
-            expect_name = False
-            continue
-        out.append(ch)
-        if ch not in " \t":
-            expect_name = False
-        i += 1
-    return "".join(out), decls
-
-
-def encode_errors(errors: Sequence[ErrorDetail], fmt: Fmt,
-                  namespaces: dict[str, str] | None = None) -> str:
-    """An ``ietf-restconf:errors`` body.  ``namespaces`` (module -> namespace) lets
-    error-path be written as a proper XML instance-identifier."""
-    if fmt is Fmt.JSON:
-        items = []
-        for e in errors:
-            item: dict[str, Any] = {"error-type": e.error_type, "error-tag": e.tag}
-            if e.app_tag:
-                item["error-app-tag"] = e.app_tag
-            if e.path:
-                item["error-path"] = e.path
-            if e.message:
-                item["error-message"] = e.message
-            if e.info:
-                item["error-info"] = dict(e.info)
-            items.append(item)
-        return json.dumps({"ietf-restconf:errors": {"error": items}}, ensure_ascii=False)
-    parts = [f'<errors xmlns="{RESTCONF_NS}">']
-    for e in errors:
-        parts.append("<error>")
-        parts.append(f"<error-type>{_xml_escape(e.error_type)}</error-type>")
-        parts.append(f"<error-tag>{_xml_escape(e.tag)}</error-tag>")
-        if e.app_tag:
-            parts.append(f"<error-app-tag>{_xml_escape(e.app_tag)}</error-app-tag>")
-        if e.path:
-            text, decls = xml_instance_id(e.path, namespaces or {})
-            attrs = "".join(f' xmlns:{p}="{_xml_escape(ns)}"' for p, ns in sorted(decls.items()))
-            parts.append(f"<error-path{attrs}>{_xml_escape(text)}</error-path>")
-        if e.message:
-            parts.append(f'<error-message>{_xml_escape(e.message)}</error-message>')
-        if e.info:
-            parts.append("<error-info>")
-            for k, v in e.info.items():
-                tag = k if _XML_NAME.match(k) and not k.lower().startswith("xml") else "info"
-                parts.append(f"<{tag}>{_xml_escape(str(v))}</{tag}>")
-            parts.append("</error-info>")
-        parts.append("</error>")
-    parts.append("</errors>")
-    return "".join(parts)

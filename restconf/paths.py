@@ -4,9 +4,11 @@ A data resource URI (what follows ``/restconf/data`` or ``/restconf/ds/<datastor
 names one node: ``mod:cont/list=k1,k2/leaf``.  Its first node carries a module
 name, and so does every node whose module differs from its parent's; list key
 values (comma-separated, percent-encoded) and a leaf-list value follow ``=``.
-:func:`parse_resource` resolves every step against the schema through libyang,
-builds the ancestor chain as real data nodes (so key values are checked and
-canonicalised by their YANG types) and returns the libyang data path.
+:func:`parse_resource` resolves every step against the schema, builds the
+ancestor chain as real data nodes (so key values are checked and canonicalised
+by their YANG types) and returns the libyang data path.  YANG Patch targets
+(RFC 8072) are the same syntax relative to the patch's target resource
+(``base``).
 
 :func:`parse_fields` turns the ``fields`` query parameter (RFC 8040 section
 4.8.3) into XPath steps relative to the target.  Everything here is pure: no
@@ -18,14 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from nfo.errors import InvalidValue, MalformedMessage, NfoError
-from nfo.schema import ly
-from nfo.schema.data import node_path, path_steps
-from nfo.schema.ly import ffi, lib
+from nfo.schema import DATA_KINDS, Kind, Node, Schema, SNode, Tree
+from nfo.schema.data import path_steps
 
 __all__ = [
     "Kind",
@@ -33,66 +32,15 @@ __all__ = [
     "Segment",
     "build_chain",
     "decode",
-    "key_names",
-    "kind_of",
     "parse_fields",
     "parse_operation",
     "parse_resource",
-    "schema_module",
-    "schema_name",
     "segment_uri",
 ]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-class Kind(StrEnum):
-    CONTAINER = "container"
-    LIST = "list"
-    LEAF = "leaf"
-    LEAFLIST = "leaf-list"
-    ANYDATA = "anydata"
-    RPC = "rpc"
-    ACTION = "action"
-    NOTIFICATION = "notification"
-
-
-def kind_of(snode: Any) -> Kind:
-    t = int(snode.nodetype)
-    if t & lib.LYS_CONTAINER:
-        return Kind.CONTAINER
-    if t & lib.LYS_LIST:
-        return Kind.LIST
-    if t & lib.LYS_LEAFLIST:
-        return Kind.LEAFLIST
-    if t & lib.LYS_LEAF:
-        return Kind.LEAF
-    if t & (lib.LYS_ANYDATA | lib.LYS_ANYXML):
-        return Kind.ANYDATA
-    if t & lib.LYS_RPC:
-        return Kind.RPC
-    if t & lib.LYS_ACTION:
-        return Kind.ACTION
-    return Kind.NOTIFICATION
-
-
-def schema_name(snode: Any) -> str:
-    return str(ffi.string(snode.name).decode())
-
-
-def schema_module(snode: Any) -> str:
-    return str(ffi.string(snode.module.name).decode())
-
-
-def key_names(snode: Any) -> list[str]:
-    """Key leaf names of a list schema node, in key order (libyang puts keys first)."""
-    out = []
-    c = lib.lysc_node_child(snode)
-    while c != ffi.NULL and c.flags & lib.LYS_KEY:
-        out.append(schema_name(c))
-        c = c.next
-    return out
+_LEAVES = (Kind.LEAF, Kind.LEAFLIST, Kind.ANYDATA, Kind.ANYXML)
 
 
 @dataclass(frozen=True)
@@ -102,7 +50,7 @@ class Segment:
     module: str
     name: str
     kind: Kind
-    schema: Any
+    schema: SNode
     keys: tuple[tuple[str, str], ...] | None = None
     """Key (name, value) pairs of a list instance, in key order; None for a whole list."""
     value: str | None = None
@@ -120,11 +68,11 @@ class Segment:
 
     @property
     def config(self) -> bool:
-        return bool(self.schema.flags & lib.LYS_CONFIG_W)
+        return self.schema.config
 
     @property
     def ordered_by_user(self) -> bool:
-        return bool(self.schema.flags & lib.LYS_ORDBY_USER)
+        return self.schema.ordered_by_user
 
 
 @dataclass(frozen=True)
@@ -191,35 +139,32 @@ def decode(text: str, what: str) -> str:
                                error_type="protocol") from None
 
 
-def _lookup(ctx: Any, spath: str) -> Any:
-    snode = lib.lys_find_path(ctx, ffi.NULL, spath.encode(), 0)
-    lib.ly_err_clean(ctx, ffi.NULL)
-    return snode
+def _child(schema: Schema, parent: SNode | None, module: str, name: str) -> SNode | None:
+    if parent is None:
+        return schema.top(module, name)
+    return parent.child(name, module)
 
 
-def _module_implemented(ctx: Any, name: str) -> bool:
-    mod = lib.ly_ctx_get_module_latest(ctx, name.encode())
-    return bool(mod != ffi.NULL and mod.implemented)
+def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -> ResourcePath:
+    """Parse the percent-encoded path after the datastore resource into a target
+    (below ``base``, for YANG Patch targets).
 
-
-def parse_resource(ctx: Any, raw: str) -> ResourcePath:
-    """Parse the percent-encoded path after the datastore resource into a target.
-
-    ``raw`` may be empty or ``/`` (the datastore itself).  Raises 400-class
-    :class:`NfoError` (invalid-value, malformed-message) naming the offending step.
+    ``raw`` may be empty or ``/`` (the datastore itself, or ``base``).  Raises
+    400-class :class:`NfoError` (invalid-value, malformed-message) naming the
+    offending step.
     """
     raw = raw.strip("/") if raw in ("", "/") else raw.removeprefix("/")
+    first = list(base.segments) if base is not None else []
     if not raw:
-        return ResourcePath((), None, None)
+        return base if base is not None else ResourcePath((), None, None)
     if raw.endswith("/"):
         raw = raw[:-1]
-    segments: list[Segment] = []
-    spath = ""
-    prev_mod: str | None = None
+    segments: list[Segment] = list(first)
+    prev_mod: str | None = first[-1].module if first else None
     for part in raw.split("/"):
         if part == "":
             raise InvalidValue(f"empty step in the resource path {raw!r}",
-                               path=_partial_path(ctx, segments))
+                               path=_partial_path(schema, segments))
         name_raw, eq, rest = part.partition("=")
         ident = decode(name_raw, "a node name")
         mod, colon, name = ident.rpartition(":")
@@ -227,66 +172,64 @@ def parse_resource(ctx: Any, raw: str) -> ResourcePath:
             mod, name = "", ident
         if not _IDENT.match(name) or (mod and not _IDENT.match(mod)):
             raise InvalidValue(f"invalid node name {ident!r} in the resource path",
-                               path=_partial_path(ctx, segments))
+                               path=_partial_path(schema, segments))
         if not mod:
             if prev_mod is None:
                 raise InvalidValue(f"the first node {name!r} needs its module name (module:name)",
                                    path=None)
             mod = prev_mod
-        elif not _module_implemented(ctx, mod):
+        elif not schema.implemented(mod):
             raise InvalidValue(f"unknown module {mod!r} in the resource path",
-                               path=_partial_path(ctx, segments))
+                               path=_partial_path(schema, segments))
         if segments and segments[-1].kind in (Kind.RPC, Kind.ACTION, Kind.NOTIFICATION,
-                                              Kind.LEAF, Kind.LEAFLIST, Kind.ANYDATA):
+                                              *_LEAVES):
             raise InvalidValue(f"{segments[-1].name!r} has no child {name!r}",
-                               path=_partial_path(ctx, segments))
+                               path=_partial_path(schema, segments))
         if segments and not segments[-1].is_instance:
             raise InvalidValue(f"the list {segments[-1].name!r} needs its key values "
                                f"(name=key1,key2) before the child {name!r}",
-                               path=_partial_path(ctx, segments))
-        step = f"{mod}:{name}" if mod != prev_mod else name
-        snode = _lookup(ctx, f"{spath}/{step}")
-        if snode == ffi.NULL:
-            where = _partial_path(ctx, segments)
+                               path=_partial_path(schema, segments))
+        snode = _child(schema, segments[-1].schema if segments else None, mod, name)
+        if snode is None:
+            where = _partial_path(schema, segments)
             raise InvalidValue(f"unknown node {mod}:{name} in the resource path"
                                + (f" under {where}" if where else ""), path=where)
-        spath = f"{spath}/{step}"
-        kind = kind_of(snode)
+        kind = snode.kind
         if kind is Kind.NOTIFICATION:
             raise InvalidValue(f"{name!r} is a notification, not a data resource",
-                               path=_partial_path(ctx, segments))
+                               path=_partial_path(schema, segments))
         keys: tuple[tuple[str, str], ...] | None = None
         value: str | None = None
         if eq:
             if kind is Kind.LIST:
-                names = key_names(snode)
+                names = snode.keys
                 if not names:
                     raise InvalidValue(f"the list {name!r} has no keys: its entries cannot "
-                                       "be addressed", path=_partial_path(ctx, segments))
+                                       "be addressed", path=_partial_path(schema, segments))
                 values = [decode(v, f"a key value of {name!r}") for v in rest.split(",")]
                 if len(values) != len(names):
                     raise InvalidValue(
                         f"the list {name!r} has {len(names)} key(s) ({', '.join(names)}) "
                         f"but the path gives {len(values)} value(s)",
-                        path=_partial_path(ctx, segments))
+                        path=_partial_path(schema, segments))
                 keys = tuple(zip(names, values, strict=True))
             elif kind is Kind.LEAFLIST:
                 value = decode(rest, f"the value of {name!r}")
             else:
                 raise InvalidValue(f"{name!r} is a {kind.value}: it takes no '=' value",
-                                   path=_partial_path(ctx, segments))
+                                   path=_partial_path(schema, segments))
         segments.append(Segment(mod, name, kind, snode, keys, value))
         prev_mod = mod
     for s in segments:
         for v in [v for _, v in s.keys or ()] + ([s.value] if s.value is not None else []):
             if "'" in v and '"' in v:
                 raise InvalidValue("key values holding both quote characters are not "
-                                   "supported", path=_partial_path(ctx, segments[:-1]))
-    data_path, parent_path = _data_paths(ctx, segments)
+                                   "supported", path=_partial_path(schema, segments[:-1]))
+    data_path, parent_path = _data_paths(schema, segments)
     return ResourcePath(tuple(segments), data_path, parent_path)
 
 
-def parse_operation(ctx: Any, raw: str) -> Segment:
+def parse_operation(schema: Schema, raw: str) -> Segment:
     """``mod:rpc`` after ``/restconf/operations/``: exactly one step naming an RPC."""
     raw = raw.strip("/")
     if not raw or "/" in raw or "=" in raw:
@@ -295,77 +238,60 @@ def parse_operation(ctx: Any, raw: str) -> Segment:
     mod, colon, name = ident.partition(":")
     if not colon or not _IDENT.match(mod) or not _IDENT.match(name):
         raise InvalidValue(f"an operation resource needs 'module:rpc', not {ident!r}")
-    if not _module_implemented(ctx, mod):
+    if not schema.implemented(mod):
         raise InvalidValue(f"unknown module {mod!r}")
-    snode = _lookup(ctx, f"/{mod}:{name}")
-    if snode == ffi.NULL or kind_of(snode) is not Kind.RPC:
+    snode = schema.top(mod, name)
+    if snode is None or snode.kind is not Kind.RPC:
         raise InvalidValue(f"{mod}:{name} is not an RPC of the module set")
     return Segment(mod, name, Kind.RPC, snode)
 
 
-def _partial_path(ctx: Any, segments: list[Segment]) -> str | None:
+def _partial_path(schema: Schema, segments: list[Segment]) -> str | None:
     if not segments:
         return None
     try:
-        return _data_paths(ctx, segments)[0]
+        return _data_paths(schema, segments)[0]
     except NfoError:
         return None
 
 
-def build_chain(ctx: Any, segments: Sequence[Segment]) -> tuple[Any, Any]:
-    """Create the data nodes of ``segments`` (containers, keyed list entries, leaf-list
-    values; a leaf, anydata or action step is not created).  Returns (top, last
-    created node); the caller frees ``top``.  Key values are checked by their types."""
-    top = ffi.NULL
-    parent = ffi.NULL
-    out = ffi.new("struct lyd_node **")
-    try:
-        for s in segments:
-            mod = s.schema.module if parent == ffi.NULL else ffi.NULL
-            if s.kind is Kind.CONTAINER:
-                rc = lib.lyd_new_inner(parent, mod, s.name.encode(), 0, out)
-            elif s.kind is Kind.LIST and s.keys is not None:
-                vals = [ffi.new("char[]", v.encode()) for _, v in s.keys]
-                rc = lib.lyd_new_list(parent, mod, s.name.encode(), 0, out, *vals)
-            elif s.kind is Kind.LEAFLIST and s.value is not None:
-                rc = lib.lyd_new_term(parent, mod, s.name.encode(), s.value.encode(), 0, out)
-            else:
-                break
-            if rc != lib.LY_SUCCESS:
-                errs = ly.errors_of(ctx)
-                lib.ly_err_clean(ctx, ffi.NULL)
-                msg = errs[0][1] if errs else "invalid value"
-                raise InvalidValue(f"invalid key value in the resource path: {msg}",
-                                   path=node_path(parent) if parent != ffi.NULL else None)
-            if top == ffi.NULL:
-                top = out[0]
-            parent = out[0]
-    except BaseException:
-        if top != ffi.NULL:
-            lib.lyd_free_all(top)
-        raise
-    return top, parent
+def build_chain(tree: Tree, segments: Sequence[Segment]) -> Node | None:
+    """Create in ``tree`` (empty) the data nodes of ``segments`` (containers, keyed list
+    entries, leaf-list values; a leaf, anydata or action step is not created).  Returns
+    the last created node (None: none).  Key values are checked by their types."""
+    parent: Node | None = None
+    for s in segments:
+        if s.kind is Kind.CONTAINER:
+            node = tree.new(parent, s.schema)
+        elif s.kind is Kind.LIST and s.keys is not None:
+            node = _new(tree, parent, s, keys=[v for _, v in s.keys])
+        elif s.kind is Kind.LEAFLIST and s.value is not None:
+            node = _new(tree, parent, s, value=s.value)
+        else:
+            break
+        parent = node
+    return parent
 
 
-def _data_paths(ctx: Any, segments: list[Segment]) -> tuple[str, str | None]:
-    top, last = build_chain(ctx, segments)
+def _new(tree: Tree, parent: Node | None, s: Segment, *, keys: Sequence[str] = (),
+         value: str | None = None) -> Node:
     try:
-        built = 0
-        node = last
-        while node != ffi.NULL:
-            built += 1
-            node = ffi.cast("struct lyd_node *", node.parent) if node.parent != ffi.NULL \
-                else ffi.NULL
-        base = node_path(last) if last != ffi.NULL else ""
-        # steps not built as nodes (leaf, anydata, action, whole list / leaf-list)
-        prev = segments[built - 1].module if built else None
-        path = base
-        for s in segments[built:]:
-            path += "/" + (f"{s.module}:{s.name}" if s.module != prev else s.name)
-            prev = s.module
-    finally:
-        if top != ffi.NULL:
-            lib.lyd_free_all(top)
+        return tree.new(parent, s.schema, keys=keys, value=value)
+    except NfoError as e:
+        raise InvalidValue(f"invalid key value in the resource path: {e.message}",
+                           path=parent.path if parent is not None else None) from None
+
+
+def _data_paths(schema: Schema, segments: list[Segment]) -> tuple[str, str | None]:
+    with Tree(schema) as tree:
+        last = build_chain(tree, segments)
+        built = len(list(last.ancestors())) if last is not None else 0
+        path = last.path if last is not None else ""
+    # steps not built as nodes (leaf, anydata, action, whole list / leaf-list)
+    prev = segments[built - 1].module if built else None
+    for s in segments[built:]:
+        path += "/" + (f"{s.module}:{s.name}" if s.module != prev else s.name)
+        prev = s.module
     return path, _parent_of(path)
 
 
@@ -387,9 +313,9 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def parse_fields(ctx: Any, text: str, target: Any) -> list[str]:
+def parse_fields(schema: Schema, text: str, target: SNode | None) -> list[str]:
     """The ``fields`` expression as XPath steps relative to ``target`` (a schema node,
-    or NULL for the datastore), each like ``a/b`` or ``mod:x/y``; checked against the
+    or None for the datastore), each like ``a/b`` or ``mod:x/y``; checked against the
     schema.  Grammar: ``expr = path "(" expr ")" / path ";" expr / path``,
     ``path = api-identifier ["/" path]``."""
     toks = _tokens(text)
@@ -405,23 +331,23 @@ def parse_fields(ctx: Any, text: str, target: Any) -> list[str]:
         pos += 1
         return toks[pos - 1]
 
-    def child(parent: Any, ident: str, parent_mod: str | None) -> tuple[Any, str, str]:
+    def child(parent: SNode | None, ident: str, parent_mod: str | None
+              ) -> tuple[SNode, str, str]:
         mod, colon, name = ident.rpartition(":")
         if not colon:
             if parent_mod is None:
                 raise InvalidValue(f"fields: {ident!r} needs its module name",
                                    error_type="protocol")
             mod, name = parent_mod, ident
-        if not _module_implemented(ctx, mod):
+        if not schema.implemented(mod):
             raise InvalidValue(f"fields: unknown module {mod!r}", error_type="protocol")
-        m = lib.ly_ctx_get_module_latest(ctx, mod.encode())
-        c = lib.lys_find_child(parent, m, name.encode(), 0, 0, 0)
-        if c == ffi.NULL or kind_of(c) in (Kind.RPC, Kind.ACTION, Kind.NOTIFICATION):
+        c = _child(schema, parent, mod, name)
+        if c is None or c.kind not in DATA_KINDS:
             raise InvalidValue(f"fields: no data node {mod}:{name} here", error_type="protocol")
         step = name if mod == parent_mod else f"{mod}:{name}"
         return c, mod, step
 
-    def expr(parent: Any, parent_mod: str | None, prefix: str) -> list[str]:
+    def expr(parent: SNode | None, parent_mod: str | None, prefix: str) -> list[str]:
         out: list[str] = []
         while True:
             node, mod, rel = parent, parent_mod, prefix
@@ -430,7 +356,8 @@ def parse_fields(ctx: Any, text: str, target: Any) -> list[str]:
                 if tok in "/;()":
                     raise InvalidValue(f"invalid fields expression {text!r}",
                                        error_type="protocol")
-                node, mod, step = child(node, tok, mod)
+                found, mod, step = child(node, tok, mod)
+                node = found
                 rel = f"{rel}/{step}" if rel else step
                 if peek() == "/":
                     take()
@@ -449,8 +376,7 @@ def parse_fields(ctx: Any, text: str, target: Any) -> list[str]:
                 continue
             return out
 
-    target_mod = schema_module(target) if target != ffi.NULL else None
-    result = expr(target, target_mod, "")
+    result = expr(target, target.module if target is not None else None, "")
     if pos != len(toks):
         raise InvalidValue(f"invalid fields expression {text!r}", error_type="protocol")
     return result

@@ -11,8 +11,6 @@ The pieces here are protocol plumbing only; users and passwords live in
 - :class:`BodyLimit` is pure ASGI middleware: a request whose Content-Length
   is too large gets 413 before its body is read; a streamed (chunked) body is
   counted and cut off with 413 when it grows too large.
-- :func:`check_xml_safe` refuses any document type declaration or entity
-  declaration before an XML body reaches a parser.
 - :func:`tls_context`, :func:`dev_certificate` and :func:`uvicorn_ssl_kwargs`
   set up HTTPS (TLS 1.2 minimum, forward-secret AEAD ciphers only).
 
@@ -44,7 +42,6 @@ import binascii
 import datetime
 import inspect
 import ipaddress
-import json
 import logging
 import math
 import os
@@ -66,7 +63,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nfo.datastore.users import UserStore
-from nfo.errors import MalformedMessage, NfoError, TooBig
+from nfo.errors import NfoError, TooBig
+from nfo.protocol.errors import HttpError, restconf_errors
 
 __all__ = [
     "TLS_CIPHERS",
@@ -74,7 +72,6 @@ __all__ = [
     "BodyLimit",
     "BodyTooLarge",
     "Unauthorized",
-    "check_xml_safe",
     "client_certificate",
     "dev_certificate",
     "tls_context",
@@ -88,22 +85,18 @@ log = logging.getLogger("nfo.restconf.security")
 # -- errors ---------------------------------------------------------------------------
 
 
-class Unauthorized(NfoError):
+class Unauthorized(HttpError):
     """Authentication is missing or failed: HTTP 401 with ``headers`` added.
 
     The message is the same whether the user exists or not.
     """
 
-    default_tag = "access-denied"
-    default_type = "protocol"
-    status_code = 401
-
     def __init__(self, message: str = "authentication required", *, realm: str = "nfo",
                  retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.headers: dict[str, str] = {"WWW-Authenticate": f'Basic realm="{realm}"'}
+        headers = {"WWW-Authenticate": f'Basic realm="{realm}"'}
         if retry_after is not None:
-            self.headers["Retry-After"] = str(retry_after)
+            headers["Retry-After"] = str(retry_after)
+        super().__init__(401, message, tag="access-denied", headers=headers)
 
 
 class BodyTooLarge(TooBig):
@@ -112,8 +105,6 @@ class BodyTooLarge(TooBig):
     An app that maps ``too-big`` to 413 itself may let it become its response;
     otherwise :class:`BodyLimit` answers 413 in its place.
     """
-
-    status_code = 413
 
 
 # -- HTTP Basic and client certificates ----------------------------------------------
@@ -339,8 +330,7 @@ class BasicAuth:
 
 
 def _error_body(exc: NfoError) -> bytes:
-    error = {"error-type": exc.error_type, "error-tag": exc.tag, "error-message": exc.message}
-    return json.dumps({"ietf-restconf:errors": {"error": [error]}}).encode()
+    return restconf_errors(exc, True).encode()
 
 
 class BodyLimit:
@@ -424,34 +414,6 @@ class BodyLimit:
             log.debug("request body over %d bytes: the app stopped", self.max_bytes)
         if exceeded and not started:
             await self._send_413(send)
-
-
-# -- XML ---------------------------------------------------------------------------------
-
-_DECLARATION = re.compile(rb"<!\s*(doctype|entity)", re.IGNORECASE)
-_MARKUP_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
-_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
-
-
-def check_xml_safe(body: bytes | bytearray | memoryview) -> None:
-    """Refuse (``MalformedMessage``) an XML body with a DTD or entity declaration.
-
-    Checked anywhere in the body, case-insensitively, so a byte-order mark,
-    whitespace, an XML declaration or comments before it change nothing.  Any
-    other markup declaration (``<!`` not starting a comment or CDATA section)
-    is refused too, and so are UTF-16/32 bodies (a BOM or NUL bytes), in which
-    such a declaration would not be visible as ASCII.
-    """
-    data = bytes(body)
-    if data.startswith(_WIDE_BOMS) or b"\x00" in data:
-        raise MalformedMessage("XML bodies must be UTF-8", error_type="protocol")
-    match = _DECLARATION.search(data)
-    if match is not None:
-        kind = match.group(1).upper().decode()
-        raise MalformedMessage(f"XML with a {kind} declaration is not accepted",
-                               error_type="protocol")
-    if _MARKUP_DECLARATION.search(data) is not None:
-        raise MalformedMessage("XML markup declarations are not accepted", error_type="protocol")
 
 
 # -- TLS ---------------------------------------------------------------------------------

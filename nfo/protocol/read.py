@@ -75,7 +75,7 @@ def depth_of(text: str | None, what: str) -> int | None:
         return None
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise InvalidValue(f"{what} must be 1..65535 or 'unbounded', not {text!r}",
-                           info={"bad-element": what})
+                           error_type="protocol", info={"bad-element": what})
     return int(text)
 
 
@@ -87,7 +87,7 @@ def with_defaults_of(text: str | None) -> WithDefaults | None:
         return WithDefaults(text)
     except ValueError:
         raise InvalidValue("with-defaults must be report-all, trim, explicit or "
-                           f"report-all-tagged, not {text!r}",
+                           f"report-all-tagged, not {text!r}", error_type="protocol",
                            info={"bad-element": "with-defaults"}) from None
 
 

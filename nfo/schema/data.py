@@ -452,11 +452,13 @@ class Tree:
         _merge_into(self, part)
 
     @classmethod
-    def copy_of(cls, node: Node, *, with_parents: bool = True, meta: bool = True) -> Tree:
-        """A new tree holding a copy of ``node``'s subtree (with its ancestors, their
-        list keys only, when ``with_parents``)."""
+    def copy_of(cls, node: Node, *, with_parents: bool = True, meta: bool = True,
+                recursive: bool = True) -> Tree:
+        """A new tree holding a copy of ``node``'s subtree (only the node and its list
+        keys if not ``recursive``; with its ancestors, their list keys only, when
+        ``with_parents``)."""
         ctx = node._ctx
-        opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS
+        opts = lib.LYD_DUP_WITH_FLAGS | (lib.LYD_DUP_RECURSIVE if recursive else 0)
         if with_parents:
             opts |= lib.LYD_DUP_WITH_PARENTS
         if not meta:

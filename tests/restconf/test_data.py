@@ -631,11 +631,11 @@ async def test_round_trip_each_encoding(client: httpx.AsyncClient, ds: Datastore
 def test_parse_resource(schema: Any, uri: str, data_path: str | None,
                         kinds: list[str]) -> None:
     from nfo.restconf.paths import parse_resource
-    rp = parse_resource(schema.cdata, uri)
+    rp = parse_resource(schema, uri)
     assert rp.data_path == data_path
     assert [s.kind.value for s in rp.segments] == kinds
     if rp.segments:
-        assert parse_resource(schema.cdata, rp.uri()).data_path == data_path
+        assert parse_resource(schema, rp.uri()).data_path == data_path
 
 
 @pytest.mark.parametrize("uri,tag,fragment", [
@@ -655,36 +655,33 @@ def test_parse_resource(schema: Any, uri: str, data_path: str | None,
     ("nfo-test:top/bad%20name", "invalid-value", "invalid node name"),
 ])
 def test_parse_resource_errors(schema: Any, uri: str, tag: str, fragment: str) -> None:
-    from nfo.restconf.paths import parse_resource
-
     from nfo.errors import NfoError
+    from nfo.restconf.paths import parse_resource
     with pytest.raises(NfoError) as exc:
-        parse_resource(schema.cdata, uri)
+        parse_resource(schema, uri)
     assert exc.value.tag == tag
     assert fragment in exc.value.message
 
 
 def test_parse_fields(schema: Any) -> None:
-    from nfo.restconf.paths import parse_fields, parse_resource
-
     from nfo.errors import NfoError
-    from nfo.schema.ly import ffi
-    top = parse_resource(schema.cdata, "nfo-test:top").target.schema
-    assert parse_fields(schema.cdata, "name;item(name;size)", top) == [
+    from nfo.restconf.paths import parse_fields, parse_resource
+    top = parse_resource(schema, "nfo-test:top").target.schema
+    assert parse_fields(schema, "name;item(name;size)", top) == [
         "name", "item/name", "item/size"]
-    assert parse_fields(schema.cdata, "item/ref;extra(level;only-when)", top) == [
+    assert parse_fields(schema, "item/ref;extra(level;only-when)", top) == [
         "item/ref", "extra/level", "extra/only-when"]
-    assert parse_fields(schema.cdata, "nfo-test:name", top) == ["name"]
-    assert parse_fields(schema.cdata, "nfo-test:top(name)", ffi.NULL) == ["nfo-test:top/name"]
+    assert parse_fields(schema, "nfo-test:name", top) == ["name"]
+    assert parse_fields(schema, "nfo-test:top(name)", None) == ["nfo-test:top/name"]
     for bad in ("bogus", "name;", "item(name", "name)", "(name)", "top(name)", "item//name",
                 "nfo-x:name", "name;;size"):
         with pytest.raises(NfoError):
-            parse_fields(schema.cdata, bad, top if bad != "top(name)" else ffi.NULL)
+            parse_fields(schema, bad, top if bad != "top(name)" else None)
 
 
 def test_negotiate() -> None:
-    from nfo.restconf.codec import HttpError, negotiate, request_format
-
+    from nfo.protocol.errors import HttpError
+    from nfo.restconf.codec import negotiate, request_format
     from nfo.schema.data import Fmt
     assert negotiate(None) is Fmt.JSON
     assert negotiate(None, Fmt.XML) is Fmt.XML
@@ -700,12 +697,3 @@ def test_negotiate() -> None:
     with pytest.raises(HttpError) as exc:
         request_format("text/plain")
     assert exc.value.status == 415
-
-
-def test_xml_instance_identifier() -> None:
-    from nfo.restconf.codec import xml_instance_id
-    ns = {"nfo-test": "urn:nfo:test", "other": "urn:other"}
-    text, decls = xml_instance_id("/nfo-test:top/item[name='a/b[c]']/other:x/y[.='1']", ns)
-    assert text == ("/nfo-test:top/nfo-test:item[nfo-test:name='a/b[c]']/other:x"
-                    "/other:y[.='1']")
-    assert decls == ns

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from nfo.restconf.app import create_app
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from nfo.datastore import ChangeEvent, Datastore
 from nfo.errors import AccessDenied, InvalidValue
+from nfo.protocol.errors import HttpError
+from nfo.restconf.app import create_app
 
 JSON = "application/yang-data+json"
 XML = "application/yang-data+xml"
@@ -314,14 +315,12 @@ async def test_errors_follow_the_negotiated_encoding(seeded: httpx.AsyncClient) 
 
 # -- the authentication hook ---------------------------------------------------------
 
-class SlowDown(AccessDenied):
+class SlowDown(HttpError):
     """An authentication error that carries its own status and headers."""
 
-    status_code = 401
-
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.headers = {"WWW-Authenticate": 'Basic realm="nfo"', "Retry-After": "3"}
+        super().__init__(401, message, tag="access-denied", headers={
+            "WWW-Authenticate": 'Basic realm="nfo"', "Retry-After": "3"})
 
 
 async def test_auth_hook(ds: Datastore, serve: Any) -> None:
