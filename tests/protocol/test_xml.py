@@ -293,7 +293,9 @@ _TEXT = st.lists(st.sampled_from(["a", " ", "\n", ">", "/>", "&", "<", "'", '"',
 
 def _escape(text: str, quote: str = "") -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;")
-    return text.replace(quote, "&quot;" if quote == '"' else "&apos;") if quote else text
+    if not quote:
+        return text.replace("]]>", "]]&gt;")
+    return text.replace(quote, "&quot;" if quote == '"' else "&apos;")
 
 
 @st.composite
