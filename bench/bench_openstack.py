@@ -41,10 +41,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nfo.drivers.openstack import OpenStackDriver
-
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
+from nfo.drivers.openstack import OpenStackDriver
 from nfo.registry import DriverRegistry
 from nfo.workload import WorkloadManager
 

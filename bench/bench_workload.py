@@ -29,12 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from nfo.drivers.local import LocalDriver
-from nfo.drivers.sim import SimDriver
-
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
 from nfo.datastore import SqliteStorage
+from nfo.drivers.local import LocalDriver
+from nfo.drivers.sim import SimDriver
 from nfo.registry import DriverRegistry
 from nfo.workload import WorkloadManager
 

@@ -31,6 +31,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nfo.datastore import Datastore
+from nfo.errors import (
+    InvalidValue,
+    NfoError,
+    OperationFailed,
+    Veto,
+)
 from nfo.restconf.codec import (
     JSON_TYPE,
     XML_TYPE,
@@ -64,19 +77,6 @@ from nfo.restconf.paths import (
     parse_resource,
     schema_name,
     segment_uri,
-)
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from nfo.datastore import Datastore
-from nfo.errors import (
-    InvalidValue,
-    NfoError,
-    OperationFailed,
-    Veto,
 )
 from nfo.schema.data import Fmt, WithDefaults, is_default
 from nfo.schema.ly import ffi, lib

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 from xml.parsers.expat import ExpatError
 
+from nfo.errors import ErrorDetail, InvalidValue, MalformedMessage, NfoError
 from nfo.restconf import security
 from nfo.restconf.paths import (
     Kind,
@@ -31,8 +32,6 @@ from nfo.restconf.paths import (
     kind_of,
     schema_module,
 )
-
-from nfo.errors import ErrorDetail, InvalidValue, MalformedMessage, NfoError
 from nfo.schema import ly
 from nfo.schema.data import (
     Fmt,

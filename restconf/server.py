@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from nfo.restconf.app import Restconf, Target, create_app
-from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
-from nfo.restconf.streams import ensure_nfo_stream, stream_endpoint, streams_data
-from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +25,10 @@ from starlette.routing import Route
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
+from nfo.restconf.app import Restconf, Target, create_app
+from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
+from nfo.restconf.streams import ensure_nfo_stream, stream_endpoint, streams_data
+from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
 from nfo.schema import Fmt
 
 __all__ = ["RestconfOptions", "RunningServer", "build_app", "start_server"]

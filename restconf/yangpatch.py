@@ -49,8 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
-from nfo.restconf.codec import load_json
-
 from nfo.datastore import Session
 from nfo.errors import (
     DataMissing,
@@ -62,6 +60,7 @@ from nfo.errors import (
     UnknownElement,
     Veto,
 )
+from nfo.restconf.codec import load_json
 from nfo.schema import ly
 from nfo.schema.data import Tree, node_path, path_steps, siblings
 from nfo.schema.ly import ffi, lib

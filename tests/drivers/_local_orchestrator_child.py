@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from nfo.drivers.local import LocalDriver
-
 from nfo.registry.protocol import (
     ComputeNeeds,
     DriverContext,

@@ -22,11 +22,11 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-import nfo.drivers.local as local
 import pytest
+
+import nfo.drivers.local as local
 from nfo.drivers.local import LocalDriver
 from nfo.drivers.local.udp_echo import main as udp_echo_main
-
 from nfo.registry.protocol import (
     ComputeNeeds,
     Driver,

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 from keystoneauth1 import exceptions as ka
+from openstack import exceptions as sdk
+
 from nfo.drivers.openstack import (
     META_INSTANCE,
     META_OWNER,
@@ -31,8 +33,6 @@ from nfo.drivers.openstack import (
     classify,
     server_status,
 )
-from openstack import exceptions as sdk
-
 from nfo.registry.protocol import (
     ComputeNeeds,
     DriverContext,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nfo.drivers.openstack import META_INSTANCE, META_OWNER, OpenStackDriver
 
+from nfo.drivers.openstack import META_INSTANCE, META_OWNER, OpenStackDriver
 from nfo.registry.protocol import (
     ComputeNeeds,
     DriverContext,

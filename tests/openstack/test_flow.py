@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nfo.drivers.openstack import META_INSTANCE, META_OWNER
 
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import installation_id, open_datastore, start_manager
 from nfo.datastore import Datastore, Session
+from nfo.drivers.openstack import META_INSTANCE, META_OWNER
 from nfo.workload import WorkloadManager
 from openstack import exceptions as sdk
 from tests.waiting import wait_for

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from nfo.drivers.local import LocalDriver
-from nfo.drivers.sim import SimDriver
 
 import nfo.registry.registry as registry_module
+from nfo.drivers.local import LocalDriver
+from nfo.drivers.sim import SimDriver
 from nfo.errors import InvalidValue
 from nfo.registry import (
     ENTRY_POINT_GROUP,

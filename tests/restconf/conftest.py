@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from nfo.restconf.app import create_app
 
 from nfo.datastore import Datastore
+from nfo.restconf.app import create_app
 
 JSON = "application/yang-data+json"
 MAX_BODY = 64 * 1024

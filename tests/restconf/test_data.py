@@ -655,9 +655,8 @@ def test_parse_resource(schema: Any, uri: str, data_path: str | None,
     ("nfo-test:top/bad%20name", "invalid-value", "invalid node name"),
 ])
 def test_parse_resource_errors(schema: Any, uri: str, tag: str, fragment: str) -> None:
-    from nfo.restconf.paths import parse_resource
-
     from nfo.errors import NfoError
+    from nfo.restconf.paths import parse_resource
     with pytest.raises(NfoError) as exc:
         parse_resource(schema.cdata, uri)
     assert exc.value.tag == tag
@@ -665,9 +664,8 @@ def test_parse_resource_errors(schema: Any, uri: str, tag: str, fragment: str) -
 
 
 def test_parse_fields(schema: Any) -> None:
-    from nfo.restconf.paths import parse_fields, parse_resource
-
     from nfo.errors import NfoError
+    from nfo.restconf.paths import parse_fields, parse_resource
     from nfo.schema.ly import ffi
     top = parse_resource(schema.cdata, "nfo-test:top").target.schema
     assert parse_fields(schema.cdata, "name;item(name;size)", top) == [
@@ -684,7 +682,6 @@ def test_parse_fields(schema: Any) -> None:
 
 def test_negotiate() -> None:
     from nfo.restconf.codec import HttpError, negotiate, request_format
-
     from nfo.schema.data import Fmt
     assert negotiate(None) is Fmt.JSON
     assert negotiate(None, Fmt.XML) is Fmt.XML

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from nfo.restconf.app import create_app
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from nfo.datastore import ChangeEvent, Datastore
 from nfo.errors import AccessDenied, InvalidValue
+from nfo.restconf.app import create_app
 
 JSON = "application/yang-data+json"
 XML = "application/yang-data+xml"

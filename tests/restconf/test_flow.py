@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nfo.restconf.security import dev_certificate
-from nfo.restconf.server import RestconfOptions, RunningServer, start_server
 
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
+from nfo.restconf.security import dev_certificate
+from nfo.restconf.server import RestconfOptions, RunningServer, start_server
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port
 from tests.orchestrator import orchestrator

@@ -28,6 +28,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from nfo.datastore import SqliteStorage
+from nfo.datastore.users import UserStore
+from nfo.errors import MalformedMessage, NfoError
 from nfo.restconf.security import (
     BasicAuth,
     BodyLimit,
@@ -39,15 +48,6 @@ from nfo.restconf.security import (
     tls_context,
     uvicorn_ssl_kwargs,
 )
-from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp
-
-from nfo.datastore import SqliteStorage
-from nfo.datastore.users import UserStore
-from nfo.errors import MalformedMessage, NfoError
 
 PASSWORD = "correct horse battery staple"
 LIMIT = 1024

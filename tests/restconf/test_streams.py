@@ -16,6 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from nfo.datastore import Datastore
 from nfo.restconf.streams import (
     NOTIFICATION_NS,
     ensure_nfo_stream,
@@ -24,10 +28,6 @@ from nfo.restconf.streams import (
     stream_endpoint,
     streams_data,
 )
-from starlette.applications import Starlette
-from starlette.routing import Route
-
-from nfo.datastore import Datastore
 from nfo.schema.data import parse_data
 from nfo.schema.ly import ffi, lib
 

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+from nfo.datastore import ChangeEvent, Datastore, Session
+from nfo.errors import Veto
 from nfo.restconf.yangpatch import (
     JSON_MEDIA_TYPE,
     XML_MEDIA_TYPE,
@@ -16,9 +19,6 @@ from nfo.restconf.yangpatch import (
     PatchResult,
     apply_yang_patch,
 )
-
-from nfo.datastore import ChangeEvent, Datastore, Session
-from nfo.errors import Veto
 
 YP = f"{{{YANG_PATCH_NS}}}"
 TOP = "/nfo-test:top"

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from nfo.drivers.sim import SimDriver
 
+from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
 from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
 
