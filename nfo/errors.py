@@ -25,6 +25,7 @@ __all__ = [
     "NfoError",
     "OperationFailed",
     "OperationNotSupported",
+    "PreconditionFailed",
     "ResourceDenied",
     "TooBig",
     "UnknownElement",
@@ -165,3 +166,10 @@ class Veto(OperationFailed):
     """A change subscriber refused a change; its message reaches the client."""
 
     default_app_tag = "nfo-change-vetoed"
+
+
+class PreconditionFailed(OperationFailed):
+    """A write's precondition (expected revision, conditional request) did not hold
+    on the datastore's state when the write was to be applied; nothing was changed."""
+
+    default_type = "protocol"

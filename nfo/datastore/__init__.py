@@ -15,9 +15,11 @@ from nfo.datastore.core import (
     DATASTORES,
     CommitInfo,
     Datastore,
+    Precondition,
     RpcCall,
     RpcHandler,
     Session,
+    WriteView,
 )
 from nfo.datastore.notifications import (
     Notification,
@@ -45,6 +47,7 @@ __all__ = [
     "Notification",
     "NotificationHub",
     "NotificationSubscription",
+    "Precondition",
     "ReplayComplete",
     "RpcCall",
     "RpcHandler",
@@ -53,4 +56,5 @@ __all__ = [
     "Storage",
     "Stream",
     "SubscriptionComplete",
+    "WriteView",
 ]
