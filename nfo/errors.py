@@ -162,13 +162,14 @@ class OperationFailed(NfoError):
     default_tag = "operation-failed"
 
 
-class PreconditionFailed(OperationFailed):
-    """A conditional write found the data changed since the client read it."""
-
-    default_type = "protocol"
-
-
 class Veto(OperationFailed):
     """A change subscriber refused a change; its message reaches the client."""
 
     default_app_tag = "nfo-change-vetoed"
+
+
+class PreconditionFailed(OperationFailed):
+    """A write's precondition (expected revision, conditional request) did not hold
+    on the datastore's state when the write was to be applied; nothing was changed."""
+
+    default_type = "protocol"

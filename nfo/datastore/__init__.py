@@ -8,9 +8,11 @@ from nfo.datastore.core import (
     DATASTORES,
     CommitInfo,
     Datastore,
+    Precondition,
     RpcCall,
     RpcHandler,
     Session,
+    WriteView,
 )
 from nfo.datastore.notifications import (
     Notification,
@@ -46,6 +48,7 @@ __all__ = [
     "Notification",
     "NotificationHub",
     "NotificationSubscription",
+    "Precondition",
     "ReplayComplete",
     "RpcCall",
     "RpcHandler",
@@ -55,4 +58,5 @@ __all__ = [
     "Stream",
     "StreamInfo",
     "SubscriptionComplete",
+    "WriteView",
 ]

@@ -35,6 +35,7 @@ from nfo.errors import (
     NfoError,
     OperationFailed,
     OperationNotSupported,
+    PreconditionFailed,
     UnknownElement,
     Veto,
 )
@@ -44,6 +45,7 @@ from nfo.schema.context import Schema
 from nfo.schema.data import (
     Fmt,
     Tree,
+    is_default,
     node_path,
     parse_data,
     parse_op,
@@ -61,9 +63,11 @@ __all__ = [
     "DATASTORES",
     "CommitInfo",
     "Datastore",
+    "Precondition",
     "RpcCall",
     "RpcHandler",
     "Session",
+    "WriteView",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,26 @@ class CommitInfo:
     revision: int
     timestamp: float
     user: str
+
+
+@dataclass(frozen=True)
+class WriteView:
+    """The target datastore as a write's precondition sees it: under the datastore's
+    write lock, right before the edit is applied.  Valid only during that call."""
+
+    datastore: str
+    info: CommitInfo
+    """The datastore's last commit (for the candidate, running's, as :meth:`Datastore.info`)."""
+    _present: Callable[[str], bool] = field(repr=False, compare=False)
+
+    def exists(self, path: str) -> bool:
+        """Whether the live tree holds a node at the data path ``path``; implicit
+        defaults (and containers holding only those) count as absent."""
+        return self._present(path)
+
+
+Precondition = Callable[[WriteView], None]
+"""Checked under the write lock before a write; raises an :class:`NfoError` to refuse it."""
 
 
 @dataclass
@@ -411,6 +435,8 @@ class Datastore:
         validate: bool = True,
         label: str = "",
         system: bool = False,
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
     ) -> list[Change]:
         """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks."""
         if not system:
@@ -418,7 +444,9 @@ class Datastore:
         async with self._wlock:
             return await self._transact_locked(session, ds, edits, user=user,
                                                test_only=test_only, validate=validate,
-                                               label=label, system=system)
+                                               label=label, system=system,
+                                               if_revision=if_revision,
+                                               precondition=precondition)
 
     async def _transact_locked(
         self,
@@ -431,9 +459,12 @@ class Datastore:
         validate: bool = True,
         label: str = "",
         system: bool = False,
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
     ) -> list[Change]:
         if not system:
             self._check_writable(session, ds)
+        self._check_precondition(ds, if_revision, precondition)
         base = self.tree(ds)
         plan = None
         if ds in DURABLE and self.partial_validation:
@@ -458,6 +489,32 @@ class Datastore:
             raise
         self._after_commit(ds, rec, changes)
         return changes
+
+    def check_precondition(self, datastore: str, *, if_revision: int | None = None,
+                           precondition: Precondition | None = None) -> None:
+        """Evaluate a write's preconditions on the datastore as it is now: an early
+        refusal only, since the write checks them again under the write lock."""
+        self._check_precondition(_ds(datastore, CONFIG_DATASTORES), if_revision,
+                                 precondition)
+
+    def _check_precondition(self, ds: str, if_revision: int | None,
+                            precondition: Precondition | None) -> None:
+        """Refuse the write unless the datastore is as its writer expects; the caller
+        holds the write lock, so nothing commits between this and the edit."""
+        info = self.info(ds)
+        if if_revision is not None and info.revision != if_revision:
+            raise PreconditionFailed(f"the {ds} datastore is at revision {info.revision}, "
+                                     f"not {if_revision}")
+        if precondition is not None:
+            tree = self.tree(ds)
+            precondition(WriteView(ds, info, lambda path: _present(tree, path)))
+
+    async def _check_only(self, ds: str, if_revision: int | None,
+                          precondition: Precondition | None) -> None:
+        """A precondition alone, for a write found to be a no-op before it starts."""
+        if if_revision is not None or precondition is not None:
+            async with self._wlock:
+                self._check_precondition(ds, if_revision, precondition)
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
                       changes: list[Change], user: str, label: str,
@@ -575,8 +632,11 @@ class Datastore:
         if c.edits is not None:
             c.edits += [(_edit_text(e), dop) for e, dop in edits]
 
-    async def _commit_candidate(self, session: Session, label: str = "") -> list[Change]:
+    async def _commit_candidate(self, session: Session, label: str = "", *,
+                                if_revision: int | None = None,
+                                precondition: Precondition | None = None) -> list[Change]:
         async with self._wlock:
+            self._check_precondition("running", if_revision, precondition)
             c = self._candidate
             if c.tree is None:
                 return []
@@ -667,11 +727,14 @@ class Session:
         default_operation: str = "merge",
         test_option: str = "test-then-set",
         error_option: str = "rollback-on-error",
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
     ) -> list[Change]:
         """edit-config (RFC 6241 section 7.2) on running, candidate or startup."""
         return await self.edit_many(datastore, [content], fmt,
                                     default_operation=default_operation,
-                                    test_option=test_option, error_option=error_option)
+                                    test_option=test_option, error_option=error_option,
+                                    if_revision=if_revision, precondition=precondition)
 
     async def edit_many(
         self,
@@ -683,8 +746,15 @@ class Session:
         test_option: str = "test-then-set",
         error_option: str = "rollback-on-error",
         label: str = "",
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
     ) -> list[Change]:
-        """Several edits applied in order as one all-or-nothing transaction."""
+        """Several edits applied in order as one all-or-nothing transaction.
+
+        ``if_revision``: refuse (:class:`PreconditionFailed`) unless the datastore's
+        last commit is that revision; ``precondition``: called with a :class:`WriteView`
+        of the datastore, may raise to refuse.  Both are checked under the datastore's
+        write lock right before the edit is applied; a refused write changes nothing."""
         self._alive()
         ds = _ds(datastore, CONFIG_DATASTORES)
         if test_option not in ("test-then-set", "set", "test-only"):
@@ -708,13 +778,16 @@ class Session:
             validate = not (test_option == "set" and ds == "candidate")
             return await self.datastore._transact(
                 self, ds, edits, user=self.user, test_only=test_option == "test-only",
-                validate=validate, label=label)
+                validate=validate, label=label, if_revision=if_revision,
+                precondition=precondition)
         finally:
             for t in owned:
                 t.free()
 
     async def copy_config(self, target: str, source: str | bytes | Tree,
-                          fmt: Fmt | str = Fmt.XML, *, source_is_datastore: bool = False) -> None:
+                          fmt: Fmt | str = Fmt.XML, *, source_is_datastore: bool = False,
+                          if_revision: int | None = None,
+                          precondition: Precondition | None = None) -> None:
         """Replace ``target`` with another datastore's content or inline config."""
         self._alive()
         d = self.datastore
@@ -722,6 +795,7 @@ class Session:
         if source_is_datastore:
             src = _ds(str(source), CONFIG_DATASTORES)
             if src == tgt:
+                await d._check_only(tgt, if_revision, precondition)
                 return
             tree = d.tree(src).dup()
         elif isinstance(source, Tree):
@@ -730,20 +804,26 @@ class Session:
             tree = Tree.parse(d.ctx, source, fmt, parse_opts=_PARSE_CONFIG)
         with tree:
             await d._transact(self, tgt, [(tree, "replace")], user=self.user,
-                              label=f"copy-config to {tgt}")
+                              label=f"copy-config to {tgt}", if_revision=if_revision,
+                              precondition=precondition)
 
-    async def delete_config(self, target: str) -> None:
+    async def delete_config(self, target: str, *, if_revision: int | None = None,
+                            precondition: Precondition | None = None) -> None:
         self._alive()
         tgt = _ds(target, CONFIG_DATASTORES)
         if tgt == "running":
             raise OperationNotSupported("delete-config cannot target running")
         with Tree(self.datastore.ctx) as empty:
             await self.datastore._transact(self, tgt, [(empty, "replace")], user=self.user,
-                                           label=f"delete-config {tgt}")
+                                           label=f"delete-config {tgt}",
+                                           if_revision=if_revision, precondition=precondition)
 
     async def commit(self, *, confirmed: bool = False, timeout: float = 600,
-                     persist: str | None = None, persist_id: str | None = None) -> list[Change]:
-        """Commit candidate to running, optionally as a confirmed commit."""
+                     persist: str | None = None, persist_id: str | None = None,
+                     if_revision: int | None = None,
+                     precondition: Precondition | None = None) -> list[Change]:
+        """Commit candidate to running, optionally as a confirmed commit; ``if_revision``
+        and ``precondition`` are checked against running (see :meth:`edit_many`)."""
         self._alive()
         d = self.datastore
         d._check_writable(self, "running")
@@ -766,7 +846,9 @@ class Session:
                                json.dumps({"revision_before": before, "content": content}))
             p = d._pending = _Pending(before, content, None if persist else self.id, persist)
         try:
-            changes = await d._commit_candidate(self, "confirmed commit" if confirmed else "commit")
+            changes = await d._commit_candidate(
+                self, "confirmed commit" if confirmed else "commit", if_revision=if_revision,
+                precondition=precondition)
         except BaseException:
             if fresh:
                 d._pending = None
@@ -804,8 +886,10 @@ class Session:
         self.datastore._check_writable(self, "candidate")
         self.datastore._reset_candidate()
 
-    async def rollback(self, revision: int) -> list[Change]:
-        """Make running what it was right after ``revision`` (a new commit)."""
+    async def rollback(self, revision: int, *, if_revision: int | None = None,
+                       precondition: Precondition | None = None) -> list[Change]:
+        """Make running what it was right after ``revision`` (a new commit); the
+        preconditions are checked as by :meth:`edit_many`."""
         self._alive()
         d = self.datastore
         if not 0 <= revision <= d._last_revision:
@@ -817,7 +901,8 @@ class Session:
                 raise InvalidValue(f"revision {revision} is not a commit of running")
         with d.state_at("running", revision) as before:
             return await d._transact(self, "running", [(before, "replace")], user=self.user,
-                                     label=f"rollback to {revision}")
+                                     label=f"rollback to {revision}", if_revision=if_revision,
+                                     precondition=precondition)
 
     def validate(self, source: str | bytes | Tree, fmt: Fmt | str = Fmt.XML, *,
                  source_is_datastore: bool = True) -> None:
@@ -983,6 +1068,11 @@ class Session:
 def _edit_text(edit: Tree) -> str:
     """An edit as replayable JSON; empty containers stay, they may carry an operation."""
     return print_nodes(edit.first(), Fmt.JSON, flags=lib.LYD_PRINT_KEEPEMPTYCONT)
+
+
+def _present(tree: Tree, path: str) -> bool:
+    node = tree.find(path)
+    return bool(node != ffi.NULL and not is_default(node))
 
 
 def _ds(name: str, allowed: tuple[str, ...]) -> str:
