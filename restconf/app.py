@@ -24,7 +24,6 @@ type, :meth:`Restconf.error_response`, :meth:`Restconf.read_body`).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import hashlib
 import json
@@ -39,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nfo.datastore import Datastore
+from nfo.datastore import Datastore, Precondition, WriteView
 from nfo.errors import (
     InvalidValue,
     NfoError,
@@ -186,8 +185,6 @@ class Restconf:
         self.max_body = max_body
         self.patch_handlers: dict[str, PatchHandler] = {}
         """PATCH bodies of other media types (YANG Patch), by media type."""
-        self.write_lock = asyncio.Lock()
-        """Held across a write's precondition check and the write itself."""
         library = self.schema.module("ietf-yang-library")
         self.yang_library_version = (library.revision if library is not None
                                      and library.revision else "2019-01-04")
@@ -640,20 +637,31 @@ class Restconf:
     async def _write(self, request: Request, target: Target, edit: Any,
                      default_operation: str,
                      exists_check: Callable[[], bool]) -> tuple[_Validators, bool]:
-        """Preconditions and the edit as one step (the write lock is held across both).
-        Returns the new validators and whether the target existed before."""
+        """The edit, its preconditions (If-Match, ...) checked by the datastore under its
+        own write lock, so no writer of any front end commits in between.  Returns the
+        new validators and whether the target existed before."""
         ds_name = target.write_datastore
+        existed: list[bool] = []
         session = self.ds.session(target.user)
         try:
-            async with self.write_lock:
-                existed = exists_check()
-                self.check_write_preconditions(request, self.validators(ds_name), existed)
-                await session.edit_many(ds_name, [edit], default_operation=default_operation,
-                                        label=f"restconf {request.method} "
-                                              f"{target.path.data_path or '/'}")
-            return self.validators(ds_name), existed
+            await session.edit_many(
+                ds_name, [edit], default_operation=default_operation,
+                label=f"restconf {request.method} {target.path.data_path or '/'}",
+                precondition=self.write_precondition(request, exists_check, existed))
+            return self.validators(ds_name), existed[0]
         finally:
             await session.close()
+
+    def write_precondition(self, request: Request, exists_check: Callable[[], bool],
+                           existed: list[bool] | None = None) -> Precondition:
+        """The request's conditional headers as a datastore write precondition; it
+        records in ``existed`` whether the target existed when it was checked."""
+        def check(view: WriteView) -> None:
+            found = exists_check()
+            if existed is not None:
+                existed.append(found)
+            self.check_write_preconditions(request, self.validators(view.datastore), found)
+        return check
 
     async def _put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
                    insert: Insert | None) -> Response:

@@ -43,6 +43,7 @@ __all__ = [
     "restconf_document",
     "rpc_input",
     "rpc_output",
+    "set_position",
     "target_edit",
     "yang_library_version_document",
 ]
@@ -198,7 +199,9 @@ class Insert:
     point: ResourcePath | None = None
 
 
-def _apply_insert(node: Node, ins: Insert | None) -> None:
+def set_position(node: Node, ins: Insert | None) -> None:
+    """Mark ``node`` for insertion at a position of its ordered-by user list
+    (``yang:insert`` with ``yang:key`` or ``yang:value`` for a point)."""
     if ins is None:
         return
     sn = node.schema
@@ -259,7 +262,7 @@ def target_edit(schema: Schema, body: bytes, fmt: Fmt, rp: ResourcePath, operati
                                "the value in the body differs from the one in the URI",
                                error_type="protocol", path=rp.data_path)
         node.set_meta("ietf-netconf:operation", operation)
-        _apply_insert(node, insert)
+        set_position(node, insert)
     except BaseException:
         tree.free()
         raise
@@ -288,7 +291,7 @@ def child_edit(schema: Schema, body: bytes, fmt: Fmt, rp: ResourcePath,
             raise InvalidValue("a list key cannot be created on its own",
                                error_type="protocol", path=node.path)
         node.set_meta("ietf-netconf:operation", "create")
-        _apply_insert(node, insert)
+        set_position(node, insert)
         step = _step_of(node)
     except BaseException:
         tree.free()

@@ -51,15 +51,13 @@ def build_app(ds: Datastore, *, users: UserStore | None,
 
     async def yang_patch(request: Request, target: Target, body: bytes) -> Response:
         ct = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        in_fmt = "xml" if ct == YANG_PATCH_XML else "json"
+        in_fmt = Fmt.XML if ct == YANG_PATCH_XML else Fmt.JSON
         ds_name = target.write_datastore
         session = ds.session(target.user)
         try:
-            async with rc.write_lock:
-                rc.check_write_preconditions(request, rc.validators(ds_name), True)
-                result = await apply_yang_patch(session, ds_name,
-                                                target.path.data_path or "/", body, in_fmt,
-                                                target.fmt.value)
+            result = await apply_yang_patch(
+                session, ds_name, target.path, body, in_fmt, target.fmt,
+                precondition=rc.write_precondition(request, lambda: True))
         finally:
             await session.close()
         headers = rc.validator_headers(rc.validators(ds_name)) if result.status < 300 else {}

@@ -12,13 +12,9 @@ import pytest
 
 from nfo.datastore import ChangeEvent, Datastore, Session
 from nfo.errors import Veto
-from nfo.restconf.yangpatch import (
-    JSON_MEDIA_TYPE,
-    XML_MEDIA_TYPE,
-    YANG_PATCH_NS,
-    PatchResult,
-    apply_yang_patch,
-)
+from nfo.restconf.codec import JSON_TYPE as JSON_MEDIA_TYPE
+from nfo.restconf.codec import XML_TYPE as XML_MEDIA_TYPE
+from nfo.restconf.yangpatch import YANG_PATCH_NS, PatchResult, apply_yang_patch
 
 YP = f"{{{YANG_PATCH_NS}}}"
 TOP = "/nfo-test:top"
@@ -309,7 +305,7 @@ async def test_validation_failure_is_located(ds: Datastore, session: Session) ->
         edit("2", "merge", "/item=a", item("a", size=5000)),   # must ". < 1000"
         edit("3", "merge", "/item=c", item("c", size=2)),
     ), "json")
-    assert r.status == 409
+    assert r.status == 400  # the client's data fails a must: 400, as through PUT
     eid, err = failed_edit(r)
     assert eid == "2"
     assert err["error-tag"] == "operation-failed"
@@ -397,7 +393,7 @@ async def test_operational_is_refused(session: Session) -> None:
 async def test_targets_relative_to_a_list_entry(ds: Datastore, session: Session) -> None:
     await session.edit("running", json.dumps({"nfo-test:top": {"pair": [
         {"a": "x,y", "b": 2, "v": "old"}]}}), "json")
-    target = "/nfo-test:top/pair[a='x,y'][b='2']"
+    target = "/nfo-test:top/pair=x%2Cy,2"
     ok(await apply_yang_patch(session, "running", target, jpatch(
         edit("1", "merge", "/v", {"nfo-test:v": "new"})), "json"))
     assert top(ds)["pair"] == [{"a": "x,y", "b": 2, "v": "new"}]
@@ -414,11 +410,11 @@ async def test_targets_relative_to_a_list_entry(ds: Datastore, session: Session)
 @pytest.mark.parametrize(("target", "edit_target", "text"), [
     ("", "/top", "module name"),
     ("", "/", "not the datastore"),
-    (TOP, "/nope", "no data node"),
+    (TOP, "/nope", "unknown node"),
     (TOP, "/item", "key value"),
-    (TOP, "/pair=onlyone", "key value"),
-    (TOP, "/tags", "one value"),
-    (TOP, "/name=x", "takes no key"),
+    (TOP, "/pair=onlyone", "2 key(s)"),
+    (TOP, "/tags", "needs its value"),
+    (TOP, "/name=x", "takes no"),
     (TOP, "/state", "not configuration"),
     (TOP, "item=a", "must start"),
     (TOP, "/item=%ff", "percent"),
@@ -583,7 +579,9 @@ async def test_xml_failure_reply(ds: Datastore, session: Session) -> None:
     assert err.findtext(f"{YP}error-tag") == "data-exists"
     assert err.findtext(f"{YP}error-type") == "application"
     path = err.find(f"{YP}error-path")
-    assert path is not None and path.text == "/nfo-test:top/item[name='a']"
+    # an XML instance-identifier: every node name prefixed (RFC 7950 section 9.13.2)
+    assert path is not None
+    assert path.text == "/nfo-test:top/nfo-test:item[nfo-test:name='a']"
     assert b'xmlns:nfo-test="urn:nfo:test"' in r.body.encode()
     assert items(ds) == ["a"]
 
@@ -604,7 +602,7 @@ async def test_json_body_xml_reply_and_back(ds: Datastore, session: Session) -> 
      b'<yang-patch xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-patch"/>', "DOCTYPE"),
     (b'<!DOCTYPE yang-patch SYSTEM "http://example.invalid/x.dtd">'
      b'<yang-patch xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-patch"/>', "DOCTYPE"),
-    (b"<yang-patch", "malformed XML"),
+    (b"<yang-patch", "well-formed XML"),
     (b'<yang-patch xmlns="urn:wrong"><patch-id>p</patch-id></yang-patch>', "namespace"),
     (b'<yang-patch xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-patch"/>', "patch-id"),
 ])
