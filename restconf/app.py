@@ -1,35 +1,21 @@
 """The RESTCONF server (RFC 8040, with the NMDA datastores of RFC 8527) as an ASGI app.
 
-Transport only: every request is mapped onto the datastore API
-(:meth:`Session.edit_many`, :meth:`Datastore.get`, :meth:`Session.rpc`) through
-:mod:`nfo.restconf.paths` (URI -> data path) and :mod:`nfo.restconf.codec`
-(bodies <-> edit trees and replies), and every :class:`NfoError` becomes an
-``ietf-restconf:errors`` reply through the one error table of
-:mod:`nfo.protocol.errors`.  Reads go through :func:`nfo.protocol.read.read`,
-which applies every query knob in one place.
-
-Entity tags are the datastore's commit revision (``"<revision>"``), so a client
-that sends ``If-Match`` with the tag it read cannot overwrite a change it has
-not seen.  Replies that include state data (which changes without a commit)
-carry ``"<revision>-s<digest of the body>"`` and no Last-Modified; as an
-``If-Match`` on a write, such a tag matches while the revision is unchanged.
-The candidate, which has no revision of its own once edited, is tagged
-``"<revision>-c<digest of its content>"``.
-
-Extension points for the other RESTCONF parts (authentication, YANG Patch,
-event streams) are the ``auth`` callable of :func:`create_app` and the
-:class:`Restconf` object in ``app.state.restconf`` (``patch_handlers`` by media
-type, :meth:`Restconf.error_response`, :meth:`Restconf.read_body`).
+:func:`create_app` composes everything once: the routes (the API root, the YANG
+library version, module sources, operations, data resources in
+:mod:`nfo.restconf.resources`, event streams in :mod:`nfo.restconf.streams`)
+and the exception handlers.  Endpoints only raise: every
+:class:`~nfo.errors.NfoError` becomes an ``ietf-restconf:errors`` reply in ONE
+Starlette exception handler, through the one error table of
+:mod:`nfo.protocol.errors`, in the encoding the request negotiated.
 """
 
 from __future__ import annotations
 
-import email.utils
+import contextlib
 import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -38,55 +24,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nfo.datastore import Datastore, Precondition, WriteView
-from nfo.errors import (
-    InvalidValue,
-    NfoError,
-    OperationFailed,
-)
+from nfo.datastore import Datastore
+from nfo.errors import NfoError, OperationFailed
 from nfo.protocol.errors import HttpError, http_status, restconf_errors
-from nfo.protocol.formats import datastore as datastore_name
-from nfo.protocol.read import Content, ReadQuery, depth_of, read, with_defaults_of
 from nfo.restconf.codec import (
-    JSON_TYPE,
-    XML_TYPE,
-    Insert,
-    child_edit,
-    data_root_edit,
-    delete_edit,
-    encode_targets,
     media_type,
     negotiate,
     operations_document,
-    request_format,
     restconf_document,
-    rpc_input,
-    rpc_output,
-    target_edit,
     yang_library_version_document,
 )
-from nfo.restconf.paths import (
-    Kind,
-    ResourcePath,
-    Segment,
-    decode,
-    parse_fields,
-    parse_operation,
-    parse_resource,
-    segment_uri,
-)
-from nfo.schema import Fmt, Node
+from nfo.restconf.paths import parse_operation
+from nfo.restconf.resources import DataResources, options, raw_path
+from nfo.restconf.streams import ensure_nfo_stream, stream_endpoint, streams_data
+from nfo.schema import Fmt
 
-__all__ = ["Restconf", "Target", "create_app"]
+__all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app"]
 
 log = logging.getLogger(__name__)
 
 AuthFn = Callable[[Request], Awaitable[str]]
-PatchHandler = Callable[[Request, "Target", bytes], Awaitable[Response]]
 
-_READ_ONLY = ("intended", "operational")
-_READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
-_WRITE_PARAMS = {"insert", "point"}
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HOST_META = ("<?xml version='1.0' encoding='UTF-8'?>\n"
               "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
@@ -100,126 +58,42 @@ CAPABILITIES = (
     "urn:ietf:params:restconf:capability:with-origin:1.0",
 )
 OWNER = "nfo-restconf"
+"""The owner of the operational data the server publishes about itself."""
 _NETCONF_ONLY = ("ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring")
 """Modules whose RPCs are NETCONF protocol operations, not offered as RESTCONF operations."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a data request addresses, for handlers outside this module (YANG Patch)."""
-
-    user: str
-    datastore: str | None
-    """``running``, ``candidate``, ... as named in /restconf/ds/; None for /restconf/data."""
-    path: ResourcePath
-    fmt: Fmt
-    """The negotiated reply encoding."""
-    base: str
-    """The URI prefix of the datastore resource (``/restconf/data`` or ``/restconf/ds/..``)."""
-
-    @property
-    def write_datastore(self) -> str:
-        return "running" if self.datastore is None else self.datastore
-
-
-@dataclass(frozen=True)
-class _Query:
-    params: dict[str, str]
-
-    def get(self, name: str) -> str | None:
-        return self.params.get(name)
-
-
-def _parse_query(raw: bytes) -> _Query:
-    out: dict[str, str] = {}
-    text = raw.decode("latin-1")
-    if not text:
-        return _Query(out)
-    for part in text.split("&"):
-        if not part:
-            continue
-        k, _, v = part.partition("=")
-        name = decode(k, "a query parameter name")
-        if name in out:
-            raise InvalidValue(f"the query parameter {name!r} is given more than once",
-                               error_type="protocol")
-        out[name] = decode(v, f"the query parameter {name!r}")
-    return _Query(out)
-
-
-def _http_date(ts: float) -> str:
-    return email.utils.formatdate(int(ts), usegmt=True)
-
-
-def _parse_date(value: str) -> float | None:
-    try:
-        dt = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if dt is None or dt.tzinfo is None:
-        return None
-    return dt.timestamp()
-
-
-def _etags(header: str) -> list[str]:
-    return [t.strip() for t in header.split(",") if t.strip()]
-
-
-def _weak_eq(a: str, b: str) -> bool:
-    return a.removeprefix("W/") == b.removeprefix("W/")
-
-
-@dataclass(frozen=True)
-class _Validators:
-    etag: str
-    last_modified: float | None
-
-
 class Restconf:
-    """The server's state: the datastore, the module namespaces, the write lock."""
+    """One RESTCONF server: its datastore, authentication and body limit, and the
+    endpoints built on them."""
 
     def __init__(self, ds: Datastore, auth: AuthFn | None, max_body: int) -> None:
         self.ds = ds
         self.schema = ds.schema
         self.auth = auth
         self.max_body = max_body
-        self.patch_handlers: dict[str, PatchHandler] = {}
-        """PATCH bodies of other media types (YANG Patch), by media type."""
+        self.data_resources = DataResources(ds)
         library = self.schema.module("ietf-yang-library")
         self.yang_library_version = (library.revision if library is not None
                                      and library.revision else "2019-01-04")
         self.rpcs = [(r.module, r.name, r.namespace)
                      for r in self.schema.rpcs(exclude=_NETCONF_ONLY)]
 
-    # -- setup ---------------------------------------------------------------
-
-    def publish_state(self) -> None:
-        """Push what the server reports about itself into the operational datastore:
-        the YANG library (RFC 8525) and the RESTCONF capabilities (RFC 8040 9.1)."""
-        digest = hashlib.sha256(
-            "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
-                      for m in sorted(self.ds.schema.modules(), key=lambda m: m.name)).encode()
-        ).hexdigest()[:16]
-        oper = self.ds.oper
+    # -- what every request needs ------------------------------------------------------
+    async def user(self, request: Request) -> str:
+        if self.auth is None:
+            return "anonymous"
         try:
-            oper.delete(OWNER, "/ietf-yang-library:yang-library")
-            oper.delete(OWNER, "/ietf-yang-library:modules-state")
-            oper.set(OWNER, _with_locations(self.ds.schema.yang_library(f"nfo-{digest}")),
-                     Fmt.JSON)
-            oper.set(OWNER, json.dumps({"ietf-restconf-monitoring:restconf-state": {
-                "capabilities": {"capability": list(CAPABILITIES)}}}), Fmt.JSON)
+            return await self.auth(request)
+        except HTTPException as e:
+            tag = "access-denied" if e.status_code in (401, 403) else "invalid-value"
+            raise HttpError(e.status_code, e.detail or "authentication failed", tag=tag,
+                            headers=dict(e.headers or {})) from e
         except NfoError as e:
-            log.warning("RESTCONF: could not publish the YANG library: %s", e)
-
-    # -- helpers for every endpoint ------------------------------------------
-    def error_response(self, err: NfoError, fmt: Fmt, *, headers: dict[str, str] | None = None,
-                       head: bool = False) -> Response:
-        status = http_status(err)
-        hdrs = dict(headers or {})
-        if isinstance(err, HttpError):  # WWW-Authenticate, Retry-After, Allow, ...
-            hdrs.update(err.headers)
-        body = restconf_errors(err, fmt is Fmt.JSON, self.schema.namespace_of)
-        return Response(b"" if head else body.encode(), status, hdrs, media_type=media_type(fmt))
+            if e.tag == "access-denied" and not isinstance(e, HttpError):
+                # a plain access-denied from authentication: not authenticated, 401
+                raise HttpError(401, e.message, tag="access-denied") from e
+            raise
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused with 413 beyond ``max_body`` before it is parsed."""
@@ -242,194 +116,17 @@ class Restconf:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def user(self, request: Request) -> str:
-        if self.auth is None:
-            return "anonymous"
-        try:
-            return await self.auth(request)
-        except HTTPException as e:
-            tag = "access-denied" if e.status_code in (401, 403) else "invalid-value"
-            raise HttpError(e.status_code, e.detail or "authentication failed", tag=tag,
-                            headers=dict(e.headers or {})) from e
-        except NfoError as e:
-            if e.tag == "access-denied" and not isinstance(e, HttpError):
-                # a plain access-denied from authentication: not authenticated, 401
-                raise HttpError(401, e.message, tag="access-denied") from e
-            raise
-
-    def reply_format(self, request: Request) -> Fmt:
-        prefer = Fmt.JSON
+    @staticmethod
+    def reply_format(request: Request) -> Fmt:
+        """The reply encoding: Accept, the body's encoding winning ties (406 if none);
+        recorded on the request for the error handler."""
         ct = request.headers.get("content-type")
-        if ct and "xml" in ct.lower():
-            prefer = Fmt.XML
-        return Fmt(negotiate(request.headers.get("accept"), prefer))
+        prefer = Fmt.XML if ct and "xml" in ct.lower() else Fmt.JSON
+        request.state.fmt = prefer
+        fmt = negotiate(request.headers.get("accept"), prefer)
+        request.state.fmt = fmt
+        return fmt
 
-    async def guard(self, request: Request,
-                    handler: Callable[[Request, Fmt], Awaitable[Response]]) -> Response:
-        """Negotiate the encoding, run the handler, turn every failure into an error reply."""
-        head = request.method == "HEAD"
-        try:
-            fmt = self.reply_format(request)
-        except HttpError as e:
-            ct = request.headers.get("content-type", "")
-            return self.error_response(e, Fmt.XML if "xml" in ct else Fmt.JSON, head=head)
-        try:
-            return await handler(request, fmt)
-        except NfoError as e:
-            if http_status(e) >= 500:
-                log.warning("RESTCONF %s %s failed: %s", request.method, request.url.path, e)
-            return self.error_response(e, fmt, head=head)
-        except Exception as e:
-            log.exception("RESTCONF %s %s: internal error", request.method, request.url.path)
-            return self.error_response(OperationFailed(f"internal error: {type(e).__name__}",
-                                                       error_type="application"), fmt, head=head)
-
-    # -- validators ----------------------------------------------------------
-    def validators(self, datastore: str) -> _Validators:
-        """ETag and Last-Modified of a configuration datastore."""
-        ds = self.ds
-        name = "running" if datastore in ("intended", "operational") else datastore
-        info = ds.info(name)
-        if name == "candidate" and ds.tree("candidate") is not ds.tree("running"):
-            digest = hashlib.sha1(ds.tree("candidate").print(Fmt.JSON).encode(),
-                                  usedforsecurity=False).hexdigest()[:12]
-            return _Validators(f'"{info.revision}-c{digest}"', None)
-        return _Validators(f'"{info.revision}"', info.timestamp)
-
-    @staticmethod
-    def _etag_matches_for_write(tag: str, current: str) -> bool:
-        if tag.startswith("W/"):
-            return False  # If-Match uses the strong comparison
-        if tag == current:
-            return True
-        rev = current.strip('"')
-        return "-" not in rev and tag.startswith(f'"{rev}-s')
-
-    def check_write_preconditions(self, request: Request, v: _Validators, exists: bool) -> None:
-        """If-Match / If-Unmodified-Since / If-None-Match on a write: 412 on failure."""
-        h = request.headers
-        if "if-match" in h:
-            tags = _etags(h["if-match"])
-            ok = exists if tags == ["*"] else any(
-                self._etag_matches_for_write(t, v.etag) for t in tags)
-            if not ok:
-                raise HttpError(412, "If-Match does not match: the datastore has changed",
-                                tag="operation-failed", error_type="protocol")
-        elif "if-unmodified-since" in h:
-            since = _parse_date(h["if-unmodified-since"])
-            if since is not None and (v.last_modified is None or int(v.last_modified) > since):
-                raise HttpError(412, "the datastore was modified since "
-                                + h["if-unmodified-since"], tag="operation-failed",
-                                error_type="protocol")
-        if "if-none-match" in h:
-            tags = _etags(h["if-none-match"])
-            hit = exists if tags == ["*"] else any(_weak_eq(t, v.etag) for t in tags)
-            if hit:
-                raise HttpError(412, "If-None-Match matches the current resource",
-                                tag="operation-failed", error_type="protocol")
-
-    @staticmethod
-    def read_preconditions(request: Request, v: _Validators) -> int | None:
-        """If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since
-        (304) on a read; returns 304 or None."""
-        h = request.headers
-        if "if-match" in h:
-            tags = _etags(h["if-match"])
-            if tags != ["*"] and not any(t == v.etag for t in tags):
-                raise HttpError(412, "If-Match does not match", tag="operation-failed")
-        elif "if-unmodified-since" in h:
-            since = _parse_date(h["if-unmodified-since"])
-            if since is not None and (v.last_modified is None or int(v.last_modified) > since):
-                raise HttpError(412, "modified since " + h["if-unmodified-since"],
-                                tag="operation-failed")
-        if "if-none-match" in h:
-            tags = _etags(h["if-none-match"])
-            if tags == ["*"] or any(_weak_eq(t, v.etag) for t in tags):
-                return 304
-        elif "if-modified-since" in h and v.last_modified is not None:
-            since = _parse_date(h["if-modified-since"])
-            if since is not None and int(v.last_modified) <= since:
-                return 304
-        return None
-
-    @staticmethod
-    def validator_headers(v: _Validators) -> dict[str, str]:
-        out = {"ETag": v.etag}
-        if v.last_modified is not None:
-            out["Last-Modified"] = _http_date(v.last_modified)
-        return out
-
-    # -- endpoints -----------------------------------------------------------
-    async def host_meta(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return Response(status_code=405, headers={"Allow": "GET, HEAD"})
-        return Response(_HOST_META, media_type="application/xrd+xml")
-
-    async def root(self, request: Request) -> Response:
-        async def run(request: Request, fmt: Fmt) -> Response:
-            await self.user(request)
-            self._only(request, ("GET", "HEAD", "OPTIONS"))
-            if request.method == "OPTIONS":
-                return _options(["GET", "HEAD", "OPTIONS"])
-            return Response(restconf_document(fmt, self.yang_library_version),
-                            media_type=media_type(fmt))
-        return await self.guard(request, run)
-
-    async def library_version(self, request: Request) -> Response:
-        async def run(request: Request, fmt: Fmt) -> Response:
-            await self.user(request)
-            self._only(request, ("GET", "HEAD", "OPTIONS"))
-            if request.method == "OPTIONS":
-                return _options(["GET", "HEAD", "OPTIONS"])
-            return Response(yang_library_version_document(fmt, self.yang_library_version),
-                            media_type=media_type(fmt))
-        return await self.guard(request, run)
-
-    async def module(self, request: Request) -> Response:
-        async def run(request: Request, fmt: Fmt) -> Response:
-            await self.user(request)
-            self._only(request, ("GET", "HEAD", "OPTIONS"))
-            if request.method == "OPTIONS":
-                return _options(["GET", "HEAD", "OPTIONS"])
-            name = request.path_params["name"]
-            rev = request.path_params.get("revision")
-            known = {m.name: m for m in self.ds.schema.modules()}
-            info = known.get(name)
-            if info is None or (rev and info.revision != rev):
-                raise HttpError(404, f"no module {name}" + (f"@{rev}" if rev else ""),
-                                tag="invalid-value", error_type="application")
-            try:
-                text = self.ds.schema.module_source(name, rev or None)
-            except NfoError as e:
-                raise HttpError(404, e.message, tag="invalid-value") from e
-            return Response(text, media_type="application/yang")
-        return await self.guard(request, run)
-
-    async def operations(self, request: Request) -> Response:
-        async def run(request: Request, fmt: Fmt) -> Response:
-            user = await self.user(request)
-            raw = _raw_path(request)
-            rest = raw[len("/restconf/operations"):]
-            if rest.strip("/") == "":
-                self._only(request, ("GET", "HEAD", "OPTIONS"))
-                if request.method == "OPTIONS":
-                    return _options(["GET", "HEAD", "OPTIONS"])
-                return Response(operations_document(fmt, self.rpcs),
-                                media_type=media_type(fmt))
-            op = parse_operation(self.schema, rest)
-            if op.module in _NETCONF_ONLY:
-                raise HttpError(404, f"{op.module}:{op.name} is a NETCONF operation",
-                                tag="invalid-value")
-            self._only(request, ("POST", "OPTIONS"))
-            if request.method == "OPTIONS":
-                return _options(["POST", "OPTIONS"])
-            return await self._invoke(request, fmt, user, (), op)
-        return await self.guard(request, run)
-
-    async def data(self, request: Request) -> Response:
-        return await self.guard(request, self._data)
-
-    # -- data resources ------------------------------------------------------
     @staticmethod
     def _only(request: Request, allowed: tuple[str, ...]) -> None:
         if request.method not in allowed:
@@ -437,343 +134,105 @@ class Restconf:
                             tag="operation-not-supported",
                             headers={"Allow": ", ".join(allowed)})
 
-    def _split(self, request: Request) -> tuple[str | None, str, str]:
-        """(datastore or None for /restconf/data, the resource path, the base URI)."""
-        raw = _raw_path(request)
-        if raw == "/restconf/data" or raw.startswith("/restconf/data/"):
-            return None, raw[len("/restconf/data"):], "/restconf/data"
-        rest = raw[len("/restconf/ds/"):]
-        seg, _, path = rest.partition("/")
-        name = decode(seg, "the datastore name")
+    # -- endpoints -------------------------------------------------------------------
+    async def host_meta(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(status_code=405, headers={"Allow": "GET, HEAD"})
+        return Response(_HOST_META, media_type="application/xrd+xml")
+
+    async def root(self, request: Request) -> Response:
+        fmt = self.reply_format(request)
+        await self.user(request)
+        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        if request.method == "OPTIONS":
+            return options(["GET", "HEAD", "OPTIONS"])
+        return Response(restconf_document(fmt, self.yang_library_version),
+                        media_type=media_type(fmt))
+
+    async def library_version(self, request: Request) -> Response:
+        fmt = self.reply_format(request)
+        await self.user(request)
+        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        if request.method == "OPTIONS":
+            return options(["GET", "HEAD", "OPTIONS"])
+        return Response(yang_library_version_document(fmt, self.yang_library_version),
+                        media_type=media_type(fmt))
+
+    async def module(self, request: Request) -> Response:
+        self.reply_format(request)
+        await self.user(request)
+        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        if request.method == "OPTIONS":
+            return options(["GET", "HEAD", "OPTIONS"])
+        name = request.path_params["name"]
+        rev = request.path_params.get("revision")
+        info = self.schema.module(name)
+        if info is None or (rev and info.revision != rev):
+            raise HttpError(404, f"no module {name}" + (f"@{rev}" if rev else ""),
+                            tag="invalid-value", error_type="application")
         try:
-            short = datastore_name(name)
-        except NfoError as e:  # RFC 8527: a datastore resource that does not exist
-            raise HttpError(404, e.message, tag="invalid-value") from None
-        return short, "/" + path if path else "", f"/restconf/ds/{seg}"
+            text = self.schema.module_source(name, rev or None)
+        except NfoError as e:
+            raise HttpError(404, e.message, tag="invalid-value") from e
+        return Response(text, media_type="application/yang")
 
-    def _allowed(self, datastore: str | None, rp: ResourcePath) -> list[str]:
-        if not rp.is_root and rp.target.kind is Kind.ACTION:
-            if datastore in (None, "operational"):
-                return ["POST", "OPTIONS"]
-            return ["OPTIONS"]
-        if not rp.is_root and rp.target.kind is Kind.RPC:
-            return ["OPTIONS"]
-        read = ["GET", "HEAD"]
-        if datastore in _READ_ONLY:
-            return [*read, "OPTIONS"]
-        if rp.is_root:
-            return [*read, "POST", "PUT", "PATCH", "OPTIONS"]
-        t = rp.target
-        if not t.is_instance:
-            return [*read, "OPTIONS"]
-        writes = ["PUT", "PATCH", "DELETE"]
-        if t.kind in (Kind.CONTAINER, Kind.LIST):
-            writes.insert(0, "POST")
-        if not t.config or t.schema.is_key:
-            writes = []
-        return [*read, *writes, "OPTIONS"]
-
-    async def _data(self, request: Request, fmt: Fmt) -> Response:
+    async def operations(self, request: Request) -> Response:
+        fmt = self.reply_format(request)
         user = await self.user(request)
-        datastore, raw, base = self._split(request)
-        rp = parse_resource(self.schema, raw)
-        allowed = self._allowed(datastore, rp)
-        method = request.method
-        if method not in allowed:
-            what = "the datastore" if rp.is_root else (
-                f"the {rp.target.kind.value} {rp.target.module}:{rp.target.name}"
-                + ("" if rp.target.is_instance else " (all instances)"))
-            why = (f"the {datastore} datastore is read-only" if datastore in _READ_ONLY
-                   and method in ("POST", "PUT", "PATCH", "DELETE")
-                   else f"{method} is not allowed on {what}")
-            raise HttpError(405, why, tag="operation-not-supported",
-                            headers={"Allow": ", ".join(allowed)}, path=rp.data_path)
-        query = _parse_query(request.scope.get("query_string", b""))
-        target = Target(user, datastore, rp, fmt, base)
-        if method == "OPTIONS":
-            self._check_params(query, set(), method)
-            return _options(allowed, self._accept_patch() if "PATCH" in allowed else None)
-        if method in ("GET", "HEAD"):
-            return await self._read(request, target, query)
-        if method == "POST" and not rp.is_root and rp.target.kind is Kind.ACTION:
-            self._check_params(query, set(), method)
-            if rp.parent_path is None or not self.ds.exists(rp.parent_path):
-                raise HttpError(404, "the node the action is invoked on does not exist",
-                                tag="data-missing", error_type="application",
-                                path=rp.parent_path)
-            return await self._invoke(request, fmt, user, rp.segments[:-1], rp.target)
-        if method == "DELETE":
-            self._check_params(query, set(), method)
-            return await self._delete(request, target)
+        rest = raw_path(request)[len("/restconf/operations"):]
+        if rest.strip("/") == "":
+            self._only(request, ("GET", "HEAD", "OPTIONS"))
+            if request.method == "OPTIONS":
+                return options(["GET", "HEAD", "OPTIONS"])
+            return Response(operations_document(fmt, self.rpcs), media_type=media_type(fmt))
+        op = parse_operation(self.schema, rest)
+        if op.module in _NETCONF_ONLY:
+            raise HttpError(404, f"{op.module}:{op.name} is a NETCONF operation",
+                            tag="invalid-value")
+        self._only(request, ("POST", "OPTIONS"))
+        if request.method == "OPTIONS":
+            return options(["POST", "OPTIONS"])
         body = await self.read_body(request)
-        ct = request.headers.get("content-type")
-        if method == "PATCH" and ct:
-            mt = ct.split(";")[0].strip().lower()
-            handler = self.patch_handlers.get(mt)
-            if handler is not None:
-                return await handler(request, target, body)
-        in_fmt = request_format(ct)
-        if method == "PATCH":
-            self._check_params(query, set(), method)
-            return await self._patch(request, target, body, in_fmt)
-        self._check_params(query, _WRITE_PARAMS, method)
-        insert = self._insert(query)
-        if method == "POST":
-            return await self._post(request, target, body, in_fmt, insert)
-        return await self._put(request, target, body, in_fmt, insert)
+        return await self.data_resources.invoke(request, body, fmt, user, (), op)
 
-    def _accept_patch(self) -> str:
-        return ", ".join([JSON_TYPE, XML_TYPE, *self.patch_handlers])
+    async def data(self, request: Request) -> Response:
+        fmt = self.reply_format(request)
+        user = await self.user(request)
+        return await self.data_resources.handle(request, user, fmt, self.read_body)
 
-    @staticmethod
-    def _check_params(query: _Query, allowed: set[str], method: str) -> None:
-        for name in query.params:
-            if name not in allowed:
-                raise InvalidValue(f"the query parameter {name!r} is not supported for "
-                                   f"{method} on this resource", error_type="protocol")
+    # -- errors --------------------------------------------------------------------------
+    def error_response(self, request: Request, err: NfoError) -> Response:
+        """The one place an error becomes a reply (through the one error table)."""
+        fmt: Fmt = getattr(request.state, "fmt", Fmt.JSON)
+        headers = dict(err.headers) if isinstance(err, HttpError) else {}
+        status = http_status(err)
+        if status >= 500:
+            log.warning("RESTCONF %s %s failed: %s", request.method, request.url.path, err)
+        body = restconf_errors(err, fmt is Fmt.JSON, self.schema.namespace_of)
+        return Response(b"" if request.method == "HEAD" else body.encode(), status, headers,
+                        media_type=media_type(fmt))
 
-    def _insert(self, query: _Query) -> Insert | None:
-        where = query.get("insert")
-        point = query.get("point")
-        if where is None:
-            if point is not None:
-                raise InvalidValue("point needs insert=before or insert=after",
-                                   error_type="protocol")
-            return None
-        if where not in ("first", "last", "before", "after"):
-            raise InvalidValue(f"insert must be first, last, before or after, not {where!r}",
-                               error_type="protocol")
-        if where in ("before", "after"):
-            if point is None:
-                raise InvalidValue(f"insert={where} needs the point parameter",
-                                   error_type="protocol")
-            p = point.removeprefix("/restconf/data")
-            return Insert(where, parse_resource(self.schema, p))
-        if point is not None:
-            raise InvalidValue("point is only used with insert=before or after",
-                               error_type="protocol")
-        return Insert(where)
-
-    def _read_query(self, query: _Query, rp: ResourcePath, datastore: str | None
-                    ) -> ReadQuery:
-        c = query.get("content") or "all"
+    # -- what the server says about itself ---------------------------------------------
+    def publish_state(self) -> None:
+        """Push what the server reports about itself into the operational datastore:
+        the YANG library (RFC 8525), the RESTCONF capabilities (RFC 8040 9.1) and the
+        event streams (RFC 8040 9.2)."""
+        digest = hashlib.sha256(
+            "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
+                      for m in sorted(self.schema.modules(), key=lambda m: m.name)).encode()
+        ).hexdigest()[:16]
+        oper = self.ds.oper
         try:
-            content = Content(c)
-        except ValueError:
-            raise InvalidValue(f"content must be config, nonconfig or all, not {c!r}",
-                               error_type="protocol") from None
-        fields = None
-        f = query.get("fields")
-        if f is not None:
-            steps = parse_fields(self.schema, f, None if rp.is_root else rp.target.schema)
-            base = "" if rp.is_root else rp.data_path
-            fields = " | ".join(f"{base}/{step}" for step in steps)
-        with_origin = False
-        if "with-origin" in query.params:
-            if query.params["with-origin"] not in ("", "true"):
-                raise InvalidValue("with-origin takes no value", error_type="protocol")
-            with_origin = True
-        if datastore is None:
-            datastore = "running" if content is Content.CONFIG else "operational"
-        return ReadQuery(datastore, rp.data_path, content, depth_of(query.get("depth"), "depth"),
-                         fields, with_origin)
-
-    async def _read(self, request: Request, target: Target, query: _Query) -> Response:
-        rp = target.path
-        allowed = set(_READ_PARAMS)
-        if target.datastore == "operational":
-            allowed.add("with-origin")
-        self._check_params(query, allowed, request.method)
-        q = self._read_query(query, rp, target.datastore)
-        wd = with_defaults_of(query.get("with-defaults"))
-        # operational data (owners may push any node) changes without a commit
-        state = q.datastore == "operational"
-        v = self.validators("running" if state else q.datastore)
-        if not state:
-            status = self.read_preconditions(request, v)
-            if status == 304:
-                return Response(status_code=304, headers=self.validator_headers(v))
-        with read(self.ds, q) as (tree, targets):
-            body = encode_targets(tree, targets, rp, target.fmt, wd)
-        if body is None:
-            raise HttpError(404, "the resource does not exist", tag="data-missing",
-                            error_type="application", path=rp.data_path)
-        if state:
-            digest = hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()[:12]
-            v = _Validators(f'{v.etag[:-1]}-s{digest}"', None)
-            status = self.read_preconditions(request, v)
-            if status == 304:
-                return Response(status_code=304, headers=self.validator_headers(v))
-        return Response(body, 200, self.validator_headers(v), media_type=media_type(target.fmt))
-
-    # -- writes --------------------------------------------------------------
-    def _present(self, datastore: str, path: str | None) -> Node | None:
-        """The live node at ``path`` in a configuration datastore, or None (implicit
-        defaults count as absent)."""
-        if path is None:
-            return None
-        node = self.ds.tree(datastore).node(path)
-        if node is not None and node.is_default:
-            return None  # an implicit default (or a container holding only those)
-        return node
-
-    def _exists(self, datastore: str, rp: ResourcePath) -> bool:
-        """Whether the target exists; a non-presence container exists when its parent does."""
-        if rp.is_root:
-            return True
-        t = rp.target
-        if t.kind is Kind.CONTAINER and not t.schema.presence:
-            return self._exists(datastore, rp.parent)
-        return self._present(datastore, rp.data_path) is not None
-
-    def _location(self, request: Request, target: Target, child: Segment) -> str:
-        rp = target.path
-        prev = None if rp.is_root else rp.target.module
-        uri = rp.uri()
-        step = segment_uri(child, child.module != prev)
-        base = str(request.base_url).rstrip("/") + target.base
-        return f"{base}/{uri}/{step}" if uri else f"{base}/{step}"
-
-    async def _write(self, request: Request, target: Target, edit: Any,
-                     default_operation: str,
-                     exists_check: Callable[[], bool]) -> tuple[_Validators, bool]:
-        """The edit, its preconditions (If-Match, ...) checked by the datastore under its
-        own write lock, so no writer of any front end commits in between.  Returns the
-        new validators and whether the target existed before."""
-        ds_name = target.write_datastore
-        existed: list[bool] = []
-        session = self.ds.session(target.user)
-        try:
-            await session.edit_many(
-                ds_name, [edit], default_operation=default_operation,
-                label=f"restconf {request.method} {target.path.data_path or '/'}",
-                precondition=self.write_precondition(request, exists_check, existed))
-            return self.validators(ds_name), existed[0]
-        finally:
-            await session.close()
-
-    def write_precondition(self, request: Request, exists_check: Callable[[], bool],
-                           existed: list[bool] | None = None) -> Precondition:
-        """The request's conditional headers as a datastore write precondition; it
-        records in ``existed`` whether the target existed when it was checked."""
-        def check(view: WriteView) -> None:
-            found = exists_check()
-            if existed is not None:
-                existed.append(found)
-            self.check_write_preconditions(request, self.validators(view.datastore), found)
-        return check
-
-    async def _put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
-                   insert: Insert | None) -> Response:
-        rp = target.path
-        ds_name = target.write_datastore
-        if rp.is_root:
-            if insert is not None:
-                raise InvalidValue("insert does not apply to the datastore",
-                                   error_type="protocol")
-            edit = data_root_edit(self.schema, body, fmt)
-            with edit:
-                v, _ = await self._write(request, target, edit, "replace", lambda: True)
-            return Response(status_code=204, headers=self.validator_headers(v))
-        edit = target_edit(self.schema, body, fmt, rp, "replace", insert)
-        with edit:
-            v, existed = await self._write(
-                request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) is not None)
-        return Response(status_code=204 if existed else 201, headers=self.validator_headers(v))
-
-    async def _patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
-        rp = target.path
-        ds_name = target.write_datastore
-        if rp.is_root:
-            edit = data_root_edit(self.schema, body, fmt)
-        else:
-            if not self._exists(ds_name, rp):
-                raise HttpError(404, "PATCH does not create its target: it does not exist",
-                                tag="data-missing", error_type="application", path=rp.data_path)
-            edit = target_edit(self.schema, body, fmt, rp, "merge")
-        with edit:
-            v, _ = await self._write(request, target, edit, "merge",
-                                     lambda: self._exists(ds_name, rp))
-        return Response(status_code=204, headers=self.validator_headers(v))
-
-    async def _post(self, request: Request, target: Target, body: bytes, fmt: Fmt,
-                    insert: Insert | None) -> Response:
-        rp = target.path
-        ds_name = target.write_datastore
-        if not rp.is_root and not self._exists(ds_name, rp):
-            raise HttpError(404, "the parent resource of the new child does not exist",
-                            tag="data-missing", error_type="application", path=rp.data_path)
-        edit, child = child_edit(self.schema, body, fmt, rp, insert)
-        with edit:
-            v, _ = await self._write(request, target, edit, "merge", lambda: True)
-        headers = self.validator_headers(v)
-        headers["Location"] = self._location(request, target, child)
-        return Response(status_code=201, headers=headers)
-
-    async def _delete(self, request: Request, target: Target) -> Response:
-        rp = target.path
-        ds_name = target.write_datastore
-        node = self._present(ds_name, rp.data_path)
-        if node is None:
-            raise HttpError(404, "the resource to delete does not exist", tag="data-missing",
-                            error_type="application", path=rp.data_path)
-        edit = delete_edit(node)
-        with edit:
-            v, _ = await self._write(
-                request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) is not None)
-        return Response(status_code=204, headers=self.validator_headers(v))
-
-    # -- operations ----------------------------------------------------------
-    async def _invoke(self, request: Request, fmt: Fmt, user: str,
-                      chain: tuple[Segment, ...], op: Segment) -> Response:
-        query = _parse_query(request.scope.get("query_string", b""))
-        self._check_params(query, set(), "POST")
-        body = await self.read_body(request)
-        in_fmt = fmt
-        if body.strip():
-            in_fmt = request_format(request.headers.get("content-type"))
-        text = rpc_input(self.schema, body, in_fmt, chain, op)
-        session = self.ds.session(user)
-        try:
-            reply = await session.rpc(text, Fmt.JSON)
-        finally:
-            await session.close()
-        with reply:
-            out = rpc_output(reply, op, fmt)
-        if out is None:
-            return Response(status_code=204)
-        return Response(out, 200, media_type=media_type(fmt))
-
-
-def _options(allowed: list[str], accept_patch: str | None = None) -> Response:
-    headers = {"Allow": ", ".join(allowed)}
-    if accept_patch:
-        headers["Accept-Patch"] = accept_patch
-    return Response(status_code=200, headers=headers)
-
-
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else str(request.scope["path"])
-    root = request.scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root):]
-    return path.split("?", 1)[0]
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (no route) as RESTCONF errors."""
-    server: Restconf = request.app.state.restconf
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    try:
-        fmt = server.reply_format(request)
-    except HttpError:
-        fmt = Fmt.JSON
-    tag = {404: "invalid-value", 405: "operation-not-supported"}.get(status, "operation-failed")
-    err = HttpError(status, "no such resource" if status == 404 else str(exc), tag=tag)
-    return server.error_response(err, fmt, head=request.method == "HEAD")
+            oper.delete(OWNER, "/ietf-yang-library:yang-library")
+            oper.delete(OWNER, "/ietf-yang-library:modules-state")
+            oper.set(OWNER, _with_locations(self.schema.yang_library(f"nfo-{digest}")),
+                     Fmt.JSON)
+            state = streams_data(self.ds.notifications)
+            state["ietf-restconf-monitoring:restconf-state"]["capabilities"] = {
+                "capability": list(CAPABILITIES)}
+            oper.set(OWNER, json.dumps(state), Fmt.JSON)
+        except NfoError as e:
+            log.warning("RESTCONF: could not publish its state: %s", e)
 
 
 def _with_locations(library: str) -> str:
@@ -786,18 +245,26 @@ def _with_locations(library: str) -> str:
     return json.dumps(doc)
 
 
-def create_app(ds: Datastore, *, auth: AuthFn | None = None,
-               max_body: int = 4 << 20) -> Starlette:
+def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 << 20,
+               keepalive: float = 15.0) -> Starlette:
     """The RESTCONF ASGI application serving ``ds``.
 
     ``auth`` authenticates a request and returns the user name.  It may raise an
     :class:`~nfo.protocol.errors.HttpError` with its status and headers (such as
     ``nfo.restconf.security.Unauthorized``), a plain ``access-denied`` one (401),
     or ``HTTPException(401, headers={"WWW-Authenticate": ...})``; without it every
-    request runs as ``anonymous``.  Bodies above ``max_body`` bytes are refused with 413.
+    request runs as ``anonymous``.  Bodies above ``max_body`` bytes are refused with
+    413.  Event streams send a keep-alive comment after ``keepalive`` idle seconds.
     """
     server = Restconf(ds, auth, max_body)
+    ensure_nfo_stream(ds.notifications)
     server.publish_state()
+    streams = stream_endpoint(ds, keepalive=keepalive)
+
+    async def stream(request: Request) -> Response:
+        await server.user(request)
+        return await streams(request)
+
     methods = _ALL_METHODS
     routes = [
         Route("/.well-known/host-meta", server.host_meta, methods=methods),
@@ -812,8 +279,27 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None,
         Route("/restconf/operations/{op:path}", server.operations, methods=methods),
         Route("/restconf/modules/{name}", server.module, methods=methods),
         Route("/restconf/modules/{name}/{revision}", server.module, methods=methods),
+        Route("/restconf/streams/{name}/{encoding}", stream, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _not_found})
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, NfoError):
+            return server.error_response(request, exc)
+        if isinstance(exc, HTTPException):  # Starlette's own 404/405: no such route
+            status = exc.status_code
+            tag = {404: "invalid-value", 405: "operation-not-supported"}.get(
+                status, "operation-failed")
+            with contextlib.suppress(HttpError):
+                server.reply_format(request)
+            return server.error_response(request, HttpError(
+                status, "no such resource" if status == 404 else str(exc.detail), tag=tag))
+        log.error("RESTCONF %s %s: internal error", request.method, request.url.path,
+                  exc_info=exc)
+        return server.error_response(request, OperationFailed(
+            f"internal error: {type(exc).__name__}", error_type="application"))
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        NfoError: on_error, HTTPException: on_error, Exception: on_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.restconf = server
     return app
-

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +17,12 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
-from nfo.restconf.app import Restconf, Target, create_app
+from nfo.restconf.app import create_app
 from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
-from nfo.restconf.streams import ensure_nfo_stream, stream_endpoint, streams_data
-from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
-from nfo.schema import Fmt
 
 __all__ = ["RestconfOptions", "RunningServer", "build_app", "start_server"]
 
@@ -46,44 +39,7 @@ def build_app(ds: Datastore, *, users: UserStore | None,
     ``client_certs`` a verified client certificate whose CN names a user is that user."""
     auth = (BasicAuth(users, cert_users=cert_users, cert_cn_is_user=client_certs)
             if users is not None else None)
-    app = create_app(ds, auth=auth, max_body=max_body)
-    rc: Restconf = app.state.restconf
-
-    async def yang_patch(request: Request, target: Target, body: bytes) -> Response:
-        ct = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        in_fmt = Fmt.XML if ct == YANG_PATCH_XML else Fmt.JSON
-        ds_name = target.write_datastore
-        session = ds.session(target.user)
-        try:
-            result = await apply_yang_patch(
-                session, ds_name, target.path, body, in_fmt, target.fmt,
-                precondition=rc.write_precondition(request, lambda: True))
-        finally:
-            await session.close()
-        headers = rc.validator_headers(rc.validators(ds_name)) if result.status < 300 else {}
-        return Response(result.body, result.status, headers, media_type=result.content_type)
-
-    rc.patch_handlers[YANG_PATCH_JSON] = yang_patch
-    rc.patch_handlers[YANG_PATCH_XML] = yang_patch
-
-    ensure_nfo_stream(ds.notifications)
-    ds.oper.set(OWNER, json.dumps(streams_data(ds.notifications)), Fmt.JSON)
-    streams = stream_endpoint(ds)
-
-    async def guarded_stream(request: Request) -> Response:
-        if auth is not None:
-            try:
-                await auth(request)
-            except NfoError as e:
-                refused: Response = rc.error_response(e, Fmt.JSON)
-                return refused
-        answer: Response = await streams(request)
-        return answer
-
-    app.router.routes.append(Route("/restconf/streams/{name}/{encoding}", guarded_stream,
-                                   methods=["GET", "HEAD"]))
-    out: Starlette = app
-    return out
+    return create_app(ds, auth=auth, max_body=max_body)
 
 
 @dataclass

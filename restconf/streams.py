@@ -48,9 +48,9 @@ from nfo.datastore import (
     SubscriptionComplete,
 )
 from nfo.errors import InvalidValue, NfoError
-from nfo.protocol.errors import HttpError, http_status, restconf_errors
+from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import format_time, parse_time
-from nfo.schema import Schema
+from nfo.schema import Fmt, Schema
 
 __all__ = [
     "ENCODINGS",
@@ -174,31 +174,21 @@ class _EventStream(StreamingResponse):
             sub.close()
 
 
-def _error(err: NfoError, encoding: str) -> Response:
-    """The RFC 8040 ``errors`` reply of a refused stream request, in its encoding."""
-    json_format = encoding != "xml"
-    return Response(restconf_errors(err, json_format), http_status(err),
-                    media_type=f"application/yang-data+{'json' if json_format else 'xml'}")
-
-
 def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
     """The endpoint for ``GET /restconf/streams/{name}/{encoding}`` (path
     parameters ``name`` and ``encoding``), e.g. mounted as
-    ``Route("/restconf/streams/{name}/{encoding}", stream_endpoint(ds))``."""
+    ``Route("/restconf/streams/{name}/{encoding}", stream_endpoint(ds))`` in an
+    application whose exception handler answers NfoError (:func:`nfo.restconf.app.create_app`)."""
     if keepalive <= 0:
         raise ValueError("keepalive must be positive")
     hub = ds.notifications
 
     async def endpoint(request: Request) -> Response:
-        encoding = request.path_params.get("encoding", "")
-        try:
-            return open_stream(request)
-        except NfoError as e:
-            return _error(e, encoding)
-
-    def open_stream(request: Request) -> Response:
+        """Raises NfoError for the application's error handler, which answers in the
+        stream's encoding."""
         name = request.path_params.get("name", "")
         encoding = request.path_params.get("encoding", "")
+        request.state.fmt = Fmt.XML if encoding == "xml" else Fmt.JSON
         if encoding not in ENCODINGS or all(s.name != name for s in hub.streams()):
             raise HttpError(404, f"no event stream {name!r} with encoding {encoding!r}",
                             error_type="application")

@@ -16,16 +16,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from nfo.datastore import Datastore
 from nfo.protocol.formats import format_time
+from nfo.restconf.app import create_app
 from nfo.restconf.streams import (
     NOTIFICATION_NS,
     ensure_nfo_stream,
     sse_event,
-    stream_endpoint,
     streams_data,
 )
 from nfo.schema.data import parse_data
@@ -39,8 +37,7 @@ KEEPALIVE = 0.3
 async def base_url(ds: Datastore) -> AsyncIterator[str]:
     """A real uvicorn serving the stream endpoint on a free loopback port."""
     ensure_nfo_stream(ds.notifications)
-    app = Starlette(routes=[Route("/restconf/streams/{name}/{encoding}",
-                                  stream_endpoint(ds, keepalive=KEEPALIVE))])
+    app = create_app(ds, keepalive=KEEPALIVE)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

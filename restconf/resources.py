@@ -1,0 +1,430 @@
+"""RESTCONF data resources (RFC 8040 section 3.5, RFC 8527 datastores) and operations.
+
+One request, one path: the URI becomes a :class:`~nfo.restconf.paths.ResourcePath`,
+the method picks a reader or writer below, a body becomes an edit tree through
+:mod:`nfo.restconf.codec` (or a YANG Patch through :mod:`nfo.restconf.yangpatch`),
+the datastore session applies it with the request's conditional headers as a
+precondition (:mod:`nfo.restconf.conditional`), and the reply is encoded by the
+codec.  Every failure is an :class:`~nfo.errors.NfoError` that the application's
+exception handler turns into an ``errors`` reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nfo.datastore import Datastore
+from nfo.errors import InvalidValue, NfoError
+from nfo.protocol.errors import HttpError
+from nfo.protocol.formats import datastore as datastore_name
+from nfo.protocol.read import Content, ReadQuery, depth_of, read, with_defaults_of
+from nfo.restconf.codec import (
+    JSON_TYPE,
+    XML_TYPE,
+    Insert,
+    child_edit,
+    data_root_edit,
+    delete_edit,
+    encode_targets,
+    media_type,
+    request_format,
+    rpc_input,
+    rpc_output,
+    target_edit,
+)
+from nfo.restconf.conditional import (
+    Validators,
+    check_read,
+    state_validators,
+    validator_headers,
+    validators,
+    write_precondition,
+)
+from nfo.restconf.paths import (
+    Kind,
+    ResourcePath,
+    Segment,
+    decode,
+    parse_fields,
+    parse_resource,
+    segment_uri,
+)
+from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
+from nfo.schema import Fmt, Node, Tree
+
+__all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
+
+_READ_ONLY = ("intended", "operational")
+_READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
+_WRITE_PARAMS = {"insert", "point"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a data request addresses."""
+
+    user: str
+    datastore: str | None
+    """``running``, ``candidate``, ... as named in /restconf/ds/; None for /restconf/data."""
+    path: ResourcePath
+    fmt: Fmt
+    """The negotiated reply encoding."""
+    base: str
+    """The URI prefix of the datastore resource (``/restconf/data`` or ``/restconf/ds/..``)."""
+
+    @property
+    def write_datastore(self) -> str:
+        return "running" if self.datastore is None else self.datastore
+
+
+@dataclass(frozen=True)
+class Query:
+    params: dict[str, str]
+
+    def get(self, name: str) -> str | None:
+        return self.params.get(name)
+
+    def only(self, allowed: set[str], method: str) -> None:
+        for name in self.params:
+            if name not in allowed:
+                raise InvalidValue(f"the query parameter {name!r} is not supported for "
+                                   f"{method} on this resource", error_type="protocol")
+
+
+def parse_query(raw: bytes) -> Query:
+    out: dict[str, str] = {}
+    text = raw.decode("latin-1")
+    for part in text.split("&") if text else ():
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        name = decode(k, "a query parameter name")
+        if name in out:
+            raise InvalidValue(f"the query parameter {name!r} is given more than once",
+                               error_type="protocol")
+        out[name] = decode(v, f"the query parameter {name!r}")
+    return Query(out)
+
+
+def raw_path(request: Request) -> str:
+    """The request path as the client wrote it (percent-encoding kept)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else str(request.scope["path"])
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.split("?", 1)[0]
+
+
+def options(allowed: list[str], accept_patch: str | None = None) -> Response:
+    headers = {"Allow": ", ".join(allowed)}
+    if accept_patch:
+        headers["Accept-Patch"] = accept_patch
+    return Response(status_code=200, headers=headers)
+
+
+class DataResources:
+    """``/restconf/data``, ``/restconf/ds/<datastore>`` and the operations they carry."""
+
+    accept_patch = ", ".join([JSON_TYPE, XML_TYPE, YANG_PATCH_JSON, YANG_PATCH_XML])
+
+    def __init__(self, ds: Datastore) -> None:
+        self.ds = ds
+        self.schema = ds.schema
+
+    # -- routing -------------------------------------------------------------------
+    def split(self, request: Request) -> tuple[str | None, str, str]:
+        """(datastore or None for /restconf/data, the resource path, the base URI)."""
+        raw = raw_path(request)
+        if raw == "/restconf/data" or raw.startswith("/restconf/data/"):
+            return None, raw[len("/restconf/data"):], "/restconf/data"
+        rest = raw[len("/restconf/ds/"):]
+        seg, _, path = rest.partition("/")
+        name = decode(seg, "the datastore name")
+        try:
+            short = datastore_name(name)
+        except NfoError as e:  # RFC 8527: a datastore resource that does not exist
+            raise HttpError(404, e.message, tag="invalid-value") from None
+        return short, "/" + path if path else "", f"/restconf/ds/{seg}"
+
+    @staticmethod
+    def allowed(datastore: str | None, rp: ResourcePath) -> list[str]:
+        if not rp.is_root and rp.target.kind is Kind.ACTION:
+            return ["POST", "OPTIONS"] if datastore in (None, "operational") else ["OPTIONS"]
+        if not rp.is_root and rp.target.kind is Kind.RPC:
+            return ["OPTIONS"]
+        read_methods = ["GET", "HEAD"]
+        if datastore in _READ_ONLY:
+            return [*read_methods, "OPTIONS"]
+        if rp.is_root:
+            return [*read_methods, "POST", "PUT", "PATCH", "OPTIONS"]
+        t = rp.target
+        if not t.is_instance:
+            return [*read_methods, "OPTIONS"]
+        writes = ["PUT", "PATCH", "DELETE"]
+        if t.kind in (Kind.CONTAINER, Kind.LIST):
+            writes.insert(0, "POST")
+        if not t.config or t.schema.is_key:
+            writes = []
+        return [*read_methods, *writes, "OPTIONS"]
+
+    async def handle(self, request: Request, user: str, fmt: Fmt,
+                     read_body: Callable[[Request], Awaitable[bytes]]) -> Response:
+        datastore, raw, base = self.split(request)
+        rp = parse_resource(self.schema, raw)
+        allowed = self.allowed(datastore, rp)
+        method = request.method
+        if method not in allowed:
+            what = "the datastore" if rp.is_root else (
+                f"the {rp.target.kind.value} {rp.target.module}:{rp.target.name}"
+                + ("" if rp.target.is_instance else " (all instances)"))
+            why = (f"the {datastore} datastore is read-only" if datastore in _READ_ONLY
+                   and method in ("POST", "PUT", "PATCH", "DELETE")
+                   else f"{method} is not allowed on {what}")
+            raise HttpError(405, why, tag="operation-not-supported",
+                            headers={"Allow": ", ".join(allowed)}, path=rp.data_path)
+        query = parse_query(request.scope.get("query_string", b""))
+        target = Target(user, datastore, rp, fmt, base)
+        if method == "OPTIONS":
+            query.only(set(), method)
+            return options(allowed, self.accept_patch if "PATCH" in allowed else None)
+        if method in ("GET", "HEAD"):
+            return self.read(request, target, query)
+        if method == "POST" and not rp.is_root and rp.target.kind is Kind.ACTION:
+            query.only(set(), method)
+            if rp.parent_path is None or not self.ds.exists(rp.parent_path):
+                raise HttpError(404, "the node the action is invoked on does not exist",
+                                tag="data-missing", error_type="application",
+                                path=rp.parent_path)
+            body = await read_body(request)
+            return await self.invoke(request, body, fmt, user, rp.segments[:-1], rp.target)
+        if method == "DELETE":
+            query.only(set(), method)
+            return await self.delete(request, target)
+        body = await read_body(request)
+        ct = request.headers.get("content-type")
+        mt = (ct or "").split(";")[0].strip().lower()
+        if method == "PATCH" and mt in (YANG_PATCH_JSON, YANG_PATCH_XML):
+            query.only(set(), method)
+            return await self.yang_patch(request, target, body,
+                                         Fmt.XML if mt == YANG_PATCH_XML else Fmt.JSON)
+        in_fmt = request_format(ct)
+        if method == "PATCH":
+            query.only(set(), method)
+            return await self.patch(request, target, body, in_fmt)
+        query.only(_WRITE_PARAMS, method)
+        insert = self.insert(query)
+        if method == "POST":
+            return await self.post(request, target, body, in_fmt, insert)
+        return await self.put(request, target, body, in_fmt, insert)
+
+    def insert(self, query: Query) -> Insert | None:
+        where = query.get("insert")
+        point = query.get("point")
+        if where is None:
+            if point is not None:
+                raise InvalidValue("point needs insert=before or insert=after",
+                                   error_type="protocol")
+            return None
+        if where not in ("first", "last", "before", "after"):
+            raise InvalidValue(f"insert must be first, last, before or after, not {where!r}",
+                               error_type="protocol")
+        if where in ("before", "after"):
+            if point is None:
+                raise InvalidValue(f"insert={where} needs the point parameter",
+                                   error_type="protocol")
+            return Insert(where, parse_resource(self.schema,
+                                                point.removeprefix("/restconf/data")))
+        if point is not None:
+            raise InvalidValue("point is only used with insert=before or after",
+                               error_type="protocol")
+        return Insert(where)
+
+    # -- reads ---------------------------------------------------------------------
+    def read_query(self, query: Query, rp: ResourcePath, datastore: str | None) -> ReadQuery:
+        c = query.get("content") or "all"
+        try:
+            content = Content(c)
+        except ValueError:
+            raise InvalidValue(f"content must be config, nonconfig or all, not {c!r}",
+                               error_type="protocol") from None
+        fields = None
+        f = query.get("fields")
+        if f is not None:
+            steps = parse_fields(self.schema, f, None if rp.is_root else rp.target.schema)
+            base = "" if rp.is_root else rp.data_path
+            fields = " | ".join(f"{base}/{step}" for step in steps)
+        with_origin = False
+        if "with-origin" in query.params:
+            if query.params["with-origin"] not in ("", "true"):
+                raise InvalidValue("with-origin takes no value", error_type="protocol")
+            with_origin = True
+        if datastore is None:
+            datastore = "running" if content is Content.CONFIG else "operational"
+        return ReadQuery(datastore, rp.data_path, content,
+                         depth_of(query.get("depth"), "depth"), fields, with_origin)
+
+    def read(self, request: Request, target: Target, query: Query) -> Response:
+        rp = target.path
+        allowed = set(_READ_PARAMS)
+        if target.datastore == "operational":
+            allowed.add("with-origin")
+        query.only(allowed, request.method)
+        q = self.read_query(query, rp, target.datastore)
+        wd = with_defaults_of(query.get("with-defaults"))
+        # operational data (owners may push any node) changes without a commit
+        state = q.datastore == "operational"
+        v = validators(self.ds, q.datastore)
+        if not state and check_read(request.headers, v):
+            return Response(status_code=304, headers=validator_headers(v))
+        with read(self.ds, q) as (tree, targets):
+            body = encode_targets(tree, targets, rp, target.fmt, wd)
+        if body is None:
+            raise HttpError(404, "the resource does not exist", tag="data-missing",
+                            error_type="application", path=rp.data_path)
+        if state:
+            v = state_validators(v, body)
+            if check_read(request.headers, v):
+                return Response(status_code=304, headers=validator_headers(v))
+        return Response(body, 200, validator_headers(v), media_type=media_type(target.fmt))
+
+    # -- writes --------------------------------------------------------------------
+    def present(self, datastore: str, path: str | None) -> Node | None:
+        """The live node at ``path`` in a configuration datastore, or None (implicit
+        defaults count as absent)."""
+        if path is None:
+            return None
+        node = self.ds.tree(datastore).node(path)
+        if node is not None and node.is_default:
+            return None  # an implicit default (or a container holding only those)
+        return node
+
+    def exists(self, datastore: str, rp: ResourcePath) -> bool:
+        """Whether the target exists; a non-presence container exists when its parent does."""
+        if rp.is_root:
+            return True
+        t = rp.target
+        if t.kind is Kind.CONTAINER and not t.schema.presence:
+            return self.exists(datastore, rp.parent)
+        return self.present(datastore, rp.data_path) is not None
+
+    @staticmethod
+    def location(request: Request, target: Target, child: Segment) -> str:
+        rp = target.path
+        prev = None if rp.is_root else rp.target.module
+        uri = rp.uri()
+        step = segment_uri(child, child.module != prev)
+        base = str(request.base_url).rstrip("/") + target.base
+        return f"{base}/{uri}/{step}" if uri else f"{base}/{step}"
+
+    async def write(self, request: Request, target: Target, edit: Tree,
+                    default_operation: str,
+                    exists_check: Callable[[], bool]) -> tuple[Validators, bool]:
+        """The edit, its conditional headers checked by the datastore under its own
+        write lock (no writer of any front end commits in between).  Returns the new
+        validators and whether the target existed before."""
+        ds_name = target.write_datastore
+        existed: list[bool] = []
+        session = self.ds.session(target.user)
+        try:
+            await session.edit_many(
+                ds_name, [edit], default_operation=default_operation,
+                label=f"restconf {request.method} {target.path.data_path or '/'}",
+                precondition=write_precondition(self.ds, request.headers, exists_check,
+                                                existed))
+            return validators(self.ds, ds_name), existed[0]
+        finally:
+            await session.close()
+
+    async def put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
+                  insert: Insert | None) -> Response:
+        rp = target.path
+        ds_name = target.write_datastore
+        if rp.is_root:
+            if insert is not None:
+                raise InvalidValue("insert does not apply to the datastore",
+                                   error_type="protocol")
+            with data_root_edit(self.schema, body, fmt) as edit:
+                v, _ = await self.write(request, target, edit, "replace", lambda: True)
+            return Response(status_code=204, headers=validator_headers(v))
+        with target_edit(self.schema, body, fmt, rp, "replace", insert) as edit:
+            v, existed = await self.write(
+                request, target, edit, "merge",
+                lambda: self.present(ds_name, rp.data_path) is not None)
+        return Response(status_code=204 if existed else 201, headers=validator_headers(v))
+
+    async def patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
+        rp = target.path
+        ds_name = target.write_datastore
+        if rp.is_root:
+            edit = data_root_edit(self.schema, body, fmt)
+        else:
+            if not self.exists(ds_name, rp):
+                raise HttpError(404, "PATCH does not create its target: it does not exist",
+                                tag="data-missing", error_type="application", path=rp.data_path)
+            edit = target_edit(self.schema, body, fmt, rp, "merge")
+        with edit:
+            v, _ = await self.write(request, target, edit, "merge",
+                                    lambda: self.exists(ds_name, rp))
+        return Response(status_code=204, headers=validator_headers(v))
+
+    async def post(self, request: Request, target: Target, body: bytes, fmt: Fmt,
+                   insert: Insert | None) -> Response:
+        rp = target.path
+        ds_name = target.write_datastore
+        if not rp.is_root and not self.exists(ds_name, rp):
+            raise HttpError(404, "the parent resource of the new child does not exist",
+                            tag="data-missing", error_type="application", path=rp.data_path)
+        edit, child = child_edit(self.schema, body, fmt, rp, insert)
+        with edit:
+            v, _ = await self.write(request, target, edit, "merge", lambda: True)
+        headers = validator_headers(v)
+        headers["Location"] = self.location(request, target, child)
+        return Response(status_code=201, headers=headers)
+
+    async def delete(self, request: Request, target: Target) -> Response:
+        rp = target.path
+        ds_name = target.write_datastore
+        node = self.present(ds_name, rp.data_path)
+        if node is None:
+            raise HttpError(404, "the resource to delete does not exist", tag="data-missing",
+                            error_type="application", path=rp.data_path)
+        with delete_edit(node) as edit:
+            v, _ = await self.write(
+                request, target, edit, "merge",
+                lambda: self.present(ds_name, rp.data_path) is not None)
+        return Response(status_code=204, headers=validator_headers(v))
+
+    async def yang_patch(self, request: Request, target: Target, body: bytes,
+                         in_fmt: Fmt) -> Response:
+        ds_name = target.write_datastore
+        session = self.ds.session(target.user)
+        try:
+            result = await apply_yang_patch(
+                session, ds_name, target.path, body, in_fmt, target.fmt,
+                precondition=write_precondition(self.ds, request.headers, lambda: True))
+        finally:
+            await session.close()
+        headers = validator_headers(validators(self.ds, ds_name)) if result.status < 300 else {}
+        return Response(result.body, result.status, headers, media_type=result.content_type)
+
+    # -- operations ----------------------------------------------------------------
+    async def invoke(self, request: Request, body: bytes, fmt: Fmt, user: str,
+                     chain: tuple[Segment, ...], op: Segment) -> Response:
+        parse_query(request.scope.get("query_string", b"")).only(set(), "POST")
+        in_fmt = request_format(request.headers.get("content-type")) if body.strip() else fmt
+        text = rpc_input(self.schema, body, in_fmt, chain, op)
+        session = self.ds.session(user)
+        try:
+            reply = await session.rpc(text, Fmt.JSON)
+        finally:
+            await session.close()
+        with reply:
+            out = rpc_output(reply, op, fmt)
+        if out is None:
+            return Response(status_code=204)
+        return Response(out, 200, media_type=media_type(fmt))
