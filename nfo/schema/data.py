@@ -513,7 +513,10 @@ class Tree:
             else:
                 lib.lyd_free_all(out[0])
         if rc != lib.LY_SUCCESS:
-            ly.raise_last(self.ctx, what)
+            try:
+                ly.raise_last(self.ctx, what)
+            except NfoError as e:
+                raise _under(e, parent) from None
         kids = siblings(lib.lyd_child(pp)) if pp != ffi.NULL else siblings(self.first())
         return [Node(n, self.ctx) for n in kids if ly.addr(n) not in before]
 
@@ -558,6 +561,20 @@ class Tree:
         if node is None:
             raise InvalidValue(f"{path}: could not be built", path=path)
         return node
+
+
+def _under(e: NfoError, parent: Node | None) -> NfoError:
+    """libyang reports a parse error below ``parent`` with a path that starts at the
+    parsed data (``/mod:child/...``); the error as it reads from the root."""
+    if parent is None or not e.path or e.path.startswith(parent.path + "/"):
+        return e
+    steps = path_steps(e.path, strict=False)
+    module, colon, rest = steps[0].partition(":")
+    if colon and "[" not in module and module == parent.module:
+        steps[0] = rest
+    path = parent.path + "/" + "/".join(steps)
+    return type(e)(e.message, tag=e.tag, path=path, app_tag=e.app_tag,
+                   error_type=e.error_type, info=e.info)
 
 
 def print_node(node: Node, fmt: Fmt | str, *, with_defaults: WithDefaults | None = None,
