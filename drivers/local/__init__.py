@@ -83,12 +83,6 @@ _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESOURCE_RE = re.compile(r"local-([0-9]+)-([0-9]+)")
 _PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
-# Processes started by any LocalDriver of this Python process, by resource id,
-# until reaped; and the exit status of those reaped.  Module-level on purpose:
-# a driver that is closed (or rebuilt after a VIM account change) must not lose
-# the ability to reap its children, and a dropped Popen would warn.
-_CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
-_EXIT_CODES: dict[str, int] = {}
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -336,6 +330,13 @@ class LocalDriver:
         raw_max = vim.settings.get("max-processes", DEFAULT_MAX_PROCESSES)
         self.max_processes = int(raw_max) if raw_max is not None else DEFAULT_MAX_PROCESSES
         self._callbacks: list[FinalCallback] = []
+        # Processes started by the local drivers of this registry, by resource id, until
+        # reaped, and the exit status of those reaped: kept in the registry's shared
+        # state, so that a driver closed (or rebuilt after a VIM account change) does
+        # not lose the ability to reap its children (and a dropped Popen would warn).
+        self._children: dict[str, subprocess.Popen[bytes]] = context.shared.setdefault(
+            "children", {})
+        self._exit_codes: dict[str, int] = context.shared.setdefault("exit-codes", {})
         # Workloads this driver started or adopted, by resource id.
         self._known: dict[str, _Record] = {}
         self._ready: set[str] = set()
@@ -424,14 +425,14 @@ class LocalDriver:
 
     def _exit_reason(self, rec: _Record) -> str | None:
         """None while the process lives; otherwise why it is not running."""
-        child = _CHILDREN.get(rec.resource_id)
+        child = self._children.get(rec.resource_id)
         if child is not None:
             code = child.poll()
             if code is None:
                 return None
-            del _CHILDREN[rec.resource_id]
-            _EXIT_CODES[rec.resource_id] = code
-        code = _EXIT_CODES.get(rec.resource_id)
+            del self._children[rec.resource_id]
+            self._exit_codes[rec.resource_id] = code
+        code = self._exit_codes.get(rec.resource_id)
         if code is not None:
             reason = _describe_exit(code)
             tail = self._log_tail(rec)
@@ -444,7 +445,7 @@ class LocalDriver:
         """A live process that carries this record's tags (the adoption check)."""
         if rec.owner != self.owner or self._exit_reason(rec) is not None:
             return False
-        if rec.resource_id in _CHILDREN:
+        if rec.resource_id in self._children:
             return True  # started by this very Python process
         env = _proc_environ(rec.pid)
         if env is None:
@@ -730,7 +731,7 @@ class LocalDriver:
             self._kill_unrecorded(proc)
             raise TemporaryError(f"cannot read /proc/{proc.pid}/stat of the new process")
         rid = f"local-{proc.pid}-{st[1]}"
-        _CHILDREN[rid] = proc
+        self._children[rid] = proc
         rec = _Record(instance=instance, resource_id=rid, pid=proc.pid, starttime=st[1],
                       owner=self.owner, command=argv, probe=probe, interval_ms=interval,
                       log_offset=offset)
@@ -738,7 +739,7 @@ class LocalDriver:
             await asyncio.to_thread(self._write_record, rec)
         except BaseException as exc:
             # Without its record the process would be an orphan nobody can find.
-            _CHILDREN.pop(rid, None)
+            self._children.pop(rid, None)
             self._kill_unrecorded(proc)
             if isinstance(exc, OSError):
                 raise TemporaryError(f"cannot write the process record: {exc}") from exc
@@ -779,14 +780,14 @@ class LocalDriver:
         if self._may_signal(resource_id, pid, starttime, rec):
             await self._stop(resource_id, pid, starttime)
             log.info("local driver: terminated %s", resource_id)
-        _EXIT_CODES.pop(resource_id, None)
+        self._exit_codes.pop(resource_id, None)
         if rec is not None:
             self._remove_record(rec.instance, resource_id)
 
     def _may_signal(self, resource_id: str, pid: int, starttime: int,
                     rec: _Record | None) -> bool:
         """Whether ``pid`` is provably the workload ``resource_id`` and still to be stopped."""
-        if resource_id in _CHILDREN:
+        if resource_id in self._children:
             return True  # our unreaped child: its pid cannot have been reused
         if rec is not None:
             return self._is_ours(rec)
@@ -801,7 +802,7 @@ class LocalDriver:
         """SIGTERM the process group, SIGKILL after the grace period; returns once it is gone."""
 
         def exited() -> bool:
-            child = _CHILDREN.get(resource_id)
+            child = self._children.get(resource_id)
             if child is not None:
                 # Detect the exit without reaping: the zombie keeps the pid (and
                 # so the process group id) from being reused while we signal it.
@@ -832,7 +833,7 @@ class LocalDriver:
         # the group id; for an adopted one any surviving member does.)
         with contextlib.suppress(PermissionError):
             _signal_group(pid, signal.SIGKILL)
-        child = _CHILDREN.pop(resource_id, None)
+        child = self._children.pop(resource_id, None)
         if child is not None:
             child.poll()
 

@@ -137,6 +137,9 @@ class DriverContext:
     """A directory of the driver's own for this VIM account (logs, pid files, ...)."""
     owner_tag: str
     """Identifies this nfo installation; tag every VIM resource with it."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """State shared by every driver the registry builds with the same factory, for what
+    must outlive one driver instance (a rebuilt driver's child processes to reap)."""
 
 
 @runtime_checkable

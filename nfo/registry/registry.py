@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from nfo.errors import InvalidValue
 from nfo.registry.protocol import (
@@ -67,6 +68,7 @@ class DriverRegistry:
         self._by_type: dict[str, DriverFactory] = {}
         self._drivers: dict[str, tuple[VimAccount, Driver]] = {}
         self._stale: list[Driver] = []
+        self._shared: dict[str, dict[str, Any]] = {}
         for f in factories:
             self.register(f)
 
@@ -121,7 +123,8 @@ class DriverRegistry:
             raise PlacementError(f"no driver is registered for VIM type {vim.type}")
         d = self.state_dir / "drivers" / factory.name / vim.name
         d.mkdir(parents=True, exist_ok=True)
-        drv = factory(vim, DriverContext(d, self.owner_tag))
+        drv = factory(vim, DriverContext(d, self.owner_tag,
+                                         self._shared.setdefault(factory.name, {})))
         if cached is not None:
             self._stale.append(cached[1])
         self._drivers[vim.name] = (vim, drv)

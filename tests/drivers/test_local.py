@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-import nfo.drivers.local as local
 from nfo.drivers.local import LocalDriver
 from nfo.drivers.local.udp_echo import main as udp_echo_main
 from nfo.registry.protocol import (
@@ -162,6 +161,8 @@ class Harness:
         self.state_dir = state_dir
         self.owner = f"test-{uuid.uuid4().hex[:12]}"
         self.drivers: list[LocalDriver] = []
+        self.shared: dict[str, Any] = {}
+        """What the registry shares between the local drivers it builds."""
 
     def driver(self, max_processes: int | None = None,
                finals: Finals | None = None) -> LocalDriver:
@@ -169,7 +170,7 @@ class Harness:
         if max_processes is not None:
             settings["max-processes"] = max_processes
         drv = LocalDriver(VimAccount("local", "nfo-vim:local", settings),
-                          DriverContext(self.state_dir, self.owner))
+                          DriverContext(self.state_dir, self.owner, self.shared))
         if finals is not None:
             drv.on_final(finals)
         self.drivers.append(drv)
@@ -187,7 +188,7 @@ class Harness:
             await drv.close()
         # Terminate whatever is still recorded, through a fresh driver...
         sweeper = LocalDriver(VimAccount("local", "nfo-vim:local", {}),
-                              DriverContext(self.state_dir, self.owner))
+                              DriverContext(self.state_dir, self.owner, self.shared))
         try:
             for rid in (await sweeper.list_resources()).values():
                 with contextlib.suppress(Exception):
@@ -200,7 +201,7 @@ class Harness:
                 instance = json.loads(path.read_text())["instance"]
                 for pid in tagged_processes(instance, self.owner):
                     os.killpg(pid, signal.SIGKILL)
-        for child in list(local._CHILDREN.values()):
+        for child in list(self.shared.get("children", {}).values()):
             with contextlib.suppress(Exception):
                 child.poll()
 
@@ -532,7 +533,7 @@ async def test_adopted_process_that_dies_is_failed_without_status(h: Harness) ->
     b = h.driver(finals=finals)
     assert await b.find("adoptee") == rid
     # Forget that this test process is the parent: B must rely on /proc alone.
-    child = local._CHILDREN.pop(rid)
+    child = h.shared["children"].pop(rid)
     try:
         os.kill(pid_of(rid), signal.SIGKILL)
         child.wait(5)
