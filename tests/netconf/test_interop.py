@@ -79,7 +79,8 @@ async def test_host_key_kept_with_mode_0600(server: NetconfServer, tmp_path: Pat
     key = tmp_path / "keys" / "ssh_host_ed25519_key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     before = key.read_bytes()
-    again = await start_netconf(server.ds, server.users, "127.0.0.1", 0, tmp_path / "keys")
+    again = await start_netconf(server.ds, server.users, "127.0.0.1", 0, tmp_path / "keys",
+                                monitor=server.monitor)
     await again.stop()
     assert key.read_bytes() == before
 
