@@ -18,7 +18,8 @@ from typing import Any
 
 from nfo.datastore import CONFIG_DATASTORES, Datastore
 from nfo.errors import NfoError
-from nfo.netconf.protocol import NetconfContext, server_capabilities
+from nfo.netconf.messages import server_capabilities
+from nfo.netconf.protocol import NetconfContext
 from nfo.protocol.formats import format_time
 
 __all__ = ["MONITORING_PATH", "STREAMS_PATH", "Monitor", "SessionInfo"]

@@ -31,17 +31,16 @@ from nfo.datastore.notifications import (
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
 from nfo.netconf import framing
-from nfo.netconf.monitoring import Monitor, SessionInfo
-from nfo.netconf.protocol import (
+from nfo.netconf.messages import (
     BASE_1_1,
     HelloError,
-    NetconfContext,
     client_hello,
-    handle,
     notification_message,
     server_hello,
     status_notification,
 )
+from nfo.netconf.monitoring import Monitor, SessionInfo
+from nfo.netconf.protocol import NetconfContext, handle
 
 __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
 

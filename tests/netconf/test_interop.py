@@ -24,7 +24,7 @@ from ncclient.transport.session import NetconfBase
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
-from nfo.netconf.protocol import BASE_1_1, NC_NS
+from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 
 nc_session.TICK = 0.001

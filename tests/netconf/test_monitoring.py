@@ -24,8 +24,8 @@ from ncclient.xml_ import to_ele
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_eom
+from nfo.netconf.messages import NC_NS
 from nfo.netconf.monitoring import MONITORING_PATH
-from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from tests.waiting import wait_for
 

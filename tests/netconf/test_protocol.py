@@ -12,17 +12,10 @@ from pathlib import Path
 import pytest
 
 from nfo.datastore import Datastore, RpcCall
-from nfo.netconf.protocol import (
-    BASE_1_0,
-    BASE_1_1,
-    NC_NS,
-    HelloError,
-    NetconfContext,
-    client_hello,
-    handle,
-    server_hello,
-    subtree_to_xpath,
-)
+from nfo.netconf.filters import subtree_to_xpath
+from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, HelloError, client_hello, server_hello
+from nfo.netconf.protocol import NetconfContext, handle
+from nfo.protocol import xml
 
 NC = f"{{{NC_NS}}}"
 T = "urn:nfo:test"
@@ -128,8 +121,8 @@ async def test_subtree_filter(ctx: NetconfContext) -> None:
 
 
 def test_subtree_to_xpath_shapes() -> None:
-    f = ET.fromstring(f'<filter xmlns:q="{T}"><q:top><q:item><q:name>it\'s</q:name><q:size/>'
-                      "</q:item></q:top></filter>")
+    f = xml.read(f'<filter xmlns:q="{T}"><q:top><q:item><q:name>it\'s</q:name><q:size/>'
+                 "</q:item></q:top></filter>".encode())
     xp = subtree_to_xpath(f, lambda ns: "nfo-test" if ns == T else None)
     assert xp == ("/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:name | "
                   "/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:size")
@@ -285,3 +278,4 @@ async def test_action(ds: Datastore, ctx: NetconfContext) -> None:
     assert len(seen) == 1
     r = await call(ctx, act.format("nope"))
     assert errors(r)[0]["error-tag"] == "data-missing"
+
