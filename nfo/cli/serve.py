@@ -22,6 +22,7 @@ from typing import Any
 from nfo.cli.moduleset import StateDir
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.users import UserStore
+from nfo.netconf.monitoring import Monitor
 from nfo.netconf.server import start_netconf
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
@@ -147,7 +148,8 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
                   flush=True)
         if netconf is not None:
-            nc = await start_netconf(ds, users, netconf[0], netconf[1], state.path / "ssh")
+            nc = await start_netconf(ds, users, netconf[0], netconf[1], state.path / "ssh",
+                                     monitor=Monitor(ds))
             print(f"nfo: NETCONF over SSH on {netconf[0]}:{nc.port}", flush=True)
     except BaseException:
         if rest is not None:

@@ -18,10 +18,11 @@ from typing import Any
 
 from nfo.datastore import CONFIG_DATASTORES, Datastore
 from nfo.errors import NfoError
-from nfo.netconf.protocol import NetconfContext, server_capabilities
+from nfo.netconf.messages import server_capabilities
+from nfo.netconf.protocol import NetconfContext
 from nfo.protocol.formats import format_time
 
-__all__ = ["MONITORING_PATH", "STREAMS_PATH", "Monitor", "SessionInfo", "monitor_for"]
+__all__ = ["MONITORING_PATH", "STREAMS_PATH", "Monitor", "SessionInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class SessionInfo:
 
 @dataclass
 class Monitor:
+    """The monitoring state of one datastore's NETCONF servers: made once by whoever
+    composes them (``nfo serve``) and given to each, so all share one session list."""
+
     ds: Datastore
     start_time: float = field(default_factory=time.time)
     in_bad_hellos: int = 0
@@ -69,8 +73,6 @@ class Monitor:
         if self._servers == 0:
             self.ds.unprovide_oper(MONITORING_PATH)
             self.ds.unprovide_oper(STREAMS_PATH)
-            if _monitors.get(id(self.ds)) is self:
-                del _monitors[id(self.ds)]
 
     # -- session lifecycle --
     def started(self, info: SessionInfo) -> None:
@@ -163,14 +165,3 @@ class Monitor:
         }
         return json.dumps({f"{_MON}:netconf-state": state})
 
-
-_monitors: dict[int, Monitor] = {}
-"""Monitors of datastores that have a NETCONF listener, by ``id(datastore)``."""
-
-
-def monitor_for(ds: Datastore) -> Monitor:
-    """The one monitor of a datastore, shared by all its NETCONF listeners."""
-    m = _monitors.get(id(ds))
-    if m is None or m.ds is not ds:
-        m = _monitors[id(ds)] = Monitor(ds)
-    return m

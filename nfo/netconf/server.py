@@ -31,17 +31,16 @@ from nfo.datastore.notifications import (
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
 from nfo.netconf import framing
-from nfo.netconf.monitoring import Monitor, SessionInfo, monitor_for
-from nfo.netconf.protocol import (
+from nfo.netconf.messages import (
     BASE_1_1,
     HelloError,
-    NetconfContext,
     client_hello,
-    handle,
     notification_message,
     server_hello,
     status_notification,
 )
+from nfo.netconf.monitoring import Monitor, SessionInfo
+from nfo.netconf.protocol import NetconfContext, handle
 
 __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
 
@@ -73,13 +72,14 @@ class NetconfServer:
 
     ds: Datastore
     users: UserStore
+    monitor: Monitor
+    """RFC 6022 state, shared by every server of the datastore."""
     host: str
     port: int = 0
     hello_timeout: float = 30.0
     max_message: int = framing.DEFAULT_MAX_MESSAGE
     idle_timeout: float = 3600.0
     auth_backoff: float = AUTH_BACKOFF
-    monitor: Monitor = field(init=False)
     _acceptor: Any = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _channels: set[_NetconfChannel] = field(default_factory=set)
@@ -89,9 +89,6 @@ class NetconfServer:
         t: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
-
-    def __post_init__(self) -> None:
-        self.monitor = monitor_for(self.ds)
 
     async def stop(self) -> None:
         if self._acceptor is not None:
@@ -400,22 +397,30 @@ async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1"
                         max_message: int = framing.DEFAULT_MAX_MESSAGE,
                         idle_timeout: float = 3600.0, keepalive_interval: float = 60.0,
                         keepalive_count_max: int = 3,
-                        auth_backoff: float = AUTH_BACKOFF) -> NetconfServer:
+                        auth_backoff: float = AUTH_BACKOFF,
+                        monitor: Monitor | None = None) -> NetconfServer:
     """Listen for NETCONF over SSH; ``port`` 0 picks a free port (see ``.port``).
 
     ``idle_timeout`` 0 disables the idle check; a peer that leaves
-    ``keepalive_count_max`` keepalives in a row unanswered is disconnected."""
-    srv = NetconfServer(ds, users, host, port, hello_timeout, max_message, idle_timeout,
-                        auth_backoff)
+    ``keepalive_count_max`` keepalives in a row unanswered is disconnected.
+    ``monitor``: the datastore's :class:`Monitor`, which every server of one
+    datastore must share (it serves ``netconf-state``); None makes one for this
+    server alone."""
+    srv = NetconfServer(ds, users, monitor or Monitor(ds), host, port, hello_timeout,
+                        max_message, idle_timeout, auth_backoff)
     key = load_host_key(Path(key_dir))
-    acceptor = await asyncssh.create_server(
-        lambda: _SSHServer(srv), host, port,
-        server_host_keys=[key], encoding=None, login_timeout=login_timeout,
-        allow_pty=True, line_editor=False, agent_forwarding=False, x11_forwarding=False,
-        kbdint_auth=False, gss_host=None, keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive_count_max,
-    )
-    srv._acceptor = acceptor
     srv.monitor.attach()
+    try:
+        acceptor = await asyncssh.create_server(
+            lambda: _SSHServer(srv), host, port,
+            server_host_keys=[key], encoding=None, login_timeout=login_timeout,
+            allow_pty=True, line_editor=False, agent_forwarding=False, x11_forwarding=False,
+            kbdint_auth=False, gss_host=None, keepalive_interval=keepalive_interval,
+            keepalive_count_max=keepalive_count_max,
+        )
+    except BaseException:
+        srv.monitor.detach()
+        raise
+    srv._acceptor = acceptor
     srv.port = int(acceptor.sockets[0].getsockname()[1])
     return srv

@@ -79,7 +79,8 @@ from lxml import etree
 
 from nfo.datastore import Datastore
 from nfo.netconf.framing import Decoder, encode_eom
-from nfo.netconf.protocol import BASE_1_0, BASE_1_1, NC_NS, NMDA_NS, NetconfContext, handle
+from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, NMDA_NS
+from nfo.netconf.protocol import NetconfContext, handle
 from nfo.netconf.server import NetconfServer
 
 from .test_interop import CATALOG, INST_NS, PASSWORD, instance, server  # noqa: F401
@@ -743,7 +744,7 @@ async def test_xpath_filter_prefixes_are_xml_namespaces(ds: Datastore) -> None:
 
 
 async def test_whitespace_before_xml_declaration(ds: Datastore) -> None:
-    from nfo.netconf.protocol import client_hello
+    from nfo.netconf.messages import client_hello
     hello = (f'\n<?xml version="1.0" encoding="utf-8"?>\n    <hello xmlns="{NC_NS}">'
              f"<capabilities><capability>{BASE_1_0}</capability></capabilities></hello>")
     assert client_hello(hello.encode())[0] == BASE_1_0

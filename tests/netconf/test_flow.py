@@ -20,7 +20,7 @@ from ncclient.transport import session as nc_session
 
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
-from nfo.netconf.protocol import NC_NS
+from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port, udp_roundtrip
@@ -30,10 +30,12 @@ nc_session.TICK = 0.001
 
 INST = "urn:nfo:instances"
 PASSWORD = "flow-password-1"
+# xmlns:v sits on <vims>: ncclient (lxml) drops it from an element whose ancestor already
+# binds urn:nfo:vim, and a prefix is resolved where the value stands (RFC 7950 9.10.3).
 SIM_SETUP = (
     f'<config xmlns="{NC_NS}">'
-    '<vims xmlns="urn:nfo:vim"><vim><name>sim1</name>'
-    '<type xmlns:v="urn:nfo:vim">v:sim</type>'
+    '<vims xmlns="urn:nfo:vim" xmlns:v="urn:nfo:vim"><vim><name>sim1</name>'
+    '<type>v:sim</type>'
     "<sim><latency><mean>150</mean><jitter>0</jitter></latency></sim></vim></vims>"
     '<catalog xmlns="urn:nfo:catalog"><nf-descriptor><id>fw</id>'
     '<vim-types xmlns:v="urn:nfo:vim">v:sim</vim-types></nf-descriptor></catalog>'

@@ -13,7 +13,7 @@ import pytest
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
-from nfo.netconf.protocol import NC_NS
+from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 
 from .test_interop import CATALOG, HELLO, PASSWORD, closed, nc, raw_conn, read_message

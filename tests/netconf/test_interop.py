@@ -24,7 +24,7 @@ from ncclient.transport.session import NetconfBase
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
-from nfo.netconf.protocol import BASE_1_1, NC_NS
+from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 
 nc_session.TICK = 0.001
@@ -79,7 +79,8 @@ async def test_host_key_kept_with_mode_0600(server: NetconfServer, tmp_path: Pat
     key = tmp_path / "keys" / "ssh_host_ed25519_key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     before = key.read_bytes()
-    again = await start_netconf(server.ds, server.users, "127.0.0.1", 0, tmp_path / "keys")
+    again = await start_netconf(server.ds, server.users, "127.0.0.1", 0, tmp_path / "keys",
+                                monitor=server.monitor)
     await again.stop()
     assert key.read_bytes() == before
 

@@ -24,8 +24,8 @@ from ncclient.xml_ import to_ele
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_eom
+from nfo.netconf.messages import NC_NS
 from nfo.netconf.monitoring import MONITORING_PATH
-from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from tests.waiting import wait_for
 
@@ -109,6 +109,31 @@ async def test_monitoring_is_served_by_the_datastore(server: NetconfServer) -> N
             tree.free()
     finally:
         await closed(m)
+
+
+async def test_servers_share_the_monitor_they_are_given(server: NetconfServer,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """Two listeners on one datastore, one monitor: both sessions are listed, and the
+    data stays served while one listener is left."""
+    second = await start_netconf(server.ds, server.users, "127.0.0.1", 0, tmp_path / "keys2",
+                                 monitor=server.monitor)
+    try:
+        a = await nc(server)
+        b = await nc(second)
+        try:
+            state = await netconf_state(a)
+            ids = {s.findtext(mon("session-id")) for s in state.iter(mon("session"))}
+            assert ids == {a.session_id, b.session_id}
+        finally:
+            await closed(a)
+            await closed(b)
+    finally:
+        await second.stop()
+    tree = server.ds.get("operational", MONITORING_PATH)
+    try:
+        assert '"in-sessions":2' in tree.print("json")
+    finally:
+        tree.free()
 
 
 async def take_event(m: Any, name: str) -> Any:

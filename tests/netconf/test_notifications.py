@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ncclient.operations import RPCError
 
-from nfo.netconf.protocol import NOTIF_NS, NOTIF_STATUS_NS
+from nfo.netconf.messages import NOTIF_NS, NOTIF_STATUS_NS
 from nfo.netconf.server import NetconfServer
 from nfo.protocol.formats import format_time
 

@@ -5,6 +5,8 @@ fresh SQLite datastore per test (``ds``)."""
 
 from __future__ import annotations
 
+import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,17 +14,10 @@ from pathlib import Path
 import pytest
 
 from nfo.datastore import Datastore, RpcCall
-from nfo.netconf.protocol import (
-    BASE_1_0,
-    BASE_1_1,
-    NC_NS,
-    HelloError,
-    NetconfContext,
-    client_hello,
-    handle,
-    server_hello,
-    subtree_to_xpath,
-)
+from nfo.netconf.filters import subtree_to_xpath
+from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, HelloError, client_hello, server_hello
+from nfo.netconf.protocol import NetconfContext, handle
+from nfo.protocol import xml
 
 NC = f"{{{NC_NS}}}"
 T = "urn:nfo:test"
@@ -128,8 +123,8 @@ async def test_subtree_filter(ctx: NetconfContext) -> None:
 
 
 def test_subtree_to_xpath_shapes() -> None:
-    f = ET.fromstring(f'<filter xmlns:q="{T}"><q:top><q:item><q:name>it\'s</q:name><q:size/>'
-                      "</q:item></q:top></filter>")
+    f = xml.read(f'<filter xmlns:q="{T}"><q:top><q:item><q:name>it\'s</q:name><q:size/>'
+                 "</q:item></q:top></filter>".encode())
     xp = subtree_to_xpath(f, lambda ns: "nfo-test" if ns == T else None)
     assert xp == ("/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:name | "
                   "/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:size")
@@ -285,3 +280,72 @@ async def test_action(ds: Datastore, ctx: NetconfContext) -> None:
     assert len(seen) == 1
     r = await call(ctx, act.format("nope"))
     assert errors(r)[0]["error-tag"] == "data-missing"
+
+
+# -- RFC 8526 get-data through the shared read path --------------------------------------
+
+NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+
+
+def get_data(ds: str, extra: str = "") -> str:
+    return (f'<get-data xmlns="{NMDA}" xmlns:ds="{DS}"><datastore>ds:{ds}</datastore>'
+            f"{extra}</get-data>")
+
+
+async def test_max_depth_counts_from_the_selected_nodes(ctx: NetconfContext) -> None:
+    """RFC 8526 section 3.1.1: max-depth 1 is the nodes the filter selects, without their
+    children (nfo used to count from the top-level nodes)."""
+    assert ok(await call(ctx, edit(TOP)))
+    flt = f'<subtree-filter><top xmlns="{T}"><item><name>b</name></item></top></subtree-filter>'
+    r = await call(ctx, get_data("running", flt + "<max-depth>1</max-depth>"))
+    items = r.findall(f".//{{{T}}}item")
+    assert [i.findtext(f"{{{T}}}name") for i in items] == ["b"], ET.tostring(r)
+    assert r.find(f".//{{{T}}}size") is None
+    r = await call(ctx, get_data("running", flt + "<max-depth>2</max-depth>"))
+    assert [e.text for e in r.iter(f"{{{T}}}size")] == ["2"], ET.tostring(r)
+    # without a filter, level 1 is the top-level nodes: an empty <top/>
+    r = await call(ctx, get_data("running", "<max-depth>1</max-depth>"))
+    top = r.find(f".//{{{T}}}top")
+    assert top is not None and len(top) == 0
+
+
+async def test_get_data_on_intended(ctx: NetconfContext) -> None:
+    """ietf-datastores:intended is readable, served from running (as over RESTCONF)."""
+    assert ok(await call(ctx, edit(TOP)))
+    r = await call(ctx, get_data("intended"))
+    assert r.findtext(f".//{{{T}}}name") == "n1", ET.tostring(r)
+    assert [e.text for e in r.iter(f"{{{T}}}size")] == ["1", "2"]
+    r = await call(ctx, get_data("intended", "<with-origin/>"))
+    assert errors(r)[0]["error-tag"] == "invalid-value"
+    r = await call(ctx, f'<edit-data xmlns="{NMDA}" xmlns:ds="{DS}"><datastore>ds:intended'
+                        f'</datastore><config>{TOP}</config></edit-data>')
+    assert errors(r)[0]["error-tag"] == "invalid-value"
+
+
+async def test_error_path_is_a_prefixed_instance_identifier(ctx: NetconfContext) -> None:
+    """RFC 7950 section 9.13.2: every node name of error-path carries a prefix declared
+    in the reply (nfo used to leave names after the first of a module unprefixed)."""
+    bad = f'<top xmlns="{T}"><item><name>x</name><size>5000</size></item></top>'
+    raw = await handle(ctx, f'<rpc xmlns="{NC_NS}" message-id="1">{edit(bad)}</rpc>'.encode())
+    declared = {p: uri for _, (p, uri) in ET.iterparse(io.BytesIO(raw), events=("start-ns",))}
+    path = ET.fromstring(raw).findtext(f".//{NC}error-path")
+    assert path, raw
+    names = re.findall(r"(?:^|[/\[])\s*([^/\[\]=\s]+)", re.sub(r"'[^']*'", "''", path))
+    assert len(names) == 4, path  # top, item, its key name, size
+    for name in names:
+        prefix, colon, _ = name.partition(":")
+        assert colon, f"{name!r} in {path!r} has no prefix"
+        assert declared.get(prefix) == T, (prefix, declared)
+
+
+async def test_utf16_doctype_refused(ctx: NetconfContext) -> None:
+    """A DOCTYPE in UTF-16 (which a byte pattern for ASCII cannot see) is refused, and so
+    is UTF-16 itself (RFC 6241 section 3)."""
+    doc = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE rpc [<!ENTITY x "y">]>'
+           f'<rpc xmlns="{NC_NS}" message-id="1"><get/></rpc>')
+    for data in (doc.encode("utf-16"), doc.encode("utf-16-le"), doc.encode("utf-16-be")):
+        r = ET.fromstring(await handle(ctx, data))
+        assert errors(r)[0]["error-tag"] == "malformed-message"
+        assert errors(r)[0]["error-type"] == "rpc"
+    assert ctx.in_bad_rpcs == 3

@@ -10,7 +10,7 @@ import pytest
 from ncclient.operations import RPCError
 from ncclient.xml_ import to_ele
 
-from nfo.netconf.protocol import NC_NS, NMDA_NS
+from nfo.netconf.messages import NC_NS, NMDA_NS
 from nfo.netconf.server import NetconfServer
 
 from .test_interop import closed, nc, server  # noqa: F401

@@ -1,0 +1,124 @@
+"""NETCONF filters as the XPath the read path selects with.
+
+RFC 6241 subtree filters (``<filter>`` of get and get-config, RFC 8526's
+``subtree-filter``, RFC 5277's notification filter) become an XPath union;
+xpath filters are the client's XPath with its XML prefixes, as bound at the
+element that carries the expression, rewritten to module names.  Every filter
+ends up as one ``select`` for :func:`nfo.protocol.read.read` or for a
+notification subscription.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nfo.errors import InvalidValue, MissingElement
+from nfo.netconf.messages import NC_NS, NMDA_NS, NOTIF_NS
+from nfo.protocol.paths import xpath_from_xml
+from nfo.protocol.xml import Element
+
+__all__ = [
+    "ModuleOf",
+    "filter_xpath",
+    "nmda_filter",
+    "notification_filter",
+    "subtree_to_xpath",
+    "xpath_at",
+]
+
+ModuleOf = Callable[[str], "str | None"]
+"""XML namespace -> module name."""
+
+
+def _literal(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return "concat('" + "', \"'\", '".join(value.split("'")) + "')"
+
+
+def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
+    """An XPath (libyang JSON prefixes) selecting what an RFC 6241 subtree filter selects.
+
+    Containment nodes become steps, content-match nodes predicates (and are
+    selected too), selection nodes steps.  Returns None for an empty filter (select
+    nothing) and raises InvalidValue for elements of unknown namespaces.
+    """
+    paths: list[str] = []
+
+    def name_of(el: Element) -> str:
+        mod = module_of(el.ns) if el.ns else None
+        if mod is None:
+            raise InvalidValue(f"the filter element {el.name!r} is in no known namespace",
+                               tag="unknown-namespace" if el.ns else "unknown-element",
+                               info={"bad-element": el.name})
+        return f"{mod}:{el.name}"
+
+    def walk(el: Element, prefix: str) -> None:
+        step = prefix + "/" + name_of(el)
+        kids = el.children
+        matches = [k for k in kids if not k.children and k.text.strip()]
+        others = [k for k in kids if k not in matches]
+        pred = "".join(f"[{name_of(k)}={_literal(k.text.strip())}]" for k in matches)
+        if not others:
+            paths.append(step + pred)
+            return
+        for k in matches:
+            paths.append(step + pred + "/" + name_of(k))
+        for k in others:
+            walk(k, step + pred)
+
+    for top in filter_el.children:
+        walk(top, "")
+    return " | ".join(paths) if paths else None
+
+
+def xpath_at(el: Element, expr: str, module_of: ModuleOf) -> str:
+    """``expr``, written with the XML prefixes in scope at ``el``, with module names."""
+    return xpath_from_xml(expr, el.resolve, module_of)
+
+
+def filter_xpath(f: Element, module_of: ModuleOf) -> str | None:
+    """The XPath of an RFC 6241 ``<filter>`` (``type`` subtree or xpath); None when it
+    selects nothing (an empty subtree filter)."""
+    ftype = f.attr("type")
+    if ftype is None or ftype == "subtree":
+        return subtree_to_xpath(f, module_of)
+    if ftype != "xpath":
+        raise InvalidValue(f"unknown filter type {ftype!r}", tag="bad-attribute",
+                           error_type="protocol",
+                           info={"bad-attribute": "type", "bad-element": "filter"})
+    select = f.attr("select")
+    if select is None:
+        raise MissingElement("an xpath filter needs a select attribute",
+                             tag="missing-attribute", error_type="protocol",
+                             info={"bad-attribute": "select", "bad-element": "filter"})
+    return xpath_at(f, select, module_of)
+
+
+def nmda_filter(op: Element, module_of: ModuleOf) -> tuple[bool, str | None]:
+    """(whether a filter is given, its XPath) of RFC 8526 get-data."""
+    subtree = op.child("subtree-filter", NMDA_NS)
+    xpath = op.child("xpath-filter", NMDA_NS)
+    if subtree is not None and xpath is not None:
+        raise InvalidValue("give a subtree-filter or an xpath-filter, not both",
+                           info={"bad-element": "xpath-filter"})
+    if subtree is not None:
+        return True, subtree_to_xpath(subtree, module_of)
+    if xpath is not None:
+        return True, xpath_at(xpath, xpath.text.strip(), module_of)
+    return False, None
+
+
+def notification_filter(op: Element, module_of: ModuleOf) -> str | None:
+    """The XPath of create-subscription's filter, None without one."""
+    # RFC 5277 puts <filter> in its own namespace; clients (ncclient) also use the base one.
+    f = op.child("filter", NOTIF_NS) or op.child("filter", NC_NS)
+    if f is None:
+        return None
+    xpath = filter_xpath(f, module_of)
+    if xpath is None:
+        raise InvalidValue("an empty subtree filter selects no notification",
+                           info={"bad-element": "filter"})
+    return xpath
