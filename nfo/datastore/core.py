@@ -176,6 +176,7 @@ class Datastore:
         self._sessions: dict[int, Session] = {}
         self._ids = itertools.count(1)
         self._pending: _Pending | None = None
+        self._committing: tuple[str, int] | None = None
         self.oper = OperStore(self.ctx, storage)
         self.group = GroupCommit(storage)
         self.notifications = NotificationHub(self.ctx, storage,
@@ -483,8 +484,14 @@ class Datastore:
             if ds == "candidate":
                 self._swap_candidate(work, edits)
                 return changes
-            rec = await self._commit(ds, work, edits, changes, user, label, plan,
-                                     self._config_change(ds, session, user, changes, work))
+            # until this commit is in, a lock on ds would let its holder read stale data
+            self._committing = (ds, session.id if session is not None else 0)
+            try:
+                rec = await self._commit(ds, work, edits, changes, user, label, plan,
+                                         self._config_change(ds, session, user, changes,
+                                                             work))
+            finally:
+                self._committing = None
         except BaseException:
             work.free()
             raise
@@ -930,6 +937,9 @@ class Session:
         if ds == "candidate" and d._candidate.dirty:
             raise LockDenied("the candidate datastore has uncommitted changes",
                              info={"session-id": "0"})
+        if d._committing is not None and d._committing[0] == ds:
+            raise LockDenied(f"a commit to the {ds} datastore is in progress",
+                             info={"session-id": str(d._committing[1])})
         d._locks[ds] = self.id
         d._lock_times[ds] = time.time()
 
