@@ -22,7 +22,6 @@ type, :meth:`Restconf.error_response`, :meth:`Restconf.read_body`).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import hashlib
 import json
@@ -37,11 +36,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nfo.datastore import Datastore
+from nfo.datastore import CommitInfo, Datastore, Precondition, WriteView
 from nfo.errors import (
     InvalidValue,
     NfoError,
     OperationFailed,
+    PreconditionFailed,
     Veto,
 )
 from nfo.restconf.codec import (
@@ -122,6 +122,8 @@ def status_of(err: NfoError) -> int:
     own = getattr(err, "status_code", None)  # an error that knows its status (security.py)
     if isinstance(own, int) and 400 <= own <= 599:
         return own
+    if isinstance(err, PreconditionFailed):
+        return 412  # a conditional write (If-Match, ...) found the resource changed
     if isinstance(err, Veto):
         return 409  # a subscriber refused the change: a conflict with the system's state
     if err.tag == "operation-failed" and err.app_tag:
@@ -228,7 +230,7 @@ class _Validators:
 
 
 class Restconf:
-    """The server's state: the datastore, the module namespaces, the write lock."""
+    """The server's state: the datastore, the module namespaces, the patch handlers."""
 
     def __init__(self, ds: Datastore, auth: AuthFn | None, max_body: int) -> None:
         self.ds = ds
@@ -238,8 +240,6 @@ class Restconf:
         self.namespaces = {m.name: m.namespace for m in ds.schema.modules()}
         self.patch_handlers: dict[str, PatchHandler] = {}
         """PATCH bodies of other media types (YANG Patch), by media type."""
-        self.write_lock = asyncio.Lock()
-        """Held across a write's precondition check and the write itself."""
         mod = lib.ly_ctx_get_module_latest(self.ctx, b"ietf-yang-library")
         self.yang_library_version = (ffi.string(mod.revision).decode()
                                      if mod != ffi.NULL and mod.revision != ffi.NULL
@@ -357,9 +357,11 @@ class Restconf:
     # -- validators ----------------------------------------------------------
     def validators(self, datastore: str) -> _Validators:
         """ETag and Last-Modified of a configuration datastore."""
-        ds = self.ds
         name = "running" if datastore in ("intended", "operational") else datastore
-        info = ds.info(name)
+        return self._validators_of(name, self.ds.info(name))
+
+    def _validators_of(self, name: str, info: CommitInfo) -> _Validators:
+        ds = self.ds
         if name == "candidate" and ds.tree("candidate") is not ds.tree("running"):
             digest = hashlib.sha1(ds.tree("candidate").print(Fmt.JSON).encode(),
                                   usedforsecurity=False).hexdigest()[:12]
@@ -375,28 +377,38 @@ class Restconf:
         rev = current.strip('"')
         return "-" not in rev and tag.startswith(f'"{rev}-s')
 
-    def check_write_preconditions(self, request: Request, v: _Validators, exists: bool) -> None:
-        """If-Match / If-Unmodified-Since / If-None-Match on a write: 412 on failure."""
+    def write_precondition(self, request: Request,
+                           exists: Callable[[WriteView], bool]) -> Precondition:
+        """If-Match / If-Unmodified-Since / If-None-Match of a write as the precondition
+        the datastore checks under its write lock, on the state the edit is applied to
+        (:class:`PreconditionFailed`, 412, when it does not hold).  ``exists``: whether
+        the target resource exists in that state."""
         h = request.headers
-        if "if-match" in h:
-            tags = _etags(h["if-match"])
-            ok = exists if tags == ["*"] else any(
-                self._etag_matches_for_write(t, v.etag) for t in tags)
-            if not ok:
-                raise HttpError(412, "If-Match does not match: the datastore has changed",
-                                tag="operation-failed", error_type="protocol")
-        elif "if-unmodified-since" in h:
-            since = _parse_date(h["if-unmodified-since"])
-            if since is not None and (v.last_modified is None or int(v.last_modified) > since):
-                raise HttpError(412, "the datastore was modified since "
-                                + h["if-unmodified-since"], tag="operation-failed",
-                                error_type="protocol")
-        if "if-none-match" in h:
-            tags = _etags(h["if-none-match"])
-            hit = exists if tags == ["*"] else any(_weak_eq(t, v.etag) for t in tags)
-            if hit:
-                raise HttpError(412, "If-None-Match matches the current resource",
-                                tag="operation-failed", error_type="protocol")
+        if_match = h.get("if-match")
+        since = h.get("if-unmodified-since")
+        if_none_match = h.get("if-none-match")
+
+        def check(view: WriteView) -> None:
+            v = self._validators_of(view.datastore, view.info)
+            if if_match is not None:
+                tags = _etags(if_match)
+                ok = exists(view) if tags == ["*"] else any(
+                    self._etag_matches_for_write(t, v.etag) for t in tags)
+                if not ok:
+                    raise PreconditionFailed("If-Match does not match: the datastore has "
+                                             "changed")
+            elif since is not None:
+                when = _parse_date(since)
+                if when is not None and (v.last_modified is None
+                                         or int(v.last_modified) > when):
+                    raise PreconditionFailed("the datastore was modified since " + since)
+            if if_none_match is not None:
+                tags = _etags(if_none_match)
+                hit = exists(view) if tags == ["*"] else any(_weak_eq(t, v.etag)
+                                                             for t in tags)
+                if hit:
+                    raise PreconditionFailed("If-None-Match matches the current resource")
+        return check
 
     @staticmethod
     def read_preconditions(request: Request, v: _Validators) -> int | None:
@@ -707,13 +719,7 @@ class Restconf:
         return node
 
     def _exists(self, datastore: str, rp: ResourcePath) -> bool:
-        """Whether the target exists; a non-presence container exists when its parent does."""
-        if rp.is_root:
-            return True
-        t = rp.target
-        if t.kind is Kind.CONTAINER and not t.schema.flags & lib.LYS_PRESENCE:
-            return self._exists(datastore, rp.parent)
-        return bool(self._present(datastore, rp.data_path) != ffi.NULL)
+        return _resource_exists(rp, lambda path: self._present(datastore, path) != ffi.NULL)
 
     def _location(self, request: Request, target: Target, child: Segment) -> str:
         rp = target.path
@@ -725,39 +731,42 @@ class Restconf:
 
     async def _write(self, request: Request, target: Target, edit: Any,
                      default_operation: str,
-                     exists_check: Callable[[], bool]) -> tuple[_Validators, bool]:
-        """Preconditions and the edit as one step (the write lock is held across both).
-        Returns the new validators and whether the target existed before."""
+                     exists_check: Callable[[WriteView], bool]) -> tuple[_Validators, bool]:
+        """Preconditions and the edit as one step: the datastore checks the preconditions
+        under its write lock.  Returns the new validators and whether the target existed
+        right before the edit."""
         ds_name = target.write_datastore
+        existed: list[bool] = []
+        check = self.write_precondition(request, lambda _: existed[-1])
+
+        def precondition(view: WriteView) -> None:
+            existed.append(exists_check(view))
+            check(view)
         session = self.ds.session(target.user)
         try:
-            async with self.write_lock:
-                existed = exists_check()
-                self.check_write_preconditions(request, self.validators(ds_name), existed)
-                await session.edit_many(ds_name, [edit], default_operation=default_operation,
-                                        label=f"restconf {request.method} "
-                                              f"{target.path.data_path or '/'}")
-            return self.validators(ds_name), existed
+            await session.edit_many(ds_name, [edit], default_operation=default_operation,
+                                    label=f"restconf {request.method} "
+                                          f"{target.path.data_path or '/'}",
+                                    precondition=precondition)
+            return self.validators(ds_name), existed[-1]
         finally:
             await session.close()
 
     async def _put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
                    insert: Insert | None) -> Response:
         rp = target.path
-        ds_name = target.write_datastore
         if rp.is_root:
             if insert is not None:
                 raise InvalidValue("insert does not apply to the datastore",
                                    error_type="protocol")
             edit = data_root_edit(self.ctx, body, fmt)
             with edit:
-                v, _ = await self._write(request, target, edit, "replace", lambda: True)
+                v, _ = await self._write(request, target, edit, "replace", lambda _: True)
             return Response(status_code=204, headers=self.validator_headers(v))
         edit = target_edit(self.ctx, body, fmt, rp, "replace", insert)
         with edit:
-            v, existed = await self._write(
-                request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) != ffi.NULL)
+            v, existed = await self._write(request, target, edit, "merge",
+                                           lambda view: _present_in(view, rp.data_path))
         return Response(status_code=204 if existed else 201, headers=self.validator_headers(v))
 
     async def _patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
@@ -772,7 +781,7 @@ class Restconf:
             edit = target_edit(self.ctx, body, fmt, rp, "merge")
         with edit:
             v, _ = await self._write(request, target, edit, "merge",
-                                     lambda: self._exists(ds_name, rp))
+                                     lambda view: _resource_exists(rp, view.exists))
         return Response(status_code=204, headers=self.validator_headers(v))
 
     async def _post(self, request: Request, target: Target, body: bytes, fmt: Fmt,
@@ -784,7 +793,7 @@ class Restconf:
                             tag="data-missing", error_type="application", path=rp.data_path)
         edit, child = child_edit(self.ctx, body, fmt, rp, insert)
         with edit:
-            v, _ = await self._write(request, target, edit, "merge", lambda: True)
+            v, _ = await self._write(request, target, edit, "merge", lambda _: True)
         headers = self.validator_headers(v)
         headers["Location"] = self._location(request, target, child)
         return Response(status_code=201, headers=headers)
@@ -798,9 +807,8 @@ class Restconf:
                             error_type="application", path=rp.data_path)
         edit = delete_edit(self.ctx, node)
         with edit:
-            v, _ = await self._write(
-                request, target, edit, "merge",
-                lambda: self._present(ds_name, rp.data_path) != ffi.NULL)
+            v, _ = await self._write(request, target, edit, "merge",
+                                     lambda view: _present_in(view, rp.data_path))
         return Response(status_code=204, headers=self.validator_headers(v))
 
     # -- operations ----------------------------------------------------------
@@ -825,6 +833,20 @@ class Restconf:
         if out is None:
             return Response(status_code=204)
         return Response(out, 200, media_type=media_type(fmt))
+
+
+def _present_in(view: WriteView, path: str | None) -> bool:
+    return path is not None and view.exists(path)
+
+
+def _resource_exists(rp: ResourcePath, present: Callable[[str], bool]) -> bool:
+    """Whether the target exists; a non-presence container exists when its parent does."""
+    if rp.is_root:
+        return True
+    t = rp.target
+    if t.kind is Kind.CONTAINER and not t.schema.flags & lib.LYS_PRESENCE:
+        return _resource_exists(rp.parent, present)
+    return rp.data_path is not None and present(rp.data_path)
 
 
 def _options(allowed: list[str], accept_patch: str | None = None) -> Response:

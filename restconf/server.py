@@ -54,12 +54,13 @@ def build_app(ds: Datastore, *, users: UserStore | None,
         in_fmt = "xml" if ct == YANG_PATCH_XML else "json"
         ds_name = target.write_datastore
         session = ds.session(target.user)
+        precondition = rc.write_precondition(request, lambda _: True)
         try:
-            async with rc.write_lock:
-                rc.check_write_preconditions(request, rc.validators(ds_name), True)
-                result = await apply_yang_patch(session, ds_name,
-                                                target.path.data_path or "/", body, in_fmt,
-                                                target.fmt.value)
+            # refused before the patch is parsed, as HTTP orders it; checked again atomically
+            ds.check_precondition(ds_name, precondition=precondition)
+            result = await apply_yang_patch(session, ds_name, target.path.data_path or "/",
+                                            body, in_fmt, target.fmt.value,
+                                            precondition=precondition)
         finally:
             await session.close()
         headers = rc.validator_headers(rc.validators(ds_name)) if result.status < 300 else {}

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
-from nfo.datastore import Session
+from nfo.datastore import Precondition, Session
 from nfo.errors import (
     DataMissing,
     ErrorDetail,
@@ -57,6 +57,7 @@ from nfo.errors import (
     MalformedMessage,
     MissingElement,
     NfoError,
+    PreconditionFailed,
     UnknownElement,
     Veto,
 )
@@ -803,6 +804,8 @@ async def apply_yang_patch(
     body: bytes,
     fmt: Encoding | str,
     reply_fmt: Encoding | str | None = None,
+    *,
+    precondition: Precondition | None = None,
 ) -> PatchResult:
     """Apply a YANG Patch document to ``datastore``, all or nothing.
 
@@ -812,8 +815,10 @@ async def apply_yang_patch(
     yang-patch-status reply (from Accept; default ``fmt``).  The route checks
     that the target resource exists (404) before calling: the edits' parent
     nodes are built with operation ``none``, which would create them.
-    Returns the reply; raises only on programming errors (bad ``fmt``) and on
-    non-NfoError failures of the datastore.
+    ``precondition`` is checked by the datastore under its write lock right
+    before the patch is applied.  Returns the reply; raises only on programming
+    errors (bad ``fmt``), on non-NfoError failures of the datastore and with the
+    :class:`PreconditionFailed` that refused the patch.
     """
     out: str = reply_fmt or fmt
     if fmt not in ("json", "xml") or out not in ("json", "xml"):
@@ -840,7 +845,10 @@ async def apply_yang_patch(
         trees = [p.tree for p in planned if p.tree is not None]
         label = f"yang-patch {patch.patch_id}" + (f": {patch.comment}" if patch.comment else "")
         try:
-            await session.edit_many(datastore, trees, default_operation="none", label=label)
+            await session.edit_many(datastore, trees, default_operation="none", label=label,
+                                    precondition=precondition)
+        except PreconditionFailed:
+            raise
         except NfoError as err:
             failed = await _locate(session, datastore, planned, err)
             return _report(ctx, patch.patch_id, out, err,
