@@ -240,6 +240,8 @@ class Restconf:
         self.namespaces = {m.name: m.namespace for m in ds.schema.modules()}
         self.patch_handlers: dict[str, PatchHandler] = {}
         """PATCH bodies of other media types (YANG Patch), by media type."""
+        self.state_session = ds.session(OWNER)
+        """The server's own session: it pushes what the server reports about itself."""
         mod = lib.ly_ctx_get_module_latest(self.ctx, b"ietf-yang-library")
         self.yang_library_version = (ffi.string(mod.revision).decode()
                                      if mod != ffi.NULL and mod.revision != ffi.NULL
@@ -269,14 +271,14 @@ class Restconf:
             "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
                       for m in sorted(self.ds.schema.modules(), key=lambda m: m.name)).encode()
         ).hexdigest()[:16]
-        oper = self.ds.oper
+        s = self.state_session
         try:
-            oper.delete(OWNER, "/ietf-yang-library:yang-library")
-            oper.delete(OWNER, "/ietf-yang-library:modules-state")
-            oper.set(OWNER, _with_locations(self.ds.schema.yang_library(f"nfo-{digest}")),
-                     Fmt.JSON)
-            oper.set(OWNER, json.dumps({"ietf-restconf-monitoring:restconf-state": {
-                "capabilities": {"capability": list(CAPABILITIES)}}}), Fmt.JSON)
+            s.delete_oper("/ietf-yang-library:yang-library", owner=OWNER)
+            s.delete_oper("/ietf-yang-library:modules-state", owner=OWNER)
+            s.set_oper(_with_locations(self.ds.schema.yang_library(f"nfo-{digest}")),
+                       Fmt.JSON, owner=OWNER)
+            s.set_oper(json.dumps({"ietf-restconf-monitoring:restconf-state": {
+                "capabilities": {"capability": list(CAPABILITIES)}}}), Fmt.JSON, owner=OWNER)
         except NfoError as e:
             log.warning("RESTCONF: could not publish the YANG library: %s", e)
 

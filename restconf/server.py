@@ -70,7 +70,8 @@ def build_app(ds: Datastore, *, users: UserStore | None,
     rc.patch_handlers[YANG_PATCH_XML] = yang_patch
 
     ensure_nfo_stream(ds.notifications)
-    ds.oper.set(OWNER, json.dumps(streams_data(ds.notifications)), Fmt.JSON)
+    rc.state_session.set_oper(json.dumps(streams_data(ds.notifications)), Fmt.JSON,
+                              owner=OWNER)
     streams = stream_endpoint(ds)
 
     async def guarded_stream(request: Request) -> Response:

@@ -99,11 +99,11 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
                             lib.lyd_free_tree(top)
                     await s.copy_config(d, keep)
                 ds.snapshot(d)
-        for owner in list(ds.oper.owners):
-            tree = ds.oper.owners[owner]
-            for top in list(siblings(tree.first())):
-                if node_module(top) == name:
-                    ds.oper.delete(owner, f"/{name}:{node_name(top)}")
+            for owner in ds.oper_owners():
+                tree = ds.oper_tree(owner)
+                for top in list(siblings(tree.first())) if tree is not None else []:
+                    if node_module(top) == name:
+                        s.delete_oper(f"/{name}:{node_name(top)}", owner=owner)
     finally:
         await ds.close()
     for p in files:

@@ -177,7 +177,7 @@ class Datastore:
         self._ids = itertools.count(1)
         self._pending: _Pending | None = None
         self._committing: tuple[str, int] | None = None
-        self.oper = OperStore(self.ctx, storage)
+        self._oper = OperStore(self.ctx, storage)
         self.group = GroupCommit(storage)
         self.notifications = NotificationHub(self.ctx, storage,
                                              lambda: self._trees["running"].first())
@@ -223,7 +223,7 @@ class Datastore:
             for h in self.storage.history(name, limit=1):
                 self._info[name] = CommitInfo(h.revision, h.timestamp, h.user)
         self._candidate = _Candidate(None, self._info["running"].revision)
-        self.oper.load()
+        self._oper.load()
         pending = self.storage.get_meta("confirmed-commit")
         if pending:
             saved = json.loads(pending)
@@ -258,7 +258,7 @@ class Datastore:
             t.free()
         if self._candidate.tree is not None:
             self._candidate.tree.free()
-        self.oper.close()
+        self._oper.close()
         self.storage.close()
 
     def session(self, user: str, *, on_kill: Callable[[], None] | None = None) -> Session:
@@ -300,10 +300,10 @@ class Datastore:
         running = self._trees["running"]
         if xpath is None or _SIMPLE_PATH.match(xpath):
             out = _select(running, xpath)
-            self.oper.merged_into(out, xpath)
+            self._oper.merged_into(out, xpath)
         else:
             full = running.dup()
-            self.oper.merged_into(full)
+            self._oper.merged_into(full)
             with full:
                 out = _select(full, xpath)
         for top in list(siblings(out.first())):
@@ -316,10 +316,18 @@ class Datastore:
     def provide_oper(self, path: str, provider: OperProvider) -> None:
         """Serve the operational subtree at ``path`` (a top-level node) from
         ``provider``, called on each read that selects it."""
-        self.oper.provide(path, provider)
+        self._oper.provide(path, provider)
 
     def unprovide_oper(self, path: str) -> None:
-        self.oper.unprovide(path)
+        self._oper.unprovide(path)
+
+    def oper_owners(self) -> list[str]:
+        """The owners that pushed operational data (see :meth:`Session.set_oper`)."""
+        return list(self._oper.owners)
+
+    def oper_tree(self, owner: str) -> Tree | None:
+        """An owner's operational data, live: read it, never keep or change it."""
+        return self._oper.owners.get(owner)
 
     def locks(self) -> dict[str, tuple[int, float]]:
         """Held locks: datastore -> (session id, when it was taken)."""
@@ -329,7 +337,7 @@ class Datastore:
         """Whether a data path exists in running or in any owner's operational data."""
         if self._trees["running"].find(path) != ffi.NULL:
             return True
-        return any(t.find(path) != ffi.NULL for t in self.oper.owners.values())
+        return any(t.find(path) != ffi.NULL for t in self._oper.owners.values())
 
     def history(self, datastore: str = "running", limit: int = 100) -> list[CommitRecord]:
         return self.storage.history(_ds(datastore, DURABLE), limit)
@@ -960,11 +968,12 @@ class Session:
         """Push operational data; it is durable when this returns.  With ``replace``
         each pushed list entry replaces the owner's previous one."""
         self._alive()
-        self.datastore.oper.set(check_owner(owner or self.user), content, fmt, replace=replace)
+        self.datastore._oper.set(check_owner(owner or self.user), content, fmt,
+                                 replace=replace)
 
     def delete_oper(self, path: str, *, owner: str | None = None) -> bool:
         self._alive()
-        return self.datastore.oper.delete(check_owner(owner or self.user), path)
+        return self.datastore._oper.delete(check_owner(owner or self.user), path)
 
     async def set_oper_async(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
                              owner: str | None = None, replace: bool = False,
@@ -976,7 +985,7 @@ class Session:
         who = check_owner(owner or self.user)
 
         def write() -> None:
-            d.oper.set(who, content, fmt, replace=replace)
+            d._oper.set(who, content, fmt, replace=replace)
             if notification is not None:
                 _publish_quietly(d, notification)
         await d.group.run(write)
@@ -989,7 +998,7 @@ class Session:
         who = check_owner(owner or self.user)
 
         def write() -> bool:
-            found = d.oper.delete(who, path)
+            found = d._oper.delete(who, path)
             if notification is not None:
                 _publish_quietly(d, notification)
             return found

@@ -470,7 +470,7 @@ class WorkloadManager:
         }
 
     def _load_observed(self) -> None:
-        tree = self.ds.oper.owners.get(OWNER)
+        tree = self.ds.oper_tree(OWNER)
         if tree is None:
             return
         doc = _json_at(tree, INSTANCES) or {}
