@@ -10,17 +10,8 @@ from nfo.datastore.changes import (
     ChangeModified,
     ChangeMoved,
 )
-from nfo.datastore.core import (
-    CONFIG_DATASTORES,
-    DATASTORES,
-    CommitInfo,
-    Datastore,
-    Precondition,
-    RpcCall,
-    RpcHandler,
-    Session,
-    WriteView,
-)
+from nfo.datastore.datastore import Datastore
+from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES
 from nfo.datastore.notifications import (
     Notification,
     NotificationHub,
@@ -29,8 +20,10 @@ from nfo.datastore.notifications import (
     Stream,
     SubscriptionComplete,
 )
+from nfo.datastore.session import RpcCall, RpcHandler, Session
 from nfo.datastore.storage import SqliteStorage, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
+from nfo.datastore.transaction import CommitInfo, Precondition, WriteView
 
 __all__ = [
     "CONFIG_DATASTORES",

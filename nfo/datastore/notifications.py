@@ -319,6 +319,14 @@ class NotificationHub:
         are not logged."""
         return self.publish_checked(self.check(content, fmt), event_time=event_time)
 
+    def publish_quietly(self, content: str | bytes, fmt: str = "json") -> None:
+        """:meth:`publish` for events the server raises itself: one that does not
+        validate is logged, not raised into the operation that caused it."""
+        try:
+            self.publish(content, fmt)
+        except NfoError as e:
+            log.error("notification not published: %s", e)
+
     def check(self, content: str | bytes, fmt: str = "json", *, data: Any = None) -> Checked:
         """Parse and validate a notification against ``data`` (a data tree's first
         node; the current data if None), to be published later (by

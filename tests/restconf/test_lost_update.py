@@ -29,6 +29,7 @@ from ncclient.operations import RPCError
 from ncclient.transport import session as nc_session
 
 from nfo.datastore import ChangeEvent, Datastore, Precondition
+from nfo.datastore.transaction import Transactions, Writer
 from nfo.datastore.users import UserStore
 from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
@@ -148,16 +149,16 @@ async def test_precondition_checked_before_the_lock_loses_updates(
     """The same clients with the check made non-atomic (the old RESTCONF write lock
     protected only RESTCONF writers, and here not even those): updates are lost, so
     the race the first test excludes is real."""
-    transact = Datastore._transact
+    transact = Transactions.transact
 
-    async def check_then_transact(self: Datastore, *args: Any,
+    async def check_then_transact(self: Transactions, writer: Writer, ds: str, edits: Any, *,
                                   if_revision: int | None = None,
                                   precondition: Precondition | None = None,
                                   **kw: Any) -> Any:
-        self.check_precondition(args[1], if_revision=if_revision, precondition=precondition)
-        return await transact(self, *args, **kw)
+        self.check_precondition(ds, if_revision, precondition)  # not under the write lock
+        return await transact(self, writer, ds, edits, **kw)
 
-    monkeypatch.setattr(Datastore, "_transact", check_then_transact)
+    monkeypatch.setattr(Transactions, "transact", check_then_transact)
     base, nc = servers
     total = await hammer(base, nc)
     assert total == (RESTCONF_CLIENTS + NETCONF_CLIENTS) * INCREMENTS
