@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import nfo.datastore.core as core
+import nfo.datastore.transaction as transaction
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.netconf import protocol
 from nfo.netconf.protocol import NetconfContext
@@ -67,11 +67,11 @@ async def main() -> None:
     edit = base_module(args.base, "nfo/datastore/edit.py", "base_edit", tmp)
     partial = base_module(args.base, "nfo/datastore/partial.py", "base_partial", tmp)
     proto = base_module(args.base, "nfo/netconf/protocol.py", "base_protocol", tmp)
-    swapped = ("apply_edit", "plan_edits", "Plan")  # the names core.py calls them by
+    swapped = ("apply_edit", "plan_edits", "Plan")  # the names transaction.py calls them by
     variants: dict[str, dict[str, Any]] = {
         "base": {"apply_edit": edit.apply_edit, "plan_edits": partial.plan_edits,
                  "Plan": partial.Plan, "handle": proto.handle},
-        "work": {**{n: getattr(core, n) for n in swapped}, "handle": protocol.handle},
+        "work": {**{n: getattr(transaction, n) for n in swapped}, "handle": protocol.handle},
     }
     schema = Schema(extra_dirs=[YANG])
     bulk = rpc(2, "".join(f"<bulk><name>e{k}</name><value>{k}</value></bulk>"
@@ -83,7 +83,7 @@ async def main() -> None:
         for name in ("base", "work") if r % 2 else ("work", "base"):
             v = variants[name]
             for n in swapped:
-                setattr(core, n, v[n])
+                setattr(transaction, n, v[n])
             ds = Datastore.open(schema, SqliteStorage(tmp / f"{name}-{r}.db"))
             await ds.start()
             ctx = NetconfContext(ds.session("bench"), ds.schema)
@@ -98,7 +98,7 @@ async def main() -> None:
             await ctx.session.close()
             await ds.close()
     for n in swapped:
-        setattr(core, n, variants["work"][n])
+        setattr(transaction, n, variants["work"][n])
     assert data["base"] == data["work"], "the variants stored different data"
     print(f"edit-config creating {args.entries:,} entries through protocol.handle, "
           f"{args.runs} runs each, alternating (base = {args.base})")

@@ -73,6 +73,8 @@ class Restconf:
         self.auth = auth
         self.max_body = max_body
         self.data_resources = DataResources(ds)
+        self.state_session = ds.session(OWNER)
+        """The server's own session: it pushes what the server says about itself."""
         library = self.schema.module("ietf-yang-library")
         self.yang_library_version = (library.revision if library is not None
                                      and library.revision else "2019-01-04")
@@ -221,16 +223,16 @@ class Restconf:
             "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
                       for m in sorted(self.schema.modules(), key=lambda m: m.name)).encode()
         ).hexdigest()[:16]
-        oper = self.ds.oper
+        s = self.state_session
         try:
-            oper.delete(OWNER, "/ietf-yang-library:yang-library")
-            oper.delete(OWNER, "/ietf-yang-library:modules-state")
-            oper.set(OWNER, _with_locations(self.schema.yang_library(f"nfo-{digest}")),
-                     Fmt.JSON)
+            s.delete_oper("/ietf-yang-library:yang-library", owner=OWNER)
+            s.delete_oper("/ietf-yang-library:modules-state", owner=OWNER)
+            s.set_oper(_with_locations(self.schema.yang_library(f"nfo-{digest}")),
+                       Fmt.JSON, owner=OWNER)
             state = streams_data(self.ds.notifications)
             state["ietf-restconf-monitoring:restconf-state"]["capabilities"] = {
                 "capability": list(CAPABILITIES)}
-            oper.set(OWNER, json.dumps(state), Fmt.JSON)
+            s.set_oper(json.dumps(state), Fmt.JSON, owner=OWNER)
         except NfoError as e:
             log.warning("RESTCONF: could not publish its state: %s", e)
 

@@ -402,11 +402,13 @@ class DataResources:
     async def yang_patch(self, request: Request, target: Target, body: bytes,
                          in_fmt: Fmt) -> Response:
         ds_name = target.write_datastore
+        precondition = write_precondition(self.ds, request.headers, lambda: True)
+        # refused before the patch is read, as HTTP orders it; checked again atomically
+        self.ds.check_precondition(ds_name, precondition=precondition)
         session = self.ds.session(target.user)
         try:
-            result = await apply_yang_patch(
-                session, ds_name, target.path, body, in_fmt, target.fmt,
-                precondition=write_precondition(self.ds, request.headers, lambda: True))
+            result = await apply_yang_patch(session, ds_name, target.path, body, in_fmt,
+                                            target.fmt, precondition=precondition)
         finally:
             await session.close()
         headers = validator_headers(validators(self.ds, ds_name)) if result.status < 300 else {}

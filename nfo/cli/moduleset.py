@@ -95,11 +95,11 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
                             keep.remove(top)
                     await s.copy_config(d, keep)
                 ds.snapshot(d)
-        for owner in list(ds.oper.owners):
-            tree = ds.oper.owners[owner]
-            for top in tree.nodes():
-                if top.module == name:
-                    ds.oper.delete(owner, f"/{name}:{top.name}")
+            for owner in ds.oper_owners():
+                tree = ds.oper_tree(owner)
+                for top in tree.nodes() if tree is not None else []:
+                    if top.module == name:
+                        s.delete_oper(f"/{name}:{top.name}", owner=owner)
     finally:
         await ds.close()
     for p in files:

@@ -3,17 +3,8 @@
 Front ends and the workload manager use only what this package exports.
 """
 
-from nfo.datastore.core import (
-    CONFIG_DATASTORES,
-    DATASTORES,
-    CommitInfo,
-    Datastore,
-    Precondition,
-    RpcCall,
-    RpcHandler,
-    Session,
-    WriteView,
-)
+from nfo.datastore.datastore import Datastore
+from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES
 from nfo.datastore.notifications import (
     Notification,
     NotificationHub,
@@ -23,8 +14,10 @@ from nfo.datastore.notifications import (
     StreamInfo,
     SubscriptionComplete,
 )
+from nfo.datastore.session import RpcCall, RpcHandler, Session
 from nfo.datastore.storage import SqliteStorage, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
+from nfo.datastore.transaction import CommitInfo, Precondition, WriteView
 from nfo.schema.changes import (
     Change,
     ChangeCreated,

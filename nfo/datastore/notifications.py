@@ -280,6 +280,14 @@ class NotificationHub:
         are not logged."""
         return self.publish_checked(self.check(content, fmt), event_time=event_time)
 
+    def publish_quietly(self, content: str | bytes, fmt: str = "json") -> None:
+        """:meth:`publish` for events the server raises itself: one that does not
+        validate is logged, not raised into the operation that caused it."""
+        try:
+            self.publish(content, fmt)
+        except NfoError as e:
+            log.error("notification not published: %s", e)
+
     def check(self, content: str | bytes, fmt: str = "json", *,
               data: Tree | None = None) -> Checked:
         """Parse and validate a notification against ``data`` (the current data if

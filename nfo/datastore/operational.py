@@ -12,42 +12,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from nfo.datastore.storage.base import Storage
 from nfo.errors import InvalidValue
-from nfo.schema import ly
-from nfo.schema.data import (
-    Fmt,
-    Tree,
-    children,
-    find_sibling,
-    is_default,
-    node_path,
-    node_value,
-    parse_data,
-    siblings,
-)
-from nfo.schema.ly import ffi, lib
+from nfo.schema import Fmt, Kind, Node, Parse, Schema, Tree
 
-__all__ = ["OperProvider", "OperStore", "annotate_origin"]
+__all__ = ["OperProvider", "OperStore", "check_owner"]
 
 log = logging.getLogger(__name__)
 
 OperProvider = Callable[[], str]
 """Returns RFC 7951 JSON for the subtree it was registered for, computed at read time."""
 
-_PARSE_OPER = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT
 
-
-def _record_roots(node: Any) -> Iterator[Any]:
+def _record_roots(node: Node) -> Iterator[Node]:
     """Nodes a push is stored by: the shallowest list entries, else the top node."""
-    if node.schema.nodetype & lib.LYS_LIST:
+    kind = node.kind
+    if kind is Kind.LIST:
         yield node
         return
-    if node.schema.nodetype & lib.LYS_CONTAINER:
-        kids = [c for c in children(node)]
-        if kids and all(c.schema.nodetype & (lib.LYS_LIST | lib.LYS_CONTAINER) for c in kids):
+    if kind is Kind.CONTAINER:
+        kids = node.children()
+        if kids and all(c.kind in (Kind.LIST, Kind.CONTAINER) for c in kids):
             for c in kids:
                 yield from _record_roots(c)
             return
@@ -55,8 +41,8 @@ def _record_roots(node: Any) -> Iterator[Any]:
 
 
 class OperStore:
-    def __init__(self, ctx: Any, storage: Storage) -> None:
-        self.ctx = ctx
+    def __init__(self, schema: Schema, storage: Storage) -> None:
+        self.schema = schema
         self.storage = storage
         self.owners: dict[str, Tree] = {}
         self._keys: dict[str, set[str]] = {}
@@ -64,9 +50,8 @@ class OperStore:
 
     def load(self) -> None:
         for rec in self.storage.load_oper():
-            tree = self.owners.setdefault(rec.owner, Tree(self.ctx))
-            part = parse_data(self.ctx, rec.content, Fmt.JSON, parse_opts=_PARSE_OPER)
-            self._merge(tree, part)
+            tree = self.owners.setdefault(rec.owner, Tree(self.schema))
+            tree.merge(Tree.parse(self.schema, rec.content, Fmt.JSON, mode=Parse.DATA))
             self._keys.setdefault(rec.owner, set()).add(rec.key)
 
     def close(self) -> None:
@@ -74,34 +59,14 @@ class OperStore:
             t.free()
         self.owners.clear()
 
-    def _merge(self, tree: Tree, part: Any) -> None:
-        if part == ffi.NULL:
-            return
-        if tree.first() == ffi.NULL:
-            tree.root = part
-            return
-        holder = ffi.new("struct lyd_node **", tree.root)
-        ly.check(lib.lyd_merge_siblings(holder, part, lib.LYD_MERGE_DESTRUCT), self.ctx,
-                 "merging operational data")
-        tree.root = holder[0]
-
     def _persist(self, owner: str, tree: Tree, key: str) -> None:
-        node = tree.find(key)
-        if node == ffi.NULL:
+        node = tree.node(key)
+        if node is None:
             self.storage.put_oper(owner, key, None)
             self._keys.get(owner, set()).discard(key)
             return
-        out = ffi.new("struct lyd_node **")
-        ly.check(lib.lyd_dup_single(node, ffi.NULL,
-                                    lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS, out),
-                 self.ctx, "copying operational data")
-        top = out[0]
-        while top.parent != ffi.NULL:
-            top = ffi.cast("struct lyd_node *", top.parent)
-        try:
-            text = Tree(self.ctx, top).print(Fmt.JSON)
-        finally:
-            lib.lyd_free_all(top)
+        with Tree.copy_of(node) as record:
+            text = record.print(Fmt.JSON)
         self.storage.put_oper(owner, key, text)
         self._keys.setdefault(owner, set()).add(key)
 
@@ -112,20 +77,18 @@ class OperStore:
         With ``replace``, each pushed record (list entry) replaces the owner's
         previous one instead of merging into it, so leaves left out are removed.
         """
-        part = parse_data(self.ctx, content, fmt, parse_opts=_PARSE_OPER,
+        part = Tree.parse(self.schema, content, fmt, mode=Parse.DATA,
                           what="parsing operational data")
-        if part == ffi.NULL:
+        if part.is_empty():
             return
-        keys = [node_path(r) for top in siblings(part) for r in _record_roots(top)]
-        tree = self.owners.setdefault(owner, Tree(self.ctx))
+        keys = [r.path for top in part.nodes() for r in _record_roots(top)]
+        tree = self.owners.setdefault(owner, Tree(self.schema))
         if replace:
             for k in keys:
-                old = tree.find(k)
-                if old != ffi.NULL:
-                    if old.parent == ffi.NULL and old == tree.first():
-                        tree.root = old.next
-                    lib.lyd_free_tree(old)
-        self._merge(tree, part)
+                old = tree.node(k)
+                if old is not None:
+                    tree.remove(old)
+        tree.merge(part)
         for k in keys:
             self._persist(owner, tree, k)
 
@@ -134,12 +97,10 @@ class OperStore:
         tree = self.owners.get(owner)
         if tree is None:
             return False
-        node = tree.find(path)
-        if node == ffi.NULL:
+        node = tree.node(path)
+        if node is None:
             return False
-        if node.parent == ffi.NULL and node == tree.first():
-            tree.root = node.next
-        lib.lyd_free_tree(node)
+        tree.remove(node)
         for key in list(self._keys.get(owner, ())):
             if key == path or key.startswith(path + "/") or key.startswith(path + "["):
                 self.storage.put_oper(owner, key, None)
@@ -170,70 +131,22 @@ class OperStore:
             if select is not None and not (select.startswith(path) or path.startswith(select)):
                 continue
             try:
-                text = provider()
-                part = parse_data(self.ctx, text, Fmt.JSON, parse_opts=_PARSE_OPER,
+                tree = Tree.parse(self.schema, provider(), Fmt.JSON, mode=Parse.DATA,
                                   what=f"operational data provided for {path}")
             except Exception:
                 log.exception("operational data provider for %s failed", path)
                 continue
-            tree = Tree(self.ctx, part)
-            try:
+            with tree:
                 yield tree
-            finally:
-                tree.free()
 
     def merged_into(self, base: Tree, select: str | None = None) -> None:
         """Merge (copies of) every owner's data and every provider's, or the part at
         ``select``, into ``base``."""
         for tree in self.owners.values():
-            self._merge_selected(base, tree, select)
+            if not tree.is_empty():
+                base.merge(tree.extract(select))
         for tree in self._provided(select):
-            self._merge_selected(base, tree, select)
-
-    def _merge_selected(self, base: Tree, tree: Tree, select: str | None) -> None:
-        if tree.first() == ffi.NULL:
-            return
-        if select is None:
-            self._merge(base, tree.dup().root)
-            return
-        for node in tree.xpath(select):
-            out = ffi.new("struct lyd_node **")
-            ly.check(lib.lyd_dup_single(node, ffi.NULL,
-                                        lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS,
-                                        out), self.ctx, "copying operational data")
-            top = out[0]
-            while top.parent != ffi.NULL:
-                top = ffi.cast("struct lyd_node *", top.parent)
-            self._merge(base, top)
-
-
-_ORIGIN = "ietf-origin:origin"
-
-
-def annotate_origin(ctx: Any, merged: Tree, running: Tree) -> None:
-    """Tag nodes with their RFC 8342 origin where it differs from their parent's."""
-    _annotate(ctx, merged.first(), running.first(), None)
-
-
-def _annotate(ctx: Any, node: Any, rfirst: Any, parent_origin: str | None) -> None:
-    for n in siblings(node):
-        counterpart = find_sibling(rfirst, n)
-        if counterpart != ffi.NULL and node_value(counterpart) != node_value(n):
-            counterpart = ffi.NULL
-        if is_default(n):
-            origin = "ietf-origin:default"
-        elif counterpart != ffi.NULL:
-            origin = "ietf-origin:intended"
-        else:
-            origin = "ietf-origin:learned"
-        if origin != parent_origin and not (n.schema.flags & lib.LYS_KEY):
-            rc = ly.xlib.lyd_new_meta(ly.xnode(ctx), ly.xnode(n), ly.xffi.NULL,
-                                      _ORIGIN.encode(), origin.encode(), 0, ly.xffi.NULL)
-            if rc != lib.LY_SUCCESS:
-                ly.raise_last(ctx, "tagging origin")
-        if not n.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
-            rchild = lib.lyd_child(counterpart) if counterpart != ffi.NULL else ffi.NULL
-            _annotate(ctx, lib.lyd_child(n), rchild, origin)
+            base.merge(tree.extract(select))
 
 
 def check_owner(owner: str) -> str:

@@ -445,6 +445,12 @@ class Tree:
             self.root = p.next
         lib.lyd_free_tree(p)
 
+    def take(self, other: Tree) -> None:
+        """Replace this tree's nodes (freed) by ``other``'s; ``other`` is emptied."""
+        self.free()
+        self.root = other.first()
+        other.root = ffi.NULL
+
     def merge(self, other: Tree) -> None:
         """Move ``other``'s nodes into this tree, merging equal nodes; ``other`` is emptied."""
         part = other.first()

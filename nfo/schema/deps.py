@@ -21,7 +21,7 @@ from typing import Any
 from nfo.schema import ly
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["Independence", "ListInfo", "analyse"]
+__all__ = ["Independence", "ListInfo", "analyse", "independence"]
 
 _UNBOUNDED = 0xFFFFFFFF
 _DATA = (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_CHOICE
@@ -117,6 +117,11 @@ def _walk(node: Any, visit: Any) -> None:
             child = ly.fromx(ly.xlib.lysc_node_child(ly.xnode(node)), "struct lysc_node *")
             _walk(child, visit)
         node = node.next
+
+
+def independence(schema: Any) -> Independence:
+    """The independent lists of a :class:`~nfo.schema.Schema`'s implemented modules."""
+    return analyse(schema.cdata, [m.cdata for m in schema.ctx if m.implemented()])
 
 
 def analyse(ctx: Any, modules: list[Any]) -> Independence:

@@ -39,7 +39,8 @@ class Node:
         return hash(ly.addr(self._p))
 
     def __repr__(self) -> str:
-        return f"Node({self.path})"
+        # never dereferenced: a handle may outlive its tree (in a traceback, say)
+        return f"Node(0x{ly.addr(self._p):x})"
 
     # -- what it is --------------------------------------------------------------
     @property

@@ -34,7 +34,15 @@ from nfo.schema.data import (
 )
 from nfo.schema.ly import ffi, lib
 
-__all__ = ["OPERATIONS", "Names", "apply_edit", "child_path", "names_of", "validation_deletes"]
+__all__ = [
+    "OPERATIONS",
+    "Names",
+    "apply_edit",
+    "child_path",
+    "names_of",
+    "validate",
+    "validation_deletes",
+]
 
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
@@ -493,3 +501,41 @@ def _walk_diff(ed: _Editor, node: Any) -> None:
             ed._record_subtree(n, created=False)
         elif op in (None, "none") and not n.schema.nodetype & _TERM:
             _walk_diff(ed, lib.lyd_child(n))
+
+
+def validate(schema: Any, tree: Tree, changes: list[Change] | None = None) -> None:
+    """Validate a configuration tree in place (libyang: must, when, leafref, unique,
+    mandatory, min/max-elements; defaults added).  With ``changes`` (what an edit did),
+    append what validation itself removed (the other case of a choice, a node whose
+    ``when`` turned false)."""
+    ctx = schema.cdata
+    holder = ffi.new("struct lyd_node **", tree.first())
+    diff = ffi.new("struct lyd_node **") if changes is not None else ffi.NULL
+    rc = lib.lyd_validate_all(holder, ctx, lib.LYD_VALIDATE_NO_STATE, diff)
+    tree.root = holder[0]
+    if diff != ffi.NULL and diff[0] != ffi.NULL:
+        try:
+            if rc == lib.LY_SUCCESS and changes is not None:
+                _fold_deletes(changes, validation_deletes(schema, diff[0]))
+        finally:
+            lib.lyd_free_all(diff[0])
+    ly.check(rc, ctx, "validating data")
+
+
+def _fold_deletes(changes: list[Change], deletes: list[Change]) -> None:
+    """Add what validation removed; a node this same edit created and validation then
+    removed (both cases of a choice given) was never there, so neither is reported."""
+    if not deletes:
+        return
+    gone = {c.path for c in deletes}
+
+    def under(path: str) -> str | None:
+        for g in gone:
+            if path == g or path.startswith(g + "/"):
+                return g
+        return None
+    created_then_gone = {g for c in changes if isinstance(c, ChangeCreated)
+                         and (g := under(c.path)) is not None and g == c.path}
+    changes[:] = [c for c in changes if not (isinstance(c, ChangeCreated | ChangeModified)
+                                             and under(c.path) is not None)]
+    changes += [c for c in deletes if under(c.path) not in created_then_gone]

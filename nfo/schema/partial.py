@@ -129,8 +129,9 @@ class Plan:
             _move(self.ctx, work, inst, live, live_parent)
 
 
-def plan_edits(ctx: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Plan | None:
+def plan_edits(schema: Any, ind: Independence, edits: list[tuple[Tree, str]]) -> Plan | None:
     """A partial plan for ``edits``, or None when only a full copy is safe."""
+    ctx = schema.cdata
     if ind.disabled or not ind.lists:
         return None
     candidates = set(ind.lists)

@@ -44,8 +44,6 @@ from nfo.registry import (
     WorkloadState,
 )
 from nfo.schema import Fmt, Tree, WithDefaults, print_node
-from nfo.schema.data import node_name, siblings
-from nfo.schema.ly import ffi, lib
 from nfo.schema.values import format_time, parse_time
 
 __all__ = ["OWNER", "Desired", "WorkloadManager"]
@@ -311,9 +309,9 @@ class WorkloadManager:
         o = dict(self._obs.get(name, {}))
         o["restart"] = True
         if action == "redeploy":
-            for c in siblings(lib.lyd_child(call.op)):
-                if node_name(c) == "vim":
-                    o["redeploy-to"] = ffi.string(lib.lyd_get_value(c)).decode()
+            for c in call.op.children():
+                if c.name == "vim" and c.value is not None:
+                    o["redeploy-to"] = c.value
         self._obs[name] = o
         self.enqueue(name)
         return {"result": f"{action} of {name!r} scheduled"}
@@ -466,7 +464,7 @@ class WorkloadManager:
         }
 
     def _load_observed(self) -> None:
-        tree = self.ds.oper.owners.get(OWNER)
+        tree = self.ds.oper_tree(OWNER)
         if tree is None:
             return
         doc = _json_at(tree, INSTANCES) or {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfo.datastore import Precondition, Session
-from nfo.errors import NfoError, Veto
+from nfo.errors import NfoError, PreconditionFailed, Veto
 from nfo.protocol.errors import error_items, errors_xml, http_status, restconf_errors, xml_text
 from nfo.restconf.codec import media_type
 from nfo.restconf.paths import ResourcePath, parse_resource
@@ -85,8 +85,9 @@ async def apply_yang_patch(
     (from Accept; default ``fmt``); ``precondition``: checked under the datastore's
     write lock (RESTCONF If-Match and friends).  The route checks that the target
     resource exists (404) before calling: the edits' parent nodes are built with
-    operation ``none``, which would create them.  Returns the reply; raises only on
-    non-NfoError failures.
+    operation ``none``, which would create them.  Returns the reply; raises only the
+    :class:`~nfo.errors.PreconditionFailed` that refused the patch, and non-NfoError
+    failures.
     """
     in_fmt, out = Fmt(fmt), Fmt(reply_fmt or fmt)
     schema = session.datastore.schema
@@ -116,6 +117,8 @@ async def apply_yang_patch(
         try:
             await session.edit_many(datastore, trees, default_operation="none", label=label,
                                     precondition=precondition)
+        except PreconditionFailed:
+            raise  # a refused conditional request is not a patch error (412 errors body)
         except NfoError as err:
             failed = await _locate(session, datastore, planned, err)
             return _report(schema, patch.patch_id, out, err, failed)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nfo.datastore import ChangeEvent, Datastore, WriteView
-from nfo.errors import DataExists, NfoError, PreconditionFailed
+from nfo.errors import DataExists, LockDenied, NfoError, PreconditionFailed
 
 ITEM = "/nfo-test:top/item[name='a']"
 
@@ -204,3 +204,29 @@ async def test_precondition_that_is_not_an_nfo_error_propagates(ds: Datastore) -
         ds.check_precondition("running", if_revision=0)
     ds.check_precondition("ietf-datastores:running", if_revision=1)
 
+
+async def test_lock_denied_while_a_commit_is_in_flight(ds: Datastore) -> None:
+    """A lock granted while another writer's commit is under way would let its holder
+    read the data that commit is about to replace, then overwrite it."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def hold(ev: ChangeEvent) -> None:
+        if ev.phase == "change" and ev.user == "bob":
+            entered.set()
+            await gate.wait()
+
+    ds.subscribe("nfo-test", hold)
+    alice, bob = ds.session("alice"), ds.session("bob")
+    t_bob = asyncio.create_task(
+        bob.edit("running", top(item=[{"name": "a", "size": 2}]), "json"))
+    await entered.wait()
+    with pytest.raises(LockDenied) as ei:
+        alice.lock("running")
+    assert ei.value.info["session-id"] == str(bob.id)
+    alice.lock("startup")  # only the datastore being written is refused
+    gate.set()
+    await t_bob
+    alice.lock("running")
+    assert size(ds) == 2
+    await alice.close()
+    await bob.close()

@@ -122,7 +122,7 @@ async def test_set_oper_xml_and_default_owner(ds: Datastore) -> None:
                 '<state><oper-status>initializing</oper-status></state></nf-instance>'
                 '</nf-instances>', "xml")
     assert entries(ds)["e1"]["state"] == {"oper-status": "initializing"}
-    assert "workload-manager" in ds.oper.owners
+    assert "workload-manager" in ds.oper_owners()
     assert wm.delete_oper(f"/{INST}/nf-instance[name='e1']/state") is True
     assert "state" not in entries(ds)["e1"]
 
@@ -249,7 +249,7 @@ async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Data
         assert get(d2) == expected
         assert entries(d2)["e1"]["state"] == {"oper-status": "running", "attempts": 3,
                                               "driver": "local"}
-        assert set(d2.oper.owners) == {"wm", "drv"}
+        assert set(d2.oper_owners()) == {"wm", "drv"}
 
 
 async def test_oper_delete_of_container_survives_reopen(schema: Schema, db_path: Path,

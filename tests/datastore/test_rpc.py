@@ -23,7 +23,6 @@ from nfo.errors import (
     OperationNotSupported,
     UnknownElement,
 )
-from nfo.schema.data import children, node_name, node_value
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = (REPO / "yang" / "nfo-demo-catalog.json").read_text()
@@ -59,7 +58,7 @@ class Handler:
 
     async def __call__(self, call: RpcCall) -> dict[str, str] | None:
         # everything a handler may read is only valid during the call: copy it out
-        inputs = {node_name(c): node_value(c) for c in children(call.op)}
+        inputs = {c.name: c.value for c in call.op.children()}
         self.calls.append({"path": call.path, "parent": call.parent_path,
                            "user": call.session.user, "session": call.session,
                            "input": inputs})
@@ -69,8 +68,8 @@ class Handler:
 
 
 def echo(call: RpcCall) -> dict[str, str]:
-    node = call.tree.find("/nfo-test:ping/msg")
-    return {"echo": str(node_value(node))}
+    node = call.tree.node("/nfo-test:ping/msg")
+    return {"echo": str(node.value if node is not None else None)}
 
 
 async def with_instance(ds: Datastore, name: str = "e1") -> Session:

@@ -192,7 +192,7 @@ def subscriptions(srv: NetconfServer) -> int:
 
 
 async def locks_released(srv: NetconfServer) -> None:
-    await until(lambda: not srv.ds._locks, "the locks to be released")
+    await until(lambda: not srv.ds.locks(), "the locks to be released")
 
 
 # -- netconf-console2 -------------------------------------------------------------------
@@ -289,8 +289,8 @@ async def test_ncc2_candidate_commit(server: NetconfServer, tmp_path: Path) -> N
 async def test_ncc2_lock_conflict(server: NetconfServer, tmp_path: Path) -> None:  # noqa: F811
     env = client_env(tmp_path)
     async with background(ncc2_cmd(server, "--lock", "--sleep", "60"), env):
-        await until(lambda: "running" in server.ds._locks, "the first session's lock")
-        holder = server.ds._locks["running"]
+        await until(lambda: "running" in server.ds.locks(), "the first session's lock")
+        holder = server.ds.locks()["running"][0]
         out = await ncc2(server, tmp_path, "--lock", ok=False, user="bob")
         assert "lock-denied" in out
         assert local_texts(out, "session-id") == [str(holder)]
@@ -544,7 +544,7 @@ async def test_scrapli(server: NetconfServer, transport: str, version: str,  # n
         assert "ok" in out
         # lock conflict with a second session
         ok(await c.do("lock", "running"))
-        holder = server.ds._locks["running"]
+        holder = server.ds.locks()["running"][0]
         async with scrapli(server, transport, version, "bob") as d:
             r = await d.do("lock", "running")
             assert r.failed and "lock-denied" in r.result

@@ -142,7 +142,7 @@ async def test_lock_conflict(server: NetconfServer) -> None:
         # the holder leaving releases its lock
         await closed(a)
         for _ in range(200):
-            if not server.ds._locks:
+            if not server.ds.locks():
                 break
             await asyncio.sleep(0.01)
         await asyncio.to_thread(b.lock, "running")

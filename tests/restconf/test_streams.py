@@ -26,8 +26,7 @@ from nfo.restconf.streams import (
     sse_event,
     streams_data,
 )
-from nfo.schema.data import parse_data
-from nfo.schema.ly import ffi, lib
+from nfo.schema import Parse, Tree
 
 BELL = '{"nfo-test:bell": {"rung": %d}}'
 KEEPALIVE = 0.3
@@ -341,7 +340,5 @@ async def test_streams_data(ds: Datastore) -> None:
     assert "replay-log-creation-time" not in streams[1]  # no nfo-instances event yet
     assert streams[1]["access"][1]["location"] == "https://nfo.example/restconf/streams/nfo/xml"
     # the document is valid ietf-restconf-monitoring data
-    node: Any = parse_data(ds.ctx, json.dumps(doc), "json",
-                           parse_opts=lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT)
-    assert node != ffi.NULL
-    lib.lyd_free_all(node)
+    with Tree.parse(ds.schema, json.dumps(doc), "json", mode=Parse.DATA) as tree:
+        assert not tree.is_empty()

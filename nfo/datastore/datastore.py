@@ -1,0 +1,306 @@
+"""The NMDA datastore: startup, running, candidate and operational.
+
+This plays sysrepo's role for nfo.  Trees live in memory as libyang data and are made
+durable through a :class:`~nfo.datastore.storage.base.Storage`.  One asyncio process
+shares one :class:`Datastore`: it loads the stored state, answers reads, and keeps the
+registries (change subscriptions, operational data providers, RPC handlers).  Writes go
+through a :class:`~nfo.datastore.session.Session` into the parts composed here: the
+write pipeline (:mod:`~nfo.datastore.transaction`), the lock table
+(:mod:`~nfo.datastore.locks`), the candidate (:mod:`~nfo.datastore.candidate`), the
+confirmed commit (:mod:`~nfo.datastore.confirmed`) and the operational store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+
+from nfo.datastore.candidate import Candidate
+from nfo.datastore.confirmed import ConfirmedCommit
+from nfo.datastore.groupcommit import GroupCommit
+from nfo.datastore.locks import LockTable
+from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES, DURABLE, datastore_name
+from nfo.datastore.notifications import NotificationHub
+from nfo.datastore.operational import OperProvider, OperStore
+from nfo.datastore.session import RpcHandler, Session, SessionParts
+from nfo.datastore.storage.base import CommitRecord, Storage
+from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
+from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
+from nfo.errors import InvalidValue, NfoError, OperationFailed, UnknownElement
+from nfo.schema import Fmt, Kind, Schema, Tree
+from nfo.schema.deps import independence
+from nfo.schema.edit import apply_edit, validate
+from nfo.schema.prune import annotate_origin
+
+__all__ = ["Datastore"]
+
+log = logging.getLogger(__name__)
+
+_SIMPLE_PATH = re.compile(r"^(/[\w.-]+(:[\w.-]+)?(\[[\w.:-]+='[^']*'\])*)+$")
+
+
+class Datastore:
+    """All NMDA datastores of one nfo instance."""
+
+    snapshot_every_commits = 5000
+    snapshot_min_bytes = 1 << 20
+    partial_validation = True
+    """Validate only what an edit touches where the schema proves it safe
+    (see :mod:`nfo.schema.partial`); False re-validates everything."""
+
+    def __init__(self, schema: Schema, storage: Storage) -> None:
+        self.schema = schema
+        self.storage = storage
+        self._subs: list[ChangeSubscription] = []
+        self._rpcs: dict[str, RpcHandler] = {}
+        self._sessions: dict[int, Session] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        events = any(m.name == "ietf-netconf-notifications" and m.implemented
+                     for m in schema.modules())
+        self._oper = OperStore(schema, storage)
+        self.group = GroupCommit(storage)
+        self.notifications = NotificationHub(schema, storage, lambda: self._tx.tree("running"))
+        self._candidate = Candidate()
+        self._locks = LockTable(self._candidate)
+        self._tx = Transactions(
+            schema, storage, self, self._locks, self._candidate, self.notifications,
+            self._subscribers, independence(schema), events)
+        self._confirmed = ConfirmedCommit(schema, storage, self._tx, self._candidate,
+                                          self.notifications, events)
+        self._parts = SessionParts(self._tx, self._locks, self._candidate, self._confirmed,
+                                   self._oper, self.group, self.notifications,
+                                   self._sessions)
+
+    # -- lifecycle -----------------------------------------------------------
+    @classmethod
+    def open(cls, schema: Schema, storage: Storage) -> Datastore:
+        """Load the stored state, replay the commit log and validate it."""
+        ds = cls(schema, storage)
+        ds._load()
+        return ds
+
+    def _load(self) -> None:
+        state = self.storage.load()
+        trees: dict[str, Tree] = {}
+        info: dict[str, CommitInfo] = {}
+        snap_size: dict[str, int] = {}
+        for name in DURABLE:
+            snap = state.snapshots.get(name)
+            tree = Tree(self.schema)
+            if snap is not None:
+                tree = Tree.parse(self.schema, snap.content, Fmt.JSON,
+                                  what=f"loading the {name} snapshot")
+                snap_size[name] = len(snap.content)
+                info[name] = CommitInfo(snap.revision, time.time(), "")
+            trees[name] = tree
+        for rec in state.commits:
+            if rec.datastore not in DURABLE:
+                continue
+            self._replay(trees[rec.datastore], rec)
+            info[rec.datastore] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+        for name in DURABLE:
+            try:
+                validate(self.schema, trees[name])
+            except NfoError as e:
+                raise OperationFailed(f"stored {name} data no longer validates: {e}") from e
+            info.setdefault(name, CommitInfo(0, time.time(), ""))
+            for h in self.storage.history(name, limit=1):
+                info[name] = CommitInfo(h.revision, h.timestamp, h.user)
+        self._tx.restore(trees, info, snap_size, state.last_revision)
+        self._oper.load()
+        self._confirmed.load()
+
+    async def start(self) -> None:
+        """Finish opening inside the event loop: roll back an unconfirmed commit
+        that a restart interrupted (RFC 6241: the server reverts on reboot)."""
+        await self._confirmed.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for s in list(self._sessions.values()):
+            await s.close()
+        for sub in self._subs:
+            await sub.stop()
+        self._subs.clear()
+        await self.notifications.close()
+        await self._confirmed.close()
+        self._tx.close()
+        self._candidate.reset()
+        self._oper.close()
+        self.storage.close()
+
+    def session(self, user: str, *, on_kill: Callable[[], None] | None = None) -> Session:
+        s = Session(self, next(self._ids), user, on_kill, self._parts)
+        self._sessions[s.id] = s
+        return s
+
+    # -- reads ---------------------------------------------------------------
+    def info(self, datastore: str = "running") -> CommitInfo:
+        if datastore in ("candidate", "operational"):
+            return self._tx.info("running")
+        return self._tx.info(datastore_name(datastore, CONFIG_DATASTORES))
+
+    def tree(self, datastore: str) -> Tree:
+        """The live tree of a config datastore: read it, never keep or change it."""
+        if datastore == "candidate":
+            return self._tx.tree("candidate")
+        return self._tx.tree(datastore_name(datastore, DURABLE))
+
+    def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False,
+            redact: bool = True) -> Tree:
+        """A copy of the data selected by ``xpath`` (all data if None); caller frees it.
+
+        With ``redact`` (what every client read gets), nodes marked
+        ``nacm:default-deny-all`` (credentials) are left out."""
+        out = self._get(datastore, xpath, with_origin)
+        if redact:
+            for path in self.schema.sensitive_paths():
+                for node in out.match(path):
+                    out.remove(node)
+        return out
+
+    def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:
+        ds = datastore_name(datastore, DATASTORES)
+        if ds != "operational":
+            return self.tree(ds).extract(xpath)
+        running = self._tx.tree("running")
+        if xpath is None or _SIMPLE_PATH.match(xpath):
+            out = running.extract(xpath)
+            self._oper.merged_into(out, xpath)
+        else:
+            full = running.dup()
+            self._oper.merged_into(full)
+            with full:
+                out = full.extract(xpath)
+        out.add_defaults()
+        if with_origin:
+            annotate_origin(out, running)
+        return out
+
+    def exists(self, path: str) -> bool:
+        """Whether a data path exists in running or in any owner's operational data."""
+        if self._tx.tree("running").node(path) is not None:
+            return True
+        return any(t.node(path) is not None for t in self._oper.owners.values())
+
+    def locks(self) -> dict[str, tuple[int, float]]:
+        """Held locks: datastore -> (session id, when it was taken)."""
+        return self._locks.held()
+
+    def history(self, datastore: str = "running", limit: int = 100) -> list[CommitRecord]:
+        return self.storage.history(datastore_name(datastore, DURABLE), limit)
+
+    def state_at(self, datastore: str, revision: int) -> Tree:
+        """The content of a durable datastore as it was after ``revision``."""
+        ds = datastore_name(datastore, DURABLE)
+        snap = self.storage.snapshot_at(ds, revision)
+        tree = Tree(self.schema)
+        after = 0
+        if snap is not None:
+            tree = Tree.parse(self.schema, snap.content, Fmt.JSON)
+            after = snap.revision
+        else:
+            oldest = self.storage.history(ds, limit=1_000_000)
+            if oldest and self.storage.snapshot_at(ds, oldest[-1].revision) is not None:
+                tree.free()
+                raise InvalidValue(f"revision {revision} is no longer retained")
+        try:
+            for rec in self.storage.commits_between(ds, after, revision):
+                self._replay(tree, rec)
+            validate(self.schema, tree)
+        except Exception:
+            tree.free()
+            raise
+        return tree
+
+    def check_precondition(self, datastore: str, *, if_revision: int | None = None,
+                           precondition: Precondition | None = None) -> None:
+        """Evaluate a write's preconditions on the datastore as it is now: an early
+        refusal only, since the write checks them again under the write lock."""
+        self._tx.check_precondition(datastore_name(datastore, CONFIG_DATASTORES),
+                                    if_revision, precondition)
+
+    def snapshot(self, ds: str = "running") -> None:
+        """Write a snapshot of a durable datastore now (replay on open starts there)."""
+        self._tx.snapshot(datastore_name(ds, DURABLE))
+
+    # -- operational data ----------------------------------------------------
+    def oper_owners(self) -> list[str]:
+        """The owners that pushed operational data (see :meth:`Session.set_oper`)."""
+        return list(self._oper.owners)
+
+    def oper_tree(self, owner: str) -> Tree | None:
+        """An owner's operational data, live: read it, never keep or change it."""
+        return self._oper.owners.get(owner)
+
+    def provide_oper(self, path: str, provider: OperProvider) -> None:
+        """Serve the operational subtree at ``path`` (a top-level node) from
+        ``provider``, called on each read that selects it."""
+        self._oper.provide(path, provider)
+
+    def unprovide_oper(self, path: str) -> None:
+        self._oper.unprovide(path)
+
+    # -- subscriptions -------------------------------------------------------
+    def subscribe(self, module: str, callback: ChangeCallback, *, xpath: str | None = None,
+                  priority: int = 0, datastore: str = "running") -> ChangeSubscription:
+        if module not in {m.name for m in self.schema.modules() if m.implemented}:
+            raise UnknownElement(f"no implemented module {module!r} to subscribe to")
+        sub = ChangeSubscription(module, callback, datastore_name(datastore, DURABLE), xpath,
+                                 priority)
+        sub.start()
+        self._subs.append(sub)
+        self._subs.sort(key=lambda s: -s.priority)
+        return sub
+
+    async def unsubscribe(self, sub: ChangeSubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        await sub.stop()
+
+    async def settle(self) -> None:
+        """Wait until every queued ``done`` event was delivered."""
+        for sub in list(self._subs):
+            await sub.drain()
+
+    def _subscribers(self, ds: str) -> Sequence[ChangeSubscription]:
+        return [s for s in self._subs if s.datastore == ds]
+
+    # -- RPCs and actions ----------------------------------------------------
+    def register_rpc(self, path: str, handler: RpcHandler) -> None:
+        """Serve an RPC (``/mod:name``) or action (``/mod:cont/list/name``) by schema path."""
+        if path in self._rpcs:
+            raise InvalidValue(f"an RPC handler for {path} is already registered")
+        found = self.schema.find(path)
+        if found is None or found.kind not in (Kind.RPC, Kind.ACTION):
+            raise UnknownElement(f"{path} is not an RPC or action in the module set")
+        self._rpcs[path] = handler
+
+    def unregister_rpc(self, path: str) -> None:
+        self._rpcs.pop(path, None)
+
+    def rpc_handler(self, path: str) -> RpcHandler | None:
+        """The handler registered for an RPC or action's schema path, if any."""
+        return self._rpcs.get(path)
+
+    # -- internals -----------------------------------------------------------
+    def _replay(self, tree: Tree, rec: CommitRecord) -> None:
+        if rec.kind == "replace":
+            tree.take(Tree.parse(self.schema, rec.payload, Fmt.JSON,
+                                 what=f"replaying revision {rec.revision}"))
+            return
+        for item in json.loads(rec.payload):
+            with Tree.parse(self.schema, item["edit"], Fmt.JSON) as edit:
+                apply_edit(self.schema, tree, edit, item["default-operation"])
+

@@ -1,0 +1,345 @@
+"""One client of the datastore: who writes, which locks it holds, what it may cancel.
+
+Front ends and the workload manager open a :class:`Session` per client connection (or
+per request) and map their protocol's operations onto its methods: NETCONF-style edits
+of running, candidate and startup, commits (confirmed or not), locks, operational data
+pushes, RPCs.  A session works through the parts of its :class:`Datastore` (the write
+pipeline, the lock table, the candidate, the confirmed commit, the operational store)
+and checks every datastore name it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nfo.datastore.candidate import Candidate
+from nfo.datastore.confirmed import ConfirmedCommit
+from nfo.datastore.groupcommit import GroupCommit
+from nfo.datastore.locks import LockTable
+from nfo.datastore.names import CONFIG_DATASTORES, datastore_name
+from nfo.datastore.notifications import NotificationHub
+from nfo.datastore.operational import OperStore, check_owner
+from nfo.datastore.transaction import Precondition, Transactions, Writer
+from nfo.errors import DataMissing, InvalidValue, OperationFailed, OperationNotSupported
+from nfo.schema import Fmt, Node, Operation, OpKind, Tree
+from nfo.schema.changes import Change
+from nfo.schema.edit import validate
+
+if TYPE_CHECKING:
+    from nfo.datastore.datastore import Datastore
+
+__all__ = ["RpcCall", "RpcHandler", "Session", "SessionParts"]
+
+
+@dataclass
+class RpcCall:
+    session: Session
+    path: str
+    """Schema path of the RPC or action, e.g. ``/mod:rpc`` or ``/mod:list/action``."""
+    tree: Tree
+    """The parsed input (with its parent data nodes for an action); owned by the caller."""
+    op: Node
+    """The RPC or action node inside ``tree``: its children are the input."""
+    parent_path: str | None
+    """For an action, the data path of the node it was invoked on."""
+
+
+RpcHandler = Callable[[RpcCall], Awaitable[dict[str, str] | None]]
+
+
+@dataclass(frozen=True)
+class SessionParts:
+    """The parts of a :class:`Datastore` its sessions work with."""
+
+    transactions: Transactions
+    locks: LockTable
+    candidate: Candidate
+    confirmed: ConfirmedCommit
+    oper: OperStore
+    group: GroupCommit
+    notifications: NotificationHub
+    sessions: dict[int, Session]
+    """The open sessions by id (kill-session finds its victim here)."""
+
+
+class Session:
+    """One client's view: who writes, which locks it holds, what it may cancel."""
+
+    def __init__(self, ds: Datastore, sid: int, user: str,
+                 on_kill: Callable[[], None] | None, parts: SessionParts) -> None:
+        self.datastore = ds
+        self.id = sid
+        self.user = user
+        self._on_kill = on_kill
+        self._parts = parts
+        self._writer = Writer(sid, user)
+        self.closed = False
+        self.killed_by: int | None = None
+        """The session that ended this one with kill-session, if any."""
+
+    # -- writes --------------------------------------------------------------
+    async def edit(
+        self,
+        datastore: str,
+        content: str | bytes | Tree,
+        fmt: Fmt | str = Fmt.XML,
+        *,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "rollback-on-error",
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
+    ) -> list[Change]:
+        """edit-config (RFC 6241 section 7.2) on running, candidate or startup."""
+        return await self.edit_many(datastore, [content], fmt,
+                                    default_operation=default_operation,
+                                    test_option=test_option, error_option=error_option,
+                                    if_revision=if_revision, precondition=precondition)
+
+    async def edit_many(
+        self,
+        datastore: str,
+        contents: Iterable[str | bytes | Tree],
+        fmt: Fmt | str = Fmt.XML,
+        *,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "rollback-on-error",
+        label: str = "",
+        if_revision: int | None = None,
+        precondition: Precondition | None = None,
+    ) -> list[Change]:
+        """Several edits applied in order as one all-or-nothing transaction.
+
+        ``if_revision``: refuse (:class:`PreconditionFailed`) unless the datastore's
+        last commit is that revision; ``precondition``: called with a :class:`WriteView`
+        of the datastore, may raise to refuse.  Both are checked under the datastore's
+        write lock right before the edit is applied; a refused write changes nothing."""
+        self._alive()
+        ds = datastore_name(datastore, CONFIG_DATASTORES)
+        if test_option not in ("test-then-set", "set", "test-only"):
+            raise InvalidValue(f"invalid test-option {test_option!r}")
+        if error_option not in ("rollback-on-error", "stop-on-error", "continue-on-error"):
+            raise InvalidValue(f"invalid error-option {error_option!r}")
+        if error_option == "continue-on-error":
+            raise OperationNotSupported("error-option continue-on-error is not supported: "
+                                        "nfo applies edits all-or-nothing")
+        owned: list[Tree] = []
+        try:
+            edits: list[tuple[Tree, str]] = []
+            for c in contents:
+                if isinstance(c, Tree):
+                    edits.append((c, default_operation))
+                else:
+                    t = Tree.parse(self.datastore.schema, c, fmt)
+                    owned.append(t)
+                    edits.append((t, default_operation))
+            # "set" skips validation only where invalid data may wait: the candidate.
+            check = not (test_option == "set" and ds == "candidate")
+            return await self._parts.transactions.transact(
+                self._writer, ds, edits, test_only=test_option == "test-only",
+                validate=check, label=label, if_revision=if_revision,
+                precondition=precondition)
+        finally:
+            for t in owned:
+                t.free()
+
+    async def copy_config(self, target: str, source: str | bytes | Tree,
+                          fmt: Fmt | str = Fmt.XML, *, source_is_datastore: bool = False,
+                          if_revision: int | None = None,
+                          precondition: Precondition | None = None) -> None:
+        """Replace ``target`` with another datastore's content or inline config."""
+        self._alive()
+        tx = self._parts.transactions
+        tgt = datastore_name(target, CONFIG_DATASTORES)
+        if source_is_datastore:
+            src = datastore_name(str(source), CONFIG_DATASTORES)
+            if src == tgt:
+                await tx.check(tgt, if_revision, precondition)
+                return
+            tree = self.datastore.tree(src).dup()
+        elif isinstance(source, Tree):
+            tree = source.dup()
+        else:
+            tree = Tree.parse(self.datastore.schema, source, fmt)
+        with tree:
+            await tx.transact(self._writer, tgt, [(tree, "replace")],
+                              label=f"copy-config to {tgt}", if_revision=if_revision,
+                              precondition=precondition)
+
+    async def delete_config(self, target: str, *, if_revision: int | None = None,
+                            precondition: Precondition | None = None) -> None:
+        self._alive()
+        tgt = datastore_name(target, CONFIG_DATASTORES)
+        if tgt == "running":
+            raise OperationNotSupported("delete-config cannot target running")
+        with Tree(self.datastore.schema) as empty:
+            await self._parts.transactions.transact(
+                self._writer, tgt, [(empty, "replace")], label=f"delete-config {tgt}",
+                if_revision=if_revision, precondition=precondition)
+
+    async def commit(self, *, confirmed: bool = False, timeout: float = 600,
+                     persist: str | None = None, persist_id: str | None = None,
+                     if_revision: int | None = None,
+                     precondition: Precondition | None = None) -> list[Change]:
+        """Commit candidate to running, optionally as a confirmed commit; ``if_revision``
+        and ``precondition`` are checked against running (see :meth:`edit_many`)."""
+        self._alive()
+        self._parts.locks.check_writable(self.id, "running")
+        return await self._parts.confirmed.commit(
+            self._writer, confirmed=confirmed, timeout=timeout, persist=persist,
+            persist_id=persist_id, if_revision=if_revision, precondition=precondition)
+
+    async def cancel_commit(self, persist_id: str | None = None) -> None:
+        self._alive()
+        await self._parts.confirmed.cancel(self._writer, persist_id)
+
+    async def discard_changes(self) -> None:
+        self._alive()
+        self._parts.locks.check_writable(self.id, "candidate")
+        self._parts.candidate.reset()
+
+    async def rollback(self, revision: int, *, if_revision: int | None = None,
+                       precondition: Precondition | None = None) -> list[Change]:
+        """Make running what it was right after ``revision`` (a new commit); the
+        preconditions are checked as by :meth:`edit_many`."""
+        self._alive()
+        d = self.datastore
+        tx = self._parts.transactions
+        if not 0 <= revision <= tx.last_revision:
+            raise InvalidValue(f"no revision {revision} (the last is {tx.last_revision})")
+        if revision:
+            committed = d.storage.commits_between("running", revision - 1, revision)
+            snap = d.storage.snapshot_at("running", revision)
+            if not committed and (snap is None or snap.revision != revision):
+                raise InvalidValue(f"revision {revision} is not a commit of running")
+        with d.state_at("running", revision) as before:
+            return await tx.transact(self._writer, "running", [(before, "replace")],
+                                     label=f"rollback to {revision}", if_revision=if_revision,
+                                     precondition=precondition)
+
+    def validate(self, source: str | bytes | Tree, fmt: Fmt | str = Fmt.XML, *,
+                 source_is_datastore: bool = True) -> None:
+        self._alive()
+        d = self.datastore
+        if source_is_datastore:
+            tree = d.tree(datastore_name(str(source), CONFIG_DATASTORES)).dup()
+        elif isinstance(source, Tree):
+            tree = source.dup()
+        else:
+            tree = Tree.parse(d.schema, source, fmt)
+        with tree:
+            validate(d.schema, tree)
+
+    # -- locks ---------------------------------------------------------------
+    def lock(self, datastore: str) -> None:
+        self._alive()
+        self._parts.locks.lock(self.id, datastore_name(datastore, CONFIG_DATASTORES))
+
+    def unlock(self, datastore: str) -> None:
+        self._alive()
+        self._parts.locks.unlock(self.id, datastore_name(datastore, CONFIG_DATASTORES))
+
+    # -- operational ---------------------------------------------------------
+    def set_oper(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
+                 owner: str | None = None, replace: bool = False) -> None:
+        """Push operational data; it is durable when this returns.  With ``replace``
+        each pushed list entry replaces the owner's previous one."""
+        self._alive()
+        self._parts.oper.set(check_owner(owner or self.user), content, fmt, replace=replace)
+
+    def delete_oper(self, path: str, *, owner: str | None = None) -> bool:
+        self._alive()
+        return self._parts.oper.delete(check_owner(owner or self.user), path)
+
+    async def set_oper_async(self, content: str | bytes, fmt: Fmt | str = Fmt.JSON, *,
+                             owner: str | None = None, replace: bool = False,
+                             notification: str | None = None) -> None:
+        """:meth:`set_oper` through group commit: concurrent writers share one durable
+        write.  ``notification`` (RFC 7951 JSON) is published in the same write."""
+        self._alive()
+        parts = self._parts
+        who = check_owner(owner or self.user)
+
+        def write() -> None:
+            parts.oper.set(who, content, fmt, replace=replace)
+            if notification is not None:
+                parts.notifications.publish_quietly(notification)
+        await parts.group.run(write)
+
+    async def delete_oper_async(self, path: str, *, owner: str | None = None,
+                                notification: str | None = None) -> bool:
+        """:meth:`delete_oper` through group commit."""
+        self._alive()
+        parts = self._parts
+        who = check_owner(owner or self.user)
+
+        def write() -> bool:
+            found = parts.oper.delete(who, path)
+            if notification is not None:
+                parts.notifications.publish_quietly(notification)
+            return found
+        return await parts.group.run(write)
+
+    # -- RPCs ----------------------------------------------------------------
+    async def rpc(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> Tree:
+        """Invoke an RPC or action; returns the reply tree (parents + op + output)."""
+        self._alive()
+        d = self.datastore
+        with Operation.parse(d.schema, content, fmt, OpKind.RPC,
+                             what="parsing an RPC") as call:
+            running = d.tree("running")
+            call.validate(running)
+            spath = call.schema_path
+            ppath = call.parent_path
+            if ppath is not None and not d.exists(ppath):
+                raise DataMissing("the node the action is invoked on does not exist",
+                                  path=ppath)
+            handler = d.rpc_handler(spath)
+            if handler is None:
+                raise OperationNotSupported(f"no handler serves {spath}")
+            output = await handler(RpcCall(self, spath, call.tree, call.op, ppath))
+            reply = call.reply()
+        try:
+            for name, value in (output or {}).items():
+                reply.set_output(name, str(value))
+            reply.validate(d.tree("running"))
+        except BaseException:
+            reply.free()
+            raise
+        return reply.tree
+
+    # -- lifecycle -----------------------------------------------------------
+    def _alive(self) -> None:
+        if self.closed:
+            raise OperationFailed("the session is closed")
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._parts.sessions.pop(self.id, None)
+        self._parts.locks.release_all(self.id)
+        if not self.datastore.closed:
+            await self._parts.confirmed.session_ended(self._writer)
+
+    async def kill(self, session_id: int) -> None:
+        """kill-session: end another session, releasing its locks."""
+        self._alive()
+        if session_id == self.id:
+            raise InvalidValue("a session cannot kill itself")
+        other = self._parts.sessions.get(session_id)
+        if other is None:
+            raise InvalidValue(f"no session {session_id}")
+        other.killed_by = self.id
+        await other.close()
+        if other._on_kill is not None:
+            other._on_kill()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
