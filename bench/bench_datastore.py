@@ -129,7 +129,7 @@ def instance_xpath(i: int) -> str:
 
 
 def count_instances(ds: Datastore) -> int:
-    return len(ds.tree("running").xpath(INSTANCES_XPATH))
+    return len(ds.tree("running").match(INSTANCES_XPATH))
 
 
 # -- statistics and memory -------------------------------------------------------

@@ -19,8 +19,8 @@ from typing import Any
 import libyang
 
 from nfo.errors import InvalidValue, OperationFailed
-from nfo.schema import ly
-from nfo.schema.ly import ffi, lib
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.snode import Kind, SNode
 
 __all__ = [

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 
 from nfo.errors import InvalidValue, MalformedMessage, NfoError
-from nfo.schema import ly
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.dnode import Node
-from nfo.schema.ly import ffi, lib
 from nfo.schema.snode import Kind, SNode
 
 __all__ = [
@@ -341,11 +341,11 @@ class Tree:
     ends); :class:`~nfo.schema.dnode.Node` handles taken from it are valid until then.
     """
 
-    __slots__ = ("ctx", "root")
+    __slots__ = ("_root", "ctx")
 
     def __init__(self, ctx: Any, root: Any = ffi.NULL) -> None:
         self.ctx = _ctx(ctx)
-        self.root = root
+        self._root = root
 
     @classmethod
     def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *,
@@ -357,16 +357,16 @@ class Tree:
         return cls(c, parse_data(c, text, fmt, parse_opts=opts, validate_opts=validate_opts,
                                  what=what))
 
-    def first(self) -> Any:
-        if self.root == ffi.NULL:
-            return self.root
-        self.root = lib.lyd_first_sibling(self.root)
-        return self.root
+    def _first(self) -> Any:
+        if self._root == ffi.NULL:
+            return self._root
+        self._root = lib.lyd_first_sibling(self._root)
+        return self._root
 
     def free(self) -> None:
-        if self.root != ffi.NULL:
-            lib.lyd_free_all(self.root)
-            self.root = ffi.NULL
+        if self._root != ffi.NULL:
+            lib.lyd_free_all(self._root)
+            self._root = ffi.NULL
 
     def __enter__(self) -> Tree:
         return self
@@ -375,11 +375,11 @@ class Tree:
         self.free()
 
     def dup(self) -> Tree:
-        if self.first() == ffi.NULL:
+        if self._first() == ffi.NULL:
             return Tree(self.ctx)
         out = ffi.new("struct lyd_node **")
         ly.check(
-            lib.lyd_dup_siblings(self.root, ffi.NULL,
+            lib.lyd_dup_siblings(self._root, ffi.NULL,
                                  lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS, out),
             self.ctx, "copying data")
         return Tree(self.ctx, out[0])
@@ -390,14 +390,14 @@ class Tree:
         flags = (with_defaults or WithDefaults.EXPLICIT).ly
         if keep_empty:
             flags |= lib.LYD_PRINT_KEEPEMPTYCONT
-        return print_nodes(self.first(), fmt, flags=flags, pretty=pretty)
+        return print_nodes(self._first(), fmt, flags=flags, pretty=pretty)
 
-    def find(self, path: str) -> Any:
+    def _find(self, path: str) -> Any:
         """The node at a data path, or NULL."""
-        if self.first() == ffi.NULL:
+        if self._first() == ffi.NULL:
             return ffi.NULL
         out = ffi.new("struct lyd_node **")
-        rc = lib.lyd_find_path(self.root, path.encode(), False, out)
+        rc = lib.lyd_find_path(self._root, path.encode(), False, out)
         if rc == lib.LY_SUCCESS:
             return out[0]
         lib.ly_err_clean(self.ctx, ffi.NULL)
@@ -405,12 +405,12 @@ class Tree:
             return ffi.NULL
         raise InvalidValue(f"invalid data path {path!r}", path=path)
 
-    def xpath(self, expr: str) -> list[Any]:
+    def _xpath(self, expr: str) -> list[Any]:
         """Nodes selected by an XPath 1.0 expression (libyang's JSON prefixes)."""
-        if self.first() == ffi.NULL:
+        if self._first() == ffi.NULL:
             return []
         out = ffi.new("struct ly_set **")
-        rc = lib.lyd_find_xpath(self.root, expr.encode(), out)
+        rc = lib.lyd_find_xpath(self._root, expr.encode(), out)
         if rc != lib.LY_SUCCESS:
             errs = ly.errors_of(self.ctx)
             lib.ly_err_clean(self.ctx, ffi.NULL)
@@ -422,39 +422,39 @@ class Tree:
             lib.ly_set_free(out[0], ffi.NULL)
 
     def is_empty(self) -> bool:
-        return bool(self.first() == ffi.NULL)
+        return bool(self._first() == ffi.NULL)
 
     # -- typed access ----------------------------------------------------------------
     def nodes(self) -> list[Node]:
         """The top-level nodes, in order."""
-        return [Node(n, self.ctx) for n in siblings(self.first())]
+        return [Node(n, self.ctx) for n in siblings(self._first())]
 
     def node(self, path: str) -> Node | None:
         """The node at a data path, or None."""
-        p = self.find(path)
+        p = self._find(path)
         return None if p == ffi.NULL else Node(p, self.ctx)
 
     def match(self, expr: str) -> list[Node]:
         """The nodes an XPath 1.0 expression (module names as prefixes) selects."""
-        return [Node(p, self.ctx) for p in self.xpath(expr)]
+        return [Node(p, self.ctx) for p in self._xpath(expr)]
 
     def remove(self, node: Node) -> None:
         """Unlink and free ``node`` with its subtree (the handle is dead afterwards)."""
         p = node._p
-        if p.parent == ffi.NULL and p == self.first():
-            self.root = p.next
+        if p.parent == ffi.NULL and p == self._first():
+            self._root = p.next
         lib.lyd_free_tree(p)
 
     def take(self, other: Tree) -> None:
         """Replace this tree's nodes (freed) by ``other``'s; ``other`` is emptied."""
         self.free()
-        self.root = other.first()
-        other.root = ffi.NULL
+        self._root = other._first()
+        other._root = ffi.NULL
 
     def merge(self, other: Tree) -> None:
         """Move ``other``'s nodes into this tree, merging equal nodes; ``other`` is emptied."""
-        part = other.first()
-        other.root = ffi.NULL
+        part = other._first()
+        other._root = ffi.NULL
         _merge_into(self, part)
 
     @classmethod
@@ -492,7 +492,7 @@ class Tree:
 
     def add_defaults(self) -> None:
         """Create the implicit default nodes (for reading; never stored)."""
-        for top in list(siblings(self.first())):
+        for top in list(siblings(self._first())):
             ly.check(ly.xlib.lyd_new_implicit_tree(ly.xnode(top), 0, ly.xffi.NULL), self.ctx,
                      "adding defaults")
 
@@ -509,7 +509,7 @@ class Tree:
                 raise MalformedMessage(f"malformed JSON: {e}") from None
         pp = parent._p if parent is not None else ffi.NULL
         before = {ly.addr(n) for n in (siblings(lib.lyd_child(pp)) if pp != ffi.NULL
-                                       else siblings(self.first()))}
+                                       else siblings(self._first()))}
         out = ffi.new("struct lyd_node **")
         with _ly_input(self.ctx, raw, what) as inp:
             rc = lib.lyd_parse_data(self.ctx, pp, inp, _fmt(fmt).ly, mode.ly, 0, out)
@@ -523,7 +523,7 @@ class Tree:
                 ly.raise_last(self.ctx, what)
             except NfoError as e:
                 raise _under(e, parent) from None
-        kids = siblings(lib.lyd_child(pp)) if pp != ffi.NULL else siblings(self.first())
+        kids = siblings(lib.lyd_child(pp)) if pp != ffi.NULL else siblings(self._first())
         return [Node(n, self.ctx) for n in kids if ly.addr(n) not in before]
 
     def new(self, parent: Node | None, snode: SNode, *, keys: Sequence[str] = (),
@@ -554,15 +554,15 @@ class Tree:
     def new_path(self, path: str, value: str | None = None) -> Node:
         """Create the node at a data path (and its missing ancestors, with list keys)."""
         out = ffi.new("struct lyd_node **")
-        parent = self.first()
+        parent = self._first()
         v = value.encode() if value is not None else ffi.NULL
         ly.check(lib.lyd_new_path(parent, self.ctx, path.encode(), v, 0, out), self.ctx,
                  f"creating {path}")
-        if self.root == ffi.NULL:
+        if self._root == ffi.NULL:
             top = out[0]
             while top.parent != ffi.NULL:
                 top = ffi.cast("struct lyd_node *", top.parent)
-            self.root = top
+            self._root = top
         node = self.node(path)
         if node is None:
             raise InvalidValue(f"{path}: could not be built", path=path)
@@ -594,25 +594,25 @@ def print_node(node: Node, fmt: Fmt | str, *, with_defaults: WithDefaults | None
 
 def _append_top(tree: Tree, part: Any) -> None:
     """Append the sibling list ``part`` to ``tree``'s top level (no merging)."""
-    first = tree.first()
+    first = tree._first()
     if first == ffi.NULL:
-        tree.root = lib.lyd_first_sibling(part)
+        tree._root = lib.lyd_first_sibling(part)
         return
     slot = ly.xffi.new("void **")
     for n in list(siblings(lib.lyd_first_sibling(part))):
-        ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(tree.root), ly.xnode(n), slot), tree.ctx,
+        ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(tree._root), ly.xnode(n), slot), tree.ctx,
                  "inserting data")
-        tree.root = ly.fromx(slot[0])
+        tree._root = ly.fromx(slot[0])
 
 
 def _merge_into(tree: Tree, part: Any) -> None:
     """Merge the sibling list ``part`` (consumed) into ``tree``."""
     if part == ffi.NULL:
         return
-    if tree.first() == ffi.NULL:
-        tree.root = lib.lyd_first_sibling(part)
+    if tree._first() == ffi.NULL:
+        tree._root = lib.lyd_first_sibling(part)
         return
-    holder = ffi.new("struct lyd_node **", tree.root)
+    holder = ffi.new("struct lyd_node **", tree._root)
     ly.check(lib.lyd_merge_siblings(holder, part, lib.LYD_MERGE_DESTRUCT
                                     | lib.LYD_MERGE_WITH_FLAGS), tree.ctx, "merging data")
-    tree.root = holder[0]
+    tree._root = holder[0]

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nfo.schema import ly
-from nfo.schema.ly import ffi, lib
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 
 __all__ = ["Independence", "ListInfo", "analyse", "independence"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from nfo.schema import ly
-from nfo.schema.ly import ffi, lib
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.snode import Kind, SNode
 
 __all__ = ["Node"]

@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
-from nfo.schema import ly
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.changes import (
     Change,
     ChangeCreated,
@@ -32,7 +33,6 @@ from nfo.schema.data import (
     node_value,
     siblings,
 )
-from nfo.schema.ly import ffi, lib
 
 __all__ = [
     "OPERATIONS",
@@ -142,10 +142,10 @@ class _Editor:
 
     # -- lookups -----------------------------------------------------------
     def _first_child(self, parent: Any) -> Any:
-        return self.tree.first() if parent == ffi.NULL else lib.lyd_child(parent)
+        return self.tree._first() if parent == ffi.NULL else lib.lyd_child(parent)
 
     def _find(self, parent: Any, e: Any) -> Any:
-        first = self.tree.first() if parent == _NULL else lib.lyd_child(parent)
+        first = self.tree._first() if parent == _NULL else lib.lyd_child(parent)
         return find_sibling(first, e, self._xout)
 
     def _parent_path(self, parent: Any) -> str:
@@ -206,17 +206,17 @@ class _Editor:
             if lib.lyd_insert_child(parent, node) != lib.LY_SUCCESS:
                 ly.raise_last(self.ctx, "inserting data")
             return
-        first = self.tree.first()
+        first = self.tree._first()
         if first == ffi.NULL:
-            self.tree.root = node
+            self.tree._root = node
             return
         out = self._xout
         ly.check(ly.xlib.lyd_insert_sibling(first, node, out), self.ctx, "inserting data")
-        self.tree.root = ffi.cast("struct lyd_node *", out[0])
+        self.tree._root = ffi.cast("struct lyd_node *", out[0])
 
     def _unlink_free(self, t: Any) -> None:
-        if t.parent == ffi.NULL and t == self.tree.first():
-            self.tree.root = t.next
+        if t.parent == ffi.NULL and t == self.tree._first():
+            self.tree._root = t.next
         lib.lyd_free_tree(t)
 
     def _delete(self, t: Any, path: str | None = None) -> None:
@@ -284,7 +284,7 @@ class _Editor:
             raise InvalidValue(f"invalid insert value {where!r}", tag="bad-attribute",
                                path=node_path(t))
         if t.parent == ffi.NULL:
-            self.tree.root = lib.lyd_first_sibling(t)
+            self.tree._root = lib.lyd_first_sibling(t)
         insts = self._instances(t)
         now_before = insts[insts.index(t) - 1] if insts.index(t) > 0 else None
         if not created and now_before != before:
@@ -385,8 +385,8 @@ class _Editor:
 
     def replace_top(self, edit: Tree) -> None:
         """default-operation replace: top-level data absent from the edit goes."""
-        efirst = edit.first()
-        for c in list(siblings(self.tree.first())):
+        efirst = edit._first()
+        for c in list(siblings(self.tree._first())):
             if is_default(c):
                 continue
             if find_sibling(efirst, c) == ffi.NULL:
@@ -481,7 +481,7 @@ def apply_edit(schema: Any, tree: Tree, edit: Tree,
     ed = _Editor(schema.cdata, tree, names_of(schema))
     if default_operation == "replace":
         ed.replace_top(edit)
-    for e in list(siblings(edit.first())):
+    for e in list(siblings(edit._first())):
         ed.process(e, ffi.NULL, default_operation, "")
     return ed.changes
 
@@ -509,10 +509,10 @@ def validate(schema: Any, tree: Tree, changes: list[Change] | None = None) -> No
     append what validation itself removed (the other case of a choice, a node whose
     ``when`` turned false)."""
     ctx = schema.cdata
-    holder = ffi.new("struct lyd_node **", tree.first())
+    holder = ffi.new("struct lyd_node **", tree._first())
     diff = ffi.new("struct lyd_node **") if changes is not None else ffi.NULL
     rc = lib.lyd_validate_all(holder, ctx, lib.LYD_VALIDATE_NO_STATE, diff)
-    tree.root = holder[0]
+    tree._root = holder[0]
     if diff != ffi.NULL and diff[0] != ffi.NULL:
         try:
             if rc == lib.LY_SUCCESS and changes is not None:

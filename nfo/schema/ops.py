@@ -12,10 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from nfo.errors import InvalidValue
-from nfo.schema import ly
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Fmt, Tree, _ctx, _fmt, _ly_input, siblings
 from nfo.schema.dnode import Node
-from nfo.schema.ly import ffi, lib
 
 __all__ = ["OpKind", "Operation"]
 
@@ -75,7 +75,7 @@ class Operation:
                                + ("notification" if kind is OpKind.NOTIFICATION
                                   else "operation"))
         if under is None:
-            tree.root = lib.lyd_first_sibling(tree.root)
+            tree._root = lib.lyd_first_sibling(tree._root)
         return cls(tree, Node(op_out[0], ctx), kind)
 
     def free(self) -> None:
@@ -113,8 +113,8 @@ class Operation:
     def validate(self, data: Tree | None) -> None:
         """Validate against ``data`` (leafrefs, when, must may read it).  libyang links
         the operation into ``data`` while it checks and unlinks it again."""
-        dep = data.first() if data is not None else ffi.NULL
-        rc = lib.lyd_validate_op(self.tree.first(), dep, self.kind.ly, ffi.NULL)
+        dep = data._first() if data is not None else ffi.NULL
+        rc = lib.lyd_validate_op(self.tree._first(), dep, self.kind.ly, ffi.NULL)
         if rc != lib.LY_SUCCESS:
             what = "a notification" if self.kind is OpKind.NOTIFICATION else (
                 "RPC input" if self.kind is OpKind.RPC else "RPC output")
@@ -124,7 +124,7 @@ class Operation:
         """Whether ``xpath`` selects at least one node of the tree (an expression that
         is not a node set selects nothing)."""
         try:
-            return bool(self.tree.xpath(xpath))
+            return bool(self.tree._xpath(xpath))
         except InvalidValue:
             return False
 

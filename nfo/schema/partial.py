@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nfo.schema import ly
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
-from nfo.schema.ly import ffi, lib
 
 __all__ = ["Plan", "plan_edits"]
 
@@ -42,7 +42,7 @@ class Plan:
     def build(self, live: Tree) -> Tree:
         out = Tree(self.ctx)
         for schema in self.ind.top_schemas:
-            self._copy_schema(live.first(), ffi.NULL, schema, out)
+            self._copy_schema(live._first(), ffi.NULL, schema, out)
         return out
 
     def _copy_schema(self, live_first: Any, out_parent: Any, schema: Any, out: Tree) -> None:
@@ -77,10 +77,10 @@ class Plan:
         key = ly.addr(schema)
 
         def lfirst() -> Any:
-            return live.first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
+            return live._first() if live_parent == ffi.NULL else lib.lyd_child(live_parent)
 
         def wfirst() -> Any:
-            return work.first() if work_parent == ffi.NULL else lib.lyd_child(work_parent)
+            return work._first() if work_parent == ffi.NULL else lib.lyd_child(work_parent)
 
         if key in self.pruned:
             moved: set[int] = set()
@@ -140,7 +140,7 @@ def plan_edits(schema: Any, ind: Independence, edits: list[tuple[Tree, str]]) ->
     for edit, dop in edits:
         if dop == "replace":
             return None
-        for top in siblings(edit.first()):
+        for top in siblings(edit._first()):
             _scan(ctx, ind, top, dop, candidates, touched_schema, touched)
     pruned = {k for k in candidates
               if not (ind.lists[k].refs_out & touched_schema)}
@@ -201,18 +201,18 @@ def _insert(ctx: Any, tree: Tree, parent: Any, node: Any) -> None:
     if parent != ffi.NULL:
         ly.check(lib.lyd_insert_child(parent, node), ctx, "inserting data")
         return
-    first = tree.first()
+    first = tree._first()
     if first == ffi.NULL:
-        tree.root = node
+        tree._root = node
         return
     out = ly.xffi.new("void **")
     ly.check(ly.xlib.lyd_insert_sibling(first, node, out), ctx, "inserting data")
-    tree.root = ffi.cast("struct lyd_node *", out[0])
+    tree._root = ffi.cast("struct lyd_node *", out[0])
 
 
 def _unlink(tree: Tree, node: Any) -> None:
-    if node.parent == ffi.NULL and node == tree.first():
-        tree.root = node.next
+    if node.parent == ffi.NULL and node == tree._first():
+        tree._root = node.next
     ly.xlib.lyd_unlink_tree(node)
 
 

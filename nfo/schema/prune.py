@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nfo.schema import ly
+from nfo.schema import _ly as ly
+from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree, siblings
 from nfo.schema.dnode import Node
-from nfo.schema.ly import ffi, lib
 
 __all__ = [
     "ORIGIN",
@@ -47,8 +47,8 @@ def _undefault(p: Any) -> None:
 
 
 def _free(tree: Tree, p: Any) -> None:
-    if p.parent == ffi.NULL and p == tree.first():
-        tree.root = p.next
+    if p.parent == ffi.NULL and p == tree._first():
+        tree._root = p.next
     lib.lyd_free_tree(p)
 
 
@@ -164,7 +164,7 @@ def annotate_origin(merged: Tree, running: Tree) -> None:
     from nfo.schema.data import find_sibling, is_default, node_value
 
     ctx = merged.ctx
-    stack: list[tuple[Any, Any, str | None]] = [(merged.first(), running.first(), None)]
+    stack: list[tuple[Any, Any, str | None]] = [(merged._first(), running._first(), None)]
     while stack:
         first, rfirst, parent_origin = stack.pop()
         for n in siblings(first):
@@ -217,7 +217,7 @@ def filter_origin(tree: Tree, names: set[str], *, negated: bool = False) -> None
                 _free(tree, c)
         return kept_child or matches(origin)
 
-    for top in list(siblings(tree.first())):
+    for top in list(siblings(tree._first())):
         if not keep(top, "intended"):
             _free(tree, top)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
-from nfo.schema.ly import ffi, lib
+from nfo.schema._ly import ffi, lib
 
 __all__ = ["DATA_KINDS", "Kind", "SNode"]
 

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from nfo.errors import InvalidValue
 from nfo.schema import Schema, Tree
+from nfo.schema._ly import ffi, lib
 from nfo.schema.changes import ChangeCreated, ChangeDeleted
 from nfo.schema.data import node_path, node_value, path_steps, siblings
 from nfo.schema.edit import apply_edit, child_path, names_of
-from nfo.schema.ly import ffi, lib
 
 TEST_YANG = Path(__file__).parent / "yang"
 _PARSE = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
@@ -107,7 +107,7 @@ SETTINGS = settings(max_examples=100, deadline=None,
 @given(edit=edits)
 def test_child_path_is_lyd_path(aug_schema: Schema, edit: tuple[Any, ...]) -> None:
     with parse(_ctx(aug_schema), content(*edit)) as t:
-        for n in preorder(t.first()):
+        for n in preorder(t._first()):
             top = n.parent == ffi.NULL
             pp = "" if top else node_path(ffi.cast("struct lyd_node *", n.parent))
             assert child_path(pp, n, names_of(aug_schema)) == node_path(n)
@@ -125,7 +125,7 @@ def subtree(n: Any) -> Iterator[Any]:
 
 def entries(work: Tree) -> Iterator[Any]:
     """The list entries the edits name: item, pair (under top) and loose."""
-    for n in siblings(work.first()):
+    for n in siblings(work._first()):
         if node_path(n) == "/nfo-test:top":
             yield from (c for c in siblings(lib.lyd_child(n))
                         if ffi.string(c.schema.name).decode() in ("item", "pair"))
@@ -146,7 +146,7 @@ def test_change_paths_are_lyd_paths(aug_schema: Schema, edit: tuple[Any, ...],
         with parse(ctx, doc) as e:
             changes = apply_edit(aug_schema, work, e, "merge")
         expected = []
-        for n in siblings(work.first()):
+        for n in siblings(work._first()):
             if existing and node_path(n) == "/nfo-test:top":
                 expected += [c for c in _created(preorder(lib.lyd_child(n)))
                              if c.path != "/nfo-test:top/name"]

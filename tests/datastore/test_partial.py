@@ -439,7 +439,7 @@ def _record_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def build(self: partial_mod.Plan, live: Any) -> Any:
         out = orig(self, live)
-        sizes.append(len(out.xpath(INSTANCE_XPATH)))
+        sizes.append(len(out.match(INSTANCE_XPATH)))
         return out
     monkeypatch.setattr(partial_mod.Plan, "build", build)
     return sizes
@@ -484,12 +484,12 @@ async def test_edits_the_plan_cannot_prove_safe_copy_everything(
 
     def build(self: partial_mod.Plan, live: Any) -> Any:
         out = orig_build(self, live)
-        copied.append(len(out.xpath(INSTANCE_XPATH)))
+        copied.append(len(out.match(INSTANCE_XPATH)))
         return out
 
     def dup(self: Tree) -> Tree:
         out = orig_dup(self)
-        copied.append(len(out.xpath(INSTANCE_XPATH)))
+        copied.append(len(out.match(INSTANCE_XPATH)))
         return out
     monkeypatch.setattr(partial_mod.Plan, "build", build)
     monkeypatch.setattr(Tree, "dup", dup)

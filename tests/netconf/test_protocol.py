@@ -244,8 +244,8 @@ async def test_envelope_errors(ctx: NetconfContext) -> None:
 
 async def test_yang_rpc(ds: Datastore, ctx: NetconfContext) -> None:
     async def echo(call_: RpcCall) -> dict[str, str]:
-        from nfo.schema.data import node_value
-        return {"echo": str(node_value(call_.tree.find("/nfo-test:ping/msg")))}
+        node = call_.tree.node("/nfo-test:ping/msg")
+        return {"echo": str(node.value if node is not None else None)}
     ds.register_rpc("/nfo-test:ping", echo)
     r = await call(ctx, f'<ping xmlns="{T}"><msg>hi</msg></ping>')
     assert r.findtext(f"{{{T}}}echo") == "hi", ET.tostring(r)

@@ -22,7 +22,6 @@ from nfo.errors import MalformedMessage
 from nfo.protocol import xml as nx
 from nfo.protocol.xml import MAX_DEPTH, Element, check, read
 from nfo.schema import Schema, Tree
-from nfo.schema.ly import lib
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 YANG = "urn:ietf:params:xml:ns:yang:1"
@@ -31,7 +30,6 @@ VIM = "urn:nfo:vim"
 CAT = "urn:nfo:catalog"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 CONFIG = (NC, "config")
-_PARSE_EDIT = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
 
 
 def edit_config(config: str, rpc_attrs: str = "", config_attrs: str = "",
@@ -427,7 +425,7 @@ VIMS_JSON = {
 
 
 def _libyang_json(schema: Schema, text: bytes) -> Any:
-    with Tree.parse(schema.cdata, text, "xml", parse_opts=_PARSE_EDIT) as t:
+    with Tree.parse(schema, text, "xml") as t:
         return json.loads(t.print("json"))
 
 

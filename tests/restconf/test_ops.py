@@ -18,7 +18,6 @@ import pytest
 
 from nfo.datastore import Datastore, RpcCall
 from nfo.errors import InvalidValue
-from nfo.schema.data import node_value
 
 JSON = "application/yang-data+json"
 XML = "application/yang-data+xml"
@@ -35,7 +34,8 @@ def error_of(r: httpx.Response) -> dict[str, Any]:
 
 
 async def echo(call: RpcCall) -> dict[str, str]:
-    msg = node_value(call.tree.find("/nfo-test:ping/msg"))
+    node = call.tree.node("/nfo-test:ping/msg")
+    msg = node.value if node is not None else None
     if msg == "fail":
         raise InvalidValue("the handler does not like 'fail'")
     return {"echo": f"{msg} from {call.session.user}"}
@@ -162,8 +162,8 @@ async def test_action_on_a_list_entry(client: httpx.AsyncClient, ds: Datastore) 
 async def test_redeploy_action_input_is_validated(client: httpx.AsyncClient,
                                                   ds: Datastore) -> None:
     async def redeploy(call: RpcCall) -> dict[str, str]:
-        vim = call.tree.find("/nfo-instances:nf-instances/nf-instance[name='e1']/redeploy/vim")
-        return {"result": f"to {node_value(vim)}"}
+        vim = call.tree.node("/nfo-instances:nf-instances/nf-instance[name='e1']/redeploy/vim")
+        return {"result": f"to {vim.value if vim is not None else None}"}
     ds.register_rpc("/nfo-instances:nf-instances/nf-instance/redeploy", redeploy)
     await with_instance(client)
     path = INST + "/nf-instance=e1/redeploy"
