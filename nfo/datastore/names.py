@@ -1,8 +1,9 @@
 """The NMDA datastore names the API accepts, and the one check every entry point uses.
 
-A client may name a datastore bare (``running``) or by its ``ietf-datastores`` identity
-(``ietf-datastores:running``); each operation accepts only some of them (no writes to
-operational, no delete-config of running...), so the check takes the allowed set.
+The API names datastores bare (``running``); a protocol's ``ietf-datastores`` identity
+is resolved by the protocol layer (:func:`nfo.protocol.formats.datastore`).  Each
+operation accepts only some of them (no writes to operational, no delete-config of
+running...), so the check takes the allowed set.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ DURABLE: tuple[str, ...] = ("running", "startup")
 
 
 def datastore_name(name: str, allowed: tuple[str, ...]) -> str:
-    """``name`` without its ``ietf-datastores:`` prefix; invalid-value unless allowed."""
-    short = name.removeprefix("ietf-datastores:")
-    if short not in allowed:
+    """``name`` if it is one of ``allowed``; invalid-value otherwise."""
+    if name not in allowed:
         raise InvalidValue(f"datastore {name!r} is not valid here "
                            f"(use one of {', '.join(allowed)})")
-    return short
+    return name

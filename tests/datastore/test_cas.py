@@ -202,7 +202,7 @@ async def test_precondition_that_is_not_an_nfo_error_propagates(ds: Datastore) -
         await s.edit("running", top(name="x"), "json")  # the write lock was released
     with pytest.raises(NfoError):
         ds.check_precondition("running", if_revision=0)
-    ds.check_precondition("ietf-datastores:running", if_revision=1)
+    ds.check_precondition("running", if_revision=1)
 
 
 async def test_lock_denied_while_a_commit_is_in_flight(ds: Datastore) -> None:
