@@ -108,6 +108,18 @@ def _ly_input(ctx: Any, raw: bytes, what: str) -> Iterator[Any]:
         lib.ly_in_free(inp[0], 0)
 
 
+def _checked(text: str | bytes, fmt: Fmt | str) -> bytes:
+    """The text as bytes; JSON is checked first, since libyang 2.1 accepts truncated JSON
+    and ignores trailing text."""
+    raw = text.encode() if isinstance(text, str) else text
+    if _fmt(fmt) is Fmt.JSON:
+        try:
+            json.loads(raw)
+        except ValueError as e:
+            raise MalformedMessage(f"malformed JSON: {e}") from None
+    return raw
+
+
 def parse_data(
     ctx: Any,
     text: str | bytes,
@@ -118,13 +130,7 @@ def parse_data(
     what: str = "parsing data",
 ) -> Any:
     """Parse ``text`` into a new top-level sibling list (NULL for empty data)."""
-    raw = text.encode() if isinstance(text, str) else text
-    if _fmt(fmt) is Fmt.JSON:
-        # libyang 2.1 accepts truncated JSON and ignores trailing text: check first
-        try:
-            json.loads(raw)
-        except ValueError as e:
-            raise MalformedMessage(f"malformed JSON: {e}") from None
+    raw = _checked(text, fmt)
     out = ffi.new("struct lyd_node **")
     with _ly_input(ctx, raw, what) as inp:
         rc = lib.lyd_parse_data(ctx, ffi.NULL, inp, _fmt(fmt).ly, parse_opts, validate_opts, out)
@@ -501,12 +507,7 @@ class Tree:
         """Parse ``text`` as children of ``parent`` (a node of this tree; None: as
         top-level nodes) and return the nodes it added, checked against the schema
         exactly where they land."""
-        raw = text.encode() if isinstance(text, str) else text
-        if _fmt(fmt) is Fmt.JSON:
-            try:
-                json.loads(raw)
-            except ValueError as e:
-                raise MalformedMessage(f"malformed JSON: {e}") from None
+        raw = _checked(text, fmt)
         pp = parent._p if parent is not None else ffi.NULL
         before = {ly.addr(n) for n in (siblings(lib.lyd_child(pp)) if pp != ffi.NULL
                                        else siblings(self._first()))}
