@@ -124,8 +124,11 @@ class Restconf:
         recorded on the request for the error handler."""
         ct = request.headers.get("content-type")
         prefer = Fmt.XML if ct and "xml" in ct.lower() else Fmt.JSON
-        request.state.fmt = prefer
-        fmt = negotiate(request.headers.get("accept"), prefer)
+        try:
+            fmt = negotiate(request.headers.get("accept"), prefer)
+        except HttpError:
+            request.state.fmt = prefer
+            raise
         request.state.fmt = fmt
         return fmt
 

@@ -337,7 +337,7 @@ def delete_edit(existing: Node) -> Tree:
 
 # -- replies ------------------------------------------------------------------
 
-def encode_targets(tree: Tree, targets: list[Node], rp: ResourcePath, fmt: Fmt,
+def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: Fmt,
                    with_defaults: WithDefaults | None) -> str | None:
     """The reply body for the target resource of ``rp``: the datastore wrapped in
     ``ietf-restconf:data``, else the target nodes themselves.  None when nothing of

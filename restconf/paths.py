@@ -259,7 +259,13 @@ def build_chain(tree: Tree, segments: Sequence[Segment]) -> Node | None:
     """Create in ``tree`` (empty) the data nodes of ``segments`` (containers, keyed list
     entries, leaf-list values; a leaf, anydata or action step is not created).  Returns
     the last created node (None: none).  Key values are checked by their types."""
+    return _chain(tree, segments)[0]
+
+
+def _chain(tree: Tree, segments: Sequence[Segment]) -> tuple[Node | None, int]:
+    """:func:`build_chain`, and how many segments it built."""
     parent: Node | None = None
+    built = 0
     for s in segments:
         if s.kind is Kind.CONTAINER:
             node = tree.new(parent, s.schema)
@@ -270,7 +276,8 @@ def build_chain(tree: Tree, segments: Sequence[Segment]) -> Node | None:
         else:
             break
         parent = node
-    return parent
+        built += 1
+    return parent, built
 
 
 def _new(tree: Tree, parent: Node | None, s: Segment, *, keys: Sequence[str] = (),
@@ -284,8 +291,7 @@ def _new(tree: Tree, parent: Node | None, s: Segment, *, keys: Sequence[str] = (
 
 def _data_paths(schema: Schema, segments: list[Segment]) -> tuple[str, str | None]:
     with Tree(schema) as tree:
-        last = build_chain(tree, segments)
-        built = len(list(last.ancestors())) if last is not None else 0
+        last, built = _chain(tree, segments)
         path = last.path if last is not None else ""
     # steps not built as nodes (leaf, anydata, action, whole list / leaf-list)
     prev = segments[built - 1].module if built else None

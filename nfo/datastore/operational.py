@@ -144,9 +144,9 @@ class OperStore:
         ``select``, into ``base``."""
         for tree in self.owners.values():
             if not tree.is_empty():
-                base.merge(tree.extract(select))
+                tree.extract(select, into=base)
         for tree in self._provided(select):
-            base.merge(tree.extract(select))
+            tree.extract(select, into=base)
 
 
 def check_owner(owner: str) -> str:

@@ -9,7 +9,7 @@ prints the result (RFC 6243's ``report-all-tagged`` marks included).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,8 +91,33 @@ def with_defaults_of(text: str | None) -> WithDefaults | None:
                            info={"bad-element": "with-defaults"}) from None
 
 
+class _Selected(Sequence[Node]):
+    """The selected nodes of a read, looked up only if asked for (an XPath over a large
+    copy that is printed whole is wasted)."""
+
+    def __init__(self, tree: Tree, select: str | None) -> None:
+        self._tree = tree
+        self._select = select
+        self._nodes: list[Node] | None = None
+
+    def _all(self) -> list[Node]:
+        if self._nodes is None:
+            self._nodes = (self._tree.match(self._select) if self._select
+                           else self._tree.nodes())
+        return self._nodes
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i: int) -> Node:  # type: ignore[override]
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._all())
+
+
 @contextmanager
-def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, list[Node]]]:
+def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, Sequence[Node]]]:
     """A private copy of what ``q`` asks for and the selected nodes still in it (the
     top-level nodes when nothing was selected); freed when the block ends."""
     ds = read_source(q.datastore)
@@ -108,7 +133,7 @@ def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, list[Node]]]:
                 strip_origin(tree)
         if q.content is not Content.ALL:
             prune_content(tree, tree.nodes(), config=q.content is Content.CONFIG)
-        anchors = tree.match(q.select) if q.select else tree.nodes()
+        anchors: Sequence[Node] = _Selected(tree, q.select)
         level_one: list[Node] = []
         if q.fields is not None and anchors:
             level_one = tree.match(q.fields)

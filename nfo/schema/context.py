@@ -201,11 +201,10 @@ class Schema:
         return out
 
     def top(self, module: str, name: str) -> SNode | None:
-        """A top-level node of an implemented module by name."""
-        for n in self.top_nodes(module):
-            if n.name == name and n.module == module:
-                return n
-        return None
+        """A top-level node (data node, RPC or notification) of an implemented module."""
+        if not self.implemented(module):
+            return None
+        return self.find(f"/{module}:{name}")
 
     def rpcs(self, *, exclude: Iterable[str] = ()) -> list[SNode]:
         """Every RPC of the implemented modules, except those of ``exclude``d modules."""

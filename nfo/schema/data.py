@@ -18,7 +18,7 @@ from nfo.errors import InvalidValue, MalformedMessage, NfoError
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.dnode import Node
-from nfo.schema.snode import Kind, SNode
+from nfo.schema.snode import SNode
 
 __all__ = [
     "Fmt",
@@ -482,17 +482,27 @@ class Tree:
             top = ffi.cast("struct lyd_node *", top.parent)
         return cls(ctx, top)
 
-    def extract(self, expr: str | None) -> Tree:
-        """A new tree with what ``expr`` selects (all data for None, "" or "/"), each
-        selected node with its ancestors."""
+    def extract(self, expr: str | None, into: Tree | None = None) -> Tree:
+        """A copy of what ``expr`` selects (all data for None, "" or "/"), each selected
+        node with its ancestors: a new tree, or merged into ``into`` (returned)."""
         if expr is None or expr in ("/", ""):
-            return self.dup()
-        out = Tree(self.ctx)
+            if into is None:
+                return self.dup()
+            into.merge(self.dup())
+            return into
+        out = Tree(self.ctx) if into is None else into
+        slot = ffi.new("struct lyd_node **")
+        opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
         try:
-            for node in self.match(expr):
-                out.merge(Tree.copy_of(node))
+            for p in self._xpath(expr):
+                ly.check(lib.lyd_dup_single(p, ffi.NULL, opts, slot), self.ctx, "copying data")
+                top = slot[0]
+                while top.parent != ffi.NULL:
+                    top = ffi.cast("struct lyd_node *", top.parent)
+                _merge_into(out, top)
         except BaseException:
-            out.free()
+            if into is None:
+                out.free()
             raise
         return out
 
@@ -533,19 +543,21 @@ class Tree:
         container, a list entry with its ``keys`` values (in key order), or a leaf or
         leaf-list entry with ``value``.  Values are checked by their YANG types."""
         pp = parent._p if parent is not None else ffi.NULL
-        mod = snode._p.module if pp == ffi.NULL else ffi.NULL
-        name = snode.name.encode()
+        sp = snode._p
+        mod = sp.module if pp == ffi.NULL else ffi.NULL
+        name = sp.name
         out = ffi.new("struct lyd_node **")
-        kind = snode.kind
-        if kind is Kind.CONTAINER:
+        nodetype = sp.nodetype
+        if nodetype & lib.LYS_CONTAINER:
             rc = lib.lyd_new_inner(pp, mod, name, 0, out)
-        elif kind is Kind.LIST:
+        elif nodetype & lib.LYS_LIST:
             vals = [ffi.new("char[]", v.encode()) for v in keys]
             rc = lib.lyd_new_list(pp, mod, name, 0, out, *vals)
-        elif kind in (Kind.LEAF, Kind.LEAFLIST):
+        elif nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
             rc = lib.lyd_new_term(pp, mod, name, (value or "").encode(), 0, out)
         else:
-            raise InvalidValue(f"{snode.name!r} is a {kind.value}: no data node of it is built")
+            raise InvalidValue(f"{snode.name!r} is a {snode.kind.value}: no data node of it "
+                               "is built")
         if rc != lib.LY_SUCCESS:
             ly.raise_last(self.ctx, f"creating {snode.name}")
         if pp == ffi.NULL:

@@ -48,6 +48,7 @@ _KINDS: tuple[tuple[int, Kind], ...] = (
     (lib.LYS_INPUT, Kind.INPUT),
     (lib.LYS_OUTPUT, Kind.OUTPUT),
 )
+_KIND_OF = dict(_KINDS)
 DATA_KINDS = frozenset({Kind.CONTAINER, Kind.LIST, Kind.LEAF, Kind.LEAFLIST, Kind.ANYDATA,
                         Kind.ANYXML})
 """Kinds that stand for data nodes (instances in a data tree)."""
@@ -93,10 +94,10 @@ class SNode:
     @property
     def kind(self) -> Kind:
         t = int(self._p.nodetype)
-        for bit, kind in _KINDS:
-            if t & bit:
-                return kind
-        raise ValueError(f"unknown schema node type {t}")
+        kind = _KIND_OF.get(t)
+        if kind is None:
+            raise ValueError(f"unknown schema node type {t}")
+        return kind
 
     @property
     def path(self) -> str:
@@ -181,9 +182,17 @@ class SNode:
                     a = a.next
 
     def child(self, name: str, module: str | None = None) -> SNode | None:
-        """The child named ``name`` of ``module`` (default: this node's module)."""
-        want = module or self.module
-        for c in self.children():
-            if c.name == name and c.module == want:
-                return c
+        """The child named ``name`` of ``module`` (default: this node's module), choices
+        and cases looked through; actions and notifications included."""
+        want_name = name.encode()
+        want_mod = module.encode() if module is not None else ffi.string(self._p.module.name)
+        c = lib.lys_getnext(ffi.NULL, self._p, ffi.NULL, 0)
+        while c != ffi.NULL:
+            if ffi.string(c.name) == want_name and ffi.string(c.module.name) == want_mod:
+                return SNode(c)
+            c = lib.lys_getnext(c, self._p, ffi.NULL, 0)
+        for found in self.children():
+            if found.kind in (Kind.ACTION, Kind.NOTIFICATION) and found.name == name \
+                    and found.module == want_mod.decode():
+                return found
         return None
