@@ -21,12 +21,26 @@ SCRIPTS = {
     "bench_workload.py": "added latency, one instance at a time",
     "bench_bulk_edit.py": "reference: libyang parse+validate",
     "bench_xml.py": "bare expat",
+    "bench_netconf.py": "single-entry edit-config at 300 entries",
 }
+AB = ("bench_netconf.py",)
+"""Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
+
+
+def smoke(script: str, *extra: str) -> str:
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke", *extra],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert SCRIPTS[script] in run.stdout, run.stdout[-2000:]
+    return run.stdout
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_smoke(script: str) -> None:
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert SCRIPTS[script] in run.stdout, run.stdout[-2000:]
+    smoke(script)
+
+
+@pytest.mark.parametrize("script", AB)
+def test_smoke_against_another_build(script: str) -> None:
+    out = smoke(script, "--against", sys.executable)
+    assert "other: " in out and "this/other" in out, out[-2000:]
