@@ -22,8 +22,9 @@ SCRIPTS = {
     "bench_bulk_edit.py": "reference: libyang parse+validate",
     "bench_xml.py": "bare expat",
     "bench_netconf.py": "single-entry edit-config at 300 entries",
+    "bench_restconf.py": "requests per second (median of rounds)",
 }
-AB = ("bench_netconf.py",)
+AB = ("bench_netconf.py", "bench_restconf.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 
