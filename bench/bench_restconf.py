@@ -249,7 +249,8 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
     print(f"{args.instances:,} nf-instances in running; wrk, {args.threads} thread(s), "
           f"{args.connections} connections ({min(2, args.connections)} for GET all), "
           f"{args.duration} s per run, {args.rounds} alternating round(s); Basic auth, JSON, "
-          "loopback")
+          f"loopback; answers of {args.sizes['one']:,} bytes (one) and {args.sizes['all']:,} "
+          "bytes (all), the bare app's the same")
     w = 22
     print("\nrequests per second (median of rounds)")
     cols = [*names, *(["this/other"] if other else []), "this/bare",
@@ -292,7 +293,8 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=10_000)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--connections", "--concurrency", type=int, default=8,
+                    help="wrk connections (GET all uses at most 2)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--against", metavar="PYTHON",
                     help="also measure the nfo installed for this python executable")
@@ -300,6 +302,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.duration, args.rounds = 30, 1, 1
+    args.sizes = {}
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; tools/bootstrap installs it)")
     print(f"this:  {describe(sys.executable)}")
@@ -317,8 +320,10 @@ def main() -> None:
             if args.against:
                 targets.append(start_nfo("other", args.against, tmp / "other", n)[1])
             port = targets[0].port
-            (tmp / "one.json").write_bytes(http(port, "GET", f"{INSTANCES}/nf-instance=nf7"))
-            (tmp / "all.json").write_bytes(http(port, "GET", INSTANCES))
+            for name, path in (("one", f"{INSTANCES}/nf-instance=nf7"), ("all", INSTANCES)):
+                body = http(port, "GET", path)
+                (tmp / f"{name}.json").write_bytes(body)
+                args.sizes[name] = len(body)
             targets.append(start_bare(tmp / "one.json", tmp / "all.json")[1])
             api = Api(tmp / "api", n)
             for kind in KINDS:
