@@ -281,11 +281,15 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
         print(f"{kind:<{w}}" + "".join(
             f"{n}: {sum(r.requests for r in by[n].runs[kind]):,} / "
             f"{sum(r.errors for r in by[n].runs[kind])}".rjust(24) for n in names))
-    print("\nreference: the same reads through the datastore API (ds.get operational + print)")
+    print("\nreference: the same reads through the datastore API (ds.get operational + print);"
+          "\nthis build's RESTCONF against it: p50 (queueing behind the other connections "
+          "included)\nand 1 / (req/s), the server's time per request at saturation")
     for kind in KINDS[:2]:
         t = statistics.median(api.times[kind])
         p50 = med(by["this"].runs[kind], "p50")
-        print(f"{kind:<{w}} {t * 1e3:9.3f} ms; this RESTCONF p50 / API = {p50 / t:.1f}x")
+        busy = 1 / med(by["this"].runs[kind], "rps")
+        print(f"{kind:<{w}} {t * 1e3:9.3f} ms; p50 / API = {p50 / t:.1f}x; "
+              f"1 / (req/s) = {busy * 1e3:.3f} ms, / API = {busy / t:.1f}x")
 
 
 def main() -> None:
