@@ -37,6 +37,7 @@ Run from the repository root::
     .venv/bin/python bench/bench_datastore.py --sizes 1000,10000,100000
     .venv/bin/python bench/bench_datastore.py --sizes 1000 --iterations 20 --json out.json
     .venv/bin/python bench/bench_datastore.py --tmpdir /var/tmp   # state on another disk
+    .venv/bin/python bench/bench_datastore.py --smoke   # seconds-long run (CI)
 
 The table goes to stdout, progress to stderr; ``--json FILE`` also writes the raw
 samples.  Nothing touches the network.
@@ -217,7 +218,7 @@ async def timed_edit(s: Session, text: str) -> float:
 
 def full_revalidation(ds: Datastore, text: str, reps: int) -> list[float]:
     """Parse ``text`` once, then time ``lyd_validate_all`` over the whole tree."""
-    ctx = ds.ctx
+    ctx = ds.schema.cdata
     root = parse_data(ctx, text, "json", parse_opts=_PARSE_REFERENCE)
     holder = ffi.new("struct lyd_node **", root)
     out: list[float] = []
@@ -488,7 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tmpdir", type=Path, default=None, metavar="DIR",
                    help="create the per-size state directories under DIR (default: the "
                         "system temp dir); its file system decides what an fsync costs")
+    p.add_argument("--smoke", action="store_true",
+                   help="a seconds-long run for CI: sizes 100,300, 3 iterations")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.iterations = [100, 300], 3
     if args.iterations is not None and args.iterations < 1:
         p.error("--iterations must be at least 1")
 

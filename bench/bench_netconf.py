@@ -1,28 +1,38 @@
-"""NETCONF latency and throughput over a real SSH socket, against netopeer2's figures.
+"""NETCONF latency over a real SSH socket: this build, optionally another build, in one run.
 
-`nfo serve` runs in its own process with the benchmark module (bench/yang) and
-one ncclient session (its polling TICK lowered to 1 ms, as the issue asks) drives:
+``nfo serve`` runs in its own process with the benchmark module (bench/yang) and
+one ncclient session (its polling TICK lowered to 1 ms) drives:
 
-- 1,000 get-config of a 10-entry list: median and p99;
-- one edit-config creating 10,000 entries;
-- single-entry edit-config (a create) with 1k, 10k and 100k entries in the list: median;
-- get-config of 10,000 entries: median.
+- get-config of a 10-entry list (``--gets`` in all): median and p99;
+- one edit-config creating ``--bulk`` (10,000) entries, then get-config of them
+  (the entries are removed again, untimed, before the next round);
+- single-entry edit-config (a create) with 1k, 10k and 100k entries in the list
+  (``--edits`` in all per size): median.
 
-Reference in the same run: the same operations through the datastore API in this
-process (no SSH, no XML envelope), so the NETCONF front end's share is a ratio.
-netopeer2 2.4.5 on sysrepo 3.7.11, measured on this kind of machine, is quoted.
+References in the same run:
 
-Run: ``.venv/bin/python bench/bench_netconf.py [--sizes 1000,10000,100000]``
+- ``--against PYTHON``: the python executable of another installation of nfo (for
+  example ``/work/wt/base/.venv/bin/python``); its ``nfo serve`` runs too, with its
+  own fresh state directory prepared the same way (through NETCONF), and every
+  figure is given for both builds with the ratio this/other;
+- always: the same operations through this build's datastore API in this process
+  (no SSH, no XML envelope), so the NETCONF front end's share is a ratio.
+
+The work is split into ``--rounds`` rounds (at least 3 in a full run); within each
+round every target takes its turn, in alternating order (A, B, API, then API, B, A),
+so a noisy neighbour hits all of them alike.  netopeer2 2.4.5 on sysrepo 3.7.11,
+measured on this kind of machine, is quoted, not measured.
+
+Run: ``.venv/bin/python bench/bench_netconf.py [--sizes 1000,10000,100000]
+[--against /work/wt/base/.venv/bin/python]``; ``--smoke`` is a seconds-long run (CI).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
+import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _servers import PASSWORD, Server, describe
 from ncclient import manager
 from ncclient.transport import session as nc_session
 
@@ -41,9 +52,8 @@ nc_session.TICK = 0.001
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = "urn:nfo:bench"
 YANG = Path(__file__).parent / "yang"
-PASSWORD = "bench-password-123"
 NETOPEER2 = {"get10": "2.1-2.5 ms", "edit": {1000: "13 ms", 10000: "107 ms", 100000: "~1 s"},
-             "create10k": "0.35-0.53 s", "get10k": "0.09-0.11 s"}
+             "bulk": "0.35-0.53 s", "getbulk": "90-110 ms"}
 
 
 def pct(v: list[float], q: float) -> float:
@@ -51,13 +61,13 @@ def pct(v: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def entries(lst: str, start: int, stop: int) -> str:
-    return "".join(f"<{lst}><name>e{k}</name><value>{k}</value></{lst}>"
+def entries(lst: str, start: int, stop: int, attrs: str = "") -> str:
+    return "".join(f"<{lst}{attrs}><name>e{k}</name><value>{k}</value></{lst}>"
                    for k in range(start, stop))
 
 
 def config(body: str) -> str:
-    return f'<config xmlns="{NC}"><bench xmlns="{NS}">{body}</bench></config>'
+    return f'<config xmlns="{NC}"><bench xmlns="{NS}" xmlns:nc="{NC}">{body}</bench></config>'
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[float]:
@@ -69,131 +79,199 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
-def start_server(state: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nfo", "--state-dir", str(state), "serve", "--restconf", "off",
-         "--netconf", "127.0.0.1:0", "--yang-dir", str(YANG)],
-        env={**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD},
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    port = None
-    for line in proc.stdout:
-        if "NETCONF over SSH on" in line:
-            port = int(line.rsplit(":", 1)[1])
-        if "serving" in line:
-            break
-    if port is None:
-        proc.kill()
-        raise SystemExit("nfo serve did not start")
-    return proc, port
+class Target:
+    """Something the workload runs against: edit a config, get-config a list."""
+
+    name: str
+
+    def edit(self, xml: str) -> None:
+        raise NotImplementedError
+
+    def get(self, lst: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
-class Reference:
-    """The same operations through the datastore API, in this process."""
+class Netconf(Target):
+    """``nfo serve`` of one build, driven by one ncclient session."""
+
+    def __init__(self, name: str, python: str, state: Path) -> None:
+        self.name = name
+        self.server = Server.start(name, python, state, restconf=False, netconf=True,
+                                   yang_dirs=(YANG,))
+        try:
+            self.m = manager.connect(host="127.0.0.1", port=self.server.netconf_port,
+                                     username="admin", password=PASSWORD,
+                                     hostkey_verify=False, look_for_keys=False,
+                                     allow_agent=False, timeout=600)
+        except BaseException:
+            self.server.stop()
+            raise
+
+    def edit(self, xml: str) -> None:
+        self.m.edit_config(target="running", config=xml)
+
+    def get(self, lst: str) -> None:
+        self.m.get_config("running", filter=("subtree", f'<bench xmlns="{NS}"><{lst}/></bench>'))
+
+    def close(self) -> None:
+        try:
+            self.m.close_session()
+        finally:
+            self.server.stop()
+
+
+class Api(Target):
+    """The same operations through this build's datastore API, in this process."""
+
+    name = "datastore API"
 
     def __init__(self, state: Path) -> None:
-        self.state = state
-        self.ds: Datastore | None = None
         self.loop = asyncio.new_event_loop()
 
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def open(self) -> None:
         async def go() -> Datastore:
-            ds = Datastore.open(Schema(extra_dirs=[YANG]), SqliteStorage(self.state / "ref.db"))
+            ds = Datastore.open(Schema(extra_dirs=[YANG]), SqliteStorage(state / "ref.db"))
             await ds.start()
             return ds
-        self.ds = self.run(go())
+        self.ds = self.loop.run_until_complete(go())
         self.session = self.ds.session("bench")
 
     def edit(self, xml: str) -> None:
-        self.run(self.session.edit("running", xml[xml.index("<bench"):-len("</config>")], "xml"))
+        body = xml[xml.index("<bench"):-len("</config>")]
+        self.loop.run_until_complete(self.session.edit("running", body, "xml"))
 
-    def get(self, xpath: str) -> None:
-        assert self.ds is not None
-        with self.ds.get("running", xpath) as t:
+    def get(self, lst: str) -> None:
+        with self.ds.get("running", f"/nfo-bench:bench/{lst}") as t:
             t.print("xml")
 
     def close(self) -> None:
-        assert self.ds is not None
-        self.run(self.session.close())
-        self.run(self.ds.close())
+        self.loop.run_until_complete(self.session.close())
+        self.loop.run_until_complete(self.ds.close())
         self.loop.close()
 
 
+class Results:
+    def __init__(self, targets: list[Target]) -> None:
+        self.names = [t.name for t in targets]
+        self.rows: list[tuple[str, dict[str, float], str]] = []
+        """(measure, seconds per target, netopeer2 figure)"""
+
+    def add(self, label: str, samples: dict[str, list[float]], how: Callable[[list[float]], float],
+            quoted: str = "-") -> None:
+        self.rows.append((label, {k: how(v) for k, v in samples.items()}, quoted))
+
+
+def ms(s: float) -> str:
+    v = s * 1e3
+    return f"{v:.2f} ms" if v < 100 else f"{v:.0f} ms"
+
+
+def measure(targets: list[Target], args: argparse.Namespace) -> Results:
+    rounds = args.rounds
+    res = Results(targets)
+
+    def order(r: int) -> list[Target]:
+        return targets if r % 2 == 0 else targets[::-1]
+
+    def samples() -> dict[str, list[float]]:
+        return {t.name: [] for t in targets}
+
+    small = config(entries("small", 0, 10))
+    for t in targets:
+        t.edit(small)
+
+    per = math.ceil(args.gets / rounds)
+    get10 = samples()
+    for r in range(rounds):
+        for t in order(r):
+            get10[t.name] += timed(lambda t=t: t.get("small"), per)
+    res.add(f"get-config, 10 entries: median ({per * rounds} each)", get10, statistics.median,
+            NETOPEER2["get10"])
+    res.add("get-config, 10 entries: p99", get10, lambda v: pct(v, 0.99))
+
+    bulk = config(entries("bulk", 0, args.bulk))
+    remove = config(entries("bulk", 0, args.bulk, ' nc:operation="remove"'))
+    create, getbulk = samples(), samples()
+    for r in range(rounds):
+        for t in order(r):
+            create[t.name] += timed(lambda t=t: t.edit(bulk), 1)
+            getbulk[t.name] += timed(lambda t=t: t.get("bulk"), 2)
+            t.edit(remove)
+    res.add(f"edit-config creating {args.bulk:,} entries: median of {rounds}", create,
+            statistics.median, NETOPEER2["bulk"] if args.bulk == 10_000 else "-")
+    res.add(f"get-config, those {args.bulk:,} entries: median of {2 * rounds}", getbulk,
+            statistics.median, NETOPEER2["getbulk"] if args.bulk == 10_000 else "-")
+
+    have = 0
+    extra = 10**7
+    per = math.ceil(args.edits / rounds)
+    for size in args.sizes:
+        grow = config(entries("entry", have, size))
+        for t in targets:
+            t.edit(grow)
+        have = size
+        one = samples()
+        for r in range(rounds):
+            for t in order(r):
+                for _ in range(per):
+                    extra += 1
+                    xml = config(f"<entry><name>x{extra}</name><value>1</value></entry>")
+                    one[t.name] += timed(lambda t=t, xml=xml: t.edit(xml), 1)
+        res.add(f"single-entry edit-config at {size:,} entries: median of {per * rounds}", one,
+                statistics.median, NETOPEER2["edit"].get(size, "-"))
+    return res
+
+
+def report(res: Results, against: bool) -> None:
+    cols = ["this"] + (["other", "this/other"] if against else []) + [
+        "datastore API", "this/API", "netopeer2"]
+    w = max(len(r[0]) for r in res.rows) + 1
+    print(f"{'measure':<{w}}" + "".join(f"{c:>14}" for c in cols))
+    for label, v, quoted in res.rows:
+        cells = [ms(v["this"])]
+        if against:
+            cells += [ms(v["other"]), f"{v['this'] / v['other']:.2f}"]
+        cells += [ms(v["datastore API"]), f"{v['this'] / v['datastore API']:.2f}", quoted]
+        print(f"{label:<{w}}" + "".join(f"{c:>14}" for c in cells))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--gets", type=int, default=1000)
-    ap.add_argument("--edits", type=int, default=50)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--sizes", default="1000,10000,100000",
+                    help="list sizes for the single-entry edit")
+    ap.add_argument("--gets", type=int, default=1000, help="10-entry get-configs per target")
+    ap.add_argument("--edits", type=int, default=50, help="single-entry edits per size")
+    ap.add_argument("--bulk", type=int, default=10_000, help="entries of the bulk edit")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (at least 3 "
+                    "for figures worth quoting)")
+    ap.add_argument("--against", metavar="PYTHON",
+                    help="also measure the nfo installed for this python executable")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="nfo-bench-nc-"))
-    proc, port = start_server(tmp / "state")
-    ref = Reference(tmp)
-    ref.open()
-    m = manager.connect(host="127.0.0.1", port=port, username="admin", password=PASSWORD,
-                        hostkey_verify=False, look_for_keys=False, allow_agent=False,
-                        timeout=600)
-    rows: list[tuple[str, str, str, str]] = []
-    try:
-        small = config(entries("small", 0, 10))
-        m.edit_config(target="running", config=small)
-        ref.edit(small)
-        flt = ("subtree", f'<bench xmlns="{NS}"><small/></bench>')
-        nc = timed(lambda: m.get_config("running", filter=flt), args.gets)
-        api = timed(lambda: ref.get("/nfo-bench:bench/small"), args.gets)
-        rows.append((f"get-config, 10 entries (median / p99 of {args.gets})",
-                     f"{statistics.median(nc) * 1e3:.2f} / {pct(nc, 0.99) * 1e3:.2f} ms",
-                     f"{statistics.median(api) * 1e3:.2f} ms", NETOPEER2["get10"]))
-
-        bulk = config(entries("bulk", 0, 10000))
-        t_nc = timed(lambda: m.edit_config(target="running", config=bulk), 1)[0]
-        t_api = timed(lambda: ref.edit(bulk), 1)[0]
-        rows.append(("edit-config creating 10,000 entries", f"{t_nc:.2f} s", f"{t_api:.2f} s",
-                     NETOPEER2["create10k"]))
-        flt = ("subtree", f'<bench xmlns="{NS}"><bulk/></bench>')
-        nc = timed(lambda: m.get_config("running", filter=flt), 5)
-        api = timed(lambda: ref.get("/nfo-bench:bench/bulk"), 5)
-        rows.append(("get-config, 10,000 entries (median of 5)",
-                     f"{statistics.median(nc):.3f} s", f"{statistics.median(api):.3f} s",
-                     NETOPEER2["get10k"]))
-
-        have = 0
-        extra = 10**7
-        for size in sizes:
-            grow = config(entries("entry", have, size))
-            m.edit_config(target="running", config=grow)
-            ref.edit(grow)
-            have = size
-
-            def one(api: bool = False) -> None:
-                nonlocal extra
-                extra += 1
-                xml = config(f"<entry><name>x{extra}</name><value>1</value></entry>")
-                if api:
-                    ref.edit(xml)
-                else:
-                    m.edit_config(target="running", config=xml)
-
-            nc = timed(one, args.edits)
-            api = timed(lambda: one(True), args.edits)
-            rows.append((f"single-entry edit-config at {size:,} entries (median of "
-                         f"{args.edits})", f"{statistics.median(nc) * 1e3:.2f} ms",
-                         f"{statistics.median(api) * 1e3:.2f} ms",
-                         NETOPEER2["edit"].get(size, "-")))
-    finally:
-        m.close_session()
-        ref.close()
-        proc.send_signal(signal.SIGTERM)
+    if args.smoke:
+        args.sizes, args.gets, args.edits, args.bulk, args.rounds = "100,300", 20, 4, 200, 2
+    args.sizes = [int(x) for x in args.sizes.split(",") if x]
+    print(f"this:  {describe(sys.executable)}")
+    if args.against:
+        print(f"other: {describe(args.against)}")
+    targets: list[Target] = []
+    with tempfile.TemporaryDirectory(prefix="nfo-bench-nc-") as d:
+        tmp = Path(d)
         try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    print(f"{'measure':<58} {'nfo NETCONF':>18} {'datastore API':>14} {'netopeer2':>12}")
-    for name, a, b, c in rows:
-        print(f"{name:<58} {a:>18} {b:>14} {c:>12}")
+            targets.append(Netconf("this", sys.executable, tmp / "this"))
+            if args.against:
+                targets.append(Netconf("other", args.against, tmp / "other"))
+            (tmp / "api").mkdir()
+            targets.append(Api(tmp / "api"))
+            res = measure(targets, args)
+        finally:
+            for t in targets:
+                t.close()
+    print(f"NETCONF over SSH on 127.0.0.1 (ncclient, TICK 1 ms), {args.rounds} alternating "
+          f"rounds; netopeer2 figures quoted, not measured")
+    report(res, bool(args.against))
 
 
 if __name__ == "__main__":

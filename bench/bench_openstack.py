@@ -19,7 +19,10 @@ nova with the fake virt driver, all on 127.0.0.1), measured in the same run:
 Run: ``.venv/bin/python bench/bench_openstack.py --state /tmp/osb`` starts the cloud in
 /tmp/osb with ``tools/openstack start`` and stops it at the end; when /tmp/osb already
 holds a running cloud (``tools/openstack status`` succeeds), its ``cloud.json`` is used
-and the cloud is left running.
+and the cloud is left running.  ``--cloud FILE`` uses the cloud whose connection facts
+FILE holds (the JSON line ``tools/openstack start`` prints, as in ``cloud.json``) as it is:
+nothing is started or stopped (tests/openstack/test_bench_smoke.py passes the test
+session's cloud this way).  ``--smoke`` is a short run for CI: one sample, 2 in parallel.
 """
 
 from __future__ import annotations
@@ -331,17 +334,30 @@ def report(res: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--state", type=Path, required=True,
-                    help="tools/openstack state directory (started here unless it runs)")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state", type=Path,
+                       help="tools/openstack state directory (started here unless it runs)")
+    where.add_argument("--cloud", type=Path, metavar="FILE",
+                       help="connection facts (JSON) of a running cloud, used as it is")
     ap.add_argument("--port-base", type=int, help="first port of a cloud started here")
     ap.add_argument("--samples", type=int, default=5, help="sequential boots on each side")
     ap.add_argument("--parallel", default="20,50", help="sizes of the parallel runs")
     ap.add_argument("--keep", action="store_true", help="leave a cloud started here running")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a short run (CI): 1 sample, 2 instances in parallel")
     args = ap.parse_args()
+    if args.smoke:
+        args.samples, args.parallel = 1, "2"
     warnings.simplefilter("ignore")  # openstacksdk's deprecation chatter
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    cloud, started = ensure_cloud(args.state, args.port_base)
+    if args.cloud is not None:
+        cloud, started = json.loads(args.cloud.read_text()), False
+        missing = [k for k in FIELDS if k not in cloud]
+        if missing:
+            raise SystemExit(f"{args.cloud} lacks {', '.join(missing)}")
+    else:
+        cloud, started = ensure_cloud(args.state, args.port_base)
     try:
         res = asyncio.run(measure({k: cloud[k] for k in FIELDS}, args.samples,
                                   [int(x) for x in args.parallel.split(",") if x]))

@@ -16,7 +16,8 @@ client would) and measures:
 A reference measured in the same run: durable SQLite commits per second on the
 same disk (one fsync each), the floor a one-write-per-step design would hit.
 
-Run: ``.venv/bin/python bench/bench_workload.py [--sizes 1000,5000,10000] [--batch 200]``
+Run: ``.venv/bin/python bench/bench_workload.py [--sizes 1000,5000,10000] [--batch 200]``;
+``--smoke`` is a seconds-long run for CI.
 """
 
 from __future__ import annotations
@@ -60,7 +61,20 @@ def fsync_reference(tmp: Path, n: int = 2000) -> float:
         st.close()
 
 
-async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
+async def until(done: asyncio.Event, watcher: asyncio.Task[None], timeout: float) -> None:
+    """Wait for ``done``; stop at once if the notification watcher died or time ran out."""
+    waiter = asyncio.ensure_future(done.wait())
+    finished, _ = await asyncio.wait({waiter, watcher}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in finished:
+        waiter.cancel()
+        if watcher in finished:
+            watcher.result()
+            raise SystemExit("the notification stream ended early")
+        raise SystemExit(f"instances not running after {timeout} s")
+
+
+async def run(n: int, batch: int, singles: int, tmp: Path) -> dict[str, float]:
     state = StateDir(tmp / f"state-{n}")
     ds = await open_datastore(state, [])
     mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver, LocalDriver]),
@@ -78,8 +92,8 @@ async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
             content = getattr(ev, "content", None)
             if content is None:
                 continue
-            body = json.loads(content)["nfo-instances:nf-instance-state-change"]
-            if body["new-status"] == "running":
+            body = json.loads(content).get("nfo-instances:nf-instance-state-change")
+            if body is not None and body["new-status"] == "running":
                 running_at[body["name"]] = ev.event_time  # type: ignore[union-attr]
                 if len(running_at) >= total:
                     done.set()
@@ -95,20 +109,20 @@ async def run(n: int, batch: int, tmp: Path) -> dict[str, float]:
         now = time.time()
         for x in names:
             written_at[x] = now
-    await asyncio.wait_for(done.wait(), timeout=600)
+    await until(done, watcher, 600)
     t1 = max(running_at.values())
     lat = [running_at[x] - written_at[x] for x in written_at]
     groups = ds.group.batches - batches0
     writes = ds.group.writes - writes0
     single: list[float] = []
-    for k in range(200):
+    for k in range(singles):
         name = f"one{k}"
         done.clear()
         total += 1
         t = time.time()
         await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": name, "descriptor": "fw"}]}}), "json")
-        await asyncio.wait_for(done.wait(), timeout=60)
+        await until(done, watcher, 60)
         single.append(running_at[name] - t)
     sub.close()
     await watcher
@@ -128,15 +142,21 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,5000,10000")
     ap.add_argument("--batch", type=int, default=200, help="instances per config edit")
+    ap.add_argument("--singles", type=int, default=200,
+                    help="instances created one at a time for the added latency")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
+    commits = 2000
+    if args.smoke:
+        args.sizes, args.batch, args.singles, commits = "20,50", 10, 5, 50
     sizes = [int(x) for x in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        ref = fsync_reference(tmp)
+        ref = fsync_reference(tmp, commits)
         for n in sizes:
-            rows.append(await run(n, args.batch, tmp))
+            rows.append(await run(n, args.batch, args.singles, tmp))
     print(f"reference: {ref:,.0f} durable SQLite commits/s on this disk (one fsync each)")
     print("throughput: all N written in batches, then wait until every one is running")
     print(f"{'instances':>10} {'seconds':>8} {'inst/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
@@ -145,7 +165,8 @@ async def main() -> None:
         print(f"{r['n']:>10,} {r['seconds']:>8.2f} {r['rate']:>8.0f} {r['p50_ms']:>8.1f} "
               f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['writes_per_instance']:>11.2f} "
               f"{r['transactions_per_instance']:>11.3f} {r['rate'] / ref:>12.3f}")
-    print("added latency, one instance at a time, with N already running (200 samples)")
+    print(f"added latency, one instance at a time, with N already running "
+          f"({args.singles} samples)")
     print(f"{'instances':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for r in rows:
         print(f"{r['n']:>10,} {r['one_p50_ms']:>8.2f} {r['one_p99_ms']:>8.2f}")

@@ -1,0 +1,82 @@
+"""Builds of nfo to benchmark: start ``PYTHON -m nfo serve`` of one installation, stop it.
+
+A "build" is the python executable of an installation of nfo (this tree's
+``.venv/bin/python``, or another work tree's for an A/B run).  Each server gets a fresh
+state directory and runs with its working directory inside it: ``python -m`` puts the
+working directory first on ``sys.path``, so started from a repository root another
+build's python would import that repository's ``nfo`` instead of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PASSWORD = "bench-password-123"
+
+
+def describe(python: str) -> str:
+    """Where ``python`` imports nfo from, with that work tree's commit when it is one."""
+    r = subprocess.run([python, "-c", "import nfo; print(nfo.__file__)"], cwd="/",
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise SystemExit(f"{python} cannot import nfo: {r.stderr.strip()[-500:]}")
+    tree = Path(r.stdout.strip()).parent.parent
+    rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return f"{tree}" + (f" @ {rev.stdout.strip()}" if rev.returncode == 0 else "")
+
+
+@dataclass
+class Server:
+    """One ``nfo serve`` in its own process; its output goes to ``serve.log``."""
+
+    name: str
+    python: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    restconf_port: int | None = None
+    netconf_port: int | None = None
+
+    @classmethod
+    def start(cls, name: str, python: str, state: Path, *, restconf: bool, netconf: bool,
+              yang_dirs: tuple[Path, ...] = (), timeout: float = 120) -> Server:
+        state.mkdir(parents=True)
+        log = state.parent / f"{state.name}.log"
+        args = [python, "-m", "nfo", "--state-dir", str(state), "serve",
+                "--restconf", "127.0.0.1:0" if restconf else "off",
+                "--netconf", "127.0.0.1:0" if netconf else "off"]
+        for d in yang_dirs:
+            args += ["--yang-dir", str(d.resolve())]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, cwd=state, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT,
+                                    env={**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD})
+        srv = cls(name, python, proc, log)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = log.read_text(errors="replace")
+            for line in text.splitlines():
+                if line.startswith("nfo: RESTCONF on "):
+                    srv.restconf_port = int(line.rsplit(":", 1)[1].split("/", 1)[0])
+                elif line.startswith("nfo: NETCONF over SSH on "):
+                    srv.netconf_port = int(line.rsplit(":", 1)[1])
+            if "nfo: serving" in text:
+                return srv
+            if proc.poll() is not None or time.monotonic() > deadline:
+                srv.stop()
+                raise SystemExit(f"{name}: nfo serve did not start:\n{text[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

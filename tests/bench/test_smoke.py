@@ -1,0 +1,47 @@
+"""Every bench script keeps running: each one's seconds-long ``--smoke`` run exits cleanly
+and prints its table.  Figures are never checked (machines are shared and noisy).
+
+bench/bench_openstack.py needs a real OpenStack control plane: its smoke run is in
+tests/openstack/test_bench_smoke.py, in the OpenStack tier.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# script -> a line of its table's header
+SCRIPTS = {
+    "bench_datastore.py": "N instances in running",
+    "bench_workload.py": "added latency, one instance at a time",
+    "bench_bulk_edit.py": "reference: libyang parse+validate",
+    "bench_xml.py": "bare expat",
+    "bench_netconf.py": "single-entry edit-config at 300 entries",
+    "bench_restconf.py": "requests per second (median of rounds)",
+}
+AB = ("bench_netconf.py", "bench_restconf.py")
+"""Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
+
+
+def smoke(script: str, *extra: str) -> str:
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke", *extra],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert SCRIPTS[script] in run.stdout, run.stdout[-2000:]
+    return run.stdout
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_smoke(script: str) -> None:
+    smoke(script)
+
+
+@pytest.mark.parametrize("script", AB)
+def test_smoke_against_another_build(script: str) -> None:
+    out = smoke(script, "--against", sys.executable)
+    assert "other: " in out and "this/other" in out, out[-2000:]
