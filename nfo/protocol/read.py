@@ -10,7 +10,6 @@ prints the result (RFC 6243's ``report-all-tagged`` marks included).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -31,6 +30,7 @@ __all__ = [
     "Content",
     "ReadQuery",
     "Reader",
+    "Selection",
     "depth_of",
     "encode",
     "encode_node",
@@ -116,10 +116,26 @@ class _Selected(Sequence[Node]):
         return iter(self._all())
 
 
-@contextmanager
-def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, Sequence[Node]]]:
+class Selection:
+    """What :func:`read` returns: ``with read(...) as (tree, selected)``; the private
+    copy is freed when the block ends."""
+
+    __slots__ = ("selected", "tree")
+
+    def __init__(self, tree: Tree, selected: Sequence[Node]) -> None:
+        self.tree = tree
+        self.selected = selected
+
+    def __enter__(self) -> tuple[Tree, Sequence[Node]]:
+        return self.tree, self.selected
+
+    def __exit__(self, *exc: object) -> None:
+        self.tree.free()
+
+
+def read(source: Reader, q: ReadQuery) -> Selection:
     """A private copy of what ``q`` asks for and the selected nodes still in it (the
-    top-level nodes when nothing was selected); freed when the block ends."""
+    top-level nodes when nothing was selected)."""
     ds = read_source(q.datastore)
     oper = ds == "operational"
     if (q.with_origin or q.origins is not None) and not oper:
@@ -140,9 +156,10 @@ def read(source: Reader, q: ReadQuery) -> Iterator[tuple[Tree, Sequence[Node]]]:
             anchors = prune_fields(tree, anchors, level_one)
         if q.depth is not None:
             prune_depth(tree, anchors, q.depth, level_one)
-        yield tree, anchors
-    finally:
+    except BaseException:
         tree.free()
+        raise
+    return Selection(tree, anchors)
 
 
 def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,

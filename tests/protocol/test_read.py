@@ -42,7 +42,7 @@ async def test_content(ds: Datastore) -> None:
         assert "state" not in json.loads(encode(tree, Fmt.JSON))["nfo-test:top"]
     with read(ds, ReadQuery("operational", f"{TOP}/name", content=Content.NONCONFIG)) as (
             tree, anchors):
-        assert anchors == []
+        assert list(anchors) == []
 
 
 async def test_depth_counts_from_the_selected_nodes(ds: Datastore) -> None:
