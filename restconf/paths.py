@@ -40,6 +40,8 @@ __all__ = [
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_MAX_STEPS = 4096
+"""Schema lookups remembered (a bound: a client may name many nodes that do not exist)."""
 _LEAVES = (Kind.LEAF, Kind.LEAFLIST, Kind.ANYDATA, Kind.ANYXML)
 
 
@@ -140,9 +142,15 @@ def decode(text: str, what: str) -> str:
 
 
 def _child(schema: Schema, parent: SNode | None, module: str, name: str) -> SNode | None:
-    if parent is None:
-        return schema.top(module, name)
-    return parent.child(name, module)
+    """A step's schema node, remembered per schema (clients name the same nodes again)."""
+    steps: dict[tuple[SNode | None, str, str], SNode | None] = schema.caches.setdefault(
+        "restconf.steps", {})
+    key = (parent, module, name)
+    if key not in steps:
+        if len(steps) >= _MAX_STEPS:
+            steps.clear()
+        steps[key] = schema.top(module, name) if parent is None else parent.child(name, module)
+    return steps[key]
 
 
 def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -> ResourcePath:
