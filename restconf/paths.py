@@ -153,6 +153,15 @@ def _child(schema: Schema, parent: SNode | None, module: str, name: str) -> SNod
     return steps[key]
 
 
+def _keys(schema: Schema, snode: SNode) -> tuple[str, ...]:
+    """A list's key names, remembered per schema like the steps."""
+    keys: dict[SNode, tuple[str, ...]] = schema.caches.setdefault("restconf.keys", {})
+    found = keys.get(snode)
+    if found is None:
+        found = keys[snode] = snode.keys
+    return found
+
+
 def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -> ResourcePath:
     """Parse the percent-encoded path after the datastore resource into a target
     (below ``base``, for YANG Patch targets).
@@ -210,7 +219,7 @@ def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -
         value: str | None = None
         if eq:
             if kind is Kind.LIST:
-                names = snode.keys
+                names = _keys(schema, snode)
                 if not names:
                     raise InvalidValue(f"the list {name!r} has no keys: its entries cannot "
                                        "be addressed", path=_partial_path(schema, segments))

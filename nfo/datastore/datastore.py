@@ -165,9 +165,10 @@ class Datastore:
         ``nacm:default-deny-all`` (credentials) are left out."""
         out = self._get(datastore, xpath, with_origin)
         if redact:
+            tops = {n.module + ":" + n.name for n in out.nodes()} if xpath else None
             for path in self.schema.sensitive_paths():
-                for node in out.match(path):
-                    out.remove(node)
+                if tops is None or path[1:].split("/", 1)[0] in tops:
+                    out.remove_all(path)
         return out
 
     def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:

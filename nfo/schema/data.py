@@ -451,6 +451,13 @@ class Tree:
             self._root = p.next
         lib.lyd_free_tree(p)
 
+    def remove_all(self, expr: str) -> None:
+        """Remove every node an XPath expression selects, with its subtree."""
+        for p in self._xpath(expr):
+            if p.parent == ffi.NULL and p == self._first():
+                self._root = p.next
+            lib.lyd_free_tree(p)
+
     def take(self, other: Tree) -> None:
         """Replace this tree's nodes (freed) by ``other``'s; ``other`` is emptied."""
         self.free()
