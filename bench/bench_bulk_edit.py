@@ -114,7 +114,7 @@ async def end_to_end(schema: Schema, db: Path, text: str) -> tuple[Clock, str]:
     ds = Datastore.open(schema, SqliteStorage(db))
     await ds.start()
     try:
-        async with ds.session("bench") as s:
+        async with ds.internal_session("bench") as s:
             await s.edit("running", SMALL, Fmt.XML)
             clock = Clock()
             changes = await s.edit("running", text, Fmt.XML)

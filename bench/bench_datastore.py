@@ -241,7 +241,7 @@ async def measure(n: int, iterations: int, state_path: Path) -> SizeResult:
     r.vmrss_open_kib = vmrss_kib()
     ds = await open_datastore(state, [])
     try:
-        s = ds.session("bench")
+        s = ds.internal_session("bench")
 
         # Bulk load: one edit creating all N instances.
         bulk = instances_doc([instance(i) for i in range(n)])

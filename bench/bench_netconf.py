@@ -136,7 +136,7 @@ class Api(Target):
             await ds.start()
             return ds
         self.ds = self.loop.run_until_complete(go())
-        self.session = self.ds.session("bench")
+        self.session = self.ds.internal_session("bench")
 
     def edit(self, xml: str) -> None:
         body = xml[xml.index("<bench"):-len("</config>")]

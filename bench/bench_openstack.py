@@ -191,7 +191,7 @@ class Nfo:
         self.mgr = WorkloadManager(self.ds, registry, poll_interval=INTERVAL,
                                    health_interval=3600)
         await self.mgr.start()
-        self.s = self.ds.session("bench")
+        self.s = self.ds.internal_session("bench")
         self.sub = self.ds.notifications.subscribe()
         self.watcher = asyncio.create_task(self._watch())
         c = self.cloud

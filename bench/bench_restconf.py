@@ -216,7 +216,7 @@ class Api:
         self.ds = self.loop.run_until_complete(open_datastore(StateDir(state), []))
 
         async def load() -> None:
-            async with self.ds.session("bench") as s:
+            async with self.ds.internal_session("bench") as s:
                 await s.edit("running", instances_doc(n), "json")
         self.loop.run_until_complete(load())
         self.times: dict[str, list[float]] = {KINDS[0]: [], KINDS[1]: []}

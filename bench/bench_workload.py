@@ -80,7 +80,7 @@ async def run(n: int, batch: int, singles: int, tmp: Path) -> dict[str, float]:
     mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver, LocalDriver]),
                           poll_interval=0.05, health_interval=3600)
     await mgr.start()
-    s = ds.session("bench")
+    s = ds.internal_session("bench")
     await s.edit("running", json.dumps(SETUP), "json")
     running_at: dict[str, float] = {}
     done = asyncio.Event()

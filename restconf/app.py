@@ -73,7 +73,7 @@ class Restconf:
         self.auth = auth
         self.max_body = max_body
         self.data_resources = DataResources(ds)
-        self.state_session = ds.session(OWNER)
+        self.state_session = ds.internal_session(OWNER)
         """The server's own session: it pushes what the server says about itself."""
         library = self.schema.module("ietf-yang-library")
         self.yang_library_version = (library.revision if library is not None
@@ -267,7 +267,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     streams = stream_endpoint(ds, keepalive=keepalive)
 
     async def stream(request: Request) -> Response:
-        await server.user(request)
+        request.state.user = await server.user(request)
         return await streams(request)
 
     methods = _ALL_METHODS

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nfo.datastore import Datastore
+from nfo.datastore import Datastore, Identity
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
@@ -79,6 +79,10 @@ class Target:
     @property
     def write_datastore(self) -> str:
         return "running" if self.datastore is None else self.datastore
+
+    @property
+    def who(self) -> Identity:
+        return Identity(self.user)
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,8 @@ class DataResources:
             return self.read(request, target, query)
         if method == "POST" and not rp.is_root and rp.target.kind is Kind.ACTION:
             query.only(set(), method)
+            # decided on the path before anything is said about the data
+            self.ds.nacm.access(target.who).check_exec(rp.target.schema.path, rp.data_path)
             if rp.parent_path is None or not self.ds.exists(rp.parent_path):
                 raise HttpError(404, "the node the action is invoked on does not exist",
                                 tag="data-missing", error_type="application",
@@ -281,7 +287,7 @@ class DataResources:
         v = validators(self.ds, q.datastore)
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
-        with read(self.ds, q) as (tree, targets):
+        with read(self.ds.reader(target.who), q) as (tree, targets):
             body = encode_targets(tree, targets, rp, target.fmt, wd)
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
@@ -293,24 +299,27 @@ class DataResources:
         return Response(body, 200, validator_headers(v), media_type=media_type(target.fmt))
 
     # -- writes --------------------------------------------------------------------
-    def present(self, datastore: str, path: str | None) -> Node | None:
-        """The live node at ``path`` in a configuration datastore, or None (implicit
-        defaults count as absent)."""
+    def present(self, target: Target, path: str | None) -> Node | None:
+        """The live node at ``path`` in the target's configuration datastore, or None
+        (implicit defaults count as absent, and so does a node the user may not read:
+        a write's answer does not tell that it exists)."""
         if path is None:
             return None
-        node = self.ds.tree(datastore).node(path)
+        node = self.ds.tree(target.write_datastore).node(path)
         if node is not None and node.is_default:
             return None  # an implicit default (or a container holding only those)
+        if node is not None and not self.ds.nacm.access(target.who).allowed(path, "read"):
+            return None
         return node
 
-    def exists(self, datastore: str, rp: ResourcePath) -> bool:
+    def exists(self, target: Target, rp: ResourcePath) -> bool:
         """Whether the target exists; a non-presence container exists when its parent does."""
         if rp.is_root:
             return True
         t = rp.target
         if t.kind is Kind.CONTAINER and not t.schema.presence:
-            return self.exists(datastore, rp.parent)
-        return self.present(datastore, rp.data_path) is not None
+            return self.exists(target, rp.parent)
+        return self.present(target, rp.data_path) is not None
 
     @staticmethod
     def location(request: Request, target: Target, child: Segment) -> str:
@@ -343,7 +352,6 @@ class DataResources:
     async def put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
                   insert: Insert | None) -> Response:
         rp = target.path
-        ds_name = target.write_datastore
         if rp.is_root:
             if insert is not None:
                 raise InvalidValue("insert does not apply to the datastore",
@@ -354,29 +362,27 @@ class DataResources:
         with target_edit(self.schema, body, fmt, rp, "replace", insert) as edit:
             v, existed = await self.write(
                 request, target, edit, "merge",
-                lambda: self.present(ds_name, rp.data_path) is not None)
+                lambda: self.present(target, rp.data_path) is not None)
         return Response(status_code=204 if existed else 201, headers=validator_headers(v))
 
     async def patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
         rp = target.path
-        ds_name = target.write_datastore
         if rp.is_root:
             edit = data_root_edit(self.schema, body, fmt)
         else:
-            if not self.exists(ds_name, rp):
+            if not self.exists(target, rp):
                 raise HttpError(404, "PATCH does not create its target: it does not exist",
                                 tag="data-missing", error_type="application", path=rp.data_path)
             edit = target_edit(self.schema, body, fmt, rp, "merge")
         with edit:
             v, _ = await self.write(request, target, edit, "merge",
-                                    lambda: self.exists(ds_name, rp))
+                                    lambda: self.exists(target, rp))
         return Response(status_code=204, headers=validator_headers(v))
 
     async def post(self, request: Request, target: Target, body: bytes, fmt: Fmt,
                    insert: Insert | None) -> Response:
         rp = target.path
-        ds_name = target.write_datastore
-        if not rp.is_root and not self.exists(ds_name, rp):
+        if not rp.is_root and not self.exists(target, rp):
             raise HttpError(404, "the parent resource of the new child does not exist",
                             tag="data-missing", error_type="application", path=rp.data_path)
         edit, child = child_edit(self.schema, body, fmt, rp, insert)
@@ -388,15 +394,14 @@ class DataResources:
 
     async def delete(self, request: Request, target: Target) -> Response:
         rp = target.path
-        ds_name = target.write_datastore
-        node = self.present(ds_name, rp.data_path)
+        node = self.present(target, rp.data_path)
         if node is None:
             raise HttpError(404, "the resource to delete does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)
         with delete_edit(node) as edit:
             v, _ = await self.write(
                 request, target, edit, "merge",
-                lambda: self.present(ds_name, rp.data_path) is not None)
+                lambda: self.present(target, rp.data_path) is not None)
         return Response(status_code=204, headers=validator_headers(v))
 
     async def yang_patch(self, request: Request, target: Target, body: bytes,

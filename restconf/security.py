@@ -282,7 +282,7 @@ class BasicAuth:
         user = self._cert_users.get(names[0].value)
         if user is None and self._cn_is_user:
             user = names[0].value  # a certificate whose CN names an existing user
-        if user is None or not self.users.exists(user):
+        if user is None or not self.users.enabled(user):
             log.info("client certificate %r maps to no user; Basic authentication applies",
                      names[0].value[:64])
             return None

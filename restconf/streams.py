@@ -41,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from nfo.datastore import (
     Datastore,
+    Identity,
     Notification,
     NotificationHub,
     NotificationSubscription,
@@ -207,7 +208,9 @@ def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
         if stop is not None and start is None:
             raise InvalidValue("stop-time needs a start-time", error_type="protocol")
         try:
-            sub = hub.subscribe(name, start=start, stop=stop, xpath=params.get("filter"))
+            user = getattr(request.state, "user", None) or "anonymous"
+            sub = hub.subscribe(name, start=start, stop=stop, xpath=params.get("filter"),
+                                who=Identity(user))
         except NfoError as e:
             if e.tag == "operation-failed":  # the hub cannot take another subscriber
                 raise HttpError(503, e.message, tag=e.tag, error_type=e.error_type) from e

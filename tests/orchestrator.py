@@ -39,7 +39,7 @@ async def orchestrator(state_path: Path) -> AsyncIterator[tuple[StateDir, Datast
     try:
         yield state, ds, mgr
     finally:
-        async with ds.session("cleanup") as s:
+        async with ds.internal_session("cleanup") as s:
             await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
                 "@": {"ietf-netconf:operation": "remove"}}}), "json")
         for _ in range(200):

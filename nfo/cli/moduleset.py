@@ -86,7 +86,7 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
         if holders and not force:
             raise InUse(f"module {name!r} still has data in {', '.join(holders)}; "
                         "delete it first or use --force")
-        async with ds.session("nfo-module-remove") as s:
+        async with ds.internal_session("nfo-module-remove") as s:
             for d in holders:
                 keep = ds.tree(d).dup()
                 with keep:

@@ -67,7 +67,7 @@ async def open_datastore(state: StateDir, yang_dirs: list[Path]) -> Datastore:
     await ds.start()
     if ds.info("running").revision == 0:
         demo = resources.files("nfo.yang").joinpath("nfo-demo-catalog.json").read_text()
-        async with ds.session("nfo") as s:
+        async with ds.internal_session("nfo") as s:
             await s.edit("running", demo, Fmt.JSON)
         log.info("first start: seeded the local VIM and the demo catalog")
     return ds
@@ -116,20 +116,22 @@ async def ensure_demo_instance(ds: Datastore, port: int) -> None:
     if ds.tree("running").node(
             f"/nfo-instances:nf-instances/nf-instance[name='{DEMO_INSTANCE}']") is not None:
         return
-    async with ds.session("nfo-demo") as s:
+    async with ds.internal_session("nfo-demo") as s:
         await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [{
             "name": DEMO_INSTANCE, "descriptor": "udp-echo", "vim": "local",
             "parameter": [{"name": "port", "value": str(port)}]}]}}), Fmt.JSON)
 
 
-def bootstrap_admin(ds: Datastore) -> UserStore:
-    """The user store; on first start create ``admin`` (password from NFO_ADMIN_PASSWORD,
-    else generated and printed this once)."""
-    users = UserStore(ds.storage)
-    generated = users.ensure_admin(os.environ.get("NFO_ADMIN_PASSWORD"))
+async def bootstrap_admin(ds: Datastore) -> UserStore:
+    """The user store, serving its set-password action; on first start create ``admin``
+    and its access rules (password from NFO_ADMIN_PASSWORD, else generated and printed
+    this once)."""
+    users = UserStore(ds)
+    generated = await users.ensure_admin(os.environ.get("NFO_ADMIN_PASSWORD"))
     if generated is not None:
         print(f"nfo: created user 'admin' with password {generated} (shown once; set "
               "NFO_ADMIN_PASSWORD before the first start to choose it)", flush=True)
+    users.register()
     return users
 
 
@@ -141,7 +143,7 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     rest = None
     nc = None
     try:
-        users = bootstrap_admin(ds)
+        users = await bootstrap_admin(ds)
         manager = await start_manager(ds, state, concurrency=concurrency)
         if restconf is not None:
             rest = await start_server(ds, users, restconf, state.path)

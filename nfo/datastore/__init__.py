@@ -4,6 +4,7 @@ Front ends and the workload manager use only what this package exports.
 """
 
 from nfo.datastore.datastore import Datastore
+from nfo.datastore.nacm import Access, Identity, Nacm
 from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES
 from nfo.datastore.notifications import (
     Notification,
@@ -14,7 +15,7 @@ from nfo.datastore.notifications import (
     StreamInfo,
     SubscriptionComplete,
 )
-from nfo.datastore.session import RpcCall, RpcHandler, Session
+from nfo.datastore.session import ReadAs, RpcCall, RpcHandler, Session
 from nfo.datastore.storage import SqliteStorage, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, WriteView
@@ -29,6 +30,7 @@ from nfo.schema.changes import (
 __all__ = [
     "CONFIG_DATASTORES",
     "DATASTORES",
+    "Access",
     "Change",
     "ChangeCreated",
     "ChangeDeleted",
@@ -38,10 +40,13 @@ __all__ = [
     "ChangeSubscription",
     "CommitInfo",
     "Datastore",
+    "Identity",
+    "Nacm",
     "Notification",
     "NotificationHub",
     "NotificationSubscription",
     "Precondition",
+    "ReadAs",
     "ReplayComplete",
     "RpcCall",
     "RpcHandler",

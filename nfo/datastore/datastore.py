@@ -23,10 +23,11 @@ from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.locks import LockTable
+from nfo.datastore.nacm import NACM_PATH, Identity, Nacm
 from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES, DURABLE, datastore_name
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperProvider, OperStore
-from nfo.datastore.session import RpcHandler, Session, SessionParts
+from nfo.datastore.session import ReadAs, RpcHandler, Session, SessionParts
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
@@ -64,12 +65,18 @@ class Datastore:
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
         self.group = GroupCommit(storage)
-        self.notifications = NotificationHub(schema, storage, lambda: self._tx.tree("running"))
+        self.nacm = Nacm(schema, lambda: (self._tx.info("running").revision,
+                                          self._tx.tree("running")))
+        """Access control: the rules in running, compiled; its counters."""
+        if self.nacm.enforced:
+            self._oper.provide(NACM_PATH, self.nacm.counters.oper_json)
+        self.notifications = NotificationHub(schema, storage, lambda: self._tx.tree("running"),
+                                             access=self.nacm.access)
         self._candidate = Candidate()
         self._locks = LockTable(self._candidate)
         self._tx = Transactions(
             schema, storage, self, self._locks, self._candidate, self.notifications,
-            self._subscribers, independence(schema), events)
+            self._subscribers, independence(schema), events, self.nacm)
         self._confirmed = ConfirmedCommit(schema, storage, self._tx, self._candidate,
                                           self.notifications, events)
         self._parts = SessionParts(self._tx, self._locks, self._candidate, self._confirmed,
@@ -140,10 +147,25 @@ class Datastore:
         self._oper.close()
         self.storage.close()
 
-    def session(self, user: str, *, on_kill: Callable[[], None] | None = None) -> Session:
-        s = Session(self, next(self._ids), user, on_kill, self._parts)
+    def session(self, who: Identity | str, *,
+                on_kill: Callable[[], None] | None = None) -> Session:
+        """A session for a client (a user name: access control applies) or for the
+        server itself (``Identity.server(name)``, or :meth:`internal_session`)."""
+        if isinstance(who, str):
+            who = Identity(who)
+        s = Session(self, next(self._ids), who, on_kill, self._parts)
         self._sessions[s.id] = s
         return s
+
+    def internal_session(self, name: str, *,
+                         on_kill: Callable[[], None] | None = None) -> Session:
+        """A session of the server itself (the workload manager, start-up, the local
+        command line): never checked by access control."""
+        return self.session(Identity.server(name), on_kill=on_kill)
+
+    def reader(self, who: Identity) -> ReadAs:
+        """Reads as ``who`` (what :func:`nfo.protocol.read.read` takes), without a session."""
+        return ReadAs(self, who)
 
     # -- reads ---------------------------------------------------------------
     def info(self, datastore: str = "running") -> CommitInfo:
@@ -158,17 +180,30 @@ class Datastore:
         return self._tx.tree(datastore_name(datastore, DURABLE))
 
     def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False,
-            redact: bool = True) -> Tree:
+            who: Identity | None = None) -> Tree:
         """A copy of the data selected by ``xpath`` (all data if None); caller frees it.
 
-        With ``redact`` (what every client read gets), nodes marked
-        ``nacm:default-deny-all`` (credentials) are left out."""
+        ``who`` reads; None is the server itself (everything, credentials included).
+        A client's view is filtered by access control *before* ``xpath`` selects: a
+        predicate cannot test a value the client may not read, and a node it may not
+        read answers as if absent."""
+        if who is None or who.internal:
+            return self._get(datastore, xpath, with_origin)
+        access = self.nacm.access(who)
+        if xpath is not None and not self.schema.is_instance_path(xpath):
+            with self._get(datastore, None, with_origin) as full:
+                access.prune(full)
+                return full.extract(xpath)
         out = self._get(datastore, xpath, with_origin)
-        if redact:
-            tops = {n.module + ":" + n.name for n in out.nodes()} if xpath else None
-            for path in self.schema.sensitive_paths():
-                if tops is None or path[1:].split("/", 1)[0] in tops:
-                    out.remove_all(path)
+        try:
+            if access.prune(out) and xpath is not None:
+                # what is left of the selected nodes' ancestors must not tell that
+                # something was there
+                with out:
+                    return out.extract(xpath)
+        except BaseException:
+            out.free()
+            raise
         return out
 
     def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:

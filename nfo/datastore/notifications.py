@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from nfo.datastore.nacm import Access, Identity
 from nfo.datastore.storage.base import NotificationRecord, Storage
 from nfo.errors import (
     DataExists,
@@ -49,7 +50,8 @@ from nfo.errors import (
     OperationNotSupported,
     ResourceDenied,
 )
-from nfo.schema import Fmt, Operation, OpKind, Schema, Tree
+from nfo.schema import Fmt, Operation, OpKind, Schema, Tree, parse_path
+from nfo.schema.paths import schema_paths
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -204,12 +206,15 @@ class NotificationHub:
     def __init__(
         self, schema: Schema, storage: Storage, data_tree: Callable[[], Tree], *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        access: Callable[[Identity], Access] | None = None,
     ) -> None:
         """``data_tree()`` returns the current data (read only), against which
-        leafrefs in notifications are checked."""
+        leafrefs in notifications are checked; ``access`` tells what a subscriber may
+        receive (every subscriber gets everything without it)."""
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.schema = schema
+        self.access = access
         self._storage = storage
         self._data_tree = data_tree
         self._queue_size = queue_size
@@ -338,9 +343,11 @@ class NotificationHub:
 
     def subscribe(
         self, stream: str = NETCONF_STREAM, *, start: float | None = None,
-        stop: float | None = None, xpath: str | None = None,
+        stop: float | None = None, xpath: str | None = None, who: Identity | None = None,
     ) -> NotificationSubscription:
-        """Open a subscription (RFC 5277 create-subscription semantics)."""
+        """Open a subscription (RFC 5277 create-subscription semantics) for ``who``
+        (None: the server itself); access control decides each notification, live or
+        replayed, under the rules as they are when it is delivered."""
         if self._closed:
             raise OperationFailed("the notification service is shutting down")
         s = self._stream(stream)
@@ -362,7 +369,7 @@ class NotificationHub:
             except InvalidValue as e:
                 raise InvalidValue(e.message.replace("invalid XPath", "invalid XPath filter"),
                                    info={"xpath": xpath}) from None
-        sub = NotificationSubscription(self, s, start, stop, xpath, self._queue_size)
+        sub = NotificationSubscription(self, s, start, stop, xpath, self._queue_size, who)
         # Live delivery is registered before the replay log is read: the
         # replay covers what was logged before this call, the live queue
         # everything after it (see NotificationSubscription._offer).
@@ -399,9 +406,10 @@ class NotificationSubscription:
 
     def __init__(
         self, hub: NotificationHub, stream: Stream, start: float | None, stop: float | None,
-        xpath: str | None, queue_size: int,
+        xpath: str | None, queue_size: int, who: Identity | None = None,
     ) -> None:
         self._hub = hub
+        self.who = who
         self.stream = stream
         self.start = start
         self.stop = stop
@@ -519,6 +527,8 @@ class NotificationSubscription:
             return
         if self.xpath is not None and not op.selects(self.xpath):
             return
+        if not self._permitted(n, op):
+            return
         if len(self._pending) >= self._queue_size:
             self._overflow()
             return
@@ -539,10 +549,28 @@ class NotificationSubscription:
         self._hub._forget(self)
         self._wake()
 
+    def _access(self) -> Access | None:
+        """The subscriber's rights now; None when nothing needs checking."""
+        if self.who is None or self._hub.access is None:
+            return None
+        access = self._hub.access(self.who)
+        return None if access.unrestricted else access
+
+    def _permitted(self, n: Notification, op: Operation, access: Access | None = None) -> bool:
+        access = access or self._access()
+        if access is None:
+            return True
+        steps = parse_path(n.path)
+        about = op.referenced_paths()
+        if len(steps) > 1:  # nested in data: its parent must be readable
+            about.append(n.path[:n.path.rfind("/")])
+        return access.notification_allowed(list(schema_paths(steps))[-1], about)
+
     def _wanted(self, n: Notification) -> bool:
         if not self.stream.carries(n.module):
             return False
-        if self.xpath is None:
+        access = self._access()
+        if self.xpath is None and access is None:
             return True
         try:
             op = _parse_notification(self._hub.schema, n.content, Fmt.JSON,
@@ -551,7 +579,9 @@ class NotificationSubscription:
             log.warning("logged notification %d no longer parses (%s); skipped", n.seq, exc)
             return False
         with op:
-            return op.selects(self.xpath)
+            if self.xpath is not None and not op.selects(self.xpath):
+                return False
+            return self._permitted(n, op, access)
 
     async def _next_replayed(self) -> Notification | None:
         """The next logged notification this subscription wants, None at the end."""

@@ -18,6 +18,7 @@ from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.locks import LockTable
+from nfo.datastore.nacm import Access, Identity
 from nfo.datastore.names import CONFIG_DATASTORES, datastore_name
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperStore, check_owner
@@ -30,7 +31,7 @@ from nfo.schema.edit import validate
 if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
 
-__all__ = ["RpcCall", "RpcHandler", "Session", "SessionParts"]
+__all__ = ["ReadAs", "RpcCall", "RpcHandler", "Session", "SessionParts"]
 
 
 @dataclass
@@ -64,20 +65,51 @@ class SessionParts:
     """The open sessions by id (kill-session finds its victim here)."""
 
 
+class ReadAs:
+    """Reads as one identity: the reader :func:`nfo.protocol.read.read` takes."""
+
+    __slots__ = ("_ds", "who")
+
+    def __init__(self, ds: Datastore, who: Identity) -> None:
+        self._ds = ds
+        self.who = who
+
+    def get(self, datastore: str, xpath: str | None = None, *,
+            with_origin: bool = False) -> Tree:
+        return self._ds.get(datastore, xpath, with_origin=with_origin, who=self.who)
+
+
 class Session:
     """One client's view: who writes, which locks it holds, what it may cancel."""
 
-    def __init__(self, ds: Datastore, sid: int, user: str,
+    def __init__(self, ds: Datastore, sid: int, who: Identity,
                  on_kill: Callable[[], None] | None, parts: SessionParts) -> None:
         self.datastore = ds
         self.id = sid
-        self.user = user
+        self.identity = who
+        self.user = who.user
         self._on_kill = on_kill
         self._parts = parts
-        self._writer = Writer(sid, user)
+        self._writer = Writer(sid, who.user, None if who.internal else who)
         self.closed = False
         self.killed_by: int | None = None
         """The session that ended this one with kill-session, if any."""
+
+    # -- access control --------------------------------------------------------
+    def access(self) -> Access:
+        """What this session may do under the rules in running now."""
+        return self.datastore.nacm.access(self.identity)
+
+    def authorize(self, operation: str) -> None:
+        """Refuse (``access-denied``) a protocol operation by its schema path
+        (``/ietf-netconf:lock``) unless access control lets this session run it."""
+        self.access().check_exec(operation)
+
+    def get(self, datastore: str, xpath: str | None = None, *,
+            with_origin: bool = False) -> Tree:
+        """Read as this session's user (see :meth:`Datastore.get`)."""
+        return self.datastore.get(datastore, xpath, with_origin=with_origin,
+                                  who=self.identity)
 
     # -- writes --------------------------------------------------------------
     async def edit(
@@ -290,10 +322,12 @@ class Session:
         d = self.datastore
         with Operation.parse(d.schema, content, fmt, OpKind.RPC,
                              what="parsing an RPC") as call:
-            running = d.tree("running")
-            call.validate(running)
             spath = call.schema_path
             ppath = call.parent_path
+            # decided on the path alone, before anything about the data is said
+            self.access().check_exec(spath, None if ppath is None else call.op.path)
+            running = d.tree("running")
+            call.validate(running)
             if ppath is not None and not d.exists(ppath):
                 raise DataMissing("the node the action is invoked on does not exist",
                                   path=ppath)

@@ -24,6 +24,7 @@ from typing import Protocol
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.formats import edit_text
 from nfo.datastore.locks import LockTable
+from nfo.datastore.nacm import Identity, Nacm
 from nfo.datastore.names import DURABLE
 from nfo.datastore.notifications import Checked, NotificationHub
 from nfo.datastore.storage.base import CommitRecord, Storage
@@ -84,6 +85,8 @@ class Writer:
 
     session_id: int | None
     user: str
+    who: Identity | None = None
+    """The identity access control checks; None for the server itself."""
 
 
 class Settings(Protocol):
@@ -100,8 +103,9 @@ class Transactions:
     def __init__(self, schema: Schema, storage: Storage, settings: Settings, locks: LockTable,
                  candidate: Candidate, notifications: NotificationHub,
                  subscribers: Callable[[str], Sequence[ChangeSubscription]],
-                 independence: Independence, config_change_events: bool) -> None:
+                 independence: Independence, config_change_events: bool, nacm: Nacm) -> None:
         self._schema = schema
+        self._nacm = nacm
         self._storage = storage
         self._settings = settings
         self._locks = locks
@@ -238,6 +242,9 @@ class Transactions:
             changes: list[Change] = []
             for edit, dop in edits:
                 changes += apply_edit(self._schema, work, edit, dop)
+            if writer.who is not None and not system and changes:
+                self._nacm.access(writer.who).check_write(
+                    changes, lambda path: any(_present(e, path) for e, _ in edits))
             if validate:
                 validate_tree(self._schema, work, changes)
             if test_only or not changes:

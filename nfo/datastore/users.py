@@ -1,29 +1,25 @@
 """The one user store of nfo, shared by the RESTCONF and NETCONF front ends.
 
-Users live in the storage backend's meta table as one JSON document (key
-``users``), so they are as durable as the datastore and travel with the state
-directory.  A user has a password hash and, for NETCONF over SSH, a list of
-OpenSSH public keys.  Passwords are never stored: each is hashed with scrypt
-(random 16-byte salt, n=2**14, r=8, p=1, 32-byte key) and kept as
-``scrypt$<n>$<r>$<p>$<salt-b64>$<hash-b64>``, so the parameters can change
-later without breaking old hashes.
+Accounts are YANG data (``nfo-users``, in running): administrators manage them over
+RESTCONF and NETCONF like anything else, access control guards them, and they are as
+durable as the rest of the configuration.  An account has a password hash, SSH public
+keys for NETCONF, and an ``enabled`` flag; its NACM groups are the groups that list
+it.  Passwords are never stored: each is hashed with scrypt (random 16-byte salt,
+n=2**14, r=8, p=1, 32-byte key) and kept as ``scrypt$<n>$<r>$<p>$<salt>$<hash>``, so
+the parameters can change later without breaking old hashes; the ``set-password``
+action (:meth:`UserStore.register`) hashes what it is given.
 
-Verification compares with :func:`hmac.compare_digest`, and a name that is not
-a user (or not even a valid name) is hashed against a dummy so that it costs
-the same time as a wrong password: response times do not reveal which names
-exist.  Because a scrypt hash costs ~50 ms of CPU and 16 MiB of memory,
-:meth:`UserStore.verify_async` runs it on a small dedicated thread pool (the
-event loop keeps serving; at most :data:`HASH_THREADS` hashes run at once) and
-remembers recently verified credentials for a short while, keyed by an HMAC
-under a per-process random key, so that a client sending the same
-``Authorization`` header on every request pays for scrypt once a minute, not
-per request.  Changing or removing a password invalidates that at once.
-
-The storage is not thread-safe: use a :class:`UserStore` from the thread (the
-event loop) that uses its storage.  Writes are read-modify-write inside one
-``storage.batch()`` transaction, so two processes on one state directory (a
-server and a second process on the same directory) cannot lose each other's
-changes.
+Verification compares with :func:`hmac.compare_digest`, and a name that is not an
+enabled account (or not even a valid name) is hashed against a dummy so that it costs
+the same time as a wrong password: response times do not reveal which names exist.
+Because a scrypt hash costs ~50 ms of CPU and 16 MiB of memory,
+:meth:`UserStore.verify_async` runs it on a small dedicated thread pool (the event
+loop keeps serving; at most :data:`HASH_THREADS` hashes run at once) and remembers
+recently verified credentials for a short while, keyed by an HMAC under a per-process
+random key over the name, the stored hash and the password, so that a client sending
+the same ``Authorization`` header on every request pays for scrypt once a minute, not
+per request.  Changing the password (the stored hash) or disabling the account ends
+that at once.
 
 Nothing here logs or returns a password, except :meth:`UserStore.ensure_admin`
 returning the one it generated so that the caller can show it once.
@@ -45,13 +41,19 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
+from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
 from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed
+from nfo.schema import Fmt
+
+if TYPE_CHECKING:
+    from nfo.datastore.datastore import Datastore
 
 __all__ = [
     "ADMIN",
@@ -60,6 +62,7 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "USERS",
     "UserStore",
     "hash_password",
 ]
@@ -67,10 +70,14 @@ __all__ = [
 log = logging.getLogger("nfo.users")
 
 META_KEY = "users"
-"""The storage meta key holding the user document."""
+"""The storage meta key where users lived before they were YANG data (imported once)."""
 
 ADMIN = "admin"
-"""The user :meth:`UserStore.ensure_admin` creates on an empty store."""
+"""The user (and NACM group) :meth:`UserStore.ensure_admin` creates on a fresh state."""
+
+USERS = "/nfo-users:users"
+_GROUPS = "/ietf-netconf-acm:nacm/groups"
+_OWNER = "nfo-users"
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -209,98 +216,84 @@ def _normalise_key(line: str) -> str:
 # -- the store -----------------------------------------------------------------------
 
 
+def _fingerprint(blob_b64: str) -> str:
+    digest = hashlib.sha256(base64.b64decode(blob_b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _user_path(name: str) -> str:
+    return f"{USERS}/user[name='{name}']"
+
+
 class UserStore:
-    """Users, password hashes and SSH public keys in ``storage`` meta.
+    """The accounts in running (``nfo-users``); every change is a commit of the server's
+    own identity, so the caller decides who may make it (a NACM-checked action, or the
+    local command line).
 
     Errors are :class:`~nfo.errors.NfoError`: ``InvalidValue`` for a bad name,
     weak password or unusable key, ``DataExists`` for a duplicate, ``DataMissing``
     for an unknown user.
     """
 
-    def __init__(self, storage: Storage, *, cache_seconds: float = 60.0,
+    def __init__(self, ds: Datastore, *, cache_seconds: float = 60.0,
                  cache_size: int = 1024) -> None:
-        self._storage = storage
+        self._ds = ds
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache_key = secrets.token_bytes(32)
         # HMAC(name, stored hash, password) -> expiry (time.monotonic)
         self._verified: OrderedDict[bytes, float] = OrderedDict()
 
-    # -- the stored document --
+    # -- reading (running, live) --
 
-    def _load(self) -> dict[str, dict[str, Any]]:
-        raw = self._storage.get_meta(META_KEY)
-        if raw is None:
-            return {}
-        try:
-            doc = json.loads(raw)
-            users = doc["users"]
-            if doc.get("format") != _DOC_FORMAT or not isinstance(users, dict):
-                raise ValueError("unknown format")
-        except (ValueError, KeyError, TypeError) as e:
-            raise OperationFailed(f"the stored user list is unreadable: {e}") from None
-        return users
-
-    def _save(self, users: dict[str, dict[str, Any]]) -> None:
-        self._storage.set_meta(META_KEY, json.dumps(
-            {"format": _DOC_FORMAT, "users": users}, sort_keys=True, separators=(",", ":")))
-
-    def _user(self, users: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-        entry = users.get(name) if isinstance(name, str) else None
-        if entry is None:
-            raise DataMissing(f"no user {name!r}")
-        return entry
-
-    def _stored_hash(self, name: str) -> str | None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            return None
-        entry = self._load().get(name)
-        value = entry.get("password") if entry else None
-        return value if isinstance(value, str) else None
-
-    # -- users and passwords --
-
-    def add(self, name: str, password: str) -> None:
-        """Create ``name`` with ``password``; refuses duplicates and weak input."""
-        _check_name(name)
-        _check_password(password)
-        hashed = hash_password(password)
-        with self._storage.batch():
-            users = self._load()
-            if name in users:
-                raise DataExists(f"user {name!r} exists")
-            users[name] = {"password": hashed, "keys": []}
-            self._save(users)
-        log.info("user %s added", name)
-
-    def set_password(self, name: str, password: str) -> None:
-        _check_password(password)
-        hashed = hash_password(password)
-        with self._storage.batch():
-            users = self._load()
-            self._user(users, name)["password"] = hashed
-            self._save(users)
-        log.info("password of user %s changed", name)
-
-    def remove(self, name: str) -> None:
-        with self._storage.batch():
-            users = self._load()
-            self._user(users, name)
-            del users[name]
-            self._save(users)
-        log.info("user %s removed", name)
-
-    def names(self) -> list[str]:
-        return sorted(self._load())
+    def _value(self, path: str) -> str | None:
+        node = self._ds.tree("running").node(path)
+        return None if node is None else node.value
 
     def exists(self, name: str) -> bool:
-        return isinstance(name, str) and name in self._load()
+        return (isinstance(name, str) and _NAME.fullmatch(name) is not None
+                and self._ds.tree("running").node(_user_path(name)) is not None)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.exists(name)
 
+    def enabled(self, name: str) -> bool:
+        """Whether ``name`` is an account that may log in."""
+        return self.exists(name) and self._value(_user_path(name) + "/enabled") != "false"
+
+    def names(self) -> list[str]:
+        return sorted(n.value or "" for n in self._ds.tree("running").match(
+            f"{USERS}/user/name"))
+
+    def groups_of(self, name: str) -> list[str]:
+        """The NACM groups that list ``name``."""
+        _check_name(name)
+        return sorted(n.value or "" for n in self._ds.tree("running").match(
+            f"{_GROUPS}/group[user-name='{name}']/name"))
+
+    def _stored_hash(self, name: str) -> str | None:
+        if not self.enabled(name):
+            return None
+        return self._value(_user_path(name) + "/password")
+
+    def authorized_keys(self, name: str) -> list[str]:
+        """``name``'s OpenSSH public key lines (none while the account is disabled)."""
+        if not self.exists(name):
+            raise DataMissing(f"no user {name!r}")
+        if not self.enabled(name):
+            return []
+        out = []
+        for key in self._ds.tree("running").match(_user_path(name) + "/authorized-key"):
+            parts = {c.name: c.value or "" for c in key.children()}
+            line = f"{parts.get('algorithm')} {parts.get('key-data')}"
+            out.append(f"{line} {parts['comment']}" if parts.get("comment") else line)
+        return out
+
+    # -- verifying --
+
     def verify(self, name: str, password: str) -> bool:
-        """True when ``password`` is ``name``'s.  Same cost for unknown names.
+        """True when ``password`` is ``name``'s and the account is enabled.  Same cost
+        for unknown names.
 
         Blocks for one scrypt hash (~50 ms) unless the credentials were verified
         recently; front ends on an event loop use :meth:`verify_async`.
@@ -349,60 +342,197 @@ class UserStore:
         while len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
 
-    def ensure_admin(self, env_password: str | None) -> str | None:
-        """On an empty store, create :data:`ADMIN`.
+    # -- changing --
 
-        Its password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given
-        (an empty one is refused as weak), else a random one that is returned,
-        for the caller to show once.  Returns None otherwise, and always when
-        users exist already (nothing is changed then).
-        """
-        if self._load():
+    async def _edit(self, *docs: dict[str, Any]) -> None:
+        async with self._ds.internal_session(_OWNER) as s:
+            await s.edit_many("running", [json.dumps(d) for d in docs], Fmt.JSON,
+                              label="users")
+
+    async def _hash(self, password: str) -> str:
+        _check_password(password)
+        return await asyncio.get_running_loop().run_in_executor(
+            _hash_pool(), hash_password, password)
+
+    def _need(self, name: str) -> None:
+        _check_name(name)
+        if not self.exists(name):
+            raise DataMissing(f"no user {name!r}")
+
+    async def add(self, name: str, password: str | None, *, groups: Iterable[str] = (),
+                  enabled: bool = True) -> None:
+        """Create ``name`` (with ``password``; None: no password, keys only) and add it
+        to the NACM ``groups``; refuses duplicates and weak input."""
+        _check_name(name)
+        hashed = await self._hash(password) if password is not None else None
+        if self.exists(name):
+            raise DataExists(f"user {name!r} exists")
+        user: dict[str, Any] = {"name": name, "@": {"ietf-netconf:operation": "create"}}
+        if hashed is not None:
+            user["password"] = hashed
+        if not enabled:
+            user["enabled"] = False
+        await self._edit({"nfo-users:users": {"user": [user]}}, *self._groups_doc(name, groups))
+        log.info("user %s added", name)
+
+    @staticmethod
+    def _groups_doc(name: str, groups: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = [g for g in dict.fromkeys(groups)]
+        if not wanted:
+            return []
+        return [{"ietf-netconf-acm:nacm": {"groups": {"group": [
+            {"name": g, "user-name": [name]} for g in wanted]}}}]
+
+    async def add_to_groups(self, name: str, groups: Iterable[str]) -> None:
+        self._need(name)
+        docs = self._groups_doc(name, groups)
+        if docs:
+            await self._edit(*docs)
+
+    async def set_password(self, name: str, password: str) -> None:
+        self._need(name)
+        hashed = await self._hash(password)
+        await self._edit({"nfo-users:users": {"user": [{"name": name, "password": hashed}]}})
+        log.info("password of user %s changed", name)
+
+    async def set_enabled(self, name: str, enabled: bool) -> None:
+        self._need(name)
+        await self._edit({"nfo-users:users": {"user": [{"name": name, "enabled": enabled}]}})
+        log.info("user %s %s", name, "enabled" if enabled else "disabled")
+
+    async def remove(self, name: str) -> None:
+        """Delete the account and take it out of every NACM group."""
+        self._need(name)
+        groups = self.groups_of(name)
+        doc: list[dict[str, Any]] = [{"nfo-users:users": {"user": [
+            {"name": name, "@": {"ietf-netconf:operation": "delete"}}]}}]
+        if groups:
+            doc.append({"ietf-netconf-acm:nacm": {"groups": {"group": [
+                {"name": g, "user-name": [name],
+                 "@user-name": [{"ietf-netconf:operation": "delete"}]} for g in groups]}}})
+        await self._edit(*doc)
+        log.info("user %s removed", name)
+
+    async def add_key(self, name: str, openssh_public_key_line: str) -> str:
+        """Authorise a public key for ``name``; returns the stored (normal) line."""
+        self._need(name)
+        line = _normalise_key(openssh_public_key_line)
+        kind, blob, *rest = line.split(" ", 2)
+        fp = _fingerprint(blob)
+        if self._ds.tree("running").node(
+                f"{_user_path(name)}/authorized-key[name='{fp}']") is not None:
+            raise DataExists(f"user {name!r} has this key already")
+        key: dict[str, Any] = {"name": fp, "algorithm": kind, "key-data": blob}
+        if rest:
+            key["comment"] = rest[0]
+        await self._edit({"nfo-users:users": {"user": [{"name": name,
+                                                         "authorized-key": [key]}]}})
+        log.info("public key %s %s added for user %s", kind, fp, name)
+        return line
+
+    async def remove_key(self, name: str, openssh_public_key_line: str) -> None:
+        """Remove a key (matched by its material; the comment is ignored)."""
+        self._need(name)
+        fp = _fingerprint(_normalise_key(openssh_public_key_line).split(" ")[1])
+        if self._ds.tree("running").node(
+                f"{_user_path(name)}/authorized-key[name='{fp}']") is None:
+            raise DataMissing(f"user {name!r} has no such key")
+        await self._edit({"nfo-users:users": {"user": [{"name": name, "authorized-key": [
+            {"name": fp, "@": {"ietf-netconf:operation": "delete"}}]}]}})
+
+    # -- first start --
+
+    async def ensure_admin(self, env_password: str | None) -> str | None:
+        """On a state without accounts, create :data:`ADMIN` in the NACM group
+        ``admin`` and an ``admin`` rule-list that permits that group everything.
+
+        Accounts of a state directory from before users were YANG data are imported
+        instead (into the ``admin`` group: they could do everything before).  The new
+        password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given (an empty
+        one is refused as weak), else a random one that is returned, for the caller to
+        show once.  Returns None otherwise, and always when accounts exist already
+        (nothing is changed then)."""
+        storage = self._ds.storage
+        if self.names():
+            if storage.get_meta(META_KEY):
+                storage.set_meta(META_KEY, "")
+            return None
+        old = _old_users(storage)
+        if old:
+            users = [{"name": n, **({"password": u["password"]} if u.get("password") else {}),
+                      "authorized-key": [_key_entry(k) for k in u.get("keys", [])]}
+                     for n, u in sorted(old.items())]
+            await self._edit({"nfo-users:users": {"user": users}},
+                             _admin_rules([u["name"] for u in users]))
+            storage.set_meta(META_KEY, "")
+            log.warning("imported %d user(s) into nfo-users, all in the NACM group 'admin' "
+                        "(they could do everything before); narrow their groups", len(users))
             return None
         generated = None if env_password is not None else secrets.token_urlsafe(18)
         password = env_password if env_password is not None else generated
         assert password is not None
-        _check_password(password)
-        hashed = hash_password(password)
-        with self._storage.batch():
-            users = self._load()
-            if users:
-                return None
-            users[ADMIN] = {"password": hashed, "keys": []}
-            self._save(users)
-        log.info("no users: created user %s (%s password)", ADMIN,
-                 "generated" if generated else "NFO_ADMIN_PASSWORD")
+        hashed = await self._hash(password)
+        await self._edit({"nfo-users:users": {"user": [{"name": ADMIN, "password": hashed}]}},
+                         _admin_rules([ADMIN]))
+        log.info("no users: created user %s (%s password) in group %s", ADMIN,
+                 "generated" if generated else "NFO_ADMIN_PASSWORD", ADMIN)
         return generated
 
-    # -- SSH public keys (NETCONF) --
+    async def ensure_admin_rules(self) -> None:
+        """The ``admin`` group's permit-all rule-list, unless a rule-list of that name
+        exists (what :meth:`ensure_admin` sets up for the first account)."""
+        if self._ds.tree("running").node(
+                f"/ietf-netconf-acm:nacm/rule-list[name='{ADMIN}']") is None:
+            await self._edit(_admin_rules([]))
 
-    def authorized_keys(self, name: str) -> list[str]:
-        """``name``'s OpenSSH public key lines (``<type> <base64> [comment]``)."""
-        keys = self._user(self._load(), name).get("keys", [])
-        return [k for k in keys if isinstance(k, str)]
+    # -- the set-password action --
 
-    def add_key(self, name: str, openssh_public_key_line: str) -> str:
-        """Authorise a public key for ``name``; returns the stored (normal) line."""
-        line = _normalise_key(openssh_public_key_line)
-        material = line.split(" ")[:2]
-        with self._storage.batch():
-            users = self._load()
-            keys: list[str] = self._user(users, name).setdefault("keys", [])
-            if any(k.split(" ")[:2] == material for k in keys):
-                raise DataExists(f"user {name!r} has this key already")
-            keys.append(line)
-            self._save(users)
-        log.info("public key %s added for user %s", material[0], name)
-        return line
+    def register(self) -> None:
+        """Serve ``nfo-users``' set-password action (access control has allowed the
+        caller by the time it runs)."""
+        self._ds.register_rpc(f"{USERS}/user/set-password", self._set_password_action)
 
-    def remove_key(self, name: str, openssh_public_key_line: str) -> None:
-        """Remove a key (matched by type and key material; the comment is ignored)."""
-        material = _normalise_key(openssh_public_key_line).split(" ")[:2]
-        with self._storage.batch():
-            users = self._load()
-            keys: list[str] = self._user(users, name).setdefault("keys", [])
-            kept = [k for k in keys if k.split(" ")[:2] != material]
-            if len(kept) == len(keys):
-                raise DataMissing(f"user {name!r} has no such key")
-            self._user(users, name)["keys"] = kept
-            self._save(users)
+    def unregister(self) -> None:
+        self._ds.unregister_rpc(f"{USERS}/user/set-password")
+
+    async def _set_password_action(self, call: RpcCall) -> None:
+        assert call.parent_path is not None
+        node = call.tree.node(call.parent_path + "/name")
+        password = next((c.value for c in call.op.children() if c.name == "password"), None)
+        if node is None or node.value is None or password is None:
+            raise InvalidValue("set-password needs the user and a password")
+        await self.set_password(node.value, password)
+
+
+def _admin_rules(members: list[str]) -> dict[str, Any]:
+    groups = {"groups": {"group": [{"name": ADMIN, "user-name": members}]}} if members else {}
+    return {"ietf-netconf-acm:nacm": {
+        **groups,
+        "rule-list": [{"name": ADMIN, "group": [ADMIN], "rule": [{
+            "name": "permit-all", "module-name": "*", "access-operations": "*",
+            "action": "permit",
+            "comment": "Administrators may do everything (credentials stay unreadable "
+                       "unless a rule names them)."}]}]}}
+
+
+def _key_entry(line: str) -> dict[str, str]:
+    kind, blob, *rest = _normalise_key(line).split(" ", 2)
+    entry = {"name": _fingerprint(blob), "algorithm": kind, "key-data": blob}
+    if rest:
+        entry["comment"] = rest[0]
+    return entry
+
+
+def _old_users(storage: Storage) -> dict[str, dict[str, Any]]:
+    """The user document of a state directory from before users were YANG data."""
+    raw = storage.get_meta(META_KEY)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+        users = doc["users"]
+        if doc.get("format") != _DOC_FORMAT or not isinstance(users, dict):
+            raise ValueError("unknown format")
+    except (ValueError, KeyError, TypeError) as e:
+        raise OperationFailed(f"the stored user list is unreadable: {e}") from None
+    return users

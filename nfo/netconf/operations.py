@@ -32,7 +32,7 @@ from nfo.schema import Fmt, Kind, Node, Schema, print_node
 if TYPE_CHECKING:
     from nfo.netconf.protocol import NetconfContext
 
-__all__ = ["OPERATIONS", "Handler", "handler_for"]
+__all__ = ["OPERATIONS", "Handler", "handler_for", "operation_path"]
 
 Handler = Callable[["NetconfContext", Element], Awaitable[str]]
 """An operation: the session's context and the operation element -> the reply content."""
@@ -140,7 +140,7 @@ def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
         if select is None:
             return "<data/>"
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
-    with read(ctx.datastore, ReadQuery(ds, select)) as (tree, _):
+    with read(ctx.session, ReadQuery(ds, select)) as (tree, _):
         return f"<data>{encode(tree, Fmt.XML, wd)}</data>"
 
 
@@ -167,7 +167,7 @@ async def _get_data(ctx: NetconfContext, op: Element) -> str:
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
     q = ReadQuery(ds, select, content, depth, with_origin=op.child("with-origin") is not None,
                   origins=origins, negate_origins=negated)
-    with read(ctx.datastore, q) as (tree, _):
+    with read(ctx.session, q) as (tree, _):
         body = encode(tree, Fmt.XML, wd, keep_empty=depth is not None)
     return f'<data xmlns="{NMDA_NS}">{body}</data>'
 
@@ -301,7 +301,7 @@ async def _create_subscription(ctx: NetconfContext, op: Element) -> str:
     start = _time(op, "startTime")
     stop = _time(op, "stopTime")
     ctx.subscription = ctx.datastore.notifications.subscribe(
-        stream, start=start, stop=stop, xpath=xpath)
+        stream, start=start, stop=stop, xpath=xpath, who=ctx.session.identity)
     return OK
 
 
@@ -353,6 +353,16 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     (YANG_NS, "action"): _yang_rpc,
 }
 """Every operation nfo implements itself, by (namespace, name)."""
+
+
+def operation_path(op: Element, schema: Schema) -> str | None:
+    """The schema path access control checks for one of :data:`OPERATIONS`
+    (``/ietf-netconf:lock``); None for a YANG RPC or action (the datastore checks
+    those) or an element of no known module."""
+    if (op.ns, op.name) not in OPERATIONS or op.ns == YANG_NS:
+        return None
+    module = schema.module_of(op.ns)
+    return None if module is None else f"/{module}:{op.name}"
 
 
 def handler_for(op: Element, schema: Schema) -> Handler:

@@ -17,7 +17,7 @@ from nfo.datastore import Datastore, Session
 from nfo.datastore.notifications import NotificationSubscription
 from nfo.errors import MalformedMessage, NfoError, OperationFailed
 from nfo.netconf.messages import BASE_1_0, NC_NS, NMDA_NS, Attributes, error_reply, reply
-from nfo.netconf.operations import handler_for
+from nfo.netconf.operations import handler_for, operation_path
 from nfo.protocol import xml
 from nfo.schema import Schema
 
@@ -73,7 +73,11 @@ async def handle(ctx: NetconfContext, message: bytes) -> bytes:
     op = root.children[0]
     ctx.in_rpcs += 1
     try:
-        body = await handler_for(op, ctx.schema)(ctx, op)
+        handler = handler_for(op, ctx.schema)
+        checked = operation_path(op, ctx.schema)
+        if checked is not None:
+            ctx.session.authorize(checked)
+        body = await handler(ctx, op)
     except NfoError as e:
         ctx.out_rpc_errors += 1
         return error_reply(e, attrs, namespace_of)

@@ -6,15 +6,24 @@ objects: :class:`Schema` (the module set), :class:`SNode` (schema nodes),
 tree) and :class:`Operation` (an RPC, action, reply or notification tree).
 """
 
-from nfo.schema.context import PROTOCOL_MODULES, ModuleInfo, Schema, ietf_dir, module_name_of
+from nfo.schema.context import (
+    PROTOCOL_MODULES,
+    AccessMarks,
+    ModuleInfo,
+    Schema,
+    ietf_dir,
+    module_name_of,
+)
 from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, print_node
 from nfo.schema.dnode import Node
 from nfo.schema.ops import Operation, OpKind
+from nfo.schema.paths import Step, parse_path
 from nfo.schema.snode import DATA_KINDS, Kind, SNode
 
 __all__ = [
     "DATA_KINDS",
     "PROTOCOL_MODULES",
+    "AccessMarks",
     "Fmt",
     "Kind",
     "ModuleInfo",
@@ -24,9 +33,11 @@ __all__ = [
     "Parse",
     "SNode",
     "Schema",
+    "Step",
     "Tree",
     "WithDefaults",
     "ietf_dir",
     "module_name_of",
+    "parse_path",
     "print_node",
 ]

@@ -21,10 +21,13 @@ import libyang
 from nfo.errors import InvalidValue, OperationFailed
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
+from nfo.schema.data import split_top
+from nfo.schema.paths import parse_path
 from nfo.schema.snode import Kind, SNode
 
 __all__ = [
     "PROTOCOL_MODULES",
+    "AccessMarks",
     "ModuleInfo",
     "Schema",
     "ietf_dir",
@@ -47,7 +50,27 @@ PROTOCOL_MODULES: dict[str, tuple[str, ...]] = {
     "ietf-restconf-monitoring": (),
     "ietf-yang-patch": (),
     "nc-notifications": (),
+    "ietf-netconf-acm": (),
 }
+
+@dataclass(frozen=True)
+class AccessMarks:
+    """Schema paths (``/mod:a/b``; data nodes, RPCs, actions, notifications) that
+    access control treats specially, found once per module set."""
+
+    deny_all: frozenset[str]
+    """``nacm:default-deny-all`` (and RFC 8341's kill-session and delete-config)."""
+    deny_all_data: frozenset[str]
+    """The data nodes among :attr:`deny_all`."""
+    deny_write: frozenset[str]
+    """``nacm:default-deny-write``."""
+    credentials: frozenset[str]
+    """``nfo-security:credential``: secrets, read only through a rule that names them."""
+    credential_targets: dict[str, tuple[str, ...]]
+    """``nfo-security:credential-target`` leaf -> the credentials among its siblings."""
+    module_roots: dict[str, tuple[str, ...]]
+    """Module -> where its nodes begin: its top-level nodes and what it augments in."""
+
 
 _MODULE_RE = re.compile(rb"^\s*(module|submodule)\s+([A-Za-z_][\w.-]*)", re.MULTILINE)
 
@@ -108,7 +131,8 @@ class Schema:
         self.ctx = libyang.Context(":".join(str(d) for d in dirs if d.is_dir()))
         self.cdata: Any = self.ctx.cdata
         self._source: dict[str, str] = {}
-        self._sensitive: list[str] | None = None
+        self._marks: AccessMarks | None = None
+        self._instance_paths: dict[str, bool] = {}
         self._modules: list[ModuleInfo] | None = None
         self._by_name: dict[str, ModuleInfo] = {}
         self._by_ns: dict[str, str] = {}
@@ -188,6 +212,35 @@ class Schema:
             raise InvalidValue(f"invalid XPath {expr!r}: {msg}", info={"xpath": expr})
         lib.ly_set_free(out[0], ffi.NULL)
 
+    def is_instance_path(self, expr: str) -> bool:
+        """Whether an XPath is a union of absolute paths whose predicates only compare
+        list keys (or a leaf-list entry) with literals: what it selects depends on
+        nothing but the existence of the entries it names."""
+        found = self._instance_paths.get(expr)
+        if found is None:
+            found = all(self._is_instance_path(part) for part in split_top(expr, "|")[0])
+            if len(self._instance_paths) > 4096:
+                self._instance_paths.clear()
+            self._instance_paths[expr] = found
+        return found
+
+    def _is_instance_path(self, part: str) -> bool:
+        try:
+            steps = parse_path(part.strip())
+        except ValueError:
+            return False
+        node = self.find(f"/{steps[0].module}:{steps[0].name}")
+        for i, step in enumerate(steps):
+            if i:
+                node = node.child(step.name, step.module) if node is not None else None
+            if node is None or not node.is_data:
+                return False
+            names = {k for k, _ in step.preds}
+            if names and not (names <= set(node.keys) if node.kind is Kind.LIST
+                              else node.kind is Kind.LEAFLIST and names == {"."}):
+                return False
+        return True
+
     def top_nodes(self, module: str) -> list[SNode]:
         """The top-level data nodes, RPCs and notifications of an implemented module."""
         mod = lib.ly_ctx_get_module_latest(self.cdata, module.encode())
@@ -228,20 +281,11 @@ class Schema:
             ))
         return out
 
-    def sensitive_paths(self) -> list[str]:
-        """Schema paths of nodes marked ``nacm:default-deny-all`` (credentials): reads
-        for clients leave them out."""
-        if self._sensitive is None:
-            found: list[str] = []
-            for m in self.ctx:
-                if m.implemented():
-                    c = m.cdata.compiled
-                    top = lib.lys_getnext(ffi.NULL, ffi.NULL, c, 0) if c != ffi.NULL else ffi.NULL
-                    while top != ffi.NULL:
-                        _find_denied(top, "", None, found)
-                        top = lib.lys_getnext(top, ffi.NULL, c, 0)
-            self._sensitive = found
-        return self._sensitive
+    def access_marks(self) -> AccessMarks:
+        """The schema paths access control treats specially (see :class:`AccessMarks`)."""
+        if self._marks is None:
+            self._marks = _access_marks(self)
+        return self._marks
 
     def module_source(self, name: str, revision: str | None = None) -> str:
         """The YANG text of a loaded module (for get-schema and RESTCONF schema links)."""
@@ -263,30 +307,55 @@ class Schema:
             data.free()
 
 
-def _find_denied(node: Any, prefix: str, parent_mod: Any, out: list[str]) -> None:
-    """Collect data paths of nodes carrying ietf-netconf-acm:default-deny-all."""
-    while node != ffi.NULL:
-        path = prefix
-        if not node.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
-            name = ffi.string(node.name).decode()
-            if node.module != parent_mod:
-                name = ffi.string(node.module.name).decode() + ":" + name
-            path = f"{prefix}/{name}"
-        exts = node.exts
-        count = int(ffi.cast("uint64_t *", exts)[-1]) if exts != ffi.NULL else 0
-        for i in range(count):
-            d = getattr(exts[i], "def")
-            if (ffi.string(d.name).decode() == "default-deny-all"
-                    and ffi.string(d.module.name).decode() == "ietf-netconf-acm"):
-                out.append(path)
-        if node.nodetype & (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_CHOICE | lib.LYS_CASE):
-            child = ly.fromx(ly.xlib.lysc_node_child(ly.xnode(node)), "struct lysc_node *")
-            mod = node.module if not node.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE) \
-                else parent_mod
-            _find_denied(child, path, mod, out)
-        if parent_mod is None:
-            return
-        node = node.next
+_NACM = "ietf-netconf-acm"
+_SEC = "nfo-security"
+# RFC 8341 section 3.2.6: these two operations are denied by default; RFC 6241's
+# module predates NACM and carries no extension for it.
+_BUILTIN_DENY_ALL = ("/ietf-netconf:kill-session", "/ietf-netconf:delete-config")
+
+
+def _access_marks(schema: Schema) -> AccessMarks:
+    deny_all: set[str] = set()
+    data: set[str] = set()
+    deny_write: set[str] = set()
+    creds: set[str] = set()
+    targets: list[SNode] = []
+    roots: dict[str, list[str]] = {}
+
+    def walk(node: SNode, parent_module: str | None, above: frozenset[str]) -> None:
+        # libyang copies the NACM extensions onto every descendant: keep the topmost.
+        path = node.path
+        if node.module != parent_module and node.is_data:
+            roots.setdefault(node.module, []).append(path)
+        here = set()
+        for mod, name, _ in node.extensions:
+            if mod == _NACM and name in ("default-deny-all", "default-deny-write"):
+                here.add(name)
+                if name in above:
+                    continue
+                (deny_all if name == "default-deny-all" else deny_write).add(path)
+                if name == "default-deny-all" and node.is_data:
+                    data.add(path)
+            elif mod == _SEC and name == "credential":
+                creds.add(path)
+            elif mod == _SEC and name == "credential-target":
+                targets.append(node)
+        if node.kind in (Kind.CONTAINER, Kind.LIST):
+            for child in node.children():
+                walk(child, node.module, frozenset(here))
+
+    for m in schema.modules():
+        if m.implemented:
+            for top in schema.top_nodes(m.name):
+                walk(top, None, frozenset())
+    deny_all.update(p for p in _BUILTIN_DENY_ALL if schema.find(p) is not None)
+    sent: dict[str, tuple[str, ...]] = {}
+    for t in targets:
+        parent = t.parent
+        siblings = parent.children() if parent is not None else iter(())
+        sent[t.path] = tuple(c.path for c in siblings if c.path in creds)
+    return AccessMarks(frozenset(deny_all), frozenset(data), frozenset(deny_write),
+                       frozenset(creds), sent, {m: tuple(p) for m, p in roots.items()})
 
 
 def _module_files(d: Path) -> list[str]:

@@ -218,31 +218,39 @@ def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int 
         lib.free(buf[0])
 
 
+def split_top(text: str, sep: str) -> tuple[list[str], bool]:
+    """``text`` split at each ``sep`` outside brackets, parentheses and quotes, and
+    whether every quote and bracket it opened was closed."""
+    parts: list[str] = []
+    quote = ""
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == sep and not depth:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts, not quote and not depth
+
+
 def path_steps(path: str, *, strict: bool = True) -> list[str]:
     """The steps of an absolute libyang data path: ``/a/b[k='x/y']`` gives ``a`` and
     ``b[k='x/y']`` ('/' inside predicates does not split).  ``strict``: InvalidValue when a
     quote or a bracket is left open or a step is empty; else the steps found (libyang
     prints a key holding both quote characters as ``[k="it's "q""]``, which no parser
     reads back)."""
-    steps: list[str] = []
-    quote = ""
-    depth = 0
-    start = 1
-    for i, ch in enumerate(path):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"" and depth:
-            quote = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "/" and not depth and i:
-            steps.append(path[start:i])
-            start = i + 1
-    steps.append(path[start:])
-    if strict and (not path.startswith("/") or quote or depth or not all(steps)):
+    parts, closed = split_top(path, "/")
+    steps = parts[1:] if path.startswith("/") else parts
+    if strict and (not path.startswith("/") or not closed or not all(steps)):
         raise InvalidValue(f"malformed data path {path!r}")
     return steps
 

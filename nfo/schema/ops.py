@@ -16,8 +16,18 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Fmt, Tree, _ctx, _fmt, _ly_input, siblings
 from nfo.schema.dnode import Node
+from nfo.schema.snode import Kind, SNode
 
 __all__ = ["OpKind", "Operation"]
+
+
+def _ancestors(node: SNode) -> list[SNode]:
+    out = []
+    p = node.parent
+    while p is not None:
+        out.append(p)
+        p = p.parent
+    return out
 
 
 class OpKind(StrEnum):
@@ -127,6 +137,25 @@ class Operation:
             return bool(self.tree._xpath(xpath))
         except InvalidValue:
             return False
+
+    def referenced_paths(self) -> list[str]:
+        """Data paths of the list entries this operation's leafrefs name (a leafref to
+        the key of a one-key list that is no other list's child): what a notification
+        is about, for deciding who may receive it."""
+        out = []
+        for n in self.op.children():
+            target = n.schema.leafref_target
+            if target is None or not target.is_key or n.value is None:
+                continue
+            owner = target.parent
+            if owner is None or len(owner.keys) != 1:
+                continue
+            if any(a.kind is Kind.LIST for a in _ancestors(owner)):
+                continue
+            value = n.value
+            quoted = f"'{value}'" if "'" not in value else f'"{value}"'
+            out.append(f"{owner.path}[{target.name}={quoted}]")
+        return out
 
     # -- replies -----------------------------------------------------------------------
     def reply(self) -> Operation:

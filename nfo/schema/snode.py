@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
+from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 
 __all__ = ["DATA_KINDS", "Kind", "SNode"]
@@ -156,6 +157,46 @@ class SNode:
             out.append(_str(c.name))
             c = c.next
         return tuple(out)
+
+    @property
+    def extensions(self) -> tuple[tuple[str, str, str | None], ...]:
+        """(module, name, argument) of every extension instance on the node."""
+        exts = self._p.exts
+        if exts == ffi.NULL:
+            return ()
+        out = []
+        for i in range(int(ffi.cast("uint64_t *", exts)[-1])):
+            d = getattr(exts[i], "def")
+            arg = exts[i].argument
+            out.append((_str(d.module.name), _str(d.name),
+                        None if arg == ffi.NULL else _str(arg)))
+        return tuple(out)
+
+    @property
+    def leafref_target(self) -> SNode | None:
+        """The leaf a leafref leaf (or leaf-list) points at; None for other nodes."""
+        if not self._p.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
+            return None
+        t = ffi.cast("struct lysc_node_leaf *", self._p).type
+        if t.basetype != lib.LY_TYPE_LEAFREF:
+            return None
+        lr = ffi.cast("struct lysc_type_leafref *", t)
+        cur = lr.cur_mod if lr.cur_mod != ffi.NULL else self._p.module
+        out = ly.xffi.new("void **")
+        rc = ly.xlib.lys_find_expr_atoms(ly.xnode(self._p), ly.xnode(cur), ly.xnode(lr.path),
+                                         ly.xnode(lr.prefixes), 0, out)
+        if rc != lib.LY_SUCCESS:
+            lib.ly_err_clean(self._p.module.ctx, ffi.NULL)
+            return None
+        found = ffi.cast("struct ly_set *", ly.addr(ly.fromx(out[0], "void *")))
+        try:
+            leaves = [found.snodes[i] for i in range(found.count)
+                      if found.snodes[i].nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST)]
+        finally:
+            lib.ly_set_free(found, ffi.NULL)
+        if not leaves:
+            return None
+        return SNode(max(leaves, key=lambda n: len(SNode(n).path)))
 
     # -- navigation ------------------------------------------------------------
     @property

@@ -155,7 +155,7 @@ class WorkloadManager:
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
-        self._session = self.ds.session(OWNER)
+        self._session = self.ds.internal_session(OWNER)
         self._load_observed()
         for name in list(self._obs):
             d = self._desired(name)

@@ -79,7 +79,7 @@ async def test_installed_module_is_served_by_the_datastore(tmp_path: Path) -> No
     nfo(state, "module", "install", str(module(tmp_path, "ex-widgets", WIDGETS)))
     ds = await open_datastore(StateDir(state), [])
     try:
-        async with ds.session("op") as s:
+        async with ds.internal_session("op") as s:
             await s.edit("running", '{"ex-widgets:widgets":{"widget":[{"id":"a","size":3}]}}',
                          "json")
         with ds.get("running", "/ex-widgets:widgets") as t:
@@ -114,7 +114,7 @@ def test_remove_refused_with_data_unless_forced(tmp_path: Path) -> None:
     async def put() -> None:
         ds = await open_datastore(StateDir(state), [])
         try:
-            async with ds.session("op") as s:
+            async with ds.internal_session("op") as s:
                 await s.edit("running", '{"ex-widgets:widgets":{"widget":[{"id":"a"}]}}', "json")
         finally:
             await ds.close()
@@ -207,7 +207,7 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
             ds = await open_datastore(StateDir(state), [])
             mgr = await start_manager(ds, StateDir(state), poll_interval=0.05)
             try:
-                async with ds.session("t") as s:
+                async with ds.internal_session("t") as s:
                     await s.edit("running", '{"nfo-instances:nf-instances":{"nf-instance":'
                                  '[{"name":"demo-echo","@":{"ietf-netconf:operation":"remove"}}]}}',
                                  "json")

@@ -76,7 +76,7 @@ def running_instances(ds: Datastore) -> dict[str, dict[str, object]]:
 
 async def churn(ds: Datastore, start: int, seed: int) -> None:
     rng = random.Random(seed)
-    s = ds.session("churn")
+    s = ds.internal_session("churn")
     existing = running_instances(ds)
     order = sorted(existing, key=lambda n: int(n[2:]) if n[2:].isdigit() else -1)
     admin = {n: str(e.get("admin-state", "enabled")) for n, e in existing.items()}
@@ -113,7 +113,7 @@ async def bulk(ds: Datastore, prefix: str, count: int) -> None:
     # instances after storing the commit and before returning, which widens the
     # window where the commit is stored but not acknowledged.
     Datastore.snapshot_every_commits = 1
-    s = ds.session("bulk")
+    s = ds.internal_session("bulk")
     edit = doc(*(instance(f"{prefix}{i}", str(1 + i % 65535)) for i in range(count)))
     out("START")
     await s.edit("running", edit, "json")
@@ -122,7 +122,7 @@ async def bulk(ds: Datastore, prefix: str, count: int) -> None:
 
 
 async def oper(ds: Datastore, names: list[str]) -> None:
-    s = ds.session("oper")
+    s = ds.internal_session("oper")
     statuses = ("pending", "initializing", "running", "failed")
     step = 0
     while True:
@@ -141,7 +141,7 @@ async def oper(ds: Datastore, names: list[str]) -> None:
 
 
 async def confirmed(ds: Datastore, name: str, after: int) -> None:
-    s = ds.session("confirmer")
+    s = ds.internal_session("confirmer")
     await s.edit("candidate", doc(instance(name, "4242")), "json")
     out("START")
     await s.commit(confirmed=True, timeout=3600)
@@ -154,7 +154,7 @@ async def confirmed(ds: Datastore, name: str, after: int) -> None:
 
 
 async def multidelete(ds: Datastore, names: list[str]) -> None:
-    s = ds.session("multidelete")
+    s = ds.internal_session("multidelete")
     out("BEGIN delete " + " ".join(names))
     await s.edit("running", doc(*({"@": {"ietf-netconf:operation": "delete"}, "name": n}
                                   for n in names)), "json")
@@ -163,7 +163,7 @@ async def multidelete(ds: Datastore, names: list[str]) -> None:
 
 
 async def lock(ds: Datastore) -> None:
-    s = ds.session("locker")
+    s = ds.internal_session("locker")
     s.lock("running")
     s.lock("candidate")
     out("LOCKED")

@@ -33,7 +33,7 @@ def size(ds: Datastore) -> int | None:
 
 
 async def test_if_revision_current_applies(ds: Datastore) -> None:
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
         rev = ds.info("running").revision
         await s.edit("running", top(item=[{"name": "a", "size": 2}]), "json", if_revision=rev)
@@ -42,7 +42,7 @@ async def test_if_revision_current_applies(ds: Datastore) -> None:
 
 
 async def test_if_revision_stale_is_refused(ds: Datastore) -> None:
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
         rev = ds.info("running").revision
         with pytest.raises(PreconditionFailed) as ei:
@@ -61,7 +61,7 @@ async def test_precondition_sees_the_target_datastore(ds: Datastore) -> None:
                      view.exists("/nfo-test:top/count"),  # an implicit default: absent
                      view.exists("/nfo-test:top/item[name='zz']")))
 
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
         rev = ds.info("running").revision
         await s.edit("running", top(name="x"), "json", precondition=look)
@@ -77,7 +77,7 @@ async def test_precondition_error_reaches_the_writer(ds: Datastore) -> None:
         if view.exists(ITEM):
             raise DataExists("already there", path=ITEM)
 
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json",
                      precondition=refuse)
         with pytest.raises(DataExists):
@@ -92,7 +92,7 @@ async def test_refused_write_changes_nothing_and_calls_no_subscriber(ds: Datasto
     async def record(ev: ChangeEvent) -> None:
         events.append(ev)
 
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
         ds.subscribe("nfo-test", record)
         before, rev = content(ds), ds.info("running")
@@ -126,7 +126,7 @@ async def test_concurrent_commit_lands_while_waiting_for_the_lock(ds: Datastore,
             entered.set()
             await gate.wait()  # bob's commit holds the write lock here
 
-    alice, bob = ds.session("alice"), ds.session("bob")
+    alice, bob = ds.internal_session("alice"), ds.internal_session("bob")
     await alice.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
     rev = ds.info("running").revision
     ds.subscribe("nfo-test", hold)
@@ -159,7 +159,7 @@ async def test_concurrent_commit_lands_while_waiting_for_the_lock(ds: Datastore,
 
 
 async def test_other_writes_take_the_preconditions(ds: Datastore) -> None:
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         await s.edit("running", top(item=[{"name": "a", "size": 1}]), "json")
         await s.copy_config("startup", "running", source_is_datastore=True)
         await s.edit("candidate", top(item=[{"name": "a", "size": 5}]), "json")
@@ -195,7 +195,7 @@ async def test_precondition_that_is_not_an_nfo_error_propagates(ds: Datastore) -
     def broken(view: WriteView) -> None:
         raise RuntimeError("bug")
 
-    async with ds.session("alice") as s:
+    async with ds.internal_session("alice") as s:
         with pytest.raises(RuntimeError):
             await s.edit("running", top(name="x"), "json", precondition=broken)
         assert ds.info("running").revision == 0
@@ -216,7 +216,7 @@ async def test_lock_denied_while_a_commit_is_in_flight(ds: Datastore) -> None:
             await gate.wait()
 
     ds.subscribe("nfo-test", hold)
-    alice, bob = ds.session("alice"), ds.session("bob")
+    alice, bob = ds.internal_session("alice"), ds.internal_session("bob")
     t_bob = asyncio.create_task(
         bob.edit("running", top(item=[{"name": "a", "size": 2}]), "json"))
     await entered.wait()

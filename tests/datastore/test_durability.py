@@ -261,7 +261,7 @@ async def test_sigkill_mid_commit_stream_keeps_exactly_the_acknowledged_edits(
 
             # The restarted datastore takes new edits, at a fresh revision.
             name = f"nf{start + 99_999}"
-            s = ds.session("parent")
+            s = ds.internal_session("parent")
             await s.edit("running", doc(instance(name, "9")), "json")
             assert ds.info("running").revision > last_rev
             last_rev = ds.info("running").revision
@@ -335,7 +335,7 @@ async def test_sigkill_during_bulk_commit_is_all_or_nothing(tmp_path: Path) -> N
                 assert ds.info("running").revision > last_rev, ctx
             else:
                 assert ds.info("running").revision == last_rev, ctx
-            s = ds.session("parent")
+            s = ds.internal_session("parent")
             if mine:
                 await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
                     "@": {"ietf-netconf:operation": "remove"}}}), "json")
@@ -363,7 +363,7 @@ async def test_acknowledged_oper_pushes_survive_sigkill(tmp_path: Path) -> None:
     rng = random.Random(SEED + 3)
     state = tmp_path / "state"
     async with reopened_fresh(state) as ds:
-        s = ds.session("parent")
+        s = ds.internal_session("parent")
         await s.edit("running", doc(*(instance(n, str(i + 1))
                                       for i, n in enumerate(OPER_NAMES))), "json")
     latest: dict[tuple[str, str], int] = {}
@@ -429,7 +429,7 @@ async def test_unconfirmed_commit_is_rolled_back_after_sigkill(
     rng = random.Random(SEED + 4)
     state = tmp_path / "state"
     async with reopened_fresh(state) as ds:
-        s = ds.session("parent")
+        s = ds.internal_session("parent")
         await s.edit("running", doc(instance("c0", "1"), instance("c1", "2")), "json")
         await s.edit("running", doc({"name": "c1", "admin-state": "disabled"}), "json")
         before = read_json(ds, "running")
@@ -461,7 +461,7 @@ async def test_unconfirmed_commit_is_rolled_back_after_sigkill(
         assert read_json(ds, "running") == before
         assert ds.info("running").revision == rev
         # Nothing is pending any more: an ordinary commit goes through and stays.
-        s = ds.session("parent")
+        s = ds.internal_session("parent")
         await s.edit("candidate", doc(instance("c2", "3")), "json")
         await s.commit()
         assert "c2" in [e["name"] for e in entries(read_json(ds, "running"))]
@@ -483,9 +483,9 @@ async def test_no_lock_survives_sigkill(tmp_path: Path) -> None:
     finally:
         child.close()
     async with reopened(state) as ds:
-        other = ds.session("other")
+        other = ds.internal_session("other")
         await other.edit("running", doc(instance("l0", "1")), "json")
-        s = ds.session("after")
+        s = ds.internal_session("after")
         s.lock("running")
         s.lock("candidate")
         await s.edit("running", doc(instance("l1", "2")), "json")
@@ -501,7 +501,7 @@ async def test_no_lock_survives_sigkill(tmp_path: Path) -> None:
 async def test_container_delete_survives_restart(tmp_path: Path, operation: str) -> None:
     state = tmp_path / "state"
     async with reopened_fresh(state) as ds:
-        s = ds.session("parent")
+        s = ds.internal_session("parent")
         await s.edit("running", doc(instance("d0", "1"), instance("d1", "2")), "json")
         await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
             "@": {"ietf-netconf:operation": operation}}}), "json")
@@ -515,7 +515,7 @@ async def test_container_delete_survives_restart(tmp_path: Path, operation: str)
 async def test_deleting_the_first_and_another_entry_in_one_edit_returns(tmp_path: Path) -> None:
     state = tmp_path / "state"
     async with reopened_fresh(state) as ds:
-        s = ds.session("parent")
+        s = ds.internal_session("parent")
         await s.edit("running", doc(*(instance(f"e{i}", str(i + 1)) for i in range(4))), "json")
     child = Child(state, "multidelete", "e0,e2")
     try:
@@ -533,5 +533,5 @@ async def test_deleting_the_first_and_another_entry_in_one_edit_returns(tmp_path
         names = [e["name"] for e in entries(read_json(ds, "running"))]
         assert names in ((["e1", "e3"],) if acked else (["e0", "e1", "e2", "e3"],
                                                          ["e1", "e3"])), names
-        await ds.session("parent").edit("running", doc(instance("e4", "5")), "json")
+        await ds.internal_session("parent").edit("running", doc(instance("e4", "5")), "json")
     assert acked, f"child exited with {child.proc.returncode} before acknowledging"

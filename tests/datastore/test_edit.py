@@ -50,7 +50,7 @@ def op(operation: str) -> dict[str, Any]:
 
 
 async def edit(ds: Datastore, content: str, fmt: str = "json", **kw: Any) -> list[Any]:
-    async with ds.session("tester") as s:
+    async with ds.internal_session("tester") as s:
         return await s.edit("running", content, fmt, **kw)
 
 
@@ -568,7 +568,7 @@ async def test_typed_changes(ds: Datastore) -> None:
     ]
     # test-only validates and reports nothing, stores nothing
     before = dump(ds)
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         assert await s.edit("running", J({"name": "z"}), "json", test_option="test-only") == []
     assert dump(ds) == before
 
@@ -661,7 +661,7 @@ async def test_failing_edit_in_the_middle_of_edit_many_applies_nothing(ds: Datas
     await edit(ds, SEEDED)
     before = dump(ds)
     rev = ds.info().revision
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         for bad in (J({"item": [{"name": "i9", **op("delete")}]}),     # edit error
                     J({"item": [{"name": "i9", "size": 1000}]}),       # validation error
                     '{"nfo-test:top": {'):                               # parse error

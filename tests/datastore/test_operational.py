@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nfo.datastore import Datastore, Session, SqliteStorage
+from nfo.datastore import Datastore, Identity, Session, SqliteStorage
 from nfo.errors import InvalidValue, NfoError
 from nfo.schema import Schema
 from nfo.schema.data import WithDefaults
@@ -74,7 +74,7 @@ async def reopened(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
 
 
 async def configured(ds: Datastore, *names: str) -> Session:
-    s = ds.session("admin")
+    s = ds.internal_session("admin")
     await s.edit("running", CATALOG, "json")
     if names:
         await s.edit("running", instances(*names), "json")
@@ -117,7 +117,7 @@ async def test_operational_reflects_running_changes(ds: Datastore) -> None:
 
 async def test_set_oper_xml_and_default_owner(ds: Datastore) -> None:
     await configured(ds, "e1")
-    wm = ds.session("workload-manager")
+    wm = ds.internal_session("workload-manager")
     wm.set_oper('<nf-instances xmlns="urn:nfo:instances"><nf-instance><name>e1</name>'
                 '<state><oper-status>initializing</oper-status></state></nf-instance>'
                 '</nf-instances>', "xml")
@@ -281,7 +281,7 @@ async def test_oper_for_entry_without_config_is_shown(ds: Datastore) -> None:
 
 
 async def test_oper_only_with_empty_running(ds: Datastore) -> None:
-    s = ds.session("wm")
+    s = ds.internal_session("wm")
     s.set_oper(state("ghost", **{"oper-status": "pending"}))
     assert entries(ds)["ghost"]["state"] == {"oper-status": "pending"}
 
@@ -368,17 +368,17 @@ async def test_oper_value_overriding_config_is_not_tagged_intended(ds: Datastore
 
 
 async def test_credentials_are_never_returned(ds: Datastore) -> None:
-    """Nodes marked nacm:default-deny-all (the OpenStack password) are left out of reads."""
-    async with ds.session("op") as s:
+    """Credentials (the OpenStack password) are left out of every client's read."""
+    async with ds.internal_session("op") as s:
         await s.edit("running", json.dumps({"nfo-vim:vims": {"vim": [{
             "name": "os1", "type": "nfo-vim:openstack",
             "openstack": {"auth-url": "http://127.0.0.1:5000/v3", "username": "u",
                           "password": "s3cret-value", "project-name": "p"}}]}}), "json")
     for name in ("running", "operational", "candidate"):
-        with ds.get(name) as t:
+        with ds.get(name, who=Identity("reader")) as t:
             for fmt in ("json", "xml"):
                 text = t.print(fmt)
                 assert "s3cret-value" not in text and "username" in text
-    with ds.get("running", redact=False) as t:
+    with ds.get("running") as t:
         assert "s3cret-value" in t.print("json")
-    assert ds.schema.sensitive_paths() == ["/nfo-vim:vims/vim/openstack/password"]
+    assert "/nfo-vim:vims/vim/openstack/password" in ds.schema.access_marks().credentials

@@ -109,7 +109,7 @@ def instance_names(ds: Datastore) -> list[str]:
 
 
 async def edit(ds: Datastore, *docs: str, default_operation: str = "merge") -> list[Any]:
-    async with ds.session("test") as s:
+    async with ds.internal_session("test") as s:
         return await s.edit_many("running", list(docs), "json",
                                  default_operation=default_operation)
 
@@ -581,7 +581,7 @@ _CRASH_SCRIPT = textwrap.dedent("""
     async def main():
         ds = Datastore.open(schema, SqliteStorage(Path(sys.argv[1])))
         await ds.start()
-        s = ds.session("u")
+        s = ds.internal_session("u")
         await s.edit("running", sys.argv[3], "json")
         await s.edit("running", sys.argv[4], "json")
         t = ds.get("running"); print(t.print("json")); t.free()

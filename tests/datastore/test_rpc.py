@@ -73,7 +73,7 @@ def echo(call: RpcCall) -> dict[str, str]:
 
 
 async def with_instance(ds: Datastore, name: str = "e1") -> Session:
-    s = ds.session("admin")
+    s = ds.internal_session("admin")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", json.dumps({INST: {"nf-instance": [
         {"name": name, "descriptor": "udp-echo",
@@ -96,14 +96,14 @@ async def invoke(s: Session, text: str, fmt: str = "xml") -> dict[str, Any]:
 async def test_ping_echoes(ds: Datastore, fmt: str, text: str) -> None:
     h = Handler(echo)
     ds.register_rpc(PING, h)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     reply = await invoke(s, text, fmt)
     assert reply == {"nfo-test:ping": {"echo": "hello"}}
 
 
 async def test_ping_with_empty_output(ds: Datastore) -> None:
     ds.register_rpc(PING, Handler(None))
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with await s.rpc(PING_XML.format("x")) as reply:
         assert "msg" not in reply.print("json")
 
@@ -112,7 +112,7 @@ async def test_ping_handler_sees_call_and_input(ds: Datastore) -> None:
     """What reaches the handler is right (whatever happens to the reply afterwards)."""
     h = Handler(echo)
     ds.register_rpc(PING, h)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     for fmt, text in (("xml", PING_XML.format("hello")), ("json", PING_JSON.format("hi"))):
         try:
             with await s.rpc(text, fmt):
@@ -127,7 +127,7 @@ async def test_ping_handler_sees_call_and_input(ds: Datastore) -> None:
 async def test_missing_mandatory_input_refused_without_handler_call(ds: Datastore) -> None:
     h = Handler(echo)
     ds.register_rpc(PING, h)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(NfoError) as ei:
         await s.rpc('<ping xmlns="urn:nfo:test"/>')
     assert ei.value.tag == "data-missing"
@@ -140,7 +140,7 @@ async def test_missing_mandatory_input_refused_without_handler_call(ds: Datastor
 async def test_invalid_input_refused_without_handler_call(ds: Datastore) -> None:
     h = Handler(echo)
     ds.register_rpc(PING, h)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(NfoError):
         await s.rpc('<ping xmlns="urn:nfo:test"><msg>a</msg><bogus>1</bogus></ping>')
     with pytest.raises(UnknownElement):
@@ -155,7 +155,7 @@ async def test_invalid_input_refused_without_handler_call(ds: Datastore) -> None
 
 
 async def test_unregistered_rpc_not_supported(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(OperationNotSupported) as ei:
         await s.rpc(PING_XML.format("x"))
     assert ei.value.tag == "operation-not-supported"
@@ -201,7 +201,7 @@ async def test_handler_error_reaches_client(ds: Datastore) -> None:
 async def test_rpc_on_closed_session_refused(ds: Datastore) -> None:
     h = Handler(echo)
     ds.register_rpc(PING, h)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.close()
     with pytest.raises(OperationFailed):
         await s.rpc(PING_XML.format("x"))
@@ -312,7 +312,7 @@ async def test_concurrent_rpcs(ds: Datastore) -> None:
         {"name": "e2", "descriptor": "udp-echo",
          "parameter": [{"name": "port", "value": "7001"}]}]}}), "json")
     t1 = asyncio.create_task(invoke(s, restart_xml("e1")))
-    t2 = asyncio.create_task(invoke(ds.session("bob"), restart_xml("e2")))
+    t2 = asyncio.create_task(invoke(ds.internal_session("bob"), restart_xml("e2")))
     while len(order) < 2:
         await asyncio.sleep(0.001)
     gate.set()

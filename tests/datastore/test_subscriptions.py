@@ -95,7 +95,7 @@ async def test_change_then_done_with_typed_changes_for_own_module_only(
     t, v = Recorder(), Recorder()
     ds.subscribe("nfo-test", t)
     ds.subscribe("nfo-vim", v)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
 
     both = json.dumps({**json.loads(add("a")), **json.loads(vim("v1", description="one"))})
     await s.edit("running", both, "json")
@@ -136,7 +136,7 @@ async def test_change_then_done_with_typed_changes_for_own_module_only(
 async def test_moved_changes_for_user_ordered_entries(ds: Datastore) -> None:
     r = Recorder()
     ds.subscribe("nfo-test", r)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a", "b", "c"), "json")
     await s.edit("running", f'<top xmlns="urn:nfo:test" {NC} '
                             'xmlns:yang="urn:ietf:params:xml:ns:yang:1">'
@@ -149,7 +149,7 @@ async def test_moved_changes_for_user_ordered_entries(ds: Datastore) -> None:
 async def test_candidate_edits_notify_only_on_commit(ds: Datastore) -> None:
     r = Recorder()
     ds.subscribe("nfo-test", r)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("candidate", add("a"), "json")
     await ds.settle()
     assert r.events == []
@@ -163,7 +163,7 @@ async def test_startup_subscription_sees_only_startup(ds: Datastore) -> None:
     run, start = Recorder(), Recorder()
     ds.subscribe("nfo-test", run)
     ds.subscribe("nfo-test", start, datastore="startup")
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.settle()
     assert run.phases() == ["change", "done"] and start.events == []
@@ -197,7 +197,7 @@ async def test_veto_refuses_commit_and_aborts_earlier_subscribers(
     ds.subscribe("nfo-test", first, priority=10)
     ds.subscribe("nfo-test", vetoer, priority=5)
     ds.subscribe("nfo-test", last, priority=1)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("ok"), "json")
     await ds.settle()
     rev, hist = ds.info("running"), ds.history("running")
@@ -242,7 +242,7 @@ async def test_vetoing_subscriber_gets_no_abort(ds: Datastore) -> None:
 
     ds.subscribe("nfo-test", Recorder("first", log), priority=10)
     ds.subscribe("nfo-test", Recorder("vetoer", log, hook=refuse), priority=5)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(Veto):
         await s.edit("running", add("a"), "json")
     await ds.settle()
@@ -255,7 +255,7 @@ async def test_veto_of_candidate_commit_keeps_candidate(ds: Datastore) -> None:
             raise InvalidValue("not now")
 
     ds.subscribe("nfo-test", refuse)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("candidate", add("c"), "json")
     with pytest.raises(Veto, match="not now"):
         await s.commit()
@@ -274,7 +274,7 @@ async def test_failing_done_callback_does_not_stop_delivery(ds: Datastore) -> No
                 raise RuntimeError("done handler bug")
 
     ds.subscribe("nfo-test", flaky)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await s.edit("running", add("b"), "json")
     await until(lambda: len(seen) == 2)
@@ -303,7 +303,7 @@ async def test_done_delivered_only_after_commit_is_durable(ds: Datastore,
                        ds.info("running").revision))
 
     ds.subscribe("nfo-test", on_done)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     for n in ("a", "b", "c"):
         await s.edit("running", add(n), "json")
     await until(lambda: len(checks) == 3)
@@ -315,7 +315,7 @@ async def test_done_delivered_only_after_commit_is_durable(ds: Datastore,
 async def test_done_events_arrive_in_commit_order(ds: Datastore) -> None:
     r = Recorder()
     ds.subscribe("nfo-test", r)
-    sessions = [ds.session(f"u{i}") for i in range(5)]
+    sessions = [ds.internal_session(f"u{i}") for i in range(5)]
     n = 40
 
     async def writer(k: int) -> None:
@@ -336,8 +336,8 @@ async def test_done_events_arrive_in_commit_order(ds: Datastore) -> None:
 
 
 async def test_done_callback_may_edit_the_datastore(ds: Datastore) -> None:
-    s = ds.session("alice")
-    worker = ds.session("worker")
+    s = ds.internal_session("alice")
+    worker = ds.internal_session("worker")
     finished = asyncio.Event()
     seen: list[tuple[str, int]] = []
 
@@ -371,7 +371,7 @@ async def test_settle_waits_for_done_callbacks_to_finish(ds: Datastore) -> None:
             finished.append(ev.revision)
 
     ds.subscribe("nfo-test", slow_done)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.settle()
     assert finished == [1]
@@ -384,7 +384,7 @@ async def test_change_callbacks_run_in_priority_order(ds: Datastore) -> None:
     log: list[tuple[str, str]] = []
     for name, prio in (("mid", 5), ("high", 10), ("low", -3), ("zero", 0)):
         ds.subscribe("nfo-test", Recorder(name, log), priority=prio)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.settle()
     change_order = [n for n, p in log if p == "change"]
@@ -398,7 +398,7 @@ async def test_xpath_filter(ds: Datastore) -> None:
     items, whole = Recorder(), Recorder()
     ds.subscribe("nfo-test", items, xpath="/nfo-test:top/item")
     ds.subscribe("nfo-test", whole)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
 
     await s.edit("running", top(name="n", tags=["x"]), "json")
     await ds.settle()
@@ -425,7 +425,7 @@ async def test_xpath_filter(ds: Datastore) -> None:
 async def test_xpath_filter_with_predicate(ds: Datastore) -> None:
     only_b = Recorder()
     ds.subscribe("nfo-test", only_b, xpath="/nfo-test:top/item[name='b']")
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.settle()
     assert only_b.events == []
@@ -440,7 +440,7 @@ async def test_unsubscribe_stops_delivery(ds: Datastore) -> None:
     r, other = Recorder(), Recorder()
     sub = ds.subscribe("nfo-test", r)
     ds.subscribe("nfo-test", other)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.settle()
     assert r.phases() == ["change", "done"]
@@ -455,7 +455,7 @@ async def test_unsubscribe_stops_delivery(ds: Datastore) -> None:
 async def test_unsubscribe_delivers_queued_done_first(ds: Datastore) -> None:
     r = Recorder()
     sub = ds.subscribe("nfo-test", r)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("a"), "json")
     await ds.unsubscribe(sub)  # without settling first
     assert r.phases() == ["change", "done"]
@@ -466,7 +466,7 @@ async def test_unsubscribed_vetoer_no_longer_vetoes(ds: Datastore) -> None:
         raise InvalidValue("no")
 
     sub = ds.subscribe("nfo-test", refuse)
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(Veto):
         await s.edit("running", add("a"), "json")
     await ds.unsubscribe(sub)
@@ -485,7 +485,7 @@ async def test_subscribe_to_unknown_module_refused(ds: Datastore) -> None:
 
 async def test_no_spurious_changes_for_default_leaves(ds: Datastore) -> None:
     r = Recorder()
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
         {"name": "e1", "descriptor": "udp-echo",

@@ -108,7 +108,7 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def test_test_only_validates_but_stores_nothing(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="base"), "json")
     rev = ds.info("running").revision
     before = content(ds)
@@ -130,7 +130,7 @@ async def test_test_only_validates_but_stores_nothing(ds: Datastore) -> None:
 
 
 async def test_test_only_on_candidate_leaves_it_clean(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("candidate", top(name="x"), "json", test_option="test-only")
     assert tops(ds, "candidate") == {}
     s.lock("candidate")  # only possible while the candidate is not dirty
@@ -138,7 +138,7 @@ async def test_test_only_on_candidate_leaves_it_clean(ds: Datastore) -> None:
 
 
 async def test_invalid_edit_refused_atomically(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="keep", item=[{"name": "k"}]), "json")
     rev = ds.info("running").revision
     with pytest.raises(NfoError) as ei:
@@ -160,7 +160,7 @@ async def test_invalid_edit_refused_atomically(ds: Datastore) -> None:
 
 async def test_set_option_on_candidate_accepts_invalid_data_commit_refuses(
         ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="keep"), "json")
     rev = ds.info("running").revision
     invalid = top(thing=[{"id": "t1", "label": "l"}])  # 'needed' is mandatory
@@ -186,14 +186,14 @@ async def test_set_option_on_candidate_accepts_invalid_data_commit_refuses(
 
 
 async def test_set_option_on_running_still_validates(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(DataMissing):
         await s.edit("running", top(thing=[{"id": "t1"}]), "json", test_option="set")
     assert tops(ds) == {}
 
 
 async def test_bad_options_refused(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     with pytest.raises(InvalidValue):
         await s.edit("running", top(name="x"), "json", test_option="maybe")
     with pytest.raises(InvalidValue):
@@ -211,7 +211,7 @@ async def test_bad_options_refused(ds: Datastore) -> None:
 
 
 async def test_candidate_edit_invisible_in_running_until_commit(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("one"), "json")
     rev = ds.info("running").revision
     changes = await s.edit("candidate", top(name="n", item=[{"name": "two", "size": 2}]),
@@ -234,7 +234,7 @@ async def test_candidate_edit_invisible_in_running_until_commit(ds: Datastore) -
 
 
 async def test_candidate_shared_between_sessions(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", add("from-a"), "json")
     assert items(ds, "candidate") == ["from-a"]
     await b.commit()  # the candidate is shared (RFC 6241 section 8.3)
@@ -243,7 +243,7 @@ async def test_candidate_shared_between_sessions(ds: Datastore) -> None:
 
 
 async def test_discard_changes(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("one"), "json")
     await s.edit("candidate", top(name="two", tags=["x"]), "json")
     await s.edit("candidate", drop("one"))
@@ -257,7 +257,7 @@ async def test_discard_changes(ds: Datastore) -> None:
 
 
 async def test_commit_after_running_changed_meanwhile(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("running", top(name="base", tags=["t1"]), "json")
     await a.edit("candidate", top(item=[{"name": "i1", "size": 1}]), "json")
     candidate = content(ds, "candidate")
@@ -275,7 +275,7 @@ async def test_commit_after_running_changed_meanwhile(ds: Datastore) -> None:
 
 async def test_candidate_ops_are_replayed_faithfully(ds: Datastore) -> None:
     """Delete, create and ordered inserts in the candidate end up in running as made."""
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="n", tags=["a", "b"],
                                 item=[{"name": "x", "size": 1}, {"name": "y", "size": 2}]),
                  "json")
@@ -297,7 +297,7 @@ async def test_candidate_ops_are_replayed_faithfully(ds: Datastore) -> None:
 
 
 async def test_confirmed_commit_timeout_reverts(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("before"), "json")
     rev = ds.info("running").revision
     await s.edit("candidate", top(name="n", item=[{"name": "after", "size": 3}]), "json")
@@ -312,14 +312,14 @@ async def test_confirmed_commit_timeout_reverts(ds: Datastore) -> None:
     assert ds.history("running")[0].label.startswith("rollback")
     assert items(ds, "candidate") == ["before"]
     # nothing is pending any more: a plain commit from another session works
-    b = ds.session("bob")
+    b = ds.internal_session("bob")
     await b.edit("candidate", add("bob"), "json")
     await b.commit()
     assert items(ds) == ["before", "bob"]
 
 
 async def test_confirming_commit_keeps_changes(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("before"), "json")
     await s.edit("candidate", add("after"), "json")
     await s.commit(confirmed=True, timeout=CONFIRM_TIMEOUT)
@@ -331,7 +331,7 @@ async def test_confirming_commit_keeps_changes(ds: Datastore) -> None:
 
 
 async def test_cancel_commit_reverts(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("before"), "json")
     await s.edit("candidate", top(tags=["x"]), "json")
     await s.edit("candidate", drop("before"))
@@ -345,7 +345,7 @@ async def test_cancel_commit_reverts(ds: Datastore) -> None:
 
 async def test_confirmed_commit_of_other_session_blocks_commit_and_cancel(
         ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", add("a"), "json")
     await a.commit(confirmed=True, timeout=60)
     await b.edit("candidate", add("b"), "json")
@@ -361,7 +361,7 @@ async def test_confirmed_commit_of_other_session_blocks_commit_and_cancel(
 
 async def test_persistent_confirmed_commit_confirmed_from_other_session(
         ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("running", add("before"), "json")
     await a.edit("candidate", add("after"), "json")
     await a.commit(confirmed=True, timeout=CONFIRM_TIMEOUT * 3, persist="tok-1")
@@ -381,7 +381,7 @@ async def test_persistent_confirmed_commit_confirmed_from_other_session(
 
 async def test_persistent_confirmed_commit_times_out_without_its_session(
         ds: Datastore) -> None:
-    a = ds.session("alice")
+    a = ds.internal_session("alice")
     await a.edit("candidate", add("after"), "json")
     await a.commit(confirmed=True, timeout=CONFIRM_TIMEOUT, persist="tok")
     await a.close()
@@ -390,7 +390,7 @@ async def test_persistent_confirmed_commit_times_out_without_its_session(
 
 
 async def test_persistent_confirmed_commit_cancelled_by_persist_id(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", add("after"), "json")
     await a.commit(confirmed=True, timeout=60, persist="tok")
     with pytest.raises(InvalidValue):
@@ -403,7 +403,7 @@ async def test_persistent_confirmed_commit_cancelled_by_persist_id(ds: Datastore
 
 async def test_second_confirmed_commit_extends_and_reverts_to_first_state(
         ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("orig"), "json")
     await s.edit("candidate", add("step1"), "json")
     await s.commit(confirmed=True, timeout=CONFIRM_TIMEOUT)
@@ -417,7 +417,7 @@ async def test_second_confirmed_commit_extends_and_reverts_to_first_state(
 
 
 async def test_confirmed_commit_reverted_when_its_session_closes(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("orig"), "json")
     await s.edit("candidate", add("new"), "json")
     await s.commit(confirmed=True, timeout=60)
@@ -430,7 +430,7 @@ async def test_confirmed_commit_reverted_when_its_session_closes(ds: Datastore) 
 
 async def test_unconfirmed_commit_reverted_after_restart(schema: Schema, db_path: Path,
                                                          ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("orig"), "json")
     await s.edit("candidate", add("new"), "json")
     await s.commit(confirmed=True, timeout=60)
@@ -439,14 +439,14 @@ async def test_unconfirmed_commit_reverted_after_restart(schema: Schema, db_path
         assert items(d2) == ["orig"]
     async with reopened(schema, db_path) as d3:  # and it stays reverted
         assert items(d3) == ["orig"]
-        s3 = d3.session("carol")
+        s3 = d3.internal_session("carol")
         await s3.edit("candidate", add("later"), "json")
         await s3.commit()
         assert items(d3) == ["orig", "later"]
 
 
 async def test_failed_confirmed_commit_leaves_nothing_pending(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", top(thing=[{"id": "t"}]), "json", test_option="set")
     with pytest.raises(DataMissing):
         await a.commit(confirmed=True, timeout=60)
@@ -458,7 +458,7 @@ async def test_failed_confirmed_commit_leaves_nothing_pending(ds: Datastore) -> 
 
 async def test_confirmed_commit_timeout_reverts_while_running_locked(
         ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("before"), "json")
     s.lock("running")
     await s.edit("candidate", add("after"), "json")
@@ -468,7 +468,7 @@ async def test_confirmed_commit_timeout_reverts_while_running_locked(
 
 
 async def test_cancel_commit_by_running_lock_holder(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("before"), "json")
     s.lock("running")
     await s.edit("candidate", add("after"), "json")
@@ -481,7 +481,7 @@ async def test_cancel_commit_by_running_lock_holder(ds: Datastore) -> None:
 
 
 async def test_lock_denied_names_holder(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     a.lock("running")
     with pytest.raises(LockDenied) as ei:
         b.lock("running")
@@ -495,7 +495,7 @@ async def test_lock_denied_names_holder(ds: Datastore) -> None:
 
 
 async def test_edit_on_datastore_locked_by_other_session(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     a.lock("running")
     with pytest.raises(InUse) as ei:
         await b.edit("running", add("bob"), "json")
@@ -519,7 +519,7 @@ async def test_edit_on_datastore_locked_by_other_session(ds: Datastore) -> None:
 
 
 async def test_candidate_lock_blocks_other_sessions(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     a.lock("candidate")
     with pytest.raises(InUse):
         await b.edit("candidate", add("bob"), "json")
@@ -531,7 +531,7 @@ async def test_candidate_lock_blocks_other_sessions(ds: Datastore) -> None:
 
 
 async def test_unlock_by_non_holder_refused(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     with pytest.raises(OperationFailed):
         a.unlock("running")  # not locked at all
     a.lock("running")
@@ -545,7 +545,7 @@ async def test_unlock_by_non_holder_refused(ds: Datastore) -> None:
 
 
 async def test_close_releases_locks(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     a.lock("running")
     a.lock("startup")
     await a.close()
@@ -557,7 +557,7 @@ async def test_close_releases_locks(ds: Datastore) -> None:
 
 
 async def test_close_with_candidate_lock_discards_candidate(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     a.lock("candidate")
     await a.edit("candidate", add("uncommitted"), "json")
     async with a:
@@ -567,7 +567,7 @@ async def test_close_with_candidate_lock_discards_candidate(ds: Datastore) -> No
 
 
 async def test_unlock_candidate_discards_changes(ds: Datastore) -> None:
-    a = ds.session("alice")
+    a = ds.internal_session("alice")
     await a.edit("running", add("committed"), "json")
     a.lock("candidate")
     await a.edit("candidate", add("uncommitted"), "json")
@@ -578,8 +578,8 @@ async def test_unlock_candidate_discards_changes(ds: Datastore) -> None:
 async def test_kill_session_with_pending_confirmed_commit_while_running_locked(
         ds: Datastore) -> None:
     killed: list[int] = []
-    victim = ds.session("victim", on_kill=lambda: killed.append(victim.id))
-    admin = ds.session("admin")
+    victim = ds.internal_session("victim", on_kill=lambda: killed.append(victim.id))
+    admin = ds.internal_session("admin")
     await victim.edit("candidate", add("risky"), "json")
     await victim.commit(confirmed=True, timeout=60)
     admin.lock("running")
@@ -588,7 +588,7 @@ async def test_kill_session_with_pending_confirmed_commit_while_running_locked(
 
 
 async def test_candidate_lock_refused_while_dirty(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", add("dirty"), "json")
     with pytest.raises(LockDenied):
         a.lock("candidate")
@@ -600,8 +600,8 @@ async def test_candidate_lock_refused_while_dirty(ds: Datastore) -> None:
 
 async def test_kill_session_releases_locks_and_calls_on_kill(ds: Datastore) -> None:
     killed: list[str] = []
-    victim = ds.session("victim", on_kill=lambda: killed.append("victim"))
-    admin = ds.session("admin")
+    victim = ds.internal_session("victim", on_kill=lambda: killed.append("victim"))
+    admin = ds.internal_session("admin")
     victim.lock("running")
     victim.lock("candidate")
     await victim.edit("candidate", add("victim-work"), "json")
@@ -623,7 +623,7 @@ async def test_kill_session_releases_locks_and_calls_on_kill(ds: Datastore) -> N
 
 
 async def test_kill_session_reverts_its_confirmed_commit(ds: Datastore) -> None:
-    victim, admin = ds.session("victim"), ds.session("admin")
+    victim, admin = ds.internal_session("victim"), ds.internal_session("admin")
     await victim.edit("candidate", add("risky"), "json")
     await victim.commit(confirmed=True, timeout=60)
     await admin.kill(victim.id)
@@ -634,7 +634,7 @@ async def test_kill_session_reverts_its_confirmed_commit(ds: Datastore) -> None:
 
 
 async def test_copy_running_to_startup(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", top(name="n", tags=["b", "a"],
                                 item=[{"name": "z", "size": 1}, {"name": "a", "size": 2}]),
@@ -650,7 +650,7 @@ async def test_copy_running_to_startup(ds: Datastore) -> None:
 
 
 async def test_copy_config_without_differences_commits_nothing(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="n", tags=["b", "a"], item=[{"name": "z", "size": 1}]),
                  "json")
     await s.copy_config("startup", "running", source_is_datastore=True)
@@ -661,7 +661,7 @@ async def test_copy_config_without_differences_commits_nothing(ds: Datastore) ->
 
 
 async def test_rollback_to_current_revision_changes_nothing(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", instance("e1", "7000"), "json")
     rev = ds.info("running").revision
@@ -670,7 +670,7 @@ async def test_rollback_to_current_revision_changes_nothing(ds: Datastore) -> No
 
 
 async def test_copy_inline_config_replaces_running(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", top(name="old", item=[{"name": "i", "size": 1}]), "json")
     await s.copy_config("running", top(tags=["t"], item=[{"name": "j"}]), "json")
@@ -686,7 +686,7 @@ async def test_copy_inline_config_replaces_running(ds: Datastore) -> None:
 
 
 async def test_copy_startup_to_running(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("startup", add("boot"), "json")
     await s.edit("running", top(tags=["x"], item=[{"name": "live"}]), "json")
     await s.copy_config("running", "startup", source_is_datastore=True)
@@ -694,7 +694,7 @@ async def test_copy_startup_to_running(ds: Datastore) -> None:
 
 
 async def test_delete_config(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="r"), "json")
     await s.copy_config("startup", "running", source_is_datastore=True)
     await s.delete_config("startup")
@@ -707,7 +707,7 @@ async def test_delete_config(ds: Datastore) -> None:
 
 
 async def test_delete_config_refused_on_closed_session(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("startup", add("boot"), "json")
     await s.close()
     with pytest.raises(OperationFailed):
@@ -716,7 +716,7 @@ async def test_delete_config_refused_on_closed_session(ds: Datastore) -> None:
 
 
 async def test_validate_datastore_and_inline(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="ok"), "json")
     s.validate("running")
     s.validate("startup")
@@ -747,7 +747,7 @@ async def test_validate_datastore_and_inline(ds: Datastore) -> None:
 
 
 async def test_rollback_to_earlier_revision(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="v1", tags=["a"]), "json")
     r1 = ds.info("running").revision
     v1 = content(ds)
@@ -772,7 +772,7 @@ async def test_rollback_to_earlier_revision(ds: Datastore) -> None:
 
 @pytest.mark.parametrize("revision", [-1, 999])
 async def test_rollback_to_nonexistent_revision_refused(ds: Datastore, revision: int) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("keep"), "json")
     rev = ds.info("running").revision
     with pytest.raises(InvalidValue):
@@ -782,7 +782,7 @@ async def test_rollback_to_nonexistent_revision_refused(ds: Datastore, revision:
 
 
 async def test_revisions_and_history(ds: Datastore) -> None:
-    a, b = ds.session("alice"), ds.session("bob")
+    a, b = ds.internal_session("alice"), ds.internal_session("bob")
     start = ds.info("running")
     assert start.revision == 0
 
@@ -827,7 +827,7 @@ async def test_revisions_and_history(ds: Datastore) -> None:
 
 
 async def test_merge_changes_leaf_value(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="one"), "json")
     changes = await s.edit("running", top(name="two"), "json")
     assert changes == [ChangeModified("/nfo-test:top/name", "two", "one")]
@@ -835,7 +835,7 @@ async def test_merge_changes_leaf_value(ds: Datastore) -> None:
 
 
 async def test_merge_changes_nf_instance_parameter(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", instance("e1", "7000"), "json")
     changes = await s.edit("running", instance("e1", "7001"), "json")
@@ -845,7 +845,7 @@ async def test_merge_changes_nf_instance_parameter(ds: Datastore) -> None:
 
 async def test_leaf_change_survives_reopen(schema: Schema, db_path: Path,
                                            ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="one"), "json")
     # top now has name, count (default), item -> hashed lookup, the merge "works"
     await s.edit("running", top(name="two", item=[{"name": "a", "size": 5}]), "json")
@@ -857,7 +857,7 @@ async def test_leaf_change_survives_reopen(schema: Schema, db_path: Path,
 
 
 async def test_leaf_change_in_larger_container_reports_modified(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="one"), "json")
     changes = await s.edit("running", top(name="two", item=[{"name": "a"}]), "json")
     assert ChangeModified("/nfo-test:top/name", "two", "one") in changes
@@ -866,7 +866,7 @@ async def test_leaf_change_in_larger_container_reports_modified(ds: Datastore) -
 
 
 async def test_delete_leaf_without_value(ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(thing=[{"id": "t", "needed": "n", "label": "l"}]), "json")
     await s.edit("running", f'<top xmlns="urn:nfo:test" {NC}><thing><id>t</id>'
                             '<label nc:operation="delete"/></thing></top>')
@@ -875,7 +875,7 @@ async def test_delete_leaf_without_value(ds: Datastore) -> None:
 
 async def test_replace_changes_leaf_value(ds: Datastore) -> None:
     """operation=replace on the parent does change a leaf (as delete + create)."""
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(thing=[{"id": "t", "needed": "old"}]), "json")
     changes = await s.edit(
         "running", f'<top xmlns="urn:nfo:test" {NC}><thing nc:operation="replace">'
@@ -889,7 +889,7 @@ async def test_replace_changes_leaf_value(ds: Datastore) -> None:
 
 async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, db_path: Path,
                                                           ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", instance("e1", "7000", description="echo"), "json")
     await s.edit("running", top(name="n", tags=["b", "a"], colour="nfo-test:red",
@@ -912,14 +912,14 @@ async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, db_pat
             assert d2.info(n).timestamp == pytest.approx(info.timestamp)
         assert [(h.revision, h.payload) for h in d2.history("running")] == [
             (h.revision, h.payload) for h in history]
-        s2 = d2.session("bob")
+        s2 = d2.internal_session("bob")
         await s2.edit("running", add("next"), "json")
         assert d2.info("running").revision == max(i.revision for i in infos.values()) + 1
 
 
 async def test_reopen_after_delete_config_keeps_startup_empty(
         schema: Schema, db_path: Path, ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("startup", top(name="boot", tags=["x"]), "json")
     await s.edit("startup", CATALOG, "json")
     await s.delete_config("startup")
@@ -931,7 +931,7 @@ async def test_reopen_after_delete_config_keeps_startup_empty(
 
 async def test_reopen_after_inline_copy_config(schema: Schema, db_path: Path,
                                                ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
     await s.edit("running", top(name="old", item=[{"name": "i", "size": 1}]), "json")
     await s.copy_config("running", top(name="new"), "json")
@@ -942,7 +942,7 @@ async def test_reopen_after_inline_copy_config(schema: Schema, db_path: Path,
 
 
 async def test_reopen_after_rollback(schema: Schema, db_path: Path, ds: Datastore) -> None:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", top(name="v1"), "json")
     r1 = ds.info("running").revision
     await s.edit("running", top(tags=["x"], item=[{"name": "i"}]), "json")
@@ -956,7 +956,7 @@ async def test_reopen_after_rollback(schema: Schema, db_path: Path, ds: Datastor
 async def test_reopen_after_many_commits_with_snapshots(schema: Schema, db_path: Path,
                                                         ds: Datastore) -> None:
     ds.snapshot_every_commits = 3  # exercise snapshot + log replay on load
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     for i in range(10):
         await s.edit("running", add(f"i{i}"), "json")
         if i % 3 == 1:
@@ -972,7 +972,7 @@ async def test_reopen_after_many_commits_with_snapshots(schema: Schema, db_path:
 async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
                                         ds: Datastore) -> None:
     """The candidate lives in memory only: after a restart it equals running again."""
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     await s.edit("running", add("committed"), "json")
     await s.edit("candidate", top(name="uncommitted", tags=["t"]), "json")
     assert tops(ds, "candidate")["name"] == "uncommitted"
@@ -980,7 +980,7 @@ async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
     async with reopened(schema, db_path) as d2:
         assert content(d2, "candidate") == content(d2) == {
             "nfo-test:top": {"item": [{"name": "committed"}]}}
-        s2 = d2.session("bob")
+        s2 = d2.internal_session("bob")
         s2.lock("candidate")  # clean, so lockable
 
 
@@ -988,7 +988,7 @@ async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
 
 
 async def test_concurrent_edits_are_serialised(ds: Datastore) -> None:
-    sessions = [ds.session(f"u{i}") for i in range(8)]
+    sessions = [ds.internal_session(f"u{i}") for i in range(8)]
     await asyncio.gather(*(
         s.edit("running", top(item=[{"name": f"i{i}", "size": i}]), "json")
         for i, s in enumerate(sessions)))
@@ -1009,7 +1009,7 @@ async def test_candidate_edit_racing_with_commit_is_not_lost(ds: Datastore) -> N
             await gate.wait()
 
     ds.subscribe("nfo-test", slow)
-    x, a, b = ds.session("x"), ds.session("alice"), ds.session("bob")
+    x, a, b = ds.internal_session("x"), ds.internal_session("alice"), ds.internal_session("bob")
     await a.edit("candidate", top(tags=["from-a"]), "json")
     # x's commit holds the write lock inside its change callback
     t_x = asyncio.create_task(x.edit("running", add("blocker"), "json"))

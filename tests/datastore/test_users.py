@@ -1,4 +1,5 @@
-"""The user store on a real SQLite storage: hashes, checks, persistence, admin bootstrap."""
+"""The user store: accounts as nfo-users data in a real datastore; hashes, checks,
+persistence, groups, the admin bootstrap and the import of the older user document."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +16,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from nfo.datastore import SqliteStorage
+from nfo.datastore import Datastore, Identity, SqliteStorage
 from nfo.datastore import users as users_module
 from nfo.datastore.users import ADMIN, META_KEY, UserStore, hash_password
-from nfo.errors import DataExists, DataMissing, InvalidValue
+from nfo.errors import AccessDenied, DataExists, DataMissing, InvalidValue
+from nfo.schema import Fmt, Schema
 
 HASH = re.compile(r"scrypt\$16384\$8\$1\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})")
 
 
 @pytest.fixture
-def storage(db_path: Path) -> Iterator[SqliteStorage]:
-    s = SqliteStorage(db_path)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def store(storage: SqliteStorage) -> UserStore:
-    return UserStore(storage)
+def store(ds: Datastore) -> UserStore:
+    return UserStore(ds)
 
 
 @pytest.fixture
@@ -51,11 +44,14 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def stored_doc(storage: SqliteStorage) -> dict[str, Any]:
-    raw = storage.get_meta(META_KEY)
-    assert raw is not None
-    doc: dict[str, Any] = json.loads(raw)
+def running(ds: Datastore) -> dict[str, Any]:
+    with ds.get("running") as t:
+        doc: dict[str, Any] = json.loads(t.print(Fmt.JSON))
     return doc
+
+
+def hashes(ds: Datastore) -> dict[str, str]:
+    return {u["name"]: u.get("password") for u in running(ds)["nfo-users:users"]["user"]}
 
 
 def ssh_key(comment: str = "") -> str:
@@ -64,9 +60,9 @@ def ssh_key(comment: str = "") -> str:
     return f"{public} {comment}".strip()
 
 
-def test_add_and_verify(store: UserStore) -> None:
-    store.add("alice", "correct horse battery staple")
-    store.add("bob.ops-1_x", "s3cret")
+async def test_add_and_verify(store: UserStore) -> None:
+    await store.add("alice", "correct horse battery staple")
+    await store.add("bob.ops-1_x", "s3cret")
     assert store.names() == ["alice", "bob.ops-1_x"]
     assert store.verify("alice", "correct horse battery staple")
     assert not store.verify("alice", "correct horse battery stapl")
@@ -77,53 +73,52 @@ def test_add_and_verify(store: UserStore) -> None:
     assert store.exists("alice") and "alice" in store and "carol" not in store
 
 
-def test_unicode_passwords_are_normalised(store: UserStore) -> None:
-    store.add("alice", "caf\u00e9")  # precomposed
+async def test_unicode_passwords_are_normalised(store: UserStore) -> None:
+    await store.add("alice", "caf\u00e9")  # precomposed
     assert store.verify("alice", "cafe\u0301")  # decomposed: the same text
 
 
-def test_duplicates_refused(store: UserStore) -> None:
-    store.add("alice", "one")
+async def test_duplicates_refused(store: UserStore) -> None:
+    await store.add("alice", "one")
     with pytest.raises(DataExists):
-        store.add("alice", "two")
+        await store.add("alice", "two")
     assert store.verify("alice", "one")
 
 
-@pytest.mark.parametrize("name", ["", "a b", "x" * 65, "caf\u00e9", "a/b", "a:b", "a\n", "a\x00"])
-def test_bad_names_refused(store: UserStore, name: str) -> None:
+@pytest.mark.parametrize("name", ["", "a b", "x" * 65, "caf\u00e9", "a/b", "a:b", "a\n", "a\x00",
+                                  "a']/x[name='b"])
+async def test_bad_names_refused(store: UserStore, name: str) -> None:
     with pytest.raises(InvalidValue):
-        store.add(name, "password")
+        await store.add(name, "password")
     assert store.names() == []
 
 
 @pytest.mark.parametrize("password", ["", "   ", "\t\n", "x" * 1025, "a\x00b"])
-def test_weak_passwords_refused(store: UserStore, password: str) -> None:
+async def test_weak_passwords_refused(store: UserStore, password: str) -> None:
     with pytest.raises(InvalidValue):
-        store.add("alice", password)
+        await store.add("alice", password)
     assert store.names() == []
-    store.add("alice", "good")
+    await store.add("alice", "good")
     with pytest.raises(InvalidValue):
-        store.set_password("alice", password)
+        await store.set_password("alice", password)
     assert store.verify("alice", "good")
 
 
-def test_longest_name_accepted(store: UserStore) -> None:
-    store.add("n" * 64, "pw")
+async def test_longest_name_accepted(store: UserStore) -> None:
+    await store.add("n" * 64, "pw")
     assert store.verify("n" * 64, "pw")
 
 
-def test_hashes_are_salted_scrypt_without_plaintext(
-        store: UserStore, storage: SqliteStorage) -> None:
-    store.add("alice", "same-password-123")
-    store.add("bob", "same-password-123")
-    raw = storage.get_meta(META_KEY)
-    assert raw is not None
-    assert "same-password-123" not in raw
-    users = stored_doc(storage)["users"]
-    hashes = [users["alice"]["password"], users["bob"]["password"]]
-    assert hashes[0] != hashes[1]
+async def test_hashes_are_salted_scrypt_without_plaintext(store: UserStore, ds: Datastore,
+                                                          db_path: Path) -> None:
+    await store.add("alice", "same-password-123")
+    await store.add("bob", "same-password-123")
+    assert b"same-password-123" not in db_path.read_bytes()
+    got = hashes(ds)
+    pair = [got["alice"], got["bob"]]
+    assert pair[0] != pair[1]
     salts = []
-    for h in hashes:
+    for h in pair:
         m = HASH.fullmatch(h)
         assert m, h
         salt, digest = base64.b64decode(m.group(1)), base64.b64decode(m.group(2))
@@ -134,77 +129,112 @@ def test_hashes_are_salted_scrypt_without_plaintext(
     assert salts[0] != salts[1]
 
 
-def test_persists_across_reopen(db_path: Path) -> None:
-    with SqliteStorage(db_path) as s:
-        UserStore(s).add("alice", "pw-alice")
-        UserStore(s).add_key("alice", ssh_key("alice@laptop"))
-    with SqliteStorage(db_path) as s:
-        again = UserStore(s)
+async def test_persists_across_reopen(schema: Schema, db_path: Path) -> None:
+    ds = Datastore.open(schema, SqliteStorage(db_path))
+    await ds.start()
+    await UserStore(ds).add("alice", "pw-alice", groups=["ops"])
+    await UserStore(ds).add_key("alice", ssh_key("alice@laptop"))
+    await ds.close()
+    ds = Datastore.open(schema, SqliteStorage(db_path))
+    await ds.start()
+    try:
+        again = UserStore(ds)
         assert again.names() == ["alice"]
         assert again.verify("alice", "pw-alice")
         assert len(again.authorized_keys("alice")) == 1
-        assert again.ensure_admin(None) is None  # users exist: no admin made
+        assert again.groups_of("alice") == ["ops"]
+        assert await again.ensure_admin(None) is None  # users exist: no admin made
         assert again.names() == ["alice"]
+    finally:
+        await ds.close()
 
 
-def test_two_stores_on_one_database_do_not_lose_writes(db_path: Path) -> None:
-    with SqliteStorage(db_path) as s1, SqliteStorage(db_path) as s2:
-        UserStore(s1).add("alice", "a")
-        UserStore(s2).add("bob", "b")
-        UserStore(s1).add("carol", "c")
-        assert UserStore(s2).names() == ["alice", "bob", "carol"]
-
-
-def test_set_password_and_remove(store: UserStore) -> None:
-    store.add("alice", "old")
+async def test_set_password_and_remove(store: UserStore) -> None:
+    await store.add("alice", "old", groups=["ops", "noc"])
     assert store.verify("alice", "old")  # now cached as verified
-    store.set_password("alice", "new")
+    await store.set_password("alice", "new")
     assert not store.verify("alice", "old")  # the cache does not outlive the change
     assert store.verify("alice", "new")
-    store.remove("alice")
+    assert store.groups_of("alice") == ["noc", "ops"]
+    await store.remove("alice")
     assert not store.verify("alice", "new")
     assert store.names() == []
+    assert store.groups_of("alice") == []
     with pytest.raises(DataMissing):
-        store.remove("alice")
+        await store.remove("alice")
     with pytest.raises(DataMissing):
-        store.set_password("alice", "x")
+        await store.set_password("alice", "x")
 
 
-def test_ensure_admin_with_env_password(store: UserStore) -> None:
-    assert store.ensure_admin("from-the-environment") is None
+async def test_disabled_account_cannot_log_in(store: UserStore, scrypt_calls: list[int]) -> None:
+    await store.add("alice", "pw")
+    await store.add_key("alice", ssh_key())
+    assert store.verify("alice", "pw")  # cached
+    await store.set_enabled("alice", False)
+    assert not store.enabled("alice") and store.exists("alice")
+    scrypt_calls.clear()
+    assert not store.verify("alice", "pw")
+    assert len(scrypt_calls) == 1  # as costly as an unknown user: not a shortcut
+    assert store.authorized_keys("alice") == []
+    await store.set_enabled("alice", True)
+    assert store.verify("alice", "pw")
+
+
+async def test_ensure_admin_with_env_password(store: UserStore, ds: Datastore) -> None:
+    assert await store.ensure_admin("from-the-environment") is None
     assert store.names() == [ADMIN]
     assert store.verify(ADMIN, "from-the-environment")
-    assert store.ensure_admin("another") is None
+    assert store.groups_of(ADMIN) == [ADMIN]
+    rule_lists = running(ds)["ietf-netconf-acm:nacm"]["rule-list"]
+    assert [r["name"] for r in rule_lists] == [ADMIN]
+    assert rule_lists[0]["rule"][0]["action"] == "permit"
+    assert await store.ensure_admin("another") is None
     assert store.verify(ADMIN, "from-the-environment")
 
 
-def test_ensure_admin_generates_and_returns_once(store: UserStore, storage: SqliteStorage) -> None:
-    generated = store.ensure_admin(None)
+async def test_ensure_admin_generates_and_returns_once(store: UserStore, ds: Datastore,
+                                                       db_path: Path) -> None:
+    generated = await store.ensure_admin(None)
     assert generated is not None and len(generated) >= 24
     assert store.verify(ADMIN, generated)
-    assert generated not in (storage.get_meta(META_KEY) or "")
-    assert store.ensure_admin(None) is None
+    assert generated.encode() not in db_path.read_bytes()
+    assert await store.ensure_admin(None) is None
     assert store.verify(ADMIN, generated)
-    other = UserStore(storage)
-    assert other.ensure_admin(None) is None
+    assert await UserStore(ds).ensure_admin(None) is None
 
 
-def test_ensure_admin_refuses_empty_env_password(store: UserStore) -> None:
+async def test_ensure_admin_refuses_empty_env_password(store: UserStore) -> None:
     with pytest.raises(InvalidValue):
-        store.ensure_admin("")
+        await store.ensure_admin("")
     assert store.names() == []
 
 
-def test_generated_passwords_differ(tmp_path: Path) -> None:
+async def test_accounts_of_an_older_state_are_imported(ds: Datastore) -> None:
+    key = ssh_key("bob@desk")
+    ds.storage.set_meta(META_KEY, json.dumps({"format": 1, "users": {
+        "alice": {"password": hash_password("pw-a"), "keys": []},
+        "bob": {"password": hash_password("pw-b"), "keys": [key]}}}))
+    store = UserStore(ds)
+    assert await store.ensure_admin(None) is None
+    assert store.names() == ["alice", "bob"]
+    assert store.verify("alice", "pw-a") and store.verify("bob", "pw-b")
+    assert store.authorized_keys("bob") == [key]
+    assert store.groups_of("alice") == store.groups_of("bob") == [ADMIN]
+    assert not ds.storage.get_meta(META_KEY)
+
+
+async def test_generated_passwords_differ(schema: Schema, tmp_path: Path) -> None:
     got = set()
     for i in range(3):
-        with SqliteStorage(tmp_path / f"{i}.db") as s:
-            got.add(UserStore(s).ensure_admin(None))
+        ds = Datastore.open(schema, SqliteStorage(tmp_path / f"{i}.db"))
+        await ds.start()
+        got.add(await UserStore(ds).ensure_admin(None))
+        await ds.close()
     assert len(got) == 3 and None not in got
 
 
-def test_unknown_users_cost_a_hash_too(store: UserStore, scrypt_calls: list[int]) -> None:
-    store.add("alice", "pw")
+async def test_unknown_users_cost_a_hash_too(store: UserStore, scrypt_calls: list[int]) -> None:
+    await store.add("alice", "pw")
     users_module._dummy_hash()  # made once per process; not part of the measurement
     scrypt_calls.clear()
     assert not store.verify("alice", "wrong")
@@ -215,8 +245,8 @@ def test_unknown_users_cost_a_hash_too(store: UserStore, scrypt_calls: list[int]
     assert len(scrypt_calls) == 3
 
 
-def test_unknown_user_takes_as_long_as_a_wrong_password(store: UserStore) -> None:
-    store.add("alice", "pw")
+async def test_unknown_user_takes_as_long_as_a_wrong_password(store: UserStore) -> None:
+    await store.add("alice", "pw")
     users_module._dummy_hash()
 
     def best_of(n: int, name: str) -> float:
@@ -232,20 +262,20 @@ def test_unknown_user_takes_as_long_as_a_wrong_password(store: UserStore) -> Non
     assert unknown >= known * 0.3
 
 
-def test_unreadable_stored_hash_never_verifies(store: UserStore, storage: SqliteStorage) -> None:
-    store.add("alice", "pw")
-    doc = stored_doc(storage)
-    for broken in ("plaintext", "scrypt$3$8$1$AAAA$AAAA", "scrypt$1073741824$8$1$AAAA$AAAA",
-                   hash_password("pw").replace("$", "$x", 1)):
-        doc["users"]["alice"]["password"] = broken
-        storage.set_meta(META_KEY, json.dumps(doc))
-        assert not UserStore(storage).verify("alice", "pw")
-        assert not UserStore(storage).verify("alice", broken)
+async def test_unreadable_stored_hash_never_verifies(store: UserStore, ds: Datastore) -> None:
+    await store.add("alice", "pw")
+    for broken in ("scrypt$3$8$1$AAAA$AAAA", "scrypt$2097152$8$1$AAAA$AAAA",
+                   hash_password("pw").replace("$8$", "$9$", 1)):
+        async with ds.internal_session("t") as s:
+            await s.edit("running", json.dumps({"nfo-users:users": {"user": [
+                {"name": "alice", "password": broken}]}}), "json")
+        assert not UserStore(ds).verify("alice", "pw")
+        assert not UserStore(ds).verify("alice", broken)
 
 
 async def test_verify_async_off_the_loop_and_cached(
         store: UserStore, scrypt_calls: list[int]) -> None:
-    store.add("alice", "pw")
+    await store.add("alice", "pw")
     scrypt_calls.clear()
     assert await store.verify_async("alice", "pw")
     assert await store.verify_async("alice", "pw")
@@ -255,41 +285,64 @@ async def test_verify_async_off_the_loop_and_cached(
     assert len(scrypt_calls) == 3
 
 
-def test_cache_can_be_disabled(storage: SqliteStorage, scrypt_calls: list[int]) -> None:
-    store = UserStore(storage, cache_seconds=0)
-    store.add("alice", "pw")
+async def test_cache_can_be_disabled(ds: Datastore, scrypt_calls: list[int]) -> None:
+    store = UserStore(ds, cache_seconds=0)
+    await store.add("alice", "pw")
     scrypt_calls.clear()
     assert store.verify("alice", "pw") and store.verify("alice", "pw")
     assert len(scrypt_calls) == 2
 
 
-def test_public_keys(store: UserStore) -> None:
-    store.add("alice", "pw")
+async def test_public_keys(store: UserStore) -> None:
+    await store.add("alice", "pw")
     assert store.authorized_keys("alice") == []
     key = ssh_key("alice@laptop")
-    assert store.add_key("alice", "  " + key + "\n") == key
+    assert await store.add_key("alice", "  " + key + "\n") == key
     assert store.authorized_keys("alice") == [key]
     with pytest.raises(DataExists):
-        store.add_key("alice", key.rsplit(" ", 1)[0] + " other-comment")
+        await store.add_key("alice", key.rsplit(" ", 1)[0] + " other-comment")
     second = ssh_key()
-    store.add_key("alice", second)
-    assert store.authorized_keys("alice") == [key, second]
-    store.remove_key("alice", key.rsplit(" ", 1)[0])
+    await store.add_key("alice", second)
+    assert sorted(store.authorized_keys("alice")) == sorted([key, second])
+    await store.remove_key("alice", key.rsplit(" ", 1)[0])
     assert store.authorized_keys("alice") == [second]
     with pytest.raises(DataMissing):
-        store.remove_key("alice", key)
+        await store.remove_key("alice", key)
     with pytest.raises(DataMissing):
         store.authorized_keys("bob")
     with pytest.raises(DataMissing):
-        store.add_key("bob", key)
+        await store.add_key("bob", key)
 
 
 @pytest.mark.parametrize("line", [
     "", "ssh-ed25519", "ssh-ed25519 not-base64!", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA",
     'command="rm -rf /" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5', "ssh-rsa AAAAB3NzaC1yc2E=",
 ])
-def test_bad_public_keys_refused(store: UserStore, line: str) -> None:
-    store.add("alice", "pw")
+async def test_bad_public_keys_refused(store: UserStore, line: str) -> None:
+    await store.add("alice", "pw")
     with pytest.raises(InvalidValue):
-        store.add_key("alice", line)
+        await store.add_key("alice", line)
     assert store.authorized_keys("alice") == []
+
+
+async def test_set_password_action_is_access_controlled(store: UserStore, ds: Datastore) -> None:
+    await store.ensure_admin("admin-pw")
+    await store.add("alice", "old")
+    store.register()
+    action = json.dumps({"nfo-users:users": {"user": [{"name": "alice", "set-password": {
+        "password": "changed-by-admin"}}]}})
+    try:
+        async with ds.session("alice") as s:
+            with pytest.raises(AccessDenied):  # default-deny-all: only a rule allows it
+                await s.rpc(action, "json")
+        assert store.verify("alice", "old")
+        async with ds.session(ADMIN) as s:
+            (await s.rpc(action, "json")).free()
+        assert store.verify("alice", "changed-by-admin")
+        # and the hash is never read back, not even by the administrator
+        with ds.get("running", who=Identity(ADMIN)) as t:
+            users = json.loads(t.print(Fmt.JSON))["nfo-users:users"]["user"]
+        assert all("password" not in u for u in users)
+        assert {u["name"] for u in users} == {ADMIN, "alice"}
+    finally:
+        store.unregister()

@@ -22,6 +22,7 @@ MODULES = [
     nfo_yang_dir() / "nfo-catalog.yang",
     nfo_yang_dir() / "nfo-instances.yang",
     TEST_YANG / "nfo-test.yang",
+    ietf_dir() / "ietf-netconf-acm.yang",  # its defaults are part of every datastore
 ]
 DEMO = (nfo_yang_dir() / "nfo-demo-catalog.json").read_text()
 
@@ -37,7 +38,7 @@ def yanglint(tmp: Path, text: str, suffix: str, dtype: str,
 
 
 async def populate(ds: Datastore) -> None:
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         await s.edit("running", DEMO, "json")
         inst = [{"name": f"nf{k}", "descriptor": "udp-echo", "vim": "local",
                  "parameter": [{"name": "port", "value": str(20000 + k)}]} for k in range(20)]
@@ -70,7 +71,7 @@ async def test_running_output_validates_in_yanglint(ds: Datastore, tmp_path: Pat
 
 async def test_operational_output_validates_in_yanglint(ds: Datastore, tmp_path: Path) -> None:
     await populate(ds)
-    async with ds.session("wm") as s:
+    async with ds.internal_session("wm") as s:
         s.set_oper(json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": "nf1", "state": {"oper-status": "running", "vim": "local",
                                       "driver": "local", "attempts": 1}}]}}), "json")

@@ -134,7 +134,7 @@ def publish_state_change(ds: Datastore, name: str) -> None:
 
 
 async def seed_instance(ds: Datastore, name: str, port: str = "7000") -> None:
-    async with ds.session("seed") as s:
+    async with ds.internal_session("seed") as s:
         await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": name, "descriptor": "udp-echo",
              "parameter": [{"name": "port", "value": port}]}]}}), "json")
@@ -401,7 +401,7 @@ async def test_netconf_client_candidate_and_lock(server: NetconfServer) -> None:
 
 async def test_netconf_client_get_data(server: NetconfServer) -> None:  # noqa: F811
     await seed_instance(server.ds, "g1", "7100")
-    async with server.ds.session("wm") as s:
+    async with server.ds.internal_session("wm") as s:
         s.set_oper(json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": "g1", "state": {"oper-status": "running", "attempts": 1}}]}}), "json")
     async with ncl(server) as m:
@@ -697,7 +697,7 @@ def yanglint(ds: Datastore, tmp: Path, reply: bytes, data_ns: str,
 async def test_replies_validate_in_yanglint(server: NetconfServer,  # noqa: F811
                                             tmp_path: Path) -> None:
     await seed_instance(server.ds, "l1", "7200")
-    async with server.ds.session("wm") as s:
+    async with server.ds.internal_session("wm") as s:
         s.set_oper(json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": "l1", "state": {"oper-status": "running", "vim": "local",
                                      "driver": "local", "attempts": 1}}]}}), "json")
@@ -721,10 +721,10 @@ async def test_replies_validate_in_yanglint(server: NetconfServer,  # noqa: F811
 # -- regressions for the server bugs the clients found --------------------------------
 
 async def test_xpath_filter_prefixes_are_xml_namespaces(ds: Datastore) -> None:
-    async with ds.session("seed") as s:
+    async with ds.internal_session("seed") as s:
         await s.edit("running", CATALOG, "json")
     await seed_instance(ds, "p1")
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         ctx = NetconfContext(s, ds.schema)
         for op in ("get-config", "get"):
             src = "<source><running/></source>" if op == "get-config" else ""
@@ -748,7 +748,7 @@ async def test_whitespace_before_xml_declaration(ds: Datastore) -> None:
     hello = (f'\n<?xml version="1.0" encoding="utf-8"?>\n    <hello xmlns="{NC_NS}">'
              f"<capabilities><capability>{BASE_1_0}</capability></capabilities></hello>")
     assert client_hello(hello.encode())[0] == BASE_1_0
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         reply = await handle(NetconfContext(s, ds.schema), (
             f'\n<?xml version="1.0"?><rpc message-id="3" xmlns="{NC_NS}">'
             "<get-config><source><running/></source></get-config></rpc>").encode())

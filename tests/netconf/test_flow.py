@@ -19,10 +19,10 @@ from ncclient import manager
 from ncclient.transport import session as nc_session
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.workload import WorkloadManager
+from tests.access import admins
 from tests.netutil import free_port, udp_roundtrip
 from tests.orchestrator import orchestrator
 
@@ -64,8 +64,7 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with orchestrator(tmp_path / "state") as (state, ds, mgr):
-        users = UserStore(ds.storage)
-        users.add("operator", PASSWORD)
+        users = await admins(ds, ("operator", PASSWORD))
         srv = await start_netconf(ds, users, "127.0.0.1", 0, state.path / "ssh")
         try:
             yield Env(ds, mgr, srv)

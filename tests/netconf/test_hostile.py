@@ -11,10 +11,10 @@ import asyncssh
 import pytest
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from tests.access import admins
 
 from .test_interop import CATALOG, HELLO, PASSWORD, closed, nc, raw_conn, read_message
 
@@ -24,9 +24,8 @@ CAP = 64 * 1024
 @pytest.fixture
 async def small(ds: Datastore, tmp_path: Path) -> AsyncIterator[NetconfServer]:
     """A server with a 64 KiB message cap and a half-second login timeout."""
-    users = UserStore(ds.storage)
-    users.add("alice", PASSWORD)
-    async with ds.session("seed") as s:
+    users = await admins(ds, ("alice", PASSWORD))
+    async with ds.internal_session("seed") as s:
         await s.edit("running", CATALOG, "json")
     srv = await start_netconf(ds, users, "127.0.0.1", 0, tmp_path / "keys", max_message=CAP,
                               login_timeout=0.5)

@@ -22,10 +22,10 @@ from ncclient.transport import session as nc_session
 from ncclient.transport.session import NetconfBase
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from tests.access import admins
 
 nc_session.TICK = 0.001
 
@@ -43,10 +43,8 @@ def instance(name: str, port: str = "7000") -> str:
 
 @pytest.fixture
 async def server(ds: Datastore, tmp_path: Path) -> AsyncIterator[NetconfServer]:
-    users = UserStore(ds.storage)
-    users.add("alice", PASSWORD)
-    users.add("bob", PASSWORD)
-    s = ds.session("seed")
+    users = await admins(ds, ("alice", PASSWORD), ("bob", PASSWORD))
+    s = ds.internal_session("seed")
     await s.edit("running", CATALOG, "json")
     await s.close()
     srv = await start_netconf(ds, users, "127.0.0.1", 0, tmp_path / "keys", hello_timeout=0.5)
@@ -230,7 +228,7 @@ async def test_only_netconf_subsystem(server: NetconfServer) -> None:
 async def test_public_key_auth(server: NetconfServer) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     other = asyncssh.generate_private_key("ssh-ed25519")
-    server.users.add_key("alice", key.export_public_key().decode().strip())
+    await server.users.add_key("alice", key.export_public_key().decode().strip())
     async with await raw_conn(server, password=None, client_keys=[key]) as conn:
         w, r, _ = await conn.open_session(subsystem="netconf", encoding=None)
         assert b"<hello" in await read_message(r, Decoder())

@@ -22,11 +22,11 @@ from ncclient.operations import RPCError
 from ncclient.xml_ import to_ele
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.monitoring import MONITORING_PATH
 from nfo.netconf.server import NetconfServer, start_netconf
+from tests.access import admins
 from tests.waiting import wait_for
 
 from .test_interop import (  # noqa: F401
@@ -188,9 +188,8 @@ async def test_session_and_config_change_events(server: NetconfServer) -> None: 
 @pytest.fixture
 async def guarded(ds: Datastore, tmp_path: Path) -> AsyncIterator[NetconfServer]:
     """A server with short idle and keepalive limits."""
-    users = UserStore(ds.storage)
-    users.add("alice", PASSWORD)
-    async with ds.session("seed") as s:
+    users = await admins(ds, ("alice", PASSWORD))
+    async with ds.internal_session("seed") as s:
         await s.edit("running", CATALOG, "json")
     srv = await start_netconf(ds, users, "127.0.0.1", 0, tmp_path / "keys",
                               idle_timeout=0.5, keepalive_interval=0.2, keepalive_count_max=2,

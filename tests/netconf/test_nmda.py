@@ -74,7 +74,7 @@ async def test_edit_data_and_get_data(server: NetconfServer) -> None:  # noqa: F
 
 
 async def test_operational_filters_depth_origin(server: NetconfServer) -> None:  # noqa: F811
-    s = server.ds.session("drv")
+    s = server.ds.internal_session("drv")
     await s.edit("running", '{"nfo-test:top": {"name": "a", "item": [{"name": "i1", '
                  '"size": 5}]}}', "json")
     s.set_oper('{"nfo-test:top": {"state": {"up": true}}}', "json")
@@ -118,7 +118,7 @@ async def test_nmda_errors(server: NetconfServer) -> None:  # noqa: F811
 
 
 async def test_origin_filters(server: NetconfServer) -> None:  # noqa: F811
-    s = server.ds.session("drv")
+    s = server.ds.internal_session("drv")
     await s.edit("running", '{"nfo-test:top": {"name": "a", "item": [{"name": "i1", '
                  '"size": 5}]}}', "json")
     s.set_oper('{"nfo-test:top": {"state": {"up": true}}}', "json")

@@ -25,7 +25,7 @@ T = "urn:nfo:test"
 
 @pytest.fixture
 async def ctx(ds: Datastore) -> AsyncIterator[NetconfContext]:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     yield NetconfContext(s, ds.schema)
     await s.close()
 
@@ -208,7 +208,7 @@ async def test_copy_delete_validate(ctx: NetconfContext) -> None:
 
 
 async def test_locks_between_sessions(ds: Datastore, ctx: NetconfContext) -> None:
-    other = NetconfContext(ds.session("bob"), ds.schema)
+    other = NetconfContext(ds.internal_session("bob"), ds.schema)
     try:
         assert ok(await call(ctx, "<lock><target><running/></target></lock>"))
         r = await call(other, "<lock><target><running/></target></lock>")

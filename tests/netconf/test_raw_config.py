@@ -170,6 +170,6 @@ async def test_edit_config_through_handle(ctx: NetconfContext) -> None:
 
 @pytest.fixture
 async def ctx(ds: Datastore) -> AsyncIterator[NetconfContext]:
-    s = ds.session("alice")
+    s = ds.internal_session("alice")
     yield NetconfContext(s, ds.schema)
     await s.close()

@@ -41,7 +41,7 @@ async def counts(m: Any, op: str, mode: str | None) -> list[tuple[str, bool]]:
 
 @pytest.mark.parametrize("op", ["get-config", "get", "get-data"])
 async def test_four_modes(server: NetconfServer, op: str) -> None:  # noqa: F811
-    s = server.ds.session("seed")
+    s = server.ds.internal_session("seed")
     # count is left at its default; extra/level is set explicitly to its default value
     await s.edit("running", '{"nfo-test:top": {"name": "a", "extra": {"level": 1}}}', "json")
     await s.close()

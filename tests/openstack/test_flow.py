@@ -111,7 +111,7 @@ class Orchestrator:
         self.ds = await open_datastore(self.state, [])
         if manager:
             self.mgr = await start_manager(self.ds, self.state, **OPTIONS)
-        self.s = self.ds.session("operator")
+        self.s = self.ds.internal_session("operator")
         return self
 
     @property

@@ -15,7 +15,7 @@ TOP = "/nfo-test:top"
 
 
 async def seed(ds: Datastore) -> None:
-    async with ds.session("t") as s:
+    async with ds.internal_session("t") as s:
         await s.edit("running", json.dumps({"nfo-test:top": {
             "name": "n", "item": [{"name": "a", "size": 1}, {"name": "b"}],
             "extra": {"level": 2}}}), "json")

@@ -26,9 +26,9 @@ from ncclient.transport import session as nc_session
 from ncclient.xml_ import to_ele
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.restconf.app import create_app
+from tests.access import admins, permit_everyone
 
 nc_session.TICK = 0.001
 
@@ -125,10 +125,10 @@ def _netconf_error(err: RPCError) -> Seen:
 
 @pytest.fixture
 async def servers(ds: Datastore, tmp_path: Path) -> AsyncIterator[tuple[str, NetconfServer]]:
-    async with ds.session("seed") as s:
+    async with ds.internal_session("seed") as s:
         await s.edit("running", SEED, "xml")
-    users = UserStore(ds.storage)
-    users.add("alice", PASSWORD)
+    permit_everyone(ds)
+    users = await admins(ds, ("alice", PASSWORD))
     nc_srv = await start_netconf(ds, users, "127.0.0.1", 0, tmp_path / "keys")
     config = uvicorn.Config(create_app(ds), host="127.0.0.1", port=0, lifespan="off",
                             log_level="warning")

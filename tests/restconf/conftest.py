@@ -18,6 +18,7 @@ import uvicorn
 
 from nfo.datastore import Datastore
 from nfo.restconf.app import create_app
+from tests.access import permit_everyone
 
 JSON = "application/yang-data+json"
 MAX_BODY = 64 * 1024
@@ -65,6 +66,9 @@ async def serve() -> AsyncIterator[Serve]:
 
 @pytest.fixture
 async def server(ds: Datastore, serve: Serve) -> Server:
+    """Without authentication every request is ``anonymous``; access control lets
+    everyone do everything here (its own tests set their rules)."""
+    permit_everyone(ds)
     app = create_app(ds, max_body=MAX_BODY)
     return Server(await serve(app), ds, app)
 

@@ -18,6 +18,7 @@ from nfo.datastore import ChangeEvent, Datastore
 from nfo.errors import AccessDenied, InvalidValue
 from nfo.protocol.errors import HttpError
 from nfo.restconf.app import create_app
+from tests.access import permit_everyone
 
 JSON = "application/yang-data+json"
 XML = "application/yang-data+xml"
@@ -148,7 +149,7 @@ async def test_veto_is_a_conflict(seeded: httpx.AsyncClient, ds: Any) -> None:
 
 
 async def test_locked_datastore_is_in_use(seeded: httpx.AsyncClient, ds: Any) -> None:
-    async with ds.session("netconf-user") as s:
+    async with ds.internal_session("netconf-user") as s:
         s.lock("running")
         err = await expect(seeded, "PUT", TOP + "/name", 409, "in-use",
                            json.dumps({"nfo-test:name": "new"}))
@@ -326,6 +327,7 @@ class SlowDown(HttpError):
 async def test_auth_hook(ds: Datastore, serve: Any) -> None:
     """Whatever ``auth`` returns is the user; what it raises becomes 401/403."""
     seen: list[str] = []
+    permit_everyone(ds)
 
     async def auth(request: Request) -> str:
         user = request.headers.get("x-user")

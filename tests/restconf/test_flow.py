@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from nfo.datastore import Datastore
-from nfo.datastore.users import UserStore
 from nfo.restconf.security import dev_certificate
 from nfo.restconf.server import RestconfOptions, RunningServer, start_server
 from nfo.workload import WorkloadManager
+from tests.access import admins
 from tests.netutil import free_port
 from tests.orchestrator import orchestrator
 
@@ -44,8 +44,7 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with orchestrator(tmp_path / "state") as (state, ds, mgr):
-        users = UserStore(ds.storage)
-        users.add(*AUTH)
+        users = await admins(ds, AUTH)
         server = await start_server(ds, users, RestconfOptions(port=0), state.path)
         try:
             yield Env(ds, mgr, server)

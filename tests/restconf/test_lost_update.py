@@ -30,12 +30,12 @@ from ncclient.transport import session as nc_session
 
 from nfo.datastore import ChangeEvent, Datastore, Precondition
 from nfo.datastore.transaction import Transactions, Writer
-from nfo.datastore.users import UserStore
 from nfo.netconf.protocol import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.restconf.app import create_app
 from nfo.restconf.server import build_app
 from nfo.restconf.yangpatch import YANG_PATCH_JSON
+from tests.access import admins, permit_everyone
 
 from .conftest import Serve
 
@@ -53,9 +53,9 @@ STEP = 20.0  # bound on any one client call (seconds)
 @pytest.fixture
 async def servers(ds: Datastore, serve: Serve,
                   tmp_path: Path) -> AsyncIterator[tuple[str, NetconfServer]]:
-    users = UserStore(ds.storage)
-    users.add("alice", PASSWORD)
-    async with ds.session("seed") as s:
+    permit_everyone(ds)
+    users = await admins(ds, ("alice", PASSWORD))
+    async with ds.internal_session("seed") as s:
         await s.edit("running", json.dumps({"nfo-test:top": {"item": [
             {"name": "a", "size": 0}]}}), "json")
 
@@ -168,6 +168,7 @@ async def test_precondition_checked_before_the_lock_loses_updates(
 async def test_yang_patch_if_match(ds: Datastore, serve: Serve) -> None:
     """YANG Patch takes the same preconditions, checked atomically with the patch; a
     stale tag is refused (412) before the body is even looked at."""
+    permit_everyone(ds)
     base = await serve(build_app(ds, users=None))
 
     def patch(value: int) -> bytes:

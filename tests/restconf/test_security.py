@@ -16,7 +16,7 @@ import ssl
 import stat
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from nfo.datastore import SqliteStorage
+from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.errors import MalformedMessage, NfoError
 from nfo.protocol import xml as xml_reader
@@ -126,11 +126,10 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def users(tmp_path: Path) -> Iterator[UserStore]:
-    with SqliteStorage(tmp_path / "nfo.db") as storage:
-        store = UserStore(storage)
-        store.add("alice", PASSWORD)
-        yield store
+async def users(ds: Datastore) -> UserStore:
+    store = UserStore(ds)
+    await store.add("alice", PASSWORD)
+    return store
 
 
 @pytest.fixture

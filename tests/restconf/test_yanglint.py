@@ -23,7 +23,8 @@ YANGLINT = shutil.which("yanglint")
 pytestmark = pytest.mark.skipif(YANGLINT is None, reason="yanglint missing")
 TEST_YANG = Path(__file__).parent.parent / "datastore" / "yang"
 MODULES = [nfo_yang_dir() / "nfo-vim.yang", nfo_yang_dir() / "nfo-catalog.yang",
-           nfo_yang_dir() / "nfo-instances.yang", TEST_YANG / "nfo-test.yang"]
+           nfo_yang_dir() / "nfo-instances.yang", TEST_YANG / "nfo-test.yang",
+           ietf_dir() / "ietf-netconf-acm.yang"]
 
 
 def yanglint(tmp: Path, doc: object, dtype: str) -> None:
@@ -74,7 +75,7 @@ async def test_operational_body_validates_as_get(client: httpx.AsyncClient, serv
                                                  tmp_path: Path) -> None:
     await populate(client)
     ds = server.ds  # type: ignore[attr-defined]
-    async with ds.session("wm") as s:
+    async with ds.internal_session("wm") as s:
         s.set_oper(json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
             {"name": "n1", "state": {"oper-status": "running", "attempts": 1}}]}}), "json")
     body = (await client.get("/restconf/ds/ietf-datastores:operational/"

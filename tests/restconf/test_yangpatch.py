@@ -22,7 +22,7 @@ TOP = "/nfo-test:top"
 
 @pytest.fixture
 async def session(ds: Datastore) -> AsyncIterator[Session]:
-    s = ds.session("admin")
+    s = ds.internal_session("admin")
     try:
         yield s
     finally:
@@ -359,7 +359,7 @@ async def test_veto_is_a_global_error(ds: Datastore, session: Session) -> None:
 
 
 async def test_lock_is_a_global_error(ds: Datastore, session: Session) -> None:
-    other = ds.session("other")
+    other = ds.internal_session("other")
     other.lock("running")
     try:
         r = await apply_yang_patch(session, "running", TOP, jpatch(

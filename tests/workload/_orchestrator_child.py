@@ -75,7 +75,7 @@ async def main(state_dir: str, plan_file: str) -> None:
     state = StateDir(state_dir)
     ds = await open_datastore(state, [])
     await start_manager(ds, state, **plan.get("options", {}))
-    s = ds.session("child")
+    s = ds.internal_session("child")
     for edit in plan.get("edits", []):
         await s.edit("running", json.dumps(edit), "json")
     print("EDITED", flush=True)

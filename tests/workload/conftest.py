@@ -158,7 +158,7 @@ class Env:
         self.ds = await open_datastore(self.state, [])
         if manager:
             self.mgr = await start_manager(self.ds, self.state, **{**FAST, **options})
-        self.s = self.ds.session("op")
+        self.s = self.ds.internal_session("op")
         self._sessions.append(self.s)
         return self
 

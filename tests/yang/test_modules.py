@@ -20,7 +20,7 @@ YANG_DIR = ROOT / "yang"
 IETF_DIR = Path(sys.prefix) / "share" / "yang" / "modules" / "ietf"
 LINT_SCRIPT = ROOT / "tools" / "lint-yang"
 DEMO_CATALOG = YANG_DIR / "nfo-demo-catalog.json"
-MODULES = ("nfo-vim", "nfo-catalog", "nfo-instances")
+MODULES = ("nfo-vim", "nfo-catalog", "nfo-instances", "nfo-users", "nfo-security")
 
 Data = dict[str, Any]
 
@@ -141,15 +141,17 @@ def test_yanglint_validates_demo_catalog() -> None:
 
 def test_modules_load(ctx: libyang.Context) -> None:
     expected = {
-        "nfo-vim": ("nfo-vim", "urn:nfo:vim"),
-        "nfo-catalog": ("nfo-cat", "urn:nfo:catalog"),
-        "nfo-instances": ("nfo-inst", "urn:nfo:instances"),
+        "nfo-vim": ("nfo-vim", "urn:nfo:vim", ["2026-12-04", "2026-11-25"]),
+        "nfo-catalog": ("nfo-cat", "urn:nfo:catalog", ["2026-12-04", "2026-11-25"]),
+        "nfo-instances": ("nfo-inst", "urn:nfo:instances", ["2026-11-25"]),
+        "nfo-users": ("nfo-users", "urn:nfo:users", ["2026-12-04"]),
+        "nfo-security": ("nfo-sec", "urn:nfo:security", ["2026-12-04"]),
     }
-    for name, (prefix, namespace) in expected.items():
+    for name, (prefix, namespace, revisions) in expected.items():
         module = ctx.get_module(name)
         assert module.implemented()
         assert module.prefix() == prefix
-        assert [rev.date() for rev in module.revisions()] == ["2026-11-25"]
+        assert [rev.date() for rev in module.revisions()] == revisions
         assert f'namespace "{namespace}";' in module.print_mem("yang")
 
 
