@@ -65,8 +65,7 @@ class Datastore:
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
         self.group = GroupCommit(storage)
-        self.nacm = Nacm(schema, lambda: (self._tx.info("running").revision,
-                                          self._tx.tree("running")))
+        self.nacm = Nacm(schema, lambda: self._tx.tree("running"))
         """Access control: the rules in running, compiled; its counters."""
         if self.nacm.enforced:
             self._oper.provide(NACM_PATH, self.nacm.counters.oper_json)

@@ -50,10 +50,11 @@ NACM_MODULE = "ietf-netconf-acm"
 NACM_PATH = "/ietf-netconf-acm:nacm"
 OPERATIONS = ("create", "read", "update", "delete", "exec")
 _WRITES = frozenset({"create", "update", "delete"})
-# RFC 8341 section 3.2: these need no exec permission (nor does close-session).
+# Operations that need no exec permission: reads (their data is filtered),
+# close-session and discard-changes (RFC 8341 sections 3.2.3 and 3.2.9; as sysrepo).
 UNCHECKED_OPERATIONS = frozenset({
     "/ietf-netconf:get", "/ietf-netconf:get-config", "/ietf-netconf-nmda:get-data",
-    "/ietf-netconf:close-session",
+    "/ietf-netconf:close-session", "/ietf-netconf:discard-changes",
 })
 
 
@@ -209,34 +210,36 @@ class Counters:
 class Nacm:
     """The compiled rules of one datastore and its counters."""
 
-    def __init__(self, schema: Schema, running: Callable[[], tuple[int, Tree]]) -> None:
-        """``running`` gives running's revision and live tree (read, never kept)."""
+    def __init__(self, schema: Schema, running: Callable[[], Tree]) -> None:
+        """``running`` gives running's live tree (read, never kept); :meth:`changed`
+        hears of every commit to it."""
         self.schema = schema
         self.enforced = schema.implemented(NACM_MODULE)
         """Whether rules apply (False without ietf-netconf-acm in the module set); either
         way a client never reads a credential."""
         self.counters = Counters()
         self._running = running
-        self._revision = -1
-        self._text = ""
+        self._stale = True
         self._config = NacmConfig()
         self._access: dict[Identity, Access] = {}
         self._structural: dict[str, bool] = {}
         self._unrestricted = Access(self, Identity.server(""), NacmConfig(enabled=False), ())
 
+    def changed(self, changes: Iterable[Change]) -> None:
+        """Told of every commit to running: one that touches the rules recompiles them."""
+        if any(c.path.startswith(NACM_PATH) for c in changes):
+            self._stale = True
+
     @property
     def config(self) -> NacmConfig:
         """The rules as they are in running now."""
-        revision, tree = self._running()
-        if revision != self._revision:
-            self._revision = revision
-            with tree.extract(NACM_PATH) as part:
+        if self._stale:
+            self._stale = False
+            with self._running().extract(NACM_PATH) as part:
                 text = part.print()
-            if text != self._text:
-                self._text = text
-                doc = json.loads(text) if text.strip() else {}
-                self._config = NacmConfig.parse(doc.get("ietf-netconf-acm:nacm", {}))
-                self._access.clear()
+            doc = json.loads(text) if text.strip() else {}
+            self._config = NacmConfig.parse(doc.get("ietf-netconf-acm:nacm", {}))
+            self._access.clear()
         return self._config
 
     def structural(self, steps: tuple[Step, ...]) -> bool:

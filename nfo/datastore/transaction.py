@@ -310,6 +310,8 @@ class Transactions:
             old = self._trees[ds]
             self._trees[ds] = work
             old.free()
+        if ds == "running":
+            self._nacm.changed(changes)
         for s, m in called:
             s.post(ChangeEvent("done", ds, rec.revision, user, m))
         if event is not None and logged is not None:

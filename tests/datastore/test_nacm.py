@@ -46,7 +46,7 @@ def nacm_of(schema: Schema, nacm: dict[str, Any] | None, data: dict[str, Any] = 
     if nacm is not None:
         doc["ietf-netconf-acm:nacm"] = nacm
     tree = Tree.parse(schema, json.dumps(doc), Fmt.JSON)
-    return Nacm(schema, lambda: (1, tree)), tree
+    return Nacm(schema, lambda: tree), tree
 
 
 def rules(*rs: dict[str, Any], group: str = "g", **top: Any) -> dict[str, Any]:
@@ -292,10 +292,13 @@ def test_rules_follow_running(schema: Schema) -> None:
     trees = [Tree.parse(schema, json.dumps({"ietf-netconf-acm:nacm": rules(
         {"module-name": "nt", "access-operations": "read", "action": "deny"})}), Fmt.JSON),
         Tree(schema)]
-    state = {"rev": 1, "tree": trees[0]}
-    n = Nacm(schema, lambda: (state["rev"], state["tree"]))
+    state = {"tree": trees[0]}
+    n = Nacm(schema, lambda: state["tree"])
     assert not n.access(ALICE).allowed("/nt:other/a", "read")
-    state["rev"], state["tree"] = 2, trees[1]
+    state["tree"] = trees[1]
+    n.changed([ChangeModified("/nt:other/a", "x", "y")])
+    assert not n.access(ALICE).allowed("/nt:other/a", "read")  # not a rule: kept
+    n.changed([ChangeDeleted("/ietf-netconf-acm:nacm/rule-list[name='l']")])
     assert n.access(ALICE).allowed("/nt:other/a", "read")
     assert n.config == NacmConfig()
     for t in trees:
