@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nfo.errors import AccessDenied
+from nfo.errors import AccessDenied, NfoError
 from nfo.schema import AccessMarks, Kind, Node, Schema, Step, Tree, parse_path
 from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted
 from nfo.schema.paths import schema_paths
@@ -353,6 +353,23 @@ class Access:
                 why = f"rule {rule.where}" if rule is not None else "no rule permits it"
                 raise AccessDenied(f"{self.identity.user!r} may not {op} this node ({why})",
                                    path=c.path)
+
+    def check_existence_error(self, error: NfoError) -> None:
+        """An edit failed because its node exists (``data-exists``) or does not
+        (``data-missing``): unless ``who`` may create (delete) that node, answer
+        ``access-denied`` instead, as a write it may not make would be, so that the
+        error does not tell whether the node exists."""
+        if self.unrestricted or error.path is None:
+            return
+        op = "create" if error.tag == "data-exists" else "delete"
+        try:
+            steps = parse_path(error.path)
+        except ValueError:
+            return
+        if not self._decide(steps, op)[0]:
+            self._nacm.counters.data_writes += 1
+            raise AccessDenied(f"{self.identity.user!r} may not {op} this node",
+                               path=error.path) from None
 
     def _check_target(self, path: str, targets: dict[str, tuple[str, ...]],
                       edited: Callable[[str], bool]) -> None:

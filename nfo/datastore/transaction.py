@@ -29,7 +29,7 @@ from nfo.datastore.names import DURABLE
 from nfo.datastore.notifications import Checked, NotificationHub
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
-from nfo.errors import NfoError, PreconditionFailed, Veto
+from nfo.errors import DataExists, DataMissing, NfoError, PreconditionFailed, Veto
 from nfo.schema import Fmt, Schema, Tree
 from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted
 from nfo.schema.data import path_steps
@@ -240,9 +240,15 @@ class Transactions:
         work = plan.build(base) if plan is not None else base.dup()
         try:
             changes: list[Change] = []
-            for edit, dop in edits:
-                changes += apply_edit(self._schema, work, edit, dop)
-            if writer.who is not None and not system and changes:
+            checked = writer.who is not None and not system
+            try:
+                for edit, dop in edits:
+                    changes += apply_edit(self._schema, work, edit, dop)
+            except (DataExists, DataMissing) as e:
+                if checked and writer.who is not None:
+                    self._nacm.access(writer.who).check_existence_error(e)
+                raise
+            if checked and writer.who is not None and changes:
                 self._nacm.access(writer.who).check_write(
                     changes, lambda path: any(_present(e, path) for e, _ in edits))
             if validate:

@@ -308,6 +308,14 @@ async def test_denied_node_answers_like_an_absent_one(env: Env) -> None:
             b = await c.request(method, f"{INSTANCES}/nf-instance=nothere", content=body,
                                 headers={"Content-Type": JSON})
             assert a.status_code == b.status_code == 404, (method, a.text, b.text)
+    # an edit's data-exists / data-missing does not tell a user without the right either
+    for name, op in (("a", "create"), ("nothere", "delete"), ("secret", "create")):
+        err = await env.nc_error("noc", lambda m, name=name, op=op: m.edit_config(
+            target="running", config=edit_xml(name, op=op)))
+        assert err.tag == "access-denied", (name, op, err.tag)
+    err = await env.nc_error(ADMIN, lambda m: m.edit_config(
+        target="running", config=edit_xml("a", op="create")))
+    assert err.tag == "data-exists"
     async with env.http(ADMIN) as c:
         r = await c.get("/restconf/data/nfo-vim:vims/vim=cloud/openstack/password")
         assert r.status_code == 404
