@@ -22,6 +22,13 @@ How it keeps the driver contract (:mod:`nfo.registry.protocol`):
   ``/proc`` tells whether they live.
 - ``close`` stops monitoring but leaves every workload running.
 
+Privileges (:mod:`nfo.drivers.local.privileges`): a VIM's ``run-as-user``
+starts its processes as that user (uid, primary and supplementary groups), in
+a working directory given to that user; the user is recorded, and an adopted
+process must still run as it.  Without it the processes run as nfo does, and
+if that is root the driver says so once per VIM account.  A non-empty
+``allowed-executable`` list restricts the programs to the listed files.
+
 Processes are started with :class:`subprocess.Popen`, not asyncio's subprocess
 API: an asyncio subprocess transport kills its child when it is closed or
 garbage-collected, which would take the network functions down with a driver
@@ -37,6 +44,7 @@ import errno
 import json
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -48,6 +56,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nfo.drivers.local.privileges import (
+    RunAs,
+    allowed_executable,
+    give_directory,
+    proc_uid,
+    resolve_run_as,
+)
 from nfo.registry.protocol import (
     DriverContext,
     FinalCallback,
@@ -159,6 +174,8 @@ def _owns_port(pid: int, kind: str, port: int) -> bool:
     except OSError:
         return False
     wanted = {f"socket:[{i}]" for i in inodes}
+    # Another user's descriptors are unreadable without CAP_SYS_PTRACE.
+    unreadable = False
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -169,9 +186,11 @@ def _owns_port(pid: int, kind: str, port: int) -> bool:
             for fd in os.scandir(f"/proc/{other}/fd"):
                 if os.readlink(fd.path) in wanted:
                     return True
+        except PermissionError:
+            unreadable = True
         except OSError:
             continue
-    return False
+    return unreadable
 
 
 def _parse_resource_id(resource_id: str) -> tuple[int, int] | None:
@@ -232,13 +251,17 @@ class _Record:
     log_offset: int = 0
     """Size of the log when the process started: its own output begins there."""
     created: float = field(default_factory=time.time)
+    user: str | None = None
+    """The user it was started as (``run-as-user``); None: as nfo's own user."""
+    uid: int | None = None
+    """That user's uid: a process with another real uid is not this one."""
 
     def to_json(self) -> dict[str, Any]:
         return {"version": RECORD_VERSION, "instance": self.instance,
                 "resource-id": self.resource_id, "pid": self.pid, "starttime": self.starttime,
                 "owner": self.owner, "command": self.command, "probe": self.probe.to_json(),
                 "interval-ms": self.interval_ms, "log-offset": self.log_offset,
-                "created": self.created}
+                "created": self.created, "user": self.user, "uid": self.uid}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Record:
@@ -247,7 +270,9 @@ class _Record:
                    owner=str(data["owner"]), command=[str(c) for c in data["command"]],
                    probe=_Probe.from_json(data["probe"]), interval_ms=int(data["interval-ms"]),
                    log_offset=int(data.get("log-offset", 0)),
-                   created=float(data.get("created", 0.0)))
+                   created=float(data.get("created", 0.0)),
+                   user=None if data.get("user") is None else str(data["user"]),
+                   uid=None if data.get("uid") is None else int(data["uid"]))
 
 
 # -- probes -----------------------------------------------------------------------------
@@ -329,6 +354,12 @@ class LocalDriver:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         raw_max = vim.settings.get("max-processes", DEFAULT_MAX_PROCESSES)
         self.max_processes = int(raw_max) if raw_max is not None else DEFAULT_MAX_PROCESSES
+        raw_user = vim.settings.get("run-as-user")
+        self.run_as_user = str(raw_user) if raw_user is not None else None
+        self.allowed_executables = tuple(
+            str(p) for p in vim.settings.get("allowed-executable") or ())
+        # VIM accounts already warned about running their NFs as root.
+        self._root_warned: set[str] = context.shared.setdefault("root-warned", set())
         self._callbacks: list[FinalCallback] = []
         # Processes started by the local drivers of this registry, by resource id, until
         # reaped, and the exit status of those reaped: kept in the registry's shared
@@ -447,6 +478,8 @@ class LocalDriver:
             return False
         if rec.resource_id in self._children:
             return True  # started by this very Python process
+        if rec.uid is not None and proc_uid(rec.pid) not in (None, rec.uid):
+            return False
         env = _proc_environ(rec.pid)
         if env is None:
             return True  # unreadable: the start time match has to do
@@ -577,9 +610,11 @@ class LocalDriver:
             return _Probe("udp", port, payload, expected), interval
         return _Probe("none"), interval
 
-    def _environment(self, req: InstantiateRequest) -> dict[str, str]:
+    def _environment(self, req: InstantiateRequest, run_as: RunAs | None) -> dict[str, str]:
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         env.setdefault("PATH", os.defpath)
+        if run_as is not None and run_as.switch:
+            env["HOME"] = run_as.home
         for entry in req.deployment.get("environment") or []:
             name = str(entry.get("name", ""))
             if not _ENV_NAME_RE.fullmatch(name):
@@ -622,23 +657,51 @@ class LocalDriver:
                 "utf-8", "replace").split("\0")[:-1]
         except OSError:
             argv = []
+        uid = proc_uid(pid)
+        user = None
+        if uid is not None and uid != os.geteuid():
+            try:
+                user = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                user = str(uid)
         rec = _Record(instance=instance, resource_id=f"local-{pid}-{starttime}", pid=pid,
                       starttime=starttime, owner=self.owner, command=argv, probe=probe,
-                      interval_ms=interval, log_offset=0)
+                      interval_ms=interval, log_offset=0, user=user,
+                      uid=uid if user is not None else None)
         self._write_record(rec)
         log.info("local driver: adopted unrecorded %s (pid %d) by its tags", instance, pid)
         return rec
 
-    def _working_directory(self, req: InstantiateRequest) -> Path:
+    def _working_directory(self, req: InstantiateRequest, run_as: RunAs | None) -> Path:
         raw = req.deployment.get("working-directory")
         if raw is None:
-            cwd = self.state_dir / "work" / req.instance
-            cwd.mkdir(parents=True, exist_ok=True)
+            # Private to nfo: a process started in its directory cannot climb out of it.
+            base = self.state_dir / "work"
+            base.mkdir(mode=0o700, exist_ok=True)
+            if base.stat().st_mode & 0o077:
+                base.chmod(0o700)
+            cwd = base / req.instance
+            cwd.mkdir(mode=0o700, exist_ok=True)
+            if run_as is not None and run_as.switch:
+                give_directory(cwd, run_as)
             return cwd
         cwd = self.state_dir / self._expand(str(raw), req.parameters, "working-directory")
         if not cwd.is_dir():
             raise PermanentError(f"working-directory {str(cwd)!r} is not a directory")
         return cwd
+
+    def _run_as(self) -> RunAs | None:
+        """Who the next process runs as; None: as nfo itself (warned about once if root)."""
+        euid = os.geteuid()
+        if self.run_as_user is not None:
+            return resolve_run_as(self.run_as_user, self.vim.name, euid)
+        if euid == 0 and self.vim.name not in self._root_warned:
+            self._root_warned.add(self.vim.name)
+            log.warning(
+                "local driver: the network functions of VIM %r run as root, like nfo; set "
+                "run-as-user (and allowed-executable) in /nfo-vim:vims/vim[name=%r]/local "
+                "to run them as an unprivileged user", self.vim.name, self.vim.name)
+        return None
 
     @staticmethod
     def _executable(program: str, path: str) -> str:
@@ -690,11 +753,13 @@ class LocalDriver:
                 raise PermanentError("the local deployment has no command")
             argv = [self._expand(str(a), req.parameters, "command") for a in raw_cmd]
             probe, interval = self._probe(req.deployment, req.parameters)
-            env = self._environment(req)
+            run_as = self._run_as()
+            env = self._environment(req, run_as)
             env["NFO_PROBE"] = json.dumps(probe.to_json())
             env["NFO_PROBE_INTERVAL"] = str(interval)
-            cwd = self._working_directory(req)
-            exe = self._executable(argv[0], env["PATH"])
+            cwd = self._working_directory(req, run_as)
+            exe = allowed_executable(self._executable(argv[0], env["PATH"]), cwd,
+                                     self.allowed_executables, self.vim.name)
 
             live = self._live_count(req.instance)
             if live >= self.max_processes:
@@ -702,13 +767,22 @@ class LocalDriver:
                     f"local VIM {self.vim.name!r} is full: {live} of {self.max_processes} "
                     f"processes (max-processes)")
 
-            rec = await self._spawn(req.instance, argv, exe, env, cwd, probe, interval)
+            rec = await self._spawn(req.instance, argv, exe, env, cwd, probe, interval,
+                                    run_as)
             self._adopt(rec)
             return InitResponse(rec.resource_id)
 
     async def _spawn(self, instance: str, argv: list[str], exe: str, env: dict[str, str],
-                     cwd: Path, probe: _Probe, interval: int) -> _Record:
+                     cwd: Path, probe: _Probe, interval: int,
+                     run_as: RunAs | None) -> _Record:
         log_path = self._log_path(instance)
+        identity: dict[str, Any] = {}
+        as_user = ""
+        if run_as is not None and run_as.switch:
+            # Popen sets the groups, then the gid, then the uid, after changing directory.
+            identity = {"user": run_as.uid, "group": run_as.gid,
+                        "extra_groups": list(run_as.groups)}
+            as_user = f" as user {run_as.user!r}"
         try:
             with log_path.open("ab") as logf:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -717,13 +791,15 @@ class LocalDriver:
                 offset = logf.tell()
                 proc = subprocess.Popen(argv, executable=exe, stdin=subprocess.DEVNULL,
                                         stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
-                                        env=env, start_new_session=True, close_fds=True)
+                                        env=env, start_new_session=True, close_fds=True,
+                                        **identity)
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-            raise PermanentError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+            raise PermanentError(
+                f"cannot start {argv[0]!r}{as_user}: {exc.strerror or exc}") from exc
         except OSError as exc:
             if exc.errno == errno.ENOEXEC:  # not a program the kernel can run
                 raise PermanentError(f"cannot execute {argv[0]!r}: {exc.strerror}") from exc
-            raise TemporaryError(f"cannot start {argv[0]!r}: {exc}") from exc
+            raise TemporaryError(f"cannot start {argv[0]!r}{as_user}: {exc}") from exc
 
         # Not reaped yet, so /proc/<pid> exists even if it already exited.
         st = _proc_stat(proc.pid)
@@ -734,7 +810,8 @@ class LocalDriver:
         self._children[rid] = proc
         rec = _Record(instance=instance, resource_id=rid, pid=proc.pid, starttime=st[1],
                       owner=self.owner, command=argv, probe=probe, interval_ms=interval,
-                      log_offset=offset)
+                      log_offset=offset, user=run_as.user if run_as else None,
+                      uid=run_as.uid if run_as else None)
         try:
             await asyncio.to_thread(self._write_record, rec)
         except BaseException as exc:
@@ -744,7 +821,7 @@ class LocalDriver:
             if isinstance(exc, OSError):
                 raise TemporaryError(f"cannot write the process record: {exc}") from exc
             raise
-        log.info("local driver: started %s as pid %d (%s)", instance, proc.pid, rid)
+        log.info("local driver: started %s as pid %d (%s)%s", instance, proc.pid, rid, as_user)
         return rec
 
     @staticmethod
