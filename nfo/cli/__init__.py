@@ -1,4 +1,5 @@
-"""The ``nfo`` command line: ``serve`` and the module set (``module install|list|remove``)."""
+"""The ``nfo`` command line: ``serve``, the module set (``module install|list|remove``) and
+the accounts (``user ...``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_module
+from nfo.cli.statelock import StateLock
+from nfo.cli.users import add_user_parser, run_user
 from nfo.errors import InvalidValue, NfoError
 from nfo.restconf.server import RestconfOptions
 
@@ -53,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     mr.add_argument("name")
     mr.add_argument("--force", action="store_true",
                     help="delete the module's data first instead of refusing")
+    add_user_parser(sub)
     return p
 
 
@@ -80,7 +84,9 @@ def _netconf(args: argparse.Namespace) -> tuple[str, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    quiet = args.cmd == "user" and not args.verbose
+    logging.basicConfig(level=logging.DEBUG if args.verbose else
+                        logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = StateDir(args.state_dir)
     try:
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(serve(state, args.yang_dir, demo_port=args.demo,
                               concurrency=args.concurrency, restconf=_restconf(args),
                               netconf=_netconf(args)))
+        elif args.cmd == "user":
+            run_user(state, args)
         elif args.mcmd == "install":
             names = install_modules(state, args.files)
             print("installed: " + ", ".join(names))
@@ -97,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                 flag = "implemented" if mod.implemented else "import-only"
                 print(f"{mod.name:40} {mod.revision or '-':12} {mod.source:10} {flag}")
         elif args.mcmd == "remove":
-            asyncio.run(remove_module(state, args.name, force=args.force))
+            with StateLock.acquire(state, "the state directory is in use; stop the server "
+                                          "first"):
+                asyncio.run(remove_module(state, args.name, force=args.force))
             print(f"removed: {args.name}")
     except NfoError as e:
         print(f"nfo: error: {e}", file=sys.stderr)

@@ -31,6 +31,14 @@ class StateDir:
     def db(self) -> Path:
         return self.path / "nfo.db"
 
+    @property
+    def lock(self) -> Path:
+        return self.path / "lock"
+
+    @property
+    def control(self) -> Path:
+        return self.path / "control.sock"
+
     def ensure(self) -> None:
         self.modules.mkdir(parents=True, exist_ok=True)
         self.path.chmod(0o700)

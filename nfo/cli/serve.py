@@ -3,7 +3,8 @@
 Today that is the datastore over SQLite in the state directory (module set
 loaded, demo catalog and local VIM seeded on first start) and the workload
 manager with every driver registered under ``nfo.drivers``; the front ends
-attach here as they land.  SIGINT and SIGTERM
+attach here as they land.  The server holds the state directory's lock for its
+whole life and answers ``nfo user`` on its control socket.  SIGINT and SIGTERM
 shut down cleanly: nothing acknowledged is lost either way.
 """
 
@@ -19,7 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nfo.cli.control import ControlServer
 from nfo.cli.moduleset import StateDir
+from nfo.cli.statelock import StateLock
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.users import UserStore
 from nfo.netconf.monitoring import Monitor
@@ -139,11 +142,22 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
                 concurrency: int = 64, restconf: RestconfOptions | None = None,
                 netconf: tuple[str, int] | None = None) -> None:
+    with StateLock.acquire(state, f"another nfo serves this state directory {state.path}"):
+        await _serve(state, yang_dirs, ready=ready, demo_port=demo_port,
+                     concurrency=concurrency, restconf=restconf, netconf=netconf)
+
+
+async def _serve(state: StateDir, yang_dirs: list[Path], *,
+                 ready: asyncio.Event | None, demo_port: int | None, concurrency: int,
+                 restconf: RestconfOptions | None, netconf: tuple[str, int] | None) -> None:
     ds = await open_datastore(state, yang_dirs)
     rest = None
     nc = None
+    control = None
     try:
         users = await bootstrap_admin(ds)
+        control = ControlServer(state.control, users)
+        await control.start()
         manager = await start_manager(ds, state, concurrency=concurrency)
         if restconf is not None:
             rest = await start_server(ds, users, restconf, state.path)
@@ -156,6 +170,8 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     except BaseException:
         if rest is not None:
             await rest.stop()
+        if control is not None:
+            await control.stop()
         await ds.close()
         raise
     printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
@@ -178,6 +194,7 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await control.stop()
         if nc is not None:
             await nc.stop()
         if rest is not None:
