@@ -43,6 +43,7 @@ INST_NS = "urn:nfo:instances"
 VIM_NS = "urn:nfo:vim"
 JSON = "application/yang-data+json"
 INSTANCES = "/restconf/data/nfo-instances:nf-instances"
+INST = "/nfo-instances:nf-instances/nf-instance"
 ACCOUNTS = {"noc": ["noc"], "eng": ["eng"], "robot": ["auto"], "ghost": []}
 SECRET = "S3cret-openstack-pw"
 
@@ -655,6 +656,80 @@ async def test_authentication_is_401_authorisation_403_with_an_errors_body(env: 
         'nc:operation="delete"><name>a</name></nf-instance></nf-instances></config>')))
     assert (err.tag, err.type, bare(err.path)) == (
         "access-denied", "application", "/nf-instances/nf-instance[name='a']")
+
+
+async def test_both_front_ends_give_the_same_verdicts(env: Env) -> None:
+    """One set of rules, every account, the same requests over both protocols: each is
+    permitted on both or denied on both."""
+    await env.rules(
+        rule_list("eng", ["eng"],
+                  rule("no-b", "deny", "*", path=f"{INST}[name='b']"),
+                  rule("instances", "permit", "create update delete",
+                       path="/nfo-instances:nf-instances")),
+        rule_list("noc", ["noc"], rule("update-only", "permit", "update",
+                                       path="/nfo-instances:nf-instances/nf-instance/description")))
+    async def restore() -> None:
+        """a and b as the test starts, no new-a: for the next account."""
+        async with env.ds.internal_session("seed") as s:
+            await s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
+                {**instance(n, 20001 + i), "description": "d"} for i, n in enumerate("ab")]}}),
+                "json")
+            if env.ds.tree("running").node(f"{INST}[name='new-a']") is not None:
+                await s.edit("running", json.dumps({"nfo-instances:nf-instances": {
+                    "nf-instance": [{"name": "new-a",
+                                     "@": {"ietf-netconf:operation": "delete"}}]}}), "json")
+    await restore()
+
+    def xml_edit(name: str, what: str) -> str:
+        if what == "describe":
+            body = f"<nf-instance><name>{name}</name><description>new</description></nf-instance>"
+        elif what == "delete":
+            body = (f'<nf-instance xmlns:nc="{NC}" nc:operation="delete"><name>{name}</name>'
+                    "</nf-instance>")
+        else:
+            return edit_xml(name)
+        return config(f'<nf-instances xmlns="{INST_NS}">{body}</nf-instances>')
+
+    async def over_restconf(user: str, name: str, what: str) -> bool:
+        async with env.http(user) as c:
+            if what == "describe":
+                r = await c.put(f"{INSTANCES}/nf-instance={name}/description", content=json.dumps(
+                    {"nfo-instances:description": "new"}), headers={"Content-Type": JSON})
+            elif what == "delete":
+                r = await c.delete(f"{INSTANCES}/nf-instance={name}")
+            else:
+                r = await c.post(INSTANCES, content=json.dumps(
+                    {"nfo-instances:nf-instance": [instance(name, 29000)]}),
+                    headers={"Content-Type": JSON})
+        assert r.status_code in (201, 204, 403, 404), r.text
+        return r.status_code < 300
+
+    async def over_netconf(user: str, name: str, what: str) -> bool:
+        def attempt(m: Any) -> bool:
+            try:
+                m.edit_config(target="running", config=xml_edit(name, what),
+                              test_option="test-only")
+            except RPCError as e:
+                assert e.tag == "access-denied", e
+                return False
+            return True
+        ok: bool = await env.nc_run(user, attempt)
+        return ok
+
+    verdicts = {}
+    for user in ("eng", "noc", "ghost", ADMIN):
+        for name, what in (("a", "describe"), ("b", "describe"), ("new-a", "create"),
+                           ("b", "delete"), ("a", "delete")):
+            nc_ok = await over_netconf(user, name, what)  # test-only: nothing changes
+            rc_ok = await over_restconf(user, name, what)
+            assert nc_ok == rc_ok, (user, name, what)
+            verdicts[(user, name, what)] = rc_ok
+            if rc_ok:
+                await restore()
+    assert verdicts[("eng", "a", "delete")] and not verdicts[("eng", "b", "delete")]
+    assert verdicts[("noc", "a", "describe")] and not verdicts[("noc", "new-a", "create")]
+    assert not any(v for (u, _, _), v in verdicts.items() if u == "ghost")
+    assert all(v for (u, _, _), v in verdicts.items() if u == ADMIN)
 
 
 # -- 12. counters --------------------------------------------------------------------------------
