@@ -637,6 +637,35 @@ async def test_no_network_login_is_the_server_and_disabled_users_cannot_log_in(e
         assert (await c.get(INSTANCES)).status_code == 200
 
 
+async def test_administrators_manage_accounts_over_both_protocols(env: Env) -> None:
+    async with env.http(ADMIN) as c:
+        r = await c.post("/restconf/data/nfo-users:users", content=json.dumps(
+            {"nfo-users:user": [{"name": "carol"}]}), headers={"Content-Type": JSON})
+        assert r.status_code == 201, r.text
+        r = await c.post("/restconf/data/nfo-users:users/user=carol/set-password",
+                         content=json.dumps({"nfo-users:input": {"password": "carol-pw"}}),
+                         headers={"Content-Type": JSON})
+        assert r.status_code == 204, r.text
+        r = await c.get("/restconf/data/nfo-users:users/user=carol")
+        assert r.status_code == 200 and "password" not in r.text  # the hash is never read
+    await env.nc_run("carol", lambda m: m.get_config("running"), password="carol-pw")
+    # a NACM group for her, over NETCONF, then disabling her
+    acm = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+    await env.nc_run(ADMIN, lambda m: m.edit_config(target="running", config=config(
+        f'<nacm xmlns="{acm}"><groups><group><name>noc</name><user-name>carol</user-name>'
+        "</group></groups></nacm>")))
+    assert env.users.groups_of("carol") == ["noc"]
+    await env.nc_run(ADMIN, lambda m: m.edit_config(target="running", config=config(
+        '<users xmlns="urn:nfo:users"><user><name>carol</name><enabled>false</enabled>'
+        "</user></users>")))
+    async with env.http("carol", "carol-pw") as c:
+        assert (await c.get(INSTANCES)).status_code == 401
+    # and nobody else may touch accounts
+    async with env.http("noc") as c:
+        r = await c.delete("/restconf/data/nfo-users:users/user=carol")
+        assert r.status_code == 403
+
+
 # -- 11. both front ends, the same verdicts ----------------------------------------------------
 
 
