@@ -1,5 +1,6 @@
-"""What access control costs: get-config of N entries (default 10,000) and a single-entry
-edit by a user under 100 rules, against the same requests with NACM off, in process.
+"""What access control costs: get-config of N entries (default 10,000), a single-entry
+edit and one edit creating N/10 entries by a user under 100 rules, against the same
+requests with NACM off, in process.
 
 The user ``noc`` is in a group whose one rule-list holds 100 rules of every kind: 60
 path rules with key predicates (40 hide whole instances, 20 an instance's parameters),
@@ -130,6 +131,19 @@ async def run(ds: Datastore, args: argparse.Namespace) -> None:
                     await user.edit("running", edit)
                     times.setdefault(("single edit", enabled), []).append(
                         time.perf_counter() - t)
+                bulk = json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
+                    {"name": f"b{k}", "descriptor": "udp-echo", "vim": "local",
+                     "parameter": [{"name": "port", "value": str(10000 + k)}]}
+                    for k in range(args.entries // 10)]}})
+                t = time.perf_counter()
+                await user.edit("running", bulk, Fmt.JSON)
+                times.setdefault((f"create {args.entries // 10}", enabled), []).append(
+                    time.perf_counter() - t)
+                async with ds.internal_session("bench") as admin:
+                    await admin.edit("running", json.dumps({"nfo-instances:nf-instances": {
+                        "nf-instance": [{"@": {"ietf-netconf:operation": "delete"},
+                                         "name": f"b{k}"}
+                                        for k in range(args.entries // 10)]}}), Fmt.JSON)
     finally:
         await user.close()
     print(f"access control: user 'noc' under 100 rules vs enable-nacm false, {args.entries} "
@@ -137,7 +151,7 @@ async def run(ds: Datastore, args: argparse.Namespace) -> None:
     print(f"(the filtered get-config is {sizes[True]:,} bytes of XML, the full one "
           f"{sizes[False]:,})")
     print(f"{'request':<30} {'NACM off':>11} {'NACM on':>11} {'on/off':>7}")
-    for what in ("get-config", "single edit"):
+    for what in ("get-config", "single edit", f"create {args.entries // 10}"):
         off = statistics.median(times[(what, False)])
         on = statistics.median(times[(what, True)])
         label = f"{what} ({args.entries} entries)"

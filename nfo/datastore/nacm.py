@@ -32,7 +32,7 @@ from typing import Any, Literal
 from nfo.errors import AccessDenied, NfoError
 from nfo.schema import AccessMarks, Kind, Node, Schema, Step, Tree, parse_path
 from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted
-from nfo.schema.paths import schema_paths
+from nfo.schema.paths import StepCache, schema_path_of, schema_paths
 
 __all__ = [
     "OPERATIONS",
@@ -242,9 +242,9 @@ class Nacm:
             self._access.clear()
         return self._config
 
-    def structural(self, steps: tuple[Step, ...]) -> bool:
-        """Whether the node is a non-presence container (structure, not data)."""
-        sp = list(schema_paths(steps))[-1]
+    def structural(self, sp: str) -> bool:
+        """Whether the node at schema path ``sp`` is a non-presence container
+        (structure, not data)."""
         found = self._structural.get(sp)
         if found is None:
             node = self.schema.find(sp)
@@ -287,6 +287,11 @@ class Access:
             first = next((r for r in rs if r.kind in ("any", "path")), None)
             self._everything[op] = (first if first is not None and first.kind == "any"
                                     and first.module is None else None)
+        # Without key predicates in an operation's rules, its verdict on a node depends
+        # only on the node's schema path.
+        self._by_schema: dict[str, dict[str, tuple[bool, Rule | None]]] = {
+            op: {} for op, rs in self._by_op.items()
+            if not any(r.kind == "path" and any(st.preds for st in r.steps) for r in rs)}
 
     # -- one path -----------------------------------------------------------------------
     def allowed(self, path: str | tuple[Step, ...], op: str) -> bool:
@@ -297,6 +302,16 @@ class Access:
         return self._decide(parse_path(path) if isinstance(path, str) else path, op)[0]
 
     def _decide(self, steps: tuple[Step, ...], op: str) -> tuple[bool, Rule | None]:
+        memo = self._by_schema.get(op)
+        if memo is None:
+            return self._decide_path(steps, op)
+        *_, key = schema_paths(steps)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self._decide_path(steps, op)
+        return found
+
+    def _decide_path(self, steps: tuple[Step, ...], op: str) -> tuple[bool, Rule | None]:
         marks = self._marks
         guard = False
         cut = 0
@@ -333,9 +348,12 @@ class Access:
         Non-presence containers are structure, not data, and are not checked.
         ``edited(path)`` tells whether the edit itself wrote a node: changing a
         ``credential-target`` needs the edit to write its credentials too."""
+        if self.identity.internal:
+            return
         targets = self._marks.credential_targets
+        cache = StepCache()
         for c in changes:
-            if targets and not self.identity.internal and not isinstance(c, ChangeDeleted):
+            if targets and not isinstance(c, ChangeDeleted):
                 self._check_target(c.path, targets, edited)
             if self.unrestricted:
                 continue
@@ -344,10 +362,16 @@ class Access:
             everything = self._everything[op]
             if everything is not None and everything.permit:
                 continue
-            steps = parse_path(c.path)
-            if op != "update" and self._nacm.structural(steps):
+            sp = schema_path_of(c.path)
+            if op != "update" and self._nacm.structural(sp):
                 continue
-            ok, rule = self._decide(steps, op)
+            memo = self._by_schema.get(op)
+            verdict = memo.get(sp) if memo is not None else None
+            if verdict is None:
+                verdict = self._decide_path(cache.steps(c.path), op)
+                if memo is not None:
+                    memo[sp] = verdict
+            ok, rule = verdict
             if not ok:
                 self._nacm.counters.data_writes += 1
                 why = f"rule {rule.where}" if rule is not None else "no rule permits it"
@@ -373,9 +397,7 @@ class Access:
 
     def _check_target(self, path: str, targets: dict[str, tuple[str, ...]],
                       edited: Callable[[str], bool]) -> None:
-        steps = parse_path(path)
-        sp = list(schema_paths(steps))[-1]
-        creds = targets.get(sp)
+        creds = targets.get(schema_path_of(path))
         if not creds:
             return
         parent = path[:path.rfind("/")]

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Step", "parse_path", "schema_paths"]
+__all__ = ["Step", "StepCache", "parse_path", "schema_path_of", "schema_paths"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +25,24 @@ _PRED = re.compile(
     r"\[\s*(?:(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)|(\.))\s*=\s*(?:'([^']*)'|\"([^\"]*)\")\s*\]"
     r"|\[\s*(\d+)\s*\]")
 
+_PREDICATES = re.compile(r"\[(?:[^\]'\"]|'[^']*'|\"[^\"]*\")*\]")
 
-def parse_path(path: str) -> tuple[Step, ...]:
+
+def schema_path_of(path: str) -> str:
+    """The schema path (the form :attr:`nfo.schema.SNode.path` has) of a data path
+    that libyang wrote (a module prefix exactly where the module changes)."""
+    return _PREDICATES.sub("", path)
+
+
+def parse_path(path: str, base: tuple[str, tuple[Step, ...]] | None = None
+               ) -> tuple[Step, ...]:
     """The steps of a data path or node-instance-identifier with module names as
     prefixes (``/m:a/b[k='v']``); a step without a prefix is in its parent's module.
+    ``base`` is an ancestor's path and steps, parsed before, that ``path`` extends.
     Raises ValueError for anything else."""
-    steps: list[Step] = []
-    pos = 0
-    module = ""
+    steps: list[Step] = list(base[1]) if base else []
+    pos = len(base[0]) if base else 0
+    module = steps[-1].module if steps else ""
     while pos < len(path):
         m = _STEP.match(path, pos)
         if m is None:
@@ -58,6 +68,25 @@ def parse_path(path: str) -> tuple[Step, ...]:
     if not steps:
         raise ValueError("an empty path")
     return tuple(steps)
+
+
+class StepCache:
+    """Parses the paths of a depth-first walk (a commit's changes), each from its
+    nearest ancestor already parsed."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[str, tuple[Step, ...]]] = []
+
+    def steps(self, path: str) -> tuple[Step, ...]:
+        stack = self._stack
+        # A prefix that is itself a whole path ends outside any quoted key, so the
+        # "/" after it starts a step of ``path``.
+        while stack and not (path.startswith(stack[-1][0])
+                             and path[len(stack[-1][0]):len(stack[-1][0]) + 1] == "/"):
+            stack.pop()
+        steps = parse_path(path, stack[-1] if stack else None)
+        stack.append((path, steps))
+        return steps
 
 
 def schema_paths(steps: Sequence[Step]) -> Iterator[str]:

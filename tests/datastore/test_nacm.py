@@ -15,6 +15,7 @@ from nfo.datastore.nacm import Access, Identity, Nacm, NacmConfig
 from nfo.errors import AccessDenied
 from nfo.schema import Fmt, Node, Schema, Step, Tree, parse_path
 from nfo.schema.changes import ChangeCreated, ChangeDeleted, ChangeModified
+from nfo.schema.paths import StepCache, schema_path_of, schema_paths
 
 YANG = Path(__file__).parent / "nacm_yang"
 
@@ -83,6 +84,18 @@ def test_parse_path() -> None:
         parse_path("top/item")
     with pytest.raises(ValueError):
         parse_path("/nt:top[starts-with(name,'a')]")
+
+
+def test_step_cache_parses_a_walk_like_parse_path() -> None:
+    walk = ["/nt:top", "/nt:top/item[name='a/b']", "/nt:top/item[name='a/b']/value",
+            "/nt:top/item[name='a/b']/sub", "/nt:top/item[name='a/b']/sub/x",
+            "/nt:top/item[name='a']", "/nt:top/item[name='a']/nt-aug:extra",
+            "/nt:top/item[name='a/b']/value", "/nt:other/a", "/nt:top/tags[.='t1']"]
+    cache = StepCache()
+    assert [cache.steps(p) for p in walk] == [parse_path(p) for p in walk]
+    assert [schema_path_of(p) for p in walk] == [
+        list(schema_paths(parse_path(p)))[-1] for p in walk]
+    assert schema_path_of("/nt:top/item[name='x]/y'][b=\"]\"]/sub") == "/nt:top/item/sub"
 
 
 # -- verdicts on one path -----------------------------------------------------------
