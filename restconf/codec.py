@@ -24,7 +24,7 @@ from nfo.protocol import xml
 from nfo.protocol.errors import RESTCONF_NS, HttpError, xml_text
 from nfo.protocol.read import encode, encode_node
 from nfo.restconf.paths import Kind, ResourcePath, Segment, build_chain
-from nfo.schema import Fmt, Node, Operation, OpKind, Schema, Tree, WithDefaults
+from nfo.schema import Fmt, Node, Operation, OpKind, Schema, Tree, WithDefaults, json_text
 
 __all__ = [
     "JSON_TYPE",
@@ -138,21 +138,24 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates)
+        return json.loads(json_text(body), object_pairs_hook=_no_duplicates)
     except MalformedMessage:
         raise
     except (ValueError, RecursionError) as e:
         raise MalformedMessage(f"malformed JSON: {e}") from None
 
 
-def _check_body(body: bytes, fmt: Fmt) -> None:
+def _check_body(body: bytes, fmt: Fmt) -> bytes:
+    """The body as libyang is to read it, once it is checked."""
     if not body.strip():
         raise MalformedMessage("the request needs a message body")
     if fmt is Fmt.JSON:
+        body = json_text(body)
         if not isinstance(load_json(body), dict):
             raise MalformedMessage("the JSON body must be an object")
     else:
         xml.check(body)
+    return body
 
 
 def parse_under(schema: Schema, body: bytes, fmt: Fmt,
@@ -160,7 +163,7 @@ def parse_under(schema: Schema, body: bytes, fmt: Fmt,
     """Parse ``body`` as children of the resource ``parents`` names (the datastore when
     empty).  Returns the whole edit tree (ancestors built from the URI) and the nodes
     the body added."""
-    _check_body(body, fmt)
+    body = _check_body(body, fmt)
     tree = Tree(schema)
     try:
         parent = build_chain(tree, parents)

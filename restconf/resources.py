@@ -21,7 +21,7 @@ from nfo.datastore import Datastore, Identity
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
-from nfo.protocol.read import Content, ReadQuery, depth_of, read, with_defaults_of
+from nfo.protocol.read import Content, ReadQuery, depth_of, query, with_defaults_of
 from nfo.restconf.codec import (
     JSON_TYPE,
     XML_TYPE,
@@ -191,15 +191,15 @@ class DataResources:
                    else f"{method} is not allowed on {what}")
             raise HttpError(405, why, tag="operation-not-supported",
                             headers={"Allow": ", ".join(allowed)}, path=rp.data_path)
-        query = parse_query(request.scope.get("query_string", b""))
+        params = parse_query(request.scope.get("query_string", b""))
         target = Target(user, datastore, rp, fmt, base)
         if method == "OPTIONS":
-            query.only(set(), method)
+            params.only(set(), method)
             return options(allowed, self.accept_patch if "PATCH" in allowed else None)
         if method in ("GET", "HEAD"):
-            return self.read(request, target, query)
+            return await self.read(request, target, params)
         if method == "POST" and not rp.is_root and rp.target.kind is Kind.ACTION:
-            query.only(set(), method)
+            params.only(set(), method)
             # decided on the path before anything is said about the data
             self.ds.nacm.access(target.who).check_exec(rp.target.schema.path, rp.data_path)
             if rp.parent_path is None or not self.ds.exists(rp.parent_path):
@@ -209,21 +209,21 @@ class DataResources:
             body = await read_body(request)
             return await self.invoke(request, body, fmt, user, rp.segments[:-1], rp.target)
         if method == "DELETE":
-            query.only(set(), method)
+            params.only(set(), method)
             return await self.delete(request, target)
         body = await read_body(request)
         ct = request.headers.get("content-type")
         mt = (ct or "").split(";")[0].strip().lower()
         if method == "PATCH" and mt in (YANG_PATCH_JSON, YANG_PATCH_XML):
-            query.only(set(), method)
+            params.only(set(), method)
             return await self.yang_patch(request, target, body,
                                          Fmt.XML if mt == YANG_PATCH_XML else Fmt.JSON)
         in_fmt = request_format(ct)
         if method == "PATCH":
-            query.only(set(), method)
+            params.only(set(), method)
             return await self.patch(request, target, body, in_fmt)
-        query.only(_WRITE_PARAMS, method)
-        insert = self.insert(query)
+        params.only(_WRITE_PARAMS, method)
+        insert = self.insert(params)
         if method == "POST":
             return await self.post(request, target, body, in_fmt, insert)
         return await self.put(request, target, body, in_fmt, insert)
@@ -274,21 +274,22 @@ class DataResources:
         return ReadQuery(datastore, rp.data_path, content,
                          depth_of(query.get("depth"), "depth"), fields, with_origin)
 
-    def read(self, request: Request, target: Target, query: Query) -> Response:
+    async def read(self, request: Request, target: Target, params: Query) -> Response:
         rp = target.path
         allowed = set(_READ_PARAMS)
         if target.datastore == "operational":
             allowed.add("with-origin")
-        query.only(allowed, request.method)
-        q = self.read_query(query, rp, target.datastore)
-        wd = with_defaults_of(query.get("with-defaults"))
+        params.only(allowed, request.method)
+        q = self.read_query(params, rp, target.datastore)
+        wd = with_defaults_of(params.get("with-defaults"))
         # operational data (owners may push any node) changes without a commit
         state = q.datastore == "operational"
         v = validators(self.ds, q.datastore)
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
-        with read(self.ds.reader(target.who), q) as (tree, targets):
-            body = encode_targets(tree, targets, rp, target.fmt, wd)
+        body = await query(self.ds.reader(target.who), q,
+                           lambda tree, targets: encode_targets(tree, targets, rp,
+                                                                target.fmt, wd))
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)

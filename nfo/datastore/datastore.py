@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
@@ -31,6 +32,7 @@ from nfo.datastore.session import ReadAs, RpcHandler, Session, SessionParts
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
+from nfo.datastore.workers import Workers
 from nfo.errors import InvalidValue, NfoError, OperationFailed, UnknownElement
 from nfo.schema import Fmt, Kind, Schema, Tree
 from nfo.schema.deps import independence
@@ -40,6 +42,12 @@ from nfo.schema.prune import annotate_origin
 __all__ = ["Datastore"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _as_is(tree: Tree) -> Tree:
+    return tree
 
 _SIMPLE_PATH = re.compile(r"^(/[\w.-]+(:[\w.-]+)?(\[[\w.:-]+='[^']*'\])*)+$")
 
@@ -53,9 +61,11 @@ class Datastore:
     """Validate only what an edit touches where the schema proves it safe
     (see :mod:`nfo.schema.partial`); False re-validates everything."""
 
-    def __init__(self, schema: Schema, storage: Storage) -> None:
+    def __init__(self, schema: Schema, storage: Storage, workers: Workers | None = None) -> None:
         self.schema = schema
         self.storage = storage
+        self.workers = workers if workers is not None else Workers()
+        """The threads that finish clients' reads (see :meth:`query`)."""
         self._subs: list[ChangeSubscription] = []
         self._rpcs: dict[str, RpcHandler] = {}
         self._sessions: dict[int, Session] = {}
@@ -84,9 +94,9 @@ class Datastore:
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
-    def open(cls, schema: Schema, storage: Storage) -> Datastore:
+    def open(cls, schema: Schema, storage: Storage, workers: Workers | None = None) -> Datastore:
         """Load the stored state, replay the commit log and validate it."""
-        ds = cls(schema, storage)
+        ds = cls(schema, storage, workers)
         ds._load()
         return ds
 
@@ -144,6 +154,7 @@ class Datastore:
         self._tx.close()
         self._candidate.reset()
         self._oper.close()
+        self.workers.close()
         self.storage.close()
 
     def session(self, who: Identity | str, *,
@@ -186,24 +197,60 @@ class Datastore:
         A client's view is filtered by access control *before* ``xpath`` selects: a
         predicate cannot test a value the client may not read, and a node it may not
         read answers as if absent."""
+        copy, finish = self._begin_get(datastore, xpath, with_origin, who)
+        return finish(copy)
+
+    async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
+                    with_origin: bool = False, who: Identity | None = None) -> T:
+        """``then(tree)`` of what :meth:`get` returns.  A client's XPath selection
+        (anything but a plain data path) runs off the event loop: the live data is
+        copied here, and selecting, filtering and ``then`` run on a worker thread (see
+        :mod:`nfo.datastore.workers`).  ``then`` must not keep the tree, which is freed
+        when it returns, nor touch any live data."""
+        if (who is None or who.internal or xpath is None
+                or self.schema.is_instance_path(xpath)):
+            # bounded by the data's size: cheaper on the loop than a thread's hand-over
+            with self.get(datastore, xpath, with_origin=with_origin, who=who) as tree:
+                return then(tree)
+        user = who.user
+        self.workers.admit(user)
+        copy, finish = self._begin_get(datastore, xpath, with_origin, who)
+
+        def job() -> T:
+            with finish(copy) as tree:
+                return then(tree)
+
+        return await self.workers.run(user, job, copy.free)
+
+    def _begin_get(self, datastore: str, xpath: str | None, with_origin: bool,
+                   who: Identity | None) -> tuple[Tree, Callable[[Tree], Tree]]:
+        """A private copy of the live data a read needs, and what finishes the read on
+        it alone (taking it over): the copy is made on the event loop, the rest may run
+        on any thread."""
         if who is None or who.internal:
-            return self._get(datastore, xpath, with_origin)
+            return self._get(datastore, xpath, with_origin), _as_is
         access = self.nacm.access(who)
         if xpath is not None and not self.schema.is_instance_path(xpath):
-            with self._get(datastore, None, with_origin) as full:
-                access.prune(full)
-                return full.extract(xpath)
-        out = self._get(datastore, xpath, with_origin)
-        try:
-            if access.prune(out) and xpath is not None:
-                # what is left of the selected nodes' ancestors must not tell that
-                # something was there
-                with out:
-                    return out.extract(xpath)
-        except BaseException:
-            out.free()
-            raise
-        return out
+            def select(full: Tree) -> Tree:
+                with full:
+                    access.prune(full)
+                    return full.extract(xpath)
+
+            return self._get(datastore, None, with_origin), select
+
+        def prune(out: Tree) -> Tree:
+            try:
+                if access.prune(out) and xpath is not None:
+                    # what is left of the selected nodes' ancestors must not tell that
+                    # something was there
+                    with out:
+                        return out.extract(xpath)
+            except BaseException:
+                out.free()
+                raise
+            return out
+
+        return self._get(datastore, xpath, with_origin), prune
 
     def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:
         ds = datastore_name(datastore, DATASTORES)

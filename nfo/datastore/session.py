@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
 
 __all__ = ["ReadAs", "RpcCall", "RpcHandler", "Session", "SessionParts"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,6 +80,11 @@ class ReadAs:
             with_origin: bool = False) -> Tree:
         return self._ds.get(datastore, xpath, with_origin=with_origin, who=self.who)
 
+    async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
+                    with_origin: bool = False) -> T:
+        return await self._ds.query(datastore, xpath, then, with_origin=with_origin,
+                                    who=self.who)
+
 
 class Session:
     """One client's view: who writes, which locks it holds, what it may cancel."""
@@ -110,6 +117,12 @@ class Session:
         """Read as this session's user (see :meth:`Datastore.get`)."""
         return self.datastore.get(datastore, xpath, with_origin=with_origin,
                                   who=self.identity)
+
+    async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
+                    with_origin: bool = False) -> T:
+        """Read as this session's user, off the event loop (see :meth:`Datastore.query`)."""
+        return await self.datastore.query(datastore, xpath, then, with_origin=with_origin,
+                                          who=self.identity)
 
     # -- writes --------------------------------------------------------------
     async def edit(

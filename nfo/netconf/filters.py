@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nfo.errors import InvalidValue, MissingElement
+from nfo.errors import InvalidValue, MissingElement, TooBig
 from nfo.netconf.messages import NC_NS, NMDA_NS, NOTIF_NS
 from nfo.protocol.paths import xpath_from_xml
 from nfo.protocol.xml import Element
 
 __all__ = [
+    "MAX_FILTER",
     "ModuleOf",
     "filter_xpath",
     "nmda_filter",
@@ -28,6 +29,15 @@ __all__ = [
 
 ModuleOf = Callable[[str], "str | None"]
 """XML namespace -> module name."""
+
+MAX_FILTER = 256 * 1024
+"""Characters of XPath one filter may come to (a subtree filter's union included)."""
+
+
+def _too_big() -> TooBig:
+    return TooBig(f"the filter comes to more than {MAX_FILTER:,} characters of XPath; "
+                  "split it into several requests", error_type="protocol",
+                  info={"bad-element": "filter"})
 
 
 def _literal(value: str) -> str:
@@ -46,6 +56,14 @@ def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
     nothing) and raises InvalidValue for elements of unknown namespaces.
     """
     paths: list[str] = []
+    size = 0
+
+    def add(path: str) -> None:
+        nonlocal size
+        size += len(path) + 3
+        if size > MAX_FILTER:
+            raise _too_big()
+        paths.append(path)
 
     def name_of(el: Element) -> str:
         mod = module_of(el.ns) if el.ns else None
@@ -62,10 +80,10 @@ def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
         others = [k for k in kids if k not in matches]
         pred = "".join(f"[{name_of(k)}={_literal(k.text.strip())}]" for k in matches)
         if not others:
-            paths.append(step + pred)
+            add(step + pred)
             return
         for k in matches:
-            paths.append(step + pred + "/" + name_of(k))
+            add(step + pred + "/" + name_of(k))
         for k in others:
             walk(k, step + pred)
 
@@ -76,6 +94,8 @@ def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
 
 def xpath_at(el: Element, expr: str, module_of: ModuleOf) -> str:
     """``expr``, written with the XML prefixes in scope at ``el``, with module names."""
+    if len(expr) > MAX_FILTER:
+        raise _too_big()
     return xpath_from_xml(expr, el.resolve, module_of)
 
 

@@ -4,7 +4,7 @@ A handler reads its parameters from the parsed operation element, makes the
 :class:`~nfo.datastore.Session` call, and returns the reply's content (the
 envelope is :func:`nfo.netconf.protocol.handle`'s).  Configuration and YANG
 RPC bodies reach the datastore as the bytes the client sent; reads go through
-:func:`nfo.protocol.read.read`.  :data:`OPERATIONS` maps (namespace, name) to
+:func:`nfo.protocol.read.query` (off the event loop).  :data:`OPERATIONS` maps (namespace, name) to
 the handler; any other operation of a known module is a YANG RPC or action.
 """
 
@@ -25,7 +25,7 @@ from nfo.netconf.filters import filter_xpath, nmda_filter, notification_filter, 
 from nfo.netconf.messages import MON_NS, NC_NS, NMDA_NS, NOTIF_NS, OK, WD_NS, YANG_NS
 from nfo.protocol.errors import xml_text
 from nfo.protocol.formats import READABLE, WRITABLE, datastore, parse_time
-from nfo.protocol.read import Content, ReadQuery, depth_of, encode, read, with_defaults_of
+from nfo.protocol.read import Content, ReadQuery, depth_of, encode, query, with_defaults_of
 from nfo.protocol.xml import Element
 from nfo.schema import Fmt, Kind, Node, Schema, print_node
 
@@ -132,7 +132,7 @@ def _origin_filter(ctx: NetconfContext, op: Element, ds: str
 # -- reads ----------------------------------------------------------------------------
 
 
-def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
+async def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
     select = None
     f = op.child("filter", NC_NS)
     if f is not None:
@@ -140,16 +140,17 @@ def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
         if select is None:
             return "<data/>"
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
-    with read(ctx.session, ReadQuery(ds, select)) as (tree, _):
-        return f"<data>{encode(tree, Fmt.XML, wd)}</data>"
+    body = await query(ctx.session, ReadQuery(ds, select),
+                       lambda tree, _: encode(tree, Fmt.XML, wd))
+    return f"<data>{body}</data>"
 
 
 async def _get(ctx: NetconfContext, op: Element) -> str:
-    return _data(ctx, "operational", op)
+    return await _data(ctx, "operational", op)
 
 
 async def _get_config(ctx: NetconfContext, op: Element) -> str:
-    return _data(ctx, _datastore(op, "source"), op)
+    return await _data(ctx, _datastore(op, "source"), op)
 
 
 async def _get_data(ctx: NetconfContext, op: Element) -> str:
@@ -167,8 +168,8 @@ async def _get_data(ctx: NetconfContext, op: Element) -> str:
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
     q = ReadQuery(ds, select, content, depth, with_origin=op.child("with-origin") is not None,
                   origins=origins, negate_origins=negated)
-    with read(ctx.session, q) as (tree, _):
-        body = encode(tree, Fmt.XML, wd, keep_empty=depth is not None)
+    body = await query(ctx.session, q,
+                       lambda tree, _: encode(tree, Fmt.XML, wd, keep_empty=depth is not None))
     return f'<data xmlns="{NMDA_NS}">{body}</data>'
 
 

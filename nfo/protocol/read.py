@@ -9,10 +9,10 @@ prints the result (RFC 6243's ``report-all-tagged`` marks included).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from nfo.errors import InvalidValue
 from nfo.protocol.formats import read_source
@@ -27,6 +27,7 @@ from nfo.schema.prune import (
 )
 
 __all__ = [
+    "AsyncReader",
     "Content",
     "ReadQuery",
     "Reader",
@@ -34,9 +35,13 @@ __all__ = [
     "depth_of",
     "encode",
     "encode_node",
+    "query",
     "read",
     "with_defaults_of",
 ]
+
+
+T = TypeVar("T")
 
 
 class Content(StrEnum):
@@ -50,6 +55,11 @@ class Content(StrEnum):
 class Reader(Protocol):
     def get(self, datastore: str, xpath: str | None = None, *,
             with_origin: bool = False) -> Tree: ...
+
+
+class AsyncReader(Protocol):
+    async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
+                    with_origin: bool = False) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -133,15 +143,36 @@ class Selection:
         self.tree.free()
 
 
-def read(source: Reader, q: ReadQuery) -> Selection:
-    """A private copy of what ``q`` asks for and the selected nodes still in it (the
-    top-level nodes when nothing was selected)."""
+def _source_of(q: ReadQuery) -> tuple[str, bool]:
     ds = read_source(q.datastore)
     oper = ds == "operational"
     if (q.with_origin or q.origins is not None) and not oper:
         raise InvalidValue("origin applies to the operational datastore only",
                            info={"bad-element": "with-origin"})
-    tree = source.get(ds, q.select, with_origin=oper and (q.with_origin or q.origins is not None))
+    return ds, oper and (q.with_origin or q.origins is not None)
+
+
+def read(source: Reader, q: ReadQuery) -> Selection:
+    """A private copy of what ``q`` asks for and the selected nodes still in it (the
+    top-level nodes when nothing was selected)."""
+    ds, origin = _source_of(q)
+    return _knobs(source.get(ds, q.select, with_origin=origin), q)
+
+
+async def query(source: AsyncReader, q: ReadQuery,
+                render: Callable[[Tree, Sequence[Node]], T]) -> T:
+    """``render(tree, selected)`` of what :func:`read` gives, with everything after
+    copying the live data done off the event loop (:meth:`AsyncReader.query`)."""
+    ds, origin = _source_of(q)
+
+    def then(tree: Tree) -> T:
+        with _knobs(tree, q) as (copy, selected):
+            return render(copy, selected)
+
+    return await source.query(ds, q.select, then, with_origin=origin)
+
+
+def _knobs(tree: Tree, q: ReadQuery) -> Selection:
     try:
         if q.origins is not None:
             filter_origin(tree, set(q.origins), negated=q.negate_origins)

@@ -16,7 +16,10 @@ alike:
    declaration: any ``<!`` not opening a comment or CDATA section is refused
    before expat runs, and expat's declaration handlers refuse too.  Only the
    predefined entities and character references are ever expanded.
-4. No element nested deeper than :data:`MAX_DEPTH`.
+4. No element nested deeper than :data:`MAX_DEPTH`, none with more than
+   :data:`MAX_ATTRIBUTES` attributes, and no more than :data:`MAX_NAMESPACES`
+   namespace declarations in scope at any element (its own and its ancestors'):
+   libyang's parser slows down quadratically with them.
 5. The message must be well-formed (namespaces included).
 
 Data meant for libyang is not rebuilt: :meth:`Element.xml` and
@@ -38,10 +41,14 @@ from xml.parsers import expat
 
 from nfo.errors import MalformedMessage
 
-__all__ = ["MAX_DEPTH", "Element", "check", "read"]
+__all__ = ["MAX_ATTRIBUTES", "MAX_DEPTH", "MAX_NAMESPACES", "Element", "check", "read"]
 
 MAX_DEPTH = 256
 """Elements nested deeper than this are refused (YANG data is never that deep)."""
+MAX_NAMESPACES = 256
+"""Namespace declarations in scope at one element, its ancestors' included."""
+MAX_ATTRIBUTES = 64
+"""Attributes of one element (namespace declarations not counted)."""
 
 _SEP = " "  # between namespace URI and local name in expat's names; no local name has one
 _WS = " \t\r\n"
@@ -306,6 +313,42 @@ def _too_deep() -> NoReturn:
     raise _Refused(f"elements nested deeper than {MAX_DEPTH} levels are not accepted")
 
 
+def _too_many_namespaces() -> NoReturn:
+    raise _Refused(f"more than {MAX_NAMESPACES} namespace declarations in scope at one "
+                   "element are not accepted")
+
+
+def _too_many_attributes() -> NoReturn:
+    raise _Refused(f"elements with more than {MAX_ATTRIBUTES} attributes are not accepted")
+
+
+class _Scopes:
+    """Counts the namespace declarations in scope while expat walks a message:
+    ``declare`` for each declaration, then ``enter`` at the element's start,
+    ``leave`` at its end (with the depth it was entered at)."""
+
+    __slots__ = ("pending", "stack", "total")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.total = 0
+        self.stack: list[tuple[int, int]] = []  # (depth, declarations) of declaring elements
+
+    def declare(self) -> None:
+        self.pending += 1
+        if self.total + self.pending > MAX_NAMESPACES:
+            _too_many_namespaces()
+
+    def enter(self, depth: int) -> None:
+        self.stack.append((depth, self.pending))
+        self.total += self.pending
+        self.pending = 0
+
+    def leave(self, depth: int) -> None:
+        if self.stack[-1][0] == depth:
+            self.total -= self.stack.pop()[1]
+
+
 def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: bool = False,
          error_type: str = "protocol") -> Element:
     """Parse one message and return its root element.
@@ -330,12 +373,16 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
     depth = 0
     room = 0
     text_seen = False
+    scopes = _Scopes()
 
     def ns_start(prefix: str | None, uri: str | None) -> None:
+        scopes.declare()
         pending.append((prefix or "", uri or ""))
 
     def start(name: str, attrs: list[str]) -> None:
         at = p.CurrentByteIndex
+        if len(attrs) > 2 * MAX_ATTRIBUTES:
+            _too_many_attributes()
         ns, _, local = name.rpartition(_SEP)
         parent: Element | None
         if stack:
@@ -359,6 +406,7 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
                     nsmap.pop(prefix, None)
             own = tuple(prefix for prefix, _ in pending)
             pending.clear()
+            scopes.enter(len(stack))
         attr_map: dict[tuple[str, str], str] = {}
         for i in range(0, len(attrs), 2):
             a_ns, _, a_local = attrs[i].rpartition(_SEP)
@@ -374,6 +422,8 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
 
     def end(_name: str) -> None:
         el = stack.pop()
+        if el._own:
+            scopes.leave(len(stack))
         if el.children:
             el.children[-1]._stop = p.CurrentByteIndex
         if pieces:
@@ -404,10 +454,11 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
         p.CharacterDataHandler = scan_chars
 
     def scan_ns(prefix: str | None, _uri: str | None) -> None:
+        scopes.declare()
         if depth == 0:
             scan.own.setdefault(len(scan.starts), []).append(prefix or "")
 
-    def scan_start(_name: str, _attrs: list[str]) -> None:
+    def scan_start(_name: str, attrs: list[str]) -> None:
         nonlocal depth
         if depth == 0:
             scan.starts.append(p.CurrentByteIndex)
@@ -415,9 +466,15 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
         depth += 1
         if depth > room:
             _too_deep()
+        if scopes.pending:
+            scopes.enter(len(stack) + depth)
+        if len(attrs) > 2 * MAX_ATTRIBUTES:
+            _too_many_attributes()
 
     def scan_end(name: str) -> None:
         nonlocal depth
+        if scopes.stack:
+            scopes.leave(len(stack) + depth)
         depth -= 1
         if depth > 0:
             return
@@ -452,17 +509,28 @@ def check(data: bytes, *, error_type: str = "protocol") -> None:
     src = _Source(data, error_type)
     p = _parser()
     depth = 0
+    scopes = _Scopes()
 
-    def start(_name: str, _attrs: list[str]) -> None:
+    def ns_start(_prefix: str | None, _uri: str | None) -> None:
+        scopes.declare()
+
+    def start(_name: str, attrs: list[str]) -> None:
         nonlocal depth
         depth += 1
         if depth > MAX_DEPTH:
             _too_deep()
+        if scopes.pending:
+            scopes.enter(depth)
+        if len(attrs) > 2 * MAX_ATTRIBUTES:
+            _too_many_attributes()
 
     def end(_name: str) -> None:
         nonlocal depth
+        if scopes.stack:
+            scopes.leave(depth)
         depth -= 1
 
+    p.StartNamespaceDeclHandler = ns_start
     p.StartElementHandler = start
     p.EndElementHandler = end
     src.parse(p)

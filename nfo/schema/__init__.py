@@ -14,7 +14,7 @@ from nfo.schema.context import (
     ietf_dir,
     module_name_of,
 )
-from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, print_node
+from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, json_text, print_node
 from nfo.schema.dnode import Node
 from nfo.schema.ops import Operation, OpKind
 from nfo.schema.paths import Step, parse_path
@@ -37,6 +37,7 @@ __all__ = [
     "Tree",
     "WithDefaults",
     "ietf_dir",
+    "json_text",
     "module_name_of",
     "parse_path",
     "print_node",

@@ -29,6 +29,7 @@ __all__ = [
     "find_sibling",
     "get_meta",
     "is_default",
+    "json_text",
     "node_module",
     "node_name",
     "node_path",
@@ -108,10 +109,39 @@ def _ly_input(ctx: Any, raw: bytes, what: str) -> Iterator[Any]:
         lib.ly_in_free(inp[0], 0)
 
 
+_ESCAPE = re.compile(rb"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})"
+                     rb"(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|.)", re.DOTALL)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _pair(m: re.Match[bytes]) -> bytes:
+    high, low = m.group(1), m.group(2)
+    if high is None:
+        return m.group(0)
+    if low is None or int(high, 16) >= 0xDC00:
+        raise MalformedMessage("malformed JSON: a \\u escape of a lone UTF-16 surrogate")
+    return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00).encode()
+
+
+def json_text(body: bytes) -> bytes:
+    """``body`` with each UTF-16 surrogate pair escape (``\\ud83d\\ude80``, valid JSON
+    that libyang refuses) written as the character itself; a lone surrogate escape is
+    malformed."""
+    if _SURROGATE.search(body) is None:
+        return body
+    return _ESCAPE.sub(_pair, body)
+
+
+def _raw(text: str | bytes, fmt: Fmt | str) -> bytes:
+    """The text as bytes, JSON with its surrogate pairs written out (:func:`json_text`)."""
+    raw = text.encode() if isinstance(text, str) else text
+    return json_text(raw) if _fmt(fmt) is Fmt.JSON else raw
+
+
 def _checked(text: str | bytes, fmt: Fmt | str) -> bytes:
     """The text as bytes; JSON is checked first, since libyang 2.1 accepts truncated JSON
     and ignores trailing text."""
-    raw = text.encode() if isinstance(text, str) else text
+    raw = _raw(text, fmt)
     if _fmt(fmt) is Fmt.JSON:
         try:
             json.loads(raw)
@@ -180,7 +210,7 @@ def parse_op(ctx: Any, text: str | bytes, fmt: Fmt | str, dtype: int, *,
     Returns (top of the new tree, the operation node); the caller frees the tree.
     libyang parses strictly but validates nothing else here (``lyd_validate_op``).
     """
-    raw = text.encode() if isinstance(text, str) else text
+    raw = _raw(text, fmt)
     tree = ffi.new("struct lyd_node **")
     op = ffi.new("struct lyd_node **")
     with _ly_input(ctx, raw, what) as inp:

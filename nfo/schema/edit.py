@@ -123,6 +123,32 @@ def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
     return f"{name}[.={q}{v}{q}]"
 
 
+def _check_addressable(n: Any, sch: Any) -> None:
+    """Refuse to create a list entry whose key, or a leaf-list entry whose value, holds
+    both quote characters: no path (libyang's, RESTCONF's, an instance-identifier)
+    could name it afterwards."""
+    if sch.nodetype & lib.LYS_LIST:
+        k = lib.lyd_child(n)
+        while k != _NULL and k.schema != _NULL and k.schema.flags & lib.LYS_KEY:
+            _check_quotes(k, n)
+            k = k.next
+    elif sch.nodetype & lib.LYS_LEAFLIST:
+        _check_quotes(n, n)
+
+
+def _check_quotes(n: Any, entry: Any) -> None:
+    v = lib.lyd_get_value(n)
+    if v == _NULL:
+        return
+    text = _string(v).decode()
+    if "'" in text and '"' in text:
+        holder = entry.parent
+        raise InvalidValue(
+            f"{_string(n.schema.name).decode()} {text!r} holds both ' and \", so no path "
+            "could address the entry: use at most one kind of quote",
+            path=None if holder == _NULL else node_path(ffi.cast("struct lyd_node *", holder)))
+
+
 def child_path(ppath: str, n: Any, names: Names) -> str:
     """``lyd_path(n)`` given the path of ``n``'s parent ("" at the top level)."""
     p = n.parent
@@ -182,6 +208,8 @@ class _Editor:
                 cs = c.schema
                 nt = cs.nodetype
                 if nt & _MULTI:
+                    if created:
+                        _check_addressable(c, cs)
                     step = _step(c, cs, mod, self.names)
                     cp = node_path(c) if step is None else p + "/" + step
                 else:
@@ -233,6 +261,8 @@ class _Editor:
     def _create(self, e: Any, parent: Any, recursive: bool = True,
                 path: str | None = None) -> Any:
         """Copy ``e`` under ``parent``; ``path``, when given, is the new node's lyd_path."""
+        if e.schema.nodetype & _MULTI:
+            _check_addressable(e, e.schema)
         node = self._dup(e, recursive)
         self._insert(parent, node)
         if node.schema.flags & lib.LYS_ORDBY_USER:

@@ -14,7 +14,7 @@ from typing import Any
 from nfo.errors import InvalidValue
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
-from nfo.schema.data import Fmt, Tree, _ctx, _fmt, _ly_input, siblings
+from nfo.schema.data import Fmt, Tree, _ctx, _fmt, _ly_input, _raw, siblings
 from nfo.schema.dnode import Node
 from nfo.schema.snode import Kind, SNode
 
@@ -65,7 +65,7 @@ class Operation:
         :meth:`validate`).
         """
         ctx = _ctx(schema)
-        raw = text.encode() if isinstance(text, str) else text
+        raw = _raw(text, fmt)
         tree_out = ffi.new("struct lyd_node **")
         op_out = ffi.new("struct lyd_node **")
         parent = under[1]._p if under is not None else ffi.NULL

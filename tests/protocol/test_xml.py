@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from nfo.errors import MalformedMessage
 from nfo.protocol import xml as nx
-from nfo.protocol.xml import MAX_DEPTH, Element, check, read
+from nfo.protocol.xml import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAMESPACES, Element, check, read
 from nfo.schema import Schema, Tree
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -637,6 +637,12 @@ HOSTILE = {
     "duplicate attribute": b'<a x="1" x="2"/>',
     "lt in attribute": b'<a x="<"/>',
     "undeclaring a prefix": b'<a xmlns:p=""/>',
+    "100,000 declarations on one element": (
+        b"<a " + b" ".join(b'xmlns:p%d="urn:x%d"' % (i, i) for i in range(100_000)) + b"/>"),
+    "a declaration on each of 100,000 nested elements": (
+        b"".join(b'<a xmlns:p%d="urn:x%d">' % (i, i) for i in range(100_000))
+        + b"</a>" * 100_000),
+    "100,000 attributes": b"<a " + b" ".join(b'x%d="1"' % i for i in range(100_000)) + b"/>",
 }
 
 
@@ -703,6 +709,44 @@ def test_depth_limit_is_exact() -> None:
             read(too_deep, **kw)
     with pytest.raises(MalformedMessage, match="nested deeper"):
         check(too_deep)
+
+
+def _declaring(n: int, at: int = 0) -> bytes:
+    return b" ".join(b'xmlns:p%d="urn:x%d"' % (i, i) for i in range(at, at + n))
+
+
+@pytest.mark.parametrize("kw", [{}, {"opaque": {("", "o")}}, {"opaque_root": True}, None])
+def test_namespace_and_attribute_limits_are_exact(kw: dict[str, Any] | None) -> None:
+    def parse(data: bytes) -> None:
+        if kw is None:
+            check(data)
+        else:
+            read(data, **kw)
+
+    half = MAX_NAMESPACES // 2
+    # on one element, then spread over an element and its descendants
+    parse(b"<r><o " + _declaring(MAX_NAMESPACES) + b"/></r>")
+    parse(b"<r " + _declaring(half) + b"><o><a " + _declaring(half, half) + b"/></o></r>")
+    # siblings' declarations are not in each other's scope
+    siblings = b"".join(b"<a " + _declaring(half) + b"/>" for _ in range(40))
+    parse(b"<r " + _declaring(half) + b"><o>" + siblings + b"</o></r>")
+    parse(b"<r><o " + b" ".join(b'x%d="1"' % i for i in range(MAX_ATTRIBUTES)) + b"/></r>")
+    too_many = [
+        b"<r><o " + _declaring(MAX_NAMESPACES + 1) + b"/></r>",
+        b"<r " + _declaring(half) + b"><o><a " + _declaring(half + 1, half) + b"/></o></r>",
+        b"<r " + _declaring(half) + b"><o><a><b " + _declaring(half, half) + b"/><c " +
+        _declaring(1, 2 * half) + b"/></a></o></r>",
+    ]
+    for data in too_many[:2]:
+        with pytest.raises(MalformedMessage, match="namespace declarations in scope"):
+            parse(data)
+    parse(too_many[2])  # <b> and <c> are siblings
+    with pytest.raises(MalformedMessage, match="namespace declarations in scope"):
+        parse(b"<r " + _declaring(half) + b"><o><a " + _declaring(1, 2 * half) + b"><b " +
+              _declaring(half, half) + b"/></a></o></r>")
+    with pytest.raises(MalformedMessage, match=f"more than {MAX_ATTRIBUTES} attributes"):
+        parse(b"<r><o " + b" ".join(b'x%d="1"' % i for i in range(MAX_ATTRIBUTES + 1)) +
+              b"/></r>")
 
 
 def test_deep_nesting_inside_an_opaque_element() -> None:
