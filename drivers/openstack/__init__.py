@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -69,6 +68,7 @@ from nfo.registry.protocol import (
     VimAccount,
     WorkloadState,
 )
+from nfo.threads import DaemonPool
 
 __all__ = [
     "META_INSTANCE",
@@ -76,6 +76,7 @@ __all__ = [
     "META_SPEC",
     "OpenStackDriver",
     "classify",
+    "keystone_v3",
     "server_status",
 ]
 
@@ -91,6 +92,9 @@ MAX_CALLS = 10
 """Concurrent openstacksdk calls per driver (requests keeps 10 connections per host)."""
 API_TIMEOUT = 60.0
 """Seconds one HTTP request to the cloud may take."""
+CALL_TIMEOUT = 240.0
+"""Seconds one driver call (a few requests: look-ups, then the operation) may take before
+its caller stops waiting (a temporary error; the thread is abandoned)."""
 ABSENT_TTL = 10.0
 """Seconds a "no server" answer of ``find`` spares ``instantiate`` its own look."""
 LOOKUP_TTL = 60.0
@@ -262,6 +266,13 @@ def server_status(server: Any) -> Status:
 # -- settings -----------------------------------------------------------------------------
 
 
+def keystone_v3(url: str) -> str:
+    """Keystone's v3 API under ``url`` (``http://h:5000`` and ``http://h:5000/v3/`` give
+    ``http://h:5000/v3``): the v3password plugin posts to ``<url>/auth/tokens``."""
+    base = url.rstrip("/")
+    return base if base.endswith("/v3") else base + "/v3"
+
+
 @dataclass(frozen=True)
 class _Settings:
     """The VIM account's ``openstack`` container (RFC 7951 JSON names)."""
@@ -306,10 +317,13 @@ class _Settings:
         if missing:
             raise PermanentError("the VIM account's openstack settings lack "
                                  f"{', '.join(missing)} (or a clouds.yaml 'cloud')")
+        # v3password, not the generic password plugin: keystoneauth's version discovery
+        # deadlocks on its own lock when the auth URL answers 401 (the generic plugin
+        # re-enters get_access to authenticate the discovery request)
         return openstack.connect(
-            load_yaml_config=False, load_envvars=False, auth_type="password",
+            load_yaml_config=False, load_envvars=False, auth_type="v3password",
             identity_api_version="3",
-            auth={"auth_url": self.auth_url, "username": self.username,
+            auth={"auth_url": keystone_v3(self.auth_url or ""), "username": self.username,
                   "password": self.password, "project_name": self.project_name,
                   "project_domain_name": self.project_domain,
                   "user_domain_name": self.user_domain},
@@ -381,6 +395,7 @@ def _name_pattern(text: str) -> str:
 class OpenStackDriver:
     name: ClassVar[str] = "openstack"
     vim_type: ClassVar[str] = "nfo-vim:openstack"
+    call_timeout: float = CALL_TIMEOUT
 
     def __init__(self, vim: VimAccount, context: DriverContext) -> None:
         self.vim_name = vim.name
@@ -389,9 +404,12 @@ class OpenStackDriver:
         self._secrets = tuple(s for s in (self._settings.password,) if s)
         self._conn: Any = None
         self._conn_lock = threading.Lock()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            MAX_CALLS, thread_name_prefix=f"nfo-openstack-{vim.name}")
+        # daemon threads: a call stuck inside keystoneauth or openstacksdk must not keep
+        # the process alive once nfo stops
+        self._pool = DaemonPool(MAX_CALLS, f"nfo-openstack-{vim.name}")
         self._closed = False
+        self._stuck = 0
+        """Calls abandoned at :attr:`call_timeout` (their threads may still be blocked)."""
         self._callbacks: list[FinalCallback] = []
         self._watched: dict[str, float] = {}
         self._fresh = False
@@ -435,7 +453,14 @@ class OpenStackDriver:
 
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, run)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, run),
+                                          self.call_timeout)
+        except TimeoutError:
+            self._stuck += 1
+            log.warning("openstack VIM %s: %s: no answer within %g s", self.vim_name, what,
+                        self.call_timeout)
+            raise TemporaryError(f"{what}: no answer from the VIM within "
+                                 f"{self.call_timeout:g} s") from None
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._closed and task is not None and not task.cancelling():

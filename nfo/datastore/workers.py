@@ -20,13 +20,13 @@ running (those past their deadline included, until they end), at most
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from nfo.errors import ResourceDenied
+from nfo.threads import DaemonPool
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_PER_USER", "DEFAULT_QUEUE", "DEFAULT_THREADS",
            "Workers"]
@@ -52,17 +52,17 @@ class Workers:
         self.per_user = per_user
         self.queue = queue
         self.deadline = deadline
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
         self._pending = 0
         self.overrun = 0
         """Queries whose client stopped waiting at the deadline (counted once each)."""
 
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _executor(self) -> DaemonPool:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.threads, thread_name_prefix="nfo-read")
+            # a runaway query must not keep the process alive at exit
+            self._pool = DaemonPool(self.threads, "nfo-read")
         return self._pool
 
     def admit(self, user: str) -> None:

@@ -31,6 +31,7 @@ from nfo.drivers.openstack import (
     META_SPEC,
     OpenStackDriver,
     classify,
+    keystone_v3,
     server_status,
 )
 from nfo.registry.protocol import (
@@ -649,16 +650,21 @@ class _Keystone(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def keystone() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Keystone)
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/v3"
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.fixture
+def keystone() -> Iterator[str]:
+    for base in _serving(_Keystone):
+        yield base + "/v3"
 
 
 async def test_wire_refused_password_is_permanent(tmp_path: Path, keystone: str,
@@ -708,3 +714,100 @@ async def test_clouds_yaml_entry_that_does_not_exist_is_permanent(tmp_path: Path
             await drv.find("fw1")
     finally:
         await drv.close()
+
+
+# -- a misbehaving Keystone (issue 12, finding 4) --------------------------------------------
+
+
+class _Refuses(_Keystone):
+    """A Keystone that answers 401 to everything, version discovery included."""
+
+    def do_GET(self) -> None:
+        self._reply(401, {"error": {"code": 401, "title": "Unauthorized", "message": "no"}})
+
+
+@pytest.fixture
+def refusing() -> Iterator[str]:
+    yield from _serving(_Refuses)
+
+
+def test_keystone_v3() -> None:
+    for url in ("http://h:5000", "http://h:5000/", "http://h:5000/v3", "http://h:5000/v3/"):
+        assert keystone_v3(url) == "http://h:5000/v3"
+    assert keystone_v3("https://h/identity") == "https://h/identity/v3"
+
+
+@pytest.mark.parametrize("suffix", ["/v3", ""])
+async def test_wire_keystone_refusing_everything_is_permanent_not_a_deadlock(
+        tmp_path: Path, refusing: str, suffix: str) -> None:
+    # keystoneauth's generic password plugin deadlocked here: discovery got 401 and
+    # re-entered get_access to authenticate itself
+    vim = VimAccount("os1", "nfo-vim:openstack", {
+        "auth-url": refusing + suffix, "username": "nfo", "password": PASSWORD,
+        "project-name": "demo"})
+    drv = OpenStackDriver(vim, DriverContext(tmp_path, OWNER))
+    try:
+        with pytest.raises(PermanentError) as e:
+            await asyncio.wait_for(drv.find("fw1"), 60)  # a guard, not a measurement
+        assert "authentication refused" in e.value.reason
+    finally:
+        await drv.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A cloud that accepts connections and never answers."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/v3"
+    finally:
+        srv.close()
+
+
+async def test_wire_a_call_without_an_answer_times_out(tmp_path: Path, silent: str) -> None:
+    vim = VimAccount("os1", "nfo-vim:openstack", {
+        "auth-url": silent, "username": "nfo", "password": PASSWORD, "project-name": "demo"})
+    drv = OpenStackDriver(vim, DriverContext(tmp_path, OWNER))
+    drv.call_timeout = 0.3
+    try:
+        with pytest.raises(TemporaryError, match=r"no answer from the VIM within 0\.3 s"):
+            await asyncio.wait_for(drv.find("fw1"), 60)
+        assert drv._stuck == 1
+    finally:
+        await asyncio.wait_for(drv.close(), 30)
+
+
+def test_a_stuck_call_does_not_keep_the_process_alive(silent: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    child = f"""
+import asyncio
+from pathlib import Path
+from nfo.drivers.openstack import OpenStackDriver
+from nfo.registry.protocol import DriverContext, TemporaryError, VimAccount
+
+async def main():
+    vim = VimAccount("os1", "nfo-vim:openstack", {{"auth-url": {silent!r}, "username": "u",
+                     "password": "secret-pw", "project-name": "demo"}})
+    drv = OpenStackDriver(vim, DriverContext(Path({str(tmp_path)!r}), "t"))
+    drv.call_timeout = 0.3
+    try:
+        await drv.find("fw1")
+    except TemporaryError as e:
+        print("temporary:", e.reason)
+    await drv.close()
+    print("stopped", flush=True)
+
+asyncio.run(main())
+"""
+    # the blocked thread waits 60 s for the silent cloud (API_TIMEOUT); the process
+    # must end as soon as main() returns
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                         timeout=40)
+    assert out.returncode == 0, out.stderr
+    assert "no answer from the VIM" in out.stdout and "stopped" in out.stdout
