@@ -24,6 +24,7 @@ SCRIPTS = {
     "bench_netconf.py": "single-entry edit-config at 300 entries",
     "bench_restconf.py": "requests per second (median of rounds)",
     "bench_nacm.py": "user 'noc' under 100 rules vs enable-nacm false",
+    "bench_load.py": "NETCONF sessions and",
 }
 AB = ("bench_netconf.py", "bench_restconf.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
