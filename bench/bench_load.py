@@ -194,20 +194,17 @@ def read_wrk(proc: subprocess.Popen[str], op: Op) -> None:
                     op.errors[f"socket {name}"] = int(count)
 
 
-async def sse_client(port: int, stop: asyncio.Event, got: list[int]) -> None:
+async def sse_client(port: int, got: list[int]) -> None:
+    """Counts the events of one stream until cancelled; the stream must not end first."""
     url = f"http://127.0.0.1:{port}/restconf/streams/NETCONF/json"
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None),
                                  headers={"Authorization": AUTH}) as c, c.stream("GET", url) as r:
         if r.status_code != 200:
             raise SystemExit(f"SSE stream: {r.status_code}")
-        lines = r.aiter_lines()
-        while not stop.is_set():
-            try:
-                line = await asyncio.wait_for(anext(lines), 0.5)
-            except TimeoutError:
-                continue
+        async for line in r.aiter_lines():
             if line.startswith("data:"):
                 got[0] += 1
+    raise ConnectionError("the server ended an SSE stream")
 
 
 # -- NETCONF --------------------------------------------------------------------------------
@@ -316,18 +313,23 @@ async def load(srv: Server, args: argparse.Namespace, script: Path,
     tasks = [asyncio.create_task(nc_listener(s, stop, ops)) for s in sessions[:listeners]]
     tasks += [asyncio.create_task(nc_worker(s, k, args.instances, stop, ops))
               for k, s in enumerate(sessions[listeners:])]
-    tasks += [asyncio.create_task(sse_client(srv.restconf_port, stop, sse_got))
-              for _ in range(max(1, round(5 * scale)))]
+    streams = [asyncio.create_task(sse_client(srv.restconf_port, sse_got))
+               for _ in range(max(1, round(5 * scale)))]
     end = time.monotonic() + args.duration
     while time.monotonic() < end:
         samples.append(proc_sample(srv.proc.pid, t0))
-        for t in tasks:
+        for t in tasks + streams:
             if t.done() and t.exception() is not None:
                 stop.set()
+                for other in streams:
+                    other.cancel()
                 raise SystemExit(f"a client failed: {t.exception()!r}")
         await asyncio.sleep(1)
     stop.set()
     await asyncio.gather(*tasks)
+    for t in streams:
+        t.cancel()
+    await asyncio.gather(*streams, return_exceptions=True)
     for kind, proc in wrks.items():
         await asyncio.to_thread(read_wrk, proc, ops[kind])
     notes = sum(s.notifications for s in sessions[:listeners])
