@@ -59,6 +59,7 @@ __all__ = [
     "ADMIN",
     "HASH_THREADS",
     "META_KEY",
+    "MIN_PASSWORD",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
@@ -93,6 +94,9 @@ HASH_THREADS = 4
 """At most this many scrypt hashes run at once in :meth:`UserStore.verify_async`
 (each needs 16 MiB), whatever the number of concurrent logins."""
 
+MIN_PASSWORD = 8
+"""The shortest password accepted (in characters, after NFC normalisation): every way
+of setting one checks it; passwords stored before this minimum keep working."""
 _MAX_PASSWORD = 1024
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _DOC_FORMAT = 1
@@ -185,14 +189,17 @@ def _check_name(name: str) -> None:
                            app_tag="nfo-invalid-user-name")
 
 
-def _check_password(password: str) -> None:
+def _check_password(password: str, what: str = "the password") -> None:
     if not isinstance(password, str) or not password.strip():
-        raise InvalidValue("the password must not be empty", app_tag="nfo-weak-password")
+        raise InvalidValue(f"{what} must not be empty", app_tag="nfo-weak-password")
+    if len(unicodedata.normalize("NFC", password)) < MIN_PASSWORD:
+        raise InvalidValue(f"{what} must be at least {MIN_PASSWORD} characters long",
+                           app_tag="nfo-weak-password")
     if len(password) > _MAX_PASSWORD:
-        raise InvalidValue(f"the password must be at most {_MAX_PASSWORD} characters",
+        raise InvalidValue(f"{what} must be at most {_MAX_PASSWORD} characters",
                            app_tag="nfo-weak-password")
     if "\x00" in password:
-        raise InvalidValue("the password must not contain NUL", app_tag="nfo-weak-password")
+        raise InvalidValue(f"{what} must not contain NUL", app_tag="nfo-weak-password")
 
 
 def _normalise_key(line: str) -> str:
@@ -448,10 +455,10 @@ class UserStore:
 
         Accounts of a state directory from before users were YANG data are imported
         instead (into the ``admin`` group: they could do everything before).  The new
-        password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given (an empty
-        one is refused as weak), else a random one that is returned, for the caller to
-        show once.  Returns None otherwise, and always when accounts exist already
-        (nothing is changed then)."""
+        password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given (one shorter
+        than :data:`MIN_PASSWORD` is refused as weak, naming the variable), else a
+        random one that is returned, for the caller to show once.  Returns None
+        otherwise, and always when accounts exist already (nothing is changed then)."""
         storage = self._ds.storage
         if self.names():
             if storage.get_meta(META_KEY):
@@ -468,6 +475,8 @@ class UserStore:
             log.warning("imported %d user(s) into nfo-users, all in the NACM group 'admin' "
                         "(they could do everything before); narrow their groups", len(users))
             return None
+        if env_password is not None:
+            _check_password(env_password, "NFO_ADMIN_PASSWORD")
         generated = None if env_password is not None else secrets.token_urlsafe(18)
         password = env_password if env_password is not None else generated
         assert password is not None

@@ -211,7 +211,8 @@ def test_keys_groups_and_listing_while_serving(tmp_path: Path, serving: list[Ser
 
 def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -> None:
     state = tmp_path / "state"
-    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin", stdin="pw-a\n")
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="pw-alice-1\n")
     srv = start(serving, state, tmp_path / "serve.out")
 
     second = Server(state, tmp_path / "second.out")
@@ -222,7 +223,7 @@ def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -
     removal = nfo(state, "module", "remove", "ex-none", check=False)
     assert removal.returncode == 1 and "stop the server first" in removal.stderr
 
-    assert srv.status("alice", "pw-a") == 200  # the first one is unharmed
+    assert srv.status("alice", "pw-alice-1") == 200  # the first one is unharmed
     assert srv.proc.poll() is None
 
     # a crashed server leaves its socket behind but not its lock
@@ -230,14 +231,15 @@ def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -
     assert (state / "control.sock").exists()
     assert listing(state) == {"alice": ("enabled", "admin")}
     srv = start(serving, state, tmp_path / "again.out")
-    assert srv.status("alice", "pw-a") == 200
+    assert srv.status("alice", "pw-alice-1") == 200
     assert listing(state) == {"alice": ("enabled", "admin")}
 
 
 def test_control_socket_answers_bad_requests_and_keeps_serving(tmp_path: Path,
                                                                serving: list[Server]) -> None:
     state = tmp_path / "state"
-    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin", stdin="pw-a\n")
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="pw-alice-1\n")
     srv = start(serving, state, tmp_path / "serve.out")
     sock = state / "control.sock"
     assert stat.S_ISSOCK(sock.lstat().st_mode)
@@ -268,7 +270,7 @@ def test_control_socket_answers_bad_requests_and_keeps_serving(tmp_path: Path,
     ok = control(state, b'{"op": "user-list"}')  # end of input ends a request too
     assert ok == {"ok": [{"name": "alice", "enabled": True, "groups": ["admin"]}]}
     assert control(state, b'{"op": "user-disable", "name": "alice"}\n') == {"ok": None}
-    assert srv.status("alice", "pw-a") == 401
+    assert srv.status("alice", "pw-alice-1") == 401
     assert srv.proc.poll() is None
     assert listing(state) == {"alice": ("disabled", "admin")}
     assert srv.stop() == 0
@@ -335,7 +337,7 @@ def test_control_socket_refuses_another_uid(serving: list[Server]) -> None:
     try:
         base.chmod(0o711)
         state = base / "state"
-        nfo(state, "user", "add", "alice", "--password-stdin", stdin="pw-a\n")
+        nfo(state, "user", "add", "alice", "--password-stdin", stdin="pw-alice-1\n")
         srv = start(serving, state, base / "serve.out")
         sock = state / "control.sock"
         assert as_uid(uid, gid, sock) == "connect: permission denied"  # directory 0700, socket 0600
@@ -369,6 +371,46 @@ def test_passwords_only_from_stdin_or_a_terminal(tmp_path: Path) -> None:
     missing = nfo(state, "user", "passwd", "ghost", "--password-stdin", stdin="pw\n",
                   check=False)
     assert missing.returncode == 1 and "no user 'ghost'" in missing.stderr
+
+
+SHORT = "nfo: error: invalid-value: the password must be at least 8 characters long"
+
+
+def test_short_passwords_refused_on_every_path(tmp_path: Path, serving: list[Server]) -> None:
+    """``nfo user add|passwd`` with and without a server, and NFO_ADMIN_PASSWORD at the
+    first start: a password of fewer than 8 characters is refused with a clear message
+    (never echoed)."""
+    state = tmp_path / "state"
+    for args in (("add", "alice"), ("add", "alice", "--group", "admin")):
+        short = nfo(state, "user", *args, "--password-stdin", stdin="seven-7\n", check=False)
+        assert short.returncode == 1 and short.stderr.strip() == SHORT
+        assert "seven-7" not in short.stdout + short.stderr
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="eight-88\n")
+    short = nfo(state, "user", "passwd", "alice", "--password-stdin", stdin="tiny\n",
+                check=False)
+    assert short.returncode == 1 and short.stderr.strip() == SHORT
+
+    srv = start(serving, state, tmp_path / "serve.out")  # now through the control socket
+    for args in (("add", "bob"), ("passwd", "alice")):
+        short = nfo(state, "user", *args, "--password-stdin", stdin="\u00e9\u00e9\u00e9\n",
+                    check=False)
+        assert short.returncode == 1 and short.stderr.strip() == SHORT
+    assert srv.status("alice", "eight-88") == 200
+    assert listing(state) == {"alice": ("enabled", "admin")}
+    assert srv.stop() == 0
+    assert "control socket: user-passwd alice" in srv.output()
+
+    fresh = tmp_path / "fresh"
+    first = subprocess.run([*NFO, "--state-dir", str(fresh), "serve", "--restconf", "off",
+                            "--netconf", "off"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL,
+                           env={**os.environ, "NFO_ADMIN_PASSWORD": "admin"})
+    assert first.returncode == 1
+    assert ("nfo: error: invalid-value: NFO_ADMIN_PASSWORD must be at least 8 characters "
+            "long") in first.stderr
+    assert "created user" not in first.stdout
+    assert nfo(fresh, "user", "list").stdout == ""  # no account was made
 
 
 def on_terminal(state: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
