@@ -17,9 +17,15 @@ Because a scrypt hash costs ~50 ms of CPU and 16 MiB of memory,
 loop keeps serving; at most :data:`HASH_THREADS` hashes run at once) and remembers
 recently verified credentials for a short while, keyed by an HMAC under a per-process
 random key over the name, the stored hash and the password, so that a client sending
-the same ``Authorization`` header on every request pays for scrypt once a minute, not
-per request.  Changing the password (the stored hash) or disabling the account ends
-that at once.
+the same ``Authorization`` header on every request pays for scrypt once, not per
+request (forgotten after a minute without use).  Changing the password (the stored
+hash) or disabling the account ends that at once.  A password set through the server
+is remembered the same way for :data:`SET_PASSWORD_MEMORY` seconds.
+
+Network logins go through :meth:`UserStore.login`: the remembered password passes at
+once, a wrong password already refused (remembered the same way) fails at once, and
+anything else is a guess that the login throttle (:mod:`nfo.datastore.logins`, shared
+by both front ends) must admit before it is hashed.
 
 Nothing here logs or returns a password, except :meth:`UserStore.ensure_admin`
 returning the one it generated so that the caller can show it once.
@@ -47,9 +53,10 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
+from nfo.datastore.logins import LoginGuard
 from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
-from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed
+from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed, Throttled
 from nfo.schema import Fmt
 
 if TYPE_CHECKING:
@@ -63,6 +70,7 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "SET_PASSWORD_MEMORY",
     "USERS",
     "UserStore",
     "hash_password",
@@ -89,6 +97,10 @@ _MAXMEM = 64 * 1024 * 1024
 # Bounds accepted when reading a stored hash: a tampered database must not make
 # one verification cost minutes or gigabytes.
 _MAX_N = 2**20
+
+SET_PASSWORD_MEMORY = 600.0
+"""Seconds a password set through the server (set-password, ``nfo user add|passwd``)
+is recognised at login without a hash, whatever the login throttle says."""
 
 HASH_THREADS = 4
 """At most this many scrypt hashes run at once in :meth:`UserStore.verify_async`
@@ -243,13 +255,19 @@ class UserStore:
     """
 
     def __init__(self, ds: Datastore, *, cache_seconds: float = 60.0,
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, logins: LoginGuard | None = None,
+                 refuted_seconds: float = 900.0, refuted_size: int = 8192) -> None:
         self._ds = ds
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache_key = secrets.token_bytes(32)
         # HMAC(name, stored hash, password) -> expiry (time.monotonic)
         self._verified: OrderedDict[bytes, float] = OrderedDict()
+        self._refuted: OrderedDict[bytes, float] = OrderedDict()
+        self._refuted_seconds = refuted_seconds
+        self._refuted_size = refuted_size
+        self.logins = logins if logins is not None else LoginGuard()
+        """The login throttle and failure record that :meth:`login` goes through."""
 
     # -- reading (running, live) --
 
@@ -327,27 +345,120 @@ class UserStore:
             self._remember(key)
         return ok
 
+    async def login(self, name: str, password: str, address: str, front_end: str) -> bool:
+        """A network login by password from ``address`` over ``front_end``: True when it
+        is ``name``'s, through the login throttle (:attr:`logins`), which may refuse
+        it unchecked with :class:`~nfo.errors.Throttled`.  Every failure is counted
+        and logged, never the password.
+
+        The account's verified password is recognised without a hash (and whatever
+        the throttle says), and a wrong password refused before is refused again
+        without one: neither is a guess.  Otherwise the hash runs on the scrypt pool.
+        """
+        account = self.exists(name)
+        stored = self._stored_hash(name) if account else None
+        key = self._remember_key(name, stored, password)
+        if key is not None and self._cached(key):
+            self.logins.succeeded(name, address)
+            return True
+        refuted = self._refuted_key(name, stored, password)
+        if refuted is not None and self._was_refuted(refuted):
+            self.logins.failed(name, address, front_end, "a wrong password again (not "
+                               "checked again)", account=account)
+            return False
+        try:
+            admission = self.logins.admit(name, address)
+        except Throttled as e:
+            self.logins.failed(name, address, front_end, "refused without a check: too "
+                               f"many failed logins (Retry-After {e.retry_after} s)",
+                               account=account)
+            raise
+        ok = False
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(
+                _hash_pool(), _check, stored, password if isinstance(password, str) else "")
+        finally:
+            self.logins.settle(admission, ok)
+        if ok:
+            if key is not None:
+                self._remember(key)
+            return True
+        if refuted is not None:
+            self._refute(refuted)
+        self.logins.failed(name, address, front_end, "wrong password" if stored is not None
+                           else "no such account, or it is disabled", account=account)
+        return False
+
+    def login_failed(self, name: str | None, address: str, front_end: str,
+                     reason: str) -> None:
+        """Record a failed login that :meth:`login` did not see (malformed credentials,
+        a public key that is not authorised)."""
+        account = name is not None and self.exists(name)
+        self.logins.failed(name, address, front_end, reason, account=account)
+
+    def unlock(self, name: str) -> None:
+        """Clear ``name``'s record in the login throttle (see :meth:`LoginGuard.forget`)."""
+        _check_name(name)
+        self.logins.forget(name)
+
+    def _hmac(self, name: str, stored: str, password: str) -> bytes:
+        msg = b"\x00".join((name.encode("utf-8", "surrogatepass"), stored.encode(),
+                            _normalise(password)))
+        return hmac.new(self._cache_key, msg, hashlib.sha256).digest()
+
     def _remember_key(self, name: str, stored: str | None, password: str) -> bytes | None:
         if stored is None or self._cache_seconds <= 0 or not isinstance(password, str):
             return None
-        msg = b"\x00".join((name.encode(), stored.encode(), _normalise(password)))
-        return hmac.new(self._cache_key, msg, hashlib.sha256).digest()
+        return self._hmac(name, stored, password)
+
+    def _refuted_key(self, name: str, stored: str | None, password: str) -> bytes | None:
+        # A name that is no enabled account is keyed like one (with an empty hash), so
+        # that repeating a wrong password is equally cheap for every name.
+        if self._refuted_seconds <= 0 or not isinstance(password, str) \
+                or not isinstance(name, str):
+            return None
+        return self._hmac(name, "\x00refuted\x00" + (stored or ""), password)
 
     def _cached(self, key: bytes) -> bool:
         expiry = self._verified.get(key)
         if expiry is None:
             return False
-        if expiry < time.monotonic():
+        now = time.monotonic()
+        if expiry < now:
             del self._verified[key]
             return False
+        self._verified[key] = max(expiry, now + self._cache_seconds)  # while in use
         self._verified.move_to_end(key)
         return True
 
-    def _remember(self, key: bytes) -> None:
-        self._verified[key] = time.monotonic() + self._cache_seconds
+    def _remember(self, key: bytes, seconds: float | None = None) -> None:
+        self._verified[key] = time.monotonic() + (
+            self._cache_seconds if seconds is None else seconds)
         self._verified.move_to_end(key)
         while len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
+
+    def _remember_set(self, name: str, hashed: str, password: str) -> None:
+        """A password just set through this server is known to be right: its owner's
+        next login needs no hash and passes the throttle (the recovery path)."""
+        key = self._remember_key(name, hashed, password)
+        if key is not None:
+            self._remember(key, max(self._cache_seconds, SET_PASSWORD_MEMORY))
+
+    def _was_refuted(self, key: bytes) -> bool:
+        expiry = self._refuted.get(key)
+        if expiry is None:
+            return False
+        if expiry < time.monotonic():
+            del self._refuted[key]
+            return False
+        return True
+
+    def _refute(self, key: bytes) -> None:
+        self._refuted[key] = time.monotonic() + self._refuted_seconds
+        self._refuted.move_to_end(key)
+        while len(self._refuted) > self._refuted_size:
+            self._refuted.popitem(last=False)
 
     # -- changing --
 
@@ -380,6 +491,8 @@ class UserStore:
         if not enabled:
             user["enabled"] = False
         await self._edit({"nfo-users:users": {"user": [user]}}, *self._groups_doc(name, groups))
+        if hashed is not None and password is not None:
+            self._remember_set(name, hashed, password)
         log.info("user %s added", name)
 
     @staticmethod
@@ -400,6 +513,7 @@ class UserStore:
         self._need(name)
         hashed = await self._hash(password)
         await self._edit({"nfo-users:users": {"user": [{"name": name, "password": hashed}]}})
+        self._remember_set(name, hashed, password)
         log.info("password of user %s changed", name)
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
@@ -483,6 +597,7 @@ class UserStore:
         hashed = await self._hash(password)
         await self._edit({"nfo-users:users": {"user": [{"name": ADMIN, "password": hashed}]}},
                          _admin_rules([ADMIN]))
+        self._remember_set(ADMIN, hashed, password)
         log.info("no users: created user %s (%s password) in group %s", ADMIN,
                  "generated" if generated else "NFO_ADMIN_PASSWORD", ADMIN)
         return generated
@@ -498,11 +613,17 @@ class UserStore:
 
     def register(self) -> None:
         """Serve ``nfo-users``' set-password action (access control has allowed the
-        caller by the time it runs)."""
+        caller by the time it runs) and the login counters (operational data)."""
         self._ds.register_rpc(f"{USERS}/user/set-password", self._set_password_action)
+        self._ds.provide_oper(USERS, self._login_state)
 
     def unregister(self) -> None:
         self._ds.unregister_rpc(f"{USERS}/user/set-password")
+        self._ds.unprovide_oper(USERS)
+        self.logins.close()
+
+    def _login_state(self) -> str:
+        return self.logins.oper_json(self.names())
 
     async def _set_password_action(self, call: RpcCall) -> None:
         assert call.parent_path is not None
