@@ -14,18 +14,25 @@ about which names exist), the client address's (an IPv4 address, an IPv6 /64) an
 server's (all scrypt work of logins).  A guess that finds no token is refused unchecked
 with :class:`~nfo.errors.Throttled`; a success gives its account and address tokens back.
 
-A flood must not deny the account's owner.  The account and server buckets keep a
-*reserve* that only addresses in good standing may spend: an address with
-``free_failures`` or more recent failures (failed guesses within ``failure_memory``
-seconds, plus its guesses being checked right now) stops at the reserve, one with fewer
-at a proportional part of it.  Wrong guesses from other addresses thus drain an account
-down to its reserve and no further, and its owner, coming from an address without
-failures, finds a token there.  A guesser who rotates addresses gets a few guesses from
-each new one, and never more than the account's budget.  What the throttle cannot tell
-apart is a guesser on the owner's own address; for that the user store recognises the
-owner's password without hashing it once it was verified or set through the server
-(see the recovery path in docs/authentication.md), and :meth:`LoginGuard.forget` (``nfo
-user unlock``) clears an account's record.
+A flood must not deny the account's owner, so who may spend the last tokens depends on
+the address, judged before any hash:
+
+- An address the account logged in from (within ``trust_memory``, and without
+  ``free_failures`` failures on it since) does not spend the account's budget at all:
+  however many addresses flood the account, its owner still logs in from there.
+- Otherwise the account and server buckets keep a *reserve* that only addresses in
+  good standing may spend: an address with ``free_failures`` or more recent failures
+  (failed guesses within ``failure_memory`` seconds, plus its guesses being checked
+  right now) stops at the reserve, one with fewer at a proportional part of it.  Wrong
+  guesses from other addresses thus drain the account down to its reserve, and the
+  owner, coming from an address without failures, finds a token there.  A guesser
+  with many addresses gets one or two guesses from each new one (so it can drain the
+  reserve, never more than the account's budget); the owner then waits for the next
+  token.
+- A guesser on the owner's own address is what the throttle cannot tell apart.  For
+  that the user store recognises the owner's password without hashing it once it was
+  verified or set through the server (the recovery path: ``nfo user passwd``), and
+  :meth:`LoginGuard.forget` (``nfo user unlock``) clears an account's record.
 
 Failures are logged one line each (account name, address, front end, reason; never a
 password) until ``log_lines`` in a ``log_interval``; beyond that they are counted by
@@ -59,6 +66,8 @@ _INVALID_NAME = "\x00invalid"
 """The one bucket of every name that cannot be an account (the rule is public)."""
 _MAX_SOURCES = 1000
 _MAX_RETRY_AFTER = 3600
+_MAX_TRUSTED = 16
+"""Addresses remembered per account as ones it logged in from."""
 
 
 def client_address(host: str) -> str:
@@ -102,6 +111,10 @@ class LoginLimits:
     """Recent failures after which an address may no longer spend any reserve."""
     failure_memory: float = 900.0
     """Seconds after its last failure that an address's failures are forgotten."""
+    trust_memory: float = 7 * 86400.0
+    """Seconds an address an account logged in from is trusted for that account: its
+    guesses there do not spend the account's budget (until ``free_failures`` of them
+    fail)."""
     log_interval: float = 60.0
     log_lines: int = 20
     """Failures logged one by one per interval; the rest are summarised."""
@@ -128,6 +141,7 @@ class Admission:
     bucket: str
     address: str
     name: str
+    trusted: bool
 
 
 class _Bucket:
@@ -174,6 +188,7 @@ class LoginGuard:
         self._addresses: dict[str, _Bucket] = {}
         self._server = _Bucket(self.limits.server.burst, clock())
         self._standing: dict[str, _Standing] = {}
+        self._trusts: dict[str, dict[str, float]] = {}
         self._prune_at = 1024
         self._window = clock()
         self._lines = 0
@@ -189,13 +204,16 @@ class LoginGuard:
         where = client_address(address)
         key = name if isinstance(name, str) and _NAME.fullmatch(name) else _INVALID_NAME
         standing = self._standing.get(where)
-        grade = self._grade(standing, now)
+        trusted = self._trusted(key, where, standing, now)
+        grade = 0.0 if trusted else self._grade(standing, now)
         account = self._bucket(self._accounts, key, lim.account, now)
         source = self._bucket(self._addresses, where, lim.address, now)
         self._server.refresh(lim.server, now)
+        needs = [(source, lim.address), (self._server, lim.server)]
+        if not trusted:
+            needs.append((account, lim.account))
         wait = 0.0
-        for bucket, budget in ((account, lim.account), (source, lim.address),
-                               (self._server, lim.server)):
+        for bucket, budget in needs:
             needed = budget.reserve * grade + 1
             if bucket.level < needed:
                 rate = budget.per_second
@@ -205,9 +223,10 @@ class LoginGuard:
             raise Throttled("too many failed logins: try again later",
                             retry_after=max(1, min(_MAX_RETRY_AFTER, math.ceil(wait))),
                             app_tag="nfo-login-throttled")
-        for bucket in (account, source, self._server):
+        for bucket, _ in needs:
             bucket.level -= 1
-        self._accounts[key] = account
+        if not trusted:
+            self._accounts[key] = account
         self._addresses[where] = source
         if standing is None:
             standing = self._standing[where] = _Standing()
@@ -215,7 +234,7 @@ class LoginGuard:
         self.counters.checked += 1
         if len(self._accounts) + len(self._addresses) + len(self._standing) > self._prune_at:
             self._prune(now)
-        return Admission(key, where, name)
+        return Admission(key, where, name, trusted)
 
     def settle(self, admission: Admission, ok: bool) -> None:
         """The checked guess's outcome: a success gives the account and address their
@@ -227,13 +246,16 @@ class LoginGuard:
             standing = self._standing[admission.address] = _Standing()
         standing.pending = max(0, standing.pending - 1)
         if ok:
-            for table, key, budget in ((self._accounts, admission.bucket, lim.account),
-                                       (self._addresses, admission.address, lim.address)):
+            refunds = [(self._addresses, admission.address, lim.address)]
+            if not admission.trusted:
+                refunds.append((self._accounts, admission.bucket, lim.account))
+            for table, key, budget in refunds:
                 bucket = table.get(key)
                 if bucket is not None:
                     bucket.refresh(budget, now)
                     bucket.level = min(budget.burst, bucket.level + 1)
             standing.forgive(admission.bucket)
+            self._trust(admission.bucket, admission.address, now)
             return
         if standing.failures and now - standing.last > lim.failure_memory:
             standing.failures = 0
@@ -245,9 +267,12 @@ class LoginGuard:
     def succeeded(self, name: str, address: str) -> None:
         """A login recognised without a check: the address is forgiven its failures on
         that account."""
-        standing = self._standing.get(client_address(address))
+        where = client_address(address)
+        key = name if _NAME.fullmatch(name) else _INVALID_NAME
+        standing = self._standing.get(where)
         if standing is not None:
-            standing.forgive(name if _NAME.fullmatch(name) else _INVALID_NAME)
+            standing.forgive(key)
+        self._trust(key, where, self._clock())
 
     def forget(self, name: str) -> None:
         """Clear an account's record (``nfo user unlock``): its budget is full again and
@@ -256,6 +281,25 @@ class LoginGuard:
         for standing in self._standing.values():
             standing.forgive(name)
         log.info("login throttle: the record of account %r was cleared", name[:64])
+
+    def _trusted(self, key: str, where: str, standing: _Standing | None, now: float) -> bool:
+        """Whether ``where`` logged in to ``key`` lately and has not failed on it since
+        (``free_failures`` times), with no other guess under way."""
+        since = self._trusts.get(key, {}).get(where)
+        if since is None or now - since > self.limits.trust_memory:
+            return False
+        return standing is None or (
+            not standing.pending
+            and standing.by_account.get(key, 0) < self.limits.free_failures)
+
+    def _trust(self, key: str, where: str, now: float) -> None:
+        if key == _INVALID_NAME:
+            return
+        trusted = self._trusts.setdefault(key, {})
+        trusted.pop(where, None)
+        trusted[where] = now
+        while len(trusted) > _MAX_TRUSTED:
+            del trusted[next(iter(trusted))]
 
     def _grade(self, standing: _Standing | None, now: float) -> float:
         if standing is None:
@@ -284,6 +328,11 @@ class LoginGuard:
         for a in [a for a, s in self._standing.items()
                   if not s.pending and now - s.last > lim.failure_memory]:
             del self._standing[a]
+        for key, trusted in list(self._trusts.items()):
+            for where in [w for w, t in trusted.items() if now - t > lim.trust_memory]:
+                del trusted[where]
+            if not trusted:
+                del self._trusts[key]
         for table2 in (self._accounts, self._addresses, self._standing):
             while len(table2) > lim.max_entries:
                 del table2[next(iter(table2))]

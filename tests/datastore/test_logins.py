@@ -104,6 +104,27 @@ def test_a_flood_from_other_addresses_leaves_the_owner_a_token() -> None:
     assert checked <= 10 + 600 * 0.1 + 1  # the account's budget: 10, then one per 10 s
 
 
+def test_an_address_the_owner_logged_in_from_is_not_denied_by_any_flood() -> None:
+    clock = Clock()
+    g = guard(clock)  # the defaults
+    assert guess(g, "admin", "192.0.2.10", ok=True)  # the owner's usual address
+    for i in range(5000):  # new addresses without end: the reserve goes too
+        clock.now += 0.01
+        guess(g, "admin", f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}")
+    assert not guess(g, "admin", "198.51.100.1")  # a new address finds nothing left
+    assert guess(g, "admin", "192.0.2.10", ok=True)  # the owner's address still passes
+    assert guess(g, "admin", "192.0.2.10")  # even a typo or two
+    assert guess(g, "admin", "192.0.2.10")
+    assert guess(g, "admin", "192.0.2.10")
+    assert not guess(g, "admin", "192.0.2.10")  # three failures: trust is suspended
+    assert guess(g, "bob", "192.0.2.10", ok=True)  # (another account's success: no help)
+    assert not guess(g, "admin", "192.0.2.10")
+    clock.now += 7 * 86400 + 1
+    for i in range(100):  # a week later, the trust is gone with the failures
+        guess(g, "admin", f"10.99.0.{i}")
+    assert not guess(g, "admin", "192.0.2.10")
+
+
 def test_concurrent_guesses_from_one_address_count_against_its_standing() -> None:
     clock = Clock()
     g = guard(clock, account=Budget(10, NEVER, 6), address=Budget(1000, NEVER),
