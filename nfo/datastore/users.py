@@ -396,9 +396,24 @@ class UserStore:
         account = name is not None and self.exists(name)
         self.logins.failed(name, address, front_end, reason, account=account)
 
-    def unlock(self, name: str) -> None:
-        """Clear ``name``'s record in the login throttle (see :meth:`LoginGuard.forget`)."""
-        _check_name(name)
+    async def unlock(self, name: str, password: str | None = None) -> None:
+        """Clear ``name``'s record in the login throttle (see :meth:`LoginGuard.forget`).
+
+        With ``password`` (the local command line's recovery path, never a network
+        login) it is checked here, outside the throttle, and when right recognised at
+        login like a password just set, whatever the throttle says."""
+        self._need(name)
+        if password is not None:
+            stored = self._stored_hash(name)
+            if stored is None:
+                raise InvalidValue(f"user {name!r} is disabled or has no password",
+                                   app_tag="nfo-wrong-password")
+            ok = await asyncio.get_running_loop().run_in_executor(
+                _hash_pool(), _check, stored, password)
+            if not ok:
+                raise InvalidValue(f"that is not the password of user {name!r}",
+                                   app_tag="nfo-wrong-password")
+            self._remember_set(name, stored, password)
         self.logins.forget(name)
 
     def _hmac(self, name: str, stored: str, password: str) -> bytes:

@@ -17,7 +17,7 @@ import pytest
 from nfo.datastore import Datastore
 from nfo.datastore.logins import Budget, LoginGuard, LoginLimits, client_address
 from nfo.datastore.users import UserStore
-from nfo.errors import Throttled
+from nfo.errors import DataMissing, InvalidValue, Throttled
 from nfo.schema import Fmt
 from tests.waiting import wait_for
 
@@ -307,8 +307,22 @@ async def test_a_password_set_through_the_server_passes_the_throttle(
     scrypt_calls.clear()
     assert await users.login("admin", "recovered-password", "127.0.0.1", "netconf")
     assert scrypt_calls == []
-    users.unlock("admin")  # nfo user unlock
+    await users.unlock("admin")  # nfo user unlock
     assert not await users.login("admin", "another-guess", "127.0.0.1", "netconf")
+    for i in range(10):
+        with contextlib.suppress(Throttled):
+            await users.login("admin", f"more-guesses-{i}", "127.0.0.1", "restconf")
+    with pytest.raises(InvalidValue):
+        await users.unlock("admin", "not-the-password")
+    fresh = UserStore(ds, logins=users.logins)  # nothing remembered
+    with pytest.raises(Throttled):
+        await fresh.login("admin", "recovered-password", "127.0.0.1", "restconf")
+    await fresh.unlock("admin", "recovered-password")  # nfo user unlock --with-password
+    scrypt_calls.clear()
+    assert await fresh.login("admin", "recovered-password", "127.0.0.1", "restconf")
+    assert scrypt_calls == []
+    with pytest.raises(DataMissing):
+        await fresh.unlock("nobody")
 
 
 async def test_login_counters_are_operational_data(ds: Datastore) -> None:
