@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
-from nfo.datastore.logins import LoginGuard
+from nfo.datastore.logins import Admission, LoginGuard
 from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
 from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed, Throttled
@@ -268,6 +268,7 @@ class UserStore:
         self._refuted_size = refuted_size
         self.logins = logins if logins is not None else LoginGuard()
         """The login throttle and failure record that :meth:`login` goes through."""
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
     # -- reading (running, live) --
 
@@ -353,7 +354,9 @@ class UserStore:
 
         The account's verified password is recognised without a hash (and whatever
         the throttle says), and a wrong password refused before is refused again
-        without one: neither is a guess.  Otherwise the hash runs on the scrypt pool.
+        without one: neither is a guess.  Otherwise the hash runs on the scrypt pool,
+        once for all attempts with the same credentials at the same time (a client's
+        parallel first requests are one guess, and all get its answer).
         """
         account = self.exists(name)
         stored = self._stored_hash(name) if account else None
@@ -366,28 +369,42 @@ class UserStore:
             self.logins.failed(name, address, front_end, "a wrong password again (not "
                                "checked again)", account=account)
             return False
-        try:
-            admission = self.logins.admit(name, address)
-        except Throttled as e:
-            self.logins.failed(name, address, front_end, "refused without a check: too "
-                               f"many failed logins (Retry-After {e.retry_after} s)",
-                               account=account)
-            raise
-        ok = False
-        try:
-            ok = await asyncio.get_running_loop().run_in_executor(
+        check = self._checking.get(refuted) if refuted is not None else None
+        waiting = check is not None
+        if check is None:
+            try:
+                admission = self.logins.admit(name, address)
+            except Throttled as e:
+                self.logins.failed(name, address, front_end, "refused without a check: too "
+                                   f"many failed logins (Retry-After {e.retry_after} s)",
+                                   account=account)
+                raise
+            check = asyncio.get_running_loop().run_in_executor(
                 _hash_pool(), _check, stored, password if isinstance(password, str) else "")
-        finally:
-            self.logins.settle(admission, ok)
-        if ok:
-            if key is not None:
-                self._remember(key)
+            if refuted is not None:
+                self._checking[refuted] = check
+            check.add_done_callback(functools.partial(self._checked, admission, key, refuted))
+        if await asyncio.shield(check):
+            if waiting:  # its address is forgiven too
+                self.logins.succeeded(name, address)
             return True
-        if refuted is not None:
-            self._refute(refuted)
-        self.logins.failed(name, address, front_end, "wrong password" if stored is not None
-                           else "no such account, or it is disabled", account=account)
+        reason = ("a wrong password again (checked once for both)" if waiting
+                  else "wrong password" if stored is not None
+                  else "no such account, or it is disabled")
+        self.logins.failed(name, address, front_end, reason, account=account)
         return False
+
+    def _checked(self, admission: Admission, key: bytes | None, refuted: bytes | None,
+                 check: asyncio.Future[bool]) -> None:
+        """A hash for :meth:`login` is done, whoever still waits for it."""
+        if refuted is not None and self._checking.get(refuted) is check:
+            del self._checking[refuted]
+        ok = not check.cancelled() and check.exception() is None and check.result()
+        self.logins.settle(admission, ok)
+        if ok and key is not None:
+            self._remember(key)
+        elif not ok and refuted is not None:
+            self._refute(refuted)
 
     def login_failed(self, name: str | None, address: str, front_end: str,
                      reason: str) -> None:

@@ -276,6 +276,37 @@ async def test_login_recognises_the_verified_password_whatever_the_throttle(
     assert users.logins.counters.checked == 3  # the password once, two guesses
 
 
+async def test_parallel_logins_with_the_same_password_are_one_check(
+        ds: Datastore, scrypt_calls: list[int]) -> None:
+    await UserStore(ds).add("alice", "alice-password-1")
+    users = UserStore(ds, logins=tight())  # 4 tokens: 50 parallel checks would be refused
+    scrypt_calls.clear()
+    logins = [users.login("alice", "alice-password-1", "192.0.2.1", "restconf")
+              for _ in range(50)]
+    assert await asyncio.gather(*logins) == [True] * 50
+    wrong = [users.login("alice", "wrong-password", f"192.0.2.{i % 3}", "netconf")
+             for i in range(50)]
+    assert await asyncio.gather(*wrong) == [False] * 50
+    assert len(scrypt_calls) == 2 and users.logins.counters.checked == 2
+    assert users.logins.counters.failed == 50 and users.logins.counters.throttled == 0
+    assert not users._checking
+
+
+async def test_an_abandoned_login_still_settles(ds: Datastore) -> None:
+    await UserStore(ds).add("alice", "alice-password-1")
+    users = UserStore(ds, logins=tight())
+    task = asyncio.ensure_future(users.login("alice", "guess-1", "192.0.2.1", "restconf"))
+    await asyncio.sleep(0)
+    task.cancel()  # the client went away while its password was hashed
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for(lambda: not users._checking, 10, "the hash to finish")
+    standing = users.logins._standing["192.0.2.1"]
+    assert standing.pending == 0 and standing.failures == 1
+    assert not await users.login("alice", "guess-1", "192.0.2.1", "restconf")  # refuted
+    assert users.logins.counters.checked == 1
+
+
 async def test_login_repeated_wrong_password_is_no_new_guess(
         ds: Datastore, scrypt_calls: list[int]) -> None:
     await UserStore(ds).add("alice", "alice-password-1")
