@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -121,14 +122,11 @@ async def start(ds: Datastore, tmp_path: Path) -> AsyncIterator[Start]:
 # -- guessing clients ---------------------------------------------------------------------
 
 
-_tags = iter(range(10**9))
-
-
 async def restconf_guesser(env: Env, address: str, name: Callable[[int], str],
                            stop: asyncio.Event, seen: Counter[int], limit: int = 10**9) -> None:
     """Wrong passwords (never the same twice) over RESTCONF from ``address`` until
     ``stop`` (or ``limit`` of them)."""
-    tag = next(_tags)
+    tag = secrets.token_hex(4)
     async with env.http(address) as c:
         for i in range(limit):
             if stop.is_set():
@@ -156,7 +154,7 @@ async def netconf_guesser(env: Env, address: str, name: Callable[[int], str],
                           stop: asyncio.Event, tries: list[int], limit: int = 10**9) -> None:
     """SSH connections from ``address`` offering wrong passwords (never the same twice;
     the server allows three per connection) until ``stop`` (or ``limit`` connections)."""
-    tag = next(_tags)
+    tag = secrets.token_hex(4)
     for i in range(limit):
         if stop.is_set():
             return
