@@ -27,6 +27,7 @@ __all__ = [
     "OperationNotSupported",
     "PreconditionFailed",
     "ResourceDenied",
+    "Throttled",
     "TooBig",
     "UnknownElement",
     "Veto",
@@ -151,6 +152,19 @@ class AccessDenied(NfoError):
 
 class ResourceDenied(NfoError):
     default_tag = "resource-denied"
+
+
+class Throttled(ResourceDenied):
+    """A request refused without being examined because a rate limit had no room for it
+    (the login throttle): ``retry_after`` seconds until one may get through.  RESTCONF
+    answers 429 with Retry-After."""
+
+    default_type = "protocol"
+
+    def __init__(self, message: str, *, retry_after: int,
+                 app_tag: str | None = None) -> None:
+        super().__init__(message, app_tag=app_tag)
+        self.retry_after = retry_after
 
 
 class OperationNotSupported(NfoError):

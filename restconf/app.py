@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from nfo.datastore import Datastore
 from nfo.errors import NfoError, OperationFailed
-from nfo.protocol.errors import HttpError, http_status, restconf_errors
+from nfo.protocol.errors import HttpError, http_headers, http_status, restconf_errors
 from nfo.restconf.codec import (
     media_type,
     negotiate,
@@ -209,7 +209,7 @@ class Restconf:
     def error_response(self, request: Request, err: NfoError) -> Response:
         """The one place an error becomes a reply (through the one error table)."""
         fmt: Fmt = getattr(request.state, "fmt", Fmt.JSON)
-        headers = dict(err.headers) if isinstance(err, HttpError) else {}
+        headers = http_headers(err)
         status = http_status(err)
         if status >= 500:
             log.warning("RESTCONF %s %s failed: %s", request.method, request.url.path, err)

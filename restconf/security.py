@@ -5,9 +5,10 @@ The pieces here are protocol plumbing only; users and passwords live in
 
 - :class:`BasicAuth` authenticates a request (HTTP Basic, RFC 7617, or a
   verified TLS client certificate mapped to a user) and returns the user name,
-  or raises :class:`Unauthorized` (401 with ``WWW-Authenticate``).  Repeated
-  failures from one client address are answered ever more slowly; the state
-  for that is a bounded LRU, so many addresses cannot grow memory.
+  or raises :class:`Unauthorized` (401 with ``WWW-Authenticate``).  Passwords
+  go through :meth:`UserStore.login` and so through the login throttle shared
+  with NETCONF (:mod:`nfo.datastore.logins`): a guess it refuses unchecked is
+  429 with Retry-After.
 - :class:`BodyLimit` is pure ASGI middleware: a request whose Content-Length
   is too large gets 413 before its body is read; a streamed (chunked) body is
   counted and cut off with 413 when it grows too large.
@@ -43,15 +44,11 @@ import datetime
 import inspect
 import ipaddress
 import logging
-import math
 import os
 import re
 import secrets
 import ssl
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +78,9 @@ __all__ = [
 
 log = logging.getLogger("nfo.restconf.security")
 
+FRONT_END = "restconf"
+"""How failed logins of this front end are named in the log."""
+
 
 # -- errors ---------------------------------------------------------------------------
 
@@ -91,11 +91,9 @@ class Unauthorized(HttpError):
     The message is the same whether the user exists or not.
     """
 
-    def __init__(self, message: str = "authentication required", *, realm: str = "nfo",
-                 retry_after: int | None = None) -> None:
+    def __init__(self, message: str = "authentication required", *,
+                 realm: str = "nfo") -> None:
         headers = {"WWW-Authenticate": f'Basic realm="{realm}"'}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
         super().__init__(401, message, tag="access-denied", headers=headers)
 
 
@@ -131,20 +129,6 @@ def _parse_basic(values: list[str]) -> tuple[str, str] | None:
     return user, password
 
 
-def _client_key(conn: HTTPConnection) -> str:
-    """The throttling key of a client: its address; an IPv6 client's /64."""
-    host = conn.client.host if conn.client is not None else ""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{addr}/64", strict=False))
-    return str(addr)
-
-
 def client_certificate(conn: HTTPConnection) -> x509.Certificate | None:
     """The verified TLS client certificate of ``conn``, from the ASGI TLS extension.
 
@@ -165,36 +149,19 @@ def client_certificate(conn: HTTPConnection) -> x509.Certificate | None:
         return None
 
 
-@dataclass
-class _Client:
-    failures: int = 0
-    last_failure: float = 0.0
-    pending: int = 0  # attempts being slowed down or verified right now
-    not_before: float = 0.0  # when the next slowed attempt may be answered
-
-
 class BasicAuth:
     """Authenticate Starlette requests against a :class:`UserStore`.
 
     ``await auth.authenticate(request)`` (or ``await auth(request)``) returns
-    the user name or raises :class:`Unauthorized`:
+    the user name or raises:
 
     1. A verified TLS client certificate (see :func:`client_certificate`) whose
        subject common name ``cert_users`` maps to an existing user is that user.
-    2. Else ``Authorization: Basic`` is required; missing -> 401; malformed or
-       wrong -> 401, and counted as a failure of the client's address.
-
-    Slowing down: after ``free_failures`` failures from one client (IPv4
-    address or IPv6 /64) with no more than ``window`` seconds between them,
-    every further attempt that carries credentials from it waits
-    ``base_delay * 2**k`` seconds (k = failures beyond the free ones, capped at
-    ``max_delay``) before it is checked at all.  Attempts from a throttled
-    client are answered one slot after another, so parallel connections do not
-    help an attacker; an attempt whose slot is more than ``queue_limit`` seconds
-    away is refused at once without being checked.  More than
-    ``parallel_allowance`` attempts in flight at once count as failures too.  A
-    success resets the client.  At most ``max_clients`` clients are tracked
-    (least recently seen dropped first).
+    2. Else ``Authorization: Basic`` is required; missing -> :class:`Unauthorized`
+       (401, not a failed login); malformed or wrong -> 401, a failed login.
+    3. The password goes through :meth:`UserStore.login`, the login throttle
+       shared with NETCONF: a guess it refuses unchecked is
+       :class:`~nfo.errors.Throttled`, 429 with Retry-After through the error table.
     """
 
     def __init__(
@@ -202,46 +169,21 @@ class BasicAuth:
         users: UserStore,
         *,
         realm: str = "nfo",
-        clock: Callable[[], float] = time.monotonic,
         cert_users: Mapping[str, str] | None = None,
         cert_cn_is_user: bool = False,
-        free_failures: int = 3,
-        base_delay: float = 0.25,
-        max_delay: float = 8.0,
-        window: float = 600.0,
-        queue_limit: float = 30.0,
-        parallel_allowance: int = 8,
-        max_clients: int = 10_000,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not _REALM.fullmatch(realm):
             raise ValueError(f"unusable realm {realm!r}")
-        if max_clients < 1 or free_failures < 0 or base_delay < 0 or max_delay < base_delay:
-            raise ValueError("invalid throttling parameters")
         self.users = users
         self.realm = realm
-        self._clock = clock
         self._cert_users = dict(cert_users or {})
         self._cn_is_user = cert_cn_is_user
-        self._free = free_failures
-        self._base = base_delay
-        self._max = max_delay
-        self._window = window
-        self._queue_limit = queue_limit
-        self._parallel = parallel_allowance
-        self._max_clients = max_clients
-        self._sleep = sleep
-        self._clients: OrderedDict[str, _Client] = OrderedDict()
 
     async def __call__(self, request: HTTPConnection) -> str:
         return await self.authenticate(request)
 
-    def tracked_clients(self) -> int:
-        """How many client addresses the throttling state holds now."""
-        return len(self._clients)
-
-    def _challenge(self, message: str, retry_after: int | None = None) -> Unauthorized:
-        return Unauthorized(message, realm=self.realm, retry_after=retry_after)
+    def _challenge(self, message: str) -> Unauthorized:
+        return Unauthorized(message, realm=self.realm)
 
     async def authenticate(self, request: HTTPConnection) -> str:
         user = self._certificate_user(request)
@@ -251,23 +193,11 @@ class BasicAuth:
         if not headers:
             raise self._challenge("authentication required")
         credentials = _parse_basic(headers)
-        key = _client_key(request)
-        client = self._enter(key)
-        try:
-            await self._slow_down(key, client)
-            ok = credentials is not None and await self.users.verify_async(*credentials)
-        finally:
-            client.pending -= 1
-        if ok and credentials is not None:
-            client.failures = 0
-            client.not_before = 0.0
-            if client.pending == 0 and self._clients.get(key) is client:
-                del self._clients[key]
+        address = request.client.host if request.client is not None else ""
+        if credentials is None:
+            self.users.login_failed(None, address, FRONT_END, "malformed credentials")
+        elif await self.users.login(*credentials, address, FRONT_END):
             return credentials[0]
-        self._failed(key, client)
-        who = "malformed credentials" if credentials is None else f"user {credentials[0][:64]!r}"
-        log.warning("authentication failed: %s from %s (%d recent failures)",
-                    who, key or "unknown client", client.failures)
         raise self._challenge("authentication failed")
 
     def _certificate_user(self, request: HTTPConnection) -> str | None:
@@ -287,43 +217,6 @@ class BasicAuth:
                      names[0].value[:64])
             return None
         return user
-
-    def _enter(self, key: str) -> _Client:
-        now = self._clock()
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = _Client()
-            while len(self._clients) > self._max_clients:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(key)
-            if client.failures and client.pending == 0 and now - client.last_failure > self._window:
-                client.failures = 0
-                client.not_before = 0.0
-        client.pending += 1
-        return client
-
-    async def _slow_down(self, key: str, client: _Client) -> None:
-        weight = client.failures + max(0, client.pending - 1 - self._parallel)
-        if weight < self._free:
-            return
-        step = min(self._base * 2 ** min(weight - self._free, 32), self._max)
-        now = self._clock()
-        start = max(now, client.not_before)
-        if start - now > self._queue_limit:
-            raise self._challenge("too many failed attempts; try later",
-                                  retry_after=math.ceil(start - now))
-        client.not_before = start + step
-        await self._sleep(client.not_before - now)
-
-    def _failed(self, key: str, client: _Client) -> None:
-        client.failures += 1
-        client.last_failure = self._clock()
-        if self._clients.get(key) is not client:  # dropped from the LRU meanwhile
-            self._clients[key] = client
-        self._clients.move_to_end(key)
-        while len(self._clients) > self._max_clients:
-            self._clients.popitem(last=False)
 
 
 # -- request bodies --------------------------------------------------------------------

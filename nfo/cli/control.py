@@ -87,6 +87,7 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "user-key-add": (frozenset({"name", "key"}), frozenset()),
     "user-key-remove": (frozenset({"name", "key"}), frozenset()),
     "user-groups-add": (frozenset({"name", "groups"}), frozenset()),
+    "user-unlock": (frozenset({"name"}), frozenset({"password"})),
 }
 """Each operation's (required, optional) fields besides ``op``."""
 
@@ -130,8 +131,8 @@ def check_request(obj: object) -> Request:
     if missing:
         raise MissingElement(f"{op} needs {', '.join(sorted(missing))}")
     password = obj.get("password")
-    if "password" in obj and not (isinstance(password, str)
-                                  or (password is None and op == "user-add")):
+    if "password" in obj and not (isinstance(password, str) or (
+            password is None and op in ("user-add", "user-unlock"))):
         raise InvalidValue(f"{op}: password must be a string")
     enabled = obj.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -191,6 +192,8 @@ async def execute(users: UserStore, req: Request) -> Any:
         await users.remove_key(req.name, req.key)
     elif req.op == "user-groups-add":
         await users.add_to_groups(req.name, req.groups)
+    elif req.op == "user-unlock":
+        await users.unlock(req.name, req.password)
     else:
         raise OperationNotSupported(f"no operation {req.op}")
     if ADMIN in req.groups:

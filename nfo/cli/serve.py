@@ -24,6 +24,7 @@ from nfo.cli.control import ControlServer
 from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
 from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore.logins import LoginGuard, LoginLimits
 from nfo.datastore.users import UserStore
 from nfo.netconf.monitoring import Monitor
 from nfo.netconf.server import start_netconf
@@ -126,10 +127,11 @@ async def ensure_demo_instance(ds: Datastore, port: int) -> None:
 
 
 async def bootstrap_admin(ds: Datastore) -> UserStore:
-    """The user store, serving its set-password action; on first start create ``admin``
-    and its access rules (password from NFO_ADMIN_PASSWORD, else generated and printed
-    this once)."""
-    users = UserStore(ds)
+    """The user store with the server's one login throttle (both front ends log in
+    through it), serving its set-password action and login counters; on first start
+    create ``admin`` and its access rules (password from NFO_ADMIN_PASSWORD, else
+    generated and printed this once)."""
+    users = UserStore(ds, logins=LoginGuard(LoginLimits()))
     generated = await users.ensure_admin(os.environ.get("NFO_ADMIN_PASSWORD"))
     if generated is not None:
         print(f"nfo: created user 'admin' with password {generated} (shown once; set "
@@ -199,6 +201,7 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
             await nc.stop()
         if rest is not None:
             await rest.stop()
+        users.unregister()
         await manager.stop()
         await ds.notifications.close()
         await printer

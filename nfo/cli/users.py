@@ -10,7 +10,8 @@ once.  Either way the operation is :func:`nfo.cli.control.execute` on a user sto
 
 Passwords come from a terminal (asked twice) or from one line of standard input
 (``--password-stdin``), never from the arguments, which other users of the host can
-read.
+read.  ``nfo user unlock`` clears an account's record in the running server's login
+throttle (with no server there is none: throttle state lives in the server's memory).
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     for cmd, text in (("remove", "delete an account"), ("enable", "allow an account to "
                       "log in"), ("disable", "stop an account from logging in")):
         usub.add_parser(cmd, help=text).add_argument("name", metavar="NAME")
+    un = usub.add_parser("unlock", help="clear an account's record in the running server's "
+                         "login throttle (its failed logins; its budget is full again)")
+    un.add_argument("name", metavar="NAME")
+    upw = un.add_mutually_exclusive_group()
+    upw.add_argument("--with-password", action="store_true",
+                     help="also give the account's password (asked on the terminal): the "
+                          "server checks it and lets it log in at once for 10 minutes, "
+                          "whatever the throttle says")
+    upw.add_argument("--password-stdin", action="store_true",
+                     help="the same, reading the password from one line of standard input")
     usub.add_parser("list", help="list the accounts: name, enabled or disabled, groups")
     k = usub.add_parser("key", help="an account's SSH public keys (NETCONF)")
     ksub = k.add_subparsers(dest="kcmd", required=True)
@@ -77,8 +88,9 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def read_password(name: str, *, from_stdin: bool, stdin: TextIO,
-                  ask: Callable[[str], str] = getpass.getpass) -> str:
-    """One line of ``stdin`` without its line end, or asked twice on a terminal."""
+                  ask: Callable[[str], str] = getpass.getpass, new: bool = True) -> str:
+    """One line of ``stdin`` without its line end, or asked on a terminal (twice when it
+    is a ``new`` password)."""
     if from_stdin:
         line = stdin.readline()
         if not line:
@@ -87,6 +99,8 @@ def read_password(name: str, *, from_stdin: bool, stdin: TextIO,
     if not stdin.isatty():
         raise InvalidValue("standard input is not a terminal: give the password on it "
                            "with --password-stdin")
+    if not new:
+        return ask(f"Password of {name}: ")
     first = ask(f"New password for {name}: ")
     if ask(f"New password for {name} (again): ") != first:
         raise InvalidValue("the two passwords differ")
@@ -112,17 +126,23 @@ def _key_line(args: argparse.Namespace) -> str:
     return lines[0]
 
 
-def build_request(args: argparse.Namespace, password: Callable[[str, bool], str]) -> Request:
-    """The control operation ``args`` ask for; ``password(name, from_stdin)`` is asked
-    only when one is needed."""
+def build_request(args: argparse.Namespace,
+                  password: Callable[[str, bool, bool], str]) -> Request:
+    """The control operation ``args`` ask for; ``password(name, from_stdin, new)`` is
+    asked only when one is needed."""
     name = getattr(args, "name", "")
     cmd = args.ucmd
     if cmd == "add":
-        secret = None if args.no_password else password(name, args.password_stdin)
+        secret = None if args.no_password else password(name, args.password_stdin, True)
         return Request("user-add", name=name, password=secret, groups=tuple(args.group),
                        enabled=not args.disabled)
     if cmd == "passwd":
-        return Request("user-passwd", name=name, password=password(name, args.password_stdin))
+        return Request("user-passwd", name=name,
+                       password=password(name, args.password_stdin, True))
+    if cmd == "unlock":
+        given = args.with_password or args.password_stdin
+        return Request("user-unlock", name=name,
+                       password=password(name, args.password_stdin, False) if given else None)
     if cmd in ("remove", "enable", "disable", "list"):
         return Request(f"user-{cmd}", name=name)
     if cmd == "key":
@@ -184,12 +204,14 @@ def describe(req: Request, result: Any) -> list[str]:
         "user-key-add": f"authorised for {req.name}: {result}",
         "user-key-remove": f"removed the key from {req.name}",
         "user-groups-add": f"added {req.name} to {', '.join(req.groups)}",
+        "user-unlock": f"cleared the login throttle's record of {req.name}" + (
+            "; its password logs in at once for 10 minutes" if req.password else ""),
     }[req.op]]
 
 
 def run_user(state: StateDir, args: argparse.Namespace) -> None:
-    def password(name: str, from_stdin: bool) -> str:
-        return read_password(name, from_stdin=from_stdin, stdin=sys.stdin)
+    def password(name: str, from_stdin: bool, new: bool) -> str:
+        return read_password(name, from_stdin=from_stdin, stdin=sys.stdin, new=new)
     req = build_request(args, password)
     for line in describe(req, perform(state, req, args.yang_dir)):
         print(line)

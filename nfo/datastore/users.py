@@ -17,9 +17,15 @@ Because a scrypt hash costs ~50 ms of CPU and 16 MiB of memory,
 loop keeps serving; at most :data:`HASH_THREADS` hashes run at once) and remembers
 recently verified credentials for a short while, keyed by an HMAC under a per-process
 random key over the name, the stored hash and the password, so that a client sending
-the same ``Authorization`` header on every request pays for scrypt once a minute, not
-per request.  Changing the password (the stored hash) or disabling the account ends
-that at once.
+the same ``Authorization`` header on every request pays for scrypt once, not per
+request (forgotten after a minute without use).  Changing the password (the stored
+hash) or disabling the account ends that at once.  A password set through the server
+is remembered the same way for :data:`SET_PASSWORD_MEMORY` seconds.
+
+Network logins go through :meth:`UserStore.login`: the remembered password passes at
+once, a wrong password already refused (remembered the same way) fails at once, and
+anything else is a guess that the login throttle (:mod:`nfo.datastore.logins`, shared
+by both front ends) must admit before it is hashed.
 
 Nothing here logs or returns a password, except :meth:`UserStore.ensure_admin`
 returning the one it generated so that the caller can show it once.
@@ -47,9 +53,10 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
+from nfo.datastore.logins import Admission, LoginGuard
 from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
-from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed
+from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed, Throttled
 from nfo.schema import Fmt
 
 if TYPE_CHECKING:
@@ -59,9 +66,11 @@ __all__ = [
     "ADMIN",
     "HASH_THREADS",
     "META_KEY",
+    "MIN_PASSWORD",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "SET_PASSWORD_MEMORY",
     "USERS",
     "UserStore",
     "hash_password",
@@ -89,10 +98,17 @@ _MAXMEM = 64 * 1024 * 1024
 # one verification cost minutes or gigabytes.
 _MAX_N = 2**20
 
+SET_PASSWORD_MEMORY = 600.0
+"""Seconds a password set through the server (set-password, ``nfo user add|passwd``)
+is recognised at login without a hash, whatever the login throttle says."""
+
 HASH_THREADS = 4
 """At most this many scrypt hashes run at once in :meth:`UserStore.verify_async`
 (each needs 16 MiB), whatever the number of concurrent logins."""
 
+MIN_PASSWORD = 8
+"""The shortest password accepted (in characters, after NFC normalisation): every way
+of setting one checks it; passwords stored before this minimum keep working."""
 _MAX_PASSWORD = 1024
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _DOC_FORMAT = 1
@@ -185,14 +201,17 @@ def _check_name(name: str) -> None:
                            app_tag="nfo-invalid-user-name")
 
 
-def _check_password(password: str) -> None:
+def _check_password(password: str, what: str = "the password") -> None:
     if not isinstance(password, str) or not password.strip():
-        raise InvalidValue("the password must not be empty", app_tag="nfo-weak-password")
+        raise InvalidValue(f"{what} must not be empty", app_tag="nfo-weak-password")
+    if len(unicodedata.normalize("NFC", password)) < MIN_PASSWORD:
+        raise InvalidValue(f"{what} must be at least {MIN_PASSWORD} characters long",
+                           app_tag="nfo-weak-password")
     if len(password) > _MAX_PASSWORD:
-        raise InvalidValue(f"the password must be at most {_MAX_PASSWORD} characters",
+        raise InvalidValue(f"{what} must be at most {_MAX_PASSWORD} characters",
                            app_tag="nfo-weak-password")
     if "\x00" in password:
-        raise InvalidValue("the password must not contain NUL", app_tag="nfo-weak-password")
+        raise InvalidValue(f"{what} must not contain NUL", app_tag="nfo-weak-password")
 
 
 def _normalise_key(line: str) -> str:
@@ -236,13 +255,20 @@ class UserStore:
     """
 
     def __init__(self, ds: Datastore, *, cache_seconds: float = 60.0,
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, logins: LoginGuard | None = None,
+                 refuted_seconds: float = 900.0, refuted_size: int = 8192) -> None:
         self._ds = ds
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache_key = secrets.token_bytes(32)
         # HMAC(name, stored hash, password) -> expiry (time.monotonic)
         self._verified: OrderedDict[bytes, float] = OrderedDict()
+        self._refuted: OrderedDict[bytes, float] = OrderedDict()
+        self._refuted_seconds = refuted_seconds
+        self._refuted_size = refuted_size
+        self.logins = logins if logins is not None else LoginGuard()
+        """The login throttle and failure record that :meth:`login` goes through."""
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
     # -- reading (running, live) --
 
@@ -320,27 +346,151 @@ class UserStore:
             self._remember(key)
         return ok
 
+    async def login(self, name: str, password: str, address: str, front_end: str) -> bool:
+        """A network login by password from ``address`` over ``front_end``: True when it
+        is ``name``'s, through the login throttle (:attr:`logins`), which may refuse
+        it unchecked with :class:`~nfo.errors.Throttled`.  Every failure is counted
+        and logged, never the password.
+
+        The account's verified password is recognised without a hash (and whatever
+        the throttle says), and a wrong password refused before is refused again
+        without one: neither is a guess.  Otherwise the hash runs on the scrypt pool,
+        once for all attempts with the same credentials at the same time (a client's
+        parallel first requests are one guess, and all get its answer).
+        """
+        account = self.exists(name)
+        stored = self._stored_hash(name) if account else None
+        key = self._remember_key(name, stored, password)
+        if key is not None and self._cached(key):
+            self.logins.succeeded(name, address)
+            return True
+        refuted = self._refuted_key(name, stored, password)
+        if refuted is not None and self._was_refuted(refuted):
+            self.logins.failed(name, address, front_end, "a wrong password again (not "
+                               "checked again)", account=account)
+            return False
+        check = self._checking.get(refuted) if refuted is not None else None
+        waiting = check is not None
+        if check is None:
+            try:
+                admission = self.logins.admit(name, address)
+            except Throttled as e:
+                self.logins.failed(name, address, front_end, "refused without a check: too "
+                                   f"many failed logins (Retry-After {e.retry_after} s)",
+                                   account=account)
+                raise
+            check = asyncio.get_running_loop().run_in_executor(
+                _hash_pool(), _check, stored, password if isinstance(password, str) else "")
+            if refuted is not None:
+                self._checking[refuted] = check
+            check.add_done_callback(functools.partial(self._checked, admission, key, refuted))
+        if await asyncio.shield(check):
+            if waiting:  # its address is forgiven too
+                self.logins.succeeded(name, address)
+            return True
+        reason = ("a wrong password again (checked once for both)" if waiting
+                  else "wrong password" if stored is not None
+                  else "no such account, or it is disabled")
+        self.logins.failed(name, address, front_end, reason, account=account)
+        return False
+
+    def _checked(self, admission: Admission, key: bytes | None, refuted: bytes | None,
+                 check: asyncio.Future[bool]) -> None:
+        """A hash for :meth:`login` is done, whoever still waits for it."""
+        if refuted is not None and self._checking.get(refuted) is check:
+            del self._checking[refuted]
+        ok = not check.cancelled() and check.exception() is None and check.result()
+        self.logins.settle(admission, ok)
+        if ok and key is not None:
+            self._remember(key)
+        elif not ok and refuted is not None:
+            self._refute(refuted)
+
+    def login_failed(self, name: str | None, address: str, front_end: str,
+                     reason: str) -> None:
+        """Record a failed login that :meth:`login` did not see (malformed credentials,
+        a public key that is not authorised)."""
+        account = name is not None and self.exists(name)
+        self.logins.failed(name, address, front_end, reason, account=account)
+
+    async def unlock(self, name: str, password: str | None = None) -> None:
+        """Clear ``name``'s record in the login throttle (see :meth:`LoginGuard.forget`).
+
+        With ``password`` (the local command line's recovery path, never a network
+        login) it is checked here, outside the throttle, and when right recognised at
+        login like a password just set, whatever the throttle says."""
+        self._need(name)
+        if password is not None:
+            stored = self._stored_hash(name)
+            if stored is None:
+                raise InvalidValue(f"user {name!r} is disabled or has no password",
+                                   app_tag="nfo-wrong-password")
+            ok = await asyncio.get_running_loop().run_in_executor(
+                _hash_pool(), _check, stored, password)
+            if not ok:
+                raise InvalidValue(f"that is not the password of user {name!r}",
+                                   app_tag="nfo-wrong-password")
+            self._remember_set(name, stored, password)
+        self.logins.forget(name)
+
+    def _hmac(self, name: str, stored: str, password: str) -> bytes:
+        msg = b"\x00".join((name.encode("utf-8", "surrogatepass"), stored.encode(),
+                            _normalise(password)))
+        return hmac.new(self._cache_key, msg, hashlib.sha256).digest()
+
     def _remember_key(self, name: str, stored: str | None, password: str) -> bytes | None:
         if stored is None or self._cache_seconds <= 0 or not isinstance(password, str):
             return None
-        msg = b"\x00".join((name.encode(), stored.encode(), _normalise(password)))
-        return hmac.new(self._cache_key, msg, hashlib.sha256).digest()
+        return self._hmac(name, stored, password)
+
+    def _refuted_key(self, name: str, stored: str | None, password: str) -> bytes | None:
+        # A name that is no enabled account is keyed like one (with an empty hash), so
+        # that repeating a wrong password is equally cheap for every name.
+        if self._refuted_seconds <= 0 or not isinstance(password, str) \
+                or not isinstance(name, str):
+            return None
+        return self._hmac(name, "\x00refuted\x00" + (stored or ""), password)
 
     def _cached(self, key: bytes) -> bool:
         expiry = self._verified.get(key)
         if expiry is None:
             return False
-        if expiry < time.monotonic():
+        now = time.monotonic()
+        if expiry < now:
             del self._verified[key]
             return False
+        self._verified[key] = max(expiry, now + self._cache_seconds)  # while in use
         self._verified.move_to_end(key)
         return True
 
-    def _remember(self, key: bytes) -> None:
-        self._verified[key] = time.monotonic() + self._cache_seconds
+    def _remember(self, key: bytes, seconds: float | None = None) -> None:
+        self._verified[key] = time.monotonic() + (
+            self._cache_seconds if seconds is None else seconds)
         self._verified.move_to_end(key)
         while len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
+
+    def _remember_set(self, name: str, hashed: str, password: str) -> None:
+        """A password just set through this server is known to be right: its owner's
+        next login needs no hash and passes the throttle (the recovery path)."""
+        key = self._remember_key(name, hashed, password)
+        if key is not None:
+            self._remember(key, max(self._cache_seconds, SET_PASSWORD_MEMORY))
+
+    def _was_refuted(self, key: bytes) -> bool:
+        expiry = self._refuted.get(key)
+        if expiry is None:
+            return False
+        if expiry < time.monotonic():
+            del self._refuted[key]
+            return False
+        return True
+
+    def _refute(self, key: bytes) -> None:
+        self._refuted[key] = time.monotonic() + self._refuted_seconds
+        self._refuted.move_to_end(key)
+        while len(self._refuted) > self._refuted_size:
+            self._refuted.popitem(last=False)
 
     # -- changing --
 
@@ -373,6 +523,8 @@ class UserStore:
         if not enabled:
             user["enabled"] = False
         await self._edit({"nfo-users:users": {"user": [user]}}, *self._groups_doc(name, groups))
+        if hashed is not None and password is not None:
+            self._remember_set(name, hashed, password)
         log.info("user %s added", name)
 
     @staticmethod
@@ -393,6 +545,7 @@ class UserStore:
         self._need(name)
         hashed = await self._hash(password)
         await self._edit({"nfo-users:users": {"user": [{"name": name, "password": hashed}]}})
+        self._remember_set(name, hashed, password)
         log.info("password of user %s changed", name)
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
@@ -448,10 +601,10 @@ class UserStore:
 
         Accounts of a state directory from before users were YANG data are imported
         instead (into the ``admin`` group: they could do everything before).  The new
-        password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given (an empty
-        one is refused as weak), else a random one that is returned, for the caller to
-        show once.  Returns None otherwise, and always when accounts exist already
-        (nothing is changed then)."""
+        password is ``env_password`` (``NFO_ADMIN_PASSWORD``) when given (one shorter
+        than :data:`MIN_PASSWORD` is refused as weak, naming the variable), else a
+        random one that is returned, for the caller to show once.  Returns None
+        otherwise, and always when accounts exist already (nothing is changed then)."""
         storage = self._ds.storage
         if self.names():
             if storage.get_meta(META_KEY):
@@ -468,12 +621,15 @@ class UserStore:
             log.warning("imported %d user(s) into nfo-users, all in the NACM group 'admin' "
                         "(they could do everything before); narrow their groups", len(users))
             return None
+        if env_password is not None:
+            _check_password(env_password, "NFO_ADMIN_PASSWORD")
         generated = None if env_password is not None else secrets.token_urlsafe(18)
         password = env_password if env_password is not None else generated
         assert password is not None
         hashed = await self._hash(password)
         await self._edit({"nfo-users:users": {"user": [{"name": ADMIN, "password": hashed}]}},
                          _admin_rules([ADMIN]))
+        self._remember_set(ADMIN, hashed, password)
         log.info("no users: created user %s (%s password) in group %s", ADMIN,
                  "generated" if generated else "NFO_ADMIN_PASSWORD", ADMIN)
         return generated
@@ -489,11 +645,17 @@ class UserStore:
 
     def register(self) -> None:
         """Serve ``nfo-users``' set-password action (access control has allowed the
-        caller by the time it runs)."""
+        caller by the time it runs) and the login counters (operational data)."""
         self._ds.register_rpc(f"{USERS}/user/set-password", self._set_password_action)
+        self._ds.provide_oper(USERS, self._login_state)
 
     def unregister(self) -> None:
         self._ds.unregister_rpc(f"{USERS}/user/set-password")
+        self._ds.unprovide_oper(USERS)
+        self.logins.close()
+
+    def _login_state(self) -> str:
+        return self.logins.oper_json(self.names())
 
     async def _set_password_action(self, call: RpcCall) -> None:
         assert call.parent_path is not None

@@ -1,8 +1,10 @@
 """NETCONF over SSH (RFC 6242) with asyncssh: the ``netconf`` subsystem only.
 
-Authentication: passwords (``UserStore.verify_async``) and public keys
-(``UserStore.authorized_keys``), at most :data:`MAX_AUTH_ATTEMPTS` failures per
-connection, each failure answered after a growing delay, a login timeout.  One
+Authentication: passwords (``UserStore.login``, through the login throttle shared
+with RESTCONF; a guess it refuses unchecked fails like a wrong one) and public keys
+(``UserStore.authorized_keys``; an unauthorised key is a failed login on record), at
+most :data:`MAX_AUTH_ATTEMPTS` failures per connection, each failure answered after a
+growing delay, a login timeout.  One
 datastore :class:`~nfo.datastore.Session` per SSH session, closed (locks
 released) when the channel ends.  Dead peers are found by SSH keepalives; a
 session with no request and no notification subscription for ``idle_timeout``
@@ -29,7 +31,7 @@ from nfo.datastore.notifications import (
     SubscriptionComplete,
 )
 from nfo.datastore.users import UserStore
-from nfo.errors import NfoError
+from nfo.errors import NfoError, Throttled
 from nfo.netconf import framing
 from nfo.netconf.messages import (
     BASE_1_1,
@@ -50,6 +52,8 @@ MAX_AUTH_ATTEMPTS = 3
 AUTH_BACKOFF = 0.5
 """Seconds before a failed authentication is answered, doubled at each failure."""
 HOST_KEY_FILE = "ssh_host_ed25519_key"
+FRONT_END = "netconf"
+"""How failed logins of this front end are named in the log."""
 
 
 def load_host_key(key_dir: Path) -> asyncssh.SSHKey:
@@ -112,10 +116,13 @@ class _SSHServer(asyncssh.SSHServer):
         self._srv = srv
         self._conn: asyncssh.SSHServerConnection | None = None
         self._failures = 0
+        self._peer = ""
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._srv._conns.add(conn)
+        peer = conn.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
@@ -143,7 +150,10 @@ class _SSHServer(asyncssh.SSHServer):
         return True
 
     async def validate_password(self, username: str, password: str) -> bool:
-        ok = await self._srv.users.verify_async(username, password)
+        try:
+            ok = await self._srv.users.login(username, password, self._peer, FRONT_END)
+        except Throttled:
+            ok = False
         if not ok:
             await asyncio.sleep(self._srv.auth_backoff * 2 ** self._failures)
             self._failed()
@@ -154,6 +164,8 @@ class _SSHServer(asyncssh.SSHServer):
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         # Only reached when no authorized key matched (asyncssh checks those first).
+        self._srv.users.login_failed(username, self._peer, FRONT_END,
+                                     f"public key {key.get_algorithm()} not authorised")
         self._failed()
         return False
 

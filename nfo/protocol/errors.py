@@ -15,6 +15,9 @@ RFC 8040 section 7 leaves room in two places; nfo's choices:
   client must change its data; anything else is 500.
 - ``operation-not-supported`` is 501, except where the front end answers 405
   for a method a resource does not allow (an :class:`HttpError`).
+- ``resource-denied`` (409 in the RFC) is 429 Too Many Requests (RFC 6585) with
+  ``Retry-After`` when a rate limit refused the request unexamined
+  (:class:`~nfo.errors.Throttled`: the login throttle).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nfo.errors import ErrorDetail, NfoError, PreconditionFailed, Veto
+from nfo.errors import ErrorDetail, NfoError, PreconditionFailed, Throttled, Veto
 from nfo.protocol.paths import xml_instance_id
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "NamespaceOf",
     "error_items",
     "errors_xml",
+    "http_headers",
     "http_status",
     "restconf_errors",
     "rpc_errors",
@@ -91,11 +95,21 @@ def http_status(err: NfoError) -> int:
         return err.status
     if isinstance(err, PreconditionFailed):
         return 412
+    if isinstance(err, Throttled):
+        return 429
     if isinstance(err, Veto):
         return 409
     if err.tag == "operation-failed" and err.app_tag:
         return 400
     return STATUS_BY_TAG.get(err.tag, 500)
+
+
+def http_headers(err: NfoError) -> dict[str, str]:
+    """The headers that go with an error's status (Retry-After with a 429)."""
+    headers = dict(err.headers) if isinstance(err, HttpError) else {}
+    if isinstance(err, Throttled):
+        headers["Retry-After"] = str(max(1, err.retry_after))
+    return headers
 
 
 # -- encoders ----------------------------------------------------------------------------

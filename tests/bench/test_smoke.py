@@ -25,6 +25,7 @@ SCRIPTS = {
     "bench_restconf.py": "requests per second (median of rounds)",
     "bench_nacm.py": "user 'noc' under 100 rules vs enable-nacm false",
     "bench_load.py": "NETCONF sessions and",
+    "bench_logins.py": "passwords hashed per second (server side)",
 }
 AB = ("bench_netconf.py", "bench_restconf.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""

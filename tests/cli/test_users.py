@@ -3,11 +3,13 @@ directory, with and without a running ``nfo serve`` (then through its control so
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import pty
 import pwd
+import re
 import select
 import shutil
 import signal
@@ -17,11 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncssh
 import httpx
 import pytest
+from ncclient import manager
 
 from nfo.cli.control import (
     OPERATIONS,
@@ -32,6 +37,7 @@ from nfo.cli.control import (
     parse_request,
 )
 from nfo.errors import DataMissing, NfoError
+from tests.waiting import wait_for
 
 NFO = [sys.executable, "-m", "nfo"]
 USERS = "/restconf/data/nfo-users:users"
@@ -52,14 +58,15 @@ def nfo(state: Path, *args: str, stdin: str | None = None,
 class Server:
     """``nfo serve`` in a child process, RESTCONF on a free port, NETCONF off."""
 
-    def __init__(self, state: Path, log: Path, *opts: str) -> None:
+    def __init__(self, state: Path, log: Path, *opts: str, netconf: bool = False) -> None:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [*NFO, "--state-dir", str(state), *opts, "serve", "--restconf", "127.0.0.1:0",
-                 "--netconf", "off"], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
+                 "--netconf", "127.0.0.1:0" if netconf else "off"], stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.url = ""
+        self.netconf_port = 0
 
     def output(self) -> str:
         return self.log.read_text()
@@ -72,6 +79,9 @@ class Server:
             time.sleep(0.02)
         line = next(x for x in self.output().splitlines() if "RESTCONF on " in x)
         self.url = line.split("RESTCONF on ", 1)[1].removesuffix("/restconf")
+        nc = [x for x in self.output().splitlines() if "NETCONF over SSH on " in x]
+        if nc:
+            self.netconf_port = int(nc[0].rsplit(":", 1)[1])
         return self
 
     def status(self, user: str, password: str) -> int:
@@ -102,8 +112,9 @@ def serving() -> Iterator[list[Server]]:
         s.kill()
 
 
-def start(serving: list[Server], state: Path, log: Path, *opts: str) -> Server:
-    s = Server(state, log, *opts)
+def start(serving: list[Server], state: Path, log: Path, *opts: str,
+          netconf: bool = False) -> Server:
+    s = Server(state, log, *opts, netconf=netconf)
     serving.append(s)
     return s.ready()
 
@@ -211,7 +222,8 @@ def test_keys_groups_and_listing_while_serving(tmp_path: Path, serving: list[Ser
 
 def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -> None:
     state = tmp_path / "state"
-    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin", stdin="pw-a\n")
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="pw-alice-1\n")
     srv = start(serving, state, tmp_path / "serve.out")
 
     second = Server(state, tmp_path / "second.out")
@@ -222,7 +234,7 @@ def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -
     removal = nfo(state, "module", "remove", "ex-none", check=False)
     assert removal.returncode == 1 and "stop the server first" in removal.stderr
 
-    assert srv.status("alice", "pw-a") == 200  # the first one is unharmed
+    assert srv.status("alice", "pw-alice-1") == 200  # the first one is unharmed
     assert srv.proc.poll() is None
 
     # a crashed server leaves its socket behind but not its lock
@@ -230,14 +242,15 @@ def test_one_server_per_state_directory(tmp_path: Path, serving: list[Server]) -
     assert (state / "control.sock").exists()
     assert listing(state) == {"alice": ("enabled", "admin")}
     srv = start(serving, state, tmp_path / "again.out")
-    assert srv.status("alice", "pw-a") == 200
+    assert srv.status("alice", "pw-alice-1") == 200
     assert listing(state) == {"alice": ("enabled", "admin")}
 
 
 def test_control_socket_answers_bad_requests_and_keeps_serving(tmp_path: Path,
                                                                serving: list[Server]) -> None:
     state = tmp_path / "state"
-    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin", stdin="pw-a\n")
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="pw-alice-1\n")
     srv = start(serving, state, tmp_path / "serve.out")
     sock = state / "control.sock"
     assert stat.S_ISSOCK(sock.lstat().st_mode)
@@ -268,7 +281,7 @@ def test_control_socket_answers_bad_requests_and_keeps_serving(tmp_path: Path,
     ok = control(state, b'{"op": "user-list"}')  # end of input ends a request too
     assert ok == {"ok": [{"name": "alice", "enabled": True, "groups": ["admin"]}]}
     assert control(state, b'{"op": "user-disable", "name": "alice"}\n') == {"ok": None}
-    assert srv.status("alice", "pw-a") == 401
+    assert srv.status("alice", "pw-alice-1") == 401
     assert srv.proc.poll() is None
     assert listing(state) == {"alice": ("disabled", "admin")}
     assert srv.stop() == 0
@@ -335,7 +348,7 @@ def test_control_socket_refuses_another_uid(serving: list[Server]) -> None:
     try:
         base.chmod(0o711)
         state = base / "state"
-        nfo(state, "user", "add", "alice", "--password-stdin", stdin="pw-a\n")
+        nfo(state, "user", "add", "alice", "--password-stdin", stdin="pw-alice-1\n")
         srv = start(serving, state, base / "serve.out")
         sock = state / "control.sock"
         assert as_uid(uid, gid, sock) == "connect: permission denied"  # directory 0700, socket 0600
@@ -369,6 +382,178 @@ def test_passwords_only_from_stdin_or_a_terminal(tmp_path: Path) -> None:
     missing = nfo(state, "user", "passwd", "ghost", "--password-stdin", stdin="pw\n",
                   check=False)
     assert missing.returncode == 1 and "no user 'ghost'" in missing.stderr
+
+
+async def test_nfo_serve_keeps_one_login_throttle_for_both_front_ends(
+        tmp_path: Path, serving: list[Server]) -> None:
+    """``nfo serve`` with its defaults: 12 RESTCONF clients and 8 NETCONF connections at
+    a time guess admin's password from 127.0.0.2-5; admin logs in over both front ends
+    from 127.0.0.1 meanwhile; the counters (read over RESTCONF) hold the failures of
+    both; the log has them without a password, summarised beyond 20 a minute."""
+    state = tmp_path / "state"
+    nfo(state, "user", "add", "admin", "--group", "admin", "--password-stdin",
+        stdin="admin-pw-1\n")  # set without the server: it has to hash it
+    srv = start(serving, state, tmp_path / "serve.out", netconf=True)
+    stop = asyncio.Event()
+    seen: Counter[str] = Counter()
+    guesses = iter(range(10**9))
+
+    async def restconf(address: str) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(transport=transport, timeout=60, trust_env=False) as c:
+            while not stop.is_set():
+                r = await c.get(srv.url + USERS, auth=("admin", f"guess-{next(guesses)}"))
+                seen[f"restconf {r.status_code}"] += 1
+                await asyncio.sleep(0.01 if r.status_code == 429 else 0)
+
+    class Guesser(asyncssh.SSHClient):
+        def password_auth_requested(self) -> str:
+            seen["netconf offers"] += 1
+            return f"guess-{next(guesses)}"
+
+    async def netconf(address: str) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncssh.Error, OSError):
+                conn = await asyncssh.connect(
+                    "127.0.0.1", srv.netconf_port, local_addr=(address, 0), username="admin",
+                    known_hosts=None, client_keys=None, agent_path=None, password=None,
+                    preferred_auth="password", client_factory=Guesser, login_timeout=60)
+                conn.close()
+                raise AssertionError("a guess logged in")
+
+    addresses = [f"127.0.0.{2 + i % 4}" for i in range(20)]
+    tasks = [asyncio.create_task(restconf(a)) for a in addresses[:12]]
+    tasks += [asyncio.create_task(netconf(a)) for a in addresses[12:]]
+    try:
+        await wait_for(lambda: seen["restconf 429"] >= 100 and seen["netconf offers"] >= 24,
+                       120, "the flood to be throttled", show=lambda: seen)
+        async with httpx.AsyncClient(timeout=60, trust_env=False) as c:
+            r = await c.get(srv.url + USERS + "/login-statistics",
+                            auth=("admin", "admin-pw-1"))
+        assert r.status_code == 200, r.text
+
+        def netconf_login() -> str:
+            with manager.connect(host="127.0.0.1", port=srv.netconf_port, username="admin",
+                                 password="admin-pw-1", hostkey_verify=False,
+                                 look_for_keys=False, allow_agent=False, timeout=60) as m:
+                return str(m.get(("subtree", '<users xmlns="urn:nfo:users"><login-statistics/>'
+                                             "</users>")).data_xml)
+        assert "<throttled-logins>" in await asyncio.to_thread(netconf_login)
+    finally:
+        stop.set()
+        async with asyncio.timeout(120):
+            await asyncio.gather(*tasks)
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as c:
+        r = await c.get(srv.url + USERS, auth=("admin", "admin-pw-1"))
+    users = r.json()["nfo-users:users"]
+    stats = {k: int(v) for k, v in users["login-statistics"].items()}
+    restconf_failures = seen["restconf 401"] + seen["restconf 429"]
+    assert seen["restconf 200"] == 0
+    assert stats["throttled-logins"] >= seen["restconf 429"] >= 100
+    admin = next(u for u in users["user"] if u["name"] == "admin")
+    assert int(admin["failed-logins"]) == stats["failed-logins"] > restconf_failures
+    assert stats["checked-passwords"] < 0.1 * stats["failed-logins"]
+    assert srv.stop() == 0
+    out = srv.output()
+    for front_end in ("restconf", "netconf"):  # one by one, or in a summary
+        assert re.search(rf"user 'admin' from 127\.0\.0\.[2-5] over {front_end}: (wrong "
+                         r"password|refused without a check|\d+)", out), front_end
+    assert re.search(r"login failed \d+ more times in the last 60 s \(not logged one by one\)"
+                     r": user 'admin' from 127\.0\.0\.[2-5] over (restconf|netconf): \d+", out)
+    assert "guess-" not in out and "admin-pw-1" not in out
+
+
+def test_recovery_from_a_flood_on_the_same_address(tmp_path: Path,
+                                                   serving: list[Server]) -> None:
+    """Guesses from the administrator's own address until the throttle refuses even the
+    right password (429): ``nfo user unlock``, ``nfo user passwd`` and ``nfo user unlock
+    --password-stdin`` each let the administrator back in at once, through the running
+    server's control socket."""
+    state = tmp_path / "state"
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="alice-pw-1\n")
+    srv = start(serving, state, tmp_path / "serve.out")
+    guesses = iter(range(10**6))
+
+    def flood(password: str) -> None:
+        for i in guesses:
+            if srv.status("alice", f"guess-number-{i}") == 429:
+                break
+        assert srv.status("alice", password) == 429  # indistinguishable: refused too
+
+    flood("alice-pw-1")
+    assert nfo(state, "user", "unlock", "alice").stdout.strip() == (
+        "cleared the login throttle's record of alice")
+    assert srv.status("alice", "alice-pw-1") == 200
+    nfo(state, "user", "passwd", "alice", "--password-stdin", stdin="alice-pw-2\n")
+    flood("alice-pw-3")
+    assert srv.status("alice", "alice-pw-2") == 200  # set through the server: recognised
+    missing = nfo(state, "user", "unlock", "nobody", check=False)
+    assert missing.returncode == 1 and "nfo: error: data-missing" in missing.stderr
+    assert srv.stop() == 0
+    out = srv.output()
+
+    srv = start(serving, state, tmp_path / "again.out")  # nothing remembered now
+    flood("alice-pw-2")
+    wrong = nfo(state, "user", "unlock", "alice", "--password-stdin", stdin="nope-nope\n",
+                check=False)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == ("nfo: error: invalid-value: that is not the password of "
+                                    "user 'alice'")
+    unlocked = nfo(state, "user", "unlock", "alice", "--password-stdin",
+                   stdin="alice-pw-2\n")
+    assert unlocked.stdout.strip() == ("cleared the login throttle's record of alice; its "
+                                       "password logs in at once for 10 minutes")
+    flood("alice-pw-3")  # the flood goes on ...
+    assert srv.status("alice", "alice-pw-2") == 200  # ... and alice is in
+    assert srv.stop() == 0
+    out += srv.output()
+    assert "control socket: user-unlock alice" in out
+    assert "login failed: user 'alice' from 127.0.0.1 over restconf: wrong password" in out
+    assert "refused without a check: too many failed logins" in out
+    for secret in ("alice-pw-", "guess-number", "nope-nope"):
+        assert secret not in out
+    assert nfo(state, "user", "unlock", "alice").returncode == 0  # no server: nothing kept
+
+
+SHORT = "nfo: error: invalid-value: the password must be at least 8 characters long"
+
+
+def test_short_passwords_refused_on_every_path(tmp_path: Path, serving: list[Server]) -> None:
+    """``nfo user add|passwd`` with and without a server, and NFO_ADMIN_PASSWORD at the
+    first start: a password of fewer than 8 characters is refused with a clear message
+    (never echoed)."""
+    state = tmp_path / "state"
+    for args in (("add", "alice"), ("add", "alice", "--group", "admin")):
+        short = nfo(state, "user", *args, "--password-stdin", stdin="seven-7\n", check=False)
+        assert short.returncode == 1 and short.stderr.strip() == SHORT
+        assert "seven-7" not in short.stdout + short.stderr
+    nfo(state, "user", "add", "alice", "--group", "admin", "--password-stdin",
+        stdin="eight-88\n")
+    short = nfo(state, "user", "passwd", "alice", "--password-stdin", stdin="tiny\n",
+                check=False)
+    assert short.returncode == 1 and short.stderr.strip() == SHORT
+
+    srv = start(serving, state, tmp_path / "serve.out")  # now through the control socket
+    for args in (("add", "bob"), ("passwd", "alice")):
+        short = nfo(state, "user", *args, "--password-stdin", stdin="\u00e9\u00e9\u00e9\n",
+                    check=False)
+        assert short.returncode == 1 and short.stderr.strip() == SHORT
+    assert srv.status("alice", "eight-88") == 200
+    assert listing(state) == {"alice": ("enabled", "admin")}
+    assert srv.stop() == 0
+    assert "control socket: user-passwd alice" in srv.output()
+
+    fresh = tmp_path / "fresh"
+    first = subprocess.run([*NFO, "--state-dir", str(fresh), "serve", "--restconf", "off",
+                            "--netconf", "off"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL,
+                           env={**os.environ, "NFO_ADMIN_PASSWORD": "admin"})
+    assert first.returncode == 1
+    assert ("nfo: error: invalid-value: NFO_ADMIN_PASSWORD must be at least 8 characters "
+            "long") in first.stderr
+    assert "created user" not in first.stdout
+    assert nfo(fresh, "user", "list").stdout == ""  # no account was made
 
 
 def on_terminal(state: Path, args: list[str], answers: list[str]) -> tuple[int, str]:

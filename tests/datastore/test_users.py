@@ -62,27 +62,27 @@ def ssh_key(comment: str = "") -> str:
 
 async def test_add_and_verify(store: UserStore) -> None:
     await store.add("alice", "correct horse battery staple")
-    await store.add("bob.ops-1_x", "s3cret")
+    await store.add("bob.ops-1_x", "s3cret-bob")
     assert store.names() == ["alice", "bob.ops-1_x"]
     assert store.verify("alice", "correct horse battery staple")
     assert not store.verify("alice", "correct horse battery stapl")
     assert not store.verify("alice", "")
     assert not store.verify("bob.ops-1_x", "correct horse battery staple")
-    assert not store.verify("carol", "s3cret")
-    assert not store.verify("not a valid name!", "s3cret")
+    assert not store.verify("carol", "s3cret-bob")
+    assert not store.verify("not a valid name!", "s3cret-bob")
     assert store.exists("alice") and "alice" in store and "carol" not in store
 
 
 async def test_unicode_passwords_are_normalised(store: UserStore) -> None:
-    await store.add("alice", "caf\u00e9")  # precomposed
-    assert store.verify("alice", "cafe\u0301")  # decomposed: the same text
+    await store.add("alice", "caf\u00e9 au lait")  # precomposed
+    assert store.verify("alice", "cafe\u0301 au lait")  # decomposed: the same text
 
 
 async def test_duplicates_refused(store: UserStore) -> None:
-    await store.add("alice", "one")
+    await store.add("alice", "first-password")
     with pytest.raises(DataExists):
-        await store.add("alice", "two")
-    assert store.verify("alice", "one")
+        await store.add("alice", "second-password")
+    assert store.verify("alice", "first-password")
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 65, "caf\u00e9", "a/b", "a:b", "a\n", "a\x00",
@@ -93,20 +93,38 @@ async def test_bad_names_refused(store: UserStore, name: str) -> None:
     assert store.names() == []
 
 
-@pytest.mark.parametrize("password", ["", "   ", "\t\n", "x" * 1025, "a\x00b"])
+@pytest.mark.parametrize("password", ["", "   ", "\t\n", " " * 8, "x", "seven-7",
+                                      "cafe\u0301-xy", "x" * 1025, "a\x00bcdefgh"])
 async def test_weak_passwords_refused(store: UserStore, password: str) -> None:
-    with pytest.raises(InvalidValue):
+    with pytest.raises(InvalidValue) as info:
         await store.add("alice", password)
+    assert info.value.app_tag == "nfo-weak-password"
+    if 0 < len(password.strip()) < 8:
+        assert "at least 8 characters" in info.value.message
     assert store.names() == []
-    await store.add("alice", "good")
+    await store.add("alice", "good-password")
     with pytest.raises(InvalidValue):
         await store.set_password("alice", password)
-    assert store.verify("alice", "good")
+    assert store.verify("alice", "good-password")
+
+
+async def test_eight_characters_are_enough(store: UserStore) -> None:
+    assert users_module.MIN_PASSWORD == 8
+    await store.add("alice", "eight-88")
+    await store.add("bob", "caf\u00e9-xyz")  # 8 characters, 9 bytes of UTF-8
+    assert store.verify("alice", "eight-88") and store.verify("bob", "caf\u00e9-xyz")
+
+
+async def test_short_admin_password_from_the_environment_refused(store: UserStore) -> None:
+    with pytest.raises(InvalidValue) as info:
+        await store.ensure_admin("s3cr3t")
+    assert info.value.message == "NFO_ADMIN_PASSWORD must be at least 8 characters long"
+    assert store.names() == []
 
 
 async def test_longest_name_accepted(store: UserStore) -> None:
-    await store.add("n" * 64, "pw")
-    assert store.verify("n" * 64, "pw")
+    await store.add("n" * 64, "pw-alice-1")
+    assert store.verify("n" * 64, "pw-alice-1")
 
 
 async def test_hashes_are_salted_scrypt_without_plaintext(store: UserStore, ds: Datastore,
@@ -132,7 +150,7 @@ async def test_hashes_are_salted_scrypt_without_plaintext(store: UserStore, ds: 
 async def test_persists_across_reopen(schema: Schema, db_path: Path) -> None:
     ds = Datastore.open(schema, SqliteStorage(db_path))
     await ds.start()
-    await UserStore(ds).add("alice", "pw-alice", groups=["ops"])
+    await UserStore(ds).add("alice", "pw-alice-1", groups=["ops"])
     await UserStore(ds).add_key("alice", ssh_key("alice@laptop"))
     await ds.close()
     ds = Datastore.open(schema, SqliteStorage(db_path))
@@ -140,7 +158,7 @@ async def test_persists_across_reopen(schema: Schema, db_path: Path) -> None:
     try:
         again = UserStore(ds)
         assert again.names() == ["alice"]
-        assert again.verify("alice", "pw-alice")
+        assert again.verify("alice", "pw-alice-1")
         assert len(again.authorized_keys("alice")) == 1
         assert again.groups_of("alice") == ["ops"]
         assert await again.ensure_admin(None) is None  # users exist: no admin made
@@ -150,34 +168,34 @@ async def test_persists_across_reopen(schema: Schema, db_path: Path) -> None:
 
 
 async def test_set_password_and_remove(store: UserStore) -> None:
-    await store.add("alice", "old", groups=["ops", "noc"])
-    assert store.verify("alice", "old")  # now cached as verified
-    await store.set_password("alice", "new")
-    assert not store.verify("alice", "old")  # the cache does not outlive the change
-    assert store.verify("alice", "new")
+    await store.add("alice", "old-password", groups=["ops", "noc"])
+    assert store.verify("alice", "old-password")  # now cached as verified
+    await store.set_password("alice", "new-password")
+    assert not store.verify("alice", "old-password")  # the cache does not outlive the change
+    assert store.verify("alice", "new-password")
     assert store.groups_of("alice") == ["noc", "ops"]
     await store.remove("alice")
-    assert not store.verify("alice", "new")
+    assert not store.verify("alice", "new-password")
     assert store.names() == []
     assert store.groups_of("alice") == []
     with pytest.raises(DataMissing):
         await store.remove("alice")
     with pytest.raises(DataMissing):
-        await store.set_password("alice", "x")
+        await store.set_password("alice", "x-password")
 
 
 async def test_disabled_account_cannot_log_in(store: UserStore, scrypt_calls: list[int]) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     await store.add_key("alice", ssh_key())
-    assert store.verify("alice", "pw")  # cached
+    assert store.verify("alice", "pw-alice-1")  # cached
     await store.set_enabled("alice", False)
     assert not store.enabled("alice") and store.exists("alice")
     scrypt_calls.clear()
-    assert not store.verify("alice", "pw")
+    assert not store.verify("alice", "pw-alice-1")
     assert len(scrypt_calls) == 1  # as costly as an unknown user: not a shortcut
     assert store.authorized_keys("alice") == []
     await store.set_enabled("alice", True)
-    assert store.verify("alice", "pw")
+    assert store.verify("alice", "pw-alice-1")
 
 
 async def test_ensure_admin_with_env_password(store: UserStore, ds: Datastore) -> None:
@@ -234,26 +252,26 @@ async def test_generated_passwords_differ(schema: Schema, tmp_path: Path) -> Non
 
 
 async def test_unknown_users_cost_a_hash_too(store: UserStore, scrypt_calls: list[int]) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     users_module._dummy_hash()  # made once per process; not part of the measurement
     scrypt_calls.clear()
-    assert not store.verify("alice", "wrong")
+    assert not store.verify("alice", "wrong-password")
     assert len(scrypt_calls) == 1
-    assert not store.verify("nobody", "wrong")
+    assert not store.verify("nobody", "wrong-password")
     assert len(scrypt_calls) == 2
-    assert not store.verify("bad name!", "wrong")
+    assert not store.verify("bad name!", "wrong-password")
     assert len(scrypt_calls) == 3
 
 
 async def test_unknown_user_takes_as_long_as_a_wrong_password(store: UserStore) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     users_module._dummy_hash()
 
     def best_of(n: int, name: str) -> float:
         best = float("inf")
         for _ in range(n):
             start = time.perf_counter()
-            assert not store.verify(name, "wrong")
+            assert not store.verify(name, "wrong-password")
             best = min(best, time.perf_counter() - start)
         return best
 
@@ -263,38 +281,39 @@ async def test_unknown_user_takes_as_long_as_a_wrong_password(store: UserStore) 
 
 
 async def test_unreadable_stored_hash_never_verifies(store: UserStore, ds: Datastore) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     for broken in ("scrypt$3$8$1$AAAA$AAAA", "scrypt$2097152$8$1$AAAA$AAAA",
-                   hash_password("pw").replace("$8$", "$9$", 1)):
+                   hash_password("pw-alice-1").replace("$8$", "$9$", 1)):
         async with ds.internal_session("t") as s:
             await s.edit("running", json.dumps({"nfo-users:users": {"user": [
                 {"name": "alice", "password": broken}]}}), "json")
-        assert not UserStore(ds).verify("alice", "pw")
+        assert not UserStore(ds).verify("alice", "pw-alice-1")
         assert not UserStore(ds).verify("alice", broken)
 
 
 async def test_verify_async_off_the_loop_and_cached(
-        store: UserStore, scrypt_calls: list[int]) -> None:
-    await store.add("alice", "pw")
+        ds: Datastore, scrypt_calls: list[int]) -> None:
+    await UserStore(ds).add("alice", "pw-alice-1")
+    store = UserStore(ds)  # nothing remembered yet
     scrypt_calls.clear()
-    assert await store.verify_async("alice", "pw")
-    assert await store.verify_async("alice", "pw")
+    assert await store.verify_async("alice", "pw-alice-1")
+    assert await store.verify_async("alice", "pw-alice-1")
     assert len(scrypt_calls) == 1  # the second check hit the verified-credentials cache
-    assert not await store.verify_async("alice", "nope")
-    assert not await store.verify_async("ghost", "pw")
+    assert not await store.verify_async("alice", "nope-nope")
+    assert not await store.verify_async("ghost", "pw-alice-1")
     assert len(scrypt_calls) == 3
 
 
 async def test_cache_can_be_disabled(ds: Datastore, scrypt_calls: list[int]) -> None:
     store = UserStore(ds, cache_seconds=0)
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     scrypt_calls.clear()
-    assert store.verify("alice", "pw") and store.verify("alice", "pw")
+    assert store.verify("alice", "pw-alice-1") and store.verify("alice", "pw-alice-1")
     assert len(scrypt_calls) == 2
 
 
 async def test_public_keys(store: UserStore) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     assert store.authorized_keys("alice") == []
     key = ssh_key("alice@laptop")
     assert await store.add_key("alice", "  " + key + "\n") == key
@@ -319,15 +338,15 @@ async def test_public_keys(store: UserStore) -> None:
     'command="rm -rf /" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5', "ssh-rsa AAAAB3NzaC1yc2E=",
 ])
 async def test_bad_public_keys_refused(store: UserStore, line: str) -> None:
-    await store.add("alice", "pw")
+    await store.add("alice", "pw-alice-1")
     with pytest.raises(InvalidValue):
         await store.add_key("alice", line)
     assert store.authorized_keys("alice") == []
 
 
 async def test_set_password_action_is_access_controlled(store: UserStore, ds: Datastore) -> None:
-    await store.ensure_admin("admin-pw")
-    await store.add("alice", "old")
+    await store.ensure_admin("admin-pw-1")
+    await store.add("alice", "old-password")
     store.register()
     action = json.dumps({"nfo-users:users": {"user": [{"name": "alice", "set-password": {
         "password": "changed-by-admin"}}]}})
@@ -335,7 +354,7 @@ async def test_set_password_action_is_access_controlled(store: UserStore, ds: Da
         async with ds.session("alice") as s:
             with pytest.raises(AccessDenied):  # default-deny-all: only a rule allows it
                 await s.rpc(action, "json")
-        assert store.verify("alice", "old")
+        assert store.verify("alice", "old-password")
         async with ds.session(ADMIN) as s:
             (await s.rpc(action, "json")).free()
         assert store.verify("alice", "changed-by-admin")

@@ -570,7 +570,8 @@ async def test_actions_are_checked_per_instance_and_default_deny_all_holds(env: 
         await env.rules(exec_default="permit")
         async with env.http("noc") as c:
             r = await c.post("/restconf/data/nfo-users:users/user=noc/set-password",
-                             content=json.dumps({"nfo-users:input": {"password": "new"}}),
+                             content=json.dumps({"nfo-users:input": {
+                                 "password": "new-password-1"}}),
                              headers={"Content-Type": JSON})
             assert r.status_code == 403
         assert env.users.verify("noc", PW)

@@ -15,12 +15,15 @@ from nfo.errors import (
     NfoError,
     OperationFailed,
     PreconditionFailed,
+    ResourceDenied,
+    Throttled,
     Veto,
 )
 from nfo.protocol.errors import (
     RESTCONF_NS,
     HttpError,
     errors_xml,
+    http_headers,
     http_status,
     restconf_errors,
     rpc_errors,
@@ -45,9 +48,23 @@ NS = {"nfo-test": "urn:nfo:test", "other": "urn:other"}
     (NfoError("x", tag="operation-not-supported"), 501),
     (NfoError("x", tag="access-denied"), 403),
     (NfoError("x", tag="no-such-tag"), 500),
+    (ResourceDenied("x"), 409),
+    (Throttled("too many", retry_after=7), 429),
 ])
 def test_status_table(err: NfoError, status: int) -> None:
     assert http_status(err) == status
+
+
+def test_headers_that_go_with_a_status() -> None:
+    assert http_headers(Throttled("too many", retry_after=7)) == {"Retry-After": "7"}
+    assert http_headers(Throttled("too many", retry_after=0)) == {"Retry-After": "1"}
+    assert http_headers(HttpError(405, "no", headers={"Allow": "GET"})) == {"Allow": "GET"}
+    assert http_headers(InvalidValue("x")) == {}
+    body = json.loads(restconf_errors(Throttled("too many", retry_after=7,
+                                                app_tag="nfo-login-throttled"), True))
+    assert body["ietf-restconf:errors"]["error"] == [{
+        "error-type": "protocol", "error-tag": "resource-denied",
+        "error-app-tag": "nfo-login-throttled", "error-message": "too many"}]
 
 
 def test_restconf_and_netconf_bodies_carry_the_same_fields() -> None:
