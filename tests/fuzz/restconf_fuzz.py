@@ -558,9 +558,12 @@ class Fuzzer(RuleBasedStateMachine):
                 assert child is not None
                 if t.node.kind not in ("container", "list") or not m.exists(t):
                     return None
-                value = _single(body, child, xml)
+                value = _single(body, child, xml, own_key=True)
                 if child.node.name in _keys_of(child):
                     return None
+                if child.node.kind in ("list", "leaf-list"):
+                    key = key_of(child.node, value) if child.node.kind == "list" else (value,)
+                    child = Target((*t.steps, Step(child.node, key)))
                 ins, pt = _position_of(child, insert, point)
                 if not passes(True):
                     return None
@@ -687,7 +690,7 @@ class Fuzzer(RuleBasedStateMachine):
                                              tuple[Json, ...] | None]],
                       xml: bool) -> tuple[dict[str, Json], int] | None:
         m = self.model
-        work = Model(json.loads(json.dumps(m.top)))
+        work = Model(json.loads(json.dumps(m.top)), patch=True)
         try:
             for op, t, value, where, point in plan:
                 t.check()
@@ -835,8 +838,9 @@ def _keys_of(t: Target) -> tuple[str, ...]:
     return ()
 
 
-def _single(body: Json, t: Target, xml: bool) -> Json:
-    """The target's value in a body of one member named after it; Invalid otherwise."""
+def _single(body: Json, t: Target, xml: bool, own_key: bool = False) -> Json:
+    """The target's value in a body of one member named after it; Invalid otherwise
+    (``own_key``: a POST, whose body names the new entry itself)."""
     if not isinstance(body, dict) or len(body) != 1:
         raise Invalid("the body must hold exactly one node")
     (name, value), = body.items()
@@ -849,7 +853,7 @@ def _single(body: Json, t: Target, xml: bool) -> Json:
         if len(v) != 1:
             raise Invalid("exactly one instance")
         got = key_of(node, v[0]) if node.kind == "list" else (v[0],)
-        if got != s.key:
+        if got != s.key and not own_key:
             raise Invalid("keys differ from the URI's")
         if s.key is not None:
             for k in s.key:

@@ -287,6 +287,8 @@ class Model:
     """The content of /nfo-test:top in running, as explicitly set (None: no data)."""
 
     top: dict[str, Json] = field(default_factory=dict)
+    patch: bool = False
+    """YANG Patch: deleting the (non-presence) top container never misses."""
 
     def snapshot(self) -> Json:
         return canonical(self.top)
@@ -354,13 +356,16 @@ class Model:
         return cur
 
     def edit(self, t: Target, op: str, value: Json = None, *, insert: str | None = None,
-             point: Json = None) -> tuple[dict[str, Json], bool]:
+             point: Json = None, merge_parents: bool = False) -> tuple[dict[str, Json], bool]:
         """Apply one edit at ``t`` to a copy of the data: ``op`` is merge, replace,
         create, delete or remove (NETCONF); ``value`` the target's canonical data (an
         entry object for a list entry, a bare value for a leaf-list entry).  Returns the
         new tree (validated) and whether the target existed before."""
         new = copy.deepcopy(self.top)
         existed = self.present(t)
+        if merge_parents and op == "remove" and len(t.steps) > 2:
+            # NETCONF default-operation merge: the target's ancestors are merged
+            self._container_of(new, t, True)
         self._apply(new, t, op, value, insert, point)
         return self.validate(new), existed
 
@@ -371,7 +376,8 @@ class Model:
         n = t.node
         if op in ("create",) and self.present(t, tree):
             raise Invalid("data-exists")
-        if op == "delete" and not self.present(t, tree):
+        if op == "delete" and not self.present(t, tree) and not (
+                len(t.steps) == 1 and self.patch):
             raise Invalid("data-missing")
         if len(t.steps) == 1:
             if op in ("delete", "remove"):
@@ -427,10 +433,12 @@ class Model:
             del new[name]
         # choice shape: a case written by the edit removes the other one
         if "radius" in new and "side" in new:
-            wrote = [c for c in ("radius", "side") if old.get(c) != new[c]]
-            if len(wrote) != 1:
+            # the case the edit creates wins (libyang's rule; a value it merely changes
+            # in the other case is dropped: see docs/robustness.md)
+            created = [c for c in ("radius", "side") if c not in old]
+            if len(created) != 1:
                 raise Invalid("both cases")
-            del new["side" if wrote == ["radius"] else "radius"]
+            del new["side" if created == ["radius"] else "radius"]
         extra = new.get("extra")
         if isinstance(extra, dict) and "only-when" in extra and extra.get("level", 1) <= 3:
             before = old.get("extra") or {}
