@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -141,8 +142,9 @@ class Restconf:
 
     # -- endpoints -------------------------------------------------------------------
     async def host_meta(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return Response(status_code=405, headers={"Allow": "GET, HEAD"})
+        with contextlib.suppress(HttpError):
+            self.reply_format(request)  # the encoding of an error reply
+        self._only(request, ("GET", "HEAD"))
         return Response(_HOST_META, media_type="application/xrd+xml")
 
     async def root(self, request: Request) -> Response:
@@ -250,6 +252,13 @@ def _with_locations(library: str) -> str:
     return json.dumps(doc)
 
 
+def _any_path(route: Route) -> Route:
+    """Starlette's ``path`` parameters stop at a line feed (``.*``); a RESTCONF key or
+    leaf-list value may hold one (percent-encoded), so these routes match across it."""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
 def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 << 20,
                keepalive: float = 15.0) -> Starlette:
     """The RESTCONF ASGI application serving ``ds``.
@@ -277,11 +286,11 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
         Route("/restconf/", server.root, methods=methods),
         Route("/restconf/yang-library-version", server.library_version, methods=methods),
         Route("/restconf/data", server.data, methods=methods),
-        Route("/restconf/data/{path:path}", server.data, methods=methods),
+        _any_path(Route("/restconf/data/{path:path}", server.data, methods=methods)),
         Route("/restconf/ds/{datastore}", server.data, methods=methods),
-        Route("/restconf/ds/{datastore}/{path:path}", server.data, methods=methods),
+        _any_path(Route("/restconf/ds/{datastore}/{path:path}", server.data, methods=methods)),
         Route("/restconf/operations", server.operations, methods=methods),
-        Route("/restconf/operations/{op:path}", server.operations, methods=methods),
+        _any_path(Route("/restconf/operations/{op:path}", server.operations, methods=methods)),
         Route("/restconf/modules/{name}", server.module, methods=methods),
         Route("/restconf/modules/{name}/{revision}", server.module, methods=methods),
         Route("/restconf/streams/{name}/{encoding}", stream, methods=["GET", "HEAD"]),

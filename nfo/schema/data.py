@@ -586,7 +586,11 @@ class Tree:
             value: str | None = None) -> Node:
         """Create one node of schema ``snode`` under ``parent`` (None: top level): a
         container, a list entry with its ``keys`` values (in key order), or a leaf or
-        leaf-list entry with ``value``.  Values are checked by their YANG types."""
+        leaf-list entry with ``value``.  Values are checked by their YANG types (and,
+        first, for characters no YANG value may hold: libyang's parsers refuse them,
+        its node constructors do not)."""
+        for v in (*keys, *(() if value is None else (value,))):
+            _check_chars(v, snode.name)
         pp = parent._p if parent is not None else ffi.NULL
         sp = snode._p
         mod = sp.module if pp == ffi.NULL else ffi.NULL
@@ -611,6 +615,9 @@ class Tree:
 
     def new_path(self, path: str, value: str | None = None) -> Node:
         """Create the node at a data path (and its missing ancestors, with list keys)."""
+        _check_chars(path, path)
+        if value is not None:
+            _check_chars(value, path)
         out = ffi.new("struct lyd_node **")
         parent = self._first()
         v = value.encode() if value is not None else ffi.NULL
@@ -625,6 +632,18 @@ class Tree:
         if node is None:
             raise InvalidValue(f"{path}: could not be built", path=path)
         return node
+
+
+_NOT_YANG_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters outside RFC 7950's ``char`` (section 9.4; XML 1.0's Char): a NUL would
+cut the value short on its way into C, the others could never be written as XML."""
+
+
+def _check_chars(text: str, what: str) -> None:
+    bad = _NOT_YANG_CHAR.search(text)
+    if bad is not None:
+        raise InvalidValue(f"{what}: the value holds the character U+{ord(bad.group()):04X}, "
+                           "which no YANG value may hold")
 
 
 def _under(e: NfoError, parent: Node | None) -> NfoError:
