@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore.storage.files import make_dirs, remove_durably, write_durably
 from nfo.errors import InUse, InvalidValue, NfoError
 from nfo.schema import ModuleInfo, Schema, Tree, module_name_of
 
@@ -40,7 +41,9 @@ class StateDir:
         return self.path / "control.sock"
 
     def ensure(self) -> None:
-        self.modules.mkdir(parents=True, exist_ok=True)
+        """Create the state directory (durably: a power cut right after the first
+        commit must not lose the directory holding it)."""
+        make_dirs(self.modules)
         self.path.chmod(0o700)
 
     def schema(self, extra_dirs: list[Path] | None = None) -> Schema:
@@ -64,7 +67,7 @@ def install_modules(state: StateDir, files: list[Path]) -> list[str]:
             shutil.copy2(f, trial / f.name)
         Schema(trial)
     for f in files:
-        shutil.copy2(f, state.modules / f.name)
+        write_durably(state.modules / f.name, f.read_bytes())
     return names
 
 
@@ -111,7 +114,7 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
     finally:
         await ds.close()
     for p in files:
-        p.unlink()
+        remove_durably(p)
 
 
 def _has_data(tree: Tree, module: str) -> bool:

@@ -262,11 +262,17 @@ class Disk:
             for op in _choose(ops, rng, mode):
                 _ns_apply(names, op)
         dest.mkdir(parents=True, exist_ok=False)
-        for path in sorted(names):
-            target = dest / os.path.relpath(path, self.root)
+        root = str(self.root)
+        for path in sorted(names, key=lambda p: (p.count("/"), p)):
+            parent = os.path.dirname(path)
+            while parent != root and parent in names:
+                parent = os.path.dirname(parent)
+            if parent != root:
+                continue  # a directory on the way lost its entry: unreachable
+            target = dest / os.path.relpath(path, root)
             node = self._inodes[names[path]]
             if node.is_dir:
-                target.mkdir(parents=True, exist_ok=True)
+                target.mkdir(exist_ok=True)
                 continue
             data = bytearray(node.durable)
             if mode == "torn":
@@ -275,7 +281,6 @@ class Disk:
             else:
                 for op in _choose(node.pending, rng, mode):
                     _apply(data, op)
-            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(bytes(data))
 
 

@@ -204,17 +204,26 @@ class Recording:
     seconds: float
 
 
-def record(lib: Path, base: Path, work: Path, *, seed: int, ops: int, prefix: str,
+def record(lib: Path, base: Path | None, work: Path, *, seed: int, ops: int, prefix: str,
            autocheckpoint: int = 0, snapshot_every: int = 0, synchronous: str = "",
            timeout: float = 600) -> Recording:
-    """Run the writer on a copy of ``base`` under the shim and read back its log."""
+    """Run the writer on a copy of ``base`` under the shim and read back its log.
+
+    Without a base, the shim watches an empty directory ``live`` and the writer
+    creates its state directory ``live/state`` itself (a first start).
+    """
     live = work / "live"
-    shutil.copytree(base, live, symlinks=True)
+    if base is None:
+        live.mkdir(parents=True)
+        state = live / "state"
+    else:
+        shutil.copytree(base, live, symlinks=True)
+        state = live
     disk = fsshim.Disk(live)
     log, marks = work / "fs.log", work / "marks"
     env = fsshim.environment(lib, live, log=log, marks=marks)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, str(WRITER), str(live), str(marks), str(seed), str(ops), prefix,
+    cmd = [sys.executable, str(WRITER), str(state), str(marks), str(seed), str(ops), prefix,
            "--autocheckpoint", str(autocheckpoint), "--snapshot-every", str(snapshot_every)]
     if synchronous:
         cmd += ["--synchronous", synchronous]

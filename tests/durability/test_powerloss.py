@@ -19,6 +19,7 @@ import pytest
 from tests.durability import fsshim, powerloss
 
 SEED = int(os.environ.get("NFO_POWERLOSS_SEED", "20240611"))
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_acknowledged_writes_survive_power_loss(tmp_path: Path, shim_lib: Path) -> None:
@@ -105,3 +106,37 @@ def test_log_refuses_unknown_records(tmp_path: Path) -> None:
     bad.write_bytes(b"X\0\0\0\x07\0\0\0pwritev")
     with pytest.raises(ValueError, match="pwritev"):
         fsshim.read_log(bad)
+
+
+# -- regressions -------------------------------------------------------------------
+
+
+async def test_a_first_start_survives_power_loss(tmp_path: Path, shim_lib: Path) -> None:
+    """The state directory itself is created durably: a power cut after the first
+    acknowledged writes must not take the whole directory with it."""
+    rec = powerloss.record(shim_lib, None, tmp_path / "run", seed=SEED, ops=8, prefix="f")
+    for r in rec.records:
+        rec.disk.feed(r)
+    exp = powerloss.expect(powerloss.Model(), rec.events, len(rec.records))
+    assert exp.acked == 8 and exp.inflight is None
+    image = tmp_path / "image"
+    rec.disk.image(image, random.Random(SEED), "synced")
+    assert (image / "state" / "nfo.db").exists(), sorted(p.name for p in image.rglob("*"))
+    assert await powerloss.check(image / "state", exp) == exp.candidates[0]
+
+
+def test_an_installed_module_survives_power_loss(tmp_path: Path, shim_lib: Path) -> None:
+    """``nfo module install`` returns once the module file and its name are durable."""
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    disk = fsshim.Disk(watch)
+    log = tmp_path / "fs.log"
+    module = REPO / "tests" / "datastore" / "yang" / "nfo-test.yang"
+    subprocess.run([sys.executable, "-m", "nfo", "--state-dir", str(watch / "state"),
+                    "module", "install", str(module)], check=True, cwd=REPO,
+                   env=fsshim.environment(shim_lib, watch, log=log))
+    for r in fsshim.read_log(log):
+        disk.feed(r)
+    disk.image(tmp_path / "image", random.Random(SEED), "synced")
+    installed = tmp_path / "image" / "state" / "modules" / "nfo-test.yang"
+    assert installed.read_bytes() == module.read_bytes()
