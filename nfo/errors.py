@@ -27,6 +27,8 @@ __all__ = [
     "OperationNotSupported",
     "PreconditionFailed",
     "ResourceDenied",
+    "StorageCorrupt",
+    "StorageFull",
     "Throttled",
     "TooBig",
     "UnknownElement",
@@ -167,6 +169,14 @@ class Throttled(ResourceDenied):
         self.retry_after = retry_after
 
 
+class StorageFull(ResourceDenied):
+    """The disk holding the stored state is full: the write was not made.  RESTCONF
+    answers 507 Insufficient Storage; the error-app-tag is ``nfo-storage-full``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, app_tag="nfo-storage-full")
+
+
 class OperationNotSupported(NfoError):
     default_tag = "operation-not-supported"
     default_type = "protocol"
@@ -174,6 +184,11 @@ class OperationNotSupported(NfoError):
 
 class OperationFailed(NfoError):
     default_tag = "operation-failed"
+
+
+class StorageCorrupt(OperationFailed):
+    """The stored state is damaged (unreadable pages, a row that does not match its
+    checksum): nfo refuses to start on it, or to serve the damaged part."""
 
 
 class Veto(OperationFailed):

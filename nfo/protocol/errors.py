@@ -17,7 +17,11 @@ RFC 8040 section 7 leaves room in two places; nfo's choices:
   for a method a resource does not allow (an :class:`HttpError`).
 - ``resource-denied`` (409 in the RFC) is 429 Too Many Requests (RFC 6585) with
   ``Retry-After`` when a rate limit refused the request unexamined
-  (:class:`~nfo.errors.Throttled`: the login throttle).
+  (:class:`~nfo.errors.Throttled`: the login throttle), and 507 Insufficient
+  Storage (RFC 4918) when the disk holding the datastore is full
+  (:class:`~nfo.errors.StorageFull`, error-app-tag ``nfo-storage-full``): the
+  server, not the request, is at fault, and the same request succeeds once space
+  returns.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nfo.errors import ErrorDetail, NfoError, PreconditionFailed, Throttled, Veto
+from nfo.errors import ErrorDetail, NfoError, PreconditionFailed, StorageFull, Throttled, Veto
 from nfo.protocol.paths import xml_instance_id
 
 __all__ = [
@@ -99,6 +103,8 @@ def http_status(err: NfoError) -> int:
         return 429
     if isinstance(err, Veto):
         return 409
+    if isinstance(err, StorageFull):
+        return 507
     if err.tag == "operation-failed" and err.app_tag:
         return 400
     return STATUS_BY_TAG.get(err.tag, 500)

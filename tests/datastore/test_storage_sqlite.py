@@ -413,3 +413,51 @@ def test_acknowledged_commits_survive_sigkill(tmp_path: Path) -> None:
             assert new.revision == last + 1
             acked[new.revision] = ("running", n)
     assert len(acked) > 1000
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE commits (revision INTEGER PRIMARY KEY AUTOINCREMENT, datastore TEXT NOT NULL,
+    timestamp REAL NOT NULL, user TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
+    size INTEGER NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX commits_by_datastore ON commits (datastore, revision);
+CREATE TABLE snapshots (datastore TEXT NOT NULL, revision INTEGER NOT NULL,
+    content TEXT NOT NULL, UNIQUE (datastore, revision));
+CREATE TABLE oper (owner TEXT NOT NULL, key TEXT NOT NULL, content TEXT NOT NULL,
+    PRIMARY KEY (owner, key));
+CREATE TABLE notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL,
+    timestamp REAL NOT NULL, content TEXT NOT NULL);
+CREATE INDEX notifications_by_time ON notifications (stream, timestamp);
+CREATE INDEX notifications_by_seq ON notifications (stream, seq);
+INSERT INTO meta VALUES ('k', 'v');
+INSERT INTO commits (datastore, timestamp, user, kind, label, size, payload)
+    VALUES ('running', 1.5, 'alice', 'edit', 'first', 10, '[{"a": 1}]'),
+           ('running', 2, 'bob', 'edit', '', 2, '[]');
+INSERT INTO snapshots VALUES ('running', 1, '{"s": "é"}');
+INSERT INTO oper VALUES ('wm', '/x', '{}');
+INSERT INTO notifications (stream, timestamp, content) VALUES ('NETCONF', 3.25, '<n/>');
+PRAGMA user_version = 1;
+"""
+
+
+def test_version_1_files_get_checksums(db: Path) -> None:
+    raw = sqlite3.connect(db)
+    raw.executescript(V1_SCHEMA)
+    raw.close()
+    for _ in range(2):  # upgraded, then opened (and every row checked) as a version 2 file
+        with SqliteStorage(db) as s:
+            state = s.load()
+            assert state.snapshots["running"] == Snapshot("running", 1, '{"s": "é"}')
+            assert state.commits == [CommitRecord(2, "running", 2.0, "bob", "edit", "[]")]
+            assert s.history("running")[-1] == CommitRecord(1, "running", 1.5, "alice", "edit",
+                                                            '[{"a": 1}]', "first")
+            assert s.get_meta("k") == "v"
+            assert s.load_oper() == [OperRecord("wm", "/x", "{}")]
+            assert list(s.notifications("NETCONF")) == [
+                NotificationRecord(1, "NETCONF", 3.25, "<n/>")]
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("SELECT COUNT(*) FROM commits WHERE crc = 0").fetchone()[0] == 0
+    raw.close()
+    with SqliteStorage(db) as s:
+        assert s.append_commit("running", 4.0, "carol", "edit", "[]").revision == 3

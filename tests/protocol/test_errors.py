@@ -16,6 +16,8 @@ from nfo.errors import (
     OperationFailed,
     PreconditionFailed,
     ResourceDenied,
+    StorageCorrupt,
+    StorageFull,
     Throttled,
     Veto,
 )
@@ -50,6 +52,8 @@ NS = {"nfo-test": "urn:nfo:test", "other": "urn:other"}
     (NfoError("x", tag="no-such-tag"), 500),
     (ResourceDenied("x"), 409),
     (Throttled("too many", retry_after=7), 429),
+    (StorageFull("the disk is full"), 507),
+    (StorageCorrupt("damaged"), 500),
 ])
 def test_status_table(err: NfoError, status: int) -> None:
     assert http_status(err) == status

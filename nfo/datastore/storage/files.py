@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = ["fsync_dir", "make_dirs", "remove_durably", "write_durably"]
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make the entries of directory ``path`` (creations, renames, removals) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

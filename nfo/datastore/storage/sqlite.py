@@ -4,31 +4,44 @@ nfo has to survive a crash or a power cut without losing a commit it has
 acknowledged, yet it should not need a database server to do so.  SQLite in WAL
 mode with ``synchronous=FULL`` gives exactly that from the standard library:
 each public write method here is one ``BEGIN IMMEDIATE`` ... ``COMMIT``
-transaction that is on disk before the method returns, so a crash at any
-instant leaves the state of the last completed call.  The module maps the
+transaction whose WAL frames are fsynced before the method returns, so a crash
+or power cut at any instant leaves the state of the last completed call
+(``synchronous=NORMAL`` would acknowledge before that fsync; see
+docs/durability.md).  The module maps the
 :class:`~nfo.datastore.storage.base.Storage` interface onto five tables
 (commits, snapshots, oper, notifications, meta), prunes old snapshots, commits
-and notifications as it goes, and turns every SQLite failure into
+and notifications as it goes, and turns every SQLite failure into an
+:class:`~nfo.errors.NfoError`: a full disk into :class:`~nfo.errors.StorageFull`,
+damage into :class:`~nfo.errors.StorageCorrupt`, the rest into
 :class:`~nfo.errors.OperationFailed`.
+
+Damage is looked for when the file is opened (a new file is created whole under
+another name and renamed into place, so an empty or header-less ``nfo.db`` is
+damage, never a fresh start; ``PRAGMA integrity_check`` for the pages; a CRC-32
+of every row, computed when written, for the data inside them) and again on
+every row read: nfo refuses to serve what it cannot trust.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
-from nfo.errors import OperationFailed
+from nfo.errors import NfoError, OperationFailed, StorageCorrupt, StorageFull
 
 from .base import CommitKind, CommitRecord, NotificationRecord, OperRecord, Snapshot, StoredState
+from .files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "SqliteStorage"]
 
-SCHEMA_VERSION = 1
-"""Stored in ``PRAGMA user_version``; a database from a newer nfo is refused."""
+SCHEMA_VERSION = 2
+"""Stored in ``PRAGMA user_version``; a database from a newer nfo is refused.
+1: the tables; 2: a ``crc`` column in each (version 1 files are upgraded on open)."""
 
 _BUSY_TIMEOUT_MS = 10_000
 _BATCH = 500
@@ -37,7 +50,8 @@ _MAX_PRUNE_INTERVAL = 1000
 _SCHEMA = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
+    value TEXT NOT NULL,
+    crc   INTEGER NOT NULL
 );
 CREATE TABLE commits (
     revision  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,58 +61,78 @@ CREATE TABLE commits (
     kind      TEXT    NOT NULL,
     label     TEXT    NOT NULL,
     size      INTEGER NOT NULL,
-    payload   TEXT    NOT NULL
+    payload   TEXT    NOT NULL,
+    crc       INTEGER NOT NULL
 );
 CREATE INDEX commits_by_datastore ON commits (datastore, revision);
 CREATE TABLE snapshots (
     datastore TEXT    NOT NULL,
     revision  INTEGER NOT NULL,
     content   TEXT    NOT NULL,
+    crc       INTEGER NOT NULL,
     UNIQUE (datastore, revision)
 );
 CREATE TABLE oper (
     owner   TEXT NOT NULL,
     key     TEXT NOT NULL,
     content TEXT NOT NULL,
+    crc     INTEGER NOT NULL,
     PRIMARY KEY (owner, key)
 );
 CREATE TABLE notifications (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     stream    TEXT NOT NULL,
     timestamp REAL NOT NULL,
-    content   TEXT NOT NULL
+    content   TEXT NOT NULL,
+    crc       INTEGER NOT NULL
 );
 CREATE INDEX notifications_by_time ON notifications (stream, timestamp);
 CREATE INDEX notifications_by_seq ON notifications (stream, seq);
 """
 
-_COMMIT_COLUMNS = "revision, datastore, timestamp, user, kind, payload, label"
+# Per table: the row's key (for messages) and the columns its crc covers, text
+# as stored bytes (damaged UTF-8 must reach the checksum, not fail to decode).
+_CHECKED: dict[str, tuple[str, str]] = {
+    "meta": ("key", "CAST(key AS BLOB), CAST(value AS BLOB)"),
+    "commits": ("revision", "revision, CAST(datastore AS BLOB), timestamp, CAST(user AS BLOB),"
+                " CAST(kind AS BLOB), CAST(label AS BLOB), CAST(payload AS BLOB)"),
+    "snapshots": ("quote(datastore) || '@' || revision",
+                  "CAST(datastore AS BLOB), revision, CAST(content AS BLOB)"),
+    "oper": ("quote(owner) || ' ' || quote(key)",
+             "CAST(owner AS BLOB), CAST(key AS BLOB), CAST(content AS BLOB)"),
+    "notifications": ("seq", "seq, CAST(stream AS BLOB), timestamp, CAST(content AS BLOB)"),
+}
+
+_COMMIT_COLUMNS = "revision, datastore, timestamp, user, kind, payload, label, crc"
 
 # Errors the sqlite3 module raises: its own, plus text or integers it cannot bind.
 _DB_ERRORS = (sqlite3.Error, UnicodeEncodeError, OverflowError)
 
 
-@contextmanager
-def _checked(action: str) -> Iterator[None]:
-    """Turn a SQLite failure during ``action`` into :class:`OperationFailed`."""
-    try:
-        yield
-    except _DB_ERRORS as exc:
-        raise OperationFailed(f"storage: cannot {action}: {exc}") from exc
+def _crc(*fields: object) -> int:
+    """CRC-32 of a row's fields: text as UTF-8 bytes, numbers by repr."""
+    h = 0
+    for f in fields:
+        if isinstance(f, bytes):
+            data = f
+        elif isinstance(f, int | float):
+            data = repr(f).encode()
+        else:
+            data = str(f).encode("utf-8", "surrogatepass")
+        h = zlib.crc32(data, h)
+        h = zlib.crc32(b"\x00", h)
+    return h
 
 
-def _commit(row: tuple[Any, ...]) -> CommitRecord:
-    revision, datastore, timestamp, user, kind, payload, label = row
-    return CommitRecord(
-        revision=int(revision), datastore=str(datastore), timestamp=float(timestamp),
-        user=str(user), kind=str(kind), payload=str(payload), label=str(label),
-    )
+def _errorcode(exc: BaseException) -> int:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else -1
 
 
-def _snapshot(row: tuple[Any, ...] | None) -> Snapshot | None:
+def _snapshot(row: tuple[Any, ...] | None) -> tuple[Snapshot, int] | None:
     if row is None:
         return None
-    return Snapshot(datastore=str(row[0]), revision=int(row[1]), content=str(row[2]))
+    return Snapshot(datastore=str(row[0]), revision=int(row[1]), content=str(row[2])), row[3]
 
 
 class SqliteStorage:
@@ -125,16 +159,60 @@ class SqliteStorage:
         self._until_prune: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
         self._batch_depth = 0
-        with _checked(f"open {self._path!r}"):
+        self._batch_lost: NfoError | None = None
+        action = f"open {self._path!r}"
+        with self._checked(action):
+            try:
+                created = self._create_if_missing()
+            except OSError as e:
+                raise OperationFailed(f"storage: cannot {action}: {e}") from e
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             try:
-                self._setup(conn)
+                conn.create_function("nfo_crc", -1, _crc, deterministic=True)
+                self._setup(conn, check=not created)
             except BaseException:
                 conn.close()
                 raise
         self._conn = conn
 
-    def _setup(self, conn: sqlite3.Connection) -> None:
+    def _in_memory(self) -> bool:
+        return self._path == ":memory:" or self._path.startswith("file:")
+
+    def _create_if_missing(self) -> bool:
+        """Create a missing database whole: built as ``<path>.new`` and renamed into
+        place, so that ``<path>`` exists only complete.  True if it was created."""
+        if self._in_memory():
+            return True
+        if os.path.exists(self._path):
+            if os.path.getsize(self._path) == 0:
+                raise self._corrupt("the file is empty")
+            return False
+        tmp = self._path + ".new"
+        for leftover in (tmp, tmp + "-journal", tmp + "-wal", tmp + "-shm"):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._path)
+        fsync_dir(os.path.dirname(os.path.abspath(self._path)))
+        return True
+
+    def _setup(self, conn: sqlite3.Connection, *, check: bool) -> None:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
         if mode not in ("wal", "memory"):
@@ -142,6 +220,10 @@ class SqliteStorage:
                 f"storage: {self._path!r} cannot use write-ahead logging (journal_mode {mode})"
             )
         conn.execute("PRAGMA synchronous = FULL")
+        if check:
+            problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]
+            if problems != ["ok"]:
+                raise self._corrupt("; ".join(problems))
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -158,14 +240,78 @@ class SqliteStorage:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                for table, (_, columns) in _CHECKED.items():
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL"
+                                 " DEFAULT 0")
+                    conn.execute(f"UPDATE {table} SET crc = nfo_crc({columns})")
+            elif check:
+                self._verify_rows(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
 
+    def _verify_rows(self, conn: sqlite3.Connection) -> None:
+        """Every row against its checksum."""
+        for table, (key, columns) in _CHECKED.items():
+            bad = [str(r[0]) for r in conn.execute(
+                f"SELECT {key} FROM {table} WHERE crc != nfo_crc({columns}) LIMIT 5")]
+            if bad:
+                raise self._corrupt(f"{table} {', '.join(bad)} do not match their checksums")
+
     # -- plumbing -------------------------------------------------------------
+
+    def _corrupt(self, detail: str) -> StorageCorrupt:
+        name = os.path.basename(self._path)
+        return StorageCorrupt(
+            f"storage: cannot open {self._path}: it is damaged ({detail}); nfo will not "
+            f"serve from it. Stop nfo and restore the state directory from a backup, or "
+            f"move {name} and {name}-wal aside to start with an empty datastore "
+            f"('sqlite3 {name} .recover' may salvage data)")
+
+    def _failure(self, action: str, exc: BaseException) -> NfoError:
+        code = _errorcode(exc)
+        if code == sqlite3.SQLITE_FULL:
+            return StorageFull(
+                f"storage: cannot {action}: the disk holding {self._path} is full; nothing "
+                "was changed (free some space and retry)")
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or \
+                str(exc).startswith("Could not decode to UTF-8"):
+            return self._corrupt(str(exc))
+        return OperationFailed(f"storage: cannot {action}: {exc}")
+
+    @contextmanager
+    def _checked(self, action: str) -> Iterator[None]:
+        """Turn a SQLite failure during ``action`` into an :class:`NfoError`."""
+        try:
+            yield
+        except _DB_ERRORS as exc:
+            raise self._failure(action, exc) from exc
+
+    def _check_row(self, what: str, crc: object, *fields: object) -> None:
+        if crc != _crc(*fields):
+            raise self._corrupt(f"{what} does not match its checksum")
+
+    def _commit(self, row: tuple[Any, ...]) -> CommitRecord:
+        revision, datastore, timestamp, user, kind, payload, label, crc = row
+        self._check_row(f"commit {revision}", crc, revision, datastore, timestamp, user, kind,
+                        label, payload)
+        return CommitRecord(
+            revision=int(revision), datastore=str(datastore), timestamp=float(timestamp),
+            user=str(user), kind=str(kind), payload=str(payload), label=str(label),
+        )
+
+    def _checked_snapshot(self, row: tuple[Any, ...] | None) -> Snapshot | None:
+        found = _snapshot(row)
+        if found is None:
+            return None
+        snap, crc = found
+        self._check_row(f"snapshot {snap.datastore}@{snap.revision}", crc, snap.datastore,
+                        snap.revision, snap.content)
+        return snap
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -177,7 +323,9 @@ class SqliteStorage:
         """Group the writes inside into one durable transaction (group commit).
 
         Each write inside runs in its own savepoint, so one failing write is
-        undone alone; the rest become durable together when the block ends.
+        undone alone; the rest become durable together when the block ends.  If
+        SQLite had to roll back the whole transaction (a full disk can do that),
+        every later write inside fails and so does the block.
         """
         conn = self._connection()
         if self._batch_depth:
@@ -187,11 +335,14 @@ class SqliteStorage:
             finally:
                 self._batch_depth -= 1
             return
-        with _checked("grouped writes"):
+        with self._checked("grouped writes"):
             conn.execute("BEGIN IMMEDIATE")
             self._batch_depth = 1
+            self._batch_lost = None
             try:
                 yield
+                if self._batch_lost is not None:
+                    raise self._batch_lost
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -200,24 +351,32 @@ class SqliteStorage:
                 raise
             finally:
                 self._batch_depth = 0
+                self._batch_lost = None
 
     @contextmanager
     def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic (and, for writes, durable) transaction around the block."""
         conn = self._connection()
         if self._batch_depth:
-            with _checked(action):
+            if self._batch_lost is not None:
+                raise self._batch_lost
+            with self._checked(action):
                 conn.execute("SAVEPOINT nfo_write")
                 try:
                     yield conn
                     conn.execute("RELEASE nfo_write")
-                except BaseException:
+                except BaseException as exc:
+                    if not conn.in_transaction:
+                        self._batch_lost = (self._failure(action, exc)
+                                            if isinstance(exc, _DB_ERRORS) else
+                                            OperationFailed(f"storage: cannot {action}: the "
+                                                            "grouped writes were rolled back"))
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK TO nfo_write")
                         conn.execute("RELEASE nfo_write")
                     raise
             return
-        with _checked(action):
+        with self._checked(action):
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
@@ -232,7 +391,7 @@ class SqliteStorage:
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
         """A single-statement read, which SQLite runs in its own implicit transaction."""
         conn = self._connection()
-        with _checked(action):
+        with self._checked(action):
             yield conn
 
     @staticmethod
@@ -252,7 +411,7 @@ class SqliteStorage:
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with _checked("close the database"):
+            with self._checked("close the database"):
                 conn.close()
 
     # -- commits and snapshots ------------------------------------------------
@@ -261,15 +420,15 @@ class SqliteStorage:
         with self._transaction("load the stored state", write=False) as conn:
             snapshots: dict[str, Snapshot] = {}
             for row in conn.execute(
-                "SELECT s.datastore, s.revision, s.content FROM snapshots AS s"
+                "SELECT s.datastore, s.revision, s.content, s.crc FROM snapshots AS s"
                 " WHERE s.revision = (SELECT MAX(revision) FROM snapshots"
                 "                     WHERE datastore = s.datastore)"
             ):
-                snap = _snapshot(row)
+                snap = self._checked_snapshot(row)
                 assert snap is not None
                 snapshots[snap.datastore] = snap
             commits = [
-                _commit(row) for row in conn.execute(
+                self._commit(row) for row in conn.execute(
                     f"SELECT {_COMMIT_COLUMNS} FROM commits AS c"
                     " WHERE c.revision > COALESCE((SELECT MAX(revision) FROM snapshots"
                     "                              WHERE datastore = c.datastore), -1)"
@@ -284,14 +443,15 @@ class SqliteStorage:
         label: str = "",
     ) -> CommitRecord:
         size = len(payload.encode("utf-8", "surrogatepass"))
+        timestamp = float(timestamp)
         with self._transaction(f"append a commit to {datastore!r}") as conn:
-            cursor = conn.execute(
-                "INSERT INTO commits (datastore, timestamp, user, kind, label, size, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (datastore, timestamp, user, kind, label, size, payload),
+            revision = self._last_revision(conn) + 1
+            conn.execute(
+                "INSERT INTO commits (revision, datastore, timestamp, user, kind, label, size,"
+                " payload, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (revision, datastore, timestamp, user, kind, label, size, payload,
+                 _crc(revision, datastore, timestamp, user, kind, label, payload)),
             )
-            revision = cursor.lastrowid
-        assert revision is not None
         return CommitRecord(
             revision=revision, datastore=datastore, timestamp=timestamp, user=user, kind=kind,
             payload=payload, label=label,
@@ -306,9 +466,10 @@ class SqliteStorage:
                     f" 0..{last}, the revisions assigned so far"
                 )
             conn.execute(
-                "INSERT INTO snapshots (datastore, revision, content) VALUES (?, ?, ?)"
-                " ON CONFLICT (datastore, revision) DO UPDATE SET content = excluded.content",
-                (datastore, revision, content),
+                "INSERT INTO snapshots (datastore, revision, content, crc) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (datastore, revision) DO UPDATE SET content = excluded.content,"
+                " crc = excluded.crc",
+                (datastore, revision, content, _crc(datastore, revision, content)),
             )
             conn.execute(
                 "DELETE FROM snapshots WHERE datastore = ?1 AND revision < ("
@@ -341,16 +502,16 @@ class SqliteStorage:
                 " ORDER BY revision DESC LIMIT ?",
                 (datastore, limit),
             ).fetchall()
-        return [_commit(row) for row in rows]
+        return [self._commit(row) for row in rows]
 
     def snapshot_at(self, datastore: str, revision: int) -> Snapshot | None:
         with self._reading(f"read a snapshot of {datastore!r}") as conn:
             row = conn.execute(
-                "SELECT datastore, revision, content FROM snapshots"
+                "SELECT datastore, revision, content, crc FROM snapshots"
                 " WHERE datastore = ? AND revision <= ? ORDER BY revision DESC LIMIT 1",
                 (datastore, revision),
             ).fetchone()
-        return _snapshot(row)
+        return self._checked_snapshot(row)
 
     def commits_between(self, datastore: str, after: int, upto: int) -> list[CommitRecord]:
         with self._reading(f"read the commits of {datastore!r}") as conn:
@@ -359,7 +520,7 @@ class SqliteStorage:
                 " WHERE datastore = ? AND revision > ? AND revision <= ? ORDER BY revision",
                 (datastore, after, upto),
             ).fetchall()
-        return [_commit(row) for row in rows]
+        return [self._commit(row) for row in rows]
 
     # -- operational data -----------------------------------------------------
 
@@ -369,17 +530,20 @@ class SqliteStorage:
                 conn.execute("DELETE FROM oper WHERE owner = ? AND key = ?", (owner, key))
             else:
                 conn.execute(
-                    "INSERT INTO oper (owner, key, content) VALUES (?, ?, ?)"
-                    " ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content",
-                    (owner, key, content),
+                    "INSERT INTO oper (owner, key, content, crc) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,"
+                    " crc = excluded.crc",
+                    (owner, key, content, _crc(owner, key, content)),
                 )
 
     def load_oper(self) -> list[OperRecord]:
         with self._reading("load operational data") as conn:
             rows = conn.execute(
-                "SELECT owner, key, content FROM oper ORDER BY owner, key"
+                "SELECT owner, key, content, crc FROM oper ORDER BY owner, key"
             ).fetchall()
-        return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c in rows]
+        for o, k, c, crc in rows:
+            self._check_row(f"operational record {o} {k}", crc, o, k, c)
+        return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c, _ in rows]
 
     def clear_oper(self, owner: str) -> None:
         with self._transaction(f"clear operational data of {owner!r}") as conn:
@@ -389,11 +553,16 @@ class SqliteStorage:
 
     def append_notification(self, stream: str, timestamp: float, content: str) -> int:
         due = self._until_prune.get(stream, 1) - 1
+        timestamp = float(timestamp)
         with self._transaction(f"log a notification of stream {stream!r}") as conn:
-            seq = conn.execute(
-                "INSERT INTO notifications (stream, timestamp, content) VALUES (?, ?, ?)",
-                (stream, timestamp, content),
-            ).lastrowid
+            row = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").fetchone()
+            seq = (int(row[0]) if row else 0) + 1
+            conn.execute(
+                "INSERT INTO notifications (seq, stream, timestamp, content, crc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (seq, stream, timestamp, content, _crc(seq, stream, timestamp, content)),
+            )
             if due <= 0:
                 conn.execute(
                     "DELETE FROM notifications WHERE stream = ?1 AND seq <= ("
@@ -402,7 +571,6 @@ class SqliteStorage:
                     (stream, self._keep_notifications),
                 )
         self._until_prune[stream] = due if due > 0 else self._prune_every
-        assert seq is not None
         return seq
 
     def notifications(
@@ -432,11 +600,12 @@ class SqliteStorage:
         while True:
             with self._reading(action) as conn:
                 rows = conn.execute(
-                    f"SELECT seq, timestamp, content FROM notifications"
+                    f"SELECT seq, timestamp, content, crc FROM notifications"
                     f" WHERE {where} AND seq <= ? ORDER BY seq LIMIT {_BATCH}",
                     (stream, cursor_seq, *bounds, high),
                 ).fetchall()
-            for seq, timestamp, content in rows:
+            for seq, timestamp, content, crc in rows:
+                self._check_row(f"notification {seq}", crc, seq, stream, timestamp, content)
                 yield NotificationRecord(
                     seq=int(seq), stream=stream, timestamp=float(timestamp), content=str(content)
                 )
@@ -448,13 +617,16 @@ class SqliteStorage:
 
     def get_meta(self, key: str) -> str | None:
         with self._reading(f"read meta {key!r}") as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+            row = conn.execute("SELECT value, crc FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self._check_row(f"meta {key!r}", row[1], key, row[0])
+        return str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction(f"write meta {key!r}") as conn:
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
+                "INSERT INTO meta (key, value, crc) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, crc = excluded.crc",
+                (key, value, _crc(key, value)),
             )
