@@ -74,7 +74,7 @@ class Datastore:
         events = any(m.name == "ietf-netconf-notifications" and m.implemented
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
-        self.group = GroupCommit(storage)
+        self.group = GroupCommit(storage, on_failure=self._oper.reload)
         self.nacm = Nacm(schema, lambda: self._tx.tree("running"))
         """Access control: the rules in running, compiled; its counters."""
         if self.nacm.enforced:

@@ -12,6 +12,7 @@ when it is durable.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,12 +20,17 @@ from nfo.datastore.storage.base import Storage
 
 __all__ = ["GroupCommit"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 
 class GroupCommit:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, on_failure: Callable[[], None] | None = None) -> None:
+        """``on_failure`` runs when a group could not be made durable (a full disk),
+        to undo in memory what its writes did."""
         self.storage = storage
+        self._on_failure = on_failure
         self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self.batches = 0
@@ -53,6 +59,11 @@ class GroupCommit:
                     except Exception as e:  # this write alone fails
                         results.append((fut, False, e))
         except Exception as e:  # the group could not be made durable
+            if self._on_failure is not None:
+                try:
+                    self._on_failure()
+                except Exception:
+                    log.exception("undoing a failed group commit in memory")
             for _, fut in queue:
                 if not fut.done():
                     fut.set_exception(e)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from nfo.datastore.storage.base import Storage
 from nfo.errors import InvalidValue
@@ -58,6 +59,24 @@ class OperStore:
         for t in self.owners.values():
             t.free()
         self.owners.clear()
+        self._keys.clear()
+
+    def reload(self) -> None:
+        """Back to what storage holds, after a write that was not made durable (a full
+        disk): what a failed write changed in memory must not be served."""
+        self.close()
+        self.load()
+
+    @contextmanager
+    def _durably(self) -> Iterator[None]:
+        """The persists inside are one storage transaction; if it fails, memory is
+        reloaded from storage."""
+        try:
+            with self.storage.batch():
+                yield
+        except BaseException:
+            self.reload()
+            raise
 
     def _persist(self, owner: str, tree: Tree, key: str) -> None:
         node = tree.node(key)
@@ -82,15 +101,16 @@ class OperStore:
         if part.is_empty():
             return
         keys = [r.path for top in part.nodes() for r in _record_roots(top)]
-        tree = self.owners.setdefault(owner, Tree(self.schema))
-        if replace:
+        with self._durably():
+            tree = self.owners.setdefault(owner, Tree(self.schema))
+            if replace:
+                for k in keys:
+                    old = tree.node(k)
+                    if old is not None:
+                        tree.remove(old)
+            tree.merge(part)
             for k in keys:
-                old = tree.node(k)
-                if old is not None:
-                    tree.remove(old)
-        tree.merge(part)
-        for k in keys:
-            self._persist(owner, tree, k)
+                self._persist(owner, tree, k)
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""
@@ -100,21 +120,22 @@ class OperStore:
         node = tree.node(path)
         if node is None:
             return False
-        tree.remove(node)
-        for key in list(self._keys.get(owner, ())):
-            if key == path or key.startswith(path + "/") or key.startswith(path + "["):
-                self.storage.put_oper(owner, key, None)
-                self._keys[owner].discard(key)
-            elif path.startswith(key + "/"):
-                self._persist(owner, tree, key)
+        with self._durably():
+            tree.remove(node)
+            for key in list(self._keys.get(owner, ())):
+                if key == path or key.startswith(path + "/") or key.startswith(path + "["):
+                    self.storage.put_oper(owner, key, None)
+                    self._keys[owner].discard(key)
+                elif path.startswith(key + "/"):
+                    self._persist(owner, tree, key)
         return True
 
     def clear(self, owner: str) -> None:
+        self.storage.clear_oper(owner)
         tree = self.owners.pop(owner, None)
         if tree is not None:
             tree.free()
         self._keys.pop(owner, None)
-        self.storage.clear_oper(owner)
 
     def provide(self, path: str, provider: OperProvider) -> None:
         """Register data computed when it is read (sysrepo's operational get

@@ -335,10 +335,16 @@ class Transactions:
     def _after_commit(self, ds: str, rec: CommitRecord) -> None:
         self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
         self._last_revision = max(self._last_revision, rec.revision)
-        count, size = self._storage.since_snapshot(ds)
-        if count >= self._settings.snapshot_every_commits or size >= max(
-                self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0)):
-            self.snapshot(ds)
+        try:
+            count, size = self._storage.since_snapshot(ds)
+            if count >= self._settings.snapshot_every_commits or size >= max(
+                    self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0)):
+                self.snapshot(ds)
+        except NfoError as e:
+            # The commit is durable and applied: a snapshot only shortens the replay
+            # on start, and the next commit tries again.
+            log.warning("commit %d of %s is durable, but no snapshot was written: %s",
+                        rec.revision, ds, e)
 
     def _config_change(self, ds: str, writer: Writer, changes: list[Change],
                        work: Tree) -> Checked | None:

@@ -322,20 +322,21 @@ class SqliteStorage:
     def batch(self) -> Iterator[None]:
         """Group the writes inside into one durable transaction (group commit).
 
-        Each write inside runs in its own savepoint, so one failing write is
-        undone alone; the rest become durable together when the block ends.  If
-        SQLite had to roll back the whole transaction (a full disk can do that),
-        every later write inside fails and so does the block.
+        Each write inside (and each nested batch) runs in its own savepoint, so one
+        failing write is undone alone; the rest become durable together when the
+        block ends.  If SQLite had to roll back the whole transaction (a full disk
+        can do that), every later write inside fails and so does the block.
         """
         conn = self._connection()
         if self._batch_depth:
-            self._batch_depth += 1
-            try:
-                yield
-            finally:
-                self._batch_depth -= 1
+            with self._transaction("make the writes durable"):
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
             return
-        with self._checked("grouped writes"):
+        with self._checked("make the writes durable"):
             conn.execute("BEGIN IMMEDIATE")
             self._batch_depth = 1
             self._batch_lost = None
@@ -366,11 +367,12 @@ class SqliteStorage:
                     yield conn
                     conn.execute("RELEASE nfo_write")
                 except BaseException as exc:
-                    if not conn.in_transaction:
-                        self._batch_lost = (self._failure(action, exc)
-                                            if isinstance(exc, _DB_ERRORS) else
-                                            OperationFailed(f"storage: cannot {action}: the "
-                                                            "grouped writes were rolled back"))
+                    if not conn.in_transaction and self._batch_lost is None:
+                        self._batch_lost = (
+                            exc if isinstance(exc, NfoError) else
+                            self._failure(action, exc) if isinstance(exc, _DB_ERRORS) else
+                            OperationFailed(f"storage: cannot {action}: the grouped writes "
+                                            "were rolled back"))
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK TO nfo_write")
                         conn.execute("RELEASE nfo_write")
