@@ -11,8 +11,9 @@
  *   - log the lines written to FSSHIM_MARKS (the writer's BEGIN/ACK markers)
  *     into the same sequence, so a cut knows what was acknowledged before it;
  *   - fail writes with ENOSPC while the file FSSHIM_ENOSPC exists ("disk
- *     full"); if that file contains "fsync", fsync/fdatasync fail with EIO
- *     instead (the write itself went to the page cache).
+ *     full"); if that file contains "fsync", writes succeed (into the page
+ *     cache) and fsync/fdatasync fail with EIO instead ("fsync-once": the
+ *     next one only, then the shim removes the file).
  *
  * Record format (little endian): u8 type, 3 pad bytes, u32 payload length,
  * payload.  Types: 'O' open (u64 ino, u8 created, u8 is_dir, u8 trunc, path),
@@ -195,18 +196,17 @@ static int is_shm(const char *abs) {
     return n > 4 && strcmp(abs + n - 4, "-shm") == 0;
 }
 
-static int disk_full(void) {
-    return enospc_flag[0] && access(enospc_flag, F_OK) == 0;
-}
-
-static int fsync_fails(void) {
-    if (!disk_full()) return 0;
-    char buf[16] = {0};
+/* 0: normal; 1: the disk is full (writes fail with ENOSPC); 2: fsync fails with EIO
+ * (3: this once, and the flag file is removed). */
+static int fault(void) {
+    if (!enospc_flag[0]) return 0;
     int fd = r_open(enospc_flag, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
+    char buf[16] = {0};
     ssize_t n = read(fd, buf, sizeof buf - 1);
     r_close(fd);
-    return n >= 5 && strncmp(buf, "fsync", 5) == 0;
+    if (n >= 10 && strncmp(buf, "fsync-once", 10) == 0) return 3;
+    return n >= 5 && strncmp(buf, "fsync", 5) == 0 ? 2 : 1;
 }
 
 static int tracked(int fd) {
@@ -309,7 +309,7 @@ static void log_write(int fd, off_t offset, const void *buf, ssize_t n) {
 }
 
 static int refuse_write(int fd) {
-    if (fds[fd].kind == K_FILE && !fds[fd].shm && disk_full()) {
+    if (fds[fd].kind == K_FILE && !fds[fd].shm && fault() == 1) {
         errno = ENOSPC;
         return 1;
     }
@@ -377,7 +377,9 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) {
 static int do_sync(int (*real)(int), int fd) {
     RESOLVED();
     if (!tracked(fd) || fds[fd].kind == K_MARKS) return real(fd);
-    if (fds[fd].kind == K_FILE && !fds[fd].shm && fsync_fails()) {
+    int f = fds[fd].kind == K_FILE && !fds[fd].shm ? fault() : 0;
+    if (f == 3) r_unlink(enospc_flag);
+    if (f >= 2) {
         errno = EIO;
         return -1;
     }
@@ -397,7 +399,7 @@ static int do_truncate(int (*real)(int, off_t), int fd, off_t length) {
     RESOLVED();
     if (!tracked(fd) || fds[fd].kind != K_FILE) return real(fd, length);
     struct stat st;
-    if (!fds[fd].shm && fstat(fd, &st) == 0 && length > st.st_size && disk_full()) {
+    if (!fds[fd].shm && fstat(fd, &st) == 0 && length > st.st_size && fault() == 1) {
         errno = ENOSPC;
         return -1;
     }

@@ -285,3 +285,45 @@ async def test_operational_data_that_finds_the_disk_full_is_not_served(
         assert {o: _oper(ds, o) for o in ("o", "w")} == before
     finally:
         await ds.close()
+
+
+FSYNC_CHILD = """
+import os, signal, sys
+from nfo.datastore.storage import SqliteStorage
+db, flag, fault = sys.argv[1:4]
+s = SqliteStorage(db)
+s.append_commit("running", 1.0, "u", "edit", "acknowledged")
+with open(flag, "w") as f:
+    f.write(fault)
+try:
+    s.append_commit("running", 2.0, "u", "edit", "failed")
+except Exception as e:
+    print(type(e).__name__, e, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("fault", ["fsync-once", "fsync"])
+def test_a_commit_whose_fsync_failed_does_not_come_back(tmp_path: Path, shim_lib: Path,
+                                                        fault: str) -> None:
+    """SQLite replays every whole commit it finds in the WAL, and a commit whose fsync
+    failed is usually there: a crash before the next write brought it back, though the
+    client was told it failed.  Now a small write takes its place at once; while the
+    disk still fails, the error says the write may yet show up."""
+    state, flag = tmp_path / "state", tmp_path / "flag"
+    state.mkdir()
+    run = subprocess.run([sys.executable, "-c", FSYNC_CHILD, str(state / "nfo.db"), str(flag),
+                          fault], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env=fsshim.environment(shim_lib, state, enospc=flag))
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert run.stdout.startswith("OperationFailed operation-failed: storage: cannot append a "
+                                 "commit to 'running': disk I/O error; "), run.stdout
+    flag.unlink(missing_ok=True)
+    with SqliteStorage(state / "nfo.db") as s:
+        payloads = [c.payload for c in s.history("running")]
+    if fault == "fsync-once":
+        assert "nothing was changed" in run.stdout
+        assert payloads == ["acknowledged"]
+    else:
+        assert "may still have reached the disk" in run.stdout
+        assert payloads[-1] == "acknowledged"

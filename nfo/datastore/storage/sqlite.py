@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -102,6 +103,9 @@ _CHECKED: dict[str, tuple[str, str]] = {
              "CAST(owner AS BLOB), CAST(key AS BLOB), CAST(content AS BLOB)"),
     "notifications": ("seq", "seq, CAST(stream AS BLOB), timestamp, CAST(content AS BLOB)"),
 }
+
+_IO_ERROR_KEY = "storage-io-error"
+"""Meta key written after an I/O error to supersede a commit that may be on disk."""
 
 _COMMIT_COLUMNS = "revision, datastore, timestamp, user, kind, payload, label, crc"
 
@@ -272,7 +276,7 @@ class SqliteStorage:
             f"move {name} and {name}-wal aside to start with an empty datastore "
             f"('sqlite3 {name} .recover' may salvage data)")
 
-    def _failure(self, action: str, exc: BaseException) -> NfoError:
+    def _failure(self, action: str, exc: BaseException, *, write: bool = False) -> NfoError:
         code = _errorcode(exc)
         if code == sqlite3.SQLITE_FULL:
             return StorageFull(
@@ -281,15 +285,44 @@ class SqliteStorage:
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or \
                 str(exc).startswith("Could not decode to UTF-8"):
             return self._corrupt(str(exc))
+        if code == sqlite3.SQLITE_IOERR and write and not self._batch_depth:
+            if self._settle():
+                return OperationFailed(f"storage: cannot {action}: {exc}; nothing was changed")
+            return OperationFailed(
+                f"storage: cannot {action}: {exc}; this write may still have reached the "
+                "disk: until a later write succeeds, a restart may find it applied")
         return OperationFailed(f"storage: cannot {action}: {exc}")
 
+    def _settle(self) -> bool:
+        """After an I/O error while committing (a failed fsync), the commit's WAL frames
+        may be on disk, and SQLite replays every whole commit it finds there: a crash
+        now would bring back a write reported as failed.  A small durable write takes
+        the place of those frames; True once it has."""
+        conn = self._conn
+        if conn is None or conn.in_transaction:
+            return False
+        value = repr(time.time())
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO meta (key, value, crc) VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value, crc = excluded.crc",
+                (_IO_ERROR_KEY, value, _crc(_IO_ERROR_KEY, value)))
+            conn.execute("COMMIT")
+        except _DB_ERRORS:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            return False
+        return True
+
     @contextmanager
-    def _checked(self, action: str) -> Iterator[None]:
+    def _checked(self, action: str, *, write: bool = False) -> Iterator[None]:
         """Turn a SQLite failure during ``action`` into an :class:`NfoError`."""
         try:
             yield
         except _DB_ERRORS as exc:
-            raise self._failure(action, exc) from exc
+            raise self._failure(action, exc, write=write) from exc
 
     def _check_row(self, what: str, crc: object, *fields: object) -> None:
         if crc != _crc(*fields):
@@ -336,7 +369,7 @@ class SqliteStorage:
                 finally:
                     self._batch_depth -= 1
             return
-        with self._checked("make the writes durable"):
+        with self._checked("make the writes durable", write=True):
             conn.execute("BEGIN IMMEDIATE")
             self._batch_depth = 1
             self._batch_lost = None
@@ -378,7 +411,7 @@ class SqliteStorage:
                         conn.execute("RELEASE nfo_write")
                     raise
             return
-        with self._checked(action):
+        with self._checked(action, write=write):
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
