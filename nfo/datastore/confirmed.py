@@ -1,11 +1,12 @@
 """The confirmed commit (RFC 6241 section 8.4) as one state machine.
 
 A confirmed commit commits the candidate but keeps what running was before it: saved in
-storage meta, so it survives a restart.  It is then pending until a confirming commit
-(from its session, or from any session giving its persist-id when it was given
-``persist``) makes it final.  The timeout, cancel-commit, the end of its session (unless
-persistent) or a restart revert running to the saved content, as a new commit by the
-server itself.  Every step is reported as an RFC 6470 netconf-confirmed-commit event.
+storage meta, in the commit's own storage transaction, so it survives a restart.  It is
+then pending until a confirming commit (from its session, or from any session giving its
+persist-id when it was given ``persist``) makes it final.  The timeout, cancel-commit,
+the end of its session (unless persistent) or a restart revert running to the saved
+content, as a new commit by the server itself.  Every step is reported as an RFC 6470
+netconf-confirmed-commit event.
 """
 
 from __future__ import annotations
@@ -31,6 +32,26 @@ log = logging.getLogger(__name__)
 
 _META = "confirmed-commit"
 _SERVER = Writer(None, "nfo")
+
+
+class _MetaWrite:
+    """The stored record of a pending confirmed commit, written (or cleared, with "")
+    in the storage transaction of the commit that starts or ends it, so that a failed
+    write leaves neither without the other; or alone, when no commit was needed."""
+
+    def __init__(self, storage: Storage, value: str | None) -> None:
+        self._storage = storage
+        self._value = value
+        self._written = value is None
+
+    def __call__(self) -> None:
+        if self._value is not None:
+            self._storage.set_meta(_META, self._value)
+        self._written = True
+
+    def unless_written(self) -> None:
+        if not self._written:
+            self()
 
 
 @dataclass
@@ -99,21 +120,24 @@ class ConfirmedCommit:
         elif persist_id is not None:
             raise InvalidValue("no confirmed commit is pending for that persist-id")
         fresh = confirmed and p is None
+        record: str | None = None
         if fresh:
             before = self._tx.info("running").revision
             content = self._tx.tree("running").print(Fmt.JSON)
-            self._storage.set_meta(_META, json.dumps({"revision_before": before,
-                                                      "content": content}))
+            record = json.dumps({"revision_before": before, "content": content})
             p = self._pending = _Pending(before, content, None if persist else by.session_id,
                                          persist)
+        elif p is not None and not confirmed:
+            record = ""  # the confirming commit ends it
+        meta = _MetaWrite(self._storage, record)
         try:
             changes = await self._tx.commit_candidate(
                 by, "confirmed commit" if confirmed else "commit", if_revision=if_revision,
-                precondition=precondition)
+                precondition=precondition, also=meta)
+            meta.unless_written()
         except BaseException:
             if fresh:
                 self._pending = None
-                self._storage.set_meta(_META, "")
             raise
         if p is not None:
             if p.timer is not None:
@@ -126,7 +150,6 @@ class ConfirmedCommit:
                 self._event("start" if fresh else "extend", by, timeout)
             else:
                 self._pending = None
-                self._storage.set_meta(_META, "")
                 self._event("complete", by)
         return changes
 
@@ -155,16 +178,17 @@ class ConfirmedCommit:
             p.timer.cancel()
             p.timer = None
         self._pending = None
+        meta = _MetaWrite(self._storage, "")
         try:
             with Tree.parse(self._schema, p.content, Fmt.JSON) as before:
                 await self._tx.transact(_SERVER, "running", [(before, "replace")],
                                         label=f"rollback to {p.revision_before}: {why}",
-                                        system=True)
+                                        system=True, also=meta)
+            meta.unless_written()
         except BaseException:
             log.exception("could not revert the confirmed commit (%s); it stays pending", why)
             self._pending = p
             raise
-        self._storage.set_meta(_META, "")
         self._candidate.reset()
         self._event(event, by)
 

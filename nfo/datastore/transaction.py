@@ -187,19 +187,23 @@ class Transactions:
         system: bool = False,
         if_revision: int | None = None,
         precondition: Precondition | None = None,
+        also: Callable[[], None] | None = None,
     ) -> list[Change]:
-        """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks."""
+        """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks.
+        ``also`` makes more storage writes in the commit's own storage transaction
+        (not called when nothing is committed)."""
         if not system:
             self._locks.check_writable(writer.session_id, ds)
         async with self._lock:
             return await self._transact_locked(writer, ds, edits, test_only=test_only,
                                                validate=validate, label=label, system=system,
                                                if_revision=if_revision,
-                                               precondition=precondition)
+                                               precondition=precondition, also=also)
 
     async def commit_candidate(self, writer: Writer, label: str = "", *,
                                if_revision: int | None = None,
-                               precondition: Precondition | None = None) -> list[Change]:
+                               precondition: Precondition | None = None,
+                               also: Callable[[], None] | None = None) -> list[Change]:
         """Commit the candidate to running (preconditions on running) and reset it."""
         async with self._lock:
             self.check_precondition("running", if_revision, precondition)
@@ -210,7 +214,7 @@ class Transactions:
             trees, edits = c.commit_edits(self._schema, self._info["running"].revision)
             try:
                 changes = await self._transact_locked(writer, "running", edits,
-                                                      label=label or "commit")
+                                                      label=label or "commit", also=also)
             finally:
                 for t in trees:
                     t.free()
@@ -229,6 +233,7 @@ class Transactions:
         system: bool = False,
         if_revision: int | None = None,
         precondition: Precondition | None = None,
+        also: Callable[[], None] | None = None,
     ) -> list[Change]:
         if not system:
             self._locks.check_writable(writer.session_id, ds)
@@ -261,7 +266,7 @@ class Transactions:
                 return changes
             with self._locks.committing(ds, writer.session_id):
                 rec = await self._commit(ds, work, edits, changes, writer.user, label, plan,
-                                         self._config_change(ds, writer, changes, work))
+                                         self._config_change(ds, writer, changes, work), also)
         except BaseException:
             work.free()
             raise
@@ -270,16 +275,19 @@ class Transactions:
 
     async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
                       changes: list[Change], user: str, label: str,
-                      plan: Plan | None, event: Checked | None = None) -> CommitRecord:
+                      plan: Plan | None, event: Checked | None = None,
+                      also: Callable[[], None] | None = None) -> CommitRecord:
         try:
-            return await self._commit_with(ds, work, edits, changes, user, label, plan, event)
+            return await self._commit_with(ds, work, edits, changes, user, label, plan, event,
+                                           also)
         finally:
             if event is not None:
                 event.discard()
 
     async def _commit_with(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
                            changes: list[Change], user: str, label: str,
-                           plan: Plan | None, event: Checked | None) -> CommitRecord:
+                           plan: Plan | None, event: Checked | None,
+                           also: Callable[[], None] | None) -> CommitRecord:
         rev = self._last_revision + 1
         called: list[tuple[ChangeSubscription, list[Change]]] = []
         for sub in self._subscribers(ds):
@@ -305,6 +313,8 @@ class Transactions:
                 rec = self._storage.append_commit(ds, time.time(), user, "edit", payload, label)
                 if event is not None:
                     logged = self._notifications.log(event)
+                if also is not None:
+                    also()
         except Exception:
             for s, m in called:
                 s.post(ChangeEvent("abort", ds, rev, user, m))

@@ -197,6 +197,10 @@ class FullStorage(SqliteStorage):
         self._full("put_oper")
         super().put_oper(owner, key, content)
 
+    def set_meta(self, key: str, value: str) -> None:
+        self._full("set_meta")
+        super().set_meta(key, value)
+
 
 @pytest.fixture
 def schema() -> Schema:
@@ -226,6 +230,41 @@ async def test_a_commit_whose_snapshot_finds_the_disk_full_is_still_acknowledged
     ds = Datastore.open(schema, SqliteStorage(tmp_path / "nfo.db"))
     try:
         assert _items(ds) == ["a", "b"]
+    finally:
+        await ds.close()
+
+
+def item(name: str) -> str:
+    return json.dumps({"nfo-test:top": {"item": [{"name": name}]}})
+
+
+async def test_a_confirming_commit_that_finds_the_disk_full_changes_nothing(
+        tmp_path: Path, schema: Schema) -> None:
+    """The pending confirmed commit's record is written and cleared in the commit's own
+    storage transaction.  Before, a confirming commit was applied, then clearing the
+    record failed: the client got an error, and the next restart reverted the confirmed
+    commit and every commit acknowledged after it."""
+    storage = FullStorage(tmp_path / "nfo.db")
+    ds = Datastore.open(schema, storage)
+    try:
+        s = ds.internal_session("t")
+        await s.edit("candidate", item("a"), "json")
+        await s.commit(confirmed=True, timeout=3600)
+        await s.edit("candidate", item("b"), "json")
+        storage.full = {"set_meta"}
+        with pytest.raises(StorageFull):
+            await s.commit()
+        assert _items(ds) == ["a"]
+        storage.full = set()
+        await s.commit()
+        assert _items(ds) == ["a", "b"]
+        await s.edit("running", item("c"), "json")
+    finally:
+        await ds.close()
+    ds = Datastore.open(schema, SqliteStorage(tmp_path / "nfo.db"))
+    try:
+        await ds.start()
+        assert _items(ds) == ["a", "b", "c"]
     finally:
         await ds.close()
 
