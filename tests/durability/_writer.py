@@ -9,7 +9,9 @@ Opens STATE with ``nfo.cli.serve.open_datastore`` (as ``nfo serve`` does), print
 Ops: ``create NAME PORT``, ``modify NAME ADMIN DESCRIPTION``, ``delete NAME``,
 ``bulk NAME:PORT,...`` (one edit), ``drop NAME,NAME`` (one edit), ``oper NAME STEP``
 (operational push of owner ``wm``), ``startup`` (copy-config running to startup),
-``snapshot`` (of running), ``reopen`` (close the datastore and open it again).
+``snapshot`` (of running), ``reopen`` (close the datastore and open it again),
+``confirm-start NAME PORT`` (a confirmed commit creating NAME) always followed by
+``confirm-end`` (the confirming commit).
 Instance names start with PREFIX, so that chained runs never reuse one.
 
 Under fsshim (LD_PRELOAD) every write, fsync and marker lands in one log; the
@@ -105,6 +107,20 @@ class Writer:
             self.mark("BEGIN snapshot")
             ds.snapshot("running")
             self.mark(f"ACK {ds.info('running').revision} snapshot")
+            return
+        if roll < 0.06 and self.names:
+            # a confirmed commit, then its confirmation: a power cut between the two
+            # leaves it unconfirmed, and the restart reverts it
+            name, port = self._name(), str(rng.randrange(1, 65536))
+            await s.edit("candidate", doc(instance(name, port)), "json")
+            self.mark(f"BEGIN confirm-start {name} {port}")
+            await s.commit(confirmed=True, timeout=3600)
+            self.mark(f"ACK {ds.info('running').revision} confirm-start {name} {port}")
+            self.mark("BEGIN confirm-end")
+            await s.commit()
+            self.mark(f"ACK {ds.info('running').revision} confirm-end")
+            self.names.append(name)
+            self.admin[name] = "enabled"
             return
         if roll < 0.10:
             self.mark("BEGIN startup")

@@ -62,15 +62,28 @@ class PowerLossFailure(AssertionError):
 
 @dataclass(frozen=True)
 class Model:
-    """The writer's data: running's instances, owner wm's oper steps, startup's instances."""
+    """The writer's data: running's instances, owner wm's oper steps, startup's instances;
+    with a confirmed commit pending, running's instances before it."""
 
     running: dict[str, Instance] = field(default_factory=dict)
     oper: dict[str, int] = field(default_factory=dict)
     startup: dict[str, Instance] = field(default_factory=dict)
+    pending: dict[str, Instance] | None = None
+
+    def restarted(self) -> Model:
+        """As a restart leaves it: a pending confirmed commit reverted."""
+        if self.pending is None:
+            return self
+        return replace(self, running=self.pending, pending=None)
 
     def apply(self, op: list[str]) -> Model:
         kind = op[0]
         running = dict(self.running)
+        if kind == "confirm-start":
+            running[op[1]] = {"port": op[2], "admin": "enabled", "desc": None}
+            return replace(self, running=running, pending=self.running)
+        if kind == "confirm-end":
+            return replace(self, pending=None)
         if kind == "create":
             running[op[1]] = {"port": op[2], "admin": "enabled", "desc": None}
         elif kind == "bulk":
@@ -183,14 +196,18 @@ def expect(base: Model, events: list[Event], k: int) -> Expectation:
             if op != inflight:
                 raise ValueError(f"ACK {op} without its BEGIN")
             model = model.apply(op)
-            if op[0] in ("create", "bulk", "modify", "delete", "drop", "reopen"):
+            if op[0] in ("create", "bulk", "modify", "delete", "drop", "reopen",
+                         "confirm-start", "confirm-end"):
                 rev = int(rest[0])
             inflight = None
             acked += 1
     cands = [model]
     if inflight is not None:
         cands.append(model.apply(inflight))
-    return Expectation(cands, rev, " ".join(inflight) if inflight else None, acked)
+    if model.pending is not None:
+        rev = None  # the restart reverts it with a commit of its own
+    return Expectation([c.restarted() for c in cands], rev,
+                       " ".join(inflight) if inflight else None, acked)
 
 
 # -- one recorded run -------------------------------------------------------------
