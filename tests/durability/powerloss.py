@@ -321,6 +321,8 @@ class Figures:
     recordings: int = 0
     writes_logged: int = 0
     acked: int = 0
+    unsynced: int = 0
+    """Cuts with written but not yet fsynced data in the state directory."""
     modes: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -329,8 +331,9 @@ class Figures:
 
     def summary(self) -> str:
         return (f"{self.iterations} power cuts over {self.recordings} recorded runs "
-                f"({self.writes_logged} logged writes, {self.acked} acknowledged operations "
-                f"checked in total); modes {dict(sorted(self.modes.items()))}; recovered "
+                f"({self.writes_logged} logged writes; {self.unsynced} cuts with unsynced "
+                f"data; {self.acked} acknowledged writes required in total); modes "
+                f"{dict(sorted(self.modes.items()))}; recovered "
                 f"{dict(sorted(self.outcomes.items()))}; failures {len(self.failures)}; "
                 f"recording {self.record_seconds:.0f} s, checking {self.check_seconds:.0f} s")
 
@@ -375,6 +378,7 @@ async def run(*, seed: int, iterations: int, work: Path, lib: Path, ops: int = 1
             where = (f"seed {seed}, run {gen} ({options}), cut {j} at record {k}/"
                      f"{len(rec.records)}, mode {mode}, image seed {image_seed}")
             figures.iterations += 1
+            figures.unsynced += rec.disk.pending_bytes() > 0
             figures.modes[mode] += 1
             figures.acked += exp.acked
             try:

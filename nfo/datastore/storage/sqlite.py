@@ -180,7 +180,7 @@ class SqliteStorage:
         self._conn = conn
 
     def _in_memory(self) -> bool:
-        return self._path == ":memory:" or self._path.startswith("file:")
+        return self._path in (":memory:", "")
 
     def _create_if_missing(self) -> bool:
         """Create a missing database whole: built as ``<path>.new`` and renamed into
@@ -270,8 +270,9 @@ class SqliteStorage:
 
     def _corrupt(self, detail: str) -> StorageCorrupt:
         name = os.path.basename(self._path)
+        what = f"cannot open {self._path}: it" if self._conn is None else self._path
         return StorageCorrupt(
-            f"storage: cannot open {self._path}: it is damaged ({detail}); nfo will not "
+            f"storage: {what} is damaged ({detail}); nfo will not "
             f"serve from it. Stop nfo and restore the state directory from a backup, or "
             f"move {name} and {name}-wal aside to start with an empty datastore "
             f"('sqlite3 {name} .recover' may salvage data)")
