@@ -178,6 +178,7 @@ class Disk:
         self._durable_names: dict[str, int] = {}
         self._pending_ns: dict[str, list[NsOp]] = {}
         self._dir_path: dict[int, str] = {}
+        self._first_name: dict[int, str] = {}
         self._ids = 0
         for dirpath, dirnames, filenames in os.walk(self.root):
             for name in [".", *dirnames, *filenames]:
@@ -192,6 +193,7 @@ class Disk:
                 self._by_ino[st.st_ino] = i
                 self._names[str(p)] = i
                 self._durable_names[str(p)] = i
+                self._first_name[i] = str(p)
         self.fed = 0
 
     def _new(self, is_dir: bool) -> int:
@@ -210,6 +212,7 @@ class Disk:
                 i = self._new(rec.is_dir)
                 self._by_ino[rec.ino] = i
                 self._names[rec.path] = i
+                self._first_name[i] = rec.path
                 self._ns(rec.path, ("link", rec.path, "", i))
             elif rec.ino not in self._by_ino:
                 raise ValueError(f"{rec.path} was opened but neither existed at the start "
@@ -251,7 +254,9 @@ class Disk:
         # 'M' (markers) change nothing on disk
 
     def pending_bytes(self) -> int:
-        return sum(len(op[2]) for n in self._inodes.values() for op in n.pending)
+        """Bytes written and not yet fsynced, the WAL index (``-shm``) left out."""
+        return sum(len(op[2]) for i, n in self._inodes.items() for op in n.pending
+                   if not self._first_name.get(i, "").endswith("-shm"))
 
     def image(self, dest: Path, rng: random.Random, mode: str) -> None:
         """Write one state the directory could be in after a power cut now."""
