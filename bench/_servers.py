@@ -44,7 +44,8 @@ class Server:
 
     @classmethod
     def start(cls, name: str, python: str, state: Path, *, restconf: bool, netconf: bool,
-              yang_dirs: tuple[Path, ...] = (), timeout: float = 120) -> Server:
+              yang_dirs: tuple[Path, ...] = (), timeout: float = 120,
+              env: dict[str, str] | None = None) -> Server:
         state.mkdir(parents=True)
         log = state.parent / f"{state.name}.log"
         args = [python, "-m", "nfo", "--state-dir", str(state), "serve",
@@ -55,7 +56,8 @@ class Server:
         with log.open("wb") as out:
             proc = subprocess.Popen(args, cwd=state, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT,
-                                    env={**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD})
+                                    env={**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD,
+                                         **(env or {})})
         srv = cls(name, python, proc, log)
         deadline = time.monotonic() + timeout
         while True:

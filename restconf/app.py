@@ -213,7 +213,7 @@ class Restconf:
         fmt: Fmt = getattr(request.state, "fmt", Fmt.JSON)
         headers = http_headers(err)
         status = http_status(err)
-        if status >= 500:
+        if status >= 500 and status != 503:  # 503: the connection limits log their own
             log.warning("RESTCONF %s %s failed: %s", request.method, request.url.path, err)
         body = restconf_errors(err, fmt is Fmt.JSON, self.schema.namespace_of)
         return Response(b"" if request.method == "HEAD" else body.encode(), status, headers,

@@ -3,7 +3,8 @@ authentication put together, and served by uvicorn in the orchestrator's event l
 
 :func:`build_app` is the composition (the pieces stay testable on their own);
 :func:`start_server` binds it (loopback unless configured) with TLS when given a
-certificate.
+certificate, accepting connections itself within the limits of
+:mod:`nfo.restconf.connections`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 
 from nfo.datastore import Datastore
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError
-from nfo.restconf.app import create_app
+from nfo.protocol.errors import HttpError
+from nfo.protocol.limits import Listener, Reclaimer
+from nfo.restconf.app import Restconf, create_app
+from nfo.restconf.connections import ConnectionLimits, Connections, GuardedH11Protocol
 from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
 
-__all__ = ["RestconfOptions", "RunningServer", "build_app", "start_server"]
+__all__ = ["ConnectionLimits", "RestconfOptions", "RunningServer", "build_app",
+           "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,8 @@ def build_app(ds: Datastore, *, users: UserStore | None,
 
 @dataclass
 class RestconfOptions:
+    """Where RESTCONF listens, its TLS, and its limits (docs/limits.md)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     tls_cert: Path | None = None
@@ -51,6 +60,7 @@ class RestconfOptions:
     dev_cert: bool = False
     client_ca: Path | None = None
     max_body: int = 4 << 20
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass
@@ -58,39 +68,68 @@ class RunningServer:
     server: uvicorn.Server
     task: asyncio.Task[None]
     scheme: str
+    listener: Listener
+    connections: Connections
 
     @property
     def port(self) -> int:
-        sock = self.server.servers[0].sockets[0]
-        return int(sock.getsockname()[1])
+        return self.listener.port
 
     async def stop(self) -> None:
+        self.listener.close()
+        await self.connections.close()
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
 
 async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
-                       state_dir: Path) -> RunningServer:
-    """Bind and serve RESTCONF in this event loop; returns once listening."""
+                       state_dir: Path, *, reclaimer: Reclaimer | None = None
+                       ) -> RunningServer:
+    """Bind and serve RESTCONF in this event loop; returns once listening.  ``reclaimer``:
+    the process's (``nfo serve`` shares one between its front ends), else one of its own."""
     app = build_app(ds, users=users, max_body=opts.max_body,
                     client_certs=opts.client_ca is not None)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"http": GuardedH11Protocol}
     scheme = "http"
     cert, key = opts.tls_cert, opts.tls_key
     if cert is None and opts.dev_cert:
         cert, key = dev_certificate(state_dir)
     if cert is not None and key is not None:
-        kwargs = uvicorn_ssl_kwargs(cert, key, client_ca=opts.client_ca)
+        kwargs = uvicorn_ssl_kwargs(cert, key, client_ca=opts.client_ca,
+                                    http=GuardedH11Protocol)
         scheme = "https"
     config = uvicorn.Config(app, host=opts.host, port=opts.port, lifespan="off",
-                            log_level="warning", access_log=False, **kwargs)
+                            log_level="warning", access_log=False,
+                            # typed int by uvicorn, used as a delay: fractions work
+                            timeout_keep_alive=opts.limits.keepalive_timeout,  # type: ignore[arg-type]
+                            **kwargs)
+    config.load()
+    try:
+        sockets = Listener.bind(opts.host, opts.port)
+    except OSError as e:
+        raise NfoError(f"RESTCONF could not listen on {opts.host}:{opts.port}: "
+                       f"{e.strerror or e}") from e
     server = uvicorn.Server(config)
-    # nfo serve owns SIGINT/SIGTERM; _serve is serve() without uvicorn's signal capture
-    task = asyncio.get_running_loop().create_task(server._serve(), name="nfo-restconf")
+    # nfo serve owns SIGINT/SIGTERM; _serve is serve() without uvicorn's signal capture.
+    # No sockets for uvicorn: the Listener accepts and hands connections to the table.
+    task = asyncio.get_running_loop().create_task(server._serve(sockets=[]),
+                                                  name="nfo-restconf")
     while not server.started:
         if task.done():
+            for sock in sockets:
+                sock.close()
             task.result()
-            raise NfoError(f"RESTCONF could not listen on {opts.host}:{opts.port}")
+            raise NfoError(f"RESTCONF could not start on {opts.host}:{opts.port}")
         await asyncio.sleep(0.01)
-    return RunningServer(server, task, scheme)
+    restconf: Restconf = app.state.restconf
+
+    def error_reply(request: Request, err: HttpError) -> Response:
+        with contextlib.suppress(HttpError):
+            restconf.reply_format(request)
+        return restconf.error_response(request, err)
+
+    table = Connections(server, opts.limits, error_reply, reclaimer or Reclaimer())
+    listener = Listener("RESTCONF", sockets, table.admit)
+    listener.start()
+    return RunningServer(server, task, scheme, listener, table)

@@ -1,0 +1,259 @@
+"""RESTCONF's connections: bounded in number, and timed while they wait for a request.
+
+Why: uvicorn serves every connection it is given for as long as the client keeps it
+open: its keep-alive timer starts only after a response and any byte cancels it, so a
+connection that never completes a request head (or sends nothing) stays forever, and
+enough of them exhaust the process's file descriptors.  Here (accepting through
+:class:`nfo.protocol.limits.Listener`):
+
+- at most ``max_connections`` connections are served.  A connection beyond makes room
+  by closing the one that has waited longest for a request (an idle keep-alive, a
+  partial request head, a TLS handshake, the rest of a body after an early answer);
+  when every served connection has a request in progress, the new one is answered
+  ``503 Service Unavailable`` with ``Retry-After`` (through the application's one error
+  handler) and closed, and beyond a small reserve of such answers it is closed at once;
+- a request head must be complete within ``header_timeout`` seconds of the
+  connection's start (of its TLS handshake's end) or of the request's first byte, and a
+  TLS handshake must end within that time too;
+- an idle keep-alive connection is closed after ``keepalive_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from nfo.protocol.errors import HttpError
+from nfo.protocol.limits import Reclaimer, Throttled
+
+__all__ = ["ConnectionLimits", "Connections", "GuardedH11Protocol"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """RESTCONF's connection limits (docs/limits.md)."""
+
+    max_connections: int = 256
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 60.0
+    retry_after: int = 1
+    """Seconds, in the Retry-After of a 503."""
+
+    @property
+    def reserve(self) -> int:
+        """Connections answered 503 at the same time, at most; beyond, closed at once."""
+        return max(4, self.max_connections // 8)
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, counted in its :class:`Connections` from the moment its
+    socket is accepted, and timed while it waits for a request; a *refusing* one answers
+    its request with 503 and closes."""
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *,
+                 table: Connections, refusing: bool = False) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._table = table
+        self.refusing = refusing
+        if refusing:
+            self.app = table.refuse
+        self.handshake: asyncio.Task[Any] | None = None
+        """The task connecting the accepted socket (a TLS handshake) until it is done."""
+        self.counted = True
+        self._deadline: asyncio.TimerHandle | None = None
+        self._received = 0
+
+    @property
+    def waiting(self) -> bool:
+        """True unless a request is in progress (its response not yet complete)."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def evict(self) -> None:
+        if self.transport is None:
+            if self.handshake is not None:
+                self.handshake.cancel()
+        elif not self.transport.is_closing():
+            self.transport.abort()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.counted:  # evicted during its handshake
+            transport.abort()
+            return
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        self._table.touch(self)
+        super().data_received(data)
+        self._check()
+
+    def on_response_complete(self) -> None:
+        self._table.touch(self)
+        self._table.reclaimer.note(self._received)
+        self._received = 0
+        super().on_response_complete()
+        if self._deadline is not None and self.waiting and not self.conn.trailing_data[0]:
+            # uvicorn's keep-alive timer runs from here until the next request's first byte
+            self._deadline.cancel()
+            self._deadline = None
+        self._check()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._table.count_out(self)
+        self._table.reclaimer.note(self._received)
+        super().connection_lost(exc)
+
+    def _check(self) -> None:
+        if self.transport.is_closing():
+            return
+        if not self.waiting:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+        elif self._deadline is None and (self.timeout_keep_alive_task is None
+                                         or self.conn.trailing_data[0]):
+            self._arm()
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_later(self._table.limits.header_timeout, self._expired)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.waiting and not self.transport.is_closing():
+            self._table.timed_out()
+            self.transport.abort()
+
+
+class Connections:
+    """The table of one RESTCONF server's connections; :meth:`admit` is its
+    :class:`~nfo.protocol.limits.Listener`'s ``admit``."""
+
+    def __init__(self, server: uvicorn.Server, limits: ConnectionLimits,
+                 error_reply: Callable[[Request, HttpError], Any],
+                 reclaimer: Reclaimer) -> None:
+        self.server = server
+        self.limits = limits
+        self.reclaimer = reclaimer
+        self._error_reply = error_reply
+        config = server.config
+        self._ssl: ssl.SSLContext | None = config.ssl
+        protocol = config.http_protocol_class
+        assert isinstance(protocol, type) and issubclass(protocol, GuardedH11Protocol)
+        self._protocol: type[GuardedH11Protocol] = protocol
+        self._live: dict[GuardedH11Protocol, None] = {}
+        """Served connections, the one that waited longest for a request first."""
+        self._refusing = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refused = Throttled(log)
+        self._timeouts = Throttled(log, level=logging.INFO)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    @property
+    def refusing(self) -> int:
+        return self._refusing
+
+    def admit(self, sock: socket.socket) -> None:
+        refusing = False
+        if len(self._live) >= self.limits.max_connections:
+            victim = next((c for c in self._live if c.waiting), None)
+            if victim is not None:
+                self.count_out(victim)
+                victim.evict()
+            elif self._refusing < self.limits.reserve:
+                refusing = True
+                self._refused("RESTCONF: all %d connections have a request in progress: "
+                              "a new one is answered 503", self.limits.max_connections)
+            else:
+                self._refused("RESTCONF: all %d connections have a request in progress "
+                              "and %d more are being answered 503: a new one is closed",
+                              self.limits.max_connections, self._refusing)
+                sock.close()
+                return
+        server = self.server
+        conn = self._protocol(config=server.config, server_state=server.server_state,
+                              app_state=server.lifespan.state, table=self, refusing=refusing)
+        if refusing:
+            self._refusing += 1
+        else:
+            self._live[conn] = None
+        started = False
+
+        async def connect() -> None:
+            nonlocal started
+            started = True  # from here asyncio's transport owns the socket
+            try:
+                await asyncio.get_running_loop().connect_accepted_socket(
+                    lambda: conn, sock, ssl=self._ssl,
+                    ssl_handshake_timeout=self.limits.header_timeout if self._ssl else None)
+            except (Exception, asyncio.CancelledError) as e:
+                if conn.transport is None:  # its connection_lost will not come
+                    self.count_out(conn)
+                log.debug("RESTCONF: connection ended before its protocol started: %r", e)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            conn.handshake = None
+            if not started:  # cancelled before it ran: the socket is still ours
+                self.count_out(conn)
+                sock.close()
+
+        task = asyncio.get_running_loop().create_task(connect())
+        conn.handshake = task
+        self._tasks.add(task)
+        task.add_done_callback(done)
+
+    def touch(self, conn: GuardedH11Protocol) -> None:
+        if conn in self._live:
+            del self._live[conn]
+            self._live[conn] = None
+
+    def count_out(self, conn: GuardedH11Protocol) -> None:
+        if not conn.counted:
+            return
+        conn.counted = False
+        if conn.refusing:
+            self._refusing -= 1
+        else:
+            self._live.pop(conn, None)
+
+    def timed_out(self) -> None:
+        self._timeouts("RESTCONF: closed a connection that sent no complete request within "
+                       "%g s", self.limits.header_timeout)
+
+    async def refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI app of a refusing connection: 503, Retry-After, Connection: close."""
+        request = Request(scope, receive)
+        err = HttpError(503, f"the server is serving its limit of {self.limits.max_connections}"
+                        " connections; retry later", tag="resource-denied",
+                        error_type="transport",
+                        headers={"Retry-After": str(self.limits.retry_after),
+                                 "Connection": "close"})
+        response = self._error_reply(request, err)
+        await response(scope, receive, send)
+
+    async def close(self) -> None:
+        """Abandon connections still in their TLS handshake."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,218 @@
+"""RESTCONF's connection limits (docs/limits.md) on the real server (``start_server``:
+the composed app, Basic authentication, nfo's own accept loop) over real sockets on
+127.0.0.1, with the limits and timeouts lowered.
+
+Idle, silent and partial-header connections beyond the cap never lock out an
+authenticated client and are closed by the header or keep-alive timeout; when every
+connection has a request in progress a new one is answered 503 with Retry-After
+through the one error table.  Durations are never asserted: timeouts are failure guards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nfo.datastore import Datastore
+from nfo.protocol.limits import Reclaimer
+from nfo.restconf.security import dev_certificate
+from nfo.restconf.server import ConnectionLimits, RestconfOptions, RunningServer, start_server
+from tests.access import admins
+from tests.waiting import wait_for
+
+AUTH = ("alice", "limits-test-password")
+JSON = "application/yang-data+json"
+CATALOG = "/restconf/data/nfo-users:users"
+GUARD = 20.0
+"""Seconds before a test gives up waiting (a failure guard, never a measured duration)."""
+
+Start = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def start(ds: Datastore, tmp_path: Path) -> AsyncIterator[Start]:
+    users = await admins(ds, AUTH)
+    started: list[RunningServer] = []
+
+    async def go(reclaimer: Reclaimer | None = None, dev_cert: bool = False,
+                 **limits: float) -> RunningServer:
+        opts = RestconfOptions(port=0, dev_cert=dev_cert,
+                               limits=ConnectionLimits(**limits))  # type: ignore[arg-type]
+        srv = await start_server(ds, users, opts, tmp_path / "state", reclaimer=reclaimer)
+        started.append(srv)
+        return srv
+
+    try:
+        yield go
+    finally:
+        for srv in started:
+            await srv.stop()
+
+
+class Raw:
+    """A raw TCP connection to the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, first: bytes = b"") -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if first:
+            writer.write(first)
+            await writer.drain()
+        return cls(reader, writer)
+
+    async def closed_by_server(self) -> bool:
+        """Reads until the server closes the connection (what it sent is dropped)."""
+        try:
+            while await asyncio.wait_for(self.reader.read(65536), GUARD):
+                pass
+        except ConnectionResetError:
+            pass
+        return True
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def close_all(conns: list[Raw]) -> None:
+    for c in conns:
+        await c.close()
+
+
+def client(srv: RunningServer, **kw: object) -> httpx.AsyncClient:
+    scheme = kw.pop("scheme", "http")
+    return httpx.AsyncClient(base_url=f"{scheme}://127.0.0.1:{srv.port}", auth=AUTH,
+                             timeout=GUARD, headers={"Accept": JSON}, **kw)  # type: ignore[arg-type]
+
+
+PARTIAL = b"GET /restconf/data HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+async def test_idle_and_partial_connections_beyond_the_cap_do_not_lock_out_a_client(
+        start: Start) -> None:
+    srv = await start(max_connections=4, header_timeout=60.0)
+    idle = [await Raw.open(srv.port) for _ in range(10)]
+    partial = [await Raw.open(srv.port, PARTIAL) for _ in range(10)]
+    try:
+        await wait_for(lambda: srv.connections.refusing == 0 and len(srv.connections) == 4,
+                       GUARD, "the table to hold its limit of 4")
+        for _ in range(3):
+            async with client(srv) as c:
+                r = await c.get(CATALOG)
+                assert r.status_code == 200, r.text
+            assert len(srv.connections) <= 4
+        # the connections that made room were closed, not left half-open
+        assert all([await c.closed_by_server() for c in idle + partial[:-3]])
+    finally:
+        await close_all(idle + partial)
+
+
+async def test_header_timeout_closes_silent_and_partial_connections(start: Start) -> None:
+    srv = await start(max_connections=16, header_timeout=0.3)
+    silent = await Raw.open(srv.port)
+    partial = await Raw.open(srv.port, PARTIAL)
+    trickle = await Raw.open(srv.port, b"G")
+    try:
+        async def drip() -> None:
+            # a byte at a time: a request head that never ends is not kept alive by it
+            with contextlib.suppress(ConnectionError):
+                for b in b"ET /restconf HTTP/1.1\r\nX: " + b"y" * 10_000:
+                    trickle.writer.write(bytes([b]))
+                    await trickle.writer.drain()
+                    await asyncio.sleep(0.02)
+        dripping = asyncio.get_running_loop().create_task(drip())
+        try:
+            assert await silent.closed_by_server()
+            assert await partial.closed_by_server()
+            assert await trickle.closed_by_server()
+        finally:
+            dripping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dripping
+        await wait_for(lambda: len(srv.connections) == 0, GUARD, "the table to empty")
+        async with client(srv) as c:  # a whole request in time is served
+            assert (await c.get(CATALOG)).status_code == 200
+    finally:
+        await close_all([silent, partial, trickle])
+
+
+async def test_idle_keepalive_connection_is_closed(start: Start) -> None:
+    srv = await start(keepalive_timeout=0.3, header_timeout=60.0)
+    conn = await Raw.open(srv.port)
+    try:
+        conn.writer.write(b"GET /restconf HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Authorization: Basic YWxpY2U6bGltaXRzLXRlc3QtcGFzc3dvcmQ=\r\n\r\n")
+        head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), GUARD)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert await conn.closed_by_server()
+    finally:
+        await conn.close()
+
+
+async def test_all_connections_busy_answers_503_with_retry_after(start: Start) -> None:
+    srv = await start(max_connections=2, header_timeout=60.0, retry_after=7)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client(srv)) for _ in range(3)]
+        streams = []
+        for c in clients[:2]:
+            r = await stack.enter_async_context(c.stream("GET", "/restconf/streams/NETCONF/json"))
+            assert r.status_code == 200
+            streams.append(r)
+        for accept in (JSON, "application/yang-data+xml"):
+            r = await clients[2].get(CATALOG, headers={"Accept": accept})
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "7"
+            assert r.headers["content-type"].startswith(accept)
+            if accept == JSON:
+                err = r.json()["ietf-restconf:errors"]["error"][0]
+                assert err["error-tag"] == "resource-denied"
+                assert "limit of 2 connections" in err["error-message"]
+            else:
+                assert "<error-tag>resource-denied</error-tag>" in r.text
+        await streams[0].aclose()
+        await wait_for(lambda: len(srv.connections) < 2 or any(
+            c.waiting for c in srv.connections._live), GUARD, "a stream to end")
+        r = await clients[2].get(CATALOG)
+        assert r.status_code == 200
+    assert srv.connections.refusing == 0
+
+
+async def test_tls_handshake_is_timed_and_makes_room(start: Start, tmp_path: Path) -> None:
+    srv = await start(dev_cert=True, max_connections=2, header_timeout=0.5)
+    cert, _ = dev_certificate(tmp_path / "state")
+    trust = ssl.create_default_context(cafile=str(cert))
+    stalled = [await Raw.open(srv.port) for _ in range(4)]  # never say ClientHello
+    try:
+        async with client(srv, scheme="https", verify=trust) as c:
+            assert (await c.get(CATALOG)).status_code == 200
+        assert all([await s.closed_by_server() for s in stalled])
+        await wait_for(lambda: len(srv.connections) == 0, GUARD, "the table to empty")
+    finally:
+        await close_all(stalled)
+
+
+async def test_large_request_hands_memory_back(start: Start) -> None:
+    reclaimer = Reclaimer(threshold=64 * 1024, every=0.05)
+    srv = await start(reclaimer=reclaimer)
+    async with client(srv) as c:
+        r = await c.put("/restconf/data", content=b"<data xmlns='urn:ietf:params:xml:ns:"
+                        b"yang:ietf-restconf'>" + b"<a/>" * 100_000 + b"</data>",
+                        headers={"Content-Type": "application/yang-data+xml"})
+        assert r.status_code == 400
+        await wait_for(lambda: reclaimer.runs >= 1, GUARD, "a garbage collection and trim")
+        runs = reclaimer.runs
+        assert (await c.get(CATALOG)).status_code == 200  # a small request: none
+    await asyncio.sleep(0.2)
+    assert reclaimer.runs == runs
+    reclaimer.close()
