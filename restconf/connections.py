@@ -221,6 +221,12 @@ class Connections:
         self._tasks.add(task)
         task.add_done_callback(done)
 
+    def shed(self, n: int = 16) -> None:
+        """Out of file descriptors: close up to ``n`` connections waiting for a request."""
+        for conn in [c for c in self._live if c.waiting][:n]:
+            self.count_out(conn)
+            conn.evict()
+
     def touch(self, conn: GuardedH11Protocol) -> None:
         if conn in self._live:
             del self._live[conn]

@@ -130,6 +130,6 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
         return restconf.error_response(request, err)
 
     table = Connections(server, opts.limits, error_reply, reclaimer or Reclaimer())
-    listener = Listener("RESTCONF", sockets, table.admit)
+    listener = Listener("RESTCONF", sockets, table.admit, shed=table.shed)
     listener.start()
     return RunningServer(server, task, scheme, listener, table)

@@ -13,9 +13,59 @@ from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_mo
 from nfo.cli.statelock import StateLock
 from nfo.cli.users import add_user_parser, run_user
 from nfo.errors import InvalidValue, NfoError
-from nfo.restconf.server import RestconfOptions
+from nfo.netconf.server import NetconfOptions
+from nfo.restconf.server import ConnectionLimits, RestconfOptions
 
 __all__ = ["main"]
+
+
+def _count(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return n
+
+
+def _seconds(text: str) -> float:
+    s = float(text)
+    if not s > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return s
+
+
+def _add_limits(s: argparse.ArgumentParser) -> None:
+    """The limits of docs/limits.md."""
+    rc, nc = ConnectionLimits(), NetconfOptions()
+    g = s.add_argument_group("limits (docs/limits.md)")
+    g.add_argument("--restconf-max-connections", type=_count, default=rc.max_connections,
+                   metavar="N", help="RESTCONF connections served at once (default "
+                   f"{rc.max_connections}); beyond, an idle one is closed or 503 answered")
+    g.add_argument("--restconf-header-timeout", type=_seconds, default=rc.header_timeout,
+                   metavar="SECONDS", help="time for a request head and a TLS handshake "
+                   f"(default {rc.header_timeout:g})")
+    g.add_argument("--restconf-keepalive-timeout", type=_seconds,
+                   default=rc.keepalive_timeout, metavar="SECONDS",
+                   help=f"idle keep-alive connections are closed after this (default "
+                   f"{rc.keepalive_timeout:g})")
+    g.add_argument("--restconf-max-body", type=_count, default=RestconfOptions.max_body,
+                   metavar="BYTES", help="largest request body (default "
+                   f"{RestconfOptions.max_body}); beyond, 413")
+    g.add_argument("--netconf-max-sessions", type=_count, default=nc.max_sessions,
+                   metavar="N", help=f"NETCONF sessions in all (default {nc.max_sessions})")
+    g.add_argument("--netconf-max-sessions-per-user", type=_count,
+                   default=nc.max_sessions_per_user, metavar="N",
+                   help=f"NETCONF sessions per user (default {nc.max_sessions_per_user})")
+    g.add_argument("--netconf-max-startups", type=_count, default=nc.max_startups,
+                   metavar="N", help="SSH connections without a NETCONF session yet "
+                   f"(default {nc.max_startups})")
+    g.add_argument("--netconf-login-timeout", type=_seconds, default=nc.login_timeout,
+                   metavar="SECONDS", help="time to log in and open the NETCONF session "
+                   f"(default {nc.login_timeout:g})")
+    g.add_argument("--netconf-max-message", type=_count, default=nc.max_message,
+                   metavar="BYTES", help=f"largest NETCONF message (default {nc.max_message})")
+    g.add_argument("--netconf-message-timeout", type=_seconds, default=nc.message_timeout,
+                   metavar="SECONDS", help="time from a message's first byte to its end "
+                   f"(default {nc.message_timeout:g})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--demo", type=int, nargs="?", const=7777, default=None, metavar="PORT",
                    help="also run the demo NF: a udp-echo instance 'demo-echo' on the local "
                         "VIM, listening on 127.0.0.1:PORT (default 7777)")
+    _add_limits(s)
     m = sub.add_parser("module", help="manage the installed YANG module set")
     msub = m.add_subparsers(dest="mcmd", required=True)
     mi = msub.add_parser("install", help="install YANG module files")
@@ -68,18 +119,28 @@ def _restconf(args: argparse.Namespace) -> RestconfOptions | None:
         raise InvalidValue(f"--restconf wants HOST:PORT, not {args.restconf!r}")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidValue("--tls-cert and --tls-key go together")
+    limits = ConnectionLimits(max_connections=args.restconf_max_connections,
+                              header_timeout=args.restconf_header_timeout,
+                              keepalive_timeout=args.restconf_keepalive_timeout)
     return RestconfOptions(host=host.strip("[]"), port=int(port), tls_cert=args.tls_cert,
                            tls_key=args.tls_key, dev_cert=args.dev_cert,
-                           client_ca=args.tls_client_ca)
+                           client_ca=args.tls_client_ca, max_body=args.restconf_max_body,
+                           limits=limits)
 
 
-def _netconf(args: argparse.Namespace) -> tuple[str, int] | None:
+def _netconf(args: argparse.Namespace) -> NetconfOptions | None:
     if args.netconf == "off":
         return None
     host, sep, port = args.netconf.rpartition(":")
     if not sep or not port.isdigit():
         raise InvalidValue(f"--netconf wants HOST:PORT, not {args.netconf!r}")
-    return host.strip("[]"), int(port)
+    return NetconfOptions(host=host.strip("[]"), port=int(port),
+                          max_sessions=args.netconf_max_sessions,
+                          max_sessions_per_user=args.netconf_max_sessions_per_user,
+                          max_startups=args.netconf_max_startups,
+                          login_timeout=args.netconf_login_timeout,
+                          max_message=args.netconf_max_message,
+                          message_timeout=args.netconf_message_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else
                         logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # asyncssh reports every connection at INFO: a flood floods the log
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
     state = StateDir(args.state_dir)
     try:
         if args.cmd == "serve":

@@ -27,7 +27,8 @@ from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.logins import LoginGuard, LoginLimits
 from nfo.datastore.users import UserStore
 from nfo.netconf.monitoring import Monitor
-from nfo.netconf.server import start_netconf
+from nfo.netconf.server import NetconfOptions, start_netconf
+from nfo.protocol.limits import Reclaimer, raise_open_files_limit
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
@@ -36,6 +37,7 @@ from nfo.workload import WorkloadManager
 __all__ = [
     "DEMO_INSTANCE",
     "bootstrap_admin",
+    "check_open_files",
     "ensure_demo_instance",
     "installation_id",
     "open_datastore",
@@ -140,10 +142,25 @@ async def bootstrap_admin(ds: Datastore) -> UserStore:
     return users
 
 
+def check_open_files(restconf: RestconfOptions | None, netconf: NetconfOptions | None,
+                     reserve: int = 128) -> None:
+    """Raise the open-files limit to the hard limit; warn when the connection limits do
+    not fit under it (beyond, accepting pauses instead of the limits answering)."""
+    allowed = raise_open_files_limit()
+    need = reserve
+    if restconf is not None:
+        need += restconf.limits.max_connections + restconf.limits.reserve
+    if netconf is not None:
+        need += netconf.max_connections
+    if need > allowed:
+        log.warning("the connection limits allow about %d open files but this process may "
+                    "open %d (ulimit -n): lower the limits or raise the limit", need, allowed)
+
+
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
                 concurrency: int = 64, restconf: RestconfOptions | None = None,
-                netconf: tuple[str, int] | None = None) -> None:
+                netconf: NetconfOptions | None = None) -> None:
     with StateLock.acquire(state, f"another nfo serves this state directory {state.path}"):
         await _serve(state, yang_dirs, ready=ready, demo_port=demo_port,
                      concurrency=concurrency, restconf=restconf, netconf=netconf)
@@ -151,29 +168,36 @@ async def serve(state: StateDir, yang_dirs: list[Path], *,
 
 async def _serve(state: StateDir, yang_dirs: list[Path], *,
                  ready: asyncio.Event | None, demo_port: int | None, concurrency: int,
-                 restconf: RestconfOptions | None, netconf: tuple[str, int] | None) -> None:
+                 restconf: RestconfOptions | None, netconf: NetconfOptions | None) -> None:
+    check_open_files(restconf, netconf)
     ds = await open_datastore(state, yang_dirs)
     rest = None
     nc = None
     control = None
+    reclaimer = Reclaimer()
     try:
         users = await bootstrap_admin(ds)
         control = ControlServer(state.control, users)
         await control.start()
         manager = await start_manager(ds, state, concurrency=concurrency)
         if restconf is not None:
-            rest = await start_server(ds, users, restconf, state.path)
+            rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
                   flush=True)
         if netconf is not None:
-            nc = await start_netconf(ds, users, netconf[0], netconf[1], state.path / "ssh",
-                                     monitor=Monitor(ds))
-            print(f"nfo: NETCONF over SSH on {netconf[0]}:{nc.port}", flush=True)
+            nc = await start_netconf(
+                ds, users, netconf.host, netconf.port, state.path / "ssh",
+                login_timeout=netconf.login_timeout, max_message=netconf.max_message,
+                message_timeout=netconf.message_timeout, max_sessions=netconf.max_sessions,
+                max_sessions_per_user=netconf.max_sessions_per_user,
+                max_startups=netconf.max_startups, monitor=Monitor(ds), reclaimer=reclaimer)
+            print(f"nfo: NETCONF over SSH on {netconf.host}:{nc.port}", flush=True)
     except BaseException:
         if rest is not None:
             await rest.stop()
         if control is not None:
             await control.stop()
+        reclaimer.close()
         await ds.close()
         raise
     printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
@@ -205,5 +229,6 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         await manager.stop()
         await ds.notifications.close()
         await printer
+        reclaimer.close()
         await ds.close()
         print("nfo: stopped", flush=True)

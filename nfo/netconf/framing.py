@@ -2,15 +2,18 @@
 
 Pure code: :class:`Decoder` takes bytes as they arrive and hands out whole
 messages; the size cap is enforced before anything beyond it is buffered, and
-any violation raises :class:`FramingError` (the transport then closes the session).
+any violation raises :class:`FramingError` (the transport then closes the session;
+:class:`MessageTooBig` carries the message's first bytes for the error reply).
+Each byte is searched for the end-of-message marker once, however slowly a message
+arrives.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "EOM", "Decoder", "FramingError", "encode", "encode_chunked",
-           "encode_eom"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "EOM", "Decoder", "FramingError", "MessageTooBig", "encode",
+           "encode_chunked", "encode_eom"]
 
 EOM = b"]]>]]>"
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
@@ -21,6 +24,15 @@ _HEADER_MAX = 13  # "\n#" + 10 digits + "\n"
 
 class FramingError(Exception):
     """The peer broke the framing rules or the size cap: the session must close."""
+
+
+class MessageTooBig(FramingError):
+    """A message grew beyond the size cap; ``head`` is its beginning (up to 1 KiB)."""
+
+    def __init__(self, limit: int, head: bytes) -> None:
+        super().__init__(f"message exceeds the size limit of {limit} bytes")
+        self.limit = limit
+        self.head = head
 
 
 def encode_eom(message: bytes) -> bytes:
@@ -57,11 +69,36 @@ class Decoder:
         self._raw = bytearray()
         self._msg = bytearray()   # chunked: data of the chunks seen so far
         self._left = 0            # chunked: bytes still due in the current chunk
+        self._searched = 0        # end-of-message: bytes of _raw searched for EOM in vain
+
+    @property
+    def partial(self) -> bool:
+        """Part of a message is buffered (not just white space between messages)."""
+        if self.chunked:
+            return bool(self._raw or self._msg or self._left)
+        return bool(self._raw) and not self._raw.isspace()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._raw) + len(self._msg)
+
+    def clear(self) -> None:
+        """Drop whatever is buffered (the session is over)."""
+        self._raw = bytearray()
+        self._msg = bytearray()
+        self._left = self._searched = 0
+
+    def head(self) -> bytes:
+        """The beginning (up to 1 KiB) of the message being received."""
+        return bytes((self._msg or self._raw)[:1024]).lstrip()
+
+    def _too_big(self) -> MessageTooBig:
+        return MessageTooBig(self.max_size, self.head())
 
     def feed(self, data: bytes) -> None:
         # Whatever is unparsed must fit one message plus its framing overhead.
         if len(self._raw) > self.max_size + max(len(EOM), _HEADER_MAX) + 4:
-            raise FramingError("message exceeds the size limit")
+            raise self._too_big()
         self._raw += data
 
     def feed_all(self, data: bytes) -> list[bytes]:
@@ -76,13 +113,16 @@ class Decoder:
         return self._next_chunked() if self.chunked else self._next_eom()
 
     def _next_eom(self) -> bytes | None:
-        end = self._raw.find(EOM, 0, self.max_size + len(EOM))
+        start = max(0, self._searched - len(EOM) + 1)
+        end = self._raw.find(EOM, start, self.max_size + len(EOM))
         if end < 0:
+            self._searched = len(self._raw)
             if len(self._raw) > self.max_size + len(EOM) - 1:
-                raise FramingError("message exceeds the size limit")
+                raise self._too_big()
             return None
         msg = bytes(self._raw[:end])
         del self._raw[:end + len(EOM)]
+        self._searched = 0
         return msg
 
     def _next_chunked(self) -> bytes | None:
@@ -119,6 +159,6 @@ class Decoder:
             if size > MAX_CHUNK:
                 raise FramingError("chunk size out of range")
             if len(self._msg) + size > self.max_size:
-                raise FramingError("message exceeds the size limit")
+                raise self._too_big()
             del self._raw[:m.end()]
             self._left = size

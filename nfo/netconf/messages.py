@@ -9,9 +9,10 @@ the datastore rendered.  The namespaces NETCONF messages use live here too.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import quoteattr, unescape
 
 from nfo.errors import NfoError
 from nfo.protocol import xml
@@ -35,6 +36,7 @@ __all__ = [
     "client_hello",
     "content_id",
     "error_reply",
+    "message_id",
     "notification_message",
     "reply",
     "server_capabilities",
@@ -154,6 +156,20 @@ def reply(attrs: Attributes, body: str) -> bytes:
 def error_reply(err: NfoError, attrs: Attributes, namespace_of: NamespaceOf) -> bytes:
     """An <rpc-reply> with one <rpc-error> per error, from the one error table."""
     return reply(attrs, rpc_errors(err, namespace_of))
+
+
+_MESSAGE_ID = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?rpc[\s][^>]*?\bmessage-id\s*=\s*"
+                         rb"(?:\"([^\"<]{0,256})\"|'([^'<]{0,256})')")
+
+
+def message_id(head: bytes) -> Attributes:
+    """The ``message-id`` of an <rpc> from the first bytes of a message that will never
+    be parsed (cut for its size or time), as reply attributes; empty if not found."""
+    m = _MESSAGE_ID.search(head)
+    if m is None:
+        return {}
+    value = (m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace")
+    return {("", "message-id"): unescape(value, {"&quot;": '"', "&apos;": "'"})}
 
 
 # -- notifications (RFC 5277) ----------------------------------------------------------

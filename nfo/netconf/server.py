@@ -8,7 +8,10 @@ growing delay, a login timeout.  One
 datastore :class:`~nfo.datastore.Session` per SSH session, closed (locks
 released) when the channel ends.  Dead peers are found by SSH keepalives; a
 session with no request and no notification subscription for ``idle_timeout``
-seconds is closed.
+seconds is closed.  Connections are accepted by nfo's own accept loop and bounded,
+and sessions capped, by :mod:`nfo.netconf.connections`; a message larger than
+``max_message`` or unfinished after ``message_timeout`` seconds is answered with an
+``rpc-error`` (``too-big``, ``resource-denied``) and ends its session.
 """
 
 from __future__ import annotations
@@ -31,20 +34,25 @@ from nfo.datastore.notifications import (
     SubscriptionComplete,
 )
 from nfo.datastore.users import UserStore
-from nfo.errors import NfoError, Throttled
+from nfo.errors import NfoError, ResourceDenied, Throttled, TooBig
 from nfo.netconf import framing
+from nfo.netconf.connections import SessionLimits, SessionSlot, SshConnections
 from nfo.netconf.messages import (
     BASE_1_1,
     HelloError,
     client_hello,
+    error_reply,
+    message_id,
     notification_message,
     server_hello,
     status_notification,
 )
 from nfo.netconf.monitoring import Monitor, SessionInfo
 from nfo.netconf.protocol import NetconfContext, handle
+from nfo.protocol.limits import Listener, Reclaimer
 
-__all__ = ["MAX_AUTH_ATTEMPTS", "NetconfServer", "start_netconf"]
+__all__ = ["MAX_AUTH_ATTEMPTS", "NetconfOptions", "NetconfServer", "SessionLimits",
+           "start_netconf"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,25 @@ def load_host_key(key_dir: Path) -> asyncssh.SSHKey:
 
 
 @dataclass
+class NetconfOptions:
+    """Where ``nfo serve`` listens for NETCONF, and its limits (docs/limits.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8830
+    max_sessions: int = SessionLimits.max_sessions
+    max_sessions_per_user: int = SessionLimits.max_sessions_per_user
+    max_startups: int = SessionLimits.max_startups
+    login_timeout: float = SessionLimits.login_timeout
+    max_message: int = framing.DEFAULT_MAX_MESSAGE
+    message_timeout: float = 60.0
+
+    @property
+    def max_connections(self) -> int:
+        """SSH connections at most: pending ones and those holding sessions."""
+        return self.max_startups + self.max_sessions
+
+
+@dataclass
 class NetconfServer:
     """What :func:`start_netconf` returns."""
 
@@ -82,9 +109,14 @@ class NetconfServer:
     port: int = 0
     hello_timeout: float = 30.0
     max_message: int = framing.DEFAULT_MAX_MESSAGE
+    message_timeout: float = 60.0
     idle_timeout: float = 3600.0
     auth_backoff: float = AUTH_BACKOFF
-    _acceptor: Any = None
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    reclaimer: Reclaimer = field(default_factory=Reclaimer)
+    table: SshConnections | None = None
+    """The connections and sessions under :attr:`limits` (made by :func:`start_netconf`)."""
+    _listener: Listener | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _channels: set[_NetconfChannel] = field(default_factory=set)
     _conns: set[asyncssh.SSHServerConnection] = field(default_factory=set)
@@ -95,18 +127,21 @@ class NetconfServer:
         t.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        if self._acceptor is not None:
+        if self._listener is not None:
             self.monitor.detach()
-            self._acceptor.close()
-            await self._acceptor.wait_closed()
-            self._acceptor = None
+            self._listener.close()
+            self._listener = None
         for ch in list(self._channels):
             ch.shutdown("other")
-        conns = list(self._conns)
+        conns = set(self._conns)
+        if self.table is not None:
+            conns.update(self.table.close())
         for conn in conns:
             conn.close()
         for conn in conns:
             await conn.wait_closed()
+        if self.table is not None:
+            await self.table.wait_closed()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -183,16 +218,19 @@ class _SSHServer(asyncssh.SSHServer):
         return False
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        assert self._conn is not None
-        user = self._conn.get_extra_info("username") or "?"
+        assert self._conn is not None and self._srv.table is not None
+        user = str(self._conn.get_extra_info("username") or "?")
         peer = self._conn.get_extra_info("peername") or ("",)
-        return _NetconfChannel(self._srv, str(user), str(peer[0]))
+        slot = self._srv.table.open_session(self._conn, user)  # or ChannelOpenError
+        return _NetconfChannel(self._srv, user, slot, str(peer[0]))
 
 
 class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
-    def __init__(self, srv: NetconfServer, user: str, host: str = "") -> None:
+    def __init__(self, srv: NetconfServer, user: str, slot: SessionSlot,
+                 host: str = "") -> None:
         self._srv = srv
         self._user = user
+        self._slot = slot
         self._host = host
         self._info: SessionInfo | None = None
         self._reason = "dropped"
@@ -208,6 +246,10 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._started = False
         self._done = False
         self._notifier: asyncio.Task[None] | None = None
+        self._paused = False
+        self._message_since: float | None = None
+        """When the message being received began (None: between messages)."""
+        self._message_timer: asyncio.TimerHandle | None = None
 
     # -- asyncssh callbacks --
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -247,16 +289,67 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             return
         try:
             self._decoder.feed(data)
-            self._drain_decoder()
+            completed = self._drain_decoder()
+        except framing.MessageTooBig as e:
+            log.info("netconf session closed: %s", e)
+            self._cut(TooBig(f"the message exceeds the limit of {e.limit} bytes"), e.head)
+            return
         except framing.FramingError as e:
             log.info("netconf session closed: %s", e)
             self.shutdown("other")
             return
+        if self._done:
+            return
+        self._time_message(completed)
         if self._queue.qsize() > 32 and self._chan is not None:
             self._chan.pause_reading()
+            self._paused = True
 
-    def _drain_decoder(self) -> None:
+    def _time_message(self, completed: bool) -> None:
+        """A message must end within ``message_timeout`` seconds of its first byte."""
+        if not self._decoder.partial:
+            self._message_since = None
+            return
+        loop = asyncio.get_running_loop()
+        if self._message_since is None or completed:
+            self._message_since = loop.time()
+        if self._message_timer is None and self._srv.message_timeout > 0:
+            self._message_timer = loop.call_later(self._srv.message_timeout,
+                                                  self._message_check)
+
+    def _message_check(self) -> None:
+        self._message_timer = None
+        since = self._message_since
+        if self._done or since is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = since + self._srv.message_timeout
+        if self._paused or loop.time() < due:  # while we do not read, the client waits
+            self._message_timer = loop.call_later(
+                self._srv.message_timeout if self._paused else due - loop.time(),
+                self._message_check)
+            return
+        log.info("netconf session closed: a message unfinished after %g s",
+                 self._srv.message_timeout)
+        self._cut(ResourceDenied(f"the message was not finished within "
+                                 f"{self._srv.message_timeout:g} s", error_type="transport"),
+                  self._decoder.head())
+
+    def _cut(self, err: NfoError, head: bytes) -> None:
+        """End the session over a message that will never be read: an rpc-error (once
+        the hello is over), then close."""
+        ctx = self._ctx
+        if ctx is not None and self._hello_timer is None and not self._done:
+            ctx.in_bad_rpcs += 1
+            ctx.out_rpc_errors += 1
+            self._send(error_reply(err, message_id(head), self._srv.ds.schema.namespace_of))
+        self.shutdown("other")
+
+    def _drain_decoder(self) -> bool:
+        """Queue the messages the decoder completed; whether there was any."""
+        completed = False
         while (msg := self._decoder.next()) is not None:
+            completed = True
             if self._hello_timer is not None:
                 # The first message is the client's hello: it decides the framing.
                 self._hello_timer.cancel()
@@ -267,13 +360,14 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     log.info("netconf hello refused: %s", e)
                     self._srv.monitor.bad_hello()
                     self.shutdown("bad-hello")
-                    return
+                    return completed
                 assert self._ctx is not None
                 self._ctx.base = base
                 self._chunked = self._decoder.chunked = base == BASE_1_1
                 continue
             self._last_request = asyncio.get_running_loop().time()
             self._queue.put_nowait(msg)
+        return completed
 
     def eof_received(self) -> bool:
         self.shutdown()
@@ -324,6 +418,12 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._message_timer is not None:
+            self._message_timer.cancel()
+            self._message_timer = None
+        self._srv.reclaimer.note(self._decoder.buffered)
+        self._decoder.clear()
+        self._slot.release()
         self._queue.put_nowait(None)
         if self._chan is not None:
             self._chan.close()
@@ -336,8 +436,11 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                 msg = await self._queue.get()
                 if msg is None or self._done:
                     break
-                if self._queue.qsize() <= 8 and self._chan is not None:
+                if self._paused and self._queue.qsize() <= 8 and self._chan is not None:
                     self._chan.resume_reading()
+                    self._paused = False
+                    if self._message_since is not None:
+                        self._message_since = asyncio.get_running_loop().time()
                 self._busy = True
                 try:
                     reply = await handle(ctx, msg)
@@ -345,6 +448,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     self._busy = False
                     self._last_request = asyncio.get_running_loop().time()
                 self._send(reply)
+                self._srv.reclaimer.note(len(msg) + len(reply))
                 sub = ctx.subscription
                 if sub is not None and self._notifier is None:
                     # Started after the <ok/> went out, so it precedes any notification.
@@ -407,32 +511,42 @@ async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1"
                         port: int = 830, key_dir: Path | str = ".", *,
                         hello_timeout: float = 30.0, login_timeout: float = 30.0,
                         max_message: int = framing.DEFAULT_MAX_MESSAGE,
+                        message_timeout: float = 60.0,
                         idle_timeout: float = 3600.0, keepalive_interval: float = 60.0,
                         keepalive_count_max: int = 3,
                         auth_backoff: float = AUTH_BACKOFF,
-                        monitor: Monitor | None = None) -> NetconfServer:
+                        max_sessions: int = SessionLimits.max_sessions,
+                        max_sessions_per_user: int = SessionLimits.max_sessions_per_user,
+                        max_startups: int = SessionLimits.max_startups,
+                        monitor: Monitor | None = None,
+                        reclaimer: Reclaimer | None = None) -> NetconfServer:
     """Listen for NETCONF over SSH; ``port`` 0 picks a free port (see ``.port``).
 
-    ``idle_timeout`` 0 disables the idle check; a peer that leaves
-    ``keepalive_count_max`` keepalives in a row unanswered is disconnected.
-    ``monitor``: the datastore's :class:`Monitor`, which every server of one
-    datastore must share (it serves ``netconf-state``); None makes one for this
-    server alone."""
+    ``idle_timeout`` and ``message_timeout`` 0 disable those checks; a peer that leaves
+    ``keepalive_count_max`` keepalives in a row unanswered is disconnected.  The limits
+    are described in docs/limits.md.  ``monitor``: the datastore's :class:`Monitor`,
+    which every server of one datastore must share (it serves ``netconf-state``); None
+    makes one for this server alone.  ``reclaimer``: the process's (``nfo serve`` shares
+    one between its front ends), else one of its own."""
+    limits = SessionLimits(max_sessions, max_sessions_per_user, max_startups, login_timeout)
     srv = NetconfServer(ds, users, monitor or Monitor(ds), host, port, hello_timeout,
-                        max_message, idle_timeout, auth_backoff)
+                        max_message, message_timeout, idle_timeout, auth_backoff, limits,
+                        reclaimer or Reclaimer())
     key = load_host_key(Path(key_dir))
-    srv.monitor.attach()
+    options = await asyncssh.SSHServerConnectionOptions.construct(
+        config=(), server_factory=lambda: _SSHServer(srv),
+        server_host_keys=[key], encoding=None, login_timeout=login_timeout,
+        allow_pty=True, line_editor=False, agent_forwarding=False, x11_forwarding=False,
+        kbdint_auth=False, gss_host=None, keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive_count_max,
+    )
     try:
-        acceptor = await asyncssh.create_server(
-            lambda: _SSHServer(srv), host, port,
-            server_host_keys=[key], encoding=None, login_timeout=login_timeout,
-            allow_pty=True, line_editor=False, agent_forwarding=False, x11_forwarding=False,
-            kbdint_auth=False, gss_host=None, keepalive_interval=keepalive_interval,
-            keepalive_count_max=keepalive_count_max,
-        )
-    except BaseException:
-        srv.monitor.detach()
-        raise
-    srv._acceptor = acceptor
-    srv.port = int(acceptor.sockets[0].getsockname()[1])
+        sockets = Listener.bind(host, port)
+    except OSError as e:
+        raise NfoError(f"NETCONF could not listen on {host}:{port}: {e.strerror or e}") from e
+    srv.table = SshConnections(limits, options)
+    srv._listener = Listener("NETCONF", sockets, srv.table.admit, shed=srv.table.shed)
+    srv.monitor.attach()
+    srv._listener.start()
+    srv.port = srv._listener.port
     return srv

@@ -66,15 +66,18 @@ class Listener:
     handed to ``admit``, which owns it from then on.
 
     Accepting stops for ``retry`` seconds when the process (or the system) is out of file
-    descriptors or memory for sockets; that is logged once per ``report_every`` seconds.
+    descriptors or memory for sockets, after ``shed`` was called to close a few idle
+    connections; that is logged once per ``report_every`` seconds.
     """
 
     def __init__(self, name: str, sockets: list[socket.socket],
-                 admit: Callable[[socket.socket], None], *, retry: float = 0.5,
+                 admit: Callable[[socket.socket], None], *,
+                 shed: Callable[[], None] | None = None, retry: float = 0.5,
                  report_every: float = 60.0, burst: int = 64) -> None:
         self.name = name
         self.sockets = sockets
         self._admit = admit
+        self._shed = shed
         self._retry = retry
         self._burst = burst
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,6 +154,8 @@ class Listener:
                 self._pause()
                 assert self._loop is not None
                 self._resume = self._loop.call_later(self._retry, self._listen)
+                if self._shed is not None:
+                    self._shed()
                 return
             conn.setblocking(False)
             try:

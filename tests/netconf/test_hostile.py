@@ -53,12 +53,14 @@ def revision(srv: NetconfServer) -> int:
 
 async def test_oversize_message_ends_only_that_session(small: NetconfServer) -> None:
     before = revision(small)
-    conn, w, r, _ = await open_netconf(small)
+    conn, w, r, dec = await open_netconf(small)
     try:
         body = ("<x>" + "a" * (2 * CAP) + "</x>").encode()
         w.write(encode_chunked(
             f'<rpc message-id="1" xmlns="{NC_NS}"><edit-config><target><running/></target>'
             f"<config>".encode() + body + b"</config></edit-config></rpc>"))
+        reply = await read_message(r, dec)
+        assert b'message-id="1"' in reply and b"<error-tag>too-big</error-tag>" in reply
         assert await asyncio.wait_for(r.read(), 10) == b""
     finally:
         conn.close()
