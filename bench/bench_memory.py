@@ -173,9 +173,12 @@ def main() -> None:
           + (f"; MALLOC_ARENA_MAX={args.arena_max}" if args.arena_max else ""))
     rows = list(results["this"])
     w = max(len(r) for r in rows) + 2
-    print(f"{'step':<{w}}" + "".join(f"{name:>10}" for name, _ in builds))
+    ratio = len(builds) > 1
+    print(f"{'step':<{w}}" + "".join(f"{name:>10}" for name, _ in builds)
+          + (f"{'this/other':>12}" if ratio else ""))
     for row in rows:
-        print(f"{row:<{w}}" + "".join(f"{results[name][row]:>10.0f}" for name, _ in builds))
+        print(f"{row:<{w}}" + "".join(f"{results[name][row]:>10.0f}" for name, _ in builds)
+              + (f"{results['this'][row] / results['other'][row]:>12.2f}" if ratio else ""))
 
 
 if __name__ == "__main__":

@@ -68,13 +68,22 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self._table = table
         self.refusing = refusing
-        if refusing:
-            self.app = table.refuse
+        self._app = table.refuse if refusing else self.app
+        self.app = self._counted
         self.handshake: asyncio.Task[Any] | None = None
         """The task connecting the accepted socket (a TLS handshake) until it is done."""
         self.counted = True
         self._deadline: asyncio.TimerHandle | None = None
         self._received = 0
+        self._sent = 0
+
+    async def _counted(self, scope: Any, receive: Any, send: Any) -> None:
+        """The application, with the size of its response bodies counted."""
+        async def counting(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                self._sent += len(message.get("body", b""))
+            await send(message)
+        await self._app(scope, receive, counting)
 
     @property
     def waiting(self) -> bool:
@@ -103,8 +112,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self._table.touch(self)
-        self._table.reclaimer.note(self._received)
-        self._received = 0
+        self._table.reclaimer.note(self._received + self._sent)
+        self._received = self._sent = 0
         super().on_response_complete()
         if self._deadline is not None and self.waiting and not self.conn.trailing_data[0]:
             # uvicorn's keep-alive timer runs from here until the next request's first byte

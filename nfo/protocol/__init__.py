@@ -3,6 +3,7 @@
 One copy of every protocol concept: the error table and error encoders
 (:mod:`.errors`), the hardened XML reader (:mod:`.xml`), data paths between
 libyang's and XML's forms (:mod:`.paths`), times and datastore names
-(:mod:`.formats`), and the read path with its query knobs (:mod:`.read`).
+(:mod:`.formats`), the read path with its query knobs (:mod:`.read`), and the
+accept loop and resource limits (:mod:`.limits`).
 Front ends parse a request, call these and the datastore, and encode the reply.
 """

@@ -26,8 +26,9 @@ SCRIPTS = {
     "bench_nacm.py": "user 'noc' under 100 rules vs enable-nacm false",
     "bench_load.py": "NETCONF sessions and",
     "bench_logins.py": "passwords hashed per second (server side)",
+    "bench_memory.py": "resident memory of nfo serve",
 }
-AB = ("bench_netconf.py", "bench_restconf.py")
+AB = ("bench_memory.py", "bench_netconf.py", "bench_restconf.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 

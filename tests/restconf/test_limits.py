@@ -202,8 +202,8 @@ async def test_tls_handshake_is_timed_and_makes_room(start: Start, tmp_path: Pat
         await close_all(stalled)
 
 
-async def test_large_request_hands_memory_back(start: Start) -> None:
-    reclaimer = Reclaimer(threshold=64 * 1024, every=0.05)
+async def test_large_request_or_reply_hands_memory_back(start: Start) -> None:
+    reclaimer = Reclaimer(threshold=16 * 1024, every=0.05)
     srv = await start(reclaimer=reclaimer)
     async with client(srv) as c:
         r = await c.put("/restconf/data", content=b"<data xmlns='urn:ietf:params:xml:ns:"
@@ -212,7 +212,10 @@ async def test_large_request_hands_memory_back(start: Start) -> None:
         assert r.status_code == 400
         await wait_for(lambda: reclaimer.runs >= 1, GUARD, "a garbage collection and trim")
         runs = reclaimer.runs
-        assert (await c.get(CATALOG)).status_code == 200  # a small request: none
-    await asyncio.sleep(0.2)
-    assert reclaimer.runs == runs
+        assert (await c.get(CATALOG)).status_code == 200  # small both ways: none
+        await asyncio.sleep(0.2)
+        assert reclaimer.runs == runs
+        r = await c.get("/restconf/modules/ietf-netconf")  # a small request, a large reply
+        assert r.status_code == 200 and len(r.content) > 16 * 1024
+        await wait_for(lambda: reclaimer.runs > runs, GUARD, "a garbage collection and trim")
     reclaimer.close()
