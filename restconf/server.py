@@ -70,6 +70,7 @@ class RunningServer:
     scheme: str
     listener: Listener
     connections: Connections
+    own_reclaimer: bool = False
 
     @property
     def port(self) -> int:
@@ -81,6 +82,8 @@ class RunningServer:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        if self.own_reclaimer:
+            self.connections.reclaimer.close()
 
 
 async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
@@ -132,4 +135,4 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
     table = Connections(server, opts.limits, error_reply, reclaimer or Reclaimer())
     listener = Listener("RESTCONF", sockets, table.admit, shed=table.shed)
     listener.start()
-    return RunningServer(server, task, scheme, listener, table)
+    return RunningServer(server, task, scheme, listener, table, reclaimer is None)

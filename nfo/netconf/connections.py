@@ -254,8 +254,8 @@ class SshConnections:
             return
         if len(self._pending) < self.limits.max_startups:
             self._wait_for_session(tracked)
-        else:
-            tracked.evict()
+        elif tracked.conn is not None:
+            tracked.conn.close()  # what its last session sent still reaches the client
 
     def close(self) -> list[asyncssh.SSHServerConnection]:
         """Stop waiting for sessions; the connections still open, to be closed."""

@@ -114,6 +114,7 @@ class NetconfServer:
     auth_backoff: float = AUTH_BACKOFF
     limits: SessionLimits = field(default_factory=SessionLimits)
     reclaimer: Reclaimer = field(default_factory=Reclaimer)
+    own_reclaimer: bool = True
     table: SshConnections | None = None
     """The connections and sessions under :attr:`limits` (made by :func:`start_netconf`)."""
     _listener: Listener | None = None
@@ -144,6 +145,8 @@ class NetconfServer:
             await self.table.wait_closed()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.own_reclaimer:
+            self.reclaimer.close()
 
 
 class _SSHServer(asyncssh.SSHServer):
@@ -531,7 +534,7 @@ async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1"
     limits = SessionLimits(max_sessions, max_sessions_per_user, max_startups, login_timeout)
     srv = NetconfServer(ds, users, monitor or Monitor(ds), host, port, hello_timeout,
                         max_message, message_timeout, idle_timeout, auth_backoff, limits,
-                        reclaimer or Reclaimer())
+                        reclaimer or Reclaimer(), reclaimer is None)
     key = load_host_key(Path(key_dir))
     options = await asyncssh.SSHServerConnectionOptions.construct(
         config=(), server_factory=lambda: _SSHServer(srv),
