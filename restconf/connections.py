@@ -57,6 +57,21 @@ class ConnectionLimits:
         return max(4, self.max_connections // 8)
 
 
+class _Counted:
+    """An ASGI application whose response bodies are counted (in bytes)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.sent = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counting(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                self.sent += len(message.get("body", b""))
+            await send(message)
+        await self.app(scope, receive, counting)
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, counted in its :class:`Connections` from the moment its
     socket is accepted, and timed while it waits for a request; a *refusing* one answers
@@ -68,22 +83,13 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self._table = table
         self.refusing = refusing
-        self._app = table.refuse if refusing else self.app
-        self.app = self._counted
+        self._responses = _Counted(table.refuse if refusing else self.app)
+        self.app = self._responses
         self.handshake: asyncio.Task[Any] | None = None
         """The task connecting the accepted socket (a TLS handshake) until it is done."""
         self.counted = True
         self._deadline: asyncio.TimerHandle | None = None
         self._received = 0
-        self._sent = 0
-
-    async def _counted(self, scope: Any, receive: Any, send: Any) -> None:
-        """The application, with the size of its response bodies counted."""
-        async def counting(message: Any) -> None:
-            if message["type"] == "http.response.body":
-                self._sent += len(message.get("body", b""))
-            await send(message)
-        await self._app(scope, receive, counting)
 
     @property
     def waiting(self) -> bool:
@@ -112,8 +118,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self._table.touch(self)
-        self._table.reclaimer.note(self._received + self._sent)
-        self._received = self._sent = 0
+        self._table.reclaimer.note(self._received + self._responses.sent)
+        self._received = self._responses.sent = 0
         super().on_response_complete()
         if self._deadline is not None and self.waiting and not self.conn.trailing_data[0]:
             # uvicorn's keep-alive timer runs from here until the next request's first byte

@@ -62,6 +62,8 @@ AUTH_BACKOFF = 0.5
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 FRONT_END = "netconf"
 """How failed logins of this front end are named in the log."""
+MESSAGE_TIMEOUT = 60.0
+"""Seconds from a message's first byte to its end, by default (docs/limits.md)."""
 
 
 def load_host_key(key_dir: Path) -> asyncssh.SSHKey:
@@ -89,7 +91,7 @@ class NetconfOptions:
     max_startups: int = SessionLimits.max_startups
     login_timeout: float = SessionLimits.login_timeout
     max_message: int = framing.DEFAULT_MAX_MESSAGE
-    message_timeout: float = 60.0
+    message_timeout: float = MESSAGE_TIMEOUT
 
     @property
     def max_connections(self) -> int:
@@ -109,7 +111,7 @@ class NetconfServer:
     port: int = 0
     hello_timeout: float = 30.0
     max_message: int = framing.DEFAULT_MAX_MESSAGE
-    message_timeout: float = 60.0
+    message_timeout: float = MESSAGE_TIMEOUT
     idle_timeout: float = 3600.0
     auth_backoff: float = AUTH_BACKOFF
     limits: SessionLimits = field(default_factory=SessionLimits)
@@ -512,9 +514,10 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
 
 async def start_netconf(ds: Datastore, users: UserStore, host: str = "127.0.0.1",
                         port: int = 830, key_dir: Path | str = ".", *,
-                        hello_timeout: float = 30.0, login_timeout: float = 30.0,
+                        hello_timeout: float = 30.0,
+                        login_timeout: float = SessionLimits.login_timeout,
                         max_message: int = framing.DEFAULT_MAX_MESSAGE,
-                        message_timeout: float = 60.0,
+                        message_timeout: float = MESSAGE_TIMEOUT,
                         idle_timeout: float = 3600.0, keepalive_interval: float = 60.0,
                         keepalive_count_max: int = 3,
                         auth_backoff: float = AUTH_BACKOFF,

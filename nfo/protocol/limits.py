@@ -49,14 +49,14 @@ class Throttled:
         self._last = -math.inf
         self._since = 0
 
-    def __call__(self, message: str, *args: object) -> None:
+    def __call__(self, message: str, *args: object, exc_info: bool = False) -> None:
         now = time.monotonic()
         self._since += 1
         if now - self._last < self._every:
             return
         if self._since > 1 and self._last > -math.inf:
             message += f" ({self._since} times in the last {now - self._last:.0f} s)"
-        self._log.log(self._level, message, *args)
+        self._log.log(self._level, message, *args, exc_info=exc_info)
         self._last = now
         self._since = 0
 
@@ -84,6 +84,7 @@ class Listener:
         self._resume: asyncio.TimerHandle | None = None
         self._exhausted = Throttled(log, report_every)
         self._failed = Throttled(log, report_every)
+        self._broken = Throttled(log, report_every, logging.ERROR)
 
     @staticmethod
     def bind(host: str, port: int, backlog: int = 511) -> list[socket.socket]:
@@ -162,7 +163,7 @@ class Listener:
                 self._admit(conn)
             except Exception:
                 conn.close()
-                raise
+                self._broken("%s: could not take a connection", self.name, exc_info=True)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
