@@ -34,7 +34,7 @@ from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nfo.protocol.errors import HttpError
-from nfo.protocol.limits import Reclaimer, Throttled
+from nfo.protocol.limits import Reclaimer, ThrottledLog
 
 __all__ = ["ConnectionLimits", "Connections", "GuardedH11Protocol"]
 
@@ -176,8 +176,8 @@ class Connections:
         """Served connections, the one that waited longest for a request first."""
         self._refusing = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._refused = Throttled(log)
-        self._timeouts = Throttled(log, level=logging.INFO)
+        self._refused = ThrottledLog(log)
+        self._timeouts = ThrottledLog(log, level=logging.INFO)
 
     def __len__(self) -> int:
         return len(self._live)

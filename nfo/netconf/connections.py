@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncssh
 
-from nfo.protocol.limits import Throttled
+from nfo.protocol.limits import ThrottledLog
 
 __all__ = ["SessionLimits", "SessionSlot", "SshConnections"]
 
@@ -133,9 +133,9 @@ class SshConnections:
         self.sessions = 0
         self.per_user: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._refused = Throttled(log)
-        self._timeouts = Throttled(log, level=logging.INFO)
-        self._denied = Throttled(log, level=logging.INFO)
+        self._refused = ThrottledLog(log)
+        self._timeouts = ThrottledLog(log, level=logging.INFO)
+        self._denied = ThrottledLog(log, level=logging.INFO)
 
     @property
     def pending(self) -> int:

@@ -408,7 +408,10 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         # One synchronous write per framed message: replies (from the worker) and
         # notifications (from the notifier) never interleave inside a message.
         if self._chan is not None and not self._done:
-            self._chan.write(framing.encode(message, self._chunked))
+            try:
+                self._chan.write(framing.encode(message, self._chunked))
+            except BrokenPipeError:  # the client closed the channel; its close is under way
+                self.shutdown()
 
     def shutdown(self, reason: str = "dropped") -> None:
         """End the session (idempotent): the worker closes the datastore session.

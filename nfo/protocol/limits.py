@@ -30,14 +30,14 @@ import socket
 import time
 from collections.abc import Callable
 
-__all__ = ["Listener", "Reclaimer", "Throttled", "raise_open_files_limit"]
+__all__ = ["Listener", "Reclaimer", "ThrottledLog", "raise_open_files_limit"]
 
 log = logging.getLogger(__name__)
 
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-class Throttled:
+class ThrottledLog:
     """A log message written at most once per ``every`` seconds; when written again it
     says how many times it was due in between."""
 
@@ -82,9 +82,9 @@ class Listener:
         self._burst = burst
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resume: asyncio.TimerHandle | None = None
-        self._exhausted = Throttled(log, report_every)
-        self._failed = Throttled(log, report_every)
-        self._broken = Throttled(log, report_every, logging.ERROR)
+        self._exhausted = ThrottledLog(log, report_every)
+        self._failed = ThrottledLog(log, report_every)
+        self._broken = ThrottledLog(log, report_every, logging.ERROR)
 
     @staticmethod
     def bind(host: str, port: int, backlog: int = 511) -> list[socket.socket]:
