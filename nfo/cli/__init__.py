@@ -12,6 +12,7 @@ from pathlib import Path
 from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_module
 from nfo.cli.statelock import StateLock
 from nfo.cli.users import add_user_parser, run_user
+from nfo.datastore.workers import DEFAULT_DEADLINE, DEFAULT_PER_USER, DEFAULT_THREADS, Workers
 from nfo.errors import InvalidValue, NfoError
 from nfo.netconf.server import NetconfOptions
 from nfo.restconf.server import ConnectionLimits, RestconfOptions
@@ -66,6 +67,14 @@ def _add_limits(s: argparse.ArgumentParser) -> None:
     g.add_argument("--netconf-message-timeout", type=_seconds, default=nc.message_timeout,
                    metavar="SECONDS", help="time from a message's first byte to its end "
                    f"(default {nc.message_timeout:g})")
+    g.add_argument("--query-threads", type=_count, default=DEFAULT_THREADS, metavar="N",
+                   help=f"threads that finish XPath reads (default {DEFAULT_THREADS})")
+    g.add_argument("--queries-per-user", type=_count, default=DEFAULT_PER_USER, metavar="N",
+                   help="XPath reads of one user running or waiting at once (default "
+                   f"{DEFAULT_PER_USER}); beyond, resource-denied")
+    g.add_argument("--query-deadline", type=_seconds, default=DEFAULT_DEADLINE,
+                   metavar="SECONDS", help="time a client waits for an XPath read (default "
+                   f"{DEFAULT_DEADLINE:g}); beyond, resource-denied")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             from nfo.cli.serve import serve
             asyncio.run(serve(state, args.yang_dir, demo_port=args.demo,
                               concurrency=args.concurrency, restconf=_restconf(args),
-                              netconf=_netconf(args)))
+                              netconf=_netconf(args),
+                              workers=Workers(args.query_threads,
+                                              per_user=args.queries_per_user,
+                                              deadline=args.query_deadline)))
         elif args.cmd == "user":
             run_user(state, args)
         elif args.mcmd == "install":

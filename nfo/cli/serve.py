@@ -26,6 +26,7 @@ from nfo.cli.statelock import StateLock
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.logins import LoginGuard, LoginLimits
 from nfo.datastore.users import UserStore
+from nfo.datastore.workers import Workers
 from nfo.netconf.monitoring import Monitor
 from nfo.netconf.server import NetconfOptions, start_netconf
 from nfo.protocol.limits import Reclaimer, raise_open_files_limit
@@ -66,10 +67,11 @@ async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> Workl
     return manager
 
 
-async def open_datastore(state: StateDir, yang_dirs: list[Path]) -> Datastore:
+async def open_datastore(state: StateDir, yang_dirs: list[Path],
+                         workers: Workers | None = None) -> Datastore:
     state.ensure()
     schema = state.schema(yang_dirs)
-    ds = Datastore.open(schema, SqliteStorage(state.db))
+    ds = Datastore.open(schema, SqliteStorage(state.db), workers)
     await ds.start()
     if ds.info("running").revision == 0:
         demo = resources.files("nfo.yang").joinpath("nfo-demo-catalog.json").read_text()
@@ -160,17 +162,19 @@ def check_open_files(restconf: RestconfOptions | None, netconf: NetconfOptions |
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
                 concurrency: int = 64, restconf: RestconfOptions | None = None,
-                netconf: NetconfOptions | None = None) -> None:
+                netconf: NetconfOptions | None = None, workers: Workers | None = None) -> None:
     with StateLock.acquire(state, f"another nfo serves this state directory {state.path}"):
         await _serve(state, yang_dirs, ready=ready, demo_port=demo_port,
-                     concurrency=concurrency, restconf=restconf, netconf=netconf)
+                     concurrency=concurrency, restconf=restconf, netconf=netconf,
+                     workers=workers)
 
 
 async def _serve(state: StateDir, yang_dirs: list[Path], *,
                  ready: asyncio.Event | None, demo_port: int | None, concurrency: int,
-                 restconf: RestconfOptions | None, netconf: NetconfOptions | None) -> None:
+                 restconf: RestconfOptions | None, netconf: NetconfOptions | None,
+                 workers: Workers | None) -> None:
     check_open_files(restconf, netconf)
-    ds = await open_datastore(state, yang_dirs)
+    ds = await open_datastore(state, yang_dirs, workers)
     rest = None
     nc = None
     control = None
