@@ -13,6 +13,10 @@ terminated (no orphans).  VIM work never runs inside a datastore callback.
 Errors are classified: temporary ones are retried with exponential backoff
 (attempts and the next retry time are visible in state), permanent ones end in
 ``failed`` with the reason.
+
+VIM accounts are isolated from each other: each has its own limit of driver
+calls in flight, and every call is abandoned after ``call_timeout`` (a temporary
+error), so a VIM that hangs or crawls holds up only its own instances.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
 from nfo.errors import InvalidValue
@@ -36,9 +40,12 @@ from nfo.registry import (
     Driver,
     DriverError,
     DriverRegistry,
+    FinalCallback,
+    InitResponse,
     InstantiateRequest,
     PlacementError,
     Status,
+    TemporaryError,
     Usage,
     VimAccount,
     WorkloadState,
@@ -55,6 +62,11 @@ INSTANCES = "/nfo-instances:nf-instances"
 ACTIVE = ("initializing", "running", "terminating")
 _ACTIONS = ("/nfo-instances:nf-instances/nf-instance/restart",
             "/nfo-instances:nf-instances/nf-instance/redeploy")
+CALL_TIMEOUT = 300.0
+"""Seconds a driver call may take before the manager stops waiting (a temporary error)."""
+
+_T = TypeVar("_T")
+
 
 
 def _now_iso(t: float | None = None) -> str:
@@ -124,6 +136,7 @@ class WorkloadManager:
         registry: DriverRegistry,
         *,
         concurrency: int = 64,
+        call_timeout: float = CALL_TIMEOUT,
         poll_interval: float = 1.0,
         health_interval: float = 10.0,
         backoff_base: float = 1.0,
@@ -135,7 +148,9 @@ class WorkloadManager:
         self.health_interval = health_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.call_timeout = call_timeout
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -353,14 +368,13 @@ class WorkloadManager:
         try:
             while True:
                 self._again.discard(name)
-                async with self._sem:
-                    try:
-                        await self.reconcile(name)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("reconciling %s failed; retrying", name)
-                        self.requeue(name, self.backoff_max)
+                try:
+                    await self.reconcile(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconciling %s failed; retrying", name)
+                    self.requeue(name, self.backoff_max)
                 if name not in self._again:
                     break
         finally:
@@ -537,11 +551,15 @@ class WorkloadManager:
             )
 
     def _driver(self, vim: VimAccount) -> Driver:
+        """The VIM account's driver, behind the account's own limit of calls in flight."""
         drv = self.registry.driver(vim)
         if id(drv) not in self._wired:
             drv.on_final(self._on_final)
             self._wired.add(id(drv))
-        return drv
+        slots = self._slots.get(vim.name)
+        if slots is None:
+            slots = self._slots[vim.name] = asyncio.Semaphore(self.concurrency)
+        return _Gated(drv, vim.name, slots, self.call_timeout)
 
     # -- the reconcile step ---------------------------------------------------------
     async def reconcile(self, name: str) -> None:
@@ -825,6 +843,58 @@ class WorkloadManager:
         except DriverError as e:
             log.warning("could not clean up %s of %s: %s", rid, name, e.reason)
         self._by_resource.pop(rid, None)
+
+
+class _Gated:
+    """A driver seen through its VIM account's gate: at most the manager's ``concurrency``
+    calls in flight on this account, each abandoned after ``timeout`` seconds.
+
+    Why per account: a step used to hold a manager-wide slot for as long as its VIM
+    calls took, so calls hanging on one account took every slot and the instances of
+    all other accounts waited (issue 12).  Abandoning a call is safe: the manager
+    records its intent before each call and finds what an abandoned call created by the
+    driver's tags (``find``) on the next pass.
+    """
+
+    def __init__(self, drv: Driver, vim: str, slots: asyncio.Semaphore,
+                 timeout: float) -> None:
+        self._drv = drv
+        self._vim = vim
+        self._slots = slots
+        self._timeout = timeout
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await call()
+            except TimeoutError:
+                raise TemporaryError(f"VIM {self._vim!r} did not answer {what} within "
+                                     f"{self._timeout:g}s") from None
+
+    async def instantiate(self, req: InstantiateRequest) -> InitResponse:
+        return await self._call("instantiate", lambda: self._drv.instantiate(req))
+
+    async def status(self, resource_id: str) -> Status:
+        return await self._call("status", lambda: self._drv.status(resource_id))
+
+    async def terminate(self, resource_id: str) -> None:
+        await self._call("terminate", lambda: self._drv.terminate(resource_id))
+
+    async def update(self, resource_id: str, req: InstantiateRequest) -> bool:
+        return await self._call("update", lambda: self._drv.update(resource_id, req))
+
+    async def find(self, instance: str) -> str | None:
+        return await self._call("find", lambda: self._drv.find(instance))
+
+    async def list_resources(self) -> dict[str, str]:
+        return await self._call("list-resources", self._drv.list_resources)
+
+    def on_final(self, callback: FinalCallback) -> None:
+        self._drv.on_final(callback)
+
+    async def close(self) -> None:
+        await self._drv.close()
 
 
 def _notification(name: str, old: str | None, new: str, reason: str | None) -> str:
