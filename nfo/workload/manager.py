@@ -152,6 +152,11 @@ class WorkloadManager:
         self.call_timeout = call_timeout
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self._listing: set[str] = set()
+        """VIMs whose resources resync() is still listing."""
+        self._deferred: set[str] = set()
+        """Instances recorded on such a VIM, enqueued once it is listed."""
         self._again: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._obs: dict[str, dict[str, Any]] = {}
@@ -199,6 +204,10 @@ class WorkloadManager:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        resyncs = list(self._resyncs)
+        for r in resyncs:
+            r.cancel()
+        await asyncio.gather(*resyncs, return_exceptions=True)
         workers = list(self._workers.values())
         for w in workers:
             w.cancel()
@@ -211,15 +220,34 @@ class WorkloadManager:
 
     async def resync(self) -> None:
         """Enqueue everything that might need work: configured instances, recorded
-        state, and every resource the VIMs hold for this installation (orphans)."""
+        state, and every resource the VIMs hold for this installation (orphans).
+
+        Each VIM is listed in the background: an instance recorded on a VIM waits for
+        that VIM's listing (which may hold what a crash left unrecorded), every other
+        one starts at once, so a VIM that hangs at restart holds up only its own
+        instances, not the start of nfo."""
         keys = set(self._configured_names()) | set(self._obs)
-        for vim in self._vims().values():
+        vims = self._vims()
+        self._listing |= set(vims)
+        loop = asyncio.get_running_loop()
+        for vim in vims.values():
+            task = loop.create_task(self._resync_vim(vim), name=f"nfo-resync-{vim.name}")
+            self._resyncs.add(task)
+            task.add_done_callback(self._resync_done)
+        if self._resyncs:
+            self.idle.clear()
+        for k in sorted(keys):
+            self.enqueue(k)
+
+    async def _resync_vim(self, vim: VimAccount) -> None:
+        keys: set[str] = set()
+        try:
             try:
                 drv = self._driver(vim)
                 resources = await drv.list_resources()
             except (DriverError, PlacementError) as e:
                 log.warning("cannot list resources of VIM %s: %s", vim.name, e)
-                continue
+                resources = {}
             configured = set(self._configured_names())
             for inst, rid in resources.items():
                 o = self._obs.get(inst)
@@ -248,8 +276,20 @@ class WorkloadManager:
                     continue
                 self._by_resource[rid] = inst
                 keys.add(inst)
-        for k in sorted(keys):
-            self.enqueue(k)
+        finally:
+            self._listing.discard(vim.name)
+            ready = {n for n in self._deferred
+                     if self._obs.get(n, {}).get("vim") not in self._listing}
+            self._deferred -= ready
+            for k in sorted(keys | ready):
+                self.enqueue(k)
+
+    def _resync_done(self, task: asyncio.Task[None]) -> None:
+        self._resyncs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("resync of a VIM failed", exc_info=task.exception())
+        if not self._workers and not self._resyncs:
+            self.idle.set()
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
@@ -341,6 +381,9 @@ class WorkloadManager:
     def enqueue(self, name: str) -> None:
         if self._stopping:
             return
+        if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
+            self._deferred.add(name)
+            return
         if name in self._workers:
             self._again.add(name)
             return
@@ -379,12 +422,12 @@ class WorkloadManager:
                     break
         finally:
             self._workers.pop(name, None)
-            if not self._workers:
+            if not self._workers and not self._resyncs:
                 self.idle.set()
 
     async def wait_idle(self) -> None:
-        """Wait until no reconcile is running (timers may still be armed)."""
-        while self._workers:
+        """Wait until no reconcile or resync is running (timers may still be armed)."""
+        while self._workers or self._resyncs:
             await self.idle.wait()
             await asyncio.sleep(0)
 

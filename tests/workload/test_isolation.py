@@ -107,3 +107,37 @@ async def test_nfs_ignoring_sigterm_are_killed_and_hold_up_no_other_vim(env: Any
     assert not any(env.h.proc_alive(p) for p in pids)  # SIGKILL after the grace period
     for i in range(4):
         await env.wait_gone(f"s{i}")
+
+
+async def test_a_vim_hanging_at_restart_holds_up_no_other_vim(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chaos finding: on start the manager listed every VIM's resources one after the
+    other before anything else ran (and before ``nfo serve`` served): a VIM that did not
+    answer held up every instance, and the server's start, for as long as it hung."""
+    await env.open()
+    await env.add_sim_vim("sim-hang")
+    await env.add_sim_vim("sim-ok")
+    await env.add_descriptor("fw", timeout=30)
+    await env.add_instances(_entries("h", 2, "sim-hang") + _entries("k", 2, "sim-ok"))
+    for name in ("h0", "h1", "k0", "k1"):
+        await env.wait_status(name, "running")
+    await env.close()
+
+    listed: list[str] = []
+    real = SimDriver.list_resources
+
+    async def list_resources(self: SimDriver) -> dict[str, str]:
+        listed.append(self.vim.name)
+        if self.vim.name == "sim-hang":
+            await asyncio.Event().wait()
+        return await real(self)
+
+    monkeypatch.setattr(SimDriver, "list_resources", list_resources)
+    await asyncio.wait_for(env.open(), 20)  # the start does not wait for sim-hang
+    await env.add_instance("k2", "fw", vim="sim-ok")
+    await env.wait_status("k2", "running")
+    await env.delete_instance("k0")
+    await env.wait_gone("k0")
+    assert sorted(r["instance"] for r in env.sim("sim-ok")) == ["k1", "k2"]
+    assert "sim-hang" in listed  # still listing: its instances wait, as recorded
+    assert [env.status("h0"), env.status("h1")] == ["running", "running"]
