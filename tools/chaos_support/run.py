@@ -86,6 +86,10 @@ class Config:
     timeout: int | None = None
     recovery_kill_rate: float = 0.25
     max_kill_delay: float = 3.0
+    bad_latency_ms: int = 3000
+    """sim: mean latency of the misbehaving VIM account (its jitter is 5/6 of it)."""
+    bad_failure_rate: float = 0.25
+    """sim: failure-rate of the misbehaving VIM account."""
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -108,9 +112,13 @@ class Round:
     requests: int
     sent: int = 0
     acked: int = 0
+    acked_ops: dict[str, int] = field(default_factory=dict)
+    """Operations acknowledged, by kind (writes the kill left unsent are sent after the
+    restart: every planned operation is made once)."""
     refused: int = 0
     unknown: int = 0
     """Requests whose answer the kill cut off (they may or may not have landed)."""
+    unknown_ops: dict[str, int] = field(default_factory=dict)
     kill: str = ""
     restarts: list[Restart] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -124,6 +132,7 @@ class Report:
     rounds: list[Round] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     kills: int = 0
+    starts: int = 0
     duration_s: float = 0.0
     stop_status: int | None = None
     leftover_processes: int = 0
@@ -137,15 +146,19 @@ class Report:
         healthy = sorted(r.healthy_s for r in self.restarts if r.healthy_s is not None)
         starts = sorted(r.start_s for r in self.restarts)
         ops: Counter[str] = Counter()
+        cut: Counter[str] = Counter()
         for rd in self.rounds:
-            ops.update(rd.ops)
+            ops.update(rd.acked_ops)
+            cut.update(rd.unknown_ops)
         return {
             "vim": self.config["vim"], "instances": self.config["instances"],
-            "rounds": len(self.rounds), "seed": self.config["seed"], "kills": self.kills,
-            "restarts": len(self.restarts), "operations": dict(sorted(ops.items())),
+            "rounds": self.config["rounds"], "seed": self.config["seed"], "kills": self.kills,
+            "restarts": max(0, self.starts - 1), "checked-restarts": len(self.restarts),
+            "acknowledged-operations": dict(sorted(ops.items())),
             "requests": sum(rd.requests for rd in self.rounds),
             "acknowledged": sum(rd.acked for rd in self.rounds),
             "cut-off-by-kill": sum(rd.unknown for rd in self.rounds),
+            "cut-off-operations": dict(sorted(cut.items())),
             "max-workloads": max((r.workloads for r in self.restarts), default=0),
             "converge-s": _dist(conv), "healthy-vim-final-s": _dist(healthy),
             "restart-s": _dist(starts), "duration-s": round(self.duration_s, 1),
@@ -203,7 +216,10 @@ class Chaos:
         self.workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix="nfo-chaos-"))
         self.state = self.workdir / "state"
         if cfg.vim == "sim":
-            self.profile: Profile = sim_profile(timeout=cfg.timeout or 15, seed=cfg.seed)
+            self.profile: Profile = sim_profile(
+                timeout=cfg.timeout or 15, bad_latency_ms=cfg.bad_latency_ms,
+                bad_jitter_ms=cfg.bad_latency_ms * 5 // 6,
+                bad_failure_rate=cfg.bad_failure_rate, seed=cfg.seed)
             self.live_max = cfg.live_max
         elif cfg.vim == "local":
             self.profile = local_profile(self.run_id, timeout=cfg.timeout or 20)
@@ -232,6 +248,7 @@ class Chaos:
             await self.api.close()
             self.api = None
         took = await self.server.start()
+        self.report.starts = self.server.starts
         self.api = self.server.api()
         return Restart(took)
 
@@ -273,22 +290,32 @@ class Chaos:
         self.report.rounds.append(rd)
         if self.rng.random() < 0.5:
             after = self.rng.randint(1, max(1, len(requests)))
-            await self._burst(rd, requests, kill_after_ack=after)
+            unsent = await self._burst(rd, requests, kill_after_ack=after)
         else:
             delay = self.rng.uniform(0.0, self.cfg.max_kill_delay)
-            await self._burst(rd, requests, kill_at=delay)
+            unsent = await self._burst(rd, requests, kill_at=delay)
         self.log(f"round {index}: {dict(ops)} in {len(requests)} requests: {rd.acked} "
-                 f"acknowledged, {rd.unknown} cut off; killed {rd.kill}")
+                 f"acknowledged, {rd.unknown} cut off, {len(unsent)} unsent; killed "
+                 f"{rd.kill}")
         await self._recover(rd)
+        if unsent:
+            # The client sends the rest after the outage; the next burst (and its kill)
+            # follows at once, while the manager works on these.
+            await self._burst(rd, unsent, kill=False)
 
     async def _burst(self, rd: Round, requests: list[Request], *,
-                     kill_after_ack: int | None = None, kill_at: float | None = None) -> None:
+                     kill_after_ack: int | None = None, kill_at: float | None = None,
+                     kill: bool = True) -> list[Request]:
+        """Send the requests, IN_FLIGHT at a time, and kill the server as told (at the
+        latest when the burst is over); returns the requests the kill left unsent."""
         api = self.api
         assert api is not None
         sem = asyncio.Semaphore(IN_FLIGHT)
         t0 = time.monotonic()
+        unsent: list[Request] = []
+        acked_before = rd.acked
 
-        def kill(why: str) -> None:
+        def kill_now(why: str) -> None:
             if self.server.alive:
                 self._kill()
                 rd.kill = f"{why} ({time.monotonic() - t0:.2f}s into the burst)"
@@ -296,6 +323,7 @@ class Chaos:
         async def one(req: Request) -> None:
             async with sem:
                 if not self.server.alive:
+                    unsent.append(req)
                     return
                 for op in req.ops:
                     self.ledger.sent(op.name, op.target)
@@ -304,13 +332,17 @@ class Chaos:
                     r = await _send(api, req)
                 except httpx.HTTPError:
                     rd.unknown += 1
+                    for op in req.ops:
+                        rd.unknown_ops[op.kind] = rd.unknown_ops.get(op.kind, 0) + 1
                     return
                 if r.is_success:
                     for op in req.ops:
                         self.ledger.acknowledged(op.name, op.target)
+                        rd.acked_ops[op.kind] = rd.acked_ops.get(op.kind, 0) + 1
                     rd.acked += 1
-                    if rd.acked == kill_after_ack:
-                        kill(f"right after acknowledged write {rd.acked}/{len(requests)}")
+                    if rd.acked - acked_before == kill_after_ack:
+                        kill_now(f"right after acknowledged write {kill_after_ack}/"
+                                 f"{len(requests)}")
                 else:
                     for op in req.ops:
                         self.ledger.refused(op.name)
@@ -320,7 +352,7 @@ class Chaos:
 
         async def timer(delay: float) -> None:
             await asyncio.sleep(delay)
-            kill(f"after a random delay of {delay:.2f}s")
+            kill_now(f"after a random delay of {delay:.2f}s")
 
         timer_task = asyncio.create_task(timer(kill_at)) if kill_at is not None else None
         try:
@@ -332,7 +364,9 @@ class Chaos:
                 timer_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await timer_task
-        kill("after the burst")
+        if kill:
+            kill_now("after the burst")
+        return unsent
 
     async def _recover(self, rd: Round, *, expect_empty: bool = False) -> None:
         """Restart (sometimes killing it again while it recovers), then check."""
@@ -431,7 +465,7 @@ class Chaos:
 
     async def _teardown(self, index: int) -> None:
         """Delete everything, kill during the mass termination, recover, stop cleanly."""
-        rd = Round(index, {"delete-all": len(self.ledger.acked)}, 1)
+        rd = Round(index, {"delete": len(self.ledger.acked)}, 1)
         self.report.rounds.append(rd)
         assert self.api is not None
         for name in list(self.ledger.acked):
@@ -440,6 +474,7 @@ class Chaos:
         rd.sent = 1
         if r.is_success or r.status_code == 404:
             rd.acked = 1
+            rd.acked_ops["delete"] = len(self.ledger.acked)
             for name in list(self.ledger.acked):
                 self.ledger.acknowledged(name, None)
         else:
@@ -448,7 +483,7 @@ class Chaos:
         await asyncio.sleep(delay)
         self._kill()
         rd.kill = f"{delay:.2f}s after deleting every instance"
-        self.log(f"teardown: {rd.ops['delete-all']} instances deleted; killed {rd.kill}")
+        self.log(f"teardown: {rd.ops['delete']} instances deleted; killed {rd.kill}")
         await self._recover(rd, expect_empty=True)
         assert self.api is not None
         await self.api.close()
