@@ -636,6 +636,8 @@ class WorkloadManager:
         if status == "failed":
             if o.get("spec-digest") != d.digest:
                 await self._replace(name, d, o)
+            elif o.get("vim-resource-id"):
+                await self._retry_cleanup(name, o)
             return
         if status == "terminating":
             await self._terminate(name, o, then_forget=False)
@@ -747,13 +749,7 @@ class WorkloadManager:
             await self._set(name, oper_status="running", reason=None, next_retry=None)
             self.requeue(name, self.health_interval)
         elif st.state is WorkloadState.FAILED:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                reason=st.reason or "the VIM reported failure",
-                vim_resource_id=None,
-            )
+            await self._fail(name, vim, rid, st.reason or "the VIM reported failure")
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
             await self._set(
@@ -763,12 +759,8 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         elif time.time() - created > d.timeout:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                vim_resource_id=None,
-                reason=f"not ready within the instantiation timeout of {d.timeout:.0f}s",
+            await self._fail(
+                name, vim, rid, f"not ready within the instantiation timeout of {d.timeout:.0f}s"
             )
         else:
             if unrecorded:
@@ -811,13 +803,7 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         else:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                vim_resource_id=None,
-                reason=st.reason or "the workload stopped",
-            )
+            await self._fail(name, vim, rid, st.reason or "the workload stopped")
 
     async def _update(self, name: str, d: Desired, o: dict[str, Any]) -> None:
         rid = o.get("vim-resource-id")
@@ -880,12 +866,52 @@ class WorkloadManager:
         else:
             await self._set(name, oper_status="terminated", vim_resource_id=None, next_retry=None)
 
-    async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> None:
+    async def _fail(self, name: str, vim: VimAccount, rid: str, reason: str) -> None:
+        """Record ``failed`` and remove the failed workload from the VIM.  A workload the
+        VIM would not remove stays recorded (``vim-resource-id``, ``next-retry``) and is
+        removed on a later pass: forgetting it would leave an orphan nothing removes."""
+        if await self._cleanup(name, vim, rid):
+            await self._set(name, oper_status="failed", reason=reason, vim_resource_id=None,
+                            next_retry=None)
+            return
+        delay = self._cleanup_delay(name)
+        await self._set(name, oper_status="failed", reason=reason, vim_resource_id=rid,
+                        next_retry=_now_iso(time.time() + delay))
+        self.requeue(name, delay)
+
+    async def _retry_cleanup(self, name: str, o: dict[str, Any]) -> None:
+        retry_at = _parse_iso(o.get("next-retry"))
+        if retry_at is not None and retry_at > time.time():
+            self.requeue(name, retry_at - time.time())
+            return
+        rid = o["vim-resource-id"]
+        vim = self._vims().get(o.get("vim", ""))
+        if vim is None:
+            log.warning("instance %s: VIM %s is no longer configured; cannot remove %s",
+                        name, o.get("vim"), rid)
+        elif not await self._cleanup(name, vim, rid):
+            delay = self._cleanup_delay(name)
+            await self._set(name, next_retry=_now_iso(time.time() + delay))
+            self.requeue(name, delay)
+            return
+        self._obs[name].pop("_cleanups", None)
+        await self._set(name, vim_resource_id=None, next_retry=None)
+
+    def _cleanup_delay(self, name: str) -> float:
+        o = self._obs.get(name, {})
+        n = int(o.get("_cleanups", 0))
+        o["_cleanups"] = n + 1
+        return float(min(self.backoff_max, self.backoff_base * 2 ** min(n, 10)))
+
+    async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> bool:
+        """Terminate a failed workload; whether it is gone."""
         try:
             await self._driver(vim).terminate(rid)
         except DriverError as e:
             log.warning("could not clean up %s of %s: %s", rid, name, e.reason)
+            return False
         self._by_resource.pop(rid, None)
+        return True
 
 
 class _Gated:
