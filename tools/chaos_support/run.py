@@ -519,10 +519,13 @@ def _wall(text: str | None) -> float | None:
 
 
 def _healthy_final(profile: Profile, oper: dict[str, dict[str, Any]]) -> bool:
+    """Whether every instance that is and was on the healthy VIM account is final (one
+    being moved off the misbehaving account waits for that account, as it should)."""
     for entry in oper.values():
-        status = (entry.get("state") or {}).get("oper-status")
+        st = entry.get("state") or {}
         if ("descriptor" in entry and spec_of(entry).vim == profile.good
-                and status not in ("running", "failed", "terminated")):
+                and st.get("vim") in (None, profile.good)
+                and st.get("oper-status") not in ("running", "failed", "terminated")):
             return False
     return True
 
