@@ -68,7 +68,6 @@ CALL_TIMEOUT = 300.0
 _T = TypeVar("_T")
 
 
-
 def _now_iso(t: float | None = None) -> str:
     return format_time(time.time() if t is None else t)
 
