@@ -9,8 +9,12 @@ How it keeps the driver contract (:mod:`nfo.registry.protocol`):
 
 - Each workload is one process started in its own session and process group
   (``start_new_session``), so it survives the orchestrator and can be stopped
-  as a whole with ``killpg``.  Its environment carries ``NFO_INSTANCE`` and
-  ``NFO_OWNER``: the tags that make adoption safe.
+  as a whole with ``killpg``.  Its environment carries ``NFO_INSTANCE``,
+  ``NFO_OWNER`` and ``NFO_VIM`` (the VIM account): the tags that make adoption
+  safe.  Every local VIM account of an installation sees the same host, so a
+  driver adopts only what its own account started: otherwise, after a restart,
+  a second account would claim the first one's processes (and terminate them
+  as duplicates).
 - Before ``instantiate`` returns, a record ``<state_dir>/<instance>.json`` is
   written atomically (temp file, fsync, rename, fsync of the directory) with
   the pid and the process start time (field 22 of ``/proc/<pid>/stat``).  The
@@ -483,7 +487,7 @@ class LocalDriver:
         env = _proc_environ(rec.pid)
         if env is None:
             return True  # unreadable: the start time match has to do
-        return env.get("NFO_INSTANCE") == rec.instance and env.get("NFO_OWNER") == self.owner
+        return env.get("NFO_INSTANCE") == rec.instance and self._tags_ours(env)
 
     def _adopt(self, rec: _Record) -> None:
         self._known[rec.resource_id] = rec
@@ -623,7 +627,14 @@ class LocalDriver:
                                      f"environment {name}")
         env["NFO_INSTANCE"] = req.instance
         env["NFO_OWNER"] = self.owner
+        env["NFO_VIM"] = self.vim.name
         return env
+
+    def _tags_ours(self, env: Mapping[str, str]) -> bool:
+        """Whether a process environment names this installation and this VIM account
+        (a process started before ``NFO_VIM`` existed counts for every account)."""
+        return (env.get("NFO_OWNER") == self.owner
+                and env.get("NFO_VIM", self.vim.name) == self.vim.name)
 
     def _tagged(self) -> dict[str, tuple[int, int]]:
         """Live processes of this installation found by their environment tags:
@@ -634,7 +645,7 @@ class LocalDriver:
                 continue
             pid = int(entry.name)
             env = _proc_environ(pid)
-            if not env or env.get("NFO_OWNER") != self.owner or "NFO_INSTANCE" not in env:
+            if not env or not self._tags_ours(env) or "NFO_INSTANCE" not in env:
                 continue
             st = _proc_stat(pid)
             if st is None or st[0] in ("Z", "X", "x"):
@@ -873,7 +884,7 @@ class LocalDriver:
         if not _proc_alive(pid, starttime):
             return False
         env = _proc_environ(pid)
-        return env is not None and env.get("NFO_OWNER") == self.owner
+        return env is not None and self._tags_ours(env)
 
     async def _stop(self, resource_id: str, pid: int, starttime: int) -> None:
         """SIGTERM the process group, SIGKILL after the grace period; returns once it is gone."""

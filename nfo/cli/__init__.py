@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="HTTPS with a self-signed development certificate kept in the state "
                         "directory (generated on first use)")
     s.add_argument("--concurrency", type=int, default=64, metavar="N",
-                   help="instances reconciled in parallel at most (default 64)")
+                   help="VIM calls in flight per VIM account at most (default 64)")
     s.add_argument("--demo", type=int, nargs="?", const=7777, default=None, metavar="PORT",
                    help="also run the demo NF: a udp-echo instance 'demo-echo' on the local "
                         "VIM, listening on 127.0.0.1:PORT (default 7777)")

@@ -13,6 +13,10 @@ terminated (no orphans).  VIM work never runs inside a datastore callback.
 Errors are classified: temporary ones are retried with exponential backoff
 (attempts and the next retry time are visible in state), permanent ones end in
 ``failed`` with the reason.
+
+VIM accounts are isolated from each other: each has its own limit of driver
+calls in flight, and every call is abandoned after ``call_timeout`` (a temporary
+error), so a VIM that hangs or crawls holds up only its own instances.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
 from nfo.errors import InvalidValue
@@ -36,9 +40,12 @@ from nfo.registry import (
     Driver,
     DriverError,
     DriverRegistry,
+    FinalCallback,
+    InitResponse,
     InstantiateRequest,
     PlacementError,
     Status,
+    TemporaryError,
     Usage,
     VimAccount,
     WorkloadState,
@@ -55,6 +62,10 @@ INSTANCES = "/nfo-instances:nf-instances"
 ACTIVE = ("initializing", "running", "terminating")
 _ACTIONS = ("/nfo-instances:nf-instances/nf-instance/restart",
             "/nfo-instances:nf-instances/nf-instance/redeploy")
+CALL_TIMEOUT = 300.0
+"""Seconds a driver call may take before the manager stops waiting (a temporary error)."""
+
+_T = TypeVar("_T")
 
 
 def _now_iso(t: float | None = None) -> str:
@@ -124,6 +135,7 @@ class WorkloadManager:
         registry: DriverRegistry,
         *,
         concurrency: int = 64,
+        call_timeout: float = CALL_TIMEOUT,
         poll_interval: float = 1.0,
         health_interval: float = 10.0,
         backoff_base: float = 1.0,
@@ -135,8 +147,15 @@ class WorkloadManager:
         self.health_interval = health_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.call_timeout = call_timeout
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self._listing: set[str] = set()
+        """VIMs whose resources resync() is still listing."""
+        self._deferred: set[str] = set()
+        """Instances recorded on such a VIM, enqueued once it is listed."""
         self._again: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._obs: dict[str, dict[str, Any]] = {}
@@ -184,6 +203,10 @@ class WorkloadManager:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        resyncs = list(self._resyncs)
+        for r in resyncs:
+            r.cancel()
+        await asyncio.gather(*resyncs, return_exceptions=True)
         workers = list(self._workers.values())
         for w in workers:
             w.cancel()
@@ -196,15 +219,34 @@ class WorkloadManager:
 
     async def resync(self) -> None:
         """Enqueue everything that might need work: configured instances, recorded
-        state, and every resource the VIMs hold for this installation (orphans)."""
+        state, and every resource the VIMs hold for this installation (orphans).
+
+        Each VIM is listed in the background: an instance recorded on a VIM waits for
+        that VIM's listing (which may hold what a crash left unrecorded), every other
+        one starts at once, so a VIM that hangs at restart holds up only its own
+        instances, not the start of nfo."""
         keys = set(self._configured_names()) | set(self._obs)
-        for vim in self._vims().values():
+        vims = self._vims()
+        self._listing |= set(vims)
+        loop = asyncio.get_running_loop()
+        for vim in vims.values():
+            task = loop.create_task(self._resync_vim(vim), name=f"nfo-resync-{vim.name}")
+            self._resyncs.add(task)
+            task.add_done_callback(self._resync_done)
+        if self._resyncs:
+            self.idle.clear()
+        for k in sorted(keys):
+            self.enqueue(k)
+
+    async def _resync_vim(self, vim: VimAccount) -> None:
+        keys: set[str] = set()
+        try:
             try:
                 drv = self._driver(vim)
                 resources = await drv.list_resources()
             except (DriverError, PlacementError) as e:
                 log.warning("cannot list resources of VIM %s: %s", vim.name, e)
-                continue
+                resources = {}
             configured = set(self._configured_names())
             for inst, rid in resources.items():
                 o = self._obs.get(inst)
@@ -233,8 +275,20 @@ class WorkloadManager:
                     continue
                 self._by_resource[rid] = inst
                 keys.add(inst)
-        for k in sorted(keys):
-            self.enqueue(k)
+        finally:
+            self._listing.discard(vim.name)
+            ready = {n for n in self._deferred
+                     if self._obs.get(n, {}).get("vim") not in self._listing}
+            self._deferred -= ready
+            for k in sorted(keys | ready):
+                self.enqueue(k)
+
+    def _resync_done(self, task: asyncio.Task[None]) -> None:
+        self._resyncs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("resync of a VIM failed", exc_info=task.exception())
+        if not self._workers and not self._resyncs:
+            self.idle.set()
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
@@ -326,6 +380,9 @@ class WorkloadManager:
     def enqueue(self, name: str) -> None:
         if self._stopping:
             return
+        if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
+            self._deferred.add(name)
+            return
         if name in self._workers:
             self._again.add(name)
             return
@@ -353,24 +410,23 @@ class WorkloadManager:
         try:
             while True:
                 self._again.discard(name)
-                async with self._sem:
-                    try:
-                        await self.reconcile(name)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("reconciling %s failed; retrying", name)
-                        self.requeue(name, self.backoff_max)
+                try:
+                    await self.reconcile(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconciling %s failed; retrying", name)
+                    self.requeue(name, self.backoff_max)
                 if name not in self._again:
                     break
         finally:
             self._workers.pop(name, None)
-            if not self._workers:
+            if not self._workers and not self._resyncs:
                 self.idle.set()
 
     async def wait_idle(self) -> None:
-        """Wait until no reconcile is running (timers may still be armed)."""
-        while self._workers:
+        """Wait until no reconcile or resync is running (timers may still be armed)."""
+        while self._workers or self._resyncs:
             await self.idle.wait()
             await asyncio.sleep(0)
 
@@ -537,11 +593,15 @@ class WorkloadManager:
             )
 
     def _driver(self, vim: VimAccount) -> Driver:
+        """The VIM account's driver, behind the account's own limit of calls in flight."""
         drv = self.registry.driver(vim)
         if id(drv) not in self._wired:
             drv.on_final(self._on_final)
             self._wired.add(id(drv))
-        return drv
+        slots = self._slots.get(vim.name)
+        if slots is None:
+            slots = self._slots[vim.name] = asyncio.Semaphore(self.concurrency)
+        return _Gated(drv, vim.name, slots, self.call_timeout)
 
     # -- the reconcile step ---------------------------------------------------------
     async def reconcile(self, name: str) -> None:
@@ -575,6 +635,8 @@ class WorkloadManager:
         if status == "failed":
             if o.get("spec-digest") != d.digest:
                 await self._replace(name, d, o)
+            elif o.get("vim-resource-id"):
+                await self._retry_cleanup(name, o)
             return
         if status == "terminating":
             await self._terminate(name, o, then_forget=False)
@@ -686,13 +748,7 @@ class WorkloadManager:
             await self._set(name, oper_status="running", reason=None, next_retry=None)
             self.requeue(name, self.health_interval)
         elif st.state is WorkloadState.FAILED:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                reason=st.reason or "the VIM reported failure",
-                vim_resource_id=None,
-            )
+            await self._fail(name, vim, rid, st.reason or "the VIM reported failure")
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
             await self._set(
@@ -702,12 +758,8 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         elif time.time() - created > d.timeout:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                vim_resource_id=None,
-                reason=f"not ready within the instantiation timeout of {d.timeout:.0f}s",
+            await self._fail(
+                name, vim, rid, f"not ready within the instantiation timeout of {d.timeout:.0f}s"
             )
         else:
             if unrecorded:
@@ -750,13 +802,7 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         else:
-            await self._cleanup(name, vim, rid)
-            await self._set(
-                name,
-                oper_status="failed",
-                vim_resource_id=None,
-                reason=st.reason or "the workload stopped",
-            )
+            await self._fail(name, vim, rid, st.reason or "the workload stopped")
 
     async def _update(self, name: str, d: Desired, o: dict[str, Any]) -> None:
         rid = o.get("vim-resource-id")
@@ -819,12 +865,104 @@ class WorkloadManager:
         else:
             await self._set(name, oper_status="terminated", vim_resource_id=None, next_retry=None)
 
-    async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> None:
+    async def _fail(self, name: str, vim: VimAccount, rid: str, reason: str) -> None:
+        """Record ``failed`` and remove the failed workload from the VIM.  A workload the
+        VIM would not remove stays recorded (``vim-resource-id``, ``next-retry``) and is
+        removed on a later pass: forgetting it would leave an orphan nothing removes."""
+        if await self._cleanup(name, vim, rid):
+            await self._set(name, oper_status="failed", reason=reason, vim_resource_id=None,
+                            next_retry=None)
+            return
+        delay = self._cleanup_delay(name)
+        await self._set(name, oper_status="failed", reason=reason, vim_resource_id=rid,
+                        next_retry=_now_iso(time.time() + delay))
+        self.requeue(name, delay)
+
+    async def _retry_cleanup(self, name: str, o: dict[str, Any]) -> None:
+        retry_at = _parse_iso(o.get("next-retry"))
+        if retry_at is not None and retry_at > time.time():
+            self.requeue(name, retry_at - time.time())
+            return
+        rid = o["vim-resource-id"]
+        vim = self._vims().get(o.get("vim", ""))
+        if vim is None:
+            log.warning("instance %s: VIM %s is no longer configured; cannot remove %s",
+                        name, o.get("vim"), rid)
+        elif not await self._cleanup(name, vim, rid):
+            delay = self._cleanup_delay(name)
+            await self._set(name, next_retry=_now_iso(time.time() + delay))
+            self.requeue(name, delay)
+            return
+        self._obs[name].pop("_cleanups", None)
+        await self._set(name, vim_resource_id=None, next_retry=None)
+
+    def _cleanup_delay(self, name: str) -> float:
+        o = self._obs.get(name, {})
+        n = int(o.get("_cleanups", 0))
+        o["_cleanups"] = n + 1
+        return float(min(self.backoff_max, self.backoff_base * 2 ** min(n, 10)))
+
+    async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> bool:
+        """Terminate a failed workload; whether it is gone."""
         try:
             await self._driver(vim).terminate(rid)
         except DriverError as e:
             log.warning("could not clean up %s of %s: %s", rid, name, e.reason)
+            return False
         self._by_resource.pop(rid, None)
+        return True
+
+
+class _Gated:
+    """A driver seen through its VIM account's gate: at most the manager's ``concurrency``
+    calls in flight on this account, each abandoned after ``timeout`` seconds.
+
+    Why per account: a step used to hold a manager-wide slot for as long as its VIM
+    calls took, so calls hanging on one account took every slot and the instances of
+    all other accounts waited (issue 12).  Abandoning a call is safe: the manager
+    records its intent before each call and finds what an abandoned call created by the
+    driver's tags (``find``) on the next pass.
+    """
+
+    def __init__(self, drv: Driver, vim: str, slots: asyncio.Semaphore,
+                 timeout: float) -> None:
+        self._drv = drv
+        self._vim = vim
+        self._slots = slots
+        self._timeout = timeout
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await call()
+            except TimeoutError:
+                raise TemporaryError(f"VIM {self._vim!r} did not answer {what} within "
+                                     f"{self._timeout:g}s") from None
+
+    async def instantiate(self, req: InstantiateRequest) -> InitResponse:
+        return await self._call("instantiate", lambda: self._drv.instantiate(req))
+
+    async def status(self, resource_id: str) -> Status:
+        return await self._call("status", lambda: self._drv.status(resource_id))
+
+    async def terminate(self, resource_id: str) -> None:
+        await self._call("terminate", lambda: self._drv.terminate(resource_id))
+
+    async def update(self, resource_id: str, req: InstantiateRequest) -> bool:
+        return await self._call("update", lambda: self._drv.update(resource_id, req))
+
+    async def find(self, instance: str) -> str | None:
+        return await self._call("find", lambda: self._drv.find(instance))
+
+    async def list_resources(self) -> dict[str, str]:
+        return await self._call("list-resources", self._drv.list_resources)
+
+    def on_final(self, callback: FinalCallback) -> None:
+        self._drv.on_final(callback)
+
+    async def close(self) -> None:
+        await self._drv.close()
 
 
 def _notification(name: str, old: str | None, new: str, reason: str | None) -> str:

@@ -525,6 +525,43 @@ async def test_adoption_after_driver_close(h: Harness) -> None:
     await b.close()
 
 
+async def test_two_vim_accounts_never_claim_each_others_processes(h: Harness) -> None:
+    """Chaos finding (issue 12): every local VIM account of one installation sees the same
+    host.  After a restart the demo account ``local`` adopted, by their owner tag, the
+    processes another account had started (writing records of its own), and the
+    manager terminated them as a "second resource" of their instance."""
+
+    def account(name: str) -> LocalDriver:
+        drv = LocalDriver(VimAccount(name, "nfo-vim:local", {}),
+                          DriverContext(h.state_dir / name, h.owner, h.shared))
+        h.drivers.append(drv)
+        return drv
+
+    a, b = account("vim-a"), account("vim-b")
+    rid = (await a.instantiate(request("nf", {"command": SLEEPER}))).resource_id
+    try:
+        assert await b.list_resources() == {}
+        assert await b.find("nf") is None
+        # A crash between spawn and record: only the tags are left, and only A claims them.
+        (h.state_dir / "vim-a" / "nf.json").unlink()
+        fresh_b = account("vim-b")
+        assert await fresh_b.list_resources() == {}
+        assert await fresh_b.find("nf") is None
+        assert not (h.state_dir / "vim-b" / "nf.json").exists()
+        fresh_a = account("vim-a")
+        assert await fresh_a.list_resources() == {"nf": rid}
+        assert proc_alive(pid_of(rid))
+        assert _environ_of(pid_of(rid))["NFO_VIM"] == "vim-a"
+    finally:
+        await a.terminate(rid)
+    assert not proc_alive(pid_of(rid))
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    data = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(i.decode().split("=", 1) for i in data.split(b"\0") if b"=" in i)
+
+
 async def test_adopted_process_that_dies_is_failed_without_status(h: Harness) -> None:
     a = h.driver()
     rid = (await a.instantiate(request("adoptee", {"command": SLEEPER}))).resource_id

@@ -93,6 +93,32 @@ async def test_vim_failure_is_reported_and_cleaned_up(env: Any) -> None:
     assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
 
 
+async def test_a_failed_cleanup_is_retried_and_leaves_no_orphan(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chaos finding (issue 12): when the VIM refused to remove a failed workload, the
+    instance was recorded failed without its resource, and nothing ever removed it."""
+    refusals = [TemporaryError("VIM busy (1)"), TemporaryError("VIM busy (2)")]
+    real = SimDriver.terminate
+
+    async def terminate(self: SimDriver, resource_id: str) -> None:
+        if refusals:
+            raise refusals.pop(0)
+        await real(self, resource_id)
+
+    monkeypatch.setattr(SimDriver, "terminate", terminate)
+    await env.open()
+    await env.add_sim_vim("sim1", mean=50, failure_rate=1.0)
+    await env.add_descriptor("fw")
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed")
+    assert "simulated failure" in st["reason"], st
+    st = await env.h_wait(lambda: (s := env.state_of("a")) and "vim-resource-id" not in s
+                          and s, 5, "the failed workload to be removed",
+                          lambda: (env.state_of("a"), env.sim("sim1")))
+    assert env.sim("sim1") == [] and not refusals
+    assert st["oper-status"] == "failed" and "simulated failure" in st["reason"], st
+
+
 async def test_instantiation_timeout(env: Any) -> None:
     await env.open()
     await env.add_sim_vim("sim1", mean=5000)
