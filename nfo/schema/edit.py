@@ -79,7 +79,7 @@ def _xp(p: Any) -> Any:
     return ly.fromx(p)
 
 
-def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
+def _step(n: Any, sch: Any, pmod: Any, names: Names, new: bool = False) -> str | None:
     """The last step of ``lyd_path(n, LYD_PATH_STD)``, built without asking libyang.
 
     ``pmod`` is the module of ``n``'s parent (None for a top-level node): the step
@@ -87,7 +87,8 @@ def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
     predicate per key child, leaf-lists of configuration ``[.='value']``; a value
     containing ``'`` is quoted with ``"`` (libyang's rule, verbatim even when the
     value holds both).  None where libyang prints a positional predicate (keyless
-    lists, state leaf-lists): the caller then asks libyang.
+    lists, state leaf-lists): the caller then asks libyang.  ``new``: the node is being
+    created, and a value holding both quotes is refused (see :func:`_check_addressable`).
     """
     key = (sch, pmod)
     name = names.steps.get(key)
@@ -113,6 +114,8 @@ def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
                 kname = names.keys[ks] = _string(ks.name).decode()
             v = _string(lib.lyd_get_value(k)).decode()
             q = '"' if "'" in v else "'"
+            if new and q == '"' and '"' in v:
+                _check_quotes(k, n)
             parts.append(f"[{kname}={q}{v}{q}]")
             k = k.next
         return "".join(parts)
@@ -120,6 +123,8 @@ def _step(n: Any, sch: Any, pmod: Any, names: Names) -> str | None:
         return None
     v = _string(lib.lyd_get_value(n)).decode()
     q = '"' if "'" in v else "'"
+    if new and q == '"' and '"' in v:
+        _check_quotes(n, n)
     return f"{name}[.={q}{v}{q}]"
 
 
@@ -208,9 +213,7 @@ class _Editor:
                 cs = c.schema
                 nt = cs.nodetype
                 if nt & _MULTI:
-                    if created:
-                        _check_addressable(c, cs)
-                    step = _step(c, cs, mod, self.names)
+                    step = _step(c, cs, mod, self.names, created)
                     cp = node_path(c) if step is None else p + "/" + step
                 else:
                     key = (cs, mod)
