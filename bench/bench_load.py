@@ -43,6 +43,7 @@ from pathlib import Path
 import asyncssh
 import httpx
 from _servers import PASSWORD, Server
+from _stats import pct
 
 from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 
@@ -140,13 +141,6 @@ def proc_sample(pid: int, t0: float) -> Sample:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     return Sample(time.monotonic() - t0, rss, len(os.listdir(f"/proc/{pid}/fd")))
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q / 100 * len(s)))]
 
 
 # -- set-up -------------------------------------------------------------------------------
@@ -349,7 +343,7 @@ def report(ops: dict[str, Op], notes: int, sse: int, samples: list[Sample],
         if op.wrk_pcts is not None:
             p50, p99, p999 = op.wrk_pcts
         else:
-            p50, p99, p999 = (pct(op.latencies, q) * 1e3 for q in (50, 99, 99.9))
+            p50, p99, p999 = (pct(op.latencies, q) * 1e3 for q in (0.5, 0.99, 0.999))
         errs = ", ".join(f"{k}: {v}" for k, v in sorted(op.errors.items())) or "none"
         print(f"{name:<38} {op.requests:>9,} {op.requests / args.duration:>8.1f} "
               f"{p50:>8.2f} {p99:>8.2f} {p999:>9.2f}  {errs}")

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _servers import PASSWORD, Server, describe
+from _stats import pct
 from ncclient import manager
 from ncclient.transport import session as nc_session
 
@@ -54,11 +55,6 @@ NS = "urn:nfo:bench"
 YANG = Path(__file__).parent / "yang"
 NETOPEER2 = {"get10": "2.1-2.5 ms", "edit": {1000: "13 ms", 10000: "107 ms", 100000: "~1 s"},
              "bulk": "0.35-0.53 s", "getbulk": "90-110 ms"}
-
-
-def pct(v: list[float], q: float) -> float:
-    s = sorted(v)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def entries(lst: str, start: int, stop: int, attrs: str = "") -> str:

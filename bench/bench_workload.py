@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _stats import pct
+
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
 from nfo.datastore import SqliteStorage
@@ -43,11 +45,6 @@ SETUP = {
                               "sim": {"latency": {"mean": 0, "jitter": 0}}}]},
     "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def fsync_reference(tmp: Path, n: int = 2000) -> float:
