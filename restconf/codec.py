@@ -145,17 +145,14 @@ def load_json(body: bytes) -> Any:
         raise MalformedMessage(f"malformed JSON: {e}") from None
 
 
-def _check_body(body: bytes, fmt: Fmt) -> bytes:
-    """The body as libyang is to read it, once it is checked."""
+def _check_body(body: bytes, fmt: Fmt) -> None:
     if not body.strip():
         raise MalformedMessage("the request needs a message body")
     if fmt is Fmt.JSON:
-        body = json_text(body)
         if not isinstance(load_json(body), dict):
             raise MalformedMessage("the JSON body must be an object")
     else:
         xml.check(body)
-    return body
 
 
 def parse_under(schema: Schema, body: bytes, fmt: Fmt,
@@ -163,7 +160,7 @@ def parse_under(schema: Schema, body: bytes, fmt: Fmt,
     """Parse ``body`` as children of the resource ``parents`` names (the datastore when
     empty).  Returns the whole edit tree (ancestors built from the URI) and the nodes
     the body added."""
-    body = _check_body(body, fmt)
+    _check_body(body, fmt)  # surrogate pairs are written out where libyang reads JSON
     tree = Tree(schema)
     try:
         parent = build_chain(tree, parents)
