@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,14 +136,3 @@ def kill_run_processes(run_id: str) -> int:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)
-
-
-def udp_echo(port: int, payload: bytes, timeout: float = 1.0) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
-        try:
-            s.send(payload)
-            return s.recv(65536)
-        except (TimeoutError, ConnectionRefusedError):
-            return None

@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from tests.netutil import udp_roundtrip_sync
 from tools.chaos_support.model import (
     Ledger,
     Profile,
@@ -58,7 +59,6 @@ from tools.chaos_support.observe import (
     local_records,
     local_workloads,
     sim_workloads,
-    udp_echo,
 )
 from tools.chaos_support.server import INSTANCES, Api, Server, ServerDied
 
@@ -458,7 +458,7 @@ class Chaos:
             running = (entry.get("state") or {}).get("oper-status") == "running"
             if running and spec.port is not None:
                 payload = f"chaos {name}".encode()
-                if udp_echo(spec.port, payload) != payload:
+                if udp_roundtrip_sync(spec.port, payload) != payload:
                     problems.append(f"echo: {name} is running but 127.0.0.1:{spec.port} "
                                     "does not answer")
         return problems
