@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -242,19 +240,6 @@ async def test_the_summary_comes_at_the_end_of_the_interval(
 
 
 # -- the user store's logins -------------------------------------------------------------
-
-
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real: Callable[..., bytes] = hashlib.scrypt
-
-    def counting(*args: Any, **kwargs: Any) -> bytes:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(hashlib, "scrypt", counting)
-    return calls
 
 
 def tight() -> LoginGuard:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,6 @@ HASH = re.compile(r"scrypt\$16384\$8\$1\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+
 @pytest.fixture
 def store(ds: Datastore) -> UserStore:
     return UserStore(ds)
-
-
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count scrypt computations done by the user store."""
-    calls: list[int] = []
-    real: Callable[..., bytes] = hashlib.scrypt
-
-    def counting(*args: Any, **kwargs: Any) -> bytes:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(hashlib, "scrypt", counting)
-    return calls
 
 
 def running(ds: Datastore) -> dict[str, Any]:
