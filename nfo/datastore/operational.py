@@ -108,7 +108,7 @@ class OperStore:
                     old = tree.node(k)
                     if old is not None:
                         tree.remove(old)
-            tree.merge(part)
+            tree.merge(part, long_lived=True)
             for k in keys:
                 self._persist(owner, tree, k)
 

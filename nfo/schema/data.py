@@ -18,6 +18,7 @@ from nfo.errors import InvalidValue, MalformedMessage, NfoError
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.dnode import Node
+from nfo.schema.hashes import PER_INSERT, make_room
 from nfo.schema.snode import SNode
 
 __all__ = [
@@ -361,6 +362,7 @@ def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
 
 
 _BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
+_TERM_NODES = lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_ANYDATA | lib.LYS_ANYXML
 
 
 def is_default(node: Any) -> bool:
@@ -502,10 +504,15 @@ class Tree:
         self._root = other._first()
         other._root = ffi.NULL
 
-    def merge(self, other: Tree) -> None:
-        """Move ``other``'s nodes into this tree, merging equal nodes; ``other`` is emptied."""
+    def merge(self, other: Tree, *, long_lived: bool = False) -> None:
+        """Move ``other``'s nodes into this tree, merging equal nodes; ``other`` is emptied.
+
+        ``long_lived``: this tree is kept and edited in place (nodes are removed from it
+        over time), so its indexes are given room first (:mod:`nfo.schema.hashes`)."""
         part = other._first()
         other._root = ffi.NULL
+        if long_lived:
+            _make_room_for(self.ctx, self._first(), part)
         _merge_into(self, part)
 
     @classmethod
@@ -680,6 +687,20 @@ def _append_top(tree: Tree, part: Any) -> None:
         ly.check(ly.xlib.lyd_insert_sibling(ly.xnode(tree._root), ly.xnode(n), slot), tree.ctx,
                  "inserting data")
         tree._root = ly.fromx(slot[0])
+
+
+def _make_room_for(ctx: Any, first: Any, part: Any) -> None:
+    """Room in every existing node that merging the siblings ``part`` may add to."""
+    out = ly.xffi.new("void **")
+    for n in siblings(part):
+        if n.schema == ffi.NULL or n.schema.nodetype & _TERM_NODES:
+            continue
+        there = find_sibling(first, n, out)
+        if there == ffi.NULL:
+            continue
+        kids = lib.lyd_child(n)
+        make_room(ctx, there, PER_INSERT * sum(1 for _ in siblings(kids)))
+        _make_room_for(ctx, lib.lyd_child(there), kids)
 
 
 def _merge_into(tree: Tree, part: Any) -> None:

@@ -33,6 +33,7 @@ from nfo.schema.data import (
     node_value,
     siblings,
 )
+from nfo.schema.hashes import Wear, make_room
 
 __all__ = [
     "OPERATIONS",
@@ -170,6 +171,7 @@ class _Editor:
         self._seen: set[str] = set()
         self._out = ffi.new("struct lyd_node **")
         self._xout = ly.xffi.new("void **")
+        self.wear = Wear()
 
     # -- lookups -----------------------------------------------------------
     def _first_child(self, parent: Any) -> Any:
@@ -234,6 +236,7 @@ class _Editor:
     # -- mutations ---------------------------------------------------------
     def _insert(self, parent: Any, node: Any) -> None:
         if parent != ffi.NULL:
+            make_room(self.ctx, parent)
             if lib.lyd_insert_child(parent, node) != lib.LY_SUCCESS:
                 ly.raise_last(self.ctx, "inserting data")
             return
@@ -246,6 +249,7 @@ class _Editor:
         self.tree._root = ffi.cast("struct lyd_node *", out[0])
 
     def _unlink_free(self, t: Any) -> None:
+        self.wear.removing(t)
         if t.parent == ffi.NULL and t == self.tree._first():
             self.tree._root = t.next
         lib.lyd_free_tree(t)
@@ -516,6 +520,7 @@ def apply_edit(schema: Any, tree: Tree, edit: Tree,
         ed.replace_top(edit)
     for e in list(siblings(edit._first())):
         ed.process(e, ffi.NULL, default_operation, "")
+    ed.wear.settle(ed.ctx)
     return ed.changes
 
 

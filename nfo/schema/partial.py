@@ -19,6 +19,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
+from nfo.schema.hashes import make_room
 
 __all__ = ["Plan", "plan_edits"]
 
@@ -99,6 +100,7 @@ class Plan:
                     lib.lyd_free_tree(c)
                 for c in list(siblings(lib.lyd_child_no_keys(new))):
                     ly.xlib.lyd_unlink_tree(c)
+                    make_room(self.ctx, old)
                     ly.check(lib.lyd_insert_child(old, c), self.ctx, "grafting data")
                 moved.add(ly.addr(new))
             # under a parent on both sides, lyd_insert_child unlinks the entry itself
@@ -108,8 +110,10 @@ class Plan:
                     continue
                 if not direct:
                     _move(self.ctx, work, inst, live, live_parent)
-                elif lib.lyd_insert_child(live_parent, inst) != lib.LY_SUCCESS:
-                    ly.raise_last(self.ctx, "grafting data")
+                else:
+                    make_room(self.ctx, live_parent)
+                    if lib.lyd_insert_child(live_parent, inst) != lib.LY_SUCCESS:
+                        ly.raise_last(self.ctx, "grafting data")
             return
         if key in self.anc:
             winsts = _instances(wfirst(), schema)
@@ -199,6 +203,7 @@ def _dup(ctx: Any, node: Any, recursive: bool) -> Any:
 
 def _insert(ctx: Any, tree: Tree, parent: Any, node: Any) -> None:
     if parent != ffi.NULL:
+        make_room(ctx, parent)
         ly.check(lib.lyd_insert_child(parent, node), ctx, "inserting data")
         return
     first = tree._first()

@@ -9,6 +9,7 @@ import logging
 import httpx
 import pytest
 
+from tests.fuzz.server import PASSWORD, ServerProcess
 from tests.restconf.conftest import JSON, Server
 
 XML = "application/yang-data+xml"
@@ -69,3 +70,28 @@ async def test_host_meta_refuses_other_methods_with_an_errors_body(
     assert "operation-not-supported" in r.text
     r = await client.get("/.well-known/host-meta")
     assert r.status_code == 200 and "restconf" in r.text
+
+
+def test_five_writes_that_crashed_the_server_are_served() -> None:
+    """Finding 4: after these five writes the fifth crashed ``nfo serve`` with SIGSEGV
+    (libyang's child hash table of the live ``top`` wore out under partial commits;
+    nfo.schema.hashes).  A real server process, since a crash is only seen from
+    outside."""
+    requests = [
+        ("PATCH", "", {"ietf-restconf:data": {"nfo-test:top": {
+            "colour": "nfo-test:red", "tags": ["a"], "radius": 0}}}, 204),
+        ("PUT", "/nfo-test:top/item=c", {"nfo-test:item": [{"name": "c"}]}, 201),
+        ("PUT", "/nfo-test:top", {"nfo-test:top": {
+            "colour": "nfo-test:blue", "sorted": [-5]}}, 204),
+        ("PUT", "/nfo-test:top/extra", {"nfo-test:extra": {}}, 201),
+        ("PUT", "/nfo-test:top/thing=b", {"nfo-test:thing": [{"id": "b", "needed": "l"}]}, 201),
+    ]
+    with ServerProcess() as srv, httpx.Client(base_url=srv.base,
+                                               auth=("admin", PASSWORD)) as c:
+        for method, path, body, status in requests:
+            r = c.request(method, "/restconf/data" + path, json=body,
+                          headers={"Content-Type": JSON})
+            assert r.status_code == status, (method, path, r.text)
+        top = c.get("/restconf/data/nfo-test:top", headers={"Accept": JSON}).json()
+        assert top["nfo-test:top"]["thing"] == [{"id": "b", "needed": "l"}]
+        assert srv.proc is not None and srv.proc.poll() is None
