@@ -38,6 +38,7 @@ import asyncio
 import json
 import random
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
@@ -60,6 +61,7 @@ from tests.fuzz.restconf_model import (
     canonical,
     key_of,
     value_error,
+    xml_safe,
 )
 from tests.fuzz.server import PASSWORD, ServerProcess
 
@@ -423,8 +425,10 @@ class Session:
             await self.conn.wait_closed()
         self.conn = self.w = self.r = None
 
-    async def send_raw(self, data: bytes) -> None:
-        """Write ``data`` in random pieces (the server sees split reads)."""
+    async def send_raw(self, data: bytes, *, may_close: bool = False) -> None:
+        """Write ``data`` in random pieces (the server sees split reads); with
+        ``may_close`` the data breaks the framing, so the server may close the channel
+        before the last piece is written."""
         assert self.w is not None
         rng = self.fuzz.rng
         if rng.random() < 0.5 or len(data) < 2:
@@ -433,7 +437,12 @@ class Session:
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 6))))
         prev = 0
         for c in [*cuts, len(data)]:
-            self.w.write(data[prev:c])
+            try:
+                self.w.write(data[prev:c])
+            except BrokenPipeError:
+                if not may_close:
+                    raise
+                return
             prev = c
             await asyncio.sleep(0)
 
@@ -539,15 +548,12 @@ class Pending:
 
 class NetconfFuzz:
     def __init__(self, server: ServerProcess, seed: int, sessions: int = 3,
-                 log: Callable[[str], None] = print, candidate_edits: bool = True) -> None:
+                 log: Callable[[str], None] = print) -> None:
         self.server = server
         self.rng = random.Random(seed)
         self.stats = Stats()
         self.log = log
         self.model = Model(patch=True)
-        self.candidate_edits = candidate_edits
-        """False: the writer leaves the candidate equal to running (its lazy copy
-        semantics are only approximated by the model)."""
         self.cand: Model | None = None
         self.pending: Pending | None = None
         self.sessions = [Session(self, f"s{i}") for i in range(sessions)]
@@ -621,13 +627,16 @@ class NetconfFuzz:
             root = await s.call("<copy-config><target><candidate/></target><source><running/>"
                                 "</source></copy-config>")
             self.expect(root, {}, "copy-config running -> candidate",
-                        lambda _: self._discarded())
+                        lambda _: self._copied())
         else:
             src = rng.choice(["running", "candidate"])
             root = await s.call(f"<validate><source><{src}/></source></validate>")
-            if not ok(root):
-                raise Broken(f"validate {src} of valid data refused: "
-                             f"{ElementTree.tostring(root)[:500]!r}")
+            # the candidate may hold invalid data (test-option set); running never does
+            valid = src == "running" or self.commit_outcome() is not None
+            if ok(root) != valid:
+                raise Broken(f"validate {src}: the model says {'valid' if valid else 'invalid'}"
+                             f": {ElementTree.tostring(root)[:500]!r}\n candidate: "
+                             f"{self.cand.snapshot() if self.cand else '(running)'}")
 
     def _committed(self, new: dict[str, Json]) -> None:
         self.model.install(json.loads(json.dumps(new)))
@@ -637,8 +646,11 @@ class NetconfFuzz:
         self.cand = None
 
     def _copied(self) -> None:
-        """The candidate is now a copy of running (it no longer follows running)."""
-        self.cand = Model(json.loads(json.dumps(self.model.top)))
+        """copy-config running -> candidate: an edited candidate becomes a copy of running
+        (it no longer follows running); one never edited still is running (the copy
+        changes nothing)."""
+        if self.cand is not None:
+            self.cand = Model(json.loads(json.dumps(self.model.top)))
 
     async def candidate_now(self) -> Model:
         """The candidate as the server holds it: edits to it are validated only when
@@ -698,7 +710,7 @@ class NetconfFuzz:
 
     async def edit(self, s: Session, nmda: bool) -> None:
         rng = self.rng
-        ds = "running" if rng.random() < 0.6 or not self.candidate_edits else "candidate"
+        ds = "running" if rng.random() < 0.6 else "candidate"
         base = self.model if ds == "running" else (self.cand or self.model)
         # (default-operation replace would replace the whole datastore, accounts included)
         default = rng.choice(["", "merge", "merge", "none", "bogus"])
@@ -745,8 +757,10 @@ class NetconfFuzz:
                           f"{'ok' if ok(root) else tags(root)}"]
             if ok(root) and test != "test-only":
                 cand = await self.candidate_now()
-                # an edit that changed nothing leaves the candidate following running
-                self.cand = None if cand.snapshot() == self.model.snapshot() else cand
+                # a candidate still following running keeps following it when the edit
+                # changed nothing; once edited it stays a copy until commit or discard
+                if self.cand is not None or cand.snapshot() != self.model.snapshot():
+                    self.cand = cand
             return
         outcome = self.predict_edit(base, t, op, value, default, test, error)
 
@@ -761,8 +775,8 @@ class NetconfFuzz:
                 error == "continue-on-error":
             return None
         try:
-            t.check()
             nc = op or default or "merge"
+            _check_body_keys(t, nc, default)
             if nc == "none":
                 return json.loads(json.dumps(base.top))
             v = _canonical_value(t, value, nc)
@@ -787,7 +801,7 @@ class NetconfFuzz:
                 self.stats.cases += 1
                 await s.send_raw(rng.choice([b"\n#abc\n<rpc/>", b"\n#0\n", b"\n##\n",
                                              b"\n#99999999999\n", b"junk\n#5\nhello\n##\n",
-                                             b"\n#3\nabcd\n##\n"]))
+                                             b"\n#3\nabcd\n##\n"]), may_close=True)
                 await s.expect_closed("a broken chunk header")
                 continue
             if r < 0.06:
@@ -881,10 +895,30 @@ class NetconfFuzz:
         await self.http.aclose()
 
 
+def _check_body_keys(t: Target, op: str, default: str) -> None:
+    """Keys in a NETCONF body (not a URI): characters XML cannot carry are refused by the
+    parser; a key holding both quote characters only where the edit would create its
+    entry (nfo refuses to create what no path could address)."""
+    for i, s in enumerate(t.steps):
+        for k in s.key or ():
+            if not isinstance(k, str):
+                continue
+            if not xml_safe(k):
+                raise Invalid("a key XML cannot carry")
+            if "'" in k and '"' in k and not (
+                    op in ("remove", "delete", "none")
+                    and (i == len(t.steps) - 1 or default == "none")):
+                raise Invalid("a key holding both quotes")
+
+
 def _canonical_value(t: Target, value: Json, op: str) -> Json:
     """The model's value of what the config element carries for ``t``."""
     node = t.node
     if op in ("delete", "remove"):
+        if node.kind == "leaf":
+            # nfo parses the element's text even here: a value its type refuses is
+            # invalid-value, not a delete
+            value_error(node, "" if value is None else value, True)
         return None
     if node.kind == "leaf-list":
         assert t.steps[-1].key is not None
@@ -895,9 +929,8 @@ def _canonical_value(t: Target, value: Json, op: str) -> Json:
 
 
 async def run_async(cases: int, seed: int, server: ServerProcess,
-                    log: Callable[[str], None] = print,
-                    candidate_edits: bool = True) -> tuple[Stats, list[str]]:
-    fuzz = NetconfFuzz(server, seed, log=log, candidate_edits=candidate_edits)
+                    log: Callable[[str], None] = print) -> tuple[Stats, list[str]]:
+    fuzz = NetconfFuzz(server, seed, log=log)
     failures: list[str] = []
     try:
         await fuzz.reset()
@@ -906,8 +939,9 @@ async def run_async(cases: int, seed: int, server: ServerProcess,
             try:
                 await fuzz.round()
             except (Broken, asyncssh.Error, OSError, FramingError) as e:
-                failures.append(f"round {fuzz.stats.rounds}: {type(e).__name__}: {e}")
-                log(f"FAILURE in round {fuzz.stats.rounds}: {e}")
+                where = "".join(traceback.format_exception(e)[-9:])
+                failures.append(f"round {fuzz.stats.rounds}: {type(e).__name__}: {e}\n{where}")
+                log(f"FAILURE in round {fuzz.stats.rounds}: {e}\n{where}")
                 if not server.alive() or len(failures) > 20:
                     break
                 await fuzz.recover()
@@ -922,7 +956,7 @@ async def run_async(cases: int, seed: int, server: ServerProcess,
     return fuzz.stats, failures
 
 
-def run(cases: int, seed: int, server: ServerProcess, log: Callable[[str], None] = print,
-        candidate_edits: bool = True) -> tuple[Stats, list[str]]:
-    return asyncio.run(run_async(cases, seed, server, log, candidate_edits))
+def run(cases: int, seed: int, server: ServerProcess, log: Callable[[str], None] = print
+        ) -> tuple[Stats, list[str]]:
+    return asyncio.run(run_async(cases, seed, server, log))
 

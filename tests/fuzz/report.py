@@ -15,7 +15,7 @@ from tests.fuzz.server import ROOT, ServerProcess
 __all__ = ["PACKAGES", "coverage_report", "finish"]
 
 PACKAGES = {"nfo/protocol": "nfo/protocol/*", "nfo/netconf": "nfo/netconf/*",
-            "restconf": "*/restconf/*"}
+            "restconf": "restconf/*"}
 
 
 def coverage_report(directory: Path) -> str:

@@ -546,8 +546,6 @@ class Fuzzer(RuleBasedStateMachine):
         m = self.model
         try:
             t.check()
-            if child is not None:
-                child.check()
             if method == "DELETE":
                 if not m.present(t) or t.node.name in _keys_of(t) or not passes(True):
                     return None
@@ -564,6 +562,7 @@ class Fuzzer(RuleBasedStateMachine):
                 if child.node.kind in ("list", "leaf-list"):
                     key = key_of(child.node, value) if child.node.kind == "list" else (value,)
                     child = Target((*t.steps, Step(child.node, key)))
+                child.check()  # the key the body gives, not the one drawn for it
                 ins, pt = _position_of(child, insert, point)
                 if not passes(True):
                     return None

@@ -288,6 +288,9 @@ class Model:
 
     top: dict[str, Json] = field(default_factory=dict)
     patch: bool = False
+    top_deleted: bool = False
+    """In one YANG Patch (or NETCONF edit): ``top`` was deleted by an earlier edit, so
+    it no longer exists until validation puts its defaults back at the end."""
     """YANG Patch: deleting the (non-presence) top container never misses."""
 
     def snapshot(self) -> Json:
@@ -337,14 +340,14 @@ class Model:
         for s in t.steps[1:-1]:
             n = s.node
             if n.kind == "list":
-                entries = cur.setdefault(n.name, [])
+                entries = cur.get(n.name, [])
                 e = next((e for e in entries if key_of(n, e) == s.key), None)
                 if e is None:
                     if not create:
                         raise Invalid("missing parent")
                     assert s.key is not None
                     e = dict(zip(n.keys, s.key, strict=True))
-                    entries.append(e)
+                    cur.setdefault(n.name, []).append(e)
                 cur = e
             else:
                 nxt = cur.get(n.name)
@@ -363,6 +366,7 @@ class Model:
         new tree (validated) and whether the target existed before."""
         new = copy.deepcopy(self.top)
         existed = self.present(t)
+        self.top_deleted = False
         if merge_parents and op == "remove" and len(t.steps) > 2:
             # NETCONF default-operation merge: the target's ancestors are merged
             self._container_of(new, t, True)
@@ -377,8 +381,10 @@ class Model:
         if op in ("create",) and self.present(t, tree):
             raise Invalid("data-exists")
         if op == "delete" and not self.present(t, tree) and not (
-                len(t.steps) == 1 and self.patch):
+                len(t.steps) == 1 and self.patch and not self.top_deleted):
             raise Invalid("data-missing")
+        self.top_deleted = (len(t.steps) == 1 and op in ("delete", "remove")) or (
+            self.top_deleted and op in ("delete", "remove"))
         if len(t.steps) == 1:
             if op in ("delete", "remove"):
                 tree.clear()

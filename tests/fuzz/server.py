@@ -79,7 +79,9 @@ class ServerProcess:
         cmd = [sys.executable]
         if self.coverage_file is not None:
             cmd += ["-m", "coverage", "run", "--parallel-mode",
-                    f"--data-file={self.coverage_file}", "--source=nfo",
+                    f"--data-file={self.coverage_file}",
+                    # nfo/restconf is a link to restconf/, measured under its real path
+                    f"--source=nfo,{ROOT / 'restconf'}",
                     "-m", "nfo"]
         else:
             cmd += ["-m", "nfo"]
