@@ -266,9 +266,11 @@ class _Editor:
         return out[0]
 
     def _create(self, e: Any, parent: Any, recursive: bool = True,
-                path: str | None = None) -> Any:
-        """Copy ``e`` under ``parent``; ``path``, when given, is the new node's lyd_path."""
-        if e.schema.nodetype & _MULTI:
+                path: str | None = None, provisional: bool = False) -> Any:
+        """Copy ``e`` under ``parent``; ``path``, when given, is the new node's lyd_path.
+        ``provisional``: created only to hold its children's edits, and checked by the
+        caller if it stays."""
+        if e.schema.nodetype & _MULTI and not provisional:
             _check_addressable(e, e.schema)
         node = self._dup(e, recursive)
         self._insert(parent, node)
@@ -407,11 +409,14 @@ class _Editor:
             return
         if t == ffi.NULL:
             mark = len(self.changes)
-            t = self._create(e, parent, recursive=False, path=where)
+            t = self._create(e, parent, recursive=False, path=where, provisional=op == "none")
             self._children(e, t, op, where)
-            if op == "none" and len(self.changes) == mark + 1 + _keys(e):
-                del self.changes[mark:]
-                self._unlink_free(t)
+            if op == "none":
+                if len(self.changes) == mark + 1 + _keys(e):
+                    del self.changes[mark:]
+                    self._unlink_free(t)
+                elif e.schema.nodetype & _MULTI:
+                    _check_addressable(e, e.schema)
             return
         if op == "replace":
             self._replace_children(t, e, where)

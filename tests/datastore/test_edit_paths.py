@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nfo.errors import InvalidValue
-from nfo.schema import Schema, Tree
+from nfo.schema import Fmt, Schema, Tree
 from nfo.schema._ly import ffi, lib
 from nfo.schema.changes import ChangeCreated, ChangeDeleted
 from nfo.schema.data import node_path, node_value, path_steps, siblings
@@ -221,3 +221,28 @@ def test_path_steps(path: str, steps: list[str]) -> None:
 def test_path_steps_refuses_malformed(bad: str) -> None:
     with pytest.raises(InvalidValue):
         path_steps(bad)
+
+
+def test_default_none_passes_through_an_entry_no_path_could_name(schema: Schema) -> None:
+    """NETCONF fuzzer: under default-operation none, a remove below a missing entry whose
+    key holds both quotes changes nothing (as for any other key); the entry, created only
+    to hold the remove, was refused as if the edit created it.  An edit that would really
+    create it is still refused."""
+    ctx = _ctx(schema)
+    remove = {"ietf-netconf:operation": "remove"}
+    work = Tree(ctx)
+    try:
+        with parse(ctx, {"nfo-test:top": {"name": "n"}}) as e:
+            apply_edit(schema, work, e, "merge")
+        before = work.print(Fmt.JSON)
+        for key in ("plain", "a'\"b"):
+            with parse(ctx, {"nfo-test:top": {"item": [
+                    {"name": key, "size": 5, "@size": remove}]}}) as e:
+                assert apply_edit(schema, work, e, "none") == []
+            assert work.print(Fmt.JSON) == before
+        create = {"@size": {"ietf-netconf:operation": "create"}}
+        with parse(ctx, {"nfo-test:top": {"item": [{"name": "a'\"b", "size": 5, **create}]}}
+                   ) as e, pytest.raises(InvalidValue, match="holds both ' and \""):
+            apply_edit(schema, work, e, "none")
+    finally:
+        work.free()
