@@ -27,6 +27,8 @@ import re
 from functools import cache
 from typing import Any
 
+import cffi
+
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 
@@ -35,9 +37,20 @@ __all__ = ["PER_INSERT", "Wear", "make_room", "room", "tombstones"]
 PER_INSERT = 2
 """Hash records one ``lyd_insert_child`` of a single node adds at most."""
 
-_HT_OFFSET = 64      # struct lyd_node_inner: node (56 bytes), child, children_ht
-_REC_SIZE = 16       # struct ht_rec {hash, hits} (packed) + a node pointer
 _FIXED_SO_MINOR = 41  # libyang 2.1.128 (so 2.41) replaced the table
+
+# libyang 2.1.30's private layout: struct lyd_node_inner (node, child, children_ht) and
+# struct hash_table; records of node pointers are 16 bytes ({hash, hits} packed + pointer)
+_layout = cffi.FFI()
+_layout.cdef("""
+    struct nfo_ht { uint32_t used; uint32_t size; uint32_t invalid; uint32_t _pad;
+                    void *val_equal; void *cb_data; uint16_t resize; uint16_t rec_size;
+                    uint32_t _pad2; void *recs; };
+    struct nfo_inner { uint8_t node[56]; void *child; struct nfo_ht *children_ht; };
+""")
+_REC_SIZE = 16
+_INNER = lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_RPC | lib.LYS_ACTION | lib.LYS_NOTIF
+
 
 def _loaded_so_version(maps: str = "/proc/self/maps") -> tuple[int, ...] | None:
     try:
@@ -59,54 +72,47 @@ def _open_addressing() -> bool:
     return v is not None and v[0] == 2 and v[1] < _FIXED_SO_MINOR
 
 
+_GUARDED = _open_addressing()
+
+
 def _table(node: Any) -> Any:
-    return ffi.cast("void **", ffi.cast("char *", node) + _HT_OFFSET)
-
-
-def _counters(node: Any) -> tuple[int, int, int] | None:
-    """``node``'s child table as (used, size, tombstones); None without a table, for a
-    node that has no children, or on a libyang this module does not know."""
-    if (node == ffi.NULL or node.schema == ffi.NULL
-            or not node.schema.nodetype & (lib.LYS_CONTAINER | lib.LYS_LIST
-                                           | lib.LYS_RPC | lib.LYS_ACTION
-                                           | lib.LYS_NOTIF)
-            or not _open_addressing()):
+    """``node``'s child table, NULL if it has none; None where there is nothing to read
+    (another libyang, not an inner node, a table of an unknown shape)."""
+    if (not _GUARDED or node == ffi.NULL or node.schema == ffi.NULL
+            or not node.schema.nodetype & _INNER):
         return None
-    ht = _table(node)[0]
-    if ht == ffi.NULL:
+    ht = _layout.cast("struct nfo_inner *", node).children_ht
+    if ht != _layout.NULL and (ht.rec_size != _REC_SIZE or ht.size < 8
+                               or ht.size & (ht.size - 1) or ht.used + ht.invalid > ht.size):
         return None
-    u32 = ffi.cast("uint32_t *", ht)
-    used, size, invalid = int(u32[0]), int(u32[1]), int(u32[2])
-    rec_size = int(ffi.cast("uint16_t *", ffi.cast("char *", ht) + 34)[0])
-    if (rec_size != _REC_SIZE or size < 8 or size & (size - 1)
-            or used + invalid > size):
-        return None
-    return used, size, invalid
+    return ht
 
 
 def room(node: Any) -> int | None:
-    """Empty records left in ``node``'s child table (None: see :func:`_counters`)."""
-    c = _counters(node)
-    return None if c is None else c[1] - c[0] - c[2]
+    """Empty records left in ``node``'s child table (None: see :func:`_table`)."""
+    ht = _table(node)
+    return None if ht is None or ht == _layout.NULL else int(ht.size - ht.used - ht.invalid)
 
 
 def tombstones(node: Any) -> int | None:
     """Removed records still held in ``node``'s child table."""
-    c = _counters(node)
-    return None if c is None else c[2]
+    ht = _table(node)
+    return None if ht is None or ht == _layout.NULL else int(ht.invalid)
 
 
 def make_room(ctx: Any, node: Any, records: int = PER_INSERT) -> None:
-    """Make sure ``node``'s child table can take ``records`` more hash records (see
-    the module's docstring); rebuilds the table when it cannot."""
-    c = _counters(node)
-    if c is None or c[2] == 0 or c[1] - c[0] - c[2] > records:
+    """Make sure the child table of the inner node ``node`` can take ``records`` more
+    hash records (see the module's docstring); rebuilds the table when it cannot."""
+    if not _GUARDED:
+        return
+    ht = _layout.cast("struct nfo_inner *", node).children_ht
+    if ht == _layout.NULL or ht.invalid == 0 or ht.size - ht.used - ht.invalid > records:
         return  # a table without tombstones takes any number of insertions
-    slot = _table(node)
-    ht = slot[0]
-    slot[0] = ffi.NULL
-    ly.xlib.free(ly.xnode(ffi.cast("void **", ffi.cast("char *", ht) + 40)[0]))
-    ly.xlib.free(ly.xnode(ht))
+    if _table(node) is None:
+        return
+    _layout.cast("struct nfo_inner *", node).children_ht = _layout.NULL
+    ly.xlib.free(ht.recs)
+    ly.xlib.free(ht)
     last = lib.lyd_child(node)
     if last == ffi.NULL:
         return
