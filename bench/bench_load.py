@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,6 +400,12 @@ async def main() -> None:
             report(ops, notes, sse, samples, load_end, args)
             if srv.proc.poll() is not None:
                 raise SystemExit("nfo serve died during the load")
+            bad = Counter(line.split(" ", 2)[-1] for line in srv.log.read_text().splitlines()
+                          if " WARNING " in line or " ERROR " in line or "Traceback" in line)
+            print(f"server log: {sum(bad.values())} warnings or errors")
+            if bad:
+                raise SystemExit("the server logged warnings or errors under load:\n" + "\n".join(
+                    f"{n:>6} x {msg[:200]}" for msg, n in bad.most_common(10)))
         finally:
             srv.stop()
 

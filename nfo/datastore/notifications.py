@@ -475,6 +475,11 @@ class NotificationSubscription:
     def closed(self) -> bool:
         return self._done
 
+    @property
+    def backlog(self) -> int:
+        """Live notifications the next steps return without waiting."""
+        return 0 if self._replaying or self._failed is not None else len(self._pending)
+
     # -- internals --
 
     def _finish(self) -> None:

@@ -49,7 +49,7 @@ from nfo.netconf.messages import (
 )
 from nfo.netconf.monitoring import Monitor, SessionInfo
 from nfo.netconf.protocol import NetconfContext, handle
-from nfo.protocol.limits import Listener, Reclaimer
+from nfo.protocol.limits import NOTIFICATION_BATCH, Listener, Reclaimer
 
 __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfOptions", "NetconfServer", "SessionLimits",
            "start_netconf"]
@@ -404,12 +404,12 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                  self._srv.idle_timeout)
         self.shutdown("timeout")
 
-    def _send(self, message: bytes) -> None:
-        # One synchronous write per framed message: replies (from the worker) and
+    def _send(self, *messages: bytes) -> None:
+        # One synchronous write of whole framed messages: replies (from the worker) and
         # notifications (from the notifier) never interleave inside a message.
         if self._chan is not None and not self._done:
             try:
-                self._chan.write(framing.encode(message, self._chunked))
+                self._chan.write(b"".join(framing.encode(m, self._chunked) for m in messages))
             except BrokenPipeError:  # the client closed the channel; its close is under way
                 self.shutdown()
 
@@ -491,18 +491,26 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         """Deliver one subscription's events on this session until it or the session ends."""
         assert self._ctx is not None
         ctx = self._ctx
+        batch: list[bytes] = []
         try:
             async for ev in sub:
                 if self._done:
                     break
                 if isinstance(ev, Notification):
-                    self._send(notification_message(
+                    batch.append(notification_message(
                         ev.event_time, ev.render(self._srv.ds.schema, "xml")))
                     ctx.out_notifications += 1
                 elif isinstance(ev, ReplayComplete):
-                    self._send(status_notification("replayComplete"))
+                    batch.append(status_notification("replayComplete"))
                 elif isinstance(ev, SubscriptionComplete):
-                    self._send(status_notification("notificationComplete"))
+                    batch.append(status_notification("notificationComplete"))
+                if sub.backlog and len(batch) < NOTIFICATION_BATCH:
+                    continue
+                # a backlog goes out in few writes, and between them the loop notices a
+                # connection lost meanwhile (else asyncio warns on every further write)
+                self._send(*batch)
+                batch = []
+                await asyncio.sleep(0)
         except NfoError as e:
             log.info("netconf notification subscription ended: %s", e.message)
         except Exception:

@@ -30,7 +30,13 @@ import socket
 import time
 from collections.abc import Callable
 
-__all__ = ["Listener", "Reclaimer", "ThrottledLog", "raise_open_files_limit"]
+__all__ = ["NOTIFICATION_BATCH", "Listener", "Reclaimer", "ThrottledLog",
+           "raise_open_files_limit"]
+
+NOTIFICATION_BATCH = 64
+"""Notifications a stream (NETCONF or SSE) writes at most in one write when it has a
+backlog; between writes the event loop runs, so a lost connection is noticed and other
+clients are served."""
 
 log = logging.getLogger(__name__)
 

@@ -552,6 +552,27 @@ async def test_overflow_drops_the_subscriber_not_the_publisher(
         await hub.close()
 
 
+async def test_backlog_counts_what_the_next_steps_return_without_waiting(
+    hub: NotificationHub,
+) -> None:
+    """What the NETCONF and SSE senders batch into one write (issue 12: a backlog written
+    event by event to a lost connection made asyncio warn on every write)."""
+    live = hub.subscribe()
+    replay = hub.subscribe(start=0)
+    try:
+        assert live.backlog == 0
+        for i in range(3):
+            hub.publish(bell(i))
+        assert live.backlog == 3
+        assert replay.backlog == 0  # replaying: the store is read step by step
+        assert rungs(await take(live, 2)) == [0, 1] and live.backlog == 1
+        live.close()
+        assert live.backlog == 0
+    finally:
+        live.close()
+        replay.close()
+
+
 async def test_close_ends_iterators(hub: NotificationHub) -> None:
     async def consume(sub: NotificationSubscription) -> list[Any]:
         return [item async for item in sub]
