@@ -51,6 +51,7 @@ from nfo.datastore import (
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import format_time, parse_time
+from nfo.protocol.limits import NOTIFICATION_BATCH
 from nfo.schema import Fmt, Schema
 
 __all__ = [
@@ -147,8 +148,15 @@ class _EventStream(StreamingResponse):
 
     async def _events(self) -> AsyncGenerator[bytes, None]:
         sub = self._sub
+        batch: list[bytes] = []
         try:
             while True:
+                if batch and (not sub.backlog or len(batch) >= NOTIFICATION_BATCH):
+                    # a backlog goes out in few writes, and between them the loop notices
+                    # a connection lost meanwhile (else every further write warns)
+                    yield b"".join(batch)
+                    batch = []
+                    await asyncio.sleep(0)
                 try:
                     async with asyncio.timeout(self._keepalive):
                         ev = await anext(sub)
@@ -156,21 +164,23 @@ class _EventStream(StreamingResponse):
                     yield b": keep-alive\n\n"
                     continue
                 except StopAsyncIteration:
-                    return
+                    break
                 except NfoError as e:  # dropped for falling behind (resource-denied)
-                    yield f": subscription ended: {e.tag}: {e.message}\n\n".encode()
-                    return
+                    batch.append(f": subscription ended: {e.tag}: {e.message}\n\n".encode())
+                    break
                 if isinstance(ev, Notification):
                     try:
                         msg = notification_message(ev, self._schema, self._encoding)
                     except NfoError as e:
                         log.warning("notification %d not sent: %s", ev.seq, e)
                         continue
-                    yield sse_event(msg)
+                    batch.append(sse_event(msg))
                 elif isinstance(ev, ReplayComplete):
-                    yield b": replay-complete\n\n"
+                    batch.append(b": replay-complete\n\n")
                 elif isinstance(ev, SubscriptionComplete):
-                    return
+                    break
+            if batch:
+                yield b"".join(batch)
         finally:
             sub.close()
 
