@@ -1,0 +1,226 @@
+"""The Python client of nfo's RESTCONF API, synchronous (:class:`Client`) and asyncio
+(:class:`AsyncClient`), with the same methods.
+
+Why two thin classes over :mod:`nfo.client.calls`: scripts want plain calls, the CLI's
+live views and services want asyncio; each class only sends a :class:`Call` its way
+(httpx), and everything else (paths, bodies, answers, waits) is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from nfo.client import calls as c
+from nfo.client.config import ClientConfig
+from nfo.client.errors import Unreachable, WaitFailed, WaitTimeout, raise_for_response
+
+__all__ = ["FINAL_STATES", "AsyncClient", "Client", "Collection"]
+
+T = TypeVar("T")
+
+FINAL_STATES = frozenset({"running", "failed", "terminated"})
+_STUCK = {"running": {"failed"}, "failed": set(), "terminated": set()}
+"""States a wait for the key cannot leave by itself (it fails at once)."""
+
+
+def _config(config: ClientConfig | None, **flags: Any) -> ClientConfig:
+    return config if config is not None else ClientConfig.resolve(**flags)
+
+
+def _http_args(cfg: ClientConfig) -> dict[str, Any]:
+    auth = (cfg.user or "", cfg.password or "") if cfg.user else None
+    return {"base_url": cfg.base, "auth": auth, "verify": cfg.verify(),
+            "timeout": cfg.timeout, "headers": {"Accept": c.JSON}}
+
+
+def _request_args(call: c.Call) -> dict[str, Any]:
+    args: dict[str, Any] = {"params": list(call.params)}
+    if call.body is not None:
+        args["content"] = json.dumps(call.body).encode()
+        args["headers"] = {"Content-Type": call.content_type}
+    return args
+
+
+def _answer(call: c.Call, r: httpx.Response) -> Any:
+    if r.status_code == 404 and call.missing_ok:
+        return call.read(None)
+    raise_for_response(r)
+    return call.read(json.loads(r.content) if r.content else None)
+
+
+@contextmanager
+def _transport_errors(cfg: ClientConfig) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise Unreachable(f"cannot reach nfo at {cfg.base}: {e or type(e).__name__}") from None
+
+
+def _state(inst: dict[str, Any] | None) -> str | None:
+    return None if inst is None else inst.get("state", {}).get("oper-status")
+
+
+def _check_wait(name: str, want: str, inst: dict[str, Any] | None) -> bool:
+    """True when ``inst`` is in ``want`` (``"gone"``: absent); raises when it cannot
+    get there by itself."""
+    if want == "gone":
+        return inst is None
+    if inst is None:
+        raise WaitFailed(f"{name} does not exist", {})
+    st = _state(inst)
+    if st == want:
+        return True
+    if st in _STUCK.get(want, set()):
+        reason = inst.get("state", {}).get("reason") or "no reason given"
+        raise WaitFailed(f"{name} is {st}: {reason}", inst)
+    return False
+
+
+class Collection:
+    """One list of the API (``catalog``, ``vims``, ``instances``): list, get, add,
+    delete.  On the asyncio client each method returns an awaitable."""
+
+    def __init__(self, do: Callable[[c.Call], Any], kind: c.Kind) -> None:
+        self._do = do
+        self.kind = kind
+
+    def list(self) -> Any:
+        """Every entry, configuration and state (an empty list when there are none)."""
+        return self._do(c.list_entries(self.kind))
+
+    def get(self, key: str) -> Any:
+        """One entry, or None."""
+        return self._do(c.get_entry(self.kind, key))
+
+    def add(self, data: Any) -> Any:
+        """Create one or more entries (dicts or nfo.bindings objects) in one transaction;
+        refused whole if any exists."""
+        return self._do(c.create_entries(self.kind, c.entries_of(self.kind, data)))
+
+    def delete(self, key: str) -> Any:
+        return self._do(c.delete_entry(self.kind, key))
+
+
+class _Methods:
+    """The operations, written once against ``_do`` (sync) / awaited ``_do`` (async)."""
+
+    def _do(self, call: c.Call) -> Any:
+        raise NotImplementedError
+
+    def _collections(self) -> None:
+        self.catalog = Collection(self._do, c.CATALOG)
+        self.vims = Collection(self._do, c.VIMS)
+        self.instances = Collection(self._do, c.INSTANCES)
+
+    def create_instance(self, name: str, descriptor: str, *, vim: str | None = None,
+                        parameters: dict[str, Any] | None = None,
+                        admin_state: str | None = None, description: str | None = None
+                        ) -> Any:
+        entry: dict[str, Any] = {"name": name, "descriptor": descriptor}
+        if vim:
+            entry["vim"] = vim
+        if parameters:
+            entry["parameter"] = [{"name": k, "value": str(v)} for k, v in parameters.items()]
+        if admin_state:
+            entry["admin-state"] = admin_state
+        if description is not None:
+            entry["description"] = description
+        return self.instances.add(entry)
+
+    def restart(self, name: str) -> Any:
+        return self._do(c.action(c.INSTANCES, name, "restart"))
+
+    def redeploy(self, name: str, vim: str | None = None) -> Any:
+        return self._do(c.action(c.INSTANCES, name, "redeploy", {"vim": vim} if vim else None))
+
+
+class Client(_Methods):
+    """Synchronous client: ``with Client(url=..., user=..., password=...) as nfo: ...``
+    (or ``Client()`` to take the settings from the environment and the config file)."""
+
+    def __init__(self, config: ClientConfig | None = None, **flags: Any) -> None:
+        self.config = _config(config, **flags)
+        self._http = httpx.Client(**_http_args(self.config))
+        self._collections()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _do(self, call: c.Call) -> Any:
+        with _transport_errors(self.config):
+            r = self._http.request(call.method, call.path, **_request_args(call))
+        return _answer(call, r)
+
+    def wait(self, name: str, state: str = "running", *, timeout: float = 300.0,
+             interval: float = 0.5,
+             progress: Callable[[dict[str, Any] | None], None] | None = None
+             ) -> dict[str, Any] | None:
+        """Until ``name`` is in ``state`` (``"gone"``: deleted and cleaned up); returns
+        it as last read.  Raises :class:`WaitFailed` at once when it reaches a state it
+        cannot leave by itself, :class:`WaitTimeout` after ``timeout`` seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            inst: dict[str, Any] | None = self.instances.get(name)
+            if progress is not None:
+                progress(inst)
+            if _check_wait(name, state, inst):
+                return inst
+            if time.monotonic() >= end:
+                raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
+                                  f"not {state}", inst)
+            time.sleep(interval)
+
+
+class AsyncClient(_Methods):
+    """asyncio client: ``async with AsyncClient(...) as nfo: await nfo.instances()``."""
+
+    def __init__(self, config: ClientConfig | None = None, **flags: Any) -> None:
+        self.config = _config(config, **flags)
+        self._http = httpx.AsyncClient(**_http_args(self.config))
+        self._collections()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _do(self, call: c.Call) -> Awaitable[Any]:
+        async def run() -> Any:
+            with _transport_errors(self.config):
+                r = await self._http.request(call.method, call.path, **_request_args(call))
+            return _answer(call, r)
+        return run()
+
+    async def wait(self, name: str, state: str = "running", *, timeout: float = 300.0,
+                   interval: float = 0.5,
+                   progress: Callable[[dict[str, Any] | None], None] | None = None
+                   ) -> dict[str, Any] | None:
+        """See :meth:`Client.wait`."""
+        end = time.monotonic() + timeout
+        while True:
+            inst: dict[str, Any] | None = await self.instances.get(name)
+            if progress is not None:
+                progress(inst)
+            if _check_wait(name, state, inst):
+                return inst
+            if time.monotonic() >= end:
+                raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
+                                  f"not {state}", inst)
+            await asyncio.sleep(interval)

@@ -1,0 +1,155 @@
+"""The client's protocol logic as data: each operation is a :class:`Call` (method, path,
+body) and a function reading its answer, shared by the sync and the asyncio client.
+
+Why: the two clients then differ only in how they send a request (a thin transport
+each), and the RESTCONF paths, bodies and answer shapes exist once.  Data goes in as
+plain RFC 7951 dicts (member names without the module prefix inside an entry) or as
+nfo.bindings objects; it comes out as dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+__all__ = [
+    "CATALOG",
+    "INSTANCES",
+    "JSON",
+    "VIMS",
+    "Call",
+    "Kind",
+    "entries_of",
+]
+
+JSON = "application/yang-data+json"
+PATCH_JSON = "application/yang-patch+json"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One list the client manages: where it lives and how an entry is named."""
+
+    module: str
+    container: str
+    list: str
+    key: str
+
+    @property
+    def path(self) -> str:
+        return f"/restconf/data/{self.module}:{self.container}"
+
+    def entry_path(self, key: str) -> str:
+        return f"{self.path}/{self.list}={quote(key, safe='')}"
+
+
+CATALOG = Kind("nfo-catalog", "catalog", "nf-descriptor", "id")
+VIMS = Kind("nfo-vim", "vims", "vim", "name")
+INSTANCES = Kind("nfo-instances", "nf-instances", "nf-instance", "name")
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    params: tuple[tuple[str, str], ...] = ()
+    read: Callable[[Any], Any] = lambda _: None
+    """Turns the decoded JSON answer (None when empty) into the call's result."""
+    missing_ok: bool = False
+    """A 404 is an answer (the reader gets None), not an error."""
+    content_type: str = JSON
+
+
+def _unprefix(module: str, data: dict[str, Any]) -> dict[str, Any]:
+    p = module + ":"
+    return {k[len(p):] if k.startswith(p) else k: v for k, v in data.items()}
+
+
+def _bound(data: Any) -> dict[str, Any] | None:
+    """An nfo.bindings object as RFC 7951 JSON; None for anything else."""
+    if not hasattr(data, "_pyangbind_elements"):
+        return None
+    from pyangbind.lib import pybindJSON
+    out: dict[str, Any] = json.loads(pybindJSON.dumps(data, mode="ietf"))
+    return out
+
+
+def entries_of(kind: Kind, data: Any) -> list[dict[str, Any]]:
+    """List entries as dicts, from: one entry (a dict or a bindings entry), the module's
+    data (``{"nfo-instances:nf-instances": {...}}`` or the bindings' module object), or
+    an iterable of entries."""
+    bound = _bound(data)
+    if bound is not None:
+        data = bound
+        if f"{kind.module}:{kind.container}" not in data:
+            return [_unprefix(kind.module, data)]
+    if isinstance(data, dict):
+        top = data.get(f"{kind.module}:{kind.container}")
+        if top is not None:
+            return [dict(e) for e in top.get(kind.list, [])]
+        return [_unprefix(kind.module, data)]
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        out: list[dict[str, Any]] = []
+        for d in data:
+            out += entries_of(kind, d)
+        return out
+    raise TypeError(f"a {kind.list} is a dict or an nfo.bindings object, "
+                    f"not {type(data).__name__}")
+
+
+# -- reading answers --------------------------------------------------------------------
+
+def _list(kind: Kind) -> Callable[[Any], list[dict[str, Any]]]:
+    def read(doc: Any) -> list[dict[str, Any]]:
+        if doc is None:
+            return []
+        return list(doc.get(f"{kind.module}:{kind.container}", {}).get(kind.list, []))
+    return read
+
+
+def _one(kind: Kind) -> Callable[[Any], dict[str, Any] | None]:
+    def read(doc: Any) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        entries = doc.get(f"{kind.module}:{kind.list}") or []
+        return dict(entries[0]) if entries else None
+    return read
+
+
+# -- calls ------------------------------------------------------------------------------
+
+def list_entries(kind: Kind, *, config_only: bool = False) -> Call:
+    params = (("content", "config"),) if config_only else ()
+    return Call("GET", kind.path, params=params, read=_list(kind), missing_ok=True)
+
+
+def get_entry(kind: Kind, key: str, *, config_only: bool = False) -> Call:
+    params = (("content", "config"),) if config_only else ()
+    return Call("GET", kind.entry_path(key), params=params, read=_one(kind), missing_ok=True)
+
+
+def create_entries(kind: Kind, entries: list[dict[str, Any]]) -> Call:
+    """Every entry in one YANG Patch of ``create`` edits: one transaction, refused whole
+    (data-exists) if any of them exists."""
+    edits = [{"edit-id": str(n), "operation": "create",
+              "target": f"/{kind.list}={quote(str(e.get(kind.key, '')), safe='')}",
+              "value": {f"{kind.module}:{kind.list}": [e]}}
+             for n, e in enumerate(entries, 1)]
+    body = {"ietf-yang-patch:yang-patch": {"patch-id": f"create-{kind.list}", "edit": edits}}
+    return Call("PATCH", kind.path, body=body, content_type=PATCH_JSON)
+
+
+def delete_entry(kind: Kind, key: str) -> Call:
+    return Call("DELETE", kind.entry_path(key))
+
+
+def action(kind: Kind, key: str, name: str, inputs: dict[str, Any] | None = None) -> Call:
+    body = {f"{kind.module}:input": inputs or {}}
+
+    def read(doc: Any) -> dict[str, Any]:
+        return dict((doc or {}).get(f"{kind.module}:output", {}))
+    return Call("POST", f"{kind.entry_path(key)}/{name}", body=body, read=read)

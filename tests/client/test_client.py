@@ -1,0 +1,150 @@
+"""nfo.client against a real ``nfo serve`` on loopback (issue 13): catalog, VIM and
+instance CRUD with dicts and bindings, waits, actions, and typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nfo.bindings import nfo_vim
+from nfo.client import (
+    AsyncClient,
+    AuthenticationFailed,
+    Client,
+    ClientConfig,
+    Conflict,
+    InvalidData,
+    NotFound,
+    Unreachable,
+    WaitFailed,
+    WaitTimeout,
+)
+from tests.fuzz.server import PASSWORD, ServerProcess
+from tests.netutil import free_port, udp_roundtrip_sync
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess() as srv:
+        yield srv
+
+
+def _client(srv: ServerProcess, **kw: object) -> Client:
+    args: dict[str, object] = {"url": srv.base, "user": "admin", "password": PASSWORD}
+    args.update(kw)
+    return Client(ClientConfig(**args))  # type: ignore[arg-type]
+
+
+def test_a_local_nf_from_create_to_delete(server: ServerProcess) -> None:
+    port = free_port()
+    with _client(server) as nfo:
+        assert [d["id"] for d in nfo.catalog.list()] == ["udp-echo"]
+        nfo.create_instance("echo-c", "udp-echo", parameters={"port": port})
+        seen: list[str | None] = []
+        inst = nfo.wait("echo-c", "running", timeout=60, interval=0.2,
+                        progress=lambda i: seen.append(i and i.get("state", {}).get("oper-status")))
+        assert inst is not None and inst["state"]["oper-status"] == "running"
+        assert seen[-1] == "running"
+        assert udp_roundtrip_sync(port, b"hello") == b"hello"
+        assert [i["name"] for i in nfo.instances.list()] == ["echo-c"]
+        assert nfo.restart("echo-c") != {}
+        nfo.instances.delete("echo-c")
+        assert nfo.wait("echo-c", "gone", timeout=60, interval=0.2) is None
+        assert nfo.instances.get("echo-c") is None
+
+
+def test_bindings_and_dicts_go_in_errors_come_out_typed(server: ServerProcess) -> None:
+    vims = nfo_vim.nfo_vim()
+    v = vims.vims.vim.add("sim-c")
+    v.type = "nfo-vim:sim"
+    v.sim.latency.mean = 1
+    with _client(server) as nfo:
+        nfo.vims.add(vims)
+        got = nfo.vims.get("sim-c")
+        assert got is not None and got["type"] == "nfo-vim:sim"
+        with pytest.raises(Conflict) as exists:
+            nfo.vims.add({"name": "sim-c", "type": "nfo-vim:sim"})
+        assert exists.value.tag == "data-exists"
+        nfo.catalog.add({"id": "fw-c", "vim-types": ["nfo-vim:sim"]})
+        with pytest.raises(Conflict) as missing:
+            nfo.create_instance("x-c", "no-such-descriptor")
+        assert missing.value.tag == "data-missing" and missing.value.app_tag
+        assert missing.value.path is not None and missing.value.path.endswith("/descriptor")
+        with pytest.raises(InvalidData) as bad:
+            nfo.create_instance("x-c", "fw-c", admin_state="sideways")
+        assert bad.value.tag == "invalid-value" and bad.value.status == 400
+        with pytest.raises(NotFound):
+            nfo.instances.delete("never-made")
+        nfo.instances.add([{"name": f"fw-{i}", "descriptor": "fw-c", "vim": "sim-c"}
+                              for i in range(5)])
+        for i in range(5):
+            nfo.wait(f"fw-{i}", "running", timeout=60, interval=0.2)
+        with pytest.raises(WaitTimeout) as slow:
+            nfo.wait("fw-0", "terminated", timeout=0.3, interval=0.1)
+        assert slow.value.last is not None
+        for i in range(5):
+            nfo.instances.delete(f"fw-{i}")
+        nfo.catalog.delete("fw-c")
+        nfo.vims.delete("sim-c")
+
+
+def test_a_failed_instance_ends_the_wait_with_its_reason(server: ServerProcess) -> None:
+    with _client(server) as nfo:
+        nfo.vims.add({"name": "sim-f", "type": "nfo-vim:sim",
+                      "sim": {"failure-rate": "1", "latency": {"mean": 1}}})
+        nfo.catalog.add({"id": "fw-f", "vim-types": ["nfo-vim:sim"]})
+        nfo.create_instance("doomed", "fw-f", vim="sim-f")
+        with pytest.raises(WaitFailed) as failed:
+            nfo.wait("doomed", "running", timeout=60, interval=0.2)
+        assert "failed" in str(failed.value) and failed.value.last["state"]["reason"]
+        nfo.instances.delete("doomed")
+        nfo.wait("doomed", "gone", timeout=60, interval=0.2)
+        nfo.catalog.delete("fw-f")
+        nfo.vims.delete("sim-f")
+
+
+def test_the_asyncio_client(server: ServerProcess) -> None:
+    async def main() -> None:
+        cfg = ClientConfig(url=server.base + "/restconf", user="admin", password=PASSWORD)
+        async with AsyncClient(cfg) as nfo:
+            await nfo.vims.add({"name": "sim-a", "type": "nfo-vim:sim",
+                                "sim": {"latency": {"mean": 1}}})
+            await nfo.catalog.add({"id": "fw-a", "vim-types": ["nfo-vim:sim"]})
+            await nfo.create_instance("a-1", "fw-a", vim="sim-a")
+            inst = await nfo.wait("a-1", "running", timeout=60, interval=0.2)
+            assert inst is not None and inst["state"]["vim"] == "sim-a"
+            await nfo.instances.delete("a-1")
+            assert await nfo.wait("a-1", "gone", timeout=60, interval=0.2) is None
+            await nfo.catalog.delete("fw-a")
+            await nfo.vims.delete("sim-a")
+    asyncio.run(main())
+
+
+def test_a_wrong_password_and_an_unreachable_server(server: ServerProcess) -> None:
+    with _client(server, password="not-the-password") as nfo, \
+            pytest.raises(AuthenticationFailed) as denied:
+        nfo.vims.list()
+    assert denied.value.status in (401, 429)
+    closed = free_port(kind=1)  # SOCK_STREAM: nothing listens there
+    with Client(ClientConfig(url=f"http://127.0.0.1:{closed}", user="admin",
+                             password="x", timeout=5)) as nfo, pytest.raises(Unreachable):
+        nfo.vims.list()
+
+
+def test_settings_come_from_flags_then_environment_then_file(tmp_path: Path) -> None:
+    f = tmp_path / "config.toml"
+    f.write_text('url = "http://file:1"\nuser = "file-user"\npassword = "file-pw"\n'
+                 'ca = "/file/ca.pem"\n')
+    env = {"NFO_URL": "http://env:2", "NFO_USER": "env-user"}
+    cfg = ClientConfig.resolve(file=f, env=env, user="flag-user", password=None)
+    assert (cfg.url, cfg.user, cfg.password, cfg.ca) == ("http://env:2", "flag-user",
+                                                         "file-pw", "/file/ca.pem")
+    assert "file-pw" not in repr(cfg)
+    assert ClientConfig.resolve(file=tmp_path / "none.toml", env={}).url == \
+        "http://127.0.0.1:8080"
+    f.write_text('url = "http://x"\npasword = "typo"\n')
+    with pytest.raises(Exception, match="unknown settings pasword"):
+        ClientConfig.resolve(file=f, env={})
