@@ -83,6 +83,20 @@ def _check_wait(name: str, want: str, inst: dict[str, Any] | None) -> bool:
     return False
 
 
+def _reached(name: str, want: str, inst: dict[str, Any] | None,
+             progress: Callable[[dict[str, Any] | None], None] | None,
+             end: float, timeout: float) -> bool:
+    """One step of a wait: report, decide (see :func:`_check_wait`), or time out."""
+    if progress is not None:
+        progress(inst)
+    if _check_wait(name, want, inst):
+        return True
+    if time.monotonic() >= end:
+        raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
+                          f"not {want}", inst)
+    return False
+
+
 class Collection:
     """One list of the API (``catalog``, ``vims``, ``instances``): list, get, add,
     delete.  On the asyncio client each method returns an awaitable."""
@@ -174,13 +188,8 @@ class Client(_Methods):
         end = time.monotonic() + timeout
         while True:
             inst: dict[str, Any] | None = self.instances.get(name)
-            if progress is not None:
-                progress(inst)
-            if _check_wait(name, state, inst):
+            if _reached(name, state, inst, progress, end, timeout):
                 return inst
-            if time.monotonic() >= end:
-                raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
-                                  f"not {state}", inst)
             time.sleep(interval)
 
 
@@ -216,11 +225,6 @@ class AsyncClient(_Methods):
         end = time.monotonic() + timeout
         while True:
             inst: dict[str, Any] | None = await self.instances.get(name)
-            if progress is not None:
-                progress(inst)
-            if _check_wait(name, state, inst):
+            if _reached(name, state, inst, progress, end, timeout):
                 return inst
-            if time.monotonic() >= end:
-                raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
-                                  f"not {state}", inst)
             await asyncio.sleep(interval)
