@@ -1,5 +1,6 @@
-"""The ``nfo`` command line: ``serve``, the module set (``module install|list|remove``) and
-the accounts (``user ...``)."""
+"""The ``nfo`` command line: ``serve``, the module set (``module install|list|remove``),
+the accounts (``user ...``), and the commands for a running server (``catalog``, ``vim``,
+``instance``: :mod:`nfo.cli.remote`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_module
+from nfo.cli.remote import add_remote_parsers, run_remote
 from nfo.cli.statelock import StateLock
 from nfo.cli.users import add_user_parser, run_user
 from nfo.datastore.workers import DEFAULT_DEADLINE, DEFAULT_PER_USER, DEFAULT_THREADS, Workers
@@ -117,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     mr.add_argument("--force", action="store_true",
                     help="delete the module's data first instead of refusing")
     add_user_parser(sub)
+    add_remote_parsers(sub)
     return p
 
 
@@ -154,6 +157,8 @@ def _netconf(args: argparse.Namespace) -> NetconfOptions | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd in ("catalog", "vim", "instance"):
+        return run_remote(args)
     quiet = args.cmd == "user" and not args.verbose
     logging.basicConfig(level=logging.DEBUG if args.verbose else
                         logging.WARNING if quiet else logging.INFO,

@@ -1,0 +1,352 @@
+"""The ``nfo`` commands that talk to a running server: ``catalog``, ``vim`` and
+``instance`` (docs/cli.md), through :mod:`nfo.client`.
+
+Why here and thin: the client does the protocol; these functions only turn arguments
+into client calls and answers into tables (rich, colour only on a terminal) or JSON
+(``--json``: the RFC 7951 entries, stable keys), and failures into one message and a
+documented exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nfo.client import (
+    AuthenticationFailed,
+    Client,
+    ClientConfig,
+    ClientError,
+    RequestFailed,
+    Unreachable,
+    WaitFailed,
+    WaitTimeout,
+)
+
+__all__ = ["EXIT", "add_remote_parsers", "run_remote"]
+
+EXIT = {"ok": 0, "refused": 1, "usage": 2, "unreachable": 3, "auth": 4, "failed": 5,
+        "timeout": 6}
+"""Exit codes (docs/cli.md): scripts may rely on them."""
+
+_KINDS = {"catalog": ("catalog", "id", "NF descriptor"), "vim": ("vims", "name", "VIM"),
+          "instance": ("instances", "name", "NF instance")}
+
+_COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
+    "catalog": [("ID", lambda e: e.get("id")), ("NAME", lambda e: e.get("name", "")),
+                ("VERSION", lambda e: e.get("version", "")),
+                ("VIM TYPES", lambda e: ", ".join(t.split(":")[-1]
+                                                   for t in e.get("vim-types", [])))],
+    "vim": [("NAME", lambda e: e.get("name")),
+            ("TYPE", lambda e: e.get("type", "").split(":")[-1]),
+            ("ENABLED", lambda e: str(e.get("enabled", True)).lower()),
+            ("DESCRIPTION", lambda e: e.get("description", ""))],
+    "instance": [("NAME", lambda e: e.get("name")),
+                 ("DESCRIPTOR", lambda e: e.get("descriptor")),
+                 ("VIM", lambda e: e.get("state", {}).get("vim") or e.get("vim", "")),
+                 ("ADMIN", lambda e: e.get("admin-state", "enabled")),
+                 ("STATE", lambda e: e.get("state", {}).get("oper-status", "")),
+                 ("REASON", lambda e: e.get("state", {}).get("reason", ""))],
+}
+
+
+class _Failed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- parsers ----------------------------------------------------------------------------
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server (else NFO_URL, NFO_USER, NFO_PASSWORD, then "
+                             "~/.config/nfo/config.toml)")
+    g.add_argument("--url", help="the server's URL (default http://127.0.0.1:8080)")
+    g.add_argument("--user", help="user name")
+    g.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (never from an argument)")
+    g.add_argument("--ca", help="CA bundle to verify the server's certificate")
+    g.add_argument("--insecure", action="store_true", default=None,
+                   help="do not verify the server's certificate")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def add_remote_parsers(sub: Any) -> None:
+    for cmd, (_, key, what) in _KINDS.items():
+        p = sub.add_parser(cmd, help=f"{what}s on a running server",
+                           description=f"{what}s on a running server.",
+                           epilog=_EXAMPLES[cmd],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        ops = p.add_subparsers(dest="op", required=True, metavar="ACTION")
+        for op, text in (("list", f"every {what}"), ("show", f"one {what}")):
+            o = ops.add_parser(op, help=text)
+            if op == "show":
+                o.add_argument(key, help=f"the {what}'s {key}")
+            _connection_args(o)
+        if cmd == "instance":
+            c = ops.add_parser("create", help="create NF instances",
+                               description="Create one instance from flags, or every "
+                               "instance of a YAML or JSON file (one request).")
+            c.add_argument("name", nargs="?", help="the instance's name (not with -f)")
+            c.add_argument("--descriptor", help="catalog id of the NF descriptor")
+            c.add_argument("--vim", help="VIM to run on (else placement decides)")
+            c.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                           help="a descriptor parameter (repeatable)")
+            c.add_argument("--disabled", action="store_true",
+                           help="create it with admin-state disabled")
+            c.add_argument("-f", "--file", type=Path, help="YAML or JSON file of instances")
+            _wait_args(c)
+            _connection_args(c)
+        else:
+            a = ops.add_parser("add", help=f"add {what}s from a YAML or JSON file")
+            a.add_argument("-f", "--file", type=Path, required=True,
+                           help=f"YAML or JSON file of {what}s")
+            _connection_args(a)
+        d = ops.add_parser("delete", help=f"delete a {what}")
+        d.add_argument(key, help=f"the {what}'s {key}")
+        if cmd == "instance":
+            _wait_args(d)
+        _connection_args(d)
+        if cmd == "instance":
+            w = ops.add_parser("wait", help="wait until instances reach a state")
+            w.add_argument("names", nargs="+", metavar="NAME")
+            w.add_argument("--state", default="running",
+                           choices=["running", "failed", "terminated", "gone"])
+            w.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
+            _connection_args(w)
+            for action in ("restart", "redeploy"):
+                r = ops.add_parser(action, help=f"{action} an instance")
+                r.add_argument("name")
+                if action == "redeploy":
+                    r.add_argument("--vim", help="redeploy on this VIM")
+                _connection_args(r)
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true",
+                   help="wait until running (delete: until gone), showing progress")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="how long --wait waits (default 300)")
+
+
+_EXAMPLES = {
+    "catalog": "examples:\n  nfo catalog list\n  nfo catalog add -f descriptors.yaml\n"
+               "  nfo catalog show udp-echo --json",
+    "vim": "examples:\n  nfo vim list\n  nfo vim add -f lab-vims.yaml\n  nfo vim delete lab",
+    "instance": "examples:\n  nfo instance create echo-1 --descriptor udp-echo "
+                "--param port=40001 --wait\n  nfo instance create -f instances.yaml --wait\n"
+                "  nfo instance list --json\n  nfo instance wait echo-1 echo-2 --timeout 120\n"
+                "  nfo instance delete echo-1 --wait",
+}
+
+
+# -- running ----------------------------------------------------------------------------
+
+def _config(args: argparse.Namespace) -> ClientConfig:
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    cfg = ClientConfig.resolve(url=args.url, user=args.user, password=password, ca=args.ca,
+                               insecure=args.insecure)
+    if cfg.user and cfg.password is None and sys.stdin.isatty():
+        cfg = ClientConfig.resolve(url=args.url, user=args.user, ca=args.ca,
+                                   insecure=args.insecure,
+                                   password=getpass.getpass(f"password for {cfg.user}: "))
+    return cfg
+
+
+def _load_file(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise _Failed("usage", f"{path}: {e.strerror}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise _Failed("usage", f"{path}:{e.lineno}:{e.colno}: not JSON: {e.msg}") from None
+    import yaml
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise _Failed("usage", f"{path}{where}: not YAML: {problem}") from None
+
+
+class _Out:
+    def __init__(self, as_json: bool) -> None:
+        from rich.console import Console
+        self.json = as_json
+        # not on a terminal: no colour (rich's own rule) and no wrapping at 80 columns
+        self.console = Console(highlight=False,
+                               width=None if sys.stdout.isatty() else 1000)
+
+    def table(self, cmd: str, rows: list[dict[str, Any]]) -> None:
+        if self.json:
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        from rich.table import Table
+        t = Table(box=None, pad_edge=False, header_style="bold")
+        for title, _ in _COLUMNS[cmd]:
+            t.add_column(title)
+        for r in rows:
+            t.add_row(*[str(get(r) or "") for _, get in _COLUMNS[cmd]])
+        self.console.print(t)
+
+    def entry(self, e: dict[str, Any] | None) -> None:
+        if self.json or e is None:
+            print(json.dumps(e, indent=2, ensure_ascii=False))
+            return
+        self.console.print_json(json.dumps(e, ensure_ascii=False))
+
+    def note(self, text: str) -> None:
+        if not self.json:
+            self.console.print(text)
+
+
+def _watch(nfo: Client, names: list[str], state: str, timeout: float, out: _Out) -> None:
+    """Wait for every instance; a live table on a terminal, else one line per change."""
+    start = time.monotonic()
+    seen: dict[str, str] = {}
+    done: dict[str, str] = {}
+    live = None
+    if out.console.is_terminal and not out.json:
+        from rich.live import Live
+        live = Live(console=out.console, refresh_per_second=8, transient=False)
+        live.start()
+
+    def render() -> Any:
+        from rich.table import Table
+        t = Table(box=None, header_style="bold", title=f"waiting for {state}")
+        for col in ("NAME", "STATE", "ELAPSED"):
+            t.add_column(col)
+        for n in names:
+            st = done.get(n) or seen.get(n, "?")
+            t.add_row(n, st, f"{time.monotonic() - start:5.1f}s")
+        return t
+
+    try:
+        for name in names:
+            def progress(inst: dict[str, Any] | None, name: str = name) -> None:
+                st = "gone" if inst is None else inst.get("state", {}).get("oper-status", "?")
+                if seen.get(name) != st:
+                    seen[name] = st
+                    if live is None and not out.json:
+                        out.console.print(f"{name}: {st} ({time.monotonic() - start:.1f}s)")
+                if live is not None:
+                    live.update(render())
+            remaining = max(0.1, timeout - (time.monotonic() - start))
+            nfo.wait(name, state, timeout=remaining, interval=0.3, progress=progress)
+            done[name] = state
+            if live is not None:
+                live.update(render())
+    finally:
+        if live is not None:
+            live.stop()
+    out.note(f"{len(names)} of {len(names)} {state} in {time.monotonic() - start:.1f}s")
+
+
+def _instances_from(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.file is not None:
+        if args.name or args.descriptor:
+            raise _Failed("usage", "give either -f FILE or NAME --descriptor D")
+        data = _load_file(args.file)
+        from nfo.client.calls import INSTANCES, entries_of
+        try:
+            return entries_of(INSTANCES, data)
+        except TypeError as e:
+            raise _Failed("usage", f"{args.file}: {e}") from None
+    if not args.name or not args.descriptor:
+        raise _Failed("usage", "nfo instance create NAME --descriptor D (or -f FILE)")
+    entry: dict[str, Any] = {"name": args.name, "descriptor": args.descriptor}
+    if args.vim:
+        entry["vim"] = args.vim
+    params = []
+    for p in args.param:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise _Failed("usage", f"--param wants KEY=VALUE, not {p!r}")
+        params.append({"name": k, "value": v})
+    if params:
+        entry["parameter"] = params
+    if args.disabled:
+        entry["admin-state"] = "disabled"
+    return [entry]
+
+
+def _run(args: argparse.Namespace, out: _Out) -> None:
+    coll_name, key, what = _KINDS[args.cmd]
+    with Client(_config(args)) as nfo:
+        coll = getattr(nfo, coll_name)
+        if args.op == "list":
+            out.table(args.cmd, coll.list())
+        elif args.op == "show":
+            e = coll.get(getattr(args, key))
+            if e is None:
+                raise _Failed("refused", f"no {what} {getattr(args, key)!r}")
+            out.entry(e)
+        elif args.op == "add":
+            data = _load_file(args.file)
+            coll.add(data)
+            out.note(f"added {what}s from {args.file}")
+        elif args.op == "create":
+            entries = _instances_from(args)
+            nfo.instances.add(entries)
+            names = [e["name"] for e in entries]
+            out.note(f"created {', '.join(names)}")
+            if args.wait:
+                _watch(nfo, names, "running", args.timeout, out)
+            if out.json:
+                out.table(args.cmd, [nfo.instances.get(n) for n in names])
+        elif args.op == "delete":
+            coll.delete(getattr(args, key))
+            out.note(f"deleted {what} {getattr(args, key)}")
+            if getattr(args, "wait", False):
+                _watch(nfo, [getattr(args, key)], "gone", args.timeout, out)
+        elif args.op == "wait":
+            _watch(nfo, args.names, args.state, args.timeout, out)
+            if out.json:
+                out.table(args.cmd, [e for n in args.names
+                                     if (e := nfo.instances.get(n)) is not None])
+        elif args.op in ("restart", "redeploy"):
+            result = (nfo.restart(args.name) if args.op == "restart"
+                      else nfo.redeploy(args.name, args.vim))
+            if out.json:
+                print(json.dumps(result))
+            else:
+                out.note(str(result.get("result", f"{args.op} requested")))
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    out = _Out(args.json)
+    try:
+        _run(args, out)
+    except _Failed as e:
+        return _fail(out, e.code, str(e))
+    except Unreachable as e:
+        return _fail(out, "unreachable", str(e))
+    except AuthenticationFailed as e:
+        return _fail(out, "auth", str(e))
+    except WaitFailed as e:
+        return _fail(out, "failed", str(e))
+    except WaitTimeout as e:
+        return _fail(out, "timeout", str(e))
+    except RequestFailed as e:
+        return _fail(out, "refused", str(e))
+    except ClientError as e:
+        return _fail(out, "usage", str(e))
+    return EXIT["ok"]
+
+
+def _fail(out: _Out, code: str, message: str) -> int:
+    print(f"nfo: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT[code]
+

@@ -1,0 +1,96 @@
+"""The ``nfo`` client commands driven as a user would, against a real ``nfo serve`` on
+loopback (issue 13): exit codes, tables, ``--json``, ``--wait``, input files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.server import PASSWORD, ServerProcess
+from tests.netutil import free_port, udp_roundtrip_sync
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess() as srv:
+        yield srv
+
+
+def nfo(server: ServerProcess | None, *args: str, password: str = PASSWORD,
+        cwd: Path | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NFO_")}
+    env.update({"NFO_URL": url or (server.base if server else ""), "NFO_USER": "admin",
+                "NFO_PASSWORD": password, "NFO_CONFIG": "/nonexistent/config.toml"})
+    return subprocess.run([sys.executable, "-m", "nfo", *args], capture_output=True,
+                          text=True, env=env, timeout=180, cwd=cwd)
+
+
+def test_a_local_nf_created_waited_for_and_deleted(server: ServerProcess) -> None:
+    port = free_port()
+    r = nfo(server, "instance", "create", "echo-cli", "--descriptor", "udp-echo",
+            "--param", f"port={port}", "--wait", "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    assert "echo-cli: running" in r.stdout and "1 of 1 running" in r.stdout
+    assert udp_roundtrip_sync(port, b"cli") == b"cli"
+    r = nfo(server, "instance", "list")
+    assert r.returncode == 0 and "echo-cli" in r.stdout and "running" in r.stdout
+    r = nfo(server, "instance", "list", "--json")
+    rows = json.loads(r.stdout)
+    assert [(x["name"], x["state"]["oper-status"]) for x in rows] == [("echo-cli", "running")]
+    r = nfo(server, "instance", "show", "echo-cli", "--json")
+    assert json.loads(r.stdout)["parameter"] == [{"name": "port", "value": str(port)}]
+    r = nfo(server, "instance", "delete", "echo-cli", "--wait", "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 gone" in r.stdout
+    assert udp_roundtrip_sync(port, b"cli", timeout=0.5) is None
+    assert nfo(server, "instance", "show", "echo-cli").returncode == 1
+
+
+def test_vims_catalog_and_instances_from_files(server: ServerProcess, tmp_path: Path) -> None:
+    (tmp_path / "vims.yaml").write_text(
+        "nfo-vim:vims:\n  vim:\n    - name: lab-cli\n      type: nfo-vim:sim\n"
+        "      sim: {latency: {mean: 1}}\n")
+    (tmp_path / "cat.json").write_text(json.dumps(
+        [{"id": "fw-cli", "name": "Firewall", "vim-types": ["nfo-vim:sim"]}]))
+    (tmp_path / "inst.yaml").write_text("\n".join(
+        f"- {{name: fw-cli-{n}, descriptor: fw-cli, vim: lab-cli}}" for n in range(4)) + "\n")
+    for cmd, f in (("vim", "vims.yaml"), ("catalog", "cat.json")):
+        r = nfo(server, cmd, "add", "-f", str(tmp_path / f))
+        assert r.returncode == 0, r.stderr
+    assert "lab-cli" in nfo(server, "vim", "list").stdout
+    assert "fw-cli" in nfo(server, "catalog", "list").stdout
+    r = nfo(server, "instance", "create", "-f", str(tmp_path / "inst.yaml"), "--wait",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(x["state"]["oper-status"] for x in json.loads(r.stdout)) == ["running"] * 4
+    r = nfo(server, "instance", "create", "-f", str(tmp_path / "inst.yaml"))
+    assert r.returncode == 1 and "already exists" in r.stderr
+    for n in range(4):
+        assert nfo(server, "instance", "delete", f"fw-cli-{n}").returncode == 0
+    r = nfo(server, "instance", "wait", *[f"fw-cli-{n}" for n in range(4)], "--state", "gone",
+            "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+
+
+def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
+                                                     tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {name: x, descriptor: [unclosed\n")
+    r = nfo(server, "instance", "create", "-f", str(bad))
+    assert r.returncode == 2 and "bad.yaml:2:1: not YAML: expected" in r.stderr
+    r = nfo(server, "instance", "create", "x", "--descriptor", "udp-echo", "--param", "port")
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+    r = nfo(server, "instance", "create", "x", "--descriptor", "no-such")
+    assert r.returncode == 1 and "descriptor" in r.stderr
+    r = nfo(server, "vim", "list", password="wrong-password")
+    assert r.returncode == 4 and r.stderr.count("\n") == 1
+    assert "wrong-password" not in r.stderr + r.stdout
+    closed = free_port(kind=1)
+    r = nfo(None, "vim", "list", url=f"http://127.0.0.1:{closed}")
+    assert r.returncode == 3 and "cannot reach nfo" in r.stderr and r.stderr.count("\n") == 1
