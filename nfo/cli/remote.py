@@ -27,6 +27,7 @@ from nfo.client import (
     Unreachable,
     WaitFailed,
     WaitTimeout,
+    reached,
 )
 
 __all__ = ["EXIT", "add_remote_parsers", "run_remote"]
@@ -213,45 +214,63 @@ class _Out:
 
 
 def _watch(nfo: Client, names: list[str], state: str, timeout: float, out: _Out) -> None:
-    """Wait for every instance; a live table on a terminal, else one line per change."""
+    """Wait for every instance, one read of the list per tick: a table updated in place
+    on a terminal, else one line per change; a summary at the end.  Instances that fail
+    are reported and end the command with its own exit code."""
     start = time.monotonic()
     seen: dict[str, str] = {}
-    done: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    pending = list(names)
     live = None
     if out.console.is_terminal and not out.json:
         from rich.live import Live
-        live = Live(console=out.console, refresh_per_second=8, transient=False)
+        live = Live(console=out.console, refresh_per_second=8)
         live.start()
 
     def render() -> Any:
         from rich.table import Table
-        t = Table(box=None, header_style="bold", title=f"waiting for {state}")
-        for col in ("NAME", "STATE", "ELAPSED"):
+        done = len(names) - len(pending)
+        t = Table(box=None, header_style="bold", title=f"waiting for {state}",
+                  title_justify="left", caption_justify="left",
+                  caption=f"{done} of {len(names)} done, {time.monotonic() - start:.1f}s")
+        for col in ("NAME", "STATE", "REASON"):
             t.add_column(col)
         for n in names:
-            st = done.get(n) or seen.get(n, "?")
-            t.add_row(n, st, f"{time.monotonic() - start:5.1f}s")
+            t.add_row(n, seen.get(n, "?"), failed.get(n, ""))
         return t
 
     try:
-        for name in names:
-            def progress(inst: dict[str, Any] | None, name: str = name) -> None:
+        while pending:
+            rows = {e["name"]: e for e in nfo.instances.list()}
+            for n in list(pending):
+                inst = rows.get(n)
                 st = "gone" if inst is None else inst.get("state", {}).get("oper-status", "?")
-                if seen.get(name) != st:
-                    seen[name] = st
+                if seen.get(n) != st:
+                    seen[n] = st
                     if live is None and not out.json:
-                        out.console.print(f"{name}: {st} ({time.monotonic() - start:.1f}s)")
-                if live is not None:
-                    live.update(render())
-            remaining = max(0.1, timeout - (time.monotonic() - start))
-            nfo.wait(name, state, timeout=remaining, interval=0.3, progress=progress)
-            done[name] = state
+                        out.console.print(f"{n}: {st} ({time.monotonic() - start:.1f}s)")
+                try:
+                    if reached(n, state, inst):
+                        pending.remove(n)
+                except WaitFailed as e:
+                    failed[n] = str(e)
+                    pending.remove(n)
             if live is not None:
                 live.update(render())
+            if pending and time.monotonic() - start > timeout:
+                raise WaitTimeout(f"{len(pending)} of {len(names)} not {state} after "
+                                  f"{timeout:g} s: {', '.join(pending)}", None)
+            if pending:
+                time.sleep(0.3)
     finally:
         if live is not None:
+            live.update(render())
             live.stop()
-    out.note(f"{len(names)} of {len(names)} {state} in {time.monotonic() - start:.1f}s")
+    ok = len(names) - len(failed)
+    out.note(f"{ok} of {len(names)} {state} in {time.monotonic() - start:.1f}s"
+             + (f", {len(failed)} failed" if failed else ""))
+    if failed:
+        raise WaitFailed("; ".join(failed.values()), {})
 
 
 def _instances_from(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ Settings not given come from the environment and the configuration file
 comes out as dicts; failures raise :mod:`nfo.client.errors`.
 """
 
-from nfo.client.api import FINAL_STATES, AsyncClient, Client
+from nfo.client.api import FINAL_STATES, AsyncClient, Client, reached
 from nfo.client.config import ClientConfig
 from nfo.client.errors import (
     AuthenticationFailed,
@@ -38,4 +38,5 @@ __all__ = [
     "Unreachable",
     "WaitFailed",
     "WaitTimeout",
+    "reached",
 ]

@@ -21,7 +21,7 @@ from nfo.client import calls as c
 from nfo.client.config import ClientConfig
 from nfo.client.errors import Unreachable, WaitFailed, WaitTimeout, raise_for_response
 
-__all__ = ["FINAL_STATES", "AsyncClient", "Client", "Collection"]
+__all__ = ["FINAL_STATES", "AsyncClient", "Client", "Collection", "reached"]
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ def _state(inst: dict[str, Any] | None) -> str | None:
     return None if inst is None else inst.get("state", {}).get("oper-status")
 
 
-def _check_wait(name: str, want: str, inst: dict[str, Any] | None) -> bool:
+def reached(name: str, want: str, inst: dict[str, Any] | None) -> bool:
     """True when ``inst`` is in ``want`` (``"gone"``: absent); raises when it cannot
     get there by itself."""
     if want == "gone":
@@ -86,10 +86,10 @@ def _check_wait(name: str, want: str, inst: dict[str, Any] | None) -> bool:
 def _reached(name: str, want: str, inst: dict[str, Any] | None,
              progress: Callable[[dict[str, Any] | None], None] | None,
              end: float, timeout: float) -> bool:
-    """One step of a wait: report, decide (see :func:`_check_wait`), or time out."""
+    """One step of a wait: report, decide (see :func:`reached`), or time out."""
     if progress is not None:
         progress(inst)
-    if _check_wait(name, want, inst):
+    if reached(name, want, inst):
         return True
     if time.monotonic() >= end:
         raise WaitTimeout(f"{name} is {_state(inst) or 'gone'} after {timeout:g} s, "
