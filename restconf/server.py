@@ -36,6 +36,8 @@ __all__ = ["ConnectionLimits", "RestconfOptions", "RunningServer", "build_app",
 log = logging.getLogger(__name__)
 
 OWNER = "nfo-restconf"
+SHUTDOWN_GRACE = 10
+"""Seconds the RESTCONF server waits at shutdown for responses still running."""
 
 
 def build_app(ds: Datastore, *, users: UserStore | None,
@@ -106,6 +108,9 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
                             log_level="warning", access_log=False,
                             # typed int by uvicorn, used as a delay: fractions work
                             timeout_keep_alive=opts.limits.keepalive_timeout,  # type: ignore[arg-type]
+                            # a response still running at shutdown (an event stream whose
+                            # subscription was not ended first) is cut after this
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE,
                             **kwargs)
     config.load()
     try:

@@ -225,13 +225,15 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await control.stop()
+        # subscriptions first: an open event stream (SSE, a NETCONF notifier) ends with
+        # them, and the front ends then stop at once (new changes are still logged)
+        await ds.notifications.close()
         if nc is not None:
             await nc.stop()
         if rest is not None:
             await rest.stop()
         users.unregister()
         await manager.stop()
-        await ds.notifications.close()
         await printer
         reclaimer.close()
         await ds.close()
