@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -192,6 +193,45 @@ class Client(_Methods):
                 return inst
             time.sleep(interval)
 
+    def watch(self, names: abc.Collection[str] | None = None, *, since: str | None = None,
+              reconnect: float = 1.0) -> Iterator[dict[str, Any]]:
+        """NF instance state changes as they happen (``time``, ``name``, ``old-status``,
+        ``new-status``, ``reason``), of ``names`` or of every instance, from the
+        server's ``nfo`` stream; ``since`` (RFC 3339) replays from then.  A lost
+        connection is made again after ``reconnect`` seconds, resuming after the last
+        change delivered; nothing is missed or repeated.  Runs until the caller stops."""
+        resume = c.Resume(since)
+        while True:
+            try:
+                with self._http.stream("GET", c.STATE_STREAM,
+                                       **_stream_args(self.config, resume)) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        raise_for_response(r)
+                    resume.connected(r.headers.get("date"))
+                    parser = c.SseParser()
+                    for line in r.iter_lines():
+                        ev = _deliver(parser, resume, line, names)
+                        if ev is not None:
+                            yield ev
+            except httpx.TransportError:
+                pass
+            time.sleep(reconnect)
+
+
+def _stream_args(cfg: ClientConfig, resume: c.Resume) -> dict[str, Any]:
+    return {"params": list(resume.params()),
+            "timeout": httpx.Timeout(cfg.timeout, read=None)}
+
+
+def _deliver(parser: c.SseParser, resume: c.Resume, line: str,
+             names: abc.Collection[str] | None) -> dict[str, Any] | None:
+    payload = parser.feed(line)
+    ev = None if payload is None else c.state_change(payload)
+    if ev is None or not resume.accept(ev):
+        return None
+    return ev if names is None or ev.get("name") in names else None
+
 
 class AsyncClient(_Methods):
     """asyncio client: ``async with AsyncClient(...) as nfo: await nfo.instances()``."""
@@ -228,3 +268,24 @@ class AsyncClient(_Methods):
             if _reached(name, state, inst, progress, end, timeout):
                 return inst
             await asyncio.sleep(interval)
+
+    async def watch(self, names: abc.Collection[str] | None = None, *, since: str | None = None,
+                    reconnect: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+        """See :meth:`Client.watch`."""
+        resume = c.Resume(since)
+        while True:
+            try:
+                async with self._http.stream("GET", c.STATE_STREAM,
+                                             **_stream_args(self.config, resume)) as r:
+                    if r.status_code >= 400:
+                        await r.aread()
+                        raise_for_response(r)
+                    resume.connected(r.headers.get("date"))
+                    parser = c.SseParser()
+                    async for line in r.aiter_lines():
+                        ev = _deliver(parser, resume, line, names)
+                        if ev is not None:
+                            yield ev
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(reconnect)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +21,14 @@ __all__ = [
     "CATALOG",
     "INSTANCES",
     "JSON",
+    "STATE_STREAM",
     "VIMS",
     "Call",
     "Kind",
+    "Resume",
+    "SseParser",
     "entries_of",
+    "state_change",
 ]
 
 JSON = "application/yang-data+json"
@@ -153,3 +159,72 @@ def action(kind: Kind, key: str, name: str, inputs: dict[str, Any] | None = None
     def read(doc: Any) -> dict[str, Any]:
         return dict((doc or {}).get(f"{kind.module}:output", {}))
     return Call("POST", f"{kind.entry_path(key)}/{name}", body=body, read=read)
+
+
+# -- the state-change stream ------------------------------------------------------------
+
+STATE_STREAM = "/restconf/streams/nfo/json"
+"""Server-Sent Events of the ``nfo`` stream: nf-instance-state-change notifications."""
+
+
+class SseParser:
+    """Lines of a ``text/event-stream`` in, each event's data out (RFC 8040 section 6.4:
+    one JSON notification per event, possibly over several ``data:`` lines)."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        if line == "":
+            data, self._data = self._data, []
+            return "\n".join(data) if data else None
+        if line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+        return None
+
+
+def state_change(payload: str) -> dict[str, Any] | None:
+    """An event's state change: time, name, old-status, new-status, reason; None for
+    any other notification."""
+    try:
+        n = json.loads(payload)["ietf-restconf:notification"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    ch = n.get("nfo-instances:nf-instance-state-change")
+    if not isinstance(ch, dict):
+        return None
+    return {"time": n.get("eventTime"), **ch}
+
+
+class Resume:
+    """Where a watch stands, so that a reconnection asks for the replay from its last
+    event (``start-time``) and skips what it has already delivered.  Before any event,
+    it resumes from the server's own time of the first connection (its ``Date``)."""
+
+    def __init__(self, since: str | None) -> None:
+        self.last = since
+        self._at_last: set[tuple[Any, ...]] = set()
+        self._connected: str | None = None
+
+    def params(self) -> tuple[tuple[str, str], ...]:
+        start = self.last or self._connected
+        return (("start-time", start),) if start else ()
+
+    def connected(self, http_date: str | None) -> None:
+        if self._connected is None and http_date:
+            try:
+                when = parsedate_to_datetime(http_date).astimezone(UTC)
+            except (TypeError, ValueError):
+                return
+            self._connected = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def accept(self, ev: dict[str, Any]) -> bool:
+        t = ev.get("time") or ""
+        key = (t, ev.get("name"), ev.get("old-status"), ev.get("new-status"))
+        if self.last is not None and (
+                t < self.last or (t == self.last and key in self._at_last)):
+            return False
+        if t != self.last:
+            self.last, self._at_last = t, set()
+        self._at_last.add(key)
+        return True

@@ -4,6 +4,7 @@ instance CRUD with dicts and bindings, waits, actions, and typed errors."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,55 @@ def test_settings_come_from_flags_then_environment_then_file(tmp_path: Path) -> 
     f.write_text('url = "http://x"\npasword = "typo"\n')
     with pytest.raises(Exception, match="unknown settings pasword"):
         ClientConfig.resolve(file=f, env={})
+
+
+def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
+    """State changes stream from the ``nfo`` SSE stream; when the connection is lost
+    (here: the server restarts), the watch reconnects and resumes after the last change
+    it delivered: the changes made meanwhile arrive, none twice."""
+    import threading
+    srv = ServerProcess(state=tmp_path / "state")
+    srv.start()
+    got: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with Client(ClientConfig(url=f"http://127.0.0.1:{srv.restconf_port}", user="admin",
+                                 password=PASSWORD, timeout=5)) as w:
+            for ev in w.watch(reconnect=0.2):
+                got.append(ev)
+                if stop.is_set():
+                    return
+
+    def changes(name: str) -> list[tuple[object, object]]:
+        return [(e.get("old-status"), e["new-status"]) for e in got if e["name"] == name]
+
+    def until(cond: object, what: str) -> None:
+        end = time.monotonic() + 60
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < end, f"{what}: {got}"
+            time.sleep(0.1)
+
+    t = threading.Thread(target=watch, daemon=True)
+    try:
+        with _client(srv) as nfo:
+            nfo.vims.add({"name": "sim-w", "type": "nfo-vim:sim",
+                          "sim": {"latency": {"mean": 1}}})
+            nfo.catalog.add({"id": "fw-w", "vim-types": ["nfo-vim:sim"]})
+            t.start()
+            time.sleep(0.5)
+            nfo.create_instance("w-1", "fw-w", vim="sim-w")
+            until(lambda: (("initializing", "running") in changes("w-1")), "w-1 running")
+        srv.stop()
+        srv.start()
+        with _client(srv) as nfo:
+            nfo.create_instance("w-2", "fw-w", vim="sim-w")
+            until(lambda: (("initializing", "running") in changes("w-2")), "w-2 running")
+            stop.set()
+            nfo.instances.delete("w-2")
+    finally:
+        stop.set()
+        srv.stop()
+    assert changes("w-1")[:2] == [(None, "initializing"), ("initializing", "running")]
+    keys = [(e["time"], e["name"], e.get("old-status"), e["new-status"]) for e in got]
+    assert len(keys) == len(set(keys)), got

@@ -86,7 +86,9 @@ class ServerProcess:
         else:
             cmd += ["-m", "nfo"]
         cmd += ["--state-dir", str(self.state), "serve", "--yang-dir", str(TEST_YANG),
-                "--restconf", "127.0.0.1:0", "--netconf", "127.0.0.1:0"]
+                # the ports of a previous start, so that a restart keeps them (0: any)
+                "--restconf", f"127.0.0.1:{self.restconf_port}",
+                "--netconf", f"127.0.0.1:{self.netconf_port}"]
         env = {**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD}
         with self._out.open("wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
