@@ -36,7 +36,7 @@ def test_sigterm_with_open_event_streams_stops_at_once() -> None:
     async def netconf_subscription() -> asyncssh.SSHClientConnection:
         conn = await asyncssh.connect("127.0.0.1", srv.netconf_port, username="admin",
                                       password=PASSWORD, known_hosts=None)
-        w, r, _ = await conn.open_session(subsystem="netconf", encoding=None)
+        w, _r, _ = await conn.open_session(subsystem="netconf", encoding=None)
         w.write(encode_eom(f'<hello xmlns="{NC}"><capabilities><capability>'
                            'urn:ietf:params:netconf:base:1.0</capability></capabilities>'
                            '</hello>'.encode()))
