@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_module
-from nfo.cli.remote import add_remote_parsers, run_remote
+from nfo.cli.remote import COMMANDS, add_remote_parsers, run_remote
 from nfo.cli.statelock import StateLock
 from nfo.cli.users import add_user_parser, run_user
 from nfo.datastore.workers import DEFAULT_DEADLINE, DEFAULT_PER_USER, DEFAULT_THREADS, Workers
@@ -157,7 +157,7 @@ def _netconf(args: argparse.Namespace) -> NetconfOptions | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.cmd in ("catalog", "vim", "instance"):
+    if args.cmd in COMMANDS:
         return run_remote(args)
     quiet = args.cmd == "user" and not args.verbose
     logging.basicConfig(level=logging.DEBUG if args.verbose else

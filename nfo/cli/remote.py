@@ -30,7 +30,10 @@ from nfo.client import (
     reached,
 )
 
-__all__ = ["EXIT", "add_remote_parsers", "run_remote"]
+__all__ = ["COMMANDS", "EXIT", "add_remote_parsers", "run_remote"]
+
+COMMANDS = ("catalog", "vim", "instance", "watch", "status")
+"""The commands this module runs (against a running server)."""
 
 EXIT = {"ok": 0, "refused": 1, "usage": 2, "unreachable": 3, "auth": 4, "failed": 5,
         "timeout": 6}
@@ -127,6 +130,23 @@ def add_remote_parsers(sub: Any) -> None:
                 if action == "redeploy":
                     r.add_argument("--vim", help="redeploy on this VIM")
                 _connection_args(r)
+    _add_watch_status(sub)
+
+
+def _add_watch_status(sub: Any) -> None:
+    w = sub.add_parser("watch", help="NF instance state changes as they happen",
+                       description="Print NF instance state changes as they happen, until "
+                       "interrupted; reconnects and resumes if the connection is lost.",
+                       epilog="examples:\n  nfo watch\n  nfo watch echo-1 --json\n"
+                       "  nfo watch --since 2026-12-05T00:00:00Z",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("names", nargs="*", metavar="NAME", help="only these instances")
+    w.add_argument("--since", metavar="TIME", help="replay changes from this RFC 3339 time")
+    _connection_args(w)
+    st = sub.add_parser("status", help="server health, instances per state, VIMs",
+                        description="The server's health: whether it answers, how many "
+                        "instances are in each state, and each VIM's reachability.")
+    _connection_args(st)
 
 
 def _wait_args(p: argparse.ArgumentParser) -> None:
@@ -180,6 +200,22 @@ def _load_file(path: Path) -> Any:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise _Failed("usage", f"{path}{where}: not YAML: {problem}") from None
+
+
+def _entries(kind: Any, path: Path) -> list[dict[str, Any]]:
+    """The entries a file gives: one entry, a list of them, or the module's data."""
+    from nfo.client.calls import entries_of
+    data = _load_file(path)
+    if not data:
+        raise _Failed("usage", f"{path}: no {kind.list} in it")
+    try:
+        entries = entries_of(kind, data)
+    except TypeError as e:
+        raise _Failed("usage", f"{path}: {e}") from None
+    bad = [n for n, e in enumerate(entries, 1) if not isinstance(e, dict) or kind.key not in e]
+    if bad:
+        raise _Failed("usage", f"{path}: entry {bad[0]} has no {kind.key!r}")
+    return entries
 
 
 class _Out:
@@ -277,12 +313,8 @@ def _instances_from(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.file is not None:
         if args.name or args.descriptor:
             raise _Failed("usage", "give either -f FILE or NAME --descriptor D")
-        data = _load_file(args.file)
-        from nfo.client.calls import INSTANCES, entries_of
-        try:
-            return entries_of(INSTANCES, data)
-        except TypeError as e:
-            raise _Failed("usage", f"{args.file}: {e}") from None
+        from nfo.client.calls import INSTANCES
+        return _entries(INSTANCES, args.file)
     if not args.name or not args.descriptor:
         raise _Failed("usage", "nfo instance create NAME --descriptor D (or -f FILE)")
     entry: dict[str, Any] = {"name": args.name, "descriptor": args.descriptor}
@@ -301,7 +333,59 @@ def _instances_from(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [entry]
 
 
+def _watch_changes(args: argparse.Namespace, out: _Out) -> None:
+    with Client(_config(args)) as nfo:
+        try:
+            for ev in nfo.watch(args.names or None, since=args.since):
+                if out.json:
+                    print(json.dumps(ev, ensure_ascii=False), flush=True)
+                    continue
+                old = ev.get("old-status") or "-"
+                reason = f"  {ev['reason']}" if ev.get("reason") else ""
+                out.console.print(f"{ev.get('time', '')}  {ev.get('name')}  {old} -> "
+                                  f"{ev.get('new-status')}{reason}", markup=False)
+                out.console.file.flush()
+        except KeyboardInterrupt:
+            return
+
+
+def _status(args: argparse.Namespace, out: _Out) -> None:
+    with Client(_config(args)) as nfo:
+        insts = nfo.instances.list()
+        vims = nfo.vims.list()
+    counts: dict[str, int] = {}
+    for i in insts:
+        st = i.get("state", {}).get("oper-status", "unknown")
+        counts[st] = counts.get(st, 0) + 1
+    vim_rows = [{"name": v.get("name"), "type": v.get("type"),
+                 "reachability": v.get("state", {}).get("reachability", "unknown"),
+                 "instances": v.get("state", {}).get("usage", {}).get("instances", 0)}
+                for v in vims]
+    if out.json:
+        print(json.dumps({"server": nfo.config.base, "reachable": True,
+                          "instances": {"total": len(insts), "by-state": counts},
+                          "vims": vim_rows}, indent=2))
+        return
+    out.console.print(f"server {nfo.config.base}: answering", markup=False)
+    out.console.print(f"instances: {len(insts)}" + "".join(
+        f", {n} {st}" for st, n in sorted(counts.items())), markup=False)
+    from rich.table import Table
+    t = Table(box=None, header_style="bold")
+    for col in ("VIM", "TYPE", "REACHABILITY", "INSTANCES"):
+        t.add_column(col)
+    for v in vim_rows:
+        t.add_row(str(v["name"]), str(v["type"]).split(":")[-1], str(v["reachability"]),
+                  str(v["instances"]))
+    out.console.print(t)
+
+
 def _run(args: argparse.Namespace, out: _Out) -> None:
+    if args.cmd == "watch":
+        _watch_changes(args, out)
+        return
+    if args.cmd == "status":
+        _status(args, out)
+        return
     coll_name, key, what = _KINDS[args.cmd]
     with Client(_config(args)) as nfo:
         coll = getattr(nfo, coll_name)
@@ -313,8 +397,7 @@ def _run(args: argparse.Namespace, out: _Out) -> None:
                 raise _Failed("refused", f"no {what} {getattr(args, key)!r}")
             out.entry(e)
         elif args.op == "add":
-            data = _load_file(args.file)
-            coll.add(data)
+            coll.add(_entries(coll.kind, args.file))
             out.note(f"added {what}s from {args.file}")
         elif args.op == "create":
             entries = _instances_from(args)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
     bad.write_text("- {name: x, descriptor: [unclosed\n")
     r = nfo(server, "instance", "create", "-f", str(bad))
     assert r.returncode == 2 and "bad.yaml:2:1: not YAML: expected" in r.stderr
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    r = nfo(server, "vim", "add", "-f", str(empty))
+    assert r.returncode == 2 and "empty.yaml: no vim in it" in r.stderr
+    nameless = tmp_path / "nameless.json"
+    nameless.write_text('[{"type": "nfo-vim:sim"}]')
+    r = nfo(server, "vim", "add", "-f", str(nameless))
+    assert r.returncode == 2 and "entry 1 has no 'name'" in r.stderr
     r = nfo(server, "instance", "create", "x", "--descriptor", "udp-echo", "--param", "port")
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
     r = nfo(server, "instance", "create", "x", "--descriptor", "no-such")
@@ -94,3 +103,38 @@ def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
     closed = free_port(kind=1)
     r = nfo(None, "vim", "list", url=f"http://127.0.0.1:{closed}")
     assert r.returncode == 3 and "cannot reach nfo" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_status_and_watch(server: ServerProcess) -> None:
+    import signal
+    r = nfo(server, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["reachable"] is True and any(v["name"] == "local" for v in st["vims"])
+    assert "instances:" in nfo(server, "status").stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NFO_")}
+    env.update({"NFO_URL": server.base, "NFO_USER": "admin", "NFO_PASSWORD": PASSWORD,
+                "NFO_CONFIG": "/nonexistent/config.toml"})
+    watcher = subprocess.Popen([sys.executable, "-m", "nfo", "watch", "wt-1", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        time.sleep(1.5)
+        from nfo.client import Client, ClientConfig
+        with Client(ClientConfig(url=server.base, user="admin", password=PASSWORD)) as c:
+            c.vims.add({"name": "sim-wt", "type": "nfo-vim:sim",
+                        "sim": {"latency": {"mean": 1}}})
+            c.catalog.add({"id": "fw-wt", "vim-types": ["nfo-vim:sim"]})
+            c.create_instance("wt-0", "fw-wt", vim="sim-wt")   # not watched
+            c.create_instance("wt-1", "fw-wt", vim="sim-wt")
+            c.wait("wt-1", "running", timeout=60, interval=0.2)
+        events = []
+        assert watcher.stdout is not None
+        while len(events) < 2:
+            events.append(json.loads(watcher.stdout.readline()))
+        assert [(e["name"], e["new-status"]) for e in events] == [
+            ("wt-1", "initializing"), ("wt-1", "running")]
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        code = watcher.wait(timeout=20)
+    assert code == 0, watcher.stderr.read() if watcher.stderr else ""
