@@ -215,6 +215,11 @@ def _entries(kind: Any, path: Path) -> list[dict[str, Any]]:
     bad = [n for n, e in enumerate(entries, 1) if not isinstance(e, dict) or kind.key not in e]
     if bad:
         raise _Failed("usage", f"{path}: entry {bad[0]} has no {kind.key!r}")
+    from nfo.cli.inputs import InputError, check_entries
+    try:
+        check_entries(kind.module, kind.container, kind.list, entries, path)
+    except InputError as e:
+        raise _Failed("usage", str(e)) from None
     return entries
 
 

@@ -85,6 +85,18 @@ def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
     bad.write_text("- {name: x, descriptor: [unclosed\n")
     r = nfo(server, "instance", "create", "-f", str(bad))
     assert r.returncode == 2 and "bad.yaml:2:1: not YAML: expected" in r.stderr
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("- name: ok-1\n  descriptor: udp-echo\n- name: t-2\n  descriptor: udp-echo\n"
+                    "  admin-state: sideways\n")
+    r = nfo(server, "instance", "create", "-f", str(typo))
+    assert r.returncode == 2, r.stderr
+    assert "typo.yaml:5: /nfo-instances:nf-instances/nf-instance[name='t-2']/admin-state: " \
+           'Invalid enumeration value "sideways"' in r.stderr
+    assert nfo(server, "instance", "show", "ok-1").returncode == 1   # nothing was sent
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text('[{"id": "u", "vim-types": ["nfo-vim:sim"],\n  "colour": "red"}]')
+    r = nfo(server, "catalog", "add", "-f", str(unknown))
+    assert r.returncode == 2 and "unknown.json:2: " in r.stderr and "colour" in r.stderr
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     r = nfo(server, "vim", "add", "-f", str(empty))
