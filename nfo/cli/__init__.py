@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="delete the module's data first instead of refusing")
     add_user_parser(sub)
     add_remote_parsers(sub)
+    c = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a completion script: source <(nfo completion bash)")
+    c.add_argument("shell", choices=["bash"])
     return p
 
 
@@ -159,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd in COMMANDS:
         return run_remote(args)
+    if args.cmd == "completion":
+        from nfo.cli.completion import bash_script
+        print(bash_script(_parser()), end="")
+        return 0
     quiet = args.cmd == "user" and not args.verbose
     logging.basicConfig(level=logging.DEBUG if args.verbose else
                         logging.WARNING if quiet else logging.INFO,

@@ -36,7 +36,7 @@ COMMANDS = ("catalog", "vim", "instance", "watch", "status")
 """The commands this module runs (against a running server)."""
 
 EXIT = {"ok": 0, "refused": 1, "usage": 2, "unreachable": 3, "auth": 4, "failed": 5,
-        "timeout": 6}
+        "timeout": 6, "interrupted": 130}
 """Exit codes (docs/cli.md): scripts may rely on them."""
 
 _KINDS = {"catalog": ("catalog", "id", "NF descriptor"), "vim": ("vims", "name", "VIM"),
@@ -450,6 +450,8 @@ def run_remote(args: argparse.Namespace) -> int:
         return _fail(out, "refused", str(e))
     except ClientError as e:
         return _fail(out, "usage", str(e))
+    except KeyboardInterrupt:
+        return EXIT["interrupted"]
     return EXIT["ok"]
 
 

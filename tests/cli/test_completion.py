@@ -1,0 +1,27 @@
+"""``nfo completion bash``: a script generated from the parser that bash really uses."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+
+
+def test_bash_completes_commands_actions_and_options() -> None:
+    script = subprocess.run([sys.executable, "-m", "nfo", "completion", "bash"],
+                            capture_output=True, text=True, check=True).stdout
+    probe = script + "\n" + "\n".join(
+        f'COMP_WORDS=({line}); COMP_CWORD={n}; _nfo; echo "{line}|${{COMPREPLY[*]}}"'
+        for line, n in (("nfo ins", 1), ("nfo instance c", 2), ("nfo instance create x --wa", 4),
+                        ("nfo vim ''", 2), ("nfo watch --js", 2)))
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+    got = dict(line.split("|", 1) for line in out.stdout.splitlines())
+    assert got["nfo ins"] == "instance"
+    assert got["nfo instance c"] == "create"
+    assert got["nfo instance create x --wa"] == "--wait"
+    assert set(got["nfo vim ''"].split()) >= {"add", "delete", "list", "show"}
+    assert got["nfo watch --js"] == "--json"
