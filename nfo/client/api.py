@@ -106,13 +106,14 @@ class Collection:
         self._do = do
         self.kind = kind
 
-    def list(self) -> Any:
-        """Every entry, configuration and state (an empty list when there are none)."""
-        return self._do(c.list_entries(self.kind))
+    def list(self, *, bindings: bool = False) -> Any:
+        """Every entry, configuration and state (an empty list when there are none), as
+        dicts, or with ``bindings`` as nfo.bindings objects (see :func:`c.as_bindings`)."""
+        return self._do(c.list_entries(self.kind, bindings=bindings))
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str, *, bindings: bool = False) -> Any:
         """One entry, or None."""
-        return self._do(c.get_entry(self.kind, key))
+        return self._do(c.get_entry(self.kind, key, bindings=bindings))
 
     def add(self, data: Any) -> Any:
         """Create one or more entries (dicts or nfo.bindings objects) in one transaction;

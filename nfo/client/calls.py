@@ -128,14 +128,44 @@ def _one(kind: Kind) -> Callable[[Any], dict[str, Any] | None]:
 
 # -- calls ------------------------------------------------------------------------------
 
-def list_entries(kind: Kind, *, config_only: bool = False) -> Call:
-    params = (("content", "config"),) if config_only else ()
-    return Call("GET", kind.path, params=params, read=_list(kind), missing_ok=True)
+def as_bindings(kind: Kind, entry: dict[str, Any]) -> Any:
+    """One entry as its nfo.bindings object; the dict itself, with a warning, when the
+    bindings cannot hold it (data of a module they were not generated with, such as a
+    VIM type the server has a plugin for)."""
+    import importlib
+    import warnings
+
+    from pyangbind.lib import pybindJSON
+    name = kind.module.replace("-", "_")
+    try:
+        module = importlib.import_module(f"nfo.bindings.{name}")
+        top = pybindJSON.loads_ietf({f"{kind.module}:{kind.container}": {kind.list: [entry]}},
+                                    module, name)
+        return getattr(getattr(top, kind.container.replace("-", "_")),
+                       kind.list.replace("-", "_"))[entry[kind.key]]
+    except Exception as e:  # pyangbind raises whatever its checks raise
+        warnings.warn(f"{kind.list} {entry.get(kind.key)!r} does not fit nfo.bindings "
+                      f"({type(e).__name__}: {e}); kept as a dict", stacklevel=3)
+        return entry
 
 
-def get_entry(kind: Kind, key: str, *, config_only: bool = False) -> Call:
-    params = (("content", "config"),) if config_only else ()
-    return Call("GET", kind.entry_path(key), params=params, read=_one(kind), missing_ok=True)
+def list_entries(kind: Kind, *, bindings: bool = False) -> Call:
+    read = _list(kind)
+    if bindings:
+        def read_bound(doc: Any) -> list[Any]:
+            return [as_bindings(kind, e) for e in _list(kind)(doc)]
+        read = read_bound
+    return Call("GET", kind.path, read=read, missing_ok=True)
+
+
+def get_entry(kind: Kind, key: str, *, bindings: bool = False) -> Call:
+    read: Callable[[Any], Any] = _one(kind)
+    if bindings:
+        def read_bound(doc: Any) -> Any:
+            e = _one(kind)(doc)
+            return None if e is None else as_bindings(kind, e)
+        read = read_bound
+    return Call("GET", kind.entry_path(key), read=read, missing_ok=True)
 
 
 def create_entries(kind: Kind, entries: list[dict[str, Any]]) -> Call:

@@ -8,13 +8,17 @@ The file is TOML, ``$NFO_CONFIG`` or ``~/.config/nfo/config.toml``::
     password = "..."          # the file should be readable by its owner only
     ca = "/etc/nfo/ca.pem"    # verify the server with this CA (default: the system's)
     insecure = false          # true: do not verify the server's certificate
+    cert = "/home/alice/nfo.pem"      # a client certificate (TLS client authentication)
+    key = "/home/alice/nfo-key.pem"   # its private key (else in the cert file)
 
-Environment: ``NFO_URL``, ``NFO_USER``, ``NFO_PASSWORD``, ``NFO_CA``.
+Environment: ``NFO_URL``, ``NFO_USER``, ``NFO_PASSWORD``, ``NFO_CA``, ``NFO_CERT``,
+``NFO_KEY``.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,7 +29,8 @@ from nfo.client.errors import ClientError
 __all__ = ["DEFAULT_URL", "ClientConfig", "config_path"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-_ENV = {"url": "NFO_URL", "user": "NFO_USER", "password": "NFO_PASSWORD", "ca": "NFO_CA"}
+_ENV = {"url": "NFO_URL", "user": "NFO_USER", "password": "NFO_PASSWORD", "ca": "NFO_CA",
+        "cert": "NFO_CERT", "key": "NFO_KEY"}
 
 
 def config_path() -> Path:
@@ -43,6 +48,8 @@ class ClientConfig:
     password: str | None = field(default=None, repr=False)
     ca: str | None = None
     insecure: bool = False
+    cert: str | None = None
+    key: str | None = None
     timeout: float = 30.0
 
     @classmethod
@@ -74,5 +81,20 @@ class ClientConfig:
         url = self.url.rstrip("/")
         return url[: -len("/restconf")] if url.endswith("/restconf") else url
 
-    def verify(self) -> bool | str:
-        return False if self.insecure else (self.ca or True)
+    def verify(self) -> bool | ssl.SSLContext:
+        """What httpx verifies the server with: False, or a context with the CA (the
+        system's by default) and the client certificate, if any."""
+        if self.insecure and self.cert is None:
+            return False
+        if self.ca is None and self.cert is None:
+            return True
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert is not None:
+            try:
+                ctx.load_cert_chain(self.cert, self.key)
+            except (OSError, ssl.SSLError) as e:
+                raise ClientError(f"client certificate {self.cert}: {e}") from None
+        return ctx

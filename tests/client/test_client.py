@@ -66,6 +66,9 @@ def test_bindings_and_dicts_go_in_errors_come_out_typed(server: ServerProcess) -
         nfo.vims.add(vims)
         got = nfo.vims.get("sim-c")
         assert got is not None and got["type"] == "nfo-vim:sim"
+        bound = nfo.vims.get("sim-c", bindings=True)
+        assert bound.sim.latency.mean == 1 and bound.type == "nfo-vim:sim"
+        assert {b.name for b in nfo.vims.list(bindings=True)} == {"local", "sim-c"}
         with pytest.raises(Conflict) as exists:
             nfo.vims.add({"name": "sim-c", "type": "nfo-vim:sim"})
         assert exists.value.tag == "data-exists"
@@ -201,3 +204,25 @@ def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
     assert changes("w-1")[:2] == [(None, "initializing"), ("initializing", "running")]
     keys = [(e["time"], e["name"], e.get("old-status"), e["new-status"]) for e in got]
     assert len(keys) == len(set(keys)), got
+
+
+def test_https_with_a_client_certificate(tmp_path: Path) -> None:
+    """TLS from the same settings as the command line: the server's CA (here its
+    development certificate) and a client certificate whose CN is the user, no
+    password; without the CA the server is not trusted."""
+    from tests.restconf.test_security import make_ca, make_client_cert
+    ca, ca_key, ca_path = make_ca(tmp_path, "clients-ca")
+    cert, key = make_client_cert(tmp_path, ca, ca_key, "admin")
+    state = tmp_path / "state"
+    with ServerProcess(state=state, extra_args=["--dev-cert", "--tls-client-ca",
+                                                str(ca_path)]) as srv:
+        assert srv.base.startswith("https://")
+        dev = str(state / "tls" / "dev-cert.pem")
+        with Client(ClientConfig(url=srv.base, ca=dev, cert=str(cert), key=str(key))) as nfo:
+            assert any(v["name"] == "local" for v in nfo.vims.list())
+        with Client(ClientConfig(url=srv.base, user="admin", password="x")) as nfo, \
+                pytest.raises(Unreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            nfo.vims.list()
+        with Client(ClientConfig(url=srv.base, insecure=True, cert=str(cert), key=str(key))
+                    ) as nfo:
+            assert nfo.vims.get("local") is not None

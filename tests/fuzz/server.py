@@ -29,7 +29,7 @@ __all__ = ["PASSWORD", "ROOT", "TEST_YANG", "ServerProcess"]
 ROOT = Path(__file__).resolve().parents[2]
 TEST_YANG = ROOT / "tests" / "datastore" / "yang"
 PASSWORD = "fuzz-admin-password"
-_PORT = re.compile(r"(RESTCONF on http://127\.0\.0\.1|NETCONF over SSH on 127\.0\.0\.1):(\d+)")
+_PORT = re.compile(r"(RESTCONF on https?://127\.0\.0\.1|NETCONF over SSH on 127\.0\.0\.1):(\d+)")
 _BAD_LOG = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
 
 
@@ -46,6 +46,8 @@ class ServerProcess:
     startup_timeout: float = 60.0
     restconf_port: int = 0
     netconf_port: int = 0
+    extra_args: list[str] = field(default_factory=list)
+    """More ``nfo serve`` options (``--dev-cert`` makes :attr:`base` https)."""
     proc: subprocess.Popen[bytes] | None = None
     _tmp: str | None = None
     _out: Path | None = None
@@ -55,7 +57,8 @@ class ServerProcess:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.restconf_port}"
+        tls = "--dev-cert" in self.extra_args or "--tls-cert" in self.extra_args
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.restconf_port}"
 
     @property
     def log(self) -> Path:
@@ -88,7 +91,7 @@ class ServerProcess:
         cmd += ["--state-dir", str(self.state), "serve", "--yang-dir", str(TEST_YANG),
                 # the ports of a previous start, so that a restart keeps them (0: any)
                 "--restconf", f"127.0.0.1:{self.restconf_port}",
-                "--netconf", f"127.0.0.1:{self.netconf_port}"]
+                "--netconf", f"127.0.0.1:{self.netconf_port}", *self.extra_args]
         env = {**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD}
         with self._out.open("wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
