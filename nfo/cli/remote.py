@@ -78,6 +78,8 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca", help="CA bundle to verify the server's certificate")
     g.add_argument("--insecure", action="store_true", default=None,
                    help="do not verify the server's certificate")
+    g.add_argument("--cert", help="client certificate (TLS client authentication)")
+    g.add_argument("--key", help="its private key, when not in the certificate file")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -173,12 +175,12 @@ def _config(args: argparse.Namespace) -> ClientConfig:
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-    cfg = ClientConfig.resolve(url=args.url, user=args.user, password=password, ca=args.ca,
-                               insecure=args.insecure)
-    if cfg.user and cfg.password is None and sys.stdin.isatty():
-        cfg = ClientConfig.resolve(url=args.url, user=args.user, ca=args.ca,
-                                   insecure=args.insecure,
-                                   password=getpass.getpass(f"password for {cfg.user}: "))
+    flags = {"url": args.url, "user": args.user, "ca": args.ca, "insecure": args.insecure,
+             "cert": args.cert, "key": args.key}
+    cfg = ClientConfig.resolve(password=password, **flags)
+    if cfg.user and cfg.password is None and cfg.cert is None and sys.stdin.isatty():
+        cfg = ClientConfig.resolve(password=getpass.getpass(f"password for {cfg.user}: "),
+                                   **flags)
     return cfg
 
 

@@ -120,6 +120,11 @@ class Collection:
         refused whole if any exists."""
         return self._do(c.create_entries(self.kind, c.entries_of(self.kind, data)))
 
+    def update(self, key: str, changes: dict[str, Any]) -> Any:
+        """Merge ``changes`` (members of the entry, e.g. ``{"admin-state": "disabled"}``)
+        into an existing entry; NotFound when there is none."""
+        return self._do(c.update_entry(self.kind, key, changes))
+
     def delete(self, key: str) -> Any:
         return self._do(c.delete_entry(self.kind, key))
 

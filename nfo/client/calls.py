@@ -179,6 +179,12 @@ def create_entries(kind: Kind, entries: list[dict[str, Any]]) -> Call:
     return Call("PATCH", kind.path, body=body, content_type=PATCH_JSON)
 
 
+def update_entry(kind: Kind, key: str, changes: dict[str, Any]) -> Call:
+    """Merge ``changes`` into one existing entry (RESTCONF PATCH: the entry must exist)."""
+    return Call("PATCH", kind.entry_path(key),
+                body={f"{kind.module}:{kind.list}": [{**changes, kind.key: key}]})
+
+
 def delete_entry(kind: Kind, key: str) -> Call:
     return Call("DELETE", kind.entry_path(key))
 

@@ -82,6 +82,11 @@ def test_bindings_and_dicts_go_in_errors_come_out_typed(server: ServerProcess) -
         assert bad.value.tag == "invalid-value" and bad.value.status == 400
         with pytest.raises(NotFound):
             nfo.instances.delete("never-made")
+        nfo.vims.update("sim-c", {"description": "updated", "enabled": False})
+        assert nfo.vims.get("sim-c")["enabled"] is False
+        with pytest.raises(NotFound):
+            nfo.vims.update("never-made", {"description": "x"})
+        nfo.vims.update("sim-c", {"enabled": True})
         nfo.instances.add([{"name": f"fw-{i}", "descriptor": "fw-c", "vim": "sim-c"}
                               for i in range(5)])
         for i in range(5):
