@@ -83,6 +83,31 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
+_OP_EXAMPLES = {
+    ("catalog", "list"): "nfo catalog list --json",
+    ("catalog", "show"): "nfo catalog show udp-echo",
+    ("catalog", "add"): "nfo catalog add -f descriptors.yaml",
+    ("catalog", "delete"): "nfo catalog delete fw",
+    ("vim", "list"): "nfo vim list", ("vim", "show"): "nfo vim show local --json",
+    ("vim", "add"): "nfo vim add -f lab-vims.yaml", ("vim", "delete"): "nfo vim delete lab",
+    ("instance", "list"): "nfo instance list --json",
+    ("instance", "show"): "nfo instance show echo-1",
+    ("instance", "create"): "nfo instance create echo-1 --descriptor udp-echo "
+                            "--param port=40001 --wait\n  nfo instance create -f many.yaml --wait",
+    ("instance", "delete"): "nfo instance delete echo-1 --wait",
+    ("instance", "wait"): "nfo instance wait echo-1 echo-2 --state running --timeout 120",
+    ("instance", "restart"): "nfo instance restart echo-1",
+    ("instance", "redeploy"): "nfo instance redeploy echo-1 --vim lab",
+}
+
+
+def _op_parser(ops: Any, cmd: str, op: str, text: str, **kw: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = ops.add_parser(
+        op, help=text, epilog=f"example:\n  {_OP_EXAMPLES[(cmd, op)]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+    return p
+
+
 def add_remote_parsers(sub: Any) -> None:
     for cmd, (_, key, what) in _KINDS.items():
         p = sub.add_parser(cmd, help=f"{what}s on a running server",
@@ -91,12 +116,12 @@ def add_remote_parsers(sub: Any) -> None:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         ops = p.add_subparsers(dest="op", required=True, metavar="ACTION")
         for op, text in (("list", f"every {what}"), ("show", f"one {what}")):
-            o = ops.add_parser(op, help=text)
+            o = _op_parser(ops, cmd, op, text)
             if op == "show":
                 o.add_argument(key, help=f"the {what}'s {key}")
             _connection_args(o)
         if cmd == "instance":
-            c = ops.add_parser("create", help="create NF instances",
+            c = _op_parser(ops, cmd, "create", "create NF instances",
                                description="Create one instance from flags, or every "
                                "instance of a YAML or JSON file (one request).")
             c.add_argument("name", nargs="?", help="the instance's name (not with -f)")
@@ -110,24 +135,24 @@ def add_remote_parsers(sub: Any) -> None:
             _wait_args(c)
             _connection_args(c)
         else:
-            a = ops.add_parser("add", help=f"add {what}s from a YAML or JSON file")
+            a = _op_parser(ops, cmd, "add", f"add {what}s from a YAML or JSON file")
             a.add_argument("-f", "--file", type=Path, required=True,
                            help=f"YAML or JSON file of {what}s")
             _connection_args(a)
-        d = ops.add_parser("delete", help=f"delete a {what}")
+        d = _op_parser(ops, cmd, "delete", f"delete a {what}")
         d.add_argument(key, help=f"the {what}'s {key}")
         if cmd == "instance":
             _wait_args(d)
         _connection_args(d)
         if cmd == "instance":
-            w = ops.add_parser("wait", help="wait until instances reach a state")
+            w = _op_parser(ops, cmd, "wait", "wait until instances reach a state")
             w.add_argument("names", nargs="+", metavar="NAME")
             w.add_argument("--state", default="running",
                            choices=["running", "failed", "terminated", "gone"])
             w.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
             _connection_args(w)
             for action in ("restart", "redeploy"):
-                r = ops.add_parser(action, help=f"{action} an instance")
+                r = _op_parser(ops, cmd, action, f"{action} an instance")
                 r.add_argument("name")
                 if action == "redeploy":
                     r.add_argument("--vim", help="redeploy on this VIM")

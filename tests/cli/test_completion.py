@@ -25,3 +25,15 @@ def test_bash_completes_commands_actions_and_options() -> None:
     assert got["nfo instance create x --wa"] == "--wait"
     assert set(got["nfo vim ''"].split()) >= {"add", "delete", "list", "show"}
     assert got["nfo watch --js"] == "--json"
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    from nfo.cli.remote import _OP_EXAMPLES
+    for (cmd, op), _ in _OP_EXAMPLES.items():
+        out = subprocess.run([sys.executable, "-m", "nfo", cmd, op, "--help"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "example:" in out and f"nfo {cmd} {op}" in out, (cmd, op)
+    for cmd in ("watch", "status"):
+        out = subprocess.run([sys.executable, "-m", "nfo", cmd, "--help"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "--json" in out and "--url" in out
