@@ -53,6 +53,22 @@ def test_a_local_nf_created_waited_for_and_deleted(server: ServerProcess) -> Non
     assert nfo(server, "instance", "show", "echo-cli").returncode == 1
 
 
+def test_the_same_in_json(server: ServerProcess) -> None:
+    port = free_port()
+    r = nfo(server, "instance", "create", "echo-json", "--descriptor", "udp-echo",
+            "--param", f"port={port}", "--wait", "--timeout", "60", "--json")
+    assert r.returncode == 0, r.stderr
+    [inst] = json.loads(r.stdout)
+    assert inst["name"] == "echo-json" and inst["state"]["oper-status"] == "running"
+    assert inst["state"]["vim"] == "local" and inst["state"]["vim-resource-id"]
+    assert udp_roundtrip_sync(port, b"json") == b"json"
+    r = nfo(server, "instance", "delete", "echo-json", "--wait", "--timeout", "60", "--json")
+    assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
+    assert all(i["name"] != "echo-json"
+               for i in json.loads(nfo(server, "instance", "list", "--json").stdout))
+    assert udp_roundtrip_sync(port, b"json", timeout=0.5) is None
+
+
 def test_vims_catalog_and_instances_from_files(server: ServerProcess, tmp_path: Path) -> None:
     (tmp_path / "vims.yaml").write_text(
         "nfo-vim:vims:\n  vim:\n    - name: lab-cli\n      type: nfo-vim:sim\n"
