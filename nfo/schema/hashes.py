@@ -72,7 +72,8 @@ def _open_addressing() -> bool:
     return v is not None and v[0] == 2 and v[1] < _FIXED_SO_MINOR
 
 
-_GUARDED = _open_addressing()
+# the layout above is that of 64-bit builds
+_GUARDED = _open_addressing() and ffi.sizeof("struct lyd_node") == 56
 
 
 def _table(node: Any) -> Any:
@@ -159,7 +160,7 @@ class Wear:
                         break
                     p = p.parent
         parent = node.parent
-        if parent != ffi.NULL and _open_addressing():
+        if parent != ffi.NULL and _GUARDED:
             self._parents[ly.addr(parent)] = ffi.cast("struct lyd_node *", parent)
 
     def settle(self, ctx: Any) -> None:
