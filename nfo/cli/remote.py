@@ -255,7 +255,7 @@ class _Out:
         from rich.console import Console
         self.json = as_json
         # not on a terminal: no colour (rich's own rule) and no wrapping at 80 columns
-        self.console = Console(highlight=False,
+        self.console = Console(highlight=False, markup=False,  # names are data, not markup
                                width=None if sys.stdout.isatty() else 1000)
 
     def table(self, cmd: str, rows: list[dict[str, Any]]) -> None:
