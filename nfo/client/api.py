@@ -139,6 +139,7 @@ class _Methods:
         self.catalog = Collection(self._do, c.CATALOG)
         self.vims = Collection(self._do, c.VIMS)
         self.instances = Collection(self._do, c.INSTANCES)
+        self.users = Collection(self._do, c.USERS)  # accounts: hashes are never returned
 
     def create_instance(self, name: str, descriptor: str, *, vim: str | None = None,
                         parameters: dict[str, Any] | None = None,
@@ -154,6 +155,11 @@ class _Methods:
         if description is not None:
             entry["description"] = description
         return self.instances.add(entry)
+
+    def set_password(self, user: str, password: str) -> Any:
+        """The account's ``set-password`` action (hashed by the server, never stored
+        or returned in clear)."""
+        return self._do(c.action(c.USERS, user, "set-password", {"password": password}))
 
     def restart(self, name: str) -> Any:
         return self._do(c.action(c.INSTANCES, name, "restart"))

@@ -22,6 +22,7 @@ __all__ = [
     "INSTANCES",
     "JSON",
     "STATE_STREAM",
+    "USERS",
     "VIMS",
     "Call",
     "Kind",
@@ -55,6 +56,7 @@ class Kind:
 CATALOG = Kind("nfo-catalog", "catalog", "nf-descriptor", "id")
 VIMS = Kind("nfo-vim", "vims", "vim", "name")
 INSTANCES = Kind("nfo-instances", "nf-instances", "nf-instance", "name")
+USERS = Kind("nfo-users", "users", "user", "name")
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,19 @@ def test_https_with_a_client_certificate(tmp_path: Path) -> None:
         with Client(ClientConfig(url=srv.base, insecure=True, cert=str(cert), key=str(key))
                     ) as nfo:
             assert nfo.vims.get("local") is not None
+
+
+def test_accounts_over_the_client(server: ServerProcess) -> None:
+    """An administrator manages accounts remotely: create one, give it a password with
+    the set-password action, the new account logs in, then goes."""
+    with _client(server) as nfo:
+        nfo.users.add({"name": "carol"})
+        nfo.set_password("carol", "carols-long-password")
+        assert "password" not in str(nfo.users.get("carol"))
+    with _client(server, user="carol", password="carols-long-password") as carol:
+        carol.instances.list()  # logged in (what she may read is NACM's to decide)
+    with _client(server) as nfo:
+        nfo.users.delete("carol")
+    with _client(server, user="carol", password="carols-long-password") as carol, \
+            pytest.raises(AuthenticationFailed):
+        carol.instances.list()
