@@ -20,8 +20,13 @@ References in the same run:
 
 The work is split into ``--rounds`` rounds (at least 3 in a full run); within each
 round every target takes its turn, in alternating order (A, B, API, then API, B, A),
-so a noisy neighbour hits all of them alike.  netopeer2 2.4.5 on sysrepo 3.7.11,
-measured on this kind of machine, is quoted, not measured.
+so a noisy neighbour hits all of them alike.
+
+netopeer2 2.4.5 on sysrepo 3.7.11 is measured in the same run when its relocatable
+build is present (``../shared/ref/netopeer2`` beside the repository, or
+``--netopeer2 DIR``): started with the benchmark module on 127.0.0.1 and driven by the
+same ncclient workload (key authentication), each figure then also given as
+this/netopeer2.  Without it, a line says so (it is never needed by nfo or by CI).
 
 Run: ``.venv/bin/python bench/bench_netconf.py [--sizes 1000,10000,100000]
 [--against /work/wt/base/.venv/bin/python]``; ``--smoke`` is a seconds-long run (CI).
@@ -31,8 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import math
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +61,7 @@ nc_session.TICK = 0.001
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = "urn:nfo:bench"
 YANG = Path(__file__).parent / "yang"
-NETOPEER2 = {"get10": "2.1-2.5 ms", "edit": {1000: "13 ms", 10000: "107 ms", 100000: "~1 s"},
-             "bulk": "0.35-0.53 s", "getbulk": "90-110 ms"}
+REF = Path(__file__).resolve().parents[2] / "shared" / "ref" / "netopeer2"
 
 
 def entries(lst: str, start: int, stop: int, attrs: str = "") -> str:
@@ -119,6 +126,52 @@ class Netconf(Target):
             self.server.stop()
 
 
+class Netopeer2(Target):
+    """The reference build of netopeer2 on sysrepo, with the benchmark module, driven
+    by one ncclient session with a key of its own."""
+
+    name = "netopeer2"
+
+    def __init__(self, ref: Path, state: Path) -> None:
+        self.run = ref / "run"
+        self.state = state
+        state.mkdir(parents=True)
+        key = state / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = subprocess.run([str(self.run), "start", str(state / "np2"), str(port),
+                            str(key) + ".pub", str(YANG / "nfo-bench.yang")],
+                           capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise SystemExit(f"netopeer2 did not start:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        try:
+            self.m = manager.connect(host="127.0.0.1", port=port, username=getpass.getuser(),
+                                     key_filename=str(key), hostkey_verify=False,
+                                     look_for_keys=False, allow_agent=False, timeout=600)
+        except BaseException:
+            self._stop()
+            raise
+
+    def edit(self, xml: str) -> None:
+        self.m.edit_config(target="running", config=xml)
+
+    def get(self, lst: str) -> None:
+        self.m.get_config("running", filter=("subtree", f'<bench xmlns="{NS}"><{lst}/></bench>'))
+
+    def _stop(self) -> None:
+        subprocess.run([str(self.run), "stop", str(self.state / "np2")], capture_output=True,
+                       check=False)
+
+    def close(self) -> None:
+        try:
+            self.m.close_session()
+        finally:
+            self._stop()
+
+
 class Api(Target):
     """The same operations through this build's datastore API, in this process."""
 
@@ -151,12 +204,12 @@ class Api(Target):
 class Results:
     def __init__(self, targets: list[Target]) -> None:
         self.names = [t.name for t in targets]
-        self.rows: list[tuple[str, dict[str, float], str]] = []
-        """(measure, seconds per target, netopeer2 figure)"""
+        self.rows: list[tuple[str, dict[str, float]]] = []
+        """(measure, seconds per target)"""
 
-    def add(self, label: str, samples: dict[str, list[float]], how: Callable[[list[float]], float],
-            quoted: str = "-") -> None:
-        self.rows.append((label, {k: how(v) for k, v in samples.items()}, quoted))
+    def add(self, label: str, samples: dict[str, list[float]],
+            how: Callable[[list[float]], float]) -> None:
+        self.rows.append((label, {k: how(v) for k, v in samples.items()}))
 
 
 def ms(s: float) -> str:
@@ -183,8 +236,7 @@ def measure(targets: list[Target], args: argparse.Namespace) -> Results:
     for r in range(rounds):
         for t in order(r):
             get10[t.name] += timed(lambda t=t: t.get("small"), per)
-    res.add(f"get-config, 10 entries: median ({per * rounds} each)", get10, statistics.median,
-            NETOPEER2["get10"])
+    res.add(f"get-config, 10 entries: median ({per * rounds} each)", get10, statistics.median)
     res.add("get-config, 10 entries: p99", get10, lambda v: pct(v, 0.99))
 
     bulk = config(entries("bulk", 0, args.bulk))
@@ -196,9 +248,9 @@ def measure(targets: list[Target], args: argparse.Namespace) -> Results:
             getbulk[t.name] += timed(lambda t=t: t.get("bulk"), 2)
             t.edit(remove)
     res.add(f"edit-config creating {args.bulk:,} entries: median of {rounds}", create,
-            statistics.median, NETOPEER2["bulk"] if args.bulk == 10_000 else "-")
+            statistics.median)
     res.add(f"get-config, those {args.bulk:,} entries: median of {2 * rounds}", getbulk,
-            statistics.median, NETOPEER2["getbulk"] if args.bulk == 10_000 else "-")
+            statistics.median)
 
     have = 0
     extra = 10**7
@@ -216,20 +268,22 @@ def measure(targets: list[Target], args: argparse.Namespace) -> Results:
                     xml = config(f"<entry><name>x{extra}</name><value>1</value></entry>")
                     one[t.name] += timed(lambda t=t, xml=xml: t.edit(xml), 1)
         res.add(f"single-entry edit-config at {size:,} entries: median of {per * rounds}", one,
-                statistics.median, NETOPEER2["edit"].get(size, "-"))
+                statistics.median)
     return res
 
 
-def report(res: Results, against: bool) -> None:
+def report(res: Results, against: bool, np2: bool) -> None:
     cols = ["this"] + (["other", "this/other"] if against else []) + [
-        "datastore API", "this/API", "netopeer2"]
+        "datastore API", "this/API"] + (["netopeer2", "this/np2"] if np2 else [])
     w = max(len(r[0]) for r in res.rows) + 1
     print(f"{'measure':<{w}}" + "".join(f"{c:>14}" for c in cols))
-    for label, v, quoted in res.rows:
+    for label, v in res.rows:
         cells = [ms(v["this"])]
         if against:
             cells += [ms(v["other"]), f"{v['this'] / v['other']:.2f}"]
-        cells += [ms(v["datastore API"]), f"{v['this'] / v['datastore API']:.2f}", quoted]
+        cells += [ms(v["datastore API"]), f"{v['this'] / v['datastore API']:.2f}"]
+        if np2:
+            cells += [ms(v["netopeer2"]), f"{v['this'] / v['netopeer2']:.2f}"]
         print(f"{label:<{w}}" + "".join(f"{c:>14}" for c in cells))
 
 
@@ -244,6 +298,9 @@ def main() -> None:
                     "for figures worth quoting)")
     ap.add_argument("--against", metavar="PYTHON",
                     help="also measure the nfo installed for this python executable")
+    ap.add_argument("--netopeer2", type=Path, default=REF, metavar="DIR",
+                    help=f"netopeer2's relocatable build (default {REF}; skipped if absent)")
+    ap.add_argument("--no-netopeer2", action="store_true", help="do not measure netopeer2")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
@@ -261,13 +318,20 @@ def main() -> None:
                 targets.append(Netconf("other", args.against, tmp / "other"))
             (tmp / "api").mkdir()
             targets.append(Api(tmp / "api"))
+            np2 = not args.no_netopeer2 and (args.netopeer2 / "run").exists()
+            if np2:
+                targets.append(Netopeer2(args.netopeer2, tmp / "netopeer2"))
+            else:
+                why = ("--no-netopeer2" if args.no_netopeer2
+                       else f"no build at {args.netopeer2}")
+                print(f"netopeer2: not measured ({why})")
             res = measure(targets, args)
         finally:
             for t in targets:
                 t.close()
     print(f"NETCONF over SSH on 127.0.0.1 (ncclient, TICK 1 ms), {args.rounds} alternating "
-          f"rounds; netopeer2 figures quoted, not measured")
-    report(res, bool(args.against))
+          "rounds" + (", netopeer2 2.4.5 / sysrepo 3.7.11 in the same run" if np2 else ""))
+    report(res, bool(args.against), np2)
 
 
 if __name__ == "__main__":
