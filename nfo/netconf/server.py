@@ -508,8 +508,9 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     continue
                 # a backlog goes out in few writes, and between them the loop notices a
                 # connection lost meanwhile (else asyncio warns on every further write)
-                self._send(*batch)
-                batch = []
+                if batch:
+                    self._send(*batch)
+                    batch = []
                 await asyncio.sleep(0)
         except NfoError as e:
             log.info("netconf notification subscription ended: %s", e.message)
