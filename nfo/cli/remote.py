@@ -459,30 +459,20 @@ def _run(args: argparse.Namespace, out: _Out) -> None:
                 out.note(str(result.get("result", f"{args.op} requested")))
 
 
+_EXIT_FOR: tuple[tuple[type[ClientError], str], ...] = (
+    (Unreachable, "unreachable"), (AuthenticationFailed, "auth"), (WaitFailed, "failed"),
+    (WaitTimeout, "timeout"), (RequestFailed, "refused"), (ClientError, "usage"))
+"""The exit code of each client failure, the most specific first."""
+
+
 def run_remote(args: argparse.Namespace) -> int:
-    out = _Out(args.json)
     try:
-        _run(args, out)
-    except _Failed as e:
-        return _fail(out, e.code, str(e))
-    except Unreachable as e:
-        return _fail(out, "unreachable", str(e))
-    except AuthenticationFailed as e:
-        return _fail(out, "auth", str(e))
-    except WaitFailed as e:
-        return _fail(out, "failed", str(e))
-    except WaitTimeout as e:
-        return _fail(out, "timeout", str(e))
-    except RequestFailed as e:
-        return _fail(out, "refused", str(e))
-    except ClientError as e:
-        return _fail(out, "usage", str(e))
+        _run(args, _Out(args.json))
     except KeyboardInterrupt:
         return EXIT["interrupted"]
+    except (_Failed, ClientError) as e:
+        code = e.code if isinstance(e, _Failed) else next(
+            c for cls, c in _EXIT_FOR if isinstance(e, cls))
+        print(f"nfo: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT[code]
     return EXIT["ok"]
-
-
-def _fail(out: _Out, code: str, message: str) -> int:
-    print(f"nfo: error: {' '.join(message.split())}", file=sys.stderr)
-    return EXIT[code]
-
