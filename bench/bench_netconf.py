@@ -97,7 +97,19 @@ class Target:
         raise NotImplementedError
 
 
-class Netconf(Target):
+class _Ncclient(Target):
+    """A NETCONF server driven by one ncclient session, ``m``."""
+
+    m: Any
+
+    def edit(self, xml: str) -> None:
+        self.m.edit_config(target="running", config=xml)
+
+    def get(self, lst: str) -> None:
+        self.m.get_config("running", filter=("subtree", f'<bench xmlns="{NS}"><{lst}/></bench>'))
+
+
+class Netconf(_Ncclient):
     """``nfo serve`` of one build, driven by one ncclient session."""
 
     def __init__(self, name: str, python: str, state: Path) -> None:
@@ -113,12 +125,6 @@ class Netconf(Target):
             self.server.stop()
             raise
 
-    def edit(self, xml: str) -> None:
-        self.m.edit_config(target="running", config=xml)
-
-    def get(self, lst: str) -> None:
-        self.m.get_config("running", filter=("subtree", f'<bench xmlns="{NS}"><{lst}/></bench>'))
-
     def close(self) -> None:
         try:
             self.m.close_session()
@@ -126,7 +132,7 @@ class Netconf(Target):
             self.server.stop()
 
 
-class Netopeer2(Target):
+class Netopeer2(_Ncclient):
     """The reference build of netopeer2 on sysrepo, with the benchmark module, driven
     by one ncclient session with a key of its own."""
 
@@ -154,12 +160,6 @@ class Netopeer2(Target):
         except BaseException:
             self._stop()
             raise
-
-    def edit(self, xml: str) -> None:
-        self.m.edit_config(target="running", config=xml)
-
-    def get(self, lst: str) -> None:
-        self.m.get_config("running", filter=("subtree", f'<bench xmlns="{NS}"><{lst}/></bench>'))
 
     def _stop(self) -> None:
         subprocess.run([str(self.run), "stop", str(self.state / "np2")], capture_output=True,
