@@ -12,9 +12,17 @@ import pytest
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.schema import Schema
+from tests.fuzz.server import ServerProcess
 from tests.orchestrator import Child
 
 TEST_YANG = Path(__file__).parent / "datastore" / "yang"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServerProcess]:
+    """A real ``nfo serve`` on loopback (tests/fuzz/server.py), shared by one module."""
+    with ServerProcess() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

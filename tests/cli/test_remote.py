@@ -8,68 +8,65 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.fuzz.server import PASSWORD, ServerProcess
 from tests.netutil import free_port, udp_roundtrip_sync
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess() as srv:
-        yield srv
-
-
-def nfo(server: ServerProcess | None, *args: str, password: str = PASSWORD,
-        cwd: Path | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli_env(url: str, password: str = PASSWORD) -> dict[str, str]:
+    """This environment without NFO_*, then the server, admin and no config file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NFO_")}
-    env.update({"NFO_URL": url or (server.base if server else ""), "NFO_USER": "admin",
-                "NFO_PASSWORD": password, "NFO_CONFIG": "/nonexistent/config.toml"})
+    env.update({"NFO_URL": url, "NFO_USER": "admin", "NFO_PASSWORD": password,
+                "NFO_CONFIG": "/nonexistent/config.toml"})
+    return env
+
+
+def nfo(served: ServerProcess | None, *args: str, password: str = PASSWORD,
+        cwd: Path | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = cli_env(url or (served.base if served else ""), password)
     return subprocess.run([sys.executable, "-m", "nfo", *args], capture_output=True,
                           text=True, env=env, timeout=180, cwd=cwd)
 
 
-def test_a_local_nf_created_waited_for_and_deleted(server: ServerProcess) -> None:
+def test_a_local_nf_created_waited_for_and_deleted(served: ServerProcess) -> None:
     port = free_port()
-    r = nfo(server, "instance", "create", "echo-cli", "--descriptor", "udp-echo",
+    r = nfo(served, "instance", "create", "echo-cli", "--descriptor", "udp-echo",
             "--param", f"port={port}", "--wait", "--timeout", "60")
     assert r.returncode == 0, r.stderr
     assert "echo-cli: running" in r.stdout and "1 of 1 running" in r.stdout
     assert udp_roundtrip_sync(port, b"cli") == b"cli"
-    r = nfo(server, "instance", "list")
+    r = nfo(served, "instance", "list")
     assert r.returncode == 0 and "echo-cli" in r.stdout and "running" in r.stdout
-    r = nfo(server, "instance", "list", "--json")
+    r = nfo(served, "instance", "list", "--json")
     rows = json.loads(r.stdout)
     assert [(x["name"], x["state"]["oper-status"]) for x in rows] == [("echo-cli", "running")]
-    r = nfo(server, "instance", "show", "echo-cli", "--json")
+    r = nfo(served, "instance", "show", "echo-cli", "--json")
     assert json.loads(r.stdout)["parameter"] == [{"name": "port", "value": str(port)}]
-    r = nfo(server, "instance", "delete", "echo-cli", "--wait", "--timeout", "60")
+    r = nfo(served, "instance", "delete", "echo-cli", "--wait", "--timeout", "60")
     assert r.returncode == 0, r.stderr
     assert "1 of 1 gone" in r.stdout
     assert udp_roundtrip_sync(port, b"cli", timeout=0.5) is None
-    assert nfo(server, "instance", "show", "echo-cli").returncode == 1
+    assert nfo(served, "instance", "show", "echo-cli").returncode == 1
 
 
-def test_the_same_in_json(server: ServerProcess) -> None:
+def test_the_same_in_json(served: ServerProcess) -> None:
     port = free_port()
-    r = nfo(server, "instance", "create", "echo-json", "--descriptor", "udp-echo",
+    r = nfo(served, "instance", "create", "echo-json", "--descriptor", "udp-echo",
             "--param", f"port={port}", "--wait", "--timeout", "60", "--json")
     assert r.returncode == 0, r.stderr
     [inst] = json.loads(r.stdout)
     assert inst["name"] == "echo-json" and inst["state"]["oper-status"] == "running"
     assert inst["state"]["vim"] == "local" and inst["state"]["vim-resource-id"]
     assert udp_roundtrip_sync(port, b"json") == b"json"
-    r = nfo(server, "instance", "delete", "echo-json", "--wait", "--timeout", "60", "--json")
+    r = nfo(served, "instance", "delete", "echo-json", "--wait", "--timeout", "60", "--json")
     assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
     assert all(i["name"] != "echo-json"
-               for i in json.loads(nfo(server, "instance", "list", "--json").stdout))
+               for i in json.loads(nfo(served, "instance", "list", "--json").stdout))
     assert udp_roundtrip_sync(port, b"json", timeout=0.5) is None
 
 
-def test_vims_catalog_and_instances_from_files(server: ServerProcess, tmp_path: Path) -> None:
+def test_vims_catalog_and_instances_from_files(served: ServerProcess, tmp_path: Path) -> None:
     (tmp_path / "vims.yaml").write_text(
         "nfo-vim:vims:\n  vim:\n    - name: lab-cli\n      type: nfo-vim:sim\n"
         "      sim: {latency: {mean: 1}}\n")
@@ -78,54 +75,54 @@ def test_vims_catalog_and_instances_from_files(server: ServerProcess, tmp_path: 
     (tmp_path / "inst.yaml").write_text("\n".join(
         f"- {{name: fw-cli-{n}, descriptor: fw-cli, vim: lab-cli}}" for n in range(4)) + "\n")
     for cmd, f in (("vim", "vims.yaml"), ("catalog", "cat.json")):
-        r = nfo(server, cmd, "add", "-f", str(tmp_path / f))
+        r = nfo(served, cmd, "add", "-f", str(tmp_path / f))
         assert r.returncode == 0, r.stderr
-    assert "lab-cli" in nfo(server, "vim", "list").stdout
-    assert "fw-cli" in nfo(server, "catalog", "list").stdout
-    r = nfo(server, "instance", "create", "-f", str(tmp_path / "inst.yaml"), "--wait",
+    assert "lab-cli" in nfo(served, "vim", "list").stdout
+    assert "fw-cli" in nfo(served, "catalog", "list").stdout
+    r = nfo(served, "instance", "create", "-f", str(tmp_path / "inst.yaml"), "--wait",
             "--json")
     assert r.returncode == 0, r.stderr
     assert sorted(x["state"]["oper-status"] for x in json.loads(r.stdout)) == ["running"] * 4
-    r = nfo(server, "instance", "create", "-f", str(tmp_path / "inst.yaml"))
+    r = nfo(served, "instance", "create", "-f", str(tmp_path / "inst.yaml"))
     assert r.returncode == 1 and "already exists" in r.stderr
     for n in range(4):
-        assert nfo(server, "instance", "delete", f"fw-cli-{n}").returncode == 0
-    r = nfo(server, "instance", "wait", *[f"fw-cli-{n}" for n in range(4)], "--state", "gone",
+        assert nfo(served, "instance", "delete", f"fw-cli-{n}").returncode == 0
+    r = nfo(served, "instance", "wait", *[f"fw-cli-{n}" for n in range(4)], "--state", "gone",
             "--timeout", "60")
     assert r.returncode == 0, r.stderr
 
 
-def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
+def test_bad_input_wrong_password_unreachable_server(served: ServerProcess,
                                                      tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("- {name: x, descriptor: [unclosed\n")
-    r = nfo(server, "instance", "create", "-f", str(bad))
+    r = nfo(served, "instance", "create", "-f", str(bad))
     assert r.returncode == 2 and "bad.yaml:2:1: not YAML: expected" in r.stderr
     typo = tmp_path / "typo.yaml"
     typo.write_text("- name: ok-1\n  descriptor: udp-echo\n- name: t-2\n  descriptor: udp-echo\n"
                     "  admin-state: sideways\n")
-    r = nfo(server, "instance", "create", "-f", str(typo))
+    r = nfo(served, "instance", "create", "-f", str(typo))
     assert r.returncode == 2, r.stderr
     assert "typo.yaml:5: /nfo-instances:nf-instances/nf-instance[name='t-2']/admin-state: " \
            'Invalid enumeration value "sideways"' in r.stderr
-    assert nfo(server, "instance", "show", "ok-1").returncode == 1   # nothing was sent
+    assert nfo(served, "instance", "show", "ok-1").returncode == 1   # nothing was sent
     unknown = tmp_path / "unknown.json"
     unknown.write_text('[{"id": "u", "vim-types": ["nfo-vim:sim"],\n  "colour": "red"}]')
-    r = nfo(server, "catalog", "add", "-f", str(unknown))
+    r = nfo(served, "catalog", "add", "-f", str(unknown))
     assert r.returncode == 2 and "unknown.json:2: " in r.stderr and "colour" in r.stderr
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    r = nfo(server, "vim", "add", "-f", str(empty))
+    r = nfo(served, "vim", "add", "-f", str(empty))
     assert r.returncode == 2 and "empty.yaml: no vim in it" in r.stderr
     nameless = tmp_path / "nameless.json"
     nameless.write_text('[{"type": "nfo-vim:sim"}]')
-    r = nfo(server, "vim", "add", "-f", str(nameless))
+    r = nfo(served, "vim", "add", "-f", str(nameless))
     assert r.returncode == 2 and "entry 1 has no 'name'" in r.stderr
-    r = nfo(server, "instance", "create", "x", "--descriptor", "udp-echo", "--param", "port")
+    r = nfo(served, "instance", "create", "x", "--descriptor", "udp-echo", "--param", "port")
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
-    r = nfo(server, "instance", "create", "x", "--descriptor", "no-such")
+    r = nfo(served, "instance", "create", "x", "--descriptor", "no-such")
     assert r.returncode == 1 and "descriptor" in r.stderr
-    r = nfo(server, "vim", "list", password="wrong-password")
+    r = nfo(served, "vim", "list", password="wrong-password")
     assert r.returncode == 4 and r.stderr.count("\n") == 1
     assert "wrong-password" not in r.stderr + r.stdout
     closed = free_port(kind=1)
@@ -133,23 +130,20 @@ def test_bad_input_wrong_password_unreachable_server(server: ServerProcess,
     assert r.returncode == 3 and "cannot reach nfo" in r.stderr and r.stderr.count("\n") == 1
 
 
-def test_status_and_watch(server: ServerProcess) -> None:
+def test_status_and_watch(served: ServerProcess) -> None:
     import signal
-    r = nfo(server, "status", "--json")
+    r = nfo(served, "status", "--json")
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["reachable"] is True and any(v["name"] == "local" for v in st["vims"])
-    assert "instances:" in nfo(server, "status").stdout
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NFO_")}
-    env.update({"NFO_URL": server.base, "NFO_USER": "admin", "NFO_PASSWORD": PASSWORD,
-                "NFO_CONFIG": "/nonexistent/config.toml"})
+    assert "instances:" in nfo(served, "status").stdout
     watcher = subprocess.Popen([sys.executable, "-m", "nfo", "watch", "wt-1", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+                               env=cli_env(served.base))
     try:
         time.sleep(1.5)
         from nfo.client import Client, ClientConfig
-        with Client(ClientConfig(url=server.base, user="admin", password=PASSWORD)) as c:
+        with Client(ClientConfig(url=served.base, user="admin", password=PASSWORD)) as c:
             c.vims.add({"name": "sim-wt", "type": "nfo-vim:sim",
                         "sim": {"latency": {"mean": 1}}})
             c.catalog.add({"id": "fw-wt", "vim-types": ["nfo-vim:sim"]})

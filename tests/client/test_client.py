@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,21 +26,15 @@ from tests.fuzz.server import PASSWORD, ServerProcess
 from tests.netutil import free_port, udp_roundtrip_sync
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess() as srv:
-        yield srv
-
-
 def _client(srv: ServerProcess, **kw: object) -> Client:
     args: dict[str, object] = {"url": srv.base, "user": "admin", "password": PASSWORD}
     args.update(kw)
     return Client(ClientConfig(**args))  # type: ignore[arg-type]
 
 
-def test_a_local_nf_from_create_to_delete(server: ServerProcess) -> None:
+def test_a_local_nf_from_create_to_delete(served: ServerProcess) -> None:
     port = free_port()
-    with _client(server) as nfo:
+    with _client(served) as nfo:
         assert [d["id"] for d in nfo.catalog.list()] == ["udp-echo"]
         nfo.create_instance("echo-c", "udp-echo", parameters={"port": port})
         seen: list[str | None] = []
@@ -57,12 +50,12 @@ def test_a_local_nf_from_create_to_delete(server: ServerProcess) -> None:
         assert nfo.instances.get("echo-c") is None
 
 
-def test_bindings_and_dicts_go_in_errors_come_out_typed(server: ServerProcess) -> None:
+def test_bindings_and_dicts_go_in_errors_come_out_typed(served: ServerProcess) -> None:
     vims = nfo_vim.nfo_vim()
     v = vims.vims.vim.add("sim-c")
     v.type = "nfo-vim:sim"
     v.sim.latency.mean = 1
-    with _client(server) as nfo:
+    with _client(served) as nfo:
         nfo.vims.add(vims)
         got = nfo.vims.get("sim-c")
         assert got is not None and got["type"] == "nfo-vim:sim"
@@ -100,8 +93,8 @@ def test_bindings_and_dicts_go_in_errors_come_out_typed(server: ServerProcess) -
         nfo.vims.delete("sim-c")
 
 
-def test_a_failed_instance_ends_the_wait_with_its_reason(server: ServerProcess) -> None:
-    with _client(server) as nfo:
+def test_a_failed_instance_ends_the_wait_with_its_reason(served: ServerProcess) -> None:
+    with _client(served) as nfo:
         nfo.vims.add({"name": "sim-f", "type": "nfo-vim:sim",
                       "sim": {"failure-rate": "1", "latency": {"mean": 1}}})
         nfo.catalog.add({"id": "fw-f", "vim-types": ["nfo-vim:sim"]})
@@ -115,9 +108,9 @@ def test_a_failed_instance_ends_the_wait_with_its_reason(server: ServerProcess) 
         nfo.vims.delete("sim-f")
 
 
-def test_the_asyncio_client(server: ServerProcess) -> None:
+def test_the_asyncio_client(served: ServerProcess) -> None:
     async def main() -> None:
-        cfg = ClientConfig(url=server.base + "/restconf", user="admin", password=PASSWORD)
+        cfg = ClientConfig(url=served.base + "/restconf", user="admin", password=PASSWORD)
         async with AsyncClient(cfg) as nfo:
             await nfo.vims.add({"name": "sim-a", "type": "nfo-vim:sim",
                                 "sim": {"latency": {"mean": 1}}})
@@ -132,8 +125,8 @@ def test_the_asyncio_client(server: ServerProcess) -> None:
     asyncio.run(main())
 
 
-def test_a_wrong_password_and_an_unreachable_server(server: ServerProcess) -> None:
-    with _client(server, password="not-the-password") as nfo, \
+def test_a_wrong_password_and_an_unreachable_server(served: ServerProcess) -> None:
+    with _client(served, password="not-the-password") as nfo, \
             pytest.raises(AuthenticationFailed) as denied:
         nfo.vims.list()
     assert denied.value.status in (401, 429)
@@ -161,7 +154,7 @@ def test_settings_come_from_flags_then_environment_then_file(tmp_path: Path) -> 
 
 def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
     """State changes stream from the ``nfo`` SSE stream; when the connection is lost
-    (here: the server restarts), the watch reconnects and resumes after the last change
+    (here: the served restarts), the watch reconnects and resumes after the last change
     it delivered: the changes made meanwhile arrive, none twice."""
     import threading
     srv = ServerProcess(state=tmp_path / "state")
@@ -212,9 +205,9 @@ def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
 
 
 def test_https_with_a_client_certificate(tmp_path: Path) -> None:
-    """TLS from the same settings as the command line: the server's CA (here its
+    """TLS from the same settings as the command line: the served's CA (here its
     development certificate) and a client certificate whose CN is the user, no
-    password; without the CA the server is not trusted."""
+    password; without the CA the served is not trusted."""
     from tests.restconf.test_security import make_ca, make_client_cert
     ca, ca_key, ca_path = make_ca(tmp_path, "clients-ca")
     cert, key = make_client_cert(tmp_path, ca, ca_key, "admin")
@@ -233,17 +226,17 @@ def test_https_with_a_client_certificate(tmp_path: Path) -> None:
             assert nfo.vims.get("local") is not None
 
 
-def test_accounts_over_the_client(server: ServerProcess) -> None:
+def test_accounts_over_the_client(served: ServerProcess) -> None:
     """An administrator manages accounts remotely: create one, give it a password with
     the set-password action, the new account logs in, then goes."""
-    with _client(server) as nfo:
+    with _client(served) as nfo:
         nfo.users.add({"name": "carol"})
         nfo.set_password("carol", "carols-long-password")
         assert "password" not in str(nfo.users.get("carol"))
-    with _client(server, user="carol", password="carols-long-password") as carol:
+    with _client(served, user="carol", password="carols-long-password") as carol:
         carol.instances.list()  # logged in (what she may read is NACM's to decide)
-    with _client(server) as nfo:
+    with _client(served) as nfo:
         nfo.users.delete("carol")
-    with _client(server, user="carol", password="carols-long-password") as carol, \
+    with _client(served, user="carol", password="carols-long-password") as carol, \
             pytest.raises(AuthenticationFailed):
         carol.instances.list()

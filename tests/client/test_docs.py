@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,9 @@ def test_the_guide_has_examples() -> None:
     assert len(EXAMPLES) >= 3
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess() as srv:
-        yield srv
-
-
 @pytest.mark.parametrize("n", range(len(EXAMPLES)))
-def test_example_runs(server: ServerProcess, n: int, tmp_path: Path) -> None:
-    env = {**os.environ, "NFO_URL": server.base, "NFO_USER": "admin",
+def test_example_runs(served: ServerProcess, n: int, tmp_path: Path) -> None:
+    env = {**os.environ, "NFO_URL": served.base, "NFO_USER": "admin",
            "NFO_PASSWORD": PASSWORD, "NFO_CONFIG": str(tmp_path / "none.toml")}
     out = subprocess.run([sys.executable, "-c", EXAMPLES[n]], capture_output=True, text=True,
                          env=env, timeout=120, cwd=tmp_path)
