@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from nfo.datastore import Datastore, Precondition, WriteView
+from nfo.datastore import CommitInfo, Datastore, Precondition, WriteView
 from nfo.errors import PreconditionFailed
 from nfo.schema import Fmt
 
@@ -49,6 +49,10 @@ def validators(ds: Datastore, datastore: str) -> Validators:
         digest = hashlib.sha1(ds.tree("candidate").print(Fmt.JSON).encode(),
                               usedforsecurity=False).hexdigest()[:12]
         return Validators(f'"{info.revision}-c{digest}"', None)
+    return _committed(info)
+
+
+def _committed(info: CommitInfo) -> Validators:
     return Validators(f'"{info.revision}"', info.timestamp)
 
 
@@ -134,13 +138,18 @@ def check_read(headers: Mapping[str, str], v: Validators) -> bool:
 
 
 def write_precondition(ds: Datastore, headers: Mapping[str, str],
-                       exists_check: Callable[[], bool],
+                       exists_check: Callable[[WriteView], bool],
                        existed: list[bool] | None = None) -> Precondition:
     """A request's conditional headers as a datastore write precondition; it records
-    in ``existed`` whether the target existed when it was checked."""
+    in ``existed`` whether the target existed when it was last checked.
+
+    Both questions are asked of the view, not the live datastore: a write committed
+    in a group sees the data as the writes before it in the group left it."""
     def check(view: WriteView) -> None:
-        found = exists_check()
+        found = exists_check(view)
         if existed is not None:
-            existed.append(found)
-        check_write(headers, validators(ds, view.datastore), found)
+            existed[:] = [found]
+        v = (validators(ds, view.datastore) if view.datastore == "candidate"
+             else _committed(view.info))
+        check_write(headers, v, found)
     return check

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nfo.datastore import Datastore, Identity
+from nfo.datastore import Datastore, Identity, WriteView
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
@@ -313,13 +313,21 @@ class DataResources:
             return None
         return node
 
-    def exists(self, target: Target, rp: ResourcePath) -> bool:
-        """Whether the target exists; a non-presence container exists when its parent does."""
+    def present_in(self, view: WriteView, target: Target, path: str | None) -> bool:
+        """:meth:`present` asked of a write's view of the datastore."""
+        return (path is not None and view.exists(path)
+                and self.ds.nacm.access(target.who).allowed(path, "read"))
+
+    def exists(self, target: Target, rp: ResourcePath, view: WriteView | None = None) -> bool:
+        """Whether the target exists (in ``view`` if given, else live); a non-presence
+        container exists when its parent does."""
         if rp.is_root:
             return True
         t = rp.target
         if t.kind is Kind.CONTAINER and not t.schema.presence:
-            return self.exists(target, rp.parent)
+            return self.exists(target, rp.parent, view)
+        if view is not None:
+            return self.present_in(view, target, rp.data_path)
         return self.present(target, rp.data_path) is not None
 
     @staticmethod
@@ -333,7 +341,7 @@ class DataResources:
 
     async def write(self, request: Request, target: Target, edit: Tree,
                     default_operation: str,
-                    exists_check: Callable[[], bool]) -> tuple[Validators, bool]:
+                    exists_check: Callable[[WriteView], bool]) -> tuple[Validators, bool]:
         """The edit, its conditional headers checked by the datastore under its own
         write lock (no writer of any front end commits in between).  Returns the new
         validators and whether the target existed before."""
@@ -358,12 +366,12 @@ class DataResources:
                 raise InvalidValue("insert does not apply to the datastore",
                                    error_type="protocol")
             with data_root_edit(self.schema, body, fmt) as edit:
-                v, _ = await self.write(request, target, edit, "replace", lambda: True)
+                v, _ = await self.write(request, target, edit, "replace", lambda _view: True)
             return Response(status_code=204, headers=validator_headers(v))
         with target_edit(self.schema, body, fmt, rp, "replace", insert) as edit:
             v, existed = await self.write(
                 request, target, edit, "merge",
-                lambda: self.present(target, rp.data_path) is not None)
+                lambda view: self.present_in(view, target, rp.data_path))
         return Response(status_code=204 if existed else 201, headers=validator_headers(v))
 
     async def patch(self, request: Request, target: Target, body: bytes, fmt: Fmt) -> Response:
@@ -377,7 +385,7 @@ class DataResources:
             edit = target_edit(self.schema, body, fmt, rp, "merge")
         with edit:
             v, _ = await self.write(request, target, edit, "merge",
-                                    lambda: self.exists(target, rp))
+                                    lambda view: self.exists(target, rp, view))
         return Response(status_code=204, headers=validator_headers(v))
 
     async def post(self, request: Request, target: Target, body: bytes, fmt: Fmt,
@@ -388,7 +396,7 @@ class DataResources:
                             tag="data-missing", error_type="application", path=rp.data_path)
         edit, child = child_edit(self.schema, body, fmt, rp, insert)
         with edit:
-            v, _ = await self.write(request, target, edit, "merge", lambda: True)
+            v, _ = await self.write(request, target, edit, "merge", lambda _view: True)
         headers = validator_headers(v)
         headers["Location"] = self.location(request, target, child)
         return Response(status_code=201, headers=headers)
@@ -402,13 +410,13 @@ class DataResources:
         with delete_edit(node) as edit:
             v, _ = await self.write(
                 request, target, edit, "merge",
-                lambda: self.present(target, rp.data_path) is not None)
+                lambda view: self.present_in(view, target, rp.data_path))
         return Response(status_code=204, headers=validator_headers(v))
 
     async def yang_patch(self, request: Request, target: Target, body: bytes,
                          in_fmt: Fmt) -> Response:
         ds_name = target.write_datastore
-        precondition = write_precondition(self.ds, request.headers, lambda: True)
+        precondition = write_precondition(self.ds, request.headers, lambda _view: True)
         # refused before the patch is read, as HTTP orders it; checked again atomically
         self.ds.check_precondition(ds_name, precondition=precondition)
         session = self.ds.session(target.user)

@@ -60,6 +60,9 @@ class Datastore:
     partial_validation = True
     """Validate only what an edit touches where the schema proves it safe
     (see :mod:`nfo.schema.partial`); False re-validates everything."""
+    group_commit = True
+    """Commit plain edits of running and startup that arrive together as one group
+    sharing one fsync (see :mod:`nfo.datastore.transaction`); False: one at a time."""
 
     def __init__(self, schema: Schema, storage: Storage, workers: Workers | None = None) -> None:
         self.schema = schema

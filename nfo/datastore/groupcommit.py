@@ -7,18 +7,25 @@ throughput at a few thousand writes per second.  Writers here queue their
 write and wait; at the end of the current event-loop iteration every queued
 write runs inside one storage transaction, and all of them are acknowledged
 when it is durable.
+
+Configuration writes are grouped too, but a group there is more than one storage
+transaction (each write must also be applied and validated): :class:`Batches` only
+queues them and runs the groups; the write pipeline decides what a group does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from nfo.datastore.storage.base import Storage
+from nfo.errors import OperationFailed
 
-__all__ = ["GroupCommit"]
+__all__ = ["Batches", "GroupCommit", "Queued"]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +84,84 @@ class GroupCommit:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+
+
+R = TypeVar("R")
+V = TypeVar("V")
+
+
+@dataclass(eq=False)
+class Queued(Generic[R, V]):
+    """One request waiting in a :class:`Batches` queue, and its verdict."""
+
+    request: R
+    verdict: asyncio.Future[V]
+    taken: bool = False
+    """A group holds it: it runs (or ran), and the request's objects are in use."""
+
+
+class Batches(Generic[R, V]):
+    """Requests that arrive while a group runs form the next group.
+
+    One task runs the groups one after another, each under ``lock``, while requests
+    are queued; each requester awaits its own verdict.  A requester cancelled before
+    a group takes its request withdraws it; once taken, it waits for the verdict (its
+    request's objects stay in use until then) and is cancelled after.
+    """
+
+    def __init__(self, run: Callable[[list[Queued[R, V]]], Awaitable[None]],
+                 lock: asyncio.Lock, name: str) -> None:
+        """``run(group)`` settles the verdicts of ``group`` (and must not keep it)."""
+        self._run = run
+        self._lock = lock
+        self._name = name
+        self._queue: list[Queued[R, V]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.groups = 0
+        self.requests = 0
+
+    async def submit(self, request: R) -> V:
+        loop = asyncio.get_running_loop()
+        q: Queued[R, V] = Queued(request, loop.create_future())
+        self._queue.append(q)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._groups(), name=self._name)
+        try:
+            await asyncio.wait((q.verdict,))
+        except asyncio.CancelledError:
+            if not q.taken:
+                self._queue.remove(q)
+                raise
+            while not q.verdict.done():
+                with suppress(asyncio.CancelledError):
+                    await asyncio.wait((q.verdict,))
+            raise
+        return q.verdict.result()
+
+    async def _groups(self) -> None:
+        while self._queue:
+            async with self._lock:
+                group, self._queue = self._queue, []
+                for q in group:
+                    q.taken = True
+                self.groups += 1
+                self.requests += len(group)
+                try:
+                    await self._run(group)
+                finally:
+                    _fail(group)
+
+    def cancel(self) -> None:
+        """Stop (the owner is closing): queued requests fail, the running group stops."""
+        queue, self._queue = self._queue, []
+        _fail(queue)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+def _fail(group: list[Queued[R, V]]) -> None:
+    for q in group:
+        if not q.verdict.done():
+            q.verdict.set_exception(OperationFailed(
+                "the write was not carried out: the server is stopping"))

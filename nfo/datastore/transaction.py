@@ -9,6 +9,14 @@ working copy swapped or grafted in, subscribers told ``done`` (or ``abort``), an
 snapshot when the log has grown.  A failure before the swap leaves the live tree as it
 was.  The candidate is edited through the same pipeline but not committed until
 :meth:`Transactions.commit_candidate`.
+
+Plain edits of running or startup that arrive while another commit runs are committed
+as a group (:meth:`Transactions._together`): applied in arrival order to one working
+copy, validated once, each recorded as its own commit (own revision, user, label and
+netconf-config-change) in one storage transaction, so they share one fsync; each
+writer gets its own verdict.  If anything in a group fails (a precondition, an edit,
+validation, a subscriber's veto), nothing of it was applied and its writes run again
+one at a time, so a failing write never takes a neighbour down with it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from typing import Protocol
 
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.formats import edit_text
+from nfo.datastore.groupcommit import Batches, Queued
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import Identity, Nacm
 from nfo.datastore.names import DURABLE
-from nfo.datastore.notifications import Checked, NotificationHub
+from nfo.datastore.notifications import Checked, Notification, NotificationHub
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
 from nfo.errors import DataExists, DataMissing, NfoError, PreconditionFailed, Veto
@@ -95,6 +104,31 @@ class Settings(Protocol):
     snapshot_every_commits: int
     snapshot_min_bytes: int
     partial_validation: bool
+    group_commit: bool
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A plain edit of running or startup, waiting to be committed with others."""
+
+    writer: Writer
+    ds: str
+    edits: Sequence[tuple[Tree, str]]
+    label: str
+    if_revision: int | None
+    precondition: Precondition | None
+
+
+@dataclass
+class _Staged:
+    """A write applied to the working copy, to be recorded as one commit."""
+
+    writer: Writer
+    edits: Sequence[tuple[Tree, str]]
+    changes: list[Change]
+    label: str
+    event: Checked | None = None
+    also: Callable[[], None] | None = None
 
 
 class Transactions:
@@ -118,7 +152,11 @@ class Transactions:
         self._trees: dict[str, Tree] = {}
         self._info: dict[str, CommitInfo] = {}
         self._snap_size: dict[str, int] = {}
+        self._since: dict[str, tuple[int, int]] = {}
+        """Per datastore, commits and bytes logged since its last snapshot."""
         self._last_revision = 0
+        self._writes: Batches[_Write, list[Change]] = Batches(
+            self._run_group, self._lock, "nfo-group-commit")
 
     # -- committed state -----------------------------------------------------
     def restore(self, trees: dict[str, Tree], info: dict[str, CommitInfo],
@@ -148,8 +186,15 @@ class Transactions:
         content = self._trees[ds].print(Fmt.JSON)
         self._storage.write_snapshot(ds, self._info[ds].revision, content)
         self._snap_size[ds] = len(content)
+        self._since[ds] = (0, 0)
+
+    @property
+    def groups(self) -> tuple[int, int]:
+        """Groups of writes run so far, and the writes they held."""
+        return self._writes.groups, self._writes.requests
 
     def close(self) -> None:
+        self._writes.cancel()
         for t in self._trees.values():
             t.free()
         self._trees.clear()
@@ -159,13 +204,7 @@ class Transactions:
                            precondition: Precondition | None) -> None:
         """Refuse the write unless ``ds`` is as its writer expects.  Under the write
         lock nothing commits between this and the edit."""
-        info = self.info(ds)
-        if if_revision is not None and info.revision != if_revision:
-            raise PreconditionFailed(f"the {ds} datastore is at revision {info.revision}, "
-                                     f"not {if_revision}")
-        if precondition is not None:
-            tree = self.tree(ds)
-            precondition(WriteView(ds, info, lambda path: _present(tree, path)))
+        _check(ds, self.tree(ds), self.info(ds), if_revision, precondition)
 
     async def check(self, ds: str, if_revision: int | None,
                     precondition: Precondition | None) -> None:
@@ -194,6 +233,10 @@ class Transactions:
         (not called when nothing is committed)."""
         if not system:
             self._locks.check_writable(writer.session_id, ds)
+        if (ds in DURABLE and validate and not test_only and not system and also is None
+                and self._settings.group_commit):
+            return await self._writes.submit(
+                _Write(writer, ds, edits, label, if_revision, precondition))
         async with self._lock:
             return await self._transact_locked(writer, ds, edits, test_only=test_only,
                                                validate=validate, label=label, system=system,
@@ -254,8 +297,7 @@ class Transactions:
                     self._nacm.access(writer.who).check_existence_error(e)
                 raise
             if checked and writer.who is not None and changes:
-                self._nacm.access(writer.who).check_write(
-                    changes, lambda path: any(_present(e, path) for e, _ in edits))
+                self._nacm.access(writer.who).check_write(changes, _in_edits(edits))
             if validate:
                 validate_tree(self._schema, work, changes)
             if test_only or not changes:
@@ -264,75 +306,156 @@ class Transactions:
             if ds == "candidate":
                 self._candidate.swap(work, edits, self._info["running"].revision)
                 return changes
+            staged = _Staged(writer, edits, changes, label, also=also)
             with self._locks.committing(ds, writer.session_id):
-                rec = await self._commit(ds, work, edits, changes, writer.user, label, plan,
-                                         self._config_change(ds, writer, changes, work), also)
+                await self._commit(ds, work, [staged], plan)
         except BaseException:
             work.free()
             raise
-        self._after_commit(ds, rec)
         return changes
 
-    async def _commit(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
-                      changes: list[Change], user: str, label: str,
-                      plan: Plan | None, event: Checked | None = None,
-                      also: Callable[[], None] | None = None) -> CommitRecord:
-        try:
-            return await self._commit_with(ds, work, edits, changes, user, label, plan, event,
-                                           also)
-        finally:
-            if event is not None:
-                event.discard()
+    # -- group commit ------------------------------------------------------------
+    async def _run_group(self, group: list[Queued[_Write, list[Change]]]) -> None:
+        """Commit a group's writes (runs of the same datastore together where they
+        can be), settling every verdict; only a cancellation escapes."""
+        i = 0
+        while i < len(group):
+            j = i + 1
+            while j < len(group) and group[j].request.ds == group[i].request.ds:
+                j += 1
+            run, i = group[i:j], j
+            if len(run) > 1:
+                try:
+                    if await self._together(run):
+                        continue
+                except Exception:
+                    log.exception("a group of %d writes failed; each runs alone", len(run))
+            for q in run:
+                w = q.request
+                try:
+                    q.verdict.set_result(await self._transact_locked(
+                        w.writer, w.ds, w.edits, label=w.label, if_revision=w.if_revision,
+                        precondition=w.precondition))
+                except Exception as e:
+                    q.verdict.set_exception(e)
 
-    async def _commit_with(self, ds: str, work: Tree, edits: Sequence[tuple[Tree, str]],
-                           changes: list[Change], user: str, label: str,
-                           plan: Plan | None, event: Checked | None,
-                           also: Callable[[], None] | None) -> CommitRecord:
-        rev = self._last_revision + 1
-        called: list[tuple[ChangeSubscription, list[Change]]] = []
-        for sub in self._subscribers(ds):
-            mine = self._changes_for(sub, changes, work)
-            if not mine:
-                continue
+    async def _together(self, run: list[Queued[_Write, list[Change]]]) -> bool:
+        """Commit ``run`` as one group and settle its verdicts; False (nothing
+        applied, nothing settled) if any of its writes fails on the group's data."""
+        ds = run[0].request.ds
+        edits = [e for q in run for e in q.request.edits]
+        plan = (plan_edits(self._schema, self._ind, edits)
+                if self._settings.partial_validation else None)
+        work = plan.build(self._trees[ds]) if plan is not None else self._trees[ds].dup()
+        try:
+            staged: list[_Staged] = []
+            info = self._info[ds]
+            revision = self._last_revision
             try:
-                await sub.callback(ChangeEvent("change", ds, rev, user, mine, work))
-                called.append((sub, mine))
-            except Exception as e:
-                for s, m in called:
-                    s.post(ChangeEvent("abort", ds, rev, user, m))
-                if isinstance(e, NfoError):
-                    raise Veto(e.message, path=e.path, app_tag=e.app_tag or "nfo-change-vetoed",
-                               info=e.info) from e
-                raise Veto(str(e) or type(e).__name__, app_tag="nfo-change-vetoed") from e
-        payload = json.dumps([
-            {"default-operation": dop, "edit": edit_text(e)} for e, dop in edits
-        ])
-        logged = None
+                for q in run:
+                    w = q.request
+                    self._locks.check_writable(w.writer.session_id, ds)
+                    _check(ds, work, info, w.if_revision, w.precondition)
+                    changes: list[Change] = []
+                    for edit, dop in w.edits:
+                        changes += apply_edit(self._schema, work, edit, dop)
+                    if w.writer.who is not None and changes:
+                        self._nacm.access(w.writer.who).check_write(changes,
+                                                                    _in_edits(w.edits))
+                    if changes:
+                        revision += 1
+                        info = CommitInfo(revision, time.time(), w.writer.user)
+                    staged.append(_Staged(w.writer, w.edits, changes, w.label))
+                validate_tree(self._schema, work, [c for s in staged for c in s.changes])
+            except NfoError:
+                work.free()
+                return False
+            committing = [s for s in staged if s.changes]
+            if committing:
+                with self._locks.committing(ds, committing[0].writer.session_id):
+                    try:
+                        await self._commit(ds, work, committing, plan)
+                    except Veto:
+                        work.free()
+                        return False
+            else:
+                work.free()
+        except BaseException:
+            work.free()
+            raise
+        for q, s in zip(run, staged, strict=True):
+            q.verdict.set_result(s.changes)
+        return True
+
+    async def _commit(self, ds: str, work: Tree, staged: list[_Staged],
+                      plan: Plan | None) -> None:
+        """Record ``staged`` (each its own commit) in one storage transaction, then
+        make ``work`` the live data (consumed on success)."""
+        for s in staged:
+            s.event = self._config_change(ds, s.writer, s.changes, work)
+        try:
+            await self._commit_with(ds, work, staged, plan)
+        finally:
+            for s in staged:
+                if s.event is not None:
+                    s.event.discard()
+
+    async def _commit_with(self, ds: str, work: Tree, staged: list[_Staged],
+                           plan: Plan | None) -> None:
+        first = self._last_revision + 1
+        called: list[tuple[ChangeSubscription, int, list[Change]]] = []
+
+        def abort() -> None:
+            for sub, k, m in called:
+                sub.post(ChangeEvent("abort", ds, first + k, staged[k].writer.user, m))
+
+        for k, s in enumerate(staged):
+            for sub in self._subscribers(ds):
+                mine = self._changes_for(sub, s.changes, work)
+                if not mine:
+                    continue
+                try:
+                    await sub.callback(ChangeEvent("change", ds, first + k, s.writer.user,
+                                                   mine, work))
+                    called.append((sub, k, mine))
+                except Exception as e:
+                    abort()
+                    if isinstance(e, NfoError):
+                        raise Veto(e.message, path=e.path,
+                                   app_tag=e.app_tag or "nfo-change-vetoed", info=e.info) from e
+                    raise Veto(str(e) or type(e).__name__, app_tag="nfo-change-vetoed") from e
+        recs: list[CommitRecord] = []
+        logged: list[Notification | None] = []
+        size = 0
         try:
             with self._storage.batch():
-                rec = self._storage.append_commit(ds, time.time(), user, "edit", payload, label)
-                if event is not None:
-                    logged = self._notifications.log(event)
-                if also is not None:
-                    also()
+                for s in staged:
+                    payload = json.dumps([
+                        {"default-operation": dop, "edit": edit_text(e)} for e, dop in s.edits
+                    ])
+                    size += len(payload.encode("utf-8", "surrogatepass"))
+                    recs.append(self._storage.append_commit(ds, time.time(), s.writer.user,
+                                                            "edit", payload, s.label))
+                    logged.append(self._notifications.log(s.event)
+                                  if s.event is not None else None)
+                    if s.also is not None:
+                        s.also()
         except Exception:
-            for s, m in called:
-                s.post(ChangeEvent("abort", ds, rev, user, m))
+            abort()
             raise
         if plan is not None:
             plan.graft(self._trees[ds], work)
             work.free()
         else:
-            old = self._trees[ds]
-            self._trees[ds] = work
-            old.free()
+            self._trees[ds].take(work)
         if ds == "running":
-            self._nacm.changed(changes)
-        for s, m in called:
-            s.post(ChangeEvent("done", ds, rec.revision, user, m))
-        if event is not None and logged is not None:
-            self._notifications.fan_out(event, logged)
-        return rec
+            self._nacm.changed([c for s in staged for c in s.changes])
+        for sub, k, m in called:
+            sub.post(ChangeEvent("done", ds, recs[k].revision, staged[k].writer.user, m))
+        for s, n in zip(staged, logged, strict=True):
+            if s.event is not None and n is not None:
+                self._notifications.fan_out(s.event, n)
+        self._after_commit(ds, recs[-1], len(recs), size)
 
     def _changes_for(self, sub: ChangeSubscription, changes: list[Change],
                      work: Tree) -> list[Change]:
@@ -342,11 +465,16 @@ class Transactions:
             selected |= {n.path for n in self._trees[sub.datastore].match(sub.xpath)}
         return [c for c in changes if sub.wants(c, selected)]
 
-    def _after_commit(self, ds: str, rec: CommitRecord) -> None:
+    def _after_commit(self, ds: str, rec: CommitRecord, commits: int, size: int) -> None:
         self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
         self._last_revision = max(self._last_revision, rec.revision)
         try:
-            count, size = self._storage.since_snapshot(ds)
+            if ds not in self._since:
+                self._since[ds] = self._storage.since_snapshot(ds)
+            else:
+                count, total = self._since[ds]
+                self._since[ds] = (count + commits, total + size)
+            count, size = self._since[ds]
             if count >= self._settings.snapshot_every_commits or size >= max(
                     self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0)):
                 self.snapshot(ds)
@@ -380,6 +508,21 @@ class Transactions:
         except NfoError as e:
             log.error("netconf-config-change not published: %s", e)
             return None
+
+
+def _check(ds: str, tree: Tree, info: CommitInfo, if_revision: int | None,
+           precondition: Precondition | None) -> None:
+    """A write's preconditions on ``tree``, the data of ``ds`` at ``info``'s commit."""
+    if if_revision is not None and info.revision != if_revision:
+        raise PreconditionFailed(f"the {ds} datastore is at revision {info.revision}, "
+                                 f"not {if_revision}")
+    if precondition is not None:
+        precondition(WriteView(ds, info, lambda path: _present(tree, path)))
+
+
+def _in_edits(edits: Sequence[tuple[Tree, str]]) -> Callable[[str], bool]:
+    """Whether a data path is named in one of ``edits`` (access control's question)."""
+    return lambda path: any(_present(e, path) for e, _ in edits)
 
 
 def _present(tree: Tree, path: str) -> bool:

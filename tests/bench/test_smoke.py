@@ -27,8 +27,9 @@ SCRIPTS = {
     "bench_load.py": "NETCONF sessions and",
     "bench_logins.py": "passwords hashed per second (server side)",
     "bench_memory.py": "resident memory of nfo serve",
+    "bench_writes.py": "reference: SQLite alone, one durable commit at a time",
 }
-AB = ("bench_memory.py", "bench_netconf.py", "bench_restconf.py")
+AB = ("bench_memory.py", "bench_netconf.py", "bench_restconf.py", "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 

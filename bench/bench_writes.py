@@ -1,0 +1,171 @@
+"""Concurrent durable writes: RESTCONF clients each creating single entries, with wrk.
+
+With N nf-instances in running (default 10,000; admin-state disabled), ``nfo serve``
+runs in its own process and ``wrk`` (the Debian package, a Lua script, Basic auth on
+every request) POSTs one new nf-instance per request from 1, 8 and 32 connections.
+Every POST is durable when answered (SQLite WAL, ``synchronous=FULL``), so this is
+the commit rate: writes that arrive together are committed as one group sharing one
+fsync (``nfo.datastore.transaction``).  Printed per connection count: commits/s,
+p50 / p99 latency, and after the runs a check that every acknowledged write is in
+running: entries = N + wrk's 2xx answers, plus at most one request per connection
+and run that wrk had sent but stopped waiting for when its time was up.
+
+References measured in the same run, on the same disk:
+
+- SQLite alone: one row inserted and committed per transaction, one at a time, in
+  WAL mode with ``synchronous=FULL`` (what a store that fsyncs each write gets);
+- ``--against PYTHON``: another installation of nfo (its ``nfo serve`` with its own
+  state loaded the same way); the runs alternate, the order reversed every round.
+
+Run: ``.venv/bin/python bench/bench_writes.py [--instances 10000] [--duration 5]
+[--connections 1,8,32] [--against /work/wt-base/.venv/bin/python]``; ``--smoke`` is a
+seconds-long run (CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _servers import Server, describe
+from bench_restconf import AUTH, INSTANCES, LUA, Run, http, instances_doc, parse_wrk
+
+
+def sqlite_commits(path: Path, seconds: float) -> float:
+    """Durable one-row commits per second, one at a time (the disk's floor)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        body = "x" * 200
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (v) VALUES (?)", (body,))
+            conn.execute("COMMIT")
+            n += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        conn.close()
+
+
+def post(script: Path, port: int, conns: int, tag: str, n: int, duration: int) -> Run:
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "60s", "--latency",
+           "-s", str(script), f"http://127.0.0.1:{port}{INSTANCES}", "--", "post", str(n),
+           tag, AUTH]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    if r.returncode != 0:
+        raise SystemExit(f"wrk failed ({r.returncode}): {r.stderr}{r.stdout}")
+    return parse_wrk(r.stdout)
+
+
+def count(port: int) -> int:
+    doc = json.loads(http(port, "GET", f"{INSTANCES}?depth=2"))
+    return len(doc["nfo-instances:nf-instances"].get("nf-instance", []))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--instances", type=int, default=10_000)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", default="1,8,32",
+                    help="comma-separated wrk connection counts")
+    ap.add_argument("--against", metavar="PYTHON",
+                    help="also measure the nfo installed for this python executable")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.instances, args.duration, args.rounds, args.connections = 30, 1, 1, "1,8"
+    conns = [int(c) for c in args.connections.split(",")]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian package wrk; tools/bootstrap installs it)")
+    builds = [("this", sys.executable)] + ([("other", args.against)] if args.against else [])
+    for name, python in builds:
+        print(f"{name}: {describe(python)}")
+    n = args.instances
+    runs: dict[tuple[str, int], list[Run]] = {(b, c): [] for b, _ in builds for c in conns}
+    ref: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="nfo-bench-writes-") as d:
+        tmp = Path(d)
+        script = tmp / "post.lua"
+        script.write_text(LUA)
+        servers: dict[str, Server] = {}
+        try:
+            for name, python in builds:
+                srv = Server.start(name, python, tmp / name, restconf=True, netconf=False)
+                servers[name] = srv
+                assert srv.restconf_port is not None
+                http(srv.restconf_port, "PATCH", INSTANCES, instances_doc(n))
+            for r in range(args.rounds):
+                ref.append(sqlite_commits(tmp / f"ref{r}.db", min(args.duration, 3)))
+                print(f"[bench] round {r + 1}: SQLite alone {ref[-1]:.0f} commits/s",
+                      file=sys.stderr, flush=True)
+                order = builds if r % 2 == 0 else builds[::-1]
+                for c in conns:
+                    for name, _ in order:
+                        port = servers[name].restconf_port
+                        assert port is not None
+                        run = post(script, port, c, f"{name}{r}c{c}", n, args.duration)
+                        runs[(name, c)].append(run)
+                        print(f"[bench] round {r + 1}, {c} connections, {name}: "
+                              f"{run.rps:.0f} commits/s, p50 {run.p50 * 1e3:.2f} ms, "
+                              f"p99 {run.p99 * 1e3:.2f} ms, {run.errors} errors",
+                              file=sys.stderr, flush=True)
+            acked: dict[str, tuple[int, int]] = {}
+            for name, _ in builds:
+                port = servers[name].restconf_port
+                assert port is not None
+                ok = sum(x.requests - x.errors for c in conns for x in runs[(name, c)])
+                acked[name] = (n + ok, count(port))
+            unanswered = args.rounds * sum(conns)
+        finally:
+            for srv in servers.values():
+                srv.stop()
+    sq = statistics.median(ref)
+    print(f"\n{n:,} nf-instances in running; wrk POST of one new nf-instance per request, "
+          f"1 thread, {args.duration} s per run, {args.rounds} alternating round(s); "
+          f"Basic auth, JSON, loopback; every answer durable")
+    print(f"reference: SQLite alone, one durable commit at a time on the same disk: "
+          f"{sq:,.0f} commits/s (median of {len(ref)})\n")
+    head = f"{'connections':>11}  {'build':<6}{'commits/s':>10}{'p50 ms':>9}{'p99 ms':>9}" \
+           f"{'errors':>8}{'/ SQLite':>10}"
+    if args.against:
+        head += f"{'this/other':>12}"
+    print(head)
+    for c in conns:
+        for name, _ in builds:
+            rs = runs[(name, c)]
+            rps = statistics.median(x.rps for x in rs)
+            line = (f"{c:>11}  {name:<6}{rps:>10,.0f}"
+                    f"{statistics.median(x.p50 for x in rs) * 1e3:>9.2f}"
+                    f"{statistics.median(x.p99 for x in rs) * 1e3:>9.2f}"
+                    f"{sum(x.errors for x in rs):>8}{rps / sq:>10.2f}")
+            if args.against and name == "this":
+                other = statistics.median(x.rps for x in runs[("other", c)])
+                line += f"{rps / other:>12.2f}"
+            print(line)
+    print()
+    bad = False
+    for name, (want, got) in acked.items():
+        fine = want <= got <= want + unanswered
+        print(f"{name}: {got:,} entries in running after the runs; N + acknowledged "
+              f"creates = {want:,} (+ at most {unanswered} sent but not waited for)"
+              + ("" if fine else "  MISMATCH"))
+        bad |= not fine
+    if bad:
+        raise SystemExit("an acknowledged write is missing (or an unacknowledged one applied)")
+
+
+if __name__ == "__main__":
+    main()
