@@ -14,6 +14,7 @@ statuses through :mod:`nfo.protocol.errors`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,6 +91,16 @@ def negotiate(accept: str | None, prefer: Fmt = Fmt.JSON) -> Fmt:
     body's encoding, else JSON).  406 when neither YANG encoding is acceptable."""
     if not accept or not accept.strip():
         return prefer
+    fmt = _negotiated(accept, prefer)
+    if fmt is None:
+        raise HttpError(406, f"none of the accepted media types ({accept}) can be served; "
+                        f"use {JSON_TYPE} or {XML_TYPE}")
+    return fmt
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiated(accept: str, prefer: Fmt) -> Fmt | None:
+    """:func:`negotiate`'s answer (None: 406); clients send the same few headers."""
     ranges = _media_ranges(accept)
     best: dict[Fmt, float] = {}
     for fmt in (Fmt.JSON, Fmt.XML):
@@ -109,10 +120,7 @@ def negotiate(accept: str | None, prefer: Fmt = Fmt.JSON) -> Fmt:
         best[fmt] = score
     order = [prefer, Fmt.XML if prefer is Fmt.JSON else Fmt.JSON]
     fmt = max(order, key=lambda f: best[f])
-    if best[fmt] <= 0:
-        raise HttpError(406, f"none of the accepted media types ({accept}) can be served; "
-                        f"use {JSON_TYPE} or {XML_TYPE}")
-    return fmt
+    return fmt if best[fmt] > 0 else None
 
 
 def request_format(content_type: str | None) -> Fmt:

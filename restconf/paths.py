@@ -310,12 +310,15 @@ def _data_paths(schema: Schema, segments: list[Segment]) -> tuple[str, str | Non
     with Tree(schema) as tree:
         last, built = _chain(tree, segments)
         path = last.path if last is not None else ""
+        up = last.parent if last is not None else None
+        parent = up.path if up is not None else None
     # steps not built as nodes (leaf, anydata, action, whole list / leaf-list)
     prev = segments[built - 1].module if built else None
     for s in segments[built:]:
+        parent = path or None
         path += "/" + (f"{s.module}:{s.name}" if s.module != prev else s.name)
         prev = s.module
-    return path, _parent_of(path)
+    return path, parent
 
 
 # -- fields (RFC 8040 section 4.8.3) -------------------------------------------

@@ -272,7 +272,9 @@ class DataResources:
         if datastore is None:
             datastore = "running" if content is Content.CONFIG else "operational"
         return ReadQuery(datastore, rp.data_path, content,
-                         depth_of(query.get("depth"), "depth"), fields, with_origin)
+                         depth_of(query.get("depth"), "depth"), fields, with_origin,
+                         select_one=rp.data_path is not None
+                         and self.schema.names_one(rp.data_path))
 
     async def read(self, request: Request, target: Target, params: Query) -> Response:
         rp = target.path

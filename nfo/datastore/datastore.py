@@ -257,12 +257,13 @@ class Datastore:
 
     def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:
         ds = datastore_name(datastore, DATASTORES)
+        one = xpath is not None and self.schema.names_one(xpath)
         if ds != "operational":
-            return self.tree(ds).extract(xpath)
+            return self.tree(ds).extract(xpath, one=one)
         running = self._tx.tree("running")
-        if xpath is None or _SIMPLE_PATH.match(xpath):
-            out = running.extract(xpath)
-            self._oper.merged_into(out, xpath)
+        if xpath is None or one or _SIMPLE_PATH.match(xpath):
+            out = running.extract(xpath, one=one)
+            self._oper.merged_into(out, xpath, one=one)
         else:
             full = running.dup()
             self._oper.merged_into(full)

@@ -43,6 +43,7 @@ data of ``nfo-users`` (:meth:`LoginGuard.oper_json`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -70,6 +71,7 @@ _MAX_TRUSTED = 16
 """Addresses remembered per account as ones it logged in from."""
 
 
+@functools.lru_cache(maxsize=1024)
 def client_address(host: str) -> str:
     """The throttling key of a client: its IPv4 address, an IPv6 client's /64."""
     try:

@@ -160,14 +160,14 @@ class OperStore:
             with tree:
                 yield tree
 
-    def merged_into(self, base: Tree, select: str | None = None) -> None:
+    def merged_into(self, base: Tree, select: str | None = None, *, one: bool = False) -> None:
         """Merge (copies of) every owner's data and every provider's, or the part at
-        ``select``, into ``base``."""
+        ``select`` (``one``: a data path naming one node), into ``base``."""
         for tree in self.owners.values():
             if not tree.is_empty():
-                tree.extract(select, into=base)
+                tree.extract(select, into=base, one=one)
         for tree in self._provided(select):
-            tree.extract(select, into=base)
+            tree.extract(select, into=base, one=one)
 
 
 def check_owner(owner: str) -> str:

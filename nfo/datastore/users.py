@@ -49,6 +49,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
@@ -244,6 +245,17 @@ def _user_path(name: str) -> str:
     return f"{USERS}/user[name='{name}']"
 
 
+_ACCOUNTS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class _Account:
+    exists: bool
+    enabled: bool
+    hashed: str | None
+    """The stored password hash; None when disabled or without one."""
+
+
 class UserStore:
     """The accounts in running (``nfo-users``); every change is a commit of the server's
     own identity, so the caller decides who may make it (a NACM-checked action, or the
@@ -269,6 +281,9 @@ class UserStore:
         self.logins = logins if logins is not None else LoginGuard()
         """The login throttle and failure record that :meth:`login` goes through."""
         self._checking: dict[bytes, asyncio.Future[bool]] = {}
+        self._accounts: dict[str, _Account] = {}
+        """What every login reads of an account, as of running's revision ``_read_at``."""
+        self._read_at = -1
 
     # -- reading (running, live) --
 
@@ -276,16 +291,33 @@ class UserStore:
         node = self._ds.tree("running").node(path)
         return None if node is None else node.value
 
+    def _account(self, name: str) -> _Account:
+        revision = self._ds.info("running").revision
+        if revision != self._read_at:
+            self._accounts.clear()
+            self._read_at = revision
+        found = self._accounts.get(name)
+        if found is None:
+            path = _user_path(name)
+            exists = self._ds.tree("running").node(path) is not None
+            enabled = exists and self._value(path + "/enabled") != "false"
+            found = _Account(exists, enabled, self._value(path + "/password") if enabled
+                             else None)
+            if len(self._accounts) >= _ACCOUNTS_KEPT:
+                self._accounts.clear()
+            self._accounts[name] = found
+        return found
+
     def exists(self, name: str) -> bool:
         return (isinstance(name, str) and _NAME.fullmatch(name) is not None
-                and self._ds.tree("running").node(_user_path(name)) is not None)
+                and self._account(name).exists)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.exists(name)
 
     def enabled(self, name: str) -> bool:
         """Whether ``name`` is an account that may log in."""
-        return self.exists(name) and self._value(_user_path(name) + "/enabled") != "false"
+        return self.exists(name) and self._account(name).enabled
 
     def names(self) -> list[str]:
         return sorted(n.value or "" for n in self._ds.tree("running").match(
@@ -298,9 +330,7 @@ class UserStore:
             f"{_GROUPS}/group[user-name='{name}']/name"))
 
     def _stored_hash(self, name: str) -> str | None:
-        if not self.enabled(name):
-            return None
-        return self._value(_user_path(name) + "/password")
+        return self._account(name).hashed if self.exists(name) else None
 
     def authorized_keys(self, name: str) -> list[str]:
         """``name``'s OpenSSH public key lines (none while the account is disabled)."""

@@ -77,6 +77,9 @@ class ReadQuery:
     origins: frozenset[str] | None = None
     """Keep only nodes of these ietf-origin identities (RFC 8526 origin-filter)."""
     negate_origins: bool = False
+    select_one: bool = False
+    """``select`` is a data path naming at most one node (:meth:`Schema.names_one`):
+    found by a lookup instead of an XPath evaluation."""
 
 
 def depth_of(text: str | None, what: str) -> int | None:
@@ -105,14 +108,15 @@ class _Selected(Sequence[Node]):
     """The selected nodes of a read, looked up only if asked for (an XPath over a large
     copy that is printed whole is wasted)."""
 
-    def __init__(self, tree: Tree, select: str | None) -> None:
+    def __init__(self, tree: Tree, select: str | None, one: bool) -> None:
         self._tree = tree
         self._select = select
+        self._one = one
         self._nodes: list[Node] | None = None
 
     def _all(self) -> list[Node]:
         if self._nodes is None:
-            self._nodes = (self._tree.match(self._select) if self._select
+            self._nodes = (self._tree.match(self._select, one=self._one) if self._select
                            else self._tree.nodes())
         return self._nodes
 
@@ -180,7 +184,7 @@ def _knobs(tree: Tree, q: ReadQuery) -> Selection:
                 strip_origin(tree)
         if q.content is not Content.ALL:
             prune_content(tree, tree.nodes(), config=q.content is Content.CONFIG)
-        anchors: Sequence[Node] = _Selected(tree, q.select)
+        anchors: Sequence[Node] = _Selected(tree, q.select, q.select_one)
         level_one: list[Node] = []
         if q.fields is not None and anchors:
             level_one = tree.match(q.fields)

@@ -25,6 +25,9 @@ from nfo.schema.data import split_top
 from nfo.schema.paths import parse_path
 from nfo.schema.snode import Kind, SNode
 
+_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
+"""An XPath string literal."""
+
 __all__ = [
     "PROTOCOL_MODULES",
     "AccessMarks",
@@ -133,6 +136,7 @@ class Schema:
         self._source: dict[str, str] = {}
         self._marks: AccessMarks | None = None
         self._instance_paths: dict[str, bool] = {}
+        self._one_paths: dict[str, bool] = {}
         self._modules: list[ModuleInfo] | None = None
         self._by_name: dict[str, ModuleInfo] = {}
         self._by_ns: dict[str, str] = {}
@@ -216,13 +220,52 @@ class Schema:
         """Whether an XPath is a union of absolute paths whose predicates only compare
         list keys (or a leaf-list entry) with literals: what it selects depends on
         nothing but the existence of the entries it names."""
-        found = self._instance_paths.get(expr)
+        # the answer does not depend on the literals: paths differing only in key
+        # values share one entry
+        shape = _LITERAL.sub("''", expr)
+        found = self._instance_paths.get(shape)
         if found is None:
-            found = all(self._is_instance_path(part) for part in split_top(expr, "|")[0])
+            found = all(self._is_instance_path(part) for part in split_top(shape, "|")[0])
             if len(self._instance_paths) > 4096:
                 self._instance_paths.clear()
-            self._instance_paths[expr] = found
+            self._instance_paths[shape] = found
         return found
+
+    def names_one(self, expr: str) -> bool:
+        """Whether an XPath is one data path naming at most one node: every list step
+        with exactly its keys, every leaf-list step with its value (what a direct
+        lookup finds, without evaluating XPath)."""
+        shape = _LITERAL.sub("''", expr)
+        found = self._one_paths.get(shape)
+        if found is None:
+            found = self._names_one(shape)
+            if len(self._one_paths) > 4096:
+                self._one_paths.clear()
+            self._one_paths[shape] = found
+        return found
+
+    def _names_one(self, shape: str) -> bool:
+        parts, closed = split_top(shape, "|")
+        if not closed or len(parts) != 1 or not self._is_instance_path(shape):
+            return False
+        steps = parse_path(shape.strip())
+        node = self.find(f"/{steps[0].module}:{steps[0].name}")
+        for i, step in enumerate(steps):
+            if i:
+                node = node.child(step.name, step.module) if node is not None else None
+            if node is None:
+                return False
+            names = [k for k, _ in step.preds]
+            if node.kind is Kind.LIST:
+                if node.keyless or sorted(names) != sorted(node.keys) \
+                        or len(set(names)) != len(names):
+                    return False
+            elif node.kind is Kind.LEAFLIST:
+                if names != ["."]:
+                    return False
+            elif names:
+                return False
+        return True
 
     def _is_instance_path(self, part: str) -> bool:
         try:

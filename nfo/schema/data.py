@@ -467,6 +467,20 @@ class Tree:
         finally:
             lib.ly_set_free(out[0], ffi.NULL)
 
+    def _lookup(self, path: str) -> list[Any]:
+        """The node a data path naming one node finds (a list of at most one); XPath
+        decides what a lookup cannot (a key value its type refuses)."""
+        if self._first() == ffi.NULL:
+            return []
+        found = ffi.new("struct lyd_node **")
+        rc = lib.lyd_find_path(self._root, path.encode(), False, found)
+        if rc == lib.LY_SUCCESS:
+            return [found[0]]
+        lib.ly_err_clean(self.ctx, ffi.NULL)
+        if rc in (lib.LY_ENOTFOUND, lib.LY_EINCOMPLETE):
+            return []
+        return self._xpath(path)
+
     def is_empty(self) -> bool:
         return bool(self._first() == ffi.NULL)
 
@@ -480,9 +494,10 @@ class Tree:
         p = self._find(path)
         return None if p == ffi.NULL else Node(p, self.ctx)
 
-    def match(self, expr: str) -> list[Node]:
-        """The nodes an XPath 1.0 expression (module names as prefixes) selects."""
-        return [Node(p, self.ctx) for p in self._xpath(expr)]
+    def match(self, expr: str, *, one: bool = False) -> list[Node]:
+        """The nodes an XPath 1.0 expression (module names as prefixes) selects (``one``:
+        a data path naming at most one node, looked up as :meth:`extract` does)."""
+        return [Node(p, self.ctx) for p in (self._lookup(expr) if one else self._xpath(expr))]
 
     def remove(self, node: Node) -> None:
         """Unlink and free ``node`` with its subtree (the handle is dead afterwards)."""
@@ -534,9 +549,11 @@ class Tree:
             top = ffi.cast("struct lyd_node *", top.parent)
         return cls(ctx, top)
 
-    def extract(self, expr: str | None, into: Tree | None = None) -> Tree:
+    def extract(self, expr: str | None, into: Tree | None = None, *, one: bool = False) -> Tree:
         """A copy of what ``expr`` selects (all data for None, "" or "/"), each selected
-        node with its ancestors: a new tree, or merged into ``into`` (returned)."""
+        node with its ancestors: a new tree, or merged into ``into`` (returned).
+        ``one``: ``expr`` is a data path naming at most one node
+        (:meth:`Schema.names_one`), looked up directly."""
         if expr is None or expr in ("/", ""):
             if into is None:
                 return self.dup()
@@ -546,7 +563,7 @@ class Tree:
         slot = ffi.new("struct lyd_node **")
         opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
         try:
-            for p in self._xpath(expr):
+            for p in self._lookup(expr) if one else self._xpath(expr):
                 ly.check(lib.lyd_dup_single(p, ffi.NULL, opts, slot), self.ctx, "copying data")
                 top = slot[0]
                 while top.parent != ffi.NULL:
