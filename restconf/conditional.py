@@ -16,6 +16,7 @@ commit between the check and the write.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,8 +66,13 @@ def state_validators(v: Validators, body: str) -> Validators:
 def validator_headers(v: Validators) -> dict[str, str]:
     out = {"ETag": v.etag}
     if v.last_modified is not None:
-        out["Last-Modified"] = email.utils.formatdate(int(v.last_modified), usegmt=True)
+        out["Last-Modified"] = _http_date(int(v.last_modified))
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def _parse_date(value: str) -> float | None:

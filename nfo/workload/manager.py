@@ -80,11 +80,18 @@ def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:
     node = tree.node(path)
     if node is None:
         return None
-    text = print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL)
+    return _first_value(print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL))
+
+
+def _first_value(text: str) -> dict[str, Any]:
+    """The object a node printed alone (RFC 7951) holds."""
     doc: dict[str, Any] = json.loads(text)
     value: Any = next(iter(doc.values()))
     out: dict[str, Any] = value[0] if isinstance(value, list) else value
     return out
+
+
+_DESCRIPTORS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class WorkloadManager:
         self._cache_rev = -1
         self._vim_cache: dict[str, VimAccount] | None = None
         self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
+        self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
         self._by_resource: dict[str, str] = {}
         self._hints: dict[str, Status] = {}
         self._wired: set[int] = set()
@@ -477,8 +485,16 @@ class WorkloadManager:
         cached = self._fresh_cache(tree)
         if cached and desc_id in self._desc_cache:
             return self._desc_cache[desc_id]
-        desc = _json_at(tree, f"/nfo-catalog:catalog/nf-descriptor[id='{desc_id}']") or {}
-        out = (desc, json.dumps(desc, sort_keys=True))
+        node = tree.node(f"/nfo-catalog:catalog/nf-descriptor[id='{desc_id}']")
+        text = print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL) if node else ""
+        # by content: a commit's working copy holds the same descriptors as running
+        out = self._desc_by_text.get(text)
+        if out is None:
+            desc = _first_value(text) if text else {}
+            out = (desc, json.dumps(desc, sort_keys=True))
+            if len(self._desc_by_text) >= _DESCRIPTORS_KEPT:
+                self._desc_by_text.clear()
+            self._desc_by_text[text] = out
         if cached:
             self._desc_cache[desc_id] = out
         return out

@@ -157,6 +157,25 @@ async def test_veto_when_no_driver_serves_the_descriptor(env: Any) -> None:
     assert env.state_of("a") is None
 
 
+async def test_veto_judges_the_descriptor_as_the_same_commit_leaves_it(env: Any) -> None:
+    await env.open()
+    await env.add_sim_vim("sim1", mean=5)
+    env.mgr.registry.unregister("openstack")
+    await env.add_descriptor("fw")
+    await env.add_instance("ok", "fw")  # the descriptor, as it is, is remembered
+    await env.wait_status("ok", "running")
+    with pytest.raises(Veto) as ei:
+        await env.edit({
+            "nfo-catalog:catalog": {"nf-descriptor": [
+                {"@": {"ietf-netconf:operation": "replace"},
+                 "id": "fw", "vim-types": ["nfo-vim:openstack"],
+                 "openstack": {"image": "cirros", "flavor": "m1.tiny"}}]},
+            "nfo-instances:nf-instances": {"nf-instance": [
+                {"name": "new", "descriptor": "fw"}]}})
+    assert "no driver" in str(ei.value)
+    assert env.state_of("new") is None
+
+
 async def test_deleting_a_vim_that_runs_instances_is_vetoed(env: Any) -> None:
     await _basic(env)
     await env.add_instance("a", "fw")
