@@ -375,7 +375,7 @@ class Transactions:
                 with self._locks.committing(ds, committing[0].writer.session_id):
                     try:
                         await self._commit(ds, work, committing, plan)
-                    except Veto:
+                    except NfoError:  # a veto, or storage refusing: nothing was applied
                         work.free()
                         return False
             else:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from nfo.datastore import ChangeEvent, Datastore, SqliteStorage, WriteView
-from nfo.errors import DataExists, NfoError, PreconditionFailed
+from nfo.errors import DataExists, NfoError, OperationFailed, PreconditionFailed
 from nfo.schema import Schema
 
 
@@ -209,3 +209,26 @@ async def test_group_commit_off_commits_one_at_a_time(ds: Datastore) -> None:
                            for k in range(4)))
     assert ds._tx.groups == groups
     assert ids(ds) == ["o0", "o1", "o2", "o3"]
+
+
+async def test_a_group_the_storage_refuses_is_retried_one_write_at_a_time(
+        ds: Datastore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    real = ds.storage.append_commit
+    calls: list[str] = []
+
+    def failing_once(*args: Any, **kw: Any) -> Any:
+        calls.append(args[3])
+        if len(calls) == 2:  # the group's second record: the whole transaction is lost
+            raise OperationFailed("the disk is full")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ds.storage, "append_commit", failing_once)
+    s = ds.internal_session("w")
+    before = ds.info("running").revision
+    out = await asyncio.gather(*(s.edit("running", things((f"d{k}", f"l{k}")), "json")
+                                 for k in range(3)), return_exceptions=True)
+    assert not any(isinstance(o, BaseException) for o in out)
+    assert ids(ds) == ["d0", "d1", "d2"]
+    assert [h.revision for h in reversed(ds.history("running", limit=3))] == [
+        before + 1, before + 2, before + 3]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
