@@ -46,7 +46,7 @@ class Server:
     def start(cls, name: str, python: str, state: Path, *, restconf: bool, netconf: bool,
               yang_dirs: tuple[Path, ...] = (), timeout: float = 120,
               env: dict[str, str] | None = None) -> Server:
-        state.mkdir(parents=True)
+        state.mkdir(parents=True, exist_ok=True)  # an existing one: a restart
         log = state.parent / f"{state.name}.log"
         args = [python, "-m", "nfo", "--state-dir", str(state), "serve",
                 "--restconf", "127.0.0.1:0" if restconf else "off",

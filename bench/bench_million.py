@@ -1,0 +1,140 @@
+"""A million entries in one list: bulk load, single-entry edits and reads, restart, memory.
+
+``nfo serve`` runs in its own process with the benchmark module (bench/yang); one NETCONF
+client (asyncssh, NETCONF 1.1 chunked framing, one session; bench/bench_netconf_read.py's)
+drives it:
+
+- bulk load: N entries (default 1,000,000) into the list ``entry``, in edit-config
+  messages of ``--chunk`` entries (100,000: a message stays below the server's 16 MiB
+  limit); total seconds and entries/s;
+- single-entry edit-config (a create of a new entry) with N entries in the list:
+  median and p99 of ``--edits``, one at a time, each durable when answered;
+- get-config of one entry of the N-entry list, and (the reference in the same server)
+  of one entry of the 10-entry list ``small``: medians and their ratio (a read of one
+  entry should not feel the size of its list);
+- restart: SIGTERM, then ``nfo serve`` again on the same state directory, timed from
+  the start of the process until NETCONF answers a get-config; resident memory of the
+  server (VmRSS) after the load and after the restart.
+
+Run: ``.venv/bin/python bench/bench_million.py [--entries 1000000] [--edits 200]``;
+``--smoke`` is a seconds-long run (CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _servers import Server, describe
+from _stats import pct
+from bench_netconf_read import NC, NS, YANG, Client, get_one
+
+
+def rss_mb(pid: int) -> float:
+    m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def edit(msg_id: int, body: str) -> str:
+    return (f'<rpc xmlns="{NC}" message-id="{msg_id}"><edit-config><target><running/></target>'
+            f'<config><bench xmlns="{NS}">{body}</bench></config></edit-config></rpc>')
+
+
+def entries(start: int, stop: int) -> str:
+    return "".join(f"<entry><name>e{k}</name><value>{k}</value></entry>"
+                   for k in range(start, stop))
+
+
+def get_small(msg_id: int, name: str) -> str:
+    return get_one(msg_id, name).replace("<entry>", "<small>").replace("</entry>", "</small>")
+
+
+async def ok(c: Client, text: str) -> None:
+    reply = await c.call(text)
+    if b"<ok/>" not in reply:
+        raise SystemExit(f"the server refused an edit: {reply[:600]!r}")
+
+
+async def timed_calls(c: Client, texts: list[str], want: bytes) -> list[float]:
+    out = []
+    for text in texts:
+        t = time.perf_counter()
+        reply = await c.call(text)
+        out.append(time.perf_counter() - t)
+        if want not in reply:
+            raise SystemExit(f"unexpected reply: {reply[:600]!r}")
+    return out
+
+
+async def run(args: argparse.Namespace) -> None:
+    n = args.entries
+    print(f"this: {describe(sys.executable)}")
+    with tempfile.TemporaryDirectory(prefix="nfo-bench-million-") as d:
+        state = Path(d) / "state"
+        srv = Server.start("this", sys.executable, state, restconf=False, netconf=True,
+                           yang_dirs=(YANG,))
+        try:
+            assert srv.netconf_port is not None
+            c = await Client.open(srv.netconf_port)
+            await ok(c, edit(1, "".join(f"<small><name>s{k}</name><value>{k}</value></small>"
+                                        for k in range(10))))
+            t0 = time.perf_counter()
+            for i, start in enumerate(range(0, n, args.chunk)):
+                await ok(c, edit(10 + i, entries(start, min(n, start + args.chunk))))
+                print(f"[bench] {min(n, start + args.chunk):,} entries loaded, "
+                      f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+            load_s = time.perf_counter() - t0
+            rss_loaded = rss_mb(srv.proc.pid)
+            edits = await timed_calls(c, [edit(100 + k, entries(n + k, n + k + 1))
+                                          for k in range(args.edits)], b"<ok/>")
+            gets = await timed_calls(c, [get_one(1000 + k, f"e{(k * 7919) % n}")
+                                         for k in range(args.gets)], b"<entry>")
+            smalls = await timed_calls(c, [get_small(5000 + k, f"s{k % 10}")
+                                           for k in range(args.gets)], b"<small>")
+            c.close()
+            srv.stop()
+            t1 = time.perf_counter()
+            srv = Server.start("this", sys.executable, state, restconf=False, netconf=True,
+                               yang_dirs=(YANG,), timeout=600)
+            assert srv.netconf_port is not None
+            c = await Client.open(srv.netconf_port)
+            await timed_calls(c, [get_one(1, "e0")], b"<entry>")
+            restart_s = time.perf_counter() - t1
+            rss_restarted = rss_mb(srv.proc.pid)
+            c.close()
+        finally:
+            srv.stop()
+    print(f"\n{n:,} entries in one list (nfo-bench entry), NETCONF over SSH, one session")
+    print(f"bulk load in edits of {args.chunk:,}: {load_s:.2f} s ({n / load_s:,.0f} entries/s)")
+    print(f"single-entry edit-config with {n:,} entries: median "
+          f"{statistics.median(edits) * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
+          f"({len(edits)} edits, each durable)")
+    g, s = statistics.median(gets), statistics.median(smalls)
+    print(f"get-config of one entry: {g * 1e3:.2f} ms with {n:,} entries, "
+          f"{s * 1e3:.2f} ms in a 10-entry list: {g / s:.2f}x")
+    print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s")
+    print(f"resident memory: {rss_loaded:,.0f} MB after the load, {rss_restarted:,.0f} MB "
+          f"after the restart")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--chunk", type=int, default=100_000, help="entries per bulk edit")
+    ap.add_argument("--edits", type=int, default=200)
+    ap.add_argument("--gets", type=int, default=500)
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.entries, args.chunk, args.edits, args.gets = 2_000, 1_000, 10, 20
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
