@@ -10,6 +10,7 @@ and checks every datastore name it is given.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -20,10 +21,16 @@ from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import Access, Identity
 from nfo.datastore.names import CONFIG_DATASTORES, datastore_name
-from nfo.datastore.notifications import NotificationHub
+from nfo.datastore.notifications import Checked, Notification, NotificationHub
 from nfo.datastore.operational import OperStore, check_owner
 from nfo.datastore.transaction import Precondition, Transactions, Writer
-from nfo.errors import DataMissing, InvalidValue, OperationFailed, OperationNotSupported
+from nfo.errors import (
+    DataMissing,
+    InvalidValue,
+    NfoError,
+    OperationFailed,
+    OperationNotSupported,
+)
 from nfo.schema import Fmt, Node, Operation, OpKind, Tree
 from nfo.schema.changes import Change
 from nfo.schema.edit import validate
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
 
 __all__ = ["ReadAs", "RpcCall", "RpcHandler", "Session", "SessionParts"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -307,12 +316,8 @@ class Session:
         self._alive()
         parts = self._parts
         who = check_owner(owner or self.user)
-
-        def write() -> None:
-            parts.oper.set(who, content, fmt, replace=replace)
-            if notification is not None:
-                parts.notifications.publish_quietly(notification)
-        await parts.group.run(write)
+        await _oper_write(parts, lambda: parts.oper.set(who, content, fmt, replace=replace),
+                          notification)
 
     async def delete_oper_async(self, path: str, *, owner: str | None = None,
                                 notification: str | None = None) -> bool:
@@ -320,13 +325,7 @@ class Session:
         self._alive()
         parts = self._parts
         who = check_owner(owner or self.user)
-
-        def write() -> bool:
-            found = parts.oper.delete(who, path)
-            if notification is not None:
-                parts.notifications.publish_quietly(notification)
-            return found
-        return await parts.group.run(write)
+        return await _oper_write(parts, lambda: parts.oper.delete(who, path), notification)
 
     # -- RPCs ----------------------------------------------------------------
     async def rpc(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> Tree:
@@ -390,3 +389,39 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _oper_write(parts: SessionParts, change: Callable[[], T],
+                      notification: str | None) -> T:
+    """``change`` to operational data and ``notification`` logged, in the next group
+    commit; the notification reaches live subscribers only once that is durable.  One
+    that does not validate is logged as an error, never raised into the change."""
+    hub = parts.notifications
+    held: list[tuple[Checked, Notification]] = []
+
+    def write() -> T:
+        out = change()
+        if notification is not None:
+            try:
+                checked = hub.check(notification)
+            except NfoError as e:
+                log.error("notification not published: %s", e)
+                return out
+            try:
+                held.append((checked, hub.log(checked)))
+            except BaseException as e:
+                checked.discard()
+                if not isinstance(e, NfoError):
+                    raise
+                log.error("notification not published: %s", e)
+        return out
+
+    try:
+        result = await parts.group.run(write)
+    except BaseException:
+        for checked, _ in held:
+            checked.discard()
+        raise
+    for checked, logged in held:
+        hub.fan_out(checked, logged)
+    return result

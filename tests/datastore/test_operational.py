@@ -5,18 +5,19 @@ Real libyang (nfo's modules plus nfo-test) and a fresh SQLite file per test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nfo.datastore import Datastore, Identity, Session, SqliteStorage
-from nfo.errors import InvalidValue, NfoError
+from nfo.errors import InvalidValue, NfoError, OperationFailed
 from nfo.schema import Schema
 from nfo.schema.data import WithDefaults
 
@@ -382,3 +383,43 @@ async def test_credentials_are_never_returned(ds: Datastore) -> None:
     with ds.get("running") as t:
         assert "s3cret-value" in t.print("json")
     assert "/nfo-vim:vims/vim/openstack/password" in ds.schema.access_marks().credentials
+
+
+# -- a notification published with an operational write ---------------------------------
+
+
+class _LosesGroups:
+    """The group commit's storage, except that every group is lost at its end."""
+
+    def __init__(self, real: SqliteStorage) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._real.batch():
+            yield
+            raise OperationFailed("the disk is full")
+
+
+async def test_a_notification_goes_out_only_with_a_durable_operational_write(
+        ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = ds.internal_session("owner")
+    sub = ds.notifications.subscribe()
+    bell = json.dumps({"nfo-test:bell": {"rung": 1}})
+    up = json.dumps({"nfo-test:top": {"state": {"up": True}}})
+    monkeypatch.setattr(ds.group, "storage", _LosesGroups(ds.storage))  # type: ignore[arg-type]
+    with pytest.raises(OperationFailed):
+        await s.set_oper_async(up, "json", notification=bell)
+    assert sub.backlog == 0
+    assert list(ds.storage.notifications("NETCONF")) == []
+    assert "nfo-test:top" not in get(ds)
+    monkeypatch.undo()
+    await s.set_oper_async(up, "json", notification=bell)
+    event = await asyncio.wait_for(sub.__anext__(), 5)
+    assert json.loads(event.content) == {"nfo-test:bell": {"rung": 1}}  # type: ignore[union-attr]
+    assert get(ds)["nfo-test:top"]["state"] == {"up": True}
+    sub.close()
+    await s.close()
