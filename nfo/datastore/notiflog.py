@@ -21,7 +21,6 @@ transaction; a transaction undone after an append leaves that stream's count one
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -64,6 +63,7 @@ class NotificationLog:
         self._windows: dict[str, _Window] = {}
         self._modules: set[str] = set()
         """Every module with records (or that had some)."""
+        self._carriers: dict[str, list[_Window]] = {}
 
     def define(self, stream: str, modules: frozenset[str] | None, keep: int) -> None:
         """Index ``stream``: the notifications of ``modules`` (None: every module), the
@@ -81,6 +81,7 @@ class NotificationLog:
             w.first = min((s.first for s in spans), key=lambda m: m.seq)
             w.count = total
         self._windows[stream] = w
+        self._carriers.clear()
 
     def first_event(self, stream: str) -> float | None:
         """Event time of the oldest notification ``stream`` replays (None: none)."""
@@ -98,18 +99,27 @@ class NotificationLog:
 
     def append(self, module: str, timestamp: float, content: str) -> int:
         """Log one notification of ``module``; returns its sequence number."""
-        carriers = [w for w in self._windows.values() if w.carries(module)]
+        carriers = self._carriers.get(module)
+        if carriers is None:
+            carriers = [w for w in self._windows.values() if w.carries(module)]
+            self._carriers[module] = carriers
         due = [w for w in carriers if w.until_prune <= 1]
-        with self._storage.batch() if due else contextlib.nullcontext():
-            seq = self._storage.append_notification(module, timestamp, content)
-            self._modules.add(module)
-            for w in carriers:
-                w.count += 1
-                w.until_prune -= 1
-                if w.first is None:
-                    w.first = NotificationMark(seq, timestamp)
-            if due:
-                self._prune(due)
+        if not due:
+            return self._logged(module, timestamp, content, carriers)
+        with self._storage.batch():
+            seq = self._logged(module, timestamp, content, carriers)
+            self._prune(due)
+        return seq
+
+    def _logged(self, module: str, timestamp: float, content: str,
+                carriers: list[_Window]) -> int:
+        seq = self._storage.append_notification(module, timestamp, content)
+        self._modules.add(module)
+        for w in carriers:
+            w.count += 1
+            w.until_prune -= 1
+            if w.first is None:
+                w.first = NotificationMark(seq, timestamp)
         return seq
 
     def _prune(self, due: Iterable[_Window]) -> None:
