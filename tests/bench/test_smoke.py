@@ -28,8 +28,10 @@ SCRIPTS = {
     "bench_logins.py": "passwords hashed per second (server side)",
     "bench_memory.py": "resident memory of nfo serve",
     "bench_writes.py": "reference: SQLite alone, one durable commit at a time",
+    "bench_notifications.py": "stream list read (describe)",
 }
-AB = ("bench_memory.py", "bench_netconf.py", "bench_restconf.py", "bench_writes.py")
+AB = ("bench_memory.py", "bench_netconf.py", "bench_notifications.py", "bench_restconf.py",
+      "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 
