@@ -80,7 +80,7 @@ class Datastore:
         events = any(m.name == "ietf-netconf-notifications" and m.implemented
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
-        self.group = GroupCommit(storage, on_failure=self._oper.reload)
+        self.group = GroupCommit(storage, on_failure=self._undo_failed_write)
         self.nacm = Nacm(schema, lambda: self._tx.tree("running"))
         """Access control: the rules in running, compiled; its counters."""
         if self.nacm.enforced:
@@ -98,6 +98,11 @@ class Datastore:
         self._parts = SessionParts(self._tx, self._locks, self._candidate, self._confirmed,
                                    self._oper, self.group, self.notifications,
                                    self._sessions)
+
+    def _undo_failed_write(self) -> None:
+        """Memory back to what storage holds after a group that was not made durable."""
+        self._oper.reload()
+        self.notifications.reload()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod

@@ -271,6 +271,12 @@ class NotificationHub:
         self._log.define(s.name, s.modules, s.keep)
         self._streams[s.name] = s
 
+    def reload(self) -> None:
+        """Back to what the storage holds, after a storage transaction that logged
+        notifications was not made durable (a full disk): the stream listings must not
+        report what was undone."""
+        self._log.reload()
+
     def streams(self) -> list[Stream]:
         """Every stream, ``NETCONF`` first."""
         return list(self._streams.values())

@@ -15,8 +15,7 @@ a stream is trimmed back to ``keep`` every 1% of ``keep`` (at most 1000) of its 
 appends, the first time only after this process has logged that many, so a
 short-lived process (``nfo user`` on a stopped server) never prunes with settings
 other than the server's.  Appends and their pruning run in the caller's storage
-transaction; a transaction undone after an append leaves that stream's count one high
-(it is pruned one record early) until the next start.
+transaction; when that transaction is undone, :meth:`NotificationLog.reload` counts again.
 """
 
 from __future__ import annotations
@@ -82,6 +81,15 @@ class NotificationLog:
             w.count = total
         self._windows[stream] = w
         self._carriers.clear()
+
+    def reload(self) -> None:
+        """Count every stream again from what the storage holds."""
+        streams = [(name, w.modules, w.keep) for name, w in self._windows.items()]
+        self._windows.clear()
+        self._modules.clear()
+        self._carriers.clear()
+        for name, modules, keep in streams:
+            self.define(name, modules, keep)
 
     def first_event(self, stream: str) -> float | None:
         """Event time of the oldest notification ``stream`` replays (None: none)."""

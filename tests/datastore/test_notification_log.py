@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from nfo.datastore import Datastore
 from nfo.datastore.notifications import (
     NETCONF_STREAM,
     NFO_STREAM,
@@ -27,7 +28,7 @@ from nfo.datastore.notifications import (
 )
 from nfo.datastore.storage import SqliteStorage
 from nfo.datastore.storage.sqlite import SCHEMA_VERSION, _crc
-from nfo.errors import NfoError, StorageCorrupt
+from nfo.errors import NfoError, StorageCorrupt, StorageFull
 from nfo.netconf.monitoring import Monitor
 from nfo.restconf.streams import streams_data
 from nfo.schema import Schema, Tree
@@ -334,6 +335,46 @@ async def test_replay_then_live_on_a_module_stream(db: Path, schema: Schema) -> 
         assert isinstance(got[len(old)], ReplayComplete)
         assert sum(isinstance(g, ReplayComplete) for g in got) == 1
         assert [g.seq for g in got if isinstance(g, Notification)] == old + overlap + live
+
+
+# -- a write that is not made durable --------------------------------------------
+
+
+class UndoneBatches(SqliteStorage):
+    """Every outermost group of writes fails at its end while ``fail`` is set (as a full
+    disk can make a commit fail): the writes inside are rolled back."""
+
+    fail = False
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with super().batch():
+            yield
+            if self.fail and self._batch_depth == 1:
+                raise StorageFull("storage: cannot make the writes durable: the disk is full")
+
+
+async def test_what_a_failed_write_logged_is_not_listed(tmp_path: Path, schema: Schema) -> None:
+    storage = UndoneBatches(tmp_path / "nfo.db")
+    ds = Datastore.open(schema, storage)
+    try:
+        s = ds.internal_session("t")
+        item = json.dumps({"nfo-test:top": {"item": [{"name": "a"}]}})
+        storage.fail = True
+        with pytest.raises(StorageFull):  # a commit and its netconf-config-change
+            await s.edit("running", item, "json")
+        with pytest.raises(StorageFull):  # grouped operational data and an instance's event
+            await s.set_oper_async(json.dumps({"nfo-test:top": {"state": {"up": True}}}),
+                                   owner="o", notification=state_change("i1"))
+        assert [i.first_event for i in ds.notifications.describe()] == [None, None]
+        storage.fail = False
+        await s.edit("running", item, "json")
+        await s.set_oper_async(json.dumps({"nfo-test:top": {"state": {"up": True}}}),
+                               owner="o", notification=state_change("i2"))
+        got = await assert_consistent(ds.notifications)
+        assert [len(got[NETCONF_STREAM]), len(got[NFO_STREAM])] == [2, 1]
+    finally:
+        await ds.close()
 
 
 # -- the version 2 layout -----------------------------------------------------------
