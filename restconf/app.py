@@ -37,7 +37,7 @@ from nfo.restconf.codec import (
 )
 from nfo.restconf.paths import parse_operation
 from nfo.restconf.resources import DataResources, options, raw_path
-from nfo.restconf.streams import ensure_nfo_stream, stream_endpoint, streams_data
+from nfo.restconf.streams import stream_endpoint, streams_data
 from nfo.schema import Fmt
 
 __all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app"]
@@ -271,7 +271,6 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     413.  Event streams send a keep-alive comment after ``keepalive`` idle seconds.
     """
     server = Restconf(ds, auth, max_body)
-    ensure_nfo_stream(ds.notifications)
     server.publish_state()
     streams = stream_endpoint(ds, keepalive=keepalive)
 

@@ -4,7 +4,6 @@
   ``streams`` list (name, description, replay support, replay log creation
   time, one access entry per encoding) as RFC 7951 JSON, for the app to
   serve or push as operational data.
-* :func:`ensure_nfo_stream`: the ``nfo`` stream (nf-instance state changes).
 * :func:`stream_endpoint`: a Starlette endpoint for
   ``GET /restconf/streams/{name}/{encoding}`` answering ``text/event-stream``.
   Each notification is one SSE event whose ``data:`` lines hold an
@@ -56,9 +55,7 @@ from nfo.schema import Fmt, Schema
 
 __all__ = [
     "ENCODINGS",
-    "NFO_STREAM",
     "NOTIFICATION_NS",
-    "ensure_nfo_stream",
     "notification_message",
     "sse_event",
     "stream_endpoint",
@@ -67,7 +64,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NFO_STREAM = "nfo"
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 ENCODINGS = ("json", "xml")
 _QUERY = ("start-time", "stop-time", "filter")
@@ -78,12 +74,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 # -- the monitoring view -------------------------------------------------------
-
-
-def ensure_nfo_stream(hub: NotificationHub) -> None:
-    """Add the ``nfo`` stream (nf-instance state changes) unless it exists."""
-    if all(s.name != NFO_STREAM for s in hub.streams()):
-        hub.add_stream(NFO_STREAM, "nf-instance state changes", ["nfo-instances"])
 
 
 def streams_data(hub: NotificationHub, base: str = "/restconf/streams") -> dict[str, Any]:

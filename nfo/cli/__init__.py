@@ -14,6 +14,7 @@ from nfo.cli.moduleset import StateDir, install_modules, list_modules, remove_mo
 from nfo.cli.remote import COMMANDS, add_remote_parsers, run_remote
 from nfo.cli.statelock import StateLock
 from nfo.cli.users import add_user_parser, run_user
+from nfo.datastore.notifications import DEFAULT_KEEP
 from nfo.datastore.workers import DEFAULT_DEADLINE, DEFAULT_PER_USER, DEFAULT_THREADS, Workers
 from nfo.errors import InvalidValue, NfoError
 from nfo.netconf.server import NetconfOptions
@@ -34,6 +35,13 @@ def _seconds(text: str) -> float:
     if not s > 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return s
+
+
+def _retention(text: str) -> tuple[str, int]:
+    stream, sep, count = text.partition("=")
+    if not sep or not stream or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not STREAM=COUNT (COUNT at least 1)")
+    return stream, int(count)
 
 
 def _add_limits(s: argparse.ArgumentParser) -> None:
@@ -77,6 +85,9 @@ def _add_limits(s: argparse.ArgumentParser) -> None:
     g.add_argument("--query-deadline", type=_seconds, default=DEFAULT_DEADLINE,
                    metavar="SECONDS", help="time a client waits for an XPath read (default "
                    f"{DEFAULT_DEADLINE:g}); beyond, resource-denied")
+    g.add_argument("--notification-retention", type=_retention, action="append", default=[],
+                   metavar="STREAM=COUNT", help="notifications event stream STREAM keeps "
+                   f"for replay (repeatable; default {DEFAULT_KEEP} for NETCONF and for nfo)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,6 +169,14 @@ def _netconf(args: argparse.Namespace) -> NetconfOptions | None:
                           message_timeout=args.netconf_message_timeout)
 
 
+def _notification_retention(args: argparse.Namespace) -> dict[str, int]:
+    given: list[tuple[str, int]] = args.notification_retention
+    keep = dict(given)
+    if len(keep) < len(given):
+        raise InvalidValue("--notification-retention names a stream more than once")
+    return keep
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd in COMMANDS:
@@ -181,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                               netconf=_netconf(args),
                               workers=Workers(args.query_threads,
                                               per_user=args.queries_per_user,
-                                              deadline=args.query_deadline)))
+                                              deadline=args.query_deadline),
+                              notification_retention=_notification_retention(args)))
         elif args.cmd == "user":
             run_user(state, args)
         elif args.mcmd == "install":

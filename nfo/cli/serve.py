@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,13 @@ async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> Workl
 
 
 async def open_datastore(state: StateDir, yang_dirs: list[Path],
-                         workers: Workers | None = None) -> Datastore:
+                         workers: Workers | None = None, *,
+                         notification_retention: Mapping[str, int] | None = None
+                         ) -> Datastore:
     state.ensure()
     schema = state.schema(yang_dirs)
-    ds = Datastore.open(schema, SqliteStorage(state.db), workers)
+    ds = Datastore.open(schema, SqliteStorage(state.db), workers,
+                        notification_retention=notification_retention)
     await ds.start()
     if ds.info("running").revision == 0:
         demo = resources.files("nfo.yang").joinpath("nfo-demo-catalog.json").read_text()
@@ -162,19 +166,23 @@ def check_open_files(restconf: RestconfOptions | None, netconf: NetconfOptions |
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
                 concurrency: int = 64, restconf: RestconfOptions | None = None,
-                netconf: NetconfOptions | None = None, workers: Workers | None = None) -> None:
+                netconf: NetconfOptions | None = None, workers: Workers | None = None,
+                notification_retention: Mapping[str, int] | None = None) -> None:
+    """``notification_retention``: notifications each event stream keeps for replay."""
     with StateLock.acquire(state, f"another nfo serves this state directory {state.path}"):
         await _serve(state, yang_dirs, ready=ready, demo_port=demo_port,
                      concurrency=concurrency, restconf=restconf, netconf=netconf,
-                     workers=workers)
+                     workers=workers, notification_retention=notification_retention)
 
 
 async def _serve(state: StateDir, yang_dirs: list[Path], *,
                  ready: asyncio.Event | None, demo_port: int | None, concurrency: int,
                  restconf: RestconfOptions | None, netconf: NetconfOptions | None,
-                 workers: Workers | None) -> None:
+                 workers: Workers | None,
+                 notification_retention: Mapping[str, int] | None) -> None:
     check_open_files(restconf, netconf)
-    ds = await open_datastore(state, yang_dirs, workers)
+    ds = await open_datastore(state, yang_dirs, workers,
+                              notification_retention=notification_retention)
     rest = None
     nc = None
     control = None

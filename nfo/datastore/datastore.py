@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from nfo.datastore.candidate import Candidate
@@ -64,7 +64,10 @@ class Datastore:
     """Commit plain edits of running and startup that arrive together as one group
     sharing one fsync (see :mod:`nfo.datastore.transaction`); False: one at a time."""
 
-    def __init__(self, schema: Schema, storage: Storage, workers: Workers | None = None) -> None:
+    def __init__(self, schema: Schema, storage: Storage, workers: Workers | None = None, *,
+                 notification_retention: Mapping[str, int] | None = None) -> None:
+        """``notification_retention``: notifications kept for replay per stream
+        (:class:`~nfo.datastore.notifications.NotificationHub`)."""
         self.schema = schema
         self.storage = storage
         self.workers = workers if workers is not None else Workers()
@@ -77,13 +80,14 @@ class Datastore:
         events = any(m.name == "ietf-netconf-notifications" and m.implemented
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
-        self.group = GroupCommit(storage, on_failure=self._oper.reload)
+        self.group = GroupCommit(storage, on_failure=self._undo_failed_write)
         self.nacm = Nacm(schema, lambda: self._tx.tree("running"))
         """Access control: the rules in running, compiled; its counters."""
         if self.nacm.enforced:
             self._oper.provide(NACM_PATH, self.nacm.counters.oper_json)
         self.notifications = NotificationHub(schema, storage, lambda: self._tx.tree("running"),
-                                             access=self.nacm.access)
+                                             access=self.nacm.access,
+                                             retention=notification_retention)
         self._candidate = Candidate()
         self._locks = LockTable(self._candidate)
         self._tx = Transactions(
@@ -95,11 +99,17 @@ class Datastore:
                                    self._oper, self.group, self.notifications,
                                    self._sessions)
 
+    def _undo_failed_write(self) -> None:
+        """Memory back to what storage holds after a group that was not made durable."""
+        self._oper.reload()
+        self.notifications.reload()
+
     # -- lifecycle -----------------------------------------------------------
     @classmethod
-    def open(cls, schema: Schema, storage: Storage, workers: Workers | None = None) -> Datastore:
+    def open(cls, schema: Schema, storage: Storage, workers: Workers | None = None, *,
+             notification_retention: Mapping[str, int] | None = None) -> Datastore:
         """Load the stored state, replay the commit log and validate it."""
-        ds = cls(schema, storage, workers)
+        ds = cls(schema, storage, workers, notification_retention=notification_retention)
         ds._load()
         return ds
 

@@ -15,13 +15,16 @@ where that happens, so both front ends share the same semantics:
   with :class:`SubscriptionComplete`.  Replay and live delivery are joined by
   sequence number, so nothing is lost or duplicated at the seam.
 * Streams other than ``NETCONF`` select notifications by the module of their
-  top node; a subscription may also carry an XPath filter.
+  top node; a subscription may also carry an XPath filter.  ``nfo`` (nf-instance
+  state changes) is defined with ``NETCONF`` wherever its module is, so every
+  process that opens the log knows both before it logs anything.
 
-Every notification goes to the storage stream ``NETCONF`` (the stream holding
-everything); other streams are views over it, so a stream added later can
-still replay older events.  A subscriber that does not keep up never slows
-the publisher down: once its bounded queue is full it is dropped and its
-consumer gets a ``resource-denied`` error.
+The replay log (:mod:`nfo.datastore.notiflog`) is indexed by stream, and each
+stream keeps its own number of notifications, so a stream added later can still
+replay older events of its modules and a busy stream never evicts another's
+history.  A subscriber that does not keep up never slows the publisher down:
+once its bounded queue is full it is dropped and its consumer gets a
+``resource-denied`` error.
 
 Everything here runs on the event loop thread; ``publish`` is synchronous.
 """
@@ -34,11 +37,12 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nfo.datastore.nacm import Access, Identity
+from nfo.datastore.notiflog import DEFAULT_KEEP, NotificationLog
 from nfo.datastore.storage.base import NotificationRecord, Storage
 from nfo.errors import (
     DataExists,
@@ -54,8 +58,10 @@ from nfo.schema import Fmt, Operation, OpKind, Schema, Tree, parse_path
 from nfo.schema.paths import schema_paths
 
 __all__ = [
+    "DEFAULT_KEEP",
     "DEFAULT_QUEUE_SIZE",
     "NETCONF_STREAM",
+    "NFO_STREAM",
     "Checked",
     "Notification",
     "NotificationEvent",
@@ -71,6 +77,11 @@ log = logging.getLogger(__name__)
 
 NETCONF_STREAM = "NETCONF"
 """The default stream (RFC 5277 section 3.2.3): every notification of every module."""
+
+NFO_STREAM = "nfo"
+"""nf-instance state changes: the notifications of module ``nfo-instances``."""
+
+_NFO_MODULE = "nfo-instances"
 
 DEFAULT_QUEUE_SIZE = 10_000
 """Live notifications a subscription may hold unread before it is dropped."""
@@ -130,6 +141,8 @@ class Stream:
     modules: frozenset[str] | None
     """Modules whose notifications the stream carries; None for every module."""
     replay_support: bool = True
+    keep: int = DEFAULT_KEEP
+    """Notifications kept for replay (the newest; up to 1% more between prunes)."""
 
     def carries(self, module: str) -> bool:
         return self.modules is None or module in self.modules
@@ -207,27 +220,39 @@ class NotificationHub:
         self, schema: Schema, storage: Storage, data_tree: Callable[[], Tree], *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         access: Callable[[Identity], Access] | None = None,
+        retention: Mapping[str, int] | None = None,
     ) -> None:
         """``data_tree()`` returns the current data (read only), against which
         leafrefs in notifications are checked; ``access`` tells what a subscriber may
-        receive (every subscriber gets everything without it)."""
+        receive (every subscriber gets everything without it); ``retention`` how many
+        notifications each of ``NETCONF`` and ``nfo`` keeps for replay (default
+        :data:`DEFAULT_KEEP`)."""
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.schema = schema
         self.access = access
-        self._storage = storage
         self._data_tree = data_tree
         self._queue_size = queue_size
-        self._streams: dict[str, Stream] = {
-            NETCONF_STREAM: Stream(NETCONF_STREAM, "default NETCONF event stream", None),
-        }
+        self._log = NotificationLog(storage)
+        self._streams: dict[str, Stream] = {}
         self._subs: set[NotificationSubscription] = set()
         self._closed = False
+        keep = dict(retention or {})
+        self._define(Stream(NETCONF_STREAM, "default NETCONF event stream", None,
+                            keep=keep.pop(NETCONF_STREAM, DEFAULT_KEEP)))
+        if schema.implemented(_NFO_MODULE):
+            self.add_stream(NFO_STREAM, "nf-instance state changes", [_NFO_MODULE],
+                            keep=keep.pop(NFO_STREAM, DEFAULT_KEEP))
+        if keep:
+            raise InvalidValue(f"notification retention for unknown stream "
+                               f"{min(keep)!r} (streams: {', '.join(self._streams)})")
 
     # -- streams --
 
-    def add_stream(self, name: str, description: str, modules: Iterable[str]) -> None:
-        """Add a stream carrying the notifications of ``modules``."""
+    def add_stream(self, name: str, description: str, modules: Iterable[str], *,
+                   keep: int = DEFAULT_KEEP) -> None:
+        """Add a stream carrying the notifications of ``modules``, the newest ``keep``
+        of them (logged before too) kept for replay."""
         if not name:
             raise InvalidValue("a stream needs a name")
         if name in self._streams:
@@ -238,7 +263,19 @@ class NotificationHub:
         for m in sorted(mods):
             if not self.schema.implemented(m):
                 raise InvalidValue(f"stream {name!r}: unknown module {m!r}")
-        self._streams[name] = Stream(name, description, mods)
+        self._define(Stream(name, description, mods, keep=keep))
+
+    def _define(self, s: Stream) -> None:
+        if s.keep < 1:
+            raise InvalidValue(f"stream {s.name!r} must keep at least one notification")
+        self._log.define(s.name, s.modules, s.keep)
+        self._streams[s.name] = s
+
+    def reload(self) -> None:
+        """Back to what the storage holds, after a storage transaction that logged
+        notifications was not made durable (a full disk): the stream listings must not
+        report what was undone."""
+        self._log.reload()
 
     def streams(self) -> list[Stream]:
         """Every stream, ``NETCONF`` first."""
@@ -258,23 +295,13 @@ class NotificationHub:
             raise InvalidValue(f"unknown stream {name!r}", info={"stream": name}) from None
 
     def replay_start(self, stream: str = NETCONF_STREAM) -> float | None:
-        """Event time of the oldest logged notification of ``stream`` (None if none).
+        """Event time of the oldest notification ``stream`` can replay (None if none),
+        from memory.
 
         "Oldest" is the first one logged; event times are only out of order
         when publishers pass them explicitly.
         """
-        s = self._stream(stream)
-        it = iter(self._storage.notifications(NETCONF_STREAM))
-        try:
-            for rec in it:
-                if s.modules is None:
-                    return rec.timestamp
-                n = _from_record(rec)
-                if n is not None and s.carries(n.module):
-                    return n.event_time
-            return None
-        finally:
-            _close_iter(it)
+        return self._log.first_event(self._stream(stream).name)
 
     # -- publishing --
 
@@ -326,8 +353,7 @@ class NotificationHub:
         module = op.tree.nodes()[0].module
         path = op.op.path
         text = op.tree.print(Fmt.JSON)
-        seq = self._storage.append_notification(
-            NETCONF_STREAM, when, _envelope(module, path, text))
+        seq = self._log.append(module, when, _envelope(module, path, text))
         return Notification(seq=seq, event_time=when, module=module, path=path, content=text)
 
     def fan_out(self, checked: Checked, n: Notification) -> None:
@@ -375,7 +401,7 @@ class NotificationHub:
         # everything after it (see NotificationSubscription._offer).
         self._subs.add(sub)
         if start is not None:
-            sub._replay = iter(self._storage.notifications(NETCONF_STREAM, start, stop))
+            sub._replay = self._log.read(s.name, start, stop)
         return sub
 
     async def close(self) -> None:

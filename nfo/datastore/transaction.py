@@ -442,6 +442,8 @@ class Transactions:
                         s.also()
         except Exception:
             abort()
+            if any(n is not None for n in logged):
+                self._notifications.reload()
             raise
         if plan is not None:
             plan.graft(self._trees[ds], work)

@@ -30,8 +30,10 @@ SCRIPTS = {
     "bench_writes.py": "reference: SQLite alone, one durable commit at a time",
     "bench_netconf_read.py": "nfo / asyncssh echo of a same-sized reply",
     "bench_million.py": "restart to serving",
+    "bench_notifications.py": "stream list read (describe)",
 }
-AB = ("bench_memory.py", "bench_netconf.py", "bench_restconf.py", "bench_writes.py")
+AB = ("bench_memory.py", "bench_netconf.py", "bench_notifications.py", "bench_restconf.py",
+      "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 

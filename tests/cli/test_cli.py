@@ -159,6 +159,24 @@ def test_unknown_module_remove_and_missing_file(tmp_path: Path) -> None:
     assert res.returncode == 1 and "no such file" in res.stderr
 
 
+async def test_notification_retention_option(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    off = ("serve", "--restconf", "off", "--netconf", "off")
+    for opts, code, said in (
+            (["nfo=5", "bogus=5"], 1, "unknown stream 'bogus' (streams: NETCONF, nfo)"),
+            (["nfo=5", "nfo=6"], 1, "names a stream more than once"),
+            (["nfo=0"], 2, "'nfo=0' is not STREAM=COUNT"),
+            (["nfo"], 2, "'nfo' is not STREAM=COUNT")):
+        res = nfo(state, *off, *(f"--notification-retention={o}" for o in opts), check=False)
+        assert res.returncode == code and said in res.stderr, res.stderr
+    ds = await open_datastore(StateDir(state), [], notification_retention={"nfo": 7})
+    try:
+        assert [(s.name, s.keep) for s in ds.notifications.streams()] == [
+            ("NETCONF", 100_000), ("nfo", 7)]
+    finally:
+        await ds.close()
+
+
 def test_state_dir_is_private(tmp_path: Path) -> None:
     state = tmp_path / "state"
     nfo(state, "module", "list")

@@ -165,7 +165,7 @@ async def hub(schema: Schema, storage: SqliteStorage,
 
 
 def stored(storage: SqliteStorage) -> list[dict[str, Any]]:
-    return [json.loads(r.content) for r in storage.notifications("NETCONF")]
+    return [json.loads(r.content) for r in storage.notifications()]
 
 
 # -- publishing ---------------------------------------------------------------
@@ -176,7 +176,7 @@ async def test_publish_logs_and_returns(hub: NotificationHub, storage: SqliteSto
     assert n.seq >= 1 and n.event_time == 1000.5
     assert (n.module, n.path) == ("nfo-test", "/nfo-test:bell")
     assert json.loads(n.content) == {"nfo-test:bell": {"rung": 3}}
-    [rec] = list(storage.notifications("NETCONF"))
+    [rec] = list(storage.notifications())
     assert (rec.seq, rec.timestamp) == (n.seq, 1000.5)
     assert json.loads(rec.content) == {"module": "nfo-test", "path": "/nfo-test:bell",
                                        "data": n.content}

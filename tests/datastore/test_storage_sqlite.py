@@ -16,7 +16,9 @@ import pytest
 
 from nfo.datastore.storage import (
     CommitRecord,
+    NotificationMark,
     NotificationRecord,
+    NotificationSpan,
     OperRecord,
     Snapshot,
     SqliteStorage,
@@ -205,19 +207,19 @@ def test_meta(storage: SqliteStorage) -> None:
 def test_notifications_window_and_after_seq(storage: SqliteStorage) -> None:
     written: list[NotificationRecord] = []
     for i in range(1300):  # crosses several read batches
-        stream = "other" if i % 5 == 0 else "NETCONF"
+        module = "a" if i % 5 == 0 else "c" if i % 7 == 0 else "b"
         # Timestamps are mostly ascending, with a few out-of-order ones.
         ts = 1000.0 + i - (50 if i % 97 == 0 else 0)
-        seq = storage.append_notification(stream, ts, f"<n{i}/>")
-        written.append(NotificationRecord(seq, stream, ts, f"<n{i}/>"))
+        seq = storage.append_notification(module, ts, f"<n{i}/>")
+        written.append(NotificationRecord(seq, module, ts, f"<n{i}/>"))
     assert [r.seq for r in written] == list(range(1, 1301))
 
     def expect(
-        stream: str, start: float | None, stop: float | None, after: int
+        modules: set[str] | None, start: float | None, stop: float | None, after: int
     ) -> list[NotificationRecord]:
         return [
             r for r in written
-            if r.stream == stream and r.seq > after
+            if (modules is None or r.module in modules) and r.seq > after
             and (start is None or r.timestamp >= start) and (stop is None or r.timestamp <= stop)
         ]
 
@@ -225,37 +227,47 @@ def test_notifications_window_and_after_seq(storage: SqliteStorage) -> None:
         (None, None, 0), (1100.0, None, 0), (None, 1500.5, 0), (1100.0, 1500.0, 0),
         (1100.0, 1500.0, 700), (None, None, 1250), (5000.0, None, 0), (None, None, 1300),
     ]
-    for start, stop, after in cases:
-        got = list(storage.notifications("NETCONF", start, stop, after))
-        assert got == expect("NETCONF", start, stop, after), (start, stop, after)
-    assert list(storage.notifications("other", 1005.0, 1005.0)) == [written[5]]
-    assert list(storage.notifications("nope")) == []
+    for modules in (None, {"b"}, {"a", "c"}, {"a", "b", "c"}):
+        for start, stop, after in cases:
+            got = list(storage.notifications(modules, start, stop, after))
+            assert got == expect(modules, start, stop, after), (modules, start, stop, after)
+    assert list(storage.notifications(["a"], 1005.0, 1005.0)) == [written[5]]
+    assert list(storage.notifications(["nope"])) == []
 
 
 def test_notifications_iteration_sees_what_was_logged_when_it_began(storage: SqliteStorage) -> None:
     for i in range(3):
         storage.append_notification("s", float(i), str(i))
-    it = storage.notifications("s")
-    first = next(it)
-    storage.append_notification("s", 9.0, "late")
-    assert [first.content, *(r.content for r in it)] == ["0", "1", "2"]
+    logged = ["0", "1", "2"]
+    for modules in (None, ["s"], ["s", "t"]):
+        it = storage.notifications(modules)
+        first = next(it)
+        storage.append_notification("s", 9.0, "late")
+        assert [first.content, *(r.content for r in it)] == logged
+        logged.append("late")
 
 
-def test_notifications_pruned_beyond_cap(db: Path) -> None:
-    with SqliteStorage(db, keep_notifications=50) as s:
-        for i in range(120):
-            s.append_notification("a", float(i), str(i))
-            s.append_notification("b", float(i), str(i))
-        for stream in ("a", "b"):
-            kept = list(s.notifications(stream))
-            assert [r.content for r in kept] == [str(i) for i in range(70, 120)]
-        last = s.append_notification("a", 200.0, "x")
-    # Pruning is amortised for bigger caps: never more than cap + 1% over.
-    with SqliteStorage(db, keep_notifications=500) as s:
-        for i in range(1200):
-            assert s.append_notification("a", 300.0 + i, str(i)) == last + 1 + i
-        assert 500 <= len(list(s.notifications("a"))) < 505
-        assert len(list(s.notifications("b"))) == 50
+def test_notification_spans_marks_and_drops(storage: SqliteStorage) -> None:
+    """The primitives the per-stream index is built from (nfo.datastore.notiflog)."""
+    assert storage.notification_spans() == []
+    assert storage.notification_after(None, 0) is None
+    for i in range(1, 2001):  # seq i: module a for odd i, b for even, c every 100th
+        storage.append_notification("c" if i % 100 == 0 else "ab"[i % 2 == 0], 10.0 * i, "")
+    mark = NotificationMark
+    assert storage.notification_spans() == [NotificationSpan("a", 1000, mark(1, 10.0)),
+                                            NotificationSpan("b", 980, mark(2, 20.0)),
+                                            NotificationSpan("c", 20, mark(100, 1000.0))]
+    assert storage.notification_spans(["c", "x"]) == [NotificationSpan("c", 20, mark(100, 1000.0))]
+    assert storage.notification_after(None, 0, skip=9) == mark(10, 100.0)
+    assert storage.notification_after(["a"], 10, skip=2) == mark(15, 150.0)
+    assert storage.notification_after(["b", "c"], 97, skip=2) == mark(102, 1020.0)
+    assert storage.notification_after(["c"], 1800, skip=1) == mark(2000, 20000.0)
+    assert storage.notification_after(["c"], 1800, skip=2) is None
+    assert storage.notification_after(["a", "b"], 1999) is None  # 2000 is c
+    assert storage.drop_notifications({"a": 1001, "c": 10}) == 500
+    assert storage.drop_notifications({"a": 1001}) == 0
+    assert [s.first.seq for s in storage.notification_spans()] == [1001, 2, 100]
+    assert len(list(storage.notifications(["a"]))) == 500
 
 
 def test_newer_schema_refused(db: Path) -> None:
@@ -299,14 +311,12 @@ def test_close_is_idempotent(db: Path) -> None:
     with pytest.raises(OperationFailed, match="closed"):
         s.load()
     with pytest.raises(OperationFailed, match="closed"):
-        list(s.notifications("s"))
+        list(s.notifications(["s"]))
 
 
 def test_bad_limits() -> None:
     with pytest.raises(ValueError):
         SqliteStorage(":memory:", keep_snapshots=0)
-    with pytest.raises(ValueError):
-        SqliteStorage(":memory:", keep_notifications=0)
 
 
 # -- crash safety ---------------------------------------------------------------
@@ -441,6 +451,8 @@ PRAGMA user_version = 1;
 
 
 def test_version_1_files_get_checksums(db: Path) -> None:
+    """Upgraded through version 2; the notification log's upgrade (version 3) is tested
+    with real notifications in test_notification_log.py."""
     raw = sqlite3.connect(db)
     raw.executescript(V1_SCHEMA)
     raw.close()
@@ -453,10 +465,9 @@ def test_version_1_files_get_checksums(db: Path) -> None:
                                                             '[{"a": 1}]', "first")
             assert s.get_meta("k") == "v"
             assert s.load_oper() == [OperRecord("wm", "/x", "{}")]
-            assert list(s.notifications("NETCONF")) == [
-                NotificationRecord(1, "NETCONF", 3.25, "<n/>")]
+            assert list(s.notifications()) == [NotificationRecord(1, "", 3.25, "<n/>")]
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert raw.execute("SELECT COUNT(*) FROM commits WHERE crc = 0").fetchone()[0] == 0
     raw.close()
     with SqliteStorage(db) as s:

@@ -94,7 +94,7 @@ async def refused_or_intact(state: Path, original: Dump) -> bool:
     try:
         ds.history("running", 1000)
         ds.history("startup", 1000)
-        list(ds.storage.notifications("NETCONF"))
+        list(ds.storage.notifications())
     finally:
         await ds.close()
     assert dump(db) == original, "a damaged store was served"

@@ -22,7 +22,6 @@ from nfo.protocol.formats import format_time
 from nfo.restconf.app import create_app
 from nfo.restconf.streams import (
     NOTIFICATION_NS,
-    ensure_nfo_stream,
     sse_event,
     streams_data,
 )
@@ -35,7 +34,6 @@ KEEPALIVE = 0.3
 @pytest.fixture
 async def base_url(ds: Datastore) -> AsyncIterator[str]:
     """A real uvicorn serving the stream endpoint on a free loopback port."""
-    ensure_nfo_stream(ds.notifications)
     app = create_app(ds, keepalive=KEEPALIVE)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -320,9 +318,7 @@ def test_event_time_is_rfc3339() -> None:
 
 async def test_streams_data(ds: Datastore) -> None:
     hub = ds.notifications
-    ensure_nfo_stream(hub)
-    ensure_nfo_stream(hub)  # idempotent
-    assert [s.name for s in hub.streams()] == ["NETCONF", "nfo"]
+    assert [s.name for s in hub.streams()] == ["NETCONF", "nfo"]  # nfo: from the module set
     doc = streams_data(hub)
     streams = doc["ietf-restconf-monitoring:restconf-state"]["streams"]["stream"]
     netconf = streams[0]

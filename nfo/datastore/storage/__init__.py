@@ -9,7 +9,9 @@ replay log survive restarts and crashes.  :mod:`.base` defines that interface;
 from .base import (
     CommitKind,
     CommitRecord,
+    NotificationMark,
     NotificationRecord,
+    NotificationSpan,
     OperRecord,
     Snapshot,
     Storage,
@@ -20,7 +22,9 @@ from .sqlite import SqliteStorage
 __all__ = [
     "CommitKind",
     "CommitRecord",
+    "NotificationMark",
     "NotificationRecord",
+    "NotificationSpan",
     "OperRecord",
     "Snapshot",
     "SqliteStorage",

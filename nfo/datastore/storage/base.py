@@ -7,12 +7,14 @@ A commit record is small (the edit that produced it), so acknowledging a commit
 costs one durable append, whatever the size of the datastore.  The same log
 gives revision numbers, timestamps and users for ETag, Last-Modified and
 rollback.  Operational data pushed by owners and the notification replay log
-live here too.
+live here too.  The notification log is kept by module (the module of each
+notification's top node): event streams are sets of modules, so a stream reads its own
+records through the module index, whenever it was defined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +22,9 @@ from typing import Protocol
 __all__ = [
     "CommitKind",
     "CommitRecord",
+    "NotificationMark",
     "NotificationRecord",
+    "NotificationSpan",
     "OperRecord",
     "Snapshot",
     "Storage",
@@ -70,9 +74,26 @@ class OperRecord:
 @dataclass(frozen=True)
 class NotificationRecord:
     seq: int
-    stream: str
+    module: str
     timestamp: float
     content: str
+
+
+@dataclass(frozen=True)
+class NotificationMark:
+    """Where a logged notification is: its sequence number and event time."""
+
+    seq: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class NotificationSpan:
+    """What the log holds of one module: how many records, and the oldest of them."""
+
+    module: str
+    count: int
+    first: NotificationMark
 
 
 class Storage(Protocol):
@@ -113,12 +134,37 @@ class Storage(Protocol):
 
     def clear_oper(self, owner: str) -> None: ...
 
-    def append_notification(self, stream: str, timestamp: float, content: str) -> int: ...
+    def append_notification(self, module: str, timestamp: float, content: str) -> int:
+        """Log one notification of ``module``; returns its sequence number, greater than
+        every one returned before."""
+        ...
 
     def notifications(
-        self, stream: str, start: float | None = None, stop: float | None = None,
-        after_seq: int = 0,
-    ) -> Iterator[NotificationRecord]: ...
+        self, modules: Collection[str] | None = None, start: float | None = None,
+        stop: float | None = None, after_seq: int = 0,
+    ) -> Iterator[NotificationRecord]:
+        """The records of ``modules`` (None: every module) with a sequence number above
+        ``after_seq`` and an event time within [start, stop], in sequence order, as
+        logged when the iteration began; read through the module index (records of
+        other modules are not visited)."""
+        ...
+
+    def notification_spans(self, modules: Collection[str] | None = None
+                           ) -> list[NotificationSpan]:
+        """Per module of ``modules`` (None: every module) that has records: how many, and
+        the oldest."""
+        ...
+
+    def notification_after(self, modules: Collection[str] | None, after_seq: int,
+                           skip: int = 0) -> NotificationMark | None:
+        """The record of ``modules`` (None: every module) that follows ``after_seq``,
+        passing over ``skip`` of them first; None when there are not that many."""
+        ...
+
+    def drop_notifications(self, cuts: Mapping[str, int]) -> int:
+        """Delete, per module of ``cuts``, its records with a sequence number below its
+        cut; returns how many were deleted."""
+        ...
 
     def batch(self) -> AbstractContextManager[None]:
         """Make the writes inside durable together, once, when the block ends (group

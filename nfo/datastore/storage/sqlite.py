@@ -9,8 +9,9 @@ or power cut at any instant leaves the state of the last completed call
 (``synchronous=NORMAL`` would acknowledge before that fsync; see
 docs/durability.md).  The module maps the
 :class:`~nfo.datastore.storage.base.Storage` interface onto five tables
-(commits, snapshots, oper, notifications, meta), prunes old snapshots, commits
-and notifications as it goes, and turns every SQLite failure into an
+(commits, snapshots, oper, notifications, meta), prunes old snapshots and commits
+as it goes (the notification log is pruned by its owner, which knows the streams'
+retention), and turns every SQLite failure into an
 :class:`~nfo.errors.NfoError`: a full disk into :class:`~nfo.errors.StorageFull`,
 damage into :class:`~nfo.errors.StorageCorrupt`, the rest into
 :class:`~nfo.errors.OperationFailed`.
@@ -24,29 +25,41 @@ every row read: nfo refuses to serve what it cannot trust.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
 from nfo.errors import NfoError, OperationFailed, StorageCorrupt, StorageFull
 
-from .base import CommitKind, CommitRecord, NotificationRecord, OperRecord, Snapshot, StoredState
+from .base import (
+    CommitKind,
+    CommitRecord,
+    NotificationMark,
+    NotificationRecord,
+    NotificationSpan,
+    OperRecord,
+    Snapshot,
+    StoredState,
+)
 from .files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "SqliteStorage"]
 
-SCHEMA_VERSION = 2
-"""Stored in ``PRAGMA user_version``; a database from a newer nfo is refused.
-1: the tables; 2: a ``crc`` column in each (version 1 files are upgraded on open)."""
+SCHEMA_VERSION = 3
+"""Stored in ``PRAGMA user_version``; a database from a newer nfo is refused, an older
+one is upgraded on open.  1: the tables; 2: a ``crc`` column in each; 3: notifications
+by module (the ``stream`` column, always ``NETCONF``, becomes ``module``, taken from
+the logged envelope's ``module``), indexed by (module, seq) and (module, timestamp)."""
 
 _BUSY_TIMEOUT_MS = 10_000
 _BATCH = 500
-_MAX_PRUNE_INTERVAL = 1000
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -82,13 +95,13 @@ CREATE TABLE oper (
 );
 CREATE TABLE notifications (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream    TEXT NOT NULL,
+    module    TEXT NOT NULL,
     timestamp REAL NOT NULL,
     content   TEXT NOT NULL,
     crc       INTEGER NOT NULL
 );
-CREATE INDEX notifications_by_time ON notifications (stream, timestamp);
-CREATE INDEX notifications_by_seq ON notifications (stream, seq);
+CREATE INDEX notifications_by_time ON notifications (module, timestamp);
+CREATE INDEX notifications_by_seq ON notifications (module, seq);
 """
 
 # Per table: the row's key (for messages) and the columns its crc covers, text
@@ -101,8 +114,29 @@ _CHECKED: dict[str, tuple[str, str]] = {
                   "CAST(datastore AS BLOB), revision, CAST(content AS BLOB)"),
     "oper": ("quote(owner) || ' ' || quote(key)",
              "CAST(owner AS BLOB), CAST(key AS BLOB), CAST(content AS BLOB)"),
+    "notifications": ("seq", "seq, CAST(module AS BLOB), timestamp, CAST(content AS BLOB)"),
+}
+_CHECKED_V2 = {
+    **_CHECKED,
     "notifications": ("seq", "seq, CAST(stream AS BLOB), timestamp, CAST(content AS BLOB)"),
 }
+"""The same for versions 1 and 2, whose notifications have ``stream`` for ``module``."""
+
+_MODULE_OF_ENVELOPE = (
+    "CASE WHEN json_valid(content) AND json_type(content, '$.module') = 'text'"
+    " THEN json_extract(content, '$.module') ELSE '' END")
+"""The module a version 2 notification was logged for: the ``module`` of the JSON
+envelope the notification hub wrote (its stream was always ``NETCONF``)."""
+
+_MODULES = """
+WITH RECURSIVE m(name) AS (
+    SELECT (SELECT MIN(module) FROM notifications)
+    UNION ALL
+    SELECT (SELECT MIN(module) FROM notifications WHERE module > m.name) FROM m
+    WHERE m.name IS NOT NULL)
+SELECT name FROM m WHERE name IS NOT NULL
+"""
+"""Every module with notifications, one index seek each (not a scan of the log)."""
 
 _IO_ERROR_KEY = "storage-io-error"
 """Meta key written after an I/O error to supersede a commit that may be on disk."""
@@ -143,24 +177,14 @@ class SqliteStorage:
     """:class:`~nfo.datastore.storage.base.Storage` on one SQLite file.
 
     Keeps the newest ``keep_snapshots`` snapshots per datastore (and the commits
-    from the oldest of them on) and about ``keep_notifications`` notifications
-    per stream.  Not thread-safe: call it from one thread at a time.
+    from the oldest of them on).  Not thread-safe: call it from one thread at a time.
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, keep_snapshots: int = 3,
-        keep_notifications: int = 100_000,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, keep_snapshots: int = 3) -> None:
         if keep_snapshots < 1:
             raise ValueError("keep_snapshots must be at least 1")
-        if keep_notifications < 1:
-            raise ValueError("keep_notifications must be at least 1")
         self._path = os.fspath(path)
         self._keep_snapshots = keep_snapshots
-        self._keep_notifications = keep_notifications
-        self._prune_every = max(1, min(_MAX_PRUNE_INTERVAL, keep_notifications // 100))
-        # Appends per stream until the next prune; a stream not seen yet is pruned first.
-        self._until_prune: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
@@ -244,13 +268,21 @@ class SqliteStorage:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            elif version == 1:
-                for table, (_, columns) in _CHECKED.items():
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL"
-                                 " DEFAULT 0")
-                    conn.execute(f"UPDATE {table} SET crc = nfo_crc({columns})")
-            elif check:
-                self._verify_rows(conn)
+            else:
+                if version == 1:
+                    for table, (_, columns) in _CHECKED_V2.items():
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL"
+                                     " DEFAULT 0")
+                        conn.execute(f"UPDATE {table} SET crc = nfo_crc({columns})")
+                elif check:
+                    self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
+                                      else _CHECKED_V2)
+                if version < 3:
+                    # renaming the column renames it in both indexes too
+                    conn.execute("ALTER TABLE notifications RENAME COLUMN stream TO module")
+                    conn.execute(f"UPDATE notifications SET module = {_MODULE_OF_ENVELOPE}")
+                    conn.execute("UPDATE notifications SET crc = nfo_crc("
+                                 f"{_CHECKED['notifications'][1]})")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -258,9 +290,10 @@ class SqliteStorage:
                 conn.execute("ROLLBACK")
             raise
 
-    def _verify_rows(self, conn: sqlite3.Connection) -> None:
+    def _verify_rows(self, conn: sqlite3.Connection,
+                     layout: dict[str, tuple[str, str]]) -> None:
         """Every row against its checksum."""
-        for table, (key, columns) in _CHECKED.items():
+        for table, (key, columns) in layout.items():
             bad = [str(r[0]) for r in conn.execute(
                 f"SELECT {key} FROM {table} WHERE crc != nfo_crc({columns}) LIMIT 5")]
             if bad:
@@ -587,67 +620,133 @@ class SqliteStorage:
 
     # -- notifications --------------------------------------------------------
 
-    def append_notification(self, stream: str, timestamp: float, content: str) -> int:
-        due = self._until_prune.get(stream, 1) - 1
+    def append_notification(self, module: str, timestamp: float, content: str) -> int:
         timestamp = float(timestamp)
-        with self._transaction(f"log a notification of stream {stream!r}") as conn:
+        with self._transaction(f"log a notification of module {module!r}") as conn:
             row = conn.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").fetchone()
             seq = (int(row[0]) if row else 0) + 1
             conn.execute(
-                "INSERT INTO notifications (seq, stream, timestamp, content, crc)"
+                "INSERT INTO notifications (seq, module, timestamp, content, crc)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (seq, stream, timestamp, content, _crc(seq, stream, timestamp, content)),
+                (seq, module, timestamp, content, _crc(seq, module, timestamp, content)),
             )
-            if due <= 0:
-                conn.execute(
-                    "DELETE FROM notifications WHERE stream = ?1 AND seq <= ("
-                    "  SELECT seq FROM notifications WHERE stream = ?1"
-                    "  ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-                    (stream, self._keep_notifications),
-                )
-        self._until_prune[stream] = due if due > 0 else self._prune_every
         return seq
 
     def notifications(
-        self, stream: str, start: float | None = None, stop: float | None = None,
-        after_seq: int = 0,
+        self, modules: Collection[str] | None = None, start: float | None = None,
+        stop: float | None = None, after_seq: int = 0,
     ) -> Iterator[NotificationRecord]:
-        """Yields what was logged when iteration began, in batches."""
-        where = "stream = ? AND seq > ?"
+        window = ""
         bounds: list[float] = []
         if start is not None:
-            where += " AND timestamp >= ?"
+            window += " AND timestamp >= ?"
             bounds.append(start)
         if stop is not None:
-            where += " AND timestamp <= ?"
+            window += " AND timestamp <= ?"
             bounds.append(stop)
-        action = f"read notifications of stream {stream!r}"
+        action = "read notifications"
+        # Each module's range is fixed first (the time index bounds it in a window);
+        # notifications appended meanwhile are left for the caller's live feed.
+        ranges: list[tuple[str | None, int, int]]
         with self._reading(action) as conn:
-            # The time index bounds the seq range to scan; notifications
-            # appended meanwhile are left for the caller's live feed.
-            low, high = conn.execute(
-                f"SELECT MIN(seq), MAX(seq) FROM notifications WHERE {where}",
-                (stream, after_seq, *bounds),
-            ).fetchone()
-        if low is None:
-            return
-        cursor_seq = int(low) - 1
+            if modules is None and not bounds:
+                [(high,)] = conn.execute("SELECT MAX(seq) FROM notifications")
+                ranges = [(None, after_seq, int(high or 0))]
+            else:
+                names = self._modules(conn) if modules is None else sorted(modules)
+                ranges = [r for m in names
+                          if (r := self._range(conn, m, after_seq, window, bounds))]
+                if modules is None and ranges:  # every module: one read in seq order
+                    ranges = [(None, min(r[1] for r in ranges), max(r[2] for r in ranges))]
+        runs = [self._notification_rows(action, m, low, high,
+                                        "seq, module, timestamp, content, crc", window, bounds)
+                for m, low, high in ranges if high > low]
+        for seq, module, timestamp, content, crc in heapq.merge(*runs):
+            self._check_row(f"notification {seq}", crc, seq, module, timestamp, content)
+            yield NotificationRecord(seq=int(seq), module=str(module),
+                                     timestamp=float(timestamp), content=str(content))
+
+    def _notification_rows(
+        self, action: str, module: str | None, after_seq: int, high: int, columns: str,
+        window: str = "", bounds: Collection[float] = (),
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``module`` (None: of every module) with after_seq < seq <= high, in seq
+        order, read in batches (each its own short read)."""
+        where = "seq > ? AND seq <= ?" + window
+        key: tuple[str, ...] = ()
+        if module is not None:
+            where = "module = ? AND " + where
+            key = (module,)
+        hint = "" if module is None else "INDEXED BY notifications_by_seq"
         while True:
             with self._reading(action) as conn:
                 rows = conn.execute(
-                    f"SELECT seq, timestamp, content, crc FROM notifications"
-                    f" WHERE {where} AND seq <= ? ORDER BY seq LIMIT {_BATCH}",
-                    (stream, cursor_seq, *bounds, high),
+                    f"SELECT {columns} FROM notifications {hint} WHERE {where}"
+                    f" ORDER BY seq LIMIT {_BATCH}", (*key, after_seq, high, *bounds),
                 ).fetchall()
-            for seq, timestamp, content, crc in rows:
-                self._check_row(f"notification {seq}", crc, seq, stream, timestamp, content)
-                yield NotificationRecord(
-                    seq=int(seq), stream=stream, timestamp=float(timestamp), content=str(content)
-                )
+            yield from rows
             if len(rows) < _BATCH:
                 return
-            cursor_seq = int(rows[-1][0])
+            after_seq = int(rows[-1][0])
+
+    @staticmethod
+    def _range(conn: sqlite3.Connection, module: str, after_seq: int, window: str,
+               bounds: Collection[float]) -> tuple[str | None, int, int] | None:
+        """(module, the seq before its first record to read, its last one to read)."""
+        if bounds:
+            low, high = conn.execute(
+                "SELECT MIN(seq), MAX(seq) FROM notifications INDEXED BY notifications_by_time"
+                f" WHERE module = ?{window} AND seq > ?", (module, *bounds, after_seq)).fetchone()
+            return None if low is None else (module, int(low) - 1, int(high))
+        [(high,)] = conn.execute("SELECT MAX(seq) FROM notifications WHERE module = ?",
+                                 (module,))
+        return None if high is None or high <= after_seq else (module, after_seq, int(high))
+
+    @staticmethod
+    def _modules(conn: sqlite3.Connection) -> list[str]:
+        return [str(r[0]) for r in conn.execute(_MODULES)]
+
+    def notification_spans(self, modules: Collection[str] | None = None
+                           ) -> list[NotificationSpan]:
+        spans = []
+        with self._transaction("read the notification log", write=False) as conn:
+            for m in sorted(modules) if modules is not None else self._modules(conn):
+                count, first = conn.execute(
+                    "SELECT COUNT(*), MIN(seq) FROM notifications WHERE module = ?",
+                    (m,)).fetchone()
+                if count:
+                    [(ts,)] = conn.execute(
+                        "SELECT timestamp FROM notifications WHERE seq = ?", (first,))
+                    spans.append(NotificationSpan(m, int(count),
+                                                  NotificationMark(int(first), float(ts))))
+        return spans
+
+    def notification_after(self, modules: Collection[str] | None, after_seq: int,
+                           skip: int = 0) -> NotificationMark | None:
+        action = "read the notification log"
+        if modules is not None and len(modules) > 1:
+            high = 2 ** 63 - 1
+            runs = [self._notification_rows(action, m, after_seq, high, "seq, timestamp")
+                    for m in sorted(modules)]
+            row = next(itertools.islice(heapq.merge(*runs), skip, None), None)
+        else:
+            key = tuple(modules or ())
+            where = "module = ? AND seq > ?" if key else "seq > ?"
+            with self._reading(action) as conn:
+                row = conn.execute(
+                    f"SELECT seq, timestamp FROM notifications WHERE {where}"
+                    " ORDER BY seq LIMIT 1 OFFSET ?", (*key, after_seq, skip)).fetchone()
+        return None if row is None else NotificationMark(int(row[0]), float(row[1]))
+
+    def drop_notifications(self, cuts: Mapping[str, int]) -> int:
+        dropped = 0
+        with self._transaction("prune the notification log") as conn:
+            for module, cut in sorted(cuts.items()):
+                dropped += conn.execute(
+                    "DELETE FROM notifications WHERE module = ? AND seq < ?",
+                    (module, cut)).rowcount
+        return dropped
 
     # -- meta -----------------------------------------------------------------
 
