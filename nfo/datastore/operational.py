@@ -78,14 +78,16 @@ class OperStore:
             self.reload()
             raise
 
-    def _persist(self, owner: str, tree: Tree, key: str) -> None:
-        node = tree.node(key)
-        if node is None:
-            self.storage.put_oper(owner, key, None)
-            self._keys.get(owner, set()).discard(key)
-            return
-        with Tree.copy_of(node) as record:
-            text = record.print(Fmt.JSON)
+    def _persist(self, owner: str, tree: Tree, key: str, text: str | None = None) -> None:
+        """Store the owner's record at ``key`` (``text``: its JSON, when known)."""
+        if text is None:
+            node = tree.node(key)
+            if node is None:
+                self.storage.put_oper(owner, key, None)
+                self._keys.get(owner, set()).discard(key)
+                return
+            with Tree.copy_of(node) as record:
+                text = record.print(Fmt.JSON)
         self.storage.put_oper(owner, key, text)
         self._keys.setdefault(owner, set()).add(key)
 
@@ -101,6 +103,11 @@ class OperStore:
         if part.is_empty():
             return
         keys = [r.path for top in part.nodes() for r in _record_roots(top)]
+        whole = None
+        if replace and len(keys) == 1:
+            # one record replacing the owner's: stored as pushed (it parses to the same)
+            whole = (content if isinstance(content, str) else content.decode()) \
+                if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
         with self._durably():
             tree = self.owners.setdefault(owner, Tree(self.schema))
             if replace:
@@ -110,7 +117,7 @@ class OperStore:
                         tree.remove(old)
             tree.merge(part, long_lived=True)
             for k in keys:
-                self._persist(owner, tree, k)
+                self._persist(owner, tree, k, whole)
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""

@@ -253,6 +253,24 @@ async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Data
         assert set(d2.oper_owners()) == {"wm", "drv"}
 
 
+async def test_a_replacing_push_is_stored_as_pushed_and_reads_back_the_same(
+        schema: Schema, db_path: Path, ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    s.set_oper(state("e1", **{"oper-status": "running", "attempts": 3}), owner="wm")
+    pushed = ('{ "INST" : {"nf-instance": [ {"state": {"attempts": 4, "oper-status": '
+              '"failed", "reason": "r\\u00e9"}, "name": "e1"} ]} }').replace("INST", INST)
+    s.set_oper(pushed, "json", owner="wm", replace=True)
+    s.set_oper(f'<nf-instances xmlns="{NS["i"]}"><nf-instance><name>e2</name><state>'
+               "<oper-status>running</oper-status></state></nf-instance></nf-instances>",
+               "xml", owner="wm", replace=True)
+    expected = get(ds)
+    assert entries(ds)["e1"]["state"] == {"oper-status": "failed", "reason": "r\u00e9",
+                                          "attempts": 4}
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        assert get(d2) == expected
+
+
 async def test_oper_delete_of_container_survives_reopen(schema: Schema, db_path: Path,
                                                         ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")

@@ -422,17 +422,22 @@ class SqliteStorage:
                 self._batch_lost = None
 
     @contextmanager
-    def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One atomic (and, for writes, durable) transaction around the block."""
+    def _transaction(self, action: str, *, write: bool = True,
+                     single: bool = False) -> Iterator[sqlite3.Connection]:
+        """One atomic (and, for writes, durable) transaction around the block.
+        ``single``: the block writes with one statement, which SQLite makes atomic by
+        itself; inside a batch it needs no savepoint of its own."""
         conn = self._connection()
         if self._batch_depth:
             if self._batch_lost is not None:
                 raise self._batch_lost
             with self._checked(action):
-                conn.execute("SAVEPOINT nfo_write")
+                if not single:
+                    conn.execute("SAVEPOINT nfo_write")
                 try:
                     yield conn
-                    conn.execute("RELEASE nfo_write")
+                    if not single:
+                        conn.execute("RELEASE nfo_write")
                 except BaseException as exc:
                     if not conn.in_transaction and self._batch_lost is None:
                         self._batch_lost = (
@@ -440,9 +445,10 @@ class SqliteStorage:
                             self._failure(action, exc) if isinstance(exc, _DB_ERRORS) else
                             OperationFailed(f"storage: cannot {action}: the grouped writes "
                                             "were rolled back"))
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK TO nfo_write")
-                        conn.execute("RELEASE nfo_write")
+                    if not single:
+                        with suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK TO nfo_write")
+                            conn.execute("RELEASE nfo_write")
                     raise
             return
         with self._checked(action, write=write):
@@ -513,7 +519,7 @@ class SqliteStorage:
     ) -> CommitRecord:
         size = len(payload.encode("utf-8", "surrogatepass"))
         timestamp = float(timestamp)
-        with self._transaction(f"append a commit to {datastore!r}") as conn:
+        with self._transaction(f"append a commit to {datastore!r}", single=True) as conn:
             revision = self._last_revision(conn) + 1
             conn.execute(
                 "INSERT INTO commits (revision, datastore, timestamp, user, kind, label, size,"
@@ -594,7 +600,7 @@ class SqliteStorage:
     # -- operational data -----------------------------------------------------
 
     def put_oper(self, owner: str, key: str, content: str | None) -> None:
-        with self._transaction(f"store operational data of {owner!r}") as conn:
+        with self._transaction(f"store operational data of {owner!r}", single=True) as conn:
             if content is None:
                 conn.execute("DELETE FROM oper WHERE owner = ? AND key = ?", (owner, key))
             else:
@@ -622,7 +628,8 @@ class SqliteStorage:
 
     def append_notification(self, module: str, timestamp: float, content: str) -> int:
         timestamp = float(timestamp)
-        with self._transaction(f"log a notification of module {module!r}") as conn:
+        with self._transaction(f"log a notification of module {module!r}",
+                               single=True) as conn:
             row = conn.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").fetchone()
             seq = (int(row[0]) if row else 0) + 1
