@@ -45,8 +45,9 @@ class Server:
     @classmethod
     def start(cls, name: str, python: str, state: Path, *, restconf: bool, netconf: bool,
               yang_dirs: tuple[Path, ...] = (), timeout: float = 120,
-              env: dict[str, str] | None = None) -> Server:
-        state.mkdir(parents=True, exist_ok=True)  # an existing one: a restart
+              env: dict[str, str] | None = None, fresh: bool = True) -> Server:
+        """``fresh``: a new state directory; else ``state`` is served again (a restart)."""
+        state.mkdir(parents=True, exist_ok=not fresh)
         log = state.parent / f"{state.name}.log"
         args = [python, "-m", "nfo", "--state-dir", str(state), "serve",
                 "--restconf", "127.0.0.1:0" if restconf else "off",
@@ -72,7 +73,7 @@ class Server:
             if proc.poll() is not None or time.monotonic() > deadline:
                 srv.stop()
                 raise SystemExit(f"{name}: nfo serve did not start:\n{text[-3000:]}")
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

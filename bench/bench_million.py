@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace) -> None:
             srv.stop()
             t1 = time.perf_counter()
             srv = Server.start("this", sys.executable, state, restconf=False, netconf=True,
-                               yang_dirs=(YANG,), timeout=600)
+                               yang_dirs=(YANG,), timeout=600, fresh=False)
             assert srv.netconf_port is not None
             c = await Client.open(srv.netconf_port)
             await timed_calls(c, [get_one(1, "e0")], b"<entry>")

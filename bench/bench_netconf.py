@@ -7,7 +7,11 @@ one ncclient session (its polling TICK lowered to 1 ms) drives:
 - one edit-config creating ``--bulk`` (10,000) entries, then get-config of them
   (the entries are removed again, untimed, before the next round);
 - single-entry edit-config (a create) with 1k, 10k and 100k entries in the list
-  (``--edits`` in all per size): median.
+  (``--edits`` in all per size): median;
+- at the end, with the bulk entries created again (``--bulk`` of them, beside the
+  single-edit list): each server's resident memory (VmRSS), and each ``nfo serve``
+  restarted on its state directory, timed from the start of the process until it
+  serves (the reference: libyang alone parsing and validating the same data).
 
 References in the same run:
 
@@ -16,7 +20,10 @@ References in the same run:
   own fresh state directory prepared the same way (through NETCONF), and every
   figure is given for both builds with the ratio this/other;
 - always: the same operations through this build's datastore API in this process
-  (no SSH, no XML envelope), so the NETCONF front end's share is a ratio.
+  (no SSH, no XML envelope), so the NETCONF front end's share is a ratio;
+- always: libyang alone parsing (parse-only, strict) and validating the bulk edit's
+  data from memory in this process, as bench/bench_bulk_edit.py's reference: the bulk
+  edit is also given as a ratio to it.
 
 The work is split into ``--rounds`` rounds (at least 3 in a full run); within each
 round every target takes its turn, in alternating order (A, B, API, then API, B, A),
@@ -48,15 +55,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _libyang import ffi, lib
 from _servers import PASSWORD, Server, describe
 from _stats import pct
 from ncclient import manager
 from ncclient.transport import session as nc_session
 
 from nfo.datastore import Datastore, SqliteStorage
-from nfo.schema import Schema
+from nfo.schema import Fmt, Schema
+from nfo.schema.data import parse_data
 
 nc_session.TICK = 0.001
+NAME_KEY = '"name"'
+_PARSE_REFERENCE = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = "urn:nfo:bench"
@@ -71,6 +82,14 @@ def entries(lst: str, start: int, stop: int, attrs: str = "") -> str:
 
 def config(body: str) -> str:
     return f'<config xmlns="{NC}"><bench xmlns="{NS}" xmlns:nc="{NC}">{body}</bench></config>'
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[float]:
@@ -96,6 +115,10 @@ class Target:
     def close(self) -> None:
         raise NotImplementedError
 
+    def rss(self) -> float:
+        """The server's resident memory (MB)."""
+        return math.nan
+
 
 class _Ncclient(Target):
     """A NETCONF server driven by one ncclient session, ``m``."""
@@ -114,8 +137,16 @@ class Netconf(_Ncclient):
 
     def __init__(self, name: str, python: str, state: Path) -> None:
         self.name = name
-        self.server = Server.start(name, python, state, restconf=False, netconf=True,
-                                   yang_dirs=(YANG,))
+        self.python = python
+        self.state = state
+        self._serve(fresh=True)
+
+    def _serve(self, *, fresh: bool) -> float:
+        """Start the server and connect; the seconds until it served."""
+        t = time.perf_counter()
+        self.server = Server.start(self.name, self.python, self.state, restconf=False,
+                                   netconf=True, yang_dirs=(YANG,), fresh=fresh)
+        started = time.perf_counter() - t
         try:
             self.m = manager.connect(host="127.0.0.1", port=self.server.netconf_port,
                                      username="admin", password=PASSWORD,
@@ -124,6 +155,15 @@ class Netconf(_Ncclient):
         except BaseException:
             self.server.stop()
             raise
+        return started
+
+    def restart(self) -> float:
+        """Stop the server, start it again on its state: seconds until it serves."""
+        self.close()
+        return self._serve(fresh=False)
+
+    def rss(self) -> float:
+        return rss_mb(self.server.proc.pid)
 
     def close(self) -> None:
         try:
@@ -165,6 +205,10 @@ class Netopeer2(_Ncclient):
         subprocess.run([str(self.run), "stop", str(self.state / "np2")], capture_output=True,
                        check=False)
 
+    def rss(self) -> float:
+        pid = (self.state / "np2" / "netopeer2-server.pid").read_text().split()[0]
+        return rss_mb(int(pid))
+
     def close(self) -> None:
         try:
             self.m.close_session()
@@ -195,6 +239,25 @@ class Api(Target):
         with self.ds.get("running", f"/nfo-bench:bench/{lst}") as t:
             t.print("xml")
 
+    def libyang_alone(self, text: str, fmt: Fmt) -> float:
+        """Seconds libyang takes to parse ``text`` (parse-only, strict, no state) and
+        validate it whole."""
+        ctx = self.ds.schema.cdata
+        t = time.perf_counter()
+        root = parse_data(ctx, text, fmt, parse_opts=_PARSE_REFERENCE)
+        holder = ffi.new("struct lyd_node **", root)
+        try:
+            if lib.lyd_validate_all(holder, ctx, lib.LYD_VALIDATE_NO_STATE,
+                                    ffi.NULL) != lib.LY_SUCCESS:
+                raise SystemExit("the reference data does not validate")
+            return time.perf_counter() - t
+        finally:
+            lib.lyd_free_all(holder[0])
+
+    def running_json(self) -> str:
+        with self.ds.get("running") as t:
+            return t.print(Fmt.JSON)
+
     def close(self) -> None:
         self.loop.run_until_complete(self.session.close())
         self.loop.run_until_complete(self.ds.close())
@@ -206,6 +269,8 @@ class Results:
         self.names = [t.name for t in targets]
         self.rows: list[tuple[str, dict[str, float]]] = []
         """(measure, seconds per target)"""
+        self.notes: list[str] = []
+        """Figures beside the table: references and what they are to."""
 
     def add(self, label: str, samples: dict[str, list[float]],
             how: Callable[[list[float]], float]) -> None:
@@ -242,13 +307,22 @@ def measure(targets: list[Target], args: argparse.Namespace) -> Results:
     bulk = config(entries("bulk", 0, args.bulk))
     remove = config(entries("bulk", 0, args.bulk, ' nc:operation="remove"'))
     create, getbulk = samples(), samples()
+    api = next(t for t in targets if isinstance(t, Api))
+    data = bulk[bulk.index("<bench"):-len("</config>")]
+    alone: list[float] = []
     for r in range(rounds):
         for t in order(r):
             create[t.name] += timed(lambda t=t: t.edit(bulk), 1)
             getbulk[t.name] += timed(lambda t=t: t.get("bulk"), 2)
             t.edit(remove)
+        alone.append(api.libyang_alone(data, Fmt.XML))
     res.add(f"edit-config creating {args.bulk:,} entries: median of {rounds}", create,
             statistics.median)
+    ref = statistics.median(alone)
+    res.notes.append(
+        f"reference: libyang alone parsing and validating those {args.bulk:,} entries "
+        f"(XML, from memory, median of {rounds}): {ms(ref)}; edit-config / libyang alone: "
+        + ", ".join(f"{n} {statistics.median(create[n]) / ref:.2f}" for n in res.names))
     res.add(f"get-config, those {args.bulk:,} entries: median of {2 * rounds}", getbulk,
             statistics.median)
 
@@ -269,7 +343,33 @@ def measure(targets: list[Target], args: argparse.Namespace) -> Results:
                     one[t.name] += timed(lambda t=t, xml=xml: t.edit(xml), 1)
         res.add(f"single-entry edit-config at {size:,} entries: median of {per * rounds}", one,
                 statistics.median)
+    at_rest(targets, bulk, res)
     return res
+
+
+def at_rest(targets: list[Target], bulk: str, res: Results) -> None:
+    """Memory with the bulk entries in place, and nfo serve restarted on them."""
+    for t in targets:
+        t.edit(bulk)
+    api = next(t for t in targets if isinstance(t, Api))
+    data = api.running_json()
+    held = f"{data.count(NAME_KEY):,} entries in all"
+    time.sleep(1)
+    rss = {t.name: t.rss() for t in targets if not isinstance(t, Api)}
+    res.notes.append(f"resident memory with {held} (VmRSS, MB): " + ", ".join(
+        f"{n} {v:.0f}" for n, v in rss.items())
+        + (f"; this/netopeer2 {rss['this'] / rss['netopeer2']:.2f}" if "netopeer2" in rss
+           else ""))
+    ref = statistics.median(api.libyang_alone(data, Fmt.JSON) for _ in range(3))
+    again = {t.name: t.restart() for t in targets if isinstance(t, Netconf)}
+    after = {t.name: t.rss() for t in targets if isinstance(t, Netconf)}
+    res.notes.append(
+        f"restart of nfo serve with {held}, process start to serving: "
+        + ", ".join(f"{n} {v:.2f} s" for n, v in again.items())
+        + f"; reference: libyang alone parsing and validating that data (JSON): {ref:.2f} s"
+        + "; restart / reference: " + ", ".join(f"{n} {v / ref:.2f}" for n, v in again.items())
+        + "; VmRSS after the restart (MB): " + ", ".join(f"{n} {v:.0f}"
+                                                        for n, v in after.items()))
 
 
 def report(res: Results, against: bool, np2: bool) -> None:
@@ -285,6 +385,8 @@ def report(res: Results, against: bool, np2: bool) -> None:
         if np2:
             cells += [ms(v["netopeer2"]), f"{v['this'] / v['netopeer2']:.2f}"]
         print(f"{label:<{w}}" + "".join(f"{c:>14}" for c in cells))
+    for note in res.notes:
+        print(note)
 
 
 def main() -> None:

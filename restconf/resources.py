@@ -355,7 +355,7 @@ class DataResources:
                 ds_name, [edit], default_operation=default_operation,
                 label=f"restconf {request.method} {target.path.data_path or '/'}",
                 precondition=write_precondition(self.ds, request.headers, exists_check,
-                                                existed))
+                                                existed), report=False)
             return validators(self.ds, ds_name), existed[0]
         finally:
             await session.close()

@@ -29,12 +29,12 @@ from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES, DURABLE, datastor
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperProvider, OperStore
 from nfo.datastore.session import ReadAs, RpcHandler, Session, SessionParts
-from nfo.datastore.storage.base import CommitRecord, Storage
+from nfo.datastore.storage.base import CommitRecord, Storage, StoredState
 from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
 from nfo.datastore.workers import Workers
 from nfo.errors import InvalidValue, NfoError, OperationFailed, UnknownElement
-from nfo.schema import Fmt, Kind, Schema, Tree
+from nfo.schema import Fmt, Kind, Parse, Schema, Tree
 from nfo.schema.deps import independence
 from nfo.schema.edit import apply_edit, validate
 from nfo.schema.prune import annotate_origin
@@ -48,6 +48,9 @@ T = TypeVar("T")
 
 def _as_is(tree: Tree) -> Tree:
     return tree
+
+VALIDATED_UNDER = "validated-under"
+"""Storage meta key: the :meth:`Schema.fingerprint` the stored data was validated under."""
 
 _SIMPLE_PATH = re.compile(r"^(/[\w.-]+(:[\w.-]+)?(\[[\w.:-]+='[^']*'\])*)+$")
 
@@ -114,35 +117,77 @@ class Datastore:
         return ds
 
     def _load(self) -> None:
+        """Running and startup from their newest snapshot and the commits after it.
+
+        Stored data was validated under the schema whose fingerprint storage keeps
+        (:data:`VALIDATED_UNDER`): under the same schema, a snapshot only gets its
+        default nodes back, and each later commit is replayed as its transaction ran
+        (the same partial copy and validation), so nothing is validated twice.  Under
+        another schema (a module added, removed or changed, another libyang), the
+        commits are applied and everything is validated, as then the fingerprint is
+        recorded."""
         state = self.storage.load()
+        fingerprint = self.schema.fingerprint()
+        trusted = self.storage.get_meta(VALIDATED_UNDER) == fingerprint
+        if trusted:
+            try:
+                trees, info, snap_size = self._load_trees(state, trusted=True)
+            except NfoError as e:
+                log.warning("stored data replayed under its own schema failed (%s); "
+                            "validating it whole", e)
+                trusted = False
+        if not trusted:
+            trees, info, snap_size = self._load_trees(state, trusted=False)
+        self._tx.restore(trees, info, snap_size, state.last_revision)
+        if not trusted:
+            try:
+                self.storage.set_meta(VALIDATED_UNDER, fingerprint)
+            except NfoError as e:  # the next open validates again
+                log.warning("cannot record the schema the data was validated under: %s", e)
+        self._oper.load()
+        self._confirmed.load()
+
+    def _load_trees(self, state: StoredState, *, trusted: bool
+                    ) -> tuple[dict[str, Tree], dict[str, CommitInfo], dict[str, int]]:
         trees: dict[str, Tree] = {}
         info: dict[str, CommitInfo] = {}
         snap_size: dict[str, int] = {}
-        for name in DURABLE:
-            snap = state.snapshots.get(name)
-            tree = Tree(self.schema)
-            if snap is not None:
-                tree = Tree.parse(self.schema, snap.content, Fmt.JSON,
-                                  what=f"loading the {name} snapshot")
-                snap_size[name] = len(snap.content)
-                info[name] = CommitInfo(snap.revision, time.time(), "")
-            trees[name] = tree
-        for rec in state.commits:
-            if rec.datastore not in DURABLE:
-                continue
-            self._replay(trees[rec.datastore], rec)
-            info[rec.datastore] = CommitInfo(rec.revision, rec.timestamp, rec.user)
-        for name in DURABLE:
-            try:
-                validate(self.schema, trees[name])
-            except NfoError as e:
-                raise OperationFailed(f"stored {name} data no longer validates: {e}") from e
-            info.setdefault(name, CommitInfo(0, time.time(), ""))
-            for h in self.storage.history(name, limit=1):
-                info[name] = CommitInfo(h.revision, h.timestamp, h.user)
-        self._tx.restore(trees, info, snap_size, state.last_revision)
-        self._oper.load()
-        self._confirmed.load()
+        try:
+            for name in DURABLE:
+                snap = state.snapshots.get(name)
+                trees[name] = Tree(self.schema)
+                if snap is not None:
+                    trees[name] = Tree.parse(self.schema, snap.content, Fmt.JSON,
+                                             trusted=trusted,
+                                             mode=Parse.VALIDATED if trusted else None,
+                                             what=f"loading the {name} snapshot")
+                    snap_size[name] = len(snap.content)
+                    info[name] = CommitInfo(snap.revision, time.time(), "")
+                if trusted:
+                    trees[name].add_defaults(config_only=True)
+            for rec in state.commits:
+                if rec.datastore not in DURABLE:
+                    continue
+                if trusted:
+                    self._replay_validated(trees[rec.datastore], rec)
+                else:
+                    self._replay(trees[rec.datastore], rec)
+                info[rec.datastore] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+            for name in DURABLE:
+                if not trusted:
+                    try:
+                        validate(self.schema, trees[name])
+                    except NfoError as e:
+                        raise OperationFailed(
+                            f"stored {name} data no longer validates: {e}") from e
+                info.setdefault(name, CommitInfo(0, time.time(), ""))
+                for h in self.storage.history(name, limit=1):
+                    info[name] = CommitInfo(h.revision, h.timestamp, h.user)
+        except BaseException:
+            for t in trees.values():
+                t.free()
+            raise
+        return trees, info, snap_size
 
     async def start(self) -> None:
         """Finish opening inside the event loop: roll back an unconfirmed commit
@@ -399,4 +444,24 @@ class Datastore:
         for item in json.loads(rec.payload):
             with Tree.parse(self.schema, item["edit"], Fmt.JSON) as edit:
                 apply_edit(self.schema, tree, edit, item["default-operation"])
+
+    def _replay_validated(self, tree: Tree, rec: CommitRecord) -> None:
+        """Replay ``rec`` on ``tree`` as its transaction made it (see :meth:`_load`)."""
+        what = f"replaying revision {rec.revision}"
+        if rec.kind == "replace":
+            whole = Tree.parse(self.schema, rec.payload, Fmt.JSON, what=what)
+            try:
+                validate(self.schema, whole)
+            except BaseException:
+                whole.free()
+                raise
+            tree.take(whole)
+            return
+        edits = [(Tree.parse(self.schema, item["edit"], Fmt.JSON, what=what),
+                  str(item["default-operation"])) for item in json.loads(rec.payload)]
+        try:
+            self._tx.replay(tree, edits)
+        finally:
+            for edit, _ in edits:
+                edit.free()
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from nfo.errors import AccessDenied, NfoError
 from nfo.schema import AccessMarks, Kind, Node, Schema, Step, Tree, parse_path
-from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted
+from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeSet, Run
 from nfo.schema.paths import StepCache, schema_path_of, schema_paths
 
 __all__ = [
@@ -225,9 +225,10 @@ class Nacm:
         self._structural: dict[str, bool] = {}
         self._unrestricted = Access(self, Identity.server(""), NacmConfig(enabled=False), ())
 
-    def changed(self, changes: Iterable[Change]) -> None:
+    def changed(self, changes: Iterable[Change | Run]) -> None:
         """Told of every commit to running: one that touches the rules recompiles them."""
-        if any(c.path.startswith(NACM_PATH) for c in changes):
+        if any((c.parent if isinstance(c, Run) else c.path).startswith(NACM_PATH)
+               for c in changes):
             self._stale = True
 
     @property
@@ -341,42 +342,63 @@ class Access:
                 self.config.write_default), None
 
     # -- writes -------------------------------------------------------------------------
-    def check_write(self, changes: Sequence[Change], edited: Callable[[str], bool]) -> None:
+    def check_write(self, changes: Sequence[Change] | ChangeSet,
+                    edited: Callable[[str], bool]) -> None:
         """Refuse (:class:`AccessDenied`, counted) a transaction unless ``who`` may make
         every change: create, update (a new value or position) or delete each node.
 
         Non-presence containers are structure, not data, and are not checked.
         ``edited(path)`` tells whether the edit itself wrote a node: changing a
-        ``credential-target`` needs the edit to write its credentials too."""
+        ``credential-target`` needs the edit to write its credentials too.  The
+        changes of a run (all creations) are built only when some check could refuse
+        one of them."""
         if self.identity.internal:
             return
         targets = self._marks.credential_targets
         cache = StepCache()
-        for c in changes:
-            if targets and not isinstance(c, ChangeDeleted):
-                self._check_target(c.path, targets, edited)
-            if self.unrestricted:
-                continue
-            op = ("create" if isinstance(c, ChangeCreated) else
-                  "delete" if isinstance(c, ChangeDeleted) else "update")
-            everything = self._everything[op]
-            if everything is not None and everything.permit:
-                continue
-            sp = schema_path_of(c.path)
-            if op != "update" and self._nacm.structural(sp):
-                continue
-            memo = self._by_schema.get(op)
-            verdict = memo.get(sp) if memo is not None else None
-            if verdict is None:
-                verdict = self._decide_path(cache.steps(c.path), op)
-                if memo is not None:
-                    memo[sp] = verdict
-            ok, rule = verdict
-            if not ok:
-                self._nacm.counters.data_writes += 1
-                why = f"rule {rule.where}" if rule is not None else "no rule permits it"
-                raise AccessDenied(f"{self.identity.user!r} may not {op} this node ({why})",
-                                   path=c.path)
+        items = changes.items() if isinstance(changes, ChangeSet) else changes
+        for c in items:
+            if isinstance(c, Run):
+                if self._run_checked(c, targets):
+                    for x in c.build():
+                        self._check_change(x, targets, edited, cache)
+            else:
+                self._check_change(c, targets, edited, cache)
+
+    def _run_checked(self, run: Run, targets: dict[str, tuple[str, ...]]) -> bool:
+        """Whether any creation in ``run`` needs a check (else all pass)."""
+        everything = self._everything["create"]
+        if not (self.unrestricted or (everything is not None and everything.permit)):
+            return True
+        prefix = f"/{run.module}:"
+        return any(sp.startswith(prefix) for sp in targets)
+
+    def _check_change(self, c: Change, targets: dict[str, tuple[str, ...]],
+                      edited: Callable[[str], bool], cache: StepCache) -> None:
+        if targets and not isinstance(c, ChangeDeleted):
+            self._check_target(c.path, targets, edited)
+        if self.unrestricted:
+            return
+        op = ("create" if isinstance(c, ChangeCreated) else
+              "delete" if isinstance(c, ChangeDeleted) else "update")
+        everything = self._everything[op]
+        if everything is not None and everything.permit:
+            return
+        sp = schema_path_of(c.path)
+        if op != "update" and self._nacm.structural(sp):
+            return
+        memo = self._by_schema.get(op)
+        verdict = memo.get(sp) if memo is not None else None
+        if verdict is None:
+            verdict = self._decide_path(cache.steps(c.path), op)
+            if memo is not None:
+                memo[sp] = verdict
+        ok, rule = verdict
+        if not ok:
+            self._nacm.counters.data_writes += 1
+            why = f"rule {rule.where}" if rule is not None else "no rule permits it"
+            raise AccessDenied(f"{self.identity.user!r} may not {op} this node ({why})",
+                               path=c.path)
 
     def check_existence_error(self, error: NfoError) -> None:
         """An edit failed because its node exists (``data-exists``) or does not

@@ -145,12 +145,14 @@ class Session:
         error_option: str = "rollback-on-error",
         if_revision: int | None = None,
         precondition: Precondition | None = None,
+        report: bool = True,
     ) -> list[Change]:
         """edit-config (RFC 6241 section 7.2) on running, candidate or startup."""
         return await self.edit_many(datastore, [content], fmt,
                                     default_operation=default_operation,
                                     test_option=test_option, error_option=error_option,
-                                    if_revision=if_revision, precondition=precondition)
+                                    if_revision=if_revision, precondition=precondition,
+                                    report=report)
 
     async def edit_many(
         self,
@@ -164,13 +166,16 @@ class Session:
         label: str = "",
         if_revision: int | None = None,
         precondition: Precondition | None = None,
+        report: bool = True,
     ) -> list[Change]:
         """Several edits applied in order as one all-or-nothing transaction.
 
         ``if_revision``: refuse (:class:`PreconditionFailed`) unless the datastore's
         last commit is that revision; ``precondition``: called with a :class:`WriteView`
         of the datastore, may raise to refuse.  Both are checked under the datastore's
-        write lock right before the edit is applied; a refused write changes nothing."""
+        write lock right before the edit is applied; a refused write changes nothing.
+        Returns the changes made; ``report`` false: an empty list (a front end that
+        answers only ok or an error spares a bulk edit building them)."""
         self._alive()
         ds = datastore_name(datastore, CONFIG_DATASTORES)
         if test_option not in ("test-then-set", "set", "test-only"):
@@ -195,7 +200,7 @@ class Session:
             return await self._parts.transactions.transact(
                 self._writer, ds, edits, test_only=test_option == "test-only",
                 validate=check, label=label, if_revision=if_revision,
-                precondition=precondition)
+                precondition=precondition, report=report)
         finally:
             for t in owned:
                 t.free()

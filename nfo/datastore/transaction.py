@@ -6,7 +6,9 @@ the target as it is now (compare-and-set), a working copy (partial where
 validation, change subscribers in phase ``change`` (a raise vetoes), the commit record
 and its RFC 6470 netconf-config-change appended durably in one storage transaction, the
 working copy swapped or grafted in, subscribers told ``done`` (or ``abort``), and a
-snapshot when the log has grown.  A failure before the swap leaves the live tree as it
+snapshot when the log has grown: written right after the writer has its answer (a
+snapshot only shortens the replay on start, and after a bulk commit it costs as much as
+printing the whole datastore).  A failure before the swap leaves the live tree as it
 was.  The candidate is edited through the same pipeline but not committed until
 :meth:`Transactions.commit_candidate`.
 
@@ -40,10 +42,10 @@ from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
 from nfo.errors import DataExists, DataMissing, NfoError, PreconditionFailed, Veto
 from nfo.schema import Fmt, Schema, Tree
-from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted
+from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeSet, Run
 from nfo.schema.data import path_steps
 from nfo.schema.deps import Independence
-from nfo.schema.edit import apply_edit
+from nfo.schema.edit import apply_edit, used_runs
 from nfo.schema.edit import validate as validate_tree
 from nfo.schema.partial import Plan, plan_edits
 
@@ -57,6 +59,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_DELAY = 0.02
+"""Seconds between a commit that makes a snapshot due and the snapshot: its writers
+answer first."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class _Staged:
 
     writer: Writer
     edits: Sequence[tuple[Tree, str]]
-    changes: list[Change]
+    changes: ChangeSet
     label: str
     event: Checked | None = None
     also: Callable[[], None] | None = None
@@ -155,7 +161,9 @@ class Transactions:
         self._since: dict[str, tuple[int, int]] = {}
         """Per datastore, commits and bytes logged since its last snapshot."""
         self._last_revision = 0
-        self._writes: Batches[_Write, list[Change]] = Batches(
+        self._snapshots: dict[str, asyncio.TimerHandle] = {}
+        """Snapshots due, by datastore, written at the next turn of the event loop."""
+        self._writes: Batches[_Write, ChangeSet] = Batches(
             self._run_group, self._lock, "nfo-group-commit")
 
     # -- committed state -----------------------------------------------------
@@ -195,6 +203,9 @@ class Transactions:
 
     def close(self) -> None:
         self._writes.cancel()
+        for ds, handle in list(self._snapshots.items()):
+            handle.cancel()
+            self._snapshot_due(ds)
         for t in self._trees.values():
             t.free()
         self._trees.clear()
@@ -227,21 +238,26 @@ class Transactions:
         if_revision: int | None = None,
         precondition: Precondition | None = None,
         also: Callable[[], None] | None = None,
+        report: bool = True,
     ) -> list[Change]:
         """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks.
         ``also`` makes more storage writes in the commit's own storage transaction
-        (not called when nothing is committed)."""
+        (not called when nothing is committed).  Returns the changes; with ``report``
+        false an empty list, and changes no subscriber or check asked for are never
+        built (a bulk create's change records cost more than the rest of it)."""
         if not system:
             self._locks.check_writable(writer.session_id, ds)
         if (ds in DURABLE and validate and not test_only and not system and also is None
                 and self._settings.group_commit):
-            return await self._writes.submit(
+            changes = await self._writes.submit(
                 _Write(writer, ds, edits, label, if_revision, precondition))
-        async with self._lock:
-            return await self._transact_locked(writer, ds, edits, test_only=test_only,
-                                               validate=validate, label=label, system=system,
-                                               if_revision=if_revision,
-                                               precondition=precondition, also=also)
+        else:
+            async with self._lock:
+                changes = await self._transact_locked(
+                    writer, ds, edits, test_only=test_only, validate=validate, label=label,
+                    system=system, if_revision=if_revision, precondition=precondition,
+                    also=also)
+        return changes.materialize() if report else []
 
     async def commit_candidate(self, writer: Writer, label: str = "", *,
                                if_revision: int | None = None,
@@ -256,8 +272,9 @@ class Transactions:
             validate_tree(self._schema, c.tree)
             trees, edits = c.commit_edits(self._schema, self._info["running"].revision)
             try:
-                changes = await self._transact_locked(writer, "running", edits,
-                                                      label=label or "commit", also=also)
+                changes = (await self._transact_locked(writer, "running", edits,
+                                                       label=label or "commit",
+                                                       also=also)).materialize()
             finally:
                 for t in trees:
                     t.free()
@@ -277,7 +294,7 @@ class Transactions:
         if_revision: int | None = None,
         precondition: Precondition | None = None,
         also: Callable[[], None] | None = None,
-    ) -> list[Change]:
+    ) -> ChangeSet:
         if not system:
             self._locks.check_writable(writer.session_id, ds)
         self.check_precondition(ds, if_revision, precondition)
@@ -285,24 +302,13 @@ class Transactions:
         plan = None
         if ds in DURABLE and self._settings.partial_validation:
             plan = plan_edits(self._schema, self._ind, list(edits))
-        work = plan.build(base) if plan is not None else base.dup()
+        checked = writer.who is not None and not system
+        work, changes = self._stage(base, edits, plan, writer.who if checked else None,
+                                    validate)
         try:
-            changes: list[Change] = []
-            checked = writer.who is not None and not system
-            try:
-                for edit, dop in edits:
-                    changes += apply_edit(self._schema, work, edit, dop)
-            except (DataExists, DataMissing) as e:
-                if checked and writer.who is not None:
-                    self._nacm.access(writer.who).check_existence_error(e)
-                raise
-            if checked and writer.who is not None and changes:
-                self._nacm.access(writer.who).check_write(changes, _in_edits(edits))
-            if validate:
-                validate_tree(self._schema, work, changes)
             if test_only or not changes:
                 work.free()
-                return [] if test_only else changes
+                return ChangeSet() if test_only else changes
             if ds == "candidate":
                 self._candidate.swap(work, edits, self._info["running"].revision)
                 return changes
@@ -314,8 +320,59 @@ class Transactions:
             raise
         return changes
 
+    def _stage(self, base: Tree, edits: Sequence[tuple[Tree, str]], plan: Plan | None,
+               who: Identity | None, validate: bool) -> tuple[Tree, ChangeSet]:
+        """A working copy of ``base`` (partial per ``plan``) with ``edits`` applied,
+        checked for ``who`` and validated; the caller owns it."""
+        bulk = True
+        while True:
+            work = plan.build(base) if plan is not None else base.dup()
+            changes = ChangeSet()
+            try:
+                self._apply(work, edits, changes, who, bulk)
+                if validate:
+                    validate_tree(self._schema, work, changes)
+                return work, changes
+            except NfoError:
+                work.free()
+                if not (bulk and used_runs(changes)):
+                    raise
+                # a bulk apply's error: the entry-by-entry one gives it as always
+                bulk = False
+            except BaseException:
+                work.free()
+                raise
+
+    def replay(self, tree: Tree, edits: Sequence[tuple[Tree, str]]) -> None:
+        """Apply a stored commit's edits to ``tree`` (a durable datastore being loaded)
+        as its transaction did: the same working copy, edits and validation, the result
+        grafted or swapped in.  A tree rebuilt this way from a snapshot needs no
+        validation of its own."""
+        plan = (plan_edits(self._schema, self._ind, list(edits))
+                if self._settings.partial_validation else None)
+        work, _ = self._stage(tree, edits, plan, None, True)
+        if plan is not None:
+            plan.graft(tree, work)
+            work.free()
+        else:
+            tree.take(work)
+
+    def _apply(self, work: Tree, edits: Sequence[tuple[Tree, str]], changes: ChangeSet,
+               who: Identity | None, bulk: bool) -> None:
+        """Apply ``edits`` to ``work`` (adding to ``changes``) and check them against
+        ``who``'s access rights (None: unchecked)."""
+        try:
+            for edit, dop in edits:
+                apply_edit(self._schema, work, edit, dop, bulk=bulk, into=changes)
+        except (DataExists, DataMissing) as e:
+            if who is not None:
+                self._nacm.access(who).check_existence_error(e)
+            raise
+        if who is not None and changes:
+            self._nacm.access(who).check_write(changes, _in_edits(edits))
+
     # -- group commit ------------------------------------------------------------
-    async def _run_group(self, group: list[Queued[_Write, list[Change]]]) -> None:
+    async def _run_group(self, group: list[Queued[_Write, ChangeSet]]) -> None:
         """Commit a group's writes (runs of the same datastore together where they
         can be), settling every verdict; only a cancellation escapes."""
         i = 0
@@ -339,7 +396,7 @@ class Transactions:
                 except Exception as e:
                     q.verdict.set_exception(e)
 
-    async def _together(self, run: list[Queued[_Write, list[Change]]]) -> bool:
+    async def _together(self, run: list[Queued[_Write, ChangeSet]]) -> bool:
         """Commit ``run`` as one group and settle its verdicts; False (nothing
         applied, nothing settled) if any of its writes fails on the group's data."""
         ds = run[0].request.ds
@@ -356,17 +413,14 @@ class Transactions:
                     w = q.request
                     self._locks.check_writable(w.writer.session_id, ds)
                     _check(ds, work, info, w.if_revision, w.precondition)
-                    changes: list[Change] = []
-                    for edit, dop in w.edits:
-                        changes += apply_edit(self._schema, work, edit, dop)
-                    if w.writer.who is not None and changes:
-                        self._nacm.access(w.writer.who).check_write(changes,
-                                                                    _in_edits(w.edits))
+                    changes = ChangeSet()
+                    self._apply(work, w.edits, changes, w.writer.who, True)
                     if changes:
                         revision += 1
                         info = CommitInfo(revision, time.time(), w.writer.user)
                     staged.append(_Staged(w.writer, w.edits, changes, w.label))
-                validate_tree(self._schema, work, [c for s in staged for c in s.changes])
+                validate_tree(self._schema, work,
+                              ChangeSet(i for s in staged for i in s.changes.items()))
             except NfoError:
                 work.free()
                 return False
@@ -451,7 +505,7 @@ class Transactions:
         else:
             self._trees[ds].take(work)
         if ds == "running":
-            self._nacm.changed([c for s in staged for c in s.changes])
+            self._nacm.changed([i for s in staged for i in s.changes.items()])
         for sub, k, m in called:
             sub.post(ChangeEvent("done", ds, recs[k].revision, staged[k].writer.user, m))
         for s, n in zip(staged, logged, strict=True):
@@ -459,13 +513,16 @@ class Transactions:
                 self._notifications.fan_out(s.event, n)
         self._after_commit(ds, recs[-1], len(recs), size)
 
-    def _changes_for(self, sub: ChangeSubscription, changes: list[Change],
+    def _changes_for(self, sub: ChangeSubscription, changes: ChangeSet,
                      work: Tree) -> list[Change]:
+        mine = changes.for_module(sub.module)
+        if not mine:
+            return mine
         selected: set[str] | None = None
         if sub.xpath:
             selected = {n.path for n in work.match(sub.xpath)}
             selected |= {n.path for n in self._trees[sub.datastore].match(sub.xpath)}
-        return [c for c in changes if sub.wants(c, selected)]
+        return [c for c in mine if sub.wants(c, selected)]
 
     def _after_commit(self, ds: str, rec: CommitRecord, commits: int, size: int) -> None:
         self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
@@ -477,16 +534,30 @@ class Transactions:
                 count, total = self._since[ds]
                 self._since[ds] = (count + commits, total + size)
             count, size = self._since[ds]
-            if count >= self._settings.snapshot_every_commits or size >= max(
-                    self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0)):
-                self.snapshot(ds)
+            if ds not in self._snapshots and (
+                    count >= self._settings.snapshot_every_commits or size >= max(
+                        self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0))):
+                # once the writers of this commit have answered; the live tree and its
+                # revision are consistent at any turn of the loop
+                self._snapshots[ds] = asyncio.get_running_loop().call_later(
+                    SNAPSHOT_DELAY, self._snapshot_due, ds)
         except NfoError as e:
-            # The commit is durable and applied: a snapshot only shortens the replay
-            # on start, and the next commit tries again.
             log.warning("commit %d of %s is durable, but no snapshot was written: %s",
                         rec.revision, ds, e)
 
-    def _config_change(self, ds: str, writer: Writer, changes: list[Change],
+    def _snapshot_due(self, ds: str) -> None:
+        self._snapshots.pop(ds, None)
+        if ds not in self._trees:
+            return
+        try:
+            self.snapshot(ds)
+        except NfoError as e:
+            # The commits are durable and applied: a snapshot only shortens the replay
+            # on start, and the next commit tries again.
+            log.warning("revision %d of %s is durable, but no snapshot was written: %s",
+                        self._info[ds].revision, ds, e)
+
+    def _config_change(self, ds: str, writer: Writer, changes: ChangeSet,
                        work: Tree) -> Checked | None:
         """RFC 6470 netconf-config-change for a commit, checked against the new data;
         it is logged in the commit's own storage transaction."""
@@ -550,16 +621,37 @@ def _top_path(path: str) -> str:
     return "/" + path_steps(path, strict=False)[0]  # a top-level list whose key may hold '/'
 
 
-def _edit_records(changes: list[Change]) -> list[tuple[str, str]]:
+def _edit_records(changes: ChangeSet) -> list[tuple[str, str]]:
     """(target, operation) for netconf-config-change: the topmost node of each change,
-    a deleted node's parent (the target must exist), top-level nodes if too many."""
-    top: list[Change] = []
+    a deleted node's parent (the target must exist), top-level nodes if too many.
+    A run's entries are topmost unless the run lies under an earlier change."""
+    top: list[Change | Run] = []
+    count = 0
     last = "\0"
-    for c in changes:
+    after: Run | None = None
+    for c in changes.items():
+        if isinstance(c, Run):
+            if c.parent != last and not c.parent.startswith(last + "/"):
+                top.append(c)
+                count += c.count
+                after = c
+            continue
+        if after is not None and c.path.startswith(after.parent + "/"):
+            last = after.heads()[-1]  # is it below the run's last entry?
+        after = None
         if not c.path.startswith(last + "/"):
             top.append(c)
+            count += 1
             last = c.path
-    if len(top) > _MAX_EDIT_RECORDS:
-        return [(t, "merge") for t in dict.fromkeys(_top_path(c.path) for c in top)]
-    return [(_parent_path(c.path), "delete") if isinstance(c, ChangeDeleted) else
-            (c.path, "create" if isinstance(c, ChangeCreated) else "replace") for c in top]
+    if count > _MAX_EDIT_RECORDS:
+        return [(t, "merge") for t in dict.fromkeys(
+            _top_path(c.parent if isinstance(c, Run) else c.path) for c in top)]
+    out: list[tuple[str, str]] = []
+    for c in top:
+        if isinstance(c, Run):
+            out += [(p, "create") for p in c.heads()]
+        elif isinstance(c, ChangeDeleted):
+            out.append((_parent_path(c.path), "delete"))
+        else:
+            out.append((c.path, "create" if isinstance(c, ChangeCreated) else "replace"))
+    return out

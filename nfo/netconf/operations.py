@@ -195,6 +195,7 @@ async def _edit_config(ctx: NetconfContext, op: Element) -> str:
         default_operation=_text(op.child("default-operation")) or "merge",
         test_option=_text(op.child("test-option")) or "test-then-set",
         error_option=_text(op.child("error-option")) or "rollback-on-error",
+        report=False,
     )
     return OK
 
@@ -202,7 +203,8 @@ async def _edit_config(ctx: NetconfContext, op: Element) -> str:
 async def _edit_data(ctx: NetconfContext, op: Element) -> str:
     ds = _nmda_datastore(ctx, op, WRITABLE)
     await ctx.session.edit(ds, _config(op), Fmt.XML,
-                           default_operation=_text(op.child("default-operation")) or "merge")
+                           default_operation=_text(op.child("default-operation")) or "merge",
+                           report=False)
     return OK
 
 

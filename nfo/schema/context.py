@@ -8,9 +8,11 @@ Everything loaded here is served generically by the datastore.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ from nfo.errors import InvalidValue, OperationFailed
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import split_top
+from nfo.schema.hashes import _loaded_so_version
 from nfo.schema.paths import parse_path
 from nfo.schema.snode import Kind, SNode
 
@@ -140,6 +143,7 @@ class Schema:
         self._modules: list[ModuleInfo] | None = None
         self._by_name: dict[str, ModuleInfo] = {}
         self._by_ns: dict[str, str] = {}
+        self._fingerprint: str | None = None
         self.caches: dict[str, Any] = {}
         """Per-schema caches of the layer's own modules (keyed by C pointers of this
         context's schema nodes, so they die with it)."""
@@ -340,6 +344,23 @@ class Schema:
         if revision and (rev == ffi.NULL or ffi.string(rev).decode() != revision):
             raise InvalidValue(f"module {name!r} has no revision {revision}")
         return str(mod.print("yang", libyang.IOType.MEMORY))
+
+    def fingerprint(self) -> str:
+        """A digest of everything that decides whether data is valid here: each module's
+        name, revision, implementation, enabled features and source file, and the libyang
+        build.  Data validated under the same fingerprint is valid again."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(repr(_loaded_so_version()).encode())
+            for m in sorted(self.ctx, key=lambda m: m.name()):
+                c = m.cdata
+                feats = sorted(f.name() for f in m.features() if f.state())
+                rev = ffi.string(c.revision).decode() if c.revision != ffi.NULL else None
+                h.update(f"{m.name()}@{rev}:{bool(c.implemented)}:{feats};".encode())
+                if c.filepath != ffi.NULL:
+                    with suppress(OSError):
+                        h.update(Path(ffi.string(c.filepath).decode()).read_bytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     def yang_library(self, content_id: str) -> str:
         """RFC 8525 yang-library data, JSON encoded, with the given content-id."""

@@ -72,6 +72,11 @@ class WithDefaults(StrEnum):
         }[self])
 
 
+_PARSE_WHEN_TRUE = 0x800000
+_PARSE_NO_NEW = 0x1000000
+"""libyang 2.1's ``LYD_PARSE_WHEN_TRUE`` and ``LYD_PARSE_NO_NEW`` (not in the bindings)."""
+
+
 class Parse(StrEnum):
     """How a text becomes a tree (never validated here: the datastore validates)."""
 
@@ -79,11 +84,21 @@ class Parse(StrEnum):
     """Configuration, or an edit of it: state nodes refused, edit metadata kept."""
     DATA = "data"
     """Configuration and state (operational data)."""
+    VALIDATED = "validated"
+    """Configuration libyang printed from a tree it had validated, under the same
+    schema: its nodes are marked valid (as validation leaves them: a later edit's
+    nodes then replace a choice's other case, and nodes under a ``when`` go when it
+    turns false) and read in the order printed."""
 
     @property
     def ly(self) -> int:
         opts = lib.LYD_PARSE_ONLY | lib.LYD_PARSE_STRICT
-        return int(opts | lib.LYD_PARSE_NO_STATE if self is Parse.CONFIG else opts)
+        if self is Parse.DATA:
+            return int(opts)
+        opts |= lib.LYD_PARSE_NO_STATE
+        if self is Parse.VALIDATED:
+            opts |= lib.LYD_PARSE_ORDERED | _PARSE_WHEN_TRUE | _PARSE_NO_NEW
+        return int(opts)
 
 
 def _ctx(schema: Any) -> Any:
@@ -159,9 +174,11 @@ def parse_data(
     parse_opts: int,
     validate_opts: int = 0,
     what: str = "parsing data",
+    trusted: bool = False,
 ) -> Any:
-    """Parse ``text`` into a new top-level sibling list (NULL for empty data)."""
-    raw = _checked(text, fmt)
+    """Parse ``text`` into a new top-level sibling list (NULL for empty data);
+    ``trusted``: JSON libyang printed itself (not checked for truncation first)."""
+    raw = _raw(text, fmt) if trusted else _checked(text, fmt)
     out = ffi.new("struct lyd_node **")
     with _ly_input(ctx, raw, what) as inp:
         rc = lib.lyd_parse_data(ctx, ffi.NULL, inp, _fmt(fmt).ly, parse_opts, validate_opts, out)
@@ -396,12 +413,14 @@ class Tree:
     @classmethod
     def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *,
               mode: Parse | None = None, parse_opts: int | None = None,
-              validate_opts: int = 0, what: str = "parsing data") -> Tree:
-        """Parse ``text``; ``ctx`` is a :class:`~nfo.schema.Schema` (or its context)."""
+              validate_opts: int = 0, what: str = "parsing data",
+              trusted: bool = False) -> Tree:
+        """Parse ``text``; ``ctx`` is a :class:`~nfo.schema.Schema` (or its context);
+        ``trusted``: text nfo stored itself (see :func:`parse_data`)."""
         opts = parse_opts if parse_opts is not None else (mode or Parse.CONFIG).ly
         c = _ctx(ctx)
         return cls(c, parse_data(c, text, fmt, parse_opts=opts, validate_opts=validate_opts,
-                                 what=what))
+                                 what=what, trusted=trusted))
 
     def _first(self) -> Any:
         if self._root == ffi.NULL:
@@ -575,8 +594,16 @@ class Tree:
             raise
         return out
 
-    def add_defaults(self) -> None:
-        """Create the implicit default nodes (for reading; never stored)."""
+    def add_defaults(self, *, config_only: bool = False) -> None:
+        """Create the implicit default nodes (for reading; never stored); ``config_only``:
+        as validation of configuration adds them, the whole tree's (top-level ones
+        included)."""
+        if config_only:
+            holder = ffi.new("struct lyd_node **", self._first())
+            ly.check(lib.lyd_new_implicit_all(holder, self.ctx, lib.LYD_IMPLICIT_NO_STATE,
+                                              ffi.NULL), self.ctx, "adding defaults")
+            self._root = holder[0]
+            return
         for top in list(siblings(self._first())):
             ly.check(ly.xlib.lyd_new_implicit_tree(ly.xnode(top), 0, ly.xffi.NULL), self.ctx,
                      "adding defaults")

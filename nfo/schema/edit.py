@@ -12,6 +12,7 @@ is what keeps a single-entry edit cheap in a large datastore.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from nfo.errors import DataExists, DataMissing, InvalidValue, NfoError
@@ -23,6 +24,8 @@ from nfo.schema.changes import (
     ChangeDeleted,
     ChangeModified,
     ChangeMoved,
+    ChangeSet,
+    Run,
 )
 from nfo.schema.data import (
     Tree,
@@ -33,7 +36,7 @@ from nfo.schema.data import (
     node_value,
     siblings,
 )
-from nfo.schema.hashes import Wear, make_room
+from nfo.schema.hashes import PER_INSERT, Wear, make_room
 
 __all__ = [
     "OPERATIONS",
@@ -41,6 +44,7 @@ __all__ = [
     "apply_edit",
     "child_path",
     "names_of",
+    "used_runs",
     "validate",
     "validation_deletes",
 ]
@@ -59,11 +63,13 @@ class Names:
     key leaf names, cached for one :class:`~nfo.schema.Schema` (its ``caches``), since
     the keys are pointers into that schema's compiled nodes."""
 
-    __slots__ = ("keys", "steps")
+    __slots__ = ("keys", "nested", "steps")
 
     def __init__(self) -> None:
         self.steps: dict[tuple[Any, Any], str] = {}
         self.keys: dict[Any, str] = {}
+        self.nested: dict[Any, bool] = {}
+        """Per list schema: whether a list or leaf-list lies below it."""
 
 
 def names_of(schema: Any) -> Names:
@@ -162,12 +168,38 @@ def child_path(ppath: str, n: Any, names: Names) -> str:
     return node_path(n) if step is None else ppath + "/" + step
 
 
+def _nested_multi(sch: Any, names: Names) -> bool:
+    """Whether a list or leaf-list lies anywhere below the list schema ``sch``."""
+    found = names.nested.get(sch)
+    if found is None:
+        found = False
+        stack = [sch]
+        while stack and not found:
+            parent = stack.pop()
+            c = lib.lys_getnext(ffi.NULL, parent, ffi.NULL, 0)
+            while c != _NULL:
+                if c.nodetype & _MULTI:
+                    found = True
+                    break
+                if c.nodetype & lib.LYS_CONTAINER:
+                    stack.append(c)
+                c = lib.lys_getnext(c, parent, ffi.NULL, 0)
+        names.nested[sch] = found
+    return found
+
+
+_RUN_OPS = ("merge", "create", "replace")
+
+
 class _Editor:
-    def __init__(self, ctx: Any, tree: Tree, names: Names) -> None:
+    def __init__(self, ctx: Any, tree: Tree, names: Names, bulk: bool = False) -> None:
         self.ctx = ctx
         self.tree = tree
         self.names = names
-        self.changes: list[Change] = []
+        self.changes = ChangeSet()
+        self.bulk = bulk
+        """Create runs of plain new list entries at once (see :meth:`_run`)."""
+        self._runs: dict[tuple[int, int], list[Run]] = {}
         self._seen: set[str] = set()
         self._out = ffi.new("struct lyd_node **")
         self._xout = ly.xffi.new("void **")
@@ -195,10 +227,10 @@ class _Editor:
         if not created and node.flags & _DEFAULT:
             return
         self._record(node, path or node_path(node), ChangeCreated if created else ChangeDeleted,
-                     created)
+                     created, self.changes)
 
-    def _record(self, n: Any, p: str, cls: Any, created: bool) -> None:
-        out = self.changes
+    def _record(self, n: Any, p: str, cls: Any, created: bool,
+                out: ChangeSet | list[Change]) -> None:
         sch = n.schema
         null = _NULL
         if sch.nodetype & _TERM:
@@ -230,7 +262,7 @@ class _Editor:
                     v = get_value(c)
                     out.append(cls(cp, _string(v).decode() if v != null else None))
                 else:
-                    self._record(c, cp, cls, created)
+                    self._record(c, cp, cls, created, out)
             c = c.next
 
     # -- mutations ---------------------------------------------------------
@@ -368,6 +400,8 @@ class _Editor:
         where = None if step is None else ppath + "/" + step
         if nt & _MULTI:
             seen = node_path(e) if where is None else where
+            if self._runs:
+                self._seen_runs(parent, sch)
             if seen in self._seen:
                 raise DataExists("the edit names this entry twice", path=seen)
             self._seen.add(seen)
@@ -399,6 +433,11 @@ class _Editor:
         if op == "none" and t == ffi.NULL and is_term:
             return
         if op in ("create", "replace", "merge") and t == ffi.NULL and not _has_ops(e):
+            if self.bulk and where is not None and _plain_container(e):
+                # its lists' entries may be runs (the same changes, in the same order)
+                t = self._create(e, parent, recursive=False, path=where)
+                self._children(e, t, op, where)
+                return
             self._create(e, parent, path=where)
             return
         if is_term:
@@ -408,12 +447,12 @@ class _Editor:
                 self._position(t, e, created=False)
             return
         if t == ffi.NULL:
-            mark = len(self.changes)
+            mark = self.changes.mark()
             t = self._create(e, parent, recursive=False, path=where, provisional=op == "none")
             self._children(e, t, op, where)
             if op == "none":
-                if len(self.changes) == mark + 1 + _keys(e):
-                    del self.changes[mark:]
+                if self.changes.since(mark) == 1 + _keys(e):
+                    self.changes.truncate(mark)
                     self._unlink_free(t)
                 elif e.schema.nodetype & _MULTI:
                     _check_addressable(e, e.schema)
@@ -436,11 +475,114 @@ class _Editor:
 
     def _children(self, e: Any, t: Any, op: str, tpath: str | None = None) -> None:
         process = self.process
+        runs = self.bulk and op in _RUN_OPS and tpath is not None
         c = lib.lyd_child_no_keys(e)
         while c != _NULL:
+            if runs and c.meta == _NULL and c.schema.nodetype & lib.LYS_LIST:
+                assert tpath is not None
+                after = self._run(c, t, tpath)
+                if after is not None:
+                    c = after
+                    continue
             nxt = c.next
             process(c, t, op, tpath)
             c = nxt
+
+    # -- bulk creation ------------------------------------------------------
+    def _run(self, first: Any, t: Any, tpath: str) -> Any:
+        """Create, at once, the entries of one list that start at edit node ``first``
+        (under target ``t``, whose path is ``tpath``) when every one of them is plain
+        (no metadata inside) and absent from ``t``; record them as one :class:`Run`.
+        Returns the edit node after them, or None (nothing done: the caller processes
+        them one by one, as does everything that is not such a run).
+
+        A run ends at the first entry that is not plain or exists already (the caller
+        processes that one, and may start another run after it).  Two entries of one
+        run with the same keys are left to validation, which refuses the duplicate;
+        the transaction then applies the edit again without runs for the error it has
+        always given.  An entry processed later that duplicates one of a run is caught
+        as always (:meth:`_seen_runs`)."""
+        sch = first.schema
+        if sch.flags & (lib.LYS_KEYLESS | lib.LYS_ORDBY_USER) or _nested_multi(sch, self.names):
+            return None
+        tfirst = lib.lyd_child(t)
+        out = self._xout
+        has = tfirst != _NULL and ly.xlib.lyd_find_sibling_val(
+            tfirst, sch, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS
+        n = first
+        count = 0
+        while n != _NULL and n.schema == sch and self._plain(n, sch):
+            if has and find_sibling(tfirst, n, out) != _NULL:
+                break
+            count += 1
+            n = n.next
+        if not count:
+            return None
+        make_room(self.ctx, t, PER_INSERT * count)
+        dup = self._out
+        opts = lib.LYD_DUP_NO_META | lib.LYD_DUP_RECURSIVE
+        if n == _NULL:
+            rc = lib.lyd_dup_siblings(first, ffi.cast("struct lyd_node_inner *", t), opts, dup)
+            if rc != lib.LY_SUCCESS:
+                ly.raise_last(self.ctx, "copying edit data")
+        else:
+            x = first
+            while x != n:
+                if lib.lyd_dup_single(x, ffi.cast("struct lyd_node_inner *", t), opts,
+                                      dup) != lib.LY_SUCCESS:
+                    ly.raise_last(self.ctx, "copying edit data")
+                x = x.next
+        run = self._make_run(first, count, t, tpath)
+        self.changes.append(run)
+        self._runs.setdefault((ly.addr(t), ly.addr(sch)), []).append(run)
+        return n
+
+    @staticmethod
+    def _plain(n: Any, sch: Any) -> bool:
+        """Whether list entry ``n`` carries no metadata, nor anything below it; refuses
+        keys no path could name (see :func:`_check_addressable`)."""
+        if n.meta != _NULL:
+            return False
+        k = lib.lyd_child(n)
+        while k != _NULL:
+            if k.meta != _NULL:
+                return False
+            ks = k.schema
+            if ks.flags & lib.LYS_KEY:
+                v = _string(lib.lyd_get_value(k))
+                if b"'" in v and b'"' in v:
+                    _check_addressable(n, sch)
+            elif not ks.nodetype & _TERM and _has_ops(k):
+                return False
+            k = k.next
+        return True
+
+    def _make_run(self, first: Any, count: int, t: Any, tpath: str) -> Run:
+        pmod = t.schema.module
+        names = self.names
+
+        def entries() -> Iterator[tuple[Any, str]]:
+            x = first
+            for _ in range(count):
+                step = _step(x, x.schema, pmod, names)
+                yield x, (node_path(x) if step is None else tpath + "/" + step)
+                x = x.next
+
+        def build() -> list[Change]:
+            out: list[Change] = []
+            for x, path in entries():
+                self._record(x, path, ChangeCreated, True, out)
+            return out
+
+        return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath, count, build,
+                   lambda: [path for _, path in entries()])
+
+    def _seen_runs(self, parent: Any, sch: Any) -> None:
+        """Before an entry is looked up where runs created entries of its list, those
+        entries count as named by the edit (the duplicate check)."""
+        runs = self._runs.pop((ly.addr(parent), ly.addr(sch)), None) if parent != _NULL else None
+        for run in runs or ():
+            self._seen.update(run.heads())
 
     def _set_leaf(self, t: Any, e: Any, path: str | None = None) -> None:
         new = node_value(e)
@@ -500,6 +642,21 @@ def _has_ops(e: Any) -> bool:
     return False
 
 
+def _plain_container(e: Any) -> bool:
+    """Whether ``e`` is a container whose leaves (its containers' too) hold no implicit
+    default (a validated source's: created whole, they would become explicit)."""
+    if not e.schema.nodetype & lib.LYS_CONTAINER:
+        return False
+    c = lib.lyd_child(e)
+    while c != _NULL:
+        nt = c.schema.nodetype
+        if (nt & _TERM and c.flags & _DEFAULT) or (nt & lib.LYS_CONTAINER
+                                                   and not _plain_container(c)):
+            return False
+        c = c.next
+    return True
+
+
 def _keys(e: Any) -> int:
     if not e.schema.nodetype & lib.LYS_LIST:
         return 0
@@ -511,16 +668,23 @@ def _keys(e: Any) -> int:
     return n
 
 
-def apply_edit(schema: Any, tree: Tree, edit: Tree,
-               default_operation: str = "merge") -> list[Change]:
+def apply_edit(schema: Any, tree: Tree, edit: Tree, default_operation: str = "merge", *,
+               bulk: bool = False, into: ChangeSet | None = None) -> ChangeSet:
     """Apply ``edit`` to ``tree`` in place; return the changes, in order.
 
     On error the working tree may be partly changed: callers apply edits to a
-    copy (or discard the tree) to get all-or-nothing behaviour.
+    copy (or discard the tree) to get all-or-nothing behaviour.  ``bulk``: plain new
+    list entries are created a run at a time and their changes built only when asked
+    for (valid while ``edit`` is); an entry named twice is then left to validation,
+    so an error after a bulk apply is the first apply's to explain (see
+    :func:`used_runs`).  ``into``: the changes are added there (and returned), so a
+    caller sees the runs made before an error too.
     """
     if default_operation not in ("merge", "replace", "none"):
         raise InvalidValue(f"invalid default-operation {default_operation!r}")
-    ed = _Editor(schema.cdata, tree, names_of(schema))
+    ed = _Editor(schema.cdata, tree, names_of(schema), bulk)
+    if into is not None:
+        ed.changes = into
     if default_operation == "replace":
         ed.replace_top(edit)
     for e in list(siblings(edit._first())):
@@ -529,12 +693,17 @@ def apply_edit(schema: Any, tree: Tree, edit: Tree,
     return ed.changes
 
 
+def used_runs(changes: ChangeSet) -> bool:
+    """Whether a bulk :func:`apply_edit` created runs (see its ``bulk``)."""
+    return any(isinstance(i, Run) for i in changes.items())
+
+
 def validation_deletes(schema: Any, diff: Any) -> list[Change]:
     """Nodes libyang removed while validating (the other case of a choice, a node
     whose ``when`` turned false), from its validation diff, as changes."""
     ed = _Editor(schema.cdata, Tree(schema.cdata), names_of(schema))
     _walk_diff(ed, diff)
-    return ed.changes
+    return ed.changes.materialize()
 
 
 def _walk_diff(ed: _Editor, node: Any) -> None:
@@ -546,7 +715,7 @@ def _walk_diff(ed: _Editor, node: Any) -> None:
             _walk_diff(ed, lib.lyd_child(n))
 
 
-def validate(schema: Any, tree: Tree, changes: list[Change] | None = None) -> None:
+def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:
     """Validate a configuration tree in place (libyang: must, when, leafref, unique,
     mandatory, min/max-elements; defaults added).  With ``changes`` (what an edit did),
     append what validation itself removed (the other case of a choice, a node whose
@@ -565,11 +734,12 @@ def validate(schema: Any, tree: Tree, changes: list[Change] | None = None) -> No
     ly.check(rc, ctx, "validating data")
 
 
-def _fold_deletes(changes: list[Change], deletes: list[Change]) -> None:
+def _fold_deletes(changes: ChangeSet, deletes: list[Change]) -> None:
     """Add what validation removed; a node this same edit created and validation then
     removed (both cases of a choice given) was never there, so neither is reported."""
     if not deletes:
         return
+    flat = changes.materialize()
     gone = {c.path for c in deletes}
 
     def under(path: str) -> str | None:
@@ -577,8 +747,8 @@ def _fold_deletes(changes: list[Change], deletes: list[Change]) -> None:
             if path == g or path.startswith(g + "/"):
                 return g
         return None
-    created_then_gone = {g for c in changes if isinstance(c, ChangeCreated)
+    created_then_gone = {g for c in flat if isinstance(c, ChangeCreated)
                          and (g := under(c.path)) is not None and g == c.path}
-    changes[:] = [c for c in changes if not (isinstance(c, ChangeCreated | ChangeModified)
-                                             and under(c.path) is not None)]
-    changes += [c for c in deletes if under(c.path) not in created_then_gone]
+    kept = [c for c in flat if not (isinstance(c, ChangeCreated | ChangeModified)
+                                    and under(c.path) is not None)]
+    changes.replace(kept + [c for c in deletes if under(c.path) not in created_then_gone])

@@ -19,7 +19,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
-from nfo.schema.hashes import make_room
+from nfo.schema.hashes import PER_INSERT, make_room
 
 __all__ = ["Plan", "plan_edits"]
 
@@ -36,12 +36,16 @@ class Plan:
     """Per pruned list, the edit's nodes for the entries it names (valid while the
     transaction runs; entries are matched by key, never through printed paths)."""
     anc: set[int] = field(default_factory=set)
+    found: dict[int, int] = field(default_factory=dict)
+    """Per pruned list, how many of its touched entries the live tree held when the copy
+    was built (none: the graft only adds)."""
     out: Any = field(default_factory=lambda: ly.xffi.new("void **"), repr=False)
     """Result slot of this plan's sibling lookups (one allocation per transaction)."""
 
     # -- building the partial copy ------------------------------------------
     def build(self, live: Tree) -> Tree:
         out = Tree(self.ctx)
+        self.found.clear()
         for schema in self.ind.top_schemas:
             self._copy_schema(live._first(), ffi.NULL, schema, out)
         return out
@@ -50,11 +54,13 @@ class Plan:
         key = ly.addr(schema)
         if key in self.pruned:
             seen: set[int] = set()
-            for enode in self.touched.get(key, ()):
-                node = find_sibling(live_first, enode, self.out)
-                if node != ffi.NULL and ly.addr(node) not in seen:
-                    seen.add(ly.addr(node))
-                    _insert(self.ctx, out, out_parent, _dup(self.ctx, node, True))
+            if _first_instance(live_first, schema, self.out) != ffi.NULL:
+                for enode in self.touched.get(key, ()):
+                    node = find_sibling(live_first, enode, self.out)
+                    if node != ffi.NULL and ly.addr(node) not in seen:
+                        seen.add(ly.addr(node))
+                        _insert(self.ctx, out, out_parent, _dup(self.ctx, node, True))
+            self.found[key] = self.found.get(key, 0) + len(seen)
             return
         insts = _instances(live_first, schema)
         if key in self.anc:
@@ -85,7 +91,7 @@ class Plan:
 
         if key in self.pruned:
             moved: set[int] = set()
-            for enode in self.touched.get(key, ()):
+            for enode in self.touched.get(key, ()) if self.found.get(key, 1) else ():
                 old = find_sibling(lfirst(), enode, self.out)
                 if old == ffi.NULL:
                     continue
@@ -105,6 +111,9 @@ class Plan:
                 moved.add(ly.addr(new))
             # under a parent on both sides, lyd_insert_child unlinks the entry itself
             direct = live_parent != ffi.NULL and work_parent != ffi.NULL
+            if direct and not moved:
+                _move_all(self.ctx, wfirst(), schema, live_parent, self.out)
+                return
             for inst in _instances(wfirst(), schema):
                 if moved and ly.addr(inst) in moved:
                     continue
@@ -173,8 +182,19 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
         touched_schema.add(key)
     if n.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
         return
-    for c in siblings(lib.lyd_child(n)):
-        _scan(ctx, ind, c, op, candidates, touched_schema, touched)
+    # the entries of a large list are many consecutive siblings: a tight loop for them
+    lists = ind.lists
+    sch, skey = None, 0
+    c = lib.lyd_child(n)
+    while c != ffi.NULL:
+        if c.schema != sch:
+            sch = c.schema
+            skey = ly.addr(sch)
+        if skey in lists:
+            touched.setdefault(skey, []).append(c)
+        else:
+            _scan(ctx, ind, c, op, candidates, touched_schema, touched)
+        c = c.next
 
 
 # -- small tree helpers -------------------------------------------------------
@@ -192,6 +212,30 @@ def _instances(first: Any, schema: Any) -> list[Any]:
         res.append(node)
         node = node.next
     return res
+
+
+def _first_instance(first: Any, schema: Any, out: Any) -> Any:
+    if first == ffi.NULL:
+        return ffi.NULL
+    rc = ly.xlib.lyd_find_sibling_val(first, schema, ly.xffi.NULL, 0, out)
+    return ffi.cast("struct lyd_node *", out[0]) if rc == lib.LY_SUCCESS else ffi.NULL
+
+
+def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
+    """Move the instances of ``schema`` among the siblings ``first`` under ``parent``
+    of another tree (its index given room once, for all of them)."""
+    node = _first_instance(first, schema, out)
+    nodes = []
+    while node != ffi.NULL and node.schema == schema:
+        nodes.append(node)
+        node = node.next
+    if not nodes:
+        return
+    make_room(ctx, parent, PER_INSERT * len(nodes))
+    insert = lib.lyd_insert_child
+    for n in nodes:
+        if insert(parent, n) != lib.LY_SUCCESS:
+            ly.raise_last(ctx, "grafting data")
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:

@@ -60,7 +60,7 @@ async def _locate(session: Session, datastore: str, planned: list[Planned],
             trees.append(t)
         try:
             await session.edit_many(datastore, trees, default_operation="none",
-                                    test_option="test-only")
+                                    test_option="test-only", report=False)
         except NfoError as e:
             if _signature(e) == want:
                 return planned[i - 1].edit.edit_id if i > 0 else None
@@ -116,7 +116,7 @@ async def apply_yang_patch(
         label = f"yang-patch {patch.patch_id}" + (f": {patch.comment}" if patch.comment else "")
         try:
             await session.edit_many(datastore, trees, default_operation="none", label=label,
-                                    precondition=precondition)
+                                    precondition=precondition, report=False)
         except PreconditionFailed:
             raise  # a refused conditional request is not a patch error (412 errors body)
         except NfoError as err:

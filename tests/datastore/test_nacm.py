@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from nfo.datastore.nacm import Access, Identity, Nacm, NacmConfig
 from nfo.errors import AccessDenied
 from nfo.schema import Fmt, Node, Schema, Step, Tree, parse_path
-from nfo.schema.changes import ChangeCreated, ChangeDeleted, ChangeModified
+from nfo.schema.changes import (
+    Change,
+    ChangeCreated,
+    ChangeDeleted,
+    ChangeModified,
+    ChangeSet,
+    Run,
+)
 from nfo.schema.paths import StepCache, schema_path_of, schema_paths
 
 YANG = Path(__file__).parent / "nacm_yang"
@@ -411,3 +418,34 @@ def test_tree_filter_agrees_with_path_verdicts(schema: Schema, rs: list[dict[str
 def test_rule_paths_are_checked_by_libyang(schema: Schema) -> None:
     with pytest.raises(Exception, match="prefix"):
         nacm_of(schema, rules({"path": "/nope:top", "action": "deny"}))
+
+
+def test_check_write_builds_a_run_only_when_a_check_could_refuse(schema: Schema) -> None:
+    built: list[str] = []
+
+    def run(parent: str, *changes: Change) -> Run:
+        def build() -> list[Change]:
+            built.append(parent)
+            return list(changes)
+        return Run("nt", parent, 1, build, lambda: [changes[0].path])
+
+    entry = (ChangeCreated("/nt:top/item[name='c']"),
+             ChangeCreated("/nt:top/item[name='c']/name", "c"),
+             ChangeCreated("/nt:top/item[name='c']/value", "v"))
+    denied = access(schema, rules(
+        {"path": "/nt:top/item/value", "access-operations": "*", "action": "deny"},
+        {"path": "/nt:top/item", "access-operations": "create", "action": "permit"}))
+    with pytest.raises(AccessDenied) as e:
+        denied.check_write(ChangeSet([run("/nt:top", *entry)]), lambda p: False)
+    assert e.value.path == "/nt:top/item[name='c']/value" and built == ["/nt:top"]
+    # everything permitted: a run is built only where a credential target lies
+    built.clear()
+    everything = access(schema, rules({"module-name": "*", "access-operations": "*",
+                                       "action": "permit"}))
+    everything.check_write(ChangeSet([run("/nt:top", *entry)]), lambda p: False)
+    assert built == ["/nt:top"]  # nt has a credential target (item/endpoint)
+    built.clear()
+    other = Run("nt-other", "/nt-other:x", 1, lambda: built.append("x") or [],
+                lambda: ["/nt-other:x/y"])
+    everything.check_write(ChangeSet([other]), lambda p: False)
+    assert built == []

@@ -432,7 +432,7 @@ async def test_a_notification_goes_out_only_with_a_durable_operational_write(
     with pytest.raises(OperationFailed):
         await s.set_oper_async(up, "json", notification=bell)
     assert sub.backlog == 0
-    assert list(ds.storage.notifications("NETCONF")) == []
+    assert list(ds.storage.notifications()) == []
     assert "nfo-test:top" not in get(ds)
     monkeypatch.undo()
     await s.set_oper_async(up, "json", notification=bell)

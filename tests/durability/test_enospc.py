@@ -11,6 +11,7 @@ run the datastore in this process over a storage that fails where told to.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from ncclient import manager
 from ncclient.operations import RPCError
 
 from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore.transaction import SNAPSHOT_DELAY
 from nfo.errors import StorageFull
 from nfo.schema import Schema
 from tests.durability import fsshim
@@ -223,10 +225,12 @@ async def test_a_commit_whose_snapshot_finds_the_disk_full_is_still_acknowledged
     try:
         s = ds.internal_session("t")
         await s.edit("running", '{"nfo-test:top": {"item": [{"name": "a"}]}}', "json")
+        await asyncio.sleep(SNAPSHOT_DELAY * 3)  # snapshots follow the commit's answer
         assert _items(ds) == ["a"]
         assert storage.since_snapshot("running")[0] == 1
         storage.full = set()
         await s.edit("running", '{"nfo-test:top": {"item": [{"name": "b"}]}}', "json")
+        await asyncio.sleep(SNAPSHOT_DELAY * 3)
         assert storage.since_snapshot("running")[0] == 0
     finally:
         await ds.close()

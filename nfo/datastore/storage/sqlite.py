@@ -644,6 +644,8 @@ class SqliteStorage:
         self, modules: Collection[str] | None = None, start: float | None = None,
         stop: float | None = None, after_seq: int = 0,
     ) -> Iterator[NotificationRecord]:
+        if isinstance(modules, str):  # a module name is a collection of characters too
+            raise TypeError("notifications() takes a collection of module names")
         window = ""
         bounds: list[float] = []
         if start is not None:

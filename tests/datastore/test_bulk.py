@@ -1,0 +1,190 @@
+"""Bulk writes through the pipeline and what a restart does with them: runs of new
+entries (the same verdicts, changes and netconf-config-change as entry by entry),
+changes built only for whoever asks, snapshots written after the writer's answer,
+and a reopen that replays instead of validating again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nfo.datastore import ChangeEvent, Datastore, SqliteStorage
+from nfo.datastore.datastore import VALIDATED_UNDER
+from nfo.datastore.transaction import SNAPSHOT_DELAY
+from nfo.errors import DataExists, InvalidValue
+from nfo.schema import Fmt, Schema, WithDefaults
+from nfo.schema.changes import ChangeCreated
+
+TOP = "nfo-test:top"
+
+
+def pairs(keys: list[str]) -> dict[str, Any]:
+    return {"pair": [{"a": k, "b": 1, "v": f"v-{k}"} for k in keys]}
+
+
+def doc(**top: Any) -> str:
+    return json.dumps({TOP: top})
+
+
+def everything(ds: Datastore) -> str:
+    with ds.get("running") as t:
+        return t.print(Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL)
+
+
+async def edit(ds: Datastore, *docs: str, report: bool = True) -> list[Any]:
+    async with ds.internal_session("test") as s:
+        return await s.edit_many("running", list(docs), "json", report=report)
+
+
+def config_changes(ds: Datastore) -> list[dict[str, Any]]:
+    out = []
+    for n in ds.storage.notifications():
+        data = json.loads(json.loads(n.content)["data"])
+        if "ietf-netconf-notifications:netconf-config-change" in data:
+            out.append(data["ietf-netconf-notifications:netconf-config-change"])
+    return out
+
+
+async def test_bulk_create_changes_and_config_change(ds: Datastore) -> None:
+    await edit(ds, doc(name="n"))
+    changes = await edit(ds, doc(**pairs([f"k{i}" for i in range(3)])))
+    assert changes[:3] == [ChangeCreated(f"/{TOP}/pair[a='k0'][b='1']"),
+                           ChangeCreated(f"/{TOP}/pair[a='k0'][b='1']/a", "k0"),
+                           ChangeCreated(f"/{TOP}/pair[a='k0'][b='1']/b", "1")]
+    assert len(changes) == 12
+    assert config_changes(ds)[-1]["edit"] == [
+        {"operation": "create", "target": f"/{TOP}/pair[a='k{i}'][b='1']"} for i in range(3)]
+    await edit(ds, doc(**pairs([f"m{i}" for i in range(100)])), report=False)
+    assert config_changes(ds)[-1]["edit"] == [{"operation": "merge", "target": f"/{TOP}"}]
+    assert len(json.loads(everything(ds))[TOP]["pair"]) == 103
+
+
+async def test_an_entry_named_twice_is_refused_as_always(ds: Datastore) -> None:
+    await edit(ds, doc(name="n"))
+    before = everything(ds)
+    twice = {"pair": [{"a": "x", "b": 1}, {"a": "y", "b": 1}, {"a": "x", "b": 1}]}
+    with pytest.raises(DataExists, match="names this entry twice"):
+        await edit(ds, doc(**twice))
+    # once in a run, once beside it (the container given twice)
+    again = json.dumps({TOP: pairs(["p", "q"])})[:-1] + ", " + json.dumps(
+        {TOP: {"pair": [{"a": "q", "b": 1, "@": {"ietf-netconf:operation": "merge"}}]}})[1:]
+    with pytest.raises(DataExists, match="names this entry twice"):
+        await edit(ds, again)
+    with pytest.raises(InvalidValue, match="holds both"):
+        await edit(ds, doc(pair=[{"a": "ok", "b": 1}, {"a": "it's \"q\"", "b": 1}]))
+    assert everything(ds) == before
+
+
+async def test_subscribers_get_run_changes_without_report(ds: Datastore) -> None:
+    events: list[ChangeEvent] = []
+
+    async def record(ev: ChangeEvent) -> None:
+        events.append(ev)
+
+    sub = ds.subscribe("nfo-test", record)
+    other = ds.subscribe("nfo-vim", record)
+    try:
+        assert await edit(ds, doc(**pairs(["a", "b"])), report=False) == []
+        await ds.settle()
+    finally:
+        await ds.unsubscribe(sub)
+        await ds.unsubscribe(other)
+    assert [e.phase for e in events] == ["change", "done"]
+    assert ChangeCreated(f"/{TOP}/pair[a='b'][b='1']/v", "v-b") in events[1].changes
+
+
+async def test_snapshot_after_the_answer_and_on_close(schema: Schema, tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "nfo.db")
+    ds = Datastore.open(schema, storage)
+    ds.snapshot_every_commits = 1
+    await ds.start()
+    s = ds.internal_session("test")
+    try:
+        await s.edit("running", doc(name="a"), "json")
+        revision = ds.info().revision
+        await asyncio.sleep(SNAPSHOT_DELAY * 3)  # the writer answered before it
+        snap = storage.snapshot_at("running", revision)
+        assert snap is not None and snap.revision == revision
+        await s.edit("running", doc(name="b"), "json")
+    finally:
+        await s.close()
+        await ds.close()  # writes the snapshot still due
+    with SqliteStorage(tmp_path / "nfo.db") as again:
+        assert again.since_snapshot("running") == (0, 0)
+
+
+async def reopened(schema: Schema, path: Path) -> str:
+    ds = Datastore.open(schema, SqliteStorage(path))
+    await ds.start()
+    try:
+        return everything(ds)
+    finally:
+        await ds.close()
+
+
+async def fill(schema: Schema, path: Path, *, switch_case: bool) -> str:
+    """Commits, a snapshot after the third, two more commits (to replay); the data."""
+    ds = Datastore.open(schema, SqliteStorage(path))
+    await ds.start()
+    try:
+        return await _fill(ds, switch_case)
+    finally:
+        await ds.close()
+
+
+async def _fill(ds: Datastore, switch_case: bool) -> str:
+    ds.snapshot_every_commits = 3
+    await edit(ds, doc(name="n", count=9, **pairs([f"k{i}" for i in range(20)])))
+    await edit(ds, doc(thing=[{"id": "t", "needed": "x"}], extra={"level": 5}))
+    await edit(ds, doc(radius=3))
+    await asyncio.sleep(SNAPSHOT_DELAY * 3)  # the snapshot
+    # the other case of the choice: radius goes (when replayed too)
+    await edit(ds, doc(**pairs(["late"])) if not switch_case else doc(side=4))
+    await edit(ds, doc(pair=[{"a": "k3", "b": 1, "@": {"ietf-netconf:operation":
+                                                       "delete"}}]))
+    assert ds.storage.since_snapshot("running")[0] == 2
+    live = everything(ds)
+    ds._tx._snapshots.clear()  # keep the log to replay
+    return live
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each open validated the stored data whole."""
+    validated: list[bool] = []
+    real = Datastore._load_trees
+
+    def spy(self: Datastore, state: Any, *, trusted: bool) -> Any:
+        validated.append(not trusted)
+        return real(self, state, trusted=trusted)
+
+    monkeypatch.setattr(Datastore, "_load_trees", spy)
+    return validated
+
+
+async def test_reopen_replays_without_validating_again(
+        schema: Schema, tmp_path: Path, loads: list[bool]) -> None:
+    path = tmp_path / "nfo.db"
+    live = await fill(schema, path, switch_case=True)
+    with SqliteStorage(path) as s:
+        assert s.get_meta(VALIDATED_UNDER) == schema.fingerprint()
+    assert await reopened(schema, path) == live
+    assert loads == [True, False]
+
+
+async def test_another_schema_validates_everything(
+        schema: Schema, tmp_path: Path, loads: list[bool]) -> None:
+    path = tmp_path / "nfo.db"
+    live = await fill(schema, path, switch_case=False)
+    with SqliteStorage(path) as s:
+        s.set_meta(VALIDATED_UNDER, "another schema")
+    assert await reopened(schema, path) == live
+    assert loads == [True, True]
+    with SqliteStorage(path) as s:
+        assert s.get_meta(VALIDATED_UNDER) == schema.fingerprint()
+    assert await reopened(schema, path) == live
+    assert loads == [True, True, False]
