@@ -16,8 +16,14 @@ drives it:
   the start of the process until NETCONF answers a get-config; resident memory of the
   server (VmRSS) after the load and after the restart.
 
-Run: ``.venv/bin/python bench/bench_million.py [--entries 1000000] [--edits 200]``;
-``--smoke`` is a seconds-long run (CI).
+With ``--nf-instances`` the list is nfo's own ``nf-instance`` list instead, on a ``sim``
+VIM with zero latency: every entry is an instance the workload manager instantiates (two
+durable state changes and a notification each); after the bulk load the run waits
+until the last instance is running, and reads get the operational datastore (config
+merged with the manager's state).
+
+Run: ``.venv/bin/python bench/bench_million.py [--entries 1000000] [--edits 200]
+[--nf-instances]``; ``--smoke`` is a seconds-long run (CI).
 """
 
 from __future__ import annotations
@@ -55,6 +61,45 @@ def get_small(msg_id: int, name: str) -> str:
     return get_one(msg_id, name).replace("<entry>", "<small>").replace("</entry>", "</small>")
 
 
+INST = "urn:nfo:instances"
+SETUP = ('<vims xmlns="urn:nfo:vim"><vim><name>sim1</name><type>sim</type><sim><latency>'
+         "<mean>0</mean><jitter>0</jitter></latency></sim></vim></vims>"
+         '<catalog xmlns="urn:nfo:catalog"><nf-descriptor><id>fw</id>'
+         '<vim-types xmlns:v="urn:nfo:vim">v:sim</vim-types></nf-descriptor></catalog>')
+
+
+class Instances:
+    """The same workload on nf-instances (``--nf-instances``)."""
+
+    @staticmethod
+    def edit(msg_id: int, body: str) -> str:
+        return (f'<rpc xmlns="{NC}" message-id="{msg_id}"><edit-config><target><running/>'
+                f"</target><config>{body}</config></edit-config></rpc>")
+
+    @staticmethod
+    def entries(start: int, stop: int) -> str:
+        return (f'<nf-instances xmlns="{INST}">'
+                + "".join(f"<nf-instance><name>i{k}</name><descriptor>fw</descriptor>"
+                          "</nf-instance>" for k in range(start, stop))
+                + "</nf-instances>")
+
+    @staticmethod
+    def get(msg_id: int, name: str) -> str:
+        return (f'<rpc xmlns="{NC}" message-id="{msg_id}"><get><filter type="subtree">'
+                f'<nf-instances xmlns="{INST}"><nf-instance><name>{name}</name>'
+                "</nf-instance></nf-instances></filter></get></rpc>")
+
+
+async def running(c: Client, name: str, timeout: float) -> float:
+    """Seconds until instance ``name`` reports oper-status running."""
+    t0 = time.perf_counter()
+    while b"<oper-status>running</oper-status>" not in await c.call(Instances.get(9, name)):
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit(f"instance {name} not running after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 async def ok(c: Client, text: str) -> None:
     reply = await c.call(text)
     if b"<ok/>" not in reply:
@@ -74,6 +119,7 @@ async def timed_calls(c: Client, texts: list[str], want: bytes) -> list[float]:
 
 async def run(args: argparse.Namespace) -> None:
     n = args.entries
+    inst = args.nf_instances
     print(f"this: {describe(sys.executable)}")
     with tempfile.TemporaryDirectory(prefix="nfo-bench-million-") as d:
         state = Path(d) / "state"
@@ -84,17 +130,23 @@ async def run(args: argparse.Namespace) -> None:
             c = await Client.open(srv.netconf_port)
             await ok(c, edit(1, "".join(f"<small><name>s{k}</name><value>{k}</value></small>"
                                         for k in range(10))))
+            if inst:
+                await ok(c, Instances.edit(2, SETUP))
+            make, bulk = (Instances.edit, Instances.entries) if inst else (edit, entries)
             t0 = time.perf_counter()
             for i, start in enumerate(range(0, n, args.chunk)):
-                await ok(c, edit(10 + i, entries(start, min(n, start + args.chunk))))
+                await ok(c, make(10 + i, bulk(start, min(n, start + args.chunk))))
                 print(f"[bench] {min(n, start + args.chunk):,} entries loaded, "
                       f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
             load_s = time.perf_counter() - t0
+            converged = (await running(c, f"i{n - 1}", args.timeout) + load_s) if inst else 0.0
             rss_loaded = rss_mb(srv.proc.pid)
-            edits = await timed_calls(c, [edit(100 + k, entries(n + k, n + k + 1))
+            edits = await timed_calls(c, [make(100 + k, bulk(n + k, n + k + 1))
                                           for k in range(args.edits)], b"<ok/>")
-            gets = await timed_calls(c, [get_one(1000 + k, f"e{(k * 7919) % n}")
-                                         for k in range(args.gets)], b"<entry>")
+            read, entry = (Instances.get, b"<nf-instance>") if inst else (get_one, b"<entry>")
+            gets = await timed_calls(c, [read(1000 + k, f"{'i' if inst else 'e'}"
+                                              f"{(k * 7919) % n}")
+                                         for k in range(args.gets)], entry)
             smalls = await timed_calls(c, [get_small(5000 + k, f"s{k % 10}")
                                            for k in range(args.gets)], b"<small>")
             c.close()
@@ -104,14 +156,19 @@ async def run(args: argparse.Namespace) -> None:
                                yang_dirs=(YANG,), timeout=600, fresh=False)
             assert srv.netconf_port is not None
             c = await Client.open(srv.netconf_port)
-            await timed_calls(c, [get_one(1, "e0")], b"<entry>")
+            await timed_calls(c, [read(1, "i0" if inst else "e0")], entry)
             restart_s = time.perf_counter() - t1
             rss_restarted = rss_mb(srv.proc.pid)
             c.close()
         finally:
             srv.stop()
-    print(f"\n{n:,} entries in one list (nfo-bench entry), NETCONF over SSH, one session")
+    what = "nf-instances on a zero-latency sim VIM" if inst else "entries in one list " \
+        "(nfo-bench entry)"
+    print(f"\n{n:,} {what}, NETCONF over SSH, one session")
     print(f"bulk load in edits of {args.chunk:,}: {load_s:.2f} s ({n / load_s:,.0f} entries/s)")
+    if inst:
+        print(f"every instance running {converged:.1f} s after the first edit "
+              f"({n / converged:,.0f} instances/s)")
     print(f"single-entry edit-config with {n:,} entries: median "
           f"{statistics.median(edits) * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
           f"({len(edits)} edits, each durable)")
@@ -129,6 +186,10 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=100_000, help="entries per bulk edit")
     ap.add_argument("--edits", type=int, default=200)
     ap.add_argument("--gets", type=int, default=500)
+    ap.add_argument("--nf-instances", action="store_true",
+                    help="nfo's nf-instance list on a sim VIM instead of the bench list")
+    ap.add_argument("--timeout", type=float, default=3600,
+                    help="seconds to wait for the instances to run")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:

@@ -10,12 +10,15 @@ owner's tree and, when asked, tag nodes with their RFC 8342 origin.
 
 from __future__ import annotations
 
+import bisect
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from nfo.datastore.storage.base import Storage
-from nfo.errors import InvalidValue
+from nfo.errors import InvalidValue, NfoError
 from nfo.schema import Fmt, Kind, Node, Parse, Schema, Tree
 
 __all__ = ["OperProvider", "OperStore", "check_owner"]
@@ -41,6 +44,39 @@ def _record_roots(node: Node) -> Iterator[Node]:
     yield node
 
 
+def _nested(keys: list[str]) -> bool:
+    """Whether a record lies below another among ``keys`` (sorted data paths)."""
+    for key in keys:
+        below = key + "/"
+        i = bisect.bisect_left(keys, below)
+        if i < len(keys) and keys[i].startswith(below):
+            return True
+    return False
+
+
+def _joined(contents: list[str]) -> str:
+    """Stored records (RFC 7951 JSON documents) as one document."""
+    if len(contents) == 1:
+        return contents[0]
+    doc: dict[str, Any] = {}
+    for text in contents:
+        _join(doc, json.loads(text))
+    return json.dumps(doc)
+
+
+def _join(into: dict[str, Any], part: dict[str, Any]) -> None:
+    for k, v in part.items():
+        have = into.get(k)
+        if isinstance(have, dict) and isinstance(v, dict):
+            _join(have, v)
+        elif isinstance(have, list) and isinstance(v, list):
+            have.extend(v)
+        elif k in into:
+            raise ValueError(f"records overlap at {k!r}")
+        else:
+            into[k] = v
+
+
 class OperStore:
     def __init__(self, schema: Schema, storage: Storage) -> None:
         self.schema = schema
@@ -50,10 +86,22 @@ class OperStore:
         self.providers: dict[str, OperProvider] = {}
 
     def load(self) -> None:
+        by_owner: dict[str, list[str]] = {}
         for rec in self.storage.load_oper():
-            tree = self.owners.setdefault(rec.owner, Tree(self.schema))
-            tree.merge(Tree.parse(self.schema, rec.content, Fmt.JSON, mode=Parse.DATA))
+            by_owner.setdefault(rec.owner, []).append(rec.content)
             self._keys.setdefault(rec.owner, set()).add(rec.key)
+        for owner, contents in by_owner.items():
+            tree = self.owners.setdefault(owner, Tree(self.schema))
+            if not _nested(sorted(self._keys[owner])):
+                # records side by side (list entries, top nodes): joined, they parse at once
+                try:
+                    tree.merge(Tree.parse(self.schema, _joined(contents), Fmt.JSON,
+                                          mode=Parse.DATA))
+                    continue
+                except (NfoError, ValueError):
+                    tree.free()
+            for text in contents:  # in key order: a record below another wins
+                tree.merge(Tree.parse(self.schema, text, Fmt.JSON, mode=Parse.DATA))
 
     def close(self) -> None:
         for t in self.owners.values():

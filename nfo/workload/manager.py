@@ -86,6 +86,8 @@ def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:
 def _first_value(text: str) -> dict[str, Any]:
     """The object a node printed alone (RFC 7951) holds."""
     doc: dict[str, Any] = json.loads(text)
+    if not doc:  # a container with nothing to print
+        return {}
     value: Any = next(iter(doc.values()))
     out: dict[str, Any] = value[0] if isinstance(value, list) else value
     return out
@@ -168,6 +170,8 @@ class WorkloadManager:
         self._obs: dict[str, dict[str, Any]] = {}
         self._usage_by_vim: dict[str, Usage] = {}
         self._cache_rev = -1
+        self._all_desired: dict[str, Desired] | None = None
+        """Every instance's desired state as of running's revision ``_cache_rev``."""
         self._vim_cache: dict[str, VimAccount] | None = None
         self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
@@ -184,6 +188,7 @@ class WorkloadManager:
     async def start(self) -> None:
         self._session = self.ds.internal_session(OWNER)
         self._load_observed()
+        self._read_all_desired()
         for name in list(self._obs):
             d = self._desired(name)
             if d is not None:
@@ -446,12 +451,26 @@ class WorkloadManager:
         return [entry.children()[0].value or "" for entry in node.children()]
 
     def _desired(self, name: str) -> Desired | None:
-        return self._desired_from(self.ds.tree("running"), name)
+        tree = self.ds.tree("running")
+        if self._fresh_cache(tree) and self._all_desired is not None:
+            return self._all_desired.get(name)
+        return self._desired_from(tree, name)
 
     def _desired_from(self, tree: Tree, name: str) -> Desired | None:
         inst = _json_at(tree, f"{INSTANCES}/nf-instance[name='{name}']")
-        if inst is None:
-            return None
+        return None if inst is None else self._desired_of(tree, inst)
+
+    def _read_all_desired(self) -> None:
+        """Every instance's desired state from one read of the list (a start reads them
+        all); kept until running moves on."""
+        tree = self.ds.tree("running")
+        self._fresh_cache(tree)
+        doc = _json_at(tree, INSTANCES) or {}
+        self._all_desired = {inst["name"]: self._desired_of(tree, inst)
+                             for inst in doc.get("nf-instance", [])}
+
+    def _desired_of(self, tree: Tree, inst: dict[str, Any]) -> Desired:
+        name = inst["name"]
         desc_id = inst["descriptor"]
         desc, desc_text = self._descriptor(tree, desc_id)
         params = {p["name"]: str(p.get("value", "")) for p in inst.get("parameter", [])}
@@ -478,6 +497,7 @@ class WorkloadManager:
         if rev != self._cache_rev:
             self._cache_rev = rev
             self._vim_cache = None
+            self._all_desired = None
             self._desc_cache = {}
         return True
 

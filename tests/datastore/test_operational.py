@@ -441,3 +441,25 @@ async def test_a_notification_goes_out_only_with_a_durable_operational_write(
     assert get(ds)["nfo-test:top"]["state"] == {"up": True}
     sub.close()
     await s.close()
+
+
+async def test_records_are_loaded_at_once_or_one_by_one_when_they_overlap(
+        schema: Schema, db_path: Path, ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    for k in (1, 2):
+        s.set_oper(state(f"e{k}", **{"oper-status": "running", "attempts": k}), owner="wm")
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        assert {n: e["state"]["attempts"] for n, e in entries(d2).items()} == {"e1": 1, "e2": 2}
+    # a record holding another (written by hand: a push never stores both)
+    storage = SqliteStorage(db_path)
+    storage.put_oper("wm", f"/{INST}", json.dumps({INST: {"nf-instance": [
+        {"name": "e1", "state": {"attempts": 7}}]}}))
+    storage.close()
+    async with reopened(schema, db_path) as d3:
+        tree = d3.oper_tree("wm")
+        assert tree is not None
+        assert [n.path for n in tree.match(f"/{INST}/nf-instance")] == [
+            f"/{INST}/nf-instance[name='e1']", f"/{INST}/nf-instance[name='e2']"]
+        # as one by one in key order: the entry's own record comes after its list's
+        assert {n: e["state"]["attempts"] for n, e in entries(d3).items()} == {"e1": 1, "e2": 2}
