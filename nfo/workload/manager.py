@@ -22,6 +22,7 @@ error), so a VIM that hangs or crawls holds up only its own instances.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -144,6 +145,7 @@ class WorkloadManager:
         registry: DriverRegistry,
         *,
         concurrency: int = 64,
+        workers: int = 256,
         call_timeout: float = CALL_TIMEOUT,
         poll_interval: float = 1.0,
         health_interval: float = 10.0,
@@ -157,9 +159,14 @@ class WorkloadManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.concurrency = concurrency
+        self.max_workers = workers
+        """Instances reconciled at the same time, at most (each by one worker)."""
         self.call_timeout = call_timeout
         self._slots: dict[str, asyncio.Semaphore] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._queue: collections.deque[str] = collections.deque()
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
         self._resyncs: set[asyncio.Task[None]] = set()
         self._listing: set[str] = set()
         """VIMs whose resources resync() is still listing."""
@@ -220,7 +227,9 @@ class WorkloadManager:
         for r in resyncs:
             r.cancel()
         await asyncio.gather(*resyncs, return_exceptions=True)
-        workers = list(self._workers.values())
+        self._queue.clear()
+        self._queued.clear()
+        workers = list(self._workers)
         for w in workers:
             w.cancel()
         for w in workers:
@@ -300,8 +309,7 @@ class WorkloadManager:
         self._resyncs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("resync of a VIM failed", exc_info=task.exception())
-        if not self._workers and not self._resyncs:
-            self.idle.set()
+        self._check_idle()
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
@@ -396,13 +404,19 @@ class WorkloadManager:
         if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
             self._deferred.add(name)
             return
-        if name in self._workers:
+        if name in self._active:
             self._again.add(name)
             return
+        if name in self._queued:
+            return
+        self._queued.add(name)
+        self._queue.append(name)
         self.idle.clear()
-        self._workers[name] = asyncio.get_running_loop().create_task(
-            self._work(name), name=f"nfo-reconcile-{name}"
-        )
+        if len(self._workers) < self.max_workers:
+            task = asyncio.get_running_loop().create_task(
+                self._work(), name=f"nfo-reconcile-{len(self._workers)}")
+            self._workers.add(task)
+            task.add_done_callback(self._worker_done)
 
     def requeue(self, name: str, delay: float) -> None:
         old = self._timers.get(name)
@@ -419,27 +433,48 @@ class WorkloadManager:
 
         self._timers[name] = loop.call_at(when, fire)
 
-    async def _work(self, name: str) -> None:
+    async def _work(self) -> None:
+        """One worker: reconciles queued instances, one at a time, until none is left
+        (an instance is never reconciled by two workers at once)."""
         try:
-            while True:
-                self._again.discard(name)
-                try:
-                    await self.reconcile(name)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("reconciling %s failed; retrying", name)
-                    self.requeue(name, self.backoff_max)
-                if name not in self._again:
-                    break
+            await self._work_queue()
         finally:
-            self._workers.pop(name, None)
-            if not self._workers and not self._resyncs:
-                self.idle.set()
+            # at once: a name queued from now on must find room for a new worker
+            self._workers.discard(asyncio.current_task())
+
+    async def _work_queue(self) -> None:
+        while self._queue:
+            name = self._queue.popleft()
+            self._queued.discard(name)
+            self._active.add(name)
+            try:
+                while True:
+                    self._again.discard(name)
+                    try:
+                        await self.reconcile(name)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("reconciling %s failed; retrying", name)
+                        self.requeue(name, self.backoff_max)
+                    if name not in self._again:
+                        break
+            finally:
+                self._active.discard(name)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self._workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a reconcile worker failed", exc_info=task.exception())
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._workers and not self._resyncs and not self._queue:
+            self.idle.set()
 
     async def wait_idle(self) -> None:
         """Wait until no reconcile or resync is running (timers may still be armed)."""
-        while self._workers or self._resyncs:
+        while self._workers or self._resyncs or self._queue:
             await self.idle.wait()
             await asyncio.sleep(0)
 
