@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nfo.datastore.formats import edit_text
+from nfo.datastore.formats import EditSource, edit_text
 from nfo.schema import Fmt, Schema, Tree
 
 __all__ = ["Candidate"]
@@ -21,7 +21,7 @@ class Candidate:
     def __init__(self) -> None:
         self._tree: Tree | None = None
         self._base_revision = 0
-        self._edits: list[tuple[str, str]] = []
+        self._edits: list[tuple[EditSource, str]] = []  # (text and format, default-operation)
 
     @property
     def tree(self) -> Tree | None:
@@ -32,14 +32,18 @@ class Candidate:
     def dirty(self) -> bool:
         return self._tree is not None
 
-    def swap(self, work: Tree, edits: Sequence[tuple[Tree, str]], running_revision: int) -> None:
-        """Make ``work`` (the result of ``edits``; now owned here) the candidate."""
+    def swap(self, work: Tree, edits: Sequence[tuple[Tree, str]], running_revision: int,
+             sources: Sequence[EditSource | None] | None = None) -> None:
+        """Make ``work`` (the result of ``edits``, parsed from ``sources`` where known;
+        now owned here) the candidate."""
         if self._tree is None:
             self._base_revision = running_revision
         else:
             self._tree.free()
         self._tree = work
-        self._edits += [(edit_text(e), dop) for e, dop in edits]
+        texts = sources or [None] * len(edits)
+        self._edits += [(src or (edit_text(e), Fmt.JSON), dop)
+                        for (e, dop), src in zip(edits, texts, strict=True)]
 
     def reset(self) -> None:
         """Discard the changes: the candidate is running again."""
@@ -48,15 +52,17 @@ class Candidate:
         self._tree = None
         self._edits = []
 
-    def commit_edits(self, schema: Schema,
-                     running_revision: int) -> tuple[list[Tree], list[tuple[Tree, str]]]:
+    def commit_edits(self, schema: Schema, running_revision: int
+                     ) -> tuple[list[Tree], list[tuple[Tree, str]], list[EditSource | None]]:
         """What committing the (edited) candidate applies to running: its edits when
         running is still at the revision they were made on, else a replace of everything.
-        Returns the trees to free and the edits."""
+        Returns the trees to free, the edits and the text each edit was parsed from."""
         assert self._tree is not None
         if self._base_revision == running_revision:
-            trees = [Tree.parse(schema, text, Fmt.JSON)
-                     for text, _ in self._edits]
-            return trees, [(t, dop) for t, (_, dop) in zip(trees, self._edits, strict=True)]
+            trees: list[Tree] = []
+            for (text, fmt), _ in self._edits:
+                trees.append(Tree.parse(schema, text, fmt))
+            edits = [(t, dop) for t, (_, dop) in zip(trees, self._edits, strict=True)]
+            return trees, edits, [src for src, _ in self._edits]
         whole = self._tree.dup()
-        return [whole], [(whole, "replace")]
+        return [whole], [(whole, "replace")], [None]

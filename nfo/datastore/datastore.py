@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
+from nfo.datastore.formats import item_source
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import NACM_PATH, Identity, Nacm
@@ -442,7 +443,7 @@ class Datastore:
                                  what=f"replaying revision {rec.revision}"))
             return
         for item in json.loads(rec.payload):
-            with Tree.parse(self.schema, item["edit"], Fmt.JSON) as edit:
+            with Tree.parse(self.schema, *item_source(item)) as edit:
                 apply_edit(self.schema, tree, edit, item["default-operation"])
 
     def _replay_validated(self, tree: Tree, rec: CommitRecord) -> None:
@@ -457,7 +458,7 @@ class Datastore:
                 raise
             tree.take(whole)
             return
-        edits = [(Tree.parse(self.schema, item["edit"], Fmt.JSON, what=what),
+        edits = [(Tree.parse(self.schema, *item_source(item), what=what),
                   str(item["default-operation"])) for item in json.loads(rec.payload)]
         try:
             self._tx.replay(tree, edits)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
+from nfo.datastore.formats import EditSource, source_of
 from nfo.datastore.groupcommit import GroupCommit
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import Access, Identity
@@ -188,19 +189,22 @@ class Session:
         owned: list[Tree] = []
         try:
             edits: list[tuple[Tree, str]] = []
+            sources: list[EditSource | None] = []  # what the commit record keeps
             for c in contents:
                 if isinstance(c, Tree):
                     edits.append((c, default_operation))
+                    sources.append(None)
                 else:
                     t = Tree.parse(self.datastore.schema, c, fmt)
                     owned.append(t)
                     edits.append((t, default_operation))
+                    sources.append(source_of(c, fmt))
             # "set" skips validation only where invalid data may wait: the candidate.
             check = not (test_option == "set" and ds == "candidate")
             return await self._parts.transactions.transact(
                 self._writer, ds, edits, test_only=test_option == "test-only",
                 validate=check, label=label, if_revision=if_revision,
-                precondition=precondition, report=report)
+                precondition=precondition, report=report, sources=sources)
         finally:
             for t in owned:
                 t.free()

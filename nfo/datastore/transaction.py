@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nfo.datastore.candidate import Candidate
-from nfo.datastore.formats import edit_text
+from nfo.datastore.formats import EditSource, edit_item
 from nfo.datastore.groupcommit import Batches, Queued
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import Identity, Nacm
@@ -123,6 +123,7 @@ class _Write:
     label: str
     if_revision: int | None
     precondition: Precondition | None
+    sources: Sequence[EditSource | None] | None = None
 
 
 @dataclass
@@ -135,6 +136,8 @@ class _Staged:
     label: str
     event: Checked | None = None
     also: Callable[[], None] | None = None
+    sources: Sequence[EditSource | None] | None = None
+    """The text each edit was parsed from, kept as its record (None: printed)."""
 
 
 class Transactions:
@@ -239,24 +242,27 @@ class Transactions:
         precondition: Precondition | None = None,
         also: Callable[[], None] | None = None,
         report: bool = True,
+        sources: Sequence[EditSource | None] | None = None,
     ) -> list[Change]:
         """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks.
         ``also`` makes more storage writes in the commit's own storage transaction
         (not called when nothing is committed).  Returns the changes; with ``report``
         false an empty list, and changes no subscriber or check asked for are never
-        built (a bulk create's change records cost more than the rest of it)."""
+        built (a bulk create's change records cost more than the rest of it).
+        ``sources``: the text each edit was parsed from (None: none), what the commit
+        record keeps of it instead of printing it again."""
         if not system:
             self._locks.check_writable(writer.session_id, ds)
         if (ds in DURABLE and validate and not test_only and not system and also is None
                 and self._settings.group_commit):
             changes = await self._writes.submit(
-                _Write(writer, ds, edits, label, if_revision, precondition))
+                _Write(writer, ds, edits, label, if_revision, precondition, sources))
         else:
             async with self._lock:
                 changes = await self._transact_locked(
                     writer, ds, edits, test_only=test_only, validate=validate, label=label,
                     system=system, if_revision=if_revision, precondition=precondition,
-                    also=also)
+                    also=also, sources=sources)
         return changes.materialize() if report else []
 
     async def commit_candidate(self, writer: Writer, label: str = "", *,
@@ -270,11 +276,13 @@ class Transactions:
             if c.tree is None:
                 return []
             validate_tree(self._schema, c.tree)
-            trees, edits = c.commit_edits(self._schema, self._info["running"].revision)
+            trees, edits, sources = c.commit_edits(self._schema,
+                                                   self._info["running"].revision)
             try:
                 changes = (await self._transact_locked(writer, "running", edits,
                                                        label=label or "commit",
-                                                       also=also)).materialize()
+                                                       also=also, sources=sources)
+                           ).materialize()
             finally:
                 for t in trees:
                     t.free()
@@ -294,6 +302,7 @@ class Transactions:
         if_revision: int | None = None,
         precondition: Precondition | None = None,
         also: Callable[[], None] | None = None,
+        sources: Sequence[EditSource | None] | None = None,
     ) -> ChangeSet:
         if not system:
             self._locks.check_writable(writer.session_id, ds)
@@ -310,9 +319,9 @@ class Transactions:
                 work.free()
                 return ChangeSet() if test_only else changes
             if ds == "candidate":
-                self._candidate.swap(work, edits, self._info["running"].revision)
+                self._candidate.swap(work, edits, self._info["running"].revision, sources)
                 return changes
-            staged = _Staged(writer, edits, changes, label, also=also)
+            staged = _Staged(writer, edits, changes, label, also=also, sources=sources)
             with self._locks.committing(ds, writer.session_id):
                 await self._commit(ds, work, [staged], plan)
         except BaseException:
@@ -392,7 +401,7 @@ class Transactions:
                 try:
                     q.verdict.set_result(await self._transact_locked(
                         w.writer, w.ds, w.edits, label=w.label, if_revision=w.if_revision,
-                        precondition=w.precondition))
+                        precondition=w.precondition, sources=w.sources))
                 except Exception as e:
                     q.verdict.set_exception(e)
 
@@ -418,7 +427,7 @@ class Transactions:
                     if changes:
                         revision += 1
                         info = CommitInfo(revision, time.time(), w.writer.user)
-                    staged.append(_Staged(w.writer, w.edits, changes, w.label))
+                    staged.append(_Staged(w.writer, w.edits, changes, w.label, sources=w.sources))
                 validate_tree(self._schema, work,
                               ChangeSet(i for s in staged for i in s.changes.items()))
             except NfoError:
@@ -484,9 +493,9 @@ class Transactions:
         try:
             with self._storage.batch():
                 for s in staged:
-                    payload = json.dumps([
-                        {"default-operation": dop, "edit": edit_text(e)} for e, dop in s.edits
-                    ])
+                    sources = s.sources or [None] * len(s.edits)
+                    payload = json.dumps([edit_item(e, dop, src) for (e, dop), src
+                                          in zip(s.edits, sources, strict=True)])
                     size += len(payload.encode("utf-8", "surrogatepass"))
                     recs.append(self._storage.append_commit(ds, time.time(), s.writer.user,
                                                             "edit", payload, s.label))

@@ -28,14 +28,21 @@ adding to each cut element only the namespace declarations it inherited, so
 that libyang parses what the client wrote.  An *opaque* element (a NETCONF
 ``<config>`` holding thousands of list entries) is not materialised below
 itself: its subtree is only scanned, with the cheapest expat callbacks, for
-what cutting its children needs.
+what cutting its children needs.  When its content is plain elements and text
+(no comment, CDATA section or processing instruction), that scan is done on the
+bytes instead (:func:`_plain_content`: the children found by their tags, depth
+and balance counted with C-level byte operations, every limit checked with a
+bound that can only over-count) and expat parses the content with no Python
+handler at all; anything that bound cannot clear is scanned by expat as before,
+and a message refused after a plain scan is read again the expat way, so the
+refusal is the same.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import NoReturn
 from xml.parsers import expat
 
@@ -227,6 +234,128 @@ def _cut(data: bytes, starts: list[int], own: dict[int, list[str]], end: int,
     return b"".join(pieces)
 
 
+# -- the plain scan of an opaque element's content --------------------------------------
+
+_ATTRIBUTES = rb"(?:\s+[^\s=<>/]+\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'))*"
+_START_TAG = re.compile(rb"([^\s<>/!?]+)(" + _ATTRIBUTES + rb")\s*(/?)>")
+"""A start tag from just after its ``<``: name, attributes, "/" when empty."""
+_EMPTY_TAG = re.compile(rb"<[^\s<>/!?]+" + _ATTRIBUTES + rb"\s*/>")
+_ATTRIBUTE = re.compile(rb"\s+([^\s=<>/]+)\s*=")
+_MANY_ATTRIBUTES = re.compile(rb"<(?:[^<=]*+=){%d}" % (MAX_ATTRIBUTES + 1))
+"""More "=" between a "<" and the next than an element may have attributes."""
+_ROOT_TAG = re.compile(rb"<(?=[^\s<>/!?])")
+_NOT_MARKS = bytes(b for b in range(256) if b not in (1, 2))
+_PLAIN_CHILDREN = 256
+"""Children of an opaque element the plain scan walks one by one; more: expat's scan."""
+_PLAIN_DEPTH = 64
+"""Nesting the plain scan measures; deeper: expat's scan."""
+_END_TAGS: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _end_tag(qname: bytes) -> re.Pattern[bytes]:
+    pattern = _END_TAGS.get(qname)
+    if pattern is None:
+        if len(_END_TAGS) > 1024:
+            _END_TAGS.clear()
+        pattern = _END_TAGS[qname] = re.compile(rb"</" + re.escape(qname) + rb"[ \t\r\n]*>")
+    return pattern
+
+
+def _nesting(data: bytes, begin: int, end: int, limit: int) -> int | None:
+    """How deep elements nest in ``data[begin:end]`` if that is a balanced run of
+    elements and text of at most ``limit`` levels; None if it is not (or might not be).
+
+    Valid only where no comment, CDATA section or processing instruction occurs: then
+    every "<" opens a tag and "</" an end tag; each "/>" must end an empty element's
+    tag (one in text or in an attribute value: None).  Each pass drops the innermost
+    open-close pairs, so the passes are the depth."""
+    slashes = data.count(b"/>", begin, end)
+    if slashes and len(_EMPTY_TAG.findall(data, begin, end)) != slashes:
+        return None
+    marks = (data[begin:end].replace(b"</", b"\x02").replace(b"/>", b"\x02")
+             .replace(b"<", b"\x01").translate(None, _NOT_MARKS))
+    depth = 0
+    while marks:
+        fewer = marks.replace(b"\x01\x02", b"")
+        depth += 1
+        if len(fewer) == len(marks) or depth > limit:
+            return None
+        marks = fewer
+    return depth
+
+
+def _child_end(data: bytes, begin: int, qname: bytes, limit: int) -> int:
+    """Where the element named ``qname`` whose content starts at ``begin`` ends (just
+    after its end tag), if its content nests at most ``limit`` levels; else -1."""
+    close = _end_tag(qname)
+    probe = b"</" + qname
+    at = begin
+    for _ in range(4):
+        lt = data.find(probe, at)
+        if lt < 0:
+            return -1
+        m = close.match(data, lt)
+        at = lt + len(probe)
+        if m is not None and _nesting(data, begin, lt, limit) is not None:
+            return m.end()
+    return -1
+
+
+def _plain_content(data: bytes, begin: int, qname: bytes, room: int,
+                   namespace_room: int) -> tuple[int, _Scan] | None:
+    """The scan of an opaque element named ``qname`` whose content starts at ``begin``,
+    read from the bytes: (where its end tag starts, the scan), or None whenever expat's
+    scan is needed (also whenever a limit might be exceeded: expat's scan says how).
+
+    ``room``: levels of elements its content may nest; ``namespace_room``: namespace
+    declarations its content may add.  The result is only right for a message expat
+    then finds well-formed."""
+    limit = min(room, _PLAIN_DEPTH)
+    if limit < 1:
+        return None
+    scan = _Scan()
+    at = begin
+    while True:
+        lt = data.find(b"<", at)
+        if lt < 0:
+            return None
+        if lt > at:
+            text = data[at:lt]
+            if text.strip(b" \t\r\n"):
+                if b"&" in text:  # a reference may stand for whitespace
+                    return None
+                scan.has_text = True
+        if data.startswith(b"</", lt):
+            if _end_tag(qname).match(data, lt) is None:
+                return None
+            end = lt
+            break
+        if len(scan.starts) == _PLAIN_CHILDREN:
+            return None
+        tag = _START_TAG.match(data, lt + 1)
+        if tag is None:
+            return None
+        if tag.group(3):
+            at = tag.end()
+        else:
+            at = _child_end(data, tag.end(), tag.group(1), limit - 1)
+            if at < 0:
+                return None
+        prefixes = [name[6:].decode() if name != b"xmlns" else ""
+                    for name in _ATTRIBUTE.findall(tag.group(2))
+                    if name == b"xmlns" or name.startswith(b"xmlns:")]
+        if prefixes:
+            scan.own[len(scan.starts)] = prefixes
+        scan.starts.append(lt)
+    if (data.find(b"<!", begin, end) >= 0 or data.find(b"<?", begin, end) >= 0
+            or data.count(b"xmlns", begin, end) > namespace_room):
+        return None
+    if (data.count(b"=", begin, end) > MAX_ATTRIBUTES
+            and _MANY_ATTRIBUTES.search(data, begin, end) is not None):
+        return None
+    return end, scan
+
+
 # -- reading ---------------------------------------------------------------------------
 
 
@@ -263,9 +392,13 @@ class _Source:
     def refuse(self, message: str) -> NoReturn:
         raise MalformedMessage(message, error_type=self.error_type)
 
-    def parse(self, p: expat.XMLParserType) -> None:
+    def parse(self, p: expat.XMLParserType, feed: Callable[[], None] | None = None) -> None:
+        """Run ``p`` over the message (``feed``: a function that does, in pieces)."""
         try:
-            p.Parse(self.buf, True)
+            if feed is None:
+                p.Parse(self.buf, True)
+            else:
+                feed()
         except _Refused as e:
             self.refuse(f"{e} ({self.where(p.CurrentLineNumber, p.CurrentColumnNumber)})")
         except expat.ExpatError as e:
@@ -361,8 +494,30 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
     hardening rules refuse or that is not well-formed.
     """
     src = _Source(data, error_type)
-    doc = _Document(src.buf)
     opaque_names = frozenset(opaque)
+    if opaque_names or opaque_root:
+        try:
+            return _read(src, opaque_names, opaque_root, plain=True)
+        except _ReadAgain:
+            pass
+    return _read(src, opaque_names, opaque_root, plain=False)
+
+
+class _ReadAgain(Exception):
+    """A message refused after a plain scan: read it again with expat's scan."""
+
+
+def _opaque_tags(names: frozenset[tuple[str, str]]) -> re.Pattern[bytes] | None:
+    """Where a start tag of one of ``names`` may begin (whatever its prefix)."""
+    locals_ = sorted({re.escape(local.encode()) for _, local in names})
+    if not locals_:
+        return None
+    return re.compile(rb"<(?:[^\s<>/!?:]+:)?(?:" + b"|".join(locals_) + rb")(?=[\s/>])")
+
+
+def _read(src: _Source, opaque_names: frozenset[tuple[str, str]], opaque_root: bool, *,
+          plain: bool) -> Element:
+    doc = _Document(src.buf)
     p = _parser()
     stack: list[Element] = []
     pending: list[tuple[str, str]] = []
@@ -453,6 +608,61 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
         p.StartNamespaceDeclHandler = scan_ns
         p.CharacterDataHandler = scan_chars
 
+    def skip_content(start_at: int, begin: int, qname: bytes) -> int:
+        """At ``begin``, just after the start tag at ``start_at``: when that tag opened
+        an opaque element whose content the bytes can be scanned for, let expat parse
+        the content without handlers and return where it ends; else ``begin``."""
+        nonlocal scan, text_seen
+        if not stack or stack[-1]._start != start_at or scan is not stack[-1]._scan:
+            return begin
+        found = _plain_content(data, begin, qname, room,
+                               MAX_NAMESPACES - scopes.total - scopes.pending)
+        if found is None:
+            return begin
+        end, plain_scan = found
+        handlers = (p.StartElementHandler, p.EndElementHandler, p.StartNamespaceDeclHandler,
+                    p.CharacterDataHandler)
+        p.StartElementHandler = p.EndElementHandler = None
+        p.StartNamespaceDeclHandler = p.CharacterDataHandler = None
+        used_plain.append(True)
+        p.Parse(view[begin:end], False)
+        el = stack[-1]
+        el._scan = scan = plain_scan
+        text_seen = scan.has_text
+        (p.StartElementHandler, p.EndElementHandler, p.StartNamespaceDeclHandler,
+         p.CharacterDataHandler) = handlers
+        if text_seen:
+            p.CharacterDataHandler = None
+
+        def closing(name: str) -> None:  # the next end tag must be the one found
+            if p.CurrentByteIndex != end:
+                raise _Refused("the plain scan misplaced an end tag")
+            p.EndElementHandler = scan_end
+            scan_end(name)
+
+        p.EndElementHandler = closing
+        return end
+
+    def feed() -> None:
+        """Parse the message in pieces: up to each start tag that may open an opaque
+        element, then that element's content, plainly scanned where it can be."""
+        at = 0
+        look = 0
+        while True:
+            if opaque_root and look == 0:
+                m = _ROOT_TAG.search(data)
+            else:
+                m = tags.search(data, look) if tags is not None else None
+            if m is None:
+                p.Parse(view[at:], True)
+                return
+            tag = _START_TAG.match(data, m.start() + 1)
+            look = m.end()
+            if tag is None or tag.group(3):
+                continue
+            p.Parse(view[at:tag.end()], False)
+            at = look = skip_content(m.start(), tag.end(), tag.group(1))
+
     def scan_ns(prefix: str | None, _uri: str | None) -> None:
         scopes.declare()
         if depth == 0:
@@ -490,7 +700,7 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
         end(name)
 
     def scan_chars(text: str) -> None:
-        nonlocal text_seen
+        nonlocal scan, text_seen
         if text.strip(_WS):
             text_seen = scan.has_text = True
 
@@ -498,7 +708,16 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
     p.EndElementHandler = end
     p.StartNamespaceDeclHandler = ns_start
     p.CharacterDataHandler = chars
-    src.parse(p)
+    data = src.buf
+    view = memoryview(data)
+    tags = _opaque_tags(opaque_names)
+    used_plain: list[bool] = []
+    try:
+        src.parse(p, feed if plain else None)
+    except MalformedMessage:
+        if used_plain:
+            raise _ReadAgain() from None
+        raise
     top[0]._stop = len(doc.data)
     return top[0]
 

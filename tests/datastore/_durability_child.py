@@ -14,11 +14,13 @@ Modes:
     Loops forever over instances ``nf<START>``, ``nf<START+1>``, ...: creates
     one, toggles ``admin-state`` (and sets a unique ``description``) of a random
     earlier one, deletes the oldest once more than a handful exist, each as its
-    own edit.  Fields: ``create NAME PORT``, ``modify NAME ADMIN DESCRIPTION``,
+    own edit, given at random as JSON text, XML text or a tree (each kind of commit
+    record).  Fields: ``create NAME PORT``, ``modify NAME ADMIN DESCRIPTION``,
     ``delete NAME``.  Snapshots are made every 17 commits.
 ``bulk PREFIX COUNT``
-    Prints ``START`` and creates COUNT instances ``<PREFIX><i>`` in one edit,
-    then prints ``ACK <revision>`` and sleeps.  Snapshots after every commit.
+    Prints ``START`` and creates COUNT instances ``<PREFIX><i>`` in one edit (XML
+    text when PREFIX's digits are odd, else JSON), then prints ``ACK <revision>``
+    and sleeps.  Snapshots after every commit.
 ``oper NAMES``
     Loops forever pushing operational state for the comma-separated
     instances, alternating between owners ``wm`` (oper-status and attempts)
@@ -44,7 +46,8 @@ from pathlib import Path
 
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
-from nfo.datastore import Datastore
+from nfo.datastore import Datastore, Session
+from nfo.schema import Fmt, Tree
 
 SNAPSHOT_EVERY = 17
 KEEP = 8
@@ -62,6 +65,35 @@ def instance(name: str, port: str) -> dict[str, object]:
 
 def doc(*entries: dict[str, object]) -> str:
     return json.dumps({"nfo-instances:nf-instances": {"nf-instance": list(entries)}})
+
+
+def _xml_value(name: str, value: object) -> str:
+    if isinstance(value, list):
+        return "".join(_xml_value(name, v) for v in value)
+    if isinstance(value, dict):
+        attrs = "".join(f' nc:{k.split(":")[-1]}="{v}"' for k, v in value.get("@", {}).items())
+        inner = "".join(_xml_value(k, v) for k, v in value.items() if k != "@")
+        return f"<{name}{attrs}>{inner}</{name}>"
+    return f"<{name}>{value}</{name}>"
+
+
+def xml_doc(*entries: dict[str, object]) -> str:
+    """``doc`` as NETCONF XML (operations as nc: attributes)."""
+    return ('<nf-instances xmlns="urn:nfo:instances" '
+            'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">'
+            + _xml_value("nf-instance", list(entries)) + "</nf-instances>")
+
+
+async def edit_as(s: Session, how: str, *entries: dict[str, object]) -> None:
+    """One edit of running, given as JSON text, XML text or a tree (each kind of
+    commit record: the client's text, or the edit printed)."""
+    if how == "xml":
+        await s.edit("running", xml_doc(*entries), "xml")
+    elif how == "tree":
+        with Tree.parse(s.datastore.schema, doc(*entries), Fmt.JSON) as t:
+            await s.edit("running", t)
+    else:
+        await s.edit("running", doc(*entries), "json")
 
 
 def running_instances(ds: Datastore) -> dict[str, dict[str, object]]:
@@ -82,14 +114,14 @@ async def churn(ds: Datastore, start: int, seed: int) -> None:
     admin = {n: str(e.get("admin-state", "enabled")) for n, e in existing.items()}
     k, step = start, 0
 
-    async def write(fields: list[str], edit: str) -> None:
+    async def write(fields: list[str], entry: dict[str, object]) -> None:
         out("BEGIN " + " ".join(fields))
-        await s.edit("running", edit, "json")
+        await edit_as(s, rng.choice(["json", "xml", "tree"]), entry)
         out(f"ACK {ds.info('running').revision} " + " ".join(fields))
 
     while True:
         name, port = f"nf{k}", str(10000 + k % 50000)
-        await write(["create", name, port], doc(instance(name, port)))
+        await write(["create", name, port], instance(name, port))
         order.append(name)
         admin[name] = "enabled"
         k += 1
@@ -99,12 +131,12 @@ async def churn(ds: Datastore, start: int, seed: int) -> None:
             new = "disabled" if admin[target] == "enabled" else "enabled"
             desc = f"m{start}-{step}"
             await write(["modify", target, new, desc],
-                        doc({"name": target, "admin-state": new, "description": desc}))
+                        {"name": target, "admin-state": new, "description": desc})
             admin[target] = new
         if len(order) > KEEP:
             victim = order.pop(0)
             await write(["delete", victim],
-                        doc({"@": {"ietf-netconf:operation": "delete"}, "name": victim}))
+                        {"@": {"ietf-netconf:operation": "delete"}, "name": victim})
             del admin[victim]
 
 
@@ -114,9 +146,11 @@ async def bulk(ds: Datastore, prefix: str, count: int) -> None:
     # window where the commit is stored but not acknowledged.
     Datastore.snapshot_every_commits = 1
     s = ds.internal_session("bulk")
-    edit = doc(*(instance(f"{prefix}{i}", str(1 + i % 65535)) for i in range(count)))
+    entries = [instance(f"{prefix}{i}", str(1 + i % 65535)) for i in range(count)]
     out("START")
-    await s.edit("running", edit, "json")
+    # odd rounds (prefix b1x, b3x, ...) as XML, the others as JSON
+    await edit_as(s, "xml" if int("0" + "".join(filter(str.isdigit, prefix))) % 2 else "json",
+                  *entries)
     out(f"ACK {ds.info('running').revision}")
     await asyncio.sleep(3600)
 

@@ -781,3 +781,114 @@ def test_expat_refuses_declarations_by_itself(monkeypatch: pytest.MonkeyPatch) -
 def test_accepts_bytes_like() -> None:
     assert read(bytearray(b"<a/>")).name == "a"  # type: ignore[arg-type]
     check(memoryview(b"<a/>"))  # type: ignore[arg-type]
+
+
+# -- the plain scan of an opaque element's content (bytes, not expat callbacks) ---------
+
+
+def _scans_of(top: Element) -> list[tuple[int, list[int], dict[int, list[str]], bool, int,
+                                         bytes]]:
+    out = []
+    for el in walk(top):
+        if el._scan is not None:
+            s = el._scan
+            out.append((el._start, s.starts, {k: sorted(v) for k, v in s.own.items()},
+                        s.has_text, s.end, el.content_xml()))
+    return out
+
+
+def _scans(data: bytes, names: frozenset[tuple[str, str]], root: bool = False) -> Any:
+    """Every opaque element's scan as read() (the plain scan allowed) makes it."""
+    return _scans_of(read(data, opaque=names, opaque_root=root))
+
+
+def _expat_scans(data: bytes, names: frozenset[tuple[str, str]], root: bool = False) -> Any:
+    """The same with expat's scan only."""
+    return _scans_of(nx._read(nx._Source(data, "protocol"), names, root, plain=False))
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except MalformedMessage as e:
+        return ("refused", e.message)
+
+
+_NO_MARKUP = re.compile(r"<!--.*?-->|<\?pi.*?\?>", re.S)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_element(0, frozenset()))
+def test_plain_scan_agrees_with_expat_on_generated_documents(doc: str) -> None:
+    data = _NO_MARKUP.sub("", doc).encode()
+    for el in walk(read(data)):
+        names = frozenset({(el.ns, el.name)})
+        assert _scans(data, names) == _expat_scans(data, names)
+    assert _scans(data, frozenset(), True) == _expat_scans(data, frozenset(), True)
+
+
+def _bulk(n: int, extra: str = "") -> bytes:
+    body = "".join(f"<bulk{extra}><name>e{k}</name><value>{k}</value></bulk>" for k in range(n))
+    return edit_config(f'<bench xmlns="urn:b">{body}</bench>').encode()
+
+
+def test_plain_scan_is_taken_for_plain_content() -> None:
+    data = _bulk(50)
+    begin = data.index(b"<bench")
+    found = nx._plain_content(data, begin, b"config", 100, 100)
+    assert found is not None
+    end, scan = found
+    assert scan.starts == [begin] and scan.own == {0: [""]} and not scan.has_text
+    assert data[end:].startswith(b"</config>")
+    assert _scans(data, frozenset({CONFIG})) == _expat_scans(data, frozenset({CONFIG}))
+
+
+@pytest.mark.parametrize("config", [
+    '<a xmlns="urn:a">x/>y</a>',                      # "/>" in text
+    '<a xmlns="urn:a"><b>x/></b></a>',                # ... deeper, balancing a wrong guess
+    '<a xmlns="urn:a" v="/>"><b w="/>"/></a>',        # "/>" in attribute values
+    '<a xmlns="urn:a"><a><a/></a></a><a xmlns="urn:a"/>',  # same names nested
+    '<a xmlns="urn:a"><!-- c --></a>',                # comment: expat's scan
+    '<a xmlns="urn:a"><![CDATA[<b>]]></a>',           # CDATA: expat's scan
+    ' &#32; <a xmlns="urn:a"/>',                      # a reference standing for a space
+    ' &lt; <a xmlns="urn:a"/>',                       # text beside the elements
+    'text',
+    '',
+    '<a xmlns="urn:a" xmlns:p="urn:p"><p:b/></a>\n<c xmlns:q="urn:q"/>',
+])
+def test_plain_scan_tricky_content(config: str) -> None:
+    data = edit_config(config).encode()
+    names = frozenset({CONFIG})
+    assert _outcome(_scans, data, names) == _outcome(_expat_scans, data, names)
+
+
+def _deep(levels: int) -> str:
+    return '<a xmlns="urn:a">' + "<b>" * levels + "</b>" * levels + "</a>"
+
+
+@pytest.mark.parametrize("config", [
+    _deep(MAX_DEPTH - 5), _deep(MAX_DEPTH - 4), _deep(MAX_DEPTH),  # around the limit
+    _deep(40),
+    '<a xmlns="urn:a">' + "<b>" * 30 + "</b>" * 29 + "</a></a>",    # unbalanced
+    '<a xmlns="urn:a"><b></c></a>',                                # mismatched
+    '<a xmlns="urn:a"><b>&undefined;</b></a>',                     # undefined entity
+    '<a xmlns="urn:a"><b ' + " ".join(f"x{i}='1'" for i in range(MAX_ATTRIBUTES)) + "/></a>",
+    '<a xmlns="urn:a"><b ' + " ".join(f"x{i}='1'" for i in range(MAX_ATTRIBUTES + 1)) + "/></a>",
+    '<a xmlns="urn:a"><b ' + " ".join(f"xmlns:x{i}='urn:{i}'" for i in range(70)) + "/></a>",
+    '<a xmlns="urn:a">' + "".join(f"<b xmlns:x{i}='urn:{i}'>" for i in range(MAX_NAMESPACES))
+    + "</b>" * MAX_NAMESPACES + "</a>",
+    '<a xmlns="urn:a"><b>\x01</b></a>',                             # not an XML character
+    '<a xmlns="urn:a"><b>\xff</b></a>',
+])
+def test_plain_scan_limits_and_refusals_as_expat(config: str) -> None:
+    data = edit_config(config).encode("utf-8", "surrogateescape")
+    names = frozenset({CONFIG})
+    assert _outcome(_scans, data, names) == _outcome(_expat_scans, data, names)
+
+
+def test_many_top_level_children_are_scanned_by_expat() -> None:
+    body = "".join(f'<e xmlns="urn:e">{k}</e>' for k in range(300))
+    data = edit_config(body).encode()
+    names = frozenset({CONFIG})
+    assert _scans(data, names) == _expat_scans(data, names)
+    assert len(_scans(data, names)[0][1]) == 300
