@@ -164,8 +164,11 @@ class WorkloadManager:
         self.call_timeout = call_timeout
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: set[asyncio.Task[None]] = set()
-        self._queue: collections.deque[str] = collections.deque()
-        self._queued: set[str] = set()
+        self._urgent: collections.deque[str] = collections.deque()
+        self._routine: collections.deque[str] = collections.deque()
+        self._queued: dict[str, bool] = {}
+        """Names waiting for a worker: True when for an event, False for a timer (a poll,
+        a health check), which waits until no event's work is left."""
         self._active: set[str] = set()
         self._resyncs: set[asyncio.Task[None]] = set()
         self._listing: set[str] = set()
@@ -227,7 +230,8 @@ class WorkloadManager:
         for r in resyncs:
             r.cancel()
         await asyncio.gather(*resyncs, return_exceptions=True)
-        self._queue.clear()
+        self._urgent.clear()
+        self._routine.clear()
         self._queued.clear()
         workers = list(self._workers)
         for w in workers:
@@ -398,7 +402,8 @@ class WorkloadManager:
             self.enqueue(name)
 
     # -- the queue ----------------------------------------------------------------
-    def enqueue(self, name: str) -> None:
+    def enqueue(self, name: str, *, urgent: bool = True) -> None:
+        """Queue ``name`` for a worker; ``urgent`` (an event) goes before a timer's."""
         if self._stopping:
             return
         if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
@@ -407,10 +412,14 @@ class WorkloadManager:
         if name in self._active:
             self._again.add(name)
             return
-        if name in self._queued:
+        queued = self._queued.get(name)
+        if queued is not None:
+            if urgent and not queued:  # its place among the timers' is left stale
+                self._queued[name] = True
+                self._urgent.append(name)
             return
-        self._queued.add(name)
-        self._queue.append(name)
+        self._queued[name] = urgent
+        (self._urgent if urgent else self._routine).append(name)
         self.idle.clear()
         if len(self._workers) < self.max_workers:
             task = asyncio.get_running_loop().create_task(
@@ -429,7 +438,7 @@ class WorkloadManager:
 
         def fire() -> None:
             self._timers.pop(name, None)
-            self.enqueue(name)
+            self.enqueue(name, urgent=False)
 
         self._timers[name] = loop.call_at(when, fire)
 
@@ -442,10 +451,17 @@ class WorkloadManager:
             # at once: a name queued from now on must find room for a new worker
             self._workers.discard(asyncio.current_task())
 
+    def _next(self) -> str | None:
+        for queue, urgent in ((self._urgent, True), (self._routine, False)):
+            while queue:
+                name = queue.popleft()
+                if self._queued.get(name) is urgent:
+                    del self._queued[name]
+                    return name
+        return None
+
     async def _work_queue(self) -> None:
-        while self._queue:
-            name = self._queue.popleft()
-            self._queued.discard(name)
+        while (name := self._next()) is not None:
             self._active.add(name)
             try:
                 while True:
@@ -469,12 +485,12 @@ class WorkloadManager:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self._workers and not self._resyncs and not self._queue:
+        if not self._workers and not self._resyncs and not self._queued:
             self.idle.set()
 
     async def wait_idle(self) -> None:
         """Wait until no reconcile or resync is running (timers may still be armed)."""
-        while self._workers or self._resyncs or self._queue:
+        while self._workers or self._resyncs or self._queued:
             await self.idle.wait()
             await asyncio.sleep(0)
 
