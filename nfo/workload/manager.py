@@ -22,7 +22,6 @@ error), so a VIM that hangs or crawls holds up only its own instances.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import json
@@ -145,7 +144,6 @@ class WorkloadManager:
         registry: DriverRegistry,
         *,
         concurrency: int = 64,
-        workers: int = 256,
         call_timeout: float = CALL_TIMEOUT,
         poll_interval: float = 1.0,
         health_interval: float = 10.0,
@@ -159,17 +157,9 @@ class WorkloadManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.concurrency = concurrency
-        self.max_workers = workers
-        """Instances reconciled at the same time, at most (each by one worker)."""
         self.call_timeout = call_timeout
         self._slots: dict[str, asyncio.Semaphore] = {}
-        self._workers: set[asyncio.Task[None]] = set()
-        self._urgent: collections.deque[str] = collections.deque()
-        self._routine: collections.deque[str] = collections.deque()
-        self._queued: dict[str, bool] = {}
-        """Names waiting for a worker: True when for an event, False for a timer (a poll,
-        a health check), which waits until no event's work is left."""
-        self._active: set[str] = set()
+        self._workers: dict[str, asyncio.Task[None]] = {}
         self._resyncs: set[asyncio.Task[None]] = set()
         self._listing: set[str] = set()
         """VIMs whose resources resync() is still listing."""
@@ -230,10 +220,7 @@ class WorkloadManager:
         for r in resyncs:
             r.cancel()
         await asyncio.gather(*resyncs, return_exceptions=True)
-        self._urgent.clear()
-        self._routine.clear()
-        self._queued.clear()
-        workers = list(self._workers)
+        workers = list(self._workers.values())
         for w in workers:
             w.cancel()
         for w in workers:
@@ -313,7 +300,8 @@ class WorkloadManager:
         self._resyncs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("resync of a VIM failed", exc_info=task.exception())
-        self._check_idle()
+        if not self._workers and not self._resyncs:
+            self.idle.set()
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
@@ -402,30 +390,19 @@ class WorkloadManager:
             self.enqueue(name)
 
     # -- the queue ----------------------------------------------------------------
-    def enqueue(self, name: str, *, urgent: bool = True) -> None:
-        """Queue ``name`` for a worker; ``urgent`` (an event) goes before a timer's."""
+    def enqueue(self, name: str) -> None:
         if self._stopping:
             return
         if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
             self._deferred.add(name)
             return
-        if name in self._active:
+        if name in self._workers:
             self._again.add(name)
             return
-        queued = self._queued.get(name)
-        if queued is not None:
-            if urgent and not queued:  # its place among the timers' is left stale
-                self._queued[name] = True
-                self._urgent.append(name)
-            return
-        self._queued[name] = urgent
-        (self._urgent if urgent else self._routine).append(name)
         self.idle.clear()
-        if len(self._workers) < self.max_workers:
-            task = asyncio.get_running_loop().create_task(
-                self._work(), name=f"nfo-reconcile-{len(self._workers)}")
-            self._workers.add(task)
-            task.add_done_callback(self._worker_done)
+        self._workers[name] = asyncio.get_running_loop().create_task(
+            self._work(name), name=f"nfo-reconcile-{name}"
+        )
 
     def requeue(self, name: str, delay: float) -> None:
         old = self._timers.get(name)
@@ -438,59 +415,31 @@ class WorkloadManager:
 
         def fire() -> None:
             self._timers.pop(name, None)
-            self.enqueue(name, urgent=False)
+            self.enqueue(name)
 
         self._timers[name] = loop.call_at(when, fire)
 
-    async def _work(self) -> None:
-        """One worker: reconciles queued instances, one at a time, until none is left
-        (an instance is never reconciled by two workers at once)."""
+    async def _work(self, name: str) -> None:
         try:
-            await self._work_queue()
+            while True:
+                self._again.discard(name)
+                try:
+                    await self.reconcile(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconciling %s failed; retrying", name)
+                    self.requeue(name, self.backoff_max)
+                if name not in self._again:
+                    break
         finally:
-            # at once: a name queued from now on must find room for a new worker
-            self._workers.discard(asyncio.current_task())
-
-    def _next(self) -> str | None:
-        for queue, urgent in ((self._urgent, True), (self._routine, False)):
-            while queue:
-                name = queue.popleft()
-                if self._queued.get(name) is urgent:
-                    del self._queued[name]
-                    return name
-        return None
-
-    async def _work_queue(self) -> None:
-        while (name := self._next()) is not None:
-            self._active.add(name)
-            try:
-                while True:
-                    self._again.discard(name)
-                    try:
-                        await self.reconcile(name)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("reconciling %s failed; retrying", name)
-                        self.requeue(name, self.backoff_max)
-                    if name not in self._again:
-                        break
-            finally:
-                self._active.discard(name)
-
-    def _worker_done(self, task: asyncio.Task[None]) -> None:
-        self._workers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a reconcile worker failed", exc_info=task.exception())
-        self._check_idle()
-
-    def _check_idle(self) -> None:
-        if not self._workers and not self._resyncs and not self._queued:
-            self.idle.set()
+            self._workers.pop(name, None)
+            if not self._workers and not self._resyncs:
+                self.idle.set()
 
     async def wait_idle(self) -> None:
         """Wait until no reconcile or resync is running (timers may still be armed)."""
-        while self._workers or self._resyncs or self._queued:
+        while self._workers or self._resyncs:
             await self.idle.wait()
             await asyncio.sleep(0)
 

@@ -8,7 +8,6 @@ the simulated VIM really holds (its SQLite file under the state directory).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import datetime
 from typing import Any
@@ -556,29 +555,3 @@ async def test_vim_full_is_a_temporary_error_retried_until_room(env: Any) -> Non
     st = await env.wait_status("a", "running", timeout=5)
     assert st["attempts"] >= 2
     assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
-
-
-async def test_a_flood_of_instances_is_reconciled_by_a_bounded_pool_of_workers(
-        env: Any) -> None:
-    await env.open(workers=4)
-    await env.add_sim_vim("sim1", mean=20)
-    await env.add_descriptor("fw")
-    most = 0
-
-    async def watch() -> None:
-        nonlocal most
-        while True:
-            most = max(most, len(env.mgr._workers), len(env.mgr._active))
-            await asyncio.sleep(0.002)
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await env.add_instances([{"name": f"f{k}", "descriptor": "fw"} for k in range(40)])
-        for k in range(40):
-            await env.wait_status(f"f{k}", "running", timeout=30)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    assert 1 <= most <= 4
-    assert len(env.sim("sim1")) == 40
