@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
-import time
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.fuzz.server import PASSWORD, ServerProcess
@@ -137,11 +139,13 @@ def test_status_and_watch(served: ServerProcess) -> None:
     st = json.loads(r.stdout)
     assert st["reachable"] is True and any(v["name"] == "local" for v in st["vims"])
     assert "instances:" in nfo(served, "status").stdout
-    watcher = subprocess.Popen([sys.executable, "-m", "nfo", "watch", "wt-1", "--json"],
+    # replayed from before the instances exist: a watcher slow to connect misses nothing
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    watcher = subprocess.Popen([sys.executable, "-m", "nfo", "watch", "wt-1", "--json",
+                                "--since", since],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=cli_env(served.base))
     try:
-        time.sleep(1.5)
         from nfo.client import Client, ClientConfig
         with Client(ClientConfig(url=served.base, user="admin", password=PASSWORD)) as c:
             c.vims.add({"name": "sim-wt", "type": "nfo-vim:sim",
@@ -150,10 +154,11 @@ def test_status_and_watch(served: ServerProcess) -> None:
             c.create_instance("wt-0", "fw-wt", vim="sim-wt")   # not watched
             c.create_instance("wt-1", "fw-wt", vim="sim-wt")
             c.wait("wt-1", "running", timeout=60, interval=0.2)
-        events = []
         assert watcher.stdout is not None
-        while len(events) < 2:
-            events.append(json.loads(watcher.stdout.readline()))
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = watcher.stdout
+        threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True).start()
+        events = [json.loads(lines.get(timeout=60)) for _ in range(2)]
         assert [(e["name"], e["new-status"]) for e in events] == [
             ("wt-1", "initializing"), ("wt-1", "running")]
     finally:
