@@ -14,7 +14,9 @@
   ends at the stop time; while idle, a ``: keep-alive`` comment is sent
   every ``keepalive`` seconds so proxies keep the connection.  The end of
   replay is marked by a ``: replay-complete`` comment (SSE clients ignore
-  comments).
+  comments).  Each event carries the notification's sequence number as its SSE
+  ``id``; a client reconnecting with ``Last-Event-ID`` gets what the stream logged
+  after that event first (a replay, ended by the same comment), then live events.
 
 Client disconnects: uvicorn speaks ASGI HTTP 2.3, where Starlette's
 StreamingResponse listens for ``http.disconnect`` and cancels the body.  The
@@ -111,9 +113,13 @@ def notification_message(n: Notification, schema: Schema, encoding: str) -> str:
             f"{body}</notification>")
 
 
-def sse_event(payload: str) -> bytes:
-    """One SSE event: every line of ``payload`` as a ``data:`` line."""
-    return ("".join(f"data: {line}\n" for line in _LINES.split(payload)) + "\n").encode()
+def sse_event(payload: str, event_id: int | None = None) -> bytes:
+    """One SSE event: its ``id:`` (the notification's sequence number, which a
+    reconnecting client sends back as Last-Event-ID) and every line of ``payload`` as a
+    ``data:`` line."""
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return (head + "".join(f"data: {line}\n" for line in _LINES.split(payload))
+            + "\n").encode()
 
 
 class _EventStream(StreamingResponse):
@@ -164,7 +170,7 @@ class _EventStream(StreamingResponse):
                     except NfoError as e:
                         log.warning("notification %d not sent: %s", ev.seq, e)
                         continue
-                    batch.append(sse_event(msg))
+                    batch.append(sse_event(msg, ev.seq))
                 elif isinstance(ev, ReplayComplete):
                     batch.append(b": replay-complete\n\n")
                 elif isinstance(ev, SubscriptionComplete):
@@ -173,6 +179,17 @@ class _EventStream(StreamingResponse):
                 yield b"".join(batch)
         finally:
             sub.close()
+
+
+def _last_event_id(value: str | None) -> int | None:
+    """A reconnecting client's Last-Event-ID: the sequence number of the last event
+    it received; the stream replays what followed it."""
+    if value is None or value.strip() == "":
+        return None
+    if not value.strip().isdigit() or len(value.strip()) > 19:
+        raise InvalidValue("Last-Event-ID must be an event id this server sent",
+                           error_type="protocol")
+    return int(value.strip())
 
 
 def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
@@ -207,10 +224,11 @@ def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
         stop = parse_time(params["stop-time"], "stop-time") if "stop-time" in params else None
         if stop is not None and start is None:
             raise InvalidValue("stop-time needs a start-time", error_type="protocol")
+        after = _last_event_id(request.headers.get("last-event-id"))
         try:
             user = getattr(request.state, "user", None) or "anonymous"
             sub = hub.subscribe(name, start=start, stop=stop, xpath=params.get("filter"),
-                                who=Identity(user))
+                                who=Identity(user), after=after)
         except NfoError as e:
             if e.tag == "operation-failed":  # the hub cannot take another subscriber
                 raise HttpError(503, e.message, tag=e.tag, error_type=e.error_type) from e

@@ -370,19 +370,22 @@ class NotificationHub:
     def subscribe(
         self, stream: str = NETCONF_STREAM, *, start: float | None = None,
         stop: float | None = None, xpath: str | None = None, who: Identity | None = None,
+        after: int | None = None,
     ) -> NotificationSubscription:
         """Open a subscription (RFC 5277 create-subscription semantics) for ``who``
         (None: the server itself); access control decides each notification, live or
-        replayed, under the rules as they are when it is delivered."""
+        replayed, under the rules as they are when it is delivered.  ``after`` (a
+        :attr:`Notification.seq` the subscriber saw last, e.g. an SSE Last-Event-ID)
+        replays what the stream logged after it, as a start time would."""
         if self._closed:
             raise OperationFailed("the notification service is shutting down")
         s = self._stream(stream)
         if stop is not None and start is None:
             raise MissingElement("a stop time requires a start time",
                                  info={"bad-element": "startTime"})
+        if (start is not None or after is not None) and not s.replay_support:
+            raise OperationNotSupported(f"stream {stream!r} does not support replay")
         if start is not None:
-            if not s.replay_support:
-                raise OperationNotSupported(f"stream {stream!r} does not support replay")
             if start > time.time():
                 raise NfoError("the start time is in the future", tag="bad-element",
                                info={"bad-element": "startTime"})
@@ -400,8 +403,9 @@ class NotificationHub:
         # replay covers what was logged before this call, the live queue
         # everything after it (see NotificationSubscription._offer).
         self._subs.add(sub)
-        if start is not None:
-            sub._replay = self._log.read(s.name, start, stop)
+        if start is not None or after is not None:
+            sub._replaying = True
+            sub._replay = self._log.read(s.name, start, stop, after=after)
         return sub
 
     async def close(self) -> None:

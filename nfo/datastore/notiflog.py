@@ -96,14 +96,17 @@ class NotificationLog:
         first = self._windows[stream].first
         return None if first is None else first.timestamp
 
-    def read(self, stream: str, start: float | None = None, stop: float | None = None
-             ) -> Iterator[NotificationRecord]:
-        """What ``stream`` replays in [start, stop], oldest first, as logged when the
-        iteration began."""
+    def read(self, stream: str, start: float | None = None, stop: float | None = None, *,
+             after: int | None = None) -> Iterator[NotificationRecord]:
+        """What ``stream`` replays in [start, stop] (and after sequence number ``after``),
+        oldest first, as logged when the iteration began."""
         w = self._windows[stream]
         if w.first is None:
             return iter(())
-        return self._storage.notifications(w.modules, start, stop, after_seq=w.first.seq - 1)
+        first = w.first.seq - 1
+        return self._storage.notifications(w.modules, start, stop,
+                                           after_seq=first if after is None
+                                           else max(first, after))
 
     def append(self, module: str, timestamp: float, content: str) -> int:
         """Log one notification of ``module``; returns its sequence number."""

@@ -66,6 +66,7 @@ class Events:
     def __init__(self, response: httpx.Response) -> None:
         self._lines = response.aiter_lines()
         self.comments: list[str] = []
+        self.ids: list[str] = []
 
     async def next(self, timeout: float = 5) -> str | None:
         """The next event's data (lines joined by newlines); None when the stream ends."""
@@ -79,6 +80,8 @@ class Events:
                     self.comments.append(line[1:].strip())
                 elif line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
+                elif line.startswith("id:"):
+                    self.ids.append(line[3:].strip())
             return "\n".join(data) if data else None
 
     async def comment(self, text: str, timeout: float = 5) -> None:
@@ -309,6 +312,7 @@ async def test_disconnect_closes_the_subscription(ds: Datastore,
 
 def test_sse_event_splits_lines() -> None:
     assert sse_event("one") == b"data: one\n\n"
+    assert sse_event("one", 12) == b"id: 12\ndata: one\n\n"
     assert sse_event("a\nb\r\nc\rd") == b"data: a\ndata: b\ndata: c\ndata: d\n\n"
 
 
@@ -338,3 +342,36 @@ async def test_streams_data(ds: Datastore) -> None:
     # the document is valid ietf-restconf-monitoring data
     with Tree.parse(ds.schema, json.dumps(doc), "json", mode=Parse.DATA) as tree:
         assert not tree.is_empty()
+
+
+# -- reconnecting with Last-Event-ID ---------------------------------------------
+
+
+async def test_last_event_id_resumes_after_the_last_event(
+        ds: Datastore, client: httpx.AsyncClient) -> None:
+    async with client.stream("GET", "/restconf/streams/NETCONF/json") as r:
+        ev = Events(r)
+        ds.notifications.publish(BELL % 1, "json")
+        ds.notifications.publish(BELL % 2, "json")
+        assert rungs([await ev.next(), await ev.next()]) == [1, 2]  # type: ignore[list-item]
+    assert len(ev.ids) == 2 and int(ev.ids[1]) > int(ev.ids[0])
+    # missed while disconnected
+    ds.notifications.publish(BELL % 3, "json")
+    ds.notifications.publish(BELL % 4, "json")
+    async with client.stream("GET", "/restconf/streams/NETCONF/json",
+                             headers={"Last-Event-ID": ev.ids[0]}) as r:
+        assert r.status_code == 200
+        again = Events(r)
+        replayed = [await again.next() for _ in range(3)]
+        assert rungs(replayed) == [2, 3, 4]  # type: ignore[arg-type]
+        ds.notifications.publish(BELL % 5, "json")
+        assert rungs([await again.next()]) == [5]  # type: ignore[list-item]
+        assert "replay-complete" in again.comments
+    assert again.ids[0] == ev.ids[1]
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1" * 30])
+async def test_last_event_id_must_be_a_sent_id(client: httpx.AsyncClient, value: str) -> None:
+    r = await client.get("/restconf/streams/NETCONF/json", headers={"Last-Event-ID": value})
+    assert r.status_code == 400
+    assert "Last-Event-ID" in r.text
