@@ -16,14 +16,14 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from nfo.datastore import Datastore
 from nfo.errors import NfoError, OperationFailed
@@ -260,7 +260,7 @@ def _any_path(route: Route) -> Route:
 
 
 def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 << 20,
-               keepalive: float = 15.0) -> Starlette:
+               keepalive: float = 15.0, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The RESTCONF ASGI application serving ``ds``.
 
     ``auth`` authenticates a request and returns the user name.  It may raise an
@@ -269,6 +269,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     or ``HTTPException(401, headers={"WWW-Authenticate": ...})``; without it every
     request runs as ``anonymous``.  Bodies above ``max_body`` bytes are refused with
     413.  Event streams send a keep-alive comment after ``keepalive`` idle seconds.
+    ``extra_routes`` (the web UI's) come after RESTCONF's and share its error handler.
     """
     server = Restconf(ds, auth, max_body)
     server.publish_state()
@@ -293,6 +294,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
         Route("/restconf/modules/{name}", server.module, methods=methods),
         Route("/restconf/modules/{name}/{revision}", server.module, methods=methods),
         Route("/restconf/streams/{name}/{encoding}", stream, methods=["GET", "HEAD"]),
+        *extra_routes,
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

@@ -92,8 +92,8 @@ class Unauthorized(HttpError):
     """
 
     def __init__(self, message: str = "authentication required", *,
-                 realm: str = "nfo") -> None:
-        headers = {"WWW-Authenticate": f'Basic realm="{realm}"'}
+                 realm: str = "nfo", scheme: str = "Basic") -> None:
+        headers = {"WWW-Authenticate": f'{scheme} realm="{realm}"'}
         super().__init__(401, message, tag="access-denied", headers=headers)
 
 

@@ -28,10 +28,18 @@ from nfo.protocol.errors import HttpError
 from nfo.protocol.limits import Listener, Reclaimer
 from nfo.restconf.app import Restconf, create_app
 from nfo.restconf.connections import ConnectionLimits, Connections, GuardedH11Protocol
+from nfo.restconf.login import SessionAuth, SessionLimits, WebSessions, login_routes
 from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
+from nfo.restconf.webui import ui_routes
 
-__all__ = ["ConnectionLimits", "RestconfOptions", "RunningServer", "build_app",
-           "start_server"]
+__all__ = [
+    "ConnectionLimits",
+    "RestconfOptions",
+    "RunningServer",
+    "SessionLimits",
+    "build_app",
+    "start_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +50,19 @@ SHUTDOWN_GRACE = 10
 
 def build_app(ds: Datastore, *, users: UserStore | None,
               cert_users: dict[str, str] | None = None, client_certs: bool = False,
-              max_body: int = 4 << 20) -> Starlette:
-    """The full RESTCONF application; ``users=None`` serves without authentication
-    (tests of protocol logic only: ``nfo serve`` always passes the user store).  With
-    ``client_certs`` a verified client certificate whose CN names a user is that user."""
-    auth = (BasicAuth(users, cert_users=cert_users, cert_cn_is_user=client_certs)
-            if users is not None else None)
-    return create_app(ds, auth=auth, max_body=max_body)
+              max_body: int = 4 << 20, web_sessions: SessionLimits | None = None) -> Starlette:
+    """The full RESTCONF application with the web UI; ``users=None`` serves without
+    authentication and without the UI (tests of protocol logic only: ``nfo serve``
+    always passes the user store).  With ``client_certs`` a verified client certificate
+    whose CN names a user is that user; ``web_sessions`` bounds the UI's login sessions."""
+    if users is None:
+        return create_app(ds, max_body=max_body)
+    sessions = WebSessions(users, web_sessions)
+    basic = BasicAuth(users, cert_users=cert_users, cert_cn_is_user=client_certs)
+    app = create_app(ds, auth=SessionAuth(sessions, basic), max_body=max_body,
+                     extra_routes=[*login_routes(sessions), *ui_routes()])
+    app.state.login_sessions = sessions
+    return app
 
 
 @dataclass
@@ -63,6 +77,7 @@ class RestconfOptions:
     client_ca: Path | None = None
     max_body: int = 4 << 20
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    web_sessions: SessionLimits = field(default_factory=SessionLimits)
 
 
 @dataclass
@@ -94,7 +109,7 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
     """Bind and serve RESTCONF in this event loop; returns once listening.  ``reclaimer``:
     the process's (``nfo serve`` shares one between its front ends), else one of its own."""
     app = build_app(ds, users=users, max_body=opts.max_body,
-                    client_certs=opts.client_ca is not None)
+                    client_certs=opts.client_ca is not None, web_sessions=opts.web_sessions)
     kwargs: dict[str, Any] = {"http": GuardedH11Protocol}
     scheme = "http"
     cert, key = opts.tls_cert, opts.tls_key

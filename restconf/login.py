@@ -1,0 +1,239 @@
+"""Login sessions for the web UI: a cookie instead of credentials kept by the browser.
+
+Why: a page that sent Basic credentials with every request would have to keep the
+password in the browser.  Instead ``POST /ui/login`` checks the password once, through
+:meth:`UserStore.login` (the same login throttle as Basic authentication and NETCONF),
+and answers with a session cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` over
+HTTPS: no script can read it, no other site can send it) and a CSRF token that the page
+keeps in memory only.  Every RESTCONF resource accepts the cookie; a request that
+changes anything (not GET, HEAD or OPTIONS) must also carry the token in
+``X-CSRF-Token``.  ``GET /ui/session`` gives a reloaded page its user and token again,
+``POST /ui/logout`` ends the session.
+
+Sessions live in this process's memory (a restart logs everybody out) and end after
+``idle_timeout`` seconds without a request, after ``lifetime`` seconds in any case,
+when the account is disabled or deleted, and, beyond ``max_sessions``, the least
+recently used goes first.  Tokens are kept only as their SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nfo.datastore.users import UserStore
+from nfo.protocol.errors import HttpError
+from nfo.restconf.security import BasicAuth, Unauthorized
+
+__all__ = [
+    "COOKIE",
+    "CSRF_HEADER",
+    "SessionAuth",
+    "SessionLimits",
+    "WebSession",
+    "WebSessions",
+    "login_routes",
+]
+
+log = logging.getLogger(__name__)
+
+COOKIE = "nfo-session"
+CSRF_HEADER = "x-csrf-token"
+FRONT_END = "web UI"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_MAX_LOGIN_BODY = 8192
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long web sessions last and how many there may be (docs/ui.md)."""
+
+    idle_timeout: float = 900.0
+    lifetime: float = 8 * 3600.0
+    max_sessions: int = 1024
+
+
+@dataclass
+class WebSession:
+    user: str
+    csrf: str
+    address: str
+    started: float
+    seen: float
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class WebSessions:
+    """The web sessions of one RESTCONF server."""
+
+    def __init__(self, users: UserStore, limits: SessionLimits | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.users = users
+        self.limits = limits or SessionLimits()
+        self._clock = clock
+        self._by_digest: OrderedDict[str, WebSession] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    async def login(self, user: str, password: str, address: str) -> tuple[str, WebSession]:
+        """A new session for ``user`` (its cookie value and the session), or
+        :class:`Unauthorized`; the throttle may refuse with ``Throttled`` (429)."""
+        if not await self.users.login(user, password, address, FRONT_END):
+            raise _refused("authentication failed")
+        now = self._clock()
+        token = secrets.token_urlsafe(32)
+        session = WebSession(user, secrets.token_urlsafe(32), address, now, now)
+        self._by_digest[_digest(token)] = session
+        while len(self._by_digest) > self.limits.max_sessions:
+            _, old = self._by_digest.popitem(last=False)
+            log.info("web session of %s ended: too many sessions", old.user)
+        log.info("web login of %s from %s", user, address)
+        return token, session
+
+    def find(self, token: str) -> WebSession | None:
+        """The live session of a cookie value (its idle time restarts), else None."""
+        key = _digest(token)
+        session = self._by_digest.get(key)
+        if session is None:
+            return None
+        now = self._clock()
+        why = ("idle" if now - session.seen > self.limits.idle_timeout else
+               "expired" if now - session.started > self.limits.lifetime else
+               "account disabled" if not self.users.enabled(session.user) else None)
+        if why is not None:
+            del self._by_digest[key]
+            log.info("web session of %s ended: %s", session.user, why)
+            return None
+        session.seen = now
+        self._by_digest.move_to_end(key)
+        return session
+
+    def logout(self, token: str) -> WebSession | None:
+        return self._by_digest.pop(_digest(token), None)
+
+
+def _refused(message: str) -> Unauthorized:
+    # not "Basic": a browser would answer that challenge with its own password dialog
+    return Unauthorized(message, scheme="Cookie")
+
+
+class SessionAuth:
+    """Authenticate a request by its session cookie, else as :class:`BasicAuth` does.
+
+    A cookie that names no live session is refused (401 with a ``Cookie`` challenge,
+    which a browser does not answer with a password dialog) unless the request also
+    carries an ``Authorization`` header; a cookie request that changes anything
+    without the session's CSRF token is 403."""
+
+    def __init__(self, sessions: WebSessions, basic: BasicAuth) -> None:
+        self.sessions = sessions
+        self.basic = basic
+
+    async def __call__(self, request: HTTPConnection) -> str:
+        token = request.cookies.get(COOKIE)
+        if token is None:
+            return await self.basic(request)
+        session = self.sessions.find(token)
+        if session is None:
+            if "authorization" in request.headers:
+                return await self.basic(request)
+            raise _refused("the session has ended; log in again")
+        method = request.scope.get("method", "GET")
+        if method not in _SAFE:
+            _check_csrf(request, session, f"a {method} with the session cookie")
+        return session.user
+
+
+def _check_csrf(request: HTTPConnection, session: WebSession, what: str) -> None:
+    sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(sent, session.csrf.encode()):
+        raise HttpError(403, f"{what} needs the session's X-CSRF-Token header",
+                        tag="access-denied")
+
+
+def _session_reply(session: WebSession, limits: SessionLimits) -> dict[str, object]:
+    return {"user": session.user, "csrf-token": session.csrf,
+            "idle-timeout": limits.idle_timeout, "lifetime": limits.lifetime}
+
+
+def _set_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
+    response.set_cookie(COOKIE, token, max_age=max_age, path="/", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+
+
+async def _login_body(request: Request) -> tuple[str, str]:
+    if (request.headers.get("content-type") or "").split(";")[0].strip().lower() \
+            != "application/json":
+        raise HttpError(415, "log in with a JSON body {\"user\": ..., \"password\": ...}",
+                        tag="invalid-value")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_LOGIN_BODY:
+            raise HttpError(413, "the login body is too large", tag="too-big",
+                            error_type="transport")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HttpError(400, "the login body is not JSON", tag="malformed-message",
+                        error_type="rpc") from None
+    if (not isinstance(doc, dict) or not isinstance(doc.get("user"), str)
+            or not isinstance(doc.get("password"), str)):
+        raise HttpError(400, "give \"user\" and \"password\" as strings",
+                        tag="invalid-value")
+    return doc["user"], doc["password"]
+
+
+def login_routes(sessions: WebSessions) -> list[Route]:
+    """``POST /ui/login``, ``GET /ui/session`` and ``POST /ui/logout``."""
+    limits = sessions.limits
+
+    async def login(request: Request) -> Response:
+        user, password = await _login_body(request)
+        address = request.client.host if request.client is not None else ""
+        token, session = await sessions.login(user, password, address)
+        response = JSONResponse(_session_reply(session, limits),
+                                headers={"Cache-Control": "no-store"})
+        _set_cookie(response, request, token, int(limits.lifetime))
+        return response
+
+    def current(request: Request) -> tuple[str, WebSession]:
+        token = request.cookies.get(COOKIE)
+        session = sessions.find(token) if token is not None else None
+        if token is None or session is None:
+            raise _refused("not logged in")
+        return token, session
+
+    async def whoami(request: Request) -> Response:
+        _, session = current(request)
+        return JSONResponse(_session_reply(session, limits),
+                            headers={"Cache-Control": "no-store"})
+
+    async def logout(request: Request) -> Response:
+        token, session = current(request)
+        _check_csrf(request, session, "logging out")
+        sessions.logout(token)
+        log.info("web logout of %s", session.user)
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
+        return response
+
+    return [Route("/ui/login", login, methods=["POST"]),
+            Route("/ui/session", whoami, methods=["GET"]),
+            Route("/ui/logout", logout, methods=["POST"])]

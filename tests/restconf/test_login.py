@@ -1,0 +1,190 @@
+"""Web login sessions over real HTTP: the cookie and its attributes, CSRF on writes,
+logout, idle and absolute timeouts, removed accounts, the bound on sessions, Basic
+authentication beside them, bad login bodies, and the UI's static files and headers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from nfo.datastore import Datastore
+from nfo.datastore.users import UserStore
+from nfo.restconf.login import COOKIE, SessionLimits
+from nfo.restconf.server import build_app
+from tests.access import permit_everyone
+from tests.restconf.conftest import JSON, Serve
+
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def users(ds: Datastore) -> UserStore:
+    permit_everyone(ds)
+    store = UserStore(ds)
+    await store.add("alice", PASSWORD)
+    await store.add("bob", PASSWORD)
+    return store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def web(ds: Datastore, users: UserStore, serve: Serve,
+              clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(ds, users=users, web_sessions=SessionLimits(
+        idle_timeout=60, lifetime=600, max_sessions=3))
+    app.state.login_sessions._clock = clock
+    base = await serve(app)
+    async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False,
+                                 headers={"Accept": JSON}) as c:
+        yield c
+
+
+async def login(c: httpx.AsyncClient, user: str = "alice",
+                password: str = PASSWORD) -> tuple[str, str]:
+    r = await c.post("/ui/login", json={"user": user, "password": password})
+    assert r.status_code == 200, r.text
+    return r.cookies[COOKIE], r.json()["csrf-token"]
+
+
+def cookie(token: str) -> dict[str, str]:
+    return {"Cookie": f"{COOKIE}={token}"}
+
+
+VIM = {"nfo-vim:vim": [{"name": "v1", "type": "nfo-vim:sim"}]}
+
+
+async def test_login_sets_a_strict_http_only_cookie(web: httpx.AsyncClient) -> None:
+    r = await web.post("/ui/login", json={"user": "alice", "password": PASSWORD})
+    assert r.status_code == 200
+    header = r.headers["set-cookie"]
+    assert re.search(r"(?i)\bhttponly\b", header) and re.search(r"(?i)samesite=strict", header)
+    assert "path=/" in header.lower() and "secure" not in header.lower()  # plain HTTP here
+    body = r.json()
+    assert body["user"] == "alice" and len(body["csrf-token"]) >= 32
+    assert PASSWORD not in r.text and r.headers["cache-control"] == "no-store"
+    whoami = await web.get("/ui/session", headers=cookie(r.cookies[COOKIE]))
+    assert whoami.json()["csrf-token"] == body["csrf-token"]
+
+
+async def test_a_wrong_password_gets_no_session_and_no_basic_challenge(
+        web: httpx.AsyncClient) -> None:
+    r = await web.post("/ui/login", json={"user": "alice", "password": "nope"})
+    assert r.status_code == 401 and COOKIE not in r.cookies
+    assert r.headers["www-authenticate"].startswith("Cookie ")
+    assert r.json()["ietf-restconf:errors"]["error"][0]["error-tag"] == "access-denied"
+
+
+async def test_writes_with_the_cookie_need_the_csrf_token(web: httpx.AsyncClient) -> None:
+    token, csrf = await login(web)
+    url = "/restconf/data/nfo-vim:vims"
+    headers = {**cookie(token), "Content-Type": JSON}
+    r = await web.post(url, json=VIM, headers=headers)
+    assert r.status_code == 403 and "X-CSRF-Token" in r.text
+    r = await web.post(url, json=VIM, headers={**headers, "X-CSRF-Token": csrf + "x"})
+    assert r.status_code == 403
+    assert (await web.get(url, headers=cookie(token))).status_code == 404  # nothing written
+    r = await web.post(url, json=VIM, headers={**headers, "X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+    r = await web.get(url, headers=cookie(token))
+    assert r.json()["nfo-vim:vims"]["vim"][0]["name"] == "v1"
+
+
+async def test_logout_needs_csrf_and_ends_the_session(web: httpx.AsyncClient) -> None:
+    token, csrf = await login(web)
+    assert (await web.post("/ui/logout", headers=cookie(token))).status_code == 403
+    r = await web.post("/ui/logout", headers={**cookie(token), "X-CSRF-Token": csrf})
+    assert r.status_code == 204 and "max-age=0" in r.headers["set-cookie"].lower()
+    r = await web.get("/restconf/data/nfo-vim:vims", headers=cookie(token))
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Cookie ")
+
+
+async def test_idle_and_absolute_timeouts(web: httpx.AsyncClient, clock: Clock) -> None:
+    token, _ = await login(web)
+    url = "/restconf/data/nfo-vim:vims"
+    for _ in range(3):  # requests keep it alive ...
+        clock.now += 50
+        assert (await web.get(url, headers=cookie(token))).status_code == 404
+    clock.now += 61  # ... idleness ends it
+    assert (await web.get(url, headers=cookie(token))).status_code == 401
+    token, _ = await login(web)
+    for _ in range(12):  # never idle, but the lifetime is 600 s
+        clock.now += 55
+        status = (await web.get(url, headers=cookie(token))).status_code
+    assert status == 401
+
+
+async def test_a_removed_account_loses_its_sessions(web: httpx.AsyncClient,
+                                                    users: UserStore) -> None:
+    token, _ = await login(web, "bob")
+    assert (await web.get("/ui/session", headers=cookie(token))).status_code == 200
+    await users.remove("bob")
+    assert (await web.get("/ui/session", headers=cookie(token))).status_code == 401
+
+
+async def test_the_least_recently_used_session_goes_beyond_the_bound(
+        web: httpx.AsyncClient) -> None:
+    tokens = [(await login(web))[0] for _ in range(3)]
+    assert (await web.get("/ui/session", headers=cookie(tokens[0]))).status_code == 200
+    tokens.append((await login(web))[0])  # four: the least recently used (tokens[1]) goes
+    alive = [(await web.get("/ui/session", headers=cookie(t))).status_code for t in tokens]
+    assert alive == [200, 401, 200, 200]
+
+
+async def test_basic_authentication_works_beside_sessions(web: httpx.AsyncClient) -> None:
+    basic = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    r = await web.get("/restconf/data/nfo-vim:vims", headers={"Authorization": basic})
+    assert r.status_code == 404
+    # a stale cookie beside valid Basic credentials: Basic decides
+    r = await web.get("/restconf/data/nfo-vim:vims",
+                      headers={"Authorization": basic, **cookie("stale")})
+    assert r.status_code == 404
+    r = await web.get("/restconf/data/nfo-vim:vims")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic ")
+
+
+@pytest.mark.parametrize("body,ctype,status", [
+    (b"{", "application/json", 400),
+    (b'{"user": "alice"}', "application/json", 400),
+    (b'{"user": 1, "password": 2}', "application/json", 400),
+    (b"user=alice&password=x", "application/x-www-form-urlencoded", 415),
+    (b'{"user": "' + b"a" * 9000 + b'", "password": "x"}', "application/json", 413),
+])
+async def test_bad_login_bodies(web: httpx.AsyncClient, body: bytes, ctype: str,
+                                status: int) -> None:
+    r = await web.post("/ui/login", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == status, r.text
+    assert "ietf-restconf:errors" in r.json()
+
+
+async def test_the_page_and_its_headers(web: httpx.AsyncClient) -> None:
+    r = await web.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/"
+    r = await web.get("/ui/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    csp = r.headers["content-security-policy"]
+    importmap = re.search(rb'<script type="importmap">(.*?)</script>', r.content, re.S)
+    assert importmap is not None
+    digest = base64.b64encode(hashlib.sha256(importmap.group(1)).digest()).decode()
+    assert f"'sha256-{digest}'" in csp and "frame-ancestors 'none'" in csp
+    assert "'unsafe-inline'" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    js = await web.get("/ui/vendor/preact.mjs")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert (await web.get("/ui/no-such-file.js")).status_code == 404

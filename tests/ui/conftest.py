@@ -1,0 +1,95 @@
+"""Web UI fixtures: a real ``nfo serve`` on loopback (one per module) and Debian's
+Chromium driven by Playwright (one browser per module, a fresh context per test).
+
+Without /usr/bin/chromium (``tools/bootstrap`` installs it) these tests are skipped with
+the reason; CI always has it.  Screenshots of the main views go to
+``tests/ui/artefacts/`` (kept by CI as test artefacts; docs/ui.md shows copies).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fuzz.server import PASSWORD, ServerProcess
+
+CHROMIUM = os.environ.get("NFO_CHROMIUM", "/usr/bin/chromium")
+ARTEFACTS = Path(__file__).parent / "artefacts"
+
+if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
+    pytest.skip(f"no Chromium at {CHROMIUM} (tools/bootstrap installs Debian's)",
+                allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def nfo_server() -> Iterator[ServerProcess]:
+    with ServerProcess(log_name="ui-server.log") as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks() -> None:
+    """These tests run no event loop of their own (Playwright's sync API keeps one
+    running in this thread while a browser is open), so the suite's leaked-task check,
+    an async fixture, has nothing to check here and could not run."""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium per module: Playwright's loop must be gone before the async tests
+    of other modules run in this thread."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, nfo_server: ServerProcess) -> Iterator[Page]:
+    context = browser.new_context(base_url=nfo_server.base, viewport={"width": 1400,
+                                                                      "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
+def log_in(page: Page, user: str = "admin", password: str = PASSWORD,
+           base: str = "") -> None:
+    page.goto(f"{base}/")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text(f"Signed in as {user}").wait_for()
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTEFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+
+
+def api(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.base, auth=("admin", PASSWORD), timeout=10,
+                        headers={"Accept": "application/yang-data+json"}, trust_env=False)
+
+
+def copy_to_docs(name: str, docs: Path) -> None:
+    if (ARTEFACTS / f"{name}.png").exists():
+        shutil.copy(ARTEFACTS / f"{name}.png", docs / f"{name}.png")
+
+
+Json = dict[str, Any]

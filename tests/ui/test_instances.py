@@ -1,0 +1,138 @@
+"""NF instances in the page: created from a catalog entry's form, running on the local
+VIM with live state, errors on the field they concern, actions, and a stream that
+reconnects with Last-Event-ID after the server restarts."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.fuzz.server import PASSWORD, ServerProcess
+from tests.ui.conftest import api, log_in, screenshot
+
+RUNNING_TIMEOUT = 60_000
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cleanup(nfo_server: ServerProcess) -> Iterator[None]:
+    yield
+    with api(nfo_server) as c:
+        c.delete("/restconf/data/nfo-instances:nf-instances")
+
+
+def row(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"tr[data-instance='{name}']")
+
+
+def create(page: Page, name: str, port: str) -> None:
+    page.get_by_role("button", name="Create instance").click()
+    dialog = page.get_by_role("dialog", name="Create an NF instance")
+    dialog.get_by_label("Name").fill(name)
+    dialog.get_by_label("Descriptor").select_option("udp-echo")
+    dialog.get_by_label("port (required)").fill(port)
+    dialog.get_by_role("button", name="Create").click()
+
+
+def test_an_nf_created_in_the_page_reaches_running(page: Page, cleanup: None) -> None:
+    log_in(page)
+    create(page, "ui-echo", str(free_udp_port()))
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    status = row(page, "ui-echo").locator(".status")
+    expect(status).to_have_text("running", timeout=RUNNING_TIMEOUT)
+    expect(row(page, "ui-echo")).to_contain_text("local")
+    screenshot(page, "instances")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete ui-echo").click()
+    expect(row(page, "ui-echo")).to_have_count(0)
+
+
+def test_a_refused_write_is_shown_on_its_field(page: Page, cleanup: None) -> None:
+    log_in(page)
+    create(page, "bad name!", "7")
+    dialog = page.get_by_role("dialog", name="Create an NF instance")
+    name = dialog.get_by_label("Name")
+    expect(name).to_have_attribute("aria-invalid", "true")
+    described = name.get_attribute("aria-describedby")
+    assert described
+    expect(dialog.locator(f"#{described}")).to_be_visible()
+    screenshot(page, "create-error")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def test_actions_and_admin_state(page: Page, nfo_server: ServerProcess, cleanup: None) -> None:
+    with api(nfo_server) as c:
+        r = c.post("/restconf/data/nfo-instances:nf-instances", json={
+            "nfo-instances:nf-instance": [{"name": "acted", "descriptor": "udp-echo",
+                                           "parameter": [{"name": "port",
+                                                          "value": str(free_udp_port())}]}]},
+                   headers={"Content-Type": "application/yang-data+json"})
+        assert r.status_code == 201, r.text
+    log_in(page)
+    expect(row(page, "acted").locator(".status")).to_have_text(
+        "running", timeout=RUNNING_TIMEOUT)
+    page.get_by_role("button", name="Restart acted").click()
+    expect(page.locator("[aria-live=polite]")).to_have_text("acted: restart requested")
+    page.get_by_role("button", name="Disable acted").click()
+    expect(row(page, "acted")).to_contain_text("disabled")
+    with api(nfo_server) as c:
+        doc = c.get("/restconf/data/nfo-instances:nf-instances/nf-instance=acted/admin-state")
+        assert doc.json() == {"nfo-instances:admin-state": "disabled"}
+    expect(row(page, "acted").locator(".status")).not_to_have_text(
+        re.compile("^running$"), timeout=RUNNING_TIMEOUT)
+
+
+def test_live_state_resumes_after_a_server_restart(page: Page, tmp_path: Path) -> None:
+    """The server restarts while the page is open: the stream reconnects, the ended
+    session asks for the password over the page, and the events logged while the page
+    was away arrive (Last-Event-ID), without reloading the page."""
+    port = free_udp_port()
+    with ServerProcess(state=tmp_path / "state", log_name="ui-restart.log") as srv:
+        page.context.set_default_navigation_timeout(30_000)
+        page.goto(f"{srv.base}/ui/")
+        log_in(page, base=srv.base)
+        expect(page.locator(".live-live")).to_be_visible()
+        with api(srv) as c:
+            assert c.post("/restconf/data/nfo-instances:nf-instances", json={
+                "nfo-instances:nf-instance": [{"name": "before", "descriptor": "udp-echo",
+                                               "parameter": [{"name": "port", "value": str(
+                                                   free_udp_port())}]}]},
+                          headers={"Content-Type": "application/yang-data+json"}
+                          ).status_code == 201
+        expect(row(page, "before").locator(".status")).to_have_text(
+            "running", timeout=RUNNING_TIMEOUT)
+        resumed: list[str] = []
+        page.on("request", lambda r: resumed.append(r.headers.get("last-event-id", ""))
+                if "/restconf/streams/" in r.url else None)
+        srv.stop()
+        expect(page.locator(".live-live")).to_have_count(0)
+        srv.start()  # same state, same ports
+        with api(srv) as c:  # while the page is away
+            r = c.post("/restconf/data/nfo-instances:nf-instances", json={
+                "nfo-instances:nf-instance": [{"name": "while-away", "descriptor": "udp-echo",
+                                               "parameter": [{"name": "port",
+                                                              "value": str(port)}]}]},
+                       headers={"Content-Type": "application/yang-data+json"})
+            assert r.status_code == 201, r.text
+        again = page.get_by_role("dialog", name="Log in again")
+        expect(again).to_be_visible(timeout=30_000)
+        expect(again.get_by_label("Password")).to_be_focused()
+        again.get_by_label("Password").fill(PASSWORD)
+        again.get_by_role("button", name="Log in").click()
+        expect(again).to_have_count(0)
+        expect(row(page, "while-away").locator(".status")).to_have_text(
+            "running", timeout=RUNNING_TIMEOUT)
+        assert resumed and all(r.isdigit() for r in resumed), resumed
+        with api(srv) as c:
+            c.delete("/restconf/data/nfo-instances:nf-instances")

@@ -1,0 +1,102 @@
+// The nfo web UI: login, then a shell with the orchestrator's views. No build step:
+// Preact and htm come from /ui/vendor through the import map in index.html.
+import { render } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { currentSession, logout, whenUnauthorized } from "./api.js";
+import { html } from "./html.js";
+import { LoginView } from "./views/login.js";
+import { InstancesView } from "./views/instances.js";
+import { CatalogView } from "./views/catalog.js";
+import { VimsView } from "./views/vims.js";
+
+const VIEWS = [
+  { id: "instances", title: "NF instances", view: InstancesView },
+  { id: "catalog", title: "NF catalog", view: CatalogView },
+  { id: "vims", title: "VIMs", view: VimsView },
+];
+
+function routeOf(hash) {
+  const [id, ...rest] = (hash.replace(/^#\/?/, "") || "instances").split("/");
+  const found = VIEWS.find((v) => v.id === id) || VIEWS[0];
+  return { ...found, rest: rest.map(decodeURIComponent) };
+}
+
+function useRoute() {
+  const [route, setRoute] = useState(routeOf(location.hash));
+  useEffect(() => {
+    const onHash = () => setRoute(routeOf(location.hash));
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
+  return route;
+}
+
+function Shell({ session, onLogout }) {
+  const route = useRoute();
+  const heading = useRef(null);
+  useEffect(() => {
+    document.title = `${route.title} · nfo`;
+    if (heading.current) heading.current.focus();
+  }, [route.id]);
+  const View = route.view;
+  return html`
+    <a class="skip" href="#main">Skip to content</a>
+    <header class="top">
+      <span class="brand">nfo</span>
+      <nav aria-label="Views">
+        <ul>
+          ${VIEWS.map((v) => html`
+            <li><a href=${`#/${v.id}`} aria-current=${v.id === route.id ? "page" : undefined}>
+              ${v.title}</a></li>`)}
+        </ul>
+      </nav>
+      <span class="who">Signed in as <strong>${session.user}</strong></span>
+      <button type="button" onClick=${onLogout}>Log out</button>
+    </header>
+    <main id="main">
+      <h1 tabindex="-1" ref=${heading}>${route.title}</h1>
+      <${View} session=${session} rest=${route.rest} />
+    </main>`;
+}
+
+// A session that ends while the page is open (timeout, server restart) asks for the
+// password again over the page, which stays as it was: its event stream resumes from
+// the last event it saw once the user is back.
+function Relogin({ user, onLogin }) {
+  const ref = useRef(null);
+  useEffect(() => { if (ref.current && !ref.current.open) ref.current.showModal(); }, []);
+  return html`
+    <dialog ref=${ref} aria-label="Log in again" onCancel=${(e) => e.preventDefault()}>
+      <${LoginView} notice=${`The session of ${user} has ended. Log in again.`}
+        user=${user} onLogin=${onLogin} />
+    </dialog>`;
+}
+
+function App() {
+  const [session, setSession] = useState(undefined);
+  const [expired, setExpired] = useState(false);
+  const [notice, setNotice] = useState(null);
+  useEffect(() => {
+    whenUnauthorized(() => setExpired(true));
+    currentSession().then(setSession, () => setSession(null));
+  }, []);
+  if (session === undefined) return html`<p class="loading" role="status">Loading…</p>`;
+  if (session === null) {
+    return html`<main id="main"><${LoginView} notice=${notice}
+      onLogin=${(s) => { setNotice(null); setSession(s); }} /></main>`;
+  }
+  const onLogout = async () => {
+    try { await logout(); } finally { setSession(null); setNotice("You have logged out."); }
+  };
+  const onRelogin = (s) => {
+    if (s.user !== session.user) { setSession(s); }
+    setExpired(false);
+  };
+  return html`
+    <div inert=${expired ? true : undefined}>
+      <${Shell} session=${session} onLogout=${onLogout} />
+    </div>
+    ${expired && html`<${Relogin} user=${session.user} onLogin=${onRelogin} />`}`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));
