@@ -389,8 +389,8 @@ class Transactions:
         own = isinstance(candidate, PrivateCandidate) and ds == "candidate"
         if not system and not own:
             self._locks.check_writable(writer.session_id, ds)
-        self.check_precondition(ds, if_revision, precondition)
         base = self.tree(ds, candidate)
+        _check(ds, base, self.info(ds), if_revision, precondition)
         plan = None
         if ds in DURABLE and self._settings.partial_validation:
             plan = plan_edits(self._schema, self._ind, list(edits))
