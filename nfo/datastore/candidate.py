@@ -141,9 +141,10 @@ class PrivateCandidate(Candidate):
 
     def swap(self, work: Tree, edits: Sequence[tuple[Tree, str]], running_revision: int,
              sources: Sequence[EditSource | None] | None = None) -> None:
+        built_on = self._base_revision
         super().swap(work, edits, running_revision, sources)
-        self._base_revision = running_revision
-        self._stale = False
+        # edited on a tree its edits no longer rebuild: try again at the next read
+        self._base_revision = built_on if self._stale else running_revision
 
     def commit_edits(self, schema: Schema, running_revision: int
                      ) -> tuple[list[Tree], list[tuple[Tree, str]], list[EditSource | None]]:

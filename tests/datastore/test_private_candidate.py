@@ -95,6 +95,8 @@ async def test_rebase_conflict_refuses_and_keeps_the_candidate(ds: Datastore) ->
     await b.edit("candidate", create("x"))
     await b.commit()
     rev = ds.info("running").revision
+    # alice's edits no longer apply: her candidate shows what they last applied to
+    assert items(a, "candidate") == ["x"] and a.candidate.stale
     with pytest.raises(DataExists) as ei:
         await a.commit()
     assert ei.value.path == "/nfo-test:top/item[name='x']"
