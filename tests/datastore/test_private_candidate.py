@@ -253,9 +253,16 @@ async def test_commit_log_pages_with_counts(ds: Datastore) -> None:
     for n in ("a", "b", "c"):
         await s.edit("candidate", add(n), "json")
         await s.commit(comment=f"add {n}")
-    page = ds.commit_log(limit=2)
-    assert [(c.label, c.user, c.changes) for c in page] == [
-        ("add c", "alice", 2), ("add b", "alice", 2)]  # the entry and its key
+    await s.edit("running", top(name="n", tags=["t1", "t2"], extra={"level": 4},
+                                item=[{"name": "a", "size": 9}]), "json")
+    await s.edit("running", '<top xmlns="urn:nfo:test" xmlns:yang="urn:ietf:params:xml:'
+                 'ns:yang:1"><tags yang:insert="first">t2</tags></top>')
+    page = ds.commit_log(limit=4)
+    assert [(c.label, c.user) for c in page[2:]] == [("add c", "alice"), ("add b", "alice")]
+    assert [c.changes for c in page[2:]] == [1, 1]  # an entry is one change, key and all
+    # the count is the length of the commit's diff
+    for c in ds.commit_log(limit=10):
+        assert c.changes == len(s.diff_revision(c.revision)), c
     older = ds.commit_log(limit=2, before=page[-1].revision)
     assert [c.label for c in older] == ["add a"]
     await s.close()
@@ -318,7 +325,7 @@ async def test_rpcs_commit_history_diff_rollback(ds: Datastore) -> None:
         assert rev == ds.info("running").revision
         hist = await call(a, "history", limit=5)
         assert hist["commit"][0]["comment"] == "first"
-        assert hist["commit"][0]["changes"] == 2
+        assert hist["commit"][0]["changes"] == 1
         diff = await call(a, "diff", revision=str(rev))
         assert diff["change"][0]["path"] == "/nfo-test:top/item[name='x']"
         back = await call(a, "rollback", revision="0", comment="undo")
