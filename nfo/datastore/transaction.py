@@ -49,6 +49,8 @@ from nfo.errors import (
     InUse,
     NfoError,
     PreconditionFailed,
+    ResourceDenied,
+    StorageCorrupt,
     Veto,
 )
 from nfo.schema import Fmt, Schema, Tree
@@ -358,9 +360,10 @@ class Transactions:
 
     def _conflict(self, e: NfoError) -> NfoError:
         """``e`` (an edit that no longer applies, a result that does not validate) said
-        as a private candidate's rebase failing; subscribers' vetoes and access control
-        speak for themselves."""
-        if isinstance(e, Veto | AccessDenied | PreconditionFailed | InUse):
+        as a private candidate's rebase failing; subscribers' vetoes, access control
+        and storage failures speak for themselves."""
+        if isinstance(e, Veto | AccessDenied | PreconditionFailed | InUse | ResourceDenied
+                      | StorageCorrupt):
             return e
         out = copy.copy(e)
         out.errors = [dataclasses.replace(

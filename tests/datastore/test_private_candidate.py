@@ -398,3 +398,21 @@ async def test_read_only_users_cannot_commit_or_roll_back_and_see_no_hidden_valu
             await s.close()
     finally:
         rpcs.unregister()
+
+
+async def test_a_veto_of_a_private_commit_keeps_the_candidate(ds: Datastore) -> None:
+    async def refuse(ev: Any) -> None:
+        if ev.phase == "change":
+            raise NfoError("not today")
+
+    sub = ds.subscribe("nfo-test", refuse)
+    a = private(ds)
+    await a.edit("candidate", add("x"), "json")
+    with pytest.raises(NfoError) as ei:
+        await a.commit()
+    assert ei.value.app_tag == "nfo-change-vetoed" and ei.value.message == "not today"
+    assert items(ds) == [] and a.candidate.dirty
+    await ds.unsubscribe(sub)
+    await a.commit()
+    assert items(ds) == ["x"]
+    await a.close()
