@@ -382,13 +382,25 @@ class Datastore:
         return [CommitSummary(r.revision, r.timestamp, r.user, r.label,
                               counts.get(r.revision)) for r in recs]
 
+    def not_a_commit(self, revision: int) -> InvalidValue:
+        """The error for a ``revision`` that is no retained commit of running: compacted
+        away (the log keeps the commits after its older snapshots), or never one."""
+        snap = self.storage.snapshot_at("running", self._tx.last_revision)
+        if (0 < revision <= self._tx.last_revision and snap is not None
+                and snap.revision >= revision
+                and not self.storage.history("running", 1, before=revision)):
+            return InvalidValue(f"revision {revision} is no longer retained (the commit "
+                                "log was compacted past it)",
+                                app_tag="nfo-revision-not-retained")
+        return InvalidValue(f"revision {revision} is not a commit of running",
+                            app_tag="nfo-not-a-commit")
+
     def revision_states(self, revision: int) -> tuple[Tree, Tree]:
         """Running right before and right after its commit ``revision`` (the caller
         frees both); ``invalid-value`` if that is not a retained commit of running."""
         recs = self.storage.commits_between("running", revision - 1, revision)
         if not recs:
-            raise InvalidValue(f"revision {revision} is not a retained commit of running",
-                               app_tag="nfo-revision-not-retained")
+            raise self.not_a_commit(revision)
         before = self.state_at("running", revision - 1)
         try:
             after = before.dup()

@@ -344,7 +344,7 @@ class Session:
             committed = d.storage.commits_between("running", revision - 1, revision)
             snap = d.storage.snapshot_at("running", revision)
             if not committed and (snap is None or snap.revision != revision):
-                raise InvalidValue(f"revision {revision} is not a commit of running")
+                raise d.not_a_commit(revision)
         label = f"rollback to {revision}" + (f": {comment}" if comment else "")
         with d.state_at("running", revision) as before:
             return await tx.transact(self._writer, "running", [(before, "replace")],

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nfo.datastore import Datastore
+from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.nacm import Identity
 from nfo.datastore.session import Session
 from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.errors import AccessDenied, DataExists, DataMissing, InvalidValue, NfoError
-from nfo.schema import Fmt
+from nfo.schema import Fmt, Schema
 from nfo.schema.diff import Difference
 from tests.waiting import wait_for
 
@@ -280,8 +281,33 @@ async def test_diff_of_a_revision(ds: Datastore) -> None:
     assert changes[0].prev_value == "one"
     with pytest.raises(InvalidValue) as ei:
         s.diff_revision(rev + 100)
-    assert ei.value.app_tag == "nfo-revision-not-retained"
+    assert ei.value.app_tag == "nfo-not-a-commit"
     await s.close()
+
+
+async def test_revisions_no_longer_retained_are_refused(schema: Schema,
+                                                       tmp_path: Path) -> None:
+    ds = Datastore.open(schema, SqliteStorage(tmp_path / "db", keep_snapshots=1))
+    await ds.start()
+    s = ds.internal_session("alice")
+    try:
+        for n in ("a", "b", "c"):
+            await s.edit("running", add(n), "json")
+            ds.snapshot()  # the log keeps only the commits after the newest snapshot
+        last = ds.info("running").revision
+        for revision in (1, last - 1):
+            with pytest.raises(InvalidValue) as ei:
+                await s.rollback(revision)
+            assert ei.value.app_tag == "nfo-revision-not-retained", ei.value
+            assert "no longer retained" in ei.value.message
+            with pytest.raises(InvalidValue):
+                s.diff_revision(revision)
+        assert [c.changes for c in ds.commit_log()] == [None]  # its before is gone too
+        await s.rollback(last)  # the newest snapshot's revision still is a state
+        assert items(ds) == ["a", "b", "c"]
+    finally:
+        await s.close()
+        await ds.close()
 
 
 async def test_rollback_and_rolling_back_the_rollback(ds: Datastore) -> None:
