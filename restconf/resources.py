@@ -169,7 +169,7 @@ class DataResources:
         if bound is not None:
             yield bound
             return
-        s = self.ds.session(user)
+        s = self.ds.session(user, per_request=True)
         try:
             yield s
         finally:

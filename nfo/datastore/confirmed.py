@@ -78,6 +78,11 @@ class ConfirmedCommit:
         self._pending: _Pending | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def pending(self) -> bool:
+        """Whether a confirmed commit waits for its confirmation."""
+        return self._pending is not None
+
     def load(self) -> None:
         """Pick up a confirmed commit a restart interrupted (reverted by :meth:`start`)."""
         saved = self._storage.get_meta(_META)

@@ -222,12 +222,14 @@ class Datastore:
         self.storage.close()
 
     def session(self, who: Identity | str, *, on_kill: Callable[[], None] | None = None,
-                private_candidate: bool = False) -> Session:
+                private_candidate: bool = False, per_request: bool = False) -> Session:
         """A session for a client (a user name: access control applies) or for the
         server itself (``Identity.server(name)``, or :meth:`internal_session`).
         ``private_candidate``: the session edits and commits a candidate of its own
         (see :class:`~nfo.datastore.candidate.PrivateCandidate`), at most
-        :attr:`max_private_candidates` of them open at once."""
+        :attr:`max_private_candidates` of them open at once.  ``per_request``: the
+        session lives for one request (a plain RESTCONF request), so it cannot hold a
+        non-persistent confirmed commit open."""
         if isinstance(who, str):
             who = Identity(who)
         if private_candidate and sum(
@@ -237,7 +239,7 @@ class Datastore:
                                  "candidate are open: close one first",
                                  app_tag="nfo-too-many-candidates")
         s = Session(self, next(self._ids), who, on_kill, self._parts,
-                    private_candidate=private_candidate)
+                    private_candidate=private_candidate, per_request=per_request)
         self._sessions[s.id] = s
         return s
 

@@ -107,8 +107,10 @@ class Session:
 
     def __init__(self, ds: Datastore, sid: int, who: Identity,
                  on_kill: Callable[[], None] | None, parts: SessionParts, *,
-                 private_candidate: bool = False) -> None:
+                 private_candidate: bool = False, per_request: bool = False) -> None:
         self.datastore = ds
+        self.per_request = per_request
+        """The session ends with the one request it serves (see :meth:`commit`)."""
         self.id = sid
         self.identity = who
         self.user = who.user
@@ -279,6 +281,10 @@ class Session:
         history); ``recorded``: told the commit record once it is durable.  A private
         candidate is rebased (see :meth:`Transactions.commit_candidate`)."""
         self._alive()
+        if confirmed and persist is None and self.per_request:
+            raise InvalidValue("a confirmed commit made by a single request needs persist: "
+                               "it would be reverted when the request ends; confirm it "
+                               "later with its persist-id")
         self._parts.locks.check_writable(self.id, "running")
         return await self._parts.confirmed.commit(
             self._writer, confirmed=confirmed, timeout=timeout, persist=persist,
@@ -316,6 +322,11 @@ class Session:
         access.prune(before)
         access.prune(after)
         return diff_trees(before, after)
+
+    @property
+    def confirmed_commit_pending(self) -> bool:
+        """Whether a confirmed commit (of any session) waits for its confirmation."""
+        return self._parts.confirmed.pending
 
     async def cancel_commit(self, persist_id: str | None = None) -> None:
         self._alive()

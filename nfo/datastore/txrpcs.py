@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nfo.datastore.session import RpcCall, RpcHandler, Session
 from nfo.datastore.storage.base import CommitRecord
-from nfo.errors import InUse
+from nfo.errors import InUse, InvalidValue
 from nfo.schema.diff import Difference
 from nfo.schema.values import format_time
 
@@ -108,6 +108,9 @@ class TransactionRpcs:
         return _output(revision=rev.text)
 
     async def _cancel_commit(self, call: RpcCall) -> None:
+        if not call.session.confirmed_commit_pending:
+            raise InvalidValue("no confirmed commit is pending",
+                               app_tag="nfo-no-confirmed-commit")
         await call.session.cancel_commit(_input(call).get("persist-id"))
 
     async def _discard(self, call: RpcCall) -> None:

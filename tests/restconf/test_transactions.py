@@ -229,3 +229,30 @@ async def test_access_rules_over_restconf(ds: Datastore, serve: Serve) -> None:
         for s in sessions.values():
             await s.close()
         rpcs.unregister()
+
+
+async def test_confirmed_commit_from_a_plain_request_needs_persist(ui: UI) -> None:
+    r = await ui.plain.post(f"{CAND}/nfo-test:top", json=item("c"),
+                            headers={"Content-Type": JSON})
+    assert r.status_code == 201, r.text
+    r = await op(ui.plain, "commit", confirmed=[None])
+    assert r.status_code == 400 and "needs persist" in r.text, r.text
+    r = await op(ui.plain, "commit", confirmed=[None], persist="p1", **{
+        "confirm-timeout": 60})
+    assert r.status_code == 200, r.text
+    assert await names(ui.plain, RUN) == ["c"]  # it outlived its request
+    r = await op(ui.plain, "commit", **{"persist-id": "p1"})  # the confirming commit
+    assert r.status_code == 204, r.text  # nothing new to commit: no revision
+    r = await op(ui.plain, "cancel-commit", **{"persist-id": "p1"})
+    assert r.status_code == 400  # nothing pending any more
+    assert await names(ui.plain, RUN) == ["c"]
+    # a UI session's non-persistent confirmed commit lives as long as that session
+    async with ui.ui("alice") as alice:
+        await alice.post(f"{CAND}/nfo-test:top", json=item("d"),
+                         headers={"Content-Type": JSON})
+        r = await op(alice, "commit", confirmed=[None])
+        assert r.status_code == 200, r.text
+        assert await names(alice, RUN) == ["c", "d"]
+        r = await op(alice, "cancel-commit")
+        assert r.status_code == 204, r.text
+        assert await names(alice, RUN) == ["c"]
