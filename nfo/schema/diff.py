@@ -85,15 +85,33 @@ def _match(first: Any, node: Any, slot: Any) -> Any:
 
 def _walk(bfirst: Any, afirst: Any, out: list[Difference]) -> None:
     slot = ly.xffi.new("void **")
+    compare = ly.xlib.lyd_compare_single
+    xnode = ly.xnode
+    # each node of ``after`` with its counterpart (NULL: created); the counterpart is
+    # looked for at the same place first (where most entries are), then by hash
+    seq: list[tuple[Any, Any, bool]] = []  # (node, counterpart, whether identical)
+    matched: set[Any] = set()
+    b = bfirst
+    for a in _present(afirst):
+        same = False
+        if b != ffi.NULL and b.schema == a.schema and (_np(b) or not is_default(b)):
+            xa, xb = xnode(a), xnode(b)
+            same = compare(xa, xb, _FULL_RECURSION | _DEFAULTS) == lib.LY_SUCCESS
+            m = b if same or compare(xa, xb, 0) == lib.LY_SUCCESS else _match(bfirst, a, slot)
+        else:
+            m = _match(bfirst, a, slot)
+        seq.append((a, m, same))
+        if m != ffi.NULL:
+            matched.add(m)
+            b = m.next
     for b in _present(bfirst):
-        if _match(afirst, b, slot) == ffi.NULL:
+        if b not in matched:
             if _np(b):
                 _walk(lib.lyd_child(b), ffi.NULL, out)
             else:
                 out.append(_whole("delete", b))
     ordered: dict[int, list[Any]] = {}
-    for a in _present(afirst):
-        b = _match(bfirst, a, slot)
+    for a, b, same in seq:
         if b == ffi.NULL:
             if _np(a):
                 _walk(ffi.NULL, lib.lyd_child(a), out)
@@ -103,8 +121,8 @@ def _walk(bfirst: Any, afirst: Any, out: list[Difference]) -> None:
         sch = a.schema
         if sch.nodetype & _MULTI and sch.flags & lib.LYS_ORDBY_USER:
             ordered.setdefault(ly.addr(sch), []).append((a, b))
-        if ly.xlib.lyd_compare_single(ly.xnode(a), ly.xnode(b),
-                                      _FULL_RECURSION | _DEFAULTS) == lib.LY_SUCCESS:
+        if same or compare(xnode(a), xnode(b),
+                           _FULL_RECURSION | _DEFAULTS) == lib.LY_SUCCESS:
             continue
         if sch.nodetype & lib.LYS_LEAF:
             value, prev = node_value(a), node_value(b)

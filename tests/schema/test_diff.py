@@ -103,3 +103,17 @@ def test_other_top_level_modules(schema: Schema) -> None:
             ("create", "/nfo-vim:vims/vim[name='v']")]
         assert [(d.operation, d.path) for d in diff_trees(vims, empty)] == [
             ("delete", "/nfo-vim:vims/vim[name='v']")]
+
+
+def test_long_lists_with_changes_in_the_middle(schema: Schema) -> None:
+    # entries standing at the same place are paired directly, the others by key
+    before = [{"a": f"k{i}", "b": i, "v": "x"} for i in range(50)]
+    after = [dict(e) for e in before if e["a"] != "k10"]
+    after.insert(20, {"a": "new", "b": 1})
+    after[30]["v"] = "y"
+    out = diff(schema, {"pair": before}, {"pair": after})
+    assert [(d.operation, d.path) for d in out] == [
+        ("delete", f"{TOP}/pair[a='k10'][b='10']"),
+        ("create", f"{TOP}/pair[a='new'][b='1']"),
+        ("modify", f"{TOP}/pair[a='{after[30]['a']}'][b='{after[30]['b']}']/v"),
+    ]
