@@ -36,7 +36,7 @@ from nfo.restconf.codec import (
     yang_library_version_document,
 )
 from nfo.restconf.paths import parse_operation
-from nfo.restconf.resources import DataResources, options, raw_path
+from nfo.restconf.resources import DataResources, bound_session, options, raw_path
 from nfo.restconf.streams import stream_endpoint, streams_data
 from nfo.schema import Fmt
 
@@ -84,6 +84,11 @@ class Restconf:
 
     # -- what every request needs ------------------------------------------------------
     async def user(self, request: Request) -> str:
+        """Who sends the request: its long-lived session's user (authenticated when
+        the session was bound to it), else what ``auth`` says."""
+        bound = bound_session(request)
+        if bound is not None:
+            return bound.user
         if self.auth is None:
             return "anonymous"
         try:

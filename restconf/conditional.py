@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from nfo.datastore import CommitInfo, Datastore, Precondition, WriteView
+from nfo.datastore import CommitInfo, Datastore, Precondition, Session, WriteView
 from nfo.errors import PreconditionFailed
 from nfo.schema import Fmt
 
@@ -42,12 +42,15 @@ class Validators:
     last_modified: float | None
 
 
-def validators(ds: Datastore, datastore: str) -> Validators:
-    """ETag and Last-Modified of a datastore (operational and intended: running's)."""
+def validators(ds: Datastore, datastore: str, session: Session | None = None) -> Validators:
+    """ETag and Last-Modified of a datastore (operational and intended: running's);
+    ``session``: the request's long-lived session, whose candidate may be its own."""
     name = "running" if datastore in ("intended", "operational") else datastore
     info = ds.info(name)
-    if name == "candidate" and ds.tree("candidate") is not ds.tree("running"):
-        digest = hashlib.sha1(ds.tree("candidate").print(Fmt.JSON).encode(),
+    candidate = (session.candidate_tree() if session is not None and name == "candidate"
+                 else ds.tree("candidate"))
+    if name == "candidate" and candidate is not ds.tree("running"):
+        digest = hashlib.sha1(candidate.print(Fmt.JSON).encode(),
                               usedforsecurity=False).hexdigest()[:12]
         return Validators(f'"{info.revision}-c{digest}"', None)
     return _committed(info)
@@ -145,7 +148,8 @@ def check_read(headers: Mapping[str, str], v: Validators) -> bool:
 
 def write_precondition(ds: Datastore, headers: Mapping[str, str],
                        exists_check: Callable[[WriteView], bool],
-                       existed: list[bool] | None = None) -> Precondition:
+                       existed: list[bool] | None = None,
+                       session: Session | None = None) -> Precondition:
     """A request's conditional headers as a datastore write precondition; it records
     in ``existed`` whether the target existed when it was last checked.
 
@@ -155,7 +159,7 @@ def write_precondition(ds: Datastore, headers: Mapping[str, str],
         found = exists_check(view)
         if existed is not None:
             existed[:] = [found]
-        v = (validators(ds, view.datastore) if view.datastore == "candidate"
+        v = (validators(ds, view.datastore, session) if view.datastore == "candidate"
              else _committed(view.info))
         check_write(headers, v, found)
     return check

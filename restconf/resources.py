@@ -7,17 +7,24 @@ the datastore session applies it with the request's conditional headers as a
 precondition (:mod:`nfo.restconf.conditional`), and the reply is encoded by the
 codec.  Every failure is an :class:`~nfo.errors.NfoError` that the application's
 exception handler turns into an ``errors`` reply.
+
+A request runs in a datastore session opened for it and closed after it, unless the
+ASGI scope carries a long-lived one under :data:`SESSION_KEY` (put there by whatever
+authenticated the request, e.g. the web UI's login session, whose session may have a
+private candidate): then reads, writes and operations run in that session, and its
+candidate is the one ``/restconf/ds/ietf-datastores:candidate`` addresses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nfo.datastore import Datastore, Identity, WriteView
+from nfo.datastore import Datastore, Identity, Session, WriteView
 from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
@@ -63,6 +70,20 @@ _READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
 _WRITE_PARAMS = {"insert", "point"}
 
 
+SESSION_KEY = "nfo.session"
+"""The ASGI scope key of a request's long-lived datastore :class:`Session`, if any."""
+
+
+def bound_session(request: Request) -> Session | None:
+    """The long-lived session a request runs in (see :data:`SESSION_KEY`), or None."""
+    s = request.scope.get(SESSION_KEY)
+    if s is None:
+        return None
+    if not isinstance(s, Session) or s.closed:
+        raise HttpError(401, "the session has ended", tag="access-denied")
+    return s
+
+
 @dataclass(frozen=True)
 class Target:
     """What a data request addresses."""
@@ -75,6 +96,8 @@ class Target:
     """The negotiated reply encoding."""
     base: str
     """The URI prefix of the datastore resource (``/restconf/data`` or ``/restconf/ds/..``)."""
+    session: Session | None = None
+    """The request's long-lived session (None: one is opened per write)."""
 
     @property
     def write_datastore(self) -> str:
@@ -140,6 +163,18 @@ class DataResources:
         self.ds = ds
         self.schema = ds.schema
 
+    @contextlib.asynccontextmanager
+    async def session(self, user: str, bound: Session | None) -> AsyncIterator[Session]:
+        """The request's long-lived session, else a new one closed when done."""
+        if bound is not None:
+            yield bound
+            return
+        s = self.ds.session(user, per_request=True)
+        try:
+            yield s
+        finally:
+            await s.close()
+
     # -- routing -------------------------------------------------------------------
     def split(self, request: Request) -> tuple[str | None, str, str]:
         """(datastore or None for /restconf/data, the resource path, the base URI)."""
@@ -192,7 +227,7 @@ class DataResources:
             raise HttpError(405, why, tag="operation-not-supported",
                             headers={"Allow": ", ".join(allowed)}, path=rp.data_path)
         params = parse_query(request.scope.get("query_string", b""))
-        target = Target(user, datastore, rp, fmt, base)
+        target = Target(user, datastore, rp, fmt, base, bound_session(request))
         if method == "OPTIONS":
             params.only(set(), method)
             return options(allowed, self.accept_patch if "PATCH" in allowed else None)
@@ -286,10 +321,11 @@ class DataResources:
         wd = with_defaults_of(params.get("with-defaults"))
         # operational data (owners may push any node) changes without a commit
         state = q.datastore == "operational"
-        v = validators(self.ds, q.datastore)
+        v = validators(self.ds, q.datastore, target.session)
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
-        body = await query(self.ds.reader(target.who), q,
+        reader = target.session or self.ds.reader(target.who)
+        body = await query(reader, q,
                            lambda tree, targets: encode_targets(tree, targets, rp,
                                                                 target.fmt, wd))
         if body is None:
@@ -308,7 +344,10 @@ class DataResources:
         a write's answer does not tell that it exists)."""
         if path is None:
             return None
-        node = self.ds.tree(target.write_datastore).node(path)
+        ds_name = target.write_datastore
+        tree = (target.session.candidate_tree() if target.session is not None
+                and ds_name == "candidate" else self.ds.tree(ds_name))
+        node = tree.node(path)
         if node is not None and node.is_default:
             return None  # an implicit default (or a container holding only those)
         if node is not None and not self.ds.nacm.access(target.who).allowed(path, "read"):
@@ -349,16 +388,13 @@ class DataResources:
         validators and whether the target existed before."""
         ds_name = target.write_datastore
         existed: list[bool] = []
-        session = self.ds.session(target.user)
-        try:
+        async with self.session(target.user, target.session) as session:
             await session.edit_many(
                 ds_name, [edit], default_operation=default_operation,
                 label=f"restconf {request.method} {target.path.data_path or '/'}",
                 precondition=write_precondition(self.ds, request.headers, exists_check,
-                                                existed), report=False)
-            return validators(self.ds, ds_name), existed[0]
-        finally:
-            await session.close()
+                                                existed, target.session), report=False)
+            return validators(self.ds, ds_name, target.session), existed[0]
 
     async def put(self, request: Request, target: Target, body: bytes, fmt: Fmt,
                   insert: Insert | None) -> Response:
@@ -418,16 +454,15 @@ class DataResources:
     async def yang_patch(self, request: Request, target: Target, body: bytes,
                          in_fmt: Fmt) -> Response:
         ds_name = target.write_datastore
-        precondition = write_precondition(self.ds, request.headers, lambda _view: True)
+        precondition = write_precondition(self.ds, request.headers, lambda _view: True,
+                                          session=target.session)
         # refused before the patch is read, as HTTP orders it; checked again atomically
         self.ds.check_precondition(ds_name, precondition=precondition)
-        session = self.ds.session(target.user)
-        try:
+        async with self.session(target.user, target.session) as session:
             result = await apply_yang_patch(session, ds_name, target.path, body, in_fmt,
                                             target.fmt, precondition=precondition)
-        finally:
-            await session.close()
-        headers = validator_headers(validators(self.ds, ds_name)) if result.status < 300 else {}
+        headers = (validator_headers(validators(self.ds, ds_name, target.session))
+                   if result.status < 300 else {})
         return Response(result.body, result.status, headers, media_type=result.content_type)
 
     # -- operations ----------------------------------------------------------------
@@ -436,11 +471,8 @@ class DataResources:
         parse_query(request.scope.get("query_string", b"")).only(set(), "POST")
         in_fmt = request_format(request.headers.get("content-type")) if body.strip() else fmt
         text = rpc_input(self.schema, body, in_fmt, chain, op)
-        session = self.ds.session(user)
-        try:
+        async with self.session(user, bound_session(request)) as session:
             reply = await session.rpc(text, Fmt.JSON)
-        finally:
-            await session.close()
         with reply:
             out = rpc_output(reply, op, fmt)
         if out is None:

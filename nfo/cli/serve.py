@@ -26,6 +26,7 @@ from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.logins import LoginGuard, LoginLimits
+from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.datastore.users import UserStore
 from nfo.datastore.workers import Workers
 from nfo.netconf.monitoring import Monitor
@@ -187,8 +188,10 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     nc = None
     control = None
     reclaimer = Reclaimer()
+    transactions = TransactionRpcs(ds)
     try:
         users = await bootstrap_admin(ds)
+        transactions.register()
         control = ControlServer(state.control, users)
         await control.start()
         manager = await start_manager(ds, state, concurrency=concurrency)
@@ -241,6 +244,7 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         if rest is not None:
             await rest.stop()
         users.unregister()
+        transactions.unregister()
         await manager.stop()
         await printer
         reclaimer.close()

@@ -21,7 +21,7 @@ from typing import Any
 from nfo.datastore.candidate import Candidate
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.storage.base import Storage
-from nfo.datastore.transaction import Precondition, Transactions, Writer
+from nfo.datastore.transaction import Precondition, Recorded, Transactions, Writer
 from nfo.errors import InUse, InvalidValue
 from nfo.schema import Fmt, Schema, Tree
 from nfo.schema.changes import Change
@@ -78,6 +78,11 @@ class ConfirmedCommit:
         self._pending: _Pending | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def pending(self) -> bool:
+        """Whether a confirmed commit waits for its confirmation."""
+        return self._pending is not None
+
     def load(self) -> None:
         """Pick up a confirmed commit a restart interrupted (reverted by :meth:`start`)."""
         saved = self._storage.get_meta(_META)
@@ -105,9 +110,12 @@ class ConfirmedCommit:
     async def commit(self, by: Writer, *, confirmed: bool, timeout: float,
                      persist: str | None, persist_id: str | None,
                      if_revision: int | None = None,
-                     precondition: Precondition | None = None) -> list[Change]:
-        """Commit the candidate: plain (confirming a pending commit), or confirmed (starting
-        or extending one)."""
+                     precondition: Precondition | None = None, label: str = "",
+                     candidate: Candidate | None = None,
+                     recorded: Recorded | None = None) -> list[Change]:
+        """Commit the candidate (``candidate``: a session's private one): plain
+        (confirming a pending commit), or confirmed (starting or extending one).
+        ``label``: the commit record's label (its comment), else the kind of commit."""
         p = self._pending
         if p is not None:
             if p.persist is not None:
@@ -132,8 +140,9 @@ class ConfirmedCommit:
         meta = _MetaWrite(self._storage, record)
         try:
             changes = await self._tx.commit_candidate(
-                by, "confirmed commit" if confirmed else "commit", if_revision=if_revision,
-                precondition=precondition, also=meta)
+                by, label or ("confirmed commit" if confirmed else "commit"),
+                if_revision=if_revision, precondition=precondition, also=meta,
+                candidate=candidate, recorded=recorded)
             meta.unless_written()
         except BaseException:
             if fresh:

@@ -24,6 +24,7 @@ from nfo.datastore.candidate import Candidate
 from nfo.datastore.confirmed import ConfirmedCommit
 from nfo.datastore.formats import item_source
 from nfo.datastore.groupcommit import GroupCommit
+from nfo.datastore.history import CommitSummary, replay_counting
 from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import NACM_PATH, Identity, Nacm
 from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES, DURABLE, datastore_name
@@ -34,7 +35,7 @@ from nfo.datastore.storage.base import CommitRecord, Storage, StoredState
 from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
 from nfo.datastore.workers import Workers
-from nfo.errors import InvalidValue, NfoError, OperationFailed, UnknownElement
+from nfo.errors import InvalidValue, NfoError, OperationFailed, ResourceDenied, UnknownElement
 from nfo.schema import Fmt, Kind, Parse, Schema, Tree
 from nfo.schema.deps import independence
 from nfo.schema.edit import apply_edit, validate
@@ -67,6 +68,10 @@ class Datastore:
     group_commit = True
     """Commit plain edits of running and startup that arrive together as one group
     sharing one fsync (see :mod:`nfo.datastore.transaction`); False: one at a time."""
+    max_private_candidates = 256
+    """Sessions with a private candidate open at once (each holds its edits and, once
+    read or edited, a copy of the configuration); one more is refused with
+    ``resource-denied`` (docs/transactions.md)."""
 
     def __init__(self, schema: Schema, storage: Storage, workers: Workers | None = None, *,
                  notification_retention: Mapping[str, int] | None = None) -> None:
@@ -216,13 +221,25 @@ class Datastore:
         self.workers.close()
         self.storage.close()
 
-    def session(self, who: Identity | str, *,
-                on_kill: Callable[[], None] | None = None) -> Session:
+    def session(self, who: Identity | str, *, on_kill: Callable[[], None] | None = None,
+                private_candidate: bool = False, per_request: bool = False) -> Session:
         """A session for a client (a user name: access control applies) or for the
-        server itself (``Identity.server(name)``, or :meth:`internal_session`)."""
+        server itself (``Identity.server(name)``, or :meth:`internal_session`).
+        ``private_candidate``: the session edits and commits a candidate of its own
+        (see :class:`~nfo.datastore.candidate.PrivateCandidate`), at most
+        :attr:`max_private_candidates` of them open at once.  ``per_request``: the
+        session lives for one request (a plain RESTCONF request), so it cannot hold a
+        non-persistent confirmed commit open."""
         if isinstance(who, str):
             who = Identity(who)
-        s = Session(self, next(self._ids), who, on_kill, self._parts)
+        if private_candidate and sum(
+                s.private_candidate for s in self._sessions.values()
+        ) >= self.max_private_candidates:
+            raise ResourceDenied(f"{self.max_private_candidates} sessions with a private "
+                                 "candidate are open: close one first",
+                                 app_tag="nfo-too-many-candidates")
+        s = Session(self, next(self._ids), who, on_kill, self._parts,
+                    private_candidate=private_candidate, per_request=per_request)
         self._sessions[s.id] = s
         return s
 
@@ -249,18 +266,20 @@ class Datastore:
         return self._tx.tree(datastore_name(datastore, DURABLE))
 
     def get(self, datastore: str, xpath: str | None = None, *, with_origin: bool = False,
-            who: Identity | None = None) -> Tree:
+            who: Identity | None = None, candidate: Candidate | None = None) -> Tree:
         """A copy of the data selected by ``xpath`` (all data if None); caller frees it.
 
         ``who`` reads; None is the server itself (everything, credentials included).
         A client's view is filtered by access control *before* ``xpath`` selects: a
         predicate cannot test a value the client may not read, and a node it may not
-        read answers as if absent."""
-        copy, finish = self._begin_get(datastore, xpath, with_origin, who)
+        read answers as if absent.  ``candidate``: a session's private candidate, read
+        as the candidate datastore."""
+        copy, finish = self._begin_get(datastore, xpath, with_origin, who, candidate)
         return finish(copy)
 
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
-                    with_origin: bool = False, who: Identity | None = None) -> T:
+                    with_origin: bool = False, who: Identity | None = None,
+                    candidate: Candidate | None = None) -> T:
         """``then(tree)`` of what :meth:`get` returns.  A client's XPath selection
         (anything but a plain data path) runs off the event loop: the live data is
         copied here, and selecting, filtering and ``then`` run on a worker thread (see
@@ -269,11 +288,12 @@ class Datastore:
         if (who is None or who.internal or xpath is None
                 or self.schema.is_instance_path(xpath)):
             # bounded by the data's size: cheaper on the loop than a thread's hand-over
-            with self.get(datastore, xpath, with_origin=with_origin, who=who) as tree:
+            with self.get(datastore, xpath, with_origin=with_origin, who=who,
+                          candidate=candidate) as tree:
                 return then(tree)
         user = who.user
         self.workers.admit(user)
-        copy, finish = self._begin_get(datastore, xpath, with_origin, who)
+        copy, finish = self._begin_get(datastore, xpath, with_origin, who, candidate)
 
         def job() -> T:
             with finish(copy) as tree:
@@ -282,12 +302,13 @@ class Datastore:
         return await self.workers.run(user, job, copy.free)
 
     def _begin_get(self, datastore: str, xpath: str | None, with_origin: bool,
-                   who: Identity | None) -> tuple[Tree, Callable[[Tree], Tree]]:
+                   who: Identity | None, candidate: Candidate | None = None
+                   ) -> tuple[Tree, Callable[[Tree], Tree]]:
         """A private copy of the live data a read needs, and what finishes the read on
         it alone (taking it over): the copy is made on the event loop, the rest may run
         on any thread."""
         if who is None or who.internal:
-            return self._get(datastore, xpath, with_origin), _as_is
+            return self._get(datastore, xpath, with_origin, candidate), _as_is
         access = self.nacm.access(who)
         if xpath is not None and not self.schema.is_instance_path(xpath):
             def select(full: Tree) -> Tree:
@@ -295,7 +316,7 @@ class Datastore:
                     access.prune(full)
                     return full.extract(xpath)
 
-            return self._get(datastore, None, with_origin), select
+            return self._get(datastore, None, with_origin, candidate), select
 
         def prune(out: Tree) -> Tree:
             try:
@@ -309,13 +330,14 @@ class Datastore:
                 raise
             return out
 
-        return self._get(datastore, xpath, with_origin), prune
+        return self._get(datastore, xpath, with_origin, candidate), prune
 
-    def _get(self, datastore: str, xpath: str | None, with_origin: bool) -> Tree:
+    def _get(self, datastore: str, xpath: str | None, with_origin: bool,
+             candidate: Candidate | None = None) -> Tree:
         ds = datastore_name(datastore, DATASTORES)
         one = xpath is not None and self.schema.names_one(xpath)
         if ds != "operational":
-            return self.tree(ds).extract(xpath, one=one)
+            return self._tx.tree(ds, candidate).extract(xpath, one=one)
         running = self._tx.tree("running")
         if xpath is None or one or _SIMPLE_PATH.match(xpath):
             out = running.extract(xpath, one=one)
@@ -340,8 +362,60 @@ class Datastore:
         """Held locks: datastore -> (session id, when it was taken)."""
         return self._locks.held()
 
-    def history(self, datastore: str = "running", limit: int = 100) -> list[CommitRecord]:
-        return self.storage.history(datastore_name(datastore, DURABLE), limit)
+    def history(self, datastore: str = "running", limit: int = 100,
+                before: int | None = None) -> list[CommitRecord]:
+        """Commit records, newest first (below revision ``before`` if given)."""
+        return self.storage.history(datastore_name(datastore, DURABLE), limit, before)
+
+    def commit_log(self, limit: int = 20, before: int | None = None) -> list[CommitSummary]:
+        """A page of running's history, newest first: each commit with how many nodes
+        it changed (replayed from the state before the oldest listed)."""
+        recs = self.storage.history("running", limit, before)
+        counts: dict[int, int] = {}
+        if recs:
+            try:
+                state = self.state_at("running", recs[-1].revision - 1)
+            except NfoError:
+                state = None
+            if state is not None:
+                with state:
+                    for rec in reversed(recs):
+                        counts[rec.revision] = replay_counting(self.schema, state, rec)
+        return [CommitSummary(r.revision, r.timestamp, r.user, r.label,
+                              counts.get(r.revision)) for r in recs]
+
+    def not_a_commit(self, revision: int) -> InvalidValue:
+        """The error for a ``revision`` that is no retained commit of running: compacted
+        away (the log keeps the commits after its older snapshots), or never one."""
+        snap = self.storage.snapshot_at("running", self._tx.last_revision)
+        if (0 < revision <= self._tx.last_revision and snap is not None
+                and snap.revision >= revision
+                and not self.storage.history("running", 1, before=revision)):
+            return InvalidValue(f"revision {revision} is no longer retained (the commit "
+                                "log was compacted past it)",
+                                app_tag="nfo-revision-not-retained")
+        return InvalidValue(f"revision {revision} is not a commit of running",
+                            app_tag="nfo-not-a-commit")
+
+    def revision_states(self, revision: int) -> tuple[Tree, Tree]:
+        """Running right before and right after its commit ``revision`` (the caller
+        frees both); ``invalid-value`` if that is not a retained commit of running."""
+        recs = self.storage.commits_between("running", revision - 1, revision)
+        if not recs:
+            raise self.not_a_commit(revision)
+        before = self.state_at("running", revision - 1)
+        try:
+            after = before.dup()
+            try:
+                self._replay(after, recs[0])
+                validate(self.schema, after)
+            except BaseException:
+                after.free()
+                raise
+        except BaseException:
+            before.free()
+            raise
+        return before, after
 
     def state_at(self, datastore: str, revision: int) -> Tree:
         """The content of a durable datastore as it was after ``revision``."""
@@ -356,7 +430,8 @@ class Datastore:
             oldest = self.storage.history(ds, limit=1_000_000)
             if oldest and self.storage.snapshot_at(ds, oldest[-1].revision) is not None:
                 tree.free()
-                raise InvalidValue(f"revision {revision} is no longer retained")
+                raise InvalidValue(f"revision {revision} is no longer retained",
+                                   app_tag="nfo-revision-not-retained")
         try:
             for rec in self.storage.commits_between(ds, after, revision):
                 self._replay(tree, rec)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from nfo.datastore.candidate import Candidate
+from nfo.datastore.candidate import Candidate, PrivateCandidate
 from nfo.datastore.confirmed import ConfirmedCommit
 from nfo.datastore.formats import EditSource, source_of
 from nfo.datastore.groupcommit import GroupCommit
@@ -24,7 +24,7 @@ from nfo.datastore.nacm import Access, Identity
 from nfo.datastore.names import CONFIG_DATASTORES, datastore_name
 from nfo.datastore.notifications import Checked, Notification, NotificationHub
 from nfo.datastore.operational import OperStore, check_owner
-from nfo.datastore.transaction import Precondition, Transactions, Writer
+from nfo.datastore.transaction import Precondition, Recorded, Transactions, Writer
 from nfo.errors import (
     DataMissing,
     InvalidValue,
@@ -34,12 +34,13 @@ from nfo.errors import (
 )
 from nfo.schema import Fmt, Node, Operation, OpKind, Tree
 from nfo.schema.changes import Change
+from nfo.schema.diff import Difference, diff_trees
 from nfo.schema.edit import validate
 
 if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
 
-__all__ = ["ReadAs", "RpcCall", "RpcHandler", "Session", "SessionParts"]
+__all__ = ["ReadAs", "RpcCall", "RpcHandler", "RpcOutput", "Session", "SessionParts"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,12 @@ class RpcCall:
     """For an action, the data path of the node it was invoked on."""
 
 
-RpcHandler = Callable[[RpcCall], Awaitable[dict[str, str] | None]]
+RpcOutput = dict[str, str] | str | None
+"""What an RPC handler answers: output leaves by path (relative to the operation), or
+the whole output of an RPC (not an action) as RFC 7951 JSON, the object inside the
+operation (``{"revision": "5", "change": [...]}``), or None (no output)."""
+
+RpcHandler = Callable[[RpcCall], Awaitable[RpcOutput]]
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,11 @@ class Session:
     """One client's view: who writes, which locks it holds, what it may cancel."""
 
     def __init__(self, ds: Datastore, sid: int, who: Identity,
-                 on_kill: Callable[[], None] | None, parts: SessionParts) -> None:
+                 on_kill: Callable[[], None] | None, parts: SessionParts, *,
+                 private_candidate: bool = False, per_request: bool = False) -> None:
         self.datastore = ds
+        self.per_request = per_request
+        """The session ends with the one request it serves (see :meth:`commit`)."""
         self.id = sid
         self.identity = who
         self.user = who.user
@@ -111,6 +120,22 @@ class Session:
         self.closed = False
         self.killed_by: int | None = None
         """The session that ended this one with kill-session, if any."""
+        self._own = PrivateCandidate(sid) if private_candidate else None
+
+    @property
+    def private_candidate(self) -> bool:
+        """Whether this session has its own candidate (see
+        :class:`~nfo.datastore.candidate.PrivateCandidate`) instead of the shared one."""
+        return self._own is not None
+
+    @property
+    def candidate(self) -> Candidate:
+        """The candidate this session edits and commits: its own, or the shared one."""
+        return self._own if self._own is not None else self._parts.candidate
+
+    def candidate_tree(self) -> Tree:
+        """The live data of this session's candidate: read it, never keep or change it."""
+        return self._parts.transactions.tree("candidate", self._own)
 
     # -- access control --------------------------------------------------------
     def access(self) -> Access:
@@ -124,15 +149,16 @@ class Session:
 
     def get(self, datastore: str, xpath: str | None = None, *,
             with_origin: bool = False) -> Tree:
-        """Read as this session's user (see :meth:`Datastore.get`)."""
+        """Read as this session's user (see :meth:`Datastore.get`); the candidate is
+        this session's own if it has one."""
         return self.datastore.get(datastore, xpath, with_origin=with_origin,
-                                  who=self.identity)
+                                  who=self.identity, candidate=self._own)
 
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
                     with_origin: bool = False) -> T:
         """Read as this session's user, off the event loop (see :meth:`Datastore.query`)."""
         return await self.datastore.query(datastore, xpath, then, with_origin=with_origin,
-                                          who=self.identity)
+                                          who=self.identity, candidate=self._own)
 
     # -- writes --------------------------------------------------------------
     async def edit(
@@ -204,7 +230,8 @@ class Session:
             return await self._parts.transactions.transact(
                 self._writer, ds, edits, test_only=test_option == "test-only",
                 validate=check, label=label, if_revision=if_revision,
-                precondition=precondition, report=report, sources=sources)
+                precondition=precondition, report=report, sources=sources,
+                candidate=self._own)
         finally:
             for t in owned:
                 t.free()
@@ -222,7 +249,7 @@ class Session:
             if src == tgt:
                 await tx.check(tgt, if_revision, precondition)
                 return
-            tree = self.datastore.tree(src).dup()
+            tree = tx.tree(src, self._own).dup()
         elif isinstance(source, Tree):
             tree = source.dup()
         else:
@@ -230,7 +257,7 @@ class Session:
         with tree:
             await tx.transact(self._writer, tgt, [(tree, "replace")],
                               label=f"copy-config to {tgt}", if_revision=if_revision,
-                              precondition=precondition)
+                              precondition=precondition, candidate=self._own)
 
     async def delete_config(self, target: str, *, if_revision: int | None = None,
                             precondition: Precondition | None = None) -> None:
@@ -241,19 +268,65 @@ class Session:
         with Tree(self.datastore.schema) as empty:
             await self._parts.transactions.transact(
                 self._writer, tgt, [(empty, "replace")], label=f"delete-config {tgt}",
-                if_revision=if_revision, precondition=precondition)
+                if_revision=if_revision, precondition=precondition, candidate=self._own)
 
     async def commit(self, *, confirmed: bool = False, timeout: float = 600,
                      persist: str | None = None, persist_id: str | None = None,
                      if_revision: int | None = None,
-                     precondition: Precondition | None = None) -> list[Change]:
-        """Commit candidate to running, optionally as a confirmed commit; ``if_revision``
-        and ``precondition`` are checked against running (see :meth:`edit_many`)."""
+                     precondition: Precondition | None = None, comment: str = "",
+                     recorded: Recorded | None = None) -> list[Change]:
+        """Commit this session's candidate to running, optionally as a confirmed commit;
+        ``if_revision`` and ``precondition`` are checked against running (see
+        :meth:`edit_many`).  ``comment``: the commit record's label (shown in the
+        history); ``recorded``: told the commit record once it is durable.  A private
+        candidate is rebased (see :meth:`Transactions.commit_candidate`)."""
         self._alive()
+        if confirmed and persist is None and self.per_request:
+            raise InvalidValue("a confirmed commit made by a single request needs persist: "
+                               "it would be reverted when the request ends; confirm it "
+                               "later with its persist-id")
         self._parts.locks.check_writable(self.id, "running")
         return await self._parts.confirmed.commit(
             self._writer, confirmed=confirmed, timeout=timeout, persist=persist,
-            persist_id=persist_id, if_revision=if_revision, precondition=precondition)
+            persist_id=persist_id, if_revision=if_revision, precondition=precondition,
+            label=comment, candidate=self._own, recorded=recorded)
+
+    async def dry_run(self) -> list[Difference]:
+        """What committing this session's candidate would change in running now, as
+        far as this session's user may read it: the candidate rebased on running and
+        validated; nothing is stored and no subscriber is asked."""
+        self._alive()
+        tx = self._parts.transactions
+        before, after = await tx.rebased(self._writer, self.candidate)
+        with before, after:
+            return self._diff(before, after)
+
+    def diff(self) -> list[Difference]:
+        """The pending changes: this session's candidate against running, as far as
+        this session's user may read them."""
+        self._alive()
+        tx = self._parts.transactions
+        with tx.tree("running").dup() as before, self.candidate_tree().dup() as after:
+            return self._diff(before, after)
+
+    def diff_revision(self, revision: int) -> list[Difference]:
+        """What a commit of running changed, as far as this session's user may read it."""
+        self._alive()
+        before, after = self.datastore.revision_states(revision)
+        with before, after:
+            return self._diff(before, after)
+
+    def _diff(self, before: Tree, after: Tree) -> list[Difference]:
+        """The difference of two private copies, each filtered for this session's user."""
+        access = self.access()
+        access.prune(before)
+        access.prune(after)
+        return diff_trees(before, after)
+
+    @property
+    def confirmed_commit_pending(self) -> bool:
+        """Whether a confirmed commit (of any session) waits for its confirmation."""
+        return self._parts.confirmed.pending
 
     async def cancel_commit(self, persist_id: str | None = None) -> None:
         self._alive()
@@ -261,13 +334,18 @@ class Session:
 
     async def discard_changes(self) -> None:
         self._alive()
+        if self._own is not None:
+            self._own.reset()
+            return
         self._parts.locks.check_writable(self.id, "candidate")
         self._parts.candidate.reset()
 
     async def rollback(self, revision: int, *, if_revision: int | None = None,
-                       precondition: Precondition | None = None) -> list[Change]:
+                       precondition: Precondition | None = None, comment: str = "",
+                       recorded: Recorded | None = None) -> list[Change]:
         """Make running what it was right after ``revision`` (a new commit); the
-        preconditions are checked as by :meth:`edit_many`."""
+        preconditions are checked as by :meth:`edit_many`.  ``comment``: added to the
+        commit record's label; ``recorded``: told the commit record once durable."""
         self._alive()
         d = self.datastore
         tx = self._parts.transactions
@@ -277,18 +355,20 @@ class Session:
             committed = d.storage.commits_between("running", revision - 1, revision)
             snap = d.storage.snapshot_at("running", revision)
             if not committed and (snap is None or snap.revision != revision):
-                raise InvalidValue(f"revision {revision} is not a commit of running")
+                raise d.not_a_commit(revision)
+        label = f"rollback to {revision}" + (f": {comment}" if comment else "")
         with d.state_at("running", revision) as before:
             return await tx.transact(self._writer, "running", [(before, "replace")],
-                                     label=f"rollback to {revision}", if_revision=if_revision,
-                                     precondition=precondition)
+                                     label=label, if_revision=if_revision,
+                                     precondition=precondition, recorded=recorded)
 
     def validate(self, source: str | bytes | Tree, fmt: Fmt | str = Fmt.XML, *,
                  source_is_datastore: bool = True) -> None:
         self._alive()
         d = self.datastore
         if source_is_datastore:
-            tree = d.tree(datastore_name(str(source), CONFIG_DATASTORES)).dup()
+            tree = self._parts.transactions.tree(
+                datastore_name(str(source), CONFIG_DATASTORES), self._own).dup()
         elif isinstance(source, Tree):
             tree = source.dup()
         else:
@@ -356,7 +436,15 @@ class Session:
             if handler is None:
                 raise OperationNotSupported(f"no handler serves {spath}")
             output = await handler(RpcCall(self, spath, call.tree, call.op, ppath))
-            reply = call.reply()
+            if isinstance(output, str):
+                if ppath is not None:
+                    raise OperationFailed(f"the handler of {spath} answered an action "
+                                          "with JSON output")
+                reply = Operation.parse(d.schema, f'{{"{spath[1:]}": {output}}}', Fmt.JSON,
+                                        OpKind.REPLY, what="building RPC output")
+                output = None
+            else:
+                reply = call.reply()
         try:
             for name, value in (output or {}).items():
                 reply.set_output(name, str(value))
@@ -377,6 +465,8 @@ class Session:
         self.closed = True
         self._parts.sessions.pop(self.id, None)
         self._parts.locks.release_all(self.id)
+        if self._own is not None:
+            self._own.reset()
         if not self.datastore.closed:
             await self._parts.confirmed.session_ended(self._writer)
 

@@ -24,6 +24,8 @@ one at a time, so a failing write never takes a neighbour down with it.
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import json
 import logging
 import time
@@ -31,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from nfo.datastore.candidate import Candidate
+from nfo.datastore.candidate import Candidate, PrivateCandidate
 from nfo.datastore.formats import EditSource, edit_item
 from nfo.datastore.groupcommit import Batches, Queued
 from nfo.datastore.locks import LockTable
@@ -40,7 +42,17 @@ from nfo.datastore.names import DURABLE
 from nfo.datastore.notifications import Checked, Notification, NotificationHub
 from nfo.datastore.storage.base import CommitRecord, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
-from nfo.errors import DataExists, DataMissing, NfoError, PreconditionFailed, Veto
+from nfo.errors import (
+    AccessDenied,
+    DataExists,
+    DataMissing,
+    InUse,
+    NfoError,
+    PreconditionFailed,
+    ResourceDenied,
+    StorageCorrupt,
+    Veto,
+)
 from nfo.schema import Fmt, Schema, Tree
 from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeSet, Run
 from nfo.schema.data import path_steps
@@ -52,6 +64,7 @@ from nfo.schema.partial import Plan, plan_edits
 __all__ = [
     "CommitInfo",
     "Precondition",
+    "Recorded",
     "Settings",
     "Transactions",
     "WriteView",
@@ -93,6 +106,9 @@ class WriteView:
 Precondition = Callable[[WriteView], None]
 """Checked under the write lock before a write; raises an :class:`NfoError` to refuse it."""
 
+Recorded = Callable[[CommitRecord], None]
+"""Told the commit record of a write once it is durable (its revision)."""
+
 
 @dataclass(frozen=True)
 class Writer:
@@ -124,6 +140,7 @@ class _Write:
     if_revision: int | None
     precondition: Precondition | None
     sources: Sequence[EditSource | None] | None = None
+    recorded: Recorded | None = None
 
 
 @dataclass
@@ -138,6 +155,7 @@ class _Staged:
     also: Callable[[], None] | None = None
     sources: Sequence[EditSource | None] | None = None
     """The text each edit was parsed from, kept as its record (None: printed)."""
+    recorded: Recorded | None = None
 
 
 class Transactions:
@@ -178,9 +196,13 @@ class Transactions:
         self._snap_size = snap_size
         self._last_revision = last_revision
 
-    def tree(self, ds: str) -> Tree:
-        """The live tree of running, startup or the candidate."""
+    def tree(self, ds: str, candidate: Candidate | None = None) -> Tree:
+        """The live tree of running, startup or the candidate (``candidate``: a
+        session's private one instead of the shared one)."""
         if ds == "candidate":
+            if isinstance(candidate, PrivateCandidate):
+                return candidate.view(self._schema, self._trees["running"],
+                                      self._info["running"].revision)
             return self._candidate.tree or self._trees["running"]
         return self._trees[ds]
 
@@ -243,6 +265,8 @@ class Transactions:
         also: Callable[[], None] | None = None,
         report: bool = True,
         sources: Sequence[EditSource | None] | None = None,
+        candidate: Candidate | None = None,
+        recorded: Recorded | None = None,
     ) -> list[Change]:
         """One transaction; ``system`` ones (confirmed-commit reverts) ignore locks.
         ``also`` makes more storage writes in the commit's own storage transaction
@@ -250,44 +274,103 @@ class Transactions:
         false an empty list, and changes no subscriber or check asked for are never
         built (a bulk create's change records cost more than the rest of it).
         ``sources``: the text each edit was parsed from (None: none), what the commit
-        record keeps of it instead of printing it again."""
-        if not system:
+        record keeps of it instead of printing it again.  ``candidate``: the session's
+        private candidate, edited instead of the shared one (no lock applies to it).
+        ``recorded``: told the commit record once it is durable."""
+        own = isinstance(candidate, PrivateCandidate) and ds == "candidate"
+        if not system and not own:
             self._locks.check_writable(writer.session_id, ds)
         if (ds in DURABLE and validate and not test_only and not system and also is None
                 and self._settings.group_commit):
             changes = await self._writes.submit(
-                _Write(writer, ds, edits, label, if_revision, precondition, sources))
+                _Write(writer, ds, edits, label, if_revision, precondition, sources,
+                       recorded))
         else:
             async with self._lock:
                 changes = await self._transact_locked(
                     writer, ds, edits, test_only=test_only, validate=validate, label=label,
                     system=system, if_revision=if_revision, precondition=precondition,
-                    also=also, sources=sources)
+                    also=also, sources=sources, candidate=candidate, recorded=recorded)
         return changes.materialize() if report else []
 
     async def commit_candidate(self, writer: Writer, label: str = "", *,
                                if_revision: int | None = None,
                                precondition: Precondition | None = None,
-                               also: Callable[[], None] | None = None) -> list[Change]:
-        """Commit the candidate to running (preconditions on running) and reset it."""
+                               also: Callable[[], None] | None = None,
+                               candidate: Candidate | None = None,
+                               recorded: Recorded | None = None) -> list[Change]:
+        """Commit the candidate (``candidate``: a session's private one) to running
+        (preconditions on running) and reset it.  A private candidate's edits are
+        replayed on running as it is now; if one no longer applies, or the result does
+        not validate, nothing is applied and the candidate is kept."""
         async with self._lock:
             self.check_precondition("running", if_revision, precondition)
-            c = self._candidate
-            if c.tree is None:
+            c = candidate or self._candidate
+            if not c.dirty:
                 return []
-            validate_tree(self._schema, c.tree)
+            if not c.private:
+                assert c.tree is not None
+                validate_tree(self._schema, c.tree)
             trees, edits, sources = c.commit_edits(self._schema,
                                                    self._info["running"].revision)
             try:
                 changes = (await self._transact_locked(writer, "running", edits,
                                                        label=label or "commit",
-                                                       also=also, sources=sources)
+                                                       also=also, sources=sources,
+                                                       recorded=recorded)
                            ).materialize()
+            except NfoError as e:
+                if c.private:
+                    raise self._conflict(e) from e
+                raise
             finally:
                 for t in trees:
                     t.free()
             c.reset()
             return changes
+
+    async def rebased(self, writer: Writer, candidate: Candidate) -> tuple[Tree, Tree]:
+        """What committing ``candidate`` would do now: copies of running and of what
+        running would become (its edits applied to running, checked for ``writer``,
+        validated), taken together under the write lock; nothing is stored and no
+        subscriber is asked.  The caller owns both.  Errors as :meth:`commit_candidate`."""
+        async with self._lock:
+            running = self._trees["running"]
+            if not candidate.dirty:
+                return running.dup(), running.dup()
+            if not candidate.private:
+                assert candidate.tree is not None
+                work = candidate.tree.dup()
+                try:
+                    validate_tree(self._schema, work)
+                except BaseException:
+                    work.free()
+                    raise
+                return running.dup(), work
+            trees, edits, _ = candidate.commit_edits(self._schema,
+                                                     self._info["running"].revision)
+            try:
+                work, _changes = self._stage(running, edits, None, writer.who, True)
+            except NfoError as e:
+                raise self._conflict(e) from e
+            finally:
+                for t in trees:
+                    t.free()
+            return running.dup(), work
+
+    def _conflict(self, e: NfoError) -> NfoError:
+        """``e`` (an edit that no longer applies, a result that does not validate) said
+        as a private candidate's rebase failing; subscribers' vetoes, access control
+        and storage failures speak for themselves."""
+        if isinstance(e, Veto | AccessDenied | PreconditionFailed | InUse | ResourceDenied
+                      | StorageCorrupt):
+            return e
+        out = copy.copy(e)
+        out.errors = [dataclasses.replace(
+            e.errors[0], message="the candidate's changes do not apply to running as it "
+            f"is now (revision {self._info['running'].revision}): {e.message}"),
+            *e.errors[1:]]
+        return out
 
     async def _transact_locked(
         self,
@@ -303,11 +386,14 @@ class Transactions:
         precondition: Precondition | None = None,
         also: Callable[[], None] | None = None,
         sources: Sequence[EditSource | None] | None = None,
+        candidate: Candidate | None = None,
+        recorded: Recorded | None = None,
     ) -> ChangeSet:
-        if not system:
+        own = isinstance(candidate, PrivateCandidate) and ds == "candidate"
+        if not system and not own:
             self._locks.check_writable(writer.session_id, ds)
-        self.check_precondition(ds, if_revision, precondition)
-        base = self.tree(ds)
+        base = self.tree(ds, candidate)
+        _check(ds, base, self.info(ds), if_revision, precondition)
         plan = None
         if ds in DURABLE and self._settings.partial_validation:
             plan = plan_edits(self._schema, self._ind, list(edits))
@@ -319,9 +405,11 @@ class Transactions:
                 work.free()
                 return ChangeSet() if test_only else changes
             if ds == "candidate":
-                self._candidate.swap(work, edits, self._info["running"].revision, sources)
+                (candidate if own and candidate is not None else self._candidate).swap(
+                    work, edits, self._info["running"].revision, sources)
                 return changes
-            staged = _Staged(writer, edits, changes, label, also=also, sources=sources)
+            staged = _Staged(writer, edits, changes, label, also=also, sources=sources,
+                             recorded=recorded)
             with self._locks.committing(ds, writer.session_id):
                 await self._commit(ds, work, [staged], plan)
         except BaseException:
@@ -401,7 +489,8 @@ class Transactions:
                 try:
                     q.verdict.set_result(await self._transact_locked(
                         w.writer, w.ds, w.edits, label=w.label, if_revision=w.if_revision,
-                        precondition=w.precondition, sources=w.sources))
+                        precondition=w.precondition, sources=w.sources,
+                        recorded=w.recorded))
                 except Exception as e:
                     q.verdict.set_exception(e)
 
@@ -427,7 +516,8 @@ class Transactions:
                     if changes:
                         revision += 1
                         info = CommitInfo(revision, time.time(), w.writer.user)
-                    staged.append(_Staged(w.writer, w.edits, changes, w.label, sources=w.sources))
+                    staged.append(_Staged(w.writer, w.edits, changes, w.label,
+                                          sources=w.sources, recorded=w.recorded))
                 validate_tree(self._schema, work,
                               ChangeSet(i for s in staged for i in s.changes.items()))
             except NfoError:
@@ -513,6 +603,9 @@ class Transactions:
             work.free()
         else:
             self._trees[ds].take(work)
+        for s, rec in zip(staged, recs, strict=True):
+            if s.recorded is not None:
+                s.recorded(rec)
         if ds == "running":
             self._nacm.changed([i for s in staged for i in s.changes.items()])
         for sub, k, m in called:

@@ -51,6 +51,7 @@ _xffi.cdef(
     int lyd_new_meta(const void *ctx, void *parent, const void *module, const char *name,
                      const char *val_str, unsigned char clear_dflt, void **meta);
     void lyd_free_meta_single(void *meta);
+    int lyd_compare_single(const void *node1, const void *node2, uint32_t options);
     void free(void *ptr);
     """
 )

@@ -34,6 +34,11 @@ Modes:
     Deletes the comma-separated instances in one edit (BEGIN/ACK), sleeps.
 ``lock``
     Locks running and candidate in one session, prints ``LOCKED``, sleeps.
+``private START``
+    Loops forever: a session with a private candidate (two of them, in turn) creates
+    ``nf<k>`` in its candidate, another session then creates ``nf<k+1>`` in running
+    directly, and the private candidate is committed with a comment (rebased on that
+    commit).  Fields as ``churn``'s creates; only running's writes are BEGIN/ACK.
 """
 
 from __future__ import annotations
@@ -196,6 +201,26 @@ async def multidelete(ds: Datastore, names: list[str]) -> None:
     await asyncio.sleep(3600)
 
 
+async def private(ds: Datastore, start: int) -> None:
+    from nfo.datastore.nacm import Identity
+    editors = [ds.session(Identity.server(f"ui{i}"), private_candidate=True)
+               for i in range(2)]
+    direct = ds.internal_session("direct")
+    k = start
+    while True:
+        ui = editors[k % 2]
+        mine, port = f"nf{k}", str(10000 + k % 50000)
+        await ui.edit("candidate", doc(instance(mine, port)), "json")
+        other, oport = f"nf{k + 1}", str(10000 + (k + 1) % 50000)
+        out(f"BEGIN create {other} {oport}")
+        await direct.edit("running", doc(instance(other, oport)), "json")
+        out(f"ACK {ds.info('running').revision} create {other} {oport}")
+        out(f"BEGIN create {mine} {port}")
+        await ui.commit(comment=f"ui adds {mine}")
+        out(f"ACK {ds.info('running').revision} create {mine} {port}")
+        k += 2
+
+
 async def lock(ds: Datastore) -> None:
     s = ds.internal_session("locker")
     s.lock("running")
@@ -221,6 +246,8 @@ async def main(argv: list[str]) -> None:
         await multidelete(ds, args[0].split(","))
     elif mode == "lock":
         await lock(ds)
+    elif mode == "private":
+        await private(ds, int(args[0]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -275,6 +275,45 @@ async def test_sigkill_mid_commit_stream_keeps_exactly_the_acknowledged_edits(
           "after an unacknowledged commit was stored")
 
 
+async def test_sigkill_during_private_candidate_commits_loses_nothing_acknowledged(
+        tmp_path: Path) -> None:
+    """Commits from private candidates (rebased on another session's commit each time)
+    killed at random points: every acknowledged one is there, with its comment."""
+    rng = random.Random(SEED)
+    state = tmp_path / "state"
+    model: Model = {}
+    last_rev = 0
+    for it in range(4):
+        child = Child(state, "private", str(it * 100_000))
+        try:
+            lines = [child.expect("OPEN")]
+            wanted = rng.randint(10, 80)
+            while sum(line.startswith("ACK ") for line in lines) < wanted:
+                lines.append(child.next())
+            time.sleep(rng.choice([0.0, rng.uniform(0, 0.005)]))
+            lines += child.kill()
+        finally:
+            child.close()
+        last_rev, inflight = parse_lines(lines, model, last_rev)
+        async with reopened(state) as ds:
+            got = recovered_instances(read_json(ds, "running"))
+            ctx = f"iteration {it}, seed {SEED}, in flight {inflight}"
+            if got != model:
+                assert inflight is not None, f"acknowledged state lost: {ctx}"
+                apply_op(model, inflight)
+                assert got == model, ctx
+            acked = {line.split()[1]: line.split()[3] for line in lines
+                     if line.startswith("ACK ")}
+            labels = {h.revision: h.label for h in ds.history("running", 1000)}
+            mine = [(int(rev), name) for rev, name in acked.items()
+                    if int(name[2:]) % 2 == 0]
+            assert mine and mine[-1][0] in labels, ctx  # older ones may be compacted
+            for rev, name in mine:
+                if rev in labels:
+                    assert labels[rev] == f"ui adds {name}", ctx
+            last_rev = ds.info("running").revision
+
+
 # -- 2. kill during one large commit ---------------------------------------------
 
 BULK = 5000

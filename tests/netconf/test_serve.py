@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ncclient import manager
+from ncclient.xml_ import to_ele
 
 
 def test_nfo_serve_speaks_netconf_to_ncclient(tmp_path: Path) -> None:
@@ -34,6 +35,9 @@ def test_nfo_serve_speaks_netconf_to_ncclient(tmp_path: Path) -> None:
             reply = m.get_config("running", filter=(
                 "subtree", '<catalog xmlns="urn:nfo:catalog"/>'))
             assert "udp-echo" in reply.xml
+            # the composition root serves nfo-transactions: the seeding commit is listed
+            history = m.dispatch(to_ele('<history xmlns="urn:nfo:transactions"/>'))
+            assert "<revision>1</revision>" in history.xml
         assert (state / "ssh").is_dir()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -114,8 +114,9 @@ class Storage(Protocol):
         """(number of commits, payload bytes) logged after the newest snapshot."""
         ...
 
-    def history(self, datastore: str, limit: int = 100) -> list[CommitRecord]:
-        """Newest first; payloads included."""
+    def history(self, datastore: str, limit: int = 100,
+                before: int | None = None) -> list[CommitRecord]:
+        """Newest first, only revisions below ``before`` if given; payloads included."""
         ...
 
     def snapshot_at(self, datastore: str, revision: int) -> Snapshot | None:

@@ -568,14 +568,15 @@ class SqliteStorage:
             ).fetchone()
         return int(count), int(size)
 
-    def history(self, datastore: str, limit: int = 100) -> list[CommitRecord]:
+    def history(self, datastore: str, limit: int = 100,
+                before: int | None = None) -> list[CommitRecord]:
         if limit <= 0:
             return []
         with self._reading(f"read the history of {datastore!r}") as conn:
             rows = conn.execute(
                 f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE datastore = ?"
-                " ORDER BY revision DESC LIMIT ?",
-                (datastore, limit),
+                " AND revision < ? ORDER BY revision DESC LIMIT ?",
+                (datastore, (1 << 63) - 1 if before is None else before, limit),
             ).fetchall()
         return [self._commit(row) for row in rows]
 
