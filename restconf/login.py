@@ -10,6 +10,12 @@ changes anything (not GET, HEAD or OPTIONS) must also carry the token in
 ``X-CSRF-Token``.  ``GET /ui/session`` gives a reloaded page its user and token again,
 ``POST /ui/logout`` ends the session.
 
+Each login session holds a datastore :class:`Session` with a private candidate
+(docs/transactions.md): the requests of the cookie run in it (``SESSION_KEY`` in the
+ASGI scope), so ``/restconf/ds/ietf-datastores:candidate`` is the user's own and the
+``nfo-transactions`` operations act on it.  Ending the login session closes it (a
+confirmed commit it left unconfirmed is reverted, as when a NETCONF session ends).
+
 Sessions live in this process's memory (a restart logs everybody out) and end after
 ``idle_timeout`` seconds without a request, after ``lifetime`` seconds in any case,
 when the account is disabled or deleted, and, beyond ``max_sessions``, the least
@@ -18,6 +24,7 @@ recently used goes first.  Tokens are kept only as their SHA-256 digests.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -32,8 +39,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from nfo.datastore import Session
 from nfo.datastore.users import UserStore
 from nfo.protocol.errors import HttpError
+from nfo.restconf.resources import SESSION_KEY
 from nfo.restconf.security import BasicAuth, Unauthorized
 
 __all__ = [
@@ -61,7 +70,8 @@ class SessionLimits:
 
     idle_timeout: float = 900.0
     lifetime: float = 8 * 3600.0
-    max_sessions: int = 1024
+    max_sessions: int = 200
+    """Below the datastore's bound on private candidates (256)."""
 
 
 @dataclass
@@ -71,6 +81,8 @@ class WebSession:
     address: str
     started: float
     seen: float
+    datastore: Session | None = None
+    """The datastore session its requests run in (with the user's private candidate)."""
 
 
 def _digest(token: str) -> str:
@@ -78,12 +90,15 @@ def _digest(token: str) -> str:
 
 
 class WebSessions:
-    """The web sessions of one RESTCONF server."""
+    """The web sessions of one RESTCONF server.  ``open_session(user)`` opens the
+    datastore session a login session's requests run in (None: none)."""
 
     def __init__(self, users: UserStore, limits: SessionLimits | None = None, *,
+                 open_session: Callable[[str], Session] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.users = users
         self.limits = limits or SessionLimits()
+        self._open = open_session
         self._clock = clock
         self._by_digest: OrderedDict[str, WebSession] = OrderedDict()
 
@@ -95,17 +110,18 @@ class WebSessions:
         :class:`Unauthorized`; the throttle may refuse with ``Throttled`` (429)."""
         if not await self.users.login(user, password, address, FRONT_END):
             raise _refused("authentication failed")
+        while len(self._by_digest) >= self.limits.max_sessions:
+            _, old = self._by_digest.popitem(last=False)
+            await _end(old, "too many sessions")
         now = self._clock()
         token = secrets.token_urlsafe(32)
-        session = WebSession(user, secrets.token_urlsafe(32), address, now, now)
+        session = WebSession(user, secrets.token_urlsafe(32), address, now, now,
+                             self._open(user) if self._open is not None else None)
         self._by_digest[_digest(token)] = session
-        while len(self._by_digest) > self.limits.max_sessions:
-            _, old = self._by_digest.popitem(last=False)
-            log.info("web session of %s ended: too many sessions", old.user)
         log.info("web login of %s from %s", user, address)
         return token, session
 
-    def find(self, token: str) -> WebSession | None:
+    async def find(self, token: str) -> WebSession | None:
         """The live session of a cookie value (its idle time restarts), else None."""
         key = _digest(token)
         session = self._by_digest.get(key)
@@ -114,17 +130,35 @@ class WebSessions:
         now = self._clock()
         why = ("idle" if now - session.seen > self.limits.idle_timeout else
                "expired" if now - session.started > self.limits.lifetime else
-               "account disabled" if not self.users.enabled(session.user) else None)
+               "account disabled" if not self.users.enabled(session.user) else
+               "its datastore session was ended" if session.datastore is not None
+               and session.datastore.closed else None)
         if why is not None:
             del self._by_digest[key]
-            log.info("web session of %s ended: %s", session.user, why)
+            await _end(session, why)
             return None
         session.seen = now
         self._by_digest.move_to_end(key)
         return session
 
-    def logout(self, token: str) -> WebSession | None:
-        return self._by_digest.pop(_digest(token), None)
+    async def logout(self, token: str) -> WebSession | None:
+        session = self._by_digest.pop(_digest(token), None)
+        if session is not None:
+            await _end(session, "logout")
+        return session
+
+    async def close(self) -> None:
+        """End every session (the server stops)."""
+        while self._by_digest:
+            _, session = self._by_digest.popitem()
+            await _end(session, "the server stops")
+
+
+async def _end(session: WebSession, why: str) -> None:
+    log.info("web session of %s ended: %s", session.user, why)
+    if session.datastore is not None and not session.datastore.closed:
+        with contextlib.suppress(Exception):
+            await session.datastore.close()
 
 
 def _refused(message: str) -> Unauthorized:
@@ -148,7 +182,7 @@ class SessionAuth:
         token = request.cookies.get(COOKIE)
         if token is None:
             return await self.basic(request)
-        session = self.sessions.find(token)
+        session = await self.sessions.find(token)
         if session is None:
             if "authorization" in request.headers:
                 return await self.basic(request)
@@ -156,6 +190,8 @@ class SessionAuth:
         method = request.scope.get("method", "GET")
         if method not in _SAFE:
             _check_csrf(request, session, f"a {method} with the session cookie")
+        if session.datastore is not None:
+            request.scope[SESSION_KEY] = session.datastore
         return session.user
 
 
@@ -212,22 +248,22 @@ def login_routes(sessions: WebSessions) -> list[Route]:
         _set_cookie(response, request, token, int(limits.lifetime))
         return response
 
-    def current(request: Request) -> tuple[str, WebSession]:
+    async def current(request: Request) -> tuple[str, WebSession]:
         token = request.cookies.get(COOKIE)
-        session = sessions.find(token) if token is not None else None
+        session = await sessions.find(token) if token is not None else None
         if token is None or session is None:
             raise _refused("not logged in")
         return token, session
 
     async def whoami(request: Request) -> Response:
-        _, session = current(request)
+        _, session = await current(request)
         return JSONResponse(_session_reply(session, limits),
                             headers={"Cache-Control": "no-store"})
 
     async def logout(request: Request) -> Response:
-        token, session = current(request)
+        token, session = await current(request)
         _check_csrf(request, session, "logging out")
-        sessions.logout(token)
+        await sessions.logout(token)
         log.info("web logout of %s", session.user)
         response = Response(status_code=204)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",

@@ -57,7 +57,8 @@ def build_app(ds: Datastore, *, users: UserStore | None,
     whose CN names a user is that user; ``web_sessions`` bounds the UI's login sessions."""
     if users is None:
         return create_app(ds, max_body=max_body)
-    sessions = WebSessions(users, web_sessions)
+    sessions = WebSessions(users, web_sessions,
+                           open_session=lambda user: ds.session(user, private_candidate=True))
     basic = BasicAuth(users, cert_users=cert_users, cert_cn_is_user=client_certs)
     app = create_app(ds, auth=SessionAuth(sessions, basic), max_body=max_body,
                      extra_routes=[*login_routes(sessions), *ui_routes()])
@@ -88,6 +89,7 @@ class RunningServer:
     listener: Listener
     connections: Connections
     own_reclaimer: bool = False
+    web_sessions: WebSessions | None = None
 
     @property
     def port(self) -> int:
@@ -99,6 +101,8 @@ class RunningServer:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        if self.web_sessions is not None:
+            await self.web_sessions.close()
         if self.own_reclaimer:
             self.connections.reclaimer.close()
 
@@ -155,4 +159,5 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
     table = Connections(server, opts.limits, error_reply, reclaimer or Reclaimer())
     listener = Listener("RESTCONF", sockets, table.admit, shed=table.shed)
     listener.start()
-    return RunningServer(server, task, scheme, listener, table, reclaimer is None)
+    return RunningServer(server, task, scheme, listener, table, reclaimer is None,
+                         app.state.login_sessions)

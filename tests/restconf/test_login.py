@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from nfo.datastore import Datastore
+from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.datastore.users import UserStore
 from nfo.restconf.login import COOKIE, SessionLimits
 from nfo.restconf.server import build_app
@@ -47,6 +48,8 @@ def clock() -> Clock:
 @pytest.fixture
 async def web(ds: Datastore, users: UserStore, serve: Serve,
               clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    transactions = TransactionRpcs(ds)
+    transactions.register()
     app = build_app(ds, users=users, web_sessions=SessionLimits(
         idle_timeout=60, lifetime=600, max_sessions=3))
     app.state.login_sessions._clock = clock
@@ -188,3 +191,32 @@ async def test_the_page_and_its_headers(web: httpx.AsyncClient) -> None:
     js = await web.get("/ui/vendor/preact.mjs")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert (await web.get("/ui/no-such-file.js")).status_code == 404
+
+
+async def test_each_login_edits_its_own_private_candidate(
+        web: httpx.AsyncClient, ds: Datastore) -> None:
+    one, csrf1 = await login(web)
+    two, _ = await login(web)
+    cand = "/restconf/ds/ietf-datastores:candidate/nfo-vim:vims"
+    r = await web.post(cand, json=VIM, headers={**cookie(one), "X-CSRF-Token": csrf1,
+                                                "Content-Type": JSON})
+    assert r.status_code == 201, r.text
+    assert (await web.get(cand, headers=cookie(one))).status_code == 200
+    assert (await web.get(cand, headers=cookie(two))).status_code == 404  # not theirs
+    basic = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    assert (await web.get(cand, headers={"Authorization": basic})).status_code == 404
+    r = await web.post("/restconf/operations/nfo-transactions:commit",
+                       json={"nfo-transactions:input": {"comment": "first VIM"}},
+                       headers={**cookie(one), "X-CSRF-Token": csrf1, "Content-Type": JSON})
+    assert r.status_code == 200, r.text
+    assert ds.tree("running").node("/nfo-vim:vims/vim[name='v1']") is not None
+    assert ds.history("running", 1)[0].label == "first VIM"
+
+
+async def test_logout_closes_the_datastore_session(web: httpx.AsyncClient,
+                                                   ds: Datastore) -> None:
+    before = len(ds._sessions)  # noqa: SLF001
+    token, csrf = await login(web)
+    assert len(ds._sessions) == before + 1  # noqa: SLF001
+    await web.post("/ui/logout", headers={**cookie(token), "X-CSRF-Token": csrf})
+    assert len(ds._sessions) == before  # noqa: SLF001

@@ -54,9 +54,10 @@ def test_the_views_are_reachable_by_keyboard(page: Page) -> None:
     expect(page.get_by_role("heading", name="NF instances", level=1)).to_be_focused()
     page.keyboard.press("Shift+Tab")
     expect(page.get_by_role("button", name="Log out")).to_be_focused()
-    for name in ("VIMs", "NF catalog", "NF instances", "Skip to content"):
+    for name in ("History", "Changes", "Configuration", "VIMs", "NF catalog", "NF instances",
+                 "Skip to content"):
         page.keyboard.press("Shift+Tab")
-        expect(page.get_by_role("link", name=name)).to_be_focused()
+        expect(page.get_by_role("link", name=name, exact=True)).to_be_focused()
     for _ in range(3):
         page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="VIMs")).to_be_focused()
