@@ -12,7 +12,6 @@ Starlette exception handler, through the one error table of
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -224,15 +223,11 @@ class Restconf:
         """Push what the server reports about itself into the operational datastore:
         the YANG library (RFC 8525), the RESTCONF capabilities (RFC 8040 9.1) and the
         event streams (RFC 8040 9.2)."""
-        digest = hashlib.sha256(
-            "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
-                      for m in sorted(self.schema.modules(), key=lambda m: m.name)).encode()
-        ).hexdigest()[:16]
         s = self.state_session
         try:
             s.delete_oper("/ietf-yang-library:yang-library", owner=OWNER)
             s.delete_oper("/ietf-yang-library:modules-state", owner=OWNER)
-            s.set_oper(_with_locations(self.schema.yang_library(f"nfo-{digest}")),
+            s.set_oper(_with_locations(self.schema.yang_library(self.schema.content_id())),
                        Fmt.JSON, owner=OWNER)
             state = streams_data(self.ds.notifications)
             state["ietf-restconf-monitoring:restconf-state"]["capabilities"] = {
