@@ -37,6 +37,7 @@ from nfo.restconf.codec import (
 from nfo.restconf.paths import parse_operation
 from nfo.restconf.resources import DataResources, options, raw_path
 from nfo.restconf.streams import stream_endpoint, streams_data
+from nfo.restconf.ui import UiResources
 from nfo.schema import Fmt
 
 __all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app"]
@@ -268,6 +269,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     server = Restconf(ds, auth, max_body)
     server.publish_state()
     streams = stream_endpoint(ds, keepalive=keepalive)
+    ui = UiResources(server)
 
     async def stream(request: Request) -> Response:
         request.state.user = await server.user(request)
@@ -288,6 +290,9 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
         Route("/restconf/modules/{name}", server.module, methods=methods),
         Route("/restconf/modules/{name}/{revision}", server.module, methods=methods),
         Route("/restconf/streams/{name}/{encoding}", stream, methods=["GET", "HEAD"]),
+        Route("/restconf/ui/schema", ui.schema_digest, methods=methods),
+        Route("/restconf/ui/values", ui.values, methods=methods),
+        Route("/restconf/ui/access", ui.access, methods=methods),
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

@@ -78,6 +78,10 @@ _xffi.cdef(
         void *exts;
         uint16_t flags;
     };
+    struct lysc_prefix {
+        char *prefix;
+        void *mod;
+    };
     struct lysp_include {
         void *submodule;
         const char *name; const char *dsc; const char *ref; void *exts;

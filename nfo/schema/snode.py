@@ -229,7 +229,10 @@ class SNode:
             lib.ly_set_free(found, ffi.NULL)
         if not leaves:
             return None
-        return SNode(max(leaves, key=lambda n: len(SNode(n).path)))
+        # the atoms include what the predicates read: the target is named last
+        last = _str(lib.lyxp_get_expr(lr.path)).rstrip().rsplit("/", 1)[-1]
+        named = [n for n in leaves if _str(n.name) == last.rsplit(":", 1)[-1].strip()]
+        return SNode(max(named or leaves, key=lambda n: len(SNode(n).path)))
 
     # -- what the schema says about values ---------------------------------------
     @property

@@ -1,0 +1,135 @@
+"""What a generated user interface asks of the data: the values a field may take now,
+and what the calling user may do with a node.
+
+*Values* (a type-ahead for leafref, identityref, enumeration and boolean leaves):
+a leafref's candidates are read as a client read reads them (access control
+filters the copy before anything is selected), limited to what its path can
+reach from the field's position: for each up-then-down part of the path, the
+ancestor of the field it climbs to (with its list keys, so one entry and not the
+whole list) or, past the top, the top-level node it descends into.  In that
+copy the field's missing ancestors are created (a new entry being filled in)
+and the path is evaluated from the field's parent
+(:func:`nfo.schema.leafrefs.leafref_values`).  The work is proportional to the
+data the path can reach, not to the datastore.
+
+*Access*: the verdicts of :class:`nfo.datastore.nacm.Access`, the code that
+enforces them, for read, create, update, delete and exec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from nfo.datastore import Datastore, Identity
+from nfo.datastore.nacm import Access
+from nfo.errors import InvalidValue
+from nfo.schema import Kind, SNode, Tree, parse_path
+from nfo.schema.leafrefs import leafref_scope, leafref_values
+from nfo.schema.stype import SType
+
+__all__ = ["VALUE_TYPES", "Value", "Values", "access_of", "leaf_values"]
+
+VALUE_TYPES = ("leafref", "identityref", "enumeration", "boolean")
+"""The types whose values can be listed."""
+_NUMERIC = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                      "uint64", "decimal64"})
+
+
+@dataclass(frozen=True)
+class Value:
+    value: str
+    description: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {"value": self.value} if self.description is None else \
+            {"value": self.value, "description": self.description}
+
+
+@dataclass(frozen=True)
+class Values:
+    values: list[Value]
+    remaining: int
+    """How many more matched beyond the limit."""
+
+    def json(self) -> dict[str, Any]:
+        return {"values": [v.json() for v in self.values], "remaining": self.remaining}
+
+
+def _page(found: list[Value], prefix: str, limit: int, key: Callable[[Value], Any]) -> Values:
+    if prefix:
+        found = [v for v in found if v.value.startswith(prefix)
+                 or v.value.partition(":")[2].startswith(prefix)]
+    found.sort(key=key)
+    return Values(found[:limit], max(0, len(found) - limit))
+
+
+def _sort_key(t: SType) -> Callable[[Value], Any]:
+    if t.real.base not in _NUMERIC:
+        return lambda v: v.value
+
+    def numeric(v: Value) -> Any:
+        try:
+            return (0, Decimal(v.value), v.value)
+        except InvalidOperation:
+            return (1, Decimal(0), v.value)
+
+    return numeric
+
+
+async def leaf_values(ds: Datastore, who: Identity, datastore: str, leaf: SNode,
+                      parent_path: str | None, *, prefix: str = "",
+                      limit: int = 50) -> Values:
+    """The values the leaf or leaf-list ``leaf`` under ``parent_path`` (a data path
+    with keys; None at the top; it need not exist) may take now, as ``who`` may see
+    them, filtered by ``prefix``, sorted, at most ``limit``."""
+    t = leaf.type
+    if t is None or leaf.kind not in (Kind.LEAF, Kind.LEAFLIST) or t.base not in VALUE_TYPES:
+        what = f"a {t.base} {leaf.kind.value}" if t is not None else f"a {leaf.kind.value}"
+        raise InvalidValue(f"{leaf.name!r} is {what}: values are listed for leaves and "
+                           f"leaf-lists of type {', '.join(VALUE_TYPES)}")
+    if t.base == "boolean":
+        return _page([Value("false"), Value("true")], prefix, limit, lambda v: v.value)
+    if t.base == "enumeration":
+        order = {e.name: i for i, e in enumerate(t.enums)}
+        return _page([Value(e.name, e.description) for e in t.enums], prefix, limit,
+                     lambda v: order[v.value])
+    if t.base == "identityref":
+        return _page([Value(i.qualified, i.description) for i in t.identities()], prefix,
+                     limit, lambda v: v.value)
+    steps = parse_path(parent_path) if parent_path else ()
+    select = " | ".join(leafref_scope(leaf, steps)) or None
+    key = _sort_key(t)
+
+    def collect(tree: Tree) -> Values:
+        parent = None
+        if parent_path:
+            parent = tree.node(parent_path) or tree.new_path(parent_path)
+        seen: set[str] = set()
+        found: list[Value] = []
+        for n in leafref_values(tree, parent, leaf):
+            v = n.value
+            if v is not None and v not in seen:
+                seen.add(v)
+                found.append(Value(v))
+        return _page(found, prefix, limit, key)
+
+    if select is None:
+        with Tree(ds.schema) as empty:
+            return collect(empty)
+    return await ds.reader(who).query(datastore, select, collect)
+
+
+def access_of(access: Access, snode: SNode, data_path: str) -> dict[str, bool]:
+    """What ``access`` allows on the node at ``data_path`` (schema node ``snode``): exec
+    for an RPC or action; read, and create, update and delete for configuration."""
+    if snode.kind in (Kind.RPC, Kind.ACTION):
+        return {"exec": access.may_exec(snode.path,
+                                         data_path if snode.kind is Kind.ACTION else None)}
+    out = {"read": access.allowed(data_path, "read")}
+    writable = snode.config and snode.kind not in (Kind.NOTIFICATION,)
+    for op in ("create", "update", "delete"):
+        out[op] = writable and access.may_write(data_path, op)
+    return out
