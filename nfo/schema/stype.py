@@ -197,21 +197,24 @@ class SType:
             return None
         return int(self._as("lysc_type_dec").fraction_digits)
 
+    def _items(self, base: int, ctype: str, member: str) -> list[tuple[str, int, str | None]]:
+        """(name, value or position, description) of an enumeration's or bits' items."""
+        if int(self._t.basetype) != base:
+            return []
+        items = getattr(self._as(ctype), member)
+        return [(str(_str(items[i].name)),
+                 int(items[i].value if member == "enums" else items[i].position),
+                 _str(items[i].dsc)) for i in range(ly.count(items))]
+
     @property
     def enums(self) -> tuple[Enum, ...]:
-        if int(self._t.basetype) != lib.LY_TYPE_ENUM:
-            return ()
-        items = self._as("lysc_type_enum").enums
-        return tuple(Enum(str(_str(items[i].name)), int(items[i].value), _str(items[i].dsc))
-                     for i in range(ly.count(items)))
+        return tuple(Enum(*item) for item in self._items(lib.LY_TYPE_ENUM, "lysc_type_enum",
+                                                         "enums"))
 
     @property
     def bits(self) -> tuple[Bit, ...]:
-        if int(self._t.basetype) != lib.LY_TYPE_BITS:
-            return ()
-        items = self._as("lysc_type_bits").bits
-        return tuple(Bit(str(_str(items[i].name)), int(items[i].position), _str(items[i].dsc))
-                     for i in range(ly.count(items)))
+        return tuple(Bit(*item) for item in self._items(lib.LY_TYPE_BITS, "lysc_type_bits",
+                                                        "bits"))
 
     # -- identityref ----------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ stopped when the test ends.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,12 @@ import pytest
 import uvicorn
 from starlette.requests import Request
 
-from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore import Datastore
 from nfo.protocol.errors import HttpError
 from nfo.restconf.app import create_app
 from nfo.schema import Schema
 from tests.access import permit_everyone
-from tests.conftest import TEST_YANG
+from tests.conftest import TEST_YANG, started
 
 JSON = "application/yang-data+json"
 MAX_BODY = 64 * 1024
@@ -99,12 +100,34 @@ def ui_schema() -> Schema:
 
 @pytest.fixture
 async def ui_ds(ui_schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
-    d = Datastore.open(ui_schema, SqliteStorage(db_path))
-    await d.start()
-    try:
+    async with started(ui_schema, db_path) as d:
         yield d
-    finally:
-        await d.close()
+
+
+HIDE_B = {"name": "hide-b", "module-name": "nfo-uitest",
+          "path": "/nfo-uitest:servers/server[name='b']", "access-operations": "read",
+          "action": "deny"}
+"""Hides the server entry b (of tests/ui_yang's nfo-uitest)."""
+
+
+def ops_rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    """Access control for the UI tests: ``root`` (group admin) may do everything,
+    ``alice`` (group ops) what ``rules`` say and the defaults leave."""
+    return {"ietf-netconf-acm:nacm": {
+        "groups": {"group": [{"name": "admin", "user-name": ["root"]},
+                             {"name": "ops", "user-name": ["alice"]}]},
+        "rule-list": [
+            {"name": "admin", "group": ["admin"],
+             "rule": [{"name": "all", "module-name": "*", "access-operations": "*",
+                       "action": "permit"}]},
+            {"name": "ops", "group": ["ops"], "rule": list(rules)}]}}
+
+
+async def seed(ds: Datastore, *docs: dict[str, Any]) -> None:
+    """Write ``docs`` (RFC 7951 JSON) to running as the server itself."""
+    async with ds.internal_session("test-seed") as s:
+        for doc in docs:
+            await s.edit("running", json.dumps(doc), "json")
 
 
 async def _header_user(request: Request) -> str:

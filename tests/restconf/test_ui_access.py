@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from nfo.datastore import Datastore
 from nfo.restconf.ui import MAX_ACCESS_PATHS
-from tests.restconf.conftest import Server
+from tests.restconf.conftest import HIDE_B, Server, ops_rules, seed
 
 Client = Callable[[str], httpx.AsyncClient]
 URL = "/restconf/ui/access"
@@ -21,21 +19,12 @@ SEED = {
     "nfo-uitest:servers": {"server": [{"name": "a", "secret": "s3"}, {"name": "b"}]},
     "nfo-uitest:links": {"link": [{"id": "l1", "server": "a"}]},
 }
-RULES = {"ietf-netconf-acm:nacm": {
-    "groups": {"group": [{"name": "admin", "user-name": ["root"]},
-                         {"name": "ops", "user-name": ["alice"]}]},
-    "rule-list": [
-        {"name": "admin", "group": ["admin"],
-         "rule": [{"name": "all", "module-name": "*", "access-operations": "*",
-                   "action": "permit"}]},
-        {"name": "ops", "group": ["ops"], "rule": [
-            {"name": "hide-b", "module-name": "nfo-uitest",
-             "path": "/nfo-uitest:servers/server[name='b']", "access-operations": "read",
-             "action": "deny"},
-            {"name": "links", "module-name": "nfo-uitest", "path": "/nfo-uitest:links",
-             "access-operations": "create update", "action": "permit"},
-            {"name": "no-reset", "module-name": "nfo-uitest", "rpc-name": "reset",
-             "access-operations": "exec", "action": "deny"}]}]}}
+RULES = ops_rules(
+    HIDE_B,
+    {"name": "links", "module-name": "nfo-uitest", "path": "/nfo-uitest:links",
+     "access-operations": "create update", "action": "permit"},
+    {"name": "no-reset", "module-name": "nfo-uitest", "rpc-name": "reset",
+     "access-operations": "exec", "action": "deny"})
 PATHS = [
     "nfo-uitest:servers/server=a",
     "nfo-uitest:servers/server=b",
@@ -46,12 +35,6 @@ PATHS = [
     "nfo-uitest:reset",
     "nfo-uitest:links/link=l1/probe",
 ]
-
-
-async def seed(ds: Datastore, *docs: dict[str, Any]) -> None:
-    async with ds.internal_session("test-seed") as s:
-        for doc in docs:
-            await s.edit("running", json.dumps(doc), "json")
 
 
 @pytest.fixture

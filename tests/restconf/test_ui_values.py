@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from nfo.datastore import Datastore
-from tests.restconf.conftest import Server
+from tests.restconf.conftest import HIDE_B, Server, ops_rules, seed
 
 Client = Callable[[str], httpx.AsyncClient]
 URL = "/restconf/ui/values"
@@ -21,23 +19,7 @@ SEED = {
         {"name": "b", "port": [{"number": 100}, {"number": 3}]}]},
     "nfo-uitest:links": {"link": [{"id": "l1", "server": "b"}]},
 }
-ADMIN_RULES = {"ietf-netconf-acm:nacm": {
-    "groups": {"group": [{"name": "admin", "user-name": ["root"]},
-                         {"name": "ops", "user-name": ["alice"]}]},
-    "rule-list": [
-        {"name": "admin", "group": ["admin"],
-         "rule": [{"name": "all", "module-name": "*", "access-operations": "*",
-                   "action": "permit"}]},
-        {"name": "ops", "group": ["ops"],
-         "rule": [{"name": "hide-b", "module-name": "nfo-uitest",
-                   "path": "/nfo-uitest:servers/server[name='b']",
-                   "access-operations": "read", "action": "deny"}]}]}}
-
-
-async def seed(ds: Datastore, *docs: dict[str, Any]) -> None:
-    async with ds.internal_session("test-seed") as s:
-        for doc in docs:
-            await s.edit("running", json.dumps(doc), "json")
+ADMIN_RULES = ops_rules(HIDE_B)
 
 
 @pytest.fixture
