@@ -527,6 +527,16 @@ class Access:
             return False
         return _Pruner(self, tree).run()
 
+    @property
+    def reads_all(self) -> bool:
+        """Whether every node but the credentials is readable (the server itself,
+        ``enable-nacm`` false, or a first read rule that permits everything): a read
+        then removes nothing but credentials."""
+        if self.unrestricted:
+            return True
+        everything = self._everything["read"]
+        return everything is not None and everything.permit
+
     def read_rules(self) -> tuple[Rule, ...]:
         return self._by_op["read"]
 

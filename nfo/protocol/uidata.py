@@ -27,13 +27,15 @@ from nfo.datastore import Datastore, Identity
 from nfo.datastore.nacm import Access
 from nfo.errors import InvalidValue
 from nfo.schema import Kind, SNode, Tree, parse_path
-from nfo.schema.leafrefs import leafref_scope, leafref_values
+from nfo.schema.leafrefs import leafref_reach, leafref_scope, leafref_values, needs_position
 from nfo.schema.stype import SType
 
 __all__ = ["VALUE_TYPES", "Value", "Values", "access_of", "leaf_values"]
 
 VALUE_TYPES = ("leafref", "identityref", "enumeration", "boolean")
 """The types whose values can be listed."""
+_LIVE = ("running", "candidate", "startup")
+"""Configuration datastores whose live tree may be read in place."""
 _NUMERIC = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                       "uint64", "decimal64"})
 
@@ -58,7 +60,10 @@ class Values:
         return {"values": [v.json() for v in self.values], "remaining": self.remaining}
 
 
-def _page(found: list[Value], prefix: str, limit: int, key: Callable[[Value], Any]) -> Values:
+def _listed(found: list[Value], prefix: str, limit: int,
+            key: Callable[[Value], Any]) -> Values:
+    """Schema-given values (a few): ``prefix`` matches a value or, for an identity,
+    its name without the module."""
     if prefix:
         found = [v for v in found if v.value.startswith(prefix)
                  or v.value.partition(":")[2].startswith(prefix)]
@@ -66,15 +71,15 @@ def _page(found: list[Value], prefix: str, limit: int, key: Callable[[Value], An
     return Values(found[:limit], max(0, len(found) - limit))
 
 
-def _sort_key(t: SType) -> Callable[[Value], Any]:
+def _sort_key(t: SType) -> Callable[[str], Any]:
     if t.real.base not in _NUMERIC:
-        return lambda v: v.value
+        return str
 
-    def numeric(v: Value) -> Any:
+    def numeric(v: str) -> Any:
         try:
-            return (0, Decimal(v.value), v.value)
+            return (0, Decimal(v), v)
         except InvalidOperation:
-            return (1, Decimal(0), v.value)
+            return (1, Decimal(0), v)
 
     return numeric
 
@@ -91,35 +96,49 @@ async def leaf_values(ds: Datastore, who: Identity, datastore: str, leaf: SNode,
         raise InvalidValue(f"{leaf.name!r} is {what}: values are listed for leaves and "
                            f"leaf-lists of type {', '.join(VALUE_TYPES)}")
     if t.base == "boolean":
-        return _page([Value("false"), Value("true")], prefix, limit, lambda v: v.value)
+        return _listed([Value("false"), Value("true")], prefix, limit, lambda v: v.value)
     if t.base == "enumeration":
         order = {e.name: i for i, e in enumerate(t.enums)}
-        return _page([Value(e.name, e.description) for e in t.enums], prefix, limit,
+        return _listed([Value(e.name, e.description) for e in t.enums], prefix, limit,
                      lambda v: order[v.value])
     if t.base == "identityref":
-        return _page([Value(i.qualified, i.description) for i in t.identities()], prefix,
+        return _listed([Value(i.qualified, i.description) for i in t.identities()], prefix,
                      limit, lambda v: v.value)
     steps = parse_path(parent_path) if parent_path else ()
-    select = " | ".join(leafref_scope(leaf, steps)) or None
     key = _sort_key(t)
+
+    def page(texts: list[str]) -> Values:
+        found = list(dict.fromkeys(texts))
+        if prefix:
+            found = [v for v in found if v.startswith(prefix)]
+        found.sort(key=key)
+        return Values([Value(v) for v in found[:limit]], max(0, len(found) - limit))
+
+    access = ds.nacm.access(who)
+    if datastore in _LIVE and access.reads_all and not _reads_credentials(access, leaf):
+        # nothing the path reads can be hidden: evaluated on the live data, no copy
+        live = ds.tree(datastore)
+        parent = live.node(parent_path) if parent_path else None
+        if parent is not None or parent_path is None or not needs_position(leaf):
+            return page(leafref_values(live, parent, leaf))
+    select = " | ".join(leafref_scope(leaf, steps)) or None
 
     def collect(tree: Tree) -> Values:
         parent = None
         if parent_path:
             parent = tree.node(parent_path) or tree.new_path(parent_path)
-        seen: set[str] = set()
-        found: list[Value] = []
-        for n in leafref_values(tree, parent, leaf):
-            v = n.value
-            if v is not None and v not in seen:
-                seen.add(v)
-                found.append(Value(v))
-        return _page(found, prefix, limit, key)
+        return page(leafref_values(tree, parent, leaf))
 
     if select is None:
         with Tree(ds.schema) as empty:
             return collect(empty)
     return await ds.reader(who).query(datastore, select, collect)
+
+
+def _reads_credentials(access: Access, leaf: SNode) -> bool:
+    creds = access.marks.credentials
+    return bool(creds) and any(n.path == c or n.path.startswith(c + "/")
+                               for n in leafref_reach(leaf) for c in creds)
 
 
 def access_of(access: Access, snode: SNode, data_path: str) -> dict[str, bool]:

@@ -22,7 +22,7 @@ from nfo.schema.dnode import Node
 from nfo.schema.paths import Step
 from nfo.schema.snode import SNode
 
-__all__ = ["from_parent", "leafref_reach", "leafref_scope", "leafref_values"]
+__all__ = ["from_parent", "leafref_reach", "leafref_scope", "leafref_values", "needs_position"]
 
 _FIRST_UP = re.compile(r"^\s*\.\.\s*/\s*")
 _CURRENT_UP = re.compile(r"current\s*\(\s*\)\s*/\s*\.\.\s*/\s*")
@@ -156,9 +156,10 @@ def leafref_reach(leaf: SNode) -> list[SNode]:
         lib.ly_set_free(found, ffi.NULL)
 
 
-def leafref_values(tree: Tree, parent: Node | None, leaf: SNode) -> list[Node]:
-    """The nodes of ``tree`` the leafref ``leaf`` may point at, for a leaf under
-    ``parent`` (a node of ``tree``; None: a top-level leaf), which need not exist."""
+def leafref_values(tree: Tree, parent: Node | None, leaf: SNode) -> list[str]:
+    """The values in ``tree`` the leafref ``leaf`` may take, for a leaf under ``parent``
+    (a node of ``tree``; None: a top-level leaf), which need not exist; in document
+    order, repeated values included.  ``tree`` is only read (a live tree will do)."""
     lr = _leafref(leaf)
     if lr == ffi.NULL:
         raise InvalidValue(f"{leaf.name!r} is not a leafref")
@@ -169,7 +170,8 @@ def leafref_values(tree: Tree, parent: Node | None, leaf: SNode) -> list[Node]:
     expr = from_parent(text, top=parent is None)
     if expr is None:
         target = leaf.leafref_target
-        return [] if target is None else tree.match(target.path)
+        return [] if target is None else [v for n in tree.match(target.path)
+                                          if (v := n.value) is not None]
     expr = _with_module_names(expr, _module_names(lr))
     out = ly.xffi.new("void **")
     ctx_node = ly.xnode(parent._p) if parent is not None else ly.xffi.NULL
@@ -179,6 +181,18 @@ def leafref_values(tree: Tree, parent: Node | None, leaf: SNode) -> list[Node]:
         ly.raise_last(tree.ctx, f"evaluating the leafref path {text!r}")
     found = ffi.cast("struct ly_set *", ly.addr(ly.fromx(out[0], "void *")))
     try:
-        return [Node(found.dnodes[i], tree.ctx) for i in range(found.count)]
+        nodes, get, text_of = found.dnodes, lib.lyd_get_value, ffi.string
+        # a leafref's target is a leaf or leaf-list (libyang checked): each has a value
+        return [text_of(get(nodes[i])).decode() for i in range(found.count)]
     finally:
         lib.ly_set_free(found, ffi.NULL)
+
+
+def needs_position(leaf: SNode) -> bool:
+    """Whether a leafref's values depend on where the leaf is (a relative path, or a
+    predicate reading ``current()``); False for other nodes."""
+    lr = _leafref(leaf)
+    if lr == ffi.NULL:
+        return False
+    text = str(ffi.string(lib.lyxp_get_expr(lr.path)).decode())
+    return not text.lstrip().startswith("/") or "current" in text
