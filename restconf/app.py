@@ -134,7 +134,7 @@ class Restconf:
         return fmt
 
     @staticmethod
-    def _only(request: Request, allowed: tuple[str, ...]) -> None:
+    def only(request: Request, allowed: tuple[str, ...]) -> None:
         if request.method not in allowed:
             raise HttpError(405, f"{request.method} is not allowed on this resource",
                             tag="operation-not-supported",
@@ -144,13 +144,13 @@ class Restconf:
     async def host_meta(self, request: Request) -> Response:
         with contextlib.suppress(HttpError):
             self.reply_format(request)  # the encoding of an error reply
-        self._only(request, ("GET", "HEAD"))
+        self.only(request, ("GET", "HEAD"))
         return Response(_HOST_META, media_type="application/xrd+xml")
 
     async def root(self, request: Request) -> Response:
         fmt = self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         return Response(restconf_document(fmt, self.yang_library_version),
@@ -159,7 +159,7 @@ class Restconf:
     async def library_version(self, request: Request) -> Response:
         fmt = self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         return Response(yang_library_version_document(fmt, self.yang_library_version),
@@ -168,7 +168,7 @@ class Restconf:
     async def module(self, request: Request) -> Response:
         self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         name = request.path_params["name"]
@@ -188,7 +188,7 @@ class Restconf:
         user = await self.user(request)
         rest = raw_path(request)[len("/restconf/operations"):]
         if rest.strip("/") == "":
-            self._only(request, ("GET", "HEAD", "OPTIONS"))
+            self.only(request, ("GET", "HEAD", "OPTIONS"))
             if request.method == "OPTIONS":
                 return options(["GET", "HEAD", "OPTIONS"])
             return Response(operations_document(fmt, self.rpcs), media_type=media_type(fmt))
@@ -196,7 +196,7 @@ class Restconf:
         if op.module in _NETCONF_ONLY:
             raise HttpError(404, f"{op.module}:{op.name} is a NETCONF operation",
                             tag="invalid-value")
-        self._only(request, ("POST", "OPTIONS"))
+        self.only(request, ("POST", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["POST", "OPTIONS"])
         body = await self.read_body(request)

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from nfo.datastore import Identity
 from nfo.errors import InvalidValue, MalformedMessage
 from nfo.protocol.errors import HttpError
-from nfo.protocol.formats import READABLE
+from nfo.protocol.formats import READABLE, read_source
 from nfo.protocol.formats import datastore as datastore_name
 from nfo.protocol.uidata import access_of, leaf_values
 from nfo.protocol.uischema import digest
@@ -56,7 +56,7 @@ class UiResources:
         if self.server.reply_format(request) is not Fmt.JSON:
             raise HttpError(406, "the UI resources are served as JSON only")
         user = await self.server.user(request)
-        self.server._only(request, allowed)  # noqa: SLF001
+        self.server.only(request, allowed)
         return user
 
     # -- the schema digest -------------------------------------------------------------
@@ -98,8 +98,8 @@ class UiResources:
         if ds_name is None:
             ds_name = "running" if target.config else "operational"
         else:
-            ds_name = datastore_name(ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}",
-                                     READABLE)
+            ds_name = read_source(datastore_name(
+                ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}", READABLE))
         found = await leaf_values(self.ds, Identity(user), ds_name, target.schema,
                                   rp.parent_path,
                                   prefix=query.get("prefix") or "", limit=limit)
