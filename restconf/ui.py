@@ -19,16 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nfo.datastore import Identity
-from nfo.errors import InvalidValue, MalformedMessage
+from nfo.errors import InvalidValue, MalformedMessage, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import READABLE, read_source
 from nfo.protocol.formats import datastore as datastore_name
 from nfo.protocol.uidata import access_of, leaf_values
 from nfo.protocol.uischema import digest
 from nfo.restconf.conditional import Validators, check_read
-from nfo.restconf.paths import Kind, parse_resource
+from nfo.restconf.paths import Kind, decode, parse_resource
 from nfo.restconf.resources import parse_query
-from nfo.schema import Fmt
+from nfo.schema import Fmt, SNode
+from nfo.schema.leafrefs import needs_position
 
 if TYPE_CHECKING:
     from nfo.restconf.app import Restconf
@@ -85,7 +86,30 @@ class UiResources:
         if not raw:
             raise InvalidValue("the path query parameter names the field (a data resource "
                                "path such as mod:list=key/leaf)", error_type="protocol")
-        rp = parse_resource(self.schema, raw.removeprefix("/restconf/data"))
+        field, parent_path = self._field(raw.removeprefix("/restconf/data"))
+        limit = _limit(query.get("limit"))
+        ds_name = query.get("datastore")
+        if ds_name is None:
+            ds_name = "running" if field.config else "operational"
+        else:
+            ds_name = read_source(datastore_name(
+                ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}", READABLE))
+        found = await leaf_values(self.ds, Identity(user), ds_name, field, parent_path,
+                                  prefix=query.get("prefix") or "", limit=limit)
+        body = json.dumps(found.json(), separators=(",", ":")).encode()
+        return Response(b"" if request.method == "HEAD" else body, 200,
+                        {"Cache-Control": "no-store"}, media_type=_JSON)
+
+    def _field(self, raw: str) -> tuple[SNode, str | None]:
+        """The leaf or leaf-list a values request names, and its parent's data path
+        (None at the top, and for a field of an RPC's or action's input)."""
+        try:
+            rp = parse_resource(self.schema, raw)
+        except InvalidValue as e:
+            found = self._input_field(raw)
+            if found is None:
+                raise e from None
+            return found
         if rp.is_root:
             raise InvalidValue("the path names the datastore, not a field",
                                error_type="protocol")
@@ -93,19 +117,31 @@ class UiResources:
         if target.kind not in (Kind.LEAF, Kind.LEAFLIST):
             raise InvalidValue(f"{target.module}:{target.name} is a {target.kind.value}: values "
                                "are listed for leaves and leaf-lists", path=rp.data_path)
-        limit = _limit(query.get("limit"))
-        ds_name = query.get("datastore")
-        if ds_name is None:
-            ds_name = "running" if target.config else "operational"
-        else:
-            ds_name = read_source(datastore_name(
-                ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}", READABLE))
-        found = await leaf_values(self.ds, Identity(user), ds_name, target.schema,
-                                  rp.parent_path,
-                                  prefix=query.get("prefix") or "", limit=limit)
-        body = json.dumps(found.json(), separators=(",", ":")).encode()
-        return Response(b"" if request.method == "HEAD" else body, 200,
-                        {"Cache-Control": "no-store"}, media_type=_JSON)
+        return target.schema, rp.parent_path
+
+    def _input_field(self, raw: str) -> tuple[SNode, str | None] | None:
+        """A field of an RPC's or action's input (``mod:rpc/leaf``,
+        ``mod:list=k/action/leaf``), which a data resource path cannot name; None if
+        ``raw`` is not one."""
+        parts = raw.strip("/").split("/")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                rp = parse_resource(self.schema, "/".join(parts[:cut]))
+            except NfoError:
+                continue
+            if rp.is_root or rp.target.kind not in (Kind.RPC, Kind.ACTION):
+                return None
+            node: SNode | None = rp.target.schema
+            for step in parts[cut:]:
+                module, _, name = decode(step, "a node name").rpartition(":")
+                node = node.child(name, module or None) if node is not None else None
+            if node is None or node.kind not in (Kind.LEAF, Kind.LEAFLIST):
+                return None
+            if needs_position(node):
+                raise InvalidValue(f"{node.name!r} of an operation's input: a relative leafref "
+                                   "has no values outside the operation", path=rp.data_path)
+            return node, None
+        return None
 
     # -- what the user may do ------------------------------------------------------------
     async def access(self, request: Request) -> Response:

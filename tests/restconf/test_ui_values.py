@@ -123,6 +123,19 @@ async def test_datastores(seeded: Server, ui_client: Client) -> None:
     assert r.status_code == 400
 
 
+async def test_fields_of_operation_inputs(seeded: Server, ui_client: Client) -> None:
+    c = ui_client("alice")
+    assert await values(c, "nfo-uitest:reset/hard") == ["false", "true"]
+    # an action's input: an absolute leafref has the values it has anywhere
+    assert await values(c, "nfo-uitest:links/link=l1/probe/via") == ["a"]
+    assert await values(ui_client("root"), "nfo-uitest:links/link=l1/probe/via") == ["a", "b"]
+    for path in ("nfo-uitest:links/link=l1/probe/peer", "nfo-uitest:links/link=l1/probe/count",
+                 "nfo-uitest:links/link=l1/probe/nothing", "nfo-uitest:reset/nothing"):
+        r = await c.get(URL, params={"path": path})
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["ietf-restconf:errors"]["error"][0]["error-tag"] == "invalid-value"
+
+
 @pytest.mark.parametrize(("params", "status", "tag"), [
     ({"path": "nfo-uitest:nothing/here"}, 400, "invalid-value"),
     ({"path": "no-module:x"}, 400, "invalid-value"),
@@ -152,3 +165,16 @@ async def test_unknown_path_answers_as_a_data_read_does(seeded: Server,
     assert ui.status_code == data.status_code
     assert ui.json()["ietf-restconf:errors"]["error"][0]["error-tag"] == \
         data.json()["ietf-restconf:errors"]["error"][0]["error-tag"]
+
+
+async def test_the_product_fields(ui_server: Server, ui_client: Client) -> None:
+    """The brief's own example: a new instance's VIM, and redeploy's target VIM."""
+    await seed(ui_server.ds, {"nfo-vim:vims": {"vim": [
+        {"name": "east", "type": "nfo-vim:sim"}, {"name": "west", "type": "nfo-vim:sim"}]}})
+    c = ui_client("anyone")
+    assert await values(c, "nfo-instances:nf-instances/nf-instance=web1/vim") == [
+        "east", "west"]
+    assert await values(c, "nfo-instances:nf-instances/nf-instance=web1/redeploy/vim",
+                        prefix="w") == ["west"]
+    r = await c.get(URL, params={"path": "nfo-vim:vims/vim=east/type"})
+    assert "nfo-vim:openstack" in [v["value"] for v in r.json()["values"]]
