@@ -45,7 +45,8 @@ T = "/nfo-uitest:types/"
 async def test_every_kind_nested_as_the_schema(uitest: dict[str, dict[str, Any]]) -> None:
     kinds = {n["kind"] for n in uitest.values()}
     assert kinds == {"container", "list", "leaf", "leaf-list", "choice", "case", "anydata",
-                     "rpc", "action", "notification", "input", "output"}
+                     "anyxml", "rpc", "action", "notification", "input", "output"}
+    assert uitest["/nfo-uitest:legacy"]["config"] is False
     link = uitest["/nfo-uitest:links/link"]
     assert link["keys"] == ["id"] and link["config"] is True
     assert [c["name"] for c in link["children"]] == [

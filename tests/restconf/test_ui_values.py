@@ -123,6 +123,18 @@ async def test_datastores(seeded: Server, ui_client: Client) -> None:
     assert r.status_code == 400
 
 
+async def test_keys_that_need_escaping(seeded: Server, ui_client: Client) -> None:
+    """The path is a resource path as in a URL (keys percent-encoded), sent as one
+    query parameter (encoded again, as httpx does)."""
+    await seed(seeded.ds, {"nfo-uitest:servers": {"server": [{"name": "x/y,z"}]}},
+               {"nfo-uitest:links": {"link": [{"id": "p/q,r", "server": "x/y,z"}]}})
+    c = ui_client("root")
+    assert await values(c, "nfo-uitest:links/link=p%2Fq%2Cr/server") == ["a", "b", "x/y,z"]
+    got = await c.post("/restconf/ui/access", json={"paths": [
+        "nfo-uitest:links/link=p%2Fq%2Cr/server"]})
+    assert got.json()["access"][0]["read"] is True
+
+
 async def test_fields_of_operation_inputs(seeded: Server, ui_client: Client) -> None:
     c = ui_client("alice")
     assert await values(c, "nfo-uitest:reset/hard") == ["false", "true"]

@@ -91,7 +91,7 @@ def test_node_properties(ui: Schema) -> None:
     assert [(c.kind, c.name) for c in io] == [(Kind.INPUT, "input"), (Kind.OUTPUT, "output")]
     assert [c.name for c in io[1].schema_children()] == ["ok"]
     assert [n.name for n in ui.schema_tops("nfo-uitest")] == [
-        "types", "counters", "servers", "links", "blob", "reset", "alarm"]
+        "types", "counters", "servers", "links", "blob", "legacy", "reset", "alarm"]
     assert ui.features("nfo-uitest") == ["fancy"] and node(ui, T + "t-fancy").type is not None
 
 
