@@ -121,14 +121,15 @@ class SType:
     def typedefs(self) -> tuple[str, ...]:
         """The derived types the type was written as, outermost first, each
         ``module:name``: only top-level typedefs are followed (a typedef inside a
-        grouping or container ends the chain)."""
+        grouping or container ends the chain).  Empty when the written type is not the
+        compiled one (a deviation replaced it)."""
         out: list[str] = []
         p = self._parsed
         while p != ffi.NULL and p.name != ffi.NULL and len(out) < 32:
             written = str(ffi.string(p.name).decode())
             prefix, colon, name = written.rpartition(":")
             if not colon and name in _BUILTIN:
-                break
+                return tuple(out) if name == self.base else ()
             pmod = p.pmod
             mod = _module_of_prefix(pmod, prefix) if colon else _pmod_module(pmod)
             if mod == ffi.NULL:

@@ -45,6 +45,8 @@ def test_types(ui: Schema) -> None:
     assert t("t-uint8").typedefs == ("nfo-uitest:small", "nfo-uitest-ids:percent")
     assert t("t-uint8").ranges == ((1, 50),)
     assert t("t-uint16").typedefs == ()
+    # a deviation replaced the written type: the compiled one is described
+    assert t("t-deviated").base == "string" and t("t-deviated").typedefs == ()
     assert [m.base for m in t("t-union").members] == ["int8", "enumeration", "uint8"]
     assert t("t-union").members[2].typedefs == ("nfo-uitest-ids:percent",)
     assert t("t-instance-identifier").require_instance is False
