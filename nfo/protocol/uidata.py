@@ -148,7 +148,6 @@ def access_of(access: Access, snode: SNode, data_path: str) -> dict[str, bool]:
         return {"exec": access.may_exec(snode.path,
                                          data_path if snode.kind is Kind.ACTION else None)}
     out = {"read": access.allowed(data_path, "read")}
-    writable = snode.config and snode.kind not in (Kind.NOTIFICATION,)
     for op in ("create", "update", "delete"):
-        out[op] = writable and access.may_write(data_path, op)
+        out[op] = snode.config and access.may_write(data_path, op)
     return out
