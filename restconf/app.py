@@ -12,7 +12,6 @@ Starlette exception handler, through the one error table of
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -38,6 +37,7 @@ from nfo.restconf.codec import (
 from nfo.restconf.paths import parse_operation
 from nfo.restconf.resources import DataResources, bound_session, options, raw_path
 from nfo.restconf.streams import stream_endpoint, streams_data
+from nfo.restconf.ui import UiResources
 from nfo.schema import Fmt
 
 __all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app"]
@@ -139,7 +139,7 @@ class Restconf:
         return fmt
 
     @staticmethod
-    def _only(request: Request, allowed: tuple[str, ...]) -> None:
+    def only(request: Request, allowed: tuple[str, ...]) -> None:
         if request.method not in allowed:
             raise HttpError(405, f"{request.method} is not allowed on this resource",
                             tag="operation-not-supported",
@@ -149,13 +149,13 @@ class Restconf:
     async def host_meta(self, request: Request) -> Response:
         with contextlib.suppress(HttpError):
             self.reply_format(request)  # the encoding of an error reply
-        self._only(request, ("GET", "HEAD"))
+        self.only(request, ("GET", "HEAD"))
         return Response(_HOST_META, media_type="application/xrd+xml")
 
     async def root(self, request: Request) -> Response:
         fmt = self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         return Response(restconf_document(fmt, self.yang_library_version),
@@ -164,7 +164,7 @@ class Restconf:
     async def library_version(self, request: Request) -> Response:
         fmt = self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         return Response(yang_library_version_document(fmt, self.yang_library_version),
@@ -173,7 +173,7 @@ class Restconf:
     async def module(self, request: Request) -> Response:
         self.reply_format(request)
         await self.user(request)
-        self._only(request, ("GET", "HEAD", "OPTIONS"))
+        self.only(request, ("GET", "HEAD", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["GET", "HEAD", "OPTIONS"])
         name = request.path_params["name"]
@@ -193,7 +193,7 @@ class Restconf:
         user = await self.user(request)
         rest = raw_path(request)[len("/restconf/operations"):]
         if rest.strip("/") == "":
-            self._only(request, ("GET", "HEAD", "OPTIONS"))
+            self.only(request, ("GET", "HEAD", "OPTIONS"))
             if request.method == "OPTIONS":
                 return options(["GET", "HEAD", "OPTIONS"])
             return Response(operations_document(fmt, self.rpcs), media_type=media_type(fmt))
@@ -201,7 +201,7 @@ class Restconf:
         if op.module in _NETCONF_ONLY:
             raise HttpError(404, f"{op.module}:{op.name} is a NETCONF operation",
                             tag="invalid-value")
-        self._only(request, ("POST", "OPTIONS"))
+        self.only(request, ("POST", "OPTIONS"))
         if request.method == "OPTIONS":
             return options(["POST", "OPTIONS"])
         body = await self.read_body(request)
@@ -229,15 +229,11 @@ class Restconf:
         """Push what the server reports about itself into the operational datastore:
         the YANG library (RFC 8525), the RESTCONF capabilities (RFC 8040 9.1) and the
         event streams (RFC 8040 9.2)."""
-        digest = hashlib.sha256(
-            "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
-                      for m in sorted(self.schema.modules(), key=lambda m: m.name)).encode()
-        ).hexdigest()[:16]
         s = self.state_session
         try:
             s.delete_oper("/ietf-yang-library:yang-library", owner=OWNER)
             s.delete_oper("/ietf-yang-library:modules-state", owner=OWNER)
-            s.set_oper(_with_locations(self.schema.yang_library(f"nfo-{digest}")),
+            s.set_oper(_with_locations(self.schema.yang_library(self.schema.content_id())),
                        Fmt.JSON, owner=OWNER)
             state = streams_data(self.ds.notifications)
             state["ietf-restconf-monitoring:restconf-state"]["capabilities"] = {
@@ -279,6 +275,7 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     server = Restconf(ds, auth, max_body)
     server.publish_state()
     streams = stream_endpoint(ds, keepalive=keepalive)
+    ui = UiResources(server)
 
     async def stream(request: Request) -> Response:
         request.state.user = await server.user(request)
@@ -299,6 +296,9 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
         Route("/restconf/modules/{name}", server.module, methods=methods),
         Route("/restconf/modules/{name}/{revision}", server.module, methods=methods),
         Route("/restconf/streams/{name}/{encoding}", stream, methods=["GET", "HEAD"]),
+        Route("/restconf/ui/schema", ui.schema_digest, methods=methods),
+        Route("/restconf/ui/values", ui.values, methods=methods),
+        Route("/restconf/ui/access", ui.access, methods=methods),
         *extra_routes,
     ]
 

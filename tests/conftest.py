@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -50,14 +51,21 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-@pytest.fixture
-async def ds(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
+@contextlib.asynccontextmanager
+async def started(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
+    """A datastore on a fresh SQLite file, started, closed when the block ends."""
     d = Datastore.open(schema, SqliteStorage(db_path))
     await d.start()
     try:
         yield d
     finally:
         await d.close()
+
+
+@pytest.fixture
+async def ds(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
+    async with started(schema, db_path) as d:
+        yield d
 
 
 @pytest.fixture(autouse=True)

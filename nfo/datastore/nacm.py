@@ -373,6 +373,33 @@ class Access:
         prefix = f"/{run.module}:"
         return any(sp.startswith(prefix) for sp in targets)
 
+    def _write_verdict(self, path: str, op: str,
+                       steps: Callable[[str], tuple[Step, ...]]) -> tuple[bool, Rule | None]:
+        """Whether ``op`` (create, update, delete) of the node at ``path`` passes, and
+        the rule that decided (non-presence containers are structure: never refused
+        a create or delete)."""
+        if self.unrestricted:
+            return True, None
+        everything = self._everything[op]
+        if everything is not None and everything.permit:
+            return True, everything
+        sp = schema_path_of(path)
+        if op != "update" and self._nacm.structural(sp):
+            return True, None
+        memo = self._by_schema.get(op)
+        verdict = memo.get(sp) if memo is not None else None
+        if verdict is None:
+            verdict = self._decide_path(steps(path), op)
+            if memo is not None:
+                memo[sp] = verdict
+        return verdict
+
+    def may_write(self, path: str, op: str) -> bool:
+        """Whether a write would be allowed to ``op`` (create, update, delete) the
+        node at data ``path``, as :meth:`check_write` decides each change (nothing is
+        counted)."""
+        return self._write_verdict(path, op, parse_path)[0]
+
     def _check_change(self, c: Change, targets: dict[str, tuple[str, ...]],
                       edited: Callable[[str], bool], cache: StepCache) -> None:
         if targets and not isinstance(c, ChangeDeleted):
@@ -381,19 +408,7 @@ class Access:
             return
         op = ("create" if isinstance(c, ChangeCreated) else
               "delete" if isinstance(c, ChangeDeleted) else "update")
-        everything = self._everything[op]
-        if everything is not None and everything.permit:
-            return
-        sp = schema_path_of(c.path)
-        if op != "update" and self._nacm.structural(sp):
-            return
-        memo = self._by_schema.get(op)
-        verdict = memo.get(sp) if memo is not None else None
-        if verdict is None:
-            verdict = self._decide_path(cache.steps(c.path), op)
-            if memo is not None:
-                memo[sp] = verdict
-        ok, rule = verdict
+        ok, rule = self._write_verdict(c.path, op, cache.steps)
         if not ok:
             self._nacm.counters.data_writes += 1
             why = f"rule {rule.where}" if rule is not None else "no rule permits it"
@@ -433,16 +448,26 @@ class Access:
                            app_tag="nfo-credentials-required")
 
     # -- operations ---------------------------------------------------------------------
-    def check_exec(self, schema_path: str, data_path: str | None = None) -> None:
-        """Refuse (:class:`AccessDenied`, counted) running the RPC or action at
-        ``schema_path`` (an action on the node at ``data_path``)."""
+    def may_exec(self, schema_path: str, data_path: str | None = None) -> bool:
+        """Whether :meth:`check_exec` would let ``who`` run the RPC or action (nothing
+        is counted)."""
+        return self._exec_verdict(schema_path, data_path)[0]
+
+    def _exec_verdict(self, schema_path: str, data_path: str | None
+                      ) -> tuple[bool, Rule | None]:
         if self.unrestricted or schema_path in UNCHECKED_OPERATIONS:
-            return
+            return True, None
         ok, rule = self._exec(schema_path, data_path)
         if ok and data_path is not None:
             parent = data_path[:data_path.rfind("/")]
             ok = self.allowed(parent, "read")
             rule = None
+        return ok, rule
+
+    def check_exec(self, schema_path: str, data_path: str | None = None) -> None:
+        """Refuse (:class:`AccessDenied`, counted) running the RPC or action at
+        ``schema_path`` (an action on the node at ``data_path``)."""
+        ok, rule = self._exec_verdict(schema_path, data_path)
         if not ok:
             self._nacm.counters.operations += 1
             why = f"rule {rule.where}" if rule is not None else "no rule permits it"
@@ -501,6 +526,16 @@ class Access:
         if self.identity.internal or tree.is_empty():
             return False
         return _Pruner(self, tree).run()
+
+    @property
+    def reads_all(self) -> bool:
+        """Whether every node but the credentials is readable (the server itself,
+        ``enable-nacm`` false, or a first read rule that permits everything): a read
+        then removes nothing but credentials."""
+        if self.unrestricted:
+            return True
+        everything = self._everything["read"]
+        return everything is not None and everything.permit
 
     def read_rules(self) -> tuple[Rule, ...]:
         return self._by_op["read"]

@@ -8,7 +8,6 @@ the datastore rendered.  The namespaces NETCONF messages use live here too.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -68,10 +67,8 @@ class HelloError(Exception):
 
 
 def content_id(schema: Schema) -> str:
-    h = hashlib.sha256()
-    for m in sorted(schema.modules(), key=lambda m: m.name):
-        h.update(f"{m.name}@{m.revision}:{m.implemented};".encode())
-    return h.hexdigest()[:16]
+    """The YANG library content-id, the one RESTCONF's yang-library data carries."""
+    return schema.content_id()
 
 
 def server_capabilities(schema: Schema) -> list[str]:

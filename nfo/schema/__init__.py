@@ -2,8 +2,9 @@
 
 The only code that touches libyang's C API; everything above it sees typed
 objects: :class:`Schema` (the module set), :class:`SNode` (schema nodes),
-:class:`Tree` (an owned data tree), :class:`Node` (a data node borrowed from a
-tree) and :class:`Operation` (an RPC, action, reply or notification tree).
+:class:`SType` (their types), :class:`Tree` (an owned data tree), :class:`Node`
+(a data node borrowed from a tree) and :class:`Operation` (an RPC, action, reply
+or notification tree).
 """
 
 from nfo.schema.context import (
@@ -19,6 +20,7 @@ from nfo.schema.dnode import Node
 from nfo.schema.ops import Operation, OpKind
 from nfo.schema.paths import Step, parse_path
 from nfo.schema.snode import DATA_KINDS, Kind, SNode
+from nfo.schema.stype import SType
 
 __all__ = [
     "DATA_KINDS",
@@ -32,6 +34,7 @@ __all__ = [
     "Operation",
     "Parse",
     "SNode",
+    "SType",
     "Schema",
     "Step",
     "Tree",

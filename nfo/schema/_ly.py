@@ -26,7 +26,8 @@ from nfo.errors import (
     UnknownElement,
 )
 
-__all__ = ["NULL", "addr", "check", "errors_of", "ffi", "lib", "raise_last", "xlib", "xnode"]
+__all__ = ["NULL", "addr", "check", "count", "errors_of", "ffi", "lib", "module_ctx",
+           "raise_last", "xlib", "xnode"]
 
 NULL = ffi.NULL
 
@@ -44,6 +45,8 @@ _xffi.cdef(
     void *lysc_node_when(const void *node);
     int lys_find_expr_atoms(const void *ctx_node, const void *cur_mod, const void *expr,
                             const void *prefixes, uint32_t options, void **set);
+    int lyd_find_xpath4(const void *ctx_node, const void *tree, const char *xpath,
+                        int format, void *prefix_data, const void *vars, void **set);
     int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
     int lyd_find_sibling_val(const void *siblings, const void *schema, const char *key_or_value,
                              size_t val_len, void **match);
@@ -53,6 +56,39 @@ _xffi.cdef(
     void lyd_free_meta_single(void *meta);
     int lyd_compare_single(const void *node1, const void *node2, uint32_t options);
     void free(void *ptr);
+
+    struct lysc_range_part {
+        union { int64_t min_64; uint64_t min_u64; };
+        union { int64_t max_64; uint64_t max_u64; };
+    };
+    struct lysc_range {
+        struct lysc_range_part *parts;
+        const char *dsc; const char *ref; const char *emsg; const char *eapptag;
+        void *exts;
+    };
+    struct lysc_pattern {
+        const char *expr; void *code;
+        const char *dsc; const char *ref; const char *emsg; const char *eapptag;
+        void *exts;
+        uint32_t inverted : 1; uint32_t refcount : 31;
+    };
+    struct lysc_ident {
+        const char *name; const char *dsc; const char *ref;
+        void *module;
+        struct lysc_ident **derived;
+        void *exts;
+        uint16_t flags;
+    };
+    struct lysc_prefix {
+        char *prefix;
+        void *mod;
+    };
+    struct lysp_include {
+        void *submodule;
+        const char *name; const char *dsc; const char *ref; void *exts;
+        char rev[11];
+        uint8_t injected;
+    };
     """
 )
 xlib: Any = _xffi.dlopen("libyang.so.2")
@@ -61,7 +97,23 @@ xffi = _xffi
 
 def addr(p: Any) -> int:
     """The address behind a pointer of either FFI, for handing across them."""
-    return int(ffi.cast("uintptr_t", p)) if not isinstance(p, int) else p
+    if isinstance(p, int):
+        return p
+    if isinstance(p, _xffi.CData):
+        return int(_xffi.cast("uintptr_t", p))
+    return int(ffi.cast("uintptr_t", p))
+
+
+def count(arr: Any) -> int:
+    """The length of a libyang sized array (0 for NULL)."""
+    a = addr(arr)
+    return 0 if a == 0 else int(ffi.cast("uint64_t *", a)[-1])
+
+
+def module_ctx(mod: Any) -> Any:
+    """The context of a ``struct lys_module *`` (its first member, which the bindings
+    do not declare)."""
+    return ffi.cast("struct ly_ctx **", mod)[0]
 
 
 def xnode(p: Any) -> Any:

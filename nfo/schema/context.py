@@ -300,6 +300,36 @@ class Schema:
             c = lib.lys_getnext(c, ffi.NULL, mod.compiled, 0)
         return out
 
+    def schema_tops(self, module: str) -> list[SNode]:
+        """The top-level statements of an implemented module as the schema nests them
+        (choices included, not looked through): data nodes, then RPCs, then
+        notifications."""
+        mod = lib.ly_ctx_get_module_latest(self.cdata, module.encode())
+        if mod == ffi.NULL or not mod.implemented or mod.compiled == ffi.NULL:
+            return []
+        out = []
+        c = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, lib.LYS_GETNEXT_WITHCHOICE)
+        while c != ffi.NULL:
+            out.append(SNode(c))
+            c = lib.lys_getnext(c, ffi.NULL, mod.compiled, lib.LYS_GETNEXT_WITHCHOICE)
+        return out
+
+    def features(self, module: str) -> list[str]:
+        """The enabled features of a module of the set."""
+        try:
+            mod = self.ctx.get_module(module)
+        except libyang.LibyangError:
+            return []
+        return [f.name() for f in mod.features() if f.state()]
+
+    def content_id(self) -> str:
+        """The YANG library content-id (RFC 8525) of this module set: a digest of each
+        module's name, revision and implementation."""
+        h = hashlib.sha256(
+            "\n".join(f"{m.name}@{m.revision}:{m.implemented}"
+                      for m in sorted(self.modules(), key=lambda m: m.name)).encode())
+        return f"nfo-{h.hexdigest()[:16]}"
+
     def top(self, module: str, name: str) -> SNode | None:
         """A top-level node (data node, RPC or notification) of an implemented module."""
         if not self.implemented(module):

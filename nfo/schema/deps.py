@@ -59,12 +59,6 @@ class Independence:
         return out
 
 
-def _count(arr: Any) -> int:
-    if arr == ffi.NULL:
-        return 0
-    return int(ffi.cast("uint64_t *", arr)[-1])
-
-
 def _atoms(ctx_node: Any, cur_mod: Any, expr: Any, prefixes: Any) -> set[int]:
     out = ly.xffi.new("void **")
     rc = ly.xlib.lys_find_expr_atoms(ly.xnode(ctx_node), ly.xnode(cur_mod), ly.xnode(expr),
@@ -88,7 +82,7 @@ def _type_refs(node: Any, t: Any, acc: list[tuple[Any, set[int]]]) -> bool:
         return False
     elif t.basetype == lib.LY_TYPE_UNION:
         u = ffi.cast("struct lysc_type_union *", t)
-        for i in range(_count(u.types)):
+        for i in range(ly.count(u.types)):
             if not _type_refs(node, u.types[i], acc):
                 return False
     return True
@@ -96,11 +90,11 @@ def _type_refs(node: Any, t: Any, acc: list[tuple[Any, set[int]]]) -> bool:
 
 def _constraints(node: Any, acc: list[tuple[Any, set[int]]]) -> bool:
     musts = ly.fromx(ly.xlib.lysc_node_musts(ly.xnode(node)), "struct lysc_must *")
-    for i in range(_count(musts)):
+    for i in range(ly.count(musts)):
         m = musts[i]
         acc.append((node, _atoms(node, node.module, m.cond, m.prefixes)))
     whens = ly.fromx(ly.xlib.lysc_node_when(ly.xnode(node)), "struct lysc_when **")
-    for i in range(_count(whens)):
+    for i in range(ly.count(whens)):
         w = whens[i]
         ctx_node = w.context if w.context != ffi.NULL else node
         acc.append((node, _atoms(ctx_node, node.module, w.cond, w.prefixes)))
@@ -174,7 +168,7 @@ def _judge(lst: Any, constraints: list[tuple[Any, set[int]]]) -> ListInfo | None
     if not lst.flags & lib.LYS_CONFIG_W or lst.flags & lib.LYS_ORDBY_USER:
         return None
     ln = ffi.cast("struct lysc_node_list *", lst)
-    if _count(ln.uniques) or ln.min != 0 or ln.max != _UNBOUNDED:
+    if ly.count(ln.uniques) or ln.min != 0 or ln.max != _UNBOUNDED:
         return None
     ancestors: set[int] = set()
     p = lst.parent

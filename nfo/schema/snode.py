@@ -9,13 +9,15 @@ outside the schema layer sees the C structure behind it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
+from nfo.schema.stype import SType
 
-__all__ = ["DATA_KINDS", "Kind", "SNode"]
+__all__ = ["DATA_KINDS", "Kind", "Must", "SNode"]
 
 
 class Kind(StrEnum):
@@ -59,6 +61,37 @@ _DATA = (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_LEAF | lib.LYS_LEAFLIST | li
 
 def _str(p: Any) -> str:
     return str(ffi.string(p).decode())
+
+
+def _opt(p: Any) -> str | None:
+    return None if p == ffi.NULL else str(ffi.string(p).decode())
+
+
+_UNBOUNDED = 0xFFFFFFFF
+_TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
+_ELEMENTS = lib.LYS_LIST | lib.LYS_LEAFLIST
+_CONSTRAINED = (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_LEAF | lib.LYS_LEAFLIST
+                | lib.LYS_ANYDATA | lib.LYS_ANYXML | lib.LYS_NOTIF | lib.LYS_INPUT
+                | lib.LYS_OUTPUT)
+"""Nodes that may carry must statements."""
+
+
+_NODE_SIZE = ffi.sizeof("struct lysc_node")
+
+
+def _member(p: Any, i: int) -> Any:
+    """The ``i``-th pointer member after the common ``struct lysc_node`` part of a
+    compiled node whose own structure the bindings leave opaque."""
+    return ffi.cast("void **", ffi.cast("char *", p) + _NODE_SIZE)[i]
+
+
+@dataclass(frozen=True)
+class Must:
+    """A must statement: its XPath as written, and what a violation reports."""
+
+    xpath: str
+    error_message: str | None
+    error_app_tag: str | None
 
 
 class SNode:
@@ -165,7 +198,7 @@ class SNode:
         if exts == ffi.NULL:
             return ()
         out = []
-        for i in range(int(ffi.cast("uint64_t *", exts)[-1])):
+        for i in range(ly.count(exts)):
             d = getattr(exts[i], "def")
             arg = exts[i].argument
             out.append((_str(d.module.name), _str(d.name),
@@ -186,7 +219,7 @@ class SNode:
         rc = ly.xlib.lys_find_expr_atoms(ly.xnode(self._p), ly.xnode(cur), ly.xnode(lr.path),
                                          ly.xnode(lr.prefixes), 0, out)
         if rc != lib.LY_SUCCESS:
-            lib.ly_err_clean(self._p.module.ctx, ffi.NULL)
+            lib.ly_err_clean(ly.module_ctx(self._p.module), ffi.NULL)
             return None
         found = ffi.cast("struct ly_set *", ly.addr(ly.fromx(out[0], "void *")))
         try:
@@ -196,7 +229,129 @@ class SNode:
             lib.ly_set_free(found, ffi.NULL)
         if not leaves:
             return None
-        return SNode(max(leaves, key=lambda n: len(SNode(n).path)))
+        # the atoms include what the predicates read: the target is named last
+        last = _str(lib.lyxp_get_expr(lr.path)).rstrip().rsplit("/", 1)[-1]
+        named = [n for n in leaves if _str(n.name) == last.rsplit(":", 1)[-1].strip()]
+        return SNode(max(named or leaves, key=lambda n: len(SNode(n).path)))
+
+    # -- what the schema says about values ---------------------------------------
+    @property
+    def prefix(self) -> str:
+        """The prefix of the module defining the node."""
+        return _str(self._p.module.prefix)
+
+    @property
+    def description(self) -> str | None:
+        return _opt(self._p.dsc)
+
+    @property
+    def status(self) -> str:
+        """``current``, ``deprecated`` or ``obsolete``."""
+        flags = self._p.flags
+        if flags & lib.LYS_STATUS_OBSLT:
+            return "obsolete"
+        if flags & lib.LYS_STATUS_DEPRC:
+            return "deprecated"
+        return "current"
+
+    @property
+    def mandatory(self) -> bool:
+        """``mandatory true`` (a leaf, choice, anydata or anyxml), or a list or
+        leaf-list with min-elements above 0."""
+        return bool(self._p.flags & lib.LYS_MAND_TRUE)
+
+    @property
+    def type(self) -> SType | None:
+        """The type of a leaf or leaf-list; None for other nodes."""
+        if not self._p.nodetype & _TERM:
+            return None
+        leaf = ffi.cast("struct lysc_node_leaf *", self._p)
+        parsed = ffi.NULL
+        if self._p.priv != ffi.NULL:
+            parsed = ffi.addressof(ffi.cast("struct lysp_node_leaf *", self._p.priv), "type")
+        return SType(leaf.type, parsed)
+
+    @property
+    def units(self) -> str | None:
+        if not self._p.nodetype & _TERM:
+            return None
+        return _opt(ffi.cast("struct lysc_node_leaf *", self._p).units)
+
+    @property
+    def defaults(self) -> tuple[str, ...]:
+        """The canonical default value(s) of a leaf or leaf-list (none when absent);
+        a choice's default case name."""
+        t = self._p.nodetype
+        ctx = ly.module_ctx(self._p.module)
+        if t & lib.LYS_LEAF:
+            d = ffi.cast("struct lysc_node_leaf *", self._p).dflt
+            return () if d == ffi.NULL else (_str(lib.lyd_value_get_canonical(ctx, d)),)
+        if t & lib.LYS_LEAFLIST:
+            ds = ffi.cast("struct lysc_node_leaflist *", self._p).dflts
+            return tuple(_str(lib.lyd_value_get_canonical(ctx, ds[i]))
+                         for i in range(ly.count(ds)))
+        if t & lib.LYS_CHOICE:
+            # struct lysc_node_choice: the node, then cases, when and dflt
+            case = _member(self._p, 2)
+            return () if case == ffi.NULL else (_str(ffi.cast("struct lysc_node *", case).name),)
+        return ()
+
+    @property
+    def min_elements(self) -> int | None:
+        """A list's or leaf-list's min-elements (None for other nodes)."""
+        if not self._p.nodetype & _ELEMENTS:
+            return None
+        return int(ffi.cast("struct lysc_node_list *", self._p).min) \
+            if self._p.nodetype & lib.LYS_LIST \
+            else int(ffi.cast("struct lysc_node_leaflist *", self._p).min)
+
+    @property
+    def max_elements(self) -> int | None:
+        """A list's or leaf-list's max-elements (None: unbounded, or another node)."""
+        if not self._p.nodetype & _ELEMENTS:
+            return None
+        n = int(ffi.cast("struct lysc_node_list *", self._p).max) \
+            if self._p.nodetype & lib.LYS_LIST \
+            else int(ffi.cast("struct lysc_node_leaflist *", self._p).max)
+        return None if n in (0, _UNBOUNDED) else n
+
+    @property
+    def when(self) -> tuple[str, ...]:
+        """The XPath of each when condition on the node (from uses and augment too)."""
+        whens = ly.fromx(ly.xlib.lysc_node_when(ly.xnode(self._p)), "struct lysc_when **")
+        return tuple(_str(lib.lyxp_get_expr(whens[i].cond)) for i in range(ly.count(whens)))
+
+    @property
+    def musts(self) -> tuple[Must, ...]:
+        if not self._p.nodetype & _CONSTRAINED:
+            return ()
+        musts = ly.fromx(ly.xlib.lysc_node_musts(ly.xnode(self._p)), "struct lysc_must *")
+        return tuple(Must(_str(lib.lyxp_get_expr(musts[i].cond)), _opt(musts[i].emsg),
+                          _opt(musts[i].eapptag)) for i in range(ly.count(musts)))
+
+    def schema_children(self) -> Iterator[SNode]:
+        """The children as the schema nests them: choices and cases included; an RPC's
+        or action's input and output; then actions and notifications."""
+        t = self._p.nodetype
+        if t & (lib.LYS_RPC | lib.LYS_ACTION):
+            # struct lysc_node_action: the node, when, then the input node, whose
+            # next sibling is the output node
+            base = ffi.cast("char *", self._p) + _NODE_SIZE + ffi.sizeof("void *")
+            inp = ffi.cast("struct lysc_node *", base)
+            yield SNode(inp)
+            yield SNode(inp.next)
+            return
+        c = lib.lysc_node_child(self._p)
+        # a case's children are linked with the other cases' children
+        while c != ffi.NULL and c.parent == self._p:
+            yield SNode(c)
+            c = c.next
+        if t & (lib.LYS_CONTAINER | lib.LYS_LIST):
+            for head in (lib.lysc_node_actions(self._p), lib.lysc_node_notifs(self._p)):
+                a = ffi.cast("struct lysc_node *", head)
+                while a != ffi.NULL:
+                    yield SNode(a)
+                    a = a.next
 
     # -- navigation ------------------------------------------------------------
     @property

@@ -70,8 +70,9 @@ def test_server_hello_capabilities(schema: object) -> None:
     assert ("urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit"
             "&also-supported=report-all,report-all-tagged,trim") in caps
     assert any(c and c.startswith("urn:nfo:test?module=nfo-test") for c in caps)
-    assert any(c and c.startswith("urn:ietf:params:netconf:capability:yang-library:1.1?"
-                                  "revision=2019-01-04&content-id=") for c in caps)
+    # the content-id the YANG library data carries (RFC 8526 section 2)
+    assert ("urn:ietf:params:netconf:capability:yang-library:1.1?"
+            f"revision=2019-01-04&content-id={schema.content_id()}") in caps
     assert root.findtext(f"{NC}session-id") == "7"
     assert b"&amp;" in server_hello(schema, 7)
 
