@@ -12,16 +12,25 @@ exception handler turns into an ``errors`` reply.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+import json
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from nfo.datastore import Datastore, Identity, WriteView
-from nfo.errors import InvalidValue, NfoError
+from nfo.errors import InvalidValue, NfoError, NotPageable
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
-from nfo.protocol.read import Content, ReadQuery, depth_of, query, with_defaults_of
+from nfo.protocol.read import (
+    PAGING_PARAMS,
+    Content,
+    ReadQuery,
+    depth_of,
+    paging_of,
+    query,
+    with_defaults_of,
+)
 from nfo.restconf.codec import (
     JSON_TYPE,
     XML_TYPE,
@@ -59,7 +68,7 @@ from nfo.schema import Fmt, Node, Tree
 __all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
 
 _READ_ONLY = ("intended", "operational")
-_READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
+_READ_PARAMS = {"content", "depth", "fields", "with-defaults", *PAGING_PARAMS}
 _WRITE_PARAMS = {"insert", "point"}
 
 
@@ -271,10 +280,19 @@ class DataResources:
             with_origin = True
         if datastore is None:
             datastore = "running" if content is Content.CONFIG else "operational"
+        paging = paging_of(query.params)
+        if paging is not None and paging.pages and (
+                rp.is_root or rp.target.is_instance
+                or rp.target.kind not in (Kind.LIST, Kind.LEAFLIST)):
+            what = "the datastore" if rp.is_root else (
+                f"the {rp.target.kind.value} entry" if rp.target.is_instance
+                else f"the {rp.target.kind.value}")
+            raise NotPageable(f"pagination applies to list and leaf-list resources, not {what}",
+                              path=rp.data_path)
         return ReadQuery(datastore, rp.data_path, content,
                          depth_of(query.get("depth"), "depth"), fields, with_origin,
                          select_one=rp.data_path is not None
-                         and self.schema.names_one(rp.data_path))
+                         and self.schema.names_one(rp.data_path), paging=paging)
 
     async def read(self, request: Request, target: Target, params: Query) -> Response:
         rp = target.path
@@ -292,6 +310,8 @@ class DataResources:
         body = await query(self.ds.reader(target.who), q,
                            lambda tree, targets: encode_targets(tree, targets, rp,
                                                                 target.fmt, wd))
+        if body is None and q.paging is not None and q.paging.pages and target.fmt is Fmt.JSON:
+            body = json.dumps({f"{rp.target.module}:{rp.target.name}": []})
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)
