@@ -346,10 +346,14 @@ def delete_edit(existing: Node) -> Tree:
 # -- replies ------------------------------------------------------------------
 
 def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: Fmt,
-                   with_defaults: WithDefaults | None) -> str | None:
+                   with_defaults: WithDefaults | None, *, page: bool = False) -> str | None:
     """The reply body for the target resource of ``rp``: the datastore wrapped in
     ``ietf-restconf:data``, else the target nodes themselves.  None when nothing of
-    the target is left to report (404)."""
+    the target is left to report (404).  ``page``: the targets are a page of list
+    pagination, the only children of their parent besides its keys."""
+    if page and targets and targets[0].kind is Kind.LEAFLIST and (
+            fmt is Fmt.JSON or len(targets) == 1):
+        return encode_node(targets[0], fmt, with_defaults, following=True)
     if rp.is_root:
         printed = encode(tree, fmt, with_defaults)
         if fmt is Fmt.JSON:

@@ -308,8 +308,9 @@ class DataResources:
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
         body = await query(self.ds.reader(target.who), q,
-                           lambda tree, targets: encode_targets(tree, targets, rp,
-                                                                target.fmt, wd))
+                           lambda tree, targets: encode_targets(
+                               tree, targets, rp, target.fmt, wd,
+                               page=q.paging is not None and q.paging.pages))
         if body is None and q.paging is not None and q.paging.pages and target.fmt is Fmt.JSON:
             body = json.dumps({f"{rp.target.module}:{rp.target.name}": []})
         if body is None:

@@ -274,9 +274,12 @@ def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
     return text
 
 
-def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None) -> str:
-    """One node with its subtree, without its siblings (a RESTCONF target resource)."""
-    text = print_node(node, fmt, with_defaults=with_defaults)
+def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
+                following: bool = False) -> str:
+    """One node with its subtree, without its siblings (a RESTCONF target resource);
+    ``following``: with the siblings after it (a page of leaf-list entries, whose
+    metadata libyang prints only with them)."""
+    text = print_node(node, fmt, with_defaults=with_defaults, following=following)
     if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
         return rfc6243_xml(text)
     return text

@@ -712,12 +712,13 @@ def _under(e: NfoError, parent: Node | None) -> NfoError:
 
 
 def print_node(node: Node, fmt: Fmt | str, *, with_defaults: WithDefaults | None = None,
-               keep_empty: bool = False) -> str:
-    """One node with its subtree (without its siblings) as text."""
+               keep_empty: bool = False, following: bool = False) -> str:
+    """One node with its subtree (without its siblings, or with the ones after it for
+    ``following``) as text."""
     flags = (with_defaults or WithDefaults.EXPLICIT).ly
     if keep_empty:
         flags |= lib.LYD_PRINT_KEEPEMPTYCONT
-    return print_nodes(node._p, fmt, siblings=False, flags=flags)
+    return print_nodes(node._p, fmt, siblings=following, flags=flags)
 
 
 def _append_top(tree: Tree, part: Any) -> None:
