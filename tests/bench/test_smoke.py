@@ -31,6 +31,7 @@ SCRIPTS = {
     "bench_netconf_read.py": "nfo / asyncssh echo of a same-sized reply",
     "bench_million.py": "restart to serving",
     "bench_notifications.py": "stream list read (describe)",
+    "bench_paging.py": "reference: GET the whole list",
 }
 AB = ("bench_memory.py", "bench_netconf.py", "bench_notifications.py", "bench_restconf.py",
       "bench_writes.py")
