@@ -66,7 +66,7 @@ class Reader(Protocol):
 
 class AsyncReader(Protocol):
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
-                    with_origin: bool = False) -> T: ...
+                    with_origin: bool = False, offload: bool = False) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,8 @@ async def query(source: AsyncReader, q: ReadQuery,
         with _knobs(tree, q) as (copy, selected):
             return render(copy, selected)
 
-    return await source.query(ds, q.select, then, with_origin=origin)
+    return await source.query(ds, q.select, then, with_origin=origin,
+                              offload=q.paging is not None)
 
 
 def _knobs(tree: Tree, q: ReadQuery) -> Selection:
