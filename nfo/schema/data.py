@@ -598,6 +598,24 @@ class Tree:
             raise
         return out
 
+    def _holder_of(self, parent: Any) -> tuple[Tree, Any]:
+        """A new tree holding a copy of ``parent`` (a node of this tree, or NULL for the
+        top level) with its ancestors, list keys only; and that copy, where copies of
+        its children go (``struct lyd_node_inner *``; NULL for the top level)."""
+        out = Tree(self.ctx)
+        if parent == ffi.NULL:
+            return out, ffi.NULL
+        dup = ffi.new("struct lyd_node **")
+        ly.check(lib.lyd_dup_single(ffi.cast("struct lyd_node *", parent), ffi.NULL,
+                                    lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS, dup),
+                 self.ctx, "copying data")
+        top = dup[0]
+        under = ffi.cast("struct lyd_node_inner *", top)
+        while top.parent != ffi.NULL:
+            top = ffi.cast("struct lyd_node *", top.parent)
+        out._root = top
+        return out, under
+
     def _copy_list(self, expr: str) -> Tree | None:
         """What :meth:`extract` makes of ``<a data path naming one node>/<list>``, every
         instance of a list or leaf-list under one parent, copied by libyang in one call
@@ -627,18 +645,8 @@ class Tree:
         if rc != lib.LY_SUCCESS:
             lib.ly_err_clean(self.ctx, ffi.NULL)
             return None
-        out = Tree(self.ctx)
+        out, under = self._holder_of(parent)
         dup = ffi.new("struct lyd_node **")
-        under = ffi.NULL
-        if parent != ffi.NULL:
-            ly.check(lib.lyd_dup_single(parent, ffi.NULL,
-                                        lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS, dup),
-                     self.ctx, "copying data")
-            top = dup[0]
-            under = ffi.cast("struct lyd_node_inner *", top)
-            while top.parent != ffi.NULL:
-                top = ffi.cast("struct lyd_node *", top.parent)
-            out._root = top
         try:
             ly.check(lib.lyd_dup_siblings(ly.fromx(slot[0]), under,
                                           lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS, dup),

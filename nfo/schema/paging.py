@@ -254,21 +254,10 @@ def paginate(tree: Tree, target: SNode, entries: Sequence[Node],
 def _copy_page(tree: Tree, page: list[Node]) -> tuple[Tree, list[Node]]:
     """Copies of ``page`` (siblings, in this order) with their ancestors (list keys
     only) in a new tree."""
-    out = Tree(tree.ctx)
     if not page:
-        return out, []
+        return Tree(tree.ctx), []
+    out, under = tree._holder_of(page[0]._p.parent)
     slot = ffi.new("struct lyd_node **")
-    under = ffi.NULL
-    parent = page[0]._p.parent
-    if parent != ffi.NULL:
-        ly.check(lib.lyd_dup_single(ffi.cast("struct lyd_node *", parent), ffi.NULL,
-                                    lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS, slot),
-                 tree.ctx, "copying data")
-        top = slot[0]
-        under = ffi.cast("struct lyd_node_inner *", top)
-        while top.parent != ffi.NULL:
-            top = ffi.cast("struct lyd_node *", top.parent)
-        out._root = top
     copies: list[Node] = []
     opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS
     xslot = ly.xffi.new("void **")
