@@ -33,17 +33,20 @@ from nfo.protocol.read import (
 )
 from nfo.restconf.codec import (
     JSON_TYPE,
+    XML_LIST_TYPE,
     XML_TYPE,
     Insert,
     child_edit,
     data_root_edit,
     delete_edit,
     encode_targets,
+    encode_xml_list,
     media_type,
     request_format,
     rpc_input,
     rpc_output,
     target_edit,
+    wants_xml_list,
 )
 from nfo.restconf.conditional import (
     Validators,
@@ -307,11 +310,17 @@ class DataResources:
         v = validators(self.ds, q.datastore)
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
+        page = q.paging is not None and q.paging.pages
+        as_list = (target.fmt is Fmt.XML and not rp.is_root and not rp.target.is_instance
+                   and rp.target.kind in (Kind.LIST, Kind.LEAFLIST)
+                   and wants_xml_list(request.headers.get("accept")))
         body = await query(self.ds.reader(target.who), q,
-                           lambda tree, targets: encode_targets(
-                               tree, targets, rp, target.fmt, wd,
-                               page=q.paging is not None and q.paging.pages))
-        if body is None and q.paging is not None and q.paging.pages and target.fmt is Fmt.JSON:
+                           lambda tree, targets: encode_xml_list(targets, wd, page=page)
+                           if as_list else encode_targets(tree, targets, rp, target.fmt, wd,
+                                                          page=page))
+        if as_list and body == "<xml-list></xml-list>" and not page:
+            body = None
+        if body is None and page and target.fmt is Fmt.JSON:
             body = json.dumps({f"{rp.target.module}:{rp.target.name}": []})
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
@@ -320,7 +329,8 @@ class DataResources:
             v = state_validators(v, body)
             if check_read(request.headers, v):
                 return Response(status_code=304, headers=validator_headers(v))
-        return Response(body, 200, validator_headers(v), media_type=media_type(target.fmt))
+        return Response(body, 200, validator_headers(v),
+                        media_type=XML_LIST_TYPE if as_list else media_type(target.fmt))
 
     # -- writes --------------------------------------------------------------------
     def present(self, target: Target, path: str | None) -> Node | None:

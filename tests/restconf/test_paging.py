@@ -5,6 +5,7 @@ annotation in JSON and XML, each error's status and error-app-tag, the capabilit
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,8 @@ TEST_YANG = Path(__file__).parents[1] / "datastore" / "yang"
 LIST = "/restconf/data/nfo-paging-test:members/member"
 REM = "ietf-list-pagination:remaining"
 XML = "application/yang-data+xml"
+PT = "urn:nfo:paging-test"
+LPG = "urn:ietf:params:xml:ns:yang:ietf-list-pagination"
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +96,30 @@ async def test_xml_reply_of_one_entry_page(server: Server, client: httpx.AsyncCl
     r = await client.get(LIST, params={"limit": "1", "offset": "5"}, headers={"Accept": XML})
     assert r.status_code == 200, r.text
     assert 'lpg:remaining="6"' in r.text and "<id>m05</id>" in r.text
+
+
+async def test_xml_list_media_type(server: Server, client: httpx.AsyncClient) -> None:
+    await seed(server.ds)
+    accept = {"Accept": "application/yang-data+xml-list"}
+    r = await client.get(LIST, params={"limit": "3", "sort-by": "score",
+                                       "direction": "backwards"}, headers=accept)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/yang-data+xml-list"
+    root = ET.fromstring(r.text)
+    assert root.tag == "xml-list"
+    entries = root.findall(f"{{{PT}}}member")
+    assert [e.findtext(f"{{{PT}}}id") for e in entries] == ["m07", "m04", "m11"]
+    assert entries[0].get(f"{{{LPG}}}remaining") == "9"
+    assert all(e.get(f"{{{LPG}}}remaining") is None for e in entries[1:])
+    r = await client.get(f"{LIST}=m03/numbers", params={"limit": "2"}, headers=accept)
+    nums = ET.fromstring(r.text).findall(f"{{{PT}}}numbers")
+    assert [n.text for n in nums] == ["9", "8"] and nums[0].get(f"{{{LPG}}}remaining") == "1"
+    r = await client.get(LIST, params={"offset": "12"}, headers=accept)
+    assert r.status_code == 200 and ET.fromstring(r.text).findall("*") == []
+    r = await client.get(LIST, headers=accept)  # the whole list, unpaged
+    assert len(ET.fromstring(r.text).findall(f"{{{PT}}}member")) == 12
+    r = await client.get(f"{LIST}=m01", headers=accept)  # an entry: plain XML
+    assert r.headers["content-type"] == XML and ET.fromstring(r.text).tag == f"{{{PT}}}member"
 
 
 @pytest.mark.parametrize(("params", "status", "tag", "app_tag"), [
