@@ -16,6 +16,7 @@ read is never counted, sorted or reported in ``remaining``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -47,6 +48,10 @@ LOCALE = "ietf-list-pagination:locale"
 LOCALES = ("C", "C.UTF-8", "POSIX")
 """The one collation nfo sorts by: Unicode code points."""
 _UINT32_MAX = 2**32 - 1
+_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NAME = re.compile(r"(?<![\w.$:-])(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)(?![\w.-]|\s*\(|\s*::)")
+"""The local names of an XPath's name tests (not functions, node types, axes, variables)."""
+_OPERATORS = {"and", "or", "div", "mod"}
 _INTS = {lib.LY_TYPE_INT8, lib.LY_TYPE_INT16, lib.LY_TYPE_INT32, lib.LY_TYPE_INT64,
          lib.LY_TYPE_UINT8, lib.LY_TYPE_UINT16, lib.LY_TYPE_UINT32, lib.LY_TYPE_UINT64}
 
@@ -189,16 +194,26 @@ def _list_xpath(entry: Node) -> str:
 
 
 def _check_where(ctx: Any, target: SNode, where: str) -> None:
-    """Refuse a ``where`` that is not XPath or names nodes the schema does not have."""
-    out = ffi.new("struct ly_set **")
+    """Refuse a ``where`` that is not XPath or names nodes the schema does not have
+    (libyang resolves the expression against the schema; a name it did not resolve
+    is unknown)."""
+    slot = ly.xffi.new("void **")
     expr = f"{target.path}[boolean({where})]"
-    rc = lib.lys_find_xpath(ctx, ffi.NULL, expr.encode(), 0, out)
+    rc = ly.xlib.lys_find_xpath_atoms(ly.xnode(ctx), ly.xffi.NULL, expr.encode(), 0, slot)
     if rc != lib.LY_SUCCESS:
         errs = ly.errors_of(ctx)
         lib.ly_err_clean(ctx, ffi.NULL)
         msg = errs[0][1] if errs else "cannot be evaluated"
         raise InvalidValue(f"where {where!r}: {msg}", info={"bad-element": "where"})
-    lib.ly_set_free(out[0], ffi.NULL)
+    atoms = ly.fromx(slot[0], "struct ly_set *")
+    try:
+        known = {_str(atoms.snodes[i].name) for i in range(atoms.count)}
+    finally:
+        lib.ly_set_free(atoms, ffi.NULL)
+    for name in _NAME.findall(_LITERAL.sub("''", where)):
+        if name not in known and name not in _OPERATORS:
+            raise InvalidValue(f"where {where!r}: no node {name!r} in the schema",
+                               info={"bad-element": "where"})
 
 
 def _where(tree: Tree, entries: list[Node], where: str) -> list[Node]:

@@ -233,6 +233,8 @@ async def test_state_list_in_operational(ds: Datastore) -> None:
     (Paging(sort_by="."), M, InvalidValue, "sort-by"),
     (Paging(where="email = ]"), M, InvalidValue, "where"),
     (Paging(where="nosuch:email = 'x'"), M, InvalidValue, "where"),
+    (Paging(where="nosuch = 'x'"), M, InvalidValue, "where"),
+    (Paging(where="stats[nosuch]"), M, InvalidValue, "where"),
     (Paging(locale="C"), M, InvalidValue, "locale"),
     (Paging(sort_by="id", locale="sv_SE"), M, LocaleUnavailable, "locale"),
 ])
