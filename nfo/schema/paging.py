@@ -8,7 +8,7 @@ carries ``ietf-list-pagination:remaining`` when the limit left some out.
 ``sublist-limit`` cuts every descendant list and leaf-list the same way.
 
 The work is proportional to the page where it can be: one XPath evaluation
-filters the whole list, each sort key is read once (hashed child lookups, no
+filters the whole list, one more finds every entry's sort value (read once, no
 printing), and only the page's entries are copied into the tree that is
 printed.  Access control has already pruned the copy: what a user may not
 read is never counted, sorted or reported in ``remaining``.
@@ -107,16 +107,16 @@ class SortKey:
             return [(0, self.value(str(n.value))) for n in entries]
         rel = "/".join(f"{_str(s.module.name)}:{_str(s.name)}" for s in self.steps)
         up = len(self.steps)
-        found: dict[int, Any] = {}
+        found: dict[Any, Any] = {}  # cffi pointers hash and compare by address
         for leaf in tree._xpath(f"{base}/{rel}"):
             v = lib.lyd_get_value(leaf)
             e = leaf
             for _ in range(up):
                 e = e.parent
             if v != ffi.NULL:
-                found[ly.addr(e)] = self.value(ffi.string(v).decode())
+                found[e] = self.value(ffi.string(v).decode())
         missing = (1, None)
-        return [missing if (v := found.get(ly.addr(n._p), missing)) is missing else (0, v)
+        return [missing if (v := found.get(n._p, missing)) is missing else (0, v)
                 for n in entries]
 
 
@@ -220,11 +220,10 @@ def _where(tree: Tree, entries: list[Node], where: str) -> list[Node]:
     """The entries for which ``where`` is true: one XPath over the list, intersected
     with the entries (an expression cannot select anything else)."""
     try:
-        matched = {ly.addr(p) for p in tree._xpath(f"{_list_xpath(entries[0])}"
-                                                     f"[boolean({where})]")}
+        matched = set(tree._xpath(f"{_list_xpath(entries[0])}[boolean({where})]"))
     except InvalidValue as e:
         raise InvalidValue(f"where: {e.message}", info={"bad-element": "where"}) from None
-    return [n for n in entries if ly.addr(n._p) in matched]
+    return [n for n in entries if n._p in matched]
 
 
 def paginate(tree: Tree, target: SNode, entries: Sequence[Node],
@@ -240,7 +239,7 @@ def paginate(tree: Tree, target: SNode, entries: Sequence[Node],
     if p.where is not None:
         _check_where(tree.ctx, target, p.where)
     work = list(entries)
-    if len({ly.addr(n._p.parent) for n in work}) > 1:
+    if len({n._p.parent for n in work}) > 1:
         raise InvalidValue("pagination needs the entries of one list: the selection spans "
                            "several parents", info={"bad-element": "filter"})
     if work and p.where is not None:
