@@ -21,7 +21,7 @@ from nfo.errors import (
     OffsetOutOfRange,
 )
 from nfo.protocol.errors import http_status, rpc_errors
-from nfo.protocol.read import Paging, ReadQuery, encode, paging_of, read
+from nfo.protocol.read import Content, Paging, ReadQuery, encode, paging_of, read
 from nfo.schema import Fmt, Schema
 from nfo.schema.paging import Direction
 
@@ -291,3 +291,16 @@ async def test_hidden_entries_are_never_counted(ds: Datastore) -> None:
     with pytest.raises(OffsetOutOfRange):
         page(carol, Paging(offset=4))
     assert ids(page(ds.reader(Identity("dave")), Paging(offset=4))) == ["åsa"]
+
+
+async def test_with_origin_and_content_before_the_page(ds: Datastore) -> None:
+    q = ReadQuery("operational", M, with_origin=True, paging=Paging(sort_by="id", limit=1))
+    with read(ds, q) as (tree, _):
+        doc = json.loads(encode(tree, Fmt.JSON))
+    first = entries(doc)[0]
+    assert first["id"] == "alice" and first["@"][REM] == 4
+    # the origin annotations stay with the page (entries inherit the container's here)
+    assert doc["nfo-paging-test:members"]["@"] == {"ietf-origin:origin": "ietf-origin:intended"}
+    q = ReadQuery("operational", M, content=Content.NONCONFIG, paging=Paging(limit=1))
+    with read(ds, q) as (tree, _):
+        assert entries(json.loads(encode(tree, Fmt.JSON) or "{}")) == []
