@@ -106,6 +106,9 @@ class Query:
 
     def only(self, allowed: set[str], method: str) -> None:
         for name in self.params:
+            if name not in allowed and name in PAGING_PARAMS:
+                raise NotPageable(f"the pagination parameter {name!r} is for GET and HEAD "
+                                  f"of a list or leaf-list, not {method}")
             if name not in allowed:
                 raise InvalidValue(f"the query parameter {name!r} is not supported for "
                                    f"{method} on this resource", error_type="protocol")

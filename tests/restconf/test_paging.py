@@ -155,6 +155,18 @@ async def test_only_lists_and_leaf_lists_are_paged(server: Server, client: httpx
     error(await client.get(path, params={"limit": "1"}), 400, "operation-not-supported")
 
 
+async def test_only_get_and_head_take_them(server: Server, client: httpx.AsyncClient) -> None:
+    await seed(server.ds)
+    r = await client.head(LIST, params={"limit": "2"})
+    assert r.status_code == 200 and not r.content
+    r = await client.delete(f"{LIST}=m01", params={"limit": "1"})
+    error(r, 400, "operation-not-supported")
+    r = await client.put(f"{LIST}=m01", params={"offset": "1"},
+                         content=json.dumps({"nfo-paging-test:member": [{"id": "m01"}]}),
+                         headers={"Content-Type": "application/yang-data+json"})
+    error(r, 400, "operation-not-supported")
+
+
 async def test_sublist_limit_on_an_entry(server: Server, client: httpx.AsyncClient) -> None:
     await seed(server.ds)
     r = await client.get(f"{LIST}=m03", params={"sublist-limit": "1"})
