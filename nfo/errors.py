@@ -19,10 +19,13 @@ __all__ = [
     "ErrorDetail",
     "InUse",
     "InvalidValue",
+    "LocaleUnavailable",
     "LockDenied",
     "MalformedMessage",
     "MissingElement",
     "NfoError",
+    "NotPageable",
+    "OffsetOutOfRange",
     "OperationFailed",
     "OperationNotSupported",
     "PreconditionFailed",
@@ -113,6 +116,23 @@ class InvalidValue(NfoError):
     default_tag = "invalid-value"
 
 
+class OffsetOutOfRange(InvalidValue):
+    """A pagination ``offset`` past the end of the working result set
+    (draft-ietf-netconf-list-pagination); RESTCONF answers 416."""
+
+    def __init__(self, message: str, *, info: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, app_tag="ietf-list-pagination:offset-out-of-range",
+                         info=info)
+
+
+class LocaleUnavailable(InvalidValue):
+    """A pagination ``locale`` the server cannot sort by; RESTCONF answers 501."""
+
+    def __init__(self, message: str, *, info: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, app_tag="ietf-list-pagination:locale-unavailable",
+                         info=info)
+
+
 class MissingElement(NfoError):
     default_tag = "missing-element"
 
@@ -180,6 +200,11 @@ class StorageFull(ResourceDenied):
 class OperationNotSupported(NfoError):
     default_tag = "operation-not-supported"
     default_type = "protocol"
+
+
+class NotPageable(OperationNotSupported):
+    """Pagination asked of a target that is not a list or leaf-list; RESTCONF answers
+    400 (draft-ietf-netconf-list-pagination-rc)."""
 
 
 class OperationFailed(NfoError):

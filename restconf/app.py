@@ -57,6 +57,14 @@ CAPABILITIES = (
     "urn:ietf:params:restconf:capability:fields:1.0",
     "urn:ietf:params:restconf:capability:with-defaults:1.0",
     "urn:ietf:params:restconf:capability:with-origin:1.0",
+    # draft-ietf-netconf-list-pagination-rc (all but cursor)
+    "urn:ietf:params:restconf:capability:limit:1.0",
+    "urn:ietf:params:restconf:capability:offset:1.0",
+    "urn:ietf:params:restconf:capability:direction:1.0",
+    "urn:ietf:params:restconf:capability:sort-by:1.0",
+    "urn:ietf:params:restconf:capability:locale:1.0",
+    "urn:ietf:params:restconf:capability:where:1.0",
+    "urn:ietf:params:restconf:capability:sublist-limit:1.0",
 )
 OWNER = "nfo-restconf"
 """The owner of the operational data the server publishes about itself."""

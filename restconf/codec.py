@@ -29,12 +29,15 @@ from nfo.schema import Fmt, Node, Operation, OpKind, Schema, Tree, WithDefaults,
 
 __all__ = [
     "JSON_TYPE",
+    "XML_LIST_TYPE",
     "XML_TYPE",
     "Insert",
     "child_edit",
     "data_root_edit",
     "delete_edit",
     "encode_targets",
+    "encode_xml_list",
+    "wants_xml_list",
     "load_json",
     "media_type",
     "negotiate",
@@ -51,6 +54,11 @@ __all__ = [
 
 JSON_TYPE = "application/yang-data+json"
 XML_TYPE = "application/yang-data+xml"
+XML_LIST_TYPE = "application/yang-data+xml-list"
+"""draft-ietf-netconf-list-pagination-rc: the entries of a list or leaf-list resource in
+XML, wrapped in one ``<xml-list>`` element."""
+_ACCEPTED = {XML_LIST_TYPE: Fmt.XML}
+"""Reply types beside :data:`_ALIASES` (never a request body's)."""
 _ALIASES = {
     JSON_TYPE: Fmt.JSON,
     XML_TYPE: Fmt.XML,
@@ -104,7 +112,7 @@ def _negotiated(accept: str, prefer: Fmt) -> Fmt | None:
     ranges = _media_ranges(accept)
     best: dict[Fmt, float] = {}
     for fmt in (Fmt.JSON, Fmt.XML):
-        names = [m for m, f in _ALIASES.items() if f is fmt]
+        names = [m for m, f in (*_ALIASES.items(), *_ACCEPTED.items()) if f is fmt]
         score, spec = 0.0, -1
         for mt, q in ranges:
             if mt in names:
@@ -346,10 +354,14 @@ def delete_edit(existing: Node) -> Tree:
 # -- replies ------------------------------------------------------------------
 
 def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: Fmt,
-                   with_defaults: WithDefaults | None) -> str | None:
+                   with_defaults: WithDefaults | None, *, page: bool = False) -> str | None:
     """The reply body for the target resource of ``rp``: the datastore wrapped in
     ``ietf-restconf:data``, else the target nodes themselves.  None when nothing of
-    the target is left to report (404)."""
+    the target is left to report (404).  ``page``: the targets are a page of list
+    pagination, the only children of their parent besides its keys."""
+    if page and targets and targets[0].kind is Kind.LEAFLIST and (
+            fmt is Fmt.JSON or len(targets) == 1):
+        return encode_node(targets[0], fmt, with_defaults, following=True)
     if rp.is_root:
         printed = encode(tree, fmt, with_defaults)
         if fmt is Fmt.JSON:
@@ -373,6 +385,23 @@ def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: F
             else:
                 merged[k] = v
     return json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+
+
+def wants_xml_list(accept: str | None) -> bool:
+    """Whether ``Accept`` names ``application/yang-data+xml-list`` (with q > 0)."""
+    return bool(accept) and any(mt == XML_LIST_TYPE and q > 0
+                                for mt, q in _media_ranges(accept or ""))
+
+
+def encode_xml_list(targets: Sequence[Node], with_defaults: WithDefaults | None, *,
+                    page: bool = False) -> str:
+    """The entries of a list or leaf-list resource in one ``<xml-list>`` (``page``: a
+    page of list pagination, see :func:`encode_targets`)."""
+    if page and targets and targets[0].kind is Kind.LEAFLIST:
+        inner = encode_node(targets[0], Fmt.XML, with_defaults, following=True)
+    else:
+        inner = "".join(encode_node(n, Fmt.XML, with_defaults) for n in targets)
+    return f"<xml-list>{inner}</xml-list>"
 
 
 # -- operations ---------------------------------------------------------------

@@ -18,6 +18,7 @@ candidate is the one ``/restconf/ds/ietf-datastores:candidate`` addresses.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,23 +26,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nfo.datastore import Datastore, Identity, Session, WriteView
-from nfo.errors import InvalidValue, NfoError
+from nfo.errors import InvalidValue, NfoError, NotPageable
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
-from nfo.protocol.read import Content, ReadQuery, depth_of, query, with_defaults_of
+from nfo.protocol.read import (
+    PAGING_PARAMS,
+    Content,
+    ReadQuery,
+    depth_of,
+    paging_of,
+    query,
+    with_defaults_of,
+)
 from nfo.restconf.codec import (
     JSON_TYPE,
+    XML_LIST_TYPE,
     XML_TYPE,
     Insert,
     child_edit,
     data_root_edit,
     delete_edit,
     encode_targets,
+    encode_xml_list,
     media_type,
     request_format,
     rpc_input,
     rpc_output,
     target_edit,
+    wants_xml_list,
 )
 from nfo.restconf.conditional import (
     Validators,
@@ -66,7 +78,7 @@ from nfo.schema import Fmt, Node, Tree
 __all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
 
 _READ_ONLY = ("intended", "operational")
-_READ_PARAMS = {"content", "depth", "fields", "with-defaults"}
+_READ_PARAMS = {"content", "depth", "fields", "with-defaults", *PAGING_PARAMS}
 _WRITE_PARAMS = {"insert", "point"}
 
 
@@ -117,6 +129,9 @@ class Query:
 
     def only(self, allowed: set[str], method: str) -> None:
         for name in self.params:
+            if name not in allowed and name in PAGING_PARAMS:
+                raise NotPageable(f"the pagination parameter {name!r} is for GET and HEAD "
+                                  f"of a list or leaf-list, not {method}")
             if name not in allowed:
                 raise InvalidValue(f"the query parameter {name!r} is not supported for "
                                    f"{method} on this resource", error_type="protocol")
@@ -306,10 +321,19 @@ class DataResources:
             with_origin = True
         if datastore is None:
             datastore = "running" if content is Content.CONFIG else "operational"
+        paging = paging_of(query.params)
+        if paging is not None and paging.pages and (
+                rp.is_root or rp.target.is_instance
+                or rp.target.kind not in (Kind.LIST, Kind.LEAFLIST)):
+            what = "the datastore" if rp.is_root else (
+                f"the {rp.target.kind.value} entry" if rp.target.is_instance
+                else f"the {rp.target.kind.value}")
+            raise NotPageable(f"pagination applies to list and leaf-list resources, not {what}",
+                              path=rp.data_path)
         return ReadQuery(datastore, rp.data_path, content,
                          depth_of(query.get("depth"), "depth"), fields, with_origin,
                          select_one=rp.data_path is not None
-                         and self.schema.names_one(rp.data_path))
+                         and self.schema.names_one(rp.data_path), paging=paging)
 
     async def read(self, request: Request, target: Target, params: Query) -> Response:
         rp = target.path
@@ -324,10 +348,19 @@ class DataResources:
         v = validators(self.ds, q.datastore, target.session)
         if not state and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
+        page = q.paging is not None and q.paging.pages
+        as_list = (target.fmt is Fmt.XML and not rp.is_root and not rp.target.is_instance
+                   and rp.target.kind in (Kind.LIST, Kind.LEAFLIST)
+                   and wants_xml_list(request.headers.get("accept")))
         reader = target.session or self.ds.reader(target.who)
         body = await query(reader, q,
-                           lambda tree, targets: encode_targets(tree, targets, rp,
-                                                                target.fmt, wd))
+                           lambda tree, targets: encode_xml_list(targets, wd, page=page)
+                           if as_list else encode_targets(tree, targets, rp, target.fmt, wd,
+                                                          page=page))
+        if as_list and body == "<xml-list></xml-list>" and not page:
+            body = None
+        if body is None and page and target.fmt is Fmt.JSON:
+            body = json.dumps({f"{rp.target.module}:{rp.target.name}": []})
         if body is None:
             raise HttpError(404, "the resource does not exist", tag="data-missing",
                             error_type="application", path=rp.data_path)
@@ -335,7 +368,8 @@ class DataResources:
             v = state_validators(v, body)
             if check_read(request.headers, v):
                 return Response(status_code=304, headers=validator_headers(v))
-        return Response(body, 200, validator_headers(v), media_type=media_type(target.fmt))
+        return Response(body, 200, validator_headers(v),
+                        media_type=XML_LIST_TYPE if as_list else media_type(target.fmt))
 
     # -- writes --------------------------------------------------------------------
     def present(self, target: Target, path: str | None) -> Node | None:

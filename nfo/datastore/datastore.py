@@ -279,14 +279,15 @@ class Datastore:
 
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
                     with_origin: bool = False, who: Identity | None = None,
-                    candidate: Candidate | None = None) -> T:
+                    candidate: Candidate | None = None, offload: bool = False) -> T:
         """``then(tree)`` of what :meth:`get` returns.  A client's XPath selection
-        (anything but a plain data path) runs off the event loop: the live data is
-        copied here, and selecting, filtering and ``then`` run on a worker thread (see
-        :mod:`nfo.datastore.workers`).  ``then`` must not keep the tree, which is freed
-        when it returns, nor touch any live data."""
+        (anything but a plain data path), or any client read whose ``then`` is costly
+        (``offload``: a list pagination's filter and sort), runs off the event loop:
+        the live data is copied here, and selecting, filtering and ``then`` run on a
+        worker thread (see :mod:`nfo.datastore.workers`).  ``then`` must not keep the
+        tree, which is freed when it returns, nor touch any live data."""
         if (who is None or who.internal or xpath is None
-                or self.schema.is_instance_path(xpath)):
+                or (not offload and self.schema.is_instance_path(xpath))):
             # bounded by the data's size: cheaper on the loop than a thread's hand-over
             with self.get(datastore, xpath, with_origin=with_origin, who=who,
                           candidate=candidate) as tree:

@@ -97,9 +97,9 @@ class ReadAs:
         return self._ds.get(datastore, xpath, with_origin=with_origin, who=self.who)
 
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
-                    with_origin: bool = False) -> T:
+                    with_origin: bool = False, offload: bool = False) -> T:
         return await self._ds.query(datastore, xpath, then, with_origin=with_origin,
-                                    who=self.who)
+                                    who=self.who, offload=offload)
 
 
 class Session:
@@ -155,10 +155,11 @@ class Session:
                                   who=self.identity, candidate=self._own)
 
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
-                    with_origin: bool = False) -> T:
+                    with_origin: bool = False, offload: bool = False) -> T:
         """Read as this session's user, off the event loop (see :meth:`Datastore.query`)."""
         return await self.datastore.query(datastore, xpath, then, with_origin=with_origin,
-                                          who=self.identity, candidate=self._own)
+                                          who=self.identity, candidate=self._own,
+                                          offload=offload)
 
     # -- writes --------------------------------------------------------------
     async def edit(

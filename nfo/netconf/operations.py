@@ -20,12 +20,23 @@ from nfo.errors import (
     MissingElement,
     NfoError,
     OperationNotSupported,
+    UnknownElement,
 )
 from nfo.netconf.filters import filter_xpath, nmda_filter, notification_filter, xpath_at
 from nfo.netconf.messages import MON_NS, NC_NS, NMDA_NS, NOTIF_NS, OK, WD_NS, YANG_NS
 from nfo.protocol.errors import xml_text
 from nfo.protocol.formats import READABLE, WRITABLE, datastore, parse_time
-from nfo.protocol.read import Content, ReadQuery, depth_of, encode, query, with_defaults_of
+from nfo.protocol.read import (
+    PAGING_PARAMS,
+    Content,
+    Paging,
+    ReadQuery,
+    depth_of,
+    encode,
+    paging_of,
+    query,
+    with_defaults_of,
+)
 from nfo.protocol.xml import Element
 from nfo.schema import Fmt, Kind, Node, Schema, print_node
 
@@ -39,6 +50,7 @@ Handler = Callable[["NetconfContext", Element], Awaitable[str]]
 
 _CONFIG_DS = ("running", "candidate", "startup")
 _ORIGIN_MODULE = "ietf-origin"
+LPGNC_NS = "urn:ietf:params:xml:ns:yang:ietf-list-pagination-nc"
 
 
 # -- parameters -----------------------------------------------------------------------
@@ -129,6 +141,29 @@ def _origin_filter(ctx: NetconfContext, op: Element, ds: str
     return frozenset(names), bool(negated)
 
 
+def _paging(ctx: NetconfContext, op: Element) -> Paging | None:
+    """The ``list-pagination`` input of draft-ietf-netconf-list-pagination-nc."""
+    el = op.child("list-pagination", LPGNC_NS)
+    if el is None:
+        return None
+    params: dict[str, str] = {}
+    for kid in el.children:
+        if kid.ns != LPGNC_NS or kid.name not in (*PAGING_PARAMS, "cursor"):
+            raise UnknownElement(f"unknown list-pagination parameter <{kid.name}>",
+                                 error_type="protocol", info={"bad-element": kid.name})
+        if kid.name in params:
+            raise InvalidValue(f"<{kid.name}> is given more than once",
+                               info={"bad-element": kid.name})
+        params[kid.name] = kid.text.strip()
+    if "cursor" in params:
+        raise OperationNotSupported("the cursor parameter is not supported: page with offset",
+                                    info={"bad-element": "cursor"})
+    for name in ("where", "sort-by"):
+        if params.get(name) and params[name] not in ("unfiltered", "none", "."):
+            params[name] = xpath_at(el, params[name], ctx.schema.module_of)
+    return paging_of(params) or Paging()
+
+
 # -- reads ----------------------------------------------------------------------------
 
 
@@ -140,7 +175,7 @@ async def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
         if select is None:
             return "<data/>"
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
-    body = await query(ctx.session, ReadQuery(ds, select),
+    body = await query(ctx.session, ReadQuery(ds, select, paging=_paging(ctx, op)),
                        lambda tree, _: encode(tree, Fmt.XML, wd))
     return f"<data>{body}</data>"
 
@@ -167,7 +202,7 @@ async def _get_data(ctx: NetconfContext, op: Element) -> str:
     origins, negated = _origin_filter(ctx, op, ds)
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
     q = ReadQuery(ds, select, content, depth, with_origin=op.child("with-origin") is not None,
-                  origins=origins, negate_origins=negated)
+                  origins=origins, negate_origins=negated, paging=_paging(ctx, op))
     body = await query(ctx.session, q,
                        lambda tree, _: encode(tree, Fmt.XML, wd, keep_empty=depth is not None))
     return f'<data xmlns="{NMDA_NS}">{body}</data>'

@@ -15,6 +15,10 @@ RFC 8040 section 7 leaves room in two places; nfo's choices:
   client must change its data; anything else is 500.
 - ``operation-not-supported`` is 501, except where the front end answers 405
   for a method a resource does not allow (an :class:`HttpError`).
+- List pagination (draft-ietf-netconf-list-pagination-rc): an ``offset`` past
+  the end is 416 (app-tag ``offset-out-of-range``), an unknown ``locale`` 501
+  (``locale-unavailable``), a pagination parameter on a target that is not a list
+  or leaf-list 400 with ``operation-not-supported``.
 - ``resource-denied`` (409 in the RFC) is 429 Too Many Requests (RFC 6585) with
   ``Retry-After`` when a rate limit refused the request unexamined
   (:class:`~nfo.errors.Throttled`: the login throttle), and 507 Insufficient
@@ -31,7 +35,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nfo.errors import ErrorDetail, NfoError, PreconditionFailed, StorageFull, Throttled, Veto
+from nfo.errors import (
+    ErrorDetail,
+    LocaleUnavailable,
+    NfoError,
+    NotPageable,
+    OffsetOutOfRange,
+    PreconditionFailed,
+    StorageFull,
+    Throttled,
+    Veto,
+)
 from nfo.protocol.paths import xml_instance_id
 
 __all__ = [
@@ -105,6 +119,12 @@ def http_status(err: NfoError) -> int:
         return 409
     if isinstance(err, StorageFull):
         return 507
+    if isinstance(err, OffsetOutOfRange):
+        return 416
+    if isinstance(err, LocaleUnavailable):
+        return 501
+    if isinstance(err, NotPageable):
+        return 400
     if err.tag == "operation-failed" and err.app_tag:
         return 400
     return STATUS_BY_TAG.get(err.tag, 500)

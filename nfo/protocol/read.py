@@ -3,8 +3,11 @@
 RESTCONF's ``content``, ``depth``, ``fields``, ``with-defaults`` and
 ``with-origin`` and NETCONF's ``config-filter``, ``max-depth``, with-defaults,
 ``with-origin`` and origin filters are the same operations on a private copy of
-the selected data; :func:`read` applies them in one order, and :func:`encode`
-prints the result (RFC 6243's ``report-all-tagged`` marks included).
+the selected data, and so are the list pagination parameters of
+draft-ietf-netconf-list-pagination (``where``, ``sort-by``, ``locale``,
+``direction``, ``offset``, ``limit``, ``sublist-limit``) that both front ends
+take; :func:`read` applies them in one order, and :func:`encode` prints the
+result (RFC 6243's ``report-all-tagged`` marks included).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
-from nfo.errors import InvalidValue
+from nfo.errors import InvalidValue, NotPageable
 from nfo.protocol.formats import read_source
 from nfo.schema import Fmt, Node, Tree, WithDefaults, print_node
 from nfo.schema.data import rfc6243_xml
+from nfo.schema.paging import Direction, Paging, limit_sublists, paginate, target_of
 from nfo.schema.prune import (
     filter_origin,
     prune_content,
@@ -27,14 +31,17 @@ from nfo.schema.prune import (
 )
 
 __all__ = [
+    "PAGING_PARAMS",
     "AsyncReader",
     "Content",
+    "Paging",
     "ReadQuery",
     "Reader",
     "Selection",
     "depth_of",
     "encode",
     "encode_node",
+    "paging_of",
     "query",
     "read",
     "with_defaults_of",
@@ -59,7 +66,7 @@ class Reader(Protocol):
 
 class AsyncReader(Protocol):
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
-                    with_origin: bool = False) -> T: ...
+                    with_origin: bool = False, offload: bool = False) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class ReadQuery:
     select_one: bool = False
     """``select`` is a data path naming at most one node (:meth:`Schema.names_one`):
     found by a lookup instead of an XPath evaluation."""
+    paging: Paging | None = None
+    """List pagination: ``select`` names the entries of one list or leaf-list."""
 
 
 def depth_of(text: str | None, what: str) -> int | None:
@@ -102,6 +111,49 @@ def with_defaults_of(text: str | None) -> WithDefaults | None:
         raise InvalidValue("with-defaults must be report-all, trim, explicit or "
                            f"report-all-tagged, not {text!r}", error_type="protocol",
                            info={"bad-element": "with-defaults"}) from None
+
+
+PAGING_PARAMS = ("where", "sort-by", "locale", "direction", "offset", "limit",
+                 "sublist-limit")
+"""The pagination parameters, by their names in both protocols."""
+
+
+def _count(text: str, what: str, *, low: int, unbounded: bool) -> int | None:
+    if unbounded and text == "unbounded":
+        return None
+    if not text.isdigit() or not low <= int(text) <= 2**32 - 1:
+        allowed = f"{low}..4294967295" + (" or 'unbounded'" if unbounded else "")
+        raise InvalidValue(f"{what} must be {allowed}, not {text!r}",
+                           info={"bad-element": what})
+    return int(text)
+
+
+def paging_of(params: dict[str, str]) -> Paging | None:
+    """The pagination asked for by parameters named as :data:`PAGING_PARAMS` (their
+    values as text, ``where`` with module names as prefixes); None when none is given."""
+    if not any(k in params for k in PAGING_PARAMS):
+        return None
+    direction = params.get("direction", "forwards")
+    try:
+        d = Direction(direction)
+    except ValueError:
+        raise InvalidValue(f"direction must be forwards or backwards, not {direction!r}",
+                           info={"bad-element": "direction"}) from None
+    where = params.get("where")
+    if where is not None and (not where.strip() or where == "unfiltered"):
+        where = None
+    sort_by = params.get("sort-by")
+    if sort_by is not None and (not sort_by.strip() or sort_by == "none"):
+        if not sort_by.strip():
+            raise InvalidValue("sort-by names a node, or 'none'",
+                               info={"bad-element": "sort-by"})
+        sort_by = None
+    return Paging(
+        where=where, sort_by=sort_by, locale=params.get("locale"), direction=d,
+        offset=_count(params.get("offset", "0"), "offset", low=0, unbounded=False) or 0,
+        limit=_count(params.get("limit", "unbounded"), "limit", low=1, unbounded=True),
+        sublist_limit=_count(params.get("sublist-limit", "unbounded"), "sublist-limit",
+                             low=1, unbounded=True))
 
 
 class _Selected(Sequence[Node]):
@@ -173,7 +225,8 @@ async def query(source: AsyncReader, q: ReadQuery,
         with _knobs(tree, q) as (copy, selected):
             return render(copy, selected)
 
-    return await source.query(ds, q.select, then, with_origin=origin)
+    return await source.query(ds, q.select, then, with_origin=origin,
+                              offload=q.paging is not None)
 
 
 def _knobs(tree: Tree, q: ReadQuery) -> Selection:
@@ -185,6 +238,12 @@ def _knobs(tree: Tree, q: ReadQuery) -> Selection:
         if q.content is not Content.ALL:
             prune_content(tree, tree.nodes(), config=q.content is Content.CONFIG)
         anchors: Sequence[Node] = _Selected(tree, q.select, q.select_one)
+        if q.paging is not None and q.paging.pages:
+            page_tree, anchors = _page(tree, anchors, q, q.paging)
+            tree.free()
+            tree = page_tree
+        if q.paging is not None and q.paging.sublist_limit is not None:
+            limit_sublists(tree, anchors if q.select else None, q.paging.sublist_limit)
         level_one: list[Node] = []
         if q.fields is not None and anchors:
             level_one = tree.match(q.fields)
@@ -197,6 +256,16 @@ def _knobs(tree: Tree, q: ReadQuery) -> Selection:
     return Selection(tree, anchors)
 
 
+def _page(tree: Tree, anchors: Sequence[Node], q: ReadQuery,
+          p: Paging) -> tuple[Tree, list[Node]]:
+    """The page ``p`` asks of the selected entries, in a new tree."""
+    target = target_of(tree.ctx, q.select) if q.select else None
+    if target is None:
+        raise NotPageable("pagination needs a target that is one list or leaf-list, "
+                          "not " + (repr(q.select) if q.select else "the datastore"))
+    return paginate(tree, target, list(anchors), p)
+
+
 def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
            keep_empty: bool = False) -> str:
     """A whole tree as text in ``fmt`` (XML report-all-tagged as RFC 6243 section 6)."""
@@ -206,9 +275,12 @@ def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
     return text
 
 
-def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None) -> str:
-    """One node with its subtree, without its siblings (a RESTCONF target resource)."""
-    text = print_node(node, fmt, with_defaults=with_defaults)
+def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
+                following: bool = False) -> str:
+    """One node with its subtree, without its siblings (a RESTCONF target resource);
+    ``following``: with the siblings after it (a page of leaf-list entries, whose
+    metadata libyang prints only with them)."""
+    text = print_node(node, fmt, with_defaults=with_defaults, following=following)
     if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
         return rfc6243_xml(text)
     return text

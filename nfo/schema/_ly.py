@@ -43,6 +43,8 @@ _xffi.cdef(
     const void *lysc_node_child(const void *node);
     void *lysc_node_musts(const void *node);
     void *lysc_node_when(const void *node);
+    int lys_find_xpath_atoms(const void *ctx, const void *ctx_node, const char *xpath,
+                             uint32_t options, void **set);
     int lys_find_expr_atoms(const void *ctx_node, const void *cur_mod, const void *expr,
                             const void *prefixes, uint32_t options, void **set);
     int lyd_find_xpath4(const void *ctx_node, const void *tree, const char *xpath,

@@ -57,6 +57,8 @@ PROTOCOL_MODULES: dict[str, tuple[str, ...]] = {
     "ietf-yang-patch": (),
     "nc-notifications": (),
     "ietf-netconf-acm": (),
+    "ietf-list-pagination": ("sort",),
+    "ietf-list-pagination-nc": (),
 }
 
 @dataclass(frozen=True)

@@ -578,6 +578,10 @@ class Tree:
                 return self.dup()
             into.merge(self.dup())
             return into
+        if into is None and not one:
+            whole = self._copy_list(expr)
+            if whole is not None:
+                return whole
         out = Tree(self.ctx) if into is None else into
         slot = ffi.new("struct lyd_node **")
         opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
@@ -591,6 +595,73 @@ class Tree:
         except BaseException:
             if into is None:
                 out.free()
+            raise
+        return out
+
+    def _holder_of(self, parent: Any) -> tuple[Tree, Any]:
+        """A new tree holding a copy of ``parent`` (a node of this tree, or NULL for the
+        top level) with its ancestors, list keys only; and that copy, where copies of
+        its children go (``struct lyd_node_inner *``; NULL for the top level)."""
+        out = Tree(self.ctx)
+        if parent == ffi.NULL:
+            return out, ffi.NULL
+        dup = ffi.new("struct lyd_node **")
+        ly.check(lib.lyd_dup_single(ffi.cast("struct lyd_node *", parent), ffi.NULL,
+                                    lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS, dup),
+                 self.ctx, "copying data")
+        top = dup[0]
+        under = ffi.cast("struct lyd_node_inner *", top)
+        while top.parent != ffi.NULL:
+            top = ffi.cast("struct lyd_node *", top.parent)
+        out._root = top
+        return out, under
+
+    def _copy_list(self, expr: str) -> Tree | None:
+        """What :meth:`extract` makes of ``<a data path naming one node>/<list>``, every
+        instance of a list or leaf-list under one parent, copied by libyang in one call
+        (libyang keeps a list's instances together); None for any other expression."""
+        head, _, step = expr.rpartition("/")
+        if not _STEP.match(step) or (head and (not head.startswith("/") or "//" in head)):
+            return None
+        parent = ffi.NULL
+        if head:
+            if self._first() == ffi.NULL:
+                return None
+            found = ffi.new("struct lyd_node **")
+            if lib.lyd_find_path(self._root, head.encode(), False, found) != lib.LY_SUCCESS:
+                lib.ly_err_clean(self.ctx, ffi.NULL)
+                return None  # not a data path naming one node: never evaluated here
+            parent = found[0]
+        first = lib.lyd_child(parent) if parent != ffi.NULL else self._first()
+        ctx_node = parent.schema if parent != ffi.NULL else ffi.NULL
+        snode = lib.lys_find_path(self.ctx, ctx_node, step.encode(), 0)
+        lib.ly_err_clean(self.ctx, ffi.NULL)
+        if (snode == ffi.NULL or first == ffi.NULL
+                or not snode.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST)):
+            return None
+        slot = ly.xffi.new("void **")
+        rc = ly.xlib.lyd_find_sibling_val(ly.xnode(first), ly.xnode(snode), ly.xffi.NULL, 0,
+                                          slot)
+        if rc != lib.LY_SUCCESS:
+            lib.ly_err_clean(self.ctx, ffi.NULL)
+            return None
+        out, under = self._holder_of(parent)
+        dup = ffi.new("struct lyd_node **")
+        try:
+            ly.check(lib.lyd_dup_siblings(ly.fromx(slot[0]), under,
+                                          lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS, dup),
+                     self.ctx, "copying data")
+            if under == ffi.NULL:
+                out._root = dup[0]
+            # the siblings after the list's instances came along: drop them
+            last = (dup[0] if under == ffi.NULL
+                    else lib.lyd_child(ffi.cast("struct lyd_node *", under))).prev
+            while last.schema != snode:
+                before = last.prev
+                lib.lyd_free_tree(last)
+                last = before
+        except BaseException:
+            out.free()
             raise
         return out
 
@@ -690,6 +761,10 @@ _NOT_YANG_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ff
 cut the value short on its way into C, the others could never be written as XML."""
 
 
+_STEP = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
+"""One XPath step naming a node, without predicates."""
+
+
 def _check_chars(text: str, what: str) -> None:
     bad = _NOT_YANG_CHAR.search(text)
     if bad is not None:
@@ -712,12 +787,13 @@ def _under(e: NfoError, parent: Node | None) -> NfoError:
 
 
 def print_node(node: Node, fmt: Fmt | str, *, with_defaults: WithDefaults | None = None,
-               keep_empty: bool = False) -> str:
-    """One node with its subtree (without its siblings) as text."""
+               keep_empty: bool = False, following: bool = False) -> str:
+    """One node with its subtree (without its siblings, or with the ones after it for
+    ``following``) as text."""
     flags = (with_defaults or WithDefaults.EXPLICIT).ly
     if keep_empty:
         flags |= lib.LYD_PRINT_KEEPEMPTYCONT
-    return print_nodes(node._p, fmt, siblings=False, flags=flags)
+    return print_nodes(node._p, fmt, siblings=following, flags=flags)
 
 
 def _append_top(tree: Tree, part: Any) -> None:

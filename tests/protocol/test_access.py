@@ -269,6 +269,36 @@ async def test_denied_subtrees_vanish_keys_stay_and_a_key_rule_hides_one_entry(e
         assert names_in(r.text) == {"a", "b"}
 
 
+async def test_pages_count_only_what_the_user_may_read(env: Env) -> None:
+    """List pagination (docs/pagination.md) filters first: a hidden entry is neither
+    returned, counted in remaining, nor allowed as room for an offset."""
+    await env.rules(rule_list("noc", ["noc"],
+        rule("one-entry", "deny", "read",
+             path="/nfo-instances:nf-instances/nf-instance[name='secret']")))
+    async with env.http("noc") as c:
+        r = await c.get(f"{INSTANCES}/nf-instance", params={"limit": "1"})
+        got = r.json()["nfo-instances:nf-instance"]
+        assert [e["name"] for e in got] == ["a"]
+        assert got[0]["@"] == {"ietf-list-pagination:remaining": 1}
+        r = await c.get(f"{INSTANCES}/nf-instance", params={"sort-by": "name",
+                                                             "direction": "backwards"})
+        assert [e["name"] for e in r.json()["nfo-instances:nf-instance"]] == ["b", "a"]
+        r = await c.get(f"{INSTANCES}/nf-instance", params={"offset": "3"})
+        assert r.status_code == 416
+    async with env.http("admin") as c:
+        r = await c.get(f"{INSTANCES}/nf-instance", params={"offset": "3"})
+        assert r.status_code == 200 and r.json() == {"nfo-instances:nf-instance": []}
+    lp = ('<list-pagination xmlns="urn:ietf:params:xml:ns:yang:ietf-list-pagination-nc">'
+          "<limit>1</limit><offset>1</offset></list-pagination>")
+    rpc = (f'<get-config xmlns="{NC}"><source><running/></source>'
+           f'<filter type="xpath" select="/i:nf-instances/i:nf-instance" xmlns:i="{INST_NS}"/>'
+           f"{lp}</get-config>")
+    reply = await env.nc_run("noc", lambda m: m.dispatch(to_ele(rpc)).xml)
+    entries = list(ET.fromstring(reply).iter(f"{{{INST_NS}}}nf-instance"))
+    assert [e.findtext(f"{{{INST_NS}}}name") for e in entries] == ["b"]
+    assert entries[0].get("{urn:ietf:params:xml:ns:yang:ietf-list-pagination}remaining") is None
+
+
 # -- 3. a denied node answers as an absent one -------------------------------------------------
 
 

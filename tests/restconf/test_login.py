@@ -215,8 +215,8 @@ async def test_each_login_edits_its_own_private_candidate(
 
 async def test_logout_closes_the_datastore_session(web: httpx.AsyncClient,
                                                    ds: Datastore) -> None:
-    before = len(ds._sessions)  # noqa: SLF001
+    before = len(ds._sessions)
     token, csrf = await login(web)
-    assert len(ds._sessions) == before + 1  # noqa: SLF001
+    assert len(ds._sessions) == before + 1
     await web.post("/ui/logout", headers={**cookie(token), "X-CSRF-Token": csrf})
-    assert len(ds._sessions) == before  # noqa: SLF001
+    assert len(ds._sessions) == before
