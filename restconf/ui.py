@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nfo.datastore import Identity
-from nfo.errors import InvalidValue, MalformedMessage, NfoError
+from nfo.errors import InvalidValue, MalformedMessage
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import READABLE, read_source
 from nfo.protocol.formats import datastore as datastore_name
@@ -106,7 +106,7 @@ class UiResources:
         try:
             rp = parse_resource(self.schema, raw)
         except InvalidValue as e:
-            found = self._input_field(raw)
+            found = self._schema_field(raw)
             if found is None:
                 raise e from None
             return found
@@ -119,29 +119,30 @@ class UiResources:
                                "are listed for leaves and leaf-lists", path=rp.data_path)
         return target.schema, rp.parent_path
 
-    def _input_field(self, raw: str) -> tuple[SNode, str | None] | None:
-        """A field of an RPC's or action's input (``mod:rpc/leaf``,
-        ``mod:list=k/action/leaf``), which a data resource path cannot name; None if
-        ``raw`` is not one."""
-        parts = raw.strip("/").split("/")
-        for cut in range(len(parts) - 1, 0, -1):
-            try:
-                rp = parse_resource(self.schema, "/".join(parts[:cut]))
-            except NfoError:
-                continue
-            if rp.is_root or rp.target.kind not in (Kind.RPC, Kind.ACTION):
+    def _schema_field(self, raw: str) -> tuple[SNode, str | None] | None:
+        """A field a data resource path cannot name, found by its node names alone: in
+        an RPC's or action's input (``mod:rpc/leaf``, ``mod:list=k/action/leaf``), or
+        under a list entry whose keys a new entry's form does not know yet
+        (``mod:list/leaf``).  Only a field whose values do not depend on its position;
+        None if ``raw`` names no leaf or leaf-list."""
+        node: SNode | None = None
+        module = ""
+        for step in raw.strip("/").split("/"):
+            ident = decode(step.partition("=")[0], "a node name")
+            mod, colon, name = ident.rpartition(":")
+            module = mod if colon else module
+            if not module or not self.schema.implemented(module):
                 return None
-            node: SNode | None = rp.target.schema
-            for step in parts[cut:]:
-                module, _, name = decode(step, "a node name").rpartition(":")
-                node = node.child(name, module or None) if node is not None else None
-            if node is None or node.kind not in (Kind.LEAF, Kind.LEAFLIST):
+            node = self.schema.top(module, name) if node is None else node.child(name, module)
+            if node is None:
                 return None
-            if needs_position(node):
-                raise InvalidValue(f"{node.name!r} of an operation's input: a relative leafref "
-                                   "has no values outside the operation", path=rp.data_path)
-            return node, None
-        return None
+        if node is None or node.kind not in (Kind.LEAF, Kind.LEAFLIST):
+            return None
+        if needs_position(node):
+            raise InvalidValue(f"the values of {node.name!r} depend on its position: name "
+                               "each list entry with its keys (an operation's input has no "
+                               "position in the data)", error_type="protocol")
+        return node, None
 
     # -- what the user may do ------------------------------------------------------------
     async def access(self, request: Request) -> Response:

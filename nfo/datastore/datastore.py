@@ -55,6 +55,8 @@ VALIDATED_UNDER = "validated-under"
 """Storage meta key: the :meth:`Schema.fingerprint` the stored data was validated under."""
 
 _SIMPLE_PATH = re.compile(r"^(/[\w.-]+(:[\w.-]+)?(\[[\w.:-]+='[^']*'\])*)+$")
+_TOP_NODES = re.compile(r"^\s*/[\w.-]+:[\w.-]+\s*(\|\s*/[\w.-]+:[\w.-]+\s*)*$")
+"""Top-level nodes only (``/m:a | /n:b``): they have no ancestors to re-select."""
 
 
 class Datastore:
@@ -321,7 +323,7 @@ class Datastore:
 
         def prune(out: Tree) -> Tree:
             try:
-                if access.prune(out) and xpath is not None:
+                if access.prune(out) and xpath is not None and not _TOP_NODES.match(xpath):
                     # what is left of the selected nodes' ancestors must not tell that
                     # something was there
                     with out:

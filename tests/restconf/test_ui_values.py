@@ -135,6 +135,17 @@ async def test_keys_that_need_escaping(seeded: Server, ui_client: Client) -> Non
     assert got.json()["access"][0]["read"] is True
 
 
+async def test_an_entry_without_keys_yet(seeded: Server, ui_client: Client) -> None:
+    """A new entry's form before its key is typed: a field whose values do not depend
+    on the position still has them."""
+    c = ui_client("root")
+    assert await values(c, "nfo-uitest:links/link/backup") == ["a", "b"]
+    assert await values(c, "nfo-uitest:links/link/transport", prefix="tcp") == [
+        "nfo-uitest-ids:tcp"]
+    r = await c.get(URL, params={"path": "nfo-uitest:links/link/port"})
+    assert r.status_code == 400 and "position" in r.text
+
+
 async def test_fields_of_operation_inputs(seeded: Server, ui_client: Client) -> None:
     c = ui_client("alice")
     assert await values(c, "nfo-uitest:reset/hard") == ["false", "true"]
@@ -159,6 +170,7 @@ async def test_fields_of_operation_inputs(seeded: Server, ui_client: Client) -> 
     ({"path": "nfo-uitest:types/t-leafref", "limit": "0"}, 400, "invalid-value"),
     ({"path": "nfo-uitest:types/t-leafref", "limit": "x"}, 400, "invalid-value"),
     ({"path": "nfo-uitest:types/t-leafref", "depth": "1"}, 400, "invalid-value"),
+    # a relative leafref needs the entry's position
     ({"path": "nfo-uitest:links/link/server"}, 400, "invalid-value"),
     ({"path": "nfo-uitest:links/link=%ZZ/server"}, 400, "malformed-message"),
 ])
