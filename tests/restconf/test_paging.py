@@ -143,6 +143,24 @@ async def test_errors(server: Server, client: httpx.AsyncClient, params: dict[st
     error(await client.get(LIST, params=params), status, tag, app_tag)
 
 
+@pytest.mark.parametrize("query", [
+    "where=%00", "where=)", "where=]", "where=boolean(", "where=..%2F..%2F..", "where=%2F%2F*",
+    "where=count(%2F%2F*)%20%3E%200", "where=%24x", "where=%C3%A5sa", "where=" + "(" * 300,
+    "sort-by=..%2Femail", "sort-by=%2Fnfo-paging-test:members", "sort-by=stats%2F",
+    "sort-by=%2F", "sort-by=a:b:c", "sort-by=%00", "sort-by=%C3%A5", "sort-by=stats%2Fjoined%2Fx",
+    "limit=%2B1", "limit=1e3", "limit=0x10", "limit=%201", "offset=99999999999999999999",
+    "direction=", "locale=", "sublist-limit=-0", "limit=&limit=2",
+])
+async def test_hostile_values_answer_a_client_error(server: Server, client: httpx.AsyncClient,
+                                                    query: str) -> None:
+    await seed(server.ds)
+    r = await client.get(f"{LIST}?{query}")
+    assert r.status_code in (200, 400, 416), r.text
+    if r.status_code != 200:
+        assert r.json()["ietf-restconf:errors"]["error"][0]["error-tag"] in (
+            "invalid-value", "malformed-message")
+
+
 @pytest.mark.parametrize("path", [
     "/restconf/data/nfo-paging-test:members",
     f"{LIST}=m01",
