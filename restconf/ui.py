@@ -27,7 +27,7 @@ from nfo.protocol.uidata import access_of, leaf_values
 from nfo.protocol.uischema import digest
 from nfo.restconf.conditional import Validators, check_read
 from nfo.restconf.paths import Kind, decode, parse_resource
-from nfo.restconf.resources import parse_query
+from nfo.restconf.resources import bound_session, parse_query
 from nfo.schema import Fmt, SNode
 from nfo.schema.leafrefs import needs_position
 
@@ -95,7 +95,8 @@ class UiResources:
             ds_name = read_source(datastore_name(
                 ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}", READABLE))
         found = await leaf_values(self.ds, Identity(user), ds_name, field, parent_path,
-                                  prefix=query.get("prefix") or "", limit=limit)
+                                  prefix=query.get("prefix") or "", limit=limit,
+                                  session=bound_session(request))
         body = json.dumps(found.json(), separators=(",", ":")).encode()
         return Response(b"" if request.method == "HEAD" else body, 200,
                         {"Cache-Control": "no-store"}, media_type=_JSON)

@@ -8,12 +8,27 @@ import { LoginView } from "./views/login.js";
 import { InstancesView } from "./views/instances.js";
 import { CatalogView } from "./views/catalog.js";
 import { VimsView } from "./views/vims.js";
+import { BrowseView } from "./views/browse.js";
+import { ChangesView, HistoryView, rpc } from "./views/changes.js";
 
 const VIEWS = [
   { id: "instances", title: "NF instances", view: InstancesView },
   { id: "catalog", title: "NF catalog", view: CatalogView },
   { id: "vims", title: "VIMs", view: VimsView },
+  { id: "browse", title: "Configuration", view: BrowseView },
+  { id: "changes", title: "Changes", view: ChangesView },
+  { id: "history", title: "History", view: HistoryView },
 ];
+
+// How many changes wait in the user's candidate (shown beside "Changes").
+function usePending() {
+  const [count, setCount] = useState(null);
+  const refresh = async () => {
+    try { setCount(((await rpc("diff")).change || []).length); } catch (e) { setCount(null); }
+  };
+  useEffect(() => { refresh(); }, []);
+  return [count, refresh];
+}
 
 function routeOf(hash) {
   const [id, ...rest] = (hash.replace(/^#\/?/, "") || "instances").split("/");
@@ -33,11 +48,12 @@ function useRoute() {
 
 function Shell({ session, onLogout }) {
   const route = useRoute();
+  const [pending, refreshPending] = usePending();
   const heading = useRef(null);
   useEffect(() => {
     document.title = `${route.title} · nfo`;
     if (heading.current) heading.current.focus();
-  }, [route.id]);
+  }, [route.id, route.rest.join("/")]);
   const View = route.view;
   return html`
     <a class="skip" href="#main">Skip to content</a>
@@ -47,7 +63,8 @@ function Shell({ session, onLogout }) {
         <ul>
           ${VIEWS.map((v) => html`
             <li><a href=${`#/${v.id}`} aria-current=${v.id === route.id ? "page" : undefined}>
-              ${v.title}</a></li>`)}
+              ${v.title}${v.id === "changes" && pending ? html` <span class="badge">${pending}
+                <span class="sr-only"> pending</span></span>` : ""}</a></li>`)}
         </ul>
       </nav>
       <span class="who">Signed in as <strong>${session.user}</strong></span>
@@ -55,7 +72,7 @@ function Shell({ session, onLogout }) {
     </header>
     <main id="main">
       <h1 tabindex="-1" ref=${heading}>${route.title}</h1>
-      <${View} session=${session} rest=${route.rest} />
+      <${View} session=${session} rest=${route.rest} onChanged=${refreshPending} />
     </main>`;
 }
 

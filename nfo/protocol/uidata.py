@@ -26,6 +26,7 @@ from typing import Any
 from nfo.datastore import Datastore, Identity
 from nfo.datastore.nacm import Access
 from nfo.errors import InvalidValue
+from nfo.protocol.read import AsyncReader
 from nfo.schema import Kind, SNode, Tree, parse_path
 from nfo.schema.leafrefs import leafref_reach, leafref_scope, leafref_values, needs_position
 from nfo.schema.stype import SType
@@ -86,10 +87,11 @@ def _sort_key(t: SType) -> Callable[[str], Any]:
 
 async def leaf_values(ds: Datastore, who: Identity, datastore: str, leaf: SNode,
                       parent_path: str | None, *, prefix: str = "",
-                      limit: int = 50) -> Values:
+                      limit: int = 50, session: AsyncReader | None = None) -> Values:
     """The values the leaf or leaf-list ``leaf`` under ``parent_path`` (a data path
     with keys; None at the top; it need not exist) may take now, as ``who`` may see
-    them, filtered by ``prefix``, sorted, at most ``limit``."""
+    them, filtered by ``prefix``, sorted, at most ``limit``.  ``session``: the
+    caller's long-lived session, whose candidate may be its own (then read through it)."""
     t = leaf.type
     if t is None or leaf.kind not in (Kind.LEAF, Kind.LEAFLIST) or t.base not in VALUE_TYPES:
         what = f"a {t.base} {leaf.kind.value}" if t is not None else f"a {leaf.kind.value}"
@@ -115,7 +117,8 @@ async def leaf_values(ds: Datastore, who: Identity, datastore: str, leaf: SNode,
         return Values([Value(v) for v in found[:limit]], max(0, len(found) - limit))
 
     access = ds.nacm.access(who)
-    if datastore in _LIVE and access.reads_all and not _reads_credentials(access, leaf):
+    own = session is not None and datastore == "candidate"
+    if not own and datastore in _LIVE and access.reads_all and not _reads_credentials(access, leaf):
         # nothing the path reads can be hidden: evaluated on the live data, no copy
         live = ds.tree(datastore)
         parent = live.node(parent_path) if parent_path else None
@@ -132,7 +135,8 @@ async def leaf_values(ds: Datastore, who: Identity, datastore: str, leaf: SNode,
     if select is None:
         with Tree(ds.schema) as empty:
             return collect(empty)
-    return await ds.reader(who).query(datastore, select, collect)
+    reader: AsyncReader = session if own and session is not None else ds.reader(who)
+    return await reader.query(datastore, select, collect)
 
 
 def _reads_credentials(access: Access, leaf: SNode) -> bool:
