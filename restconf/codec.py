@@ -37,7 +37,6 @@ __all__ = [
     "delete_edit",
     "encode_targets",
     "encode_xml_list",
-    "wants_xml_list",
     "load_json",
     "media_type",
     "negotiate",
@@ -49,6 +48,7 @@ __all__ = [
     "rpc_output",
     "set_position",
     "target_edit",
+    "wants_xml_list",
     "yang_library_version_document",
 ]
 

@@ -41,6 +41,7 @@ function useRoute() {
   useEffect(() => {
     const onHash = () => setRoute(routeOf(location.hash));
     addEventListener("hashchange", onHash);
+    onHash();  // a change before the listener was attached
     return () => removeEventListener("hashchange", onHash);
   }, []);
   return route;

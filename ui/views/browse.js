@@ -382,6 +382,59 @@ function JsonEditor({ steps }) {
   </form>`;
 }
 
+// The schema as a tree of containers, lists and operations (leaves are in the forms):
+// a disclosure button beside each link (keyboard: Tab to it, Enter or Space); children
+// are drawn only when open.
+function Toggle({ open, setOpen, name }) {
+  return html`<button type="button" class="toggle" aria-expanded=${open ? "true" : "false"}
+    aria-label=${`${open ? "Collapse" : "Expand"} ${name}`}
+    onClick=${() => setOpen(!open)}>${open ? "▾" : "▸"}</button>`;
+}
+
+function TreeNode({ node, current }) {
+  const kids = dataChildren(node).filter((c) => ["container", "list", "rpc", "action",
+                                                  "notification"].includes(c.kind));
+  const here = current && current.node === node;
+  const inside = Boolean(current && current.ancestors.has(node) && !here);
+  const [open, setOpen] = useState(inside);
+  useEffect(() => { if (inside) setOpen(true); }, [inside, current && current.node]);
+  const inList = stepsTo(node).slice(0, -1).some((st) => st.node.kind === "list");
+  const kind = html` <span class="muted">${node.kind === "container" ? "" : node.kind}</span>`;
+  const label = inList
+    ? html`<span title="in each entry of the list above">${node.name}</span>${kind}`
+    : html`<a href=${hrefOf(stepsTo(node))} aria-current=${here ? "page" : undefined}>
+      ${node.name}</a>${kind}`;
+  return html`<li>
+    ${kids.length ? html`<${Toggle} open=${open} setOpen=${setOpen} name=${node.name} />`
+      : html`<span class="toggle-space"></span>`}
+    ${label}
+    ${open && kids.length > 0 && html`<ul>${kids.map((k) => html`
+      <${TreeNode} node=${k} current=${current} />`)}</ul>`}
+  </li>`;
+}
+
+function TreeModule({ module, current }) {
+  const inside = Boolean(current && current.node.module === module.name);
+  const [open, setOpen] = useState(inside);
+  useEffect(() => { if (inside) setOpen(true); }, [inside, current && current.node]);
+  return html`<li>
+    <${Toggle} open=${open} setOpen=${setOpen} name=${module.name} />
+    <span class="module-name">${module.name}</span>
+    ${open && html`<ul>${module.nodes.filter((n) => n.kind !== "leaf" && n.kind !== "leaf-list")
+      .map((n) => html`<${TreeNode} node=${n} current=${current} />`)}</ul>`}
+  </li>`;
+}
+
+function SchemaTree({ schema, steps }) {
+  const last = steps && steps.length ? steps[steps.length - 1].node : null;
+  const ancestors = new Set();
+  for (let n = last; n; n = n.parent) ancestors.add(n);
+  const current = last ? { node: last, ancestors } : null;
+  return html`<nav class="tree" aria-label="Schema tree"><ul>
+    ${schema.modules.map((m) => html`<${TreeModule} module=${m} current=${current} />`)}
+  </ul></nav>`;
+}
+
 export function BrowseView({ rest, onChanged = () => {} }) {
   const [schema, setSchema] = useState(null);
   const [error, setError] = useState(null);
@@ -404,12 +457,16 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   }, [text, editing, tick, schema]);
   if (error) return html`<${ErrorNote} error=${error} />`;
   if (!schema) return html`<p>Loading the schema…</p>`;
-  if (!text) return html`<${Modules} schema=${schema} />`;
-  if (!steps) return html`<p role="alert" class="error">No schema node at ${text}.</p>`;
+  const tree = html`<${SchemaTree} schema=${schema} steps=${steps} />`;
+  if (!text) return html`<div class="browse">${tree}<div><${Modules} schema=${schema} /></div></div>`;
+  if (!steps) {
+    return html`<div class="browse">${tree}<div>
+      <p role="alert" class="error">No schema node at ${text}.</p></div></div>`;
+  }
   const changed = () => { setTick(tick + 1); onChanged(); };
   const noConfig = !isOp && !isList && configLeaves(last.node).length === 0;
   const readOnly = !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
-  return html`
+  return html`<div class="browse">${tree}<div>
     <${PathBar} steps=${steps} />
     ${last.node.description && html`<p class="hint">${last.node.description}</p>`}
     ${!isOp && html`<div class="toolbar" role="group" aria-label="Mode">
@@ -425,5 +482,6 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       : obj === undefined ? html`<p>Loading…</p>`
       : html`${obj === null && html`<p class="hint">Nothing is set here${editing ? " in your candidate" : ""}.</p>`}
         <${EntryForm} steps=${steps} obj=${obj} editing=${editing} access=${access}
-          onSaved=${changed} />`}`;
+          onSaved=${changed} />`}
+  </div></div>`;
 }
