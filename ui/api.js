@@ -34,13 +34,14 @@ async function errorsOf(response) {
   return [{ "error-message": `${response.status} ${response.statusText}` }];
 }
 
+// cache: "no-store" unless asked (the schema digest revalidates its ETag: "no-cache").
 export async function request(method, url, { body, headers = {}, accept = JSON_TYPE,
-                                           contentType = JSON_TYPE } = {}) {
+                                           contentType = JSON_TYPE, cache = "no-store" } = {}) {
   const h = { Accept: accept, ...headers };
   if (body !== undefined) h["Content-Type"] = contentType;
   if (!SAFE.has(method) && csrf) h["X-CSRF-Token"] = csrf;
   const response = await fetch(url, {
-    method, headers: h, credentials: "same-origin", cache: "no-store",
+    method, headers: h, credentials: "same-origin", cache,
     body: body === undefined ? undefined
       : typeof body === "string" ? body : JSON.stringify(body),
   });

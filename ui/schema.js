@@ -7,7 +7,8 @@ let loaded = null;
 
 export function loadSchema() {
   if (!loaded) {
-    loaded = get("/restconf/ui/schema", { accept: "application/json" }).then((doc) => {
+    const asked = get("/restconf/ui/schema", { accept: "application/json", cache: "no-cache" });
+    loaded = asked.then((doc) => {
       const modules = doc.modules.filter((m) => m.implemented && (m.nodes || []).length);
       for (const m of modules) for (const n of m.nodes) link(n, null, m.name);
       return { contentId: doc["content-id"], modules };

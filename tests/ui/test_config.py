@@ -91,6 +91,11 @@ def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     tree.get_by_role("link", name="server", exact=True).click()
     assert page.url.endswith("#/browse/nfo-uitest:servers/server")
     expect(page.get_by_role("navigation", name="Path")).to_contain_text("server")
+    with page.expect_response(lambda r: r.url.endswith("/restconf/ui/schema")) as info:
+        page.reload()  # the digest is revalidated by its ETag, not sent again
+    revalidated = info.value
+    assert "if-none-match" in revalidated.request.all_headers()  # (Chrome shows the 304 as 200)
+    expect(page.get_by_role("navigation", name="Schema tree")).to_be_visible()
     page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:no-such-node")
     expect(page.get_by_role("alert")).to_contain_text("No schema node")
 
@@ -111,6 +116,13 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     form.get_by_label("t-uint64").fill("18446744073709551615")
     form.get_by_label("t-string").fill("abc")
     form.get_by_label("t-union").fill("7")
+    form.get_by_role("checkbox", name="write").check()
+    form.get_by_label("t-int16").fill("-300")
+    form.get_by_label("t-int32").fill("70000")
+    form.get_by_label("t-uint8").fill("50")
+    form.get_by_label("t-uint16").fill("65535")
+    form.get_by_label("t-uint32").fill("4294967295")
+    form.get_by_label("t-instance-identifier").fill("/nfo-uitest:types/t-string")
     form.get_by_role("button", name="Add t-tags").click()
     form.get_by_role("textbox", name="t-tags").fill("red")
     options = form.get_by_label("t-enumeration").locator("option")
@@ -130,6 +142,11 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     assert types["t-binary"] == "aGVsbG8=" and types["t-tags"] == ["red"]
     assert types["t-string"] == "abc" and types["t-leafref"] == "alpha"
     assert ":" in types["t-identityref"]
+    assert types["t-bits"] == "write" and types["t-int16"] == -300
+    assert types["t-int32"] == 70000 and types["t-uint8"] == 50
+    assert types["t-uint16"] == 65535 and types["t-uint32"] == 4294967295
+    assert types["t-union"] == 7 and types["t-enumeration"] == "red"
+    assert types["t-instance-identifier"] == "/nfo-uitest:types/t-string"
     # and back into the form, as it was written
     page.get_by_role("link", name="Configuration").click()
     page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
