@@ -164,7 +164,7 @@ async def test_method_and_authentication(seeded: Server, ui_client: Client) -> N
 
 # -- when: whether a node's conditions hold (the page hides the field otherwise) ---------
 
-W = "nfo-uitest-when:"
+W = "nfo-uiwhen:"
 WHEN_SEED = {"nfo-uitest:links": {"link": [
     {"id": "l1", "server": "a", "transport": "nfo-uitest:sctp-fast"},
     {"id": "l2", "server": "a", "transport": "nfo-uitest-ids:udp"}]}}

@@ -71,7 +71,7 @@ def test_node_properties(ui: Schema) -> None:
     link = node(ui, "/nfo-uitest:links/link")
     kids = list(link.schema_children())
     assert [c.kind for c in kids][-3:] == [Kind.CHOICE, Kind.ACTION, Kind.NOTIFICATION]
-    choice = next(c for c in kids if c.name == "kind")  # pacing: nfo-uitest-when's
+    choice = next(c for c in kids if c.name == "kind")  # pacing: nfo-uiwhen's
     assert choice.defaults == ("plain",)
     assert [c.name for c in choice.schema_children()] == ["plain", "tunnel"]
     # a case's children stop at its own (all cases' children are linked together)

@@ -16,7 +16,7 @@ from nfo.schema.whens import when_holds, when_scope, whens
 from tests.schema.conftest import node
 
 LINK = "/nfo-uitest:links/link"
-W = "nfo-uitest-when:"
+W = "nfo-uiwhen:"
 
 
 def link(lid: str, **extra: Any) -> dict[str, Any]:
@@ -129,5 +129,5 @@ def test_agrees_with_validation(ui: Schema, extra: dict[str, Any], field: str, v
 def test_scope(ui: Schema) -> None:
     assert when_scope([node(ui, LINK + "/fast")]) == ["/nfo-uitest:links"]
     assert sorted(when_scope([node(ui, f"/{W}global"), node(ui, f"{LINK}/{W}window")])
-                  or []) == ["/nfo-uitest-when:global", "/nfo-uitest:links",
-                             "/nfo-uitest:servers"]
+                  or []) == ["/nfo-uitest:links", "/nfo-uitest:servers",
+                             "/nfo-uiwhen:global"]
