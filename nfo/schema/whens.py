@@ -11,9 +11,10 @@ section 7.21.5; libyang's ``lyd_validate_node_when``), with the module and prefi
 the condition was compiled with; so does :func:`when_holds`.
 
 A node that does not exist is tentatively created in the (private) tree, with
-its missing ancestors: a container or list entry as itself, any other node as a
-dummy without a value (an opaque node); everything created is removed again
-before :func:`when_holds` returns.  A node that exists is its own context node,
+its missing ancestors: a container or list entry as itself, any other node (and
+a list or leaf-list named without keys or value: all its instances) as a dummy
+without a value (an opaque node); everything created is removed again before
+:func:`when_holds` returns.  A node that exists is its own context node,
 as in validation.
 """
 
@@ -140,10 +141,13 @@ def _dummy(tree: Tree, parent: Node | None, snode: SNode) -> Node:
 def _materialize(tree: Tree, snode: SNode, path: str) -> tuple[Node, Node | None]:
     """The node at ``path`` in ``tree``, created if missing; and the topmost node
     created (None: nothing was)."""
-    found = _existing(tree, path)
+    steps = parse_path(path)
+    # a list or leaf-list without keys or value names all its instances: a dummy stands
+    # for them (RFC 7950 section 7.21.5)
+    every = snode.kind in (Kind.LIST, Kind.LEAFLIST) and not steps[-1].preds
+    found = None if every else _existing(tree, path)
     if found is not None:
         return found, None
-    steps = parse_path(path)
     anchor = None
     for k in range(len(steps) - 1, 0, -1):
         anchor = _existing(tree, render_path(steps[:k]))
@@ -151,7 +155,7 @@ def _materialize(tree: Tree, snode: SNode, path: str) -> tuple[Node, Node | None
             break
     if anchor is not None:
         make_room(tree.ctx, anchor._p)
-    if snode.kind in _BUILT:
+    if snode.kind in _BUILT and not every:
         node = tree.new_path(path)
     else:
         parent = None

@@ -269,3 +269,13 @@ async def test_when_at_the_limit(seeded: Server, ui_client: Client) -> None:
     paths.append("nfo-uitest:links/link=l1/fast")
     got = await whens_of(ui_client("root"), paths)
     assert list(got.values()) == [False] * (MAX_ACCESS_PATHS - 1) + [True]
+
+
+async def test_when_of_a_list(seeded: Server, ui_client: Client) -> None:
+    """A list named without keys (the page's list view) and an entry of it."""
+    await seed(seeded.ds, {f"{W}global": {"level": 2}})
+    paths = [f"{W}global/zone", f"{W}global/zone=z1"]
+    c = ui_client("root")
+    assert await whens_of(c, paths) == dict.fromkeys(paths, True)
+    await seed(seeded.ds, {f"{W}global": {"level": 1}})
+    assert await whens_of(c, paths) == dict.fromkeys(paths, False)

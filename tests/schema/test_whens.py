@@ -131,3 +131,19 @@ def test_scope(ui: Schema) -> None:
     assert sorted(when_scope([node(ui, f"/{W}global"), node(ui, f"{LINK}/{W}window")])
                   or []) == ["/nfo-uitest:links", "/nfo-uitest:servers",
                              "/nfo-uiwhen:global"]
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    ({f"{W}global": {"level": 2, "zone": [{"name": "z1"}]}}, True),
+    ({f"{W}global": {"level": 1, "zone": [{"name": "z1"}]}}, False),
+    ({f"{W}global": {"level": 2}}, True),
+    ({}, False),
+])
+def test_a_whole_list(ui: Schema, doc: dict[str, Any], expected: bool) -> None:
+    """A list named without keys (its list view) stands for all its entries: a dummy
+    entry is the context node; an entry named by its keys is created as itself."""
+    doc = {**data(), **doc}
+    zone = f"/{W}global/zone"
+    assert holds(ui, doc, zone, zone) is expected
+    assert holds(ui, doc, zone, f"{zone}[name='z1']") is expected
+    assert holds(ui, doc, zone, f"{zone}[name='new']") is expected
