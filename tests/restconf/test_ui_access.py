@@ -261,14 +261,26 @@ async def test_when_in_a_bound_session(ui_ds: Datastore, serve: Serve) -> None:
         await sessions["root"].close()
 
 
-async def test_when_at_the_limit(seeded: Server, ui_client: Client) -> None:
-    """As many paths as allowed, each a field of its own new entry: one copy of the
-    data, every answer from it."""
+async def test_when_at_the_limit(seeded: Server, ui_client: Client,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many paths as allowed, each a field of its own new entry: one read of the
+    data, every answer from it; none when no path has a condition."""
     await seed(seeded.ds, WHEN_SEED)
+    reads: list[str | None] = []
+    query = seeded.ds.query
+
+    async def counted(datastore: str, xpath: str | None, then: Any, **kw: Any) -> Any:
+        reads.append(xpath)
+        return await query(datastore, xpath, then, **kw)
+
+    monkeypatch.setattr(seeded.ds, "query", counted)
     paths = [f"nfo-uitest:links/link=n{i}/fast" for i in range(MAX_ACCESS_PATHS - 1)]
     paths.append("nfo-uitest:links/link=l1/fast")
-    got = await whens_of(ui_client("root"), paths)
+    got = await whens_of(ui_client("alice"), paths)
     assert list(got.values()) == [False] * (MAX_ACCESS_PATHS - 1) + [True]
+    assert reads == ["/nfo-uitest:links"]
+    await whens_of(ui_client("alice"), ["nfo-uitest:links/link=l1/transport"] * 10)
+    assert reads == ["/nfo-uitest:links"]
 
 
 async def test_when_of_a_list(seeded: Server, ui_client: Client) -> None:
