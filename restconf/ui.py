@@ -3,11 +3,12 @@
 The page is generated from the live module set, so it needs three things the
 RFC 8040 resources do not give: a digest of the schema (``GET .../schema``),
 the values a reference field may take now (``GET .../values``) and what the
-calling user may do with given nodes (``POST .../access``).  Each request is
+calling user may do with given nodes, and whether their ``when`` conditions hold
+(``POST .../access``).  Each request is
 authenticated like every RESTCONF request, answers JSON, and fails through the
 app's one error handler.  The work itself lives below: the digest in
-:mod:`nfo.protocol.uischema`, values and access verdicts in
-:mod:`nfo.protocol.uidata` (access control's own code decides).
+:mod:`nfo.protocol.uischema`, values, access verdicts and ``when``
+in :mod:`nfo.protocol.uidata` (access control's own code decides).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from nfo.errors import InvalidValue, MalformedMessage
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import READABLE, read_source
 from nfo.protocol.formats import datastore as datastore_name
-from nfo.protocol.uidata import access_of, leaf_values
+from nfo.protocol.uidata import access_of, leaf_values, when_verdicts
 from nfo.protocol.uischema import digest
 from nfo.restconf.conditional import Validators, check_read
 from nfo.restconf.paths import Kind, decode, parse_resource
@@ -88,12 +89,8 @@ class UiResources:
                                "path such as mod:list=key/leaf)", error_type="protocol")
         field, parent_path = self._field(raw.removeprefix("/restconf/data"))
         limit = _limit(query.get("limit"))
-        ds_name = query.get("datastore")
-        if ds_name is None:
-            ds_name = "running" if field.config else "operational"
-        else:
-            ds_name = read_source(datastore_name(
-                ds_name if ":" in ds_name else f"ietf-datastores:{ds_name}", READABLE))
+        ds_name = _datastore(query.get("datastore"),
+                             "running" if field.config else "operational")
         found = await leaf_values(self.ds, Identity(user), ds_name, field, parent_path,
                                   prefix=query.get("prefix") or "", limit=limit,
                                   session=bound_session(request))
@@ -148,23 +145,42 @@ class UiResources:
     # -- what the user may do ------------------------------------------------------------
     async def access(self, request: Request) -> Response:
         user = await self._begin(request, ("POST",))
-        parse_query(request.scope.get("query_string", b"")).only(set(), request.method)
+        query = parse_query(request.scope.get("query_string", b""))
+        query.only({"datastore"}, request.method)
+        ds_name = _datastore(query.get("datastore"), "running")
         ct = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ct not in (_JSON, "application/yang-data+json"):
             raise HttpError(415, "the access request is a JSON body ({\"paths\": [...]})",
                             tag="invalid-value")
         body = await self.server.read_body(request)
         paths = _paths(body)
-        access = self.ds.nacm.access(Identity(user))
+        who = Identity(user)
+        access = self.ds.nacm.access(who)
         out: list[dict[str, Any]] = []
+        nodes: list[tuple[SNode, str]] = []
         for raw in paths:
             rp = parse_resource(self.schema, raw.removeprefix("/restconf/data"))
             if rp.is_root or rp.data_path is None:
                 raise InvalidValue("a path names the datastore, not a node",
                                    error_type="protocol")
             out.append({"path": raw, **access_of(access, rp.target.schema, rp.data_path)})
+            nodes.append((rp.target.schema, rp.data_path))
+        verdicts = await when_verdicts(self.ds, who, ds_name, nodes,
+                                       session=bound_session(request))
+        for entry, holds in zip(out, verdicts, strict=True):
+            if holds is not None:
+                entry["when"] = holds
         return Response(json.dumps({"access": out}, separators=(",", ":")).encode(), 200,
                         {"Cache-Control": "no-store"}, media_type=_JSON)
+
+
+def _datastore(name: str | None, default: str) -> str:
+    """The datastore a ``datastore`` query parameter names (an ``ietf-datastores``
+    identity, its module optional)."""
+    if name is None:
+        return default
+    return read_source(datastore_name(name if ":" in name else f"ietf-datastores:{name}",
+                                      READABLE))
 
 
 def _limit(text: str | None) -> int:

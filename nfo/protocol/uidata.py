@@ -14,11 +14,17 @@ data the path can reach, not to the datastore.
 
 *Access*: the verdicts of :class:`nfo.datastore.nacm.Access`, the code that
 enforces them, for read, create, update, delete and exec.
+
+*When*: whether a node's ``when`` conditions hold (a form hides the field when
+they do not), evaluated by :func:`nfo.schema.whens.when_holds` on one copy of the
+data per request, read as the user reads it (access control removes what the user
+may not read before anything is evaluated), limited to the top-level subtrees the
+conditions and the nodes themselves are in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,8 +36,9 @@ from nfo.protocol.read import AsyncReader
 from nfo.schema import Kind, SNode, Tree, parse_path
 from nfo.schema.leafrefs import leafref_reach, leafref_scope, leafref_values, needs_position
 from nfo.schema.stype import SType
+from nfo.schema.whens import when_holds, when_scope, whens
 
-__all__ = ["VALUE_TYPES", "Value", "Values", "access_of", "leaf_values"]
+__all__ = ["VALUE_TYPES", "Value", "Values", "access_of", "leaf_values", "when_verdicts"]
 
 VALUE_TYPES = ("leafref", "identityref", "enumeration", "boolean")
 """The types whose values can be listed."""
@@ -155,3 +162,30 @@ def access_of(access: Access, snode: SNode, data_path: str) -> dict[str, bool]:
     for op in ("create", "update", "delete"):
         out[op] = snode.config and access.may_write(data_path, op)
     return out
+
+
+async def when_verdicts(ds: Datastore, who: Identity, datastore: str,
+                        nodes: Sequence[tuple[SNode, str]], *,
+                        session: AsyncReader | None = None) -> list[bool | None]:
+    """For each (schema node, data path) of ``nodes``: whether the node's ``when``
+    conditions hold at that path (it need not exist) in ``datastore`` as ``who`` may
+    read it; None for a node without conditions.  One copy of the data for all of
+    them.  ``session``: as for :func:`leaf_values`."""
+    asked = [i for i, (n, _) in enumerate(nodes) if whens(n)]
+    if not asked:
+        return [None] * len(nodes)
+    scope = when_scope(nodes[i][0] for i in asked)
+
+    def evaluate(tree: Tree) -> list[bool | None]:
+        out: list[bool | None] = [None] * len(nodes)
+        for i in asked:
+            out[i] = when_holds(tree, *nodes[i])
+        return out
+
+    if scope == []:
+        with Tree(ds.schema) as empty:
+            return evaluate(empty)
+    own = session is not None and datastore == "candidate"
+    reader: AsyncReader = session if own and session is not None else ds.reader(who)
+    return await reader.query(datastore, None if scope is None else " | ".join(scope),
+                              evaluate, offload=True)

@@ -49,6 +49,10 @@ _xffi.cdef(
                             const void *prefixes, uint32_t options, void **set);
     int lyd_find_xpath4(const void *ctx_node, const void *tree, const char *xpath,
                         int format, void *prefix_data, const void *vars, void **set);
+    int lyd_eval_xpath3(const void *ctx_node, const void *cur_mod, const char *xpath,
+                        int format, void *prefix_data, const void *vars, unsigned char *result);
+    int lyd_new_opaq(void *parent, const void *ctx, const char *name, const char *value,
+                     const char *prefix, const char *module_name, void **node);
     int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
     int lyd_find_sibling_val(const void *siblings, const void *schema, const char *key_or_value,
                              size_t val_len, void **match);

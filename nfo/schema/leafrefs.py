@@ -19,7 +19,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree
 from nfo.schema.dnode import Node
-from nfo.schema.paths import Step
+from nfo.schema.paths import Step, render_path
 from nfo.schema.snode import SNode
 
 __all__ = ["from_parent", "leafref_reach", "leafref_scope", "leafref_values", "needs_position"]
@@ -86,17 +86,6 @@ _MAIN_RELATIVE = re.compile(r"^\s*((?:\.\.\s*/\s*)+)" + _NAME)
 _KEY_EXPR = re.compile(r"current\s*\(\s*\)\s*/\s*((?:\.\.\s*/\s*)+)" + _NAME)
 
 
-def _render(steps: tuple[Step, ...]) -> str:
-    out = []
-    module = None
-    for s in steps:
-        name = s.name if s.module == module else f"{s.module}:{s.name}"
-        module = s.module
-        preds = "".join(f"[{k}=\"{v}\"]" if "'" in v else f"[{k}='{v}']" for k, v in s.preds)
-        out.append(f"/{name}{preds}")
-    return "".join(out)
-
-
 def leafref_scope(leaf: SNode, parent: tuple[Step, ...]) -> list[str]:
     """Data paths (with list keys) whose subtrees hold everything the leafref path of
     ``leaf`` under ``parent`` (its steps; () at the top) can read: for each part of
@@ -115,7 +104,7 @@ def leafref_scope(leaf: SNode, parent: tuple[Step, ...]) -> list[str]:
     def climb(ups: str, prefix: str | None, name: str) -> None:
         depth = len(parent) + 1 - ups.count("..")
         if depth > 0:
-            out.append(_render(parent[:depth]))
+            out.append(render_path(parent[:depth]))
         else:
             out.append(f"/{names.get(prefix, leaf.module)}:{name}")
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Step", "StepCache", "parse_path", "schema_path_of", "schema_paths"]
+__all__ = ["Step", "StepCache", "parse_path", "render_path", "schema_path_of", "schema_paths"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,19 @@ def parse_path(path: str, base: tuple[str, tuple[Step, ...]] | None = None
     if not steps:
         raise ValueError("an empty path")
     return tuple(steps)
+
+
+def render_path(steps: Sequence[Step]) -> str:
+    """The data path of ``steps`` (the inverse of :func:`parse_path`; a module prefix
+    where the module changes)."""
+    out = []
+    module = None
+    for s in steps:
+        name = s.name if s.module == module else f"{s.module}:{s.name}"
+        module = s.module
+        preds = "".join(f"[{k}=\"{v}\"]" if "'" in v else f"[{k}='{v}']" for k, v in s.preds)
+        out.append(f"/{name}{preds}")
+    return "".join(out)
 
 
 class StepCache:

@@ -50,7 +50,8 @@ async def test_every_kind_nested_as_the_schema(uitest: dict[str, dict[str, Any]]
     link = uitest["/nfo-uitest:links/link"]
     assert link["keys"] == ["id"] and link["config"] is True
     assert [c["name"] for c in link["children"]] == [
-        "id", "server", "port", "backup", "transport", "fast", "kind", "probe", "flapped"]
+        "id", "server", "port", "backup", "transport", "fast", "kind", "jitter", "window",
+        "pacing", "probe", "flapped"]  # then nfo-uiwhen's augment
     choice = uitest["kind"]
     assert choice["default"] == "plain"
     assert [c["name"] for c in choice["children"]] == ["plain", "tunnel"]
