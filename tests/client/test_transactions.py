@@ -5,7 +5,6 @@ configuration."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,12 +17,7 @@ from nfo.client import (
     Page,
 )
 from tests.fuzz.server import PASSWORD, ServerProcess
-
-
-@pytest.fixture
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess() as srv:
-        yield srv
+from tests.history import compact_past
 
 
 def _client(srv: ServerProcess) -> Client:
@@ -31,8 +25,8 @@ def _client(srv: ServerProcess) -> Client:
 
 
 def test_history_lists_each_write_with_its_comment_newest_first(
-        server: ServerProcess) -> None:
-    with _client(server) as nfo:
+        fresh_served: ServerProcess) -> None:
+    with _client(fresh_served) as nfo:
         nfo.vims.add({"name": "lab", "type": "nfo-vim:sim"}, comment="the lab VIM")
         nfo.catalog.add([{"id": f"fw-{n}", "vim-types": ["nfo-vim:sim"]} for n in range(2)],
                         comment="two firewalls")
@@ -52,8 +46,8 @@ def test_history_lists_each_write_with_its_comment_newest_first(
         assert bad.value.tag == "invalid-value"
 
 
-def test_diff_of_a_revision_and_a_rollback_to_it(server: ServerProcess) -> None:
-    with _client(server) as nfo:
+def test_diff_of_a_revision_and_a_rollback_to_it(fresh_served: ServerProcess) -> None:
+    with _client(fresh_served) as nfo:
         nfo.vims.add({"name": "lab", "type": "nfo-vim:sim", "description": "rack 4"})
         added = nfo.history(limit=1)[0]["revision"]
         nfo.vims.update("lab", {"description": "rack 5", "enabled": False})
@@ -84,8 +78,8 @@ def test_diff_of_a_revision_and_a_rollback_to_it(server: ServerProcess) -> None:
         assert nfo.vims.get("lab") is None
 
 
-def test_revisions_that_are_no_commit_or_no_longer_retained(server: ServerProcess) -> None:
-    with _client(server) as nfo:
+def test_revisions_that_are_no_commit_or_no_longer_retained(fresh_served: ServerProcess) -> None:
+    with _client(fresh_served) as nfo:
         with pytest.raises(InvalidData) as future:
             nfo.rollback(10_000)
         assert future.value.tag == "invalid-value" and "no revision 10000" in str(future.value)
@@ -94,19 +88,7 @@ def test_revisions_that_are_no_commit_or_no_longer_retained(server: ServerProces
         assert (never.value.status, never.value.app_tag) == (400, "nfo-not-a-commit")
         nfo.vims.add({"name": "early", "type": "nfo-vim:sim"})
         early = nfo.history(limit=1)[0]["revision"]
-        # commits of over 1 MiB make the server write snapshots; it keeps three and the
-        # commits after the oldest, so a few of them compact "early" away
-        text = "x" * 4000
-        for batch in range(6):
-            nfo.catalog.add([{"id": f"big-{batch}-{n}", "description": text,
-                              "vim-types": ["nfo-vim:sim"]} for n in range(300)])
-            try:
-                nfo.diff(early)
-            except InvalidData as e:
-                gone = e
-                break
-        else:
-            pytest.fail("the commit log kept every revision")
+        gone = compact_past(nfo, early)
         assert gone.app_tag == "nfo-revision-not-retained" and "no longer retained" in str(gone)
         with pytest.raises(InvalidData) as rollback:
             nfo.rollback(early, comment="too late")
@@ -114,8 +96,8 @@ def test_revisions_that_are_no_commit_or_no_longer_retained(server: ServerProces
         assert nfo.history(limit=1)[0]["comment"] != "too late"
 
 
-def test_a_paged_list_sorted_filtered_with_the_remaining_count(server: ServerProcess) -> None:
-    with _client(server) as nfo:
+def test_a_paged_list_sorted_filtered_with_the_remaining_count(fresh_served: ServerProcess) -> None:
+    with _client(fresh_served) as nfo:
         nfo.vims.add([{"name": f"v{n}", "type": "nfo-vim:sim", "description": f"{7 - n}"}
                       for n in range(7)])
         assert [v["name"] for v in nfo.vims.list()] == ["local"] + [f"v{n}" for n in range(7)]
@@ -144,9 +126,9 @@ def test_a_paged_list_sorted_filtered_with_the_remaining_count(server: ServerPro
         assert nfo.instances.list(limit=5) == Page([], 0)
 
 
-def test_the_asyncio_client_has_them_too(server: ServerProcess) -> None:
+def test_the_asyncio_client_has_them_too(fresh_served: ServerProcess) -> None:
     async def main() -> None:
-        cfg = ClientConfig(url=server.base, user="admin", password=PASSWORD)
+        cfg = ClientConfig(url=fresh_served.base, user="admin", password=PASSWORD)
         async with AsyncClient(cfg) as nfo:
             await nfo.vims.add({"name": "a", "type": "nfo-vim:sim"}, comment="async")
             [top] = await nfo.history(limit=1)
