@@ -26,6 +26,13 @@ def served() -> Iterator[ServerProcess]:
         yield srv
 
 
+@pytest.fixture
+def fresh_served() -> Iterator[ServerProcess]:
+    """A real ``nfo serve`` of its own for one test (a rollback changes everything)."""
+    with ServerProcess() as srv:
+        yield srv
+
+
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     """nfo's modules plus the test module (every data shape); read-only, shared."""

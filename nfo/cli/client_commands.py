@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from nfo.client import (
     Client,
     ClientConfig,
     ClientError,
+    Page,
     RequestFailed,
     Unreachable,
     WaitFailed,
@@ -47,7 +49,41 @@ _COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
                  ("ADMIN", lambda e: e.get("admin-state", "enabled")),
                  ("STATE", lambda e: e.get("state", {}).get("oper-status", "")),
                  ("REASON", lambda e: e.get("state", {}).get("reason", ""))],
+    "history": [("REVISION", lambda e: e.get("revision")),
+                ("TIME (UTC)", lambda e: _time(e.get("timestamp"))),
+                ("USER", lambda e: e.get("user")), ("COMMENT", lambda e: e.get("comment")),
+                ("CHANGES", lambda e: e.get("changes", "?"))],
+    "diff": [("OPERATION", lambda e: e.get("operation")), ("PATH", lambda e: e.get("path")),
+             ("VALUE", lambda e: _change_value(e))],
 }
+
+
+def _time(stamp: str | None) -> str:
+    """A commit's timestamp to the second, in UTC."""
+    if not stamp:
+        return ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _change_value(ch: dict[str, Any]) -> str:
+    """What a change did to its node, in one cell: old -> new for a leaf, the subtree
+    (compact JSON) for an entry, where a moved entry now stands."""
+    op = ch.get("operation")
+    if op == "move":
+        return f"after {ch['after']}" if ch.get("after") else "first"
+    if "data" in ch:
+        data = ch["data"]
+        if isinstance(data, dict) and len(data) == 1:      # {"mod:list": [entry]}
+            [inner] = data.values()
+            data = inner[0] if isinstance(inner, list) and len(inner) == 1 else inner
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if op == "modify":
+        return f"{ch.get('previous-value', '')} -> {ch.get('value', '')}"
+    return str(ch.get("value", ch.get("previous-value", "")))
 
 
 class _Failed(Exception):
@@ -271,6 +307,47 @@ def _status(args: argparse.Namespace, out: _Out) -> None:
     out.console.print(t)
 
 
+def _transactions(args: argparse.Namespace, out: _Out) -> None:
+    """``history``, ``diff REVISION``, ``rollback REVISION``."""
+    with Client(_config(args)) as nfo:
+        if args.cmd == "history":
+            out.table("history", nfo.history(args.limit, args.before))
+        elif args.cmd == "diff":
+            changes = nfo.diff(args.revision)
+            if changes or out.json:
+                out.table("diff", changes)
+            else:
+                out.note(f"revision {args.revision} changed nothing you may read")
+        else:
+            rev = nfo.rollback(args.revision, args.comment)
+            if out.json:
+                print(json.dumps({"revision": rev}))
+            elif rev is None:
+                out.note(f"nothing to do: the configuration is as it was after revision "
+                         f"{args.revision}")
+            else:
+                out.note(f"rolled back to revision {args.revision}: new revision {rev}")
+
+
+def _list(args: argparse.Namespace, coll: Any, out: _Out) -> None:
+    """Every entry, or the page the paging flags ask the server for; under a partial
+    page, how many entries are left (on standard error with ``--json``)."""
+    paged = {"limit": args.limit, "offset": args.offset, "sort_by": args.sort_by,
+             "direction": "backwards" if args.reverse else None, "where": args.where}
+    if all(v is None for v in paged.values()):
+        out.table(args.cmd, coll.list())
+        return
+    page: Page = coll.list(**paged)
+    out.table(args.cmd, page.entries)
+    if page.remaining:   # a page with entries left after it is never empty
+        more = (f"{page.offset + 1}-{page.offset + len(page)} shown, {page.remaining} "
+                f"more (next page: --offset {page.next_offset})")
+        if out.json:
+            print(f"nfo: {more}", file=sys.stderr)
+        else:
+            out.note(more)
+
+
 def _run(args: argparse.Namespace, out: _Out) -> None:
     if args.cmd == "watch":
         _watch_changes(args, out)
@@ -278,22 +355,25 @@ def _run(args: argparse.Namespace, out: _Out) -> None:
     if args.cmd == "status":
         _status(args, out)
         return
+    if args.cmd in ("history", "diff", "rollback"):
+        _transactions(args, out)
+        return
     coll_name, key, what = KINDS[args.cmd]
     with Client(_config(args)) as nfo:
         coll = getattr(nfo, coll_name)
         if args.op == "list":
-            out.table(args.cmd, coll.list())
+            _list(args, coll, out)
         elif args.op == "show":
             e = coll.get(getattr(args, key))
             if e is None:
                 raise _Failed("refused", f"no {what} {getattr(args, key)!r}")
             out.entry(e)
         elif args.op == "add":
-            coll.add(_entries(coll.kind, args.file))
+            coll.add(_entries(coll.kind, args.file), comment=args.comment)
             out.note(f"added {what}s from {args.file}")
         elif args.op == "create":
             entries = _instances_from(args)
-            nfo.instances.add(entries)
+            nfo.instances.add(entries, comment=args.comment)
             names = [e["name"] for e in entries]
             out.note(f"created {', '.join(names)}")
             if args.wait:

@@ -1,6 +1,6 @@
 """The ``nfo`` commands that talk to a running server (``catalog``, ``vim``, ``instance``,
-``watch``, ``status``; docs/cli.md): what they accept, their exit codes, and the entry
-that runs them.
+``watch``, ``status``, ``history``, ``diff``, ``rollback``; docs/cli.md): what they accept,
+their exit codes, and the entry that runs them.
 
 Why apart from :mod:`nfo.cli.client_commands`: every ``nfo`` start builds the parser,
 ``nfo serve`` included; running a client command needs httpx and rich, which are
@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["COMMANDS", "EXIT", "KINDS", "add_remote_parsers", "run_remote"]
 
-COMMANDS = ("catalog", "vim", "instance", "watch", "status")
+COMMANDS = ("catalog", "vim", "instance", "watch", "status", "history", "diff", "rollback")
 """The commands this module runs (against a running server)."""
 
 EXIT = {"ok": 0, "refused": 1, "usage": 2, "unreachable": 3, "auth": 4, "failed": 5,
@@ -43,6 +43,30 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return int(text)
+
+
+def _number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (0 or more)")
+    return int(text)
+
+
+def _paging_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("paging, done by the server (docs/pagination.md)")
+    g.add_argument("--limit", type=_count, metavar="N", help="at most N entries")
+    g.add_argument("--offset", type=_number, metavar="N", help="skip the first N entries")
+    g.add_argument("--sort-by", metavar="NODE",
+                   help="sort on this descendant of the entries (name, state/oper-status)")
+    g.add_argument("--reverse", action="store_true",
+                   help="walk the entries backwards (descending with --sort-by)")
+    g.add_argument("--where", metavar="XPATH",
+                   help="only entries for which this XPath is true (descriptor = 'fw')")
+
+
 _OP_EXAMPLES = {
     ("catalog", "list"): "nfo catalog list --json",
     ("catalog", "show"): "nfo catalog show udp-echo",
@@ -50,7 +74,10 @@ _OP_EXAMPLES = {
     ("catalog", "delete"): "nfo catalog delete fw",
     ("vim", "list"): "nfo vim list", ("vim", "show"): "nfo vim show local --json",
     ("vim", "add"): "nfo vim add -f lab-vims.yaml", ("vim", "delete"): "nfo vim delete lab",
-    ("instance", "list"): "nfo instance list --json",
+    ("instance", "list"): "nfo instance list --json\n"
+                          "  nfo instance list --sort-by state/oper-status --limit 20 "
+                          "--offset 40\n  nfo instance list --where \"descriptor = 'fw'\" "
+                          "--reverse",
     ("instance", "show"): "nfo instance show echo-1",
     ("instance", "create"): "nfo instance create echo-1 --descriptor udp-echo "
                             "--param port=40001 --wait\n  nfo instance create -f many.yaml --wait",
@@ -79,6 +106,8 @@ def add_remote_parsers(sub: Any) -> None:
             o = _op_parser(ops, cmd, op, text)
             if op == "show":
                 o.add_argument(key, help=f"the {what}'s {key}")
+            else:
+                _paging_args(o)
             _connection_args(o)
         if cmd == "instance":
             c = _op_parser(ops, cmd, "create", "create NF instances",
@@ -92,12 +121,14 @@ def add_remote_parsers(sub: Any) -> None:
             c.add_argument("--disabled", action="store_true",
                            help="create it with admin-state disabled")
             c.add_argument("-f", "--file", type=Path, help="YAML or JSON file of instances")
+            _comment_arg(c)
             _wait_args(c)
             _connection_args(c)
         else:
             a = _op_parser(ops, cmd, "add", f"add {what}s from a YAML or JSON file")
             a.add_argument("-f", "--file", type=Path, required=True,
                            help=f"YAML or JSON file of {what}s")
+            _comment_arg(a)
             _connection_args(a)
         d = _op_parser(ops, cmd, "delete", f"delete a {what}")
         d.add_argument(key, help=f"the {what}'s {key}")
@@ -118,6 +149,42 @@ def add_remote_parsers(sub: Any) -> None:
                     r.add_argument("--vim", help="redeploy on this VIM")
                 _connection_args(r)
     _add_watch_status(sub)
+    _add_transactions(sub)
+
+
+def _comment_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--comment", metavar="TEXT",
+                   help="why: stored with the commit, shown by nfo history")
+
+
+def _add_transactions(sub: Any) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    h = sub.add_parser("history", help="the commits of the configuration, newest first",
+                       description="The commits of running, newest first: revision, time, "
+                       "user, comment, and how many changes each made.",
+                       epilog="examples:\n  nfo history\n  nfo history --limit 50 "
+                       "--before 120\n  nfo history --json", formatter_class=raw)
+    h.add_argument("--limit", type=_count, default=20, metavar="N",
+                   help="at most N commits (1..1000, default 20)")
+    h.add_argument("--before", type=_count, metavar="REV",
+                   help="only commits older than revision REV (the next page)")
+    _connection_args(h)
+    d = sub.add_parser("diff", help="the changes one commit made",
+                       description="The changes commit REVISION made to the configuration "
+                       "(nfo history lists the revisions); what you may not read is left "
+                       "out.", epilog="examples:\n  nfo diff 42\n  nfo diff 42 --json",
+                       formatter_class=raw)
+    d.add_argument("revision", type=_count, metavar="REVISION")
+    _connection_args(d)
+    r = sub.add_parser("rollback", help="make the configuration what it was after a commit",
+                       description="Make the configuration what it was right after commit "
+                       "REVISION, as a new commit (which can be rolled back in turn); "
+                       "prints its revision.",
+                       epilog="examples:\n  nfo rollback 41 --comment \"fw1 broke the lab\"\n"
+                       "  nfo history --limit 5 && nfo rollback 41", formatter_class=raw)
+    r.add_argument("revision", type=_number, metavar="REVISION")
+    _comment_arg(r)
+    _connection_args(r)
 
 
 def _add_watch_status(sub: Any) -> None:

@@ -11,6 +11,7 @@ comes out as dicts; failures raise :mod:`nfo.client.errors`.
 """
 
 from nfo.client.api import FINAL_STATES, AsyncClient, Client, reached
+from nfo.client.calls import Page
 from nfo.client.config import ClientConfig
 from nfo.client.errors import (
     AuthenticationFailed,
@@ -18,6 +19,7 @@ from nfo.client.errors import (
     Conflict,
     InvalidData,
     NotFound,
+    OutOfRange,
     RequestFailed,
     Unreachable,
     WaitFailed,
@@ -34,6 +36,8 @@ __all__ = [
     "Conflict",
     "InvalidData",
     "NotFound",
+    "OutOfRange",
+    "Page",
     "RequestFailed",
     "Unreachable",
     "WaitFailed",

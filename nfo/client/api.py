@@ -42,7 +42,7 @@ def _http_args(cfg: ClientConfig) -> dict[str, Any]:
 
 
 def _request_args(call: c.Call) -> dict[str, Any]:
-    args: dict[str, Any] = {"params": list(call.params)}
+    args: dict[str, Any] = {}
     if call.body is not None:
         args["content"] = json.dumps(call.body).encode()
         args["headers"] = {"Content-Type": call.content_type}
@@ -106,19 +106,33 @@ class Collection:
         self._do = do
         self.kind = kind
 
-    def list(self, *, bindings: bool = False) -> Any:
+    def list(self, *, limit: int | None = None, offset: int | None = None,
+             sort_by: str | None = None, direction: c.Direction | None = None,
+             where: str | None = None, bindings: bool = False) -> Any:
         """Every entry, configuration and state (an empty list when there are none), as
-        dicts, or with ``bindings`` as nfo.bindings objects (see :func:`c.as_bindings`)."""
-        return self._do(c.list_entries(self.kind, bindings=bindings))
+        dicts, or with ``bindings`` as nfo.bindings objects (see :func:`c.as_bindings`).
+
+        With any of the paging arguments, one page read on the server instead, as a
+        :class:`c.Page` (its ``entries`` and the count ``remaining`` after them):
+        ``where`` an XPath each entry must satisfy (``descriptor = 'fw'``), ``sort_by``
+        a descendant to sort on (``name``, ``state/oper-status``), ``direction``
+        ``"forwards"`` or ``"backwards"``, ``offset`` entries to skip (past the end:
+        :class:`OutOfRange`), ``limit`` entries at most (docs/pagination.md)."""
+        if (limit, offset, sort_by, direction, where) == (None,) * 5:
+            return self._do(c.list_entries(self.kind, bindings=bindings))
+        return self._do(c.list_page(self.kind, limit=limit, offset=offset, sort_by=sort_by,
+                                    direction=direction, where=where, bindings=bindings))
 
     def get(self, key: str, *, bindings: bool = False) -> Any:
         """One entry, or None."""
         return self._do(c.get_entry(self.kind, key, bindings=bindings))
 
-    def add(self, data: Any) -> Any:
+    def add(self, data: Any, *, comment: str | None = None) -> Any:
         """Create one or more entries (dicts or nfo.bindings objects) in one transaction;
-        refused whole if any exists."""
-        return self._do(c.create_entries(self.kind, c.entries_of(self.kind, data)))
+        refused whole if any exists.  ``comment`` goes with the commit into the
+        history."""
+        return self._do(c.create_entries(self.kind, c.entries_of(self.kind, data),
+                                         comment=comment))
 
     def update(self, key: str, changes: dict[str, Any]) -> Any:
         """Merge ``changes`` (members of the entry, e.g. ``{"admin-state": "disabled"}``)
@@ -167,6 +181,26 @@ class _Methods:
     def redeploy(self, name: str, vim: str | None = None) -> Any:
         return self._do(c.action(c.INSTANCES, name, "redeploy", {"vim": vim} if vim else None))
 
+    def history(self, limit: int = 20, before: int | None = None) -> Any:
+        """The commits of running, newest first (at most ``limit``; older than revision
+        ``before`` for the next page): dicts of ``revision`` (int), ``timestamp``,
+        ``user``, ``comment`` and ``changes`` (their count)."""
+        return self._do(c.history(limit=limit, before=before))
+
+    def diff(self, revision: int | None = None) -> Any:
+        """The changes commit ``revision`` made to running (``operation``, ``path``,
+        ``value``, ``previous-value``, ``data``, ``after``), or, without a revision,
+        the pending changes of the candidate: over plain RESTCONF (no login session)
+        the shared candidate datastore, everyone's."""
+        return self._do(c.diff(revision))
+
+    def rollback(self, revision: int, comment: str | None = None) -> Any:
+        """Make running what it was right after ``revision``, as a new commit with
+        ``comment``; returns its revision, or None when nothing changed.  A revision
+        the server no longer retains raises :class:`InvalidData` (app_tag
+        ``nfo-revision-not-retained``)."""
+        return self._do(c.rollback(revision, comment=comment))
+
 
 class Client(_Methods):
     """Synchronous client: ``with Client(url=..., user=..., password=...) as nfo: ...``
@@ -188,7 +222,7 @@ class Client(_Methods):
 
     def _do(self, call: c.Call) -> Any:
         with _transport_errors(self.config):
-            r = self._http.request(call.method, call.path, **_request_args(call))
+            r = self._http.request(call.method, call.target, **_request_args(call))
         return _answer(call, r)
 
     def wait(self, name: str, state: str = "running", *, timeout: float = 300.0,
@@ -265,7 +299,8 @@ class AsyncClient(_Methods):
     def _do(self, call: c.Call) -> Awaitable[Any]:
         async def run() -> Any:
             with _transport_errors(self.config):
-                r = await self._http.request(call.method, call.path, **_request_args(call))
+                r = await self._http.request(call.method, call.target,
+                                            **_request_args(call))
             return _answer(call, r)
         return run()
 

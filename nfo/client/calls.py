@@ -10,12 +10,12 @@ nfo.bindings objects; it comes out as dicts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 __all__ = [
     "CATALOG",
@@ -25,10 +25,16 @@ __all__ = [
     "USERS",
     "VIMS",
     "Call",
+    "Direction",
     "Kind",
+    "Page",
     "Resume",
     "SseParser",
+    "diff",
     "entries_of",
+    "history",
+    "list_page",
+    "rollback",
     "state_change",
 ]
 
@@ -49,8 +55,13 @@ class Kind:
     def path(self) -> str:
         return f"/restconf/data/{self.module}:{self.container}"
 
+    @property
+    def list_path(self) -> str:
+        """The list resource itself (what a paged read targets)."""
+        return f"{self.path}/{self.list}"
+
     def entry_path(self, key: str) -> str:
-        return f"{self.path}/{self.list}={quote(key, safe='')}"
+        return f"{self.list_path}={quote(key, safe='')}"
 
 
 CATALOG = Kind("nfo-catalog", "catalog", "nf-descriptor", "id")
@@ -70,6 +81,14 @@ class Call:
     missing_ok: bool = False
     """A 404 is an answer (the reader gets None), not an error."""
     content_type: str = JSON
+
+    @property
+    def target(self) -> str:
+        """The path with the query, percent-encoded as RESTCONF reads it (RFC 3986: a
+        space is ``%20``; ``+`` is not a space there, as form encoding would have it)."""
+        if not self.params:
+            return self.path
+        return f"{self.path}?{urlencode(self.params, quote_via=quote, safe='/:')}"
 
 
 def _unprefix(module: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +179,62 @@ def list_entries(kind: Kind, *, bindings: bool = False) -> Call:
     return Call("GET", kind.path, read=read, missing_ok=True)
 
 
+Direction = Literal["forwards", "backwards"]
+REMAINING = "ietf-list-pagination:remaining"
+
+
+@dataclass(frozen=True)
+class Page(Sequence[Any]):
+    """One page of a list read with paging (docs/pagination.md): its entries, in the
+    server's order, and how many entries of the (filtered) list come after them.  A
+    sequence of its entries, so it iterates, indexes and has a length like a list."""
+
+    entries: list[Any]
+    remaining: int
+    """Entries left out after this page (0: this is the last page)."""
+    offset: int = 0
+    """How many entries were skipped before it."""
+
+    @property
+    def next_offset(self) -> int | None:
+        """The ``offset`` of the next page; None after the last."""
+        return self.offset + len(self.entries) if self.remaining else None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.entries[i]
+
+
+def list_page(kind: Kind, *, limit: int | None = None, offset: int | None = None,
+              sort_by: str | None = None, direction: Direction | None = None,
+              where: str | None = None, bindings: bool = False) -> Call:
+    """A paged read of the list resource: the server filters (``where``, an XPath with
+    each entry as the context node), sorts (``sort_by``, a descendant such as ``name``
+    or ``state/oper-status``; ``direction``), skips ``offset`` entries and returns at
+    most ``limit``; the first entry's ``remaining`` annotation becomes
+    :attr:`Page.remaining`."""
+    params = tuple((name, str(value)) for name, value in (
+        ("where", where), ("sort-by", sort_by), ("direction", direction),
+        ("offset", offset), ("limit", limit)) if value is not None)
+    member = f"{kind.module}:{kind.list}"
+
+    def read(doc: Any) -> Page:
+        entries = [dict(e) for e in (doc or {}).get(member, [])]
+        remaining = 0
+        if entries:
+            note = entries[0].pop("@", None) or {}
+            remaining = int(note.get(REMAINING, 0))
+        if bindings:
+            entries = [as_bindings(kind, e) for e in entries]
+        return Page(entries, remaining, offset or 0)
+    return Call("GET", kind.list_path, params=params, read=read, missing_ok=True)
+
+
 def get_entry(kind: Kind, key: str, *, bindings: bool = False) -> Call:
     read: Callable[[Any], Any] = _one(kind)
     if bindings:
@@ -170,14 +245,19 @@ def get_entry(kind: Kind, key: str, *, bindings: bool = False) -> Call:
     return Call("GET", kind.entry_path(key), read=read, missing_ok=True)
 
 
-def create_entries(kind: Kind, entries: list[dict[str, Any]]) -> Call:
+def create_entries(kind: Kind, entries: list[dict[str, Any]], *,
+                   comment: str | None = None) -> Call:
     """Every entry in one YANG Patch of ``create`` edits: one transaction, refused whole
-    (data-exists) if any of them exists."""
+    (data-exists) if any of them exists; ``comment`` is the patch's, which the commit's
+    history entry shows."""
     edits = [{"edit-id": str(n), "operation": "create",
               "target": f"/{kind.list}={quote(str(e.get(kind.key, '')), safe='')}",
               "value": {f"{kind.module}:{kind.list}": [e]}}
              for n, e in enumerate(entries, 1)]
-    body = {"ietf-yang-patch:yang-patch": {"patch-id": f"create-{kind.list}", "edit": edits}}
+    patch: dict[str, Any] = {"patch-id": f"create-{kind.list}", "edit": edits}
+    if comment is not None:
+        patch["comment"] = comment
+    body = {"ietf-yang-patch:yang-patch": patch}
     return Call("PATCH", kind.path, body=body, content_type=PATCH_JSON)
 
 
@@ -197,6 +277,69 @@ def action(kind: Kind, key: str, name: str, inputs: dict[str, Any] | None = None
     def read(doc: Any) -> dict[str, Any]:
         return dict((doc or {}).get(f"{kind.module}:output", {}))
     return Call("POST", f"{kind.entry_path(key)}/{name}", body=body, read=read)
+
+
+# -- transactions (yang/nfo-transactions.yang, docs/transactions.md) --------------------
+
+TRANSACTIONS = "nfo-transactions"
+
+
+def _rpc(name: str, inputs: dict[str, Any], read: Callable[[Any], Any]) -> Call:
+    """An operation of nfo-transactions; ``read`` gets its output (``{}`` when the
+    server answered 204, no output)."""
+    def read_output(doc: Any) -> Any:
+        return read((doc or {}).get(f"{TRANSACTIONS}:output", {}))
+    return Call("POST", f"/restconf/operations/{TRANSACTIONS}:{name}",
+                body={f"{TRANSACTIONS}:input": inputs}, read=read_output)
+
+
+def _revision(value: Any) -> int | None:
+    """A revision-number as the client gives it: an int (RFC 7951 prints the YANG
+    uint64 as a string)."""
+    return None if value is None else int(value)
+
+
+def history(*, limit: int = 20, before: int | None = None) -> Call:
+    """The commits of running, newest first: at most ``limit`` (1..1000), older than
+    revision ``before`` (the next page) when given.  Each a dict: ``revision`` (int),
+    ``timestamp``, ``user``, ``comment``, ``changes`` (absent when the state before it
+    is no longer retained)."""
+    inputs: dict[str, Any] = {"limit": limit}
+    if before is not None:
+        inputs["before"] = str(before)
+
+    def read(out: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**c, "revision": _revision(c.get("revision"))}
+                for c in out.get("commit", [])]
+    return _rpc("history", inputs, read)
+
+
+def diff(revision: int | None = None) -> Call:
+    """The changes of commit ``revision`` of running, or (None) the pending changes of
+    the caller's candidate.  Each a dict: ``operation``, ``path``, ``value``,
+    ``previous-value``, ``data`` (a created or deleted subtree, decoded from the RFC
+    7951 JSON the server sends as a string), ``after`` (a move)."""
+    inputs = {} if revision is None else {"revision": str(revision)}
+
+    def read(out: dict[str, Any]) -> list[dict[str, Any]]:
+        changes = [dict(ch) for ch in out.get("change", [])]
+        for ch in changes:
+            if isinstance(ch.get("data"), str):
+                ch["data"] = json.loads(ch["data"])
+        return changes
+    return _rpc("diff", inputs, read)
+
+
+def rollback(revision: int, *, comment: str | None = None) -> Call:
+    """Make running what it was right after ``revision`` (0: empty), as a new commit;
+    the result is that commit's revision, None when running already was that."""
+    inputs: dict[str, Any] = {"revision": str(revision)}
+    if comment is not None:
+        inputs["comment"] = comment
+
+    def read(out: dict[str, Any]) -> int | None:
+        return _revision(out.get("revision"))
+    return _rpc("rollback", inputs, read)
 
 
 # -- the state-change stream ------------------------------------------------------------

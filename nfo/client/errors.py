@@ -18,6 +18,7 @@ __all__ = [
     "Conflict",
     "InvalidData",
     "NotFound",
+    "OutOfRange",
     "RequestFailed",
     "Unreachable",
     "WaitFailed",
@@ -70,6 +71,11 @@ class InvalidData(RequestFailed):
     """400: the request or its data is invalid (the server's validation said why)."""
 
 
+class OutOfRange(InvalidData):
+    """416: a page's ``offset`` is past the end of the list (invalid-value, app-tag
+    ``ietf-list-pagination:offset-out-of-range``)."""
+
+
 class WaitTimeout(ClientError):
     """A wait ran out of time; ``last`` is the instance as last seen (None if gone)."""
 
@@ -89,7 +95,7 @@ class WaitFailed(ClientError):
 
 _BY_STATUS: dict[int, type[RequestFailed]] = {
     400: InvalidData, 401: AuthenticationFailed, 404: NotFound, 409: Conflict,
-    429: AuthenticationFailed,
+    416: OutOfRange, 429: AuthenticationFailed,
 }
 
 

@@ -17,7 +17,8 @@ def test_bash_completes_commands_actions_and_options() -> None:
     probe = script + "\n" + "\n".join(
         f'COMP_WORDS=({line}); COMP_CWORD={n}; _nfo; echo "{line}|${{COMPREPLY[*]}}"'
         for line, n in (("nfo ins", 1), ("nfo instance c", 2), ("nfo instance create x --wa", 4),
-                        ("nfo vim ''", 2), ("nfo watch --js", 2)))
+                        ("nfo vim ''", 2), ("nfo watch --js", 2), ("nfo hi", 1),
+                        ("nfo rollback 4 --co", 3), ("nfo instance list --so", 3)))
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
     got = dict(line.split("|", 1) for line in out.stdout.splitlines())
     assert got["nfo ins"] == "instance"
@@ -25,6 +26,9 @@ def test_bash_completes_commands_actions_and_options() -> None:
     assert got["nfo instance create x --wa"] == "--wait"
     assert set(got["nfo vim ''"].split()) >= {"add", "delete", "list", "show"}
     assert got["nfo watch --js"] == "--json"
+    assert got["nfo hi"] == "history"
+    assert got["nfo rollback 4 --co"] == "--comment"
+    assert got["nfo instance list --so"] == "--sort-by"
 
 
 def test_every_command_has_help_with_an_example() -> None:
@@ -33,7 +37,9 @@ def test_every_command_has_help_with_an_example() -> None:
         out = subprocess.run([sys.executable, "-m", "nfo", cmd, op, "--help"],
                              capture_output=True, text=True, check=True).stdout
         assert "example:" in out and f"nfo {cmd} {op}" in out, (cmd, op)
-    for cmd in ("watch", "status"):
+    for cmd in ("watch", "status", "history", "diff", "rollback"):
         out = subprocess.run([sys.executable, "-m", "nfo", cmd, "--help"],
                              capture_output=True, text=True, check=True).stdout
         assert "--json" in out and "--url" in out
+        if cmd not in ("status", "watch"):
+            assert "examples:" in out and f"nfo {cmd} " in out, cmd

@@ -68,3 +68,59 @@ def test_bindings_fall_back_to_a_dict_with_a_warning() -> None:
     other = {"name": "b", "type": "acme-vim:cloud"}
     with pytest.warns(UserWarning, match="'b' does not fit nfo.bindings"):
         assert c.as_bindings(c.VIMS, other) is other
+
+
+def test_a_paged_list_is_a_query_on_the_list_resource_percent_encoded() -> None:
+    call = c.list_page(c.INSTANCES, limit=2, offset=4, sort_by="state/oper-status",
+                       direction="backwards", where="descriptor = 'fw' and name != 'a+b'")
+    assert (call.method, call.path) == ("GET", "/restconf/data/nfo-instances:nf-instances/"
+                                               "nf-instance")
+    assert call.target == (
+        "/restconf/data/nfo-instances:nf-instances/nf-instance?where=descriptor%20%3D%20"
+        "%27fw%27%20and%20name%20%21%3D%20%27a%2Bb%27&sort-by=state/oper-status"
+        "&direction=backwards&offset=4&limit=2")
+    assert c.list_page(c.VIMS, limit=1).params == (("limit", "1"),)
+    assert c.list_entries(c.VIMS).target == "/restconf/data/nfo-vim:vims"
+
+
+def test_a_page_reads_the_remaining_annotation_off_its_first_entry() -> None:
+    read = c.list_page(c.VIMS, limit=2, offset=3).read
+    page = read({"nfo-vim:vim": [
+        {"@": {"ietf-list-pagination:remaining": 5, "ietf-list-pagination:locale": "C.UTF-8"},
+         "name": "a"}, {"name": "b"}]})
+    assert isinstance(page, c.Page)
+    assert (page.entries, page.remaining, page.offset) == ([{"name": "a"}, {"name": "b"}], 5, 3)
+    assert list(page) == page.entries and len(page) == 2 and page[1] == {"name": "b"}
+    assert page.next_offset == 5
+    last = read({"nfo-vim:vim": [{"name": "z"}]})
+    assert (last.remaining, last.next_offset) == (0, None)
+    assert read({"nfo-vim:vim": []}).entries == [] and read(None).remaining == 0
+
+
+def test_history_diff_and_rollback_are_nfo_transactions_operations() -> None:
+    h = c.history(limit=5, before=40)
+    assert (h.method, h.path) == ("POST", "/restconf/operations/nfo-transactions:history")
+    assert h.body == {"nfo-transactions:input": {"limit": 5, "before": "40"}}
+    assert h.read({"nfo-transactions:output": {"commit": [
+        {"revision": "39", "user": "admin", "comment": "add fw", "changes": 2}]}}) == [
+        {"revision": 39, "user": "admin", "comment": "add fw", "changes": 2}]
+    assert h.read(None) == []                                   # 204: no commits
+    assert c.diff().body == {"nfo-transactions:input": {}}      # the candidate
+    d = c.diff(7)
+    assert d.body == {"nfo-transactions:input": {"revision": "7"}}
+    assert d.read({"nfo-transactions:output": {"change": [
+        {"operation": "create", "path": "/m:a[k='1']", "data": '{"m:a": [{"k": "1"}]}'},
+        {"operation": "modify", "path": "/m:b", "value": "2", "previous-value": "1"}]}}) == [
+        {"operation": "create", "path": "/m:a[k='1']", "data": {"m:a": [{"k": "1"}]}},
+        {"operation": "modify", "path": "/m:b", "value": "2", "previous-value": "1"}]
+    r = c.rollback(6, comment="undo")
+    assert r.body == {"nfo-transactions:input": {"revision": "6", "comment": "undo"}}
+    assert r.read({"nfo-transactions:output": {"revision": "9"}}) == 9
+    assert r.read(None) is None                                 # nothing changed
+
+
+def test_a_comment_goes_into_the_yang_patch() -> None:
+    body = c.create_entries(c.VIMS, [{"name": "a"}], comment="lab VIM").body
+    assert body["ietf-yang-patch:yang-patch"]["comment"] == "lab VIM"
+    assert "comment" not in c.create_entries(c.VIMS, [{"name": "a"}]).body[
+        "ietf-yang-patch:yang-patch"]

@@ -1,0 +1,23 @@
+"""Test helper: make a server's commit log forget a revision, as it does in production
+once enough has been committed after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nfo.client import Client, InvalidData
+
+
+def compact_past(nfo: Client, revision: int) -> InvalidData:
+    """Commit catalog entries in batches of over 1 MiB until ``revision`` is no longer
+    retained: each such commit makes the server write a snapshot, it keeps three and the
+    commits after the oldest of them.  Returns the server's refusal of a diff of it."""
+    text = "x" * 4000
+    for batch in range(6):
+        nfo.catalog.add([{"id": f"big-{batch}-{n}", "description": text,
+                          "vim-types": ["nfo-vim:sim"]} for n in range(300)])
+        try:
+            nfo.diff(revision)
+        except InvalidData as e:
+            return e
+    pytest.fail(f"revision {revision} is still retained")
