@@ -83,7 +83,8 @@ async def test_commit_history_diff_rollback_over_netconf(env: Env) -> None:
         out["comments"] = texts(hist, "comment")
         out["diff"] = texts(call(m, "diff", f"<revision>{out['rev'][0]}</revision>"),
                             "operation")
-        out["back"] = texts(call(m, "rollback", "<revision>0</revision>"), "revision")
+        before = int(out["rev"][0]) - 1  # (revision 0 had no accounts: refused)
+        out["back"] = texts(call(m, "rollback", f"<revision>{before}</revision>"), "revision")
         out["after"] = m.get_config("running", filter=(
             "subtree", '<top xmlns="urn:nfo:test"/>')).xml
         return out
@@ -95,7 +96,7 @@ async def test_commit_history_diff_rollback_over_netconf(env: Env) -> None:
     assert out["diff"] == ["create"]
     assert int(out["back"][0]) == rev + 1
     assert "<item>" not in out["after"]
-    assert env.ds.history("running", 1)[0].label == "rollback to 0"
+    assert env.ds.history("running", 1)[0].label == f"rollback to {rev - 1}"
 
 
 async def test_bad_input_is_a_protocol_error(env: Env) -> None:

@@ -220,3 +220,19 @@ async def test_logout_closes_the_datastore_session(web: httpx.AsyncClient,
     assert len(ds._sessions) == before + 1
     await web.post("/ui/logout", headers={**cookie(token), "X-CSRF-Token": csrf})
     assert len(ds._sessions) == before
+
+
+async def test_a_rollback_that_would_lock_everyone_out_is_refused(
+        web: httpx.AsyncClient, ds: Datastore) -> None:
+    token, csrf = await login(web)
+    headers = {**cookie(token), "X-CSRF-Token": csrf, "Content-Type": JSON}
+    last = ds.history("running", 1)[0].revision
+    r = await web.post("/restconf/operations/nfo-transactions:rollback",
+                       json={"nfo-transactions:input": {"revision": "0"}}, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["ietf-restconf:errors"]["error"][0]["error-app-tag"] == "nfo-would-lock-out"
+    assert ds.history("running", 1)[0].revision == last  # nothing committed
+    r = await web.post("/restconf/operations/nfo-transactions:rollback",
+                       json={"nfo-transactions:input": {"revision": str(last)}},
+                       headers=headers)
+    assert r.status_code in (200, 204), r.text  # a revision with the accounts is fine

@@ -325,3 +325,20 @@ def test_what_forms_cannot_draw_gets_a_json_editor(page: Page, client: httpx.Cli
     page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:blob")
     expect(page.get_by_label("JSON of blob")).to_be_visible()
     no_violations(page)
+
+
+def test_a_field_whose_when_is_false_is_hidden(page: Page, client: httpx.Client) -> None:
+    write(client, "PUT", "nfo-uitest:servers", SERVERS)
+    write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
+        {"id": "l3", "server": "alpha", "transport": "nfo-uitest-ids:tcp"}]}})
+    log_in(page)
+    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l3")
+    form = page.get_by_role("form", name="link fields")
+    expect(form.get_by_label("transport")).to_be_visible()
+    expect(form.get_by_label("fast")).to_have_count(0)  # when "../transport = 'uit:sctp-fast'"
+    page.get_by_role("button", name="Edit in candidate").click()
+    form.get_by_label("transport").select_option("nfo-uitest:sctp-fast")
+    form.get_by_role("button", name="Save to candidate").click()
+    expect(form.get_by_label("fast")).to_be_visible()
+    page.get_by_role("button", name="View running and state").click()
+    expect(form.get_by_label("fast")).to_have_count(0)  # running still has tcp

@@ -48,14 +48,16 @@ async function fetchOr404(url) {
   }
 }
 
-function useAccess(paths) {
+// What the user may do with each path, and whether each field's `when` holds on the
+// data shown (the user's candidate while editing); asked again after every save.
+function useAccess(paths, datastore, version) {
   const [verdicts, setVerdicts] = useState({});
   const key = paths.join("\n");
   useEffect(() => {
     if (!paths.length) return undefined;
     let live = true;
-    post("/restconf/ui/access", { paths }, { accept: "application/json",
-                                             contentType: "application/json" })
+    post(`/restconf/ui/access?datastore=${datastore}`, { paths },
+         { accept: "application/json", contentType: "application/json" })
       .then((doc) => {
         if (!live) return;
         const out = {};
@@ -63,7 +65,7 @@ function useAccess(paths) {
         setVerdicts(out);
       }, () => {});
     return () => { live = false; };
-  }, [key]);
+  }, [key, datastore, version]);
   return verdicts;
 }
 
@@ -160,14 +162,14 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
   const keyNames = new Set(node.kind === "list" ? node.keys : []);
   const choices = (node.children || []).filter((c) => c.kind === "choice");
   const writable = editing && mayEdit(access, steps, obj);
-  const field = (c) => html`
+  const field = (c) => ((access[leafPath(steps, c)] || {}).when === false ? null : html`
     <${Field} node=${c} id=${idOf(`${base}/${c.name}`)} value=${valueOf(c)}
       readOnly=${!writable || keyNames.has(c.name) || c.config === false
         || !mayWrite(access[leafPath(steps, c)], obj && obj[memberName(c)] !== undefined)}
       error=${errorFor(c)}
       valuesPath=${leafPath(steps, c)}
       valuesFrom=${editing ? "candidate" : undefined} context=${obj}
-      onChange=${(v) => setDraft({ ...draft, [c.name]: v })} />`;
+      onChange=${(v) => setDraft({ ...draft, [c.name]: v })} />`);
   const direct = (node.children || []).filter((c) => (c.kind === "leaf" || c.kind === "leaf-list")
     && (editing ? c.config !== false : true));
   return html`
@@ -447,7 +449,8 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const last = steps && steps.length ? steps[steps.length - 1] : null;
   const isList = last && last.node.kind === "list" && !last.keys;
   const isOp = last && (last.node.kind === "rpc" || last.node.kind === "action");
-  const access = useAccess(last && !isOp && !isList ? accessPaths(steps) : []);
+  const access = useAccess(last && !isOp && !isList ? accessPaths(steps) : [],
+                           editing ? "candidate" : "running", tick);
   useEffect(() => { setObj(undefined); }, [text, editing]);  // not on a reload after a save
   useEffect(() => {
     if (!last || isList || isOp || last.node.kind === "leaf" || last.node.kind === "leaf-list") return;
