@@ -69,10 +69,10 @@ class TransactionRpcs:
     def __init__(self, ds: Datastore) -> None:
         self._ds = ds
         self._handlers: dict[str, RpcHandler] = {
-            f"/{MODULE}:commit": self._commit,
-            f"/{MODULE}:cancel-commit": self._cancel_commit,
+            f"/{MODULE}:commit-changes": self._commit,
+            f"/{MODULE}:cancel-confirmed-commit": self._cancel_commit,
             f"/{MODULE}:discard": self._discard,
-            f"/{MODULE}:validate": self._validate,
+            f"/{MODULE}:validate-changes": self._validate,
             f"/{MODULE}:diff": self._diff,
             f"/{MODULE}:history": self._history,
             f"/{MODULE}:rollback": self._rollback,

@@ -343,10 +343,10 @@ async def test_rpcs_commit_history_diff_rollback(ds: Datastore) -> None:
     try:
         a = private(ds)
         await a.edit("candidate", add("x"), "json")
-        dry = await call(a, "commit", **{"dry-run": [None], "comment": "ignored"})
+        dry = await call(a, "commit-changes", **{"dry-run": [None], "comment": "ignored"})
         assert [c["operation"] for c in dry["change"]] == ["create"]
         assert "revision" not in dry
-        out = await call(a, "commit", comment="first")
+        out = await call(a, "commit-changes", comment="first")
         rev = int(out["revision"])
         assert rev == ds.info("running").revision
         hist = await call(a, "history", limit=5)
@@ -360,7 +360,7 @@ async def test_rpcs_commit_history_diff_rollback(ds: Datastore) -> None:
         assert await call(a, "diff") == {}
         await a.edit("candidate", add("y"), "json")
         assert len((await call(a, "diff"))["change"]) == 1
-        await call(a, "validate")
+        await call(a, "validate-changes")
         await call(a, "discard")
         assert not a.candidate.dirty
         with pytest.raises(NfoError) as ei:
@@ -401,7 +401,7 @@ async def test_read_only_users_cannot_commit_or_roll_back_and_see_no_hidden_valu
             "name": "root", "password": "scrypt$16384$8$1$c2FsdA==$aGFzaA=="}]}}), "json")
         pw_rev = ds.info("running").revision
         reader = ds.session("randy", private_candidate=True)  # no group: read-only
-        for name, body in (("commit", {}), ("rollback", {"revision": str(rev)})):
+        for name, body in (("commit-changes", {}), ("rollback", {"revision": str(rev)})):
             with pytest.raises(AccessDenied):
                 await call(reader, name, **body)
         with pytest.raises(AccessDenied):
@@ -418,8 +418,8 @@ async def test_read_only_users_cannot_commit_or_roll_back_and_see_no_hidden_valu
         assert "scrypt" not in seen and "aGFzaA" not in seen
         assert "secret-2" in json.dumps(await call(root, "diff", revision=str(rev + 1)))
         await root.edit("candidate", top(name="secret-3"), "json")
-        assert "secret-3" in json.dumps(await call(root, "commit", **{"dry-run": [None]}))
-        assert "revision" in await call(root, "commit", comment="by root")
+        assert "secret-3" in json.dumps(await call(root, "commit-changes", **{"dry-run": [None]}))
+        assert "revision" in await call(root, "commit-changes", comment="by root")
         for s in (reader, olga, root, base):
             await s.close()
     finally:

@@ -76,8 +76,8 @@ async def test_commit_history_diff_rollback_over_netconf(env: Env) -> None:
         out: dict[str, Any] = {}
         m.edit_config(target="candidate", config=item("a"))
         out["pending"] = texts(call(m, "diff"), "path")
-        out["dry"] = texts(call(m, "commit", "<dry-run/>"), "path")
-        out["rev"] = texts(call(m, "commit", "<comment>first &amp; only</comment>"),
+        out["dry"] = texts(call(m, "commit-changes", "<dry-run/>"), "path")
+        out["rev"] = texts(call(m, "commit-changes", "<comment>first &amp; only</comment>"),
                            "revision")
         hist = call(m, "history", "<limit>3</limit>")
         out["comments"] = texts(hist, "comment")
@@ -106,7 +106,7 @@ async def test_bad_input_is_a_protocol_error(env: Env) -> None:
                            ("rollback", "<revision>99999</revision>"),
                            ("history", "<limit>0</limit>"),
                            ("diff", "<revision>99999</revision>"),
-                           ("commit", "<nonsense/>")):
+                           ("commit-changes", "<nonsense/>")):
             try:
                 call(m, name, body)
             except RPCError as e:
@@ -129,7 +129,7 @@ async def test_a_reader_cannot_commit_or_roll_back_over_netconf(env: Env) -> Non
 
     def attempt(m: Any) -> list[str]:
         tags = []
-        for name, body in (("commit", ""), ("rollback", "<revision>0</revision>")):
+        for name, body in (("commit-changes", ""), ("rollback", "<revision>0</revision>")):
             try:
                 call(m, name, body)
                 tags.append("accepted")

@@ -205,7 +205,7 @@ async def test_each_login_edits_its_own_private_candidate(
     assert (await web.get(cand, headers=cookie(two))).status_code == 404  # not theirs
     basic = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
     assert (await web.get(cand, headers={"Authorization": basic})).status_code == 404
-    r = await web.post("/restconf/operations/nfo-transactions:commit",
+    r = await web.post("/restconf/operations/nfo-transactions:commit-changes",
                        json={"nfo-transactions:input": {"comment": "first VIM"}},
                        headers={**cookie(one), "X-CSRF-Token": csrf1, "Content-Type": JSON})
     assert r.status_code == 200, r.text

@@ -103,16 +103,16 @@ async def test_private_candidates_over_restconf(ui: UI) -> None:
         r = await op(alice, "diff")
         assert [c["path"] for c in r.json()["nfo-transactions:output"]["change"]] == [
             "/nfo-test:top/item[name='a1']"]
-        r = await op(alice, "commit", comment="alice adds a1")
+        r = await op(alice, "commit-changes", comment="alice adds a1")
         assert r.status_code == 200, r.text
         rev = int(r.json()["nfo-transactions:output"]["revision"])
         assert await names(bob, CAND) == ["a1", "b1"]  # running plus bob's own edit
-        r = await op(bob, "commit", **{"dry-run": [None]})
+        r = await op(bob, "commit-changes", **{"dry-run": [None]})
         assert [(c["operation"], c["path"]) for c in
                 r.json()["nfo-transactions:output"]["change"]] == [
             ("create", "/nfo-test:top/item[name='b1']")]
         assert ui.ds.info("running").revision == rev  # a dry run stores nothing
-        r = await op(bob, "commit", comment="bob adds b1")
+        r = await op(bob, "commit-changes", comment="bob adds b1")
         assert r.status_code == 200, r.text
         assert await names(ui.plain, RUN) == ["a1", "b1"]
 
@@ -133,8 +133,8 @@ async def test_rebase_conflict_over_restconf(ui: UI) -> None:
             r = await c.post(f"{CAND}/nfo-test:top", json=item("x"),
                              headers={"Content-Type": JSON})
             assert r.status_code == 201, r.text
-        assert (await op(bob, "commit")).status_code == 200
-        r = await op(alice, "commit", comment="too late")
+        assert (await op(bob, "commit-changes")).status_code == 200
+        r = await op(alice, "commit-changes", comment="too late")
         assert r.status_code == 409, r.text
         err = r.json()["ietf-restconf:errors"]["error"][0]
         assert err["error-tag"] == "data-exists"
@@ -153,13 +153,13 @@ async def test_plain_requests_use_the_shared_candidate(ui: UI) -> None:
     assert await names(ui.plain, CAND) == ["s"]
     async with ui.ui("alice") as alice:
         assert await names(alice, CAND) == []  # her own candidate is running
-    r = await op(ui.plain, "commit", comment="shared")
+    r = await op(ui.plain, "commit-changes", comment="shared")
     assert r.status_code == 200, r.text
     assert await names(ui.plain, RUN) == ["s"]
     # the shared candidate's lock is respected
     holder = ui.ds.internal_session("holder")
     holder.lock("candidate")
-    r = await op(ui.plain, "commit")
+    r = await op(ui.plain, "commit-changes")
     assert r.status_code == 409 and "locked" in r.text
     await holder.close()
 
@@ -168,10 +168,12 @@ async def test_rollback_and_validate_over_restconf(ui: UI) -> None:
     async with ui.ui("alice") as alice:
         await alice.post(f"{CAND}/nfo-test:top", json=item("a"),
                          headers={"Content-Type": JSON})
-        first = int((await op(alice, "commit")).json()["nfo-transactions:output"]["revision"])
+        out = (await op(alice, "commit-changes")).json()["nfo-transactions:output"]
+        first = int(out["revision"])
         await alice.post(f"{CAND}/nfo-test:top", json=item("b"),
                          headers={"Content-Type": JSON})
-        second = int((await op(alice, "commit")).json()["nfo-transactions:output"]["revision"])
+        out = (await op(alice, "commit-changes")).json()["nfo-transactions:output"]
+        second = int(out["revision"])
         r = await op(alice, "rollback", revision=str(first), comment="undo b")
         assert r.status_code == 200, r.text
         assert await names(alice, RUN) == ["a"]
@@ -183,7 +185,7 @@ async def test_rollback_and_validate_over_restconf(ui: UI) -> None:
         r = await alice.put(f"{CAND}/nfo-test:top/item=c", json=item("c", ref="nowhere"),
                             headers={"Content-Type": JSON})
         assert r.status_code >= 400  # an edit is validated as it is made
-        assert (await op(alice, "validate")).status_code == 204
+        assert (await op(alice, "validate-changes")).status_code == 204
         r = await alice.post(f"{OPS}:diff", content="{not json",
                              headers={"Content-Type": JSON})
         assert r.status_code == 400
@@ -192,8 +194,8 @@ async def test_rollback_and_validate_over_restconf(ui: UI) -> None:
 async def test_operations_are_listed(ui: UI) -> None:
     r = await ui.plain.get("/restconf/operations")
     listed = r.json()["ietf-restconf:operations"]
-    for name in ("commit", "cancel-commit", "discard", "validate", "diff", "history",
-                 "rollback"):
+    for name in ("commit-changes", "cancel-confirmed-commit", "discard", "validate-changes",
+                 "diff", "history", "rollback"):
         assert f"nfo-transactions:{name}" in listed
 
 
@@ -210,8 +212,8 @@ async def test_access_rules_over_restconf(ds: Datastore, serve: Serve) -> None:
                 "Accept": JSON, "X-Test-Session": "randy"}) as randy, httpx.AsyncClient(
                 base_url=base, timeout=10, headers={
                     "Accept": JSON, "X-Test-Session": "root"}) as root:
-            for name, body in (("commit", {}), ("rollback", {"revision": "1"}),
-                               ("cancel-commit", {})):
+            for name, body in (("commit-changes", {}), ("rollback", {"revision": "1"}),
+                               ("cancel-confirmed-commit", {})):
                 r = await op(randy, name, **body)
                 assert r.status_code == 403, (name, r.text)
             # the admin's diff of the commit that created the accounts shows no hash
@@ -235,24 +237,24 @@ async def test_confirmed_commit_from_a_plain_request_needs_persist(ui: UI) -> No
     r = await ui.plain.post(f"{CAND}/nfo-test:top", json=item("c"),
                             headers={"Content-Type": JSON})
     assert r.status_code == 201, r.text
-    r = await op(ui.plain, "commit", confirmed=[None])
+    r = await op(ui.plain, "commit-changes", confirmed=[None])
     assert r.status_code == 400 and "needs persist" in r.text, r.text
-    r = await op(ui.plain, "commit", confirmed=[None], persist="p1", **{
+    r = await op(ui.plain, "commit-changes", confirmed=[None], persist="p1", **{
         "confirm-timeout": 60})
     assert r.status_code == 200, r.text
     assert await names(ui.plain, RUN) == ["c"]  # it outlived its request
-    r = await op(ui.plain, "commit", **{"persist-id": "p1"})  # the confirming commit
+    r = await op(ui.plain, "commit-changes", **{"persist-id": "p1"})  # the confirming commit
     assert r.status_code == 204, r.text  # nothing new to commit: no revision
-    r = await op(ui.plain, "cancel-commit", **{"persist-id": "p1"})
+    r = await op(ui.plain, "cancel-confirmed-commit", **{"persist-id": "p1"})
     assert r.status_code == 400  # nothing pending any more
     assert await names(ui.plain, RUN) == ["c"]
     # a UI session's non-persistent confirmed commit lives as long as that session
     async with ui.ui("alice") as alice:
         await alice.post(f"{CAND}/nfo-test:top", json=item("d"),
                          headers={"Content-Type": JSON})
-        r = await op(alice, "commit", confirmed=[None])
+        r = await op(alice, "commit-changes", confirmed=[None])
         assert r.status_code == 200, r.text
         assert await names(alice, RUN) == ["c", "d"]
-        r = await op(alice, "cancel-commit")
+        r = await op(alice, "cancel-confirmed-commit")
         assert r.status_code == 204, r.text
         assert await names(alice, RUN) == ["c"]

@@ -57,7 +57,7 @@ export function ChangesView({ onChanged = () => {} }) {
     }
     act(confirmed ? "Committed: confirm it before the timeout, or it is rolled back."
       : "Committed.", async () => {
-      const out = await rpc("commit", input);
+      const out = await rpc("commit-changes", input);
       setPending(confirmed);
       setDry(null);
       form.comment.value = "";
@@ -70,17 +70,17 @@ export function ChangesView({ onChanged = () => {} }) {
     ${pending && html`<div class="card" role="region" aria-label="Confirmed commit">
       <p>A confirmed commit is waiting for confirmation.</p>
       <button type="button" onClick=${() => act("Confirmed.", async () => {
-        await rpc("commit"); setPending(false); })}>Confirm commit</button>
+        await rpc("commit-changes"); setPending(false); })}>Confirm commit</button>
       <button type="button" onClick=${() => act("Cancelled: running is back as it was.",
-        async () => { await rpc("cancel-commit"); setPending(false); })}>Cancel commit</button>
+        async () => { await rpc("cancel-confirmed-commit"); setPending(false); })}>Cancel commit</button>
     </div>`}
     ${changes === undefined ? html`<p>Loading…</p>`
       : html`<${Diff} changes=${changes} label="Pending changes in your candidate" />`}
     <div class="toolbar">
-      <button type="button" onClick=${() => act("The candidate is valid.", () => rpc("validate"))}>
+      <button type="button" onClick=${() => act("The candidate is valid.", () => rpc("validate-changes"))}>
         Validate</button>
       <button type="button" onClick=${() => act("Dry run done: nothing was committed.",
-        async () => setDry((await rpc("commit", { "dry-run": [null] })).change || []))}>
+        async () => setDry((await rpc("commit-changes", { "dry-run": [null] })).change || []))}>
         Dry run</button>
       <button type="button" class="danger" disabled=${!changes || !changes.length}
         onClick=${() => act("Discarded.", () => rpc("discard"))}>Discard</button>
