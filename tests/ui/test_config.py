@@ -342,3 +342,24 @@ def test_a_field_whose_when_is_false_is_hidden(page: Page, client: httpx.Client)
     expect(form.get_by_label("fast")).to_be_visible()
     page.get_by_role("button", name="View running and state").click()
     expect(form.get_by_label("fast")).to_have_count(0)  # running still has tcp
+
+
+def test_a_presence_container_is_created_and_deleted(page: Page, client: httpx.Client) -> None:
+    write(client, "PUT", "nfo-uitest:servers", SERVERS)
+    write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
+        {"id": "l5", "server": "alpha"}]}})
+    log_in(page)
+    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l5/tunnel")
+    page.get_by_role("button", name="Edit in candidate").click()
+    page.get_by_role("button", name="Create tunnel").click()
+    expect(page.get_by_role("button", name="Delete tunnel")).to_be_visible()
+    commit(page, "a tunnel")
+    link = read(client, "nfo-uitest:links/link=l5")["nfo-uitest:link"][0]  # type: ignore[index]
+    assert "tunnel" in link
+    page.go_back()
+    page.get_by_role("button", name="Edit in candidate").click()
+    page.get_by_role("button", name="Delete tunnel").click()
+    expect(page.get_by_role("button", name="Create tunnel")).to_be_visible()
+    commit(page)
+    link = read(client, "nfo-uitest:links/link=l5")["nfo-uitest:link"][0]  # type: ignore[index]
+    assert "tunnel" not in link

@@ -359,6 +359,27 @@ function NewEntry({ steps, onDone }) {
   </form>`;
 }
 
+// A presence container means something by existing: created or deleted as a whole.
+function Presence({ steps, exists, onChanged }) {
+  const node = steps[steps.length - 1].node;
+  const url = `${CANDIDATE}/${restconfPath(steps)}`;
+  const [error, setError] = useState(null);
+  const act = async (fn) => {
+    setError(null);
+    try { await fn(); onChanged(); } catch (e) { setError(e); }
+  };
+  return html`<div class="toolbar">
+    ${exists
+      ? html`<button type="button" class="danger"
+          onClick=${() => act(() => del(url))}>Delete ${node.name}</button>`
+      : html`<button type="button"
+          onClick=${() => act(() => put(url, { [`${node.module}:${node.name}`]: {} }))}>
+          Create ${node.name}</button>`}
+    <span class="hint">${typeof node.presence === "string" ? node.presence : "presence container"}</span>
+    <${ErrorNote} error=${error} />
+  </div>`;
+}
+
 function JsonEditor({ steps }) {
   const url = `${CANDIDATE}/${restconfPath(steps)}`;
   const [text, setText] = useState("");
@@ -467,7 +488,8 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       <p role="alert" class="error">No schema node at ${text}.</p></div></div>`;
   }
   const changed = () => { setTick(tick + 1); onChanged(); };
-  const noConfig = !isOp && !isList && configLeaves(last.node).length === 0;
+  const noConfig = !isOp && !isList && configLeaves(last.node).length === 0
+    && !(last.node.kind === "container" && last.node.presence && last.node.config !== false);
   const readOnly = !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
   return html`<div class="browse">${tree}<div>
     <${PathBar} steps=${steps} />
@@ -484,6 +506,8 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed} />`
       : obj === undefined ? html`<p>Loading…</p>`
       : html`${obj === null && html`<p class="hint">Nothing is set here${editing ? " in your candidate" : ""}.</p>`}
+        ${last.node.kind === "container" && last.node.presence && editing && html`
+          <${Presence} steps=${steps} exists=${obj !== null} onChanged=${changed} />`}
         <${EntryForm} steps=${steps} obj=${obj} editing=${editing} access=${access}
           onSaved=${changed} />`}
   </div></div>`;
