@@ -4,8 +4,8 @@ Run as ``python bench/_bare_app.py ONE_FILE ALL_FILE PASSWORD``: listens on a fr
 127.0.0.1 (printed on the first line of stdout) and answers the nf-instances paths RESTCONF
 serves with static bodies (the files' bytes, captured from nfo), after the same Basic
 authentication check a client must pass (user ``admin``): GET of one instance, GET of the
-list, and POST (201, body read and dropped).  uvicorn runs as nfo runs it (h11, no
-lifespan, no access log).
+list, and POST (201, body read and dropped).  uvicorn runs as nfo runs it (httptools,
+no lifespan, no access log).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def main() -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(application, lifespan="off", log_level="warning", access_log=False)
+    config = uvicorn.Config(application, http="httptools", lifespan="off", log_level="warning",
+                            access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -32,11 +32,13 @@ from typing import Any
 import uvicorn
 from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from nfo.protocol.errors import HttpError
 from nfo.protocol.limits import Reclaimer, ThrottledLog
 
-__all__ = ["ConnectionLimits", "Connections", "GuardedH11Protocol"]
+__all__ = ["HTTP_PROTOCOLS", "MAX_HEAD", "ConnectionLimits", "Connections", "GuardedH11Protocol",
+           "GuardedHttpToolsProtocol", "GuardedProtocol"]
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +74,23 @@ class _Counted:
         await self.app(scope, receive, counting)
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, counted in its :class:`Connections` from the moment its
-    socket is accepted, and timed while it waits for a request; a *refusing* one answers
-    its request with 503 and closes."""
+class _Guard(asyncio.Protocol):
+    """What the guarded protocols add to uvicorn's: counted in their :class:`Connections`
+    from the moment the socket is accepted, timed while waiting for a request; a
+    *refusing* one answers its request with 503 and closes.  Mixed in before uvicorn's
+    h11 or httptools protocol, whose attributes (``app``, ``cycle``, ``transport``,
+    ``loop``, ``timeout_keep_alive_task``) it uses."""
+
+    app: Any
+    cycle: Any
+    transport: Any
+    loop: asyncio.AbstractEventLoop
+    timeout_keep_alive_task: asyncio.TimerHandle | None
 
     def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *,
                  table: Connections, refusing: bool = False) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._table = table
         self.refusing = refusing
         self._responses = _Counted(table.refuse if refusing else self.app)
@@ -90,6 +100,10 @@ class GuardedH11Protocol(H11Protocol):
         self.counted = True
         self._deadline: asyncio.TimerHandle | None = None
         self._received = 0
+
+    def _head_pending(self) -> bool:
+        """Whether bytes of a next request's head have arrived (and it is not complete)."""
+        raise NotImplementedError
 
     @property
     def waiting(self) -> bool:
@@ -120,8 +134,8 @@ class GuardedH11Protocol(H11Protocol):
         self._table.touch(self)
         self._table.reclaimer.note(self._received + self._responses.sent)
         self._received = self._responses.sent = 0
-        super().on_response_complete()
-        if self._deadline is not None and self.waiting and not self.conn.trailing_data[0]:
+        super().on_response_complete()  # type: ignore[misc]
+        if self._deadline is not None and self.waiting and not self._head_pending():
             # uvicorn's keep-alive timer runs from here until the next request's first byte
             self._deadline.cancel()
             self._deadline = None
@@ -143,7 +157,7 @@ class GuardedH11Protocol(H11Protocol):
                 self._deadline.cancel()
                 self._deadline = None
         elif self._deadline is None and (self.timeout_keep_alive_task is None
-                                         or self.conn.trailing_data[0]):
+                                         or self._head_pending()):
             self._arm()
 
     def _arm(self) -> None:
@@ -154,6 +168,66 @@ class GuardedH11Protocol(H11Protocol):
         if self.waiting and not self.transport.is_closing():
             self._table.timed_out()
             self.transport.abort()
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):
+    """uvicorn's h11 protocol (pure Python, strict), guarded."""
+
+    conn: Any
+
+    def _head_pending(self) -> bool:
+        return bool(self.conn.trailing_data[0])
+
+
+MAX_HEAD = 16384
+"""Bytes of a request head (request line and header fields) at most: h11's own bound,
+kept for httptools, which has none."""
+
+
+class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+    """uvicorn's httptools protocol (llhttp, in C: a request costs a third of h11's),
+    guarded, with a bound on the request head (431 beyond :data:`MAX_HEAD`)."""
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *,
+                 table: Connections, refusing: bool = False) -> None:
+        super().__init__(config, server_state, app_state, _loop, table=table,
+                         refusing=refusing)
+        self._in_head = False
+        self._head_bytes = 0
+
+    def _head_pending(self) -> bool:
+        return self._in_head
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        head_before = self._in_head
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            # the whole chunk when the head began before it, else at most the chunk
+            self._head_bytes += len(data) if head_before else min(len(data), MAX_HEAD + 1)
+            if self._head_bytes > MAX_HEAD:
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    b"content-type: text/plain; charset=utf-8\r\n"
+                    b"content-length: 31\r\nconnection: close\r\n\r\n"
+                    b"the request head is too large\r\n")
+                self.transport.close()
+
+
+GuardedProtocol = _Guard
+"""Either guarded protocol (what :class:`Connections` serves with)."""
+HTTP_PROTOCOLS: dict[str, type[_Guard]] = {"httptools": GuardedHttpToolsProtocol,
+                                           "h11": GuardedH11Protocol}
+"""The HTTP/1.1 implementations RESTCONF can serve with, by name."""
 
 
 class Connections:
@@ -170,9 +244,9 @@ class Connections:
         config = server.config
         self._ssl: ssl.SSLContext | None = config.ssl
         protocol = config.http_protocol_class
-        assert isinstance(protocol, type) and issubclass(protocol, GuardedH11Protocol)
-        self._protocol: type[GuardedH11Protocol] = protocol
-        self._live: dict[GuardedH11Protocol, None] = {}
+        assert isinstance(protocol, type) and issubclass(protocol, _Guard)
+        self._protocol: type[_Guard] = protocol
+        self._live: dict[_Guard, None] = {}
         """Served connections, the one that waited longest for a request first."""
         self._refusing = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -242,12 +316,12 @@ class Connections:
             self.count_out(conn)
             conn.evict()
 
-    def touch(self, conn: GuardedH11Protocol) -> None:
+    def touch(self, conn: _Guard) -> None:
         if conn in self._live:
             del self._live[conn]
             self._live[conn] = None
 
-    def count_out(self, conn: GuardedH11Protocol) -> None:
+    def count_out(self, conn: _Guard) -> None:
         if not conn.counted:
             return
         conn.counted = False

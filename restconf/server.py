@@ -27,7 +27,7 @@ from nfo.errors import NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.limits import Listener, Reclaimer
 from nfo.restconf.app import Restconf, create_app
-from nfo.restconf.connections import ConnectionLimits, Connections, GuardedH11Protocol
+from nfo.restconf.connections import HTTP_PROTOCOLS, ConnectionLimits, Connections
 from nfo.restconf.login import SessionAuth, SessionLimits, WebSessions, login_routes
 from nfo.restconf.security import BasicAuth, dev_certificate, uvicorn_ssl_kwargs
 from nfo.restconf.webui import ui_routes
@@ -79,6 +79,8 @@ class RestconfOptions:
     max_body: int = 4 << 20
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     web_sessions: SessionLimits = field(default_factory=SessionLimits)
+    http: str = "httptools"
+    """The HTTP/1.1 implementation (``HTTP_PROTOCOLS``): httptools (llhttp, in C), or h11."""
 
 
 @dataclass
@@ -114,14 +116,15 @@ async def start_server(ds: Datastore, users: UserStore, opts: RestconfOptions,
     the process's (``nfo serve`` shares one between its front ends), else one of its own."""
     app = build_app(ds, users=users, max_body=opts.max_body,
                     client_certs=opts.client_ca is not None, web_sessions=opts.web_sessions)
-    kwargs: dict[str, Any] = {"http": GuardedH11Protocol}
+    protocol = HTTP_PROTOCOLS[opts.http]
+    kwargs: dict[str, Any] = {"http": protocol}
     scheme = "http"
     cert, key = opts.tls_cert, opts.tls_key
     if cert is None and opts.dev_cert:
         cert, key = dev_certificate(state_dir)
     if cert is not None and key is not None:
         kwargs = uvicorn_ssl_kwargs(cert, key, client_ca=opts.client_ca,
-                                    http=GuardedH11Protocol)
+                                    http=protocol)
         scheme = "https"
     config = uvicorn.Config(app, host=opts.host, port=opts.port, lifespan="off",
                             log_level="warning", access_log=False,

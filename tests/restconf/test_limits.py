@@ -21,6 +21,7 @@ import pytest
 
 from nfo.datastore import Datastore
 from nfo.protocol.limits import Reclaimer
+from nfo.restconf.connections import HTTP_PROTOCOLS, MAX_HEAD
 from nfo.restconf.security import dev_certificate
 from nfo.restconf.server import ConnectionLimits, RestconfOptions, RunningServer, start_server
 from tests.access import admins
@@ -35,14 +36,16 @@ GUARD = 20.0
 Start = Callable[..., Awaitable[RunningServer]]
 
 
-@pytest.fixture
-async def start(ds: Datastore, tmp_path: Path) -> AsyncIterator[Start]:
+@pytest.fixture(params=sorted(HTTP_PROTOCOLS))
+async def start(ds: Datastore, tmp_path: Path,
+                request: pytest.FixtureRequest) -> AsyncIterator[Start]:
+    """The server on each HTTP/1.1 implementation it can serve with."""
     users = await admins(ds, AUTH)
     started: list[RunningServer] = []
 
     async def go(reclaimer: Reclaimer | None = None, dev_cert: bool = False,
                  **limits: float) -> RunningServer:
-        opts = RestconfOptions(port=0, dev_cert=dev_cert,
+        opts = RestconfOptions(port=0, dev_cert=dev_cert, http=request.param,
                                limits=ConnectionLimits(**limits))  # type: ignore[arg-type]
         srv = await start_server(ds, users, opts, tmp_path / "state", reclaimer=reclaimer)
         started.append(srv)
@@ -219,3 +222,24 @@ async def test_large_request_or_reply_hands_memory_back(start: Start) -> None:
         assert r.status_code == 200 and len(r.content) > 16 * 1024
         await wait_for(lambda: reclaimer.runs > runs, GUARD, "a garbage collection and trim")
     reclaimer.close()
+
+
+async def test_an_endless_request_head_is_refused_and_closed(start: Start) -> None:
+    """A head that never ends (header after header, each in time) is cut at MAX_HEAD
+    bytes with a 4xx answer, and the server goes on serving."""
+    srv = await start()
+    raw = await Raw.open(srv.port, b"GET /restconf/data HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    answer = b""
+    try:
+        for i in range(2 * MAX_HEAD // 64):
+            raw.writer.write(b"X-Pad-%05d: " % i + b"p" * 50 + b"\r\n")
+            await raw.writer.drain()
+    except ConnectionError:
+        pass
+    with contextlib.suppress(ConnectionError):
+        answer = await asyncio.wait_for(raw.reader.read(65536), GUARD)
+    assert answer.split(b" ")[1] in (b"400", b"431"), answer[:80]
+    assert await raw.closed_by_server()
+    await raw.close()
+    async with client(srv) as c:
+        assert (await c.get("/restconf/yang-library-version")).status_code == 200
