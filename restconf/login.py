@@ -110,6 +110,7 @@ class WebSessions:
         :class:`Unauthorized`; the throttle may refuse with ``Throttled`` (429)."""
         if not await self.users.login(user, password, address, FRONT_END):
             raise _refused("authentication failed")
+        await self._sweep()
         while len(self._by_digest) >= self.limits.max_sessions:
             _, old = self._by_digest.popitem(last=False)
             await _end(old, "too many sessions")
@@ -121,8 +122,20 @@ class WebSessions:
         log.info("web login of %s from %s", user, address)
         return token, session
 
+    async def _sweep(self) -> None:
+        """End the sessions idle too long (the least recently used come first), so that
+        their datastore sessions and private candidates do not wait for a request."""
+        now = self._clock()
+        while self._by_digest:
+            key, oldest = next(iter(self._by_digest.items()))
+            if now - oldest.seen <= self.limits.idle_timeout:
+                return
+            del self._by_digest[key]
+            await _end(oldest, "idle")
+
     async def find(self, token: str) -> WebSession | None:
         """The live session of a cookie value (its idle time restarts), else None."""
+        await self._sweep()
         key = _digest(token)
         session = self._by_digest.get(key)
         if session is None:

@@ -236,3 +236,16 @@ async def test_a_rollback_that_would_lock_everyone_out_is_refused(
                        json={"nfo-transactions:input": {"revision": str(last)}},
                        headers=headers)
     assert r.status_code in (200, 204), r.text  # a revision with the accounts is fine
+
+
+async def test_idle_sessions_are_ended_without_waiting_for_their_next_request(
+        web: httpx.AsyncClient, ds: Datastore, clock: Clock) -> None:
+    before = len(ds._sessions)
+    await login(web, "bob")  # never used again
+    token, _ = await login(web)
+    assert len(ds._sessions) == before + 2
+    clock.now += 61
+    fresh, _ = await login(web)  # any later login sweeps the idle ones
+    assert len(ds._sessions) == before + 1
+    assert (await web.get("/ui/session", headers=cookie(token))).status_code == 401
+    assert (await web.get("/ui/session", headers=cookie(fresh))).status_code == 200
