@@ -351,7 +351,8 @@ class Session:
         d = self.datastore
         tx = self._parts.transactions
         if not 0 <= revision <= tx.last_revision:
-            raise InvalidValue(f"no revision {revision} (the last is {tx.last_revision})")
+            raise InvalidValue(f"no revision {revision} (the last is {tx.last_revision})",
+                               app_tag="nfo-not-a-commit")
         if revision:
             committed = d.storage.commits_between("running", revision - 1, revision)
             snap = d.storage.snapshot_at("running", revision)

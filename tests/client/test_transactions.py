@@ -83,6 +83,7 @@ def test_revisions_that_are_no_commit_or_no_longer_retained(fresh_served: Server
         with pytest.raises(InvalidData) as future:
             nfo.rollback(10_000)
         assert future.value.tag == "invalid-value" and "no revision 10000" in str(future.value)
+        assert future.value.app_tag == "nfo-not-a-commit"  # as the diff of such a revision
         with pytest.raises(InvalidData) as never:
             nfo.diff(10_000)
         assert (never.value.status, never.value.app_tag) == (400, "nfo-not-a-commit")
