@@ -87,6 +87,10 @@ function Scalar({ node, id, text, onText, readOnly, invalid, describedBy, values
     return html`<textarea ...${common} rows="3" value=${text}
       onInput=${(e) => onText(e.currentTarget.value)} />`;
   }
+  if (node.credential) {  // write-only: the server never returns it, the page never shows it
+    return html`<input ...${common} type="password" autocomplete="new-password" value=${text}
+      onInput=${(e) => onText(e.currentTarget.value)} />`;
+  }
   const range = base in SMALL_INT && !isRef ? (t.range && t.range.length === 1 ? t.range[0]
     : SMALL_INT[base]) : null;
   const listId = isRef ? `${id}-values` : undefined;

@@ -228,6 +228,7 @@ def test_a_10000_entry_list_paged_and_sorted(page: Page, client: httpx.Client) -
     expect(table.locator("caption")).to_have_text(f"1 to 25 of {ENTRIES}")
     print(f"10,000-entry list open in {time.monotonic() - started:.2f} s")
     expect(table.locator("tbody tr")).to_have_count(25)
+    expect(page.get_by_role("columnheader", name="secret")).to_have_count(0)  # a credential
     header = page.get_by_role("button", name=re.compile("^name"))
     header.click()
     expect(page.get_by_role("columnheader", name=re.compile("^name"))).to_have_attribute(
@@ -239,6 +240,11 @@ def test_a_10000_entry_list_paged_and_sorted(page: Page, client: httpx.Client) -
     expect(table.locator("tbody tr").first).to_contain_text(f"s{ENTRIES - 26:05d}")
     screenshot(page, "paged-list")
     no_violations(page)
+    table.get_by_role("link", name=f"s{ENTRIES - 26:05d}").click()
+    page.get_by_role("button", name="Edit in candidate").click()
+    secret = page.get_by_label("secret")
+    expect(secret).to_have_attribute("type", "password")
+    expect(secret).to_have_value("")
 
 
 def test_commit_diff_and_rollback(page: Page, client: httpx.Client) -> None:

@@ -266,7 +266,7 @@ function Operation({ op, url }) {
 function ListView({ steps, editing, onChanged }) {
   const node = steps[steps.length - 1].node;
   const columns = [...node.keys, ...dataChildren(node).filter((c) => c.kind === "leaf"
-    && !node.keys.includes(c.name)).map((c) => c.name).slice(0, 4)];
+    && !c.credential && !node.keys.includes(c.name)).map((c) => c.name).slice(0, 4)];
   const [offset, setOffset] = useState(0);
   const [sort, setSort] = useState(null);
   const [backwards, setBackwards] = useState(false);
