@@ -11,7 +11,9 @@ through the one error table.  Durations are never asserted: timeouts are failure
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -243,3 +245,31 @@ async def test_an_endless_request_head_is_refused_and_closed(start: Start) -> No
     await raw.close()
     async with client(srv) as c:
         assert (await c.get("/restconf/yang-library-version")).status_code == 200
+
+
+async def test_a_large_body_and_the_next_head_in_one_write_are_not_a_large_head(
+        start: Start) -> None:
+    """Bytes of a request's body that arrive with the start of the next request's head
+    are not counted as head (pipelining)."""
+    srv = await start()
+    body = b"{" + b" " * (3 * MAX_HEAD) + b"}"
+    auth = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode())
+    first = (b"POST /restconf/operations/no-such:op HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             b"Authorization: Basic " + auth + b"\r\n"
+             b"Content-Type: application/yang-data+json\r\n"
+             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    second = b"GET /restconf/yang-library-version HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    raw = await Raw.open(srv.port, first + second)
+    await asyncio.sleep(0.2)
+    raw.writer.write(b"Authorization: Basic " + auth + b"\r\n\r\n")
+    await raw.writer.drain()
+    answers = b""
+    with contextlib.suppress(TimeoutError):
+        while answers.count(b"HTTP/1.1 ") < 2:
+            chunk = await asyncio.wait_for(raw.reader.read(65536), GUARD)
+            if not chunk:
+                break
+            answers += chunk
+    await raw.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
+    assert statuses == [b"400", b"200"], answers[:300]  # the unknown operation, then the GET
