@@ -40,7 +40,7 @@ from nfo.restconf.streams import stream_endpoint, streams_data
 from nfo.restconf.ui import UiResources
 from nfo.schema import Fmt
 
-__all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app"]
+__all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app", "read_body"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,29 @@ OWNER = "nfo-restconf"
 """The owner of the operational data the server publishes about itself."""
 _NETCONF_ONLY = ("ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring")
 """Modules whose RPCs are NETCONF protocol operations, not offered as RESTCONF operations."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A request body of at most ``limit`` bytes: 413 when its Content-Length says more
+    (before anything is read), or as soon as what arrives grows beyond it."""
+    cl = request.headers.get("content-length")
+    if cl is not None:
+        try:
+            n = int(cl)
+        except ValueError:
+            raise HttpError(400, "invalid Content-Length", tag="malformed-message") from None
+        if n > limit:
+            raise HttpError(413, f"the body of {n} bytes exceeds the limit of {limit} bytes",
+                            tag="too-big", error_type="transport")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"the body exceeds the limit of {limit} bytes",
+                            tag="too-big", error_type="transport")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Restconf:
@@ -113,24 +136,7 @@ class Restconf:
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused with 413 beyond ``max_body`` before it is parsed."""
-        cl = request.headers.get("content-length")
-        if cl is not None:
-            try:
-                n = int(cl)
-            except ValueError:
-                raise HttpError(400, "invalid Content-Length", tag="malformed-message") from None
-            if n > self.max_body:
-                raise HttpError(413, f"the body of {n} bytes exceeds the limit of "
-                                f"{self.max_body} bytes", tag="too-big", error_type="transport")
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise HttpError(413, f"the body exceeds the limit of {self.max_body} bytes",
-                                tag="too-big", error_type="transport")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.max_body)
 
     @staticmethod
     def reply_format(request: Request) -> Fmt:

@@ -42,6 +42,7 @@ from starlette.routing import Route
 from nfo.datastore import Session
 from nfo.datastore.users import UserStore
 from nfo.protocol.errors import HttpError
+from nfo.restconf.app import read_body
 from nfo.restconf.resources import SESSION_KEY
 from nfo.restconf.security import BasicAuth, Unauthorized
 
@@ -230,12 +231,7 @@ async def _login_body(request: Request) -> tuple[str, str]:
             != "application/json":
         raise HttpError(415, "log in with a JSON body {\"user\": ..., \"password\": ...}",
                         tag="invalid-value")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_LOGIN_BODY:
-            raise HttpError(413, "the login body is too large", tag="too-big",
-                            error_type="transport")
+    body = await read_body(request, _MAX_LOGIN_BODY)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
