@@ -1,9 +1,14 @@
-"""Loopback socket helpers shared by the tests: free ports and UDP round trips."""
+"""Loopback socket helpers shared by the tests: free ports, UDP round trips, and an
+ncclient session run off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+from typing import Any
+
+from ncclient import manager
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -29,3 +34,15 @@ def udp_roundtrip_sync(port: int, payload: bytes, timeout: float = 1.0) -> bytes
 async def udp_roundtrip(port: int, payload: bytes, timeout: float = 1.0) -> bytes | None:
     """:func:`udp_roundtrip_sync` off the event loop."""
     return await asyncio.to_thread(udp_roundtrip_sync, port, payload, timeout)
+
+
+async def netconf_run(port: int, user: str, password: str, fn: Callable[[Any], Any], *,
+                      timeout: float = 10) -> Any:
+    """``fn(manager)`` in an ncclient session to 127.0.0.1:port (password login, no host
+    key check), on a thread so that the server in this event loop answers it."""
+    def run() -> Any:
+        with manager.connect(host="127.0.0.1", port=port, username=user, password=password,
+                             hostkey_verify=False, look_for_keys=False, allow_agent=False,
+                             timeout=timeout) as m:
+            return fn(m)
+    return await asyncio.to_thread(run)

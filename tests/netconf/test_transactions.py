@@ -5,14 +5,12 @@ the diff of a revision, rollback, protocol errors for bad input, and access cont
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ncclient import manager
 from ncclient.operations import RPCError
 from ncclient.xml_ import to_ele
 
@@ -21,6 +19,7 @@ from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.datastore.users import ADMIN, UserStore
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from tests.netutil import netconf_run
 
 TX = "urn:nfo:transactions"
 PW = "tx-password-1"
@@ -37,12 +36,7 @@ class Env:
         self.srv = srv
 
     async def run(self, user: str, fn: Callable[[Any], Any]) -> Any:
-        def go() -> Any:
-            with manager.connect(host="127.0.0.1", port=self.srv.port, username=user,
-                                 password=PW, hostkey_verify=False, look_for_keys=False,
-                                 allow_agent=False, timeout=10) as m:
-                return fn(m)
-        return await asyncio.to_thread(go)
+        return await netconf_run(self.srv.port, user, PW, fn)
 
 
 @pytest.fixture

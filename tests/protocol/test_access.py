@@ -33,6 +33,7 @@ from nfo.datastore.users import ADMIN, UserStore
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.restconf.server import build_app
 from nfo.schema.context import nfo_yang_dir
+from tests.netutil import netconf_run
 
 nc_session.TICK = 0.001
 
@@ -91,12 +92,7 @@ class Env:
                                  trust_env=False, headers={"Accept": JSON})
 
     async def nc_run(self, user: str, fn: Callable[[Any], Any], password: str = PW) -> Any:
-        def run() -> Any:
-            with manager.connect(host="127.0.0.1", port=self.nc.port, username=user,
-                                 password=password, hostkey_verify=False, look_for_keys=False,
-                                 allow_agent=False, timeout=10) as m:
-                return fn(m)
-        return await asyncio.to_thread(run)
+        return await netconf_run(self.nc.port, user, password, fn)
 
     async def nc_error(self, user: str, fn: Callable[[Any], Any]) -> RPCError:
         def attempt(m: Any) -> RPCError:

@@ -28,7 +28,6 @@ import asyncssh
 import httpx
 import pytest
 import uvicorn
-from ncclient import manager
 from ncclient.operations import RPCError
 from ncclient.transport import session as nc_session
 from ncclient.xml_ import to_ele
@@ -40,6 +39,7 @@ from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.restconf.server import build_app
+from tests.netutil import netconf_run
 from tests.waiting import wait_for
 
 nc_session.TICK = 0.001
@@ -72,12 +72,7 @@ class Env:
 
     async def nc_run(self, fn: Callable[[Any], Any], user: str = ADMIN,
                      password: str = PW) -> Any:
-        def run() -> Any:
-            with manager.connect(host="127.0.0.1", port=self.nc.port, username=user,
-                                 password=password, hostkey_verify=False, look_for_keys=False,
-                                 allow_agent=False, timeout=30) as m:
-                return fn(m)
-        return await asyncio.to_thread(run)
+        return await netconf_run(self.nc.port, user, password, fn, timeout=30)
 
 
 Start = Callable[..., Awaitable[Env]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.fuzz.server import ServerProcess
 from tests.ui.conftest import api, log_in, screenshot
@@ -60,6 +60,18 @@ def read(c: httpx.Client, path: str) -> object:
     return r.json() if r.status_code == 200 else None
 
 
+def browse(page: Page, path: str) -> None:
+    """The configuration view of a RESTCONF path, by its deep link."""
+    page.goto(page.url.split("#")[0] + f"#/browse/{path}")
+
+
+def edit(page: Page, path: str, form: str) -> Locator:
+    """The form of ``path`` in edit mode (the user's candidate)."""
+    browse(page, path)
+    page.get_by_role("button", name="Edit in candidate").click()
+    return page.get_by_role("form", name=form)
+
+
 def no_violations(page: Page) -> None:
     found = Axe().run(page, options=WCAG).response["violations"]
     assert found == [], [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in found]
@@ -96,7 +108,7 @@ def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     revalidated = info.value
     assert "if-none-match" in revalidated.request.all_headers()  # (Chrome shows the 304 as 200)
     expect(page.get_by_role("navigation", name="Schema tree")).to_be_visible()
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:no-such-node")
+    browse(page, "nfo-uitest:no-such-node")
     expect(page.get_by_role("alert")).to_contain_text("No schema node")
 
 
@@ -104,9 +116,7 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     write(client, "PUT", "nfo-uitest:servers", {"nfo-uitest:servers": {"server": [
         {"name": "alpha", "protocol": "nfo-uitest-ids:tcp"}]}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
-    page.get_by_role("button", name="Edit in candidate").click()
-    form = page.get_by_role("form", name="types fields")
+    form = edit(page, "nfo-uitest:types", "types fields")
     form.get_by_label("t-binary").fill("aGVsbG8=")
     form.get_by_label("t-boolean").select_option("true")
     form.get_by_label("t-decimal64").fill("3.14")
@@ -149,7 +159,7 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     assert types["t-instance-identifier"] == "/nfo-uitest:types/t-string"
     # and back into the form, as it was written
     page.get_by_role("link", name="Configuration").click()
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
+    browse(page, "nfo-uitest:types")
     form = page.get_by_role("form", name="types fields")
     expect(form.get_by_label("t-int64")).to_have_value("-9007199254740993")
     expect(form.get_by_label("t-uint64")).to_have_value("18446744073709551615")
@@ -159,9 +169,7 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
 
 def test_a_refused_value_is_shown_on_its_field(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
-    page.get_by_role("button", name="Edit in candidate").click()
-    form = page.get_by_role("form", name="types fields")
+    form = edit(page, "nfo-uitest:types", "types fields")
     form.get_by_label("t-string").fill("UPPER")
     form.get_by_role("button", name="Save to candidate").click()
     field = form.get_by_label("t-string")
@@ -179,7 +187,7 @@ def test_choice_switching(page: Page, client: httpx.Client) -> None:
     write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
         {"id": "l1", "server": "alpha", "tunnel": {"mtu": 1400}}]}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l1")
+    browse(page, "nfo-uitest:links/link=l1")
     expect(page.get_by_role("radio", name="tunnel")).to_be_checked()
     page.get_by_role("button", name="Edit in candidate").click()
     form = page.get_by_role("form", name="link fields")
@@ -204,9 +212,7 @@ def test_dependent_leafref_type_ahead(page: Page, client: httpx.Client) -> None:
     write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
         {"id": "l2", "server": "alpha"}]}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l2")
-    page.get_by_role("button", name="Edit in candidate").click()
-    form = page.get_by_role("form", name="link fields")
+    form = edit(page, "nfo-uitest:links/link=l2", "link fields")
     server = form.get_by_role("combobox", name=re.compile("^server"))
     expect(page.locator(f"#{server.get_attribute('list')} option")).to_have_count(2)
     server.fill("beta")
@@ -223,7 +229,7 @@ def test_a_10000_entry_list_paged_and_sorted(page: Page, client: httpx.Client) -
         {"name": f"s{i:05d}", "protocol": "nfo-uitest-ids:tcp"} for i in range(ENTRIES)]}})
     log_in(page)
     started = time.monotonic()
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:servers/server")
+    browse(page, "nfo-uitest:servers/server")
     table = page.get_by_role("table")
     expect(table.locator("caption")).to_have_text(f"1 to 25 of {ENTRIES}")
     print(f"10,000-entry list open in {time.monotonic() - started:.2f} s")
@@ -250,9 +256,7 @@ def test_a_10000_entry_list_paged_and_sorted(page: Page, client: httpx.Client) -
 def test_commit_diff_and_rollback(page: Page, client: httpx.Client) -> None:
     write(client, "PUT", "nfo-uitest:types", {"nfo-uitest:types": {"t-string": "before"}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
-    page.get_by_role("button", name="Edit in candidate").click()
-    form = page.get_by_role("form", name="types fields")
+    form = edit(page, "nfo-uitest:types", "types fields")
     form.get_by_label("t-string").fill("after")
     form.get_by_role("button", name="Save to candidate").click()
     page.get_by_role("link", name=re.compile("^Changes")).click()
@@ -281,9 +285,7 @@ def test_commit_diff_and_rollback(page: Page, client: httpx.Client) -> None:
 
 def test_an_unconfirmed_commit_rolls_back(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
-    page.get_by_role("button", name="Edit in candidate").click()
-    form = page.get_by_role("form", name="types fields")
+    form = edit(page, "nfo-uitest:types", "types fields")
     form.get_by_label("t-string").fill("tent")
     form.get_by_role("button", name="Save to candidate").click()
     page.get_by_role("link", name=re.compile("^Changes")).click()
@@ -308,7 +310,7 @@ def test_a_user_nacm_makes_read_only(page: Page, client: httpx.Client) -> None:
     write(client, "PUT", "nfo-uitest:types", {"nfo-uitest:types": {"t-string": "seen"}})
     try:
         log_in(page, "viewer", "viewer-pw")
-        page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:types")
+        browse(page, "nfo-uitest:types")
         expect(page.get_by_label("t-string")).to_have_value("seen")
         expect(page.get_by_text("Read-only for you")).to_be_visible()
         expect(page.get_by_role("button", name="Edit in candidate")).to_be_disabled()
@@ -319,7 +321,7 @@ def test_a_user_nacm_makes_read_only(page: Page, client: httpx.Client) -> None:
 
 def test_rpc_form_with_output(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-transactions:history")
+    browse(page, "nfo-transactions:history")
     form = page.get_by_role("form", name="history operation")
     form.get_by_label("limit").fill("3")
     form.get_by_role("button", name="Run history").click()
@@ -328,7 +330,7 @@ def test_rpc_form_with_output(page: Page, client: httpx.Client) -> None:
 
 def test_what_forms_cannot_draw_gets_a_json_editor(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:blob")
+    browse(page, "nfo-uitest:blob")
     expect(page.get_by_label("JSON of blob")).to_be_visible()
     no_violations(page)
 
@@ -338,7 +340,7 @@ def test_a_field_whose_when_is_false_is_hidden(page: Page, client: httpx.Client)
     write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
         {"id": "l3", "server": "alpha", "transport": "nfo-uitest-ids:tcp"}]}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l3")
+    browse(page, "nfo-uitest:links/link=l3")
     form = page.get_by_role("form", name="link fields")
     expect(form.get_by_label("transport")).to_be_visible()
     expect(form.get_by_label("fast")).to_have_count(0)  # when "../transport = 'uit:sctp-fast'"
@@ -355,7 +357,7 @@ def test_a_presence_container_is_created_and_deleted(page: Page, client: httpx.C
     write(client, "PUT", "nfo-uitest:links", {"nfo-uitest:links": {"link": [
         {"id": "l5", "server": "alpha"}]}})
     log_in(page)
-    page.goto(page.url.split("#")[0] + "#/browse/nfo-uitest:links/link=l5/tunnel")
+    browse(page, "nfo-uitest:links/link=l5/tunnel")
     page.get_by_role("button", name="Edit in candidate").click()
     page.get_by_role("button", name="Create tunnel").click()
     expect(page.get_by_role("button", name="Delete tunnel")).to_be_visible()

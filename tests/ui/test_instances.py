@@ -5,23 +5,27 @@ reconnects with Last-Event-ID after the server restarts."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.fuzz.server import PASSWORD, ServerProcess
+from tests.netutil import free_port
 from tests.ui.conftest import api, log_in, screenshot
 
 RUNNING_TIMEOUT = 60_000
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def create_echo(c: httpx.Client, name: str, port: int | None = None) -> None:
+    """An instance of the demo catalog's udp-echo, created over RESTCONF (not the page)."""
+    r = c.post("/restconf/data/nfo-instances:nf-instances", json={
+        "nfo-instances:nf-instance": [{"name": name, "descriptor": "udp-echo", "parameter": [
+            {"name": "port", "value": str(port if port is not None else free_port())}]}]},
+               headers={"Content-Type": "application/yang-data+json"})
+    assert r.status_code == 201, r.text
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def create(page: Page, name: str, port: str) -> None:
 
 def test_an_nf_created_in_the_page_reaches_running(page: Page, cleanup: None) -> None:
     log_in(page)
-    create(page, "ui-echo", str(free_udp_port()))
+    create(page, "ui-echo", str(free_port()))
     expect(page.get_by_role("dialog")).to_have_count(0)
     status = row(page, "ui-echo").locator(".status")
     expect(status).to_have_text("running", timeout=RUNNING_TIMEOUT)
@@ -73,12 +77,7 @@ def test_a_refused_write_is_shown_on_its_field(page: Page, cleanup: None) -> Non
 
 def test_actions_and_admin_state(page: Page, nfo_server: ServerProcess, cleanup: None) -> None:
     with api(nfo_server) as c:
-        r = c.post("/restconf/data/nfo-instances:nf-instances", json={
-            "nfo-instances:nf-instance": [{"name": "acted", "descriptor": "udp-echo",
-                                           "parameter": [{"name": "port",
-                                                          "value": str(free_udp_port())}]}]},
-                   headers={"Content-Type": "application/yang-data+json"})
-        assert r.status_code == 201, r.text
+        create_echo(c, "acted")
     log_in(page)
     expect(row(page, "acted").locator(".status")).to_have_text(
         "running", timeout=RUNNING_TIMEOUT)
@@ -97,19 +96,14 @@ def test_live_state_resumes_after_a_server_restart(page: Page, tmp_path: Path) -
     """The server restarts while the page is open: the stream reconnects, the ended
     session asks for the password over the page, and the events logged while the page
     was away arrive (Last-Event-ID), without reloading the page."""
-    port = free_udp_port()
+    port = free_port()
     with ServerProcess(state=tmp_path / "state", log_name="ui-restart.log") as srv:
         page.context.set_default_navigation_timeout(30_000)
         page.goto(f"{srv.base}/ui/")
         log_in(page, base=srv.base)
         expect(page.locator(".live-live")).to_be_visible()
         with api(srv) as c:
-            assert c.post("/restconf/data/nfo-instances:nf-instances", json={
-                "nfo-instances:nf-instance": [{"name": "before", "descriptor": "udp-echo",
-                                               "parameter": [{"name": "port", "value": str(
-                                                   free_udp_port())}]}]},
-                          headers={"Content-Type": "application/yang-data+json"}
-                          ).status_code == 201
+            create_echo(c, "before")
         expect(row(page, "before").locator(".status")).to_have_text(
             "running", timeout=RUNNING_TIMEOUT)
         resumed: list[str] = []
@@ -119,12 +113,7 @@ def test_live_state_resumes_after_a_server_restart(page: Page, tmp_path: Path) -
         expect(page.locator(".live-live")).to_have_count(0)
         srv.start()  # same state, same ports
         with api(srv) as c:  # while the page is away
-            r = c.post("/restconf/data/nfo-instances:nf-instances", json={
-                "nfo-instances:nf-instance": [{"name": "while-away", "descriptor": "udp-echo",
-                                               "parameter": [{"name": "port",
-                                                              "value": str(port)}]}]},
-                       headers={"Content-Type": "application/yang-data+json"})
-            assert r.status_code == 201, r.text
+            create_echo(c, "while-away", port)
         again = page.get_by_role("dialog", name="Log in again")
         expect(again).to_be_visible(timeout=30_000)
         expect(again.get_by_label("Password")).to_be_focused()
