@@ -107,24 +107,19 @@ class HttpError(NfoError):
         self.headers: dict[str, str] = dict(headers or {})
 
 
+_STATUS_BY_CLASS: tuple[tuple[type[NfoError], int], ...] = (
+    (PreconditionFailed, 412), (Throttled, 429), (Veto, 409), (StorageFull, 507),
+    (OffsetOutOfRange, 416), (LocaleUnavailable, 501), (NotPageable, 400))
+"""Errors whose class decides their status (before their error-tag does)."""
+
+
 def http_status(err: NfoError) -> int:
     """The one mapping from an error to an HTTP status."""
     if isinstance(err, HttpError):
         return err.status
-    if isinstance(err, PreconditionFailed):
-        return 412
-    if isinstance(err, Throttled):
-        return 429
-    if isinstance(err, Veto):
-        return 409
-    if isinstance(err, StorageFull):
-        return 507
-    if isinstance(err, OffsetOutOfRange):
-        return 416
-    if isinstance(err, LocaleUnavailable):
-        return 501
-    if isinstance(err, NotPageable):
-        return 400
+    for cls, status in _STATUS_BY_CLASS:
+        if isinstance(err, cls):
+            return status
     if err.tag == "operation-failed" and err.app_tag:
         return 400
     return STATUS_BY_TAG.get(err.tag, 500)
