@@ -343,10 +343,12 @@ class Session:
 
     async def rollback(self, revision: int, *, if_revision: int | None = None,
                        precondition: Precondition | None = None, comment: str = "",
-                       recorded: Recorded | None = None) -> list[Change]:
+                       recorded: Recorded | None = None,
+                       accept: Callable[[Tree], None] | None = None) -> list[Change]:
         """Make running what it was right after ``revision`` (a new commit); the
         preconditions are checked as by :meth:`edit_many`.  ``comment``: added to the
-        commit record's label; ``recorded``: told the commit record once durable."""
+        commit record's label; ``recorded``: told the commit record once durable;
+        ``accept``: shown the state to return to first, raises to refuse it."""
         self._alive()
         d = self.datastore
         tx = self._parts.transactions
@@ -360,6 +362,8 @@ class Session:
                 raise d.not_a_commit(revision)
         label = f"rollback to {revision}" + (f": {comment}" if comment else "")
         with d.state_at("running", revision) as before:
+            if accept is not None:
+                accept(before)
             return await tx.transact(self._writer, "running", [(before, "replace")],
                                      label=label, if_revision=if_revision,
                                      precondition=precondition, recorded=recorded)

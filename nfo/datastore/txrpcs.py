@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from nfo.datastore.session import RpcCall, RpcHandler, Session
 from nfo.datastore.storage.base import CommitRecord
 from nfo.datastore.users import USERS
-from nfo.errors import InUse, InvalidValue, NfoError
+from nfo.errors import InUse, InvalidValue
+from nfo.schema import Tree
 from nfo.schema.diff import Difference
 from nfo.schema.values import format_time
 
@@ -140,26 +141,20 @@ class TransactionRpcs:
     async def _rollback(self, call: RpcCall) -> str:
         args = _input(call)
         revision = int(args["revision"] or 0)
-        if call.session.access().may_write(f"{USERS}/user", "delete"):
-            # (one who may not delete accounts is refused by the rollback itself)
-            self._refuse_lock_out(revision)
+        # (one who may not delete accounts is refused by the rollback itself)
+        guard = call.session.access().may_write(f"{USERS}/user", "delete")
         rev = _Revision()
-        await call.session.rollback(revision, comment=args.get("comment") or "", recorded=rev)
+        await call.session.rollback(
+            revision, comment=args.get("comment") or "", recorded=rev,
+            accept=(lambda old: self._refuse_lock_out(revision, old)) if guard else None)
         return _output(revision=rev.text)
 
-    def _refuse_lock_out(self, revision: int) -> None:
+    def _refuse_lock_out(self, revision: int, old: Tree) -> None:
         """A rollback to before the accounts existed would leave nobody able to log in
         (only `nfo user` on the server's host could repair it): refused, saying so."""
         enabled = f"{USERS}/user[not(enabled = 'false')]"
-        if not self._ds.tree("running").match(enabled):
+        if not self._ds.tree("running").match(enabled) or old.match(enabled):
             return
-        try:
-            old = self._ds.state_at("running", revision)
-        except NfoError:
-            return  # the rollback itself says what is wrong with the revision
-        with old:
-            if old.match(enabled):
-                return
         raise InvalidValue(
             f"rolling back to revision {revision} would leave no enabled account (they were "
             "created or enabled after it), so nobody could log in: roll back to a later "
