@@ -115,7 +115,6 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
   const [draft, setDraft] = useState({});
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState("");
-  useEffect(() => { setDraft({}); setError(null); }, [restconfPath(steps), editing]);
   const base = dataPath(steps);
   const children = dataChildren(node);
   const leaves = children.filter((c) => c.kind === "leaf" || c.kind === "leaf-list");
@@ -462,7 +461,7 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const [schema, setSchema] = useState(null);
   const [error, setError] = useState(null);
   const [editing, setEditing] = useState(false);
-  const [obj, setObj] = useState(undefined);
+  const [loaded, setLoaded] = useState({ key: null, obj: undefined });
   const [tick, setTick] = useState(0);
   useEffect(() => { loadSchema().then(setSchema, setError); }, []);
   const text = rest.join("/");
@@ -472,13 +471,19 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const isOp = last && (last.node.kind === "rpc" || last.node.kind === "action");
   const access = useAccess(last && !isOp && !isList ? accessPaths(steps) : [],
                            editing ? "candidate" : "running", tick);
-  useEffect(() => { setObj(undefined); }, [text, editing]);  // not on a reload after a save
+  // The object shown belongs to one path in one mode: a stale one is never drawn (nor
+  // edited) while the other loads; a reload after a save keeps the old one until it lands.
+  const view = `${editing ? "candidate" : "running"} ${text}`;
+  const obj = loaded.key === view ? loaded.obj : undefined;
   useEffect(() => {
-    if (!last || isList || isOp || last.node.kind === "leaf" || last.node.kind === "leaf-list") return;
+    if (!last || isList || isOp || last.node.kind === "leaf" || last.node.kind === "leaf-list") return undefined;
+    let live = true;
     const base = editing ? CANDIDATE : DATA;
-    fetchOr404(`${base}/${restconfPath(steps)}`).then((doc) => setObj(pickNode(doc, steps) || null),
-      setError);
-  }, [text, editing, tick, schema]);
+    fetchOr404(`${base}/${restconfPath(steps)}`).then((doc) => {
+      if (live) setLoaded({ key: view, obj: pickNode(doc, steps) || null });
+    }, setError);
+    return () => { live = false; };
+  }, [view, tick, schema]);
   if (error) return html`<${ErrorNote} error=${error} />`;
   if (!schema) return html`<p>Loading the schema…</p>`;
   const tree = html`<${SchemaTree} schema=${schema} steps=${steps} />`;
@@ -508,7 +513,7 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       : html`${obj === null && html`<p class="hint">Nothing is set here${editing ? " in your candidate" : ""}.</p>`}
         ${last.node.kind === "container" && last.node.presence && editing && html`
           <${Presence} steps=${steps} exists=${obj !== null} onChanged=${changed} />`}
-        <${EntryForm} steps=${steps} obj=${obj} editing=${editing} access=${access}
+        <${EntryForm} key=${view} steps=${steps} obj=${obj} editing=${editing} access=${access}
           onSaved=${changed} />`}
   </div></div>`;
 }
