@@ -46,7 +46,7 @@ import httpx
 from _servers import PASSWORD, Server
 from _stats import pct
 
-from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
+from nfo.wire.framing import Decoder, encode_chunked, encode_eom
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 INST_NS = "urn:nfo:instances"

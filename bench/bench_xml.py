@@ -1,9 +1,9 @@
-"""Reading a large edit-config: nfo.protocol.xml.read against ElementTree and bare expat.
+"""Reading a large edit-config: nfo.wire.xml.read against ElementTree and bare expat.
 
 One edit-config whose ``<config>`` holds N list entries (three elements each)
 is read, in one process and in alternating order, by:
 
-- ``read (config opaque)``: :func:`nfo.protocol.xml.read` with ``<config>``
+- ``read (config opaque)``: :func:`nfo.wire.xml.read` with ``<config>``
   opaque, as the NETCONF front end reads an edit-config;
 - ``read + content_xml``: the same, then the config content cut for libyang;
 - ``read (all elements)``: every element materialised, for comparison;
@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from xml.parsers import expat
 
-from nfo.protocol.xml import read
+from nfo.wire.xml import read
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = "urn:nfo:bench"

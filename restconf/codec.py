@@ -5,7 +5,7 @@ children of its parent resource (a parent built from the URI), so the body is
 checked against the schema exactly where it lands; the edit is that small
 tree with ``ietf-netconf:operation`` metadata on the target node, applied by
 the datastore with NETCONF semantics.  XML bodies pass the one hardened reader
-(:mod:`nfo.protocol.xml`) and reach libyang as the client wrote them.
+(:mod:`nfo.wire.xml`) and reach libyang as the client wrote them.
 Replies print the target node itself (RFC 8040: the body is the target
 resource, without its ancestors) from what :func:`nfo.protocol.read.read`
 selected and pruned.  No HTTP here: :mod:`nfo.restconf.app` maps errors to
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfo.errors import InvalidValue, MalformedMessage, NfoError
-from nfo.protocol import xml
 from nfo.protocol.errors import RESTCONF_NS, HttpError, xml_text
 from nfo.protocol.read import encode, encode_node
 from nfo.restconf.paths import Kind, ResourcePath, Segment, build_chain
 from nfo.schema import Fmt, Node, Operation, OpKind, Schema, Tree, WithDefaults, json_text
+from nfo.wire import xml
 
 __all__ = [
     "JSON_TYPE",

@@ -1,4 +1,4 @@
-"""NETCONF front end (RFC 6241 over SSH, RFC 6242): framing, messages, filters, operations,
-the protocol entry point, monitoring and the SSH server."""
+"""NETCONF front end (RFC 6241 over SSH, RFC 6242): messages, filters, operations,
+the protocol entry point, monitoring and the SSH server (framing is nfo.wire.framing)."""
 
 __all__: list[str] = []

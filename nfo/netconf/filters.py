@@ -15,7 +15,7 @@ from collections.abc import Callable
 from nfo.errors import InvalidValue, MissingElement, TooBig
 from nfo.netconf.messages import NC_NS, NMDA_NS, NOTIF_NS
 from nfo.protocol.paths import xpath_from_xml
-from nfo.protocol.xml import Element
+from nfo.wire.xml import Element
 
 __all__ = [
     "MAX_FILTER",

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from xml.sax.saxutils import quoteattr, unescape
 
 from nfo.errors import NfoError
-from nfo.protocol import xml
 from nfo.protocol.errors import NamespaceOf, rpc_errors, xml_text
 from nfo.protocol.formats import format_time
 from nfo.schema import Schema
+from nfo.wire import xml
 
 __all__ = [
     "BASE_1_0",

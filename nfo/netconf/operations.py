@@ -37,8 +37,8 @@ from nfo.protocol.read import (
     query,
     with_defaults_of,
 )
-from nfo.protocol.xml import Element
 from nfo.schema import Fmt, Kind, Node, Schema, print_node
+from nfo.wire.xml import Element
 
 if TYPE_CHECKING:
     from nfo.netconf.protocol import NetconfContext

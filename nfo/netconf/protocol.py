@@ -2,7 +2,7 @@
 
 Pure with respect to the transport: the server hands :func:`handle` a framed
 message and writes back what it returns.  Each message is parsed once, by the
-hardened reader (:mod:`nfo.protocol.xml`); inline ``<config>`` elements are
+hardened reader (:mod:`nfo.wire.xml`); inline ``<config>`` elements are
 only scanned, so their content reaches libyang as the client wrote it.  The
 operation is dispatched through :data:`~nfo.netconf.operations.OPERATIONS`,
 and every failure is answered from the one error table.
@@ -18,8 +18,8 @@ from nfo.datastore.notifications import NotificationSubscription
 from nfo.errors import MalformedMessage, NfoError, OperationFailed
 from nfo.netconf.messages import BASE_1_0, NC_NS, NMDA_NS, Attributes, error_reply, reply
 from nfo.netconf.operations import handler_for, operation_path
-from nfo.protocol import xml
 from nfo.schema import Schema
+from nfo.wire import xml
 
 __all__ = ["NetconfContext", "handle"]
 

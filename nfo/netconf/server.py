@@ -35,7 +35,6 @@ from nfo.datastore.notifications import (
 )
 from nfo.datastore.users import UserStore
 from nfo.errors import NfoError, ResourceDenied, Throttled, TooBig
-from nfo.netconf import framing
 from nfo.netconf.connections import SessionLimits, SessionSlot, SshConnections
 from nfo.netconf.messages import (
     BASE_1_1,
@@ -50,6 +49,7 @@ from nfo.netconf.messages import (
 from nfo.netconf.monitoring import Monitor, SessionInfo
 from nfo.netconf.protocol import NetconfContext, handle
 from nfo.protocol.limits import NOTIFICATION_BATCH, Listener, Reclaimer
+from nfo.wire import framing
 
 __all__ = ["MAX_AUTH_ATTEMPTS", "NetconfOptions", "NetconfServer", "SessionLimits",
            "start_netconf"]

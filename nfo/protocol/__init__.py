@@ -1,7 +1,7 @@
 """The protocol-neutral layer shared by the RESTCONF and NETCONF front ends.
 
 One copy of every protocol concept: the error table and error encoders
-(:mod:`.errors`), the hardened XML reader (:mod:`.xml`), data paths between
+(:mod:`.errors`; the hardened XML reader is :mod:`nfo.wire.xml`), data paths between
 libyang's and XML's forms (:mod:`.paths`), times and datastore names
 (:mod:`.formats`), the read path with its query knobs (:mod:`.read`), the
 accept loop and resource limits (:mod:`.limits`), and what the web UI reads: the

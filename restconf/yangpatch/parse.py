@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nfo.errors import InvalidValue, MalformedMessage, MissingElement, NfoError, UnknownElement
-from nfo.protocol import xml
 from nfo.restconf.codec import load_json
 from nfo.schema import Fmt
+from nfo.wire import xml
 
 __all__ = [
     "EDIT_MEMBERS",

@@ -11,7 +11,7 @@ import time
 import asyncssh
 import httpx
 
-from nfo.netconf.framing import encode_eom
+from nfo.wire.framing import encode_eom
 from tests.fuzz.server import PASSWORD, ServerProcess
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

@@ -46,7 +46,7 @@ from xml.etree import ElementTree
 import asyncssh
 import httpx
 
-from nfo.netconf.framing import Decoder, FramingError, encode_chunked, encode_eom
+from nfo.wire.framing import Decoder, FramingError, encode_chunked, encode_eom
 from tests.fuzz.restconf_fuzz import ADDRS, BAD_KEYS, COLOURS, INTS, KEYS, STRINGS, _xml
 from tests.fuzz.restconf_model import (
     MOD,

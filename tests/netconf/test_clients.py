@@ -78,10 +78,10 @@ import pytest
 from lxml import etree
 
 from nfo.datastore import Datastore
-from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, NMDA_NS
 from nfo.netconf.protocol import NetconfContext, handle
 from nfo.netconf.server import NetconfServer
+from nfo.wire.framing import Decoder, encode_eom
 
 from .test_interop import CATALOG, INST_NS, PASSWORD, instance, server  # noqa: F401
 

@@ -11,9 +11,9 @@ import asyncssh
 import pytest
 
 from nfo.datastore import Datastore
-from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from nfo.wire.framing import Decoder, encode_chunked, encode_eom
 from tests.access import admins
 
 from .test_interop import CATALOG, HELLO, PASSWORD, closed, nc, raw_conn, read_message

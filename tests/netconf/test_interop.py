@@ -22,9 +22,9 @@ from ncclient.transport import session as nc_session
 from ncclient.transport.session import NetconfBase
 
 from nfo.datastore import Datastore
-from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
+from nfo.wire.framing import Decoder, encode_chunked, encode_eom
 from tests.access import admins
 
 nc_session.TICK = 0.001

@@ -23,10 +23,10 @@ import pytest
 
 from nfo.datastore import Datastore
 from nfo.netconf.connections import REFUSED
-from nfo.netconf.framing import Decoder, encode_chunked, encode_eom
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.protocol.limits import Reclaimer
+from nfo.wire.framing import Decoder, encode_chunked, encode_eom
 from tests.access import admins
 from tests.waiting import wait_for
 

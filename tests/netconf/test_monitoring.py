@@ -22,10 +22,10 @@ from ncclient.operations import RPCError
 from ncclient.xml_ import to_ele
 
 from nfo.datastore import Datastore
-from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.monitoring import MONITORING_PATH
 from nfo.netconf.server import NetconfServer, start_netconf
+from nfo.wire.framing import Decoder, encode_eom
 from tests.access import admins
 from tests.waiting import wait_for
 

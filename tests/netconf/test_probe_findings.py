@@ -14,10 +14,10 @@ import pytest
 
 from nfo.datastore import Datastore
 from nfo.netconf.filters import MAX_FILTER
-from nfo.netconf.framing import Decoder, encode_chunked
 from nfo.netconf.messages import NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
-from nfo.protocol.xml import MAX_NAMESPACES
+from nfo.wire.framing import Decoder, encode_chunked
+from nfo.wire.xml import MAX_NAMESPACES
 from tests.access import admins
 
 from .test_hostile import open_netconf, revision

@@ -17,7 +17,7 @@ from nfo.datastore import Datastore, RpcCall
 from nfo.netconf.filters import subtree_to_xpath
 from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, HelloError, client_hello, server_hello
 from nfo.netconf.protocol import NetconfContext, handle
-from nfo.protocol import xml
+from nfo.wire import xml
 
 NC = f"{{{NC_NS}}}"
 T = "urn:nfo:test"

@@ -35,10 +35,10 @@ from ncclient.xml_ import to_ele
 from nfo.datastore import Datastore
 from nfo.datastore.logins import Budget, LoginGuard, LoginLimits
 from nfo.datastore.users import ADMIN, UserStore
-from nfo.netconf.framing import Decoder, encode_eom
 from nfo.netconf.messages import BASE_1_1, NC_NS
 from nfo.netconf.server import NetconfServer, start_netconf
 from nfo.restconf.server import build_app
+from nfo.wire.framing import Decoder, encode_eom
 from tests.netutil import netconf_run
 from tests.waiting import wait_for
 

@@ -10,7 +10,7 @@ import logging
 import httpx
 import pytest
 
-from nfo.protocol.xml import MAX_NAMESPACES
+from nfo.wire.xml import MAX_NAMESPACES
 
 from .test_errors import JSON, RUNNING, TOP, XML, expect, seeded, snapshot
 

@@ -37,7 +37,6 @@ from nfo.datastore import Datastore
 from nfo.datastore.logins import Budget, LoginGuard, LoginLimits
 from nfo.datastore.users import UserStore
 from nfo.errors import MalformedMessage, NfoError, Throttled
-from nfo.protocol import xml as xml_reader
 from nfo.protocol.errors import http_headers, http_status, restconf_errors
 from nfo.restconf.security import (
     BasicAuth,
@@ -49,6 +48,7 @@ from nfo.restconf.security import (
     tls_context,
     uvicorn_ssl_kwargs,
 )
+from nfo.wire import xml as xml_reader
 
 PASSWORD = "correct horse battery staple"
 LIMIT = 1024

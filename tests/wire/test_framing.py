@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nfo.netconf.framing import Decoder, FramingError, encode_chunked, encode_eom
+from nfo.wire.framing import Decoder, FramingError, encode_chunked, encode_eom
 
 
 def test_eom_roundtrip_byte_by_byte() -> None:

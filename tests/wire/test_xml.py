@@ -1,4 +1,4 @@
-"""nfo.protocol.xml: the one hardened XML reader.
+"""nfo.wire.xml: the one hardened XML reader.
 
 Cuts are checked against an independent oracle: xml.dom.minidom parses the
 original message and each cut fragment standalone, and every element of a cut
@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nfo.errors import MalformedMessage
-from nfo.protocol import xml as nx
-from nfo.protocol.xml import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAMESPACES, Element, check, read
 from nfo.schema import Schema, Tree
+from nfo.wire import xml as nx
+from nfo.wire.xml import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAMESPACES, Element, check, read
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 YANG = "urn:ietf:params:xml:ns:yang:1"

@@ -1,0 +1,3 @@
+"""The southbound side: nfo as a NETCONF client of the network functions it configures."""
+
+__all__: list[str] = []
