@@ -511,7 +511,10 @@ class WorkloadManager:
         out = self._desc_by_text.get(text)
         if out is None:
             desc = _first_value(text) if text else {}
-            out = (desc, json.dumps(desc, sort_keys=True))
+            # the spec digest's part: NETCONF management and healing change how nfo
+            # configures and heals the workload, never the workload (nothing redeploys)
+            out = (desc, json.dumps({k: v for k, v in desc.items()
+                                     if k not in ("netconf", "healing")}, sort_keys=True))
             if len(self._desc_by_text) >= _DESCRIPTORS_KEPT:
                 self._desc_by_text.clear()
             self._desc_by_text[text] = out
