@@ -32,6 +32,7 @@ from nfo.schema.data import (
     check_chars,
     node_path,
     node_value,
+    path_steps,
     siblings,
 )
 from nfo.schema.diff import Difference, diff_trees
@@ -275,9 +276,11 @@ class NfModules:
         ``current`` into ``desired`` and nothing else; "" when nothing differs.
 
         Created and changed nodes are merged; a removed node, or a leaf going back to an
-        implicit default, carries ``nc:operation="delete"``; entries of an ordered-by-user
-        list or leaf-list whose order must change are sent in the desired order with
-        ``yang:insert="last"`` (from the first place where the orders part)."""
+        implicit default, carries ``nc:operation="delete"``.  An ordered-by-user list or
+        leaf-list whose order a merge would not give is sent whole with its parent, which
+        carries ``nc:operation="replace"``; at the top level, where there is no parent, its
+        entries from the first place where the orders part carry ``yang:insert`` after
+        their predecessor (docs/devices.md)."""
         diffs = diff_trees(current, desired, effective=True)
         if not diffs:
             return ""
@@ -285,8 +288,9 @@ class NfModules:
             ordered: dict[tuple[int, int], Any] = {}
             for d in diffs:
                 self._add(out, current, desired, d, ordered)
-            for node in ordered.values():
-                self._reorder(out, current, desired, node)
+            replaced: list[str] = []
+            for node in sorted(ordered.values(), key=lambda n: _depth(n)):
+                self._reorder(out, current, desired, node, replaced)
             return self.print(out, Fmt.XML)
 
     def _add(self, out: Tree, current: Tree, desired: Tree, d: Difference,
@@ -301,34 +305,61 @@ class NfModules:
         if sch.nodetype & _MULTI and sch.flags & lib.LYS_ORDBY_USER:
             ordered.setdefault((ly.addr(want.parent), ly.addr(sch)), want)
 
-    def _reorder(self, out: Tree, current: Tree, desired: Tree, node: Any) -> None:
-        """Send the entries of ``node``'s ordered-by-user list (or leaf-list) that a merge
-        would leave out of the desired order, each moved last, in the desired order."""
+    def _reorder(self, out: Tree, current: Tree, desired: Tree, node: Any,
+                 replaced: list[str]) -> None:
+        """Put ``node``'s ordered-by-user list or leaf-list (a node of the desired tree) in
+        the desired order, where the deletes and appended creates of a merge would not:
+        its parent replaced (servers differ in ``yang:insert`` on existing entries), or at
+        the top level each entry from the first misplaced one inserted after its
+        predecessor."""
+        parent = ffi.cast("struct lyd_node *", node.parent)
+        ppath = "" if parent == ffi.NULL else node_path(parent)
+        if any(ppath == r or ppath.startswith(r + "/") for r in replaced):
+            return  # a replaced ancestor carries the order already
         want = _instances(node)
-        parent = node.parent
-        if parent == ffi.NULL:
-            cur_first = current._first()
-        else:
-            cur_parent = current._find(node_path(ffi.cast("struct lyd_node *", parent)))
-            cur_first = lib.lyd_child(cur_parent) if cur_parent != ffi.NULL else ffi.NULL
+        cur_parent = current._find(ppath) if ppath else ffi.NULL
+        cur_first = (current._first() if not ppath else
+                     lib.lyd_child(cur_parent) if cur_parent != ffi.NULL else ffi.NULL)
         had = [node_path(n) for n in siblings(cur_first) if n.schema == node.schema]
         wanted = [node_path(n) for n in want]
-        kept = set(wanted)
-        old = set(had)
+        kept, old = set(wanted), set(had)
         merged = [p for p in had if p in kept] + [p for p in wanted if p not in old]
         k = 0
         while k < len(wanted) and wanted[k] == merged[k]:
             k += 1
-        for n, path in list(zip(want, wanted, strict=True))[k:]:
+        if k == len(wanted):
+            return
+        if parent != ffi.NULL:
+            self._replace(out, parent, ppath, replaced)
+            return
+        is_list = bool(node.schema.nodetype & lib.LYS_LIST)
+        for i in range(k, len(want)):
+            n, path = want[i], wanted[i]
             there = out._find(path)
             if there == ffi.NULL:
                 _copy_into(out, n, whole=False)
                 there = out._find(path)
-            _set_meta(out.ctx, there, self._yang, "insert", "last")
+            point = wanted[i - 1] if i else merged[0] if path in old else None
+            where = "after" if i else "before" if point else "first"
+            _set_meta(out.ctx, there, self._yang, "insert", where)
+            if point is not None and is_list:
+                step = path_steps(point, strict=False)[-1]
+                _set_meta(out.ctx, there, self._yang, "key", step[step.index("["):])
+            elif point is not None:
+                _set_meta(out.ctx, there, self._yang, "value",
+                          node_value(desired._find(point)) or "")
             last = _instances(there)[-1]
             if last != there:
                 ly.check(ly.xlib.lyd_insert_after(ly.xnode(last), ly.xnode(there)), out.ctx,
                          "ordering an edit")
+
+    def _replace(self, out: Tree, parent: Any, ppath: str, replaced: list[str]) -> None:
+        """Send ``parent`` (a node of the desired tree) whole, replacing the device's."""
+        there = out.node(ppath)
+        if there is not None:
+            out.remove(there)
+        _copy_into(out, parent, whole=True, flags=True, meta=(self._nc, "replace"))
+        replaced.append(ppath)
 
     def differences(self, current: Tree, desired: Tree, *, limit: int = 20) -> list[str]:
         """What separates the device's configuration from the desired one, one short line
@@ -364,6 +395,14 @@ def _about(e: NfoError, what: str) -> NfoError:
     """``e`` with ``what`` (whose data it was) before its message."""
     return type(e)(f"{what}: {e.message}", tag=e.tag, path=e.path, app_tag=e.app_tag,
                    error_type=e.error_type, info=e.info)
+
+
+def _depth(node: Any) -> int:
+    n = 0
+    while node.parent != ffi.NULL:
+        n += 1
+        node = node.parent
+    return n
 
 
 def _instances(node: Any) -> list[Any]:
@@ -468,7 +507,9 @@ def render(template: str, fmt: str, params: Mapping[str, str]) -> str:
             return str(escape(value(name[len("param:"):])))
         return sub
 
-    if Fmt(fmt) is Fmt.XML:
+    if fmt not in (Fmt.XML, Fmt.JSON):
+        raise InvalidValue(f"unknown template encoding {fmt!r} (xml or json)")
+    if fmt == Fmt.XML:
         return _TOKEN.sub(text(_attr), template)
 
     def bare(m: re.Match[str]) -> str:

@@ -5,6 +5,7 @@ applying it with nfo's own NETCONF edit semantics), drift lines and the read fil
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import threading
@@ -61,6 +62,12 @@ ROUTER = """module nfo-test-router {
         error-message "a jumbo MTU needs the interface enabled";
       }
     }
+  }
+  list rule {
+    key name;
+    ordered-by user;
+    leaf name { type string; }
+    leaf action { type enumeration { enum permit; enum deny; } default permit; }
   }
   container routing {
     list route {
@@ -169,6 +176,17 @@ def test_cache_returns_one_object_per_content() -> None:
     assert all(f is a for f in found)
 
 
+def test_a_tree_keeps_its_evicted_context_alive(trees: list[Tree]) -> None:
+    first = NfModules.cached(MODULES)
+    t = parsed(first, trees, DAY1)
+    for i in range(40):  # more sets than the cache holds
+        NfModules.cached([MODULES[0], ModuleText("nfo-test-types", TYPES + "\n" * i)])
+    assert NfModules.cached(MODULES) is not first
+    del first
+    gc.collect()
+    assert "r1" in t.print("xml")
+
+
 # -- parsing ---------------------------------------------------------------------------
 
 
@@ -273,6 +291,8 @@ def test_render_braces_and_unknown_names() -> None:
         render("<a>{prm:p}</a>", "xml", {"p": "v"})
     with pytest.raises(InvalidValue, match="U\\+0001"):
         render("<a>{param:p}</a>", "xml", {"p": "\x01"})
+    with pytest.raises(InvalidValue, match="encoding"):
+        render("a: {param:p}", "yaml", {"p": "v"})
 
 
 # -- merging ---------------------------------------------------------------------------
@@ -375,27 +395,50 @@ def test_edit_ignores_default_only_differences(nf: NfModules, trees: list[Tree])
 def test_edit_of_identical_configurations_is_empty(nf: NfModules, trees: list[Tree]) -> None:
     assert edit_of(nf, trees, DAY1, DAY1) == ""
     assert edit_of(nf, trees, "", "") == ""
+    # the order of an ordered-by-system list is the device's business
+    assert edit_of(nf, trees, interfaces(iface("eth0"), iface("eth1")),
+                   interfaces(iface("eth1"), iface("eth0"))) == ""
 
 
-def test_edit_reorders_an_ordered_by_user_list(nf: NfModules, trees: list[Tree]) -> None:
+def inserts(edit: str, tag: str) -> list[tuple[str | None, str | None, str | None]]:
+    """(text or key, yang:insert, its yang:value or yang:key) of each ``tag`` element."""
+    return [((e.text or "").strip() or e.findtext(f"{{{NS}}}name"), e.get(f"{{{YANG}}}insert"),
+             e.get(f"{{{YANG}}}value") or e.get(f"{{{YANG}}}key"))
+            for e in elements(edit) if e.tag == f"{{{NS}}}{tag}"]
+
+
+def test_edit_replaces_a_reordered_list_with_its_parent(nf: NfModules,
+                                                        trees: list[Tree]) -> None:
     a, b, c, d = (("10.0.0.0/8", "192.0.2.1"), ("10.1.0.0/16", "192.0.2.1"),
                   ("10.2.0.0/16", "192.0.2.1"), ("10.3.0.0/16", "192.0.2.1"))
-    edit = edit_of(nf, trees, routes(a, b, c), routes(c, a, d, b))
-    got = [(e.findtext(f"{{{NS}}}prefix"), e.get(f"{{{YANG}}}insert"))
-           for e in elements(edit) if e.tag == f"{{{NS}}}route"]
-    assert got == [(c[0], "last"), (a[0], "last"), (d[0], "last"), (b[0], "last")]
-    # entries already in place are not sent: only the part after the first difference
-    edit = edit_of(nf, trees, routes(a, b, c), routes(a, c, b))
+    edit = edit_of(nf, trees, routes(a, b, c), routes(c, (a[0], "192.0.2.2"), d, b))
+    assert operation(edit, "routing") == ["replace"]
     assert [e.findtext(f"{{{NS}}}prefix") for e in elements(edit)
-            if e.tag == f"{{{NS}}}route"] == [c[0], b[0]]
-    # an entry added at the end needs no position
-    assert "insert" not in edit_of(nf, trees, routes(a), routes(a, b))
-    # and an ordered-by-user leaf-list
-    edit = edit_of(nf, trees, interfaces(iface("eth0", "<address>x</address><address>y"
-                                                       "</address>")),
-                   interfaces(iface("eth0", "<address>y</address><address>x</address>")))
-    assert [e.get(f"{{{YANG}}}insert") for e in elements(edit)
-            if e.tag == f"{{{NS}}}address"] == ["last", "last"]
+            if e.tag == f"{{{NS}}}route"] == [c[0], a[0], d[0], b[0]]
+    assert "192.0.2.2" in edit and "insert" not in edit
+    # an entry added at the end, or one removed, needs no replacing
+    assert "replace" not in edit_of(nf, trees, routes(a), routes(a, b))
+    assert "replace" not in edit_of(nf, trees, routes(a, b, c), routes(a, c))
+
+
+def test_edit_replaces_a_reordered_leaf_list_with_its_parent(nf: NfModules,
+                                                             trees: list[Tree]) -> None:
+    def addrs(*values: str, mtu: str = "") -> str:
+        return interfaces(iface("eth0", mtu + "".join(f"<address>{v}</address>"
+                                                      for v in values)), iface("eth1"))
+    edit = edit_of(nf, trees, addrs("x", "y", "z", mtu="<mtu>9000</mtu>"), addrs("z", "x"))
+    assert operation(edit, "interface") == ["replace"]  # eth0 only: eth1 is unchanged
+    assert inserts(edit, "address") == [("z", None, None), ("x", None, None)]
+    assert "mtu" not in edit  # back to its default: left out of the replacement
+    assert "replace" not in edit_of(nf, trees, addrs("x"), addrs("x", "y"))
+
+
+def test_edit_reorders_a_top_level_list_by_key(nf: NfModules, trees: list[Tree]) -> None:
+    def rules(*names: str) -> str:
+        return "".join(f'<rule xmlns="{NS}"><name>{n}</name></rule>' for n in names)
+    edit = edit_of(nf, trees, rules("p", "q", "r"), rules("r", "p", "q"))
+    assert inserts(edit, "rule") == [("r", "before", "[name='p']"), ("p", "after", "[name='r']"),
+                                     ("q", "after", "[name='p']")]
 
 
 def random_config(rng: random.Random) -> str:
@@ -429,10 +472,13 @@ def random_config(rng: random.Random) -> str:
             for i in rng.sample(range(10, 14), rng.randint(0, 3)))
         enabled = rng.choice(["", "<enabled>false</enabled>", "<enabled>true</enabled>"])
         sys_inner += f"<ntp>{enabled}{servers}</ntp>"
+    rules = "".join(f'<rule xmlns="{NS}"><name>{n}</name>'
+                    f"{'<action>deny</action>' if rng.random() < 0.3 else ''}</rule>"
+                    for n in rng.sample("pqrst", rng.randint(0, 5)))
     prefixes = rng.sample([f"10.{i}.0.0/16" for i in range(5)], rng.randint(0, 5))
     hops = [(p, rng.choice(["192.0.2.1", "192.0.2.2"])) for p in prefixes]
     return (system(sys_inner) if sys_inner else "") + (
-        interfaces(*entries) if entries else "") + (routes(*hops) if hops else "")
+        interfaces(*entries) if entries else "") + (routes(*hops) if hops else "") + rules
 
 
 def test_edit_round_trips_over_random_configurations(nf: NfModules) -> None:
@@ -475,4 +521,5 @@ def test_filter_names_each_top_level_config_node(nf: NfModules) -> None:
     xml = nf.filter_xml()
     tops = ElementTree.fromstring(f'<filter xmlns="{NC}" type="subtree">{xml}</filter>')
     assert [(e.tag, len(e)) for e in tops] == [
-        (f"{{{NS}}}system", 0), (f"{{{NS}}}interfaces", 0), (f"{{{NS}}}routing", 0)]
+        (f"{{{NS}}}system", 0), (f"{{{NS}}}interfaces", 0), (f"{{{NS}}}rule", 0),
+        (f"{{{NS}}}routing", 0)]
