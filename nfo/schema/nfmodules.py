@@ -38,14 +38,12 @@ from nfo.schema.data import (
 from nfo.schema.diff import Difference, diff_trees
 from nfo.schema.edit import validate
 
-__all__ = ["NETCONF_NS", "ModuleText", "NfModules", "render"]
+__all__ = ["BAD_MODULE", "ModuleText", "NfModules", "render"]
 
-NETCONF_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BAD_MODULE = "nfo-bad-nf-module"
 """The error-app-tag of a module set libyang refuses."""
 
 _CACHE_SIZE = 32
-_LYS_IN_YANG = 1
 _TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
 _MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
 _VALUE_CHARS = 40
@@ -80,7 +78,7 @@ class _Loader:
         want = x.string(rev_p).decode() if rev_p != x.NULL else None
         if text is None or (want and self._revs[name] and self._revs[name] != want):
             return int(lib.LY_ENOTFOUND)
-        fmt[0] = _LYS_IN_YANG
+        fmt[0] = lib.LYS_IN_YANG
         data[0] = x.cast("const char *", ly.addr(text))
         return int(lib.LY_SUCCESS)
 
@@ -142,8 +140,10 @@ def _check_set(modules: Sequence[ModuleText]) -> None:
                                info={"module": m.name})
         seen.add(m.name)
         found = module_name_in(m.text.encode())
-        if found is None or found[0] != m.name:
-            said = "no module statement" if found is None else f"it declares {found[0]!r}"
+        if found is None or found[0] != m.name or "\0" in m.text:
+            said = ("it holds a NUL character" if "\0" in m.text
+                    else "no module statement" if found is None
+                    else f"it declares {found[0]!r}")
             raise InvalidValue(f"NF YANG module {m.name!r}: {said}", app_tag=BAD_MODULE,
                                info={"module": m.name})
 
@@ -221,6 +221,12 @@ class NfModules:
                 _CACHE.popitem(last=False)
         return found
 
+    def _mine(self, *trees: Tree) -> None:
+        """Refuse trees of another context (libyang would mix dictionaries)."""
+        if any(t.ctx != self.cdata for t in trees):
+            raise InvalidValue("a data tree of another module set was given to this NF's "
+                               "module set")
+
     # -- data ----------------------------------------------------------------------
     def parse(self, text: str, fmt: str = "xml", *, what: str = "NF configuration") -> Tree:
         """A complete configuration of these modules (XML or RFC 7951 JSON; empty text is
@@ -248,6 +254,7 @@ class NfModules:
                what: str = "merged NF configuration") -> Tree:
         """A new tree: ``overlay`` merged onto ``base`` (its values win, its entries are
         added; its implicit defaults never replace a value of ``base``), validated."""
+        self._mine(base, overlay)
         out = base.dup()
         try:
             out.merge(overlay.dup())
@@ -259,6 +266,7 @@ class NfModules:
 
     def print(self, tree: Tree, fmt: str = "xml", *, defaults: bool = False) -> str:
         """The configuration as text, implicit defaults left out unless ``defaults``."""
+        self._mine(tree)
         return tree.print(fmt, with_defaults=WithDefaults.REPORT_ALL if defaults
                           else WithDefaults.EXPLICIT)
 
@@ -266,6 +274,7 @@ class NfModules:
         """A digest of the configuration in force: equal for trees that differ only in
         defaults (left implicit or set explicitly) or in the order of entries the
         system orders."""
+        self._mine(tree)
         lines: list[str] = []
         _digest_lines(tree._first(), lines)
         return hashlib.sha256("\0".join(sorted(lines)).encode()).hexdigest()
@@ -281,6 +290,7 @@ class NfModules:
         carries ``nc:operation="replace"``; at the top level, where there is no parent, its
         entries from the first place where the orders part carry ``yang:insert`` after
         their predecessor (docs/devices.md)."""
+        self._mine(current, desired)
         diffs = diff_trees(current, desired, effective=True)
         if not diffs:
             return ""
@@ -365,6 +375,7 @@ class NfModules:
         """What separates the device's configuration from the desired one, one short line
         per difference ("missing PATH", "unexpected PATH", "modified PATH: 'a' -> 'b'",
         "out of order PATH"), at most ``limit`` of them and then "... and N more"."""
+        self._mine(current, desired)
         lines = [_line(d) for d in diff_trees(current, desired, effective=True)]
         if len(lines) > limit:
             return [*lines[:limit], f"... and {len(lines) - limit} more"]

@@ -149,6 +149,7 @@ def test_build_lists_the_implemented_modules_and_their_namespaces(nf: NfModules)
       MODULES[1]], "nfo-test-router", "/nfo-test-router:system/management-interface"),
     ([ModuleText("other-name", ROUTER), MODULES[1]], "other-name", "declares"),
     ([MODULES[1], MODULES[1]], "nfo-test-types", "twice"),
+    ([MODULES[0], ModuleText("nfo-test-types", TYPES + "\0")], "nfo-test-types", "NUL"),
 ])
 def test_build_errors_name_the_module(modules: list[ModuleText], culprit: str,
                                       says: str) -> None:
@@ -240,6 +241,15 @@ def test_invalid_data_is_refused_with_the_nf_modules_path(
         nf.parse(text, what="day-1 configuration")
     assert err.value.path == path
     assert err.value.message.startswith("day-1 configuration: ") and says in err.value.message
+
+
+def test_trees_of_another_set_are_refused(nf: NfModules, trees: list[Tree]) -> None:
+    other = NfModules.build(MODULES)
+    t = parsed(other, trees, DAY1)
+    with pytest.raises(InvalidValue, match="another module set"):
+        nf.edit(t, t)
+    with pytest.raises(InvalidValue, match="another module set"):
+        nf.merged(parsed(nf, trees, ""), t)
 
 
 def test_malformed_text_is_refused(nf: NfModules) -> None:
