@@ -27,6 +27,7 @@ from nfo.schema._ly import ffi, lib
 from nfo.schema.context import ietf_dir, module_name_in, nfo_yang_dir
 from nfo.schema.data import (
     Fmt,
+    Parse,
     Tree,
     WithDefaults,
     check_chars,
@@ -228,20 +229,29 @@ class NfModules:
                                "module set")
 
     # -- data ----------------------------------------------------------------------
-    def parse(self, text: str, fmt: str = "xml", *, what: str = "NF configuration") -> Tree:
+    def parse(self, text: str, fmt: str = "xml", *, what: str = "NF configuration",
+              validate: bool = True) -> Tree:
         """A complete configuration of these modules (XML or RFC 7951 JSON; empty text is
         the empty configuration), strictly parsed (unknown and state nodes refused) and
-        validated (must, leafref, mandatory, unique), defaults added."""
+        validated (must, leafref, mandatory, unique), defaults added.  ``validate=False``
+        checks only the nodes and their values (for a device's configuration that breaks
+        a constraint: it can still be compared and edited)."""
         if not text.strip():
             tree = Tree(self)
+        else:
+            try:
+                tree = Tree.parse(self, text, fmt, mode=Parse.CONFIG, what=what)
+            except NfoError as e:
+                raise _about(e, what) from None
+        if validate:
             self._validate(tree, what)
             return tree
         try:
-            return Tree.parse(self, text, fmt,
-                              parse_opts=lib.LYD_PARSE_STRICT | lib.LYD_PARSE_NO_STATE,
-                              validate_opts=lib.LYD_VALIDATE_NO_STATE, what=what)
-        except NfoError as e:
-            raise _about(e, what) from None
+            tree.add_defaults(config_only=True)
+        except BaseException:
+            tree.free()
+            raise
+        return tree
 
     def _validate(self, tree: Tree, what: str) -> None:
         try:

@@ -243,6 +243,27 @@ def test_invalid_data_is_refused_with_the_nf_modules_path(
     assert err.value.message.startswith("day-1 configuration: ") and says in err.value.message
 
 
+def test_a_device_configuration_breaking_a_constraint_can_be_edited(
+        nf: NfModules, trees: list[Tree]) -> None:
+    broken = (system("<management-interface>eth9</management-interface>")
+              + interfaces(iface("eth0", "<mtu>9000</mtu><enabled>false</enabled>")))
+    with pytest.raises(NfoError):
+        nf.parse(broken)
+    cur = nf.parse(broken, validate=False)
+    trees.append(cur)
+    assert cur.node(f"{P}interfaces/interface[name='eth0']/mtu").value == "9000"  # type: ignore[union-attr]
+    want = parsed(nf, trees, interfaces(iface("eth0")))
+    edit = nf.edit(cur, want)
+    assert operation(edit, "management-interface") == operation(edit, "mtu") == ["delete"]
+    with applied(nf, cur, edit) as after:
+        assert nf.digest_of(after) == nf.digest_of(want)
+    # what no schema node or type allows is refused all the same
+    with pytest.raises(UnknownElement):
+        nf.parse(system("<colour>red</colour>"), validate=False)
+    with pytest.raises(InvalidValue):
+        nf.parse(interfaces(iface("eth0", "<mtu>1</mtu>")), validate=False)
+
+
 def test_trees_of_another_set_are_refused(nf: NfModules, trees: list[Tree]) -> None:
     other = NfModules.build(MODULES)
     t = parsed(other, trees, DAY1)
