@@ -3,8 +3,8 @@
 The only code that touches libyang's C API; everything above it sees typed
 objects: :class:`Schema` (the module set), :class:`SNode` (schema nodes),
 :class:`SType` (their types), :class:`Tree` (an owned data tree), :class:`Node`
-(a data node borrowed from a tree) and :class:`Operation` (an RPC, action, reply
-or notification tree).
+(a data node borrowed from a tree), :class:`Operation` (an RPC, action, reply
+or notification tree) and :class:`NfModules` (an NF's own modules, apart).
 """
 
 from nfo.schema.context import (
@@ -17,6 +17,7 @@ from nfo.schema.context import (
 )
 from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, json_text, print_node
 from nfo.schema.dnode import Node
+from nfo.schema.nfmodules import ModuleText, NfModules, render
 from nfo.schema.ops import Operation, OpKind
 from nfo.schema.paths import Step, parse_path
 from nfo.schema.snode import DATA_KINDS, Kind, SNode
@@ -29,6 +30,8 @@ __all__ = [
     "Fmt",
     "Kind",
     "ModuleInfo",
+    "ModuleText",
+    "NfModules",
     "Node",
     "OpKind",
     "Operation",
@@ -44,4 +47,5 @@ __all__ = [
     "module_name_of",
     "parse_path",
     "print_node",
+    "render",
 ]

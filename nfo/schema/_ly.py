@@ -27,7 +27,7 @@ from nfo.errors import (
 )
 
 __all__ = ["NULL", "addr", "check", "count", "errors_of", "ffi", "lib", "module_ctx",
-           "raise_last", "xlib", "xnode"]
+           "raise_last", "where_of", "xlib", "xnode"]
 
 NULL = ffi.NULL
 
@@ -61,6 +61,12 @@ _xffi.cdef(
                      const char *val_str, unsigned char clear_dflt, void **meta);
     void lyd_free_meta_single(void *meta);
     int lyd_compare_single(const void *node1, const void *node2, uint32_t options);
+    unsigned char lyd_is_default(const void *node);
+    typedef int (*ly_module_imp_clb)(const char *mod_name, const char *mod_rev,
+                                     const char *submod_name, const char *submod_rev,
+                                     void *user_data, int *format, const char **module_data,
+                                     void **free_module_data);
+    void ly_ctx_set_module_imp_clb(void *ctx, ly_module_imp_clb clb, void *user_data);
     void free(void *ptr);
 
     struct lysc_range_part {
@@ -162,14 +168,23 @@ def _clean_path(raw: str | None) -> str | None:
     return None if _LINE.match(raw) else raw
 
 
-def errors_of(ctx: Any) -> list[tuple[int, str, str | None, str | None]]:
-    """(vecode, message, path, app-tag) of every error libyang has recorded."""
+def where_of(raw: str | None) -> str | None:
+    """The place a libyang error names, for a person: its path, or ``line N`` of the
+    text parsed."""
+    m = _LINE.match(raw or "")
+    return f"line {m.group(1)}" if m else _clean_path(raw)
+
+
+def errors_of(ctx: Any, *, clean: bool = True) -> list[tuple[int, str, str | None, str | None]]:
+    """(vecode, message, path, app-tag) of every error libyang has recorded; ``clean``:
+    the path as a data or schema path (None for a line number), else as recorded."""
     out = []
     err = lib.ly_err_first(ctx)
     while err != ffi.NULL:
         if err.level == lib.LY_LLERR:
-            out.append((int(err.vecode), _text(err.msg) or "", _clean_path(_text(err.path)),
-                        _text(err.apptag)))
+            path = _text(err.path)
+            out.append((int(err.vecode), _text(err.msg) or "",
+                        _clean_path(path) if clean else path, _text(err.apptag)))
         err = err.next
     return out
 

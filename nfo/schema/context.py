@@ -37,6 +37,7 @@ __all__ = [
     "ModuleInfo",
     "Schema",
     "ietf_dir",
+    "module_name_in",
     "module_name_of",
     "nfo_yang_dir",
 ]
@@ -98,12 +99,18 @@ def ietf_dir() -> Path:
     raise OperationFailed("IETF YANG modules not found (is pyang installed in this environment?)")
 
 
+def module_name_in(text: bytes) -> tuple[str, bool] | None:
+    """(name, is_submodule) read from YANG source's first statement; None if it has none."""
+    m = _MODULE_RE.search(text[:65536])
+    return None if m is None else (m.group(2).decode(), m.group(1) == b"submodule")
+
+
 def module_name_of(path: Path) -> tuple[str, bool]:
     """(name, is_submodule) read from a YANG file's first statement."""
-    m = _MODULE_RE.search(path.read_bytes()[:65536])
-    if not m:
+    found = module_name_in(path.read_bytes()[:65536])
+    if found is None:
         raise InvalidValue(f"{path}: not a YANG module (no module statement)")
-    return m.group(2).decode(), m.group(1) == b"submodule"
+    return found
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ __all__ = [
     "Parse",
     "Tree",
     "WithDefaults",
+    "check_chars",
     "children",
     "find_sibling",
     "get_meta",
@@ -712,7 +713,7 @@ class Tree:
         first, for characters no YANG value may hold: libyang's parsers refuse them,
         its node constructors do not)."""
         for v in (*keys, *(() if value is None else (value,))):
-            _check_chars(v, snode.name)
+            check_chars(v, snode.name)
         pp = parent._p if parent is not None else ffi.NULL
         sp = snode._p
         mod = sp.module if pp == ffi.NULL else ffi.NULL
@@ -737,9 +738,9 @@ class Tree:
 
     def new_path(self, path: str, value: str | None = None) -> Node:
         """Create the node at a data path (and its missing ancestors, with list keys)."""
-        _check_chars(path, path)
+        check_chars(path, path)
         if value is not None:
-            _check_chars(value, path)
+            check_chars(value, path)
         out = ffi.new("struct lyd_node **")
         parent = self._first()
         v = value.encode() if value is not None else ffi.NULL
@@ -765,7 +766,7 @@ _STEP = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
 """One XPath step naming a node, without predicates."""
 
 
-def _check_chars(text: str, what: str) -> None:
+def check_chars(text: str, what: str) -> None:
     bad = _NOT_YANG_CHAR.search(text)
     if bad is not None:
         raise InvalidValue(f"{what}: the value holds the character U+{ord(bad.group()):04X}, "

@@ -57,11 +57,15 @@ class Difference:
     """For ``move``: the path of the entry it now follows (None: it is first)."""
 
 
-def diff_trees(before: Tree, after: Tree) -> list[Difference]:
+def diff_trees(before: Tree, after: Tree, *, effective: bool = False) -> list[Difference]:
     """What turns ``before`` into ``after``: deletes, creates, modifications and moves,
-    parents before children, in ``after``'s order (deletes of a sibling list first)."""
+    parents before children, in ``after``'s order (deletes of a sibling list first).
+
+    ``effective``: compare the values in force, for trees whose defaults were added
+    (validated): an implicit default counts as configured, so a leaf set to its default
+    equals the default left implicit, and only a differing value is a change."""
     out: list[Difference] = []
-    _walk(before._first(), after._first(), out)
+    _walk(before._first(), after._first(), out, effective)
     return out
 
 
@@ -72,64 +76,65 @@ def _np(node: Any) -> bool:
                 and not node.schema.flags & lib.LYS_PRESENCE)
 
 
-def _present(first: Any) -> Iterator[Any]:
-    return (n for n in siblings(first) if _np(n) or not is_default(n))
+def _present(first: Any, effective: bool) -> Iterator[Any]:
+    return (n for n in siblings(first) if effective or _np(n) or not is_default(n))
 
 
-def _match(first: Any, node: Any, slot: Any) -> Any:
+def _match(first: Any, node: Any, slot: Any, effective: bool) -> Any:
     found = find_sibling(first, node, slot)
-    if found != ffi.NULL and is_default(found) and not _np(found):
+    if found != ffi.NULL and not effective and is_default(found) and not _np(found):
         return ffi.NULL
     return found
 
 
-def _walk(bfirst: Any, afirst: Any, out: list[Difference]) -> None:
+def _walk(bfirst: Any, afirst: Any, out: list[Difference], effective: bool) -> None:
     slot = ly.xffi.new("void **")
     compare = ly.xlib.lyd_compare_single
     xnode = ly.xnode
+    full = _FULL_RECURSION if effective else _FULL_RECURSION | _DEFAULTS
     # each node of ``after`` with its counterpart (NULL: created); the counterpart is
     # looked for at the same place first (where most entries are), then by hash
     seq: list[tuple[Any, Any, bool]] = []  # (node, counterpart, whether identical)
     matched: set[Any] = set()
     b = bfirst
-    for a in _present(afirst):
+    for a in _present(afirst, effective):
         same = False
-        if b != ffi.NULL and b.schema == a.schema and (_np(b) or not is_default(b)):
+        if b != ffi.NULL and b.schema == a.schema and (effective or _np(b) or not is_default(b)):
             xa, xb = xnode(a), xnode(b)
-            same = compare(xa, xb, _FULL_RECURSION | _DEFAULTS) == lib.LY_SUCCESS
-            m = b if same or compare(xa, xb, 0) == lib.LY_SUCCESS else _match(bfirst, a, slot)
+            same = compare(xa, xb, full) == lib.LY_SUCCESS
+            m = b if same or compare(xa, xb, 0) == lib.LY_SUCCESS else _match(bfirst, a, slot,
+                                                                                 effective)
         else:
-            m = _match(bfirst, a, slot)
+            m = _match(bfirst, a, slot, effective)
         seq.append((a, m, same))
         if m != ffi.NULL:
             matched.add(m)
             b = m.next
-    for b in _present(bfirst):
+    for b in _present(bfirst, effective):
         if b not in matched:
             if _np(b):
-                _walk(lib.lyd_child(b), ffi.NULL, out)
+                _walk(lib.lyd_child(b), ffi.NULL, out, effective)
             else:
                 out.append(_whole("delete", b))
     ordered: dict[int, list[Any]] = {}
     for a, b, same in seq:
         if b == ffi.NULL:
             if _np(a):
-                _walk(ffi.NULL, lib.lyd_child(a), out)
+                _walk(ffi.NULL, lib.lyd_child(a), out, effective)
             else:
                 out.append(_whole("create", a))
             continue
         sch = a.schema
         if sch.nodetype & _MULTI and sch.flags & lib.LYS_ORDBY_USER:
             ordered.setdefault(ly.addr(sch), []).append((a, b))
-        if same or compare(xnode(a), xnode(b),
-                           _FULL_RECURSION | _DEFAULTS) == lib.LY_SUCCESS:
+        if same or compare(xnode(a), xnode(b), full) == lib.LY_SUCCESS:
             continue
         if sch.nodetype & lib.LYS_LEAF:
             value, prev = node_value(a), node_value(b)
             if value != prev:
                 out.append(Difference("modify", node_path(a), value, prev))
         elif not sch.nodetype & _TERM:
-            _walk(lib.lyd_child_no_keys(b), lib.lyd_child_no_keys(a), out)
+            _walk(lib.lyd_child_no_keys(b), lib.lyd_child_no_keys(a), out, effective)
     for pairs in ordered.values():
         _moves(pairs, out)
 

@@ -45,6 +45,16 @@ def test_an_explicit_default_differs_from_the_implicit_one(schema: Schema) -> No
         Difference("delete", f"{TOP}/count", prev_value="7")]
 
 
+def test_effective_values_count_implicit_defaults_as_set(schema: Schema) -> None:
+    # count defaults to 7: an explicit 7 is the value in force either way
+    with tree(schema, count=7) as explicit, tree(schema) as implicit, \
+            tree(schema, count=8) as other:
+        assert diff_trees(implicit, explicit, effective=True) == []
+        assert diff_trees(explicit, implicit, effective=True) == []
+        assert diff_trees(other, implicit, effective=True) == [
+            Difference("modify", f"{TOP}/count", value="7", prev_value="8")]
+
+
 def test_entries_created_and_deleted_carry_their_subtree(schema: Schema) -> None:
     out = diff(schema, {"thing": [{"id": "t1", "needed": "x", "label": "L"}]},
                {"pair": [{"a": "p", "b": 1, "v": "z"}]})
