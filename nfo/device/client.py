@@ -232,7 +232,7 @@ class Device:
         reply = await self._call("get-config", f"<get-config><source>{_datastore(source)}"
                                  f"</source>{flt}</get-config>")
         data = reply.child("data", NC)
-        return data.content_xml().decode() if data is not None else ""
+        return data.content_xml().decode().strip() if data is not None else ""
 
     async def edit_config(self, target: str, config_xml: str, *,
                           default_operation: str | None = None,

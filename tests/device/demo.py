@@ -32,8 +32,9 @@ class DemoDevice:
     """One launcher process and what a client needs to reach it."""
 
     def __init__(self, dir_: Path, *, port: int | None = None,
-                 key: asyncssh.SSHKey | None = None) -> None:
+                 key: asyncssh.SSHKey | None = None, extra: tuple[str, ...] = ()) -> None:
         self.dir = dir_
+        self.extra = extra
         self.port = port or free_port(socket.SOCK_STREAM)
         self.key = key or asyncssh.generate_private_key("ssh-ed25519")
         self.user = pwd.getpwuid(os.geteuid()).pw_name
@@ -46,7 +47,8 @@ class DemoDevice:
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "nfo.drivers.local.netconf_device", "--port",
                 str(self.port), "--authorized-key",
-                self.key.export_public_key().decode().strip(), "--dir", str(self.dir)]
+                self.key.export_public_key().decode().strip(), "--dir", str(self.dir),
+                *self.extra]
 
     def start(self) -> DemoDevice:
         self.dir.mkdir(parents=True, exist_ok=True)
