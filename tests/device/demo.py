@@ -29,7 +29,8 @@ def _accepting(port: int) -> bool:
 
 
 class DemoDevice:
-    """One launcher process and what a client needs to reach it."""
+    """One launcher process and what a client needs to reach it.  It runs in its directory
+    without ``--dir``, as the local driver runs it."""
 
     def __init__(self, dir_: Path, *, port: int | None = None,
                  key: asyncssh.SSHKey | None = None, extra: tuple[str, ...] = ()) -> None:
@@ -47,8 +48,7 @@ class DemoDevice:
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "nfo.drivers.local.netconf_device", "--port",
                 str(self.port), "--authorized-key",
-                self.key.export_public_key().decode().strip(), "--dir", str(self.dir),
-                *self.extra]
+                self.key.export_public_key().decode().strip(), *self.extra]
 
     def start(self) -> DemoDevice:
         self.dir.mkdir(parents=True, exist_ok=True)

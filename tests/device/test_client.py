@@ -18,6 +18,7 @@ from nfo.drivers.local.netconf_device import MODULE
 from nfo.wire import xml
 from tests.device.demo import DemoDevice
 from tests.netutil import free_port
+from tests.waiting import wait_for
 
 RTR = "urn:nfo:demo-router"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -176,6 +177,22 @@ async def test_confirmed_commit_then_confirming_commit(dev: Device) -> None:
     assert names(await dev.get_config("running", MINE)) == ["eth3"]
 
 
+async def test_an_unconfirmed_commit_is_rolled_back_after_its_timeout(dev: Device) -> None:
+    await dev.edit_config("candidate", iface("eth6"))
+    await dev.commit(confirmed=True, timeout=1)
+    assert names(await dev.get_config("running", MINE)) == ["eth6"]
+
+    seen: list[str] = []
+
+    async def rolled_back() -> bool:
+        seen.append(await dev.get_config("running", MINE))
+        return seen[-1] == ""
+
+    # netconfd runs its timers only after about a second without requests
+    await wait_for(rolled_back, 20, "the device to roll the commit back", every=1.5,
+                   show=lambda: seen[-1])
+
+
 async def test_cancel_commit_restores_running(dev: Device) -> None:
     await dev.edit_config("candidate", iface("eth4"))
     await dev.commit()
@@ -232,8 +249,9 @@ async def test_close_is_idempotent_and_ends_the_session(demo: DemoDevice) -> Non
 async def test_two_sessions_side_by_side(demo: DemoDevice) -> None:
     async with session(demo) as a, session(demo) as b:
         assert a.session_id != b.session_id
-        got = await asyncio.gather(a.get_config("running", MINE), b.get_config("running", MINE))
-        assert got == ["", ""]
+        got = await asyncio.gather(a.get_config("running", MINE), b.get_config("running", MINE),
+                                   a.get_config("candidate", MINE), a.discard_changes())
+        assert got == ["", "", "", None]  # one session's calls wait for each other
 
 
 # -- refusals and failures ----------------------------------------------------------------
