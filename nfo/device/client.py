@@ -295,11 +295,12 @@ class Device:
         return await self._call("rpc", inner_xml, check=True)
 
     async def close(self) -> None:
-        """``<close-session/>``, then close the SSH connection; idempotent, never raises."""
+        """``<close-session/>``, then close the SSH connection; idempotent, never raises.
+        With a request in flight the connection is closed at once and the request fails."""
         if self._closed:
             return
         self._closed = True
-        if self._broken is None:
+        if self._broken is None and not self._lock.locked():
             with contextlib.suppress(DeviceError, TimeoutError, ValueError):
                 async with asyncio.timeout(min(CLOSE_TIMEOUT, self.endpoint.rpc_timeout)):
                     await self._call("close-session", "<close-session/>", closing=True)
@@ -418,6 +419,8 @@ class Device:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self._fail(DeviceError("connect", f"the session to {self._where} was closed",
+                               temporary=False))
         if self._hello.done() and not self._hello.cancelled():
             self._hello.exception()  # retrieved: never "exception was never retrieved"
         self._conn.close()

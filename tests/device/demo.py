@@ -50,13 +50,16 @@ class DemoDevice:
                 str(self.port), "--authorized-key",
                 self.key.export_public_key().decode().strip(), *self.extra]
 
+    def env(self) -> dict[str, str]:
+        """The environment that imports nfo from this checkout."""
+        return dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
     def start(self) -> DemoDevice:
         self.dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=out, env=env, cwd=self.dir)
+                                         stderr=out, env=self.env(), cwd=self.dir)
         deadline = time.monotonic() + START_TIMEOUT
         while not _accepting(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -73,6 +74,17 @@ async def test_a_dead_child_stops_the_device_with_a_failure(tmp_path: Path) -> N
         assert "netconfd exited" in dev.log.read_text()
     finally:
         dev.stop()
+
+
+def test_a_busy_port_fails_the_device(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        dev = DemoDevice(tmp_path, port=busy.getsockname()[1])
+        done = subprocess.run(dev.argv(), cwd=tmp_path, env=dev.env(), timeout=30,
+                              capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "sshd exited" in done.stderr
 
 
 async def test_startup_xml_seeds_the_configuration(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ framing choice, timeouts, the reply cap, notifications, replies that are not rep
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -19,6 +20,7 @@ from tests.device.fake import (
     message_id,
     ok,
 )
+from tests.waiting import wait_for
 
 
 async def test_password_login_and_chunked_framing_when_both_say_1_1() -> None:
@@ -137,6 +139,18 @@ async def test_a_device_that_hangs_up_is_a_temporary_connect_error() -> None:
         with pytest.raises(DeviceError) as err:
             await d.lock("running")
     assert (err.value.kind, err.value.temporary) == ("connect", True)
+
+
+async def test_close_with_a_request_in_flight_fails_it_at_once() -> None:
+    fake = FakeDevice(answer=lambda _: None)
+    async with fake_device(fake) as ep:
+        d = await Device.connect(dataclasses.replace(ep, rpc_timeout=60))
+        call = asyncio.create_task(d.lock("running"))
+        await wait_for(lambda: fake.requests, 5, "the request to arrive")
+        await d.close()
+        with pytest.raises(DeviceError) as err:
+            await call
+    assert (err.value.kind, err.value.temporary) == ("connect", False)
 
 
 def test_endpoint_repr_hides_the_secrets() -> None:

@@ -267,7 +267,7 @@ def run(files: DeviceFiles, port: int) -> int:
                 return 0
     except _Stopped:
         return 0
-    except LaunchError as e:
+    except (LaunchError, OSError) as e:
         log.error("netconf device: %s", e)
         return 1
     finally:
