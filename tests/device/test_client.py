@@ -9,9 +9,12 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
+from ncclient import manager
 
 from nfo.device import Device, DeviceError, Endpoint
 from nfo.drivers.local.netconf_device import MODULE
@@ -97,6 +100,28 @@ async def test_lock_edit_commit_unlock_then_running_shows_it(dev: Device) -> Non
     running = await dev.get_config("running", MINE)
     assert names(running) == ["eth0", "eth1"]
     assert "<mtu>1400</mtu>" in running
+
+
+async def test_an_independent_client_sees_the_commit(demo: DemoDevice, dev: Device,
+                                                     tmp_path: Path) -> None:
+    await dev.edit_config("candidate", iface("eth2", mtu=9000))
+    await dev.commit()
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_bytes(demo.key.export_private_key())
+    key_file.chmod(0o600)
+
+    def read(m: Any) -> str:
+        return str(m.get_config("running", filter=("subtree", f'<interfaces xmlns="{RTR}"/>'))
+                   .data_xml)
+
+    def run() -> str:
+        with manager.connect(host="127.0.0.1", port=demo.port, username=demo.user,
+                             key_filename=str(key_file), hostkey_verify=False,
+                             look_for_keys=False, allow_agent=False, timeout=10) as m:
+            return read(m)
+
+    seen = await asyncio.to_thread(run)
+    assert "<name>eth2</name>" in seen and "<mtu>9000</mtu>" in seen
 
 
 async def test_edit_options_are_sent(dev: Device) -> None:
