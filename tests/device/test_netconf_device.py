@@ -1,0 +1,114 @@
+"""The demo NETCONF device's launcher (nfo.drivers.local.netconf_device): its two children
+live and die with it, it restarts in its own directory, and it refuses what it cannot run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nfo.device import Device
+from nfo.drivers.local.netconf_device import MODULE, main
+from tests.device.demo import DemoDevice, alive
+from tests.waiting import wait_for
+
+RTR = "urn:nfo:demo-router"
+ETH0 = f'<interfaces xmlns="{RTR}"><interface><name>eth0</name></interface></interfaces>'
+
+
+def comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def test_the_demo_module_compiles_in_libyang() -> None:
+    done = subprocess.run(["yanglint", str(MODULE)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_sigterm_stops_both_children_and_exits_0(tmp_path: Path) -> None:
+    dev = DemoDevice(tmp_path).start()
+    kids = dev.children()
+    assert sorted(comm(k) for k in kids) == ["netconfd", "sshd"]
+    assert dev.stop() == 0
+    assert not any(alive(k) for k in kids)
+    assert not (tmp_path / "run" / "ncx.sock").exists()
+
+
+async def test_kill_9_takes_the_children_and_a_restart_keeps_key_and_config(
+        tmp_path: Path) -> None:
+    dev = DemoDevice(tmp_path).start()
+    try:
+        async with await Device.connect(dev.endpoint()) as d:
+            await d.edit_config("candidate", ETH0)
+            await d.commit()
+    except BaseException:
+        dev.stop()
+        raise
+    host_key = dev.host_key()
+    kids = dev.children()
+    assert dev.proc is not None
+    dev.proc.kill()
+    dev.proc.wait()
+    await wait_for(lambda: not any(alive(k) for k in kids), 10, "the children to die")
+    again = DemoDevice(tmp_path, port=dev.port, key=dev.key).start()  # a stale socket is left
+    try:
+        async with await Device.connect(again.endpoint(host_key=host_key)) as d:
+            running = await d.get_config("running", f'<interfaces xmlns="{RTR}"/>')
+        assert "<name>eth0</name>" in running
+    finally:
+        assert again.stop() == 0
+
+
+async def test_a_dead_child_stops_the_device_with_a_failure(tmp_path: Path) -> None:
+    dev = DemoDevice(tmp_path).start()
+    try:
+        kids = {comm(k): k for k in dev.children()}
+        os.kill(kids["netconfd"], signal.SIGKILL)
+        assert dev.proc is not None
+        assert dev.proc.wait(10) == 1
+        await wait_for(lambda: not alive(kids["sshd"]), 10, "sshd to stop")
+        assert "netconfd exited" in dev.log.read_text()
+    finally:
+        dev.stop()
+
+
+def test_a_busy_port_fails_the_device(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        dev = DemoDevice(tmp_path, port=busy.getsockname()[1])
+        done = subprocess.run(dev.argv(), cwd=tmp_path, env=dev.env(), timeout=30,
+                              capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "sshd exited" in done.stderr
+
+
+async def test_startup_xml_seeds_the_configuration(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.xml"
+    seed.write_text(f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{ETH0}</config>')
+    dev = DemoDevice(tmp_path / "dev", extra=("--startup-xml", str(seed))).start()
+    try:
+        async with await Device.connect(dev.endpoint()) as d:
+            assert "<name>eth0</name>" in await d.get_config("running")
+    finally:
+        dev.stop()
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    ([], "at least one --authorized-key"),
+    (["--authorized-key", "not a key"], "not one OpenSSH public-key line"),
+    (["--authorized-key", "ssh-ed25519 AAAA", "--dir", "with space"], "cannot carry"),
+], ids=["no-key", "bad-key", "bad-dir"])
+def test_what_cannot_run_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                    args: list[str], said: str) -> None:
+    if "--dir" not in args:
+        args = [*args, "--dir", str(tmp_path)]
+    else:
+        args = [str(tmp_path / a) if a == "with space" else a for a in args]
+    assert main(["--port", "2830", *args]) == 1
+    assert said in caplog.text
+    assert not (tmp_path / "sshd_config").exists()
