@@ -98,6 +98,26 @@ def test_a_busy_port_fails_the_device(tmp_path: Path) -> None:
     assert "sshd exited" in done.stderr
 
 
+async def test_devices_side_by_side_keep_their_own_configuration(tmp_path: Path) -> None:
+    devs = [DemoDevice(tmp_path / f"d{i}") for i in range(3)]
+    try:
+        for dev in devs:
+            dev.start()
+        for i, dev in enumerate(devs):
+            async with await Device.connect(dev.endpoint()) as d:
+                await d.edit_config("candidate", ETH0.replace("eth0", f"eth{i}"))
+                await d.commit()
+        for i, dev in enumerate(devs):
+            async with await Device.connect(dev.endpoint()) as d:
+                running = await d.get_config("running", f'<interfaces xmlns="{RTR}"/>')
+            assert [n for n in ("eth0", "eth1", "eth2") if n in running] == [f"eth{i}"]
+    finally:
+        for dev in devs:
+            if dev.proc is not None:
+                dev.proc.send_signal(signal.SIGTERM)
+        assert [dev.stop() for dev in devs] == [0, 0, 0]
+
+
 async def test_startup_xml_seeds_the_configuration(tmp_path: Path) -> None:
     seed = tmp_path / "seed.xml"
     seed.write_text(f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{ETH0}</config>')
