@@ -218,6 +218,19 @@ async def test_an_unconfirmed_commit_is_rolled_back_after_its_timeout(dev: Devic
                    show=lambda: seen[-1])
 
 
+async def test_closing_the_session_of_an_unconfirmed_commit_rolls_it_back(
+        demo: DemoDevice, dev: Device) -> None:
+    async with session(demo) as other:
+        await other.edit_config("candidate", iface("eth5"))
+        await other.commit(confirmed=True, timeout=600)
+        assert names(await dev.get_config("running", MINE)) == ["eth5"]
+
+    async def rolled_back() -> bool:
+        return await dev.get_config("running", MINE) == ""
+
+    await wait_for(rolled_back, 20, "the rollback", every=1.0)
+
+
 async def test_cancel_commit_restores_running(dev: Device) -> None:
     await dev.edit_config("candidate", iface("eth4"))
     await dev.commit()

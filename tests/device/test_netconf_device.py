@@ -4,16 +4,27 @@ live and die with it, it restarts in its own directory, and it refuses what it c
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
+import asyncssh
 import pytest
 
-from nfo.device import Device
+from nfo.device import Device, Endpoint
+from nfo.drivers.local import LocalDriver
 from nfo.drivers.local.netconf_device import MODULE, main
-from tests.device.demo import DemoDevice, alive
+from nfo.registry.protocol import (
+    ComputeNeeds,
+    DriverContext,
+    InstantiateRequest,
+    VimAccount,
+    WorkloadState,
+)
+from tests.device.demo import REPO, DemoDevice, alive
+from tests.netutil import free_port
 from tests.waiting import wait_for
 
 RTR = "urn:nfo:demo-router"
@@ -87,6 +98,26 @@ def test_a_busy_port_fails_the_device(tmp_path: Path) -> None:
     assert "sshd exited" in done.stderr
 
 
+async def test_devices_side_by_side_keep_their_own_configuration(tmp_path: Path) -> None:
+    devs = [DemoDevice(tmp_path / f"d{i}") for i in range(3)]
+    try:
+        for dev in devs:
+            dev.start()
+        for i, dev in enumerate(devs):
+            async with await Device.connect(dev.endpoint()) as d:
+                await d.edit_config("candidate", ETH0.replace("eth0", f"eth{i}"))
+                await d.commit()
+        for i, dev in enumerate(devs):
+            async with await Device.connect(dev.endpoint()) as d:
+                running = await d.get_config("running", f'<interfaces xmlns="{RTR}"/>')
+            assert [n for n in ("eth0", "eth1", "eth2") if n in running] == [f"eth{i}"]
+    finally:
+        for dev in devs:
+            if dev.proc is not None:
+                dev.proc.send_signal(signal.SIGTERM)
+        assert [dev.stop() for dev in devs] == [0, 0, 0]
+
+
 async def test_startup_xml_seeds_the_configuration(tmp_path: Path) -> None:
     seed = tmp_path / "seed.xml"
     seed.write_text(f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{ETH0}</config>')
@@ -112,3 +143,34 @@ def test_what_cannot_run_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert main(["--port", "2830", *args]) == 1
     assert said in caplog.text
     assert not (tmp_path / "sshd_config").exists()
+
+
+async def test_the_local_driver_runs_it_as_an_nf(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the driver passes PYTHONPATH on
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    port = free_port(socket.SOCK_STREAM)
+    deployment = {
+        "command": ["{python}", "-m", "nfo.drivers.local.netconf_device", "--port",
+                    "{param:port}", "--authorized-key", "{param:authorized-key}"],
+        "readiness-probe": {"tcp": {"port": "{param:port}"}, "interval-ms": 50},
+    }
+    params = {"port": str(port), "authorized-key": key.export_public_key().decode().strip()}
+    drv = LocalDriver(VimAccount("local", "nfo-vim:local", {}),
+                      DriverContext(tmp_path / "vim", "test-device"))
+    rid = (await drv.instantiate(InstantiateRequest("rtr1", "netconf-device", deployment,
+                                                    params, ComputeNeeds(), 30.0))).resource_id
+    try:
+        async def running() -> bool:
+            return (await drv.status(rid)).state is WorkloadState.RUNNING
+
+        await wait_for(running, 20, "the device to run")
+        ep = Endpoint("127.0.0.1", port, pwd.getpwuid(os.geteuid()).pw_name,
+                      private_key=key.export_private_key().decode())
+        async with await Device.connect(ep) as d:
+            assert d.has_candidate
+            assert (tmp_path / "vim" / "work" / "rtr1" / "startup-cfg.xml").exists()
+    finally:
+        await drv.terminate(rid)
+        await drv.close()
+    assert (await drv.status(rid)).state is WorkloadState.GONE
