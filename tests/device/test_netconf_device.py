@@ -15,7 +15,7 @@ import pytest
 
 from nfo.device import Device, Endpoint
 from nfo.drivers.local import LocalDriver
-from nfo.drivers.local.netconf_device import MODULE, main
+from nfo.drivers.local.netconf_device import MODULE, main, prepare
 from nfo.registry.protocol import (
     ComputeNeeds,
     DriverContext,
@@ -143,6 +143,23 @@ def test_what_cannot_run_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert main(["--port", "2830", *args]) == 1
     assert said in caplog.text
     assert not (tmp_path / "sshd_config").exists()
+
+
+def test_a_directory_too_deep_for_a_socket_address_keeps_its_socket_in_a_private_one(
+        tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    files = prepare(deep, host="127.0.0.1", port=2830, authorized_keys=[key])
+    assert not files.socket.is_relative_to(deep) and len(str(files.socket)) <= 107
+    run = files.socket.parent
+    try:
+        st = run.lstat()
+        assert st.st_uid == os.geteuid() and st.st_mode & 0o777 == 0o700
+        again = prepare(deep, host="127.0.0.1", port=2830, authorized_keys=[key])
+        assert again.socket == files.socket  # the same on every start
+        assert str(files.socket) in files.sshd_config.read_text()
+    finally:
+        run.rmdir()
 
 
 async def test_the_local_driver_runs_it_as_an_nf(tmp_path: Path,

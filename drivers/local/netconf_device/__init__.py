@@ -27,15 +27,19 @@ a restarted device can bind its port again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +94,13 @@ class DeviceFiles:
 
     @property
     def socket(self) -> Path:
-        return self.dir / "run" / "ncx.sock"
+        """In ``DIR/run``; when that path is too long for a socket address, in a private
+        directory of the temporary directory named after ``DIR`` (same on every start)."""
+        near = self.dir / "run" / "ncx.sock"
+        if len(str(near).encode()) <= _SUN_PATH_MAX:
+            return near
+        tag = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"nfo-netconf-{os.geteuid()}-{tag}" / "ncx.sock"
 
 
 def _program(name: str) -> str:
@@ -138,8 +148,7 @@ def prepare(dir_: Path, *, host: str, port: int, authorized_keys: list[str],
         raise LaunchError(f"the device directory {str(files.dir)!r} has characters sshd_config "
                           "cannot carry (white space, quotes or shell syntax)")
     if len(str(files.socket).encode()) > _SUN_PATH_MAX:
-        raise LaunchError(f"the device directory {str(files.dir)!r} is too long for a socket "
-                          "path")
+        raise LaunchError(f"no socket path short enough for {str(files.dir)!r}")
     if not authorized_keys:
         raise LaunchError("at least one --authorized-key is needed (sshd accepts keys only)")
     for key in authorized_keys:
@@ -158,8 +167,12 @@ def prepare(dir_: Path, *, host: str, port: int, authorized_keys: list[str],
         _write(files.startup, startup_xml.read_text(encoding="utf-8"))
     elif not files.startup.exists():
         _write(files.startup, EMPTY_STARTUP)
-    files.socket.parent.mkdir(mode=0o700, exist_ok=True)
-    files.socket.parent.chmod(0o700)
+    run = files.socket.parent
+    run.mkdir(mode=0o700, exist_ok=True)
+    st = run.lstat()  # in a shared temporary directory: ours, a directory, not a link
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise LaunchError(f"{str(run)!r} is not a directory of this user")
+    run.chmod(0o700)
     files.socket.unlink(missing_ok=True)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -273,6 +286,9 @@ def run(files: DeviceFiles, port: int) -> int:
     finally:
         kids.stop()
         files.socket.unlink(missing_ok=True)
+        if files.socket.parent != files.dir / "run":
+            with contextlib.suppress(OSError):
+                files.socket.parent.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
