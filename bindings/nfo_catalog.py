@@ -1069,7 +1069,7 @@ class yc_readiness_probe_nfo_catalog__catalog_nf_descriptor_local_readiness_prob
 The probe is retried until it succeeds or the
 instantiation timeout expires.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__none','__tcp','__udp','__interval_ms',)
+  __slots__ = ('_path_helper', '_extmethods', '__none','__tcp','__udp','__failure_timeout','__interval_ms',)
 
   _yang_name = 'readiness-probe'
   _yang_namespace = 'urn:nfo:catalog'
@@ -1084,6 +1084,7 @@ instantiation timeout expires.
     self.__none = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="none", parent=self, choice=('probe', 'none'), path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='empty', is_config=True)
     self.__tcp = YANGDynClass(base=yc_tcp_nfo_catalog__catalog_nf_descriptor_local_readiness_probe_tcp, is_container='container', presence=True, yang_name="tcp", parent=self, choice=('probe', 'tcp'), path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='container', is_config=True)
     self.__udp = YANGDynClass(base=yc_udp_nfo_catalog__catalog_nf_descriptor_local_readiness_probe_udp, is_container='container', presence=True, yang_name="udp", parent=self, choice=('probe', 'udp'), path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='container', is_config=True)
+    self.__failure_timeout = YANGDynClass(base=RestrictedClassType(base_type=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), restriction_dict={'range': ['0..86400']}), is_leaf=True, yang_name="failure-timeout", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='uint32', is_config=True)
     self.__interval_ms = YANGDynClass(base=RestrictedClassType(base_type=RestrictedClassType(base_type=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), restriction_dict={'range': ['0..3600000']}), restriction_dict={'range': ['10..60000']}), default=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32)(250), is_leaf=True, yang_name="interval-ms", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='nfo-vim:milliseconds', is_config=True)
 
     load = kwargs.pop("load", None)
@@ -1228,6 +1229,51 @@ with the expected reply.
     self.__udp = YANGDynClass(base=yc_udp_nfo_catalog__catalog_nf_descriptor_local_readiness_probe_udp, is_container='container', presence=True, yang_name="udp", parent=self, choice=('probe', 'udp'), path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='container', is_config=True)
 
 
+  def _get_failure_timeout(self):
+    """
+    Getter method for failure_timeout, mapped from YANG variable /catalog/nf_descriptor/local/readiness_probe/failure_timeout (uint32)
+
+    YANG Description: Once the process runs: how long the probe may keep
+failing before the workload is reported failed (and
+healed under the descriptor's healing policy).  When
+absent or 0, the probe runs only until the process is
+ready.
+    """
+    return self.__failure_timeout
+      
+  def _set_failure_timeout(self, v, load=False):
+    """
+    Setter method for failure_timeout, mapped from YANG variable /catalog/nf_descriptor/local/readiness_probe/failure_timeout (uint32)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_failure_timeout is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_failure_timeout() directly.
+
+    YANG Description: Once the process runs: how long the probe may keep
+failing before the workload is reported failed (and
+healed under the descriptor's healing policy).  When
+absent or 0, the probe runs only until the process is
+ready.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), restriction_dict={'range': ['0..86400']}), is_leaf=True, yang_name="failure-timeout", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='uint32', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """failure_timeout must be of a type compatible with uint32""",
+          'defined-type': "uint32",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), restriction_dict={'range': ['0..86400']}), is_leaf=True, yang_name="failure-timeout", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='uint32', is_config=True)""",
+        })
+
+    self.__failure_timeout = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_failure_timeout(self):
+    self.__failure_timeout = YANGDynClass(base=RestrictedClassType(base_type=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), restriction_dict={'range': ['0..86400']}), is_leaf=True, yang_name="failure-timeout", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:catalog', defining_module='nfo-catalog', yang_type='uint32', is_config=True)
+
+
   def _get_interval_ms(self):
     """
     Getter method for interval_ms, mapped from YANG variable /catalog/nf_descriptor/local/readiness_probe/interval_ms (nfo-vim:milliseconds)
@@ -1267,10 +1313,11 @@ with the expected reply.
   none = __builtin__.property(_get_none, _set_none)
   tcp = __builtin__.property(_get_tcp, _set_tcp)
   udp = __builtin__.property(_get_udp, _set_udp)
+  failure_timeout = __builtin__.property(_get_failure_timeout, _set_failure_timeout)
   interval_ms = __builtin__.property(_get_interval_ms, _set_interval_ms)
 
   __choices__ = {'probe': {'none': ['none'], 'tcp': ['tcp'], 'udp': ['udp']}}
-  _pyangbind_elements = OrderedDict([('none', none), ('tcp', tcp), ('udp', udp), ('interval_ms', interval_ms), ])
+  _pyangbind_elements = OrderedDict([('none', none), ('tcp', tcp), ('udp', udp), ('failure_timeout', failure_timeout), ('interval_ms', interval_ms), ])
 
 
 class yc_environment_nfo_catalog__catalog_nf_descriptor_local_environment(PybindBase):

@@ -229,15 +229,17 @@ class _Probe:
     port: int = 0
     payload: str = ""
     expect: str = ""
+    failure_timeout: int = 0
+    """Seconds the probe may keep failing once the process ran (0: not probed then)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "port": self.port, "payload": self.payload,
-                "expect": self.expect}
+                "expect": self.expect, "failure-timeout": self.failure_timeout}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Probe:
         return cls(str(data["kind"]), int(data.get("port", 0)), str(data.get("payload", "")),
-                   str(data.get("expect", "")))
+                   str(data.get("expect", "")), int(data.get("failure-timeout", 0)))
 
 
 @dataclass
@@ -375,6 +377,8 @@ class LocalDriver:
         # Workloads this driver started or adopted, by resource id.
         self._known: dict[str, _Record] = {}
         self._ready: set[str] = set()
+        self._failing: dict[str, float] = {}
+        """When the liveness probe of a running process began to fail."""
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
@@ -496,6 +500,7 @@ class LocalDriver:
     def _forget(self, resource_id: str) -> asyncio.Task[None] | None:
         self._known.pop(resource_id, None)
         self._ready.discard(resource_id)
+        self._failing.pop(resource_id, None)
         task = self._monitors.pop(resource_id, None)
         if task is not None:
             task.cancel()
@@ -506,7 +511,7 @@ class LocalDriver:
         if reason is not None:
             return Status(WorkloadState.FAILED, reason)
         if rec.resource_id in self._ready:
-            return Status(WorkloadState.RUNNING)
+            return await self._liveness(rec)
         if await _run_probe(rec.probe, rec.interval_ms):
             # The process may have died while the probe ran (someone else answered).
             reason = self._exit_reason(rec)
@@ -520,6 +525,22 @@ class LocalDriver:
             self._ready.add(rec.resource_id)
             return Status(WorkloadState.RUNNING)
         return Status(WorkloadState.INITIALIZING, f"waiting for the {rec.probe.kind} probe")
+
+    async def _liveness(self, rec: _Record) -> Status:
+        """A running process whose probe has failed for ``failure-timeout`` is failed."""
+        limit = rec.probe.failure_timeout
+        if limit <= 0 or rec.probe.kind == "none":
+            return Status(WorkloadState.RUNNING)
+        if await _run_probe(rec.probe, rec.interval_ms):
+            self._failing.pop(rec.resource_id, None)
+            return Status(WorkloadState.RUNNING)
+        now = time.monotonic()
+        since = self._failing.setdefault(rec.resource_id, now)
+        if now - since >= limit:
+            self._failing.pop(rec.resource_id, None)
+            return Status(WorkloadState.FAILED,
+                          f"the {rec.probe.kind} probe has failed for {now - since:.0f}s")
+        return Status(WorkloadState.RUNNING)
 
     # -- monitoring ---------------------------------------------------------------------
 
@@ -600,9 +621,11 @@ class LocalDriver:
         interval = int(raw.get("interval-ms", DEFAULT_INTERVAL_MS))
         if not 10 <= interval <= 60000:
             raise PermanentError(f"readiness-probe interval-ms {interval} is out of 10..60000")
+        fails = int(raw.get("failure-timeout", 0))
         if "tcp" in raw:
             tcp = raw["tcp"] or {}
-            return _Probe("tcp", self._port(tcp.get("port"), params, "tcp probe")), interval
+            return _Probe("tcp", self._port(tcp.get("port"), params, "tcp probe"),
+                          failure_timeout=fails), interval
         if "udp" in raw:
             udp = raw["udp"] or {}
             port = self._port(udp.get("port"), params, "udp probe")
@@ -611,7 +634,7 @@ class LocalDriver:
             expected = "" if expect is None else self._expand(str(expect), params, "udp probe")
             if not payload:
                 raise PermanentError("udp probe: the payload is empty")
-            return _Probe("udp", port, payload, expected), interval
+            return _Probe("udp", port, payload, expected, fails), interval
         return _Probe("none"), interval
 
     def _environment(self, req: InstantiateRequest, run_as: RunAs | None) -> dict[str, str]:
@@ -903,6 +926,7 @@ class LocalDriver:
 
         if not exited():
             _signal_group(pid, signal.SIGTERM)
+            _signal_group(pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only then
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TERM_GRACE
             while not exited() and loop.time() < deadline:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nfo.cli.control import ControlServer
+from nfo.cli.demo import router_descriptor
 from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
 from nfo.datastore import Datastore, SqliteStorage
@@ -80,8 +81,9 @@ async def open_datastore(state: StateDir, yang_dirs: list[Path],
     await ds.start()
     if ds.info("running").revision == 0:
         demo = resources.files("nfo.yang").joinpath("nfo-demo-catalog.json").read_text()
+        router = {"nfo-catalog:catalog": {"nf-descriptor": [router_descriptor()]}}
         async with ds.internal_session("nfo") as s:
-            await s.edit("running", demo, Fmt.JSON)
+            await s.edit_many("running", [demo, json.dumps(router)], Fmt.JSON)
         log.info("first start: seeded the local VIM and the demo catalog")
     return ds
 

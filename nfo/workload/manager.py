@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
-from nfo.errors import InvalidValue
+from nfo.errors import InvalidValue, NfoError, OperationFailed
 from nfo.registry import (
     Capacity,
     ComputeNeeds,
@@ -52,6 +52,7 @@ from nfo.registry import (
 )
 from nfo.schema import Fmt, Tree, WithDefaults, print_node
 from nfo.schema.values import format_time, parse_time
+from nfo.workload import config as nfconfig
 
 __all__ = ["OWNER", "Desired", "WorkloadManager"]
 
@@ -62,8 +63,13 @@ INSTANCES = "/nfo-instances:nf-instances"
 ACTIVE = ("initializing", "running", "terminating")
 _ACTIONS = ("/nfo-instances:nf-instances/nf-instance/restart",
             "/nfo-instances:nf-instances/nf-instance/redeploy")
+_CONFIG_ACTIONS = tuple(f"/nfo-instances:nf-instances/nf-instance/{a}"
+                        for a in ("check-sync", "sync-to", "sync-from", "dry-run"))
 CALL_TIMEOUT = 300.0
 """Seconds a driver call may take before the manager stops waiting (a temporary error)."""
+
+ACTION_TIMEOUT = 120.0
+"""Seconds a configuration action (check-sync, sync-to, ...) may wait for its answer."""
 
 _T = TypeVar("_T")
 
@@ -94,6 +100,7 @@ def _first_value(text: str) -> dict[str, Any]:
 
 
 _DESCRIPTORS_KEPT = 256
+_SPECS_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,17 @@ class Desired:
     enabled: bool
     descriptor: dict[str, Any]
     digest: str
+    day2: Mapping[str, Any] | None = None
+    on_drift: str | None = None
+
+    @property
+    def netconf(self) -> Mapping[str, Any] | None:
+        """The descriptor's NETCONF management, when nfo configures the function."""
+        return self.descriptor.get("netconf")
+
+    @property
+    def healing(self) -> Mapping[str, Any]:
+        return self.descriptor.get("healing") or {}
 
     @property
     def vim_types(self) -> list[str]:
@@ -179,6 +197,11 @@ class WorkloadManager:
         self._hints: dict[str, Status] = {}
         self._wired: set[int] = set()
         self._session: Session | None = None
+        self._asks: dict[str, list[tuple[str, asyncio.Future[dict[str, str]]]]] = {}
+        """Configuration actions waiting for the instance's worker."""
+        self._specs: dict[bytes, nfconfig.ConfigSpec] = {}
+        self._heals: dict[str, list[float]] = {}
+        """When each instance was healed (in this process), for the policy's window."""
         self._subs: list[Any] = []
         self._stopping = False
         self.idle = asyncio.Event()
@@ -199,17 +222,21 @@ class WorkloadManager:
         self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances))
         self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog))
         self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
-        for path in (
-            "/nfo-instances:nf-instances/nf-instance/restart",
-            "/nfo-instances:nf-instances/nf-instance/redeploy",
-        ):
+        for path in _ACTIONS:
             self.ds.register_rpc(path, self._on_action)
+        for path in _CONFIG_ACTIONS:
+            self.ds.register_rpc(path, self._on_config_action)
         await self.resync()
 
     async def stop(self) -> None:
         self._stopping = True
-        for path in _ACTIONS:
+        for path in _ACTIONS + _CONFIG_ACTIONS:
             self.ds.unregister_rpc(path)
+        for asks in self._asks.values():
+            for _, fut in asks:
+                if not fut.done():
+                    fut.set_exception(OperationFailed("nfo is stopping"))
+        self._asks.clear()
         for sub in self._subs:
             await self.ds.unsubscribe(sub)
         self._subs.clear()
@@ -310,12 +337,27 @@ class WorkloadManager:
             for name in names:
                 assert name is not None
                 self._check_servable(ev.tree, name)
+                self._check_config(ev.tree, name)
         elif ev.phase == "done":
             for name in names:
                 assert name is not None
                 self.enqueue(name)
 
     async def _on_catalog(self, ev: ChangeEvent) -> None:
+        if ev.phase == "change" and ev.tree is not None:
+            changed = {_key_in(c.path, "nf-descriptor[id='") for c in ev.changes} - {None}
+            for desc_id in changed:
+                assert desc_id is not None
+                self._check_descriptor(ev.tree, desc_id)
+            if changed:
+                doc = _json_at(ev.tree, INSTANCES) or {}
+                for inst in doc.get("nf-instance", []):
+                    if inst.get("descriptor") in changed:
+                        self._check_config(
+                            ev.tree, inst["name"],
+                            f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
+                            "/netconf/day1/template")
+            return
         if ev.phase == "done":
             for name in self._configured_names():
                 self.enqueue(name)
@@ -367,6 +409,51 @@ class WorkloadManager:
                 f"any of them (registered: {', '.join(sorted(types)) or 'none'})",
                 app_tag="nfo-no-driver",
             )
+
+    def _check_descriptor(self, tree: Tree, desc_id: str) -> None:
+        """Refuse a descriptor whose function modules do not compile (its template is
+        checked with each instance's parameters, in :meth:`_check_config`)."""
+        desc, _ = self._descriptor(tree, desc_id)
+        netconf = desc.get("netconf")
+        if netconf is None:
+            return
+        try:
+            nfconfig.modules_of(netconf)
+        except NfoError as e:
+            raise InvalidValue(
+                f"descriptor {desc_id!r}: {e.message}",
+                path=f"/nfo-catalog:catalog/nf-descriptor[id='{desc_id}']/netconf/module",
+                app_tag="nfo-invalid-nf-module") from None
+
+    def _check_config(self, tree: Tree, name: str, path: str | None = None) -> None:
+        """Refuse a write that makes an instance's function configuration invalid for the
+        function's own modules, before any NETCONF call."""
+        d = self._desired_from(tree, name)
+        if d is None or d.netconf is None:
+            return
+        try:
+            self._config_spec(d)
+        except NfoError as e:
+            where = f"{e.path}: " if e.path else ""
+            raise InvalidValue(
+                f"instance {name!r}: {where}{e.message}",
+                path=path or f"{INSTANCES}/nf-instance[name='{name}']/day2/config",
+                app_tag="nfo-invalid-nf-config",
+            ) from None
+
+    def _config_spec(self, d: Desired) -> nfconfig.ConfigSpec:
+        """The instance's configuration spec, from a cache keyed by everything it is made of
+        (a bulk write of instances validates each distinct configuration once)."""
+        assert d.netconf is not None
+        key = hashlib.sha256(json.dumps([d.netconf, sorted(d.parameters.items()), d.day2,
+                                         d.on_drift], sort_keys=True).encode()).digest()
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = nfconfig.config_spec(d.netconf, d.parameters, d.day2, d.on_drift)
+            if len(self._specs) >= _SPECS_KEPT:
+                self._specs.clear()
+            self._specs[key] = spec
+        return spec
 
     async def _on_action(self, call: RpcCall) -> dict[str, str] | None:
         name = _instance_of(call.parent_path or "")
@@ -487,6 +574,8 @@ class WorkloadManager:
             inst.get("admin-state", "enabled") == "enabled",
             desc,
             digest,
+            inst.get("day2"),
+            inst.get("on-drift"),
         )
 
     def _fresh_cache(self, tree: Tree) -> bool:
@@ -580,9 +669,10 @@ class WorkloadManager:
             {"nfo-instances:nf-instances": {"nf-instance": [{"name": name, "state": public}]}}
         )
 
-    async def _set(self, name: str, **fields: Any) -> dict[str, Any]:
+    async def _set(self, name: str, *, note: str | None = None, **fields: Any) -> dict[str, Any]:
         """Record new state for an instance (durable on return) and, when its
-        oper-status changes, publish nf-instance-state-change in the same write."""
+        oper-status changes, publish nf-instance-state-change in the same write;
+        ``note``, another notification, goes with it (or with a second write)."""
         old = self._obs.get(name, {})
         new = {
             **old,
@@ -594,15 +684,16 @@ class WorkloadManager:
         self._obs[name] = new
         self._count(old, -1)
         self._count(new, +1)
-        note = (
-            _notification(name, old.get("oper-status"), new["oper-status"], new.get("reason"))
-            if changed
-            else None
-        )
+        notes: list[str | None] = [_notification(name, old.get("oper-status"),
+                                                 new["oper-status"], new.get("reason"))
+                                   ] if changed else []
+        if note is not None:
+            notes.append(note)
         assert self._session is not None
-        await self._session.set_oper_async(
-            self._state_doc(name, new), "json", owner=OWNER, replace=True, notification=note
-        )
+        doc = self._state_doc(name, new)
+        for n in notes or [None]:
+            await self._session.set_oper_async(doc, "json", owner=OWNER, replace=True,
+                                               notification=n)
         return new
 
     async def _forget(self, name: str) -> None:
@@ -648,6 +739,9 @@ class WorkloadManager:
         d = self._desired(name)
         o = self._obs.get(name)
         status = (o or {}).get("oper-status")
+        if self._asks.get(name) and (d is None or not d.enabled or status != "running"
+                                     or (o or {}).get("restart")):
+            self._refuse_asks(name, f"instance {name!r} is not running")
         if d is None or not d.enabled:
             if o is not None and (o.get("vim-resource-id") or status in ACTIVE):
                 await self._terminate(name, o, then_forget=d is None)
@@ -676,6 +770,8 @@ class WorkloadManager:
                 await self._replace(name, d, o)
             elif o.get("vim-resource-id"):
                 await self._retry_cleanup(name, o)
+            elif o.get("next-retry") and d.healing.get("policy", "none") != "none":
+                await self._heal(name, d, o)
             return
         if status == "terminating":
             await self._terminate(name, o, then_forget=False)
@@ -688,7 +784,10 @@ class WorkloadManager:
         if status == "initializing":
             await self._progress(name, d, o)
         elif status == "running":
-            await self._health(name, d, o)
+            if self._asks.get(name):
+                await self._answer_asks(name, d)
+            else:
+                await self._health(name, d, o)
 
     async def _instantiate(self, name: str, d: Desired) -> None:
         o = self._obs.get(name, {})
@@ -728,6 +827,7 @@ class WorkloadManager:
             reason=None,
             next_retry=None,
             vim_resource_id=o.get("vim-resource-id"),
+            config=None,
             _needs=d.compute,
             _requested=None,
         )
@@ -786,6 +886,7 @@ class WorkloadManager:
         if st.state is WorkloadState.RUNNING:
             await self._set(name, oper_status="running", reason=None, next_retry=None)
             self.requeue(name, self.health_interval)
+            await self._configure(name, d)
         elif st.state is WorkloadState.FAILED:
             await self._fail(name, vim, rid, st.reason or "the VIM reported failure")
         elif st.state is WorkloadState.GONE:
@@ -829,6 +930,7 @@ class WorkloadManager:
             if o.get("reason"):
                 await self._set(name, reason=None)
             self.requeue(name, self.health_interval)
+            await self._configure(name, d)
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
             await self._set(
@@ -841,7 +943,221 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         else:
-            await self._fail(name, vim, rid, st.reason or "the workload stopped")
+            reason = st.reason or "the workload stopped"
+            await self._fail(name, vim, rid, reason)
+            await self._plan_heal(name, d, reason)
+
+    # -- the function's own configuration (day-1, day-2, drift) ----------------------
+    def _spec(self, d: Desired, o: Mapping[str, Any]) -> nfconfig.ConfigSpec | None:
+        if d.netconf is None:
+            return None
+        return self._config_spec(d).with_host_key((o.get("config") or {}).get("host-key"))
+
+    async def _set_config(self, name: str, **fields: Any) -> None:
+        """Record the configuration state; a status change is announced."""
+        old = dict(self._obs.get(name, {}).get("config") or {})
+        new = {**old, **{k.replace("_", "-"): v for k, v in fields.items()}}
+        new = {k: v for k, v in new.items() if v not in (None, "", [])}
+        if new == old:
+            return
+        note = None
+        if new.get("status") != old.get("status"):
+            body: dict[str, Any] = {"name": name, "new-status": new["status"]}
+            if old.get("status"):
+                body["old-status"] = old["status"]
+            if new.get("reason"):
+                body["reason"] = str(new["reason"])[:1024]
+            note = json.dumps({"nfo-instances:nf-config-status-change": body})
+        await self._set(name, config=new, note=note)
+
+    async def _configure(self, name: str, d: Desired, *, force: bool = False) -> None:
+        """One configuration step of a running instance: apply what is due, or check
+        for drift when a check is due; never more than one device conversation."""
+        o = self._obs.get(name, {})
+        if d.netconf is None:
+            if o.get("config"):
+                await self._set(name, config=None)
+            return
+        c = o.get("config") or {}
+        try:
+            spec = self._spec(d, o)
+        except NfoError as e:
+            await self._set_config(name, status="failed", reason=f"invalid: {e.message}",
+                                   next_retry=None)
+            return
+        assert spec is not None
+        status = c.get("status")
+        now = time.time()
+        changed = c.get("desired-digest") != spec.digest
+        retry_at = _parse_iso(c.get("next-retry"))
+        if status == "failed" and not changed and not force:
+            if retry_at is None:
+                return  # a permanent failure waits for a change or sync-to
+            if retry_at > now:
+                self.requeue(name, retry_at - now)
+                return
+        last_check = _parse_iso(c.get("last-check")) or 0.0
+        due_apply = force or changed or status in (None, "pending", "applying", "failed")
+        due_check = spec.check_interval > 0 and now - last_check >= spec.check_interval
+        if not due_apply and not due_check:
+            if spec.check_interval > 0:
+                self.requeue(name, last_check + spec.check_interval - now)
+            return
+        if due_apply:
+            await self._set_config(name, status="applying", desired_digest=spec.digest,
+                                   reason=None, next_retry=None)
+        try:
+            dev = await nfconfig.connect(spec)
+            async with dev:
+                await self._set_config(name, capability=sorted(dev.capabilities),
+                                       host_key=dev.host_key)
+                if not due_apply:
+                    diff = await nfconfig.compare(dev, spec)
+                    policy = spec.on_drift
+                    if not diff:
+                        await self._set_config(name, status="in-sync", reason=None,
+                                               difference=None, last_check=_now_iso())
+                    elif policy != "re-apply":
+                        await self._set_config(
+                            name, status="out-of-sync", difference=diff,
+                            reason=f"drift: {len(diff)} difference(s) found", last_check=_now_iso())
+                    else:
+                        await self._set_config(name, status="applying", difference=diff,
+                                               reason=f"drift: re-applying ({diff[0]})")
+                        due_apply = True
+                if due_apply:
+                    await nfconfig.apply(dev, spec)
+                    stamp = _now_iso()
+                    await self._set_config(name, status="in-sync", reason=None, difference=None,
+                                           desired_digest=spec.digest,
+                                           last_applied_digest=spec.digest, last_applied=stamp,
+                                           last_check=stamp, attempts=None, next_retry=None)
+        except nfconfig.ConfigError as e:
+            attempts = int(c.get("attempts", 0)) + 1
+            if e.temporary:
+                delay = min(self.backoff_max, self.backoff_base * 2 ** min(attempts - 1, 10))
+                await self._set_config(
+                    name, status="failed", attempts=attempts, desired_digest=spec.digest,
+                    reason=f"temporary: {e.reason}; retry {attempts + 1} in {delay:.1f}s",
+                    next_retry=_now_iso(time.time() + delay))
+                self.requeue(name, delay)
+            else:
+                await self._set_config(name, status="failed", attempts=attempts,
+                                       desired_digest=spec.digest, reason=e.reason,
+                                       next_retry=None)
+            return
+        if spec.check_interval > 0:
+            self.requeue(name, spec.check_interval)
+
+    async def _on_config_action(self, call: RpcCall) -> dict[str, str] | None:
+        name = _instance_of(call.parent_path or "")
+        d = None if name is None else self._desired(name)
+        if name is None or d is None:
+            raise InvalidValue("the action needs a configured nf-instance")
+        if d.netconf is None:
+            raise InvalidValue(f"instance {name!r}: its descriptor has no NETCONF management",
+                               app_tag="nfo-no-netconf")
+        if self._obs.get(name, {}).get("oper-status") != "running":
+            raise OperationFailed(f"instance {name!r} is not running")
+        action = call.path.rsplit("/", 1)[-1]
+        fut: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._asks.setdefault(name, []).append((action, fut))
+        self.enqueue(name)
+        try:
+            async with asyncio.timeout(ACTION_TIMEOUT):
+                out = await fut
+        except TimeoutError:
+            raise OperationFailed(f"{action} of {name!r} did not finish within "
+                                  f"{ACTION_TIMEOUT:g}s") from None
+        if action == "sync-from":
+            doc = {"nfo-instances:nf-instances": {"nf-instance": [{
+                "name": name, "day2": {"mode": "replace", "format": "xml",
+                                       "config": out.pop("config")}}]}}
+            await call.session.edit("running", json.dumps(doc), "json")  # as the caller
+        return out
+
+    async def _answer_asks(self, name: str, d: Desired) -> None:
+        """Run the configuration actions waiting for this instance, in order."""
+        asks = self._asks.pop(name, [])
+        for action, fut in asks:
+            if fut.done():
+                continue
+            try:
+                if action == "sync-to":
+                    await self._configure(name, d, force=True)
+                    c = self._obs.get(name, {}).get("config") or {}
+                    if c.get("status") != "in-sync":
+                        raise OperationFailed(f"sync-to of {name!r} failed: {c.get('reason')}")
+                    fut.set_result({"result": f"{name!r} is in sync"})
+                    continue
+                spec = self._spec(d, self._obs.get(name, {}))
+                assert spec is not None
+                dev = await nfconfig.connect(spec)
+                async with dev:
+                    if action == "check-sync":
+                        diff = await nfconfig.compare(dev, spec)
+                        out = {"in-sync": "true" if not diff else "false"}
+                        if diff:
+                            out["difference"] = "\n".join(diff)
+                    elif action == "dry-run":
+                        target, edit = await nfconfig.dry_run(dev, spec)
+                        out = {"target": target, "edit": edit}
+                    else:  # sync-from
+                        with await nfconfig.read_running(dev, spec) as tree:
+                            text = spec.modules.print(tree, "xml")
+                        out = {"result": f"{name!r}: the function's configuration is now its "
+                                         "day-2 configuration", "config": text}
+                fut.set_result(out)
+            except nfconfig.ConfigError as e:
+                fut.set_exception(OperationFailed(f"{action} of {name!r}: {e.reason}"))
+            except NfoError as e:
+                fut.set_exception(e)
+        self.requeue(name, 0)
+
+    def _refuse_asks(self, name: str, reason: str) -> None:
+        for _, fut in self._asks.pop(name, []):
+            if not fut.done():
+                fut.set_exception(OperationFailed(reason))
+
+    # -- healing ------------------------------------------------------------------
+    async def _plan_heal(self, name: str, d: Desired, reason: str) -> None:
+        """After a running instance failed: schedule a heal under the descriptor's
+        policy (``next-retry``), or say that the policy gives up."""
+        policy = str(d.healing.get("policy", "none"))
+        if policy == "none" or name not in self._obs:
+            return
+        o = self._obs[name]
+        if o.get("vim-resource-id"):
+            return  # the failed workload is not removed yet; its cleanup comes first
+        now = time.time()
+        window = float(d.healing.get("window", 600))
+        recent = [t for t in self._heals.get(name, []) if now - t < window]
+        count = int(o.get("heal-count", 0))
+        if len(recent) >= int(d.healing.get("max-attempts", 3)):
+            why = (f"healing gave up: {len(recent)} heal(s) within {window:.0f}s; "
+                   f"last failure: {reason}")
+            await self._set(name, reason=why, note=_heal_note(name, "give-up", count, reason))
+            return
+        delay = float(d.healing.get("backoff", 1)) * 2 ** len(recent)
+        self._heals[name] = [*recent, now]
+        await self._set(name, heal_count=count + 1, last_heal=_now_iso(now),
+                        last_heal_reason=reason,
+                        reason=f"healing ({policy}) in {delay:g}s: {reason}",
+                        next_retry=_now_iso(now + delay),
+                        note=_heal_note(name, policy, count + 1, reason))
+        self.requeue(name, delay)
+
+    async def _heal(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+        retry_at = _parse_iso(o.get("next-retry"))
+        if retry_at is not None and retry_at > time.time():
+            self.requeue(name, retry_at - time.time())
+            return
+        policy = str(d.healing.get("policy", "none"))
+        keep: dict[str, Any] = {k: o[k] for k in ("heal-count", "last-heal", "last-heal-reason")
+                                if k in o}
+        self._reset(name, {"oper-status": "failed", "created": _now_iso(), **keep,
+                           "_requested": o.get("vim") if policy == "restart" else None})
+        await self._instantiate(name, d)
 
     async def _update(self, name: str, d: Desired, o: dict[str, Any]) -> None:
         rid = o.get("vim-resource-id")
@@ -1011,6 +1327,11 @@ def _notification(name: str, old: str | None, new: str, reason: str | None) -> s
     if reason:
         body["reason"] = reason[:1024]
     return json.dumps({"nfo-instances:nf-instance-state-change": body})
+
+
+def _heal_note(name: str, action: str, count: int, reason: str) -> str:
+    return json.dumps({"nfo-instances:nf-instance-healed": {
+        "name": name, "action": action, "heal-count": count, "reason": reason[:1024]}})
 
 
 def _key_in(path: str, marker: str) -> str | None:

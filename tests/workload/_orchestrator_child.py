@@ -13,7 +13,8 @@ N-th ``SimDriver.instantiate`` returned: the VIM has accepted the request but
 the manager has not recorded the resource id yet (the worst moment for a crash).
 It prints ``CRASH <instance> <resource-id>`` first.  ``crash-before-local-record: N``
 does the same in the ``local`` driver after the N-th process was spawned but before
-its record file is written.
+its record file is written.  ``crash-after-device-commit`` kills it right after the
+commit that makes a network function's configuration final, before nfo records it.
 """
 
 from __future__ import annotations
@@ -62,10 +63,26 @@ def _install_crash_before_record(after: int) -> None:
     LocalDriver._write_record = write_record  # type: ignore[method-assign]
 
 
+def _install_crash_after_commit() -> None:
+    from nfo.device import Device
+
+    real = Device.commit
+
+    async def commit(self: Any, *, confirmed: bool = False, timeout: int | None = None) -> None:
+        await real(self, confirmed=confirmed, timeout=timeout)
+        if not confirmed:  # the commit that makes the configuration final
+            print("CRASH commit", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    Device.commit = commit  # type: ignore[method-assign]
+
+
 async def main(state_dir: str, plan_file: str) -> None:
     plan = json.loads(Path(plan_file).read_text())
     if plan.get("crash-after-instantiate"):
         _install_crash(int(plan["crash-after-instantiate"]))
+    if plan.get("crash-after-device-commit"):
+        _install_crash_after_commit()
     if plan.get("crash-before-local-record"):
         _install_crash_before_record(int(plan["crash-before-local-record"]))
 
