@@ -33,6 +33,7 @@ SCRIPTS = {
     "bench_notifications.py": "stream list read (describe)",
     "bench_ui_api.py": "values of nf-instance=<new>/vim (noc, rules)",
     "bench_paging.py": "reference: GET the whole list",
+    "bench_nfconfig.py": "write to in-sync, one NF (median)",
 }
 AB = ("bench_memory.py", "bench_netconf.py", "bench_notifications.py", "bench_restconf.py",
       "bench_writes.py")
