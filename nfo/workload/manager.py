@@ -770,6 +770,9 @@ class WorkloadManager:
                 await self._replace(name, d, o)
             elif o.get("vim-resource-id"):
                 await self._retry_cleanup(name, o)
+                o = self._obs.get(name, {})
+                if not o.get("vim-resource-id") and o.get("_heal_after_cleanup"):
+                    await self._plan_heal(name, d, o.pop("_heal_after_cleanup"))
             elif o.get("next-retry") and d.healing.get("policy", "none") != "none":
                 await self._heal(name, d, o)
             return
@@ -815,8 +818,12 @@ class WorkloadManager:
             return
         attempts = int(o.get("attempts", 0)) + 1
         created = o.get("created") or _now_iso()
+        # a new workload's configuration starts over (it is applied once the workload runs)
+        cfg = None if d.netconf is None else {"status": "pending",
+                                              "reason": "waiting for the workload to run"}
         await self._set(
             name,
+            note=_config_note(name, (o.get("config") or {}).get("status"), cfg),
             oper_status="initializing",
             vim=vim.name,
             driver=drv_name,
@@ -827,7 +834,7 @@ class WorkloadManager:
             reason=None,
             next_retry=None,
             vim_resource_id=o.get("vim-resource-id"),
-            config=None,
+            config=cfg,
             _needs=d.compute,
             _requested=None,
         )
@@ -960,15 +967,7 @@ class WorkloadManager:
         new = {k: v for k, v in new.items() if v not in (None, "", [])}
         if new == old:
             return
-        note = None
-        if new.get("status") != old.get("status"):
-            body: dict[str, Any] = {"name": name, "new-status": new["status"]}
-            if old.get("status"):
-                body["old-status"] = old["status"]
-            if new.get("reason"):
-                body["reason"] = str(new["reason"])[:1024]
-            note = json.dumps({"nfo-instances:nf-config-status-change": body})
-        await self._set(name, config=new, note=note)
+        await self._set(name, config=new, note=_config_note(name, old.get("status"), new))
 
     async def _configure(self, name: str, d: Desired, *, force: bool = False) -> None:
         """One configuration step of a running instance: apply what is due, or check
@@ -1032,7 +1031,9 @@ class WorkloadManager:
                                            desired_digest=spec.digest,
                                            last_applied_digest=spec.digest, last_applied=stamp,
                                            last_check=stamp, attempts=None, next_retry=None)
-        except nfconfig.ConfigError as e:
+        except (nfconfig.ConfigError, NfoError) as e:
+            if isinstance(e, NfoError):  # data the function's modules refuse: no retry helps
+                e = nfconfig.ConfigError(e.message, temporary=False)
             attempts = int(c.get("attempts", 0)) + 1
             if e.temporary:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** min(attempts - 1, 10))
@@ -1112,6 +1113,9 @@ class WorkloadManager:
                 fut.set_exception(OperationFailed(f"{action} of {name!r}: {e.reason}"))
             except NfoError as e:
                 fut.set_exception(e)
+            except Exception as e:
+                log.exception("%s of %s failed", action, name)
+                fut.set_exception(OperationFailed(f"{action} of {name!r} failed: {e}"))
         self.requeue(name, 0)
 
     def _refuse_asks(self, name: str, reason: str) -> None:
@@ -1128,7 +1132,8 @@ class WorkloadManager:
             return
         o = self._obs[name]
         if o.get("vim-resource-id"):
-            return  # the failed workload is not removed yet; its cleanup comes first
+            o["_heal_after_cleanup"] = reason  # the failed workload must go first
+            return
         now = time.time()
         window = float(d.healing.get("window", 600))
         recent = [t for t in self._heals.get(name, []) if now - t < window]
@@ -1327,6 +1332,18 @@ def _notification(name: str, old: str | None, new: str, reason: str | None) -> s
     if reason:
         body["reason"] = reason[:1024]
     return json.dumps({"nfo-instances:nf-instance-state-change": body})
+
+
+def _config_note(name: str, old: str | None, new: Mapping[str, Any] | None) -> str | None:
+    """nf-config-status-change, when the status changes."""
+    if new is None or new.get("status") == old:
+        return None
+    body: dict[str, Any] = {"name": name, "new-status": new["status"]}
+    if old:
+        body["old-status"] = old
+    if new.get("reason"):
+        body["reason"] = str(new["reason"])[:1024]
+    return json.dumps({"nfo-instances:nf-config-status-change": body})
 
 
 def _heal_note(name: str, action: str, count: int, reason: str) -> str:

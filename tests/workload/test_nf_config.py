@@ -120,7 +120,8 @@ async def test_day1_config_reaches_the_device_and_is_in_sync(env: Any) -> None:
     assert "mgmt0" in running
     changes = await notes.until("nf-config-status-change",
                                 lambda s: any(b["new-status"] == "in-sync" for b in s))
-    assert [b["new-status"] for b in changes if b["name"] == "r1"][:2] == ["applying", "in-sync"]
+    assert [b["new-status"] for b in changes if b["name"] == "r1"][:3] == [
+        "pending", "applying", "in-sync"]
 
 
 def record_edits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
