@@ -20,6 +20,7 @@ from typing import Any
 
 from nfo.cli.remote import EXIT, KINDS
 from nfo.client import (
+    CONFIG_ACTIONS,
     AuthenticationFailed,
     Client,
     ClientConfig,
@@ -397,6 +398,17 @@ def _run(args: argparse.Namespace, out: _Out) -> None:
                 print(json.dumps(result))
             else:
                 out.note(str(result.get("result", f"{args.op} requested")))
+        elif args.op in CONFIG_ACTIONS:
+            result = nfo.config_action(args.name, args.op)
+            if out.json:
+                print(json.dumps(result))
+            elif args.op == "check-sync":
+                print("in sync" if result.get("in-sync") else
+                      f"out of sync:\n{result.get('difference', '')}")
+            elif args.op == "dry-run":
+                print(result.get("edit") or f"nothing to send (target {result.get('target')})")
+            else:
+                out.note(str(result.get("result", "")))
 
 
 _EXIT_FOR: tuple[tuple[type[ClientError], str], ...] = (

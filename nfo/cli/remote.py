@@ -85,6 +85,10 @@ _OP_EXAMPLES = {
     ("instance", "wait"): "nfo instance wait echo-1 echo-2 --state running --timeout 120",
     ("instance", "restart"): "nfo instance restart echo-1",
     ("instance", "redeploy"): "nfo instance redeploy echo-1 --vim lab",
+    ("instance", "check-sync"): "nfo instance check-sync r1",
+    ("instance", "sync-to"): "nfo instance sync-to r1",
+    ("instance", "sync-from"): "nfo instance sync-from r1",
+    ("instance", "dry-run"): "nfo instance dry-run r1",
 }
 
 
@@ -147,6 +151,14 @@ def add_remote_parsers(sub: Any) -> None:
                 r.add_argument("name")
                 if action == "redeploy":
                     r.add_argument("--vim", help="redeploy on this VIM")
+                _connection_args(r)
+            for action, text in (
+                    ("check-sync", "compare the NF's configuration with the desired one"),
+                    ("sync-to", "push the desired configuration to the NF now"),
+                    ("sync-from", "adopt the NF's configuration as the instance's day-2"),
+                    ("dry-run", "show the NETCONF edit nfo would send, without sending it")):
+                r = _op_parser(ops, cmd, action, text)
+                r.add_argument("name")
                 _connection_args(r)
     _add_watch_status(sub)
     _add_transactions(sub)

@@ -22,11 +22,13 @@ from nfo.client import calls as c
 from nfo.client.config import ClientConfig
 from nfo.client.errors import Unreachable, WaitFailed, WaitTimeout, raise_for_response
 
-__all__ = ["FINAL_STATES", "AsyncClient", "Client", "Collection", "reached"]
+__all__ = ["CONFIG_ACTIONS", "FINAL_STATES", "AsyncClient", "Client", "Collection", "reached"]
 
 T = TypeVar("T")
 
 FINAL_STATES = frozenset({"running", "failed", "terminated"})
+CONFIG_ACTIONS = ("check-sync", "sync-to", "sync-from", "dry-run")
+"""The actions on an instance whose network function nfo configures over NETCONF."""
 _STUCK = {"running": {"failed"}, "failed": set(), "terminated": set()}
 """States a wait for the key cannot leave by itself (it fails at once)."""
 
@@ -180,6 +182,14 @@ class _Methods:
 
     def redeploy(self, name: str, vim: str | None = None) -> Any:
         return self._do(c.action(c.INSTANCES, name, "redeploy", {"vim": vim} if vim else None))
+
+    def config_action(self, name: str, action: str) -> Any:
+        """One of the instance's configuration actions (docs/nf-config.md): ``check-sync``
+        (``in-sync``, ``difference``), ``sync-to``, ``sync-from`` or ``dry-run``
+        (``target``, ``edit``); its output as a dict."""
+        if action not in CONFIG_ACTIONS:
+            raise ValueError(f"not a configuration action: {action!r}")
+        return self._do(c.action(c.INSTANCES, name, action))
 
     def history(self, limit: int = 20, before: int | None = None) -> Any:
         """The commits of running, newest first (at most ``limit``; older than revision

@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -165,3 +166,32 @@ def test_status_and_watch(served: ServerProcess) -> None:
         watcher.send_signal(signal.SIGINT)
         code = watcher.wait(timeout=20)
     assert code == 0, watcher.stderr.read() if watcher.stderr else ""
+
+
+def test_a_netconf_router_configured_checked_and_dry_run_from_the_command_line(
+        served: ServerProcess) -> None:
+    port = free_port()
+    r = nfo(served, "instance", "create", "r-cli", "--descriptor", "netconf-router",
+            "--param", f"port={port}", "--param", "hostname=cli-router", "--wait",
+            "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            shown = json.loads(nfo(served, "instance", "show", "r-cli", "--json").stdout)
+            config = shown["state"].get("config", {})
+            if config.get("status") == "in-sync" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert config["status"] == "in-sync", shown["state"]
+        r = nfo(served, "instance", "check-sync", "r-cli")
+        assert r.returncode == 0 and r.stdout.strip() == "in sync", (r.stdout, r.stderr)
+        r = nfo(served, "instance", "dry-run", "r-cli", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout) == {"target": "candidate", "edit": ""}
+        r = nfo(served, "instance", "dry-run", "r-cli")
+        assert r.stdout.strip() == "nothing to send (target candidate)"
+        r = nfo(served, "instance", "check-sync", "udp-nothing")
+        assert r.returncode != 0
+    finally:
+        r = nfo(served, "instance", "delete", "r-cli", "--wait", "--timeout", "60")
+        assert r.returncode == 0, r.stderr
