@@ -35,7 +35,7 @@ def _client(srv: ServerProcess, **kw: object) -> Client:
 def test_a_local_nf_from_create_to_delete(served: ServerProcess) -> None:
     port = free_port()
     with _client(served) as nfo:
-        assert [d["id"] for d in nfo.catalog.list()] == ["netconf-router", "udp-echo"]
+        assert [d["id"] for d in nfo.catalog.list()] == ["udp-echo", "netconf-router"]
         nfo.create_instance("echo-c", "udp-echo", parameters={"port": port})
         seen: list[str | None] = []
         inst = nfo.wait("echo-c", "running", timeout=60, interval=0.2,

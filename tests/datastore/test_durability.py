@@ -161,7 +161,7 @@ def entries(data: dict[str, Any]) -> list[dict[str, Any]]:
 def catalog_intact(data: dict[str, Any]) -> None:
     assert [v["name"] for v in data["nfo-vim:vims"]["vim"]] == ["local"]
     ids = [d["id"] for d in data["nfo-catalog:catalog"]["nf-descriptor"]]
-    assert ids == ["netconf-router", "udp-echo"]
+    assert ids == ["udp-echo", "netconf-router"]
 
 
 # -- 1. kill in the middle of a stream of commits --------------------------------
