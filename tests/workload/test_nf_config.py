@@ -71,8 +71,9 @@ async def device_edit(dev: Device, config: str) -> None:
         await dev.unlock("candidate")
 
 
-async def router(env: Any, name: str, **extra: Any) -> tuple[int, dict[str, Any]]:
-    port = env.h.free_udp_port()
+async def router(env: Any, name: str, port: int | None = None,
+                 **extra: Any) -> tuple[int, dict[str, Any]]:
+    port = port or env.h.free_udp_port()
     params = [{"name": "port", "value": str(port)}, *extra.pop("parameter", [])]
     await env.add_instance(name, DEMO, parameter=params, **extra)
     st = await env.wait_status(name, ("running", "failed"), timeout=20)
@@ -162,6 +163,54 @@ async def test_a_day2_change_sends_only_the_difference(
     async with device(env, port) as dev:
         running = await dev.get_config("running")
     assert "<mtu>1400</mtu>" in running and "router1" in running and "mgmt0" in running
+
+
+async def test_a_device_without_a_candidate_is_configured_on_running(env: Any) -> None:
+    await env.open()
+    desc = descriptor(env)
+    desc["id"] = "router-running"
+    desc["local"]["command"] += ["--target", "running"]
+    await env.edit({"nfo-catalog:catalog": {"nf-descriptor": [desc]}})
+    port = env.h.free_udp_port()
+    await env.add_instance("r12", "router-running",
+                           parameter=[{"name": "port", "value": str(port)}])
+    await env.wait_status("r12", "running", timeout=20)
+    c = await wait_config(env, "r12", "in-sync")
+    assert not any(":candidate:" in cap for cap in c["capability"])
+    async with device(env, port) as dev:
+        assert "<hostname>router1</hostname>" in await dev.get_config("running")
+        await dev.lock("running")
+        try:
+            await dev.edit_config("running", f'<system xmlns="{NS}"><hostname>x</hostname>'
+                                  '</system>')
+        finally:
+            await dev.unlock("running")
+    out = await env.action("r12", "dry-run")
+    dry = out["nfo-instances:nf-instances"]["nf-instance"][0]["dry-run"]
+    assert dry["target"] == "running" and "router1" in dry["edit"]
+
+
+async def test_a_commit_acknowledged_but_not_applied_is_caught_by_the_read_back(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Device.commit
+
+    async def validate_first(self: Device, *, confirmed: bool = False,
+                             timeout: int | None = None) -> None:
+        # netconfd 2.13 then answers <ok/> to the commit and applies nothing
+        await self.validate("candidate")
+        await real(self, confirmed=confirmed, timeout=timeout)
+
+    monkeypatch.setattr(Device, "commit", validate_first)
+    await env.open()
+    port, _ = await router(env, "r13")
+    c = await wait_config(env, "r13", "failed")
+    assert c["reason"].startswith("temporary:") and "differs" in c["reason"], c
+    async with device(env, port) as dev:
+        assert "router1" not in await dev.get_config("running")
+    monkeypatch.undo()  # a server that keeps its word: the retry succeeds
+    await wait_config(env, "r13", "in-sync")
+    async with device(env, port) as dev:
+        assert "router1" in await dev.get_config("running")
 
 
 async def test_invalid_day2_data_is_refused_before_any_netconf_call(env: Any) -> None:
@@ -268,6 +317,11 @@ async def test_an_unreachable_device_is_retried_and_reported(env: Any) -> None:
     c = await wait_config(env, "r7", "failed", pred=lambda c: c.get("attempts", 0) >= 2)
     assert c["reason"].startswith("temporary:") and "next-retry" in c
     assert env.status("r7") == "running"  # the workload itself is fine
+    # another instance is configured meanwhile: the retries hold up only their own
+    port = env.h.free_udp_port()
+    await router(env, "r7b", port=port, parameter=[{"name": "mgmt-port", "value": str(port)}])
+    await wait_config(env, "r7b", "in-sync")
+    assert config_of(env, "r7")["status"] == "failed"
 
 
 async def test_kill_9_of_the_nf_heals_it_and_configures_it_again(env: Any) -> None:

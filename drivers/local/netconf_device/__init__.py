@@ -201,9 +201,10 @@ def _die_with(parent: int) -> Callable[[], None]:
     return run
 
 
-def _netconfd_argv(files: DeviceFiles, port: int, user: str) -> list[str]:
+def _netconfd_argv(files: DeviceFiles, port: int, user: str,
+                   target: str = "candidate") -> list[str]:
     return [_program("netconfd"), f"--module={MODULE}", f"--ncxserver-sockname={files.socket}",
-            f"--port={port}", f"--startup={files.startup}", "--target=candidate",
+            f"--port={port}", f"--startup={files.startup}", f"--target={target}",
             f"--superuser={user}", f"--log={files.log}", "--log-append", "--with-url=false"]
 
 
@@ -257,10 +258,12 @@ class _Stopped(Exception):
     """SIGTERM or SIGINT while starting."""
 
 
-def run(files: DeviceFiles, port: int) -> int:
-    """Start netconfd, then sshd once netconfd listens; wait for a signal or a death."""
+def run(files: DeviceFiles, port: int, target: str = "candidate") -> int:
+    """Start netconfd, then sshd once netconfd listens; wait for a signal or a death.
+    ``target``: where edits go, ``candidate`` or ``running`` (a device without a
+    candidate datastore)."""
     user = pwd.getpwuid(os.geteuid()).pw_name
-    netconfd_argv = _netconfd_argv(files, port, user)
+    netconfd_argv = _netconfd_argv(files, port, user, target)
     sshd_argv = [_program("sshd"), "-D", "-e", "-f", str(files.sshd_config)]
     signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
     kids = _Children()
@@ -302,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the device's directory (default: the current one)")
     parser.add_argument("--startup-xml", type=Path, default=None,
                         help="a <config> document that becomes the startup datastore")
+    parser.add_argument("--target", choices=["candidate", "running"], default="candidate",
+                        help="where edits go: running makes a device without a candidate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     if not 0 < args.port < 65536:
@@ -313,4 +318,4 @@ def main(argv: list[str] | None = None) -> int:
     except (LaunchError, OSError, subprocess.CalledProcessError) as e:
         log.error("netconf device: %s", e)
         return 1
-    return run(files, args.port)
+    return run(files, args.port, args.target)
