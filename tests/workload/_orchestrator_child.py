@@ -14,7 +14,8 @@ the manager has not recorded the resource id yet (the worst moment for a crash).
 It prints ``CRASH <instance> <resource-id>`` first.  ``crash-before-local-record: N``
 does the same in the ``local`` driver after the N-th process was spawned but before
 its record file is written.  ``crash-after-device-commit`` kills it right after the
-commit that makes a network function's configuration final, before nfo records it.
+commit that makes a network function's configuration final (``final``) or after its
+confirmed commit (``confirmed``), before nfo records it.
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ def _install_crash_before_record(after: int) -> None:
     LocalDriver._write_record = write_record  # type: ignore[method-assign]
 
 
-def _install_crash_after_commit() -> None:
+def _install_crash_after_commit(which: str) -> None:
     from nfo.device import Device
 
     real = Device.commit
 
     async def commit(self: Any, *, confirmed: bool = False, timeout: int | None = None) -> None:
         await real(self, confirmed=confirmed, timeout=timeout)
-        if not confirmed:  # the commit that makes the configuration final
+        # "final": after the commit that makes the configuration stay; "confirmed": after
+        # the confirmed commit, before nfo has read back and confirmed it
+        if confirmed == (which == "confirmed"):
             print("CRASH commit", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -82,7 +85,7 @@ async def main(state_dir: str, plan_file: str) -> None:
     if plan.get("crash-after-instantiate"):
         _install_crash(int(plan["crash-after-instantiate"]))
     if plan.get("crash-after-device-commit"):
-        _install_crash_after_commit()
+        _install_crash_after_commit(str(plan["crash-after-device-commit"]))
     if plan.get("crash-before-local-record"):
         _install_crash_before_record(int(plan["crash-before-local-record"]))
 

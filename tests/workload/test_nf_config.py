@@ -385,11 +385,16 @@ async def test_credentials_never_appear_in_reads_or_logs(env: Any,
     assert all(body not in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("moment", ["final", "confirmed"])
 async def test_kill_9_of_nfo_while_applying_converges_without_applying_twice(
-        env: Any, children: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        env: Any, children: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        moment: str) -> None:
+    """``final``: the device holds the configuration; nothing is sent again.
+    ``confirmed``: nfo's session died with the commit unconfirmed, so the device rolled it
+    back; it is sent once more."""
     # the demo entry (with its key pair) is seeded by the child's first start
     port = env.h.free_udp_port()
-    plan = {"options": env.h.FAST, "crash-after-device-commit": True, "edits": [
+    plan = {"options": env.h.FAST, "crash-after-device-commit": moment, "edits": [
         {"nfo-instances:nf-instances": {"nf-instance": [{
             "name": "rc", "descriptor": DEMO,
             "parameter": [{"name": "port", "value": str(port)},
@@ -402,7 +407,7 @@ async def test_kill_9_of_nfo_while_applying_converges_without_applying_twice(
     await env.open()
     assert config_of(env, "rc")["status"] == "applying"  # what the crash left recorded
     await wait_config(env, "rc", "in-sync")
-    assert edits == []  # the device already had it: nothing sent again
+    assert len(edits) == (0 if moment == "final" else 1)
     assert len(env.h.local_records(env.path)) == 1
     async with device(env, port) as dev:
         assert "<hostname>crashed</hostname>" in await dev.get_config("running")
