@@ -200,6 +200,8 @@ class WorkloadManager:
         self._asks: dict[str, list[tuple[str, asyncio.Future[dict[str, str]]]]] = {}
         """Configuration actions waiting for the instance's worker."""
         self._specs: dict[bytes, nfconfig.ConfigSpec] = {}
+        self._device_slots = asyncio.Semaphore(concurrency)
+        """NETCONF conversations with network functions in flight at most."""
         self._heals: dict[str, list[float]] = {}
         """When each instance was healed (in this process), for the policy's window."""
         self._subs: list[Any] = []
@@ -1006,31 +1008,8 @@ class WorkloadManager:
             await self._set_config(name, status="applying", desired_digest=spec.digest,
                                    reason=None, next_retry=None)
         try:
-            dev = await nfconfig.connect(spec)
-            async with dev:
-                await self._set_config(name, capability=sorted(dev.capabilities),
-                                       host_key=dev.host_key)
-                if not due_apply:
-                    diff = await nfconfig.compare(dev, spec)
-                    policy = spec.on_drift
-                    if not diff:
-                        await self._set_config(name, status="in-sync", reason=None,
-                                               difference=None, last_check=_now_iso())
-                    elif policy != "re-apply":
-                        await self._set_config(
-                            name, status="out-of-sync", difference=diff,
-                            reason=f"drift: {len(diff)} difference(s) found", last_check=_now_iso())
-                    else:
-                        await self._set_config(name, status="applying", difference=diff,
-                                               reason=f"drift: re-applying ({diff[0]})")
-                        due_apply = True
-                if due_apply:
-                    await nfconfig.apply(dev, spec)
-                    stamp = _now_iso()
-                    await self._set_config(name, status="in-sync", reason=None, difference=None,
-                                           desired_digest=spec.digest,
-                                           last_applied_digest=spec.digest, last_applied=stamp,
-                                           last_check=stamp, attempts=None, next_retry=None)
+            async with self._device_slots:
+                await self._converse(name, spec, due_apply)
         except (nfconfig.ConfigError, NfoError) as e:
             if isinstance(e, NfoError):  # data the function's modules refuse: no retry helps
                 e = nfconfig.ConfigError(e.message, temporary=False)
@@ -1049,6 +1028,34 @@ class WorkloadManager:
             return
         if spec.check_interval > 0:
             self.requeue(name, spec.check_interval)
+
+    async def _converse(self, name: str, spec: nfconfig.ConfigSpec, due_apply: bool) -> None:
+        """One session with the function: drift check and, when due, apply."""
+        dev = await nfconfig.connect(spec)
+        async with dev:
+            await self._set_config(name, capability=sorted(dev.capabilities),
+                                   host_key=dev.host_key)
+            if not due_apply:
+                diff = await nfconfig.compare(dev, spec)
+                policy = spec.on_drift
+                if not diff:
+                    await self._set_config(name, status="in-sync", reason=None,
+                                           difference=None, last_check=_now_iso())
+                elif policy != "re-apply":
+                    await self._set_config(
+                        name, status="out-of-sync", difference=diff,
+                        reason=f"drift: {len(diff)} difference(s) found", last_check=_now_iso())
+                else:
+                    await self._set_config(name, status="applying", difference=diff,
+                                           reason=f"drift: re-applying ({diff[0]})")
+                    due_apply = True
+            if due_apply:
+                await nfconfig.apply(dev, spec)
+                stamp = _now_iso()
+                await self._set_config(name, status="in-sync", reason=None, difference=None,
+                                       desired_digest=spec.digest,
+                                       last_applied_digest=spec.digest, last_applied=stamp,
+                                       last_check=stamp, attempts=None, next_retry=None)
 
     async def _on_config_action(self, call: RpcCall) -> dict[str, str] | None:
         name = _instance_of(call.parent_path or "")
@@ -1093,8 +1100,7 @@ class WorkloadManager:
                     continue
                 spec = self._spec(d, self._obs.get(name, {}))
                 assert spec is not None
-                dev = await nfconfig.connect(spec)
-                async with dev:
+                async with self._device_slots, await nfconfig.connect(spec) as dev:
                     if action == "check-sync":
                         diff = await nfconfig.compare(dev, spec)
                         out = {"in-sync": "true" if not diff else "false"}
