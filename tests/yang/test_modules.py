@@ -142,8 +142,8 @@ def test_yanglint_validates_demo_catalog() -> None:
 def test_modules_load(ctx: libyang.Context) -> None:
     expected = {
         "nfo-vim": ("nfo-vim", "urn:nfo:vim", ["2026-12-04", "2026-11-25"]),
-        "nfo-catalog": ("nfo-cat", "urn:nfo:catalog", ["2026-12-04", "2026-11-25"]),
-        "nfo-instances": ("nfo-inst", "urn:nfo:instances", ["2026-11-25"]),
+        "nfo-catalog": ("nfo-cat", "urn:nfo:catalog", ["2026-12-05", "2026-12-04", "2026-11-25"]),
+        "nfo-instances": ("nfo-inst", "urn:nfo:instances", ["2026-12-05", "2026-11-25"]),
         "nfo-users": ("nfo-users", "urn:nfo:users", ["2026-12-05", "2026-12-04"]),
         "nfo-security": ("nfo-sec", "urn:nfo:security", ["2026-12-04"]),
     }
