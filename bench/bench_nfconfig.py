@@ -134,9 +134,13 @@ async def run(n: int, rounds: int, tmp: Path) -> None:
         key = tmp / "id_ed25519"
         key.write_text(desc["netconf"]["private-key"])
         key.chmod(0o600)
-        # no periodic drift check: the reference's own edits must not meet nfo's re-apply
-        await s.edit("running", json.dumps({"nfo-catalog:catalog": {"nf-descriptor": [
-            {"id": "netconf-router", "netconf": {"drift": {"check-interval": 0}}}]}}), "json")
+        # no periodic drift check: the reference's own edits must not meet nfo's re-apply;
+        # room for n routers on the local VIM (32 processes by default)
+        await s.edit("running", json.dumps({
+            "nfo-catalog:catalog": {"nf-descriptor": [
+                {"id": "netconf-router", "netconf": {"drift": {"check-interval": 0}}}]},
+            "nfo-vim:vims": {"vim": [{"name": "local", "capacity": {"max-instances": n + 8},
+                                      "local": {"max-processes": n + 8}}]}}), "json")
         names = [f"r{i}" for i in range(n)]
         ports = {nm: free_port() for nm in names}
         t0 = time.perf_counter()

@@ -214,8 +214,10 @@ class _Children:
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()))
+    def start(self, name: str, argv: list[str],
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with(os.getpid()))
         self.procs[name] = proc
         return proc
 
@@ -268,7 +270,9 @@ def run(files: DeviceFiles, port: int, target: str = "candidate") -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
     kids = _Children()
     try:
-        kids.start("netconfd", netconfd_argv)
+        # netconfd keeps ~/.yuma/startup-cfg-txid.txt: devices started together under one
+        # HOME race for it (netconfd exits 18, "Read txid file failed"); each has its own
+        kids.start("netconfd", netconfd_argv, {**os.environ, "HOME": str(files.dir)})
         _wait_for_socket(files, kids)
         kids.start("sshd", sshd_argv)
         log.info("netconf device on port %d (netconfd %d, sshd %d), login user %s", port,
