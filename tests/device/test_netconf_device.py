@@ -74,6 +74,28 @@ async def test_kill_9_takes_the_children_and_a_restart_keeps_key_and_config(
         assert again.stop() == 0
 
 
+async def test_devices_started_together_all_run(tmp_path: Path) -> None:
+    """netconfd keeps a transaction-id file under $HOME/.yuma: devices sharing one HOME
+    raced for it at start (some exited 18); each netconfd now has its device's directory as
+    HOME."""
+    devs = [DemoDevice(tmp_path / f"d{i}") for i in range(8)]
+    try:
+        for d in devs:
+            d.start()
+        for d in devs:
+            async with await Device.connect(d.endpoint()) as s:
+                assert s.has_candidate
+            homes = []
+            for pid in d.children():
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if Path(f"/proc/{pid}/exe").resolve().name == "netconfd":
+                    homes += [e for e in env if e.startswith(b"HOME=")]
+            assert homes == [f"HOME={d.dir.resolve()}".encode()]
+    finally:
+        for d in devs:
+            d.stop()
+
+
 async def test_a_dead_child_stops_the_device_with_a_failure(tmp_path: Path) -> None:
     dev = DemoDevice(tmp_path).start()
     try:
