@@ -213,10 +213,20 @@ async def test_a_commit_acknowledged_but_not_applied_is_caught_by_the_read_back(
         assert "router1" in await dev.get_config("running")
 
 
-async def test_invalid_day2_data_is_refused_before_any_netconf_call(env: Any) -> None:
+async def test_invalid_day2_data_is_refused_before_any_netconf_call(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     await env.open()
     port, _ = await router(env, "r3")
     before = await wait_config(env, "r3", "in-sync")
+    await env.mgr.wait_idle()
+    sessions: list[Endpoint] = []
+    real = Device.connect.__func__  # type: ignore[attr-defined]
+
+    async def counted(cls: type[Device], ep: Endpoint) -> Device:
+        sessions.append(ep)
+        return await real(cls, ep)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Device, "connect", classmethod(counted))
     bad = (f'<interfaces xmlns="{NS}"><interface><name>eth9</name><mtu>42</mtu></interface>'
            '</interfaces>')
     with pytest.raises(NfoError) as e:
@@ -228,9 +238,12 @@ async def test_invalid_day2_data_is_refused_before_any_netconf_call(env: Any) ->
     inst = env.running_json("/nfo-instances:nf-instances/nf-instance[name='r3']")
     assert "day2" not in inst["nfo-instances:nf-instances"]["nf-instance"][0]
     await asyncio.sleep(0.3)
+    assert sessions == []  # refused at the write: nfo never even connected
     assert config_of(env, "r3")["last-applied"] == before["last-applied"]
     async with device(env, port) as dev:
         assert "eth9" not in await dev.get_config("running")
+    await env.action("r3", "check-sync")
+    assert len(sessions) == 2  # the count sees nfo's sessions: the check-sync's, and ours
 
 
 async def test_drift_is_reapplied_under_the_reapply_policy(env: Any) -> None:
