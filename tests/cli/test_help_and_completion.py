@@ -16,13 +16,16 @@ def test_bash_completes_commands_actions_and_options() -> None:
                             capture_output=True, text=True, check=True).stdout
     probe = script + "\n" + "\n".join(
         f'COMP_WORDS=({line}); COMP_CWORD={n}; _nfo; echo "{line}|${{COMPREPLY[*]}}"'
-        for line, n in (("nfo ins", 1), ("nfo instance c", 2), ("nfo instance create x --wa", 4),
+        for line, n in (("nfo ins", 1), ("nfo instance c", 2), ("nfo instance cr", 2),
+                        ("nfo instance create x --wa", 4), ("nfo instance sync-", 2),
                         ("nfo vim ''", 2), ("nfo watch --js", 2), ("nfo hi", 1),
                         ("nfo rollback 4 --co", 3), ("nfo instance list --so", 3)))
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
     got = dict(line.split("|", 1) for line in out.stdout.splitlines())
     assert got["nfo ins"] == "instance"
-    assert got["nfo instance c"] == "create"
+    assert got["nfo instance c"] == "check-sync create"
+    assert got["nfo instance cr"] == "create"
+    assert got["nfo instance sync-"] == "sync-from sync-to"
     assert got["nfo instance create x --wa"] == "--wait"
     assert set(got["nfo vim ''"].split()) >= {"add", "delete", "list", "show"}
     assert got["nfo watch --js"] == "--json"
