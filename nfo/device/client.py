@@ -39,14 +39,13 @@ from nfo.device.messages import (
     NC,
     check_reply,
     client_hello,
-    escape,
     parse_hello,
     parse_message,
     rpc_message,
 )
 from nfo.errors import MalformedMessage
 from nfo.wire import framing, xml
-from nfo.wire.xml import Element
+from nfo.wire.xml import Element, escape
 
 __all__ = ["MAX_REPLY", "Device", "Endpoint"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from nfo.device.errors import DeviceError
 from nfo.errors import MalformedMessage
 from nfo.wire import xml
-from nfo.wire.xml import Element
+from nfo.wire.xml import Element, escape
 
-__all__ = ["BASE_1_0", "BASE_1_1", "NC", "Hello", "check_reply", "client_hello", "escape",
+__all__ = ["BASE_1_0", "BASE_1_1", "NC", "Hello", "check_reply", "client_hello",
            "parse_hello", "parse_message", "rpc_errors", "rpc_message"]
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -24,12 +24,6 @@ BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
 _OPAQUE = frozenset({(NC, "data")})
 _FIELDS = (("error-type", "type"), ("error-tag", "tag"), ("error-severity", "severity"),
            ("error-app-tag", "app-tag"), ("error-path", "path"), ("error-message", "message"))
-
-
-def escape(text: str) -> str:
-    """Text made safe as XML character data or an attribute value."""
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
 
 
 def client_hello() -> bytes:

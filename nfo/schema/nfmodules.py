@@ -38,6 +38,7 @@ from nfo.schema.data import (
 )
 from nfo.schema.diff import Difference, diff_trees
 from nfo.schema.edit import validate
+from nfo.wire.xml import escape
 
 __all__ = ["BAD_MODULE", "ModuleText", "NfModules", "render"]
 
@@ -403,7 +404,7 @@ class NfModules:
                 if c.nodetype & (lib.LYS_CONTAINER | lib.LYS_LIST | _TERM | lib.LYS_ANYDATA
                                  | lib.LYS_ANYXML) and c.flags & lib.LYS_CONFIG_W:
                     tag = ffi.string(c.name).decode()
-                    parts.append(f'<{tag} xmlns="{_attr(self.namespaces[name])}"/>')
+                    parts.append(f'<{tag} xmlns="{escape(self.namespaces[name])}"/>')
                 c = lib.lys_getnext(c, ffi.NULL, mod.compiled, 0)
         return "".join(parts)
 
@@ -489,11 +490,6 @@ def _line(d: Difference) -> str:
     return f"{word} {d.path}" + (f": {_short(value)}" if leaf else "")
 
 
-def _attr(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&apos;"))
-
-
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _JSON_BARE = re.compile(r"\{param:([^{}\s\"]*)\}")
@@ -531,7 +527,7 @@ def render(template: str, fmt: str, params: Mapping[str, str]) -> str:
     if fmt not in (Fmt.XML, Fmt.JSON):
         raise InvalidValue(f"unknown template encoding {fmt!r} (xml or json)")
     if fmt == Fmt.XML:
-        return _TOKEN.sub(text(_attr), template)
+        return _TOKEN.sub(text(escape), template)
 
     def bare(m: re.Match[str]) -> str:
         v = value(m.group(1))

@@ -48,7 +48,7 @@ from xml.parsers import expat
 
 from nfo.errors import MalformedMessage
 
-__all__ = ["MAX_ATTRIBUTES", "MAX_DEPTH", "MAX_NAMESPACES", "Element", "check", "read"]
+__all__ = ["MAX_ATTRIBUTES", "MAX_DEPTH", "MAX_NAMESPACES", "Element", "check", "escape", "read"]
 
 MAX_DEPTH = 256
 """Elements nested deeper than this are refused (YANG data is never that deep)."""
@@ -198,6 +198,12 @@ class Element:
             return b""
         own = {i: list(c._own) for i, c in enumerate(kids) if c._own}
         return _cut(self._doc.data, [c._start for c in kids], own, kids[-1]._stop, self.nsmap)
+
+
+def escape(text: str) -> str:
+    """Text made safe as XML character data or as an attribute value in either quote."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
 
 
 def _quote(value: str) -> str:
