@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -133,20 +133,26 @@ def config_spec(netconf: Mapping[str, Any], params: Mapping[str, str],
     )
 
 
-async def connect(spec: ConfigSpec) -> Device:
+@contextlib.contextmanager
+def _device(doing: str) -> Iterator[None]:
+    """The one place a device's failure becomes a ConfigError (temporary as the device
+    call's error says), named after what nfo was doing."""
     try:
-        return await Device.connect(spec.endpoint)
+        yield
     except DeviceError as e:
-        raise ConfigError(e.reason, temporary=e.temporary) from None
+        raise ConfigError(f"{doing}: {e.reason}" if doing else e.reason,
+                          temporary=e.temporary) from None
+
+
+async def connect(spec: ConfigSpec) -> Device:
+    with _device(""):
+        return await Device.connect(spec.endpoint)
 
 
 async def read_running(dev: Device, spec: ConfigSpec) -> Tree:
     """The function's running configuration of its modules, parsed by them."""
-    try:
+    with _device("reading the configuration"):
         text = await dev.get_config("running", spec.modules.filter_xml())
-    except DeviceError as e:
-        raise ConfigError(f"reading the configuration: {e.reason}",
-                          temporary=e.temporary) from None
     try:
         # not validated: a configuration someone broke on the device can still be put right
         return spec.modules.parse(text, "xml", what="the function's running configuration",
@@ -184,31 +190,26 @@ async def apply(dev: Device, spec: ConfigSpec) -> bool:
     """Bring the function to the desired configuration; whether anything was sent.
 
     Only the difference is sent, so applying again after a crash sends nothing."""
-    with await read_running(dev, spec) as current, _desired_tree(spec) as desired:
-        edit = spec.modules.edit(current, desired)
+    target, edit = await dry_run(dev, spec)
     if not edit:
         return False
-    target = "candidate" if dev.has_candidate else "running"
-    try:
+    with _device(f"lock of {target}"):
         await dev.lock(target)
-    except DeviceError as e:
-        raise ConfigError(f"lock of {target}: {e.reason}", temporary=e.temporary) from None
     try:
-        try:
+        with _device("edit-config"):
             if target == "candidate":
                 await dev.discard_changes()
             await dev.edit_config(target, edit)
-        except DeviceError as e:
-            raise ConfigError(f"edit-config: {e.reason}", temporary=e.temporary) from None
         confirmed = target == "candidate" and dev.has_confirmed_commit
         if target == "candidate":
             try:
-                await dev.commit(confirmed=confirmed, timeout=spec.confirm_timeout
-                                 if confirmed else None)
-            except DeviceError as e:
+                with _device("commit"):
+                    await dev.commit(confirmed=confirmed, timeout=spec.confirm_timeout
+                                     if confirmed else None)
+            except ConfigError:
                 with contextlib.suppress(DeviceError):
                     await dev.discard_changes()
-                raise ConfigError(f"commit: {e.reason}", temporary=e.temporary) from None
+                raise
         with await read_running(dev, spec) as back:
             if not _same(spec, back):
                 with _desired_tree(spec) as want:
@@ -219,11 +220,8 @@ async def apply(dev: Device, spec: ConfigSpec) -> bool:
                 raise ConfigError("the function acknowledged the edit but its running "
                                   f"configuration differs: {'; '.join(diff)}", temporary=True)
         if confirmed:
-            try:
+            with _device("confirming the commit"):
                 await dev.commit()
-            except DeviceError as e:
-                raise ConfigError(f"confirming the commit: {e.reason}",
-                                  temporary=e.temporary) from None
         return True
     finally:
         with contextlib.suppress(DeviceError):

@@ -338,8 +338,10 @@ class WorkloadManager:
         if ev.phase == "change" and ev.tree is not None:
             for name in names:
                 assert name is not None
-                self._check_servable(ev.tree, name)
-                self._check_config(ev.tree, name)
+                d = self._desired_from(ev.tree, name)
+                if d is not None:
+                    self._check_servable(ev.tree, d)
+                    self._check_config(d)
         elif ev.phase == "done":
             for name in names:
                 assert name is not None
@@ -348,15 +350,13 @@ class WorkloadManager:
     async def _on_catalog(self, ev: ChangeEvent) -> None:
         if ev.phase == "change" and ev.tree is not None:
             changed = {_key_in(c.path, "nf-descriptor[id='") for c in ev.changes} - {None}
-            for desc_id in changed:
-                assert desc_id is not None
-                self._check_descriptor(ev.tree, desc_id)
-            if changed:
+            managed = {i for i in changed if i is not None and self._check_descriptor(ev.tree, i)}
+            if managed:  # only their instances are read and checked again
                 doc = _json_at(ev.tree, INSTANCES) or {}
                 for inst in doc.get("nf-instance", []):
-                    if inst.get("descriptor") in changed:
+                    if inst.get("descriptor") in managed:
                         self._check_config(
-                            ev.tree, inst["name"],
+                            self._desired_of(ev.tree, inst),
                             f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
                             "/netconf/day1/template")
             return
@@ -388,11 +388,9 @@ class WorkloadManager:
             for name in self._configured_names():
                 self.enqueue(name)
 
-    def _check_servable(self, tree: Tree, name: str) -> None:
+    def _check_servable(self, tree: Tree, d: Desired) -> None:
         """Veto an instance no configured VIM type with a driver could ever serve."""
-        d = self._desired_from(tree, name)
-        if d is None:
-            return
+        name = d.name
         types = self.registry.types()
         if d.vim is not None:
             vim = self._vims(tree).get(d.vim)
@@ -412,13 +410,14 @@ class WorkloadManager:
                 app_tag="nfo-no-driver",
             )
 
-    def _check_descriptor(self, tree: Tree, desc_id: str) -> None:
+    def _check_descriptor(self, tree: Tree, desc_id: str) -> bool:
         """Refuse a descriptor whose function modules do not compile (its template is
-        checked with each instance's parameters, in :meth:`_check_config`)."""
+        checked with each instance's parameters, in :meth:`_check_config`); whether it
+        has NETCONF management."""
         desc, _ = self._descriptor(tree, desc_id)
         netconf = desc.get("netconf")
         if netconf is None:
-            return
+            return False
         try:
             nfconfig.modules_of(netconf)
         except NfoError as e:
@@ -426,13 +425,14 @@ class WorkloadManager:
                 f"descriptor {desc_id!r}: {e.message}",
                 path=f"/nfo-catalog:catalog/nf-descriptor[id='{desc_id}']/netconf/module",
                 app_tag="nfo-invalid-nf-module") from None
+        return True
 
-    def _check_config(self, tree: Tree, name: str, path: str | None = None) -> None:
+    def _check_config(self, d: Desired, path: str | None = None) -> None:
         """Refuse a write that makes an instance's function configuration invalid for the
         function's own modules, before any NETCONF call."""
-        d = self._desired_from(tree, name)
-        if d is None or d.netconf is None:
+        if d.netconf is None:
             return
+        name = d.name
         try:
             self._config_spec(d)
         except NfoError as e:
@@ -957,9 +957,9 @@ class WorkloadManager:
             await self._plan_heal(name, d, reason)
 
     # -- the function's own configuration (day-1, day-2, drift) ----------------------
-    def _spec(self, d: Desired, o: Mapping[str, Any]) -> nfconfig.ConfigSpec | None:
-        if d.netconf is None:
-            return None
+    def _spec(self, d: Desired, o: Mapping[str, Any]) -> nfconfig.ConfigSpec:
+        """The spec of an instance whose descriptor has NETCONF management, trusting the
+        host key its workload presented first."""
         return self._config_spec(d).with_host_key((o.get("config") or {}).get("host-key"))
 
     async def _set_config(self, name: str, **fields: Any) -> None:
@@ -986,7 +986,6 @@ class WorkloadManager:
             await self._set_config(name, status="failed", reason=f"invalid: {e.message}",
                                    next_retry=None)
             return
-        assert spec is not None
         status = c.get("status")
         now = time.time()
         changed = c.get("desired-digest") != spec.digest
@@ -1099,7 +1098,6 @@ class WorkloadManager:
                     fut.set_result({"result": f"{name!r} is in sync"})
                     continue
                 spec = self._spec(d, self._obs.get(name, {}))
-                assert spec is not None
                 async with self._device_slots, await nfconfig.connect(spec) as dev:
                     if action == "check-sync":
                         diff = await nfconfig.compare(dev, spec)
@@ -1331,25 +1329,22 @@ class _Gated:
         await self._drv.close()
 
 
-def _notification(name: str, old: str | None, new: str, reason: str | None) -> str:
+def _notification(name: str, old: str | None, new: str, reason: str | None,
+                  kind: str = "nf-instance-state-change") -> str:
     body: dict[str, Any] = {"name": name, "new-status": new}
     if old:
         body["old-status"] = old
     if reason:
         body["reason"] = reason[:1024]
-    return json.dumps({"nfo-instances:nf-instance-state-change": body})
+    return json.dumps({f"nfo-instances:{kind}": body})
 
 
 def _config_note(name: str, old: str | None, new: Mapping[str, Any] | None) -> str | None:
     """nf-config-status-change, when the status changes."""
     if new is None or new.get("status") == old:
         return None
-    body: dict[str, Any] = {"name": name, "new-status": new["status"]}
-    if old:
-        body["old-status"] = old
-    if new.get("reason"):
-        body["reason"] = str(new["reason"])[:1024]
-    return json.dumps({"nfo-instances:nf-config-status-change": body})
+    return _notification(name, old, new["status"], str(new.get("reason") or "") or None,
+                         "nf-config-status-change")
 
 
 def _heal_note(name: str, action: str, count: int, reason: str) -> str:
