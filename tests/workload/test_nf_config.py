@@ -424,3 +424,36 @@ async def test_kill_9_of_nfo_while_applying_converges_without_applying_twice(
     assert len(env.h.local_records(env.path)) == 1
     async with device(env, port) as dev:
         assert "<hostname>crashed</hostname>" in await dev.get_config("running")
+
+
+async def test_bad_descriptors_and_misplaced_actions_are_refused_with_nothing_stored(
+        env: Any) -> None:
+    await env.open()
+    before = descriptor(env)
+    broken = {**before, "netconf": {**before["netconf"], "module": [
+        {"name": "nfo-demo-router", "source": "module nfo-demo-router { syntax error"}]}}
+    with pytest.raises(NfoError) as e:
+        await env.edit({"nfo-catalog:catalog": {"nf-descriptor": [broken]}})
+    assert e.value.app_tag == "nfo-invalid-nf-module" and "nfo-demo-router" in e.value.message
+    assert descriptor(env) == before
+    await router(env, "r14")
+    await wait_config(env, "r14", "in-sync")
+    # a template the running instance's data no longer fits is refused on the catalog write
+    bad = {"id": DEMO, "netconf": {"day1": {"template": before["netconf"]["day1"]["template"]
+                                            .replace("mgmt0", "x" * 40)}}}
+    with pytest.raises(NfoError) as e:
+        await env.edit({"nfo-catalog:catalog": {"nf-descriptor": [bad]}})
+    assert e.value.app_tag == "nfo-invalid-nf-config"
+    assert e.value.path == f"/nfo-catalog:catalog/nf-descriptor[id='{DEMO}']/netconf/day1/template"
+    assert descriptor(env) == before
+    # the configuration actions need a function nfo configures, and one that runs
+    port = env.h.free_udp_port()
+    await env.add_instance("echo", "udp-echo", parameter=[{"name": "port", "value": str(port)}])
+    await env.wait_status("echo", "running", timeout=15)
+    with pytest.raises(NfoError, match="no NETCONF management"):
+        await env.action("echo", "check-sync")
+    await env.edit({"nfo-instances:nf-instances": {"nf-instance": [
+        {"name": "r14", "admin-state": "disabled"}]}})
+    await env.wait_status("r14", "terminated", timeout=15)
+    with pytest.raises(NfoError, match="not running"):
+        await env.action("r14", "dry-run")
