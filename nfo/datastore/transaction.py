@@ -581,7 +581,7 @@ class Transactions:
         logged: list[Notification | None] = []
         size = 0
         try:
-            with self._storage.batch():
+            async with self._storage.durable_batch():
                 for s in staged:
                     sources = s.sources or [None] * len(s.edits)
                     payload = json.dumps([edit_item(e, dop, src) for (e, dop), src

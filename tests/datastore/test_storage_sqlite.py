@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from nfo.datastore.storage import (
     SqliteStorage,
     Storage,
 )
+from nfo.datastore.storage import sqlite as sqlite_module
 from nfo.datastore.storage.sqlite import SCHEMA_VERSION
 from nfo.errors import NfoError, OperationFailed
 
@@ -472,3 +475,105 @@ def test_version_1_files_get_checksums(db: Path) -> None:
     raw.close()
     with SqliteStorage(db) as s:
         assert s.append_commit("running", 4.0, "carol", "edit", "[]").revision == 3
+
+
+# -- durable_batch: the closing COMMIT off the event loop ---------------------------
+
+
+def _committed(db: Path) -> list[int]:
+    """The revisions another connection sees: what is durable."""
+    raw = sqlite3.connect(db)
+    try:
+        return [r[0] for r in raw.execute("SELECT revision FROM commits ORDER BY revision")]
+    finally:
+        raw.close()
+
+
+class _HeldCommit:
+    """Holds each durable_batch COMMIT in its worker thread until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.threads: list[str] = []
+        real = sqlite_module._commit_or_roll_back
+
+        def held(conn: sqlite3.Connection) -> BaseException | None:
+            self.threads.append(threading.current_thread().name)
+            self.started.set()
+            self.release.wait(30)
+            return real(conn)
+
+        monkeypatch.setattr(sqlite_module, "_commit_or_roll_back", held)
+
+
+async def test_a_durable_batch_commits_while_the_loop_serves(
+        storage: SqliteStorage, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = _HeldCommit(monkeypatch)
+
+    async def commit() -> int:
+        async with storage.durable_batch():
+            rec = storage.append_commit("running", 1.0, "u", "edit", "[]")
+        return rec.revision
+
+    task = asyncio.create_task(commit())
+    while not held.started.is_set():
+        await asyncio.sleep(0.001)
+    ticks = 0
+    for _ in range(20):  # the loop runs other work meanwhile
+        await asyncio.sleep(0)
+        ticks += 1
+    assert ticks == 20 and not task.done()
+    assert _committed(db) == []  # not durable yet, and not reported
+    assert held.threads and held.threads[0] != threading.current_thread().name
+    threading.Timer(0.1, held.release.set).start()
+    # a storage call made meanwhile waits for the COMMIT, then sees it
+    assert [h.revision for h in storage.history("running")] == [1]
+    assert await task == 1
+    assert _committed(db) == [1]
+
+
+async def test_a_durable_batch_whose_commit_fails_changes_nothing(
+        storage: SqliteStorage, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(conn: sqlite3.Connection) -> BaseException | None:
+        conn.execute("ROLLBACK")
+        return sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_module, "_commit_or_roll_back", failing)
+    with pytest.raises(OperationFailed, match="make the writes durable"):
+        async with storage.durable_batch():
+            storage.append_commit("running", 1.0, "u", "edit", "[]")
+            storage.put_oper("o", "k", "v")
+    monkeypatch.undo()
+    assert _committed(db) == [] and storage.history("running") == []
+    assert storage.load_oper() == []
+    async with storage.durable_batch():  # the connection is usable again
+        rec = storage.append_commit("running", 2.0, "u", "edit", "[]")
+    assert rec.revision == 1 and _committed(db) == [1]
+
+
+async def test_a_durable_batch_cancelled_while_committing_leaves_the_storage_whole(
+        storage: SqliteStorage, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = _HeldCommit(monkeypatch)
+
+    async def commit() -> None:
+        async with storage.durable_batch():
+            storage.append_commit("running", 1.0, "u", "edit", "[]")
+
+    task = asyncio.create_task(commit())
+    while not held.started.is_set():
+        await asyncio.sleep(0.001)
+    task.cancel()
+    threading.Timer(0.1, held.release.set).start()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # the COMMIT ran to its end (the writer got no verdict: like a reply lost in transit)
+    assert _committed(db) == [1]
+    storage.append_commit("running", 2.0, "u", "edit", "[]")
+    assert _committed(db) == [1, 2]
+
+
+async def test_a_durable_batch_inside_a_batch_is_refused(storage: SqliteStorage) -> None:
+    with storage.batch(), pytest.raises(RuntimeError):
+        async with storage.durable_batch():
+            pass

@@ -15,7 +15,7 @@ records through the module index, whenever it was defined.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -170,6 +170,11 @@ class Storage(Protocol):
     def batch(self) -> AbstractContextManager[None]:
         """Make the writes inside durable together, once, when the block ends (group
         commit); a write that fails inside is undone alone."""
+        ...
+
+    def durable_batch(self) -> AbstractAsyncContextManager[None]:
+        """:meth:`batch`, whose final wait for the disk does not hold up the event loop;
+        other storage calls made meanwhile wait for it."""
         ...
 
     def get_meta(self, key: str) -> str | None: ...

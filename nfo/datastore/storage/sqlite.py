@@ -25,18 +25,21 @@ every row read: nfo refuses to serve what it cannot trust.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import heapq
 import itertools
 import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
 from nfo.errors import NfoError, OperationFailed, StorageCorrupt, StorageFull
+from nfo.threads import DaemonPool
 
 from .base import (
     CommitKind,
@@ -162,6 +165,19 @@ def _crc(*fields: object) -> int:
     return h
 
 
+def _commit_or_roll_back(conn: sqlite3.Connection) -> BaseException | None:
+    """COMMIT the open transaction (in a worker thread); on failure roll it back, so
+    the connection is idle again either way, and return the failure."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return exc
+    return None
+
+
 def _errorcode(exc: BaseException) -> int:
     code = getattr(exc, "sqlite_errorcode", None)
     return code & 0xFF if isinstance(code, int) else -1
@@ -177,7 +193,9 @@ class SqliteStorage:
     """:class:`~nfo.datastore.storage.base.Storage` on one SQLite file.
 
     Keeps the newest ``keep_snapshots`` snapshots per datastore (and the commits
-    from the oldest of them on).  Not thread-safe: call it from one thread at a time.
+    from the oldest of them on).  Not thread-safe: call it from one thread at a time
+    (the closing COMMIT of a :meth:`durable_batch` runs in a worker thread of its own,
+    and every other call waits for it first).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, keep_snapshots: int = 3) -> None:
@@ -188,6 +206,10 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = None
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
+        self._defer_commit = False
+        self._deferred = False
+        self._inflight: concurrent.futures.Future[BaseException | None] | None = None
+        self._committer: DaemonPool | None = None
         action = f"open {self._path!r}"
         with self._checked(action):
             try:
@@ -381,6 +403,9 @@ class SqliteStorage:
         return snap
 
     def _connection(self) -> sqlite3.Connection:
+        if self._inflight is not None:
+            self._inflight.result()  # a durable_batch's COMMIT, still running
+            self._inflight = None
         if self._conn is None:
             raise OperationFailed("storage: already closed")
         return self._conn
@@ -411,7 +436,10 @@ class SqliteStorage:
                 yield
                 if self._batch_lost is not None:
                     raise self._batch_lost
-                conn.execute("COMMIT")
+                if self._defer_commit:
+                    self._deferred = True
+                else:
+                    conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
@@ -420,6 +448,43 @@ class SqliteStorage:
             finally:
                 self._batch_depth = 0
                 self._batch_lost = None
+
+    @asynccontextmanager
+    async def durable_batch(self) -> AsyncIterator[None]:
+        """:meth:`batch`, whose closing COMMIT (the log's write and its fsync, a
+        checkpoint now and then) runs in a worker thread: the event loop goes on
+        serving while the disk works.  The block's writes are durable when this
+        returns; a storage call made meanwhile waits for the COMMIT first.  Not
+        nested in another batch."""
+        if self._batch_depth:
+            raise RuntimeError("durable_batch inside a batch")
+        self._defer_commit = True
+        try:
+            with self.batch():
+                yield
+        finally:
+            self._defer_commit = False
+        if not self._deferred:
+            return
+        self._deferred = False
+        conn = self._connection()
+        if self._committer is None:
+            self._committer = DaemonPool(1, "nfo-storage-commit")
+        done = self._inflight = self._committer.submit(_commit_or_roll_back, conn)
+        try:
+            exc = await asyncio.shield(asyncio.wrap_future(done))
+        except asyncio.CancelledError:
+            # the COMMIT goes on: the connection is used again only once it ended
+            with suppress(BaseException):
+                done.result()
+            raise
+        finally:
+            if self._inflight is done:
+                self._inflight = None
+        if exc is not None:
+            if isinstance(exc, _DB_ERRORS):
+                raise self._failure("make the writes durable", exc, write=True) from exc
+            raise exc
 
     @contextmanager
     def _transaction(self, action: str, *, write: bool = True,
@@ -484,6 +549,13 @@ class SqliteStorage:
         self.close()
 
     def close(self) -> None:
+        if self._inflight is not None:
+            with suppress(BaseException):
+                self._inflight.result()
+            self._inflight = None
+        if self._committer is not None:
+            self._committer.shutdown(wait=False)
+            self._committer = None
         conn, self._conn = self._conn, None
         if conn is not None:
             with self._checked("close the database"):
