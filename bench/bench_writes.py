@@ -1,8 +1,12 @@
 """Concurrent durable writes: RESTCONF clients each creating single entries, with wrk.
 
-With N nf-instances in running (default 10,000; admin-state disabled), ``nfo serve``
-runs in its own process and ``wrk`` (the Debian package, a Lua script, Basic auth on
-every request) POSTs one new nf-instance per request from 1, 8 and 32 connections.
+With N entries in running (default 10,000), ``nfo serve`` runs in its own process and
+``wrk`` (the Debian package, a Lua script, Basic auth on every request) POSTs one new
+entry per request from 1, 8 and 32 connections.  ``--list nf-instance`` (the default)
+writes nf-instances (admin-state disabled, so the workload manager checks each against
+its descriptor and records it, but starts nothing); ``--list entry`` writes entries of
+the benchmark module's plain list (bench/yang/nfo-bench.yang), which no subscriber
+looks at: the datastore's own cost.
 Every POST is durable when answered (SQLite WAL, ``synchronous=FULL``), so this is
 the commit rate: writes that arrive together are committed as one group sharing one
 fsync (``nfo.datastore.transaction``).  Printed per connection count: commits/s,
@@ -17,9 +21,9 @@ References measured in the same run, on the same disk:
 - ``--against PYTHON``: another installation of nfo (its ``nfo serve`` with its own
   state loaded the same way); the runs alternate, the order reversed every round.
 
-Run: ``.venv/bin/python bench/bench_writes.py [--instances 10000] [--duration 5]
-[--connections 1,8,32] [--against /work/wt-base/.venv/bin/python]``; ``--smoke`` is a
-seconds-long run (CI).
+Run: ``.venv/bin/python bench/bench_writes.py [--list nf-instance|entry] [--instances
+10000] [--duration 5] [--connections 1,8,32] [--against /work/wt-base/.venv/bin/python]``;
+``--smoke`` is a seconds-long run (CI).
 """
 
 from __future__ import annotations
@@ -37,6 +41,36 @@ from pathlib import Path
 
 from _servers import Server, describe
 from bench_restconf import AUTH, INSTANCES, LUA, Run, http, instances_doc, parse_wrk
+
+YANG = Path(__file__).resolve().parent / "yang"
+BENCH = "/restconf/data/nfo-bench:bench"
+ENTRY_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+local tag, headers
+local counter = 0
+function init(args)
+  tag = args[3]
+  headers = {["Authorization"] = args[4], ["Accept"] = "application/yang-data+json",
+             ["Content-Type"] = "application/yang-data+json"}
+end
+
+request = function()
+  counter = counter + 1
+  local body = '{"nfo-bench:entry":[{"name":"new-' .. tag .. '-' .. (tid or 1) .. '-' ..
+    counter .. '","value":' .. counter .. ',"note":"written by wrk"}]}'
+  return wrk.format("POST", "@PATH@", headers, body)
+end
+""".replace("@PATH@", BENCH)
+
+
+def entries_doc(n: int) -> str:
+    return json.dumps({"nfo-bench:bench": {"entry": [
+        {"name": f"e{k}", "value": k, "note": "loaded"} for k in range(n)]}})
 
 
 def sqlite_commits(path: Path, seconds: float) -> float:
@@ -59,9 +93,10 @@ def sqlite_commits(path: Path, seconds: float) -> float:
         conn.close()
 
 
-def post(script: Path, port: int, conns: int, tag: str, n: int, duration: int) -> Run:
+def post(script: Path, port: int, conns: int, tag: str, n: int, duration: int,
+         path: str) -> Run:
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "60s", "--latency",
-           "-s", str(script), f"http://127.0.0.1:{port}{INSTANCES}", "--", "post", str(n),
+           "-s", str(script), f"http://127.0.0.1:{port}{path}", "--", "post", str(n),
            tag, AUTH]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
     if r.returncode != 0:
@@ -69,14 +104,19 @@ def post(script: Path, port: int, conns: int, tag: str, n: int, duration: int) -
     return parse_wrk(r.stdout)
 
 
-def count(port: int) -> int:
+def count(port: int, entries: bool) -> int:
+    if entries:
+        doc = json.loads(http(port, "GET", f"{BENCH}?depth=2"))
+        return len(doc["nfo-bench:bench"].get("entry", []))
     doc = json.loads(http(port, "GET", f"{INSTANCES}?depth=2"))
     return len(doc["nfo-instances:nf-instances"].get("nf-instance", []))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--instances", type=int, default=10_000)
+    ap.add_argument("--list", choices=("nf-instance", "entry"), default="nf-instance",
+                    help="what each POST creates (see above)")
+    ap.add_argument("--instances", type=int, default=10_000, help="entries loaded first")
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", default="1,8,32",
@@ -98,15 +138,21 @@ def main() -> None:
     ref: list[float] = []
     with tempfile.TemporaryDirectory(prefix="nfo-bench-writes-") as d:
         tmp = Path(d)
+        entries = args.list == "entry"
+        path = BENCH if entries else INSTANCES
         script = tmp / "post.lua"
-        script.write_text(LUA)
+        script.write_text(ENTRY_LUA if entries else LUA)
         servers: dict[str, Server] = {}
         try:
             for name, python in builds:
-                srv = Server.start(name, python, tmp / name, restconf=True, netconf=False)
+                srv = Server.start(name, python, tmp / name, restconf=True, netconf=False,
+                                   yang_dirs=(YANG,) if entries else ())
                 servers[name] = srv
                 assert srv.restconf_port is not None
-                http(srv.restconf_port, "PATCH", INSTANCES, instances_doc(n))
+                if entries:
+                    http(srv.restconf_port, "PUT", BENCH, entries_doc(n))
+                else:
+                    http(srv.restconf_port, "PATCH", INSTANCES, instances_doc(n))
             for r in range(args.rounds):
                 ref.append(sqlite_commits(tmp / f"ref{r}.db", min(args.duration, 3)))
                 print(f"[bench] round {r + 1}: SQLite alone {ref[-1]:.0f} commits/s",
@@ -116,7 +162,7 @@ def main() -> None:
                     for name, _ in order:
                         port = servers[name].restconf_port
                         assert port is not None
-                        run = post(script, port, c, f"{name}{r}c{c}", n, args.duration)
+                        run = post(script, port, c, f"{name}{r}c{c}", n, args.duration, path)
                         runs[(name, c)].append(run)
                         print(f"[bench] round {r + 1}, {c} connections, {name}: "
                               f"{run.rps:.0f} commits/s, p50 {run.p50 * 1e3:.2f} ms, "
@@ -127,13 +173,14 @@ def main() -> None:
                 port = servers[name].restconf_port
                 assert port is not None
                 ok = sum(x.requests - x.errors for c in conns for x in runs[(name, c)])
-                acked[name] = (n + ok, count(port))
+                acked[name] = (n + ok, count(port, entries))
             unanswered = args.rounds * sum(conns)
         finally:
             for srv in servers.values():
                 srv.stop()
     sq = statistics.median(ref)
-    print(f"\n{n:,} nf-instances in running; wrk POST of one new nf-instance per request, "
+    what = "nfo-bench entries" if entries else "nf-instances"
+    print(f"\n{n:,} {what} in running; wrk POST of one new {args.list} per request, "
           f"1 thread, {args.duration} s per run, {args.rounds} alternating round(s); "
           f"Basic auth, JSON, loopback; every answer durable")
     print(f"reference: SQLite alone, one durable commit at a time on the same disk: "

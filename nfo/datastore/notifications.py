@@ -203,11 +203,19 @@ def _close_iter(it: Iterator[Any] | None) -> None:
 
 @dataclass
 class Checked:
-    """A validated notification not yet published; ``discard`` frees it unpublished."""
+    """A validated notification not yet published; ``discard`` frees it unpublished.
+
+    One nfo built itself may come as ``text`` alone (JSON as libyang prints it, of the
+    notification at ``path`` of ``module``); it is parsed only if live subscribers
+    are there to be offered it."""
 
     op: Operation | None
+    text: str | None = None
+    module: str = ""
+    path: str = ""
 
     def discard(self) -> None:
+        self.text = None
         if self.op is not None:
             self.op.free()
             self.op = None
@@ -333,6 +341,12 @@ class NotificationHub:
             raise
         return Checked(op)
 
+    def prepared(self, module: str, path: str, text: str) -> Checked:
+        """A notification nfo builds itself, already in the form libyang prints and
+        valid by construction (its builder's tests compare it with libyang's parse,
+        validation and print), to be published like a checked one."""
+        return Checked(None, text, module, path)
+
     def publish_checked(self, checked: Checked, *, event_time: float | None = None
                         ) -> Notification:
         """Log and fan out a notification that :meth:`check` validated."""
@@ -347,18 +361,24 @@ class NotificationHub:
         """Append a checked notification to the replay log (inside the caller's
         storage transaction, if any); :meth:`fan_out` delivers it once durable."""
         op = checked.op
-        if op is None:
-            raise InvalidValue("this notification was already published")
         when = time.time() if event_time is None else float(event_time)
-        module = op.tree.nodes()[0].module
-        path = op.op.path
-        text = op.tree.print(Fmt.JSON)
+        if checked.text is not None:
+            module, path, text = checked.module, checked.path, checked.text
+        elif op is None:
+            raise InvalidValue("this notification was already published")
+        else:
+            module = op.tree.nodes()[0].module
+            path = op.op.path
+            text = op.tree.print(Fmt.JSON)
         seq = self._log.append(module, when, _envelope(module, path, text))
         return Notification(seq=seq, event_time=when, module=module, path=path, content=text)
 
     def fan_out(self, checked: Checked, n: Notification) -> None:
         """Deliver a logged notification to the live subscribers and free its tree."""
         try:
+            if self._subs and checked.op is None and checked.text is not None:
+                checked.op = _parse_notification(self.schema, checked.text, "json",
+                                                 "parsing a notification")
             if checked.op is not None:
                 for sub in list(self._subs):
                     sub._offer(n, checked.op)

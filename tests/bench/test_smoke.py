@@ -57,3 +57,8 @@ def test_smoke(script: str) -> None:
 def test_smoke_against_another_build(script: str) -> None:
     out = smoke(script, "--against", sys.executable)
     assert "other: " in out and "this/other" in out, out[-2000:]
+
+
+def test_smoke_writes_of_plain_entries() -> None:
+    out = smoke("bench_writes.py", "--list", "entry")
+    assert "nfo-bench entries in running" in out and "MISMATCH" not in out, out[-2000:]

@@ -14,6 +14,7 @@ import pytest
 
 from nfo.datastore import ChangeEvent, Datastore, SqliteStorage
 from nfo.datastore.datastore import VALIDATED_UNDER
+from nfo.datastore.nacm import Identity
 from nfo.datastore.transaction import SNAPSHOT_DELAY
 from nfo.errors import DataExists, InvalidValue
 from nfo.schema import Fmt, Schema, WithDefaults
@@ -188,3 +189,35 @@ async def test_another_schema_validates_everything(
         assert s.get_meta(VALIDATED_UNDER) == schema.fingerprint()
     assert await reopened(schema, path) == live
     assert loads == [True, True, False]
+
+
+async def test_a_config_change_is_logged_exactly_as_libyang_prints_it(ds: Datastore) -> None:
+    """netconf-config-change is built as text when that text needs no escape: it must
+    be what libyang parses, validates against the new data and prints back."""
+    user = ds.session(Identity("alice", internal=True))
+    server = ds.internal_session("test")
+    steps: list[tuple[Any, str]] = [
+        (server, doc(name="n")),
+        (user, doc(**pairs(["a", "b"]))),
+        (user, doc(**pairs([f"m{i}" for i in range(100)]))),  # too many: merge of the top
+        (server, doc(pair=[{"a": "a", "b": 1, "v": "changed"}])),
+        (user, doc(pair=[{"a": 'quote"d', "b": 1}])),  # escaped: built by libyang
+        (user, doc(pair=[{"a": "it's", "b": 1}])),
+        (user, doc(pair=[{"a": "a", "b": 1, "@": {"ietf-netconf:operation": "delete"}}])),
+    ]
+    for seen, (session, text) in enumerate(steps, 1):
+        await session.edit("running", text, "json")
+        logged = [json.loads(n.content)["data"] for n in ds.storage.notifications()]
+        assert len(logged) == seen
+        with ds.get("running") as data:
+            checked = ds.notifications.check(logged[-1], "json", data=data)
+            try:
+                assert checked.op is not None
+                assert checked.op.tree.print(Fmt.JSON) == logged[-1]
+            finally:
+                checked.discard()
+    last = json.loads(json.loads(list(ds.storage.notifications())[-1].content)["data"])
+    assert last["ietf-netconf-notifications:netconf-config-change"]["edit"] == [
+        {"target": f"/{TOP}", "operation": "delete"}]
+    assert last["ietf-netconf-notifications:netconf-config-change"]["changed-by"][
+        "username"] == "alice"
