@@ -26,7 +26,12 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
     pytest.skip(f"no Chromium at {CHROMIUM} (tools/bootstrap installs Debian's)",
                 allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+        "resultTypes": ["violations"]}
+"""The axe-core rules of WCAG 2.0 and 2.1, levels A and AA."""
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +80,18 @@ def log_in(page: Page, user: str = "admin", password: str = PASSWORD,
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_text(f"Signed in as {user}").wait_for()
+
+
+def violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is now, one line each."""
+    results = Axe().run(page, options=WCAG)
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes: "
+            f"{[n['target'] for n in v['nodes']][:3]})"
+            for v in results.response["violations"]]
+
+
+def no_violations(page: Page) -> None:
+    assert violations(page) == []
 
 
 def screenshot(page: Page, name: str) -> None:

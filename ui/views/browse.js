@@ -2,7 +2,7 @@
 // path bar and deep links (#/browse/<RESTCONF path>), forms for containers and list
 // entries, paged and sorted lists, RPC and action forms.  Edits go to the user's
 // candidate (private to the login session); the Changes view reviews and commits them.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, del, get, patch, post, put } from "../api.js";
 import { html } from "../html.js";
 import {
@@ -29,6 +29,13 @@ const mayWrite = (verdict, exists) => !verdict || (exists ? verdict.update : ver
 function mayEdit(access, steps, obj) {
   return configLeaves(steps[steps.length - 1].node).some((c) => mayWrite(
     access[leafPath(steps, c)], obj && obj[memberName(c)] !== undefined));
+}
+// A field is absent when its `when` is false, and when the user may not read it (a
+// credential stays as a write-only field for a user who may write it).
+function hidden(verdict, c, editing) {
+  if (!verdict) return false;
+  if (verdict.when === false) return true;
+  return verdict.read === false && !(c.credential && editing && (verdict.update || verdict.create));
 }
 const idOf = (text) => `f-${text.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 
@@ -158,10 +165,11 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
   };
   const containers = children.filter((c) => c.kind === "container" || c.kind === "list");
   const ops = children.filter((c) => c.kind === "action");
+  const opPath = (op) => `${restconfPath(steps)}/${op.module !== node.module ? `${op.module}:` : ""}${op.name}`;
   const keyNames = new Set(node.kind === "list" ? node.keys : []);
   const choices = (node.children || []).filter((c) => c.kind === "choice");
   const writable = editing && mayEdit(access, steps, obj);
-  const field = (c) => ((access[leafPath(steps, c)] || {}).when === false ? null : html`
+  const field = (c) => (hidden(access[leafPath(steps, c)], c, editing) ? null : html`
     <${Field} node=${c} id=${idOf(`${base}/${c.name}`)} value=${valueOf(c)}
       readOnly=${!writable || keyNames.has(c.name) || c.config === false
         || !mayWrite(access[leafPath(steps, c)], obj && obj[memberName(c)] !== undefined)}
@@ -192,7 +200,7 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
         ${c.description ? html`<br /><span class="hint">${c.description.split("\n")[0]}</span>` : ""}
       </li>`)}</ul>`}
     ${ops.length > 0 && html`<h2>Actions</h2>${ops.map((op) => html`
-      <${Operation} op=${op} url=${`${DATA}/${restconfPath(steps)}/${op.name}`} />`)}`}`;
+      <${Operation} op=${op} url=${`${DATA}/${opPath(op)}`} path=${opPath(op)} />`)}`}`;
 }
 
 // A choice as a radio group: the case that holds data is checked and its fields shown.
@@ -233,9 +241,12 @@ function Choice({ choice, obj, draft, setDraft, writable, field, editing }) {
   </fieldset>`;
 }
 
-function Operation({ op, url }) {
+// An RPC's or action's input as a form, run with its output shown below it.
+// path: the operation's RESTCONF path (its fields' leafref values are asked by it).
+function Operation({ op, url, path }) {
   const input = (op.children || []).find((c) => c.kind === "input");
-  const fields = input ? dataChildren(input).filter((c) => c.kind === "leaf") : [];
+  const fields = input ? dataChildren(input).filter((c) => c.kind === "leaf"
+    || c.kind === "leaf-list") : [];
   const [values, setValues] = useState({});
   const [output, setOutput] = useState(null);
   const [error, setError] = useState(null);
@@ -244,7 +255,12 @@ function Operation({ op, url }) {
     setError(null);
     setOutput(null);
     const body = {};
-    for (const f of fields) if (values[f.name]) body[f.name] = jsonValue(f.type, values[f.name]);
+    for (const f of fields) {
+      const v = values[f.name];
+      if (f.kind === "leaf-list" && Array.isArray(v) && v.some((x) => x !== "")) {
+        body[f.name] = v.filter((x) => x !== "").map((x) => jsonValue(f.type, x));
+      } else if (f.kind === "leaf" && v) body[f.name] = jsonValue(f.type, v);
+    }
     try {
       const doc = await post(url, { [`${op.module}:input`]: body });
       setOutput(doc ? doc[`${op.module}:output`] || doc : {});
@@ -254,18 +270,24 @@ function Operation({ op, url }) {
     <h3 class="wide">${op.name}</h3>
     ${op.description && html`<p class="wide hint">${op.description}</p>`}
     ${fields.map((f) => html`<${Field} node=${f} id=${idOf(`${url}-${f.name}`)} value=${values[f.name]}
+      valuesPath=${`${path}/${f.name}`}
       onChange=${(v) => setValues({ ...values, [f.name]: v })} />`)}
     <${ErrorNote} error=${error} />
     <div class="buttons"><button type="submit">Run ${op.name}</button></div>
-    ${output && html`<pre class="wide output" aria-label=${`${op.name} output`}>${
-      JSON.stringify(output, null, 2)}</pre>`}
+    ${output && html`<section class="wide output" aria-labelledby=${idOf(`${url}-output`)}>
+      <h4 id=${idOf(`${url}-output`)}>Output of ${op.name}</h4>
+      ${Object.keys(output).length === 0 ? html`<p>Done; no output.</p>` : html`<dl>
+        ${Object.entries(output).map(([k, v]) => html`<dt>${k}</dt><dd>${
+          v !== null && typeof v === "object" ? html`<pre>${JSON.stringify(v, null, 2)}</pre>`
+            : String(v)}</dd>`)}</dl>`}
+    </section>`}
   </form>`;
 }
 
 function ListView({ steps, editing, onChanged }) {
   const node = steps[steps.length - 1].node;
-  const columns = [...node.keys, ...dataChildren(node).filter((c) => c.kind === "leaf"
-    && !c.credential && !node.keys.includes(c.name)).map((c) => c.name).slice(0, 4)];
+  const others = dataChildren(node).filter((c) => c.kind === "leaf" && !c.credential
+    && !node.keys.includes(c.name));
   const [offset, setOffset] = useState(0);
   const [sort, setSort] = useState(null);
   const [backwards, setBackwards] = useState(false);
@@ -274,18 +296,22 @@ function ListView({ steps, editing, onChanged }) {
   const [error, setError] = useState(null);
   const [adding, setAdding] = useState(false);
   const path = restconfPath(steps);
+  const asked = useRef(0);  // only the latest request's answer is drawn
   const load = async () => {
+    const mine = ++asked.current;
     const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
     if (sort) q.set("sort-by", sort);
     if (backwards) q.set("direction", "backwards");
     try {
       const doc = await fetchOr404(`${editing ? CANDIDATE : DATA}/${path}?${q}`);
+      if (mine !== asked.current) return;
       const entries = doc ? doc[`${node.module}:${node.name}`] || [] : [];
       const meta = entries.length && entries[0]["@"] ? entries[0]["@"] : {};
       setRemaining(Number(meta["ietf-list-pagination:remaining"] || 0));
       setPage(entries);
       setError(null);
     } catch (e) {
+      if (mine !== asked.current) return;
       if (e instanceof ApiError && e.status === 416) { setOffset(0); return; }
       setError(e);
     }
@@ -297,6 +323,12 @@ function ListView({ steps, editing, onChanged }) {
     setOffset(0);
   };
   const entrySteps = (e) => [...steps.slice(0, -1), { node, keys: node.keys.map((k) => String(e[k])) }];
+  // a column the user may not read (asked of the page's first entry) is not drawn
+  const first = page && page.length ? entrySteps(page[0]) : null;
+  const access = useAccess(first ? others.map((c) => leafPath(first, c)) : [],
+                           editing ? "candidate" : "running", 0);
+  const columns = [...node.keys, ...others.filter((c) => !first
+    || !hidden(access[leafPath(first, c)], c, false)).map((c) => c.name).slice(0, 4)];
   return html`
     <${ErrorNote} error=${error} />
     ${editing && html`<div class="toolbar"><button type="button" onClick=${() => setAdding(true)}>
@@ -506,7 +538,12 @@ export function BrowseView({ rest, onChanged = () => {} }) {
         onClick=${() => setEditing(true)}>Edit in candidate</button>
       ${readOnly && html`<span class="hint">Read-only for you (access control).</span>`}
     </div>`}
-    ${isOp ? html`<${Operation} op=${last.node} url=${`/restconf/operations/${last.node.module}:${last.node.name}`} />`
+    ${isOp && last.node.kind === "action" && steps.some((st) => st.node.kind === "list" && !st.keys)
+      ? html`<p class="hint">The action ${last.node.name} runs on one entry: open the entry
+          (the path bar above), then run it from there.</p>`
+      : isOp ? html`<${Operation} op=${last.node} path=${restconfPath(steps)}
+        url=${last.node.kind === "action" ? `${DATA}/${restconfPath(steps)}`
+          : `/restconf/operations/${last.node.module}:${last.node.name}`} />`
       : !renderable(last.node) ? html`<${JsonEditor} steps=${steps} />`
       : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed} />`
       : obj === undefined ? html`<p>Loading…</p>`
