@@ -84,7 +84,11 @@ def commit(page: Page, comment: str = "") -> None:
 
 def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.get_by_role("link", name="Configuration").click()
+    with page.expect_response(lambda r: r.url.endswith("/restconf/ui/schema")) as first:
+        page.get_by_role("link", name="Configuration").click()
+    etag = first.value.headers["etag"]
+    library = client.get("/restconf/data/ietf-yang-library:yang-library/content-id").json()
+    assert etag == f'"{library["ietf-yang-library:content-id"]}"'
     expect(page.get_by_role("heading", name="nfo-uitest")).to_be_visible()
     page.get_by_label("Search nodes").fill("decimal")
     page.get_by_role("link", name="/nfo-uitest:types/t-decimal64").click()
@@ -103,7 +107,11 @@ def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     with page.expect_response(lambda r: r.url.endswith("/restconf/ui/schema")) as info:
         page.reload()  # the digest is revalidated by its ETag, not sent again
     revalidated = info.value
-    assert "if-none-match" in revalidated.request.all_headers()  # (Chrome shows the 304 as 200)
+    # the browser asks with the ETag it cached (Chrome reports the 304 as a 200 from cache)
+    assert revalidated.request.all_headers().get("if-none-match") == etag
+    r = client.get("/restconf/ui/schema", headers={"If-None-Match": etag,
+                                                   "Accept": "application/json"})
+    assert r.status_code == 304 and r.content == b""
     expect(page.get_by_role("navigation", name="Schema tree")).to_be_visible()
     page.goto(page.url.split("#")[0] + "#/browse")
     page.get_by_label("Search nodes").fill("leafref targets")  # a description's words
@@ -350,6 +358,18 @@ def test_rpc_form_with_output(page: Page, client: httpx.Client) -> None:
     form.get_by_label("limit").fill("3")
     form.get_by_role("button", name="Run history").click()
     expect(page.get_by_role("region", name="Output of history")).to_contain_text("revision")
+
+
+def test_a_notification_shows_what_it_carries(page: Page, client: httpx.Client) -> None:
+    log_in(page)
+    tree = page.get_by_role("navigation", name="Schema tree")
+    browse(page, "nfo-uitest:types")
+    tree.get_by_role("link", name="alarm", exact=True).click()
+    carries = page.get_by_role("table", name="What alarm carries")
+    expect(carries.get_by_role("rowheader", name="text")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_role("button", name="Edit in candidate")).to_have_count(0)
+    no_violations(page)
 
 
 def test_what_forms_cannot_draw_gets_a_json_editor(page: Page, client: httpx.Client) -> None:

@@ -193,6 +193,7 @@ def test_an_action_form_with_its_output(page: Page, nfo_server: ServerProcess,
     restart.get_by_role("button", name="Run restart").click()
     expect(restart.get_by_role("region", name="Output of restart")).to_contain_text(
         "restart of 'acts' scheduled")
+    screenshot(page, "action-output")
     no_violations(page)
     # an action's deep link without its entry says where to run it
     page.goto("/ui/#/browse/nfo-instances:nf-instances/nf-instance/restart")

@@ -35,6 +35,9 @@ def test_login_shows_the_instances_and_a_reload_keeps_the_session(page: Page) ->
     session = next(c for c in cookies if c["name"] == "nfo-session")
     assert session["httpOnly"] and session["sameSite"] == "Strict"
     assert page.evaluate("document.cookie") == ""  # not readable by scripts
+    stored = page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert stored == "[{},{}]"  # nothing kept in the browser's storage, the password least
+    assert page.get_by_label("Password").count() == 0  # nor left in a field
     page.reload()
     expect(page.get_by_text("Signed in as admin")).to_be_visible()
 

@@ -6,7 +6,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, del, get, patch, post, put } from "../api.js";
 import { html } from "../html.js";
 import {
-  dataChildren, dataPath, jsonValue, loadSchema, memberName, parsePath, renderable,
+  dataChildren, dataPath, jsonValue, loadSchema, memberName, parsePath, realBase, renderable,
   restconfPath, searchIndex, stepsTo,
 } from "../schema.js";
 import { Field } from "../widgets.js";
@@ -411,6 +411,21 @@ function Presence({ steps, exists, onChanged }) {
   </div>`;
 }
 
+// A notification is not data: what it carries, and where it arrives.
+function Notification({ node }) {
+  const fields = dataChildren(node);
+  return html`<p>A notification: it arrives on the event streams
+      (<code>/restconf/streams/NETCONF/json</code>, NETCONF's create-subscription)${
+      fields.length ? ", carrying:" : "."}</p>
+    ${fields.length > 0 && html`<table class="grid">
+      <caption>What ${node.name} carries</caption>
+      <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Type</th>
+        <th scope="col">Description</th></tr></thead>
+      <tbody>${fields.map((f) => html`<tr><th scope="row">${f.name}</th><td>${f.kind}</td>
+        <td>${f.type ? realBase(f.type) : ""}</td><td>${f.description || ""}</td></tr>`)}</tbody>
+    </table>`}`;
+}
+
 function JsonEditor({ steps }) {
   const url = `${CANDIDATE}/${restconfPath(steps)}`;
   const [text, setText] = useState("");
@@ -501,14 +516,16 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const last = steps && steps.length ? steps[steps.length - 1] : null;
   const isList = last && last.node.kind === "list" && !last.keys;
   const isOp = last && (last.node.kind === "rpc" || last.node.kind === "action");
-  const access = useAccess(last && !isOp && !isList ? accessPaths(steps) : [],
+  const isNotif = Boolean(last && last.node.kind === "notification");
+  const access = useAccess(last && !isOp && !isList && !isNotif ? accessPaths(steps) : [],
                            editing ? "candidate" : "running", tick);
   // The object shown belongs to one path in one mode: a stale one is never drawn (nor
   // edited) while the other loads; a reload after a save keeps the old one until it lands.
   const view = `${editing ? "candidate" : "running"} ${text}`;
   const obj = loaded.key === view ? loaded.obj : undefined;
   useEffect(() => {
-    if (!last || isList || isOp || last.node.kind === "leaf" || last.node.kind === "leaf-list") return undefined;
+    if (!last || isList || isOp || isNotif || last.node.kind === "leaf"
+        || last.node.kind === "leaf-list") return undefined;
     let live = true;
     const base = editing ? CANDIDATE : DATA;
     fetchOr404(`${base}/${restconfPath(steps)}`).then((doc) => {
@@ -531,14 +548,14 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   return html`<div class="browse">${tree}<div>
     <${PathBar} steps=${steps} />
     ${last.node.description && html`<p class="hint">${last.node.description}</p>`}
-    ${!isOp && html`<div class="toolbar" role="group" aria-label="Mode">
+    ${isNotif ? html`<${Notification} node=${last.node} />` : !isOp && html`<div class="toolbar" role="group" aria-label="Mode">
       <button type="button" aria-pressed=${!editing} onClick=${() => setEditing(false)}>
         View running and state</button>
       <button type="button" aria-pressed=${editing} disabled=${readOnly || noConfig}
         onClick=${() => setEditing(true)}>Edit in candidate</button>
       ${readOnly && html`<span class="hint">Read-only for you (access control).</span>`}
     </div>`}
-    ${isOp && last.node.kind === "action" && steps.some((st) => st.node.kind === "list" && !st.keys)
+    ${isNotif ? null : isOp && last.node.kind === "action" && steps.some((st) => st.node.kind === "list" && !st.keys)
       ? html`<p class="hint">The action ${last.node.name} runs on one entry: open the entry
           (the path bar above), then run it from there.</p>`
       : isOp ? html`<${Operation} op=${last.node} path=${restconfPath(steps)}
