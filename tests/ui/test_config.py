@@ -347,6 +347,9 @@ def test_a_user_nacm_makes_read_only(page: Page, client: httpx.Client) -> None:
         expect(page.get_by_text("Read-only for you")).to_be_visible()
         expect(page.get_by_role("button", name="Edit in candidate")).to_be_disabled()
         expect(page.get_by_label("t-string")).to_be_disabled()
+        browse(page, "nfo-uitest:links/link")  # a list: no entry to add or delete either
+        expect(page.get_by_text("Read-only for you")).to_be_visible()
+        expect(page.get_by_role("button", name="Edit in candidate")).to_be_disabled()
     finally:
         client.delete("/restconf/data/nfo-users:users/user=viewer")
 
@@ -450,6 +453,9 @@ def test_what_a_user_may_not_read_is_absent(page: Page, client: httpx.Client) ->
         expect(page.get_by_label("t-int8")).to_have_value("3")
         browse(page, "nfo-uitest:servers/server")
         expect(page.get_by_role("columnheader", name="protocol")).to_be_visible()
+        page.get_by_role("button", name="Edit in candidate").click()  # may add and delete
+        expect(page.get_by_role("button", name="Add server")).to_be_visible()
+        expect(page.get_by_role("button", name="Delete server alpha")).to_be_visible()
         page.get_by_role("button", name="Log out").click()
         log_in(page, "viewer", "viewer-pw")
         browse(page, "nfo-uitest:types")

@@ -284,7 +284,7 @@ function Operation({ op, url, path }) {
   </form>`;
 }
 
-function ListView({ steps, editing, onChanged }) {
+function ListView({ steps, editing, onChanged, verdict }) {
   const node = steps[steps.length - 1].node;
   const others = dataChildren(node).filter((c) => c.kind === "leaf" && !c.credential
     && !node.keys.includes(c.name));
@@ -331,8 +331,8 @@ function ListView({ steps, editing, onChanged }) {
     || !hidden(access[leafPath(first, c)], c, false)).map((c) => c.name).slice(0, 4)];
   return html`
     <${ErrorNote} error=${error} />
-    ${editing && html`<div class="toolbar"><button type="button" onClick=${() => setAdding(true)}>
-      Add ${node.name}</button></div>`}
+    ${editing && (!verdict || verdict.create) && html`<div class="toolbar">
+      <button type="button" onClick=${() => setAdding(true)}>Add ${node.name}</button></div>`}
     ${adding && html`<${NewEntry} steps=${steps} onDone=${() => { setAdding(false); load(); onChanged(); }} />`}
     ${page === undefined ? html`<p>Loading…</p>` : html`
     <table class="grid">
@@ -345,12 +345,12 @@ function ListView({ steps, editing, onChanged }) {
       <tbody>${page.map((e) => html`<tr>
         ${columns.map((c, i) => (i === 0 ? html`<th scope="row"><a href=${hrefOf(entrySteps(e))}>
           ${String(e[c] ?? "")}</a></th>` : html`<td>${e[c] === undefined ? "" : String(e[c])}</td>`))}
-        ${editing && html`<td><button type="button" class="danger"
+        ${editing && html`<td>${(!verdict || verdict.delete) && html`<button type="button" class="danger"
           aria-label=${`Delete ${node.name} ${node.keys.map((k) => e[k]).join(",")}`}
           onClick=${async () => {
             try { await del(`${CANDIDATE}/${restconfPath(entrySteps(e))}`); load(); onChanged(); }
             catch (err) { setError(err); }
-          }}>Delete</button></td>`}
+          }}>Delete</button>`}</td>`}
       </tr>`)}</tbody>
     </table>
     <div class="toolbar" role="group" aria-label="Pages">
@@ -517,7 +517,8 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const isList = last && last.node.kind === "list" && !last.keys;
   const isOp = last && (last.node.kind === "rpc" || last.node.kind === "action");
   const isNotif = Boolean(last && last.node.kind === "notification");
-  const access = useAccess(last && !isOp && !isList && !isNotif ? accessPaths(steps) : [],
+  const access = useAccess(last && isList && last.node.config !== false ? [restconfPath(steps)]
+    : last && !isOp && !isList && !isNotif ? accessPaths(steps) : [],
                            editing ? "candidate" : "running", tick);
   // The object shown belongs to one path in one mode: a stale one is never drawn (nor
   // edited) while the other loads; a reload after a save keeps the old one until it lands.
@@ -542,9 +543,12 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       <p role="alert" class="error">No schema node at ${text}.</p></div></div>`;
   }
   const changed = () => { setTick(tick + 1); onChanged(); };
-  const noConfig = !isOp && !isList && configLeaves(last.node).length === 0
+  const noConfig = isList ? last.node.config === false : !isOp && configLeaves(last.node).length === 0
     && !(last.node.kind === "container" && last.node.presence && last.node.config !== false);
-  const readOnly = !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
+  // a list: its verdict (create, delete) for every entry; else per field
+  const listVerdict = isList ? access[restconfPath(steps)] : undefined;
+  const readOnly = isList ? Boolean(listVerdict && !listVerdict.create && !listVerdict.delete)
+    : !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
   return html`<div class="browse">${tree}<div>
     <${PathBar} steps=${steps} />
     ${last.node.description && html`<p class="hint">${last.node.description}</p>`}
@@ -562,7 +566,8 @@ export function BrowseView({ rest, onChanged = () => {} }) {
         url=${last.node.kind === "action" ? `${DATA}/${restconfPath(steps)}`
           : `/restconf/operations/${last.node.module}:${last.node.name}`} />`
       : !renderable(last.node) ? html`<${JsonEditor} steps=${steps} />`
-      : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed} />`
+      : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed}
+          verdict=${listVerdict} />`
       : obj === undefined ? html`<p>Loading…</p>`
       : html`${obj === null && html`<p class="hint">Nothing is set here${editing ? " in your candidate" : ""}.</p>`}
         ${last.node.kind === "container" && last.node.presence && editing && html`
