@@ -8,6 +8,10 @@ const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
 let csrf = null;
 let onUnauthorized = () => {};
+let lastRequest = Date.now();
+
+// When the page last asked the server anything (the session's idle time starts there).
+export const lastActivity = () => lastRequest;
 
 export function setCsrf(token) { csrf = token; }
 export function whenUnauthorized(fn) { onUnauthorized = fn; }
@@ -40,6 +44,7 @@ export async function request(method, url, { body, headers = {}, accept = JSON_T
   const h = { Accept: accept, ...headers };
   if (body !== undefined) h["Content-Type"] = contentType;
   if (!SAFE.has(method) && csrf) h["X-CSRF-Token"] = csrf;
+  lastRequest = Date.now();
   const response = await fetch(url, {
     method, headers: h, credentials: "same-origin", cache,
     body: body === undefined ? undefined

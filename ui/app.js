@@ -2,7 +2,7 @@
 // Preact and htm come from /ui/vendor through the import map in index.html.
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { currentSession, logout, whenUnauthorized } from "./api.js";
+import { currentSession, lastActivity, logout, whenUnauthorized } from "./api.js";
 import { html } from "./html.js";
 import { LoginView } from "./views/login.js";
 import { InstancesView } from "./views/instances.js";
@@ -90,6 +90,27 @@ function Relogin({ user, onLogin }) {
     </dialog>`;
 }
 
+// The server ends a session idle for its idle-timeout; an open page that has asked
+// nothing since then learns it without waiting for the user's next click: once the
+// timeout has passed it asks GET /ui/session (which cannot revive an ended session).
+function useIdleCheck(session, onEnded) {
+  useEffect(() => {
+    if (!session || !session["idle-timeout"]) return undefined;
+    const idle = session["idle-timeout"] * 1000;
+    let timer = null;
+    const check = async () => {
+      const due = lastActivity() + idle + 500;
+      if (Date.now() < due) { timer = setTimeout(check, due - Date.now()); return; }
+      try {
+        if (await currentSession() === null) { onEnded(); return; }
+      } catch (e) { /* the server is away: the next request tells */ }
+      timer = setTimeout(check, idle);
+    };
+    timer = setTimeout(check, idle + 500);
+    return () => clearTimeout(timer);
+  }, [session]);
+}
+
 function App() {
   const [session, setSession] = useState(undefined);
   const [expired, setExpired] = useState(false);
@@ -98,6 +119,7 @@ function App() {
     whenUnauthorized(() => setExpired(true));
     currentSession().then(setSession, () => setSession(null));
   }, []);
+  useIdleCheck(expired ? null : session, () => setExpired(true));
   if (session === undefined) return html`<p class="loading" role="status">Loading…</p>`;
   if (session === null) {
     return html`<main id="main"><${LoginView} notice=${notice}

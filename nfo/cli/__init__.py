@@ -18,7 +18,7 @@ from nfo.datastore.notifications import DEFAULT_KEEP
 from nfo.datastore.workers import DEFAULT_DEADLINE, DEFAULT_PER_USER, DEFAULT_THREADS, Workers
 from nfo.errors import InvalidValue, NfoError
 from nfo.netconf.server import NetconfOptions
-from nfo.restconf.server import ConnectionLimits, RestconfOptions
+from nfo.restconf.server import ConnectionLimits, RestconfOptions, SessionLimits
 
 __all__ = ["main"]
 
@@ -58,6 +58,9 @@ def _add_limits(s: argparse.ArgumentParser) -> None:
                    default=rc.keepalive_timeout, metavar="SECONDS",
                    help=f"idle keep-alive connections are closed after this (default "
                    f"{rc.keepalive_timeout:g})")
+    g.add_argument("--ui-idle-timeout", type=_seconds, default=SessionLimits.idle_timeout,
+                   metavar="SECONDS", help="a web UI login session ends after this long "
+                   f"without a request (default {SessionLimits.idle_timeout:g})")
     g.add_argument("--restconf-max-body", type=_count, default=RestconfOptions.max_body,
                    metavar="BYTES", help="largest request body (default "
                    f"{RestconfOptions.max_body}); beyond, 413")
@@ -151,7 +154,8 @@ def _restconf(args: argparse.Namespace) -> RestconfOptions | None:
     return RestconfOptions(host=host.strip("[]"), port=int(port), tls_cert=args.tls_cert,
                            tls_key=args.tls_key, dev_cert=args.dev_cert,
                            client_ca=args.tls_client_ca, max_body=args.restconf_max_body,
-                           limits=limits)
+                           limits=limits,
+                           web_sessions=SessionLimits(idle_timeout=args.ui_idle_timeout))
 
 
 def _netconf(args: argparse.Namespace) -> NetconfOptions | None:

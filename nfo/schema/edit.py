@@ -52,6 +52,7 @@ __all__ = [
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
 
 _TERM = lib.LYS_LEAF | lib.LYS_LEAFLIST
+_ANY = lib.LYS_ANYDATA | lib.LYS_ANYXML
 _MULTI = lib.LYS_LIST | lib.LYS_LEAFLIST
 _DEFAULT = lib.LYD_DEFAULT
 _NULL = ffi.NULL
@@ -439,6 +440,13 @@ class _Editor:
                 self._children(e, t, op, where)
                 return
             self._create(e, parent, path=where)
+            return
+        if nt & _ANY:
+            # its content is its value (no children to merge): a different one replaces it
+            if op != "none" and ly.xlib.lyd_compare_single(
+                    ly.xnode(t), ly.xnode(e), 0) != lib.LY_SUCCESS:
+                self._delete(t, where)
+                self._create(e, parent, path=where)
             return
         if is_term:
             if nt & lib.LYS_LEAF and op != "none":

@@ -1,9 +1,10 @@
 """Web UI fixtures: a real ``nfo serve`` on loopback (one per module) and Debian's
 Chromium driven by Playwright (one browser per module, a fresh context per test).
+``NFO_UI_DOCS=1`` refreshes the screenshots in docs/ui/ from the run.
 
 Without /usr/bin/chromium (``tools/bootstrap`` installs it) these tests are skipped with
 the reason; CI always has it.  Screenshots of the main views go to
-``tests/ui/artefacts/`` (kept by CI as test artefacts; docs/ui.md shows copies).
+``tests/ui/artefacts/`` (docs/ui.md shows copies of the main ones).
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ from tests.fuzz.server import PASSWORD, ServerProcess
 
 CHROMIUM = os.environ.get("NFO_CHROMIUM", "/usr/bin/chromium")
 ARTEFACTS = Path(__file__).parent / "artefacts"
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "ui"
+DOCS = frozenset({"login", "instances", "instances-retrying", "configuration", "paged-list",
+                  "history", "action-output"})
+"""The screenshots docs/ui.md shows."""
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
     pytest.skip(f"no Chromium at {CHROMIUM} (tools/bootstrap installs Debian's)",
                 allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+        "resultTypes": ["violations"]}
+"""The axe-core rules of WCAG 2.0 and 2.1, levels A and AA."""
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +87,30 @@ def log_in(page: Page, user: str = "admin", password: str = PASSWORD,
     page.get_by_text(f"Signed in as {user}").wait_for()
 
 
+def violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is now, one line each."""
+    results = Axe().run(page, options=WCAG)
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes: "
+            f"{[n['target'] for n in v['nodes']][:3]})"
+            for v in results.response["violations"]]
+
+
+def no_violations(page: Page) -> None:
+    assert violations(page) == []
+
+
 def screenshot(page: Page, name: str) -> None:
+    """A full-page screenshot in ARTEFACTS; with NFO_UI_DOCS=1, the main views (DOCS)
+    are also copied to docs/ui/, which docs/ui.md shows."""
     ARTEFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+    if os.environ.get("NFO_UI_DOCS") == "1" and name in DOCS:
+        shutil.copy(ARTEFACTS / f"{name}.png", DOCS_DIR / f"{name}.png")
 
 
 def api(server: ServerProcess) -> httpx.Client:
     return httpx.Client(base_url=server.base, auth=("admin", PASSWORD), timeout=10,
                         headers={"Accept": "application/yang-data+json"}, trust_env=False)
-
-
-def copy_to_docs(name: str, docs: Path) -> None:
-    if (ARTEFACTS / f"{name}.png").exists():
-        shutil.copy(ARTEFACTS / f"{name}.png", docs / f"{name}.png")
 
 
 Json = dict[str, Any]

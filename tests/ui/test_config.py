@@ -14,14 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 from tests.fuzz.server import ServerProcess
-from tests.ui.conftest import api, log_in, screenshot
-from tests.ui.test_accessibility import WCAG
+from tests.ui.conftest import api, log_in, no_violations, screenshot
 
 UI_YANG = Path(__file__).resolve().parents[1] / "ui_yang"
+RAW_YANG = Path(__file__).resolve().parent / "yang"
+"""nfo-uiraw: a module whose one container the forms cannot draw (it holds anydata)."""
 JSON = "application/yang-data+json"
 ENTRIES = 10_000
 
@@ -29,7 +29,8 @@ ENTRIES = 10_000
 @pytest.fixture(scope="module")
 def nfo_server() -> Iterator[ServerProcess]:
     with ServerProcess(log_name="ui-config.log",
-                       extra_args=["--yang-dir", str(UI_YANG)]) as srv:
+                       extra_args=["--yang-dir", str(UI_YANG),
+                                   "--yang-dir", str(RAW_YANG)]) as srv:
         yield srv
 
 
@@ -37,7 +38,8 @@ def nfo_server() -> Iterator[ServerProcess]:
 def client(nfo_server: ServerProcess) -> Iterator[httpx.Client]:
     with api(nfo_server) as c:
         yield c
-        for top in ("nfo-uitest:types", "nfo-uitest:links", "nfo-uitest:servers"):
+        for top in ("nfo-uitest:types", "nfo-uitest:links", "nfo-uitest:servers",
+                    "nfo-uiraw:raw"):
             c.delete(f"/restconf/data/{top}")
 
 
@@ -72,11 +74,6 @@ def edit(page: Page, path: str, form: str) -> Locator:
     return page.get_by_role("form", name=form)
 
 
-def no_violations(page: Page) -> None:
-    found = Axe().run(page, options=WCAG).response["violations"]
-    assert found == [], [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in found]
-
-
 def commit(page: Page, comment: str = "") -> None:
     page.get_by_role("link", name="Changes").click()
     form = page.get_by_role("form", name="Commit")
@@ -87,7 +84,11 @@ def commit(page: Page, comment: str = "") -> None:
 
 def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     log_in(page)
-    page.get_by_role("link", name="Configuration").click()
+    with page.expect_response(lambda r: r.url.endswith("/restconf/ui/schema")) as first:
+        page.get_by_role("link", name="Configuration").click()
+    etag = first.value.headers["etag"]
+    library = client.get("/restconf/data/ietf-yang-library:yang-library/content-id").json()
+    assert etag == f'"{library["ietf-yang-library:content-id"]}"'
     expect(page.get_by_role("heading", name="nfo-uitest")).to_be_visible()
     page.get_by_label("Search nodes").fill("decimal")
     page.get_by_role("link", name="/nfo-uitest:types/t-decimal64").click()
@@ -106,8 +107,16 @@ def test_browse_search_and_deep_links(page: Page, client: httpx.Client) -> None:
     with page.expect_response(lambda r: r.url.endswith("/restconf/ui/schema")) as info:
         page.reload()  # the digest is revalidated by its ETag, not sent again
     revalidated = info.value
-    assert "if-none-match" in revalidated.request.all_headers()  # (Chrome shows the 304 as 200)
+    # the browser asks with the ETag it cached (Chrome reports the 304 as a 200 from cache)
+    assert revalidated.request.all_headers().get("if-none-match") == etag
+    r = client.get("/restconf/ui/schema", headers={"If-None-Match": etag,
+                                                   "Accept": "application/json"})
+    assert r.status_code == 304 and r.content == b""
     expect(page.get_by_role("navigation", name="Schema tree")).to_be_visible()
+    page.goto(page.url.split("#")[0] + "#/browse")
+    page.get_by_label("Search nodes").fill("leafref targets")  # a description's words
+    page.get_by_role("link", name="/nfo-uitest:servers", exact=True).click()
+    assert page.url.endswith("#/browse/nfo-uitest:servers")
     browse(page, "nfo-uitest:no-such-node")
     expect(page.get_by_role("alert")).to_contain_text("No schema node")
 
@@ -133,9 +142,16 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     form.get_by_label("t-uint16").fill("65535")
     form.get_by_label("t-uint32").fill("4294967295")
     form.get_by_label("t-instance-identifier").fill("/nfo-uitest:types/t-string")
-    form.get_by_role("button", name="Add t-tags").click()
-    form.get_by_role("textbox", name="t-tags").fill("red")
+    for tag in ("red", "green", "blue"):
+        form.get_by_role("button", name="Add t-tags").click()
+        form.get_by_role("textbox", name="t-tags").last.fill(tag)
+    form.get_by_role("button", name="Remove t-tags green").click()
+    expect(form.get_by_role("textbox", name="t-tags")).to_have_count(2)
     options = form.get_by_label("t-enumeration").locator("option")
+    expect(options.filter(has_text="red")).to_have_text("red — Red")  # with its description
+    expect(form.get_by_label("t-identityref").locator("option", has_text="tcp")).to_have_text(
+        re.compile(r"nfo-uitest-ids:tcp — TCP"))
+    no_violations(page)  # a form in edit mode, every widget
     form.get_by_label("t-enumeration").select_option(options.nth(1).get_attribute("value"))
     ident = form.get_by_label("t-identityref")
     ident.select_option(ident.locator("option").nth(1).get_attribute("value"))
@@ -149,7 +165,7 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     assert types["t-uint64"] == "18446744073709551615"
     assert types["t-decimal64"] == "3.14" and types["t-int8"] == -5
     assert types["t-boolean"] is True and types["t-empty"] == [None]
-    assert types["t-binary"] == "aGVsbG8=" and types["t-tags"] == ["red"]
+    assert types["t-binary"] == "aGVsbG8=" and types["t-tags"] == ["red", "blue"]
     assert types["t-string"] == "abc" and types["t-leafref"] == "alpha"
     assert ":" in types["t-identityref"]
     assert types["t-bits"] == "write" and types["t-int16"] == -300
@@ -164,6 +180,15 @@ def test_every_base_type_round_trips(page: Page, client: httpx.Client) -> None:
     expect(form.get_by_label("t-int64")).to_have_value("-9007199254740993")
     expect(form.get_by_label("t-uint64")).to_have_value("18446744073709551615")
     expect(form.get_by_label("t-decimal64")).to_have_value("3.14")
+    expect(form.get_by_label("t-int8")).to_have_value("-5")
+    expect(form.get_by_label("t-union")).to_have_value("7")
+    expect(form.get_by_label("t-bits").get_by_role("checkbox", name="write")).to_be_checked()
+    expect(form.get_by_label("t-empty")).to_be_checked()
+    expect(form.get_by_label("t-enumeration")).to_have_value("red")
+    expect(form.get_by_label("t-identityref")).to_have_value(types["t-identityref"])
+    expect(form.get_by_role("textbox", name="t-tags")).to_have_count(2)
+    expect(form.get_by_label("t-instance-identifier")).to_have_value(
+        "/nfo-uitest:types/t-string")
     screenshot(page, "configuration")
 
 
@@ -253,13 +278,20 @@ def test_a_10000_entry_list_paged_and_sorted(page: Page, client: httpx.Client) -
     expect(secret).to_have_value("")
 
 
-def test_commit_diff_and_rollback(page: Page, client: httpx.Client) -> None:
-    write(client, "PUT", "nfo-uitest:types", {"nfo-uitest:types": {"t-string": "before"}})
+def stage(page: Page, client: httpx.Client, before: str, after: str) -> None:
+    """t-string is ``before`` in running, ``after`` in the user's candidate; the page
+    shows the Changes view."""
+    write(client, "PUT", "nfo-uitest:types", {"nfo-uitest:types": {"t-string": before}})
     log_in(page)
     form = edit(page, "nfo-uitest:types", "types fields")
-    form.get_by_label("t-string").fill("after")
+    form.get_by_label("t-string").fill(after)
     form.get_by_role("button", name="Save to candidate").click()
+    expect(page.get_by_text("Saved to your candidate")).to_be_visible()
     page.get_by_role("link", name=re.compile("^Changes")).click()
+
+
+def test_commit_diff_and_rollback(page: Page, client: httpx.Client) -> None:
+    stage(page, client, "before", "after")
     diff = page.get_by_role("table", name=re.compile("Pending changes"))
     expect(diff).to_contain_text("t-string")
     expect(diff).to_contain_text("before")
@@ -315,6 +347,9 @@ def test_a_user_nacm_makes_read_only(page: Page, client: httpx.Client) -> None:
         expect(page.get_by_text("Read-only for you")).to_be_visible()
         expect(page.get_by_role("button", name="Edit in candidate")).to_be_disabled()
         expect(page.get_by_label("t-string")).to_be_disabled()
+        browse(page, "nfo-uitest:links/link")  # a list: no entry to add or delete either
+        expect(page.get_by_text("Read-only for you")).to_be_visible()
+        expect(page.get_by_role("button", name="Edit in candidate")).to_be_disabled()
     finally:
         client.delete("/restconf/data/nfo-users:users/user=viewer")
 
@@ -325,7 +360,19 @@ def test_rpc_form_with_output(page: Page, client: httpx.Client) -> None:
     form = page.get_by_role("form", name="history operation")
     form.get_by_label("limit").fill("3")
     form.get_by_role("button", name="Run history").click()
-    expect(page.get_by_label("history output")).to_contain_text("revision")
+    expect(page.get_by_role("region", name="Output of history")).to_contain_text("revision")
+
+
+def test_a_notification_shows_what_it_carries(page: Page, client: httpx.Client) -> None:
+    log_in(page)
+    tree = page.get_by_role("navigation", name="Schema tree")
+    browse(page, "nfo-uitest:types")
+    tree.get_by_role("link", name="alarm", exact=True).click()
+    carries = page.get_by_role("table", name="What alarm carries")
+    expect(carries.get_by_role("rowheader", name="text")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_role("button", name="Edit in candidate")).to_have_count(0)
+    no_violations(page)
 
 
 def test_what_forms_cannot_draw_gets_a_json_editor(page: Page, client: httpx.Client) -> None:
@@ -371,3 +418,111 @@ def test_a_presence_container_is_created_and_deleted(page: Page, client: httpx.C
     commit(page)
     link = read(client, "nfo-uitest:links/link=l5")["nfo-uitest:link"][0]  # type: ignore[index]
     assert "tunnel" not in link
+
+
+NACM = "/restconf/data/ietf-netconf-acm:nacm"
+
+
+def add_viewer(c: httpx.Client, password: str) -> None:
+    write(c, "POST", "nfo-users:users", {"nfo-users:user": [{"name": "viewer"}]})
+    r = c.post("/restconf/data/nfo-users:users/user=viewer/set-password",
+               content=json.dumps({"nfo-users:input": {"password": password}}),
+               headers={"Content-Type": JSON})
+    assert r.status_code == 204, r.text
+
+
+def test_what_a_user_may_not_read_is_absent(page: Page, client: httpx.Client) -> None:
+    """NACM denies the viewer the read of one leaf of a container and one column of a
+    list: the page draws neither (not an empty field), and the rest as before."""
+    add_viewer(client, "viewer-pw")
+    write(client, "PATCH", "ietf-netconf-acm:nacm", {"ietf-netconf-acm:nacm": {
+        "groups": {"group": [{"name": "ui-viewers", "user-name": ["viewer"]}]},
+        "rule-list": [{"name": "ui-viewers", "group": ["ui-viewers"], "rule": [
+            {"name": "no-int8", "module-name": "nfo-uitest",
+             "path": "/nfo-uitest:types/t-int8", "access-operations": "read",
+             "action": "deny"},
+            {"name": "no-protocol", "module-name": "nfo-uitest",
+             "path": "/nfo-uitest:servers/server/protocol",
+             "access-operations": "read", "action": "deny"}]}]}})
+    write(client, "PUT", "nfo-uitest:types", {"nfo-uitest:types": {"t-string": "seen",
+                                                                     "t-int8": 3}})
+    write(client, "PUT", "nfo-uitest:servers", SERVERS)
+    try:
+        log_in(page)  # the administrator sees both
+        browse(page, "nfo-uitest:types")
+        expect(page.get_by_label("t-int8")).to_have_value("3")
+        browse(page, "nfo-uitest:servers/server")
+        expect(page.get_by_role("columnheader", name="protocol")).to_be_visible()
+        page.get_by_role("button", name="Edit in candidate").click()  # may add and delete
+        expect(page.get_by_role("button", name="Add server")).to_be_visible()
+        expect(page.get_by_role("button", name="Delete server alpha")).to_be_visible()
+        page.get_by_role("button", name="Log out").click()
+        log_in(page, "viewer", "viewer-pw")
+        browse(page, "nfo-uitest:types")
+        expect(page.get_by_label("t-string")).to_have_value("seen")
+        expect(page.get_by_label("t-int8")).to_have_count(0)
+        expect(page.get_by_label("t-int16")).to_be_visible()  # readable, not set
+        browse(page, "nfo-uitest:servers/server")
+        expect(page.get_by_role("table").locator("tbody tr")).to_have_count(2)
+        expect(page.get_by_role("columnheader", name="protocol")).to_have_count(0)
+        expect(page.get_by_role("table")).not_to_contain_text("tcp")
+        browse(page, "nfo-uitest:servers/server=alpha")
+        expect(page.get_by_label("name", exact=True)).to_have_value("alpha")
+        expect(page.get_by_label("protocol")).to_have_count(0)
+    finally:
+        client.delete(f"{NACM}/rule-list=ui-viewers")
+        client.delete(f"{NACM}/groups/group=ui-viewers")
+        client.delete("/restconf/data/nfo-users:users/user=viewer")
+
+
+def test_a_module_the_forms_cannot_draw_gets_a_json_editor(page: Page,
+                                                           client: httpx.Client) -> None:
+    """nfo-uiraw's container holds anydata: that module is edited as JSON (read, changed,
+    committed), while the other modules keep their forms."""
+    write(client, "PUT", "nfo-uiraw:raw", {"nfo-uiraw:raw": {
+        "label": "first", "extra": {"anything": {"depth": 1}}}})
+    log_in(page)
+    page.get_by_role("link", name="Configuration").click()
+    page.get_by_role("link", name="raw", exact=True).click()
+    editor = page.get_by_label("JSON of raw")
+    expect(editor).to_have_value(re.compile(r'"label": "first"'))
+    expect(page.get_by_role("form", name="raw fields")).to_have_count(0)
+    no_violations(page)
+    editor.fill(json.dumps({"nfo-uiraw:raw": {"label": "second",
+                                              "extra": {"anything": {"depth": 2}}}}))
+    page.get_by_role("button", name="Save to candidate").click()
+    expect(page.get_by_text("Saved to your candidate.")).to_be_visible()
+    commit(page, "raw by JSON")
+    assert read(client, "nfo-uiraw:raw") == {"nfo-uiraw:raw": {
+        "label": "second", "extra": {"anything": {"depth": 2}}}}
+    browse(page, "nfo-uitest:types")  # another module: a form, not JSON
+    expect(page.get_by_role("form", name="types fields")).to_be_visible()
+    expect(page.get_by_label(re.compile("^JSON of"))).to_have_count(0)
+    browse(page, "nfo-uiraw:raw")
+    editor.fill("{not json")
+    page.get_by_role("button", name="Save to candidate").click()
+    expect(page.get_by_role("alert")).to_be_visible()  # the server's error, not a crash
+
+
+def test_validate_discard_and_confirm(page: Page, client: httpx.Client) -> None:
+    stage(page, client, "kept", "dropped")
+    page.get_by_role("button", name="Validate").click()
+    expect(page.get_by_text("The candidate is valid.")).to_be_visible()
+    page.get_by_role("button", name="Discard").click()
+    expect(page.get_by_text("No changes.")).to_be_visible()
+    assert read(client, "nfo-uitest:types/t-string") == {"nfo-uitest:t-string": "kept"}
+    form = edit(page, "nfo-uitest:types", "types fields")
+    expect(form.get_by_label("t-string")).to_have_value("kept")  # the candidate is running's
+    form.get_by_label("t-string").fill("sure")
+    form.get_by_role("button", name="Save to candidate").click()
+    expect(page.get_by_text("Saved to your candidate")).to_be_visible()
+    page.get_by_role("link", name=re.compile("^Changes")).click()
+    commit_form = page.get_by_role("form", name="Commit")
+    commit_form.get_by_label("Confirmed commit").check()
+    commit_form.get_by_label("Confirm within (seconds)").fill("2")
+    commit_form.get_by_role("button", name="Commit").click()
+    page.get_by_role("button", name="Confirm commit").click()
+    expect(page.get_by_text("Confirmed.")).to_be_visible()
+    time.sleep(3)  # past the confirm timeout: a confirmed commit stays
+    assert read(client, "nfo-uitest:types/t-string") == {"nfo-uitest:t-string": "sure"}
+

@@ -2,11 +2,11 @@
 // path bar and deep links (#/browse/<RESTCONF path>), forms for containers and list
 // entries, paged and sorted lists, RPC and action forms.  Edits go to the user's
 // candidate (private to the login session); the Changes view reviews and commits them.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, del, get, patch, post, put } from "../api.js";
 import { html } from "../html.js";
 import {
-  dataChildren, dataPath, jsonValue, loadSchema, memberName, parsePath, renderable,
+  dataChildren, dataPath, jsonValue, loadSchema, memberName, parsePath, realBase, renderable,
   restconfPath, searchIndex, stepsTo,
 } from "../schema.js";
 import { Field } from "../widgets.js";
@@ -29,6 +29,13 @@ const mayWrite = (verdict, exists) => !verdict || (exists ? verdict.update : ver
 function mayEdit(access, steps, obj) {
   return configLeaves(steps[steps.length - 1].node).some((c) => mayWrite(
     access[leafPath(steps, c)], obj && obj[memberName(c)] !== undefined));
+}
+// A field is absent when its `when` is false, and when the user may not read it (a
+// credential stays as a write-only field for a user who may write it).
+function hidden(verdict, c, editing) {
+  if (!verdict) return false;
+  if (verdict.when === false) return true;
+  return verdict.read === false && !(c.credential && editing && (verdict.update || verdict.create));
 }
 const idOf = (text) => `f-${text.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 
@@ -158,10 +165,11 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
   };
   const containers = children.filter((c) => c.kind === "container" || c.kind === "list");
   const ops = children.filter((c) => c.kind === "action");
+  const opPath = (op) => `${restconfPath(steps)}/${op.module !== node.module ? `${op.module}:` : ""}${op.name}`;
   const keyNames = new Set(node.kind === "list" ? node.keys : []);
   const choices = (node.children || []).filter((c) => c.kind === "choice");
   const writable = editing && mayEdit(access, steps, obj);
-  const field = (c) => ((access[leafPath(steps, c)] || {}).when === false ? null : html`
+  const field = (c) => (hidden(access[leafPath(steps, c)], c, editing) ? null : html`
     <${Field} node=${c} id=${idOf(`${base}/${c.name}`)} value=${valueOf(c)}
       readOnly=${!writable || keyNames.has(c.name) || c.config === false
         || !mayWrite(access[leafPath(steps, c)], obj && obj[memberName(c)] !== undefined)}
@@ -192,7 +200,7 @@ function EntryForm({ steps, obj, editing, onSaved, access }) {
         ${c.description ? html`<br /><span class="hint">${c.description.split("\n")[0]}</span>` : ""}
       </li>`)}</ul>`}
     ${ops.length > 0 && html`<h2>Actions</h2>${ops.map((op) => html`
-      <${Operation} op=${op} url=${`${DATA}/${restconfPath(steps)}/${op.name}`} />`)}`}`;
+      <${Operation} op=${op} url=${`${DATA}/${opPath(op)}`} path=${opPath(op)} />`)}`}`;
 }
 
 // A choice as a radio group: the case that holds data is checked and its fields shown.
@@ -233,9 +241,12 @@ function Choice({ choice, obj, draft, setDraft, writable, field, editing }) {
   </fieldset>`;
 }
 
-function Operation({ op, url }) {
+// An RPC's or action's input as a form, run with its output shown below it.
+// path: the operation's RESTCONF path (its fields' leafref values are asked by it).
+function Operation({ op, url, path }) {
   const input = (op.children || []).find((c) => c.kind === "input");
-  const fields = input ? dataChildren(input).filter((c) => c.kind === "leaf") : [];
+  const fields = input ? dataChildren(input).filter((c) => c.kind === "leaf"
+    || c.kind === "leaf-list") : [];
   const [values, setValues] = useState({});
   const [output, setOutput] = useState(null);
   const [error, setError] = useState(null);
@@ -244,7 +255,12 @@ function Operation({ op, url }) {
     setError(null);
     setOutput(null);
     const body = {};
-    for (const f of fields) if (values[f.name]) body[f.name] = jsonValue(f.type, values[f.name]);
+    for (const f of fields) {
+      const v = values[f.name];
+      if (f.kind === "leaf-list" && Array.isArray(v) && v.some((x) => x !== "")) {
+        body[f.name] = v.filter((x) => x !== "").map((x) => jsonValue(f.type, x));
+      } else if (f.kind === "leaf" && v) body[f.name] = jsonValue(f.type, v);
+    }
     try {
       const doc = await post(url, { [`${op.module}:input`]: body });
       setOutput(doc ? doc[`${op.module}:output`] || doc : {});
@@ -254,18 +270,24 @@ function Operation({ op, url }) {
     <h3 class="wide">${op.name}</h3>
     ${op.description && html`<p class="wide hint">${op.description}</p>`}
     ${fields.map((f) => html`<${Field} node=${f} id=${idOf(`${url}-${f.name}`)} value=${values[f.name]}
+      valuesPath=${`${path}/${f.name}`}
       onChange=${(v) => setValues({ ...values, [f.name]: v })} />`)}
     <${ErrorNote} error=${error} />
     <div class="buttons"><button type="submit">Run ${op.name}</button></div>
-    ${output && html`<pre class="wide output" aria-label=${`${op.name} output`}>${
-      JSON.stringify(output, null, 2)}</pre>`}
+    ${output && html`<section class="wide output" aria-labelledby=${idOf(`${url}-output`)}>
+      <h4 id=${idOf(`${url}-output`)}>Output of ${op.name}</h4>
+      ${Object.keys(output).length === 0 ? html`<p>Done; no output.</p>` : html`<dl>
+        ${Object.entries(output).map(([k, v]) => html`<dt>${k}</dt><dd>${
+          v !== null && typeof v === "object" ? html`<pre>${JSON.stringify(v, null, 2)}</pre>`
+            : String(v)}</dd>`)}</dl>`}
+    </section>`}
   </form>`;
 }
 
-function ListView({ steps, editing, onChanged }) {
+function ListView({ steps, editing, onChanged, verdict }) {
   const node = steps[steps.length - 1].node;
-  const columns = [...node.keys, ...dataChildren(node).filter((c) => c.kind === "leaf"
-    && !c.credential && !node.keys.includes(c.name)).map((c) => c.name).slice(0, 4)];
+  const others = dataChildren(node).filter((c) => c.kind === "leaf" && !c.credential
+    && !node.keys.includes(c.name));
   const [offset, setOffset] = useState(0);
   const [sort, setSort] = useState(null);
   const [backwards, setBackwards] = useState(false);
@@ -274,18 +296,22 @@ function ListView({ steps, editing, onChanged }) {
   const [error, setError] = useState(null);
   const [adding, setAdding] = useState(false);
   const path = restconfPath(steps);
+  const asked = useRef(0);  // only the latest request's answer is drawn
   const load = async () => {
+    const mine = ++asked.current;
     const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
     if (sort) q.set("sort-by", sort);
     if (backwards) q.set("direction", "backwards");
     try {
       const doc = await fetchOr404(`${editing ? CANDIDATE : DATA}/${path}?${q}`);
+      if (mine !== asked.current) return;
       const entries = doc ? doc[`${node.module}:${node.name}`] || [] : [];
       const meta = entries.length && entries[0]["@"] ? entries[0]["@"] : {};
       setRemaining(Number(meta["ietf-list-pagination:remaining"] || 0));
       setPage(entries);
       setError(null);
     } catch (e) {
+      if (mine !== asked.current) return;
       if (e instanceof ApiError && e.status === 416) { setOffset(0); return; }
       setError(e);
     }
@@ -297,10 +323,16 @@ function ListView({ steps, editing, onChanged }) {
     setOffset(0);
   };
   const entrySteps = (e) => [...steps.slice(0, -1), { node, keys: node.keys.map((k) => String(e[k])) }];
+  // a column the user may not read (asked of the page's first entry) is not drawn
+  const first = page && page.length ? entrySteps(page[0]) : null;
+  const access = useAccess(first ? others.map((c) => leafPath(first, c)) : [],
+                           editing ? "candidate" : "running", 0);
+  const columns = [...node.keys, ...others.filter((c) => !first
+    || !hidden(access[leafPath(first, c)], c, false)).map((c) => c.name).slice(0, 4)];
   return html`
     <${ErrorNote} error=${error} />
-    ${editing && html`<div class="toolbar"><button type="button" onClick=${() => setAdding(true)}>
-      Add ${node.name}</button></div>`}
+    ${editing && (!verdict || verdict.create) && html`<div class="toolbar">
+      <button type="button" onClick=${() => setAdding(true)}>Add ${node.name}</button></div>`}
     ${adding && html`<${NewEntry} steps=${steps} onDone=${() => { setAdding(false); load(); onChanged(); }} />`}
     ${page === undefined ? html`<p>Loading…</p>` : html`
     <table class="grid">
@@ -313,12 +345,12 @@ function ListView({ steps, editing, onChanged }) {
       <tbody>${page.map((e) => html`<tr>
         ${columns.map((c, i) => (i === 0 ? html`<th scope="row"><a href=${hrefOf(entrySteps(e))}>
           ${String(e[c] ?? "")}</a></th>` : html`<td>${e[c] === undefined ? "" : String(e[c])}</td>`))}
-        ${editing && html`<td><button type="button" class="danger"
+        ${editing && html`<td>${(!verdict || verdict.delete) && html`<button type="button" class="danger"
           aria-label=${`Delete ${node.name} ${node.keys.map((k) => e[k]).join(",")}`}
           onClick=${async () => {
             try { await del(`${CANDIDATE}/${restconfPath(entrySteps(e))}`); load(); onChanged(); }
             catch (err) { setError(err); }
-          }}>Delete</button></td>`}
+          }}>Delete</button>`}</td>`}
       </tr>`)}</tbody>
     </table>
     <div class="toolbar" role="group" aria-label="Pages">
@@ -377,6 +409,21 @@ function Presence({ steps, exists, onChanged }) {
     <span class="hint">${typeof node.presence === "string" ? node.presence : "presence container"}</span>
     <${ErrorNote} error=${error} />
   </div>`;
+}
+
+// A notification is not data: what it carries, and where it arrives.
+function Notification({ node }) {
+  const fields = dataChildren(node);
+  return html`<p>A notification: it arrives on the event streams
+      (<code>/restconf/streams/NETCONF/json</code>, NETCONF's create-subscription)${
+      fields.length ? ", carrying:" : "."}</p>
+    ${fields.length > 0 && html`<table class="grid">
+      <caption>What ${node.name} carries</caption>
+      <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Type</th>
+        <th scope="col">Description</th></tr></thead>
+      <tbody>${fields.map((f) => html`<tr><th scope="row">${f.name}</th><td>${f.kind}</td>
+        <td>${f.type ? realBase(f.type) : ""}</td><td>${f.description || ""}</td></tr>`)}</tbody>
+    </table>`}`;
 }
 
 function JsonEditor({ steps }) {
@@ -469,14 +516,17 @@ export function BrowseView({ rest, onChanged = () => {} }) {
   const last = steps && steps.length ? steps[steps.length - 1] : null;
   const isList = last && last.node.kind === "list" && !last.keys;
   const isOp = last && (last.node.kind === "rpc" || last.node.kind === "action");
-  const access = useAccess(last && !isOp && !isList ? accessPaths(steps) : [],
+  const isNotif = Boolean(last && last.node.kind === "notification");
+  const access = useAccess(last && isList && last.node.config !== false ? [restconfPath(steps)]
+    : last && !isOp && !isList && !isNotif ? accessPaths(steps) : [],
                            editing ? "candidate" : "running", tick);
   // The object shown belongs to one path in one mode: a stale one is never drawn (nor
   // edited) while the other loads; a reload after a save keeps the old one until it lands.
   const view = `${editing ? "candidate" : "running"} ${text}`;
   const obj = loaded.key === view ? loaded.obj : undefined;
   useEffect(() => {
-    if (!last || isList || isOp || last.node.kind === "leaf" || last.node.kind === "leaf-list") return undefined;
+    if (!last || isList || isOp || isNotif || last.node.kind === "leaf"
+        || last.node.kind === "leaf-list") return undefined;
     let live = true;
     const base = editing ? CANDIDATE : DATA;
     fetchOr404(`${base}/${restconfPath(steps)}`).then((doc) => {
@@ -493,22 +543,31 @@ export function BrowseView({ rest, onChanged = () => {} }) {
       <p role="alert" class="error">No schema node at ${text}.</p></div></div>`;
   }
   const changed = () => { setTick(tick + 1); onChanged(); };
-  const noConfig = !isOp && !isList && configLeaves(last.node).length === 0
+  const noConfig = isList ? last.node.config === false : !isOp && configLeaves(last.node).length === 0
     && !(last.node.kind === "container" && last.node.presence && last.node.config !== false);
-  const readOnly = !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
+  // a list: its verdict (create, delete) for every entry; else per field
+  const listVerdict = isList ? access[restconfPath(steps)] : undefined;
+  const readOnly = isList ? Boolean(listVerdict && !listVerdict.create && !listVerdict.delete)
+    : !noConfig && Object.keys(access).length > 0 && !mayEdit(access, steps, obj);
   return html`<div class="browse">${tree}<div>
     <${PathBar} steps=${steps} />
     ${last.node.description && html`<p class="hint">${last.node.description}</p>`}
-    ${!isOp && html`<div class="toolbar" role="group" aria-label="Mode">
+    ${isNotif ? html`<${Notification} node=${last.node} />` : !isOp && html`<div class="toolbar" role="group" aria-label="Mode">
       <button type="button" aria-pressed=${!editing} onClick=${() => setEditing(false)}>
         View running and state</button>
       <button type="button" aria-pressed=${editing} disabled=${readOnly || noConfig}
         onClick=${() => setEditing(true)}>Edit in candidate</button>
       ${readOnly && html`<span class="hint">Read-only for you (access control).</span>`}
     </div>`}
-    ${isOp ? html`<${Operation} op=${last.node} url=${`/restconf/operations/${last.node.module}:${last.node.name}`} />`
+    ${isNotif ? null : isOp && last.node.kind === "action" && steps.some((st) => st.node.kind === "list" && !st.keys)
+      ? html`<p class="hint">The action ${last.node.name} runs on one entry: open the entry
+          (the path bar above), then run it from there.</p>`
+      : isOp ? html`<${Operation} op=${last.node} path=${restconfPath(steps)}
+        url=${last.node.kind === "action" ? `${DATA}/${restconfPath(steps)}`
+          : `/restconf/operations/${last.node.module}:${last.node.name}`} />`
       : !renderable(last.node) ? html`<${JsonEditor} steps=${steps} />`
-      : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed} />`
+      : isList ? html`<${ListView} steps=${steps} editing=${editing} onChanged=${changed}
+          verdict=${listVerdict} />`
       : obj === undefined ? html`<p>Loading…</p>`
       : html`${obj === null && html`<p class="hint">Nothing is set here${editing ? " in your candidate" : ""}.</p>`}
         ${last.node.kind === "container" && last.node.presence && editing && html`

@@ -42,7 +42,10 @@ export function ChangesView({ onChanged = () => {} }) {
   const act = async (what, fn) => {
     setError(null);
     setMessage("");
-    try { await fn(); setMessage(what); } catch (e) { setError(e); }
+    try {
+      const said = await fn();  // a message of its own, else `what`
+      setMessage(typeof said === "string" ? said : what);
+    } catch (e) { setError(e); }
     await load();
     onChanged();
   };
@@ -61,7 +64,7 @@ export function ChangesView({ onChanged = () => {} }) {
       setPending(confirmed);
       setDry(null);
       form.comment.value = "";
-      if (out.revision) setMessage(`Committed as revision ${out.revision}.`);
+      return out.revision && !confirmed ? `Committed as revision ${out.revision}.` : undefined;
     });
   };
   return html`

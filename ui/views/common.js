@@ -35,8 +35,12 @@ export function fieldOf(path) {
   return last.replace(/\[.*$/, "").replace(/^[^:]*:/, "");
 }
 
+let dialogs = 0;
+
+// A modal dialog named by its heading (each with its own id: several are on the page).
 export function Dialog({ title, open, onClose, children }) {
   const ref = useRef(null);
+  const [titleId] = useState(() => `dialog-title-${++dialogs}`);
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -44,8 +48,8 @@ export function Dialog({ title, open, onClose, children }) {
     if (!open && d.open) d.close();
   }, [open]);
   return html`
-    <dialog ref=${ref} aria-labelledby="dialog-title" onClose=${onClose}>
-      <h2 id="dialog-title">${title}</h2>
+    <dialog ref=${ref} aria-labelledby=${titleId} onClose=${onClose}>
+      <h2 id=${titleId}>${title}</h2>
       ${open ? children : null}
     </dialog>`;
 }

@@ -178,9 +178,9 @@ export function InstancesView() {
               <td><${Status} value=${s["oper-status"]} /></td>
               <td>${s.vim || i.vim || ""}</td>
               <td class="reason">${s.reason || ""}</td>
-              <td>${s["placement-reason"] || ""}</td>
-              <td>${s.attempts ?? ""}</td>
-              <td>${timeText(s["next-retry"])}</td>
+              <td class="placement">${s["placement-reason"] || ""}</td>
+              <td class="attempts">${s.attempts ?? ""}</td>
+              <td class="next-retry">${timeText(s["next-retry"])}</td>
               <td>${i["admin-state"] || "enabled"}</td>
               <td class="actions">
                 <button type="button" aria-label=${`Restart ${i.name}`}
