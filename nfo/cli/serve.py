@@ -25,6 +25,7 @@ from nfo.cli.control import ControlServer
 from nfo.cli.demo import router_descriptor
 from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
+from nfo.collector import Collector
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.logins import LoginGuard, LoginLimits
 from nfo.datastore.txrpcs import TransactionRpcs
@@ -224,6 +225,8 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    collector = Collector()
+    collector.start()  # what is loaded now lives long: out of every full collection
     info = ds.info("running")
     mods = [m for m in ds.schema.modules() if m.implemented]
     log.info("nfo serving: state %s, %d modules, running at revision %d",
@@ -250,5 +253,6 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         await manager.stop()
         await printer
         reclaimer.close()
+        collector.close()
         await ds.close()
         print("nfo: stopped", flush=True)
