@@ -499,6 +499,7 @@ def test_a_module_the_forms_cannot_draw_gets_a_json_editor(page: Page,
     expect(page.get_by_role("form", name="types fields")).to_be_visible()
     expect(page.get_by_label(re.compile("^JSON of"))).to_have_count(0)
     browse(page, "nfo-uiraw:raw")
+    expect(editor).to_have_value(re.compile(r'"label": "second"'))  # loaded, then typed over
     editor.fill("{not json")
     page.get_by_role("button", name="Save to candidate").click()
     expect(page.get_by_role("alert")).to_be_visible()  # the server's error, not a crash
