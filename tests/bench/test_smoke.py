@@ -28,6 +28,7 @@ SCRIPTS = {
     "bench_logins.py": "passwords hashed per second (server side)",
     "bench_memory.py": "resident memory of nfo serve",
     "bench_writes.py": "reference: SQLite alone, one durable commit at a time",
+    "bench_gc.py": "asked for in one edit-config (NETCONF)",
     "bench_netconf_read.py": "nfo / asyncssh echo of a same-sized reply",
     "bench_million.py": "restart to serving",
     "bench_notifications.py": "stream list read (describe)",
@@ -35,8 +36,8 @@ SCRIPTS = {
     "bench_paging.py": "reference: GET the whole list",
     "bench_nfconfig.py": "write to in-sync, one NF (median)",
 }
-AB = ("bench_memory.py", "bench_netconf.py", "bench_notifications.py", "bench_restconf.py",
-      "bench_writes.py")
+AB = ("bench_gc.py", "bench_memory.py", "bench_netconf.py", "bench_notifications.py",
+      "bench_restconf.py", "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 
