@@ -73,13 +73,16 @@ from nfo.restconf.paths import (
     segment_uri,
 )
 from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
-from nfo.schema import Fmt, Node, Tree
+from nfo.schema import Fmt, Node, Tree, WithDefaults
 
 __all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
 
 _READ_ONLY = ("intended", "operational")
 _READ_PARAMS = {"content", "depth", "fields", "with-defaults", *PAGING_PARAMS}
 _WRITE_PARAMS = {"insert", "point"}
+_LIVE_DEFAULTS = (None, WithDefaults.EXPLICIT, WithDefaults.TRIM)
+"""The with-defaults modes in which a live node prints as its copy does (implicit
+defaults are left out either way)."""
 
 
 SESSION_KEY = "nfo.session"
@@ -353,10 +356,14 @@ class DataResources:
                    and rp.target.kind in (Kind.LIST, Kind.LEAFLIST)
                    and wants_xml_list(request.headers.get("accept")))
         reader = target.session or self.ds.reader(target.who)
+        direct = None
+        if not as_list and wd in _LIVE_DEFAULTS:
+            def direct(node: Node) -> str | None:
+                return encode_targets(None, [node], rp, target.fmt, wd)
         body = await query(reader, q,
                            lambda tree, targets: encode_xml_list(targets, wd, page=page)
                            if as_list else encode_targets(tree, targets, rp, target.fmt, wd,
-                                                          page=page))
+                                                          page=page), direct)
         if as_list and body == "<xml-list></xml-list>" and not page:
             body = None
         if body is None and page and target.fmt is Fmt.JSON:
