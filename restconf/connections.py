@@ -59,19 +59,45 @@ class ConnectionLimits:
         return max(4, self.max_connections // 8)
 
 
-class _Counted:
-    """An ASGI application whose response bodies are counted (in bytes)."""
+class _Corked:
+    """A connection's transport, as its HTTP protocol writes to it: a response head
+    is held until the body follows (at the latest until the event loop's next turn),
+    so that a small response leaves in one write (one TCP segment, one TLS record)
+    instead of two; and what is written is counted (in bytes)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    __slots__ = ("_held", "_loop", "sent", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
         self.sent = 0
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def counting(message: Any) -> None:
-            if message["type"] == "http.response.body":
-                self.sent += len(message.get("body", b""))
-            await send(message)
-        await self.app(scope, receive, counting)
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.sent += len(data)
+        if self._held is not None:
+            data = self._held + data
+            self._held = None
+        elif data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n"):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self.transport.is_closing():
+                self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class _Guard(asyncio.Protocol):
@@ -93,8 +119,8 @@ class _Guard(asyncio.Protocol):
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._table = table
         self.refusing = refusing
-        self._responses = _Counted(table.refuse if refusing else self.app)
-        self.app = self._responses
+        if refusing:
+            self.app = table.refuse
         self.handshake: asyncio.Task[Any] | None = None
         """The task connecting the accepted socket (a TLS handshake) until it is done."""
         self.counted = True
@@ -122,6 +148,7 @@ class _Guard(asyncio.Protocol):
         if not self.counted:  # evicted during its handshake
             transport.abort()
             return
+        self.transport = _Corked(transport, self.loop)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -132,8 +159,8 @@ class _Guard(asyncio.Protocol):
 
     def on_response_complete(self) -> None:
         self._table.touch(self)
-        self._table.reclaimer.note(self._received + self._responses.sent)
-        self._received = self._responses.sent = 0
+        self._table.reclaimer.note(self._received + self.transport.sent)
+        self._received = self.transport.sent = 0
         super().on_response_complete()  # type: ignore[misc]
         if self._deadline is not None and self.waiting and not self._head_pending():
             # uvicorn's keep-alive timer runs from here until the next request's first byte
