@@ -30,6 +30,7 @@ from nfo.errors import InvalidValue, NfoError, NotPageable
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
 from nfo.protocol.read import (
+    LIVE_DEFAULTS,
     PAGING_PARAMS,
     Content,
     ReadQuery,
@@ -73,16 +74,13 @@ from nfo.restconf.paths import (
     segment_uri,
 )
 from nfo.restconf.yangpatch import YANG_PATCH_JSON, YANG_PATCH_XML, apply_yang_patch
-from nfo.schema import Fmt, Node, Tree, WithDefaults
+from nfo.schema import Fmt, Node, Tree
 
 __all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
 
 _READ_ONLY = ("intended", "operational")
 _READ_PARAMS = {"content", "depth", "fields", "with-defaults", *PAGING_PARAMS}
 _WRITE_PARAMS = {"insert", "point"}
-_LIVE_DEFAULTS = (None, WithDefaults.EXPLICIT, WithDefaults.TRIM)
-"""The with-defaults modes in which a live node prints as its copy does (implicit
-defaults are left out either way)."""
 
 
 SESSION_KEY = "nfo.session"
@@ -357,7 +355,7 @@ class DataResources:
                    and wants_xml_list(request.headers.get("accept")))
         reader = target.session or self.ds.reader(target.who)
         direct = None
-        if not as_list and wd in _LIVE_DEFAULTS:
+        if not as_list and wd in LIVE_DEFAULTS:
             def direct(node: Node) -> str | None:
                 return encode_targets(None, [node], rp, target.fmt, wd)
         body = await query(reader, q,

@@ -31,6 +31,7 @@ from nfo.schema.prune import (
 )
 
 __all__ = [
+    "LIVE_DEFAULTS",
     "PAGING_PARAMS",
     "AsyncReader",
     "Content",
@@ -41,6 +42,7 @@ __all__ = [
     "depth_of",
     "encode",
     "encode_node",
+    "encode_with_ancestors",
     "paging_of",
     "query",
     "read",
@@ -290,6 +292,20 @@ def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
     if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
         return rfc6243_xml(text)
     return text
+
+
+LIVE_DEFAULTS = (None, WithDefaults.EXPLICIT, WithDefaults.TRIM)
+"""The with-defaults modes in which a live node of running prints as its private copy
+does (implicit defaults of configuration are left out either way): those a
+``direct`` render of :func:`query` may serve."""
+
+
+def encode_with_ancestors(node: Node, fmt: Fmt,
+                          with_defaults: WithDefaults | None = None) -> str:
+    """``node`` with its subtree and its ancestors (their keys only), as :func:`encode`
+    prints the copy of a read that selected it."""
+    with Tree.copy_of(node) as tree:
+        return encode(tree, fmt, with_defaults)
 
 
 def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
