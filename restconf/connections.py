@@ -34,6 +34,7 @@ from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from nfo.protocol.corked import Corked
 from nfo.protocol.errors import HttpError
 from nfo.protocol.limits import Reclaimer, ThrottledLog
 
@@ -57,47 +58,6 @@ class ConnectionLimits:
     def reserve(self) -> int:
         """Connections answered 503 at the same time, at most; beyond, closed at once."""
         return max(4, self.max_connections // 8)
-
-
-class _Corked:
-    """A connection's transport, as its HTTP protocol writes to it: a response head
-    is held until the body follows (at the latest until the event loop's next turn),
-    so that a small response leaves in one write (one TCP segment, one TLS record)
-    instead of two; and what is written is counted (in bytes)."""
-
-    __slots__ = ("_held", "_loop", "sent", "transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self.transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-        self.sent = 0
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        self.sent += len(data)
-        if self._held is not None:
-            data = self._held + data
-            self._held = None
-        elif data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n"):
-            self._held = data
-            self._loop.call_soon(self.flush)
-            return
-        self.transport.write(data)
-
-    def flush(self) -> None:
-        if self._held is not None:
-            held, self._held = self._held, None
-            if not self.transport.is_closing():
-                self.transport.write(held)
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.transport, name)
 
 
 class _Guard(asyncio.Protocol):
@@ -148,7 +108,8 @@ class _Guard(asyncio.Protocol):
         if not self.counted:  # evicted during its handshake
             transport.abort()
             return
-        self.transport = _Corked(transport, self.loop)
+        # a response head and its body in one write: one TCP segment, one TLS record
+        self.transport = Corked(transport, self.loop)
         self._arm()
 
     def data_received(self, data: bytes) -> None:

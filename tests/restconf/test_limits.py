@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from nfo.datastore import Datastore
+from nfo.protocol.corked import Corked
 from nfo.protocol.limits import Reclaimer
-from nfo.restconf import connections
 from nfo.restconf.connections import HTTP_PROTOCOLS, MAX_HEAD
 from nfo.restconf.security import dev_certificate
 from nfo.restconf.server import ConnectionLimits, RestconfOptions, RunningServer, start_server
@@ -281,7 +281,7 @@ async def test_a_response_leaves_in_one_write_and_a_stream_head_at_once(
     """A response head is held until its body follows (one write, one TCP segment);
     alone (an event stream's), it leaves on the event loop's next turn."""
     writes: list[bytes] = []
-    corked_init = connections._Corked.__init__
+    corked_init = Corked.__init__
 
     class Spy:
         def __init__(self, transport: asyncio.Transport) -> None:
@@ -294,11 +294,11 @@ async def test_a_response_leaves_in_one_write_and_a_stream_head_at_once(
         def __getattr__(self, name: str) -> object:
             return getattr(self.transport, name)
 
-    def spying(self: connections._Corked, transport: asyncio.Transport,
+    def spying(self: Corked, transport: asyncio.Transport,
                loop: asyncio.AbstractEventLoop) -> None:
         corked_init(self, Spy(transport), loop)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(connections._Corked, "__init__", spying)
+    monkeypatch.setattr(Corked, "__init__", spying)
     srv = await start()
     auth = base64.b64encode(":".join(AUTH).encode())
     conn = await Raw.open(srv.port, b"GET " + CATALOG.encode() + b" HTTP/1.1\r\nHost: x\r\n"
