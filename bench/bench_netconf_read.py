@@ -182,7 +182,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{name} / asyncssh echo of a same-sized reply (median): {ratio:.2f}x")
     if args.against:
         ratio = statistics.median(res["this"]) / statistics.median(res["other"])
-        print(f"this / other (median): {ratio:.2f}x")
+        print(f"this/other (median): {ratio:.2f}x")
 
 
 def main() -> None:
