@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,19 @@ from pathlib import Path
 PASSWORD = "bench-password-123"
 
 
+def build_env(python: str) -> dict[str, str]:
+    """The environment of a process of build ``python``: this one's, without
+    PYTHONPATH for another build (which would make it import this tree's nfo)."""
+    env = dict(os.environ)
+    if python != sys.executable:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 def describe(python: str) -> str:
     """Where ``python`` imports nfo from, with that work tree's commit when it is one."""
     r = subprocess.run([python, "-c", "import nfo; print(nfo.__file__)"], cwd="/",
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=build_env(python))
     if r.returncode != 0:
         raise SystemExit(f"{python} cannot import nfo: {r.stderr.strip()[-500:]}")
     tree = Path(r.stdout.strip()).parent.parent
@@ -57,7 +67,7 @@ class Server:
         with log.open("wb") as out:
             proc = subprocess.Popen(args, cwd=state, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT,
-                                    env={**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD,
+                                    env={**build_env(python), "NFO_ADMIN_PASSWORD": PASSWORD,
                                          **(env or {})})
         srv = cls(name, python, proc, log)
         deadline = time.monotonic() + timeout

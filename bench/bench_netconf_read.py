@@ -9,10 +9,12 @@ each until its whole reply has arrived.  The reference, measured in the same run
 the same client: an asyncssh server in its own process (bench/_echo_netconf.py) whose
 ``netconf`` subsystem says hello and answers every framed message with a reply of the
 same size as nfo's; so the ratio nfo/echo is what the datastore and the NETCONF layer
-add over SSH, framing and the client.  Rounds alternate between the two servers.
+add over SSH, framing and the client.  ``--against PYTHON`` (the python executable of
+another installation of nfo) runs that build's ``nfo serve`` too, loaded the same way.
+Rounds alternate between the servers (the order reversed every other round).
 
-Run: ``.venv/bin/python bench/bench_netconf_read.py [--entries 10000] [--requests 2000]``;
-``--smoke`` is a seconds-long run (CI).
+Run: ``.venv/bin/python bench/bench_netconf_read.py [--entries 10000] [--requests 2000]
+[--against /work/wt/base/.venv/bin/python]``; ``--smoke`` is a seconds-long run (CI).
 """
 
 from __future__ import annotations
@@ -128,24 +130,32 @@ def start_echo(reply: bytes, tmp: Path) -> tuple[subprocess.Popen[str], int]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(f"this: {describe(sys.executable)}")
+    print(f"this:  {describe(sys.executable)}")
+    if args.against:
+        print(f"other: {describe(args.against)}")
+    builds = {"this": sys.executable, **({"other": args.against} if args.against else {})}
     with tempfile.TemporaryDirectory(prefix="nfo-bench-ncread-") as d:
         tmp = Path(d)
-        srv = Server.start("this", sys.executable, tmp / "this", restconf=False, netconf=True,
-                           yang_dirs=(YANG,))
+        servers: dict[str, Server] = {}
         echo: subprocess.Popen[str] | None = None
         try:
-            assert srv.netconf_port is not None
-            await load(srv.netconf_port, args.entries)
-            _, sample = await timed(srv.netconf_port, args.entries, 3, 1)
+            for name, python in builds.items():
+                servers[name] = srv = Server.start(name, python, tmp / name, restconf=False,
+                                                   netconf=True, yang_dirs=(YANG,))
+                assert srv.netconf_port is not None
+                await load(srv.netconf_port, args.entries)
+            ports = {name: srv.netconf_port for name, srv in servers.items()}
+            _, sample = await timed(ports["this"], args.entries, 3, 1)
             if b"<entry>" not in sample:
                 raise SystemExit(f"get-config did not return the entry: {sample[:500]!r}")
-            echo, echo_port = start_echo(sample, tmp)
-            res: dict[str, list[float]] = {"nfo": [], "echo": []}
-            ports = {"nfo": srv.netconf_port, "echo": echo_port}
+            echo, ports["echo"] = start_echo(sample, tmp)
+            res: dict[str, list[float]] = {name: [] for name in ports}
+            order = list(ports)
             for r in range(args.rounds):
-                for name in ("nfo", "echo") if r % 2 == 0 else ("echo", "nfo"):
-                    times, reply = await timed(ports[name], args.entries, args.requests, r)
+                for name in order if r % 2 == 0 else order[::-1]:
+                    port = ports[name]
+                    assert port is not None
+                    times, reply = await timed(port, args.entries, args.requests, r)
                     if abs(len(reply) - len(sample)) > 16:  # names and ids vary in length
                         raise SystemExit(f"{name}: a reply of {len(reply)} bytes, not about "
                                          f"{len(sample)}")
@@ -157,7 +167,8 @@ async def run(args: argparse.Namespace) -> None:
             if echo is not None:
                 echo.terminate()
                 echo.wait(30)
-            srv.stop()
+            for srv in servers.values():
+                srv.stop()
     print(f"\n{args.entries:,} entries in the list; get-config of one entry (subtree filter "
           f"on its key), one request at a time, {args.requests} per round, {args.rounds} "
           f"alternating round(s); replies of {len(sample):,} bytes, NETCONF 1.1 chunked")
@@ -165,8 +176,13 @@ async def run(args: argparse.Namespace) -> None:
     for name, times in res.items():
         med = statistics.median(times)
         print(f"{name:<8}{med * 1e6:>11.0f}{pct(times, 0.99) * 1e6:>9.0f}{1 / med:>9.0f}")
-    ratio = statistics.median(res["nfo"]) / statistics.median(res["echo"])
-    print(f"nfo / asyncssh echo of a same-sized reply (median): {ratio:.2f}x")
+    echo_med = statistics.median(res["echo"])
+    for name in builds:
+        ratio = statistics.median(res[name]) / echo_med
+        print(f"{name} / asyncssh echo of a same-sized reply (median): {ratio:.2f}x")
+    if args.against:
+        ratio = statistics.median(res["this"]) / statistics.median(res["other"])
+        print(f"this/other (median): {ratio:.2f}x")
 
 
 def main() -> None:
@@ -174,6 +190,8 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=2000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--against", metavar="PYTHON",
+                    help="also measure the nfo installed for this python executable")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:

@@ -251,6 +251,9 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
           f"{args.duration} s per run, {args.rounds} alternating round(s); Basic auth, JSON, "
           f"loopback; answers of {args.sizes['one']:,} bytes (one) and {args.sizes['all']:,} "
           "bytes (all), the bare app's the same")
+    print("no reply is cached: each GET of one entry looks it up in the live data (the names "
+          "rotate over all N); remembered per server are parsed URI shapes and verified "
+          "Authorization headers (by keyed digest, until running changes)")
     w = 22
     print("\nrequests per second (median of rounds)")
     cols = [*names, *(["this/other"] if other else []), "this/bare",

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from nfo.datastore import Datastore
 from nfo.errors import NfoError, OperationFailed
@@ -68,6 +69,9 @@ CAPABILITIES = (
 )
 OWNER = "nfo-restconf"
 """The owner of the operational data the server publishes about itself."""
+_DATA_ROUTE = re.compile(r"/restconf/(data(/.*)?|ds/[^/]+(/.*)?)", re.DOTALL)
+"""The paths of the data resource routes below (``{path:path}`` matching across a line
+feed, see :func:`_any_path`)."""
 _NETCONF_ONLY = ("ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring")
 """Modules whose RPCs are NETCONF protocol operations, not offered as RESTCONF operations."""
 
@@ -334,6 +338,40 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         NfoError: on_error, HTTPException: on_error, Exception: on_error}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = _App(server.data, on_error, routes=routes, exception_handlers=handlers)
     app.state.restconf = server
     return app
+
+
+_READS = ("GET", "HEAD")
+
+
+class _App(Starlette):
+    """Starlette, except that a read of a data resource goes straight to its endpoint
+    (the same endpoint, errors through the same handler) without the middleware
+    stack and the route table in between: the hottest request there is."""
+
+    def __init__(self, data: Callable[[Request], Awaitable[Response]],
+                 on_error: Callable[[Request, Exception], Awaitable[Response]],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._data = data
+        self._on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope["method"] not in _READS or scope.get("root_path")
+                or not (path.startswith("/restconf/data") or path.startswith("/restconf/ds/"))
+                or not _DATA_ROUTE.fullmatch(path)):
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        request = Request(scope, receive, send)
+        try:
+            response = await self._data(request)
+        except Exception as exc:
+            response = await self._on_error(request, exc)
+            if not isinstance(exc, NfoError | HTTPException):
+                await response(scope, receive, send)
+                raise  # as Starlette does: the server logs it
+        await response(scope, receive, send)

@@ -353,7 +353,7 @@ def delete_edit(existing: Node) -> Tree:
 
 # -- replies ------------------------------------------------------------------
 
-def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: Fmt,
+def encode_targets(tree: Tree | None, targets: Sequence[Node], rp: ResourcePath, fmt: Fmt,
                    with_defaults: WithDefaults | None, *, page: bool = False) -> str | None:
     """The reply body for the target resource of ``rp``: the datastore wrapped in
     ``ietf-restconf:data``, else the target nodes themselves.  None when nothing of
@@ -363,6 +363,7 @@ def encode_targets(tree: Tree, targets: Sequence[Node], rp: ResourcePath, fmt: F
             fmt is Fmt.JSON or len(targets) == 1):
         return encode_node(targets[0], fmt, with_defaults, following=True)
     if rp.is_root:
+        assert tree is not None, "the datastore resource prints the tree"
         printed = encode(tree, fmt, with_defaults)
         if fmt is Fmt.JSON:
             return '{"ietf-restconf:data":' + (printed or "{}") + "}"

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from nfo.protocol.corked import Corked
 from nfo.protocol.errors import HttpError
 from nfo.protocol.limits import Reclaimer, ThrottledLog
 
@@ -59,21 +60,6 @@ class ConnectionLimits:
         return max(4, self.max_connections // 8)
 
 
-class _Counted:
-    """An ASGI application whose response bodies are counted (in bytes)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.sent = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def counting(message: Any) -> None:
-            if message["type"] == "http.response.body":
-                self.sent += len(message.get("body", b""))
-            await send(message)
-        await self.app(scope, receive, counting)
-
-
 class _Guard(asyncio.Protocol):
     """What the guarded protocols add to uvicorn's: counted in their :class:`Connections`
     from the moment the socket is accepted, timed while waiting for a request; a
@@ -93,8 +79,8 @@ class _Guard(asyncio.Protocol):
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._table = table
         self.refusing = refusing
-        self._responses = _Counted(table.refuse if refusing else self.app)
-        self.app = self._responses
+        if refusing:
+            self.app = table.refuse
         self.handshake: asyncio.Task[Any] | None = None
         """The task connecting the accepted socket (a TLS handshake) until it is done."""
         self.counted = True
@@ -122,6 +108,8 @@ class _Guard(asyncio.Protocol):
         if not self.counted:  # evicted during its handshake
             transport.abort()
             return
+        # a response head and its body in one write: one TCP segment, one TLS record
+        self.transport = Corked(transport, self.loop)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -132,8 +120,8 @@ class _Guard(asyncio.Protocol):
 
     def on_response_complete(self) -> None:
         self._table.touch(self)
-        self._table.reclaimer.note(self._received + self._responses.sent)
-        self._received = self._responses.sent = 0
+        self._table.reclaimer.note(self._received + self.transport.sent)
+        self._received = self.transport.sent = 0
         super().on_response_complete()  # type: ignore[misc]
         if self._deadline is not None and self.waiting and not self._head_pending():
             # uvicorn's keep-alive timer runs from here until the next request's first byte

@@ -176,6 +176,26 @@ def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -
         return base if base is not None else ResourcePath((), None, None)
     if raw.endswith("/"):
         raw = raw[:-1]
+    shapes: dict[tuple[str, ...], tuple[_Step, ...]] = schema.caches.setdefault(
+        "restconf.shapes", {})
+    shape = _shape(raw) if base is None else None
+    known = shapes.get(shape) if shape is not None else None
+    if known is not None:
+        found = _by_shape(known, raw)
+        if found is not None:
+            return found
+    rp = _parse(schema, raw, base, first)
+    if shape is not None:
+        template = _template(rp)
+        if template is not None and _by_shape(template, raw) == rp:
+            if len(shapes) >= _MAX_STEPS:
+                shapes.clear()
+            shapes[shape] = template
+    return rp
+
+
+def _parse(schema: Schema, raw: str, base: ResourcePath | None,
+           first: list[Segment]) -> ResourcePath:
     segments: list[Segment] = list(first)
     prev_mod: str | None = first[-1].module if first else None
     for part in raw.split("/"):
@@ -244,6 +264,97 @@ def parse_resource(schema: Schema, raw: str, base: ResourcePath | None = None) -
                                    "supported", path=_partial_path(schema, segments[:-1]))
     data_path, parent_path = _data_paths(schema, segments)
     return ResourcePath(tuple(segments), data_path, parent_path)
+
+
+# -- paths by shape ---------------------------------------------------------------
+# Paths that differ only in values of string type (canonical as written) resolve
+# alike: the first one of a shape is parsed in full, the next ones reuse its steps,
+# and only decode their values, check them by type and quote them.  A value the type
+# refuses takes the full parse, which says why.
+
+@dataclass(frozen=True)
+class _Step:
+    module: str
+    name: str
+    kind: Kind
+    schema: SNode
+    keys: tuple[tuple[str, SNode], ...] | None
+    """Key names and leaves; None: no key values."""
+    value: bool
+    qualified: bool
+
+
+def _shape(raw: str) -> tuple[str, ...]:
+    """``raw`` (no leading or trailing /) with the values left out, their count kept."""
+    return tuple(name + (f"={rest.count(',')}" if eq else "")
+                 for name, eq, rest in (p.partition("=") for p in raw.split("/")))
+
+
+def _verbatim(snode: SNode | None) -> bool:
+    t = snode.type if snode is not None else None
+    return t is not None and t.base == "string"
+
+
+def _template(rp: ResourcePath) -> tuple[_Step, ...] | None:
+    """The steps of a parsed path for :func:`_by_shape`; None unless every value it
+    holds is of string type."""
+    steps = []
+    prev = None
+    for s in rp.segments:
+        keys: list[tuple[str, SNode]] | None = None
+        if s.keys is not None:
+            keys = []
+            for name, _ in s.keys:
+                leaf = s.schema.child(name, s.module)
+                if leaf is None or not _verbatim(leaf):
+                    return None
+                keys.append((name, leaf))
+        elif s.value is not None and not _verbatim(s.schema):
+            return None
+        steps.append(_Step(s.module, s.name, s.kind, s.schema,
+                           tuple(keys) if keys is not None else None,
+                           s.value is not None, s.module != prev))
+        prev = s.module
+    return tuple(steps)
+
+
+def _predicate(name: str, value: str) -> str:
+    q = '"' if "'" in value else "'"
+    return f"[{name}={q}{value}{q}]"
+
+
+def _by_shape(steps: tuple[_Step, ...], raw: str) -> ResourcePath | None:
+    """The resource path of ``raw``, whose shape has ``steps``; None when a value is
+    not one its type takes."""
+    segments = []
+    path = ""
+    parent: str | None = None
+    for st, part in zip(steps, raw.split("/"), strict=True):
+        rest = part.partition("=")[2]
+        keys: tuple[tuple[str, str], ...] | None = None
+        value: str | None = None
+        step = f"/{st.module}:{st.name}" if st.qualified else f"/{st.name}"
+        if st.keys is not None:
+            values = [decode(v, f"a key value of {st.name!r}") for v in rest.split(",")]
+            for (_, leaf), v in zip(st.keys, values, strict=True):
+                if not leaf.accepts(v):
+                    return None
+            keys = tuple((name, v) for (name, _), v in zip(st.keys, values, strict=True))
+            step += "".join(_predicate(k, v) for k, v in keys)
+        elif st.value:
+            value = decode(rest, f"the value of {st.name!r}")
+            if not st.schema.accepts(value):
+                return None
+            step += _predicate(".", value)
+        segments.append(Segment(st.module, st.name, st.kind, st.schema, keys, value))
+        parent = path or None
+        path += step
+    for s in segments:
+        for v in [v for _, v in s.keys or ()] + ([s.value] if s.value is not None else []):
+            if "'" in v and '"' in v:
+                raise InvalidValue("key values holding both quote characters are not "
+                                   "supported", path=parent)
+    return ResourcePath(tuple(segments), path, parent)
 
 
 def parse_operation(schema: Schema, raw: str) -> Segment:

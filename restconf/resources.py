@@ -30,6 +30,7 @@ from nfo.errors import InvalidValue, NfoError, NotPageable
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import datastore as datastore_name
 from nfo.protocol.read import (
+    LIVE_DEFAULTS,
     PAGING_PARAMS,
     Content,
     ReadQuery,
@@ -353,10 +354,14 @@ class DataResources:
                    and rp.target.kind in (Kind.LIST, Kind.LEAFLIST)
                    and wants_xml_list(request.headers.get("accept")))
         reader = target.session or self.ds.reader(target.who)
+        direct = None
+        if not as_list and wd in LIVE_DEFAULTS:
+            def direct(node: Node) -> str | None:
+                return encode_targets(None, [node], rp, target.fmt, wd)
         body = await query(reader, q,
                            lambda tree, targets: encode_xml_list(targets, wd, page=page)
                            if as_list else encode_targets(tree, targets, rp, target.fmt, wd,
-                                                          page=page))
+                                                          page=page), direct)
         if as_list and body == "<xml-list></xml-list>" and not page:
             body = None
         if body is None and page and target.fmt is Fmt.JSON:

@@ -41,6 +41,7 @@ import asyncio
 import base64
 import binascii
 import datetime
+import hashlib
 import inspect
 import ipaddress
 import logging
@@ -48,6 +49,8 @@ import os
 import re
 import secrets
 import ssl
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,8 @@ class BodyTooLarge(TooBig):
 # -- HTTP Basic and client certificates ----------------------------------------------
 
 _MAX_CREDENTIALS = 4096
+_KNOWN_LOGINS = 256
+"""Verified Authorization headers remembered (by digest) at most."""
 _REALM = re.compile(r'[^"\\\x00-\x1f\x7f]{1,64}')
 
 
@@ -162,6 +167,11 @@ class BasicAuth:
     3. The password goes through :meth:`UserStore.login`, the login throttle
        shared with NETCONF: a guess it refuses unchecked is
        :class:`~nfo.errors.Throttled`, 429 with Retry-After through the error table.
+
+    A header that logged in is remembered by a keyed digest (at most 256, for the
+    user store's cache time, and only while running's revision is the one it was
+    verified under: any change of an account, password or group forgets them all), so
+    a client's next requests skip the decoding and the account lookup.
     """
 
     def __init__(
@@ -178,6 +188,9 @@ class BasicAuth:
         self.realm = realm
         self._cert_users = dict(cert_users or {})
         self._cn_is_user = cert_cn_is_user
+        self._key = secrets.token_bytes(32)
+        # keyed digest of an Authorization header -> (user, running revision, expiry)
+        self._known: OrderedDict[bytes, tuple[str, int, float]] = OrderedDict()
 
     async def __call__(self, request: HTTPConnection) -> str:
         return await self.authenticate(request)
@@ -192,13 +205,40 @@ class BasicAuth:
         headers = request.headers.getlist("authorization")
         if not headers:
             raise self._challenge("authentication required")
+        digest = self._digest(headers)
+        if digest is not None and digest in self._known:
+            user, revision, expiry = self._known[digest]
+            if revision == self.users.revision and time.monotonic() < expiry:
+                return user
+            del self._known[digest]
         credentials = _parse_basic(headers)
         address = request.client.host if request.client is not None else ""
         if credentials is None:
             self.users.login_failed(None, address, FRONT_END, "malformed credentials")
         elif await self.users.login(*credentials, address, FRONT_END):
+            if digest is not None:
+                self._remember(digest, credentials[0])
             return credentials[0]
         raise self._challenge("authentication failed")
+
+    def _digest(self, headers: list[str]) -> bytes | None:
+        """A keyed digest of the one Authorization header (nothing of the password is
+        kept), or None when the verified logins are not remembered."""
+        if len(headers) != 1 or self.users.cache_seconds <= 0 \
+                or len(headers[0]) > _MAX_CREDENTIALS + 16:
+            return None
+        return hashlib.blake2b(headers[0].encode("utf-8", "surrogateescape"),
+                               key=self._key, digest_size=32).digest()
+
+    def _remember(self, digest: bytes, user: str) -> None:
+        """A verified header is that user, without a decode or an account lookup, while
+        running (accounts, passwords, groups) is unchanged, for the user store's cache
+        time at most."""
+        self._known[digest] = (user, self.users.revision,
+                               time.monotonic() + self.users.cache_seconds)
+        self._known.move_to_end(digest)
+        while len(self._known) > _KNOWN_LOGINS:
+            self._known.popitem(last=False)
 
     def _certificate_user(self, request: HTTPConnection) -> str | None:
         if not self._cert_users and not self._cn_is_user:

@@ -36,7 +36,7 @@ from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
 from nfo.datastore.workers import Workers
 from nfo.errors import InvalidValue, NfoError, OperationFailed, ResourceDenied, UnknownElement
-from nfo.schema import Fmt, Kind, Parse, Schema, Tree
+from nfo.schema import Fmt, Kind, Node, Parse, Schema, SNode, Tree
 from nfo.schema.deps import independence
 from nfo.schema.edit import apply_edit, validate
 from nfo.schema.prune import annotate_origin
@@ -46,6 +46,20 @@ __all__ = ["Datastore"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _plain(schema: Schema, snode: SNode) -> tuple[bool, bool]:
+    """Whether no credential lies at, above or below ``snode``, and whether no state
+    leaf below it has a default (what :meth:`Datastore.live_one` asks)."""
+    sp = snode.path
+    free = not any(c == sp or c.startswith(sp + "/") or sp.startswith(c + "/")
+                   for c in schema.access_marks().credentials)
+
+    def state_defaults(n: SNode) -> bool:
+        return any((not c.config and c.is_term and bool(c.defaults)) or state_defaults(c)
+                   for c in n.children())
+
+    return free, not state_defaults(snode)
 
 
 def _as_is(tree: Tree) -> Tree:
@@ -91,6 +105,7 @@ class Datastore:
         events = any(m.name == "ietf-netconf-notifications" and m.implemented
                      for m in schema.modules())
         self._oper = OperStore(schema, storage)
+        self._plain: dict[SNode, tuple[bool, bool]] = {}
         self.group = GroupCommit(storage, on_failure=self._undo_failed_write)
         self.nacm = Nacm(schema, lambda: self._tx.tree("running"))
         """Access control: the rules in running, compiled; its counters."""
@@ -334,6 +349,31 @@ class Datastore:
             return out
 
         return self._get(datastore, xpath, with_origin, candidate), prune
+
+    def live_one(self, datastore: str, path: str, who: Identity | None = None) -> Node | None:
+        """The live node a plain read of ``path`` (naming one node) prints as is, found
+        by one lookup with nothing copied; None when that read needs :meth:`get`: a
+        datastore other than running or operational, a node not in running, operational
+        data of an owner or a provider at it, or access control that may remove part
+        of it.  Print it at once, on the event loop, and keep nothing of it."""
+        ds = datastore_name(datastore, DATASTORES)
+        if ds not in ("running", "operational") or not self.schema.names_one(path):
+            return None
+        node = self._tx.tree("running").node(path)
+        if node is None:
+            return None  # absent, or only implicit defaults that a copy would add
+        if ds == "operational" and self._oper.touches(path):
+            return None
+        internal = who is None or who.internal
+        if who is not None and not internal and not self.nacm.access(who).reads_all:
+            return None
+        plain = self._plain.get(node.schema)
+        if plain is None:
+            plain = self._plain[node.schema] = _plain(self.schema, node.schema)
+        # a credential is hidden from every client; state defaults exist only in a copy
+        if (not internal and not plain[0]) or (ds == "operational" and not plain[1]):
+            return None
+        return node
 
     def _get(self, datastore: str, xpath: str | None, with_origin: bool,
              candidate: Candidate | None = None) -> Tree:

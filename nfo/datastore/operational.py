@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,9 @@ from nfo.schema import Fmt, Kind, Node, Parse, Schema, Tree
 __all__ = ["OperProvider", "OperStore", "check_owner"]
 
 log = logging.getLogger(__name__)
+
+_TOP = re.compile(r"/[^/\[]+")
+"""The top-level step of a data path."""
 
 OperProvider = Callable[[], str]
 """Returns RFC 7951 JSON for the subtree it was registered for, computed at read time."""
@@ -84,8 +88,12 @@ class OperStore:
         self.owners: dict[str, Tree] = {}
         self._keys: dict[str, set[str]] = {}
         self.providers: dict[str, OperProvider] = {}
+        self.generation = 0
+        """Counts the changes of the owners' data (what :meth:`touches` remembers)."""
+        self._tops: tuple[int, dict[str, list[Tree]]] = (-1, {})
 
     def load(self) -> None:
+        self.generation += 1
         by_owner: dict[str, list[str]] = {}
         for rec in self.storage.load_oper():
             by_owner.setdefault(rec.owner, []).append(rec.content)
@@ -104,6 +112,7 @@ class OperStore:
                 tree.merge(Tree.parse(self.schema, text, Fmt.JSON, mode=Parse.DATA))
 
     def close(self) -> None:
+        self.generation += 1
         for t in self.owners.values():
             t.free()
         self.owners.clear()
@@ -156,6 +165,7 @@ class OperStore:
             # one record replacing the owner's: stored as pushed (it parses to the same)
             whole = (content if isinstance(content, str) else content.decode()) \
                 if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
+        self.generation += 1
         with self._durably():
             tree = self.owners.setdefault(owner, Tree(self.schema))
             if replace:
@@ -175,6 +185,7 @@ class OperStore:
         node = tree.node(path)
         if node is None:
             return False
+        self.generation += 1
         with self._durably():
             tree.remove(node)
             for key in list(self._keys.get(owner, ())):
@@ -186,6 +197,7 @@ class OperStore:
         return True
 
     def clear(self, owner: str) -> None:
+        self.generation += 1
         self.storage.clear_oper(owner)
         tree = self.owners.pop(owner, None)
         if tree is not None:
@@ -202,9 +214,25 @@ class OperStore:
     def unprovide(self, path: str) -> None:
         self.providers.pop(path, None)
 
+    def touches(self, path: str) -> bool:
+        """Whether an owner holds the node at ``path`` (a data path naming one node),
+        or a provider may give data at, above or below it."""
+        if any(_overlaps(path, p) for p in self.providers):
+            return True
+        at, tops = self._tops
+        if at != self.generation:
+            tops = {}
+            for t in self.owners.values():
+                for n in t.nodes():
+                    tops.setdefault(f"/{n.module}:{n.name}", []).append(t)
+            self._tops = (self.generation, tops)
+        top = _TOP.match(path)
+        return top is not None and any(t.node(path) is not None
+                                       for t in tops.get(top.group(), ()))
+
     def _provided(self, select: str | None) -> Iterator[Tree]:
         for path, provider in list(self.providers.items()):
-            if select is not None and not (select.startswith(path) or path.startswith(select)):
+            if select is not None and not _overlaps(select, path):
                 continue
             try:
                 tree = Tree.parse(self.schema, provider(), Fmt.JSON, mode=Parse.DATA,
@@ -223,6 +251,11 @@ class OperStore:
                 tree.extract(select, into=base, one=one)
         for tree in self._provided(select):
             tree.extract(select, into=base, one=one)
+
+
+def _overlaps(select: str, path: str) -> bool:
+    """Whether a provider registered at ``path`` may give data ``select`` asks for."""
+    return select.startswith(path) or path.startswith(select)
 
 
 def check_owner(owner: str) -> str:

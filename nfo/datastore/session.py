@@ -101,6 +101,9 @@ class ReadAs:
         return await self._ds.query(datastore, xpath, then, with_origin=with_origin,
                                     who=self.who, offload=offload)
 
+    def live_one(self, datastore: str, path: str) -> Node | None:
+        return self._ds.live_one(datastore, path, self.who)
+
 
 class Session:
     """One client's view: who writes, which locks it holds, what it may cancel."""
@@ -160,6 +163,10 @@ class Session:
         return await self.datastore.query(datastore, xpath, then, with_origin=with_origin,
                                           who=self.identity, candidate=self._own,
                                           offload=offload)
+
+    def live_one(self, datastore: str, path: str) -> Node | None:
+        """See :meth:`Datastore.live_one` (never this session's own candidate)."""
+        return self.datastore.live_one(datastore, path, self.identity)
 
     # -- writes --------------------------------------------------------------
     async def edit(

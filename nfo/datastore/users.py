@@ -285,6 +285,17 @@ class UserStore:
         """What every login reads of an account, as of running's revision ``_read_at``."""
         self._read_at = -1
 
+    @property
+    def cache_seconds(self) -> float:
+        """How long a verified password is recognised without a hash (0: never)."""
+        return self._cache_seconds
+
+    @property
+    def revision(self) -> int:
+        """Running's revision: accounts, passwords and groups live in running, so any
+        change of them is a new revision (what a front end's cache of logins keys on)."""
+        return self._ds.info("running").revision
+
     # -- reading (running, live) --
 
     def _value(self, path: str) -> str | None:

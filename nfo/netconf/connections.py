@@ -25,10 +25,11 @@ import logging
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncssh
 
+from nfo.protocol.corked import Corked
 from nfo.protocol.limits import ThrottledLog
 
 __all__ = ["SessionLimits", "SessionSlot", "SshConnections"]
@@ -70,7 +71,9 @@ class _Tracked(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport) and self.conn is not None
         self.transport = transport
-        self.conn.connection_made(transport)
+        # asyncssh writes an IGNORE packet before each data packet: both in one write
+        self.conn.connection_made(cast(asyncio.Transport,
+                                       Corked(transport, asyncio.get_running_loop())))
         if self.gone:  # closed to make room before it started
             self.conn.abort()
 

@@ -27,12 +27,14 @@ from nfo.netconf.messages import MON_NS, NC_NS, NMDA_NS, NOTIF_NS, OK, WD_NS, YA
 from nfo.protocol.errors import xml_text
 from nfo.protocol.formats import READABLE, WRITABLE, datastore, parse_time
 from nfo.protocol.read import (
+    LIVE_DEFAULTS,
     PAGING_PARAMS,
     Content,
     Paging,
     ReadQuery,
     depth_of,
     encode,
+    encode_with_ancestors,
     paging_of,
     query,
     with_defaults_of,
@@ -175,8 +177,15 @@ async def _data(ctx: NetconfContext, ds: str, op: Element) -> str:
         if select is None:
             return "<data/>"
     wd = with_defaults_of(_text(op.child("with-defaults", WD_NS)))
-    body = await query(ctx.session, ReadQuery(ds, select, paging=_paging(ctx, op)),
-                       lambda tree, _: encode(tree, Fmt.XML, wd))
+    one = select is not None and ctx.schema.names_one(select)
+    direct = None
+    if ds != "operational" and wd in LIVE_DEFAULTS:
+        # (the ancestors of an operational node may have state defaults a copy adds)
+        def direct(node: Node) -> str:
+            return encode_with_ancestors(node, Fmt.XML, wd)
+    body = await query(ctx.session, ReadQuery(ds, select, paging=_paging(ctx, op),
+                                              select_one=one),
+                       lambda tree, _: encode(tree, Fmt.XML, wd), direct)
     return f"<data>{body}</data>"
 
 

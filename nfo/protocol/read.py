@@ -31,6 +31,7 @@ from nfo.schema.prune import (
 )
 
 __all__ = [
+    "LIVE_DEFAULTS",
     "PAGING_PARAMS",
     "AsyncReader",
     "Content",
@@ -41,6 +42,7 @@ __all__ = [
     "depth_of",
     "encode",
     "encode_node",
+    "encode_with_ancestors",
     "paging_of",
     "query",
     "read",
@@ -67,6 +69,8 @@ class Reader(Protocol):
 class AsyncReader(Protocol):
     async def query(self, datastore: str, xpath: str | None, then: Callable[[Tree], T], *,
                     with_origin: bool = False, offload: bool = False) -> T: ...
+
+    def live_one(self, datastore: str, path: str) -> Node | None: ...
 
 
 @dataclass(frozen=True)
@@ -216,10 +220,19 @@ def read(source: Reader, q: ReadQuery) -> Selection:
 
 
 async def query(source: AsyncReader, q: ReadQuery,
-                render: Callable[[Tree, Sequence[Node]], T]) -> T:
+                render: Callable[[Tree, Sequence[Node]], T],
+                direct: Callable[[Node], T] | None = None) -> T:
     """``render(tree, selected)`` of what :func:`read` gives, with everything after
-    copying the live data done off the event loop (:meth:`AsyncReader.query`)."""
+    copying the live data done off the event loop (:meth:`AsyncReader.query`).
+
+    ``direct``: what ``render`` gives for the one node a plain query (one node, no
+    knob) selects, given that node itself; used, with the live node and nothing
+    copied, when :meth:`AsyncReader.live_one` finds it."""
     ds, origin = _source_of(q)
+    if direct is not None and q.select_one and q.select is not None and _plain(q):
+        node = source.live_one(ds, q.select)
+        if node is not None:
+            return direct(node)
 
     def then(tree: Tree) -> T:
         with _knobs(tree, q) as (copy, selected):
@@ -227,6 +240,12 @@ async def query(source: AsyncReader, q: ReadQuery,
 
     return await source.query(ds, q.select, then, with_origin=origin,
                               offload=q.paging is not None)
+
+
+def _plain(q: ReadQuery) -> bool:
+    """Whether ``q`` selects and prints, nothing more."""
+    return (q.content is Content.ALL and q.depth is None and q.fields is None
+            and not q.with_origin and q.origins is None and q.paging is None)
 
 
 def _knobs(tree: Tree, q: ReadQuery) -> Selection:
@@ -273,6 +292,20 @@ def encode(tree: Tree, fmt: Fmt, with_defaults: WithDefaults | None = None, *,
     if fmt is Fmt.XML and with_defaults is WithDefaults.REPORT_ALL_TAGGED:
         return rfc6243_xml(text)
     return text
+
+
+LIVE_DEFAULTS = (None, WithDefaults.EXPLICIT, WithDefaults.TRIM)
+"""The with-defaults modes in which a live node of running prints as its private copy
+does (implicit defaults of configuration are left out either way): those a
+``direct`` render of :func:`query` may serve."""
+
+
+def encode_with_ancestors(node: Node, fmt: Fmt,
+                          with_defaults: WithDefaults | None = None) -> str:
+    """``node`` with its subtree and its ancestors (their keys only), as :func:`encode`
+    prints the copy of a read that selected it."""
+    with Tree.copy_of(node) as tree:
+        return encode(tree, fmt, with_defaults)
 
 
 def encode_node(node: Node, fmt: Fmt, with_defaults: WithDefaults | None = None, *,

@@ -19,7 +19,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.dnode import Node
 from nfo.schema.hashes import PER_INSERT, make_room
-from nfo.schema.snode import SNode
+from nfo.schema.snode import NOT_YANG_CHAR, SNode
 
 __all__ = [
     "Fmt",
@@ -757,17 +757,12 @@ class Tree:
         return node
 
 
-_NOT_YANG_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-"""Characters outside RFC 7950's ``char`` (section 9.4; XML 1.0's Char): a NUL would
-cut the value short on its way into C, the others could never be written as XML."""
-
-
 _STEP = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
 """One XPath step naming a node, without predicates."""
 
 
 def check_chars(text: str, what: str) -> None:
-    bad = _NOT_YANG_CHAR.search(text)
+    bad = NOT_YANG_CHAR.search(text)
     if bad is not None:
         raise InvalidValue(f"{what}: the value holds the character U+{ord(bad.group()):04X}, "
                            "which no YANG value may hold")

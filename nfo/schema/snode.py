@@ -8,6 +8,7 @@ outside the schema layer sees the C structure behind it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +17,10 @@ from typing import Any
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.stype import SType
+
+NOT_YANG_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters outside RFC 7950's ``char`` (section 9.4; XML 1.0's Char): a NUL would
+cut the value short on its way into C, the others could never be written as XML."""
 
 __all__ = ["DATA_KINDS", "Kind", "Must", "SNode"]
 
@@ -270,6 +275,17 @@ class SNode:
         if self._p.priv != ffi.NULL:
             parsed = ffi.addressof(ffi.cast("struct lysp_node_leaf *", self._p.priv), "type")
         return SType(leaf.type, parsed)
+
+    def accepts(self, value: str) -> bool:
+        """Whether a leaf or leaf-list takes ``value`` (JSON encoding) by its type alone:
+        False also when the type needs the data to decide (a leafref, an
+        instance-identifier that requires an instance), and for a character no YANG
+        value may hold."""
+        if not self._p.nodetype & _TERM or NOT_YANG_CHAR.search(value):
+            return False
+        raw = value.encode()
+        return bool(lib.lyd_value_validate(ffi.NULL, self._p, raw, len(raw), ffi.NULL,
+                                           ffi.NULL, ffi.NULL) == lib.LY_SUCCESS)
 
     @property
     def units(self) -> str | None:

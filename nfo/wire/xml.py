@@ -41,6 +41,7 @@ refusal is the same.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Callable, Collection
 from typing import NoReturn
@@ -513,6 +514,7 @@ class _ReadAgain(Exception):
     """A message refused after a plain scan: read it again with expat's scan."""
 
 
+@functools.lru_cache(maxsize=64)
 def _opaque_tags(names: frozenset[tuple[str, str]]) -> re.Pattern[bytes] | None:
     """Where a start tag of one of ``names`` may begin (whatever its prefix)."""
     locals_ = sorted({re.escape(local.encode()) for _, local in names})

@@ -29,15 +29,15 @@ SCRIPTS = {
     "bench_memory.py": "resident memory of nfo serve",
     "bench_writes.py": "reference: SQLite alone, one durable commit at a time",
     "bench_gc.py": "asked for in one edit-config (NETCONF)",
-    "bench_netconf_read.py": "nfo / asyncssh echo of a same-sized reply",
+    "bench_netconf_read.py": "this / asyncssh echo of a same-sized reply",
     "bench_million.py": "restart to serving",
     "bench_notifications.py": "stream list read (describe)",
     "bench_ui_api.py": "values of nf-instance=<new>/vim (noc, rules)",
     "bench_paging.py": "reference: GET the whole list",
     "bench_nfconfig.py": "write to in-sync, one NF (median)",
 }
-AB = ("bench_gc.py", "bench_memory.py", "bench_netconf.py", "bench_notifications.py",
-      "bench_restconf.py", "bench_writes.py")
+AB = ("bench_gc.py", "bench_memory.py", "bench_netconf.py", "bench_netconf_read.py",
+      "bench_notifications.py", "bench_restconf.py", "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 

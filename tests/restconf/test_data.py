@@ -664,6 +664,44 @@ def test_parse_resource_errors(schema: Any, uri: str, tag: str, fragment: str) -
     assert fragment in exc.value.message
 
 
+def test_parse_resource_by_shape(schema: Any) -> None:
+    """Paths of one shape after the first reuse its steps: the same answer (and the
+    same error) as a full parse, whatever the values."""
+    from nfo.errors import NfoError
+    from nfo.restconf.paths import ResourcePath, parse_resource
+
+    def cold(uri: str) -> ResourcePath | str:
+        schema.caches.pop("restconf.shapes", None)
+        try:
+            return parse_resource(schema, uri)
+        except NfoError as e:
+            return f"{e.tag} {e.message} {e.path}"
+
+    def warm(uri: str) -> ResourcePath | str:
+        try:
+            return parse_resource(schema, uri)
+        except NfoError as e:
+            return f"{e.tag} {e.message} {e.path}"
+
+    inst = "nfo-instances:nf-instances/nf-instance"
+    uris = ["nfo-test:top/item=a", "nfo-test:top/item=it's", "nfo-test:top/item=say%20%22hi%22",
+            "nfo-test:top/item=a%2Fb%2Cc", "nfo-test:top/item=x/size", "nfo-test:top/item=%zz",
+            "nfo-test:top/item=a'\"b", "nfo-test:top/tags=x", "nfo-test:top/tags=y%2Cz",
+            "nfo-test:top/item=%01", "nfo-test:top/tags=a%00b", "nfo-test:top/item=%EF%BF%BF",
+            "nfo-test:top/pair=a,7/v", "nfo-test:top/pair=b,300/v",
+            f"{inst}=nf1", f"{inst}=nf2/parameter=port", f"{inst}=-bad", f"{inst}=x%0Ay",
+            f"{inst}={'n' * 64}", f"{inst}=nf3/parameter=p%27q", f"{inst}"]
+    expected = {u: cold(u) for u in uris}
+    schema.caches.pop("restconf.shapes", None)
+    for first in ("nfo-test:top/item=z", "nfo-test:top/item=z/size", "nfo-test:top/tags=t",
+                  f"{inst}=nf0", f"{inst}=nf0/parameter=port"):
+        parse_resource(schema, first)
+    assert len(schema.caches["restconf.shapes"]) == 5
+    assert {u: warm(u) for u in uris} == expected
+    assert isinstance(expected[f"{inst}=-bad"], str)
+    assert isinstance(expected["nfo-test:top/item=a'\"b"], str)
+
+
 def test_parse_fields(schema: Any) -> None:
     from nfo.errors import NfoError
     from nfo.restconf.paths import parse_fields, parse_resource

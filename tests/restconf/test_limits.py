@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from nfo.datastore import Datastore
+from nfo.protocol.corked import Corked
 from nfo.protocol.limits import Reclaimer
 from nfo.restconf.connections import HTTP_PROTOCOLS, MAX_HEAD
 from nfo.restconf.security import dev_certificate
@@ -273,3 +274,44 @@ async def test_a_large_body_and_the_next_head_in_one_write_are_not_a_large_head(
     await raw.close()
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
     assert statuses == [b"400", b"200"], answers[:300]  # the unknown operation, then the GET
+
+
+async def test_a_response_leaves_in_one_write_and_a_stream_head_at_once(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response head is held until its body follows (one write, one TCP segment);
+    alone (an event stream's), it leaves on the event loop's next turn."""
+    writes: list[bytes] = []
+    corked_init = Corked.__init__
+
+    class Spy:
+        def __init__(self, transport: asyncio.Transport) -> None:
+            self.transport = transport
+
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+            self.transport.write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.transport, name)
+
+    def spying(self: Corked, transport: asyncio.Transport,
+               loop: asyncio.AbstractEventLoop) -> None:
+        corked_init(self, Spy(transport), loop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Corked, "__init__", spying)
+    srv = await start()
+    auth = base64.b64encode(":".join(AUTH).encode())
+    conn = await Raw.open(srv.port, b"GET " + CATALOG.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                          b"Authorization: Basic " + auth + b"\r\n\r\n")
+    head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), GUARD)
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    body = await asyncio.wait_for(conn.reader.readexactly(length), GUARD)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert writes == [head + body]
+    writes.clear()
+    conn.writer.write(b"GET /restconf/streams/NETCONF/json HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Basic " + auth + b"\r\n\r\n")
+    head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), GUARD)
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+    assert writes == [head]
+    await conn.close()

@@ -193,6 +193,43 @@ async def test_basic_auth_over_http(http_port: tuple[int, BasicAuth]) -> None:
         assert r.text == "alice"
 
 
+async def test_a_remembered_login_is_forgotten_when_running_changes(
+        http_port: tuple[int, BasicAuth], users: UserStore, ds: Datastore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verified Authorization header is recognised again without UserStore.login,
+    until a commit: a new password, a disabled account or any other change of running
+    sends it through a full login again."""
+    port, _ = http_port
+    logins: list[str] = []
+    login = users.login
+
+    async def counting(name: str, password: str, address: str, front_end: str) -> bool:
+        logins.append(name)
+        return await login(name, password, address, front_end)
+
+    monkeypatch.setattr(users, "login", counting)
+    async with client(port) as c:
+        for _ in range(3):
+            assert (await c.get("/whoami", headers=basic("alice", PASSWORD))).text == "alice"
+        assert logins == ["alice"]
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD + "x"))
+        assert r.status_code == 401 and logins == ["alice", "alice"]
+        await users.set_password("alice", PASSWORD + "-new")
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+        assert r.status_code == 401
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
+        await users.set_enabled("alice", False)
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))
+        assert r.status_code == 401
+        await users.set_enabled("alice", True)
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
+        before = len(logins)
+        async with ds.internal_session("seed") as s:  # any commit: logins checked again
+            await s.edit("running", '{"nfo-test:top": {"name": "x"}}', "json")
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
+        assert len(logins) == before + 1
+
+
 def tight_users(ds: Datastore) -> UserStore:
     """A user store whose login throttle allows 4 checked guesses per account (2 of them
     kept for addresses in good standing) and never refills within a test."""
