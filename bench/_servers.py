@@ -13,16 +13,18 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 PASSWORD = "bench-password-123"
 
 
-def describe(python: str) -> str:
-    """Where ``python`` imports nfo from, with that work tree's commit when it is one."""
+def describe(python: str, env: Mapping[str, str] | None = None) -> str:
+    """Where ``python`` imports nfo from (in ``env``), with that work tree's commit when it
+    is one."""
     r = subprocess.run([python, "-c", "import nfo; print(nfo.__file__)"], cwd="/",
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=env)
     if r.returncode != 0:
         raise SystemExit(f"{python} cannot import nfo: {r.stderr.strip()[-500:]}")
     tree = Path(r.stdout.strip()).parent.parent

@@ -474,9 +474,14 @@ class WorkloadManager:
 
     def _on_final(self, resource_id: str, status: Status) -> None:
         name = self._by_resource.get(resource_id)
-        if name is not None and not self._stopping:
-            self._hints[resource_id] = status
-            self.enqueue(name)
+        if name is None or self._stopping:
+            return
+        o = self._obs.get(name, {})
+        if (status.state is WorkloadState.RUNNING and o.get("oper-status") == "running"
+                and o.get("vim-resource-id") == resource_id):
+            return  # already recorded; a pass would only ask the VIM again
+        self._hints[resource_id] = status
+        self.enqueue(name)
 
     # -- the queue ----------------------------------------------------------------
     def enqueue(self, name: str) -> None:
