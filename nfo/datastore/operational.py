@@ -116,12 +116,16 @@ class OperStore:
         self.load()
 
     @contextmanager
-    def _durably(self) -> Iterator[None]:
-        """The persists inside are one storage transaction; if it fails, memory is
-        reloaded from storage."""
+    def _durably(self, writes: int = 2) -> Iterator[None]:
+        """The persists inside (``writes`` of them at most) are one storage transaction;
+        if it fails, memory is reloaded from storage.  One write is atomic by itself and
+        needs no transaction (nor, inside a group commit, a savepoint) of its own."""
         try:
-            with self.storage.batch():
+            if writes == 1:
                 yield
+            else:
+                with self.storage.batch():
+                    yield
         except BaseException:
             self.reload()
             raise
@@ -156,7 +160,7 @@ class OperStore:
             # one record replacing the owner's: stored as pushed (it parses to the same)
             whole = (content if isinstance(content, str) else content.decode()) \
                 if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
-        with self._durably():
+        with self._durably(len(keys)):
             tree = self.owners.setdefault(owner, Tree(self.schema))
             if replace:
                 for k in keys:

@@ -336,9 +336,10 @@ class WorkloadManager:
     async def _on_instances(self, ev: ChangeEvent) -> None:
         names = {_instance_of(c.path) for c in ev.changes} - {None}
         if ev.phase == "change" and ev.tree is not None:
+            descs: dict[str, tuple[dict[str, Any], str]] = {}  # read once per commit
             for name in names:
                 assert name is not None
-                d = self._desired_from(ev.tree, name)
+                d = self._desired_from(ev.tree, name, descs)
                 if d is not None:
                     self._check_servable(ev.tree, d)
                     self._check_config(d)
@@ -353,10 +354,11 @@ class WorkloadManager:
             managed = {i for i in changed if i is not None and self._check_descriptor(ev.tree, i)}
             if managed:  # only their instances are read and checked again
                 doc = _json_at(ev.tree, INSTANCES) or {}
+                descs: dict[str, tuple[dict[str, Any], str]] = {}
                 for inst in doc.get("nf-instance", []):
                     if inst.get("descriptor") in managed:
                         self._check_config(
-                            self._desired_of(ev.tree, inst),
+                            self._desired_of(ev.tree, inst, descs),
                             f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
                             "/netconf/day1/template")
             return
@@ -550,9 +552,12 @@ class WorkloadManager:
             return self._all_desired.get(name)
         return self._desired_from(tree, name)
 
-    def _desired_from(self, tree: Tree, name: str) -> Desired | None:
+    def _desired_from(self, tree: Tree, name: str,
+                      descs: dict[str, tuple[dict[str, Any], str]] | None = None
+                      ) -> Desired | None:
+        """``descs``: the descriptors already read from ``tree``, by id."""
         inst = _json_at(tree, f"{INSTANCES}/nf-instance[name='{name}']")
-        return None if inst is None else self._desired_of(tree, inst)
+        return None if inst is None else self._desired_of(tree, inst, descs)
 
     def _read_all_desired(self) -> None:
         """Every instance's desired state from one read of the list (a start reads them
@@ -563,10 +568,16 @@ class WorkloadManager:
         self._all_desired = {inst["name"]: self._desired_of(tree, inst)
                              for inst in doc.get("nf-instance", [])}
 
-    def _desired_of(self, tree: Tree, inst: dict[str, Any]) -> Desired:
+    def _desired_of(self, tree: Tree, inst: dict[str, Any],
+                    descs: dict[str, tuple[dict[str, Any], str]] | None = None) -> Desired:
         name = inst["name"]
         desc_id = inst["descriptor"]
-        desc, desc_text = self._descriptor(tree, desc_id)
+        if descs is None:
+            desc, desc_text = self._descriptor(tree, desc_id)
+        else:
+            if desc_id not in descs:
+                descs[desc_id] = self._descriptor(tree, desc_id)
+            desc, desc_text = descs[desc_id]
         params = {p["name"]: str(p.get("value", "")) for p in inst.get("parameter", [])}
         for p in desc.get("parameter", []):
             if p["name"] not in params and "default" in p:
