@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -155,11 +155,31 @@ class OperStore:
         if part.is_empty():
             return
         keys = [r.path for top in part.nodes() for r in _record_roots(top)]
-        whole = None
+        texts = {}
         if replace and len(keys) == 1:
             # one record replacing the owner's: stored as pushed (it parses to the same)
-            whole = (content if isinstance(content, str) else content.decode()) \
+            texts[keys[0]] = (content if isinstance(content, str) else content.decode()) \
                 if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
+        self._put(owner, part, keys, replace, texts)
+
+    def set_records(self, owner: str, joined: str, records: Mapping[str, str]) -> None:
+        """Replace the owner's records at the keys of ``records`` (data paths) in one
+        parse: ``joined`` is RFC 7951 JSON holding exactly those records side by side,
+        ``records`` each one's own document (stored as given, as :meth:`set` stores a
+        single replacing record).  Keys that do not match what ``joined`` holds are
+        stored as parsed instead."""
+        part = Tree.parse(self.schema, joined, Fmt.JSON, mode=Parse.DATA,
+                          what="parsing operational data")
+        if part.is_empty():
+            return
+        keys = [r.path for top in part.nodes() for r in _record_roots(top)]
+        match = len(keys) == len(records) and set(keys) == records.keys()
+        self._put(owner, part, keys, True, records if match else {})
+
+    def _put(self, owner: str, part: Tree, keys: list[str], replace: bool,
+             texts: Mapping[str, str]) -> None:
+        """Merge ``part`` (consumed; its records at ``keys``) into the owner's tree and
+        persist each record (``texts``: their JSON, where known)."""
         with self._durably(len(keys)):
             tree = self.owners.setdefault(owner, Tree(self.schema))
             if replace:
@@ -169,7 +189,7 @@ class OperStore:
                         tree.remove(old)
             tree.merge(part, long_lived=True)
             for k in keys:
-                self._persist(owner, tree, k, whole)
+                self._persist(owner, tree, k, texts.get(k))
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""
