@@ -211,6 +211,15 @@ def against(args: argparse.Namespace, sizes: list[int], ref: float) -> None:
         print(f"{n:>10,} {med['this']['rate']:>12.0f} {med['other']['rate']:>12.0f} "
               f"{med['this']['rate'] / med['other']['rate']:>10.2f} "
               f"{med['this']['cpu_ms']:>11.3f} {med['other']['cpu_ms']:>12.3f}")
+    print(f"added latency, one instance at a time, with N already running "
+          f"({args.singles} samples, medians over the rounds)")
+    print(f"{'instances':>10} {'this p50 ms':>11} {'this p99 ms':>11} {'other p50 ms':>12} "
+          f"{'other p99 ms':>12}")
+    for n in sizes:
+        one = {name: [statistics.median(r[key] for r in got[(name, n)])
+                      for key in ("one_p50_ms", "one_p99_ms")] for name, _, _ in builds}
+        print(f"{n:>10,} {one['this'][0]:>11.2f} {one['this'][1]:>11.2f} "
+              f"{one['other'][0]:>12.2f} {one['other'][1]:>12.2f}")
     for name, _, _ in builds if len(sizes) > 1 else ():
         print(f"{name}: ", end="")
         flat([{"n": n, **{key: statistics.median(r[key] for r in got[(name, n)])
