@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,12 @@ def build_env(python: str) -> dict[str, str]:
     return env
 
 
-def describe(python: str) -> str:
-    """Where ``python`` imports nfo from, with that work tree's commit when it is one."""
+def describe(python: str, env: Mapping[str, str] | None = None) -> str:
+    """Where ``python`` imports nfo from (in ``env``, by default :func:`build_env`'s),
+    with that work tree's commit when it is one."""
     r = subprocess.run([python, "-c", "import nfo; print(nfo.__file__)"], cwd="/",
-                       capture_output=True, text=True, timeout=60, env=build_env(python))
+                       capture_output=True, text=True, timeout=60,
+                       env=build_env(python) if env is None else env)
     if r.returncode != 0:
         raise SystemExit(f"{python} cannot import nfo: {r.stderr.strip()[-500:]}")
     tree = Path(r.stdout.strip()).parent.parent

@@ -10,6 +10,7 @@ directory), so restart, adoption and orphan handling can be exercised for real.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import sqlite3
 import time
@@ -62,6 +63,8 @@ class SimDriver:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.executescript(_SCHEMA)
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._ids = itertools.count(1)
         self._callbacks: list[FinalCallback] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -71,20 +74,29 @@ class SimDriver:
         return max(0.0, self.rng.gauss(self.mean, self.jitter))
 
     async def instantiate(self, req: InstantiateRequest) -> InitResponse:
-        existing = await self.find(req.instance)
-        if existing is not None:
-            return InitResponse(existing)
         cap = self.vim.capacity.max_instances
         if cap is not None:
+            existing = await self.find(req.instance)
+            if existing is not None:
+                return InitResponse(existing)
             (count,) = self.db.execute("SELECT count(*) FROM resources").fetchone()
             if count >= cap:
                 raise TemporaryError(f"simulated VIM {self.vim.name!r} is full ({count}/{cap})")
-        rid = f"sim-{uuid.uuid4().hex[:16]}"
+        # ids in creation order: each insert lands at the end of the table's index
+        rid = f"sim-{self._id_prefix}{next(self._ids):08x}"
         delay = self._delay()
         fails = self.rng.random() < self.failure_rate
         reason = "simulated failure (failure-rate)" if fails else ""
-        self.db.execute("INSERT INTO resources VALUES (?,?,?,?,?,?)",
-                        (rid, req.instance, self.owner, time.time() + delay, int(fails), reason))
+        # one workload per instance and owner (the unique index): a request for an
+        # instance the VIM already holds answers with that workload
+        cur = self.db.execute("INSERT OR IGNORE INTO resources VALUES (?,?,?,?,?,?)",
+                              (rid, req.instance, self.owner, time.time() + delay, int(fails),
+                               reason))
+        if cur.rowcount == 0:
+            existing = await self.find(req.instance)
+            if existing is not None:
+                return InitResponse(existing)
+            raise TemporaryError(f"simulated VIM {self.vim.name!r} refused {rid}")
         self._watch(rid, delay, fails, reason)
         return InitResponse(rid)
 

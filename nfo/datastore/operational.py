@@ -14,7 +14,7 @@ import bisect
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -125,12 +125,16 @@ class OperStore:
         self.load()
 
     @contextmanager
-    def _durably(self) -> Iterator[None]:
-        """The persists inside are one storage transaction; if it fails, memory is
-        reloaded from storage."""
+    def _durably(self, writes: int = 2) -> Iterator[None]:
+        """The persists inside (``writes`` of them at most) are one storage transaction;
+        if it fails, memory is reloaded from storage.  One write is atomic by itself and
+        needs no transaction (nor, inside a group commit, a savepoint) of its own."""
         try:
-            with self.storage.batch():
+            if writes == 1:
                 yield
+            else:
+                with self.storage.batch():
+                    yield
         except BaseException:
             self.reload()
             raise
@@ -160,13 +164,33 @@ class OperStore:
         if part.is_empty():
             return
         keys = [r.path for top in part.nodes() for r in _record_roots(top)]
-        whole = None
+        texts = {}
         if replace and len(keys) == 1:
             # one record replacing the owner's: stored as pushed (it parses to the same)
-            whole = (content if isinstance(content, str) else content.decode()) \
+            texts[keys[0]] = (content if isinstance(content, str) else content.decode()) \
                 if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
+        self._put(owner, part, keys, replace, texts)
+
+    def set_records(self, owner: str, joined: str, records: Mapping[str, str]) -> None:
+        """Replace the owner's records at the keys of ``records`` (data paths) in one
+        parse: ``joined`` is RFC 7951 JSON holding exactly those records side by side,
+        ``records`` each one's own document (stored as given, as :meth:`set` stores a
+        single replacing record).  Keys that do not match what ``joined`` holds are
+        stored as parsed instead."""
+        part = Tree.parse(self.schema, joined, Fmt.JSON, mode=Parse.DATA,
+                          what="parsing operational data")
+        if part.is_empty():
+            return
+        keys = [r.path for top in part.nodes() for r in _record_roots(top)]
+        match = len(keys) == len(records) and set(keys) == records.keys()
+        self._put(owner, part, keys, True, records if match else {})
+
+    def _put(self, owner: str, part: Tree, keys: list[str], replace: bool,
+             texts: Mapping[str, str]) -> None:
+        """Merge ``part`` (consumed; its records at ``keys``) into the owner's tree and
+        persist each record (``texts``: their JSON, where known)."""
         self.generation += 1
-        with self._durably():
+        with self._durably(len(keys)):
             tree = self.owners.setdefault(owner, Tree(self.schema))
             if replace:
                 for k in keys:
@@ -175,7 +199,7 @@ class OperStore:
                         tree.remove(old)
             tree.merge(part, long_lived=True)
             for k in keys:
-                self._persist(owner, tree, k, whole)
+                self._persist(owner, tree, k, texts.get(k))
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""

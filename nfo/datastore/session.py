@@ -11,7 +11,7 @@ and checks every datastore name it is given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -419,7 +419,19 @@ class Session:
         parts = self._parts
         who = check_owner(owner or self.user)
         await _oper_write(parts, lambda: parts.oper.set(who, content, fmt, replace=replace),
-                          notification)
+                          () if notification is None else (notification,))
+
+    async def set_oper_records_async(self, joined: str, records: Mapping[str, str], *,
+                                     owner: str | None = None,
+                                     notifications: Sequence[str] = ()) -> None:
+        """Replace many records of the owner's at once, through group commit (see
+        :meth:`OperStore.set_records`), publishing ``notifications`` (RFC 7951 JSON, in
+        this order) in the same write."""
+        self._alive()
+        parts = self._parts
+        who = check_owner(owner or self.user)
+        await _oper_write(parts, lambda: parts.oper.set_records(who, joined, records),
+                          notifications)
 
     async def delete_oper_async(self, path: str, *, owner: str | None = None,
                                 notification: str | None = None) -> bool:
@@ -427,7 +439,8 @@ class Session:
         self._alive()
         parts = self._parts
         who = check_owner(owner or self.user)
-        return await _oper_write(parts, lambda: parts.oper.delete(who, path), notification)
+        return await _oper_write(parts, lambda: parts.oper.delete(who, path),
+                                 () if notification is None else (notification,))
 
     # -- RPCs ----------------------------------------------------------------
     async def rpc(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> Tree:
@@ -504,21 +517,21 @@ class Session:
 
 
 async def _oper_write(parts: SessionParts, change: Callable[[], T],
-                      notification: str | None) -> T:
-    """``change`` to operational data and ``notification`` logged, in the next group
-    commit; the notification reaches live subscribers only once that is durable.  One
-    that does not validate is logged as an error, never raised into the change."""
+                      notifications: Sequence[str]) -> T:
+    """``change`` to operational data and ``notifications`` logged, in the next group
+    commit; they reach live subscribers only once that is durable.  One that does not
+    validate is logged as an error, never raised into the change."""
     hub = parts.notifications
     held: list[tuple[Checked, Notification]] = []
 
     def write() -> T:
         out = change()
-        if notification is not None:
+        for notification in notifications:
             try:
                 checked = hub.check(notification)
             except NfoError as e:
                 log.error("notification not published: %s", e)
-                return out
+                continue
             try:
                 held.append((checked, hub.log(checked)))
             except BaseException as e:

@@ -205,6 +205,9 @@ class WorkloadManager:
         self._heals: dict[str, list[float]] = {}
         """When each instance was healed (in this process), for the policy's window."""
         self._subs: list[Any] = []
+        self._pending: list[_StateWrite] = []
+        """Instance states waiting for the next shared write (:meth:`_record`)."""
+        self._writers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.idle = asyncio.Event()
         self.idle.set()
@@ -255,6 +258,8 @@ class WorkloadManager:
         for w in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await w
+        # state writes already under way finish (their workers may be gone)
+        await asyncio.gather(*self._writers, return_exceptions=True)
         await self.registry.close()
         if self._session is not None:
             await self._session.close()
@@ -336,9 +341,10 @@ class WorkloadManager:
     async def _on_instances(self, ev: ChangeEvent) -> None:
         names = {_instance_of(c.path) for c in ev.changes} - {None}
         if ev.phase == "change" and ev.tree is not None:
+            descs: dict[str, tuple[dict[str, Any], str]] = {}  # read once per commit
             for name in names:
                 assert name is not None
-                d = self._desired_from(ev.tree, name)
+                d = self._desired_from(ev.tree, name, descs)
                 if d is not None:
                     self._check_servable(ev.tree, d)
                     self._check_config(d)
@@ -353,10 +359,11 @@ class WorkloadManager:
             managed = {i for i in changed if i is not None and self._check_descriptor(ev.tree, i)}
             if managed:  # only their instances are read and checked again
                 doc = _json_at(ev.tree, INSTANCES) or {}
+                descs: dict[str, tuple[dict[str, Any], str]] = {}
                 for inst in doc.get("nf-instance", []):
                     if inst.get("descriptor") in managed:
                         self._check_config(
-                            self._desired_of(ev.tree, inst),
+                            self._desired_of(ev.tree, inst, descs),
                             f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
                             "/netconf/day1/template")
             return
@@ -474,9 +481,14 @@ class WorkloadManager:
 
     def _on_final(self, resource_id: str, status: Status) -> None:
         name = self._by_resource.get(resource_id)
-        if name is not None and not self._stopping:
-            self._hints[resource_id] = status
-            self.enqueue(name)
+        if name is None or self._stopping:
+            return
+        o = self._obs.get(name, {})
+        if (status.state is WorkloadState.RUNNING and o.get("oper-status") == "running"
+                and o.get("vim-resource-id") == resource_id):
+            return  # already recorded; a pass would only ask the VIM again
+        self._hints[resource_id] = status
+        self.enqueue(name)
 
     # -- the queue ----------------------------------------------------------------
     def enqueue(self, name: str) -> None:
@@ -545,9 +557,12 @@ class WorkloadManager:
             return self._all_desired.get(name)
         return self._desired_from(tree, name)
 
-    def _desired_from(self, tree: Tree, name: str) -> Desired | None:
+    def _desired_from(self, tree: Tree, name: str,
+                      descs: dict[str, tuple[dict[str, Any], str]] | None = None
+                      ) -> Desired | None:
+        """``descs``: the descriptors already read from ``tree``, by id."""
         inst = _json_at(tree, f"{INSTANCES}/nf-instance[name='{name}']")
-        return None if inst is None else self._desired_of(tree, inst)
+        return None if inst is None else self._desired_of(tree, inst, descs)
 
     def _read_all_desired(self) -> None:
         """Every instance's desired state from one read of the list (a start reads them
@@ -558,10 +573,16 @@ class WorkloadManager:
         self._all_desired = {inst["name"]: self._desired_of(tree, inst)
                              for inst in doc.get("nf-instance", [])}
 
-    def _desired_of(self, tree: Tree, inst: dict[str, Any]) -> Desired:
+    def _desired_of(self, tree: Tree, inst: dict[str, Any],
+                    descs: dict[str, tuple[dict[str, Any], str]] | None = None) -> Desired:
         name = inst["name"]
         desc_id = inst["descriptor"]
-        desc, desc_text = self._descriptor(tree, desc_id)
+        if descs is None:
+            desc, desc_text = self._descriptor(tree, desc_id)
+        else:
+            if desc_id not in descs:
+                descs[desc_id] = self._descriptor(tree, desc_id)
+            desc, desc_text = descs[desc_id]
         params = {p["name"]: str(p.get("value", "")) for p in inst.get("parameter", [])}
         for p in desc.get("parameter", []):
             if p["name"] not in params and "default" in p:
@@ -661,15 +682,61 @@ class WorkloadManager:
             if st.get("vim-resource-id"):
                 self._by_resource[st["vim-resource-id"]] = inst["name"]
 
-    def _state_doc(self, name: str, st: dict[str, Any]) -> str:
+    def _state_entry(self, name: str, st: dict[str, Any]) -> str:
+        """The instance's recorded state: its ``nf-instance`` entry (RFC 7951 JSON)."""
         public = {
             k: v
             for k, v in st.items()
             if not k.startswith("_") and k not in ("restart", "redeploy-to") and v not in (None, "")
         }
-        return json.dumps(
-            {"nfo-instances:nf-instances": {"nf-instance": [{"name": name, "state": public}]}}
-        )
+        return json.dumps({"name": name, "state": public})
+
+    async def _record(self, name: str, entry: str, notes: list[str]) -> None:
+        """Store the entry and publish ``notes`` with it: in one write with every other
+        instance's state recorded in this turn of the event loop (one parse, one group
+        commit), durable when this returns."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_StateWrite(name, entry, notes, fut))
+        if len(self._pending) == 1:
+            task = asyncio.get_running_loop().create_task(self._write_states())
+            self._writers.add(task)
+            task.add_done_callback(self._writers.discard)
+        await fut
+
+    async def _write_states(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            await self._store(batch)
+        except NfoError as e:
+            if len(batch) > 1:  # one bad entry must not fail the others: each on its own
+                log.warning("recording %d instance states at once failed (%s); one by one",
+                            len(batch), e)
+                await asyncio.gather(*(self._write_alone(w) for w in batch))
+                return
+            _settle(batch, e)
+        except BaseException as e:
+            _settle(batch, e)
+            raise
+        else:
+            _settle(batch, None)
+
+    async def _write_alone(self, w: _StateWrite) -> None:
+        try:
+            await self._store([w])
+        except Exception as e:
+            _settle([w], e)
+        except BaseException as e:
+            _settle([w], e)
+            raise
+        else:
+            _settle([w], None)
+
+    async def _store(self, batch: list[_StateWrite]) -> None:
+        assert self._session is not None
+        await self._session.set_oper_records_async(
+            _STATE_DOC % ",".join(w.entry for w in batch),
+            {f"{INSTANCES}/nf-instance[name='{w.name}']": _STATE_DOC % w.entry for w in batch},
+            owner=OWNER, notifications=[n for w in batch for n in w.notes])
 
     async def _set(self, name: str, *, note: str | None = None, **fields: Any) -> dict[str, Any]:
         """Record new state for an instance (durable on return) and, when its
@@ -691,11 +758,7 @@ class WorkloadManager:
                                    ] if changed else []
         if note is not None:
             notes.append(note)
-        assert self._session is not None
-        doc = self._state_doc(name, new)
-        for n in notes or [None]:
-            await self._session.set_oper_async(doc, "json", owner=OWNER, replace=True,
-                                               notification=n)
+        await self._record(name, self._state_entry(name, new), [n for n in notes if n])
         return new
 
     async def _forget(self, name: str) -> None:
@@ -1275,6 +1338,32 @@ class WorkloadManager:
             return False
         self._by_resource.pop(rid, None)
         return True
+
+
+_STATE_DOC = '{"nfo-instances:nf-instances":{"nf-instance":[%s]}}'
+"""RFC 7951 JSON of nf-instance entries side by side (``%`` their text, comma-separated)."""
+
+
+@dataclass(eq=False)
+class _StateWrite:
+    """One instance's state (its entry's JSON) and notifications waiting to be written."""
+
+    name: str
+    entry: str
+    notes: list[str]
+    done: asyncio.Future[None]
+
+
+def _settle(batch: list[_StateWrite], error: BaseException | None) -> None:
+    for w in batch:
+        if w.done.done():  # its worker was cancelled
+            continue
+        if error is None:
+            w.done.set_result(None)
+        elif isinstance(error, asyncio.CancelledError):
+            w.done.cancel()
+        else:
+            w.done.set_exception(error)
 
 
 class _Gated:

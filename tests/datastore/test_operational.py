@@ -463,3 +463,66 @@ async def test_records_are_loaded_at_once_or_one_by_one_when_they_overlap(
             f"/{INST}/nf-instance[name='e1']", f"/{INST}/nf-instance[name='e2']"]
         # as one by one in key order: the entry's own record comes after its list's
         assert {n: e["state"]["attempts"] for n, e in entries(d3).items()} == {"e1": 1, "e2": 2}
+
+
+# -- many records in one write ------------------------------------------------------------
+
+
+def _entry(name: str, status: str) -> str:
+    return json.dumps({"name": name, "state": {"oper-status": status}})
+
+
+def _joined(*entries: str) -> str:
+    return json.dumps({INST: {"nf-instance": [json.loads(e) for e in entries]}})
+
+
+async def test_records_replaced_in_one_write_stored_as_given_and_published_in_order(
+        schema: Schema, db_path: Path, ds: Datastore) -> None:
+    s = await configured(ds, "e1", "e2")
+    s.set_oper(state("e1", **{"oper-status": "initializing", "reason": "old"}), owner="wm")
+    sub = ds.notifications.subscribe()
+    records = {f"/{INST}/nf-instance[name='{n}']": _joined(_entry(n, "running"))
+               for n in ("e1", "e2")}
+    notes = [json.dumps({"nfo-instances:nf-instance-state-change": {
+        "name": n, "new-status": "running"}}) for n in ("e1", "e2")]
+    writes = ds.group.writes
+    await s.set_oper_records_async(_joined(_entry("e1", "running"), _entry("e2", "running")),
+                                   records, owner="wm", notifications=notes)
+    assert ds.group.writes == writes + 1
+    # each record replaced (the old reason is gone), stored as given under its own key
+    assert {n: e["state"] for n, e in entries(ds).items()} == {
+        "e1": {"oper-status": "running"}, "e2": {"oper-status": "running"}}
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = dict(conn.execute("SELECT key, content FROM oper WHERE owner = 'wm'"))
+    finally:
+        conn.close()
+    assert stored == records
+    for name in ("e1", "e2"):
+        ev = await asyncio.wait_for(sub.__anext__(), 5)
+        assert json.loads(ev.content)["nfo-instances:nf-instance-state-change"][  # type: ignore[union-attr]
+            "name"] == name
+    sub.close()
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        assert {n: e["state"] for n, e in entries(d2).items()} == {
+            "e1": {"oper-status": "running"}, "e2": {"oper-status": "running"}}
+
+
+async def test_records_whose_keys_do_not_match_are_stored_as_parsed(
+        db_path: Path, ds: Datastore) -> None:
+    s = await configured(ds, "e1")
+    wrong = {f"/{INST}/nf-instance[name='other']": "{}"}
+    await s.set_oper_records_async(_joined(_entry("e1", "running")), wrong, owner="wm")
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = dict(conn.execute("SELECT key, content FROM oper WHERE owner = 'wm'"))
+    finally:
+        conn.close()
+    key = f"/{INST}/nf-instance[name='e1']"
+    assert list(stored) == [key]
+    assert json.loads(stored[key]) == {INST: {"nf-instance": [
+        {"name": "e1", "state": {"oper-status": "running"}}]}}
+    with pytest.raises(NfoError):
+        await s.set_oper_records_async(_joined(_entry("e1", "no-such-status")), {}, owner="wm")
+    assert entries(ds)["e1"]["state"] == {"oper-status": "running"}
