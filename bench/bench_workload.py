@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _servers import describe
 from _stats import pct
@@ -83,12 +84,25 @@ async def until(done: asyncio.Event, watcher: asyncio.Task[None], timeout: float
         raise SystemExit(f"instances not running after {timeout} s")
 
 
+def _collector() -> Any:
+    """nfo serve's garbage collection policy, started as serve starts it (None for a build
+    without one)."""
+    try:
+        from nfo.collector import Collector
+    except ImportError:
+        return None
+    c = Collector()
+    c.start()
+    return c
+
+
 async def run(n: int, batch: int, singles: int, tmp: Path) -> dict[str, float]:
     state = StateDir(tmp / f"state-{n}")
     ds = await open_datastore(state, [])
     mgr = WorkloadManager(ds, DriverRegistry(state.path, "bench", [SimDriver, LocalDriver]),
                           poll_interval=0.05, health_interval=3600)
     await mgr.start()
+    collector = _collector()  # the process policy of this build's nfo serve, if it has one
     s = ds.internal_session("bench")
     await s.edit("running", json.dumps(SETUP), "json")
     running_at: dict[str, float] = {}
@@ -140,6 +154,8 @@ async def run(n: int, batch: int, singles: int, tmp: Path) -> dict[str, float]:
     await mgr.stop()
     await s.close()
     await ds.close()
+    if collector is not None:
+        collector.close()
     return {
         "n": n, "seconds": t1 - t0, "rate": n / (t1 - t0), "cpu_ms": cpu / n * 1000,
         "p50_ms": statistics.median(lat) * 1000, "p90_ms": pct(lat, 0.9) * 1000,
