@@ -165,13 +165,20 @@ class WorkloadManager:
         call_timeout: float = CALL_TIMEOUT,
         poll_interval: float = 1.0,
         health_interval: float = 10.0,
+        health_rate: float = 1000.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
+        """``health_interval``: seconds between health checks of a running instance,
+        stretched so that all of them together make at most ``health_rate`` checks per
+        second (100,000 instances are checked every 100 s by default)."""
+        if health_rate <= 0:
+            raise ValueError("health_rate must be positive")
         self.ds = ds
         self.registry = registry
         self.poll_interval = poll_interval
         self.health_interval = health_interval
+        self.health_rate = health_rate
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.concurrency = concurrency
@@ -957,7 +964,7 @@ class WorkloadManager:
         created = _parse_iso(o.get("last-change")) or time.time()
         if st.state is WorkloadState.RUNNING:
             await self._set(name, oper_status="running", reason=None, next_retry=None)
-            self.requeue(name, self.health_interval)
+            self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.FAILED:
             await self._fail(name, vim, rid, st.reason or "the VIM reported failure")
@@ -980,6 +987,11 @@ class WorkloadManager:
                 name, min(self.poll_interval, max(0.05, created + d.timeout - time.time()))
             )
 
+    def _health_delay(self) -> float:
+        """Until the next health check of a running instance: the health interval, or
+        longer when the workloads are more than the checks allowed per second cover."""
+        return max(self.health_interval, len(self._by_resource) / self.health_rate)
+
     async def _health(self, name: str, d: Desired, o: dict[str, Any]) -> None:
         rid = o.get("vim-resource-id")
         vim = self._vims().get(o.get("vim", ""))
@@ -996,12 +1008,12 @@ class WorkloadManager:
                 st = await self._driver(vim).status(rid)
         except DriverError as e:
             await self._set(name, reason=f"health check failed: {e.reason}")
-            self.requeue(name, self.health_interval)
+            self.requeue(name, self._health_delay())
             return
         if st.state is WorkloadState.RUNNING:
             if o.get("reason"):
                 await self._set(name, reason=None)
-            self.requeue(name, self.health_interval)
+            self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)

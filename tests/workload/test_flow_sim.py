@@ -555,3 +555,30 @@ async def test_vim_full_is_a_temporary_error_retried_until_room(env: Any) -> Non
     st = await env.wait_status("a", "running", timeout=5)
     assert st["attempts"] >= 2
     assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+
+
+async def test_health_checks_keep_within_their_rate(env: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many running instances are checked less often than the health interval says, so
+    that all checks together stay within ``health_rate`` per second."""
+    await env.open(health_interval=0.01, health_rate=40)
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    names = [f"h{k}" for k in range(20)]
+    await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
+    for n in names:
+        await env.wait_status(n, "running")
+    calls: list[str] = []
+    real = SimDriver.status
+
+    async def counted(self: SimDriver, resource_id: str) -> Any:
+        calls.append(resource_id)
+        return await real(self, resource_id)
+
+    monkeypatch.setattr(SimDriver, "status", counted)
+    t0 = time.monotonic()
+    await asyncio.sleep(1.5)
+    elapsed = time.monotonic() - t0
+    # every 10 ms each, that would be 2,000 checks a second; 20 may come due early
+    assert 0 < len(calls) <= 40 * elapsed + len(names) + 5, len(calls)
+    assert {s["oper-status"] for s in (env.state_of(n) for n in names)} == {"running"}
