@@ -213,11 +213,13 @@ class BasicAuth:
             del self._known[digest]
         credentials = _parse_basic(headers)
         address = request.client.host if request.client is not None else ""
+        # as of before the check: a change committed while it runs forgets this login
+        revision = self.users.revision
         if credentials is None:
             self.users.login_failed(None, address, FRONT_END, "malformed credentials")
         elif await self.users.login(*credentials, address, FRONT_END):
             if digest is not None:
-                self._remember(digest, credentials[0])
+                self._remember(digest, credentials[0], revision)
             return credentials[0]
         raise self._challenge("authentication failed")
 
@@ -230,12 +232,11 @@ class BasicAuth:
         return hashlib.blake2b(headers[0].encode("utf-8", "surrogateescape"),
                                key=self._key, digest_size=32).digest()
 
-    def _remember(self, digest: bytes, user: str) -> None:
+    def _remember(self, digest: bytes, user: str, revision: int) -> None:
         """A verified header is that user, without a decode or an account lookup, while
-        running (accounts, passwords, groups) is unchanged, for the user store's cache
-        time at most."""
-        self._known[digest] = (user, self.users.revision,
-                               time.monotonic() + self.users.cache_seconds)
+        running (accounts, passwords, groups) is still at ``revision``, for the user
+        store's cache time at most."""
+        self._known[digest] = (user, revision, time.monotonic() + self.users.cache_seconds)
         self._known.move_to_end(digest)
         while len(self._known) > _KNOWN_LOGINS:
             self._known.popitem(last=False)

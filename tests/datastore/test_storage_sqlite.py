@@ -509,6 +509,7 @@ class _HeldCommit:
 
 async def test_a_durable_batch_commits_while_the_loop_serves(
         storage: SqliteStorage, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage.off_loop_after = 0.0  # as on a disk whose COMMITs take a while
     held = _HeldCommit(monkeypatch)
 
     async def commit() -> int:
@@ -554,6 +555,7 @@ async def test_a_durable_batch_whose_commit_fails_changes_nothing(
 
 async def test_a_durable_batch_cancelled_while_committing_leaves_the_storage_whole(
         storage: SqliteStorage, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage.off_loop_after = 0.0
     held = _HeldCommit(monkeypatch)
 
     async def commit() -> None:
@@ -571,6 +573,38 @@ async def test_a_durable_batch_cancelled_while_committing_leaves_the_storage_who
     assert _committed(db) == [1]
     storage.append_commit("running", 2.0, "u", "edit", "[]")
     assert _committed(db) == [1, 2]
+
+
+async def test_a_durable_batch_commits_on_the_loop_until_commits_get_slow(
+        storage: SqliteStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[str] = []
+    real = sqlite_module._commit_or_roll_back
+    pause = [0.0]
+
+    def watched(conn: sqlite3.Connection) -> BaseException | None:
+        threads.append(threading.current_thread().name)
+        time.sleep(pause[0])
+        return real(conn)
+
+    monkeypatch.setattr(sqlite_module, "_commit_or_roll_back", watched)
+    storage.off_loop_after = 0.005
+
+    async def commit() -> None:
+        async with storage.durable_batch():
+            storage.append_commit("running", 1.0, "u", "edit", "[]")
+
+    await commit()  # a quick disk: waited for on the loop
+    assert threads == [threading.current_thread().name]
+    pause[0] = 0.02  # the disk slows down: the average passes the bound...
+    for _ in range(8):
+        await commit()
+    assert storage.commit_seconds >= storage.off_loop_after
+    assert threads[-1] != threading.current_thread().name  # ...and COMMITs leave the loop
+    pause[0] = 0.0
+    for _ in range(40):  # quick again: back on the loop
+        await commit()
+    assert threads[-1] == threading.current_thread().name
+    assert [h.revision for h in storage.history("running", limit=1)] == [49]
 
 
 async def test_a_durable_batch_inside_a_batch_is_refused(storage: SqliteStorage) -> None:

@@ -230,6 +230,30 @@ async def test_a_remembered_login_is_forgotten_when_running_changes(
         assert len(logins) == before + 1
 
 
+async def test_a_login_verified_while_the_password_changed_is_not_remembered(
+        http_port: tuple[int, BasicAuth], users: UserStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password changes while a login is being checked against the old one: the
+    header is not recognised afterwards on the strength of that check."""
+    port, _ = http_port
+    login = users.login
+    changed: list[bool] = []
+
+    async def racing(name: str, password: str, address: str, front_end: str) -> bool:
+        ok = await login(name, password, address, front_end)
+        if not changed:
+            changed.append(True)
+            await users.set_password("alice", PASSWORD + "-new")  # committed meanwhile
+        return ok
+
+    monkeypatch.setattr(users, "login", racing)
+    async with client(port) as c:
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD))).text == "alice"
+        r = await c.get("/whoami", headers=basic("alice", PASSWORD))
+        assert r.status_code == 401
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
+
+
 def tight_users(ds: Datastore) -> UserStore:
     """A user store whose login throttle allows 4 checked guesses per account (2 of them
     kept for addresses in good standing) and never refills within a test."""

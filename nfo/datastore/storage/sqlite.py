@@ -33,7 +33,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any
@@ -148,6 +148,9 @@ _COMMIT_COLUMNS = "revision, datastore, timestamp, user, kind, payload, label, c
 
 # Errors the sqlite3 module raises: its own, plus text or integers it cannot bind.
 _DB_ERRORS = (sqlite3.Error, UnicodeEncodeError, OverflowError)
+OFF_LOOP_AFTER = 0.001
+"""Seconds a COMMIT takes (moving average) from which durable_batch runs it in a thread:
+handing it over and back costs a tenth of a millisecond or two."""
 
 
 def _crc(*fields: object) -> int:
@@ -210,6 +213,10 @@ class SqliteStorage:
         self._deferred = False
         self._inflight: concurrent.futures.Future[BaseException | None] | None = None
         self._committer: DaemonPool | None = None
+        self.off_loop_after = OFF_LOOP_AFTER
+        """A durable_batch's COMMIT runs in a worker thread once they take this long."""
+        self.commit_seconds = 0.0
+        """Moving average of a durable_batch's COMMIT."""
         action = f"open {self._path!r}"
         with self._checked(action):
             try:
@@ -452,10 +459,12 @@ class SqliteStorage:
     @asynccontextmanager
     async def durable_batch(self) -> AsyncIterator[None]:
         """:meth:`batch`, whose closing COMMIT (the log's write and its fsync, a
-        checkpoint now and then) runs in a worker thread: the event loop goes on
-        serving while the disk works.  The block's writes are durable when this
-        returns; a storage call made meanwhile waits for the COMMIT first.  Not
-        nested in another batch."""
+        checkpoint now and then) runs in a worker thread once COMMITs take
+        :attr:`off_loop_after` seconds or more (a moving average): the event loop then
+        goes on serving while the disk works.  A quicker disk is waited for on the
+        loop, where handing the COMMIT to a thread would cost more than it saves.  The
+        block's writes are durable when this returns; a storage call made meanwhile
+        waits for the COMMIT first.  Not nested in another batch."""
         if self._batch_depth:
             raise RuntimeError("durable_batch inside a batch")
         self._defer_commit = True
@@ -468,11 +477,29 @@ class SqliteStorage:
             return
         self._deferred = False
         conn = self._connection()
+
+        def commit() -> BaseException | None:
+            began = time.perf_counter()
+            exc = _commit_or_roll_back(conn)
+            self.commit_seconds += (time.perf_counter() - began - self.commit_seconds) / 8
+            return exc
+
+        if self.commit_seconds < self.off_loop_after:
+            exc = commit()
+        else:
+            exc = await self._commit_off_loop(commit)
+        if exc is not None:
+            if isinstance(exc, _DB_ERRORS):
+                raise self._failure("make the writes durable", exc, write=True) from exc
+            raise exc
+
+    async def _commit_off_loop(self, commit: Callable[[], BaseException | None]
+                               ) -> BaseException | None:
         if self._committer is None:
             self._committer = DaemonPool(1, "nfo-storage-commit")
-        done = self._inflight = self._committer.submit(_commit_or_roll_back, conn)
+        done = self._inflight = self._committer.submit(commit)
         try:
-            exc = await asyncio.shield(asyncio.wrap_future(done))
+            return await asyncio.shield(asyncio.wrap_future(done))
         except asyncio.CancelledError:
             # the COMMIT goes on: the connection is used again only once it ended
             with suppress(BaseException):
@@ -481,10 +508,6 @@ class SqliteStorage:
         finally:
             if self._inflight is done:
                 self._inflight = None
-        if exc is not None:
-            if isinstance(exc, _DB_ERRORS):
-                raise self._failure("make the writes durable", exc, write=True) from exc
-            raise exc
 
     @contextmanager
     def _transaction(self, action: str, *, write: bool = True,
