@@ -375,13 +375,19 @@ class NotificationHub:
 
     def fan_out(self, checked: Checked, n: Notification) -> None:
         """Deliver a logged notification to the live subscribers and free its tree."""
-        try:
-            if self._subs and checked.op is None and checked.text is not None:
-                checked.op = _parse_notification(self.schema, checked.text, "json",
+        def tree() -> Operation:
+            if checked.op is None:  # built as text: parsed for the first who needs it
+                checked.op = _parse_notification(self.schema, checked.text or "", "json",
                                                  "parsing a notification")
-            if checked.op is not None:
+            return checked.op
+
+        try:
+            if checked.op is not None or checked.text is not None:
                 for sub in list(self._subs):
-                    sub._offer(n, checked.op)
+                    try:
+                        sub._offer(n, tree)
+                    except NfoError as e:  # logged and durable: only this delivery fails
+                        log.error("notification %d not delivered: %s", n.seq, e)
         finally:
             checked.discard()
 
@@ -567,8 +573,9 @@ class NotificationSubscription:
         self._complete = True
         self._wake()
 
-    def _offer(self, n: Notification, op: Operation) -> None:
-        """Called by publish() with the notification and its (borrowed) tree."""
+    def _offer(self, n: Notification, tree: Callable[[], Operation]) -> None:
+        """Called by publish() with the notification and how to get its (borrowed) tree,
+        which only an XPath filter or access control needs."""
         if self._replaying and self._cut is None:
             # The first notification logged since subscribe(): the replay
             # stops before it, the live part starts with it.
@@ -580,10 +587,13 @@ class NotificationSubscription:
             return
         if not self.stream.carries(n.module):
             return
-        if self.xpath is not None and not op.selects(self.xpath):
-            return
-        if not self._permitted(n, op):
-            return
+        access = self._access()
+        if self.xpath is not None or access is not None:
+            op = tree()
+            if self.xpath is not None and not op.selects(self.xpath):
+                return
+            if not self._permitted(n, op, access):
+                return
         if len(self._pending) >= self._queue_size:
             self._overflow()
             return
