@@ -206,8 +206,8 @@ class Checked:
     """A validated notification not yet published; ``discard`` frees it unpublished.
 
     One nfo built itself may come as ``text`` alone (JSON as libyang prints it, of the
-    notification at ``path`` of ``module``); it is parsed only if live subscribers
-    are there to be offered it."""
+    notification at ``path`` of ``module``); it is parsed only for a live subscriber
+    that needs its tree (an XPath filter, access control)."""
 
     op: Operation | None
     text: str | None = None

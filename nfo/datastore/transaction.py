@@ -680,7 +680,7 @@ class Transactions:
         body = json.dumps({CONFIG_CHANGE: {"changed-by": by, "datastore": ds, "edit": edits}},
                           separators=(",", ":"), ensure_ascii=False)
         if _PRINTED_AS_IS.fullmatch(body):
-            # what libyang would print of it, and valid (tests/datastore/test_notifications)
+            # what libyang would print of it, and valid (tests/datastore/test_bulk.py)
             return self._notifications.prepared("ietf-netconf-notifications",
                                                 "/" + CONFIG_CHANGE, body)
         try:

@@ -169,8 +169,9 @@ def _crc(*fields: object) -> int:
 
 
 def _commit_or_roll_back(conn: sqlite3.Connection) -> BaseException | None:
-    """COMMIT the open transaction (in a worker thread); on failure roll it back, so
-    the connection is idle again either way, and return the failure."""
+    """COMMIT the open transaction (on the loop, or in durable_batch's worker thread); on
+    failure roll it back, so the connection is idle again either way, and return the
+    failure."""
     try:
         conn.execute("COMMIT")
     except BaseException as exc:
