@@ -43,7 +43,7 @@ from nfo.datastore import Session
 from nfo.datastore.users import UserStore
 from nfo.protocol.errors import HttpError
 from nfo.restconf.app import read_body
-from nfo.restconf.resources import SESSION_KEY
+from nfo.restconf.resources import ALIVE_KEY, SESSION_KEY
 from nfo.restconf.security import BasicAuth, Unauthorized
 
 __all__ = [
@@ -84,6 +84,7 @@ class WebSession:
     seen: float
     datastore: Session | None = None
     """The datastore session its requests run in (with the user's private candidate)."""
+    ended: bool = False
 
 
 def _digest(token: str) -> str:
@@ -155,6 +156,15 @@ class WebSessions:
         self._by_digest.move_to_end(key)
         return session
 
+    def alive(self, session: WebSession) -> bool:
+        """Whether ``session`` still lets its requests in (what :meth:`find` would say,
+        without touching it): what an event stream opened in it asks before each event."""
+        now = self._clock()
+        return not (session.ended or now - session.seen > self.limits.idle_timeout
+                    or now - session.started > self.limits.lifetime
+                    or not self.users.enabled(session.user)
+                    or (session.datastore is not None and session.datastore.closed))
+
     async def logout(self, token: str) -> WebSession | None:
         session = self._by_digest.pop(_digest(token), None)
         if session is not None:
@@ -169,6 +179,7 @@ class WebSessions:
 
 
 async def _end(session: WebSession, why: str) -> None:
+    session.ended = True
     log.info("web session of %s ended: %s", session.user, why)
     if session.datastore is not None and not session.datastore.closed:
         with contextlib.suppress(Exception):
@@ -206,6 +217,7 @@ class SessionAuth:
             _check_csrf(request, session, f"a {method} with the session cookie")
         if session.datastore is not None:
             request.scope[SESSION_KEY] = session.datastore
+        request.scope[ALIVE_KEY] = lambda: self.sessions.alive(session)
         return session.user
 
 

@@ -85,6 +85,9 @@ _WRITE_PARAMS = {"insert", "point"}
 
 SESSION_KEY = "nfo.session"
 """The ASGI scope key of a request's long-lived datastore :class:`Session`, if any."""
+ALIVE_KEY = "nfo.web-session-alive"
+"""In a request authenticated by a session cookie: whether that session still lets its
+requests in (an event stream opened in it ends with it)."""
 
 
 def bound_session(request: Request) -> Session | None:

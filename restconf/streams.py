@@ -53,6 +53,7 @@ from nfo.errors import InvalidValue, NfoError
 from nfo.protocol.errors import HttpError
 from nfo.protocol.formats import format_time, parse_time
 from nfo.protocol.limits import NOTIFICATION_BATCH
+from nfo.restconf.resources import ALIVE_KEY
 from nfo.schema import Fmt, Schema
 
 __all__ = [
@@ -126,7 +127,10 @@ class _EventStream(StreamingResponse):
     """The SSE response; closes its subscription however the response ends."""
 
     def __init__(self, sub: NotificationSubscription, schema: Schema, encoding: str,
-                 keepalive: float) -> None:
+                 keepalive: float, alive: Callable[[], bool] | None = None) -> None:
+        """``alive``: the web session the stream was opened in still is (it ends with
+        it: no event is sent once it has ended)."""
+        self._alive = alive
         self._sub = sub
         self._schema = schema
         self._encoding = encoding
@@ -157,12 +161,18 @@ class _EventStream(StreamingResponse):
                     async with asyncio.timeout(self._keepalive):
                         ev = await anext(sub)
                 except TimeoutError:
+                    if self._alive is not None and not self._alive():
+                        batch.append(b": subscription ended: the web session has ended\n\n")
+                        break
                     yield b": keep-alive\n\n"
                     continue
                 except StopAsyncIteration:
                     break
                 except NfoError as e:  # dropped for falling behind (resource-denied)
                     batch.append(f": subscription ended: {e.tag}: {e.message}\n\n".encode())
+                    break
+                if self._alive is not None and not self._alive():
+                    batch.append(b": subscription ended: the web session has ended\n\n")
                     break
                 if isinstance(ev, Notification):
                     try:
@@ -236,6 +246,7 @@ def stream_endpoint(ds: Datastore, *, keepalive: float = 15.0) -> Endpoint:
         if request.method == "HEAD":  # the headers of the stream, without opening it
             sub.close()
             return Response(media_type="text/event-stream", headers=_SSE_HEADERS)
-        return _EventStream(sub, ds.schema, encoding, keepalive)
+        return _EventStream(sub, ds.schema, encoding, keepalive,
+                            request.scope.get(ALIVE_KEY))
 
     return endpoint
