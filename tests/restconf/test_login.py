@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 
@@ -256,33 +257,32 @@ async def test_an_event_stream_ends_with_its_web_session(web: httpx.AsyncClient,
     """A stream opened with the cookie delivers events while its session lives; once the
     session has ended (logout, or idleness), the next event ends the stream instead of
     going out."""
+
+    async def commit(name: str) -> None:
+        async with ds.internal_session("seed") as s:
+            await s.edit("running", json.dumps({"nfo-test:top": {"name": name}}), "json")
+
+    async def next_comment_or_data(lines: AsyncIterator[str]) -> str:
+        while True:
+            line = await anext(lines)
+            if line.startswith(("data:", ": subscription ended")):
+                return line
+
     for how in ("logout", "idle"):
         token, csrf = await login(web)
-        lines: list[str] = []
         async with web.stream("GET", "/restconf/streams/NETCONF/json",
                               headers={**cookie(token), "Accept": "text/event-stream"}) as r:
             assert r.status_code == 200
-            it = r.aiter_lines()
-
-            async def next_comment_or_data() -> str:
-                while True:
-                    line = await anext(it)
-                    if line.startswith(("data:", ": subscription ended")):
-                        return line
-
-            async with ds.internal_session("seed") as s:
-                await s.edit("running", '{"nfo-test:top": {"name": "before-%s"}}' % how,
-                             "json")
-            lines.append(await next_comment_or_data())
-            assert lines[-1].startswith("data:") and "netconf-config-change" in lines[-1]
+            lines = r.aiter_lines()
+            await commit(f"before-{how}")
+            first = await next_comment_or_data(lines)
+            assert first.startswith("data:") and "netconf-config-change" in first
             if how == "logout":
                 await web.post("/ui/logout", headers={**cookie(token), "X-CSRF-Token": csrf})
             else:
                 clock.now += 61  # past the idle timeout, with nobody asking meanwhile
-            async with ds.internal_session("seed") as s:
-                await s.edit("running", '{"nfo-test:top": {"name": "after-%s"}}' % how,
-                             "json")
-            lines.append(await next_comment_or_data())
-            assert lines[-1].startswith(": subscription ended: the web session has ended")
-            rest = [line async for line in it]
+            await commit(f"after-{how}")
+            last = await next_comment_or_data(lines)
+            assert last.startswith(": subscription ended: the web session has ended")
+            rest = [line async for line in lines]
             assert not any(line.startswith("data:") for line in rest), rest
