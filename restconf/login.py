@@ -143,11 +143,7 @@ class WebSessions:
         if session is None:
             return None
         now = self._clock()
-        why = ("idle" if now - session.seen > self.limits.idle_timeout else
-               "expired" if now - session.started > self.limits.lifetime else
-               "account disabled" if not self.users.enabled(session.user) else
-               "its datastore session was ended" if session.datastore is not None
-               and session.datastore.closed else None)
+        why = self._ended_why(session, now)
         if why is not None:
             del self._by_digest[key]
             await _end(session, why)
@@ -156,14 +152,18 @@ class WebSessions:
         self._by_digest.move_to_end(key)
         return session
 
+    def _ended_why(self, session: WebSession, now: float) -> str | None:
+        """Why ``session`` no longer lets its requests in at ``now``, or None."""
+        return ("idle" if now - session.seen > self.limits.idle_timeout else
+                "expired" if now - session.started > self.limits.lifetime else
+                "account disabled" if not self.users.enabled(session.user) else
+                "its datastore session was ended" if session.datastore is not None
+                and session.datastore.closed else None)
+
     def alive(self, session: WebSession) -> bool:
         """Whether ``session`` still lets its requests in (what :meth:`find` would say,
         without touching it): what an event stream opened in it asks before each event."""
-        now = self._clock()
-        return not (session.ended or now - session.seen > self.limits.idle_timeout
-                    or now - session.started > self.limits.lifetime
-                    or not self.users.enabled(session.user)
-                    or (session.datastore is not None and session.datastore.closed))
+        return not session.ended and self._ended_why(session, self._clock()) is None
 
     async def logout(self, token: str) -> WebSession | None:
         session = self._by_digest.pop(_digest(token), None)

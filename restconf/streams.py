@@ -157,15 +157,12 @@ class _EventStream(StreamingResponse):
                     yield b"".join(batch)
                     batch = []
                     await asyncio.sleep(0)
+                ev: Any = None
                 try:
                     async with asyncio.timeout(self._keepalive):
                         ev = await anext(sub)
                 except TimeoutError:
-                    if self._alive is not None and not self._alive():
-                        batch.append(b": subscription ended: the web session has ended\n\n")
-                        break
-                    yield b": keep-alive\n\n"
-                    continue
+                    pass
                 except StopAsyncIteration:
                     break
                 except NfoError as e:  # dropped for falling behind (resource-denied)
@@ -174,7 +171,9 @@ class _EventStream(StreamingResponse):
                 if self._alive is not None and not self._alive():
                     batch.append(b": subscription ended: the web session has ended\n\n")
                     break
-                if isinstance(ev, Notification):
+                if ev is None:
+                    yield b": keep-alive\n\n"
+                elif isinstance(ev, Notification):
                     try:
                         msg = notification_message(ev, self._schema, self._encoding)
                     except NfoError as e:
