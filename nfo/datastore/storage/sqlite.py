@@ -211,7 +211,6 @@ class SqliteStorage:
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
         self._defer_commit = False
-        self._deferred = False
         self._inflight: concurrent.futures.Future[BaseException | None] | None = None
         self._committer: DaemonPool | None = None
         self.off_loop_after = OFF_LOOP_AFTER
@@ -444,9 +443,7 @@ class SqliteStorage:
                 yield
                 if self._batch_lost is not None:
                     raise self._batch_lost
-                if self._defer_commit:
-                    self._deferred = True
-                else:
+                if not self._defer_commit:  # else durable_batch commits
                     conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -474,10 +471,9 @@ class SqliteStorage:
                 yield
         finally:
             self._defer_commit = False
-        if not self._deferred:
-            return
-        self._deferred = False
         conn = self._connection()
+        if not conn.in_transaction:
+            return
 
         def commit() -> BaseException | None:
             began = time.perf_counter()
