@@ -24,6 +24,8 @@ import pytest
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore, Notification, NotificationSubscription
+from nfo.drivers.sim import SimDriver
+from nfo.registry import Status
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port, udp_roundtrip
 from tests.waiting import wait_for
@@ -35,6 +37,19 @@ FAST = {"poll_interval": 0.05, "health_interval": 0.2, "backoff_base": 0.05,
 
 def inst_path(name: str) -> str:
     return f"{INSTANCES}/nf-instance[name='{name}']"
+
+
+def status_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The resource ids the sim VIM is asked the status of from now on, in order."""
+    asked: list[str] = []
+    real = SimDriver.status
+
+    async def status(self: SimDriver, resource_id: str) -> Status:
+        asked.append(resource_id)
+        return await real(self, resource_id)
+
+    monkeypatch.setattr(SimDriver, "status", status)
+    return asked
 
 
 # -- VIM-side views (no orchestrator needed) ---------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
 from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
+from tests.workload.conftest import status_calls
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
 
@@ -568,14 +569,7 @@ async def test_health_checks_keep_within_their_rate(env: Any,
     await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
     for n in names:
         await env.wait_status(n, "running")
-    calls: list[str] = []
-    real = SimDriver.status
-
-    async def counted(self: SimDriver, resource_id: str) -> Any:
-        calls.append(resource_id)
-        return await real(self, resource_id)
-
-    monkeypatch.setattr(SimDriver, "status", counted)
+    calls = status_calls(monkeypatch)
     t0 = time.monotonic()
     await asyncio.sleep(1.5)
     elapsed = time.monotonic() - t0

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from nfo.drivers.sim import SimDriver
 from nfo.errors import NfoError
-from nfo.registry import Status
+from tests.workload.conftest import status_calls
 
 
 def stored_state(env: Any, name: str) -> dict[str, Any] | None:
@@ -92,14 +91,7 @@ async def test_a_bad_state_entry_fails_alone(env: Any) -> None:
 
 async def test_a_pushed_running_for_a_recorded_running_workload_wakes_no_worker(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[str] = []
-    real = SimDriver.status
-
-    async def status(self: SimDriver, resource_id: str) -> Status:
-        asked.append(resource_id)
-        return await real(self, resource_id)
-
-    monkeypatch.setattr(SimDriver, "status", status)
+    asked = status_calls(monkeypatch)
     await env.open(health_interval=3600)
     await env.add_sim_vim("sim1", mean=0)
     await env.add_descriptor("fw")
