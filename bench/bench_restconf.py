@@ -59,15 +59,18 @@ AUTH = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
 KINDS = ("GET one nf-instance", "GET all nf-instances", "POST one nf-instance")
 MODES = dict(zip(KINDS, ("one", "all", "post"), strict=True))
 
-# wrk's script: args are mode ("one", "all" or "post"), N, a tag unique per run, the
-# Authorization header.  setup() numbers the threads so POSTed names never collide.
-LUA = """
+# setup() numbers wrk's threads so POSTed names never collide (each wrk script here).
+LUA_THREADS = """
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("tid", threads)
 end
+"""
 
+# wrk's script: args are mode ("one", "all" or "post"), N, a tag unique per run, the
+# Authorization header.
+LUA = LUA_THREADS + """
 local mode, n, tag, headers
 local counter = 0
 function init(args)

@@ -40,17 +40,20 @@ import time
 from pathlib import Path
 
 from _servers import Server, describe
-from bench_restconf import AUTH, INSTANCES, LUA, Run, http, instances_doc, parse_wrk
+from bench_restconf import (
+    AUTH,
+    INSTANCES,
+    LUA,
+    LUA_THREADS,
+    Run,
+    http,
+    instances_doc,
+    parse_wrk,
+)
 
 YANG = Path(__file__).resolve().parent / "yang"
 BENCH = "/restconf/data/nfo-bench:bench"
-ENTRY_LUA = """
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-
+ENTRY_LUA = LUA_THREADS + """
 local tag, headers
 local counter = 0
 function init(args)
