@@ -10,10 +10,11 @@ from nfo.client import Client, InvalidData
 
 def compact_past(nfo: Client, revision: int) -> InvalidData:
     """Commit catalog entries in batches of over 1 MiB until ``revision`` is no longer
-    retained: each such commit makes the server write a snapshot, it keeps three and the
-    commits after the oldest of them.  Returns the server's refusal of a diff of it."""
+    retained: the server writes a snapshot once the commits since the last one are as large
+    as it (and 1 MiB at least), keeps three and the commits from the oldest of them on.
+    Returns the server's refusal of a diff of it."""
     text = "x" * 4000
-    for batch in range(6):
+    for batch in range(16):
         nfo.catalog.add([{"id": f"big-{batch}-{n}", "description": text,
                           "vim-types": ["nfo-vim:sim"]} for n in range(300)])
         try:

@@ -104,7 +104,7 @@ def test_load_returns_newest_snapshots_and_their_tails(storage: SqliteStorage) -
     def commit(ds: str) -> CommitRecord:
         return storage.append_commit(ds, time.time(), "u", "edit", f'["{ds}"]')
 
-    _r1, _s2, r3 = commit("running"), commit("startup"), commit("running")
+    _r1, s2, r3 = commit("running"), commit("startup"), commit("running")
     storage.write_snapshot("running", 3, "R3")
     s4, r5, c6 = commit("startup"), commit("running"), commit("candidate")
     storage.write_snapshot("startup", 4, "S4")
@@ -123,7 +123,7 @@ def test_load_returns_newest_snapshots_and_their_tails(storage: SqliteStorage) -
     assert storage.since_snapshot("candidate") == (1, len(c6.payload))
     assert storage.snapshot_at("running", 4) == Snapshot("running", 4, "R4")
     assert storage.commits_between("running", 0, 8) == [r3, r5, r7]  # r1: before oldest kept
-    assert storage.history("startup") == [s8, s4]  # s2 went with the snapshot at 4
+    assert storage.history("startup") == [s8, s4, s2]  # one snapshot of startup: s2 kept
 
 
 def test_snapshot_rewrite_and_bad_revisions(storage: SqliteStorage) -> None:
@@ -139,6 +139,21 @@ def test_snapshot_rewrite_and_bad_revisions(storage: SqliteStorage) -> None:
     # The failed calls left no transaction behind.
     assert storage.append_commit("running", 2.0, "u", "edit", "[]").revision == 2
     assert storage.load().snapshots["running"].content == "one again"
+
+
+def test_the_first_snapshots_forget_no_commit(db: Path) -> None:
+    """Until there are ``keep_snapshots`` snapshots the empty start is the oldest one: a
+    first snapshot (written early by a burst of commits) must not cut the history."""
+    with SqliteStorage(db, keep_snapshots=3) as s:
+        for i in range(1, 11):
+            s.append_commit("running", float(i), "u", "edit", json.dumps(i), label=f"c{i}")
+            if i in (4, 7):
+                s.write_snapshot("running", i, "{}")
+                assert [c.revision for c in s.history("running")] == list(range(i, 0, -1))
+        s.write_snapshot("running", 9, "{}")
+        assert [c.revision for c in s.history("running")] == list(range(10, 3, -1))
+        s.write_snapshot("running", 10, "{}")
+        assert [c.revision for c in s.history("running")] == list(range(10, 6, -1))
 
 
 def test_pruning_keeps_history_consistent(db: Path) -> None:

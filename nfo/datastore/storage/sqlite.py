@@ -196,10 +196,10 @@ def _snapshot(row: tuple[Any, ...] | None) -> tuple[Snapshot, int] | None:
 class SqliteStorage:
     """:class:`~nfo.datastore.storage.base.Storage` on one SQLite file.
 
-    Keeps the newest ``keep_snapshots`` snapshots per datastore (and the commits
-    from the oldest of them on).  Not thread-safe: call it from one thread at a time
-    (the closing COMMIT of a :meth:`durable_batch` runs in a worker thread of its own,
-    and every other call waits for it first).
+    Keeps the newest ``keep_snapshots`` snapshots per datastore and the commits from the
+    oldest of them on (every commit, until there are that many).  Not thread-safe: call it
+    from one thread at a time (the closing COMMIT of a :meth:`durable_batch` runs in a
+    worker thread of its own, and every other call waits for it first).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, keep_snapshots: int = 3) -> None:
@@ -644,10 +644,12 @@ class SqliteStorage:
                 "  ORDER BY revision DESC LIMIT 1 OFFSET ?2)",
                 (datastore, self._keep_snapshots - 1),
             )
+            # the empty start counts as the oldest snapshot until there are enough
             conn.execute(
                 "DELETE FROM commits WHERE datastore = ?1 AND revision < ("
-                "  SELECT MIN(revision) FROM snapshots WHERE datastore = ?1)",
-                (datastore,),
+                "  SELECT MIN(revision) FROM snapshots WHERE datastore = ?1"
+                "  HAVING COUNT(*) >= ?2)",
+                (datastore, self._keep_snapshots),
             )
 
     def since_snapshot(self, datastore: str) -> tuple[int, int]:
