@@ -215,6 +215,11 @@ class Device:
             _CAP + "confirmed-commit:1.1")
 
     @property
+    def has_persist(self) -> bool:
+        """A confirmed commit can outlive its session (``<persist>``, RFC 6241 8.4)."""
+        return self.supports(_CAP + "confirmed-commit:1.1")
+
+    @property
     def has_validate(self) -> bool:
         return self.supports(_CAP + "validate:1.0") or self.supports(_CAP + "validate:1.1")
 
@@ -256,19 +261,31 @@ class Device:
     async def unlock(self, target: str) -> None:
         await self._call("unlock", f"<unlock><target>{_datastore(target)}</target></unlock>")
 
-    async def commit(self, *, confirmed: bool = False, timeout: int | None = None) -> None:
+    async def commit(self, *, confirmed: bool = False, timeout: int | None = None,
+                     persist: str | None = None, persist_id: str | None = None) -> None:
         """``<commit>``; ``confirmed`` starts (or extends) a confirmed commit that the device
-        rolls back unless a plain commit follows within ``timeout`` seconds (default 600)."""
+        rolls back unless a confirming commit follows within ``timeout`` seconds (default
+        600).  With ``persist`` the confirmed commit survives the end of this session, and
+        any session confirms it (``persist_id``) or cancels it by that token."""
         if timeout is not None and (not confirmed or timeout < 1):
             raise ValueError("a confirm timeout needs confirmed=True and at least 1 second")
+        if persist is not None and not confirmed:
+            raise ValueError("persist needs confirmed=True")
         body = ""
         if confirmed:
             body = "<confirmed/>" + (f"<confirm-timeout>{timeout}</confirm-timeout>"
                                      if timeout is not None else "")
+            if persist is not None:
+                body += f"<persist>{escape(persist)}</persist>"
+        if persist_id is not None:
+            body += f"<persist-id>{escape(persist_id)}</persist-id>"
         await self._call("commit", f"<commit>{body}</commit>")
 
-    async def cancel_commit(self) -> None:
-        await self._call("cancel-commit", "<cancel-commit/>")
+    async def cancel_commit(self, persist_id: str | None = None) -> None:
+        """``<cancel-commit>`` of this session's confirmed commit, or of the persistent
+        one started with ``persist_id``."""
+        body = "" if persist_id is None else f"<persist-id>{escape(persist_id)}</persist-id>"
+        await self._call("cancel-commit", f"<cancel-commit>{body}</cancel-commit>")
 
     async def discard_changes(self) -> None:
         await self._call("discard-changes", "<discard-changes/>")

@@ -186,10 +186,17 @@ async def dry_run(dev: Device, spec: ConfigSpec) -> tuple[str, str]:
     return ("candidate" if dev.has_candidate else "running"), edit
 
 
-async def apply(dev: Device, spec: ConfigSpec) -> bool:
+async def apply(dev: Device, spec: ConfigSpec, *, persist: str | None = None) -> bool:
     """Bring the function to the desired configuration; whether anything was sent.
 
-    Only the difference is sent, so applying again after a crash sends nothing."""
+    Only the difference is sent, so applying again after a crash sends nothing.  With a
+    ``persist`` token (one per instance) and a device that supports it, the confirmed
+    commit outlives nfo's session: an apply first cancels one a dead nfo left pending,
+    so the comparison never sees a configuration the device is about to roll back."""
+    persist = persist if persist is not None and dev.has_persist else None
+    if persist is not None:
+        with contextlib.suppress(DeviceError):  # none pending: the usual case
+            await dev.cancel_commit(persist_id=persist)
     target, edit = await dry_run(dev, spec)
     if not edit:
         return False
@@ -205,7 +212,8 @@ async def apply(dev: Device, spec: ConfigSpec) -> bool:
             try:
                 with _device("commit"):
                     await dev.commit(confirmed=confirmed, timeout=spec.confirm_timeout
-                                     if confirmed else None)
+                                     if confirmed else None,
+                                     persist=persist if confirmed else None)
             except ConfigError:
                 with contextlib.suppress(DeviceError):
                     await dev.discard_changes()
@@ -216,12 +224,12 @@ async def apply(dev: Device, spec: ConfigSpec) -> bool:
                     diff = spec.modules.differences(back, want, limit=3)
                 if confirmed:
                     with contextlib.suppress(DeviceError):
-                        await dev.cancel_commit()
+                        await dev.cancel_commit(persist_id=persist)
                 raise ConfigError("the function acknowledged the edit but its running "
                                   f"configuration differs: {'; '.join(diff)}", temporary=True)
         if confirmed:
             with _device("confirming the commit"):
-                await dev.commit()
+                await dev.commit(persist_id=persist)
         return True
     finally:
         with contextlib.suppress(DeviceError):

@@ -1124,7 +1124,7 @@ class WorkloadManager:
                                            reason=f"drift: re-applying ({diff[0]})")
                     due_apply = True
             if due_apply:
-                await nfconfig.apply(dev, spec)
+                await nfconfig.apply(dev, spec, persist=f"nfo-{name}")
                 stamp = _now_iso()
                 await self._set_config(name, status="in-sync", reason=None, difference=None,
                                        desired_digest=spec.digest,

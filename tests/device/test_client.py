@@ -231,6 +231,37 @@ async def test_closing_the_session_of_an_unconfirmed_commit_rolls_it_back(
     await wait_for(rolled_back, 20, "the rollback", every=1.0)
 
 
+async def test_a_persistent_confirmed_commit_outlives_its_session(
+        demo: DemoDevice, dev: Device) -> None:
+    """``persist``: the session's end does not roll it back; another session confirms it
+    by its token, after which there is nothing left to cancel."""
+    assert dev.has_persist
+    async with session(demo) as other:
+        await other.edit_config("candidate", iface("eth7"))
+        await other.commit(confirmed=True, timeout=600, persist="nfo-test-7")
+    await asyncio.sleep(3)  # a plain confirmed commit is rolled back within this (above)
+    assert names(await dev.get_config("running", MINE)) == ["eth7"]
+    await dev.commit(persist_id="nfo-test-7")
+    with pytest.raises(DeviceError) as err:
+        await dev.cancel_commit(persist_id="nfo-test-7")
+    assert err.value.kind == "rpc"
+    assert names(await dev.get_config("running", MINE)) == ["eth7"]
+
+
+async def test_a_persistent_confirmed_commit_is_cancelled_by_its_token(
+        demo: DemoDevice, dev: Device) -> None:
+    await dev.edit_config("candidate", iface("eth8"))
+    await dev.commit()
+    async with session(demo) as other:
+        await other.edit_config("candidate", iface("eth9"))
+        await other.commit(confirmed=True, persist="nfo-test-9")
+    with pytest.raises(DeviceError):  # not its token
+        await dev.cancel_commit(persist_id="nfo-test-other")
+    assert names(await dev.get_config("running", MINE)) == ["eth8", "eth9"]
+    await dev.cancel_commit(persist_id="nfo-test-9")
+    assert names(await dev.get_config("running", MINE)) == ["eth8"]
+
+
 async def test_cancel_commit_restores_running(dev: Device) -> None:
     await dev.edit_config("candidate", iface("eth4"))
     await dev.commit()
@@ -241,9 +272,11 @@ async def test_cancel_commit_restores_running(dev: Device) -> None:
     assert names(await dev.get_config("running", MINE)) == ["eth4"]
 
 
-async def test_commit_timeout_needs_confirmed(dev: Device) -> None:
+async def test_commit_timeout_and_persist_need_confirmed(dev: Device) -> None:
     with pytest.raises(ValueError):
         await dev.commit(timeout=10)
+    with pytest.raises(ValueError):
+        await dev.commit(persist="x")
 
 
 async def test_get_schema_returns_the_demo_module(dev: Device) -> None:

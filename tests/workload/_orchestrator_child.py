@@ -69,8 +69,8 @@ def _install_crash_after_commit(which: str) -> None:
 
     real = Device.commit
 
-    async def commit(self: Any, *, confirmed: bool = False, timeout: int | None = None) -> None:
-        await real(self, confirmed=confirmed, timeout=timeout)
+    async def commit(self: Any, *, confirmed: bool = False, **kw: Any) -> None:
+        await real(self, confirmed=confirmed, **kw)
         # "final": after the commit that makes the configuration stay; "confirmed": after
         # the confirmed commit, before nfo has read back and confirmed it
         if confirmed == (which == "confirmed"):

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -141,6 +142,12 @@ def kill_all_nfs(state: Path) -> None:
 
 
 free_udp_port = free_port
+
+
+def free_tcp_port() -> int:
+    """For a function that listens on TCP (the demo router's sshd): a port free for UDP
+    may be some loopback connection's TCP port."""
+    return free_port(socket.SOCK_STREAM)
 
 
 async def udp_echo(port: int, payload: bytes = b"hello nfo", timeout: float = 1.0) -> bytes | None:

@@ -73,7 +73,7 @@ async def device_edit(dev: Device, config: str) -> None:
 
 async def router(env: Any, name: str, port: int | None = None,
                  **extra: Any) -> tuple[int, dict[str, Any]]:
-    port = port or env.h.free_udp_port()
+    port = port or env.h.free_tcp_port()
     params = [{"name": "port", "value": str(port)}, *extra.pop("parameter", [])]
     await env.add_instance(name, DEMO, parameter=params, **extra)
     st = await env.wait_status(name, ("running", "failed"), timeout=20)
@@ -171,7 +171,7 @@ async def test_a_device_without_a_candidate_is_configured_on_running(env: Any) -
     desc["id"] = "router-running"
     desc["local"]["command"] += ["--target", "running"]
     await env.edit({"nfo-catalog:catalog": {"nf-descriptor": [desc]}})
-    port = env.h.free_udp_port()
+    port = env.h.free_tcp_port()
     await env.add_instance("r12", "router-running",
                            parameter=[{"name": "port", "value": str(port)}])
     await env.wait_status("r12", "running", timeout=20)
@@ -194,11 +194,10 @@ async def test_a_commit_acknowledged_but_not_applied_is_caught_by_the_read_back(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     real = Device.commit
 
-    async def validate_first(self: Device, *, confirmed: bool = False,
-                             timeout: int | None = None) -> None:
+    async def validate_first(self: Device, **kw: Any) -> None:
         # netconfd 2.13 then answers <ok/> to the commit and applies nothing
         await self.validate("candidate")
-        await real(self, confirmed=confirmed, timeout=timeout)
+        await real(self, **kw)
 
     monkeypatch.setattr(Device, "commit", validate_first)
     await env.open()
@@ -321,7 +320,7 @@ async def test_without_periodic_checks_an_in_sync_instance_leaves_the_manager_id
 
 async def test_an_unreachable_device_is_retried_and_reported(env: Any) -> None:
     await env.open()
-    closed = env.h.free_udp_port()
+    closed = env.h.free_tcp_port()
     await env.edit({"nfo-catalog:catalog": {"nf-descriptor": [
         {"id": DEMO, "parameter": [{"name": "mgmt-port", "type": "port",
                                     "default": str(closed)}],
@@ -331,7 +330,7 @@ async def test_an_unreachable_device_is_retried_and_reported(env: Any) -> None:
     assert c["reason"].startswith("temporary:") and "next-retry" in c
     assert env.status("r7") == "running"  # the workload itself is fine
     # another instance is configured meanwhile: the retries hold up only their own
-    port = env.h.free_udp_port()
+    port = env.h.free_tcp_port()
     await router(env, "r7b", port=port, parameter=[{"name": "mgmt-port", "value": str(port)}])
     await wait_config(env, "r7b", "in-sync")
     assert config_of(env, "r7")["status"] == "failed"
@@ -403,10 +402,11 @@ async def test_kill_9_of_nfo_while_applying_converges_without_applying_twice(
         env: Any, children: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         moment: str) -> None:
     """``final``: the device holds the configuration; nothing is sent again.
-    ``confirmed``: nfo's session died with the commit unconfirmed, so the device rolled it
-    back; it is sent once more."""
+    ``confirmed``: nfo died with its (persistent) confirmed commit unconfirmed; the next
+    apply cancels it by its token (the device would have kept it for the confirm timeout)
+    and sends the edit once more."""
     # the demo entry (with its key pair) is seeded by the child's first start
-    port = env.h.free_udp_port()
+    port = env.h.free_tcp_port()
     plan = {"options": env.h.FAST, "crash-after-device-commit": moment, "edits": [
         {"nfo-instances:nf-instances": {"nf-instance": [{
             "name": "rc", "descriptor": DEMO,
@@ -416,6 +416,14 @@ async def test_kill_9_of_nfo_while_applying_converges_without_applying_twice(
     children.append(child)
     await wait_for(lambda: child.said("CRASH"), 30, "the crash after the device's commit")
     await wait_for(lambda: child.proc.poll() is not None, 5, "the child to die")
+    if moment == "confirmed":
+        # the device keeps it past nfo's death (netconfd rolls a session's plain
+        # confirmed commit back within this), so only nfo's cancel can undo it
+        await env.open(manager=False)
+        await asyncio.sleep(3)
+        async with device(env, port) as dev:
+            assert "<hostname>crashed</hostname>" in await dev.get_config("running")
+        await env.close()
     edits = record_edits(monkeypatch)
     await env.open()
     assert config_of(env, "rc")["status"] == "applying"  # what the crash left recorded
@@ -447,7 +455,7 @@ async def test_bad_descriptors_and_misplaced_actions_are_refused_with_nothing_st
     assert e.value.path == f"/nfo-catalog:catalog/nf-descriptor[id='{DEMO}']/netconf/day1/template"
     assert descriptor(env) == before
     # the configuration actions need a function nfo configures, and one that runs
-    port = env.h.free_udp_port()
+    port = env.h.free_tcp_port()
     await env.add_instance("echo", "udp-echo", parameter=[{"name": "port", "value": str(port)}])
     await env.wait_status("echo", "running", timeout=15)
     with pytest.raises(NfoError, match="no NETCONF management"):
