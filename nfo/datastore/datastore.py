@@ -78,6 +78,9 @@ class Datastore:
 
     snapshot_every_commits = 5000
     snapshot_min_bytes = 1 << 20
+    snapshot_in_child_bytes = 1 << 19
+    """Once running's last snapshot is this large, the next ones are printed by a forked
+    child (:mod:`nfo.datastore.forked`) while the server goes on; 0: always in process."""
     partial_validation = True
     """Validate only what an edit touches where the schema proves it safe
     (see :mod:`nfo.schema.partial`); False re-validates everything."""

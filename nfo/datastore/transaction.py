@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nfo.datastore.candidate import Candidate, PrivateCandidate
+from nfo.datastore.forked import ChildPrint
 from nfo.datastore.formats import EditSource, edit_item
 from nfo.datastore.groupcommit import Batches, Queued
 from nfo.datastore.locks import LockTable
@@ -126,6 +127,7 @@ class Settings(Protocol):
 
     snapshot_every_commits: int
     snapshot_min_bytes: int
+    snapshot_in_child_bytes: int
     partial_validation: bool
     group_commit: bool
 
@@ -185,6 +187,10 @@ class Transactions:
         self._last_revision = 0
         self._snapshots: dict[str, asyncio.TimerHandle] = {}
         """Snapshots due, by datastore, written at the next turn of the event loop."""
+        self._children: dict[str, ChildPrint] = {}
+        """Snapshots being printed by a forked child, by datastore."""
+        self.snapshots_in_child = 0
+        """Snapshots written from a child's print so far."""
         self._writes: Batches[_Write, ChangeSet] = Batches(
             self._run_group, self._lock, "nfo-group-commit")
 
@@ -229,9 +235,16 @@ class Transactions:
 
     def close(self) -> None:
         self._writes.cancel()
+        due = set(self._children)
+        for child in self._children.values():
+            child.cancel()
+        self._children.clear()
         for ds, handle in list(self._snapshots.items()):
             handle.cancel()
-            self._snapshot_due(ds)
+            due.add(ds)
+        self._snapshots.clear()
+        for ds in sorted(due):
+            self._snapshot_now(ds)
         for t in self._trees.values():
             t.free()
         self._trees.clear()
@@ -637,7 +650,7 @@ class Transactions:
                 count, total = self._since[ds]
                 self._since[ds] = (count + commits, total + size)
             count, size = self._since[ds]
-            if ds not in self._snapshots and (
+            if ds not in self._snapshots and ds not in self._children and (
                     count >= self._settings.snapshot_every_commits or size >= max(
                         self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0))):
                 # once the writers of this commit have answered; the live tree and its
@@ -652,6 +665,14 @@ class Transactions:
         self._snapshots.pop(ds, None)
         if ds not in self._trees:
             return
+        fork_from = self._settings.snapshot_in_child_bytes
+        if 0 < fork_from <= self._snap_size.get(ds, 0) and self._print_in_child(ds):
+            return
+        self._snapshot_now(ds)
+
+    def _snapshot_now(self, ds: str) -> None:
+        if ds not in self._trees:
+            return
         try:
             self.snapshot(ds)
         except NfoError as e:
@@ -659,6 +680,36 @@ class Transactions:
             # on start, and the next commit tries again.
             log.warning("revision %d of %s is durable, but no snapshot was written: %s",
                         self._info[ds].revision, ds, e)
+
+    def _print_in_child(self, ds: str) -> bool:
+        """Start a snapshot of ``ds`` as it is now, printed by a forked child
+        (:mod:`nfo.datastore.forked`); False if no child could be made."""
+        revision = self._info[ds].revision
+        at_fork = self._since.get(ds, (0, 0))
+
+        def done(content: str | None) -> None:
+            self._children.pop(ds, None)
+            if ds not in self._trees:
+                return
+            if content is None:
+                self._snapshot_now(ds)
+                return
+            try:
+                self._storage.write_snapshot(ds, revision, content)
+            except NfoError as e:
+                log.warning("revision %d of %s is durable, but no snapshot was written: %s",
+                            revision, ds, e)
+                return
+            self._snap_size[ds] = len(content)
+            self.snapshots_in_child += 1
+            count, size = self._since.get(ds, at_fork)
+            self._since[ds] = (max(0, count - at_fork[0]), max(0, size - at_fork[1]))
+
+        child = ChildPrint.start(self._trees[ds], done)
+        if child is None:
+            return False
+        self._children[ds] = child
+        return True
 
     def _config_change(self, ds: str, writer: Writer, changes: ChangeSet,
                        work: Tree) -> Checked | None:
