@@ -258,11 +258,12 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
           "rotate over all N); remembered per server are parsed URI shapes and verified "
           "Authorization headers (by keyed digest, until running changes)")
     w = 22
+    kinds = args.kinds
     print("\nrequests per second (median of rounds)")
     cols = [*names, *(["this/other"] if other else []), "this/bare",
             *(["other/bare"] if other else [])]
     print(f"{'request':<{w}}" + "".join(f"{c:>12}" for c in cols))
-    for kind in KINDS:
+    for kind in kinds:
         rps = {n: med(by[n].runs[kind], "rps") for n in names}
         cells = [f"{rps[n]:.0f}" for n in names]
         if other:
@@ -274,7 +275,7 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
     print("\nlatency, ms: p50 / p99 (median of rounds)")
     cols = [*names, *(["p50 this/other"] if other else []), "p50 this/bare"]
     print(f"{'request':<{w}}" + "".join(f"{c:>16}" for c in cols))
-    for kind in KINDS:
+    for kind in kinds:
         p50 = {n: med(by[n].runs[kind], "p50") for n in names}
         cells = [f"{p50[n] * 1e3:.2f} / {med(by[n].runs[kind], 'p99') * 1e3:.2f}"
                  for n in names]
@@ -283,14 +284,14 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
         cells.append(f"{p50['this'] / p50['bare']:.1f}")
         print(f"{kind:<{w}}" + "".join(f"{c:>16}" for c in cells))
     print("\nrequests / errors (non-2xx and socket errors), all rounds")
-    for kind in KINDS:
+    for kind in kinds:
         print(f"{kind:<{w}}" + "".join(
             f"{n}: {sum(r.requests for r in by[n].runs[kind]):,} / "
             f"{sum(r.errors for r in by[n].runs[kind])}".rjust(24) for n in names))
     print("\nreference: the same reads through the datastore API (ds.get operational + print);"
           "\nthis build's RESTCONF against it: p50 (queueing behind the other connections "
           "included)\nand 1 / (req/s), the server's time per request at saturation")
-    for kind in KINDS[:2]:
+    for kind in [k for k in KINDS[:2] if k in kinds]:
         t = statistics.median(api.times[kind])
         p50 = med(by["this"].runs[kind], "p50")
         busy = 1 / med(by["this"].runs[kind], "rps")
@@ -308,11 +309,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--against", metavar="PYTHON",
                     help="also measure the nfo installed for this python executable")
+    ap.add_argument("--only", choices=sorted(MODES.values()), action="append",
+                    help="measure only this request kind (repeatable): one, all, post")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.duration, args.rounds = 30, 1, 1
     args.sizes = {}
+    args.kinds = [k for k in KINDS if not args.only or MODES[k] in args.only]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; tools/bootstrap installs it)")
     print(f"this:  {describe(sys.executable)}")
@@ -336,7 +340,7 @@ def main() -> None:
                 args.sizes[name] = len(body)
             targets.append(start_bare(tmp / "one.json", tmp / "all.json")[1])
             api = Api(tmp / "api", n)
-            for kind in KINDS:
+            for kind in args.kinds:
                 for r in range(args.rounds):
                     for t in targets if r % 2 == 0 else targets[::-1]:
                         run = wrk(script, t.port, MODES[kind], n, f"{t.name}{r}", args)

@@ -132,6 +132,8 @@ def _parent_of(path: str) -> str | None:
 
 def decode(text: str, what: str) -> str:
     """Strict percent-decoding (RFC 3986) into UTF-8 text; 400 on a bad escape."""
+    if "%" not in text:
+        return text  # nothing escaped: what decoding gives back
     if _BAD_PCT.search(text):
         raise MalformedMessage(f"bad percent-encoding in {what}: {text!r}", error_type="protocol")
     try:
