@@ -18,7 +18,9 @@ References measured in the same run:
   given for both builds with the ratio this/other;
 - a bare framework: a minimal Starlette app on uvicorn (bench/_bare_app.py, uvicorn
   configured as nfo configures it) with the same Basic-auth check, answering the same
-  paths with static bodies captured from nfo's answers: nfo/bare ratios;
+  paths with static bodies captured from nfo's answers: nfo/bare ratios.  Two of them:
+  ``bare`` on httptools (as nfo serves; the stricter floor) and ``bare-h11`` on uvicorn's
+  h11 (the floor issue 14 was first measured against); both ratios are printed;
 - the datastore API: the same reads through ``ds.get`` + print in this process.
 
 The wrk runs alternate: for each request kind, ``--rounds`` rounds (at least 3 in a
@@ -189,9 +191,10 @@ def start_nfo(name: str, python: str, state: Path, n: int) -> tuple[Server, Targ
     return srv, Target(name, srv.restconf_port, srv.stop)
 
 
-def start_bare(one: Path, whole: Path) -> tuple[subprocess.Popen[str], Target]:
+def start_bare(one: Path, whole: Path, http: str = "httptools"
+               ) -> tuple[subprocess.Popen[str], Target]:
     proc = subprocess.Popen([sys.executable, str(HERE / "_bare_app.py"), str(one), str(whole),
-                             PASSWORD], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             PASSWORD, http], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -206,7 +209,7 @@ def start_bare(one: Path, whole: Path) -> tuple[subprocess.Popen[str], Target]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return proc, Target("bare", int(line), stop)
+    return proc, Target("bare" if http == "httptools" else f"bare-{http}", int(line), stop)
 
 
 # -- the datastore-API reference ------------------------------------------------------------
@@ -254,24 +257,26 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
           f"{args.duration} s per run, {args.rounds} alternating round(s); Basic auth, JSON, "
           f"loopback; answers of {args.sizes['one']:,} bytes (one) and {args.sizes['all']:,} "
           "bytes (all), the bare app's the same")
+    print("bare: the bare Starlette app on uvicorn's httptools protocol, as nfo serves (the "
+          "stricter floor); bare-h11: the same app on uvicorn's h11 (issue 14's first floor)")
     print("no reply is cached: each GET of one entry looks it up in the live data (the names "
           "rotate over all N); remembered per server are parsed URI shapes and verified "
           "Authorization headers (by keyed digest, until running changes)")
     w = 22
     kinds = args.kinds
     print("\nrequests per second (median of rounds)")
-    cols = [*names, *(["this/other"] if other else []), "this/bare",
-            *(["other/bare"] if other else [])]
-    print(f"{'request':<{w}}" + "".join(f"{c:>12}" for c in cols))
+    cols = [*names, *(["this/other"] if other else []), "this/bare", "this/bare-h11",
+            *(["other/bare", "other/bare-h11"] if other else [])]
+    print(f"{'request':<{w}}" + "".join(f"{c:>15}" for c in cols))
     for kind in kinds:
         rps = {n: med(by[n].runs[kind], "rps") for n in names}
         cells = [f"{rps[n]:.0f}" for n in names]
         if other:
             cells.append(f"{rps['this'] / rps['other']:.2f}")
-        cells.append(f"{rps['this'] / rps['bare']:.3f}")
+        cells += [f"{rps['this'] / rps[b]:.3f}" for b in ("bare", "bare-h11")]
         if other:
-            cells.append(f"{rps['other'] / rps['bare']:.3f}")
-        print(f"{kind:<{w}}" + "".join(f"{c:>12}" for c in cells))
+            cells += [f"{rps['other'] / rps[b]:.3f}" for b in ("bare", "bare-h11")]
+        print(f"{kind:<{w}}" + "".join(f"{c:>15}" for c in cells))
     print("\nlatency, ms: p50 / p99 (median of rounds)")
     cols = [*names, *(["p50 this/other"] if other else []), "p50 this/bare"]
     print(f"{'request':<{w}}" + "".join(f"{c:>16}" for c in cols))
@@ -339,6 +344,7 @@ def main() -> None:
                 (tmp / f"{name}.json").write_bytes(body)
                 args.sizes[name] = len(body)
             targets.append(start_bare(tmp / "one.json", tmp / "all.json")[1])
+            targets.append(start_bare(tmp / "one.json", tmp / "all.json", "h11")[1])
             api = Api(tmp / "api", n)
             for kind in args.kinds:
                 for r in range(args.rounds):
