@@ -42,7 +42,7 @@ from nfo.restconf.streams import stream_endpoint, streams_data
 from nfo.restconf.ui import UiResources
 from nfo.schema import Fmt
 
-__all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app", "data_read", "read_body"]
+__all__ = ["CAPABILITIES", "OWNER", "Restconf", "create_app", "read_body"]
 
 log = logging.getLogger(__name__)
 
@@ -361,16 +361,6 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
 _READS = ("GET", "HEAD")
 
 
-def data_read(scope: Scope) -> bool:
-    """Whether a request is a GET or HEAD of a data resource: the app's hottest request,
-    which it serves without Starlette's middleware and routes."""
-    if scope["type"] != "http" or scope["method"] not in _READS or scope.get("root_path"):
-        return False
-    path: str = scope.get("path", "")
-    return ((path.startswith("/restconf/data") or path.startswith("/restconf/ds/"))
-            and _DATA_ROUTE.fullmatch(path) is not None)
-
-
 class _App(Starlette):
     """Starlette, except that a read of a data resource goes straight to its endpoint
     (the same endpoint, errors through the same handler) without the middleware
@@ -384,7 +374,10 @@ class _App(Starlette):
         self._on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not data_read(scope):
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope["method"] not in _READS or scope.get("root_path")
+                or not (path.startswith("/restconf/data") or path.startswith("/restconf/ds/"))
+                or not _DATA_ROUTE.fullmatch(path)):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
