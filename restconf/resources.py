@@ -255,9 +255,9 @@ class DataResources:
         method = request.method
         if method in _READS and (rp.is_root or rp.target.kind not in _OPERATIONS):
             # every resource but an operation is read with GET and HEAD
+            params = parse_query(request.scope.get("query_string", b""))
             return await self.read(request, Target(user, datastore, rp, fmt, base,
-                                                   bound_session(request)),
-                                   parse_query(request.scope.get("query_string", b"")))
+                                                   bound_session(request)), params)
         allowed = self.allowed(datastore, rp)
         if method not in allowed:
             what = "the datastore" if rp.is_root else (
