@@ -1,11 +1,12 @@
 """The bare-framework reference of bench/bench_restconf.py: Starlette on uvicorn, nothing else.
 
-Run as ``python bench/_bare_app.py ONE_FILE ALL_FILE PASSWORD``: listens on a free port of
-127.0.0.1 (printed on the first line of stdout) and answers the nf-instances paths RESTCONF
-serves with static bodies (the files' bytes, captured from nfo), after the same Basic
+Run as ``python bench/_bare_app.py ONE_FILE ALL_FILE PASSWORD [HTTP]``: listens on a free
+port of 127.0.0.1 (printed on the first line of stdout) and answers the nf-instances paths
+RESTCONF serves with static bodies (the files' bytes, captured from nfo), after the same Basic
 authentication check a client must pass (user ``admin``): GET of one instance, GET of the
-list, and POST (201, body read and dropped).  uvicorn runs as nfo runs it (httptools,
-no lifespan, no access log).
+list, and POST (201, body read and dropped).  uvicorn runs as nfo runs it (no lifespan, no
+access log) on ``HTTP``: ``httptools`` (the default, as nfo serves) or ``h11`` (uvicorn's
+pure-Python parser, the floor issue 14 first measured against).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def app(one: bytes, whole: bytes, password: str) -> Starlette:
 
 def main() -> None:
     one, whole, password = sys.argv[1], sys.argv[2], sys.argv[3]
+    http = sys.argv[4] if len(sys.argv) > 4 else "httptools"
     with open(one, "rb") as f1, open(whole, "rb") as f2:
         application = app(f1.read(), f2.read(), password)
     sock = socket.socket()
@@ -61,7 +63,7 @@ def main() -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(application, http="httptools", lifespan="off", log_level="warning",
+    config = uvicorn.Config(application, http=http, lifespan="off", log_level="warning",
                             access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 

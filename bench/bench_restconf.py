@@ -18,7 +18,9 @@ References measured in the same run:
   given for both builds with the ratio this/other;
 - a bare framework: a minimal Starlette app on uvicorn (bench/_bare_app.py, uvicorn
   configured as nfo configures it) with the same Basic-auth check, answering the same
-  paths with static bodies captured from nfo's answers: nfo/bare ratios;
+  paths with static bodies captured from nfo's answers: nfo/bare ratios.  Two of them:
+  ``bare`` on httptools (as nfo serves; the stricter floor) and ``bare-h11`` on uvicorn's
+  h11 (the floor issue 14 was first measured against); both ratios are printed;
 - the datastore API: the same reads through ``ds.get`` + print in this process.
 
 The wrk runs alternate: for each request kind, ``--rounds`` rounds (at least 3 in a
@@ -189,9 +191,10 @@ def start_nfo(name: str, python: str, state: Path, n: int) -> tuple[Server, Targ
     return srv, Target(name, srv.restconf_port, srv.stop)
 
 
-def start_bare(one: Path, whole: Path) -> tuple[subprocess.Popen[str], Target]:
+def start_bare(one: Path, whole: Path, http: str = "httptools"
+               ) -> tuple[subprocess.Popen[str], Target]:
     proc = subprocess.Popen([sys.executable, str(HERE / "_bare_app.py"), str(one), str(whole),
-                             PASSWORD], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             PASSWORD, http], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -206,7 +209,7 @@ def start_bare(one: Path, whole: Path) -> tuple[subprocess.Popen[str], Target]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return proc, Target("bare", int(line), stop)
+    return proc, Target("bare" if http == "httptools" else f"bare-{http}", int(line), stop)
 
 
 # -- the datastore-API reference ------------------------------------------------------------
@@ -254,27 +257,30 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
           f"{args.duration} s per run, {args.rounds} alternating round(s); Basic auth, JSON, "
           f"loopback; answers of {args.sizes['one']:,} bytes (one) and {args.sizes['all']:,} "
           "bytes (all), the bare app's the same")
+    print("bare: the bare Starlette app on uvicorn's httptools protocol, as nfo serves (the "
+          "stricter floor); bare-h11: the same app on uvicorn's h11 (issue 14's first floor)")
     print("no reply is cached: each GET of one entry looks it up in the live data (the names "
           "rotate over all N); remembered per server are parsed URI shapes and verified "
           "Authorization headers (by keyed digest, until running changes)")
     w = 22
+    kinds = args.kinds
     print("\nrequests per second (median of rounds)")
-    cols = [*names, *(["this/other"] if other else []), "this/bare",
-            *(["other/bare"] if other else [])]
-    print(f"{'request':<{w}}" + "".join(f"{c:>12}" for c in cols))
-    for kind in KINDS:
+    cols = [*names, *(["this/other"] if other else []), "this/bare", "this/bare-h11",
+            *(["other/bare", "other/bare-h11"] if other else [])]
+    print(f"{'request':<{w}}" + "".join(f"{c:>15}" for c in cols))
+    for kind in kinds:
         rps = {n: med(by[n].runs[kind], "rps") for n in names}
         cells = [f"{rps[n]:.0f}" for n in names]
         if other:
             cells.append(f"{rps['this'] / rps['other']:.2f}")
-        cells.append(f"{rps['this'] / rps['bare']:.3f}")
+        cells += [f"{rps['this'] / rps[b]:.3f}" for b in ("bare", "bare-h11")]
         if other:
-            cells.append(f"{rps['other'] / rps['bare']:.3f}")
-        print(f"{kind:<{w}}" + "".join(f"{c:>12}" for c in cells))
+            cells += [f"{rps['other'] / rps[b]:.3f}" for b in ("bare", "bare-h11")]
+        print(f"{kind:<{w}}" + "".join(f"{c:>15}" for c in cells))
     print("\nlatency, ms: p50 / p99 (median of rounds)")
     cols = [*names, *(["p50 this/other"] if other else []), "p50 this/bare"]
     print(f"{'request':<{w}}" + "".join(f"{c:>16}" for c in cols))
-    for kind in KINDS:
+    for kind in kinds:
         p50 = {n: med(by[n].runs[kind], "p50") for n in names}
         cells = [f"{p50[n] * 1e3:.2f} / {med(by[n].runs[kind], 'p99') * 1e3:.2f}"
                  for n in names]
@@ -283,14 +289,14 @@ def report(targets: list[Target], api: Api, args: argparse.Namespace) -> None:
         cells.append(f"{p50['this'] / p50['bare']:.1f}")
         print(f"{kind:<{w}}" + "".join(f"{c:>16}" for c in cells))
     print("\nrequests / errors (non-2xx and socket errors), all rounds")
-    for kind in KINDS:
+    for kind in kinds:
         print(f"{kind:<{w}}" + "".join(
             f"{n}: {sum(r.requests for r in by[n].runs[kind]):,} / "
             f"{sum(r.errors for r in by[n].runs[kind])}".rjust(24) for n in names))
     print("\nreference: the same reads through the datastore API (ds.get operational + print);"
           "\nthis build's RESTCONF against it: p50 (queueing behind the other connections "
           "included)\nand 1 / (req/s), the server's time per request at saturation")
-    for kind in KINDS[:2]:
+    for kind in [k for k in KINDS[:2] if k in kinds]:
         t = statistics.median(api.times[kind])
         p50 = med(by["this"].runs[kind], "p50")
         busy = 1 / med(by["this"].runs[kind], "rps")
@@ -308,11 +314,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--against", metavar="PYTHON",
                     help="also measure the nfo installed for this python executable")
+    ap.add_argument("--only", choices=sorted(MODES.values()), action="append",
+                    help="measure only this request kind (repeatable): one, all, post")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.duration, args.rounds = 30, 1, 1
     args.sizes = {}
+    args.kinds = [k for k in KINDS if not args.only or MODES[k] in args.only]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; tools/bootstrap installs it)")
     print(f"this:  {describe(sys.executable)}")
@@ -335,8 +344,9 @@ def main() -> None:
                 (tmp / f"{name}.json").write_bytes(body)
                 args.sizes[name] = len(body)
             targets.append(start_bare(tmp / "one.json", tmp / "all.json")[1])
+            targets.append(start_bare(tmp / "one.json", tmp / "all.json", "h11")[1])
             api = Api(tmp / "api", n)
-            for kind in KINDS:
+            for kind in args.kinds:
                 for r in range(args.rounds):
                     for t in targets if r % 2 == 0 else targets[::-1]:
                         run = wrk(script, t.port, MODES[kind], n, f"{t.name}{r}", args)

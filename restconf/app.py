@@ -12,6 +12,7 @@ Starlette exception handler, through the one error table of
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -146,13 +147,16 @@ class Restconf:
     def reply_format(request: Request) -> Fmt:
         """The reply encoding: Accept, the body's encoding winning ties (406 if none);
         recorded on the request for the error handler."""
-        ct = request.headers.get("content-type")
-        prefer = Fmt.XML if ct and "xml" in ct.lower() else Fmt.JSON
-        try:
-            fmt = negotiate(request.headers.get("accept"), prefer)
-        except HttpError:
+        ct = accept = None
+        for name, value in request.scope["headers"]:  # the first of each, as Headers.get
+            if name == b"content-type" and ct is None:
+                ct = value.decode("latin-1")
+            elif name == b"accept" and accept is None:
+                accept = value.decode("latin-1")
+        prefer, fmt = _formats(ct, accept)
+        if fmt is None:
             request.state.fmt = prefer
-            raise
+            return negotiate(accept, prefer)  # raises the 406
         request.state.fmt = fmt
         return fmt
 
@@ -259,6 +263,17 @@ class Restconf:
             s.set_oper(json.dumps(state), Fmt.JSON, owner=OWNER)
         except NfoError as e:
             log.warning("RESTCONF: could not publish its state: %s", e)
+
+
+@functools.lru_cache(maxsize=256)
+def _formats(content_type: str | None, accept: str | None) -> tuple[Fmt, Fmt | None]:
+    """The encoding a request's body prefers and the reply's (None: 406), by the two
+    headers' values: clients send the same few."""
+    prefer = Fmt.XML if content_type and "xml" in content_type.lower() else Fmt.JSON
+    try:
+        return prefer, negotiate(accept, prefer)
+    except HttpError:
+        return prefer, None
 
 
 def _with_locations(library: str) -> str:

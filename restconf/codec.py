@@ -368,6 +368,9 @@ def encode_targets(tree: Tree | None, targets: Sequence[Node], rp: ResourcePath,
         if fmt is Fmt.JSON:
             return '{"ietf-restconf:data":' + (printed or "{}") + "}"
         return f'<data xmlns="{RESTCONF_NS}">{printed}</data>'
+    if len(targets) == 1:  # the usual case: one target
+        one = encode_node(targets[0], fmt, with_defaults)
+        return one if one and one != "{}" else None
     pieces = [encode_node(n, fmt, with_defaults) for n in targets]
     pieces = [p for p in pieces if p and p != "{}"]
     if not pieces:

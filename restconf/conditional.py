@@ -18,7 +18,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from nfo.datastore import CommitInfo, Datastore, Precondition, Session, WriteView
@@ -29,6 +29,8 @@ __all__ = [
     "Validators",
     "check_read",
     "check_write",
+    "conditional_headers",
+    "raw_validator_headers",
     "state_validators",
     "validator_headers",
     "validators",
@@ -47,9 +49,10 @@ def validators(ds: Datastore, datastore: str, session: Session | None = None) ->
     ``session``: the request's long-lived session, whose candidate may be its own."""
     name = "running" if datastore in ("intended", "operational") else datastore
     info = ds.info(name)
-    candidate = (session.candidate_tree() if session is not None and name == "candidate"
-                 else ds.tree("candidate"))
-    if name == "candidate" and candidate is not ds.tree("running"):
+    if name != "candidate":
+        return _committed(info)
+    candidate = (session.candidate_tree() if session is not None else ds.tree("candidate"))
+    if candidate is not ds.tree("running"):
         digest = hashlib.sha1(candidate.print(Fmt.JSON).encode(),
                               usedforsecurity=False).hexdigest()[:12]
         return Validators(f'"{info.revision}-c{digest}"', None)
@@ -71,6 +74,24 @@ def validator_headers(v: Validators) -> dict[str, str]:
     if v.last_modified is not None:
         out["Last-Modified"] = _http_date(int(v.last_modified))
     return out
+
+
+def raw_validator_headers(v: Validators) -> list[tuple[bytes, bytes]]:
+    """:func:`validator_headers` as an ASGI response's header list."""
+    out = [(b"etag", v.etag.encode("latin-1"))]
+    if v.last_modified is not None:
+        out.append((b"last-modified", _http_date(int(v.last_modified)).encode("latin-1")))
+    return out
+
+
+_CONDITIONAL = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
+                          b"if-unmodified-since"))
+
+
+def conditional_headers(raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's header list (ASGI: lower-case names) holds a conditional
+    header that :func:`check_read` reads."""
+    return any(name in _CONDITIONAL for name, _ in raw)
 
 
 @functools.lru_cache(maxsize=64)

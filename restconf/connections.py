@@ -176,10 +176,11 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C: a request costs a third of h11's),
     guarded, with a bound on the request head (431 beyond :data:`MAX_HEAD`).
 
-    The head's bytes are counted as they arrive: a chunk that starts inside a head is
-    head up to the head's end, so while the head is still incomplete after it, all of
-    it counts; in the chunk where a head begins (after a previous request) the parser's
-    callbacks count what it has parsed (the request target, each header field)."""
+    The head's bytes are counted while it is incomplete: a chunk that starts inside a
+    head is head up to the head's end, so while the head is still incomplete after it,
+    all of it counts; after the chunk where a head begins (after a previous request)
+    what the parser has taken of it counts (the request target, each header field).
+    A head complete in its chunk is not counted (no callback per header field)."""
 
     def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *,
@@ -187,7 +188,6 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop, table=table,
                          refusing=refusing)
         self._in_head = False
-        self._whole_chunk = False
         self._head_bytes = 0
 
     def _head_pending(self) -> bool:
@@ -198,27 +198,21 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         self._head_bytes = 0
         super().on_message_begin()
 
-    def on_url(self, url: bytes) -> None:
-        if not self._whole_chunk:
-            self._head_bytes += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._whole_chunk:
-            self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
-        self._whole_chunk = self._in_head
+        whole_chunk = self._in_head
         super().data_received(data)
-        if self._in_head and self._whole_chunk:
+        if not self._in_head:
+            return
+        if whole_chunk:
             self._head_bytes += len(data)
-        self._whole_chunk = False
-        if self._in_head and self._head_bytes > MAX_HEAD and not self.transport.is_closing():
+        else:  # the head began in this chunk: what the parser has taken of it so far
+            self._head_bytes = len(self.url) + sum(len(name) + len(value) + 4  # ": ", CRLF
+                                                   for name, value in self.headers)
+        if self._head_bytes > MAX_HEAD and not self.transport.is_closing():
             self.transport.write(
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                 b"content-type: text/plain; charset=utf-8\r\n"

@@ -204,7 +204,9 @@ class SessionAuth:
         self.basic = basic
 
     async def __call__(self, request: HTTPConnection) -> str:
-        token = request.cookies.get(COOKIE)
+        # no Cookie header, no cookie to parse (the usual API client)
+        has_cookie = any(name == b"cookie" for name, _ in request.scope["headers"])
+        token = request.cookies.get(COOKIE) if has_cookie else None
         if token is None:
             return await self.basic(request)
         session = await self.sessions.find(token)

@@ -132,6 +132,8 @@ def _parent_of(path: str) -> str | None:
 
 def decode(text: str, what: str) -> str:
     """Strict percent-decoding (RFC 3986) into UTF-8 text; 400 on a bad escape."""
+    if "%" not in text:
+        return text  # nothing escaped: what decoding gives back
     if _BAD_PCT.search(text):
         raise MalformedMessage(f"bad percent-encoding in {what}: {text!r}", error_type="protocol")
     try:
@@ -282,6 +284,10 @@ class _Step:
     """Key names and leaves; None: no key values."""
     value: bool
     qualified: bool
+    prefix: str
+    """The step in a data path, without its values."""
+    segment: Segment | None
+    """The step's segment when it holds no value (the same for every path)."""
 
 
 def _shape(raw: str) -> tuple[str, ...]:
@@ -311,9 +317,12 @@ def _template(rp: ResourcePath) -> tuple[_Step, ...] | None:
                 keys.append((name, leaf))
         elif s.value is not None and not _verbatim(s.schema):
             return None
+        qualified = s.module != prev
         steps.append(_Step(s.module, s.name, s.kind, s.schema,
                            tuple(keys) if keys is not None else None,
-                           s.value is not None, s.module != prev))
+                           s.value is not None, qualified,
+                           f"/{s.module}:{s.name}" if qualified else f"/{s.name}",
+                           s if s.keys is None and s.value is None else None))
         prev = s.module
     return tuple(steps)
 
@@ -329,31 +338,36 @@ def _by_shape(steps: tuple[_Step, ...], raw: str) -> ResourcePath | None:
     segments = []
     path = ""
     parent: str | None = None
+    both_quotes = False
     for st, part in zip(steps, raw.split("/"), strict=True):
+        parent = path or None
+        if st.segment is not None:
+            segments.append(st.segment)
+            path += st.prefix
+            continue
         rest = part.partition("=")[2]
         keys: tuple[tuple[str, str], ...] | None = None
         value: str | None = None
-        step = f"/{st.module}:{st.name}" if st.qualified else f"/{st.name}"
+        step = st.prefix
         if st.keys is not None:
             values = [decode(v, f"a key value of {st.name!r}") for v in rest.split(",")]
             for (_, leaf), v in zip(st.keys, values, strict=True):
                 if not leaf.accepts(v):
                     return None
+                both_quotes = both_quotes or ("'" in v and '"' in v)
             keys = tuple((name, v) for (name, _), v in zip(st.keys, values, strict=True))
             step += "".join(_predicate(k, v) for k, v in keys)
         elif st.value:
             value = decode(rest, f"the value of {st.name!r}")
             if not st.schema.accepts(value):
                 return None
+            both_quotes = both_quotes or ("'" in value and '"' in value)
             step += _predicate(".", value)
         segments.append(Segment(st.module, st.name, st.kind, st.schema, keys, value))
-        parent = path or None
         path += step
-    for s in segments:
-        for v in [v for _, v in s.keys or ()] + ([s.value] if s.value is not None else []):
-            if "'" in v and '"' in v:
-                raise InvalidValue("key values holding both quote characters are not "
-                                   "supported", path=parent)
+    if both_quotes:
+        raise InvalidValue("key values holding both quote characters are not supported",
+                           path=parent)
     return ResourcePath(tuple(segments), path, parent)
 
 

@@ -59,6 +59,8 @@ from nfo.restconf.codec import (
 from nfo.restconf.conditional import (
     Validators,
     check_read,
+    conditional_headers,
+    raw_validator_headers,
     state_validators,
     validator_headers,
     validators,
@@ -79,6 +81,8 @@ from nfo.schema import Fmt, Node, Tree
 __all__ = ["DataResources", "Query", "Target", "options", "parse_query", "raw_path"]
 
 _READ_ONLY = ("intended", "operational")
+_READS = ("GET", "HEAD")
+_OPERATIONS = (Kind.ACTION, Kind.RPC)
 _READ_PARAMS = {"content", "depth", "fields", "with-defaults", *PAGING_PARAMS}
 _WRITE_PARAMS = {"insert", "point"}
 
@@ -173,6 +177,20 @@ def options(allowed: list[str], accept_patch: str | None = None) -> Response:
     return Response(status_code=200, headers=headers)
 
 
+class _Reply(Response):
+    """The 200 answer of a read, as Starlette's ``Response(body, 200, validator
+    headers, media_type=...)`` would be (the same head, in the same order), with its
+    head built directly."""
+
+    def __init__(self, body: str, v: Validators, content_type: str) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body.encode("utf-8")
+        self.raw_headers = [*raw_validator_headers(v),
+                            (b"content-length", str(len(self.body)).encode("latin-1")),
+                            (b"content-type", content_type.encode("latin-1"))]
+
+
 class DataResources:
     """``/restconf/data``, ``/restconf/ds/<datastore>`` and the operations they carry."""
 
@@ -234,8 +252,13 @@ class DataResources:
                      read_body: Callable[[Request], Awaitable[bytes]]) -> Response:
         datastore, raw, base = self.split(request)
         rp = parse_resource(self.schema, raw)
-        allowed = self.allowed(datastore, rp)
         method = request.method
+        if method in _READS and (rp.is_root or rp.target.kind not in _OPERATIONS):
+            # every resource but an operation is read with GET and HEAD
+            params = parse_query(request.scope.get("query_string", b""))
+            return await self.read(request, Target(user, datastore, rp, fmt, base,
+                                                   bound_session(request)), params)
+        allowed = self.allowed(datastore, rp)
         if method not in allowed:
             what = "the datastore" if rp.is_root else (
                 f"the {rp.target.kind.value} {rp.target.module}:{rp.target.name}"
@@ -306,6 +329,10 @@ class DataResources:
 
     # -- reads ---------------------------------------------------------------------
     def read_query(self, query: Query, rp: ResourcePath, datastore: str | None) -> ReadQuery:
+        if not query.params:  # the plain read: every knob at its default
+            return ReadQuery(datastore or "operational", rp.data_path,
+                             select_one=rp.data_path is not None
+                             and self.schema.names_one(rp.data_path))
         c = query.get("content") or "all"
         try:
             content = Content(c)
@@ -341,16 +368,18 @@ class DataResources:
 
     async def read(self, request: Request, target: Target, params: Query) -> Response:
         rp = target.path
-        allowed = set(_READ_PARAMS)
-        if target.datastore == "operational":
-            allowed.add("with-origin")
-        params.only(allowed, request.method)
+        if params.params:
+            allowed = set(_READ_PARAMS)
+            if target.datastore == "operational":
+                allowed.add("with-origin")
+            params.only(allowed, request.method)
         q = self.read_query(params, rp, target.datastore)
         wd = with_defaults_of(params.get("with-defaults"))
         # operational data (owners may push any node) changes without a commit
         state = q.datastore == "operational"
         v = validators(self.ds, q.datastore, target.session)
-        if not state and check_read(request.headers, v):
+        conditional = conditional_headers(request.scope["headers"])
+        if not state and conditional and check_read(request.headers, v):
             return Response(status_code=304, headers=validator_headers(v))
         page = q.paging is not None and q.paging.pages
         as_list = (target.fmt is Fmt.XML and not rp.is_root and not rp.target.is_instance
@@ -374,10 +403,9 @@ class DataResources:
                             error_type="application", path=rp.data_path)
         if state:
             v = state_validators(v, body)
-            if check_read(request.headers, v):
+            if conditional and check_read(request.headers, v):
                 return Response(status_code=304, headers=validator_headers(v))
-        return Response(body, 200, validator_headers(v),
-                        media_type=XML_LIST_TYPE if as_list else media_type(target.fmt))
+        return _Reply(body, v, XML_LIST_TYPE if as_list else media_type(target.fmt))
 
     # -- writes --------------------------------------------------------------------
     def present(self, target: Target, path: str | None) -> Node | None:

@@ -202,7 +202,8 @@ class BasicAuth:
         user = self._certificate_user(request)
         if user is not None:
             return user
-        headers = request.headers.getlist("authorization")
+        headers = [value.decode("latin-1") for name, value in request.scope["headers"]
+                   if name == b"authorization"]
         if not headers:
             raise self._challenge("authentication required")
         digest = self._digest(headers)

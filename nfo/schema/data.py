@@ -65,12 +65,15 @@ class WithDefaults(StrEnum):
 
     @property
     def ly(self) -> int:
-        return int({
-            WithDefaults.EXPLICIT: lib.LYD_PRINT_WD_EXPLICIT,
-            WithDefaults.TRIM: lib.LYD_PRINT_WD_TRIM,
-            WithDefaults.REPORT_ALL: lib.LYD_PRINT_WD_ALL,
-            WithDefaults.REPORT_ALL_TAGGED: lib.LYD_PRINT_WD_ALL_TAG,
-        }[self])
+        return _WD_FLAGS[self]
+
+
+_WD_FLAGS = {
+    WithDefaults.EXPLICIT: int(lib.LYD_PRINT_WD_EXPLICIT),
+    WithDefaults.TRIM: int(lib.LYD_PRINT_WD_TRIM),
+    WithDefaults.REPORT_ALL: int(lib.LYD_PRINT_WD_ALL),
+    WithDefaults.REPORT_ALL_TAGGED: int(lib.LYD_PRINT_WD_ALL_TAG),
+}
 
 
 _PARSE_WHEN_TRUE = 0x800000
@@ -108,6 +111,8 @@ def _ctx(schema: Any) -> Any:
 
 
 def _fmt(fmt: Fmt | str) -> Fmt:
+    if fmt.__class__ is Fmt:
+        return fmt
     try:
         return Fmt(fmt)
     except ValueError:
@@ -255,13 +260,14 @@ def print_nodes(node: Any, fmt: Fmt | str, *, siblings: bool = True, flags: int 
     opts = flags | (lib.LYD_PRINT_WITHSIBLINGS if siblings else 0)
     if not pretty:
         opts |= lib.LYD_PRINT_SHRINK
+    fmt = _fmt(fmt)
     buf = ffi.new("char **")
-    rc = lib.lyd_print_mem(buf, node, _fmt(fmt).ly, opts)
+    rc = lib.lyd_print_mem(buf, node, fmt.ly, opts)
     if rc != lib.LY_SUCCESS:
         raise MalformedMessage("libyang could not print the data")
     try:
         if buf[0] == ffi.NULL:
-            return "{}" if _fmt(fmt) is Fmt.JSON else ""
+            return "{}" if fmt is Fmt.JSON else ""
         return str(ffi.string(buf[0]).decode("utf-8"))
     finally:
         lib.free(buf[0])

@@ -114,3 +114,41 @@ async def test_an_internal_error_on_a_read_is_a_restconf_error(
         assert r.status_code == 406
         r = await c.get("/restconf/ds/", headers={"X-Test-User": "root"})
         assert r.status_code == 404
+
+
+async def test_a_plain_read_has_the_head_and_conditions_it_had(
+        ds: Datastore, serve: Serve) -> None:
+    """The plain GET's shortcuts (its head built directly, conditions checked only when a
+    conditional header is sent, the reply encoding remembered per header value) answer as
+    the general path does."""
+    permit_everyone(ds)
+    await seed(ds, {"nfo-test:top": {"item": [{"name": "a", "size": 1}]}})
+    base = await serve(create_app(ds, auth=_user))
+    running = "/restconf/ds/ietf-datastores:running/nfo-test:top/item=a"
+    for path, state in ((ITEM, True), (running, False)):
+        r = await get(base, path)
+        assert r.status_code == 200
+        assert r.headers.get_list("content-type") == [JSON]
+        assert r.headers.get_list("content-length") == [str(len(r.content))]
+        (tag,) = r.headers.get_list("etag")
+        assert ("last-modified" in r.headers) is not state
+        assert tag.startswith(f'"{ds.info("running").revision}' + ("-s" if state else '"'))
+        async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+            h = await c.head(path, headers={"Accept": JSON, "X-Test-User": "root"})
+        assert h.status_code == 200 and h.content == b""
+        assert {k: v for k, v in h.headers.items() if k != "date"} == {
+            k: v for k, v in r.headers.items() if k != "date"}
+        assert (await get(base, path, **{"IF-NONE-MATCH": tag})).status_code == 304
+        assert (await get(base, path, **{"If-Match": '"0"'})).status_code == 412
+        assert (await get(base, path, **{"If-Match": tag})).status_code == 200
+    # a refused Accept, asked twice (the second answer remembered): 406 each time, the
+    # error in the encoding of the request's Content-Type
+    for _ in range(2):
+        r = await get(base, ITEM, **{"Accept": "text/html",
+                                     "Content-Type": "application/yang-data+xml"})
+        assert r.status_code == 406
+        assert r.headers["content-type"] == "application/yang-data+xml"
+        assert b"<errors" in r.content
+    # a query parameter takes the general path: still checked
+    r = await get(base, ITEM + "?depth=0")
+    assert r.status_code == 400
