@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -159,17 +160,36 @@ class _Guard(asyncio.Protocol):
 
 
 class GuardedH11Protocol(_Guard, H11Protocol):
-    """uvicorn's h11 protocol (pure Python, strict), guarded."""
+    """uvicorn's h11 protocol (pure Python, strict), guarded.  h11 bounds a head it is
+    still waiting for; a complete head beyond :data:`MAX_HEAD` (arrived at once) is
+    refused here as h11 refuses the other kind (400)."""
 
     conn: Any
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *,
+                 table: Connections, refusing: bool = False) -> None:
+        super().__init__(config, server_state, app_state, _loop, table=table,
+                         refusing=refusing)
+        events = self.conn.next_event
+
+        def next_event() -> Any:
+            event = events()
+            if isinstance(event, h11.Request) and len(event.target) + sum(
+                    len(n) + len(v) + 4 for n, v in event.headers) > MAX_HEAD:
+                raise h11.RemoteProtocolError("the request head is too large",
+                                              error_status_hint=431)
+            return event
+
+        self.conn.next_event = next_event
 
     def _head_pending(self) -> bool:
         return bool(self.conn.trailing_data[0])
 
 
 MAX_HEAD = 16384
-"""Bytes of a request head (request line and header fields) at most: h11's own bound,
-kept for httptools, which has none."""
+"""Bytes of a request head (request line and header fields) at most: h11's own bound for
+a head it waits for, kept for complete ones and for httptools, which has none."""
 
 
 class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
@@ -180,7 +200,8 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
     head is head up to the head's end, so while the head is still incomplete after it,
     all of it counts; after the chunk where a head begins (after a previous request)
     what the parser has taken of it counts (the request target, each header field).
-    A head complete in its chunk is not counted (no callback per header field)."""
+    A head complete in its chunk is measured only when the chunk is larger than the
+    bound (no callback per header field otherwise)."""
 
     def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *,
@@ -189,9 +210,30 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
                          refusing=refusing)
         self._in_head = False
         self._head_bytes = 0
+        self._big_chunk = False
+        self._refused = False
 
     def _head_pending(self) -> bool:
         return self._in_head
+
+    def _head_size(self) -> int:
+        """What the parser has taken of the head: the request target, each header field."""
+        return len(self.url) + sum(len(name) + len(value) + 4  # ": ", CRLF
+                                   for name, value in self.headers)
+
+    def _refuse_head(self) -> None:
+        self._refused = True
+        if not self.transport.is_closing():
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: 31\r\nconnection: close\r\n\r\n"
+                b"the request head is too large\r\n")
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # the parser stopped because the head was refused: answered
+            super().send_400_response(msg)
 
     def on_message_begin(self) -> None:
         self._in_head = True
@@ -200,25 +242,27 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._big_chunk and self._head_size() > MAX_HEAD:
+            self._refuse_head()
+            raise _HeadTooLarge  # stops the parser: nothing of this request is served
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
         whole_chunk = self._in_head
+        self._big_chunk = len(data) > MAX_HEAD
         super().data_received(data)
-        if not self._in_head:
+        if not self._in_head or self._refused:
             return
         if whole_chunk:
             self._head_bytes += len(data)
         else:  # the head began in this chunk: what the parser has taken of it so far
-            self._head_bytes = len(self.url) + sum(len(name) + len(value) + 4  # ": ", CRLF
-                                                   for name, value in self.headers)
-        if self._head_bytes > MAX_HEAD and not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                b"content-type: text/plain; charset=utf-8\r\n"
-                b"content-length: 31\r\nconnection: close\r\n\r\n"
-                b"the request head is too large\r\n")
-            self.transport.close()
+            self._head_bytes = self._head_size()
+        if self._head_bytes > MAX_HEAD:
+            self._refuse_head()
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a refused request."""
 
 
 GuardedProtocol = _Guard
