@@ -7,8 +7,8 @@ as it was at the fork; it prints it and hands the text back through a pipe while
 goes on serving and committing. What the parent pays is the fork (its page tables: 5-25 ms
 at 300-500 MB resident) and reading the pipe.
 
-The child runs nothing but the print: the garbage collector off, no event loop, no SQLite,
-no lock another thread could be holding (libyang's printer takes none; glibc resets
+The child runs nothing but the print: the garbage collector off, the parent's sockets and
+files closed, no event loop, no SQLite, no lock another thread could be holding (libyang's printer takes none; glibc resets
 malloc's across fork), and it leaves with ``os._exit``. A child that fails, dies or
 outlives its deadline is reaped and reported as ``None``: the caller prints the snapshot
 itself, as it does below the size where forking pays.
@@ -128,7 +128,9 @@ def _child(tree: Tree, r: int, w: int) -> None:  # pragma: no cover - runs in th
         signal.set_wakeup_fd(-1)  # the parent's event loop is not ours to wake
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-        os.close(r)
+        # the parent's sockets and files: a connection it closes must not stay open here
+        os.closerange(3, w)
+        os.closerange(w + 1, os.sysconf("SC_OPEN_MAX"))
         view = memoryview(tree.print(Fmt.JSON).encode("utf-8"))
         while view:
             n = os.write(w, view)

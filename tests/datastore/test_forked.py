@@ -9,16 +9,18 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore import forked as forked_module
-from nfo.schema import Schema
+from nfo.schema import Schema, Tree
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_YANG = REPO / "tests" / "datastore" / "yang"
@@ -134,11 +136,46 @@ async def test_close_while_the_child_prints_kills_it_and_snapshots_in_process(
         assert snap is not None and snap.revision == revision
 
 
+async def test_the_child_keeps_none_of_the_parents_connections(
+        schema: Schema, db_path: Path, every_few: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection the server closes while a child prints is closed at once: the child
+    holds no copy of it."""
+    ds = Datastore.open(schema, SqliteStorage(db_path))
+    await ds.start()
+    mine, peer = socket.socketpair()
+    try:
+        s = ds.internal_session("w")
+        for k in range(5):
+            await s.edit("running", things(f"a{k}"), "json")
+        await until(lambda: ds.storage.snapshot_at("running", 10**9) is not None)
+        real = Tree.print
+
+        def slow(self: Tree, *a: Any, **kw: Any) -> str:  # the child's print
+            time.sleep(5)
+            return real(self, *a, **kw)
+
+        monkeypatch.setattr(Tree, "print", slow)
+        for k in range(5):
+            await s.edit("running", things(f"b{k}"), "json")
+        await until(lambda: "running" in ds._tx._children)
+        mine.close()
+        peer.settimeout(2)
+        assert peer.recv(1) == b""  # end of stream while the child still lives
+        assert "running" in ds._tx._children
+        monkeypatch.undo()
+        await s.close()
+    finally:
+        mine.close()
+        peer.close()
+        await ds.close()
+
+
 CHILD_SCRIPT = """
 import asyncio, json, os, sys, time
 from pathlib import Path
 from nfo.datastore import Datastore, SqliteStorage, forked
-from nfo.schema import Schema
+from nfo.schema import Schema, Tree
 
 slow_child = forked._child
 def child(tree, r, w):
