@@ -1,12 +1,12 @@
 """One NETCONF session's protocol state and :func:`handle`: one message in, one reply out.
 
 Pure with respect to the transport: the server hands :func:`handle` a framed
-message and writes back what it returns; or, to start a read in its receive path,
-:func:`prepare` (parse, dispatch, access check: synchronous) then :meth:`Call.run`.  Each message is parsed once, by the
-hardened reader (:mod:`nfo.wire.xml`); inline ``<config>`` elements are
-only scanned, so their content reaches libyang as the client wrote it.  The
-operation is dispatched through :data:`~nfo.netconf.operations.OPERATIONS`,
-and every failure is answered from the one error table.
+message and writes back what it returns (or, to start a read in its receive path,
+:func:`prepare`, synchronous: parse, dispatch, access check; then :meth:`Call.run`).
+Each message is parsed once, by the hardened reader (:mod:`nfo.wire.xml`);
+inline ``<config>`` elements are only scanned, so their content reaches libyang as
+the client wrote it.  The operation is dispatched through
+:data:`~nfo.netconf.operations.OPERATIONS`, and every failure is answered from the one error table.
 """
 
 from __future__ import annotations
