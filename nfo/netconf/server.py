@@ -486,7 +486,9 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         # notifications (from the notifier) never interleave inside a message.
         if self._chan is not None and not self._done:
             try:
-                self._chan.write(b"".join(framing.encode(m, self._chunked) for m in messages))
+                self._chan.write(framing.encode(messages[0], self._chunked)
+                                 if len(messages) == 1 else
+                                 b"".join(framing.encode(m, self._chunked) for m in messages))
             except BrokenPipeError:  # the client closed the channel; its close is under way
                 self.shutdown()
 
