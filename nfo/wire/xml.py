@@ -601,15 +601,19 @@ class _Source:
             data = bytes(data)
         if data.startswith(_WIDE_BOMS) or b"\x00" in data:
             self.refuse("XML messages must be UTF-8 (a UTF-16 or UTF-32 encoding was found)")
-        skip = 3 if data.startswith(_UTF8_BOM) else 0
-        m = _LEADING_WS.match(data, skip)
-        skip = m.end() if m is not None else skip
-        prefix = data[:skip]
-        self.lines = prefix.count(b"\n")
-        self.cols = len(prefix[prefix.rfind(b"\n") + 1:].removeprefix(_UTF8_BOM))
-        self.skip = skip
-        self.buf = data[skip:] if skip else data
-        decl = _DECLARATION.search(self.buf)
+        if data[:1] == b"<":  # (most messages: nothing to drop)
+            self.lines = self.cols = self.skip = 0
+            self.buf = data
+        else:
+            skip = 3 if data.startswith(_UTF8_BOM) else 0
+            m = _LEADING_WS.match(data, skip)
+            skip = m.end() if m is not None else skip
+            prefix = data[:skip]
+            self.lines = prefix.count(b"\n")
+            self.cols = len(prefix[prefix.rfind(b"\n") + 1:].removeprefix(_UTF8_BOM))
+            self.skip = skip
+            self.buf = data[skip:] if skip else data
+        decl = _DECLARATION.search(self.buf) if b"<!" in self.buf else None
         if decl is not None:
             self.refuse(f"XML with <!{decl.group(1).decode('ascii')} is not accepted: no "
                         "document type, entity or other markup declaration")
