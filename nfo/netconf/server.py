@@ -24,7 +24,7 @@ import types
 from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -68,6 +68,7 @@ MESSAGE_TIMEOUT = 60.0
 """Seconds from a message's first byte to its end, by default (docs/limits.md)."""
 
 
+_T = TypeVar("_T")
 _Work = bytes | Call | asyncio.Task[bytes]
 """A queued rpc: its message, its parsed call, or the task finishing one already started."""
 
@@ -152,14 +153,15 @@ class NetconfServer:
     table: SshConnections | None = None
     """The connections and sessions under :attr:`limits` (made by :func:`start_netconf`)."""
     _listener: Listener | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _channels: set[_NetconfChannel] = field(default_factory=set)
     _conns: set[asyncssh.SSHServerConnection] = field(default_factory=set)
 
-    def spawn(self, coro: Any) -> None:
-        t: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        return t
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -432,8 +434,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             except StopIteration as done:
                 self._answered(len(msg), done.value)
                 return
-            task = asyncio.get_running_loop().create_task(_finish(coro, waiting))
-            self._queue.put_nowait((len(msg), task))
+            self._queue.put_nowait((len(msg), self._srv.spawn(_finish(coro, waiting))))
         except Exception:
             log.exception("netconf session failed")
             self.shutdown("other")
