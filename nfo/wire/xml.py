@@ -445,8 +445,9 @@ class _Shape:
 
 _ShapeKey = tuple[frozenset[tuple[str, str]], bytes, bytes]
 _SHAPES: dict[_ShapeKey, _Shape] = {}
-_SEEN: dict[_ShapeKey, None] = {}
-"""Shapes seen once, not learnt yet."""
+_SEEN: dict[_ShapeKey, bool] = {}
+"""Shapes seen but not learnt: once (True: learn it next time), or for good (False: a
+shape that does not give expat's tree back)."""
 
 
 def _key(parts: list[bytes], opaque_names: frozenset[tuple[str, str]]) -> _ShapeKey:
@@ -472,19 +473,33 @@ def _by_shape(buf: bytes, opaque_names: frozenset[tuple[str, str]]
     shape = _SHAPES.get(key)
     if shape is not None:
         return shape.build(buf, parts), None
-    if key not in _SEEN:  # learnt the second time it is seen
+    seen = _SEEN.get(key)
+    if seen is None:  # learnt the second time it is seen
         if len(_SEEN) >= _SHAPES_MAX:
             _SEEN.clear()
-        _SEEN[key] = None
+        _SEEN[key] = True
         return None, None
-    return None, parts
+    return None, parts if seen else None
 
 
 def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, str]],
            root: Element) -> None:
     """Remember the shape of ``buf`` from ``root``, expat's reading of it, if the shape
     gives that same tree back (a message with comments, processing instructions,
-    references or opaque elements has none)."""
+    references or opaque elements has none: that is remembered too)."""
+    key = _key(parts, opaque_names)
+    shape = _shape_of(buf, parts, root)
+    if shape is None:
+        _SEEN[key] = False
+        return
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+        _SEEN.clear()
+    _SHAPES[key] = shape
+
+
+def _shape_of(buf: bytes, parts: list[bytes], root: Element) -> _Shape | None:
+    """The shape of ``buf`` (cut into ``parts``) if it gives ``root`` back."""
     at = list(itertools.accumulate(map(len, parts), initial=0))
     # a variable part holds a text after its ">", an attribute value after its '="'
     slots = {at[i] + (1 if parts[i][:1] == b">" else 2): i for i in range(1, len(parts), 2)}
@@ -504,7 +519,7 @@ def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, st
 
     order = _walk(root)
     if any(el.opaque for el in order):
-        return
+        return None
     index = {id(el): n for n, el in enumerate(order)}
     specs: list[_Spec] = []
     claimed: set[int] = set()
@@ -519,17 +534,17 @@ def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, st
         if not gt or tag[:1] in (b"!", b"?"):
             if tag.startswith(b"?xml") and count == 0 and not depth:
                 continue
-            return
+            return None
         if tag[:1] == b"/":
             depth.pop()
         else:
             m = _LEARN_START.fullmatch(tag)
             if m is None or count >= len(order):
-                return
+                return None
             el = order[count]
             where = place(start)
             if where is None:
-                return
+                return None
             parent = index[id(el.parent)] if el.parent is not None else -1
             spec = _Spec(el, parent, where)
             count += 1
@@ -540,11 +555,11 @@ def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, st
                 g = 2 if a.group(2) is not None else 3
                 i = slot(start + 1 + m.start(2) + a.start(g), a.end(g) - a.start(g), False)
                 if i is None:
-                    return
+                    return None
                 prefix, colon, local = name.decode().rpartition(":")
                 ns = el.nsmap.get(prefix) if colon else ""
                 if ns is None:
-                    return
+                    return None
                 spec.attrs.append(((ns, local), i))
                 claimed.add(i)
             specs.append(spec)
@@ -553,23 +568,19 @@ def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, st
         if text and depth:
             i = slot(pos - len(text), len(text), True)
             if i is None:
-                return
+                return None
             depth[-1].text.append(i)
             claimed.add(i)
     if count != len(order) or depth:
-        return
+        return None
     for spec, el in zip(specs, order, strict=True):
         if el.parent is not None:
             spec.stop = place(el._stop)
             if spec.stop is None:
-                return
+                return None
     shape = _Shape(specs, {i: parts[i] for i in range(1, len(parts), 2) if i not in claimed})
     built = shape.build(buf, parts)
-    if built is None or _facts(built) != _facts(root):
-        return
-    if len(_SHAPES) >= _SHAPES_MAX:
-        _SHAPES.clear()
-    _SHAPES[_key(parts, opaque_names)] = shape
+    return shape if built is not None and _facts(built) == _facts(root) else None
 
 
 def _walk(el: Element) -> list[Element]:
