@@ -59,6 +59,7 @@ class _Tracked(asyncio.Protocol):
         self.table = table
         self.conn: asyncssh.SSHServerConnection | None = None
         self.transport: asyncio.Transport | None = None
+        self.corked: Corked | None = None
         self.heard = False
         self.slots: set[SessionSlot] = set()
         self.deadline: asyncio.TimerHandle | None = None
@@ -72,15 +73,20 @@ class _Tracked(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport) and self.conn is not None
         self.transport = transport
         # asyncssh writes an IGNORE packet before each data packet: both in one write
-        self.conn.connection_made(cast(asyncio.Transport,
-                                       Corked(transport, asyncio.get_running_loop())))
+        self.corked = Corked(transport, asyncio.get_running_loop())
+        self.conn.connection_made(cast(asyncio.Transport, self.corked))
         if self.gone:  # closed to make room before it started
             self.conn.abort()
 
     def data_received(self, data: bytes) -> None:
         self.heard = True
-        assert self.conn is not None
-        self.conn.data_received(data)
+        assert self.conn is not None and self.corked is not None
+        # what answers this data (a reply written in the receive path) leaves at once
+        self.corked.hold()
+        try:
+            self.conn.data_received(data)
+        finally:
+            self.corked.flush()
 
     def eof_received(self) -> bool | None:
         assert self.conn is not None

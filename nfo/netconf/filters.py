@@ -53,15 +53,70 @@ def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
 
     Containment nodes become steps, content-match nodes predicates (and are
     selected too), selection nodes steps.  Returns None for an empty filter (select
-    nothing) and raises InvalidValue for elements of unknown namespaces.
+    nothing) and raises InvalidValue for elements of unknown namespaces.  The XPath of
+    a filter shape (its elements, without the content-match values) is remembered:
+    a filter of a known shape only has its values quoted into it.
     """
+    key: list[tuple[str, str, int]] = []
+    values: list[Element] = []
+    shape = tuple(key) if _shape(filter_el, module_of, key, values) else None
+    if shape is not None and shape in _TEMPLATES:
+        template = _TEMPLATES[shape]
+        if template is None:
+            return None
+        found = template.format(*[_literal(v.text.strip()) for v in values])
+        if len(found) + 3 > MAX_FILTER:
+            raise _too_big()
+        return found
+    xpath = _translate(filter_el, module_of, lambda k: _literal(k.text.strip()), MAX_FILTER)
+    if shape is not None:
+        index = {id(v): i for i, v in enumerate(values)}
+        if len(_TEMPLATES) >= MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        _TEMPLATES[shape] = _translate(filter_el, module_of,
+                                       lambda k: "{" + str(index[id(k)]) + "}", None)
+    return xpath
+
+
+MAX_TEMPLATES = 512
+"""Filter shapes remembered at most (all forgotten when full)."""
+_TEMPLATES: dict[tuple[tuple[str, str, int], ...], str | None] = {}
+"""The XPath of each filter shape seen, "{n}" standing for its n-th content-match value."""
+
+
+def _shape(el: Element, module_of: ModuleOf, key: list[tuple[str, str, int]],
+           values: list[Element]) -> bool:
+    """Add the shape of ``el``'s descendants to ``key`` ((module, name, children or -1
+    for a content-match node) in document order) and its content-match nodes to
+    ``values``; False when an element is in no known module (or its name could not
+    stand in an XPath template)."""
+    for k in el.children:
+        mod = module_of(k.ns) if k.ns else None
+        if mod is None or "{" in k.name or "}" in k.name:
+            return False
+        if k.children:
+            key.append((mod, k.name, len(k.children)))
+            if not _shape(k, module_of, key, values):
+                return False
+        elif k.text.strip():
+            key.append((mod, k.name, -1))
+            values.append(k)
+        else:
+            key.append((mod, k.name, 0))
+    return True
+
+
+def _translate(filter_el: Element, module_of: ModuleOf, literal: Callable[[Element], str],
+               limit: int | None) -> str | None:
+    """The XPath of a subtree filter, each content-match node's value given by
+    ``literal``; at most ``limit`` characters (else TooBig)."""
     paths: list[str] = []
     size = 0
 
     def add(path: str) -> None:
         nonlocal size
         size += len(path) + 3
-        if size > MAX_FILTER:
+        if limit is not None and size > limit:
             raise _too_big()
         paths.append(path)
 
@@ -78,7 +133,7 @@ def subtree_to_xpath(filter_el: Element, module_of: ModuleOf) -> str | None:
         kids = el.children
         matches = [k for k in kids if not k.children and k.text.strip()]
         others = [k for k in kids if k not in matches]
-        pred = "".join(f"[{name_of(k)}={_literal(k.text.strip())}]" for k in matches)
+        pred = "".join(f"[{name_of(k)}={literal(k)}]" for k in matches)
         if not others:
             add(step + pred)
             return

@@ -130,17 +130,27 @@ Attributes = Mapping[tuple[str, str], str]
 section 4.2 has the reply carry them all."""
 
 
+def _quoted(value: str) -> str:
+    if _PLAIN_VALUE.fullmatch(value) is not None:
+        return f'"{value}"'
+    return quoteattr(value)
+
+
+_PLAIN_VALUE = re.compile(r'[^&<>"\t\n\r]*')
+"""An attribute value that needs no escape."""
+
+
 def _reply_open(attrs: Attributes) -> str:
     parts = [f'<rpc-reply xmlns="{NC_NS}"']
     n = 0
     for (ns, local), value in attrs.items():
         if ns == _XML_NS:
-            parts.append(f" xml:{local}={quoteattr(value)}")
+            parts.append(f" xml:{local}={_quoted(value)}")
         elif ns and ns != NC_NS:
-            parts.append(f" xmlns:a{n}={quoteattr(ns)} a{n}:{local}={quoteattr(value)}")
+            parts.append(f" xmlns:a{n}={_quoted(ns)} a{n}:{local}={_quoted(value)}")
             n += 1
         else:
-            parts.append(f" {local}={quoteattr(value)}")
+            parts.append(f" {local}={_quoted(value)}")
     parts.append(">")
     return "".join(parts)
 

@@ -45,7 +45,7 @@ from nfo.wire.xml import Element
 if TYPE_CHECKING:
     from nfo.netconf.protocol import NetconfContext
 
-__all__ = ["OPERATIONS", "Handler", "handler_for", "operation_path"]
+__all__ = ["EAGER", "OPERATIONS", "Handler", "handler_for", "operation_path"]
 
 Handler = Callable[["NetconfContext", Element], Awaitable[str]]
 """An operation: the session's context and the operation element -> the reply content."""
@@ -400,6 +400,11 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     (YANG_NS, "action"): _yang_rpc,
 }
 """Every operation nfo implements itself, by (namespace, name)."""
+
+EAGER: frozenset[Handler] = frozenset({_get, _get_config, _get_data, _get_schema})
+"""Handlers the transport may start in its receive path when the session is idle: reads,
+which need no running task (no ``asyncio.timeout``, no ``current_task``) and whose
+awaits (a read handed to a worker thread) are plain futures."""
 
 
 def operation_path(op: Element, schema: Schema) -> str | None:

@@ -1,11 +1,12 @@
 """One NETCONF session's protocol state and :func:`handle`: one message in, one reply out.
 
 Pure with respect to the transport: the server hands :func:`handle` a framed
-message and writes back what it returns.  Each message is parsed once, by the
-hardened reader (:mod:`nfo.wire.xml`); inline ``<config>`` elements are
-only scanned, so their content reaches libyang as the client wrote it.  The
-operation is dispatched through :data:`~nfo.netconf.operations.OPERATIONS`,
-and every failure is answered from the one error table.
+message and writes back what it returns (or, to start a read in its receive path,
+:func:`prepare`, synchronous: parse, dispatch, access check; then :meth:`Call.run`).
+Each message is parsed once, by the hardened reader (:mod:`nfo.wire.xml`);
+inline ``<config>`` elements are only scanned, so their content reaches libyang as
+the client wrote it.  The operation is dispatched through
+:data:`~nfo.netconf.operations.OPERATIONS`, and every failure is answered from the one error table.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from nfo.datastore import Datastore, Session
 from nfo.datastore.notifications import NotificationSubscription
 from nfo.errors import MalformedMessage, NfoError, OperationFailed
 from nfo.netconf.messages import BASE_1_0, NC_NS, NMDA_NS, Attributes, error_reply, reply
-from nfo.netconf.operations import handler_for, operation_path
+from nfo.netconf.operations import EAGER, Handler, handler_for, operation_path
 from nfo.schema import Schema
 from nfo.wire import xml
 
-__all__ = ["NetconfContext", "handle"]
+__all__ = ["Call", "NetconfContext", "handle", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,40 @@ class NetconfContext:
         return self.session.datastore
 
 
-async def handle(ctx: NetconfContext, message: bytes) -> bytes:
-    """Process one <rpc> message and return the <rpc-reply> (never raises NfoError)."""
+class Call:
+    """One parsed, authorised <rpc>, ready to run: :meth:`run` gives the reply."""
+
+    __slots__ = ("attrs", "ctx", "eager", "handler", "op")
+
+    def __init__(self, ctx: NetconfContext, op: xml.Element, handler: Handler,
+                 attrs: Attributes) -> None:
+        self.ctx = ctx
+        self.op = op
+        self.handler = handler
+        self.attrs = attrs
+        self.eager = handler in EAGER
+        """Whether the transport may start it at once in its receive path (see
+        :data:`~nfo.netconf.operations.EAGER`)."""
+
+    async def run(self) -> bytes:
+        """The <rpc-reply> (never raises NfoError)."""
+        ctx = self.ctx
+        try:
+            body = await self.handler(ctx, self.op)
+        except NfoError as e:
+            ctx.out_rpc_errors += 1
+            return error_reply(e, self.attrs, ctx.schema.namespace_of)
+        except Exception:  # a bug of ours: answer it, keep the session
+            log.exception("netconf %s failed", self.op.name)
+            ctx.out_rpc_errors += 1
+            return error_reply(OperationFailed("internal error while processing the request"),
+                               self.attrs, ctx.schema.namespace_of)
+        return reply(self.attrs, body)
+
+
+def prepare(ctx: NetconfContext, message: bytes) -> Call | bytes:
+    """Parse one <rpc> message, find its handler and check access to the operation:
+    the :class:`Call` to run, or the error reply (never raises NfoError)."""
     attrs: Attributes = {}
     namespace_of = ctx.schema.namespace_of
     try:
@@ -77,13 +110,20 @@ async def handle(ctx: NetconfContext, message: bytes) -> bytes:
         checked = operation_path(op, ctx.schema)
         if checked is not None:
             ctx.session.authorize(checked)
-        body = await handler(ctx, op)
     except NfoError as e:
         ctx.out_rpc_errors += 1
         return error_reply(e, attrs, namespace_of)
-    except Exception:  # a bug of ours: answer it, keep the session
+    except Exception:
         log.exception("netconf %s failed", op.name)
         ctx.out_rpc_errors += 1
         return error_reply(OperationFailed("internal error while processing the request"),
                            attrs, namespace_of)
-    return reply(attrs, body)
+    return Call(ctx, op, handler, attrs)
+
+
+async def handle(ctx: NetconfContext, message: bytes) -> bytes:
+    """Process one <rpc> message and return the <rpc-reply> (never raises NfoError)."""
+    call = prepare(ctx, message)
+    if isinstance(call, bytes):
+        return call
+    return await call.run()

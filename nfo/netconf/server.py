@@ -20,9 +20,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import types
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -47,7 +49,7 @@ from nfo.netconf.messages import (
     status_notification,
 )
 from nfo.netconf.monitoring import Monitor, SessionInfo
-from nfo.netconf.protocol import NetconfContext, handle
+from nfo.netconf.protocol import Call, NetconfContext, handle, prepare
 from nfo.protocol.limits import NOTIFICATION_BATCH, Listener, Reclaimer
 from nfo.wire import framing
 
@@ -64,6 +66,37 @@ FRONT_END = "netconf"
 """How failed logins of this front end are named in the log."""
 MESSAGE_TIMEOUT = 60.0
 """Seconds from a message's first byte to its end, by default (docs/limits.md)."""
+
+
+_T = TypeVar("_T")
+_Work = bytes | Call | asyncio.Task[bytes]
+"""A queued rpc: its message, its parsed call, or the task finishing one already started."""
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, bytes], waiting: Any) -> Generator[Any, Any, bytes]:
+    """The rest of ``coro``, whose first step ran outside any task and yielded
+    ``waiting`` (the future it waits on), as a task runs it: what the task sends or
+    throws in goes on to ``coro``."""
+    while True:
+        try:
+            value = yield waiting
+        except BaseException as e:
+            try:
+                waiting = coro.throw(e)
+            except StopIteration as stop:
+                result: bytes = stop.value
+                return result
+        else:
+            try:
+                waiting = coro.send(value)
+            except StopIteration as stop:
+                result = stop.value
+                return result
+
+
+async def _finish(coro: Coroutine[Any, Any, bytes], waiting: Any) -> bytes:
+    return await _resume(coro, waiting)
 
 
 def load_host_key(key_dir: Path) -> asyncssh.SSHKey:
@@ -120,14 +153,15 @@ class NetconfServer:
     table: SshConnections | None = None
     """The connections and sessions under :attr:`limits` (made by :func:`start_netconf`)."""
     _listener: Listener | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _channels: set[_NetconfChannel] = field(default_factory=set)
     _conns: set[asyncssh.SSHServerConnection] = field(default_factory=set)
 
-    def spawn(self, coro: Any) -> None:
-        t: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        return t
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -244,7 +278,8 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._busy = False
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._decoder = framing.Decoder(srv.max_message)
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, _Work] | None] = asyncio.Queue()
+        """What the worker is to do, in order, with each rpc's size in bytes."""
         self._ctx: NetconfContext | None = None
         self._hello_timer: asyncio.TimerHandle | None = None
         self._chunked = False
@@ -371,8 +406,51 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                 self._chunked = self._decoder.chunked = base == BASE_1_1
                 continue
             self._last_request = asyncio.get_running_loop().time()
-            self._queue.put_nowait(msg)
+            if self._busy or self._queue.qsize():
+                self._queue.put_nowait((len(msg), msg))
+            else:
+                self._start(msg)
+            if self._done:
+                break
         return completed
+
+    def _start(self, msg: bytes) -> None:
+        """An rpc that arrives while the session is idle: a read (or a refusal) is
+        answered here, in the receive path, without a turn through the worker; a read
+        that has to wait (on a worker thread) is finished by a task the worker awaits
+        in its turn, and any other operation is queued for the worker."""
+        assert self._ctx is not None
+        try:
+            call = prepare(self._ctx, msg)
+            if isinstance(call, bytes):
+                self._answered(len(msg), call)
+                return
+            if not call.eager:
+                self._queue.put_nowait((len(msg), call))
+                return
+            coro = call.run()
+            try:
+                waiting = coro.send(None)
+            except StopIteration as done:
+                self._answered(len(msg), done.value)
+                return
+            self._queue.put_nowait((len(msg), self._srv.spawn(_finish(coro, waiting))))
+        except Exception:
+            log.exception("netconf session failed")
+            self.shutdown("other")
+
+    def _answered(self, size: int, reply: bytes) -> None:
+        """Send the reply of an rpc of ``size`` bytes, then what follows from it."""
+        assert self._ctx is not None
+        ctx = self._ctx
+        self._send(reply)
+        self._srv.reclaimer.note(size + len(reply))
+        sub = ctx.subscription
+        if sub is not None and self._notifier is None and not self._done:
+            # Started after the <ok/> went out, so it precedes any notification.
+            self._notifier = asyncio.get_running_loop().create_task(self._notify(sub))
+        if ctx.close_requested:
+            self.shutdown("closed")
 
     def eof_received(self) -> bool:
         self.shutdown()
@@ -409,7 +487,9 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         # notifications (from the notifier) never interleave inside a message.
         if self._chan is not None and not self._done:
             try:
-                self._chan.write(b"".join(framing.encode(m, self._chunked) for m in messages))
+                self._chan.write(framing.encode(messages[0], self._chunked)
+                                 if len(messages) == 1 else
+                                 b"".join(framing.encode(m, self._chunked) for m in messages))
             except BrokenPipeError:  # the client closed the channel; its close is under way
                 self.shutdown()
 
@@ -441,8 +521,13 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         ctx = self._ctx
         try:
             while True:
-                msg = await self._queue.get()
-                if msg is None or self._done:
+                item = await self._queue.get()
+                if item is None:
+                    break
+                size, work = item
+                if self._done:
+                    if isinstance(work, asyncio.Task):
+                        await work  # started in the receive path: ends before the session
                     break
                 if self._paused and self._queue.qsize() <= 8 and self._chan is not None:
                     self._chan.resume_reading()
@@ -451,19 +536,17 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                         self._message_since = asyncio.get_running_loop().time()
                 self._busy = True
                 try:
-                    reply = await handle(ctx, msg)
+                    if isinstance(work, bytes):
+                        reply = await handle(ctx, work)
+                    elif isinstance(work, Call):
+                        reply = await work.run()
+                    else:
+                        reply = await work
                 finally:
                     self._busy = False
                     self._last_request = asyncio.get_running_loop().time()
-                self._send(reply)
-                self._srv.reclaimer.note(len(msg) + len(reply))
-                sub = ctx.subscription
-                if sub is not None and self._notifier is None:
-                    # Started after the <ok/> went out, so it precedes any notification.
-                    self._notifier = asyncio.get_running_loop().create_task(
-                        self._notify(sub))
-                if ctx.close_requested:
-                    self.shutdown("closed")
+                self._answered(size, reply)
+                if self._done:
                     break
         except Exception:
             log.exception("netconf session failed")

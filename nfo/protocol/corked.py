@@ -23,20 +23,21 @@ class Corked:
     """``transport`` with its writes gathered per event-loop turn; everything else is
     the transport's own.  ``sent`` counts the bytes written (the owner may reset it)."""
 
-    __slots__ = ("_held", "_loop", "_size", "sent", "transport")
+    __slots__ = ("_held", "_holding", "_loop", "_size", "sent", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
         self._held: list[bytes] = []
         self._size = 0
+        self._holding = False
         self.sent = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         self.sent += len(data)
-        if not self._held:
+        if not self._held and not self._holding:
             self._loop.call_soon(self.flush)
         self._held.append(bytes(data))
         self._size += len(data)
@@ -47,7 +48,13 @@ class Corked:
         for data in lines:
             self.write(data)
 
+    def hold(self) -> None:
+        """Gather writes until the owner calls :meth:`flush` (which it must, in this
+        turn of the loop): nothing is scheduled for them."""
+        self._holding = True
+
     def flush(self) -> None:
+        self._holding = False
         if not self._held:
             return
         data = self._held[0] if len(self._held) == 1 else b"".join(self._held)

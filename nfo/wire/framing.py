@@ -42,6 +42,8 @@ def encode_eom(message: bytes) -> bytes:
 def encode_chunked(message: bytes, chunk_size: int = 65536) -> bytes:
     if not message:
         raise ValueError("a chunked message cannot be empty")
+    if len(message) <= chunk_size:
+        return b"\n#%d\n%b\n##\n" % (len(message), message)
     parts = []
     for i in range(0, len(message), chunk_size):
         chunk = message[i:i + chunk_size]
@@ -126,6 +128,17 @@ class Decoder:
         return msg
 
     def _next_chunked(self) -> bytes | None:
+        if not self._left and not self._msg:
+            # a message in one chunk, all here: cut out at once
+            m = _HEADER.match(self._raw)
+            if m is not None:
+                size = int(m.group(1))
+                end = m.end() + size
+                if (size <= min(self.max_size, MAX_CHUNK)
+                        and self._raw[end:end + 4] == b"\n##\n"):
+                    msg = bytes(self._raw[m.end():end])
+                    del self._raw[:end + 4]
+                    return msg
         while True:
             if self._left:
                 take = min(self._left, len(self._raw))

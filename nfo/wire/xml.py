@@ -40,8 +40,10 @@ refusal is the same.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import functools
+import itertools
 import re
 from collections.abc import Callable, Collection
 from typing import NoReturn
@@ -363,6 +365,238 @@ def _plain_content(data: bytes, begin: int, qname: bytes, room: int,
     return end, scan
 
 
+# -- small messages by shape ---------------------------------------------------------
+
+_SHAPE_MAX = 8192
+"""Bytes of a message at most that is read by its shape."""
+_SHAPES_MAX = 256
+"""Shapes remembered at most (all forgotten when full)."""
+_VARIABLE = re.compile(rb"(>[^<>]+(?=<)|=\"[^\"<>]*\"|='[^'<>]*')")
+"""What differs between messages of one shape: text between tags (after the ">" that
+ends a tag), attribute values (after "=", quoted)."""
+_UNUSUAL = bytes(range(0x09)) + b"\x0b\x0c\r" + bytes(range(0x0e, 0x20)) + b"&"
+"""Bytes that keep a message from being read by its shape: control characters,
+carriage returns (line ends are normalised), references."""
+_LEARN_NAME = rb"[A-Za-z_][A-Za-z0-9._-]*(?::[A-Za-z_][A-Za-z0-9._-]*)?"
+_LEARN_START = re.compile(rb"(" + _LEARN_NAME + rb")((?:[ \t\n]+" + _LEARN_NAME
+                          + rb"[ \t\n]*=[ \t\n]*(?:\"[^\"<]*\"|'[^'<]*'))*)[ \t\n]*/?")
+_LEARN_ATTRIBUTE = re.compile(rb"[ \t\n]+(" + _LEARN_NAME
+                              + rb")[ \t\n]*=[ \t\n]*(?:\"([^\"<]*)\"|'([^'<]*)')")
+_ATTRIBUTE_SPACES = bytes.maketrans(b"\t\n", b"  ")
+"""Attribute-value normalisation (XML 1.0 section 3.3.3; carriage returns never get here)."""
+_Place = tuple[int, int]
+"""A byte position as (index of a fixed part, offset in it)."""
+
+
+class _Spec:
+    """One element of a shape: what it has of its own, and where its values are."""
+
+    __slots__ = ("attrs", "name", "ns", "nsmap", "own", "parent", "start", "stop", "text")
+
+    def __init__(self, el: Element, parent: int, start: _Place) -> None:
+        self.ns = el.ns
+        self.name = el.name
+        self.nsmap = el.nsmap
+        self.own = el._own
+        self.parent = parent
+        self.start = start
+        self.stop: _Place | None = None
+        self.attrs: list[tuple[tuple[str, str], int]] = []
+        """(attribute, the variable part holding its value)."""
+        self.text: list[int] = []
+        """The variable parts holding the element's text, in order."""
+
+
+class _Shape:
+    """How to build the element tree of any message whose fixed parts are one
+    message's (learnt from expat's reading of it): the elements, and which variable
+    part is which text or attribute value; every other variable part (a namespace
+    declaration, the XML declaration's values) must be as it was."""
+
+    __slots__ = ("fixed", "specs")
+
+    def __init__(self, specs: list[_Spec], fixed: dict[int, bytes]) -> None:
+        self.specs = [(s.ns, s.name, s.nsmap, s.own, s.parent, s.start, s.stop or (0, 0),
+                       tuple(s.attrs), tuple(s.text)) for s in specs]
+        self.fixed = fixed
+
+    def build(self, buf: bytes, parts: list[bytes]) -> Element | None:
+        for i, value in self.fixed.items():
+            if parts[i] != value:
+                return None
+        at = list(itertools.accumulate(map(len, parts), initial=0))
+        doc = _Document(buf)
+        made: list[Element] = []
+        for ns, name, nsmap, own, up, start, stop, attrs, text in self.specs:
+            parent = made[up] if up >= 0 else None
+            el = Element(doc, ns, name,
+                         {key: parts[i][2:-1].translate(_ATTRIBUTE_SPACES).decode()
+                          for key, i in attrs} if attrs else {},
+                         nsmap, parent, at[start[0]] + start[1], own)
+            if text:
+                el.text = b"".join([parts[i][1:] for i in text]).decode()
+            if parent is not None:
+                el._stop = at[stop[0]] + stop[1]
+                parent.children.append(el)
+            made.append(el)
+        made[0]._stop = len(buf)
+        return made[0]
+
+
+_ShapeKey = tuple[frozenset[tuple[str, str]], bytes, bytes]
+_SHAPES: dict[_ShapeKey, _Shape] = {}
+_SEEN: dict[_ShapeKey, bool] = {}
+"""Shapes seen but not learnt: once (True: learn it next time), or for good (False: a
+shape that does not give expat's tree back)."""
+
+
+def _key(parts: list[bytes], opaque_names: frozenset[tuple[str, str]]) -> _ShapeKey:
+    """The fixed parts, and what kind each variable part is (its first byte)."""
+    return opaque_names, b"\x00".join(parts[0::2]), bytes([p[0] for p in parts[1::2]])
+
+
+def _plain(buf: bytes) -> bool:
+    """Whether ``buf`` may be read by its shape: small, ASCII, nothing of
+    :data:`_UNUSUAL`, no CDATA end."""
+    return (len(buf) <= _SHAPE_MAX and buf.isascii()
+            and len(buf.translate(None, _UNUSUAL)) == len(buf) and b"]]>" not in buf)
+
+
+def _by_shape(buf: bytes, opaque_names: frozenset[tuple[str, str]]
+              ) -> tuple[Element | None, list[bytes] | None]:
+    """The tree of ``buf`` built from a shape learnt before, or (None, the parts to
+    learn its shape from once expat has read it; None if it has none)."""
+    if not _plain(buf):
+        return None, None
+    parts = _VARIABLE.split(buf)
+    key = _key(parts, opaque_names)
+    shape = _SHAPES.get(key)
+    if shape is not None:
+        return shape.build(buf, parts), None
+    seen = _SEEN.get(key)
+    if seen is None:  # learnt the second time it is seen
+        if len(_SEEN) >= _SHAPES_MAX:
+            _SEEN.clear()
+        _SEEN[key] = True
+        return None, None
+    return None, parts if seen else None
+
+
+def _learn(buf: bytes, parts: list[bytes], opaque_names: frozenset[tuple[str, str]],
+           root: Element) -> None:
+    """Remember the shape of ``buf`` from ``root``, expat's reading of it, if the shape
+    gives that same tree back (a message with comments, processing instructions,
+    references or opaque elements has none: that is remembered too)."""
+    key = _key(parts, opaque_names)
+    shape = _shape_of(buf, parts, root)
+    if shape is None:
+        _SEEN[key] = False
+        return
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+        _SEEN.clear()
+    _SHAPES[key] = shape
+
+
+def _shape_of(buf: bytes, parts: list[bytes], root: Element) -> _Shape | None:
+    """The shape of ``buf`` (cut into ``parts``) if it gives ``root`` back."""
+    at = list(itertools.accumulate(map(len, parts), initial=0))
+    # a variable part holds a text after its ">", an attribute value after its '="'
+    slots = {at[i] + (1 if parts[i][:1] == b">" else 2): i for i in range(1, len(parts), 2)}
+    fixed_at = at[0::2]
+
+    def place(pos: int) -> _Place | None:
+        k = bisect.bisect_right(fixed_at, pos) - 1
+        if k < 0 or pos >= fixed_at[k] + len(parts[2 * k]):
+            return None
+        return 2 * k, pos - fixed_at[k]
+
+    def slot(pos: int, size: int, text: bool) -> int | None:
+        i = slots.get(pos)
+        if i is None or (parts[i][:1] == b">") != text:
+            return None
+        return i if len(parts[i]) - (1 if text else 3) == size else None
+
+    order = _walk(root)
+    if any(el.opaque for el in order):
+        return None
+    index = {id(el): n for n, el in enumerate(order)}
+    specs: list[_Spec] = []
+    claimed: set[int] = set()
+    pieces = buf.split(b"<")
+    pos = len(pieces[0])
+    depth: list[_Spec] = []
+    count = 0
+    for piece in pieces[1:]:
+        start = pos
+        pos = start + 1 + len(piece)
+        tag, gt, text = piece.partition(b">")
+        if not gt or tag[:1] in (b"!", b"?"):
+            if tag.startswith(b"?xml") and count == 0 and not depth:
+                continue
+            return None
+        if tag[:1] == b"/":
+            depth.pop()
+        else:
+            m = _LEARN_START.fullmatch(tag)
+            if m is None or count >= len(order):
+                return None
+            el = order[count]
+            where = place(start)
+            if where is None:
+                return None
+            parent = index[id(el.parent)] if el.parent is not None else -1
+            spec = _Spec(el, parent, where)
+            count += 1
+            for a in _LEARN_ATTRIBUTE.finditer(m.group(2)):
+                name = a.group(1)
+                if name == b"xmlns" or name.startswith(b"xmlns:"):
+                    continue
+                g = 2 if a.group(2) is not None else 3
+                i = slot(start + 1 + m.start(2) + a.start(g), a.end(g) - a.start(g), False)
+                if i is None:
+                    return None
+                prefix, colon, local = name.decode().rpartition(":")
+                ns = el.nsmap.get(prefix) if colon else ""
+                if ns is None:
+                    return None
+                spec.attrs.append(((ns, local), i))
+                claimed.add(i)
+            specs.append(spec)
+            if not tag.endswith(b"/"):
+                depth.append(spec)
+        if text and depth:
+            i = slot(pos - len(text), len(text), True)
+            if i is None:
+                return None
+            depth[-1].text.append(i)
+            claimed.add(i)
+    if count != len(order) or depth:
+        return None
+    for spec, el in zip(specs, order, strict=True):
+        if el.parent is not None:
+            spec.stop = place(el._stop)
+            if spec.stop is None:
+                return None
+    shape = _Shape(specs, {i: parts[i] for i in range(1, len(parts), 2) if i not in claimed})
+    built = shape.build(buf, parts)
+    return shape if built is not None and _facts(built) == _facts(root) else None
+
+
+def _walk(el: Element) -> list[Element]:
+    """``el`` and its descendants in document order."""
+    out = [el]
+    for c in el.children:
+        out += _walk(c)
+    return out
+
+
+def _facts(el: Element) -> tuple[object, ...]:
+    """Everything an element tree tells, for comparing two readings of one message."""
+    return (el.ns, el.name, el.attrs, el.nsmap, el.text, el._start, el._stop, el._own,
+            el.opaque, [_facts(c) for c in el.children])
+
+
 # -- reading ---------------------------------------------------------------------------
 
 
@@ -378,15 +612,19 @@ class _Source:
             data = bytes(data)
         if data.startswith(_WIDE_BOMS) or b"\x00" in data:
             self.refuse("XML messages must be UTF-8 (a UTF-16 or UTF-32 encoding was found)")
-        skip = 3 if data.startswith(_UTF8_BOM) else 0
-        m = _LEADING_WS.match(data, skip)
-        skip = m.end() if m is not None else skip
-        prefix = data[:skip]
-        self.lines = prefix.count(b"\n")
-        self.cols = len(prefix[prefix.rfind(b"\n") + 1:].removeprefix(_UTF8_BOM))
-        self.skip = skip
-        self.buf = data[skip:] if skip else data
-        decl = _DECLARATION.search(self.buf)
+        if data[:1] == b"<":  # (most messages: nothing to drop)
+            self.lines = self.cols = self.skip = 0
+            self.buf = data
+        else:
+            skip = 3 if data.startswith(_UTF8_BOM) else 0
+            m = _LEADING_WS.match(data, skip)
+            skip = m.end() if m is not None else skip
+            prefix = data[:skip]
+            self.lines = prefix.count(b"\n")
+            self.cols = len(prefix[prefix.rfind(b"\n") + 1:].removeprefix(_UTF8_BOM))
+            self.skip = skip
+            self.buf = data[skip:] if skip else data
+        decl = _DECLARATION.search(self.buf) if b"<!" in self.buf else None
         if decl is not None:
             self.refuse(f"XML with <!{decl.group(1).decode('ascii')} is not accepted: no "
                         "document type, entity or other markup declaration")
@@ -502,6 +740,20 @@ def read(data: bytes, *, opaque: Collection[tuple[str, str]] = (), opaque_root: 
     """
     src = _Source(data, error_type)
     opaque_names = frozenset(opaque)
+    if opaque_root:
+        parts = None
+    else:
+        known, parts = _by_shape(src.buf, opaque_names)
+        if known is not None:
+            return known
+    root = _expat_read(src, opaque_names, opaque_root)
+    if parts is not None:
+        _learn(src.buf, parts, opaque_names, root)
+    return root
+
+
+def _expat_read(src: _Source, opaque_names: frozenset[tuple[str, str]],
+                opaque_root: bool) -> Element:
     if opaque_names or opaque_root:
         try:
             return _read(src, opaque_names, opaque_root, plain=True)

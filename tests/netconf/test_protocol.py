@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from nfo.datastore import Datastore, RpcCall
+from nfo.errors import InvalidValue, TooBig
+from nfo.netconf import filters
 from nfo.netconf.filters import subtree_to_xpath
 from nfo.netconf.messages import BASE_1_0, BASE_1_1, NC_NS, HelloError, client_hello, server_hello
 from nfo.netconf.protocol import NetconfContext, handle
@@ -129,6 +131,52 @@ def test_subtree_to_xpath_shapes() -> None:
     xp = subtree_to_xpath(f, lambda ns: "nfo-test" if ns == T else None)
     assert xp == ("/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:name | "
                   "/nfo-test:top/nfo-test:item[nfo-test:name=\"it's\"]/nfo-test:size")
+
+
+def _module_of(ns: str) -> str | None:
+    return "nfo-test" if ns == T else None
+
+
+FILTER = (f'<filter xmlns:q="{T}"><q:top><q:item><q:name>{{}}</q:name><q:size/></q:item>'
+          "<q:name>{}</q:name></q:top></filter>")
+
+
+@pytest.mark.parametrize("values", [("a", "b"), ("it's", 'say "x"'), ("both ' and \"", " z "),
+                                    ("{0}", "}{")])
+def test_a_filter_of_a_known_shape_is_translated_as_a_new_one(values: tuple[str, str]) -> None:
+    def translated(first: str, second: str) -> str | None:
+        el = xml.read(FILTER.format(xml.escape(first), xml.escape(second)).encode())
+        return subtree_to_xpath(el, _module_of)
+
+    def fresh(first: str, second: str) -> str | None:
+        filters._TEMPLATES.clear()
+        return translated(first, second)
+
+    translated("n1", "n2")  # the shape is known from here on
+    assert translated(*values) == fresh(*values)
+    assert "nfo-test:name=" in (translated(*values) or "")
+
+
+def test_a_filter_of_a_known_shape_keeps_its_bound() -> None:
+    def translated(value: str) -> str | None:
+        return subtree_to_xpath(xml.read(FILTER.format(value, "x").encode()), _module_of)
+
+    translated("short")
+    with pytest.raises(TooBig):
+        translated("v" * filters.MAX_FILTER)
+
+
+def test_an_empty_filter_shape_selects_nothing() -> None:
+    el = xml.read(b'<filter type="subtree"/>')
+    assert subtree_to_xpath(el, _module_of) is None
+    assert subtree_to_xpath(el, _module_of) is None
+
+
+def test_unknown_namespaces_are_refused_whatever_the_shape() -> None:
+    bad = xml.read(b'<filter><top xmlns="urn:nowhere"><a>1</a></top></filter>')
+    for _ in range(2):
+        with pytest.raises(InvalidValue):
+            subtree_to_xpath(bad, _module_of)
 
 
 async def test_xpath_filter_and_with_defaults(ctx: NetconfContext) -> None:

@@ -28,6 +28,26 @@ def test_chunked_roundtrip_split_everywhere() -> None:
         assert out == [msg, b"<z/>"]
 
 
+def test_whole_one_chunk_messages_read_as_split_ones() -> None:
+    msgs = [b"<rpc/>", b"<a>" + b"y" * 300 + b"</a>", b"\n##\n", b"<b>\n#3\n</b>"]
+    data = b"".join(encode_chunked(m) for m in msgs) + b"\n#2\nab\n#1\nc\n##\n"
+    for step in (1, 4, 7, len(data)):
+        d = Decoder()
+        d.chunked = True
+        out: list[bytes] = []
+        for i in range(0, len(data), step):
+            out += d.feed_all(data[i:i + step])
+        assert out == [*msgs, b"abc"] and not d.partial
+    d = Decoder(max_size=5)
+    d.chunked = True
+    with pytest.raises(FramingError):  # the cap holds for a whole chunk too
+        d.feed_all(encode_chunked(b"<rpc/>"))
+    d = Decoder()
+    d.chunked = True
+    with pytest.raises(FramingError):  # a whole chunk followed by a bad header
+        d.feed_all(b"\n#2\nab\n#x\n")
+
+
 def test_rfc_6242_example() -> None:
     d = Decoder()
     d.chunked = True
