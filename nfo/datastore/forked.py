@@ -8,10 +8,10 @@ goes on serving and committing. What the parent pays is the fork (its page table
 at 300-500 MB resident) and reading the pipe.
 
 The child runs nothing but the print: the garbage collector off, the parent's sockets and
-files closed, no event loop, no SQLite, no lock another thread could be holding (libyang's printer takes none; glibc resets
-malloc's across fork), and it leaves with ``os._exit``. A child that fails, dies or
-outlives its deadline is reaped and reported as ``None``: the caller prints the snapshot
-itself, as it does below the size where forking pays.
+files closed, no event loop, no SQLite, no lock another thread could be holding (libyang's
+printer takes none; glibc resets malloc's across fork), and it leaves with ``os._exit``. A
+child that fails, dies or outlives its deadline is reaped and reported as ``None``: the
+caller prints the snapshot itself, as it does below the size where forking pays.
 """
 
 from __future__ import annotations
