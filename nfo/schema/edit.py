@@ -193,13 +193,17 @@ _RUN_OPS = ("merge", "create", "replace")
 
 
 class _Editor:
-    def __init__(self, ctx: Any, tree: Tree, names: Names, bulk: bool = False) -> None:
+    def __init__(self, ctx: Any, tree: Tree, names: Names, bulk: bool = False,
+                 plain: bool = False) -> None:
         self.ctx = ctx
         self.tree = tree
         self.names = names
         self.changes = ChangeSet()
         self.bulk = bulk
         """Create runs of plain new list entries at once (see :meth:`_run`)."""
+        self.plain = plain
+        """The edit is known to carry no metadata and no apostrophe in any value
+        (:attr:`Tree.plain`): every entry is plain, none needs looking into."""
         self._runs: dict[tuple[int, int], list[Run]] = {}
         self._seen: set[str] = set()
         self._out = ffi.new("struct lyd_node **")
@@ -433,7 +437,8 @@ class _Editor:
             t, present = ffi.NULL, False
         if op == "none" and t == ffi.NULL and is_term:
             return
-        if op in ("create", "replace", "merge") and t == ffi.NULL and not _has_ops(e):
+        if op in ("create", "replace", "merge") and t == ffi.NULL and (
+                self.plain or not _has_ops(e)):
             if self.bulk and where is not None and _plain_container(e):
                 # its lists' entries may be runs (the same changes, in the same order)
                 t = self._create(e, parent, recursive=False, path=where)
@@ -519,11 +524,17 @@ class _Editor:
             tfirst, sch, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS
         n = first
         count = 0
-        while n != _NULL and n.schema == sch and self._plain(n, sch):
-            if has and find_sibling(tfirst, n, out) != _NULL:
-                break
-            count += 1
-            n = n.next
+        if self.plain and not has:
+            while n != _NULL and n.schema == sch:
+                count += 1
+                n = n.next
+        else:
+            plain = self.plain
+            while n != _NULL and n.schema == sch and (plain or self._plain(n, sch)):
+                if has and find_sibling(tfirst, n, out) != _NULL:
+                    break
+                count += 1
+                n = n.next
         if not count:
             return None
         make_room(self.ctx, t, PER_INSERT * count)
@@ -690,7 +701,7 @@ def apply_edit(schema: Any, tree: Tree, edit: Tree, default_operation: str = "me
     """
     if default_operation not in ("merge", "replace", "none"):
         raise InvalidValue(f"invalid default-operation {default_operation!r}")
-    ed = _Editor(schema.cdata, tree, names_of(schema), bulk)
+    ed = _Editor(schema.cdata, tree, names_of(schema), bulk, edit.plain)
     if into is not None:
         ed.changes = into
     if default_operation == "replace":
