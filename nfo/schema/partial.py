@@ -19,7 +19,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import Tree, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
-from nfo.schema.hashes import PER_INSERT, make_room
+from nfo.schema.hashes import PER_INSERT, children_bound, make_room
 
 __all__ = ["Plan", "plan_edits"]
 
@@ -223,19 +223,20 @@ def _first_instance(first: Any, schema: Any, out: Any) -> Any:
 
 def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
     """Move the instances of ``schema`` among the siblings ``first`` under ``parent``
-    of another tree (its index given room once, for all of them)."""
+    of another tree, in one pass (``parent``'s index given room once, for as many
+    nodes as their own parent's index holds)."""
     node = _first_instance(first, schema, out)
-    nodes = []
-    while node != ffi.NULL and node.schema == schema:
-        nodes.append(node)
-        node = node.next
-    if not nodes:
+    if node == ffi.NULL:
         return
-    make_room(ctx, parent, PER_INSERT * len(nodes))
+    make_room(ctx, parent, PER_INSERT * children_bound(ffi.cast("struct lyd_node *",
+                                                                node.parent)))
     insert = lib.lyd_insert_child
-    for n in nodes:
-        if insert(parent, n) != lib.LY_SUCCESS:
+    null = ffi.NULL
+    while node != null and node.schema == schema:
+        nxt = node.next
+        if insert(parent, node) != lib.LY_SUCCESS:
             ly.raise_last(ctx, "grafting data")
+        node = nxt
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:
