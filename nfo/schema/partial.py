@@ -184,16 +184,18 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
         return
     # the entries of a large list are many consecutive siblings: a tight loop for them
     lists = ind.lists
-    sch, skey = None, 0
+    null = ffi.NULL
     c = lib.lyd_child(n)
-    while c != ffi.NULL:
-        if c.schema != sch:
-            sch = c.schema
-            skey = ly.addr(sch)
+    while c != null:
+        sch = c.schema
+        skey = ly.addr(sch)
         if skey in lists:
-            touched.setdefault(skey, []).append(c)
-        else:
-            _scan(ctx, ind, c, op, candidates, touched_schema, touched)
+            put = touched.setdefault(skey, []).append
+            while c != null and c.schema == sch:
+                put(c)
+                c = c.next
+            continue
+        _scan(ctx, ind, c, op, candidates, touched_schema, touched)
         c = c.next
 
 
