@@ -6,6 +6,8 @@ the same order, the same refusal."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from nfo.errors import NfoError
@@ -143,3 +145,27 @@ def test_keys_no_path_could_name_are_still_refused(schema: Schema) -> None:
         assert not e.plain
         with pytest.raises(NfoError, match="holds both"):
             apply_edit(schema, t, e, bulk=True)
+
+
+async def test_free_soon_empties_at_once_and_frees_after_the_step(
+        schema: Schema, monkeypatch: pytest.MonkeyPatch) -> None:
+    freed: list[int] = []
+    real = Tree.free
+
+    def free(self: Tree) -> None:
+        if not self.is_empty():
+            freed.append(1)
+        real(self)
+
+    monkeypatch.setattr(Tree, "free", free)
+    t = Tree.parse(schema, top(pair("x", 1)), Fmt.XML)
+    t.free_soon()
+    assert t.is_empty() and not freed
+    await asyncio.sleep(0)
+    assert freed == [1]
+
+
+def test_free_soon_without_a_loop_frees_at_once(schema: Schema) -> None:
+    t = Tree.parse(schema, top(pair("x", 1)), Fmt.XML)
+    t.free_soon()
+    assert t.is_empty()
