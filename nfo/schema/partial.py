@@ -225,20 +225,46 @@ def _first_instance(first: Any, schema: Any, out: Any) -> Any:
 
 def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
     """Move the instances of ``schema`` among the siblings ``first`` under ``parent``
-    of another tree, in one pass (``parent``'s index given room once, for as many
-    nodes as their own parent's index holds)."""
+    of another tree, in one pass that compares no schema: up to the first instance of a
+    later sibling schema (a validated tree's children are in schema order), found by
+    hashed lookups; ``parent``'s index is given room once, for as many nodes as their
+    own parent's index holds."""
     node = _first_instance(first, schema, out)
     if node == ffi.NULL:
         return
-    make_room(ctx, parent, PER_INSERT * children_bound(ffi.cast("struct lyd_node *",
-                                                                node.parent)))
+    held = ffi.cast("struct lyd_node *", node.parent)
+    make_room(ctx, parent, PER_INSERT * children_bound(held))
     insert = lib.lyd_insert_child
-    null = ffi.NULL
-    while node != null and node.schema == schema:
+    end = _after_instances(held, schema, out)
+    if end is None:  # something libyang does not order (an opaque node) comes last
+        while node != ffi.NULL and node.schema == schema:
+            nxt = node.next
+            if insert(parent, node) != lib.LY_SUCCESS:
+                ly.raise_last(ctx, "grafting data")
+            node = nxt
+        return
+    ok = lib.LY_SUCCESS
+    while node != end:
         nxt = node.next
-        if insert(parent, node) != lib.LY_SUCCESS:
+        if insert(parent, node) != ok:
             ly.raise_last(ctx, "grafting data")
         node = nxt
+
+
+def _after_instances(parent: Any, schema: Any, out: Any) -> Any:
+    """The child of ``parent`` after its instances of ``schema`` (NULL: none, they are
+    last): the first instance of a later sibling schema.  None when neither explains
+    the last child."""
+    child = lib.lyd_child(parent)
+    if child.prev.schema == schema:
+        return ffi.NULL
+    s = lib.lys_getnext(schema, parent.schema, ffi.NULL, 0)
+    while s != ffi.NULL:
+        node = _first_instance(child, s, out)
+        if node != ffi.NULL:
+            return node
+        s = lib.lys_getnext(s, parent.schema, ffi.NULL, 0)
+    return None
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:
