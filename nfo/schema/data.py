@@ -27,6 +27,7 @@ __all__ = [
     "Parse",
     "Tree",
     "WithDefaults",
+    "after_instances",
     "check_chars",
     "children",
     "find_sibling",
@@ -395,6 +396,23 @@ def node_value(node: Any) -> str | None:
     return None if v == ffi.NULL else str(ffi.string(v).decode())
 
 
+def after_instances(parent: Any, schema: Any, out: Any) -> Any:
+    """The child of the inner node ``parent`` right after its instances of ``schema``
+    (NULL: they come last), found by hashed lookups as the first instance of a later
+    sibling schema: libyang keeps children in schema order (unless a text was parsed
+    with ``LYD_PARSE_ORDERED``).  None when neither explains the last child (an opaque
+    node); ``out`` is a ``void **`` result slot."""
+    child = lib.lyd_child(parent)
+    if child == ffi.NULL or child.prev.schema == schema:
+        return ffi.NULL
+    s = lib.lys_getnext(schema, parent.schema, ffi.NULL, 0)
+    while s != ffi.NULL:
+        if ly.xlib.lyd_find_sibling_val(child, s, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS:
+            return ffi.cast("struct lyd_node *", out[0])
+        s = lib.lys_getnext(s, parent.schema, ffi.NULL, 0)
+    return None
+
+
 def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
     """The instance among ``first``'s siblings that ``node`` (from another tree) stands for.
 
@@ -452,9 +470,10 @@ class Tree:
         self.ctx = _ctx(ctx)
         self._root = root
         self.plain = False
-        """Parsed from text that proves no node carries metadata and no value holds
-        an apostrophe (:func:`plain_text`); what lets a bulk edit skip checking each
-        entry for them.  Anything that adds nodes, or hands them out, clears it."""
+        """Parsed, in libyang's schema order, from text that proves no node carries
+        metadata and no value holds an apostrophe (:func:`plain_text`); what lets a bulk
+        edit skip checking and counting each entry.  Anything that adds nodes, or hands
+        them out, clears it."""
 
     @classmethod
     def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *,
@@ -467,7 +486,7 @@ class Tree:
         c = _ctx(ctx)
         raw = _raw(text, fmt) if trusted else _checked(text, fmt)
         tree = cls(c, _parse_raw(c, raw, fmt, opts, validate_opts, what))
-        tree.plain = plain_text(raw, fmt)
+        tree.plain = not opts & lib.LYD_PARSE_ORDERED and plain_text(raw, fmt)
         return tree
 
     def _first(self) -> Any:

@@ -29,6 +29,7 @@ from nfo.schema.changes import (
 )
 from nfo.schema.data import (
     Tree,
+    after_instances,
     find_sibling,
     get_meta,
     is_default,
@@ -36,7 +37,7 @@ from nfo.schema.data import (
     node_value,
     siblings,
 )
-from nfo.schema.hashes import PER_INSERT, Wear, make_room
+from nfo.schema.hashes import PER_INSERT, Wear, children_bound, make_room
 
 __all__ = [
     "OPERATIONS",
@@ -524,10 +525,12 @@ class _Editor:
             tfirst, sch, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS
         n = first
         count = 0
-        if self.plain and not has:
-            while n != _NULL and n.schema == sch:
-                count += 1
-                n = n.next
+        eparent = ffi.cast("struct lyd_node *", first.parent)
+        end = after_instances(eparent, sch, out) if self.plain and not has else None
+        if end is not None:
+            # every instance is in the run, up to ``end`` (the edit is in schema order)
+            n = end
+            make_room(self.ctx, t, PER_INSERT * children_bound(eparent))
         else:
             plain = self.plain
             while n != _NULL and n.schema == sch and (plain or self._plain(n, sch)):
@@ -535,9 +538,9 @@ class _Editor:
                     break
                 count += 1
                 n = n.next
-        if not count:
-            return None
-        make_room(self.ctx, t, PER_INSERT * count)
+            if not count:
+                return None
+            make_room(self.ctx, t, PER_INSERT * count)
         dup = self._out
         opts = lib.LYD_DUP_NO_META | lib.LYD_DUP_RECURSIVE
         if n == _NULL:
@@ -551,7 +554,7 @@ class _Editor:
                                       dup) != lib.LY_SUCCESS:
                     ly.raise_last(self.ctx, "copying edit data")
                 x = x.next
-        run = self._make_run(first, count, t, tpath)
+        run = self._make_run(first, n, count or None, t, tpath)
         self.changes.append(run)
         self._runs.setdefault((ly.addr(t), ly.addr(sch)), []).append(run)
         return n
@@ -576,16 +579,22 @@ class _Editor:
             k = k.next
         return True
 
-    def _make_run(self, first: Any, count: int, t: Any, tpath: str) -> Run:
+    def _make_run(self, first: Any, end: Any, count: int | None, t: Any, tpath: str) -> Run:
+        """The run of the edit's entries from ``first`` up to ``end`` (NULL: the last);
+        ``count``: how many (None: counted if asked)."""
         pmod = t.schema.module
         names = self.names
 
-        def entries() -> Iterator[tuple[Any, str]]:
+        def nodes() -> Iterator[Any]:
             x = first
-            for _ in range(count):
+            while x != end:
+                yield x
+                x = x.next
+
+        def entries() -> Iterator[tuple[Any, str]]:
+            for x in nodes():
                 step = _step(x, x.schema, pmod, names)
                 yield x, (node_path(x) if step is None else tpath + "/" + step)
-                x = x.next
 
         def build() -> list[Change]:
             out: list[Change] = []
@@ -593,7 +602,8 @@ class _Editor:
                 self._record(x, path, ChangeCreated, True, out)
             return out
 
-        return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath, count, build,
+        return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath,
+                   count if count is not None else lambda: sum(1 for _ in nodes()), build,
                    lambda: [path for _, path in entries()])
 
     def _seen_runs(self, parent: Any, sch: Any) -> None:

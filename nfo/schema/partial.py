@@ -17,7 +17,7 @@ from typing import Any
 
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
-from nfo.schema.data import Tree, find_sibling, get_meta, siblings
+from nfo.schema.data import Tree, after_instances, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
 from nfo.schema.hashes import PER_INSERT, children_bound, make_room
 
@@ -235,7 +235,7 @@ def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
     held = ffi.cast("struct lyd_node *", node.parent)
     make_room(ctx, parent, PER_INSERT * children_bound(held))
     insert = lib.lyd_insert_child
-    end = _after_instances(held, schema, out)
+    end = after_instances(held, schema, out)
     if end is None:  # something libyang does not order (an opaque node) comes last
         while node != ffi.NULL and node.schema == schema:
             nxt = node.next
@@ -249,22 +249,6 @@ def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
         if insert(parent, node) != ok:
             ly.raise_last(ctx, "grafting data")
         node = nxt
-
-
-def _after_instances(parent: Any, schema: Any, out: Any) -> Any:
-    """The child of ``parent`` after its instances of ``schema`` (NULL: none, they are
-    last): the first instance of a later sibling schema.  None when neither explains
-    the last child."""
-    child = lib.lyd_child(parent)
-    if child.prev.schema == schema:
-        return ffi.NULL
-    s = lib.lys_getnext(schema, parent.schema, ffi.NULL, 0)
-    while s != ffi.NULL:
-        node = _first_instance(child, s, out)
-        if node != ffi.NULL:
-            return node
-        s = lib.lys_getnext(s, parent.schema, ffi.NULL, 0)
-    return None
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:

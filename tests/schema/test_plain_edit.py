@@ -11,7 +11,8 @@ import asyncio
 import pytest
 
 from nfo.errors import NfoError
-from nfo.schema import Fmt, Schema, Tree
+from nfo.schema import Fmt, Parse, Schema, Tree
+from nfo.schema.changes import Run
 from nfo.schema.data import plain_text
 from nfo.schema.edit import apply_edit, validate
 
@@ -169,3 +170,20 @@ def test_free_soon_without_a_loop_frees_at_once(schema: Schema) -> None:
     t = Tree.parse(schema, top(pair("x", 1)), Fmt.XML)
     t.free_soon()
     assert t.is_empty()
+
+
+def test_a_text_parsed_in_its_own_order_is_not_plain(schema: Schema) -> None:
+    """A plain edit's runs end where libyang's schema order says (no entry walked):
+    text read in the order written (``LYD_PARSE_ORDERED``) does not promise it."""
+    with Tree.parse(schema, top(pair("x", 1)), Fmt.XML, mode=Parse.VALIDATED) as t:
+        assert not t.plain
+
+
+def test_a_run_counts_its_entries_when_asked(schema: Schema) -> None:
+    with Tree.parse(schema, BASE, Fmt.XML) as t, \
+            Tree.parse(schema, top("".join(pair(f"k{i}", 1) for i in range(7))
+                                   + "<thing><id>z</id><needed>n</needed></thing>"),
+                       Fmt.XML) as e:
+        assert e.plain
+        runs = [i for i in apply_edit(schema, t, e, bulk=True).items() if isinstance(i, Run)]
+        assert [r.count for r in runs] == [7, 1]
