@@ -242,7 +242,7 @@ class Session:
                 candidate=self._own)
         finally:
             for t in owned:
-                t.free()
+                t.free_soon()  # after the answer
 
     async def copy_config(self, target: str, source: str | bytes | Tree,
                           fmt: Fmt | str = Fmt.XML, *, source_is_datastore: bool = False,

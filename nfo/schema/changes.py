@@ -69,16 +69,23 @@ class Run:
     edit that made the run, so a run is valid only while that edit is (see
     :class:`ChangeSet`)."""
 
-    __slots__ = ("_build", "_heads", "count", "module", "parent")
+    __slots__ = ("_build", "_count", "_heads", "module", "parent")
 
-    def __init__(self, module: str, parent: str, count: int,
+    def __init__(self, module: str, parent: str, count: int | Callable[[], int],
                  build: Callable[[], list[Change]], heads: Callable[[], list[str]]) -> None:
         self.module = module
         """The module of the top-level node the entries are under."""
         self.parent = parent
-        self.count = count
+        self._count = count
         self._build = build
         self._heads = heads
+
+    @property
+    def count(self) -> int:
+        """How many entries (counted when first asked, if made without a count)."""
+        if not isinstance(self._count, int):
+            self._count = self._count()
+        return self._count
 
     def build(self) -> list[Change]:
         return self._build()

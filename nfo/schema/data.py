@@ -7,6 +7,7 @@ go through libyang only; nfo never encodes YANG data by hand.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "Parse",
     "Tree",
     "WithDefaults",
+    "after_instances",
     "check_chars",
     "children",
     "find_sibling",
@@ -39,6 +41,7 @@ __all__ = [
     "parse_data",
     "parse_op",
     "path_steps",
+    "plain_text",
     "print_node",
     "print_nodes",
     "rfc6243_xml",
@@ -185,6 +188,11 @@ def parse_data(
     """Parse ``text`` into a new top-level sibling list (NULL for empty data);
     ``trusted``: JSON libyang printed itself (not checked for truncation first)."""
     raw = _raw(text, fmt) if trusted else _checked(text, fmt)
+    return _parse_raw(ctx, raw, fmt, parse_opts, validate_opts, what)
+
+
+def _parse_raw(ctx: Any, raw: bytes, fmt: Fmt | str, parse_opts: int, validate_opts: int,
+               what: str) -> Any:
     out = ffi.new("struct lyd_node **")
     with _ly_input(ctx, raw, what) as inp:
         rc = lib.lyd_parse_data(ctx, ffi.NULL, inp, _fmt(fmt).ly, parse_opts, validate_opts, out)
@@ -196,6 +204,40 @@ def parse_data(
         except InvalidValue as e:
             raise _bad_attribute(e, raw, _fmt(fmt)) or e from None
     return out[0]
+
+
+_XMLNS_DECL = re.compile(rb'xmlns(?::[\w.-]+)?[ \t\r\n]*=[ \t\r\n]*"[^"=]*"')
+_XML_DECL = re.compile(rb'[ \t\r\n]*<\?xml[^<>?=]*(?:=[ \t\r\n]*"[^"<>?=]*"[^<>?=]*)*\?>')
+
+
+def plain_text(raw: bytes, fmt: Fmt | str) -> bool:
+    """Whether ``raw`` provably parses into nodes that carry no metadata and values that
+    hold no apostrophe (``'``); False whenever that is not certain.
+
+    XML metadata come only from attributes: every ``=`` must be that of a namespace
+    declaration (each matched declaration holds exactly one, so an attribute of any
+    other name would leave one over; a leading XML declaration is set aside).  An
+    apostrophe can only be written as itself, ``&apos;`` or a character reference;
+    ``<!`` (DOCTYPE, CDATA, comments) is not looked into.  JSON metadata are members
+    named ``@...``, and any ``\\u`` escape might spell ``@`` or ``'``."""
+    if _fmt(fmt) is Fmt.JSON:
+        return b"@" not in raw and b"'" not in raw and b"\\u" not in raw
+    # one-byte searches first: they run at memory speed
+    if b"'" in raw or (b"&" in raw and (b"&#" in raw or b"&apos;" in raw)) or (
+            b"!" in raw and b"<!" in raw):
+        return False
+    start = 0
+    if raw[:1] != b"<" or raw[:5] == b"<?xml":
+        head = _XML_DECL.match(raw)
+        start = head.end() if head else 0
+    equals = raw.count(b"=", start)
+    decls = 0
+    i = raw.find(b"xmlns", start)
+    while i >= 0 and decls < equals:
+        if raw[i - 1:i] in (b" ", b"\t", b"\r", b"\n") and _XMLNS_DECL.match(raw, i):
+            decls += 1
+        i = raw.find(b"xmlns", i + 5)
+    return decls == equals
 
 
 _BAD_ENUM = re.compile(r'^Invalid enumeration value "(.*)"\.$')
@@ -360,6 +402,23 @@ def node_value(node: Any) -> str | None:
     return None if v == ffi.NULL else str(ffi.string(v).decode())
 
 
+def after_instances(parent: Any, schema: Any, out: Any) -> Any:
+    """The child of the inner node ``parent`` right after its instances of ``schema``
+    (NULL: they come last), found by hashed lookups as the first instance of a later
+    sibling schema: libyang keeps children in schema order (unless a text was parsed
+    with ``LYD_PARSE_ORDERED``).  None when neither explains the last child (an opaque
+    node); ``out`` is a ``void **`` result slot."""
+    child = lib.lyd_child(parent)
+    if child == ffi.NULL or child.prev.schema == schema:
+        return ffi.NULL
+    s = lib.lys_getnext(schema, parent.schema, ffi.NULL, 0)
+    while s != ffi.NULL:
+        if ly.xlib.lyd_find_sibling_val(child, s, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS:
+            return ffi.cast("struct lyd_node *", out[0])
+        s = lib.lys_getnext(s, parent.schema, ffi.NULL, 0)
+    return None
+
+
 def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
     """The instance among ``first``'s siblings that ``node`` (from another tree) stands for.
 
@@ -411,11 +470,16 @@ class Tree:
     ends); :class:`~nfo.schema.dnode.Node` handles taken from it are valid until then.
     """
 
-    __slots__ = ("_root", "ctx")
+    __slots__ = ("_root", "ctx", "plain")
 
     def __init__(self, ctx: Any, root: Any = ffi.NULL) -> None:
         self.ctx = _ctx(ctx)
         self._root = root
+        self.plain = False
+        """Parsed, in libyang's schema order, from text that proves no node carries
+        metadata and no value holds an apostrophe (:func:`plain_text`); what lets a bulk
+        edit skip checking and counting each entry.  Anything that adds nodes, or hands
+        them out, clears it."""
 
     @classmethod
     def parse(cls, ctx: Any, text: str | bytes, fmt: Fmt | str, *,
@@ -426,8 +490,10 @@ class Tree:
         ``trusted``: text nfo stored itself (see :func:`parse_data`)."""
         opts = parse_opts if parse_opts is not None else (mode or Parse.CONFIG).ly
         c = _ctx(ctx)
-        return cls(c, parse_data(c, text, fmt, parse_opts=opts, validate_opts=validate_opts,
-                                 what=what, trusted=trusted))
+        raw = _raw(text, fmt) if trusted else _checked(text, fmt)
+        tree = cls(c, _parse_raw(c, raw, fmt, opts, validate_opts, what))
+        tree.plain = not opts & lib.LYD_PARSE_ORDERED and plain_text(raw, fmt)
+        return tree
 
     def _first(self) -> Any:
         if self._root == ffi.NULL:
@@ -439,6 +505,21 @@ class Tree:
         if self._root != ffi.NULL:
             lib.lyd_free_all(self._root)
             self._root = ffi.NULL
+
+    def free_soon(self) -> None:
+        """Free the nodes once the running event loop's current step is over (a large
+        edit's tree then goes after the reply it was parsed for); at once without a
+        running loop.  The tree is empty from now on either way."""
+        if self._root == ffi.NULL:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.free()
+            return
+        held = Tree(self.ctx, self._root)
+        self._root = ffi.NULL
+        loop.call_soon(held.free)
 
     def __enter__(self) -> Tree:
         return self
@@ -513,16 +594,19 @@ class Tree:
     # -- typed access ----------------------------------------------------------------
     def nodes(self) -> list[Node]:
         """The top-level nodes, in order."""
+        self.plain = False
         return [Node(n, self.ctx) for n in siblings(self._first())]
 
     def node(self, path: str) -> Node | None:
         """The node at a data path, or None."""
+        self.plain = False
         p = self._find(path)
         return None if p == ffi.NULL else Node(p, self.ctx)
 
     def match(self, expr: str, *, one: bool = False) -> list[Node]:
         """The nodes an XPath 1.0 expression (module names as prefixes) selects (``one``:
         a data path naming at most one node, looked up as :meth:`extract` does)."""
+        self.plain = False
         return [Node(p, self.ctx) for p in (self._lookup(expr) if one else self._xpath(expr))]
 
     def remove(self, node: Node) -> None:
@@ -541,6 +625,7 @@ class Tree:
 
     def take(self, other: Tree) -> None:
         """Replace this tree's nodes (freed) by ``other``'s; ``other`` is emptied."""
+        self.plain = False
         self.free()
         self._root = other._first()
         other._root = ffi.NULL
@@ -550,6 +635,7 @@ class Tree:
 
         ``long_lived``: this tree is kept and edited in place (nodes are removed from it
         over time), so its indexes are given room first (:mod:`nfo.schema.hashes`)."""
+        self.plain = False
         part = other._first()
         other._root = ffi.NULL
         if long_lived:
@@ -676,6 +762,7 @@ class Tree:
         """Create the implicit default nodes (for reading; never stored); ``config_only``:
         as validation of configuration adds them, the whole tree's (top-level ones
         included)."""
+        self.plain = False
         if config_only:
             holder = ffi.new("struct lyd_node **", self._first())
             ly.check(lib.lyd_new_implicit_all(holder, self.ctx, lib.LYD_IMPLICIT_NO_STATE,
@@ -691,6 +778,7 @@ class Tree:
         """Parse ``text`` as children of ``parent`` (a node of this tree; None: as
         top-level nodes) and return the nodes it added, checked against the schema
         exactly where they land."""
+        self.plain = False
         raw = _checked(text, fmt)
         pp = parent._p if parent is not None else ffi.NULL
         before = {ly.addr(n) for n in (siblings(lib.lyd_child(pp)) if pp != ffi.NULL
@@ -718,6 +806,7 @@ class Tree:
         leaf-list entry with ``value``.  Values are checked by their YANG types (and,
         first, for characters no YANG value may hold: libyang's parsers refuse them,
         its node constructors do not)."""
+        self.plain = False
         for v in (*keys, *(() if value is None else (value,))):
             check_chars(v, snode.name)
         pp = parent._p if parent is not None else ffi.NULL
@@ -744,6 +833,7 @@ class Tree:
 
     def new_path(self, path: str, value: str | None = None) -> Node:
         """Create the node at a data path (and its missing ancestors, with list keys)."""
+        self.plain = False
         check_chars(path, path)
         if value is not None:
             check_chars(value, path)

@@ -29,6 +29,7 @@ from nfo.schema.changes import (
 )
 from nfo.schema.data import (
     Tree,
+    after_instances,
     find_sibling,
     get_meta,
     is_default,
@@ -36,7 +37,7 @@ from nfo.schema.data import (
     node_value,
     siblings,
 )
-from nfo.schema.hashes import PER_INSERT, Wear, make_room
+from nfo.schema.hashes import PER_INSERT, Wear, children_bound, make_room
 
 __all__ = [
     "OPERATIONS",
@@ -193,13 +194,17 @@ _RUN_OPS = ("merge", "create", "replace")
 
 
 class _Editor:
-    def __init__(self, ctx: Any, tree: Tree, names: Names, bulk: bool = False) -> None:
+    def __init__(self, ctx: Any, tree: Tree, names: Names, bulk: bool = False,
+                 plain: bool = False) -> None:
         self.ctx = ctx
         self.tree = tree
         self.names = names
         self.changes = ChangeSet()
         self.bulk = bulk
         """Create runs of plain new list entries at once (see :meth:`_run`)."""
+        self.plain = plain
+        """The edit is known to carry no metadata and no apostrophe in any value
+        (:attr:`Tree.plain`): every entry is plain, none needs looking into."""
         self._runs: dict[tuple[int, int], list[Run]] = {}
         self._seen: set[str] = set()
         self._out = ffi.new("struct lyd_node **")
@@ -433,7 +438,8 @@ class _Editor:
             t, present = ffi.NULL, False
         if op == "none" and t == ffi.NULL and is_term:
             return
-        if op in ("create", "replace", "merge") and t == ffi.NULL and not _has_ops(e):
+        if op in ("create", "replace", "merge") and t == ffi.NULL and (
+                self.plain or not _has_ops(e)):
             if self.bulk and where is not None and _plain_container(e):
                 # its lists' entries may be runs (the same changes, in the same order)
                 t = self._create(e, parent, recursive=False, path=where)
@@ -519,14 +525,22 @@ class _Editor:
             tfirst, sch, ly.xffi.NULL, 0, out) == lib.LY_SUCCESS
         n = first
         count = 0
-        while n != _NULL and n.schema == sch and self._plain(n, sch):
-            if has and find_sibling(tfirst, n, out) != _NULL:
-                break
-            count += 1
-            n = n.next
-        if not count:
-            return None
-        make_room(self.ctx, t, PER_INSERT * count)
+        eparent = ffi.cast("struct lyd_node *", first.parent)
+        end = after_instances(eparent, sch, out) if self.plain and not has else None
+        if end is not None:
+            # every instance is in the run, up to ``end`` (the edit is in schema order)
+            n = end
+            make_room(self.ctx, t, PER_INSERT * children_bound(eparent))
+        else:
+            plain = self.plain
+            while n != _NULL and n.schema == sch and (plain or self._plain(n, sch)):
+                if has and find_sibling(tfirst, n, out) != _NULL:
+                    break
+                count += 1
+                n = n.next
+            if not count:
+                return None
+            make_room(self.ctx, t, PER_INSERT * count)
         dup = self._out
         opts = lib.LYD_DUP_NO_META | lib.LYD_DUP_RECURSIVE
         if n == _NULL:
@@ -540,7 +554,7 @@ class _Editor:
                                       dup) != lib.LY_SUCCESS:
                     ly.raise_last(self.ctx, "copying edit data")
                 x = x.next
-        run = self._make_run(first, count, t, tpath)
+        run = self._make_run(first, n, count or None, t, tpath)
         self.changes.append(run)
         self._runs.setdefault((ly.addr(t), ly.addr(sch)), []).append(run)
         return n
@@ -565,16 +579,22 @@ class _Editor:
             k = k.next
         return True
 
-    def _make_run(self, first: Any, count: int, t: Any, tpath: str) -> Run:
+    def _make_run(self, first: Any, end: Any, count: int | None, t: Any, tpath: str) -> Run:
+        """The run of the edit's entries from ``first`` up to ``end`` (NULL: the last);
+        ``count``: how many (None: counted if asked)."""
         pmod = t.schema.module
         names = self.names
 
-        def entries() -> Iterator[tuple[Any, str]]:
+        def nodes() -> Iterator[Any]:
             x = first
-            for _ in range(count):
+            while x != end:
+                yield x
+                x = x.next
+
+        def entries() -> Iterator[tuple[Any, str]]:
+            for x in nodes():
                 step = _step(x, x.schema, pmod, names)
                 yield x, (node_path(x) if step is None else tpath + "/" + step)
-                x = x.next
 
         def build() -> list[Change]:
             out: list[Change] = []
@@ -582,7 +602,8 @@ class _Editor:
                 self._record(x, path, ChangeCreated, True, out)
             return out
 
-        return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath, count, build,
+        return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath,
+                   count if count is not None else lambda: sum(1 for _ in nodes()), build,
                    lambda: [path for _, path in entries()])
 
     def _seen_runs(self, parent: Any, sch: Any) -> None:
@@ -690,7 +711,7 @@ def apply_edit(schema: Any, tree: Tree, edit: Tree, default_operation: str = "me
     """
     if default_operation not in ("merge", "replace", "none"):
         raise InvalidValue(f"invalid default-operation {default_operation!r}")
-    ed = _Editor(schema.cdata, tree, names_of(schema), bulk)
+    ed = _Editor(schema.cdata, tree, names_of(schema), bulk, edit.plain)
     if into is not None:
         ed.changes = into
     if default_operation == "replace":

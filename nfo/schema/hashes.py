@@ -32,7 +32,7 @@ import cffi
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 
-__all__ = ["PER_INSERT", "Wear", "make_room", "room", "tombstones"]
+__all__ = ["PER_INSERT", "Wear", "children_bound", "make_room", "room", "tombstones"]
 
 PER_INSERT = 2
 """Hash records one ``lyd_insert_child`` of a single node adds at most."""
@@ -99,6 +99,22 @@ def tombstones(node: Any) -> int | None:
     """Removed records still held in ``node``'s child table."""
     ht = _table(node)
     return None if ht is None or ht == _layout.NULL else int(ht.invalid)
+
+
+def children_bound(node: Any) -> int:
+    """At least the number of the inner node ``node``'s children, for :func:`make_room`
+    (its table's record count, without walking them; 0 where nothing is guarded)."""
+    if not _GUARDED:
+        return 0
+    ht = _table(node)
+    if ht is not None and ht != _layout.NULL:
+        return int(ht.used)
+    n = 0
+    c = lib.lyd_child(node)
+    while c != ffi.NULL:
+        n += 1
+        c = c.next
+    return n
 
 
 def make_room(ctx: Any, node: Any, records: int = PER_INSERT) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
-from nfo.schema.data import Tree, find_sibling, get_meta, siblings
+from nfo.schema.data import Tree, after_instances, find_sibling, get_meta, siblings
 from nfo.schema.deps import Independence
-from nfo.schema.hashes import PER_INSERT, make_room
+from nfo.schema.hashes import PER_INSERT, children_bound, make_room
 
 __all__ = ["Plan", "plan_edits"]
 
@@ -184,16 +184,18 @@ def _scan(ctx: Any, ind: Independence, n: Any, inherited: str, candidates: set[i
         return
     # the entries of a large list are many consecutive siblings: a tight loop for them
     lists = ind.lists
-    sch, skey = None, 0
+    null = ffi.NULL
     c = lib.lyd_child(n)
-    while c != ffi.NULL:
-        if c.schema != sch:
-            sch = c.schema
-            skey = ly.addr(sch)
+    while c != null:
+        sch = c.schema
+        skey = ly.addr(sch)
         if skey in lists:
-            touched.setdefault(skey, []).append(c)
-        else:
-            _scan(ctx, ind, c, op, candidates, touched_schema, touched)
+            put = touched.setdefault(skey, []).append
+            while c != null and c.schema == sch:
+                put(c)
+                c = c.next
+            continue
+        _scan(ctx, ind, c, op, candidates, touched_schema, touched)
         c = c.next
 
 
@@ -223,19 +225,30 @@ def _first_instance(first: Any, schema: Any, out: Any) -> Any:
 
 def _move_all(ctx: Any, first: Any, schema: Any, parent: Any, out: Any) -> None:
     """Move the instances of ``schema`` among the siblings ``first`` under ``parent``
-    of another tree (its index given room once, for all of them)."""
+    of another tree, in one pass that compares no schema: up to the first instance of a
+    later sibling schema (a validated tree's children are in schema order), found by
+    hashed lookups; ``parent``'s index is given room once, for as many nodes as their
+    own parent's index holds."""
     node = _first_instance(first, schema, out)
-    nodes = []
-    while node != ffi.NULL and node.schema == schema:
-        nodes.append(node)
-        node = node.next
-    if not nodes:
+    if node == ffi.NULL:
         return
-    make_room(ctx, parent, PER_INSERT * len(nodes))
+    held = ffi.cast("struct lyd_node *", node.parent)
+    make_room(ctx, parent, PER_INSERT * children_bound(held))
     insert = lib.lyd_insert_child
-    for n in nodes:
-        if insert(parent, n) != lib.LY_SUCCESS:
+    end = after_instances(held, schema, out)
+    if end is None:  # something libyang does not order (an opaque node) comes last
+        while node != ffi.NULL and node.schema == schema:
+            nxt = node.next
+            if insert(parent, node) != lib.LY_SUCCESS:
+                ly.raise_last(ctx, "grafting data")
+            node = nxt
+        return
+    ok = lib.LY_SUCCESS
+    while node != end:
+        nxt = node.next
+        if insert(parent, node) != ok:
             ly.raise_last(ctx, "grafting data")
+        node = nxt
 
 
 def _dup(ctx: Any, node: Any, recursive: bool) -> Any:

@@ -16,7 +16,7 @@ from nfo.datastore import ChangeEvent, Datastore, SqliteStorage
 from nfo.datastore.datastore import VALIDATED_UNDER
 from nfo.datastore.nacm import Identity
 from nfo.datastore.transaction import SNAPSHOT_DELAY
-from nfo.errors import DataExists, InvalidValue
+from nfo.errors import DataExists, InvalidValue, NfoError
 from nfo.schema import Fmt, Schema, WithDefaults
 from nfo.schema.changes import ChangeCreated
 
@@ -78,6 +78,37 @@ async def test_an_entry_named_twice_is_refused_as_always(ds: Datastore) -> None:
     with pytest.raises(InvalidValue, match="holds both"):
         await edit(ds, doc(pair=[{"a": "ok", "b": 1}, {"a": "it's \"q\"", "b": 1}]))
     assert everything(ds) == before
+
+
+XML_EDITS = [
+    "".join(f"<pair><a>k{i}</a><b>1</b><v>v{i}</v></pair>" for i in range(30)),
+    "<pair><a>x</a><b>1</b></pair><pair><a>y</a><b>1</b></pair><pair><a>x</a><b>1</b></pair>",
+    "<pair><a>z</a><b>1</b></pair><thing><id>m</id></thing>",
+    "<thing><id>u</id><label>L</label><needed>n</needed></thing>",
+    "<item><name>big</name><size>5000</size></item><pair><a>w</a><b>1</b></pair>",
+]
+
+
+@pytest.mark.parametrize("body", XML_EDITS)
+async def test_a_plain_xml_edit_gets_the_checked_ones_verdict(schema: Schema, tmp_path: Path,
+                                                              body: str) -> None:
+    """The same XML with a comment (which makes it not plain) gives the same result."""
+    results = []
+    for k, text in enumerate([body, "<!-- checked -->" + body]):
+        ds = Datastore.open(schema, SqliteStorage(tmp_path / f"{k}.db"))
+        await ds.start()
+        try:
+            await edit(ds, doc(name="n", thing=[{"id": "t", "label": "L", "needed": "n"}]))
+            async with ds.internal_session("test") as s:
+                try:
+                    await s.edit("running", f'<top xmlns="urn:nfo:test">{text}</top>',
+                                 Fmt.XML, report=False)
+                    results.append(("ok", everything(ds)))
+                except NfoError as e:
+                    results.append(("error", type(e), e.tag, e.app_tag, e.message, e.path))
+        finally:
+            await ds.close()
+    assert results[0] == results[1]
 
 
 async def test_subscribers_get_run_changes_without_report(ds: Datastore) -> None:

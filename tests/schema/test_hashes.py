@@ -118,3 +118,21 @@ def test_an_edit_leaves_room_for_what_validation_adds(schema: Schema) -> None:
     finally:
         tree.free()
         edit.free()
+
+
+@pytest.mark.skipif(not hashes._open_addressing(), reason="libyang without the old table")
+def test_children_bound_counts_at_least_every_child(schema: Schema) -> None:
+    things = [{"id": f"t{i}", "needed": "n"} for i in range(40)]
+    with Tree.parse(schema, json.dumps({"nfo-test:top": {"thing": things, "radius": 1}}),
+                    Fmt.JSON) as tree:
+        top = tree.node("/nfo-test:top")
+        assert top is not None
+        assert hashes.children_bound(top._p) >= 41  # from the table
+        for i in range(0, 40, 2):
+            tree.remove_all(f"/nfo-test:top/thing[id='t{i}']")
+        assert hashes.tombstones(top._p)
+        assert hashes.children_bound(top._p) >= len(top.children()) == 21
+    with Tree.parse(schema, json.dumps({"nfo-test:top": {"radius": 1}}), Fmt.JSON) as tree:
+        top = tree.node("/nfo-test:top")
+        assert top is not None
+        assert hashes.children_bound(top._p) == 1  # no table: counted
