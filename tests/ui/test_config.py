@@ -457,6 +457,7 @@ def test_what_a_user_may_not_read_is_absent(page: Page, client: httpx.Client) ->
         expect(page.get_by_role("button", name="Add server")).to_be_visible()
         expect(page.get_by_role("button", name="Delete server alpha")).to_be_visible()
         page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_text("You have logged out.")).to_be_visible()  # not cut short
         log_in(page, "viewer", "viewer-pw")
         browse(page, "nfo-uitest:types")
         expect(page.get_by_label("t-string")).to_have_value("seen")
