@@ -546,6 +546,8 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     self._busy = False
                     self._last_request = asyncio.get_running_loop().time()
                 self._answered(size, reply)
+                # an rpc and its reply are not kept while the session waits for the next
+                del item, work, reply
                 if self._done:
                     break
         except Exception:
