@@ -19,9 +19,9 @@ import pytest
 
 import nfo.netconf.server as server_module
 from nfo.netconf.messages import NC_NS
-from nfo.netconf.protocol import NetconfContext
 from nfo.netconf.server import NetconfServer
 from nfo.wire.framing import Decoder, encode_chunked, encode_eom
+from tests.spies import record_calls
 
 from .test_interop import HELLO, raw_conn, read_message, server  # noqa: F401 (fixture)
 
@@ -89,15 +89,7 @@ async def session(server: NetconfServer) -> AsyncIterator[Session]:  # noqa: F81
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The messages the worker task handled (the receive path never calls handle)."""
-    seen: list[bytes] = []
-    real = server_module.handle
-
-    async def spy(ctx: NetconfContext, message: bytes) -> bytes:
-        seen.append(message)
-        return await real(ctx, message)
-
-    monkeypatch.setattr(server_module, "handle", spy)
-    return seen
+    return record_calls(monkeypatch, server_module, "handle", 1)
 
 
 async def seed(session: Session) -> None:

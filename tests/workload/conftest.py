@@ -26,9 +26,9 @@ from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore, start_manager
 from nfo.datastore import Datastore, Notification, NotificationSubscription
 from nfo.drivers.sim import SimDriver
-from nfo.registry import Status
 from nfo.workload import WorkloadManager
 from tests.netutil import free_port, udp_roundtrip
+from tests.spies import record_calls
 from tests.waiting import wait_for
 
 INSTANCES = "/nfo-instances:nf-instances"
@@ -42,15 +42,7 @@ def inst_path(name: str) -> str:
 
 def status_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The resource ids the sim VIM is asked the status of from now on, in order."""
-    asked: list[str] = []
-    real = SimDriver.status
-
-    async def status(self: SimDriver, resource_id: str) -> Status:
-        asked.append(resource_id)
-        return await real(self, resource_id)
-
-    monkeypatch.setattr(SimDriver, "status", status)
-    return asked
+    return record_calls(monkeypatch, SimDriver, "status", 1)
 
 
 # -- VIM-side views (no orchestrator needed) ---------------------------------------------

@@ -21,6 +21,7 @@ from nfo.device import Device, Endpoint
 from nfo.errors import NfoError
 from tests.access import admins
 from tests.orchestrator import Child
+from tests.spies import record_calls
 from tests.waiting import wait_for
 
 NS = "urn:nfo:demo-router"
@@ -126,16 +127,8 @@ async def test_day1_config_reaches_the_device_and_is_in_sync(env: Any) -> None:
 
 
 def record_edits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every edit-config nfo sends from now on (to any device)."""
-    sent: list[str] = []
-    real = Device.edit_config
-
-    async def recorded(self: Device, target: str, config_xml: str, **kw: Any) -> None:
-        sent.append(config_xml)
-        await real(self, target, config_xml, **kw)
-
-    monkeypatch.setattr(Device, "edit_config", recorded)
-    return sent
+    """Every edit-config nfo sends from now on (to any device): its config."""
+    return record_calls(monkeypatch, Device, "edit_config", 2)
 
 
 async def test_a_day2_change_sends_only_the_difference(
