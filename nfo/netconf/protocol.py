@@ -71,22 +71,25 @@ class Call:
         ctx = self.ctx
         try:
             body = await self.handler(ctx, self.op)
-        except NfoError as e:
-            ctx.out_rpc_errors += 1
-            return error_reply(e, self.attrs, ctx.schema.namespace_of)
-        except Exception:  # a bug of ours: answer it, keep the session
-            log.exception("netconf %s failed", self.op.name)
-            ctx.out_rpc_errors += 1
-            return error_reply(OperationFailed("internal error while processing the request"),
-                               self.attrs, ctx.schema.namespace_of)
+        except Exception as e:
+            return _failed(ctx, self.op, self.attrs, e)
         return reply(self.attrs, body)
+
+
+def _failed(ctx: NetconfContext, op: xml.Element, attrs: Attributes, e: Exception) -> bytes:
+    """The rpc-error answering ``op``'s failure; anything but an NfoError is a bug of
+    ours: logged, answered as an internal error, and the session goes on."""
+    if not isinstance(e, NfoError):
+        log.error("netconf %s failed", op.name, exc_info=e)
+        e = OperationFailed("internal error while processing the request")
+    ctx.out_rpc_errors += 1
+    return error_reply(e, attrs, ctx.schema.namespace_of)
 
 
 def prepare(ctx: NetconfContext, message: bytes) -> Call | bytes:
     """Parse one <rpc> message, find its handler and check access to the operation:
     the :class:`Call` to run, or the error reply (never raises NfoError)."""
     attrs: Attributes = {}
-    namespace_of = ctx.schema.namespace_of
     try:
         root = xml.read(message, opaque=_OPAQUE, error_type="rpc")
         if (root.ns, root.name) != (NC_NS, "rpc"):
@@ -102,7 +105,7 @@ def prepare(ctx: NetconfContext, message: bytes) -> Call | bytes:
     except NfoError as e:
         ctx.in_bad_rpcs += 1
         ctx.out_rpc_errors += 1
-        return error_reply(e, attrs, namespace_of)
+        return error_reply(e, attrs, ctx.schema.namespace_of)
     op = root.children[0]
     ctx.in_rpcs += 1
     try:
@@ -110,14 +113,8 @@ def prepare(ctx: NetconfContext, message: bytes) -> Call | bytes:
         checked = operation_path(op, ctx.schema)
         if checked is not None:
             ctx.session.authorize(checked)
-    except NfoError as e:
-        ctx.out_rpc_errors += 1
-        return error_reply(e, attrs, namespace_of)
-    except Exception:
-        log.exception("netconf %s failed", op.name)
-        ctx.out_rpc_errors += 1
-        return error_reply(OperationFailed("internal error while processing the request"),
-                           attrs, namespace_of)
+    except Exception as e:
+        return _failed(ctx, op, attrs, e)
     return Call(ctx, op, handler, attrs)
 
 
