@@ -25,7 +25,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,8 +175,8 @@ class GuardedH11Protocol(_Guard, H11Protocol):
 
         def next_event() -> Any:
             event = events()
-            if isinstance(event, h11.Request) and len(event.target) + sum(
-                    len(n) + len(v) + 4 for n, v in event.headers) > MAX_HEAD:
+            if isinstance(event, h11.Request) and _head_size(
+                    event.target, event.headers) > MAX_HEAD:
                 raise h11.RemoteProtocolError("the request head is too large",
                                               error_status_hint=431)
             return event
@@ -190,6 +190,12 @@ class GuardedH11Protocol(_Guard, H11Protocol):
 MAX_HEAD = 16384
 """Bytes of a request head (request line and header fields) at most: h11's own bound for
 a head it waits for, kept for complete ones and for httptools, which has none."""
+
+
+def _head_size(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """What a parsed request head is measured by: its target and each header field."""
+    return len(target) + sum(len(name) + len(value) + 4  # ": ", CRLF
+                             for name, value in headers)
 
 
 class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
@@ -216,11 +222,6 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
     def _head_pending(self) -> bool:
         return self._in_head
 
-    def _head_size(self) -> int:
-        """What the parser has taken of the head: the request target, each header field."""
-        return len(self.url) + sum(len(name) + len(value) + 4  # ": ", CRLF
-                                   for name, value in self.headers)
-
     def _refuse_head(self) -> None:
         self._refused = True
         if not self.transport.is_closing():
@@ -242,7 +243,7 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._big_chunk and self._head_size() > MAX_HEAD:
+        if self._big_chunk and _head_size(self.url, self.headers) > MAX_HEAD:
             self._refuse_head()
             raise _HeadTooLarge  # stops the parser: nothing of this request is served
         super().on_headers_complete()
@@ -256,7 +257,7 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         if whole_chunk:
             self._head_bytes += len(data)
         else:  # the head began in this chunk: what the parser has taken of it so far
-            self._head_bytes = self._head_size()
+            self._head_bytes = _head_size(self.url, self.headers)
         if self._head_bytes > MAX_HEAD:
             self._refuse_head()
 
