@@ -5,7 +5,6 @@ leaves no process behind.  Real libyang, real SQLite files, real fork(2)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ import pytest
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore import forked as forked_module
 from nfo.schema import Schema, Tree
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_YANG = REPO / "tests" / "datastore" / "yang"
@@ -49,18 +49,11 @@ async def first_snapshot_then_due(ds: Datastore) -> int:
     s = ds.internal_session("w")
     for k in range(5):
         await s.edit("running", things(f"a{k}"), "json")
-    await until(lambda: ds.storage.snapshot_at("running", 10**9) is not None)
+    await wait_for(lambda: ds.storage.snapshot_at("running", 10**9) is not None, 30)
     for k in range(5):
         await s.edit("running", things(f"b{k}"), "json")
     await s.close()
     return ds.info("running").revision
-
-
-async def until(cond: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition never met"
-        await asyncio.sleep(0.01)
 
 
 async def test_the_child_prints_running_as_it_was_at_the_fork(
@@ -68,12 +61,12 @@ async def test_the_child_prints_running_as_it_was_at_the_fork(
     ds = Datastore.open(schema, SqliteStorage(db_path))
     await ds.start()
     forked_at = await first_snapshot_then_due(ds)
-    await until(lambda: "running" in ds._tx._children or ds._tx.snapshots_in_child)
+    await wait_for(lambda: "running" in ds._tx._children or ds._tx.snapshots_in_child, 30)
     child = ds._tx._children.get("running")
     s = ds.internal_session("w")
     for k in range(3):  # committed while the child prints (or after it)
         await s.edit("running", things(f"c{k}"), "json")
-    await until(lambda: ds._tx.snapshots_in_child >= 1)
+    await wait_for(lambda: ds._tx.snapshots_in_child >= 1, 30)
     if child is not None:
         with pytest.raises(ChildProcessError):  # reaped
             os.waitpid(child.pid, os.WNOHANG)
@@ -108,7 +101,7 @@ async def test_a_child_that_fails_is_replaced_by_the_print_in_process(
             snap = ds.storage.snapshot_at("running", 10**9)
             return None if snap is None else snap.revision
 
-        await until(lambda: snapshot_revision() == revision)
+        await wait_for(lambda: snapshot_revision() == revision, 30)
         assert ds._tx.snapshots_in_child == 0 and not ds._tx._children
         assert any("ended with status 3" in r.getMessage() for r in caplog.records)
     finally:
@@ -126,7 +119,7 @@ async def test_close_while_the_child_prints_kills_it_and_snapshots_in_process(
     ds = Datastore.open(schema, SqliteStorage(db_path))
     await ds.start()
     revision = await first_snapshot_then_due(ds)
-    await until(lambda: "running" in ds._tx._children)
+    await wait_for(lambda: "running" in ds._tx._children, 30)
     pid = ds._tx._children["running"].pid
     await ds.close()
     with pytest.raises(ChildProcessError):
@@ -148,7 +141,7 @@ async def test_the_child_keeps_none_of_the_parents_connections(
         s = ds.internal_session("w")
         for k in range(5):
             await s.edit("running", things(f"a{k}"), "json")
-        await until(lambda: ds.storage.snapshot_at("running", 10**9) is not None)
+        await wait_for(lambda: ds.storage.snapshot_at("running", 10**9) is not None, 30)
         real = Tree.print
 
         def slow(self: Tree, *a: Any, **kw: Any) -> str:  # the child's print
@@ -158,7 +151,7 @@ async def test_the_child_keeps_none_of_the_parents_connections(
         monkeypatch.setattr(Tree, "print", slow)
         for k in range(5):
             await s.edit("running", things(f"b{k}"), "json")
-        await until(lambda: "running" in ds._tx._children)
+        await wait_for(lambda: "running" in ds._tx._children, 30)
         mine.close()
         peer.settimeout(2)
         assert peer.recv(1) == b""  # end of stream while the child still lives
@@ -175,7 +168,7 @@ CHILD_SCRIPT = """
 import asyncio, json, os, sys, time
 from pathlib import Path
 from nfo.datastore import Datastore, SqliteStorage, forked
-from nfo.schema import Schema, Tree
+from nfo.schema import Schema
 
 slow_child = forked._child
 def child(tree, r, w):
