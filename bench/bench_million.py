@@ -100,14 +100,15 @@ STATUSES = (f'<rpc xmlns="{NC}" message-id="9"><get><filter type="subtree">'
             "</nf-instance></nf-instances></filter></get></rpc>")
 
 
-async def running(c: Client, n: int, timeout: float) -> float:
-    """Seconds until at least ``n`` instances report oper-status running."""
+async def running(c: Client, n: int, timeout: float) -> tuple[float, float]:
+    """Seconds until at least ``n`` instances report oper-status running, and the
+    seconds the last read of every instance's oper-status took."""
     t0 = time.perf_counter()
     while True:
         t = time.perf_counter()
         reply = await c.call(STATUSES)
         if _unchunked(reply).count(b"<oper-status>running</oper-status>") >= n:
-            return time.perf_counter() - t0
+            return time.perf_counter() - t0, time.perf_counter() - t
         if time.perf_counter() - t0 > timeout:
             raise SystemExit(f"not every instance running after {timeout:.0f} s")
         # the read of every state costs the server: at most a tenth of its time
@@ -153,7 +154,10 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"[bench] {min(n, start + args.chunk):,} entries loaded, "
                       f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
             load_s = time.perf_counter() - t0
-            converged = (await running(c, n, args.timeout) + load_s) if inst else 0.0
+            converged = states_s = 0.0
+            if inst:
+                converged, states_s = await running(c, n, args.timeout)
+                converged += load_s
             rss_loaded = rss_mb(srv.proc.pid)
             edits = await timed_calls(c, [make(100 + k, bulk(n + k, n + k + 1))
                                           for k in range(args.edits)], b"<ok/>")
@@ -183,6 +187,7 @@ async def run(args: argparse.Namespace) -> None:
     if inst:
         print(f"every instance running {converged:.1f} s after the first edit "
               f"({n / converged:,.0f} instances/s)")
+        print(f"get of every instance's oper-status (subtree filter): {states_s:.2f} s")
     print(f"single-entry edit-config with {n:,} entries: median "
           f"{statistics.median(edits) * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
           f"({len(edits)} edits, each durable)")

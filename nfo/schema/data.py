@@ -446,6 +446,7 @@ def find_sibling(first: Any, node: Any, out: Any = None) -> Any:
 
 _BY_SCHEMA = lib.LYS_LEAF | lib.LYS_CONTAINER | lib.LYS_ANYDATA | lib.LYS_ANYXML
 _TERM_NODES = lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_ANYDATA | lib.LYS_ANYXML
+_INNER_NODES = lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_RPC | lib.LYS_ACTION | lib.LYS_NOTIF
 
 
 def is_default(node: Any) -> bool:
@@ -915,14 +916,81 @@ def _make_room_for(ctx: Any, first: Any, part: Any) -> None:
         _make_room_for(ctx, lib.lyd_child(there), kids)
 
 
+MERGE_RUN = 256
+"""Children of one node that one ``lyd_merge_siblings`` call is given at most."""
+
+_MERGE_LOOK_DEPTH = 3
+_MERGE_LOOK_WIDTH = 16
+
+
 def _merge_into(tree: Tree, part: Any) -> None:
-    """Merge the sibling list ``part`` (consumed) into ``tree``."""
+    """Merge the sibling list ``part`` (consumed) into ``tree``.
+
+    libyang 2.1 remembers each target node one merge call matched in an array it scans
+    for every source node of that level, so merging n entries of one list costs n²
+    (100,000 states into the instances they describe: about 20 s).  The children of a
+    crowded node are therefore merged :data:`MERGE_RUN` at a time, each run moved under
+    a copy of its parents of its own (:func:`_crowded` says where to look)."""
     if part == ffi.NULL:
         return
     if tree._first() == ffi.NULL:
         tree._root = lib.lyd_first_sibling(part)
         return
+    for crowded in _crowded(lib.lyd_first_sibling(part), 1):
+        while True:
+            run = _take_run(tree.ctx, crowded)
+            if run == ffi.NULL:
+                break
+            _merge_call(tree, run)
+    _merge_call(tree, part)
+
+
+def _merge_call(tree: Tree, part: Any) -> None:
     holder = ffi.new("struct lyd_node **", tree._root)
     ly.check(lib.lyd_merge_siblings(holder, part, lib.LYD_MERGE_DESTRUCT
                                     | lib.LYD_MERGE_WITH_FLAGS), tree.ctx, "merging data")
     tree._root = holder[0]
+
+
+def _crowded(first: Any, depth: int) -> Iterator[Any]:
+    """Inner nodes among ``first``'s siblings and their descendants with more than
+    :data:`MERGE_RUN` children; looked for down to a few levels, below nodes with few
+    children (a list's entries, or containers on the way to them)."""
+    for n in siblings(first):
+        if n.schema == ffi.NULL or not n.schema.nodetype & _INNER_NODES:
+            continue
+        count = 0
+        for _ in siblings(lib.lyd_child(n)):
+            count += 1
+            if count > MERGE_RUN:
+                break
+        if count > MERGE_RUN:
+            yield n
+        elif count <= _MERGE_LOOK_WIDTH and depth < _MERGE_LOOK_DEPTH:
+            yield from _crowded(lib.lyd_child(n), depth + 1)
+
+
+def _take_run(ctx: Any, node: Any) -> Any:
+    """The top of a copy of ``node``'s parents and of ``node`` (keys only) holding the
+    first :data:`MERGE_RUN` of its other children, moved out of it; NULL once it holds
+    no more than that."""
+    child = lib.lyd_child_no_keys(node)
+    rest = child
+    for _ in range(MERGE_RUN):
+        if rest == ffi.NULL:
+            return ffi.NULL
+        rest = rest.next
+    if rest == ffi.NULL:
+        return ffi.NULL
+    out = ffi.new("struct lyd_node **")
+    ly.check(lib.lyd_dup_single(node, ffi.NULL, lib.LYD_DUP_WITH_PARENTS
+                                | lib.LYD_DUP_WITH_FLAGS, out), ctx, "copying data")
+    holder = out[0]
+    for _ in range(MERGE_RUN):
+        nxt = child.next
+        ly.check(lib.lyd_insert_child(holder, child), ctx, "moving data")
+        child = nxt
+    top = holder
+    while top.parent != ffi.NULL:
+        top = ffi.cast("struct lyd_node *", top.parent)
+    return top

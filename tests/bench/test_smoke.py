@@ -36,6 +36,7 @@ SCRIPTS = {
     "bench_paging.py": "reference: GET the whole list",
     "bench_nfconfig.py": "write to in-sync, one NF (median)",
     "bench_snapshot.py": "reference: libyang printing running alone",
+    "bench_merge.py": "reference: one libyang call",
 }
 AB = ("bench_gc.py", "bench_memory.py", "bench_netconf.py", "bench_netconf_read.py",
       "bench_notifications.py", "bench_restconf.py", "bench_writes.py")
