@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def _first_value(text: str) -> dict[str, Any]:
 
 
 _DESCRIPTORS_KEPT = 256
+_BULK_READ = 256
 _SPECS_KEPT = 4096
 
 
@@ -207,6 +209,8 @@ class WorkloadManager:
         self._asks: dict[str, list[tuple[str, asyncio.Future[dict[str, str]]]]] = {}
         """Configuration actions waiting for the instance's worker."""
         self._specs: dict[bytes, nfconfig.ConfigSpec] = {}
+        self._digests: dict[tuple[str, Any, tuple[tuple[str, str], ...]], str] = {}
+        """Spec digests by what they are made of (instances of one descriptor share one)."""
         self._device_slots = asyncio.Semaphore(concurrency)
         """NETCONF conversations with network functions in flight at most."""
         self._heals: dict[str, list[float]] = {}
@@ -222,15 +226,8 @@ class WorkloadManager:
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self._session = self.ds.internal_session(OWNER)
-        self._load_observed()
         self._read_all_desired()
-        for name in list(self._obs):
-            d = self._desired(name)
-            if d is not None:
-                o = self._obs[name]
-                self._count(o, -1)
-                o["_needs"] = d.compute
-                self._count(o, +1)
+        self._load_observed(self._all_desired or {})
         self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances))
         self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog))
         self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
@@ -294,13 +291,13 @@ class WorkloadManager:
 
     async def _resync_vim(self, vim: VimAccount) -> None:
         keys: set[str] = set()
+        resources: dict[str, str] = {}
         try:
             try:
                 drv = self._driver(vim)
                 resources = await drv.list_resources()
             except (DriverError, PlacementError) as e:
                 log.warning("cannot list resources of VIM %s: %s", vim.name, e)
-                resources = {}
             configured = set(self._configured_names())
             for inst, rid in resources.items():
                 o = self._obs.get(inst)
@@ -334,8 +331,28 @@ class WorkloadManager:
             ready = {n for n in self._deferred
                      if self._obs.get(n, {}).get("vim") not in self._listing}
             self._deferred -= ready
+            listed = set(resources.values())
+            spread = 0
             for k in sorted(keys | ready):
-                self.enqueue(k)
+                if self._steady(k, listed):
+                    # its health check, at the pace health_rate allows
+                    self.requeue(k, spread / self.health_rate)
+                    spread += 1
+                else:
+                    self.enqueue(k)
+
+    def _steady(self, name: str, listed: set[str]) -> bool:
+        """Whether a restart finds nothing to do for ``name`` but its next health check:
+        recorded running on a resource its VIM still lists, as configured, with no
+        function configuration to keep in step and nothing asked of it."""
+        o = self._obs.get(name)
+        if o is None or o.get("oper-status") != "running" or o.get("restart"):
+            return False
+        if o.get("vim-resource-id") not in listed or self._asks.get(name):
+            return False
+        d = self._desired(name)
+        return (d is not None and d.enabled and d.netconf is None
+                and o.get("spec-digest") == d.digest)
 
     def _resync_done(self, task: asyncio.Task[None]) -> None:
         self._resyncs.discard(task)
@@ -347,18 +364,29 @@ class WorkloadManager:
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
         names = {_instance_of(c.path) for c in ev.changes} - {None}
+        many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
             descs: dict[str, tuple[dict[str, Any], str]] = {}  # read once per commit
-            for name in names:
-                assert name is not None
-                d = self._desired_from(ev.tree, name, descs)
-                if d is not None:
-                    self._check_servable(ev.tree, d)
-                    self._check_config(d)
+            if many:  # one read of the list, not one lookup and print per instance
+                doc = _json_at(ev.tree, INSTANCES) or {}
+                found = [self._desired_of(ev.tree, inst, descs)
+                         for inst in doc.get("nf-instance", []) if inst["name"] in names]
+            else:
+                found = [d for d in (self._desired_from(ev.tree, name or "", descs)
+                                     for name in names) if d is not None]
+            for d in found:
+                self._check_servable(ev.tree, d)
+                self._check_config(d)
         elif ev.phase == "done":
+            if many:  # their reconciles find every desired state read at once
+                self._read_all_desired()
             for name in names:
                 assert name is not None
                 self.enqueue(name)
+
+    def _many(self, changed: int) -> bool:
+        """Whether ``changed`` instances are better read with the whole list, once."""
+        return changed >= _BULK_READ and changed * 8 >= len(self._obs)
 
     async def _on_catalog(self, ev: ChangeEvent) -> None:
         if ev.phase == "change" and ev.tree is not None:
@@ -553,6 +581,8 @@ class WorkloadManager:
 
     # -- desired and observed state -------------------------------------------------
     def _configured_names(self) -> list[str]:
+        if self._fresh_cache(self.ds.tree("running")) and self._all_desired is not None:
+            return list(self._all_desired)
         node = self.ds.tree("running").node(INSTANCES)
         if node is None:
             return []
@@ -594,8 +624,14 @@ class WorkloadManager:
         for p in desc.get("parameter", []):
             if p["name"] not in params and "default" in p:
                 params[p["name"]] = str(p["default"])
-        spec = json.dumps([desc_text, inst.get("vim"), sorted(params.items())])
-        digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
+        spec = (desc_text, inst.get("vim"), tuple(sorted(params.items())))
+        digest = self._digests.get(spec)
+        if digest is None:
+            text = json.dumps([desc_text, spec[1], [list(p) for p in spec[2]]])
+            digest = sys.intern(hashlib.sha256(text.encode()).hexdigest()[:16])
+            if len(self._digests) >= _SPECS_KEPT:
+                self._digests.clear()
+            self._digests[spec] = digest
         return Desired(
             name,
             desc_id,
@@ -677,13 +713,17 @@ class WorkloadManager:
             for k, u in self._usage_by_vim.items()
         }
 
-    def _load_observed(self) -> None:
+    def _load_observed(self, desired: Mapping[str, Desired]) -> None:
+        """Every recorded state, with what the configured instances need of their VIM."""
         tree = self.ds.oper_tree(OWNER)
         if tree is None:
             return
         doc = _json_at(tree, INSTANCES) or {}
         for inst in doc.get("nf-instance", []):
-            st = dict(inst.get("state", {}))
+            st = _shared(dict(inst.get("state", {})))
+            d = desired.get(inst["name"])
+            if d is not None:
+                st["_needs"] = d.compute
             self._obs[inst["name"]] = st
             self._count(st, +1)
             if st.get("vim-resource-id"):
@@ -757,7 +797,7 @@ class WorkloadManager:
         changed = new.get("oper-status") != old.get("oper-status")
         if changed:
             new["last-change"] = _now_iso()
-        self._obs[name] = new
+        self._obs[name] = _shared(new)
         self._count(old, -1)
         self._count(new, +1)
         notes: list[str | None] = [_notification(name, old.get("oper-status"),
@@ -1468,6 +1508,19 @@ def _instance_of(path: str) -> str | None:
 
 def _vim_of(path: str) -> str | None:
     return _key_in(path, "vim[name='")
+
+
+_SHARED = ("oper-status", "vim", "driver", "placement-reason", "spec-digest")
+"""Recorded fields whose values repeat from instance to instance."""
+
+
+def _shared(st: dict[str, Any]) -> dict[str, Any]:
+    """``st`` holding one copy of each repeated value (a million instances share them)."""
+    for k in _SHARED:
+        v = st.get(k)
+        if type(v) is str:
+            st[k] = sys.intern(v)
+    return st
 
 
 def _opt(v: Any) -> int | None:

@@ -526,3 +526,21 @@ async def test_records_whose_keys_do_not_match_are_stored_as_parsed(
     with pytest.raises(NfoError):
         await s.set_oper_records_async(_joined(_entry("e1", "no-such-status")), {}, owner="wm")
     assert entries(ds)["e1"]["state"] == {"oper-status": "running"}
+
+
+def test_records_of_one_list_join_as_text_others_as_json() -> None:
+    """Compact records of one list's entries (as the workload manager stores them) are
+    put side by side as text; any other mix is joined through JSON, to the same data."""
+    from nfo.datastore.operational import _joined as join
+
+    def compact(*names: str) -> str:
+        return json.dumps({INST: {"nf-instance": [{"name": n} for n in names]}},
+                          separators=(",", ":"))
+
+    texts = [compact(f"e{k}") for k in range(3)]
+    assert join(texts) == compact("e0", "e1", "e2")
+    spaced = json.dumps({INST: {"nf-instance": [{"name": "e3"}]}}, indent=1)
+    other = json.dumps({"nfo-test:top": {"item": [{"name": "a"}]}})
+    assert json.loads(join([texts[0], spaced])) == json.loads(compact("e0", "e3"))
+    assert json.loads(join([texts[0], other])) == {**json.loads(texts[0]),
+                                                  **json.loads(other)}

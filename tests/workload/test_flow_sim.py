@@ -8,6 +8,7 @@ the simulated VIM really holds (its SQLite file under the state directory).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
 from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
+from nfo.workload import WorkloadManager
 from tests.workload.conftest import status_calls
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
@@ -497,8 +499,6 @@ async def test_temporary_errors_give_up_after_the_timeout(env: Any,
 
 
 async def test_workload_vanished_from_the_vim_is_recreated(env: Any) -> None:
-    import sqlite3
-
     await _basic(env)
     await env.add_instance("a", "fw")
     st0 = await env.wait_status("a", "running")
@@ -558,17 +558,24 @@ async def test_vim_full_is_a_temporary_error_retried_until_room(env: Any) -> Non
     assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
 
 
+async def _running(env: Any, prefix: str, count: int, **options: Any) -> list[str]:
+    """``count`` instances running on a zero-latency sim VIM, the manager opened with
+    ``options``."""
+    await env.open(**options)
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    names = [f"{prefix}{k}" for k in range(count)]
+    await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
+    for n in names:
+        await env.wait_status(n, "running")
+    return names
+
+
 async def test_health_checks_keep_within_their_rate(env: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Many running instances are checked less often than the health interval says, so
     that all checks together stay within ``health_rate`` per second."""
-    await env.open(health_interval=0.01, health_rate=40)
-    await env.add_sim_vim("sim1", mean=0)
-    await env.add_descriptor("fw", timeout=5)
-    names = [f"h{k}" for k in range(20)]
-    await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
-    for n in names:
-        await env.wait_status(n, "running")
+    names = await _running(env, "h", 20, health_interval=0.01, health_rate=40)
     calls = status_calls(monkeypatch)
     t0 = time.monotonic()
     await asyncio.sleep(1.5)
@@ -576,3 +583,54 @@ async def test_health_checks_keep_within_their_rate(env: Any,
     # every 10 ms each, that would be 2,000 checks a second; 20 may come due early
     assert 0 < len(calls) <= 40 * elapsed + len(names) + 5, len(calls)
     assert {s["oper-status"] for s in (env.state_of(n) for n in names)} == {"running"}
+
+
+async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a restart, instances recorded running on resources their VIM still lists get
+    their health checks at the pace of ``health_rate``, not all at once; one whose
+    resource vanished while nfo was down is instantiated again at once."""
+    names = await _running(env, "p", 30, health_interval=3600, health_rate=20)
+    gone = env.state_of("p7")["vim-resource-id"]
+    await env.close()
+    with sqlite3.connect(env.path / "drivers" / "sim" / "sim1" / "sim-vim.db") as con:
+        con.execute("DELETE FROM resources WHERE id=?", (gone,))
+    con.close()
+    calls = status_calls(monkeypatch)
+    t0 = time.monotonic()
+    await env.open(health_interval=3600, health_rate=20)
+    st = await env.h_wait(lambda: (s := env.state_of("p7")) and s.get("oper-status") == "running"
+                          and s.get("vim-resource-id") not in (None, gone) and s,
+                          5, "p7 instantiated again", lambda: env.state_of("p7"))
+    assert len(set(calls) - {st["vim-resource-id"]}) < 29  # ahead of the paced checks
+    await asyncio.sleep(0.5)
+    early = len(calls)
+    assert early <= 20 * (time.monotonic() - t0) + 3, early  # paced, not 29 at once
+    await env.h_wait(lambda: len(set(calls)) >= 29, 5, "every health check",
+                     lambda: len(calls))
+    assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
+
+
+async def test_a_bulk_write_of_instances_reads_the_list_once(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hundreds of instances in one write: checked and reconciled from one read of the
+    list, not one lookup per instance; each still runs."""
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    per_instance: list[str] = []
+    real = WorkloadManager._desired_from
+
+    def counted(self: WorkloadManager, tree: Any, name: str, descs: Any = None) -> Any:
+        per_instance.append(name)
+        return real(self, tree, name, descs)
+
+    monkeypatch.setattr(WorkloadManager, "_desired_from", counted)
+    names = [f"b{k}" for k in range(300)]
+    await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
+    for n in names:
+        await env.wait_status(n, "running")
+    assert per_instance == []
+    await env.add_instance("one-more", "fw")  # a single one: looked up alone
+    await env.wait_status("one-more", "running")
+    assert "one-more" in per_instance

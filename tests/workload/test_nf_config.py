@@ -326,7 +326,8 @@ async def test_an_unreachable_device_is_retried_and_reported(env: Any) -> None:
     port = env.h.free_tcp_port()
     await router(env, "r7b", port=port, parameter=[{"name": "mgmt-port", "value": str(port)}])
     await wait_config(env, "r7b", "in-sync")
-    assert config_of(env, "r7")["status"] == "failed"
+    # r7 still retries: failed between attempts, applying during one
+    assert config_of(env, "r7")["status"] in ("failed", "applying")
 
 
 async def test_kill_9_of_the_nf_heals_it_and_configures_it_again(env: Any) -> None:
