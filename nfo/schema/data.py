@@ -919,7 +919,7 @@ def _make_room_for(ctx: Any, first: Any, part: Any) -> None:
 MERGE_RUN = 256
 """Children of one node that one ``lyd_merge_siblings`` call is given at most."""
 
-_MERGE_LOOK_DEPTH = 3
+_MERGE_LOOK_DEPTH = 2
 _MERGE_LOOK_WIDTH = 16
 
 
@@ -985,12 +985,15 @@ def _take_run(ctx: Any, node: Any) -> Any:
     out = ffi.new("struct lyd_node **")
     ly.check(lib.lyd_dup_single(node, ffi.NULL, lib.LYD_DUP_WITH_PARENTS
                                 | lib.LYD_DUP_WITH_FLAGS, out), ctx, "copying data")
-    holder = out[0]
-    for _ in range(MERGE_RUN):
-        nxt = child.next
-        ly.check(lib.lyd_insert_child(holder, child), ctx, "moving data")
-        child = nxt
-    top = holder
+    holder = top = out[0]
     while top.parent != ffi.NULL:
         top = ffi.cast("struct lyd_node *", top.parent)
+    try:
+        for _ in range(MERGE_RUN):
+            nxt = child.next
+            ly.check(lib.lyd_insert_child(holder, child), ctx, "moving data")
+            child = nxt
+    except BaseException:
+        lib.lyd_free_all(top)
+        raise
     return top
