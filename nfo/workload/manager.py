@@ -333,7 +333,12 @@ class WorkloadManager:
             self._deferred -= ready
             listed = set(resources.values())
             spread = 0
-            for k in sorted(keys | ready):
+            todo = sorted(keys | ready)
+            if self._many(len(todo)) and not (
+                    self._fresh_cache(self.ds.tree("running"))
+                    and self._all_desired is not None):
+                self._read_all_desired()  # running moved on while the VIM was listed
+            for k in todo:
                 if self._steady(k, listed):
                     # its health check, at the pace health_rate allows
                     self.requeue(k, spread / self.health_rate)
