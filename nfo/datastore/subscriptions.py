@@ -86,6 +86,9 @@ class ChangeSubscription:
                               ev.phase if ev else "-")
             finally:
                 self._queue.task_done()
+                # not kept while the next one is awaited: a bulk commit's changes are
+                # hundreds of thousands of objects
+                ev = None
 
     def post(self, event: ChangeEvent) -> None:
         self._queue.put_nowait(event)

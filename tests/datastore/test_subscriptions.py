@@ -9,8 +9,10 @@ test_transactions.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -494,3 +496,20 @@ async def test_no_spurious_changes_for_default_leaves(ds: Datastore) -> None:
     await s.rollback(ds.info("running").revision)
     await ds.settle()
     assert r.events == [], [list(e.changes) for e in r.events]
+
+
+async def test_a_delivered_event_is_not_kept(ds: Datastore) -> None:
+    """Once its callback has run, the event of a commit (with its changes: hundreds of
+    thousands after a bulk edit) is held by nothing while the next one is awaited."""
+    seen: list[weakref.ref[ChangeEvent]] = []
+
+    async def callback(ev: ChangeEvent) -> None:
+        seen.append(weakref.ref(ev))
+
+    ds.subscribe("nfo-test", callback)
+    await ds.internal_session("alice").edit("running", add(*(f"e{k}" for k in range(50))),
+                                            "json")
+    await ds.settle()
+    assert len(seen) == 2
+    gc.collect()
+    assert [r() for r in seen] == [None, None]
