@@ -334,9 +334,7 @@ class WorkloadManager:
             listed = set(resources.values())
             spread = 0
             todo = sorted(keys | ready)
-            if self._many(len(todo)) and not (
-                    self._fresh_cache(self.ds.tree("running"))
-                    and self._all_desired is not None):
+            if self._many(len(todo)) and self._desired_cache() is None:
                 self._read_all_desired()  # running moved on while the VIM was listed
             for k in todo:
                 if self._steady(k, listed):
@@ -586,18 +584,24 @@ class WorkloadManager:
 
     # -- desired and observed state -------------------------------------------------
     def _configured_names(self) -> list[str]:
-        if self._fresh_cache(self.ds.tree("running")) and self._all_desired is not None:
-            return list(self._all_desired)
+        cached = self._desired_cache()
+        if cached is not None:
+            return list(cached)
         node = self.ds.tree("running").node(INSTANCES)
         if node is None:
             return []
         return [entry.children()[0].value or "" for entry in node.children()]
 
     def _desired(self, name: str) -> Desired | None:
-        tree = self.ds.tree("running")
-        if self._fresh_cache(tree) and self._all_desired is not None:
-            return self._all_desired.get(name)
-        return self._desired_from(tree, name)
+        cached = self._desired_cache()
+        if cached is not None:
+            return cached.get(name)
+        return self._desired_from(self.ds.tree("running"), name)
+
+    def _desired_cache(self) -> dict[str, Desired] | None:
+        """Every instance's desired state, if read since running last moved on."""
+        self._fresh_cache(self.ds.tree("running"))
+        return self._all_desired
 
     def _desired_from(self, tree: Tree, name: str,
                       descs: dict[str, tuple[dict[str, Any], str]] | None = None
