@@ -22,6 +22,7 @@ error), so a VIM that hangs or crawls holds up only its own instances.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -102,6 +103,9 @@ def _first_value(text: str) -> dict[str, Any]:
 
 _DESCRIPTORS_KEPT = 256
 _BULK_READ = 256
+_ADMIT_BATCH = 256
+"""Reconciles started per event-loop turn: a write of 100,000 instances must not hold
+every other request for the seconds their first steps take together."""
 _SPECS_KEPT = 4096
 
 
@@ -193,6 +197,10 @@ class WorkloadManager:
         self._deferred: set[str] = set()
         """Instances recorded on such a VIM, enqueued once it is listed."""
         self._again: set[str] = set()
+        self._admitting: collections.deque[str] = collections.deque()
+        self._admitted: set[str] = set()
+        """Enqueued names whose worker starts in a later turn (:meth:`_admit`)."""
+        self._admit_handle: asyncio.Handle | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._obs: dict[str, dict[str, Any]] = {}
         self._usage_by_vim: dict[str, Usage] = {}
@@ -256,6 +264,11 @@ class WorkloadManager:
         for r in resyncs:
             r.cancel()
         await asyncio.gather(*resyncs, return_exceptions=True)
+        if self._admit_handle is not None:
+            self._admit_handle.cancel()
+            self._admit_handle = None
+        self._admitting.clear()
+        self._admitted.clear()
         workers = list(self._workers.values())
         for w in workers:
             w.cancel()
@@ -361,8 +374,7 @@ class WorkloadManager:
         self._resyncs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("resync of a VIM failed", exc_info=task.exception())
-        if not self._workers and not self._resyncs:
-            self.idle.set()
+        self._maybe_idle()
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
@@ -538,10 +550,30 @@ class WorkloadManager:
         if name in self._workers:
             self._again.add(name)
             return
+        if name in self._admitted:
+            return
         self.idle.clear()
-        self._workers[name] = asyncio.get_running_loop().create_task(
-            self._work(name), name=f"nfo-reconcile-{name}"
-        )
+        self._admitted.add(name)
+        self._admitting.append(name)
+        if self._admit_handle is None:
+            self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
+
+    def _admit(self) -> None:
+        """Start the workers of the next ``_ADMIT_BATCH`` enqueued names; the rest wait
+        for the next turn, behind whatever else became ready (a client's reply)."""
+        self._admit_handle = None
+        loop = asyncio.get_running_loop()
+        for _ in range(min(_ADMIT_BATCH, len(self._admitting))):
+            name = self._admitting.popleft()
+            self._admitted.discard(name)
+            self._workers[name] = loop.create_task(self._work(name),
+                                                   name=f"nfo-reconcile-{name}")
+        if self._admitting:
+            self._admit_handle = loop.call_soon(self._admit)
+
+    def _maybe_idle(self) -> None:
+        if not self._workers and not self._resyncs and not self._admitting:
+            self.idle.set()
 
     def requeue(self, name: str, delay: float) -> None:
         old = self._timers.get(name)
@@ -573,12 +605,11 @@ class WorkloadManager:
                     break
         finally:
             self._workers.pop(name, None)
-            if not self._workers and not self._resyncs:
-                self.idle.set()
+            self._maybe_idle()
 
     async def wait_idle(self) -> None:
         """Wait until no reconcile or resync is running (timers may still be armed)."""
-        while self._workers or self._resyncs:
+        while self._workers or self._resyncs or self._admitting:
             await self.idle.wait()
             await asyncio.sleep(0)
 

@@ -8,6 +8,7 @@ the simulated VIM really holds (its SQLite file under the state directory).
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 from datetime import datetime
@@ -634,3 +635,44 @@ async def test_a_bulk_write_of_instances_reads_the_list_once(
     await env.add_instance("one-more", "fw")  # a single one: looked up alone
     await env.wait_status("one-more", "running")
     assert "one-more" in per_instance
+
+
+async def test_a_bulk_write_starts_its_reconciles_a_batch_per_loop_turn(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciles of many instances written at once start a batch per event-loop
+    turn, so whatever else became ready (a client's reply) runs between batches; every
+    instance still runs."""
+    import nfo.workload.manager as manager_module
+    monkeypatch.setattr(manager_module, "_ADMIT_BATCH", 100)
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    loop = asyncio.get_running_loop()
+    turn = 0
+    ticker: asyncio.Handle | None = None
+
+    def tick() -> None:
+        nonlocal turn, ticker
+        turn += 1
+        ticker = loop.call_soon(tick)
+
+    started: dict[str, int] = {}
+    real = WorkloadManager.reconcile
+
+    async def counted(self: WorkloadManager, name: str) -> None:
+        started.setdefault(name, turn)
+        await real(self, name)
+
+    monkeypatch.setattr(WorkloadManager, "reconcile", counted)
+    names = [f"t{k}" for k in range(600)]
+    tick()
+    try:
+        await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
+        for n in names:
+            await env.wait_status(n, "running")
+    finally:
+        assert ticker is not None
+        ticker.cancel()
+    per_turn = collections.Counter(started[n] for n in names)
+    assert max(per_turn.values()) <= 100
+    assert len(per_turn) >= 6
