@@ -25,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import random
@@ -106,6 +107,9 @@ _BULK_READ = 256
 _ADMIT_BATCH = 256
 """Reconciles started per event-loop turn: a write of 100,000 instances must not hold
 every other request for the seconds their first steps take together."""
+_TIMER_SLACK = 0.001
+"""Wake-ups this close are due together (the loop runs a timer within its clock's
+resolution of its time)."""
 _SPECS_KEPT = 4096
 
 
@@ -201,7 +205,11 @@ class WorkloadManager:
         self._admitted: set[str] = set()
         """Enqueued names whose worker starts in a later turn (:meth:`_admit`)."""
         self._admit_handle: asyncio.Handle | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._when: dict[str, float] = {}
+        """Each instance's one pending wake-up (loop time); :meth:`requeue`."""
+        self._due: list[tuple[float, str]] = []
+        """Heap of wake-ups; an entry whose time is no longer its name's is skipped."""
+        self._wake: asyncio.TimerHandle | None = None
         self._obs: dict[str, dict[str, Any]] = {}
         self._usage_by_vim: dict[str, Usage] = {}
         self._cache_rev = -1
@@ -257,9 +265,11 @@ class WorkloadManager:
         for sub in self._subs:
             await self.ds.unsubscribe(sub)
         self._subs.clear()
-        for t in self._timers.values():
-            t.cancel()
-        self._timers.clear()
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._when.clear()
+        self._due.clear()
         resyncs = list(self._resyncs)
         for r in resyncs:
             r.cancel()
@@ -576,19 +586,34 @@ class WorkloadManager:
             self.idle.set()
 
     def requeue(self, name: str, delay: float) -> None:
-        old = self._timers.get(name)
+        """Enqueue ``name`` in ``delay`` seconds, unless it is due earlier already.
+
+        One heap and one loop timer for all instances, not a timer handle, context and
+        closure each: a million running instances each wait for a health check."""
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
-        if old is not None:
-            if old.when() <= when:
-                return
-            old.cancel()
+        old = self._when.get(name)
+        if old is not None and old <= when:
+            return
+        self._when[name] = when
+        heapq.heappush(self._due, (when, name))
+        if self._wake is None or when < self._wake.when():
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake = loop.call_at(when, self._fire)
 
-        def fire() -> None:
-            self._timers.pop(name, None)
-            self.enqueue(name)
-
-        self._timers[name] = loop.call_at(when, fire)
+    def _fire(self) -> None:
+        self._wake = None
+        loop = asyncio.get_running_loop()
+        now = loop.time() + _TIMER_SLACK
+        due = self._due
+        while due and due[0][0] <= now:
+            when, name = heapq.heappop(due)
+            if self._when.get(name) == when:
+                del self._when[name]
+                self.enqueue(name)
+        if due and not self._stopping:
+            self._wake = loop.call_at(due[0][0], self._fire)
 
     async def _work(self, name: str) -> None:
         try:

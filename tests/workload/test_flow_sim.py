@@ -676,3 +676,24 @@ async def test_a_bulk_write_starts_its_reconciles_a_batch_per_loop_turn(
     per_turn = collections.Counter(started[n] for n in names)
     assert max(per_turn.values()) <= 100
     assert len(per_turn) >= 6
+
+
+async def test_wake_ups_keep_the_earliest_and_run_in_time_order(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``requeue``: a later wake-up than the one pending is ignored, an earlier one
+    replaces it; names wake in time order, each once; stop() drops what is pending."""
+    await env.open()
+    mgr = env.mgr
+    woken: list[str] = []
+    monkeypatch.setattr(mgr, "enqueue", woken.append)
+    mgr.requeue("a", 0.15)
+    mgr.requeue("b", 0.05)
+    mgr.requeue("a", 5.0)  # later than pending: ignored
+    mgr.requeue("c", 5.0)
+    mgr.requeue("c", 0.10)  # earlier: replaces the wake-up in 5 s
+    await asyncio.sleep(0.4)
+    assert woken == ["b", "c", "a"]
+    mgr.requeue("d", 0.05)
+    await env.close()
+    await asyncio.sleep(0.1)
+    assert woken == ["b", "c", "a"]
