@@ -147,6 +147,7 @@ class Schema:
         self.cdata: Any = self.ctx.cdata
         self._source: dict[str, str] = {}
         self._marks: AccessMarks | None = None
+        self._autodeleting: frozenset[str] | None = None
         self._instance_paths: dict[str, bool] = {}
         self._one_paths: dict[str, bool] = {}
         self._modules: list[ModuleInfo] | None = None
@@ -373,6 +374,16 @@ class Schema:
             self._marks = _access_marks(self)
         return self._marks
 
+    def autodeleting_tops(self) -> frozenset[str]:
+        """Top-level data nodes (``/module:name``) under which validation may remove a
+        node on its own: one with a ``when``, one in a choice's case, a default
+        leaf-list entry.  Elsewhere its diff holds only the defaults it added."""
+        if self._autodeleting is None:
+            self._autodeleting = frozenset(
+                top.path for m in self.modules() if m.implemented
+                for top in self.top_nodes(m.name) if top.is_data and _may_autodelete(top))
+        return self._autodeleting
+
     def module_source(self, name: str, revision: str | None = None) -> str:
         """The YANG text of a loaded module (for get-schema and RESTCONF schema links)."""
         try:
@@ -408,6 +419,13 @@ class Schema:
             return str(data.print_mem("json", with_siblings=True))
         finally:
             data.free()
+
+
+def _may_autodelete(node: SNode) -> bool:
+    if node.when or node.in_case or (node.kind is Kind.LEAFLIST and node.defaults):
+        return True
+    return node.kind in (Kind.CONTAINER, Kind.LIST) and any(
+        _may_autodelete(c) for c in node.children() if c.is_data)
 
 
 _NACM = "ietf-netconf-acm"

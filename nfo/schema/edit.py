@@ -731,17 +731,32 @@ def validation_deletes(schema: Any, diff: Any) -> list[Change]:
     """Nodes libyang removed while validating (the other case of a choice, a node
     whose ``when`` turned false), from its validation diff, as changes."""
     ed = _Editor(schema.cdata, Tree(schema.cdata), names_of(schema))
-    _walk_diff(ed, diff)
+    tops = schema.autodeleting_tops()
+    for top in siblings(diff):
+        if _schema_path(top) in tops:
+            _walk_one(ed, top)
     return ed.changes.materialize()
+
+
+def _schema_path(node: Any) -> str:
+    p = lib.lysc_path(node.schema, lib.LYSC_PATH_DATA, ffi.NULL, 0)
+    try:
+        return str(ffi.string(p).decode())
+    finally:
+        lib.free(p)
 
 
 def _walk_diff(ed: _Editor, node: Any) -> None:
     for n in siblings(node):
-        op = get_meta(ed.ctx, n, "yang", "operation")
-        if op == "delete":
-            ed._record_subtree(n, created=False)
-        elif op in (None, "none") and not n.schema.nodetype & _TERM:
-            _walk_diff(ed, lib.lyd_child(n))
+        _walk_one(ed, n)
+
+
+def _walk_one(ed: _Editor, n: Any) -> None:
+    op = get_meta(ed.ctx, n, "yang", "operation")
+    if op == "delete":
+        ed._record_subtree(n, created=False)
+    elif op in (None, "none") and not n.schema.nodetype & _TERM:
+        _walk_diff(ed, lib.lyd_child(n))
 
 
 def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:

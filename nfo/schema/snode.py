@@ -378,6 +378,16 @@ class SNode:
             p = p.parent
         return None if p == ffi.NULL else SNode(p)
 
+    @property
+    def in_case(self) -> bool:
+        """Whether the node is one case's of a choice (directly or through a nested one)."""
+        p = self._p.parent
+        while p != ffi.NULL and p.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
+            if p.nodetype & lib.LYS_CASE:
+                return True
+            p = p.parent
+        return False
+
     def children(self, *, output: bool = False) -> Iterator[SNode]:
         """Data-tree children (choices and cases looked through; actions and
         notifications included; an RPC's or action's input, or output with ``output``)."""

@@ -236,3 +236,14 @@ def test_handles_compare_by_node(schema: Schema) -> None:
         b = t.match("/nfo-test:top/name")[0]
         assert isinstance(a, Node) and a == b and hash(a) == hash(b)
         assert isinstance(a.schema, SNode) and a.schema == schema.find("/nfo-test:top/name")
+
+
+def test_autodeleting_tops_are_those_with_a_when_a_choice_or_a_default_leaf_list(
+        schema: Schema) -> None:
+    """Validation may remove nodes on its own only under these tops; its diff elsewhere
+    is only the defaults it added, and is not walked."""
+    tops = schema.autodeleting_tops()
+    assert "/nfo-catalog:catalog" in tops  # choices (deployment kinds)
+    assert "/ietf-netconf-acm:nacm" in tops  # a rule's choice rule-type
+    assert "/nfo-instances:nf-instances" not in tops
+    assert "/nfo-users:users" not in tops
