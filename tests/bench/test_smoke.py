@@ -37,9 +37,10 @@ SCRIPTS = {
     "bench_nfconfig.py": "write to in-sync, one NF (median)",
     "bench_snapshot.py": "reference: libyang printing running alone",
     "bench_merge.py": "reference: one libyang call",
+    "bench_flood.py": "a second session reads one entry every 20 ms",
 }
-AB = ("bench_gc.py", "bench_memory.py", "bench_netconf.py", "bench_netconf_read.py",
-      "bench_notifications.py", "bench_restconf.py", "bench_writes.py")
+AB = ("bench_flood.py", "bench_gc.py", "bench_memory.py", "bench_netconf.py",
+      "bench_netconf_read.py", "bench_notifications.py", "bench_restconf.py", "bench_writes.py")
 """Scripts with ``--against PYTHON`` (A/B between builds): smoke-run against this build too."""
 
 
