@@ -38,6 +38,7 @@ from nfo.schema.data import (
     siblings,
 )
 from nfo.schema.hashes import PER_INSERT, Wear, children_bound, make_room
+from nfo.schema.snode import SNode
 
 __all__ = [
     "OPERATIONS",
@@ -733,17 +734,9 @@ def validation_deletes(schema: Any, diff: Any) -> list[Change]:
     ed = _Editor(schema.cdata, Tree(schema.cdata), names_of(schema))
     tops = schema.autodeleting_tops()
     for top in siblings(diff):
-        if _schema_path(top) in tops:
+        if SNode(top.schema).path in tops:
             _walk_one(ed, top)
     return ed.changes.materialize()
-
-
-def _schema_path(node: Any) -> str:
-    p = lib.lysc_path(node.schema, lib.LYSC_PATH_DATA, ffi.NULL, 0)
-    try:
-        return str(ffi.string(p).decode())
-    finally:
-        lib.free(p)
 
 
 def _walk_diff(ed: _Editor, node: Any) -> None:

@@ -380,7 +380,8 @@ class SNode:
 
     @property
     def in_case(self) -> bool:
-        """Whether the node is one case's of a choice (directly or through a nested one)."""
+        """Whether the node belongs to a case of a choice (directly, or through a nested
+        choice)."""
         p = self._p.parent
         while p != ffi.NULL and p.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
             if p.nodetype & lib.LYS_CASE:
