@@ -45,7 +45,8 @@ async def reads(port: int, out: list[float], stop: asyncio.Event) -> None:
         c.close()
 
 
-async def one(name: str, python: str, tmp: Path, n: int, window: float) -> dict[str, float]:
+async def one(name: str, python: str, tmp: Path, n: int, window: float,
+              timeout: float) -> dict[str, float]:
     srv = Server.start(name, python, tmp, restconf=False, netconf=True, yang_dirs=(YANG,))
     try:
         assert srv.netconf_port is not None
@@ -75,6 +76,9 @@ async def one(name: str, python: str, tmp: Path, n: int, window: float) -> dict[
             got = _unchunked(await c.call(STATUSES)).count(b"<oper-status>running</oper-status>")
             if got >= n:
                 break
+            if t - t0 > timeout:
+                raise SystemExit(f"{name}: {got:,} of {n:,} instances running after "
+                                 f"{timeout:.0f} s")
             await asyncio.sleep(max(0.2, 2 * (time.perf_counter() - t)))
         running_s = time.perf_counter() - t0
         c.close()
@@ -96,7 +100,8 @@ async def run(args: argparse.Namespace) -> None:
         for r in range(args.rounds):
             order = list(builds) if r % 2 == 0 else list(builds)[::-1]
             for b in order:
-                m = await one(b, builds[b], Path(d) / f"{b}{r}", args.instances, args.window)
+                m = await one(b, builds[b], Path(d) / f"{b}{r}", args.instances, args.window,
+                              args.timeout)
                 res[b].append(m)
                 print(f"[bench] round {r + 1}, {b}: reply {m['reply']:.2f} s, read p99 "
                       f"{m['p99'] * 1e3:.0f} ms", file=sys.stderr, flush=True)
@@ -124,6 +129,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=12.0,
                     help="seconds after the edit's reply that the reads go on")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=900.0,
+                    help="seconds to wait for every instance to run")
     ap.add_argument("--against", metavar="PYTHON",
                     help="also measure the nfo installed for this python executable")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
