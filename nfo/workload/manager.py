@@ -201,9 +201,9 @@ class WorkloadManager:
         self._deferred: set[str] = set()
         """Instances recorded on such a VIM, enqueued once it is listed."""
         self._again: set[str] = set()
-        self._admitting: collections.deque[str] = collections.deque()
-        self._admitted: set[str] = set()
+        self._waiting: set[str] = set()
         """Enqueued names whose worker starts in a later turn (:meth:`_admit`)."""
+        self._waiting_order: collections.deque[str] = collections.deque()
         self._admit_handle: asyncio.Handle | None = None
         self._when: dict[str, float] = {}
         """Each instance's one pending wake-up (loop time); :meth:`requeue`."""
@@ -277,8 +277,8 @@ class WorkloadManager:
         if self._admit_handle is not None:
             self._admit_handle.cancel()
             self._admit_handle = None
-        self._admitting.clear()
-        self._admitted.clear()
+        self._waiting_order.clear()
+        self._waiting.clear()
         workers = list(self._workers.values())
         for w in workers:
             w.cancel()
@@ -560,11 +560,11 @@ class WorkloadManager:
         if name in self._workers:
             self._again.add(name)
             return
-        if name in self._admitted:
+        if name in self._waiting:
             return
         self.idle.clear()
-        self._admitted.add(name)
-        self._admitting.append(name)
+        self._waiting.add(name)
+        self._waiting_order.append(name)
         if self._admit_handle is None:
             self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
 
@@ -573,16 +573,20 @@ class WorkloadManager:
         for the next turn, behind whatever else became ready (a client's reply)."""
         self._admit_handle = None
         loop = asyncio.get_running_loop()
-        for _ in range(min(_ADMIT_BATCH, len(self._admitting))):
-            name = self._admitting.popleft()
-            self._admitted.discard(name)
+        for _ in range(min(_ADMIT_BATCH, len(self._waiting_order))):
+            name = self._waiting_order.popleft()
+            self._waiting.discard(name)
             self._workers[name] = loop.create_task(self._work(name),
                                                    name=f"nfo-reconcile-{name}")
-        if self._admitting:
+        if self._waiting_order:
             self._admit_handle = loop.call_soon(self._admit)
 
+    def _busy(self) -> bool:
+        """A reconcile or resync runs, or a worker waits to start."""
+        return bool(self._workers or self._resyncs or self._waiting)
+
     def _maybe_idle(self) -> None:
-        if not self._workers and not self._resyncs and not self._admitting:
+        if not self._busy():
             self.idle.set()
 
     def requeue(self, name: str, delay: float) -> None:
@@ -634,7 +638,7 @@ class WorkloadManager:
 
     async def wait_idle(self) -> None:
         """Wait until no reconcile or resync is running (timers may still be armed)."""
-        while self._workers or self._resyncs or self._admitting:
+        while self._busy():
             await self.idle.wait()
             await asyncio.sleep(0)
 
