@@ -9,6 +9,7 @@ build's python would import that repository's ``nfo`` instead of its own.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -43,6 +44,24 @@ def describe(python: str, env: Mapping[str, str] | None = None) -> str:
                          capture_output=True, text=True)
     return f"{tree}" + (f" @ {rev.stdout.strip()}" if rev.returncode == 0 else "")
 
+
+
+def add_build_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--against PYTHON`` (an A/B run against another build) and ``--smoke``."""
+    ap.add_argument("--against", metavar="PYTHON",
+                    help="also measure the nfo installed for this python executable")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+
+
+def builds(against: str | None) -> dict[str, str]:
+    """``this`` (this python) and, with ``against``, ``other``: each build's python,
+    after printing where each imports nfo from."""
+    out = {"this": sys.executable}
+    print(f"this:  {describe(sys.executable)}")
+    if against:
+        out["other"] = against
+        print(f"other: {describe(against)}")
+    return out
 
 @dataclass
 class Server:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, describe
+from _servers import Server, add_build_arguments, builds
 from _stats import pct
 from bench_million import SETUP, STATUSES, YANG, Client, Instances, _unchunked, edit, get_small, ok
 
@@ -90,17 +90,13 @@ async def one(name: str, python: str, tmp: Path, n: int, window: float,
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(f"this:  {describe(sys.executable)}")
-    builds = {"this": sys.executable}
-    if args.against:
-        builds["other"] = args.against
-        print(f"other: {describe(args.against)}")
-    res: dict[str, list[dict[str, float]]] = {b: [] for b in builds}
+    pythons = builds(args.against)
+    res: dict[str, list[dict[str, float]]] = {b: [] for b in pythons}
     with tempfile.TemporaryDirectory(prefix="nfo-bench-flood-") as d:
         for r in range(args.rounds):
-            order = list(builds) if r % 2 == 0 else list(builds)[::-1]
+            order = list(pythons) if r % 2 == 0 else list(pythons)[::-1]
             for b in order:
-                m = await one(b, builds[b], Path(d) / f"{b}{r}", args.instances, args.window,
+                m = await one(b, pythons[b], Path(d) / f"{b}{r}", args.instances, args.window,
                               args.timeout)
                 res[b].append(m)
                 print(f"[bench] round {r + 1}, {b}: reply {m['reply']:.2f} s, read p99 "
@@ -131,9 +127,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0,
                     help="seconds to wait for every instance to run")
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    add_build_arguments(ap)
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.window, args.rounds = 300, 0.5, 1

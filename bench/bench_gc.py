@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, describe
+from _servers import Server, add_build_arguments, describe
 from _stats import pct
 from bench_million import SETUP, Instances, ok, rss_mb, running
 from bench_netconf_read import Client
@@ -62,9 +62,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=30_000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    add_build_arguments(ap)
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.rounds, args.timeout = 200, 1, 120

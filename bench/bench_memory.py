@@ -31,7 +31,7 @@ from pathlib import Path
 
 import asyncssh
 import httpx
-from _servers import PASSWORD, Server, describe
+from _servers import PASSWORD, Server, add_build_arguments, describe
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 HELLO = (f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
@@ -140,15 +140,13 @@ def measure_netconf(server: Server, args: argparse.Namespace) -> dict[str, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
+    add_build_arguments(ap)
     ap.add_argument("--arena-max", type=int, help="run the servers with MALLOC_ARENA_MAX=N")
     ap.add_argument("--body-mb", type=float, default=4.0)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--message-mb", type=float, default=15.0)
     ap.add_argument("--settle", type=float, default=3.0,
                     help="seconds between a step and its measurement")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.body_mb, args.sessions, args.message_mb, args.settle = 0.3, 2, 0.5, 0.3

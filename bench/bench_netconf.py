@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from _libyang import ffi, lib
-from _servers import PASSWORD, Server, describe
+from _servers import PASSWORD, Server, add_build_arguments, describe
 from _stats import pct
 from ncclient import manager
 from ncclient.transport import session as nc_session
@@ -398,12 +398,10 @@ def main() -> None:
     ap.add_argument("--bulk", type=int, default=10_000, help="entries of the bulk edit")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (at least 3 "
                     "for figures worth quoting)")
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
+    add_build_arguments(ap)
     ap.add_argument("--netopeer2", type=Path, default=REF, metavar="DIR",
                     help=f"netopeer2's relocatable build (default {REF}; skipped if absent)")
     ap.add_argument("--no-netopeer2", action="store_true", help="do not measure netopeer2")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.sizes, args.gets, args.edits, args.bulk, args.rounds = "100,300", 20, 4, 200, 2

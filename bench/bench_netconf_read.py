@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import asyncssh
-from _servers import PASSWORD, Server, describe
+from _servers import PASSWORD, Server, add_build_arguments, builds
 from _stats import pct
 
 HERE = Path(__file__).resolve().parent
@@ -130,16 +130,13 @@ def start_echo(reply: bytes, tmp: Path) -> tuple[subprocess.Popen[str], int]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(f"this:  {describe(sys.executable)}")
-    if args.against:
-        print(f"other: {describe(args.against)}")
-    builds = {"this": sys.executable, **({"other": args.against} if args.against else {})}
+    pythons = builds(args.against)
     with tempfile.TemporaryDirectory(prefix="nfo-bench-ncread-") as d:
         tmp = Path(d)
         servers: dict[str, Server] = {}
         echo: subprocess.Popen[str] | None = None
         try:
-            for name, python in builds.items():
+            for name, python in pythons.items():
                 servers[name] = srv = Server.start(name, python, tmp / name, restconf=False,
                                                    netconf=True, yang_dirs=(YANG,))
                 assert srv.netconf_port is not None
@@ -177,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
         med = statistics.median(times)
         print(f"{name:<8}{med * 1e6:>11.0f}{pct(times, 0.99) * 1e6:>9.0f}{1 / med:>9.0f}")
     echo_med = statistics.median(res["echo"])
-    for name in builds:
+    for name in pythons:
         ratio = statistics.median(res[name]) / echo_med
         print(f"{name} / asyncssh echo of a same-sized reply (median): {ratio:.2f}x")
     if args.against:
@@ -190,9 +187,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=2000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    add_build_arguments(ap)
     args = ap.parse_args()
     if args.smoke:
         args.entries, args.requests, args.rounds = 30, 20, 2

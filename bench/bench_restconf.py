@@ -49,7 +49,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _servers import PASSWORD, Server, describe
+from _servers import PASSWORD, Server, add_build_arguments, describe
 
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
@@ -312,11 +312,9 @@ def main() -> None:
     ap.add_argument("--connections", "--concurrency", type=int, default=8,
                     help="wrk connections (GET all uses at most 2)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
+    add_build_arguments(ap)
     ap.add_argument("--only", choices=sorted(MODES.values()), action="append",
                     help="measure only this request kind (repeatable): one, all, post")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.duration, args.rounds = 30, 1, 1

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _servers import describe
+from _servers import add_build_arguments, describe
 from _stats import pct
 
 from nfo.cli.moduleset import StateDir
@@ -248,12 +248,10 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, default=200, help="instances per config edit")
     ap.add_argument("--singles", type=int, default=200,
                     help="instances created one at a time for the added latency")
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
+    add_build_arguments(ap)
     ap.add_argument("--rounds", type=int, default=2, help="rounds with --against")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
     ap.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = ap.parse_args()
     commits = 2000
     if args.smoke:

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, describe
+from _servers import Server, add_build_arguments, describe
 from bench_restconf import (
     AUTH,
     INSTANCES,
@@ -124,9 +124,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", default="1,8,32",
                     help="comma-separated wrk connection counts")
-    ap.add_argument("--against", metavar="PYTHON",
-                    help="also measure the nfo installed for this python executable")
-    ap.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
+    add_build_arguments(ap)
     args = ap.parse_args()
     if args.smoke:
         args.instances, args.duration, args.rounds, args.connections = 30, 1, 1, "1,8"
