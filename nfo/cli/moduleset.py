@@ -8,6 +8,7 @@ forced, and a forced removal first deletes that data in one commit.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -107,10 +108,10 @@ async def remove_module(state: StateDir, name: str, *, force: bool = False) -> N
                     await s.copy_config(d, keep)
                 ds.snapshot(d)
             for owner in ds.oper_owners():
-                tree = ds.oper_tree(owner)
-                for top in tree.nodes() if tree is not None else []:
-                    if top.module == name:
-                        s.delete_oper(f"/{name}:{top.name}", owner=owner)
+                tops = {top for text in ds.oper_records(owner) for top in json.loads(text)}
+                for top in sorted(tops):
+                    if top.partition(":")[0] == name:
+                        s.delete_oper(f"/{top}", owner=owner)
     finally:
         await ds.close()
     for p in files:

@@ -402,7 +402,7 @@ class Datastore:
         """Whether a data path exists in running or in any owner's operational data."""
         if self._tx.tree("running").node(path) is not None:
             return True
-        return any(t.node(path) is not None for t in self._oper.owners.values())
+        return self._oper.holds(path)
 
     def locks(self) -> dict[str, tuple[int, float]]:
         """Held locks: datastore -> (session id, when it was taken)."""
@@ -503,9 +503,10 @@ class Datastore:
         """The owners that pushed operational data (see :meth:`Session.set_oper`)."""
         return list(self._oper.owners)
 
-    def oper_tree(self, owner: str) -> Tree | None:
-        """An owner's operational data, live: read it, never keep or change it."""
-        return self._oper.owners.get(owner)
+    def oper_records(self, owner: str) -> list[str]:
+        """An owner's operational data as stored: RFC 7951 JSON documents, one per
+        record (a list entry, or a top-level node), none below another."""
+        return self._oper.records(owner)
 
     def provide_oper(self, path: str, provider: OperProvider) -> None:
         """Serve the operational subtree at ``path`` (a top-level node) from

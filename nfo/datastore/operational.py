@@ -10,7 +10,6 @@ owner's tree and, when asked, tag nodes with their RFC 8342 origin.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import re
@@ -20,7 +19,7 @@ from typing import Any
 
 from nfo.datastore.storage.base import Storage
 from nfo.errors import InvalidValue, NfoError
-from nfo.schema import Fmt, Kind, Node, Parse, Schema, Tree
+from nfo.schema import Fmt, Kind, Node, Parse, Schema, Tree, canonical_path, path_prefixes
 
 __all__ = ["OperProvider", "OperStore", "check_owner"]
 
@@ -46,16 +45,6 @@ def _record_roots(node: Node) -> Iterator[Node]:
                 yield from _record_roots(c)
             return
     yield node
-
-
-def _nested(keys: list[str]) -> bool:
-    """Whether a record lies below another among ``keys`` (sorted data paths)."""
-    for key in keys:
-        below = key + "/"
-        i = bisect.bisect_left(keys, below)
-        if i < len(keys) and keys[i].startswith(below):
-            return True
-    return False
 
 
 _ENVELOPE = re.compile(r'\{(?:"[^"\\]+":\{)*"[^"\\]+":\[')
@@ -95,42 +84,135 @@ def _join(into: dict[str, Any], part: dict[str, Any]) -> None:
             into[k] = v
 
 
+def _canonical(key: str) -> str:
+    """A record's key (as libyang writes it) as :func:`canonical_path` would spell it:
+    the same string, unless a step has several keys (libyang orders them by schema)."""
+    if "][" not in key:
+        return key
+    return canonical_path(key) or key
+
+
+def _under(key: str, path: str) -> bool:
+    """Whether the node at ``key`` lies below ``path`` (canonical spellings)."""
+    return len(key) > len(path) and key.startswith(path) and key[len(path)] in "/["
+
+
+class _Records:
+    """One owner's records: stored key (a data path as libyang writes it) -> RFC 7951
+    JSON text, with what finds the records at, above and below a path at once."""
+
+    __slots__ = ("_below", "_heads", "_spelt", "_stored", "texts")
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+        self._spelt: dict[str, str] = {}
+        """Stored key -> canonical spelling, for the few keys that differ."""
+        self._stored: dict[str, str] = {}
+        """The reverse of ``_spelt``."""
+        self._below: dict[str, int] = {}
+        """How many records lie below each proper prefix of a key (canonical)."""
+        self._heads: dict[str, list[str]] = {}
+        """Prefixes of a key's part before its one predicate (every list entry of one list
+        shares them)."""
+
+    def _prefixes(self, key: str) -> list[str]:
+        try:
+            cut = key.find("[")
+            if cut < 0 or key.find("[", cut + 1) >= 0 or not key.endswith("]"):
+                return path_prefixes(key)
+            head = key[:cut]
+            found = self._heads.get(head)
+            if found is None:
+                found = self._heads[head] = [*path_prefixes(head), head]
+            return found
+        except ValueError:  # not a data path: a record no read selects
+            return []
+
+    def put(self, key: str, text: str) -> None:
+        if key not in self.texts:
+            c = _canonical(key)
+            if c != key:
+                self._spelt[key] = c
+                self._stored[c] = key
+            for p in self._prefixes(c):
+                self._below[p] = self._below.get(p, 0) + 1
+        self.texts[key] = text
+
+    def drop(self, key: str) -> None:
+        if self.texts.pop(key, None) is None:
+            return
+        c = self._spelt.pop(key, key)
+        self._stored.pop(c, None)
+        for p in self._prefixes(c):
+            n = self._below[p] - 1
+            if n:
+                self._below[p] = n
+            else:
+                del self._below[p]
+
+    def at(self, path: str) -> str | None:
+        """The stored key of the record at ``path`` (canonical)."""
+        key = self._stored.get(path, path)
+        return key if key in self.texts else None
+
+    def above(self, path: str) -> str | None:
+        """The stored key of the record holding ``path`` (canonical) below its root."""
+        for p in path_prefixes(path):
+            key = self.at(p)
+            if key is not None:
+                return key
+        return None
+
+    def under(self, path: str) -> list[str]:
+        """Stored keys of the records below ``path`` (canonical)."""
+        if path not in self._below:
+            return []
+        return [k for k in self.texts if _under(self._spelt.get(k, k), path)]
+
+    def has_under(self, path: str) -> bool:
+        return path in self._below
+
+    def overlapping(self, path: str) -> list[str]:
+        """Stored keys of the records at, above and below ``path`` (canonical)."""
+        above = self.above(path)
+        if above is not None:
+            return [above]
+        at = self.at(path)
+        return ([at] if at is not None else []) + self.under(path)
+
+    def nested(self) -> bool:
+        return any(self.at(p) is not None
+                   for k in self.texts for p in self._prefixes(self._spelt.get(k, k)))
+
+
 class OperStore:
     def __init__(self, schema: Schema, storage: Storage) -> None:
         self.schema = schema
         self.storage = storage
-        self.owners: dict[str, Tree] = {}
-        self._keys: dict[str, set[str]] = {}
+        self.owners: dict[str, _Records] = {}
         self.providers: dict[str, OperProvider] = {}
-        self.generation = 0
-        """Counts the changes of the owners' data (what :meth:`touches` remembers)."""
-        self._tops: tuple[int, dict[str, list[Tree]]] = (-1, {})
 
     def load(self) -> None:
-        self.generation += 1
-        by_owner: dict[str, list[str]] = {}
         for rec in self.storage.load_oper():
-            by_owner.setdefault(rec.owner, []).append(rec.content)
-            self._keys.setdefault(rec.owner, set()).add(rec.key)
-        for owner, contents in by_owner.items():
-            tree = self.owners.setdefault(owner, Tree(self.schema))
-            if not _nested(sorted(self._keys[owner])):
-                # records side by side (list entries, top nodes): joined, they parse at once
-                try:
-                    tree.merge(Tree.parse(self.schema, _joined(contents), Fmt.JSON,
-                                          mode=Parse.DATA))
-                    continue
-                except (NfoError, ValueError):
-                    tree.free()
-            for text in contents:  # in key order: a record below another wins
-                tree.merge(Tree.parse(self.schema, text, Fmt.JSON, mode=Parse.DATA))
+            self.owners.setdefault(rec.owner, _Records()).put(rec.key, rec.content)
+        for owner, recs in self.owners.items():
+            if recs.nested():
+                self._unnest(owner, recs)
+
+    def _unnest(self, owner: str, recs: _Records) -> None:
+        """Records one below another (stored by an older nfo) merged in key order (the
+        deeper one wins) and stored again side by side."""
+        keys = sorted(recs.texts)
+        region = Tree(self.schema)
+        with region:
+            for key in keys:
+                region.merge(self._parse([recs.texts[key]]))
+            with self.storage.batch():
+                self._rewrite(owner, recs, keys, region)
+        log.info("operational records of %s stored side by side again", owner)
 
     def close(self) -> None:
-        self.generation += 1
-        for t in self.owners.values():
-            t.free()
         self.owners.clear()
-        self._keys.clear()
 
     def reload(self) -> None:
         """Back to what storage holds, after a write that was not made durable (a full
@@ -153,18 +235,43 @@ class OperStore:
             self.reload()
             raise
 
-    def _persist(self, owner: str, tree: Tree, key: str, text: str | None = None) -> None:
-        """Store the owner's record at ``key`` (``text``: its JSON, when known)."""
+    def _parse(self, texts: list[str]) -> Tree:
+        """A tree of stored records (side by side); one that no longer parses (a schema
+        that changed under it) is left out and logged."""
+        try:
+            return Tree.parse(self.schema, _joined(texts), Fmt.JSON, mode=Parse.DATA,
+                              trusted=True)
+        except (NfoError, ValueError):
+            if len(texts) == 1:
+                log.warning("a stored operational record does not parse: left out")
+                return Tree(self.schema)
+        tree = Tree(self.schema)
+        for text in texts:
+            tree.merge(self._parse([text]))
+        return tree
+
+    def _region(self, recs: _Records, keys: list[str]) -> Tree:
+        return self._parse([recs.texts[k] for k in keys])
+
+    def _store(self, owner: str, recs: _Records, key: str, text: str | None) -> None:
         if text is None:
-            node = tree.node(key)
-            if node is None:
-                self.storage.put_oper(owner, key, None)
-                self._keys.get(owner, set()).discard(key)
-                return
-            with Tree.copy_of(node) as record:
-                text = record.print(Fmt.JSON)
+            recs.drop(key)
+        else:
+            recs.put(key, text)
         self.storage.put_oper(owner, key, text)
-        self._keys.setdefault(owner, set()).add(key)
+
+    def _rewrite(self, owner: str, recs: _Records, old: list[str], region: Tree) -> None:
+        """Store ``region`` (what the records at ``old`` held, changed) as records."""
+        new = {}
+        for top in region.nodes():
+            for r in _record_roots(top):
+                with Tree.copy_of(r) as one:
+                    new[r.path] = one.print(Fmt.JSON)
+        for key in old:
+            if key not in new:
+                self._store(owner, recs, key, None)
+        for key, text in new.items():
+            self._store(owner, recs, key, text)
 
     def set(self, owner: str, content: str | bytes, fmt: Fmt | str, *,
             replace: bool = False) -> None:
@@ -175,15 +282,17 @@ class OperStore:
         """
         part = Tree.parse(self.schema, content, fmt, mode=Parse.DATA,
                           what="parsing operational data")
-        if part.is_empty():
-            return
-        keys = [r.path for top in part.nodes() for r in _record_roots(top)]
-        texts = {}
-        if replace and len(keys) == 1:
-            # one record replacing the owner's: stored as pushed (it parses to the same)
-            texts[keys[0]] = (content if isinstance(content, str) else content.decode()) \
-                if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
-        self._put(owner, part, keys, replace, texts)
+        with part:
+            if part.is_empty():
+                return
+            roots = [r for top in part.nodes() for r in _record_roots(top)]
+            texts = {}
+            if replace and len(roots) == 1:
+                # one record replacing the owner's: stored as pushed (it parses to the same)
+                texts[roots[0].path] = (content if isinstance(content, str) else
+                                        content.decode()) \
+                    if Fmt(fmt) is Fmt.JSON else part.print(Fmt.JSON)
+            self._put(owner, part, roots, replace, texts)
 
     def set_records(self, owner: str, joined: str, records: Mapping[str, str]) -> None:
         """Replace the owner's records at the keys of ``records`` (data paths) in one
@@ -193,54 +302,72 @@ class OperStore:
         stored as parsed instead."""
         part = Tree.parse(self.schema, joined, Fmt.JSON, mode=Parse.DATA,
                           what="parsing operational data")
-        if part.is_empty():
-            return
-        keys = [r.path for top in part.nodes() for r in _record_roots(top)]
-        match = len(keys) == len(records) and set(keys) == records.keys()
-        self._put(owner, part, keys, True, records if match else {})
+        with part:
+            if part.is_empty():
+                return
+            roots = [r for top in part.nodes() for r in _record_roots(top)]
+            match = len(roots) == len(records) and all(r.path in records for r in roots)
+            self._put(owner, part, roots, True, records if match else {})
 
-    def _put(self, owner: str, part: Tree, keys: list[str], replace: bool,
+    def _put(self, owner: str, part: Tree, roots: list[Node], replace: bool,
              texts: Mapping[str, str]) -> None:
-        """Merge ``part`` (consumed; its records at ``keys``) into the owner's tree and
-        persist each record (``texts``: their JSON, where known)."""
-        self.generation += 1
-        with self._durably(len(keys)):
-            tree = self.owners.setdefault(owner, Tree(self.schema))
-            if replace:
-                for k in keys:
-                    old = tree.node(k)
-                    if old is not None:
-                        tree.remove(old)
-            tree.merge(part, long_lived=True)
-            for k in keys:
-                self._persist(owner, tree, k, texts.get(k))
+        """Merge ``part`` (its records at ``roots``) into the owner's data and persist
+        each record (``texts``: their JSON, where known)."""
+        recs = self.owners.setdefault(owner, _Records())
+        keys = [r.path for r in roots]
+        spelt = [_canonical(k) for k in keys]
+        alone = all((replace or recs.at(c) is None) and not recs.has_under(c)
+                    and recs.above(c) is None for c in spelt)
+        with self._durably(len(keys) if alone else 2):
+            if alone:  # each record new, or replacing its own
+                for r, key in zip(roots, keys, strict=True):
+                    text = texts.get(key)
+                    if text is None:
+                        with Tree.copy_of(r) as one:
+                            text = one.print(Fmt.JSON)
+                    self._store(owner, recs, key, text)
+                return
+            old = sorted({k for c in spelt for k in recs.overlapping(c)})
+            with self._region(recs, old) as region:
+                if replace:
+                    for key in keys:
+                        node = region.node(key)
+                        if node is not None:
+                            region.remove(node)
+                region.merge(part)
+                self._rewrite(owner, recs, old, region)
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""
-        tree = self.owners.get(owner)
-        if tree is None:
+        recs = self.owners.get(owner)
+        if recs is None:
             return False
-        node = tree.node(path)
-        if node is None:
+        c = canonical_path(path)
+        old = sorted(recs.texts) if c is None else recs.overlapping(c)
+        if not old:
             return False
-        self.generation += 1
-        with self._durably():
-            tree.remove(node)
-            for key in list(self._keys.get(owner, ())):
-                if key == path or key.startswith(path + "/") or key.startswith(path + "["):
-                    self.storage.put_oper(owner, key, None)
-                    self._keys[owner].discard(key)
-                elif path.startswith(key + "/"):
-                    self._persist(owner, tree, key)
+        if c is not None and recs.above(c) is None:  # whole records
+            with self._durably(len(old)):
+                for key in old:
+                    self._store(owner, recs, key, None)
+            return True
+        with self._region(recs, old) as region:
+            node = region.node(path)
+            if node is None:
+                return False
+            region.remove(node)
+            with self._durably():
+                self._rewrite(owner, recs, old, region)
         return True
 
     def clear(self, owner: str) -> None:
-        self.generation += 1
         self.storage.clear_oper(owner)
-        tree = self.owners.pop(owner, None)
-        if tree is not None:
-            tree.free()
-        self._keys.pop(owner, None)
+        self.owners.pop(owner, None)
+
+    def records(self, owner: str) -> list[str]:
+        """The owner's records (RFC 7951 JSON documents, side by side)."""
+        recs = self.owners.get(owner)
+        return [] if recs is None else list(recs.texts.values())
 
     def provide(self, path: str, provider: OperProvider) -> None:
         """Register data computed when it is read (sysrepo's operational get
@@ -253,20 +380,27 @@ class OperStore:
         self.providers.pop(path, None)
 
     def touches(self, path: str) -> bool:
-        """Whether an owner holds the node at ``path`` (a data path naming one node),
+        """Whether an owner may hold the node at ``path`` (a data path naming one node),
         or a provider may give data at, above or below it."""
         if any(_overlaps(path, p) for p in self.providers):
             return True
-        at, tops = self._tops
-        if at != self.generation:
-            tops = {}
-            for t in self.owners.values():
-                for n in t.nodes():
-                    tops.setdefault(f"/{n.module}:{n.name}", []).append(t)
-            self._tops = (self.generation, tops)
-        top = _TOP.match(path)
-        return top is not None and any(t.node(path) is not None
-                                       for t in tops.get(top.group(), ()))
+        c = canonical_path(path)
+        if c is None:
+            return self.holds(path)
+        return any(recs.overlapping(c) for recs in self.owners.values())
+
+    def holds(self, path: str) -> bool:
+        """Whether an owner holds the node at ``path`` (a data path naming one node)."""
+        c = canonical_path(path)
+        for recs in self.owners.values():
+            if c is not None and (recs.at(c) is not None or recs.has_under(c)):
+                return True
+            old = sorted(recs.texts) if c is None else [k for k in [recs.above(c)] if k]
+            if old:
+                with self._region(recs, old) as region:
+                    if region.node(path) is not None:
+                        return True
+        return False
 
     def _provided(self, select: str | None) -> Iterator[Tree]:
         for path, provider in list(self.providers.items()):
@@ -282,11 +416,21 @@ class OperStore:
                 yield tree
 
     def merged_into(self, base: Tree, select: str | None = None, *, one: bool = False) -> None:
-        """Merge (copies of) every owner's data and every provider's, or the part at
-        ``select`` (``one``: a data path naming one node), into ``base``."""
-        for tree in self.owners.values():
-            if not tree.is_empty():
-                tree.extract(select, into=base, one=one)
+        """Merge every owner's data and every provider's, or the part at ``select``
+        (``one``: a data path naming one node), into ``base``."""
+        c = None if select is None else canonical_path(select)
+        for recs in self.owners.values():
+            if select is None or c is None:
+                keys, whole = list(recs.texts), select is None
+            else:
+                keys, whole = recs.overlapping(c), recs.above(c) is None
+            if not keys:
+                continue
+            with self._region(recs, keys) as region:
+                if whole:  # nothing but what was selected
+                    base.merge(region)
+                else:
+                    region.extract(select, into=base, one=one)
         for tree in self._provided(select):
             tree.extract(select, into=base, one=one)
 

@@ -19,7 +19,7 @@ from nfo.schema.data import Fmt, Parse, Tree, WithDefaults, json_text, print_nod
 from nfo.schema.dnode import Node
 from nfo.schema.nfmodules import ModuleText, NfModules, render
 from nfo.schema.ops import Operation, OpKind
-from nfo.schema.paths import Step, parse_path
+from nfo.schema.paths import Step, canonical_path, parse_path, path_prefixes
 from nfo.schema.snode import DATA_KINDS, Kind, SNode
 from nfo.schema.stype import SType
 
@@ -42,10 +42,12 @@ __all__ = [
     "Step",
     "Tree",
     "WithDefaults",
+    "canonical_path",
     "ietf_dir",
     "json_text",
     "module_name_of",
     "parse_path",
+    "path_prefixes",
     "print_node",
     "render",
 ]

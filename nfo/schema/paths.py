@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Step", "StepCache", "parse_path", "render_path", "schema_path_of", "schema_paths"]
+__all__ = ["Step", "StepCache", "canonical_path", "parse_path", "path_prefixes", "render_path",
+           "schema_path_of", "schema_paths"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,38 @@ def render_path(steps: Sequence[Step]) -> str:
         preds = "".join(f"[{k}=\"{v}\"]" if "'" in v else f"[{k}='{v}']" for k, v in s.preds)
         out.append(f"/{name}{preds}")
     return "".join(out)
+
+
+def canonical_path(path: str) -> str | None:
+    """``path`` written as libyang writes the path of a node with at most one key per
+    step (prefixes where the module changes, ``[k='v']``), so that two spellings of one
+    node compare equal; None for a path with a positional predicate or not a data path."""
+    try:
+        steps = parse_path(path)
+    except ValueError:
+        return None
+    if any(k == "#" for s in steps for k, _ in s.preds):
+        return None
+    return render_path(steps)
+
+
+def path_prefixes(path: str) -> list[str]:
+    """The proper prefixes of a data path that are paths themselves, shortest first:
+    where each step ends, and where a step's name ends before its predicates
+    (``/m:a/b[k='1']/c`` gives ``/m:a``, ``/m:a/b``, ``/m:a/b[k='1']``)."""
+    out = []
+    pos = 0
+    while pos < len(path):
+        m = _STEP.match(path, pos)
+        if m is None:
+            raise ValueError(f"not a data path: {path!r}")
+        if m.group(3):
+            out.append(path[:m.start(3)])
+        out.append(path[:m.end()])
+        pos = m.end()
+    if out and out[-1] == path:
+        out.pop()
+    return out
 
 
 class StepCache:

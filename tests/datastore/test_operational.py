@@ -443,7 +443,7 @@ async def test_a_notification_goes_out_only_with_a_durable_operational_write(
     await s.close()
 
 
-async def test_records_are_loaded_at_once_or_one_by_one_when_they_overlap(
+async def test_records_stored_one_below_another_are_stored_side_by_side_on_load(
         schema: Schema, db_path: Path, ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")
     for k in (1, 2):
@@ -456,13 +456,23 @@ async def test_records_are_loaded_at_once_or_one_by_one_when_they_overlap(
     storage.put_oper("wm", f"/{INST}", json.dumps({INST: {"nf-instance": [
         {"name": "e1", "state": {"attempts": 7}}]}}))
     storage.close()
+    entry = f"/{INST}/nf-instance[name='%s']"
     async with reopened(schema, db_path) as d3:
-        tree = d3.oper_tree("wm")
-        assert tree is not None
-        assert [n.path for n in tree.match(f"/{INST}/nf-instance")] == [
-            f"/{INST}/nf-instance[name='e1']", f"/{INST}/nf-instance[name='e2']"]
-        # as one by one in key order: the entry's own record comes after its list's
+        # merged in key order (the entry's own record comes after its list's), then
+        # stored again as one record per entry
         assert {n: e["state"]["attempts"] for n, e in entries(d3).items()} == {"e1": 1, "e2": 2}
+        assert len(d3.oper_records("wm")) == 2
+    storage = SqliteStorage(db_path)
+    try:
+        assert sorted(r.key for r in storage.load_oper()) == [entry % "e1", entry % "e2"]
+    finally:
+        storage.close()
+    async with reopened(schema, db_path) as d4:
+        assert {n: e["state"]["attempts"] for n, e in entries(d4).items()} == {"e1": 1, "e2": 2}
+        s4 = d4.internal_session("t")
+        assert s4.delete_oper(entry % "e1", owner="wm")
+        assert set(entries(d4)) == {"e1", "e2"}  # config stays; its state is gone
+        assert "state" not in entries(d4)["e1"]
 
 
 # -- many records in one write ------------------------------------------------------------
@@ -544,3 +554,80 @@ def test_records_of_one_list_join_as_text_others_as_json() -> None:
     assert json.loads(join([texts[0], spaced])) == json.loads(compact("e0", "e3"))
     assert json.loads(join([texts[0], other])) == {**json.loads(texts[0]),
                                                   **json.loads(other)}
+
+
+# -- records kept as text, side by side -----------------------------------------------------
+
+PAIR = "/nfo-test:top/pair[a='%s'][b='%d']"
+
+
+def pairs(*keys: tuple[str, int], **top: Any) -> str:
+    return json.dumps({"nfo-test:top": {**top, "pair": [
+        {"a": a, "b": b, "v": f"{a}{b}"} for a, b in keys]}})
+
+
+async def test_a_push_above_or_below_records_keeps_them_side_by_side(
+        schema: Schema, db_path: Path, ds: Datastore) -> None:
+    s = ds.internal_session("t")
+    s.set_oper(pairs(("x", 1), ("y", 2)), owner="o")
+    assert oper_rows(db_path) == [("o", PAIR % ("x", 1)), ("o", PAIR % ("y", 2))]
+    # a leaf beside the list makes the container the record: the entries fold into it
+    s.set_oper(json.dumps({"nfo-test:top": {"name": "n"}}), owner="o")
+    assert oper_rows(db_path) == [("o", "/nfo-test:top")]
+    s.set_oper(pairs(("z", 3)), owner="o")  # an entry below it goes into it
+    assert oper_rows(db_path) == [("o", "/nfo-test:top")]
+    top = get(ds)["nfo-test:top"]
+    assert top["name"] == "n" and [p["v"] for p in top["pair"]] == ["x1", "y2", "z3"]
+    s.set_oper(json.dumps({"nfo-test:top": {"pair": [{"a": "y", "b": 2}]}}), owner="o",
+               replace=True)  # the entry replaced inside the container's record
+    assert {p["a"]: p.get("v") for p in get(ds)["nfo-test:top"]["pair"]} == {
+        "x": "x1", "y": None, "z": "z3"}
+    # without the leaf, the container holds lists only: one record per entry again
+    assert s.delete_oper("/nfo-test:top/name", owner="o")
+    assert oper_rows(db_path) == [("o", PAIR % (a, b)) for a, b in (("x", 1), ("y", 2), ("z", 3))]
+    expected = get(ds)["nfo-test:top"]
+    assert "name" not in expected
+    await ds.close()
+    async with reopened(schema, db_path) as d2:  # the same entries (their order is the system's)
+        assert sorted(get(d2)["nfo-test:top"]["pair"], key=str) == sorted(expected["pair"], key=str)
+
+
+async def test_reads_find_the_records_at_above_and_below_a_path_in_any_spelling(
+        ds: Datastore) -> None:
+    s = ds.internal_session("t")
+    s.set_oper(pairs(("x", 1), ("y", 2)), owner="o")
+    s.set_oper(json.dumps({"nfo-test:top": {"state": {"up": True}}}), owner="p")
+    x = get(ds, xpath="/nfo-test:top/pair[b=\"1\"][a=\"x\"]")["nfo-test:top"]
+    assert x == {"pair": [{"a": "x", "b": 1, "v": "x1"}]}
+    leaf = get(ds, xpath="/nfo-test:top/nfo-test:pair[a='y'][b='2']/v")["nfo-test:top"]
+    assert leaf == {"pair": [{"a": "y", "b": 2, "v": "y2"}]}
+    whole = get(ds, xpath="/nfo-test:top")["nfo-test:top"]
+    assert [p["v"] for p in whole["pair"]] == ["x1", "y2"] and whole["state"] == {"up": True}
+    assert ds.exists("/nfo-test:top/pair[b='2'][a='y']/v")
+    assert ds.exists("/nfo-test:top/state/up") and ds.exists("/nfo-test:top")
+    assert not ds.exists("/nfo-test:top/pair[a='x'][b='2']")
+    assert not ds.exists("/nfo-test:top/name")
+    assert s.delete_oper("/nfo-test:top/pair[b=\"1\"][a=\"x\"]", owner="o")
+    assert not s.delete_oper("/nfo-test:top/pair[a='x'][b='1']", owner="o")
+    assert [p["v"] for p in get(ds)["nfo-test:top"]["pair"]] == ["y2"]
+
+
+async def test_a_start_parses_no_record_until_one_is_read(
+        schema: Schema, db_path: Path, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nfo.datastore.operational import OperStore
+
+    s = await configured(ds, "e1", "e2")
+    for k in (1, 2):
+        s.set_oper(state(f"e{k}", **{"oper-status": "running", "attempts": k}), owner="wm")
+    await ds.close()
+    parsed: list[int] = []
+    real = OperStore._parse
+    monkeypatch.setattr(OperStore, "_parse", lambda self, texts: (
+        parsed.append(len(texts)), real(self, texts))[1])
+    async with reopened(schema, db_path) as d2:
+        assert parsed == []
+        assert len(d2.oper_records("wm")) == 2
+        assert entries(d2, f"/{INST}/nf-instance[name='e2']")["e2"]["state"]["attempts"] == 2
+        assert parsed == [1]
+        assert {n: e["state"]["attempts"] for n, e in entries(d2).items()} == {"e1": 1, "e2": 2}
+        assert parsed == [1, 2]

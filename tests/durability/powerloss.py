@@ -139,9 +139,10 @@ def observed(ds: Datastore) -> Model:
         if vim["name"] != "local":
             raise PowerLossFailure(f"unexpected VIM {vim}")
     oper: dict[str, int] = {}
-    for e in _json(ds.oper_tree("wm")).get("nfo-instances:nf-instances", {}).get(
-            "nf-instance", []):
-        oper[e["name"]] = int(e["state"]["attempts"])
+    for text in ds.oper_records("wm"):
+        for e in json.loads(text).get("nfo-instances:nf-instances", {}).get(
+                "nf-instance", []):
+            oper[e["name"]] = int(e["state"]["attempts"])
     return Model(_instances(rdata), oper, _instances(sdata))
 
 

@@ -286,8 +286,7 @@ def attempts(base: int) -> str:
 
 
 def _oper(ds: Datastore, owner: str) -> str:
-    tree = ds.oper_tree(owner)
-    return "" if tree is None else tree.print("json")
+    return "\n".join(sorted(ds.oper_records(owner)))
 
 
 async def test_operational_data_that_finds_the_disk_full_is_not_served(
