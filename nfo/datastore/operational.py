@@ -337,16 +337,31 @@ class OperStore:
                 region.merge(part)
                 self._rewrite(owner, recs, old, region)
 
+    def _selected(self, recs: _Records, path: str) -> tuple[list[str], bool]:
+        """Stored keys of the records holding what ``path`` selects, and whether they
+        hold nothing else (whole records at or below a path naming one node)."""
+        top = _TOP.match(path)
+        if top is not None and ":" in top.group() and not recs.has_under(top.group()) \
+                and recs.at(top.group()) is None:
+            return [], True  # nothing of this owner under that top-level node
+        keyed = self.schema.keyed_path(path)
+        if keyed is None:
+            return list(recs.texts), False
+        c, exact = keyed
+        above = recs.above(c)
+        if above is not None:
+            return [above], False
+        return recs.overlapping(c), exact
+
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""
         recs = self.owners.get(owner)
         if recs is None:
             return False
-        c = canonical_path(path)
-        old = sorted(recs.texts) if c is None else recs.overlapping(c)
+        old, whole = self._selected(recs, path)
         if not old:
             return False
-        if c is not None and recs.above(c) is None:  # whole records
+        if whole:
             with self._durably(len(old)):
                 for key in old:
                     self._store(owner, recs, key, None)
@@ -384,18 +399,14 @@ class OperStore:
         or a provider may give data at, above or below it."""
         if any(_overlaps(path, p) for p in self.providers):
             return True
-        c = canonical_path(path)
-        if c is None:
-            return self.holds(path)
-        return any(recs.overlapping(c) for recs in self.owners.values())
+        return any(self._selected(recs, path)[0] for recs in self.owners.values())
 
     def holds(self, path: str) -> bool:
         """Whether an owner holds the node at ``path`` (a data path naming one node)."""
-        c = canonical_path(path)
         for recs in self.owners.values():
-            if c is not None and (recs.at(c) is not None or recs.has_under(c)):
+            old, whole = self._selected(recs, path)
+            if old and whole:
                 return True
-            old = sorted(recs.texts) if c is None else [k for k in [recs.above(c)] if k]
             if old:
                 with self._region(recs, old) as region:
                     if region.node(path) is not None:
@@ -418,12 +429,11 @@ class OperStore:
     def merged_into(self, base: Tree, select: str | None = None, *, one: bool = False) -> None:
         """Merge every owner's data and every provider's, or the part at ``select``
         (``one``: a data path naming one node), into ``base``."""
-        c = None if select is None else canonical_path(select)
         for recs in self.owners.values():
-            if select is None or c is None:
-                keys, whole = list(recs.texts), select is None
+            if select is None:
+                keys, whole = list(recs.texts), True
             else:
-                keys, whole = recs.overlapping(c), recs.above(c) is None
+                keys, whole = self._selected(recs, select)
             if not keys:
                 continue
             with self._region(recs, keys) as region:

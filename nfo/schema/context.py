@@ -25,7 +25,7 @@ from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import split_top
 from nfo.schema.hashes import _loaded_so_version
-from nfo.schema.paths import parse_path
+from nfo.schema.paths import Step, parse_path, render_path
 from nfo.schema.snode import Kind, SNode
 
 _LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -150,6 +150,7 @@ class Schema:
         self._autodeleting: frozenset[str] | None = None
         self._instance_paths: dict[str, bool] = {}
         self._one_paths: dict[str, bool] = {}
+        self._keyed_cuts: dict[str, int | None] = {}
         self._modules: list[ModuleInfo] | None = None
         self._by_name: dict[str, ModuleInfo] = {}
         self._by_ns: dict[str, str] = {}
@@ -257,6 +258,47 @@ class Schema:
                 self._one_paths.clear()
             self._one_paths[shape] = found
         return found
+
+    def keyed_path(self, path: str) -> tuple[str, bool] | None:
+        """``path`` (a data path) spelt as libyang spells a node's path, cut before the
+        predicates of its first step that does not name one entry (some of a list's keys,
+        a position); with whether it is whole (not cut).  Every node ``path`` selects lies
+        at or below the result.  None when ``path`` is no data path of this schema."""
+        try:
+            steps = parse_path(path)
+        except ValueError:
+            return None
+        shape = _LITERAL.sub("''", path)
+        cut = self._keyed_cuts.get(shape, -2)
+        if cut == -2:
+            cut = self._keyed_cut(steps)
+            if len(self._keyed_cuts) > 4096:
+                self._keyed_cuts.clear()
+            self._keyed_cuts[shape] = cut
+        if cut is None:
+            return None
+        if cut == len(steps):
+            return render_path(steps), True
+        return render_path([*steps[:cut], Step(steps[cut].module, steps[cut].name)]), False
+
+    def _keyed_cut(self, steps: Sequence[Step]) -> int | None:
+        node = self.find(f"/{steps[0].module}:{steps[0].name}")
+        for i, step in enumerate(steps):
+            if i:
+                node = node.child(step.name, step.module) if node is not None else None
+            if node is None:
+                return None
+            if not step.preds:
+                if node.kind is Kind.LIST and i + 1 < len(steps):  # every entry's
+                    return i
+                continue
+            names = sorted(k for k, _ in step.preds)
+            if node.kind is Kind.LIST:
+                if node.keyless or names != sorted(node.keys):
+                    return i
+            elif node.kind is not Kind.LEAFLIST or names != ["."]:
+                return i
+        return len(steps)
 
     def _names_one(self, shape: str) -> bool:
         parts, closed = split_top(shape, "|")

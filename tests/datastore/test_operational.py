@@ -601,6 +601,11 @@ async def test_reads_find_the_records_at_above_and_below_a_path_in_any_spelling(
     assert x == {"pair": [{"a": "x", "b": 1, "v": "x1"}]}
     leaf = get(ds, xpath="/nfo-test:top/nfo-test:pair[a='y'][b='2']/v")["nfo-test:top"]
     assert leaf == {"pair": [{"a": "y", "b": 2, "v": "y2"}]}
+    # some of the keys, or every entry's leaf: the records of the whole list are read
+    assert get(ds, xpath="/nfo-test:top/pair[b='2']")["nfo-test:top"] == {
+        "pair": [{"a": "y", "b": 2, "v": "y2"}]}
+    assert sorted(p["v"] for p in get(ds, xpath="/nfo-test:top/pair/v")["nfo-test:top"][
+        "pair"]) == ["x1", "y2"]
     whole = get(ds, xpath="/nfo-test:top")["nfo-test:top"]
     assert [p["v"] for p in whole["pair"]] == ["x1", "y2"] and whole["state"] == {"up": True}
     assert ds.exists("/nfo-test:top/pair[b='2'][a='y']/v")

@@ -247,3 +247,19 @@ def test_autodeleting_tops_are_those_with_a_when_a_choice_or_a_default_leaf_list
     assert "/ietf-netconf-acm:nacm" in tops  # a rule's choice rule-type
     assert "/nfo-instances:nf-instances" not in tops
     assert "/nfo-users:users" not in tops
+
+
+def test_keyed_path_spells_as_libyang_and_cuts_before_a_step_naming_several_entries(
+        schema: Schema) -> None:
+    pair = "/nfo-test:top/pair"
+    assert schema.keyed_path('/nfo-test:top/nfo-test:pair[b="1"][a="x"]/v') == (
+        f"{pair}[a='x'][b='1']/v", True)
+    assert schema.keyed_path(f"{pair}[a='it''s']") is None  # not a data path
+    assert schema.keyed_path(f"{pair}[b='1']") == (pair, False)  # some of the keys
+    assert schema.keyed_path(f"{pair}/v") == (pair, False)  # every entry's leaf
+    assert schema.keyed_path(pair) == (pair, True)  # the whole list
+    assert schema.keyed_path("/nfo-test:top/tags[.='a']") == ("/nfo-test:top/tags[.='a']", True)
+    assert schema.keyed_path("/nfo-test:nothing") is None
+    # the cut is cached by shape, the values are each path's own
+    assert schema.keyed_path(f"{pair}[b='2']") == (pair, False)
+    assert schema.keyed_path(f"{pair}[a='y'][b='2']") == (f"{pair}[a='y'][b='2']", True)
