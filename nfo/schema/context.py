@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
@@ -281,11 +281,17 @@ class Schema:
             return render_path(steps), True
         return render_path([*steps[:cut], Step(steps[cut].module, steps[cut].name)]), False
 
-    def _keyed_cut(self, steps: Sequence[Step]) -> int | None:
+    def _step_nodes(self, steps: Sequence[Step]) -> Iterator[tuple[Step, SNode | None]]:
+        """Each step of a data path with its schema node (None from the first step that
+        is not in the schema on)."""
         node = self.find(f"/{steps[0].module}:{steps[0].name}")
         for i, step in enumerate(steps):
             if i:
                 node = node.child(step.name, step.module) if node is not None else None
+            yield step, node
+
+    def _keyed_cut(self, steps: Sequence[Step]) -> int | None:
+        for i, (step, node) in enumerate(self._step_nodes(steps)):
             if node is None:
                 return None
             if not step.preds:
@@ -305,10 +311,7 @@ class Schema:
         if not closed or len(parts) != 1 or not self._is_instance_path(shape):
             return False
         steps = parse_path(shape.strip())
-        node = self.find(f"/{steps[0].module}:{steps[0].name}")
-        for i, step in enumerate(steps):
-            if i:
-                node = node.child(step.name, step.module) if node is not None else None
+        for step, node in self._step_nodes(steps):
             if node is None:
                 return False
             names = [k for k, _ in step.preds]
@@ -328,10 +331,7 @@ class Schema:
             steps = parse_path(part.strip())
         except ValueError:
             return False
-        node = self.find(f"/{steps[0].module}:{steps[0].name}")
-        for i, step in enumerate(steps):
-            if i:
-                node = node.child(step.name, step.module) if node is not None else None
+        for step, node in self._step_nodes(steps):
             if node is None or not node.is_data:
                 return False
             names = {k for k, _ in step.preds}
