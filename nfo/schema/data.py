@@ -575,6 +575,26 @@ class Tree:
         finally:
             lib.ly_set_free(out[0], ffi.NULL)
 
+    def _xpath_parts(self, expr: str) -> list[Any]:
+        """The nodes an XPath selects, each once, in no set order: a union's parts are
+        evaluated one by one, since libyang 2.1 unites node sets in time quadratic in
+        their size (400,000 nodes: 2.8 s, against 0.2 s in parts)."""
+        parts, closed = split_top(expr, "|")
+        if len(parts) == 1 or not closed:
+            return self._xpath(expr)
+        seen: set[int] = set()
+        out = []
+        try:
+            for part in parts:
+                for p in self._xpath(part):
+                    at = int(ffi.cast("uintptr_t", p))
+                    if at not in seen:
+                        seen.add(at)
+                        out.append(p)
+        except InvalidValue:  # not a union of node sets after all: as libyang reads it
+            return self._xpath(expr)
+        return out
+
     def _lookup(self, path: str) -> list[Any]:
         """The node a data path naming one node finds (a list of at most one); XPath
         decides what a lookup cannot (a key value its type refuses)."""
@@ -680,7 +700,7 @@ class Tree:
         slot = ffi.new("struct lyd_node **")
         opts = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
         try:
-            for p in self._lookup(expr) if one else self._xpath(expr):
+            for p in self._lookup(expr) if one else self._xpath_parts(expr):
                 ly.check(lib.lyd_dup_single(p, ffi.NULL, opts, slot), self.ctx, "copying data")
                 top = slot[0]
                 while top.parent != ffi.NULL:

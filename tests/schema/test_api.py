@@ -263,3 +263,18 @@ def test_keyed_path_spells_as_libyang_and_cuts_before_a_step_naming_several_entr
     # the cut is cached by shape, the values are each path's own
     assert schema.keyed_path(f"{pair}[b='2']") == (pair, False)
     assert schema.keyed_path(f"{pair}[a='y'][b='2']") == (f"{pair}[a='y'][b='2']", True)
+
+
+def test_a_union_is_extracted_part_by_part_each_node_once(schema: Schema) -> None:
+    items = [{"name": n, "size": k} for k, n in enumerate("abc")]
+    with Tree.parse(schema, top_doc(name="t", item=items), Fmt.JSON) as t:
+        union = ("/nfo-test:top/item/size | /nfo-test:top/item[name='b'] | "
+                 "/nfo-test:top/name | /nfo-test:top/item[name='b']/size")
+        with t.extract(union) as out:
+            assert json.loads(out.print(Fmt.JSON)) == {"nfo-test:top": {"name": "t", "item": [
+                {"name": "a", "size": 0}, {"name": "b", "size": 1}, {"name": "c", "size": 2}]}}
+        with t.extract("/nfo-test:top/item[name='a' or name='c'] | /nfo-test:nothing") as out:
+            assert [i["name"] for i in json.loads(out.print(Fmt.JSON))["nfo-test:top"][
+                "item"]] == ["a", "c"]
+        with pytest.raises(InvalidValue):
+            t.extract("/nfo-test:top/name | 1 = 1")  # not a node set, in parts or whole
