@@ -181,8 +181,8 @@ class _Records:
         return ([at] if at is not None else []) + self.under(path)
 
     def nested(self) -> bool:
-        return any(self.at(p) is not None
-                   for k in self.texts for p in self._prefixes(self._spelt.get(k, k)))
+        """Whether a record lies below another (a record's key has records below it)."""
+        return any(self._spelt.get(k, k) in self._below for k in self.texts)
 
 
 class OperStore:
