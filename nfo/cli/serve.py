@@ -185,8 +185,10 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
                  workers: Workers | None,
                  notification_retention: Mapping[str, int] | None) -> None:
     check_open_files(restconf, netconf)
-    ds = await open_datastore(state, yang_dirs, workers,
-                              notification_retention=notification_retention)
+    collector = Collector()
+    with collector.loading():
+        ds = await open_datastore(state, yang_dirs, workers,
+                                  notification_retention=notification_retention)
     rest = None
     nc = None
     control = None
@@ -197,7 +199,8 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         transactions.register()
         control = ControlServer(state.control, users)
         await control.start()
-        manager = await start_manager(ds, state, concurrency=concurrency)
+        with collector.loading():
+            manager = await start_manager(ds, state, concurrency=concurrency)
         if restconf is not None:
             rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
@@ -225,7 +228,6 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    collector = Collector()
     collector.start()  # what is loaded now lives long: out of every full collection
     info = ds.info("running")
     mods = [m for m in ds.schema.modules() if m.implemented]

@@ -93,3 +93,41 @@ async def test_sweeps_are_timed_on_the_loop() -> None:
 def test_a_negative_period_is_refused() -> None:
     with pytest.raises(ValueError):
         Collector(sweep_every=-1)
+
+
+def test_no_collection_runs_while_the_state_loads() -> None:
+    c = Collector(sweep_every=0)
+    assert gc.isenabled()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with c.loading():
+            assert not gc.isenabled()
+            ref, hold = cycle()
+            _ = [Node() for _ in range(50_000)]  # far past generation 0's threshold
+            del hold
+            assert collections == [] and ref() is not None  # the cycle waits
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0  # what the load made: out of the collections
+        gc.collect()
+        assert ref() is not None  # frozen with the rest, until a sweep or close
+        c.close()
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert ref() is None
+        with pytest.raises(RuntimeError), c.loading():
+            raise RuntimeError("the load failed")
+        assert gc.isenabled()  # given back after a failed load too
+        gc.disable()
+        with c.loading():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+        c.close()
