@@ -105,10 +105,10 @@ def _first_value(text: str) -> dict[str, Any]:
 _DESCRIPTORS_KEPT = 256
 _BULK_READ = 256
 _ADMIT_BATCH = 256
-_DECODED_TOGETHER = 1024
-"""Recorded states decoded in one call at start: they share one copy of each member name."""
 """Reconciles started per event-loop turn: a write of 100,000 instances must not hold
 every other request for the seconds their first steps take together."""
+_DECODED_TOGETHER = 1024
+"""Recorded states decoded in one call at start: they share one copy of each member name."""
 _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
