@@ -1,11 +1,14 @@
 """Operational data: pushed by its owners, merged over config on read.
 
 Owners (the workload manager, drivers, the server itself) push state subtrees
-with ``set``; each owner's data lives in its own tree, so one owner's push
-never rewrites another's.  Pushes are stored per record (one list entry at
-the shallowest list level, or one top-level node) so that persisting a
-state change costs one small durable write.  Reads merge running with every
-owner's tree and, when asked, tag nodes with their RFC 8342 origin.
+with ``set``; each owner's data is kept apart, so one owner's push never
+rewrites another's.  Pushes are stored per record (one list entry at the
+shallowest list level, or one top-level node) so that persisting a state change
+costs one small durable write.  In memory a record stays the RFC 7951 text it is
+stored as (a quarter of a libyang tree's size, and nothing to parse when the
+server starts); a read parses the records it selects and merges them with
+running.  One owner's records never lie one below another: a push that would
+nest them folds them into one record.
 """
 
 from __future__ import annotations
