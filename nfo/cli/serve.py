@@ -219,6 +219,7 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         if control is not None:
             await control.stop()
         reclaimer.close()
+        collector.close()  # what the load froze goes back to the collector
         await ds.close()
         raise
     printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
