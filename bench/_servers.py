@@ -45,7 +45,6 @@ def describe(python: str, env: Mapping[str, str] | None = None) -> str:
     return f"{tree}" + (f" @ {rev.stdout.strip()}" if rev.returncode == 0 else "")
 
 
-
 def add_build_arguments(ap: argparse.ArgumentParser) -> None:
     """``--against PYTHON`` (an A/B run against another build) and ``--smoke``."""
     ap.add_argument("--against", metavar="PYTHON",
@@ -62,6 +61,7 @@ def builds(against: str | None) -> dict[str, str]:
         out["other"] = against
         print(f"other: {describe(against)}")
     return out
+
 
 @dataclass
 class Server:

@@ -160,7 +160,7 @@ class _Records:
 
     def above(self, path: str) -> str | None:
         """The stored key of the record holding ``path`` (canonical) below its root."""
-        for p in path_prefixes(path):
+        for p in self._prefixes(path):
             key = self.at(p)
             if key is not None:
                 return key
@@ -175,13 +175,14 @@ class _Records:
     def has_under(self, path: str) -> bool:
         return path in self._below
 
-    def overlapping(self, path: str) -> list[str]:
-        """Stored keys of the records at, above and below ``path`` (canonical)."""
+    def overlapping(self, path: str) -> tuple[list[str], bool]:
+        """Stored keys of the records at, above and below ``path`` (canonical), and
+        whether ``path`` lies inside one of them (the one record above it)."""
         above = self.above(path)
         if above is not None:
-            return [above]
+            return [above], True
         at = self.at(path)
-        return ([at] if at is not None else []) + self.under(path)
+        return ([at] if at is not None else []) + self.under(path), False
 
     def nested(self) -> bool:
         """Whether a record lies below another (a record's key has records below it)."""
@@ -330,7 +331,7 @@ class OperStore:
                             text = one.print(Fmt.JSON)
                     self._store(owner, recs, key, text)
                 return
-            old = sorted({k for c in spelt for k in recs.overlapping(c)})
+            old = sorted({k for c in spelt for k in recs.overlapping(c)[0]})
             with self._region(recs, old) as region:
                 if replace:
                     for key in keys:
@@ -351,10 +352,8 @@ class OperStore:
         if keyed is None:
             return list(recs.texts), False
         c, exact = keyed
-        above = recs.above(c)
-        if above is not None:
-            return [above], False
-        return recs.overlapping(c), exact
+        keys, inside = recs.overlapping(c)
+        return keys, exact and not inside
 
     def delete(self, owner: str, path: str) -> bool:
         """Remove the owner's node at ``path`` (and its subtree); False if absent."""

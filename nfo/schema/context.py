@@ -269,8 +269,9 @@ class Schema:
         except ValueError:
             return None
         shape = _LITERAL.sub("''", path)
-        cut = self._keyed_cuts.get(shape, -2)
-        if cut == -2:
+        if shape in self._keyed_cuts:
+            cut = self._keyed_cuts[shape]
+        else:
             cut = self._keyed_cut(steps)
             if len(self._keyed_cuts) > 4096:
                 self._keyed_cuts.clear()
