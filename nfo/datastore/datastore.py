@@ -81,6 +81,11 @@ class Datastore:
     snapshot_in_child_bytes = 1 << 19
     """Once running's last snapshot is this large, the next ones are printed by a forked
     child (:mod:`nfo.datastore.forked`) while the server goes on; 0: always in process."""
+    snapshot_when_quiet = 5.0
+    """Seconds without a commit after which a datastore whose log holds an eighth of
+    what makes a snapshot due is snapshotted anyway, and so is one whose start replayed
+    that much: a restart then parses, rather than replays (ten times dearer), what was
+    written before the quiet spell; 0: never."""
     partial_validation = True
     """Validate only what an edit touches where the schema proves it safe
     (see :mod:`nfo.schema.partial`); False re-validates everything."""
@@ -217,7 +222,9 @@ class Datastore:
 
     async def start(self) -> None:
         """Finish opening inside the event loop: roll back an unconfirmed commit
-        that a restart interrupted (RFC 6241: the server reverts on reboot)."""
+        that a restart interrupted (RFC 6241: the server reverts on reboot); arm the
+        snapshot of a long replayed log."""
+        self._tx.start()
         await self._confirmed.start()
 
     @property

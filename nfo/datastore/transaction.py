@@ -8,7 +8,8 @@ and its RFC 6470 netconf-config-change appended durably in one storage transacti
 working copy swapped or grafted in, subscribers told ``done`` (or ``abort``), and a
 snapshot when the log has grown: written right after the writer has its answer (a
 snapshot only shortens the replay on start, and after a bulk commit it costs as much as
-printing the whole datastore).  A failure before the swap leaves the live tree as it
+printing the whole datastore), or after a quiet spell once it has grown by an eighth
+of that.  A failure before the swap leaves the live tree as it
 was.  The candidate is edited through the same pipeline but not committed until
 :meth:`Transactions.commit_candidate`.
 
@@ -79,6 +80,10 @@ SNAPSHOT_DELAY = 0.02
 """Seconds between a commit that makes a snapshot due and the snapshot: its writers
 answer first."""
 
+QUIET_FRACTION = 8
+"""A quiet datastore is snapshotted once its log since the last snapshot holds this
+fraction of the snapshot-due thresholds (:meth:`Transactions._when_quiet`)."""
+
 
 @dataclass(frozen=True)
 class CommitInfo:
@@ -128,6 +133,7 @@ class Settings(Protocol):
     snapshot_every_commits: int
     snapshot_min_bytes: int
     snapshot_in_child_bytes: int
+    snapshot_when_quiet: float
     partial_validation: bool
     group_commit: bool
 
@@ -189,6 +195,8 @@ class Transactions:
         """Snapshots due, by datastore, written at the next turn of the event loop."""
         self._children: dict[str, ChildPrint] = {}
         """Snapshots being printed by a forked child, by datastore."""
+        self._quiet: dict[str, asyncio.TimerHandle] = {}
+        """Snapshots waiting for their datastore to be quiet (:meth:`_when_quiet`)."""
         self.snapshots_in_child = 0
         """Snapshots written from a child's print so far."""
         self._writes: Batches[_Write, ChangeSet] = Batches(
@@ -202,6 +210,18 @@ class Transactions:
         self._info = info
         self._snap_size = snap_size
         self._last_revision = last_revision
+
+    def start(self) -> None:
+        """In the event loop, after :meth:`restore`: a long replay is snapshotted once
+        the datastore is quiet, so that the next start does not replay it again."""
+        for ds in DURABLE:
+            if ds in self._trees:
+                try:
+                    self._since[ds] = self._storage.since_snapshot(ds)
+                except NfoError as e:
+                    log.warning("cannot tell how much of %s a start replays: %s", ds, e)
+                    continue
+                self._when_quiet(ds)
 
     def tree(self, ds: str, candidate: Candidate | None = None) -> Tree:
         """The live tree of running, startup or the candidate (``candidate``: a
@@ -227,6 +247,7 @@ class Transactions:
         self._storage.write_snapshot(ds, self._info[ds].revision, content)
         self._snap_size[ds] = len(content)
         self._since[ds] = (0, 0)
+        self._cancel_quiet(ds)
 
     @property
     def groups(self) -> tuple[int, int]:
@@ -243,6 +264,9 @@ class Transactions:
             handle.cancel()
             due.add(ds)
         self._snapshots.clear()
+        for handle in self._quiet.values():  # the next start arms them again
+            handle.cancel()
+        self._quiet.clear()
         for ds in sorted(due):
             self._snapshot_now(ds)
         for t in self._trees.values():
@@ -649,17 +673,48 @@ class Transactions:
             else:
                 count, total = self._since[ds]
                 self._since[ds] = (count + commits, total + size)
-            count, size = self._since[ds]
-            if ds not in self._snapshots and ds not in self._children and (
-                    count >= self._settings.snapshot_every_commits or size >= max(
-                        self._settings.snapshot_min_bytes, self._snap_size.get(ds, 0))):
+            if ds in self._snapshots or ds in self._children:
+                return
+            if self._log_holds(ds, 1):
                 # once the writers of this commit have answered; the live tree and its
                 # revision are consistent at any turn of the loop
                 self._snapshots[ds] = asyncio.get_running_loop().call_later(
                     SNAPSHOT_DELAY, self._snapshot_due, ds)
+                self._cancel_quiet(ds)
+            else:
+                self._when_quiet(ds)
         except NfoError as e:
             log.warning("commit %d of %s is durable, but no snapshot was written: %s",
                         rec.revision, ds, e)
+
+    def _log_holds(self, ds: str, fraction: int) -> bool:
+        """Whether the log of ``ds`` since its snapshot holds ``1/fraction`` of what
+        makes a snapshot due (commits, or bytes: as many as the snapshot has)."""
+        count, size = self._since.get(ds, (0, 0))
+        return (count >= max(1, self._settings.snapshot_every_commits // fraction)
+                or size >= max(self._settings.snapshot_min_bytes,
+                               self._snap_size.get(ds, 0)) // fraction)
+
+    def _when_quiet(self, ds: str) -> None:
+        """(Re)arm a snapshot of ``ds`` for when no commit has come for
+        ``snapshot_when_quiet`` seconds, if what a start would replay is worth it:
+        replaying an edit costs about ten times parsing the data it made."""
+        quiet = self._settings.snapshot_when_quiet
+        if (quiet <= 0 or ds in self._snapshots or ds in self._children
+                or not self._log_holds(ds, QUIET_FRACTION)):
+            return
+        self._cancel_quiet(ds)
+        self._quiet[ds] = asyncio.get_running_loop().call_later(quiet, self._quiet_due, ds)
+
+    def _cancel_quiet(self, ds: str) -> None:
+        handle = self._quiet.pop(ds, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _quiet_due(self, ds: str) -> None:
+        self._quiet.pop(ds, None)
+        if ds not in self._snapshots and ds not in self._children:
+            self._snapshot_due(ds)
 
     def _snapshot_due(self, ds: str) -> None:
         self._snapshots.pop(ds, None)
@@ -704,6 +759,7 @@ class Transactions:
             self.snapshots_in_child += 1
             count, size = self._since.get(ds, at_fork)
             self._since[ds] = (max(0, count - at_fork[0]), max(0, size - at_fork[1]))
+            self._when_quiet(ds)
 
         child = ChildPrint.start(self._trees[ds], done)
         if child is None:

@@ -969,6 +969,46 @@ async def test_reopen_after_many_commits_with_snapshots(schema: Schema, db_path:
         assert d2.info("running").revision == rev
 
 
+async def test_a_long_log_is_snapshotted_once_the_datastore_is_quiet(
+        schema: Schema, db_path: Path, ds: Datastore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the snapshot-due thresholds but above an eighth of them, the log is
+    snapshotted after a quiet spell; a start that replayed such a log does the same."""
+    storage = ds.storage
+    monkeypatch.setattr(Datastore, "snapshot_min_bytes", 800)
+    monkeypatch.setattr(Datastore, "snapshot_when_quiet", 0.2)
+    s = ds.internal_session("alice")
+    await s.edit("running", add(*(f"bulk-{i:03}" for i in range(200))), "json")
+    await wait_for(lambda: storage.since_snapshot("running") == (0, 0))
+    snap_rev = ds.info("running").revision
+    await s.edit("running", add("one"), "json")  # well below an eighth of the snapshot
+    await asyncio.sleep(0.4)
+    assert storage.since_snapshot("running")[0] == 1
+    await s.edit("running", add(*(f"more-{i:02}" for i in range(30))), "json")
+    assert storage.since_snapshot("running")[0] == 2  # armed, not due
+    await s.edit("running", add("two"), "json")  # each commit puts the quiet spell off
+    await asyncio.sleep(0.1)
+    assert storage.since_snapshot("running")[0] == 3
+    await wait_for(lambda: storage.since_snapshot("running") == (0, 0))
+    snap = storage.snapshot_at("running", ds.info("running").revision)
+    assert snap is not None and snap.revision == ds.info("running").revision > snap_rev
+
+    monkeypatch.setattr(Datastore, "snapshot_when_quiet", 0)  # off: the log stays
+    await s.edit("running", add(*(f"late-{i:03}" for i in range(100))), "json")
+    await asyncio.sleep(0.4)
+    tail = storage.since_snapshot("running")
+    assert tail[0] == 1
+    expected = content(ds)
+    await ds.close()
+    async with reopened(schema, db_path) as d2:
+        await asyncio.sleep(0.4)
+        assert d2.storage.since_snapshot("running") == tail
+    monkeypatch.setattr(Datastore, "snapshot_when_quiet", 0.2)
+    async with reopened(schema, db_path) as d3:  # its start replayed that log
+        await wait_for(lambda: d3.storage.since_snapshot("running") == (0, 0))
+        assert content(d3) == expected
+
+
 async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
                                         ds: Datastore) -> None:
     """The candidate lives in memory only: after a restart it equals running again."""
