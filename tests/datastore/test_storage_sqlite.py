@@ -213,6 +213,31 @@ def test_oper(storage: SqliteStorage, db: Path) -> None:
         assert again.load_oper() == [OperRecord("a", "k1", "a1 updated"), OperRecord("c", "k", "c")]
 
 
+def test_each_operational_record_is_checked_once_per_open(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open checks every row; the start's read of every record does not again.
+    A file created empty has nothing to check at open: its records are checked as read."""
+    checked: list[tuple[object, ...]] = []
+    crc = sqlite_module._crc
+
+    def counting(*fields: object) -> int:
+        checked.append(fields)
+        return crc(*fields)
+
+    monkeypatch.setattr(sqlite_module, "_crc", counting)
+    with SqliteStorage(db) as fresh:  # created: no check at open
+        for i in range(20):
+            fresh.put_oper("wm", f"k{i}", f"v{i}")
+        checked.clear()
+        assert len(fresh.load_oper()) == 20
+        assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
+    checked.clear()
+    with SqliteStorage(db) as again:
+        assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
+        assert [r.content for r in again.load_oper()] == sorted(f"v{i}" for i in range(20))
+        assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
+
+
 def test_meta(storage: SqliteStorage) -> None:
     assert storage.get_meta("boot-id") is None
     storage.set_meta("boot-id", "1")

@@ -20,7 +20,9 @@ Damage is looked for when the file is opened (a new file is created whole under
 another name and renamed into place, so an empty or header-less ``nfo.db`` is
 damage, never a fresh start; ``PRAGMA integrity_check`` for the pages; a CRC-32
 of every row, computed when written, for the data inside them) and again on
-every row read: nfo refuses to serve what it cannot trust.
+every row read: nfo refuses to serve what it cannot trust.  Operational records,
+which a start reads whole right after the open, are checked once: at the open when it
+checked every row, else as they are read.
 """
 
 from __future__ import annotations
@@ -208,6 +210,8 @@ class SqliteStorage:
         self._path = os.fspath(path)
         self._keep_snapshots = keep_snapshots
         self._conn: sqlite3.Connection | None = None
+        self._oper_checked = False
+        """Whether the open checked every operational record (:meth:`load_oper`)."""
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
         self._defer_commit = False
@@ -306,6 +310,7 @@ class SqliteStorage:
                 elif check:
                     self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
                                       else _CHECKED_V2)
+                    self._oper_checked = True
                 if version < 3:
                     # renaming the column renames it in both indexes too
                     conn.execute("ALTER TABLE notifications RENAME COLUMN stream TO module")
@@ -711,8 +716,9 @@ class SqliteStorage:
             rows = conn.execute(
                 "SELECT owner, key, content, crc FROM oper ORDER BY owner, key"
             ).fetchall()
-        for o, k, c, crc in rows:
-            self._check_row(f"operational record {o} {k}", crc, o, k, c)
+        if not self._oper_checked:
+            for o, k, c, crc in rows:
+                self._check_row(f"operational record {o} {k}", crc, o, k, c)
         return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c, _ in rows]
 
     def clear_oper(self, owner: str) -> None:
