@@ -353,21 +353,24 @@ class WorkloadManager:
                 keys.add(inst)
         finally:
             self._listing.discard(vim.name)
-            ready = {n for n in self._deferred
-                     if self._obs.get(n, {}).get("vim") not in self._listing}
-            self._deferred -= ready
+            if self._listing:
+                ready = {n for n in self._deferred
+                         if self._obs.get(n, {}).get("vim") not in self._listing}
+                self._deferred -= ready
+            else:
+                ready, self._deferred = self._deferred, set()
             listed = set(resources.values())
-            spread = 0
             todo = sorted(keys | ready)
             if self._many(len(todo)) and self._desired_cache() is None:
                 self._read_all_desired()  # running moved on while the VIM was listed
+            checks: list[str] = []
             for k in todo:
                 if self._steady(k, listed):
-                    # its health check, at the pace health_rate allows
-                    self.requeue(k, spread / self.health_rate)
-                    spread += 1
+                    checks.append(k)
                 else:
                     self.enqueue(k)
+            # their health checks, at the pace health_rate allows
+            self._requeue_spread(checks, 1 / self.health_rate)
 
     def _steady(self, name: str, listed: set[str]) -> bool:
         """Whether a restart finds nothing to do for ``name`` but its next health check:
@@ -596,17 +599,37 @@ class WorkloadManager:
 
         One heap and one loop timer for all instances, not a timer handle, context and
         closure each: a million running instances each wait for a health check."""
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay
-        old = self._when.get(name)
-        if old is not None and old <= when:
+        self._requeue_spread([name], 0.0, delay)
+
+    def _requeue_spread(self, names: list[str], step: float, delay: float = 0.0) -> None:
+        """:meth:`requeue` the i-th of ``names`` in ``delay + i * step`` seconds (a start
+        puts every running instance's health check in the heap at once)."""
+        if not names:
             return
-        self._when[name] = when
-        heapq.heappush(self._due, (when, name))
-        if self._wake is None or when < self._wake.when():
+        loop = asyncio.get_running_loop()
+        start = loop.time() + delay
+        later = self._when
+        due = self._due
+        pushed: list[tuple[float, str]] = []
+        for i, name in enumerate(names):
+            when = start + i * step
+            old = later.get(name)
+            if old is None or when < old:
+                later[name] = when
+                pushed.append((when, name))
+        if not pushed:
+            return
+        if len(pushed) > len(due):
+            due.extend(pushed)
+            heapq.heapify(due)
+        else:
+            for item in pushed:
+                heapq.heappush(due, item)
+        first = due[0][0]
+        if self._wake is None or first < self._wake.when():
             if self._wake is not None:
                 self._wake.cancel()
-            self._wake = loop.call_at(when, self._fire)
+            self._wake = loop.call_at(first, self._fire)
 
     def _fire(self) -> None:
         self._wake = None
