@@ -31,11 +31,11 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nfo.datastore import ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
+from nfo.datastore import Change, ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
 from nfo.errors import InvalidValue, NfoError, OperationFailed
 from nfo.registry import (
     Capacity,
@@ -113,6 +113,8 @@ _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
 _SPECS_KEPT = 4096
+_STAGED_KEPT = 4096
+"""Desired states kept from change phases for their reconciles (:meth:`_desired`)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,17 @@ class WorkloadManager:
         """Every instance's desired state as of running's revision ``_cache_rev``."""
         self._vim_cache: dict[str, VimAccount] | None = None
         self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
+        """Descriptors as running holds them, read since its catalog last changed."""
+        self._catalog_open: set[int] = set()
+        """Catalog commits between their change phase and their done or abort: while
+        one is open, descriptors are read, not cached."""
+        self._catalog_rev = 0
+        """The newest revision whose catalog change phase was seen."""
+        self._staged: dict[str, tuple[int, Desired]] = {}
+        """Instances' desired states as a commit's change phase read them, by the
+        commit's revision; what running holds once that commit is done (:meth:`_desired`)."""
+        self._done_rev = 0
+        """The newest commit of instances whose done event was handled."""
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
         self._by_resource: dict[str, str] = {}
         self._hints: dict[str, Status] = {}
@@ -246,8 +259,10 @@ class WorkloadManager:
         self._session = self.ds.internal_session(OWNER)
         self._read_all_desired()
         self._load_observed(self._all_desired or {})
+        # the catalog first: a commit that changes it marks it open (:meth:`_on_catalog`)
+        # before its instances are judged
+        self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog, priority=1))
         self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances))
-        self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog))
         self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
         for path in _ACTIONS:
             self.ds.register_rpc(path, self._on_action)
@@ -396,7 +411,12 @@ class WorkloadManager:
         names = {_instance_of(c.path) for c in ev.changes} - {None}
         many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
-            descs: dict[str, tuple[dict[str, Any], str]] = {}  # read once per commit
+            # read once per commit; what running holds unless the catalog is changing (a
+            # catalog change later in this commit's group judges these as if committed
+            # after them, one at a time)
+            descs = {} if self._catalog_open else dict(self._desc_cache)
+            for name in names:
+                self._staged.pop(name or "", None)
             if many:  # one read of the list, not one lookup and print per instance
                 doc = _json_at(ev.tree, INSTANCES) or {}
                 found = [self._desired_of(ev.tree, inst, descs)
@@ -407,34 +427,64 @@ class WorkloadManager:
             for d in found:
                 self._check_servable(ev.tree, d)
                 self._check_config(d)
+            if not self._catalog_open:
+                # as running's: a catalog change later in this commit's group clears them
+                self._desc_cache.update(descs)
+            if not many:  # their reconciles need not read them again
+                if len(self._staged) + len(found) > _STAGED_KEPT:
+                    self._staged.clear()
+                for d in found:
+                    self._staged[d.name] = (ev.revision, d)
         elif ev.phase == "done":
+            self._done_rev = max(self._done_rev, ev.revision)
             if many:  # their reconciles find every desired state read at once
                 self._read_all_desired()
             for name in names:
                 assert name is not None
                 self.enqueue(name)
+        elif ev.phase == "abort":
+            for name in names:
+                staged = self._staged.get(name or "")
+                if staged is not None and staged[0] == ev.revision:
+                    del self._staged[name or ""]
 
     def _many(self, changed: int) -> bool:
         """Whether ``changed`` instances are better read with the whole list, once."""
         return changed >= _BULK_READ and changed * 8 >= len(self._obs)
 
     async def _on_catalog(self, ev: ChangeEvent) -> None:
+        if ev.phase != "change":  # done or abort: running's catalog is settled again
+            self._catalog_open.discard(ev.revision)
+            self._desc_cache = {}
         if ev.phase == "change" and ev.tree is not None:
-            changed = {_key_in(c.path, "nf-descriptor[id='") for c in ev.changes} - {None}
-            managed = {i for i in changed if i is not None and self._check_descriptor(ev.tree, i)}
-            if managed:  # only their instances are read and checked again
-                doc = _json_at(ev.tree, INSTANCES) or {}
-                descs: dict[str, tuple[dict[str, Any], str]] = {}
-                for inst in doc.get("nf-instance", []):
-                    if inst.get("descriptor") in managed:
-                        self._check_config(
-                            self._desired_of(ev.tree, inst, descs),
-                            f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
-                            "/netconf/day1/template")
+            self._catalog_open.add(ev.revision)
+            self._catalog_rev = max(self._catalog_rev, ev.revision)
+            self._desc_cache = {}
+            try:
+                self._check_catalog(ev.tree, ev.changes)
+            except BaseException:  # refused here: no done or abort follows for us
+                self._catalog_open.discard(ev.revision)
+                raise
             return
         if ev.phase == "done":
             for name in self._configured_names():
                 self.enqueue(name)
+
+    def _check_catalog(self, tree: Tree, changes: Sequence[Change]) -> None:
+        """Veto descriptors whose function modules do not compile, and any instance whose
+        function configuration a changed managed descriptor makes invalid."""
+        changed = {_key_in(c.path, "nf-descriptor[id='") for c in changes} - {None}
+        managed = {i for i in changed if i is not None and self._check_descriptor(tree, i)}
+        if not managed:
+            return
+        doc = _json_at(tree, INSTANCES) or {}  # only their instances are checked again
+        descs: dict[str, tuple[dict[str, Any], str]] = {}
+        for inst in doc.get("nf-instance", []):
+            if inst.get("descriptor") in managed:
+                self._check_config(
+                    self._desired_of(tree, inst, descs),
+                    f"/nfo-catalog:catalog/nf-descriptor[id='{inst['descriptor']}']"
+                    "/netconf/day1/template")
 
     async def _on_vims(self, ev: ChangeEvent) -> None:
         if ev.phase == "change":
@@ -681,6 +731,11 @@ class WorkloadManager:
         cached = self._desired_cache()
         if cached is not None:
             return cached.get(name)
+        staged = self._staged.get(name)
+        # its commit is done, and no catalog change came since it was read; a later
+        # commit of the instance replaced or dropped it in its change phase
+        if staged is not None and self._catalog_rev < staged[0] <= self._done_rev:
+            return staged[1]
         return self._desired_from(self.ds.tree("running"), name)
 
     def _desired_cache(self) -> dict[str, Desired] | None:
@@ -747,7 +802,6 @@ class WorkloadManager:
             self._cache_rev = rev
             self._vim_cache = None
             self._all_desired = None
-            self._desc_cache = {}
         return True
 
     def _descriptor(self, tree: Tree, desc_id: str) -> tuple[dict[str, Any], str]:
@@ -767,7 +821,7 @@ class WorkloadManager:
             if len(self._desc_by_text) >= _DESCRIPTORS_KEPT:
                 self._desc_by_text.clear()
             self._desc_by_text[text] = out
-        if cached:
+        if cached and not self._catalog_open:
             self._desc_cache[desc_id] = out
         return out
 

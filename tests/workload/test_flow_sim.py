@@ -637,6 +637,83 @@ async def test_a_bulk_write_of_instances_reads_the_list_once(
     assert "one-more" in per_instance
 
 
+async def test_a_single_write_is_read_once_with_its_descriptor_cached(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of one instance: the change phase reads it (the descriptor from what
+    running holds), and its reconcile uses that reading instead of reading it again."""
+    import nfo.workload.manager as manager_module
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    await env.add_instance("first", "fw")
+    await env.wait_status("first", "running")
+    reads: list[tuple[str, bool]] = []
+    real = WorkloadManager._desired_from
+
+    def counted(self: WorkloadManager, tree: Any, name: str, descs: Any = None) -> Any:
+        reads.append((name, tree is self.ds.tree("running")))
+        return real(self, tree, name, descs)
+
+    printed: list[str] = []
+    real_print = manager_module.print_node
+
+    def printing(node: Any, *args: Any, **kw: Any) -> str:
+        printed.append(node.path)
+        return real_print(node, *args, **kw)
+
+    monkeypatch.setattr(WorkloadManager, "_desired_from", counted)
+    monkeypatch.setattr(manager_module, "print_node", printing)
+    await env.add_instance("second", "fw")
+    await env.wait_status("second", "running")
+    assert reads == [("second", False)]
+    assert not [p for p in printed if p.startswith("/nfo-catalog:")]
+
+
+async def test_a_write_vetoed_after_the_manager_leaves_its_reading_unused(
+        env: Any) -> None:
+    """Another subscriber vetoes a write the manager already read: the instance's desired
+    state stays what running holds, even once a later commit takes the same revision."""
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    await env.add_instance("v", "fw")
+    await env.wait_status("v", "running")
+
+    async def veto(ev: Any) -> None:
+        if ev.phase == "change" and any("admin-state" in c.path for c in ev.changes):
+            raise Veto("not now")
+
+    sub = env.ds.subscribe("nfo-instances", veto, priority=-1)  # called after the manager
+    try:
+        before = env.ds.info("running").revision
+        with pytest.raises(Veto):
+            await env.add_instance("v", "fw", **{"admin-state": "disabled"})
+        await env.add_instance("w", "fw")
+        assert env.ds.info("running").revision == before + 1  # the vetoed one's number
+        await env.wait_status("w", "running")
+        d = env.mgr._desired("v")
+        assert d is not None and d.enabled
+        assert env.state_of("v")["oper-status"] == "running"
+    finally:
+        await env.ds.unsubscribe(sub)
+
+
+async def test_a_descriptor_changed_after_an_instance_was_read_reaches_it(env: Any) -> None:
+    """The manager's reading of a written instance holds its descriptor as it was; a
+    later change of the descriptor makes it read again."""
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    await env.add_instance("d", "fw")
+    st0 = await env.wait_status("d", "running")
+    await env.add_descriptor("fw", compute={"vcpus": 2})
+    d = env.mgr._desired("d")
+    assert d is not None and d.descriptor["compute"]["vcpus"] == 2
+    await env.h_wait(lambda: (s := env.state_of("d")) and s["spec-digest"] != st0["spec-digest"]
+                     and s["oper-status"] == "running", 5, "redeployed",
+                     lambda: env.state_of("d"))
+
+
 async def test_a_bulk_write_starts_its_reconciles_a_batch_per_loop_turn(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reconciles of many instances written at once start a batch per event-loop
