@@ -222,9 +222,10 @@ class WorkloadManager:
         self._vim_cache: dict[str, VimAccount] | None = None
         self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
         """Descriptors as running holds them, read since its catalog last changed."""
-        self._catalog_open: set[int] = set()
-        """Catalog commits between their change phase and their done or abort: while
-        one is open, descriptors are read, not cached."""
+        self._catalog_open = 0
+        """Catalog commits between their change phase and their done or abort (each
+        change phase that passes is followed by one of them; a retried commit reuses its
+        revision): while one is open, descriptors are read, not cached."""
         self._catalog_rev = 0
         """The newest revision whose catalog change phase was seen."""
         self._staged: dict[str, tuple[int, Desired]] = {}
@@ -453,19 +454,19 @@ class WorkloadManager:
         return changed >= _BULK_READ and changed * 8 >= len(self._obs)
 
     async def _on_catalog(self, ev: ChangeEvent) -> None:
-        if ev.phase != "change":  # done or abort: running's catalog is settled again
-            self._catalog_open.discard(ev.revision)
-            self._desc_cache = {}
-        if ev.phase == "change" and ev.tree is not None:
-            self._catalog_open.add(ev.revision)
+        if ev.phase == "change":
+            self._catalog_open += 1
             self._catalog_rev = max(self._catalog_rev, ev.revision)
             self._desc_cache = {}
             try:
-                self._check_catalog(ev.tree, ev.changes)
+                if ev.tree is not None:
+                    self._check_catalog(ev.tree, ev.changes)
             except BaseException:  # refused here: no done or abort follows for us
-                self._catalog_open.discard(ev.revision)
+                self._catalog_open -= 1
                 raise
             return
+        self._catalog_open -= 1  # done or abort: running's catalog is settled again
+        self._desc_cache = {}
         if ev.phase == "done":
             for name in self._configured_names():
                 self.enqueue(name)

@@ -697,6 +697,19 @@ async def test_a_write_vetoed_after_the_manager_leaves_its_reading_unused(
     finally:
         await env.ds.unsubscribe(sub)
 
+    async def veto_catalog(ev: Any) -> None:
+        if ev.phase == "change":
+            raise Veto("not now")
+
+    sub = env.ds.subscribe("nfo-catalog", veto_catalog, priority=-1)
+    try:
+        with pytest.raises(Veto):
+            await env.add_descriptor("fw", compute={"vcpus": 2})
+    finally:
+        await env.ds.unsubscribe(sub)
+    await env.ds.settle()
+    assert env.mgr._catalog_open == 0  # the abort closed what the change phase opened
+
 
 async def test_a_descriptor_changed_after_an_instance_was_read_reaches_it(env: Any) -> None:
     """The manager's reading of a written instance holds its descriptor as it was; a
