@@ -113,8 +113,8 @@ _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
 _SPECS_KEPT = 4096
-_STAGED_KEPT = 4096
-"""Desired states kept from change phases for their reconciles (:meth:`_desired`)."""
+_UNSETTLED = ("pending", "initializing", "terminating")
+"""Statuses whose instance is reconciled again soon: its staged desired state is kept."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,8 @@ class WorkloadManager:
         """The newest revision whose catalog change phase was seen."""
         self._staged: dict[str, tuple[int, Desired]] = {}
         """Instances' desired states as a commit's change phase read them, by the
-        commit's revision; what running holds once that commit is done (:meth:`_desired`)."""
+        commit's revision; what running holds once that commit is done (:meth:`_desired`).
+        Kept until a reconcile after that leaves the instance settled (:meth:`_work`)."""
         self._done_rev = 0
         """The newest commit of instances whose done event was handled."""
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
@@ -431,15 +432,10 @@ class WorkloadManager:
             if not self._catalog_open:
                 # as running's: a catalog change later in this commit's group clears them
                 self._desc_cache.update(descs)
-            if not many:  # their reconciles need not read them again
-                if len(self._staged) + len(found) > _STAGED_KEPT:
-                    self._staged.clear()
-                for d in found:
-                    self._staged[d.name] = (ev.revision, d)
+            for d in found:  # their reconciles need not read them again
+                self._staged[d.name] = (ev.revision, d)
         elif ev.phase == "done":
             self._done_rev = max(self._done_rev, ev.revision)
-            if many:  # their reconciles find every desired state read at once
-                self._read_all_desired()
             for name in names:
                 assert name is not None
                 self.enqueue(name)
@@ -458,6 +454,7 @@ class WorkloadManager:
             self._catalog_open += 1
             self._catalog_rev = max(self._catalog_rev, ev.revision)
             self._desc_cache = {}
+            self._staged.clear()  # read with the descriptors this commit changes
             try:
                 if ev.tree is not None:
                     self._check_catalog(ev.tree, ev.changes)
@@ -706,6 +703,10 @@ class WorkloadManager:
                 except Exception:
                     log.exception("reconciling %s failed; retrying", name)
                     self.requeue(name, self.backoff_max)
+                staged = self._staged.get(name)
+                if (staged is not None and staged[0] <= self._done_rev
+                        and self._obs.get(name, {}).get("oper-status") not in _UNSETTLED):
+                    del self._staged[name]
                 if name not in self._again:
                     break
         finally:

@@ -614,27 +614,37 @@ async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
 
 async def test_a_bulk_write_of_instances_reads_the_list_once(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hundreds of instances in one write: checked and reconciled from one read of the
-    list, not one lookup per instance; each still runs."""
+    """Hundreds of instances in one write: checked from one read of the list, not one
+    lookup per instance, and reconciled from that reading, not a read of every instance
+    configured; each still runs, and the readings are let go once they have."""
     await env.open()
     await env.add_sim_vim("sim1", mean=0)
     await env.add_descriptor("fw", timeout=5)
     per_instance: list[str] = []
     real = WorkloadManager._desired_from
+    whole_reads: list[int] = []
+    real_all = WorkloadManager._read_all_desired
 
     def counted(self: WorkloadManager, tree: Any, name: str, descs: Any = None) -> Any:
         per_instance.append(name)
         return real(self, tree, name, descs)
 
+    def counted_all(self: WorkloadManager) -> None:
+        whole_reads.append(1)
+        real_all(self)
+
     monkeypatch.setattr(WorkloadManager, "_desired_from", counted)
+    monkeypatch.setattr(WorkloadManager, "_read_all_desired", counted_all)
     names = [f"b{k}" for k in range(300)]
     await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
     for n in names:
         await env.wait_status(n, "running")
-    assert per_instance == []
+    assert per_instance == [] and whole_reads == []
     await env.add_instance("one-more", "fw")  # a single one: looked up alone
     await env.wait_status("one-more", "running")
-    assert "one-more" in per_instance
+    assert per_instance == ["one-more"]
+    await env.mgr.wait_idle()
+    assert env.mgr._staged == {}
 
 
 async def test_a_single_write_is_read_once_with_its_descriptor_cached(
