@@ -197,6 +197,8 @@ class Transactions:
         """Snapshots being printed by a forked child, by datastore."""
         self._quiet: dict[str, asyncio.TimerHandle] = {}
         """Snapshots waiting for their datastore to be quiet (:meth:`_when_quiet`)."""
+        self._last_commit: dict[str, float] = {}
+        """Per datastore, the loop time of its last commit."""
         self.snapshots_in_child = 0
         """Snapshots written from a child's print so far."""
         self._writes: Batches[_Write, ChangeSet] = Batches(
@@ -666,6 +668,7 @@ class Transactions:
 
     def _after_commit(self, ds: str, rec: CommitRecord, commits: int, size: int) -> None:
         self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+        self._last_commit[ds] = asyncio.get_running_loop().time()
         self._last_revision = max(self._last_revision, rec.revision)
         try:
             if ds not in self._since:
@@ -696,14 +699,14 @@ class Transactions:
                                self._snap_size.get(ds, 0)) // fraction)
 
     def _when_quiet(self, ds: str) -> None:
-        """(Re)arm a snapshot of ``ds`` for when no commit has come for
+        """Arm a snapshot of ``ds`` for when no commit has come for
         ``snapshot_when_quiet`` seconds, if what a start would replay is worth it:
-        replaying an edit costs about ten times parsing the data it made."""
+        replaying an edit costs about ten times parsing the data it made.  One timer,
+        which finds out when it fires whether a commit came meanwhile."""
         quiet = self._settings.snapshot_when_quiet
-        if (quiet <= 0 or ds in self._snapshots or ds in self._children
+        if (quiet <= 0 or ds in self._quiet or ds in self._snapshots or ds in self._children
                 or not self._log_holds(ds, QUIET_FRACTION)):
             return
-        self._cancel_quiet(ds)
         self._quiet[ds] = asyncio.get_running_loop().call_later(quiet, self._quiet_due, ds)
 
     def _cancel_quiet(self, ds: str) -> None:
@@ -713,7 +716,14 @@ class Transactions:
 
     def _quiet_due(self, ds: str) -> None:
         self._quiet.pop(ds, None)
-        if ds not in self._snapshots and ds not in self._children:
+        quiet = self._settings.snapshot_when_quiet
+        loop = asyncio.get_running_loop()
+        left = self._last_commit.get(ds, 0.0) + quiet - loop.time()
+        if quiet <= 0:
+            return
+        if left > 0:  # a commit came meanwhile: wait for the spell after it
+            self._quiet[ds] = loop.call_later(left, self._quiet_due, ds)
+        elif ds not in self._snapshots and ds not in self._children:
             self._snapshot_due(ds)
 
     def _snapshot_due(self, ds: str) -> None:

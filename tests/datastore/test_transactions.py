@@ -976,18 +976,20 @@ async def test_a_long_log_is_snapshotted_once_the_datastore_is_quiet(
     snapshotted after a quiet spell; a start that replayed such a log does the same."""
     storage = ds.storage
     monkeypatch.setattr(Datastore, "snapshot_min_bytes", 800)
-    monkeypatch.setattr(Datastore, "snapshot_when_quiet", 0.2)
+    quiet = 0.5
+    monkeypatch.setattr(Datastore, "snapshot_when_quiet", quiet)
     s = ds.internal_session("alice")
     await s.edit("running", add(*(f"bulk-{i:03}" for i in range(200))), "json")
     await wait_for(lambda: storage.since_snapshot("running") == (0, 0))
     snap_rev = ds.info("running").revision
     await s.edit("running", add("one"), "json")  # well below an eighth of the snapshot
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(quiet * 1.4)
     assert storage.since_snapshot("running")[0] == 1
     await s.edit("running", add(*(f"more-{i:02}" for i in range(30))), "json")
     assert storage.since_snapshot("running")[0] == 2  # armed, not due
+    await asyncio.sleep(quiet * 0.6)
     await s.edit("running", add("two"), "json")  # each commit puts the quiet spell off
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(quiet * 0.6)  # past the spell after "more", within the one after "two"
     assert storage.since_snapshot("running")[0] == 3
     await wait_for(lambda: storage.since_snapshot("running") == (0, 0))
     snap = storage.snapshot_at("running", ds.info("running").revision)
