@@ -717,10 +717,10 @@ class Transactions:
     def _quiet_due(self, ds: str) -> None:
         self._quiet.pop(ds, None)
         quiet = self._settings.snapshot_when_quiet
-        loop = asyncio.get_running_loop()
-        left = self._last_commit.get(ds, 0.0) + quiet - loop.time()
         if quiet <= 0:
             return
+        loop = asyncio.get_running_loop()
+        left = self._last_commit.get(ds, 0.0) + quiet - loop.time()
         if left > 0:  # a commit came meanwhile: wait for the spell after it
             self._quiet[ds] = loop.call_later(left, self._quiet_due, ds)
         elif ds not in self._snapshots and ds not in self._children:
