@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from nfo.datastore.candidate import Candidate
@@ -510,10 +510,13 @@ class Datastore:
         """The owners that pushed operational data (see :meth:`Session.set_oper`)."""
         return list(self._oper.owners)
 
-    def oper_records(self, owner: str) -> list[str]:
+    def oper_records(self, owner: str) -> Iterator[str]:
         """An owner's operational data as stored: RFC 7951 JSON documents, one per
-        record (a list entry, or a top-level node), none below another."""
-        return self._oper.records(owner)
+        record (a list entry, or a top-level node), none below another; read from
+        storage a page at a time, so consume them before the next write."""
+        if owner not in self._oper.owners:
+            return iter(())
+        return self._oper.texts(owner)
 
     def provide_oper(self, path: str, provider: OperProvider) -> None:
         """Serve the operational subtree at ``path`` (a top-level node) from

@@ -4,11 +4,12 @@ Owners (the workload manager, drivers, the server itself) push state subtrees
 with ``set``; each owner's data is kept apart, so one owner's push never
 rewrites another's.  Pushes are stored per record (one list entry at the
 shallowest list level, or one top-level node) so that persisting a state change
-costs one small durable write.  In memory a record stays the RFC 7951 text it is
-stored as (a quarter of a libyang tree's size, and nothing to parse when the
-server starts); a read parses the records it selects and merges them with
-running.  One owner's records never lie one below another: a push that would
-nest them folds them into one record.
+costs one small durable write.  Memory holds only the records' keys (a data path
+each); a read finds the records it selects by key, reads their RFC 7951 texts
+from storage, parses them and merges them with running.  A million instances'
+states thus cost the server their keys, not their texts.  One owner's records
+never lie one below another: a push that would nest them folds them into one
+record.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 _TOP = re.compile(r"/[^/\[]+")
 """The top-level step of a data path."""
+
+_PAGE = 1000
+"""Records read from storage in one query when a read takes every one of an owner's."""
 
 OperProvider = Callable[[], str]
 """Returns RFC 7951 JSON for the subtree it was registered for, computed at read time."""
@@ -101,13 +105,14 @@ def _under(key: str, path: str) -> bool:
 
 
 class _Records:
-    """One owner's records: stored key (a data path as libyang writes it) -> RFC 7951
-    JSON text, with what finds the records at, above and below a path at once."""
+    """One owner's records: their stored keys (data paths as libyang writes them), with
+    what finds the records at, above and below a path at once."""
 
-    __slots__ = ("_below", "_heads", "_spelt", "_stored", "texts")
+    __slots__ = ("_below", "_heads", "_spelt", "_stored", "keys")
 
     def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
+        self.keys: dict[str, None] = {}
+        """Every stored key, in the order first stored."""
         self._spelt: dict[str, str] = {}
         """Stored key -> canonical spelling, for the few keys that differ."""
         self._stored: dict[str, str] = {}
@@ -131,19 +136,20 @@ class _Records:
         except ValueError:  # not a data path: a record no read selects
             return []
 
-    def put(self, key: str, text: str) -> None:
-        if key not in self.texts:
+    def put(self, key: str) -> None:
+        if key not in self.keys:
             c = _canonical(key)
             if c != key:
                 self._spelt[key] = c
                 self._stored[c] = key
             for p in self._prefixes(c):
                 self._below[p] = self._below.get(p, 0) + 1
-        self.texts[key] = text
+            self.keys[key] = None
 
     def drop(self, key: str) -> None:
-        if self.texts.pop(key, None) is None:
+        if key not in self.keys:
             return
+        del self.keys[key]
         c = self._spelt.pop(key, key)
         self._stored.pop(c, None)
         for p in self._prefixes(c):
@@ -156,7 +162,7 @@ class _Records:
     def at(self, path: str) -> str | None:
         """The stored key of the record at ``path`` (canonical)."""
         key = self._stored.get(path, path)
-        return key if key in self.texts else None
+        return key if key in self.keys else None
 
     def above(self, path: str) -> str | None:
         """The stored key of the record holding ``path`` (canonical) below its root."""
@@ -170,7 +176,7 @@ class _Records:
         """Stored keys of the records below ``path`` (canonical)."""
         if path not in self._below:
             return []
-        return [k for k in self.texts if _under(self._spelt.get(k, k), path)]
+        return [k for k in self.keys if _under(self._spelt.get(k, k), path)]
 
     def has_under(self, path: str) -> bool:
         return path in self._below
@@ -186,7 +192,7 @@ class _Records:
 
     def nested(self) -> bool:
         """Whether a record lies below another (a record's key has records below it)."""
-        return any(self._spelt.get(k, k) in self._below for k in self.texts)
+        return any(self._spelt.get(k, k) in self._below for k in self.keys)
 
 
 class OperStore:
@@ -197,8 +203,11 @@ class OperStore:
         self.providers: dict[str, OperProvider] = {}
 
     def load(self) -> None:
-        for rec in self.storage.load_oper():
-            self.owners.setdefault(rec.owner, _Records()).put(rec.key, rec.content)
+        for owner, key in self.storage.oper_keys():
+            recs = self.owners.get(owner)
+            if recs is None:
+                recs = self.owners[owner] = _Records()
+            recs.put(key)
         for owner, recs in self.owners.items():
             if recs.nested():
                 self._unnest(owner, recs)
@@ -206,11 +215,11 @@ class OperStore:
     def _unnest(self, owner: str, recs: _Records) -> None:
         """Records one below another (stored by an older nfo) merged in key order (the
         deeper one wins) and stored again side by side."""
-        keys = sorted(recs.texts)
+        keys = sorted(recs.keys)
         region = Tree(self.schema)
         with region:
-            for key in keys:
-                region.merge(self._parse([recs.texts[key]]))
+            for text in self._texts(owner, keys):
+                region.merge(self._parse([text]))
             with self.storage.batch():
                 self._rewrite(owner, recs, keys, region)
         log.info("operational records of %s stored side by side again", owner)
@@ -254,14 +263,39 @@ class OperStore:
             tree.merge(self._parse([text]))
         return tree
 
-    def _region(self, recs: _Records, keys: list[str]) -> Tree:
-        return self._parse([recs.texts[k] for k in keys])
+    def _texts(self, owner: str, keys: list[str]) -> list[str]:
+        """The stored texts of the owner's records at ``keys``; every one of them when
+        ``keys`` holds them all (read in pages, in key order)."""
+        recs = self.owners.get(owner)
+        if recs is not None and len(keys) > _PAGE and len(keys) == len(recs.keys):
+            return list(self.texts(owner))
+        found = self.storage.oper_texts(owner, keys)
+        texts = [t for t in found if t is not None]
+        if len(texts) < len(found):
+            log.warning("%d operational record(s) of %s missing from storage: left out",
+                        len(found) - len(texts), owner)
+        return texts
+
+    def texts(self, owner: str) -> Iterator[str]:
+        """Every record of the owner as stored, in key order, read from storage a page at
+        a time (to be consumed before the next write)."""
+        after: str | None = None
+        while True:
+            page = self.storage.oper_page(owner, after, _PAGE)
+            for _, text in page:
+                yield text
+            if len(page) < _PAGE:
+                return
+            after = page[-1][0]
+
+    def _region(self, owner: str, keys: list[str]) -> Tree:
+        return self._parse(self._texts(owner, keys))
 
     def _store(self, owner: str, recs: _Records, key: str, text: str | None) -> None:
         if text is None:
             recs.drop(key)
         else:
-            recs.put(key, text)
+            recs.put(key)
         self.storage.put_oper(owner, key, text)
 
     def _rewrite(self, owner: str, recs: _Records, old: list[str], region: Tree) -> None:
@@ -332,7 +366,7 @@ class OperStore:
                     self._store(owner, recs, key, text)
                 return
             old = sorted({k for c in spelt for k in recs.overlapping(c)[0]})
-            with self._region(recs, old) as region:
+            with self._region(owner, old) as region:
                 if replace:
                     for key in keys:
                         node = region.node(key)
@@ -350,7 +384,7 @@ class OperStore:
             return [], True  # nothing of this owner under that top-level node
         keyed = self.schema.keyed_path(path)
         if keyed is None:
-            return list(recs.texts), False
+            return list(recs.keys), False
         c, exact = keyed
         keys, inside = recs.overlapping(c)
         return keys, exact and not inside
@@ -368,7 +402,7 @@ class OperStore:
                 for key in old:
                     self._store(owner, recs, key, None)
             return True
-        with self._region(recs, old) as region:
+        with self._region(owner, old) as region:
             node = region.node(path)
             if node is None:
                 return False
@@ -380,11 +414,6 @@ class OperStore:
     def clear(self, owner: str) -> None:
         self.storage.clear_oper(owner)
         self.owners.pop(owner, None)
-
-    def records(self, owner: str) -> list[str]:
-        """The owner's records (RFC 7951 JSON documents, side by side)."""
-        recs = self.owners.get(owner)
-        return [] if recs is None else list(recs.texts.values())
 
     def provide(self, path: str, provider: OperProvider) -> None:
         """Register data computed when it is read (sysrepo's operational get
@@ -405,12 +434,12 @@ class OperStore:
 
     def holds(self, path: str) -> bool:
         """Whether an owner holds the node at ``path`` (a data path naming one node)."""
-        for recs in self.owners.values():
+        for owner, recs in self.owners.items():
             old, whole = self._selected(recs, path)
             if old and whole:
                 return True
             if old:
-                with self._region(recs, old) as region:
+                with self._region(owner, old) as region:
                     if region.node(path) is not None:
                         return True
         return False
@@ -431,14 +460,14 @@ class OperStore:
     def merged_into(self, base: Tree, select: str | None = None, *, one: bool = False) -> None:
         """Merge every owner's data and every provider's, or the part at ``select``
         (``one``: a data path naming one node), into ``base``."""
-        for recs in self.owners.values():
+        for owner, recs in self.owners.items():
             if select is None:
-                keys, whole = list(recs.texts), True
+                keys, whole = list(recs.keys), True
             else:
                 keys, whole = self._selected(recs, select)
             if not keys:
                 continue
-            with self._region(recs, keys) as region:
+            with self._region(owner, keys) as region:
                 if whole:  # nothing but what was selected
                     base.merge(region)
                 else:

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 
 from nfo.datastore import Change, ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
@@ -866,9 +867,8 @@ class WorkloadManager:
     def _load_observed(self, desired: Mapping[str, Desired]) -> None:
         """Every recorded state, with what the configured instances need of their VIM."""
         texts = self.ds.oper_records(OWNER)
-        for i in range(0, len(texts), _DECODED_TOGETHER):
-            docs: list[dict[str, Any]] = json.loads(
-                f"[{','.join(texts[i:i + _DECODED_TOGETHER])}]")
+        while batch := list(islice(texts, _DECODED_TOGETHER)):
+            docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
             for inst in [e for d in docs
                          for e in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]:
                 st = _shared(dict(inst.get("state", {})))

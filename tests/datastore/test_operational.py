@@ -461,7 +461,7 @@ async def test_records_stored_one_below_another_are_stored_side_by_side_on_load(
         # merged in key order (the entry's own record comes after its list's), then
         # stored again as one record per entry
         assert {n: e["state"]["attempts"] for n, e in entries(d3).items()} == {"e1": 1, "e2": 2}
-        assert len(d3.oper_records("wm")) == 2
+        assert len(list(d3.oper_records("wm"))) == 2
     storage = SqliteStorage(db_path)
     try:
         assert sorted(r.key for r in storage.load_oper()) == [entry % "e1", entry % "e2"]
@@ -631,8 +631,47 @@ async def test_a_start_parses_no_record_until_one_is_read(
         parsed.append(len(texts)), real(self, texts))[1])
     async with reopened(schema, db_path) as d2:
         assert parsed == []
-        assert len(d2.oper_records("wm")) == 2
+        assert len(list(d2.oper_records("wm"))) == 2
         assert entries(d2, f"/{INST}/nf-instance[name='e2']")["e2"]["state"]["attempts"] == 2
         assert parsed == [1]
         assert {n: e["state"]["attempts"] for n, e in entries(d2).items()} == {"e1": 1, "e2": 2}
         assert parsed == [1, 2]
+
+
+async def test_records_are_held_as_keys_and_read_from_storage_as_selected(
+        schema: Schema, db_path: Path, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory holds each record's key, not its text: a start loads keys only (its memory
+    does not grow with the size of the states), and a read of one instance takes that one
+    record from storage; a read of all of them takes every record a page at a time."""
+    import tracemalloc
+
+    from nfo.datastore import operational
+
+    names = [f"e{k}" for k in range(300)]
+    s = await configured(ds, *names)
+    reason = "x" * 4000
+    for n in names:
+        s.set_oper(state(n, **{"oper-status": "running", "reason": reason}), owner="wm")
+    await ds.close()
+    tracemalloc.start()
+    try:
+        async with reopened(schema, db_path):
+            held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 300 * 4000 / 2, held  # the texts alone would take 1.2 MB
+    by_key: list[list[str]] = []
+    pages: list[str | None] = []
+    real_texts, real_page = SqliteStorage.oper_texts, SqliteStorage.oper_page
+    monkeypatch.setattr(SqliteStorage, "oper_texts", lambda self, owner, keys: (
+        by_key.append(list(keys)), real_texts(self, owner, keys))[1])
+    monkeypatch.setattr(SqliteStorage, "oper_page", lambda self, owner, after, limit: (
+        pages.append(after), real_page(self, owner, after, limit))[1])
+    monkeypatch.setattr(operational, "_PAGE", 128)
+    async with reopened(schema, db_path) as d3:
+        one = entries(d3, f"/{INST}/nf-instance[name='e7']")
+        assert one["e7"]["state"]["reason"] == reason
+        assert by_key == [[f"/{INST}/nf-instance[name='e7']"]] and pages == []
+        every = entries(d3)
+        assert len(every) == 300 and {e["state"]["reason"] for e in every.values()} == {reason}
+        assert len(pages) == 3 and pages[0] is None and len(by_key) == 1

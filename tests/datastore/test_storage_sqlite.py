@@ -213,6 +213,33 @@ def test_oper(storage: SqliteStorage, db: Path) -> None:
         assert again.load_oper() == [OperRecord("a", "k1", "a1 updated"), OperRecord("c", "k", "c")]
 
 
+def test_operational_records_are_read_by_key_and_by_page(storage: SqliteStorage,
+                                                           db: Path) -> None:
+    """What a server that keeps only the keys in memory reads: the keys of every record,
+    chosen records by key (a missing one as None), and an owner's records a page at a
+    time in key order; inside a batch, its writes before they are durable."""
+    for i in range(7):
+        storage.put_oper("wm", f"k{i}", f"v{i}")
+    storage.put_oper("other", "k1", "o1")
+    assert storage.oper_keys() == [("other", "k1")] + [("wm", f"k{i}") for i in range(7)]
+    assert storage.oper_texts("wm", ["k3", "nope", "k1"]) == ["v3", None, "v1"]
+    assert storage.oper_texts("other", ["k3"]) == [None]
+    pages, after = [], None
+    while page := storage.oper_page("wm", after, 3):
+        pages.append(page)
+        after = page[-1][0]
+    assert pages == [[("k0", "v0"), ("k1", "v1"), ("k2", "v2")],
+                     [("k3", "v3"), ("k4", "v4"), ("k5", "v5")], [("k6", "v6")]]
+    with storage.batch():
+        storage.put_oper("wm", "k1", "changed")
+        storage.put_oper("wm", "k2", None)
+        assert storage.oper_texts("wm", ["k1", "k2"]) == ["changed", None]
+        assert storage.oper_page("wm", "k0", 2) == [("k1", "changed"), ("k3", "v3")]
+    storage.close()
+    with SqliteStorage(db) as again:
+        assert again.oper_texts("wm", ["k1", "k2"]) == ["changed", None]
+
+
 def test_each_operational_record_is_checked_once_per_open(
         db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The open checks every row; the start's read of every record does not again.
@@ -231,10 +258,16 @@ def test_each_operational_record_is_checked_once_per_open(
         checked.clear()
         assert len(fresh.load_oper()) == 20
         assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
+        checked.clear()
+        assert fresh.oper_texts("wm", ["k1", "k2"]) == ["v1", "v2"]
+        assert len(fresh.oper_page("wm", None, 100)) == 20
+        assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 22
     checked.clear()
     with SqliteStorage(db) as again:
         assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
         assert [r.content for r in again.load_oper()] == sorted(f"v{i}" for i in range(20))
+        assert again.oper_texts("wm", ["k1"]) == ["v1"]
+        assert len(again.oper_page("wm", None, 100)) == 20
         assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
 
 

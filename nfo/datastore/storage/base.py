@@ -6,15 +6,16 @@ snapshot of the whole datastore now and then, plus a log of commits after it.
 A commit record is small (the edit that produced it), so acknowledging a commit
 costs one durable append, whatever the size of the datastore.  The same log
 gives revision numbers, timestamps and users for ETag, Last-Modified and
-rollback.  Operational data pushed by owners and the notification replay log
-live here too.  The notification log is kept by module (the module of each
+rollback.  Operational data pushed by owners (read back record by record when
+a read selects it, so a server need not hold it all in memory) and the notification
+replay log live here too.  The notification log is kept by module (the module of each
 notification's top node): event streams are sets of modules, so a stream reads its own
 records through the module index, whenever it was defined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -132,6 +133,21 @@ class Storage(Protocol):
         ...
 
     def load_oper(self) -> list[OperRecord]: ...
+
+    def oper_keys(self) -> list[tuple[str, str]]:
+        """(owner, key) of every operational record, by owner and key."""
+        ...
+
+    def oper_texts(self, owner: str, keys: Sequence[str]) -> list[str | None]:
+        """The content of each of the owner's records at ``keys`` (None: no such record),
+        as the writes made so far left them (a batch not yet durable included)."""
+        ...
+
+    def oper_page(self, owner: str, after: str | None, limit: int
+                  ) -> list[tuple[str, str]]:
+        """Up to ``limit`` of the owner's records (key, content) with a key above
+        ``after`` (None: from the first), by key."""
+        ...
 
     def clear_oper(self, owner: str) -> None: ...
 

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any
@@ -211,7 +211,7 @@ class SqliteStorage:
         self._keep_snapshots = keep_snapshots
         self._conn: sqlite3.Connection | None = None
         self._oper_checked = False
-        """Whether the open checked every operational record (:meth:`load_oper`)."""
+        """Whether the open checked every operational record (reads need not again)."""
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
         self._defer_commit = False
@@ -720,6 +720,36 @@ class SqliteStorage:
             for o, k, c, crc in rows:
                 self._check_row(f"operational record {o} {k}", crc, o, k, c)
         return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c, _ in rows]
+
+    def oper_keys(self) -> list[tuple[str, str]]:
+        with self._reading("list operational records") as conn:
+            return conn.execute("SELECT owner, key FROM oper ORDER BY owner, key").fetchall()
+
+    def oper_texts(self, owner: str, keys: Sequence[str]) -> list[str | None]:
+        out: list[str | None] = []
+        with self._reading(f"read operational data of {owner!r}") as conn:
+            for key in keys:
+                row = conn.execute("SELECT content, crc FROM oper WHERE owner = ? AND key = ?",
+                                   (owner, key)).fetchone()
+                out.append(None if row is None else self._oper_text(owner, key, *row))
+        return out
+
+    def oper_page(self, owner: str, after: str | None, limit: int
+                  ) -> list[tuple[str, str]]:
+        with self._reading(f"read operational data of {owner!r}") as conn:
+            if after is None:
+                rows = conn.execute("SELECT key, content, crc FROM oper WHERE owner = ?"
+                                    " ORDER BY key LIMIT ?", (owner, limit)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT key, content, crc FROM oper WHERE owner = ? AND key > ?"
+                    " ORDER BY key LIMIT ?", (owner, after, limit)).fetchall()
+        return [(k, self._oper_text(owner, k, c, crc)) for k, c, crc in rows]
+
+    def _oper_text(self, owner: str, key: str, content: str, crc: int) -> str:
+        if not self._oper_checked:
+            self._check_row(f"operational record {owner} {key}", crc, owner, key, content)
+        return content
 
     def clear_oper(self, owner: str) -> None:
         with self._transaction(f"clear operational data of {owner!r}") as conn:
