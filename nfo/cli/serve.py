@@ -200,7 +200,8 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         control = ControlServer(state.control, users)
         await control.start()
         with collector.loading():
-            manager = await start_manager(ds, state, concurrency=concurrency)
+            manager = await start_manager(ds, state, concurrency=concurrency,
+                                          released=collector.trim)
         if restconf is not None:
             rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import hashlib
 import heapq
 import json
@@ -31,7 +32,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
@@ -93,6 +94,36 @@ def _json_at(tree: Tree, path: str) -> dict[str, Any] | None:
     return _first_value(print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL))
 
 
+@functools.lru_cache(maxsize=256)
+def _needs(vcpus: int, memory_mb: int, disk_gb: int) -> ComputeNeeds:
+    """One object per distinct need: every instance's recorded state holds one."""
+    return ComputeNeeds(vcpus, memory_mb, disk_gb)
+
+
+def _entries_at(tree: Tree, path: str, name: str) -> Iterator[dict[str, Any]]:
+    """Each entry of list ``name`` in the container at ``path`` (RFC 7951, defaults
+    included), decoded one at a time: a million entries never sit in memory decoded
+    together."""
+    node = tree.node(path)
+    if node is None:
+        return
+    text = print_node(node, Fmt.JSON, with_defaults=WithDefaults.REPORT_ALL)
+    head = f'{{"{path[1:]}":{{"{name}":['
+    if not text.startswith(head):  # no entries, or printed otherwise
+        yield from _first_value(text).get(name, [])
+        return
+    decode = _DECODER.raw_decode
+    i = len(head)
+    while text[i] != "]":
+        entry, i = decode(text, i)
+        yield entry
+        if text[i] == ",":
+            i += 1
+
+
+_DECODER = json.JSONDecoder()
+
+
 def _first_value(text: str) -> dict[str, Any]:
     """The object a node printed alone (RFC 7951) holds."""
     doc: dict[str, Any] = json.loads(text)
@@ -125,7 +156,8 @@ class Desired:
     name: str
     descriptor_id: str
     vim: str | None
-    parameters: dict[str, str]
+    parameters: Mapping[str, str]
+    """Shared by instances with equal specs: never changed in place."""
     enabled: bool
     descriptor: dict[str, Any]
     digest: str
@@ -148,9 +180,8 @@ class Desired:
     @property
     def compute(self) -> ComputeNeeds:
         c = self.descriptor.get("compute", {})
-        return ComputeNeeds(
-            int(c.get("vcpus", 1)), int(c.get("memory-mb", 512)), int(c.get("disk-gb", 0))
-        )
+        return _needs(int(c.get("vcpus", 1)), int(c.get("memory-mb", 512)),
+                      int(c.get("disk-gb", 0)))
 
     @property
     def timeout(self) -> float:
@@ -183,10 +214,13 @@ class WorkloadManager:
         health_rate: float = 1000.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        released: Callable[[], None] | None = None,
     ) -> None:
         """``health_interval``: seconds between health checks of a running instance,
         stretched so that all of them together make at most ``health_rate`` checks per
-        second (100,000 instances are checked every 100 s by default)."""
+        second (100,000 instances are checked every 100 s by default).  ``released``
+        is called once the manager has let go of a reading of every instance (a start
+        or a resync made it), so that the process can give that memory back."""
         if health_rate <= 0:
             raise ValueError("health_rate must be positive")
         self.ds = ds
@@ -198,6 +232,7 @@ class WorkloadManager:
         self.backoff_max = backoff_max
         self.concurrency = concurrency
         self.call_timeout = call_timeout
+        self._released = released
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._resyncs: set[asyncio.Task[None]] = set()
@@ -243,7 +278,10 @@ class WorkloadManager:
         self._asks: dict[str, list[tuple[str, asyncio.Future[dict[str, str]]]]] = {}
         """Configuration actions waiting for the instance's worker."""
         self._specs: dict[bytes, nfconfig.ConfigSpec] = {}
-        self._digests: dict[tuple[str, Any, tuple[tuple[str, str], ...]], str] = {}
+        self._digests: dict[tuple[str, Any, tuple[tuple[str, str], ...]],
+                            tuple[str, Mapping[str, str]]] = {}
+        """Per instance spec: its digest and its parameters (shared by equal specs)."""
+        self._day2s: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
         """Spec digests by what they are made of (instances of one descriptor share one)."""
         self._device_slots = asyncio.Semaphore(concurrency)
         """NETCONF conversations with network functions in flight at most."""
@@ -642,6 +680,10 @@ class WorkloadManager:
     def _maybe_idle(self) -> None:
         if not self._busy():
             self.idle.set()
+            if self._all_desired is not None:  # a start's or a resync's reading
+                self._all_desired = None
+                if self._released is not None:
+                    self._released()
 
     def requeue(self, name: str, delay: float) -> None:
         """Enqueue ``name`` in ``delay`` seconds, unless it is due earlier already.
@@ -755,12 +797,11 @@ class WorkloadManager:
 
     def _read_all_desired(self) -> None:
         """Every instance's desired state from one read of the list (a start reads them
-        all); kept until running moves on."""
+        all); kept until running moves on or the manager has nothing left to do."""
         tree = self.ds.tree("running")
         self._fresh_cache(tree)
-        doc = _json_at(tree, INSTANCES) or {}
         self._all_desired = {inst["name"]: self._desired_of(tree, inst)
-                             for inst in doc.get("nf-instance", [])}
+                             for inst in _entries_at(tree, INSTANCES, "nf-instance")}
 
     def _desired_of(self, tree: Tree, inst: dict[str, Any],
                     descs: dict[str, tuple[dict[str, Any], str]] | None = None) -> Desired:
@@ -777,24 +818,40 @@ class WorkloadManager:
             if p["name"] not in params and "default" in p:
                 params[p["name"]] = str(p["default"])
         spec = (desc_text, inst.get("vim"), tuple(sorted(params.items())))
-        digest = self._digests.get(spec)
-        if digest is None:
+        known = self._digests.get(spec)
+        if known is None:
             text = json.dumps([desc_text, spec[1], [list(p) for p in spec[2]]])
             digest = sys.intern(hashlib.sha256(text.encode()).hexdigest()[:16])
             if len(self._digests) >= _SPECS_KEPT:
                 self._digests.clear()
-            self._digests[spec] = digest
+            known = self._digests[spec] = (digest, params)
+        day2 = inst.get("day2")
+        if day2 is not None:
+            day2 = self._shared_day2(day2)
         return Desired(
             name,
-            desc_id,
+            sys.intern(desc_id),
             inst.get("vim"),
-            params,
+            known[1],
             inst.get("admin-state", "enabled") == "enabled",
             desc,
-            digest,
-            inst.get("day2"),
+            known[0],
+            day2,
             inst.get("on-drift"),
         )
+
+    def _shared_day2(self, day2: dict[str, Any]) -> Mapping[str, Any]:
+        """One copy of each distinct ``day2`` (a million instances mostly share one)."""
+        key = tuple(day2.items())
+        try:
+            found = self._day2s.get(key)
+        except TypeError:  # a value that does not hash
+            return day2
+        if found is None:
+            if len(self._day2s) >= _SPECS_KEPT:
+                self._day2s.clear()
+            found = self._day2s[key] = day2
+        return found
 
     def _fresh_cache(self, tree: Tree) -> bool:
         """Whether ``tree`` is live running; caches are dropped when it has moved on."""

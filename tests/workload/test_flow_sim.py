@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import sqlite3
 import time
 from datetime import datetime
@@ -610,6 +611,29 @@ async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
     await env.h_wait(lambda: len(set(calls)) >= 29, 5, "every health check",
                      lambda: len(calls))
     assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
+
+
+async def test_a_start_lets_go_of_its_reading_of_every_instance_once_idle(
+        env: Any) -> None:
+    """A start reads every instance's desired state at once; once the manager has
+    nothing left to do it drops that reading and says so (the process then gives the
+    memory back), once; later work reads the instances it needs from running."""
+    names = await _running(env, "r", 12, health_interval=3600)
+    await env.close()
+    released: list[int] = []
+    await env.open(health_interval=3600, released=lambda: released.append(1))
+    await env.mgr.wait_idle()
+    await env.h_wait(lambda: released == [1], 5, "the reading let go",
+                     lambda: released)
+    assert env.mgr._all_desired is None
+    await env.s.edit("running", json.dumps({"nfo-instances:nf-instances": {"nf-instance": [
+        {"name": "r3", "admin-state": "disabled"}]}}), "json")
+    await env.wait_status("r3", "terminated")
+    await env.add_instance("r-new", "fw")
+    await env.wait_status("r-new", "running")
+    await env.mgr.wait_idle()
+    assert released == [1]
+    assert {env.state_of(n)["oper-status"] for n in names if n != "r3"} == {"running"}
 
 
 async def test_a_bulk_write_of_instances_reads_the_list_once(
