@@ -13,9 +13,9 @@ swept, every ``sweep_every`` seconds.  While the state is loaded, no collection 
 at all (:meth:`Collector.loading`).
 
 Memory freed by Python lies in pages among live data, which glibc's allocator keeps
-for later: after the workload manager lets go of its start's reading of every
-instance (about a tenth of what a million instances cost), :meth:`Collector.trim`
-hands the free pages back to the system (``malloc_trim``; nothing where the C
+for later: after the workload manager lets go of the readings of many instances (a
+start's reading of every instance, a bulk write's), :meth:`Collector.trim` hands the
+free pages back to the system (``malloc_trim``; nothing where the C
 library has no such call).
 """
 

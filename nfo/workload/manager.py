@@ -145,6 +145,8 @@ _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
 _SPECS_KEPT = 4096
+_RELEASE_AFTER = 1000
+"""Readings of instances let go before the manager, once idle, calls ``released``."""
 _UNSETTLED = ("pending", "initializing", "terminating")
 """Statuses whose instance is reconciled again soon: its staged desired state is kept."""
 
@@ -219,8 +221,9 @@ class WorkloadManager:
         """``health_interval``: seconds between health checks of a running instance,
         stretched so that all of them together make at most ``health_rate`` checks per
         second (100,000 instances are checked every 100 s by default).  ``released``
-        is called once the manager has let go of a reading of every instance (a start
-        or a resync made it), so that the process can give that memory back."""
+        is called when the manager, idle, has let go of the desired states of at least
+        ``_RELEASE_AFTER`` instances (a start's reading of every instance, a bulk
+        write's), so that the process can give that memory back."""
         if health_rate <= 0:
             raise ValueError("health_rate must be positive")
         self.ds = ds
@@ -233,6 +236,8 @@ class WorkloadManager:
         self.concurrency = concurrency
         self.call_timeout = call_timeout
         self._released = released
+        self._let_go = 0
+        """Instances' desired states read and let go since ``released`` was last called."""
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._resyncs: set[asyncio.Task[None]] = set()
@@ -681,7 +686,10 @@ class WorkloadManager:
         if not self._busy():
             self.idle.set()
             if self._all_desired is not None:  # a start's or a resync's reading
+                self._let_go += len(self._all_desired)
                 self._all_desired = None
+            if self._let_go >= _RELEASE_AFTER:
+                self._let_go = 0
                 if self._released is not None:
                     self._released()
 
@@ -750,6 +758,7 @@ class WorkloadManager:
                 if (staged is not None and staged[0] <= self._done_rev
                         and self._obs.get(name, {}).get("oper-status") not in _UNSETTLED):
                     del self._staged[name]
+                    self._let_go += 1
                 if name not in self._again:
                     break
         finally:

@@ -21,6 +21,7 @@ from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
 from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
 from nfo.workload import WorkloadManager
+from nfo.workload import manager as manager_module
 from tests.workload.conftest import status_calls
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
@@ -614,10 +615,11 @@ async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
 
 
 async def test_a_start_lets_go_of_its_reading_of_every_instance_once_idle(
-        env: Any) -> None:
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A start reads every instance's desired state at once; once the manager has
     nothing left to do it drops that reading and says so (the process then gives the
     memory back), once; later work reads the instances it needs from running."""
+    monkeypatch.setattr(manager_module, "_RELEASE_AFTER", 12)
     names = await _running(env, "r", 12, health_interval=3600)
     await env.close()
     released: list[int] = []
@@ -659,23 +661,27 @@ async def test_a_bulk_write_of_instances_reads_the_list_once(
 
     monkeypatch.setattr(WorkloadManager, "_desired_from", counted)
     monkeypatch.setattr(WorkloadManager, "_read_all_desired", counted_all)
+    monkeypatch.setattr(manager_module, "_RELEASE_AFTER", 300)
+    released: list[int] = []
+    env.mgr._released = lambda: released.append(1)
     names = [f"b{k}" for k in range(300)]
     await env.add_instances([{"name": n, "descriptor": "fw"} for n in names])
     for n in names:
         await env.wait_status(n, "running")
     assert per_instance == [] and whole_reads == []
+    await env.mgr.wait_idle()
+    assert released == [1]  # the readings let go: the process may give them back
     await env.add_instance("one-more", "fw")  # a single one: looked up alone
     await env.wait_status("one-more", "running")
     assert per_instance == ["one-more"]
     await env.mgr.wait_idle()
-    assert env.mgr._staged == {}
+    assert env.mgr._staged == {} and released == [1]
 
 
 async def test_a_single_write_is_read_once_with_its_descriptor_cached(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write of one instance: the change phase reads it (the descriptor from what
     running holds), and its reconcile uses that reading instead of reading it again."""
-    import nfo.workload.manager as manager_module
     await env.open()
     await env.add_sim_vim("sim1", mean=0)
     await env.add_descriptor("fw", timeout=5)

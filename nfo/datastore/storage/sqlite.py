@@ -726,12 +726,16 @@ class SqliteStorage:
             return conn.execute("SELECT owner, key FROM oper ORDER BY owner, key").fetchall()
 
     def oper_texts(self, owner: str, keys: Sequence[str]) -> list[str | None]:
+        # the path of every read of one instance's state: no context managers
+        conn = self._connection()
         out: list[str | None] = []
-        with self._reading(f"read operational data of {owner!r}") as conn:
+        try:
             for key in keys:
                 row = conn.execute("SELECT content, crc FROM oper WHERE owner = ? AND key = ?",
                                    (owner, key)).fetchone()
                 out.append(None if row is None else self._oper_text(owner, key, *row))
+        except _DB_ERRORS as exc:
+            raise self._failure(f"read operational data of {owner!r}", exc) from exc
         return out
 
     def oper_page(self, owner: str, after: str | None, limit: int
