@@ -14,7 +14,7 @@ drives it:
   entry should not feel the size of its list);
 - restart: SIGTERM, then ``nfo serve`` again on the same state directory, timed from
   the start of the process until NETCONF answers a get-config; resident memory of the
-  server (VmRSS) after the load and after the restart.
+  server (VmRSS) after the load and after the restart, and its peak (VmHWM) in each.
 
 With ``--nf-instances`` the list is nfo's own ``nf-instance`` list instead, on a ``sim``
 VIM with zero latency: every entry is an instance the workload manager instantiates (two
@@ -42,8 +42,9 @@ from _stats import pct
 from bench_netconf_read import NC, NS, YANG, Client, get_one
 
 
-def rss_mb(pid: int) -> float:
-    m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The server's resident memory (``VmHWM``: its peak so far), MB."""
+    m = re.search(rf"{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(m.group(1)) / 1024 if m else float("nan")
 
 
@@ -159,6 +160,7 @@ async def run(args: argparse.Namespace) -> None:
                 converged, states_s = await running(c, n, args.timeout)
                 converged += load_s
             rss_loaded = rss_mb(srv.proc.pid)
+            peak_loaded = rss_mb(srv.proc.pid, "VmHWM")
             edits = await timed_calls(c, [make(100 + k, bulk(n + k, n + k + 1))
                                           for k in range(args.edits)], b"<ok/>")
             read, entry = (Instances.get, b"<nf-instance>") if inst else (get_one, b"<entry>")
@@ -177,6 +179,7 @@ async def run(args: argparse.Namespace) -> None:
             await timed_calls(c, [read(1, "i0" if inst else "e0")], entry)
             restart_s = time.perf_counter() - t1
             rss_restarted = rss_mb(srv.proc.pid)
+            peak_restarted = rss_mb(srv.proc.pid, "VmHWM")
             c.close()
         finally:
             srv.stop()
@@ -197,7 +200,8 @@ async def run(args: argparse.Namespace) -> None:
           f"{s * 1e3:.2f} ms in a 10-entry list: {g / s:.2f}x")
     print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s")
     print(f"resident memory: {rss_loaded:,.0f} MB after the load, {rss_restarted:,.0f} MB "
-          f"after the restart")
+          f"after the restart; peak {peak_loaded:,.0f} MB through the load, "
+          f"{peak_restarted:,.0f} MB in the restart")
 
 
 def main() -> None:
