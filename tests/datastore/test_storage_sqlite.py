@@ -242,8 +242,9 @@ def test_operational_records_are_read_by_key_and_by_page(storage: SqliteStorage,
 
 def test_each_operational_record_is_checked_once_per_open(
         db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The open checks every row; the start's read of every record does not again.
-    A file created empty has nothing to check at open: its records are checked as read."""
+    """The open checks every row; a read of every record, page by page (the start's),
+    does not again, a read of chosen records does.  A file created empty has nothing to
+    check at open: its records are checked as read."""
     checked: list[tuple[object, ...]] = []
     crc = sqlite_module._crc
 
@@ -266,9 +267,26 @@ def test_each_operational_record_is_checked_once_per_open(
     with SqliteStorage(db) as again:
         assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
         assert [r.content for r in again.load_oper()] == sorted(f"v{i}" for i in range(20))
-        assert again.oper_texts("wm", ["k1"]) == ["v1"]
         assert len(again.oper_page("wm", None, 100)) == 20
         assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 20
+        assert again.oper_texts("wm", ["k1"]) == ["v1"]  # chosen records: always checked
+        assert len([f for f in checked if f[0] in ("wm", b"wm")]) == 21
+
+
+def test_a_record_damaged_after_the_open_is_an_error_when_read(db: Path) -> None:
+    """Operational state is read from the file whenever it is read: a record damaged
+    while nfo runs is refused, not served."""
+    with SqliteStorage(db) as s:
+        s.put_oper("wm", "k1", "fine")
+        s.put_oper("wm", "k2", "also fine")
+    with SqliteStorage(db) as s:
+        other = sqlite3.connect(db)
+        other.execute("UPDATE oper SET content = 'damaged' WHERE key = 'k1'")
+        other.commit()
+        other.close()
+        assert s.oper_texts("wm", ["k2"]) == ["also fine"]
+        with pytest.raises(NfoError, match="checksum"):
+            s.oper_texts("wm", ["k1"])
 
 
 def test_meta(storage: SqliteStorage) -> None:

@@ -140,7 +140,8 @@ class Storage(Protocol):
 
     def oper_texts(self, owner: str, keys: Sequence[str]) -> list[str | None]:
         """The content of each of the owner's records at ``keys`` (None: no such record),
-        as the writes made so far left them (a batch not yet durable included)."""
+        as the writes made so far left them (a batch not yet durable included); each
+        checked against damage as it is read."""
         ...
 
     def oper_page(self, owner: str, after: str | None, limit: int

@@ -211,7 +211,8 @@ class SqliteStorage:
         self._keep_snapshots = keep_snapshots
         self._conn: sqlite3.Connection | None = None
         self._oper_checked = False
-        """Whether the open checked every operational record (reads need not again)."""
+        """Whether the open checked every operational record (a read of all of them, page
+        by page, need not again; a read of chosen records checks them each time)."""
         self._batch_depth = 0
         self._batch_lost: NfoError | None = None
         self._defer_commit = False
@@ -733,7 +734,10 @@ class SqliteStorage:
             for key in keys:
                 row = conn.execute("SELECT content, crc FROM oper WHERE owner = ? AND key = ?",
                                    (owner, key)).fetchone()
-                out.append(None if row is None else self._oper_text(owner, key, *row))
+                if row is not None:
+                    self._check_row(f"operational record {owner} {key}", row[1], owner, key,
+                                    row[0])
+                out.append(None if row is None else row[0])
         except _DB_ERRORS as exc:
             raise self._failure(f"read operational data of {owner!r}", exc) from exc
         return out
@@ -751,6 +755,8 @@ class SqliteStorage:
         return [(k, self._oper_text(owner, k, c, crc)) for k, c, crc in rows]
 
     def _oper_text(self, owner: str, key: str, content: str, crc: int) -> str:
+        """A record read with all the others (a start's read): checked unless the open
+        checked every row moments before."""
         if not self._oper_checked:
             self._check_row(f"operational record {owner} {key}", crc, owner, key, content)
         return content
