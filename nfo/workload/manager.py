@@ -285,9 +285,10 @@ class WorkloadManager:
         self._specs: dict[bytes, nfconfig.ConfigSpec] = {}
         self._digests: dict[tuple[str, Any, tuple[tuple[str, str], ...]],
                             tuple[str, Mapping[str, str]]] = {}
-        """Per instance spec: its digest and its parameters (shared by equal specs)."""
+        """Per spec (what it is made of): its digest and its parameters, shared by the
+        instances of equal specs (those of one descriptor, often)."""
         self._day2s: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
-        """Spec digests by what they are made of (instances of one descriptor share one)."""
+        """One copy of each distinct ``day2`` (:meth:`_shared_day2`)."""
         self._device_slots = asyncio.Semaphore(concurrency)
         """NETCONF conversations with network functions in flight at most."""
         self._heals: dict[str, list[float]] = {}
@@ -870,7 +871,9 @@ class WorkloadManager:
         if rev != self._cache_rev:
             self._cache_rev = rev
             self._vim_cache = None
-            self._all_desired = None
+            if self._all_desired is not None:
+                self._let_go += len(self._all_desired)
+                self._all_desired = None
         return True
 
     def _descriptor(self, tree: Tree, desc_id: str) -> tuple[dict[str, Any], str]:
