@@ -636,6 +636,12 @@ async def test_a_start_lets_go_of_its_reading_of_every_instance_once_idle(
     await env.mgr.wait_idle()
     assert released == [1]
     assert {env.state_of(n)["oper-status"] for n in names if n != "r3"} == {"running"}
+    # a reading dropped because running moved on (a resync's, say) counts as let go too
+    env.mgr._read_all_desired()
+    await env.add_instance("r-later", "fw")
+    await env.wait_status("r-later", "running")
+    await env.mgr.wait_idle()
+    assert env.mgr._all_desired is None and released == [1, 1]
 
 
 async def test_a_bulk_write_of_instances_reads_the_list_once(
