@@ -686,9 +686,7 @@ class WorkloadManager:
     def _maybe_idle(self) -> None:
         if not self._busy():
             self.idle.set()
-            if self._all_desired is not None:  # a start's or a resync's reading
-                self._let_go += len(self._all_desired)
-                self._all_desired = None
+            self._drop_all_desired()
             if self._let_go >= _RELEASE_AFTER:
                 self._let_go = 0
                 if self._released is not None:
@@ -871,10 +869,15 @@ class WorkloadManager:
         if rev != self._cache_rev:
             self._cache_rev = rev
             self._vim_cache = None
-            if self._all_desired is not None:
-                self._let_go += len(self._all_desired)
-                self._all_desired = None
+            self._drop_all_desired()
         return True
+
+    def _drop_all_desired(self) -> None:
+        """Let go of a start's or a resync's reading of every instance (counted toward
+        ``released``)."""
+        if self._all_desired is not None:
+            self._let_go += len(self._all_desired)
+            self._all_desired = None
 
     def _descriptor(self, tree: Tree, desc_id: str) -> tuple[dict[str, Any], str]:
         cached = self._fresh_cache(tree)

@@ -717,10 +717,8 @@ class SqliteStorage:
             rows = conn.execute(
                 "SELECT owner, key, content, crc FROM oper ORDER BY owner, key"
             ).fetchall()
-        if not self._oper_checked:
-            for o, k, c, crc in rows:
-                self._check_row(f"operational record {o} {k}", crc, o, k, c)
-        return [OperRecord(owner=str(o), key=str(k), content=str(c)) for o, k, c, _ in rows]
+        return [OperRecord(owner=str(o), key=str(k), content=self._oper_text(o, k, c, crc))
+                for o, k, c, crc in rows]
 
     def oper_keys(self) -> list[tuple[str, str]]:
         with self._reading("list operational records") as conn:
@@ -734,10 +732,8 @@ class SqliteStorage:
             for key in keys:
                 row = conn.execute("SELECT content, crc FROM oper WHERE owner = ? AND key = ?",
                                    (owner, key)).fetchone()
-                if row is not None:
-                    self._check_row(f"operational record {owner} {key}", row[1], owner, key,
-                                    row[0])
-                out.append(None if row is None else row[0])
+                out.append(None if row is None
+                           else self._oper_text(owner, key, *row, again=True))
         except _DB_ERRORS as exc:
             raise self._failure(f"read operational data of {owner!r}", exc) from exc
         return out
@@ -754,12 +750,14 @@ class SqliteStorage:
                     " ORDER BY key LIMIT ?", (owner, after, limit)).fetchall()
         return [(k, self._oper_text(owner, k, c, crc)) for k, c, crc in rows]
 
-    def _oper_text(self, owner: str, key: str, content: str, crc: int) -> str:
-        """A record read with all the others (a start's read): checked unless the open
-        checked every row moments before."""
-        if not self._oper_checked:
+    def _oper_text(self, owner: str, key: str, content: str, crc: int, *,
+                   again: bool = False) -> str:
+        """A record's content, checked against its CRC: a chosen record (``again``)
+        always; one read with all the others (a start's read) unless the open checked
+        every row moments before."""
+        if again or not self._oper_checked:
             self._check_row(f"operational record {owner} {key}", crc, owner, key, content)
-        return content
+        return str(content)
 
     def clear_oper(self, owner: str) -> None:
         with self._transaction(f"clear operational data of {owner!r}") as conn:
