@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -263,9 +264,16 @@ def _instances_from(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _watch_changes(args: argparse.Namespace, out: _Out) -> None:
-    with Client(_config(args)) as nfo:
+    """Until SIGINT or SIGTERM, which close the watch (a second SIGINT interrupts)."""
+    with Client(_config(args)) as nfo, nfo.watch(args.names or None,
+                                                 since=args.since) as changes:
+        def stop(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            changes.close()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for ev in nfo.watch(args.names or None, since=args.since):
+            for ev in changes:
                 if out.json:
                     print(json.dumps(ev, ensure_ascii=False), flush=True)
                     continue
@@ -274,8 +282,9 @@ def _watch_changes(args: argparse.Namespace, out: _Out) -> None:
                 out.console.print(f"{ev.get('time', '')}  {ev.get('name')}  {old} -> "
                                   f"{ev.get('new-status')}{reason}", markup=False)
                 out.console.file.flush()
-        except KeyboardInterrupt:
-            return
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _status(args: argparse.Namespace, out: _Out) -> None:

@@ -10,7 +10,7 @@ Settings not given come from the environment and the configuration file
 comes out as dicts; failures raise :mod:`nfo.client.errors`.
 """
 
-from nfo.client.api import CONFIG_ACTIONS, FINAL_STATES, AsyncClient, Client, reached
+from nfo.client.api import CONFIG_ACTIONS, FINAL_STATES, AsyncClient, Client, Watch, reached
 from nfo.client.calls import Page
 from nfo.client.config import ClientConfig
 from nfo.client.errors import (
@@ -43,5 +43,6 @@ __all__ = [
     "Unreachable",
     "WaitFailed",
     "WaitTimeout",
+    "Watch",
     "reached",
 ]

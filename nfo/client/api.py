@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections import abc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import httpx
@@ -22,7 +23,8 @@ from nfo.client import calls as c
 from nfo.client.config import ClientConfig
 from nfo.client.errors import Unreachable, WaitFailed, WaitTimeout, raise_for_response
 
-__all__ = ["CONFIG_ACTIONS", "FINAL_STATES", "AsyncClient", "Client", "Collection", "reached"]
+__all__ = ["CONFIG_ACTIONS", "FINAL_STATES", "AsyncClient", "Client", "Collection", "Watch",
+           "reached"]
 
 T = TypeVar("T")
 
@@ -250,29 +252,88 @@ class Client(_Methods):
             time.sleep(interval)
 
     def watch(self, names: abc.Collection[str] | None = None, *, since: str | None = None,
-              reconnect: float = 1.0) -> Iterator[dict[str, Any]]:
+              reconnect: float = 1.0) -> Watch:
         """NF instance state changes as they happen (``time``, ``name``, ``old-status``,
         ``new-status``, ``reason``), of ``names`` or of every instance, from the
         server's ``nfo`` stream; ``since`` (RFC 3339) replays from then.  A lost
         connection is made again after ``reconnect`` seconds, resuming after the last
-        change delivered; nothing is missed or repeated.  Runs until the caller stops."""
-        resume = c.Resume(since)
-        while True:
+        change delivered; nothing is missed or repeated.  Runs until the caller stops
+        iterating or calls :meth:`Watch.close`."""
+        return Watch(self._http, self.config, names, since, reconnect)
+
+
+class Watch(Iterator[dict[str, Any]]):
+    """A running :meth:`Client.watch`: an iterator of changes that :meth:`close` ends
+    (``with nfo.watch() as changes:`` closes it, and its connection, on leaving).
+
+    ``close`` may be called from another thread or from a signal handler while the
+    iteration waits for the server: it sets a flag and shuts the connection's socket
+    down, so the blocked read returns at once and the iteration ends without an
+    exception thrown into httpx at an arbitrary point (which can leave its locks held).
+    """
+
+    _STEP = 0.05
+
+    def __init__(self, http: httpx.Client, config: ClientConfig,
+                 names: abc.Collection[str] | None, since: str | None,
+                 reconnect: float) -> None:
+        self._http, self._config, self._names = http, config, names
+        self._reconnect = reconnect
+        self._resume = c.Resume(since)
+        self._closed = False
+        self._sock: socket.socket | None = None
+        self._changes = self._run()
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._changes)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        self._changes.close()   # this thread, not iterating: the stream is closed now
+
+    def close(self) -> None:
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            with suppress(OSError):   # the base class's: an SSLSocket's own drops its state
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _run(self) -> Generator[dict[str, Any], None, None]:
+        while not self._closed:
             try:
-                with self._http.stream("GET", c.STATE_STREAM,
-                                       **_stream_args(self.config, resume)) as r:
-                    if r.status_code >= 400:
-                        r.read()
-                        raise_for_response(r)
-                    resume.connected(r.headers.get("date"))
-                    parser = c.SseParser()
-                    for line in r.iter_lines():
-                        ev = _deliver(parser, resume, line, names)
-                        if ev is not None:
-                            yield ev
+                yield from self._connection()
             except httpx.TransportError:
                 pass
-            time.sleep(reconnect)
+            finally:
+                self._sock = None
+            end = time.monotonic() + self._reconnect
+            while not self._closed and (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, self._STEP))
+
+    def _connection(self) -> Iterator[dict[str, Any]]:
+        resume = self._resume
+        with self._http.stream("GET", c.STATE_STREAM,
+                               **_stream_args(self._config, resume)) as r:
+            stream = r.extensions.get("network_stream")
+            self._sock = stream.get_extra_info("socket") if stream is not None else None
+            if self._closed:    # closed while this connection was being made
+                return
+            if r.status_code >= 400:
+                r.read()
+                raise_for_response(r)
+            resume.connected(r.headers.get("date"))
+            parser = c.SseParser()
+            for line in r.iter_lines():
+                ev = _deliver(parser, resume, line, self._names)
+                if ev is not None:
+                    yield ev
 
 
 def _stream_args(cfg: ClientConfig, resume: c.Resume) -> dict[str, Any]:

@@ -133,6 +133,29 @@ def test_bad_input_wrong_password_unreachable_server(served: ServerProcess,
     assert r.returncode == 3 and "cannot reach nfo" in r.stderr and r.stderr.count("\n") == 1
 
 
+def _stopped(proc: subprocess.Popen[str], sig: int) -> int:
+    """``proc``'s exit code after ``sig``; one that does not exit is made to print
+    where it is (faulthandler on SIGABRT) and the test fails with that."""
+    import signal
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            proc.wait()
+        raise AssertionError(f"no exit 20 s after signal {sig}; its threads:\n{err}") from None
+
+
+def _watcher(served: ServerProcess, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "nfo", "watch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(served.base) | {"PYTHONFAULTHANDLER": "1"})
+
+
 def test_status_and_watch(served: ServerProcess) -> None:
     import signal
     r = nfo(served, "status", "--json")
@@ -142,10 +165,8 @@ def test_status_and_watch(served: ServerProcess) -> None:
     assert "instances:" in nfo(served, "status").stdout
     # replayed from before the instances exist: a watcher slow to connect misses nothing
     since = datetime.now(UTC).isoformat(timespec="seconds")
-    watcher = subprocess.Popen([sys.executable, "-m", "nfo", "watch", "wt-1", "--json",
-                                "--since", since],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=cli_env(served.base))
+    watcher = _watcher(served, "wt-1", "--json", "--since", since)
+    quiet = _watcher(served, "nothing-by-this-name")
     try:
         from nfo.client import Client, ClientConfig
         with Client(ClientConfig(url=served.base, user="admin", password=PASSWORD)) as c:
@@ -163,9 +184,10 @@ def test_status_and_watch(served: ServerProcess) -> None:
         assert [(e["name"], e["new-status"]) for e in events] == [
             ("wt-1", "initializing"), ("wt-1", "running")]
     finally:
-        watcher.send_signal(signal.SIGINT)
-        code = watcher.wait(timeout=20)
+        code = _stopped(watcher, signal.SIGINT)
+        quiet_code = _stopped(quiet, signal.SIGTERM)
     assert code == 0, watcher.stderr.read() if watcher.stderr else ""
+    assert quiet_code == 0, quiet.stderr.read() if quiet.stderr else ""
 
 
 def test_a_netconf_router_configured_checked_and_dry_run_from_the_command_line(

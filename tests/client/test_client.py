@@ -160,15 +160,9 @@ def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
     srv = ServerProcess(state=tmp_path / "state")
     srv.start()
     got: list[dict[str, object]] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        with Client(ClientConfig(url=f"http://127.0.0.1:{srv.restconf_port}", user="admin",
-                                 password=PASSWORD, timeout=5)) as w:
-            for ev in w.watch(reconnect=0.2):
-                got.append(ev)
-                if stop.is_set():
-                    return
+    w = Client(ClientConfig(url=f"http://127.0.0.1:{srv.restconf_port}", user="admin",
+                            password=PASSWORD, timeout=5))
+    changes_of = w.watch(reconnect=0.2)
 
     def changes(name: str) -> list[tuple[object, object]]:
         return [(e.get("old-status"), e["new-status"]) for e in got if e["name"] == name]
@@ -179,7 +173,7 @@ def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
             assert time.monotonic() < end, f"{what}: {got}"
             time.sleep(0.1)
 
-    t = threading.Thread(target=watch, daemon=True)
+    t = threading.Thread(target=lambda: got.extend(changes_of), daemon=True)
     try:
         with _client(srv) as nfo:
             nfo.vims.add({"name": "sim-w", "type": "nfo-vim:sim",
@@ -194,14 +188,53 @@ def test_watch_resumes_after_the_server_restarts(tmp_path: Path) -> None:
         with _client(srv) as nfo:
             nfo.create_instance("w-2", "fw-w", vim="sim-w")
             until(lambda: (("initializing", "running") in changes("w-2")), "w-2 running")
-            stop.set()
-            nfo.instances.delete("w-2")
     finally:
-        stop.set()
+        changes_of.close()
+        t.join(timeout=30)
+        w.close()
         srv.stop()
+    assert not t.is_alive()
     assert changes("w-1")[:2] == [(None, "initializing"), ("initializing", "running")]
     keys = [(e["time"], e["name"], e.get("old-status"), e["new-status"]) for e in got]
     assert len(keys) == len(set(keys)), got
+
+
+def test_a_watch_waiting_for_the_server_is_closed_from_another_thread(
+        served: ServerProcess) -> None:
+    """:meth:`Watch.close` ends an iteration blocked in a read of a quiet stream (the
+    socket is shut down, nothing is thrown into httpx), and the watch makes no new
+    connection after it; leaving ``with`` closes the connection of a watch not being
+    iterated, not at garbage collection."""
+    import threading
+    ended = threading.Event()
+    with _client(served) as nfo:
+        changes = nfo.watch(reconnect=0.1)
+        got: list[object] = []
+
+        def iterate() -> None:
+            got.extend(changes)
+            ended.set()
+
+        t = threading.Thread(target=iterate, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 30
+        while changes._sock is None:     # connected, then blocked reading the stream
+            assert time.monotonic() < deadline and t.is_alive()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert not ended.is_set()
+        changes.close()
+        assert ended.wait(timeout=30), "the watch went on after close()"
+        assert got == [] and changes.closed and changes._sock is None
+        nfo.vims.add({"name": "sim-c", "type": "nfo-vim:sim", "sim": {"latency": {"mean": 1}}})
+        nfo.catalog.add({"id": "fw-c", "vim-types": ["nfo-vim:sim"]})
+        with nfo.watch(names=["c-1"]) as other:
+            nfo.create_instance("c-1", "fw-c", vim="sim-c")
+            assert next(other)["name"] == "c-1"
+            sock = other._sock
+            assert sock is not None and sock.fileno() >= 0
+        assert other.closed and sock.fileno() == -1
+        nfo.instances.delete("c-1")
 
 
 def test_https_with_a_client_certificate(tmp_path: Path) -> None:
