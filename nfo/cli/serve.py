@@ -17,6 +17,7 @@ import os
 import signal
 import uuid
 from collections.abc import Mapping
+from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,14 @@ def installation_id(ds: Datastore) -> str:
     return tag
 
 
-async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> WorkloadManager:
+def make_manager(ds: Datastore, state: StateDir, **options: Any) -> WorkloadManager:
     registry = DriverRegistry.from_entry_points(state.path, installation_id(ds))
-    manager = WorkloadManager(ds, registry, **options)
+    return WorkloadManager(ds, registry, **options)
+
+
+async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> WorkloadManager:
+    """The workload manager, started: every instance loaded and resynced."""
+    manager = make_manager(ds, state, **options)
     await manager.start()
     return manager
 
@@ -192,6 +198,8 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     rest = None
     nc = None
     control = None
+    manager: WorkloadManager | None = None
+    held = ExitStack()
     reclaimer = Reclaimer()
     transactions = TransactionRpcs(ds)
     try:
@@ -199,9 +207,12 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         transactions.register()
         control = ControlServer(state.control, users)
         await control.start()
-        with collector.loading():
-            manager = await start_manager(ds, state, concurrency=concurrency,
-                                          released=collector.trim)
+        # the manager loads every instance while the front ends already serve; no
+        # collection until it is done (Collector.loading), then the collector starts
+        held.enter_context(collector.loading())
+        manager = make_manager(ds, state, concurrency=concurrency, released=collector.trim)
+        loading = manager.begin()
+        started = manager
         if restconf is not None:
             rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
             print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
@@ -215,6 +226,9 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
                 max_startups=netconf.max_startups, monitor=Monitor(ds), reclaimer=reclaimer)
             print(f"nfo: NETCONF over SSH on {netconf.host}:{nc.port}", flush=True)
     except BaseException:
+        if manager is not None:
+            await manager.stop()
+        held.close()
         if rest is not None:
             await rest.stop()
         if control is not None:
@@ -230,7 +244,23 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    collector.start()  # what is loaded now lives long: out of every full collection
+    failed: list[BaseException] = []
+
+    def loaded(task: asyncio.Task[None]) -> None:
+        held.close()
+        if task.cancelled():
+            return
+        if (e := task.exception()) is not None:
+            log.error("the workload manager could not start: %s", e)
+            failed.append(e)
+            stop.set()
+            return
+        collector.start()  # what is loaded now lives long: out of every full collection
+        n = started.instances
+        print(f"nfo: workload manager ready ({n} instance{'' if n == 1 else 's'})",
+              flush=True)
+
+    loading.add_done_callback(loaded)
     info = ds.info("running")
     mods = [m for m in ds.schema.modules() if m.implemented]
     log.info("nfo serving: state %s, %d modules, running at revision %d",
@@ -257,6 +287,9 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         await manager.stop()
         await printer
         reclaimer.close()
+        held.close()
         collector.close()
         await ds.close()
         print("nfo: stopped", flush=True)
+    if failed:
+        raise failed[0]

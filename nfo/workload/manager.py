@@ -300,12 +300,25 @@ class WorkloadManager:
         self._stopping = False
         self.idle = asyncio.Event()
         self.idle.set()
+        self.ready = asyncio.Event()
+        """Set once the start has read every instance's desired and recorded state."""
+        self._loading: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
+        """:meth:`begin`, then until every instance is loaded and resynced."""
+        await self.begin()
+
+    def begin(self) -> asyncio.Task[None]:
+        """Subscribe and take the actions now, then read every instance's desired and
+        recorded state in the background, a batch per turn of the event loop (the front
+        ends serve meanwhile), and resync; the task returned ends with that.
+
+        Until then the manager judges nothing: a commit that touches instances, the
+        catalog or the VIMs waits in its change phase, an action before it starts
+        (:meth:`_loaded`); so nothing is decided from a partial reading."""
         self._session = self.ds.internal_session(OWNER)
-        self._read_all_desired()
-        self._load_observed(self._all_desired or {})
+        self.idle.clear()
         # the catalog first: a commit that changes it marks it open (:meth:`_on_catalog`)
         # before its instances are judged
         self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog, priority=1))
@@ -315,10 +328,34 @@ class WorkloadManager:
             self.ds.register_rpc(path, self._on_action)
         for path in _CONFIG_ACTIONS:
             self.ds.register_rpc(path, self._on_config_action)
+        self._loading = asyncio.get_running_loop().create_task(self._load(),
+                                                               name="nfo-manager-load")
+        return self._loading
+
+    @property
+    def instances(self) -> int:
+        """Instances whose state the manager holds."""
+        return len(self._obs)
+
+    async def _load(self) -> None:
+        await self._read_all_desired_stepwise()
+        await self._load_observed(self._all_desired or {})
+        self.ready.set()
         await self.resync()
+        self._maybe_idle()
+
+    async def _loaded(self) -> None:
+        """Returns once the start's reading is complete; raises what ended it."""
+        if not self.ready.is_set():
+            assert self._loading is not None
+            await asyncio.shield(self._loading)
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loading
         for path in _ACTIONS + _CONFIG_ACTIONS:
             self.ds.unregister_rpc(path)
         for asks in self._asks.values():
@@ -455,6 +492,7 @@ class WorkloadManager:
 
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
+        await self._loaded()
         names = {_instance_of(c.path) for c in ev.changes} - {None}
         many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
@@ -495,6 +533,7 @@ class WorkloadManager:
         return changed >= _BULK_READ and changed * 8 >= len(self._obs)
 
     async def _on_catalog(self, ev: ChangeEvent) -> None:
+        await self._loaded()
         if ev.phase == "change":
             self._catalog_open += 1
             self._catalog_rev = max(self._catalog_rev, ev.revision)
@@ -530,6 +569,7 @@ class WorkloadManager:
                     "/netconf/day1/template")
 
     async def _on_vims(self, ev: ChangeEvent) -> None:
+        await self._loaded()
         if ev.phase == "change":
             for c in ev.changes:
                 vim = _vim_of(c.path)
@@ -623,6 +663,7 @@ class WorkloadManager:
         return spec
 
     async def _on_action(self, call: RpcCall) -> dict[str, str] | None:
+        await self._loaded()
         name = _instance_of(call.parent_path or "")
         if name is None or self._desired(name) is None:
             raise InvalidValue("the action needs a configured nf-instance")
@@ -811,6 +852,24 @@ class WorkloadManager:
         self._all_desired = {inst["name"]: self._desired_of(tree, inst)
                              for inst in _entries_at(tree, INSTANCES, "nf-instance")}
 
+    async def _read_all_desired_stepwise(self) -> None:
+        """:meth:`_read_all_desired`, a batch of entries per turn of the event loop.  The
+        list is printed once; the catalog cannot change meanwhile (its commits wait for
+        :meth:`_loaded`), and a commit elsewhere moves the revision on, which drops
+        the reading as usual (:meth:`_desired_cache`)."""
+        tree = self.ds.tree("running")
+        self._fresh_cache(tree)
+        rev = self._cache_rev
+        desired: dict[str, Desired] = {}
+        entries = _entries_at(tree, INSTANCES, "nf-instance")
+        while batch := list(islice(entries, _DECODED_TOGETHER)):
+            tree = self.ds.tree("running")
+            for inst in batch:
+                desired[inst["name"]] = self._desired_of(tree, inst)
+            await asyncio.sleep(0)
+        if self._cache_rev == rev:
+            self._all_desired = desired
+
     def _desired_of(self, tree: Tree, inst: dict[str, Any],
                     descs: dict[str, tuple[dict[str, Any], str]] | None = None) -> Desired:
         name = inst["name"]
@@ -936,10 +995,12 @@ class WorkloadManager:
             for k, u in self._usage_by_vim.items()
         }
 
-    def _load_observed(self, desired: Mapping[str, Desired]) -> None:
-        """Every recorded state, with what the configured instances need of their VIM."""
+    async def _load_observed(self, desired: Mapping[str, Desired]) -> None:
+        """Every recorded state, with what the configured instances need of their VIM;
+        a batch per turn of the event loop."""
         texts = self.ds.oper_records(OWNER)
         while batch := list(islice(texts, _DECODED_TOGETHER)):
+            await asyncio.sleep(0)
             docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
             for inst in [e for d in docs
                          for e in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]:
@@ -1395,6 +1456,7 @@ class WorkloadManager:
                                        last_check=stamp, attempts=None, next_retry=None)
 
     async def _on_config_action(self, call: RpcCall) -> dict[str, str] | None:
+        await self._loaded()
         name = _instance_of(call.parent_path or "")
         d = None if name is None else self._desired(name)
         if name is None or d is None:

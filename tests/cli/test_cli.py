@@ -217,7 +217,8 @@ def test_serve_demo_runs_a_real_nf_and_keeps_it_across_restarts(tmp_path: Path) 
         assert udp_roundtrip_sync(port, b"ping") == b"ping"
         pid = json.loads(record.read_text())["pid"]
 
-        run_until("serving state directory")
+        out = run_until("workload manager ready")
+        assert "workload manager ready (1 instance)" in out[-1], out
         assert json.loads(record.read_text())["pid"] == pid  # adopted, not duplicated
         assert udp_roundtrip_sync(port, b"ping") == b"ping"
     finally:

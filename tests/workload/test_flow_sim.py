@@ -833,3 +833,48 @@ async def test_wake_ups_keep_the_earliest_and_run_in_time_order(
     await env.close()
     await asyncio.sleep(0.1)
     assert woken == ["b", "c", "a"]
+
+
+async def test_a_starting_manager_judges_nothing_before_it_has_read_every_instance(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``begin`` subscribes at once and loads in the background while reads go on; a
+    commit that touches the VIMs or the instances waits in its change phase until the
+    load is complete, and is then judged from every instance (here: a VIM that still
+    runs instances cannot be deleted, which a partial reading would have allowed), and
+    an instance created meanwhile gets exactly one workload."""
+    from nfo.cli.serve import make_manager
+
+    await _basic(env, mean=1)
+    await env.add_instances([{"name": f"r{i}", "descriptor": "fw"} for i in range(20)])
+    for i in range(20):
+        await env.wait_status(f"r{i}", "running")
+    await env.mgr.stop()
+    hold = asyncio.Event()
+    held = asyncio.Event()
+    load = WorkloadManager._load_observed
+
+    async def held_load(self: WorkloadManager, desired: Any) -> None:
+        held.set()
+        await hold.wait()
+        await load(self, desired)
+
+    monkeypatch.setattr(WorkloadManager, "_load_observed", held_load)
+    env.mgr = make_manager(env.ds, env.state, **env.h.FAST)
+    loading = env.mgr.begin()
+    await held.wait()
+    assert not env.mgr.ready.is_set() and env.mgr.instances == 0
+    assert env.state_of("r3")["oper-status"] == "running"   # reads go on
+    drop_vim = asyncio.ensure_future(env.edit(
+        '<vims xmlns="urn:nfo:vim" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">'
+        '<vim nc:operation="delete"><name>sim1</name></vim></vims>', "xml"))
+    done, _ = await asyncio.wait([drop_vim], timeout=0.5)
+    assert not done, "a commit was judged before the manager had read every instance"
+    hold.set()
+    await loading
+    assert env.mgr.ready.is_set() and env.mgr.instances == 20
+    with pytest.raises(Veto, match="still runs 20 instance"):
+        await drop_vim
+    await env.add_instance("late", "fw")
+    await env.wait_status("late", "running")
+    rows = env.sim("sim1")
+    assert sorted(r["instance"] for r in rows) == sorted([f"r{i}" for i in range(20)] + ["late"])
