@@ -13,8 +13,11 @@ drives it:
   of one entry of the 10-entry list ``small``: medians and their ratio (a read of one
   entry should not feel the size of its list);
 - restart: SIGTERM, then ``nfo serve`` again on the same state directory, timed from
-  the start of the process until NETCONF answers a get-config; resident memory of the
-  server (VmRSS) after the load and after the restart, and its peak (VmHWM) in each.
+  the start of the process until NETCONF answers a get-config, until a create sent
+  right after it is answered (it waits for the workload manager to have read every
+  instance), and until ``nfo serve`` prints that the manager is ready; resident memory of
+  the server (VmRSS) after the load and once ready after the restart, and its peak
+  (VmHWM) in each.
 
 With ``--nf-instances`` the list is nfo's own ``nf-instance`` list instead, on a ``sim``
 VIM with zero latency: every entry is an instance the workload manager instantiates (two
@@ -178,6 +181,11 @@ async def run(args: argparse.Namespace) -> None:
             c = await Client.open(srv.netconf_port)
             await timed_calls(c, [read(1, "i0" if inst else "e0")], entry)
             restart_s = time.perf_counter() - t1
+            await timed_calls(c, [make(2, bulk(n + args.edits, n + args.edits + 1))], b"<ok/>")
+            write_s = time.perf_counter() - t1
+            while "nfo: workload manager ready" not in srv.log.read_text(errors="replace"):
+                await asyncio.sleep(0.05)
+            ready_s = time.perf_counter() - t1
             rss_restarted = rss_mb(srv.proc.pid)
             peak_restarted = rss_mb(srv.proc.pid, "VmHWM")
             c.close()
@@ -198,7 +206,9 @@ async def run(args: argparse.Namespace) -> None:
     print(f"{'get' if inst else 'get-config'} of one entry: {g * 1e3:.2f} ms with {n:,} "
           "entries, "
           f"{s * 1e3:.2f} ms in a 10-entry list: {g / s:.2f}x")
-    print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s")
+    print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s; "
+          f"a create sent then answered at {write_s:.2f} s; the workload manager ready "
+          f"(every instance read) at {ready_s:.2f} s")
     print(f"resident memory: {rss_loaded:,.0f} MB after the load, {rss_restarted:,.0f} MB "
           f"after the restart; peak {peak_loaded:,.0f} MB through the load, "
           f"{peak_restarted:,.0f} MB in the restart")
