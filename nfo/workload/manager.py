@@ -346,9 +346,15 @@ class WorkloadManager:
 
     async def _loaded(self) -> None:
         """Returns once the start's reading is complete; raises what ended it."""
-        if not self.ready.is_set():
-            assert self._loading is not None
+        if self.ready.is_set():
+            return
+        assert self._loading is not None
+        try:
             await asyncio.shield(self._loading)
+        except asyncio.CancelledError:
+            if self._loading.cancelled():   # stopped while loading, not this waiter
+                raise OperationFailed("nfo is stopping") from None
+            raise
 
     async def stop(self) -> None:
         self._stopping = True

@@ -878,3 +878,31 @@ async def test_a_starting_manager_judges_nothing_before_it_has_read_every_instan
     await env.wait_status("late", "running")
     rows = env.sim("sim1")
     assert sorted(r["instance"] for r in rows) == sorted([f"r{i}" for i in range(20)] + ["late"])
+
+
+async def test_a_commit_waiting_for_a_manager_stopped_while_loading_is_refused(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nfo.cli.serve import make_manager
+    from nfo.errors import OperationFailed
+    from tests.workload.conftest import inst_path
+
+    await _basic(env, mean=1)
+    await env.mgr.stop()
+    held = asyncio.Event()
+
+    async def held_load(self: WorkloadManager, desired: Any) -> None:
+        held.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(WorkloadManager, "_load_observed", held_load)
+    env.mgr = make_manager(env.ds, env.state, **env.h.FAST)
+    env.mgr.begin()
+    await held.wait()
+    add = asyncio.ensure_future(env.add_instance("x", "fw"))
+    done, _ = await asyncio.wait([add], timeout=0.3)
+    assert not done
+    await env.mgr.stop()
+    with pytest.raises(OperationFailed, match="nfo is stopping"):
+        await add
+    with env.ds.get("running", inst_path("x")) as t:
+        assert json.loads(t.print() or "{}") == {}   # refused whole
