@@ -141,6 +141,9 @@ _ADMIT_BATCH = 256
 every other request for the seconds their first steps take together."""
 _DECODED_TOGETHER = 1024
 """Recorded states decoded in one call at start: they share one copy of each member name."""
+_PER_TURN = 1024
+"""Instances a start or a VIM's listing handles per turn of the event loop (the front
+ends answer in between)."""
 _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
@@ -429,7 +432,9 @@ class WorkloadManager:
             except (DriverError, PlacementError) as e:
                 log.warning("cannot list resources of VIM %s: %s", vim.name, e)
             configured = set(self._configured_names())
-            for inst, rid in resources.items():
+            for i, (inst, rid) in enumerate(resources.items()):
+                if i % _PER_TURN == _PER_TURN - 1:
+                    await asyncio.sleep(0)
                 o = self._obs.get(inst)
                 if o is None:
                     # nothing recorded: adopt it if configured, else it is an orphan
@@ -469,7 +474,9 @@ class WorkloadManager:
             if self._many(len(todo)) and self._desired_cache() is None:
                 self._read_all_desired()  # running moved on while the VIM was listed
             checks: list[str] = []
-            for k in todo:
+            for i, k in enumerate(todo):
+                if i % _PER_TURN == _PER_TURN - 1:
+                    await asyncio.sleep(0)
                 if self._steady(k, listed):
                     checks.append(k)
                 else:
@@ -868,7 +875,7 @@ class WorkloadManager:
         rev = self._cache_rev
         desired: dict[str, Desired] = {}
         entries = _entries_at(tree, INSTANCES, "nf-instance")
-        while batch := list(islice(entries, _DECODED_TOGETHER)):
+        while batch := list(islice(entries, _PER_TURN)):
             tree = self.ds.tree("running")
             for inst in batch:
                 desired[inst["name"]] = self._desired_of(tree, inst)
