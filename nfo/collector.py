@@ -23,12 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import ctypes.util
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Collector"]
+__all__ = ["Collector", "malloc_trim"]
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (hands the allocator's free pages back to the system),
+    or None where the C library has none."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
 
 
 class Collector:
@@ -46,7 +62,7 @@ class Collector:
         self._timer: asyncio.TimerHandle | None = None
         self._started = False
         self.trims = 0
-        self._malloc_trim: Any = getattr(ctypes.CDLL(None), "malloc_trim", None)
+        self._malloc_trim = malloc_trim()
 
     @contextmanager
     def loading(self) -> Iterator[None]:

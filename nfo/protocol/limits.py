@@ -19,8 +19,6 @@ its heap after large allocations.  After a large request one collection and one
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import errno
 import gc
 import logging
@@ -29,6 +27,8 @@ import resource
 import socket
 import time
 from collections.abc import Callable
+
+from nfo.collector import malloc_trim
 
 __all__ = ["NOTIFICATION_BATCH", "Listener", "Reclaimer", "ThrottledLog",
            "raise_open_files_limit"]
@@ -172,19 +172,6 @@ class Listener:
                 self._broken("%s: could not take a connection", self.name, exc_info=True)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
 class Reclaimer:
     """Gives memory back to the system after large requests: :meth:`note` each request's
     size; after one of ``threshold`` bytes or more, a full garbage collection and glibc's
@@ -195,7 +182,7 @@ class Reclaimer:
         self.threshold = threshold
         self.every = every
         self.runs = 0
-        self._trim = _malloc_trim()
+        self._trim = malloc_trim()
         self._handle: asyncio.TimerHandle | None = None
         self._last = -math.inf
 
