@@ -161,6 +161,24 @@ async def test_a_row_changed_behind_nfos_back(tmp_path: Path, store: Store) -> N
             SqliteStorage(db)
 
 
+def test_an_index_out_of_step_with_its_table_is_refused(tmp_path: Path, store: Store) -> None:
+    """A damaged index whose table rows all still match their checksums: only SQLite's
+    own check (run in a thread of its own while the rows are checked) finds it."""
+    db = damaged_copy(store, tmp_path / "state")
+    raw = sqlite3.connect(db)
+    name, root = raw.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'index'"
+                             " AND sql IS NOT NULL ORDER BY rootpage LIMIT 1").fetchone()
+    raw.close()
+    at = (root - 1) * PAGE + PAGE - 1   # the last byte of the last cell: a rowid
+    with db.open("r+b") as f:
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0x01]))
+    with pytest.raises(StorageCorrupt, match=f"damaged .*{name}"):
+        SqliteStorage(db)
+
+
 async def test_damage_while_serving_is_not_served(tmp_path: Path, store: Store) -> None:
     db = damaged_copy(store, tmp_path / "state")
     ds = await open_datastore(StateDir(tmp_path / "state"), [])

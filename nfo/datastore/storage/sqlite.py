@@ -282,10 +282,11 @@ class SqliteStorage:
                 f"storage: {self._path!r} cannot use write-ahead logging (journal_mode {mode})"
             )
         conn.execute("PRAGMA synchronous = FULL")
-        if check:
-            problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]
-            if problems != ["ok"]:
-                raise self._corrupt("; ".join(problems))
+        integrity = None
+        if check:   # SQLite's own check in a thread while this one checks every row's CRC
+            pool = DaemonPool(1, "nfo-integrity-check")
+            integrity = pool.submit(self._integrity_problems)
+            pool.shutdown(wait=False)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -309,8 +310,12 @@ class SqliteStorage:
                                      " DEFAULT 0")
                         conn.execute(f"UPDATE {table} SET crc = nfo_crc({columns})")
                 elif check:
-                    self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
-                                      else _CHECKED_V2)
+                    try:
+                        self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
+                                          else _CHECKED_V2)
+                    except BaseException:
+                        self._raise_integrity(integrity)   # what SQLite found first
+                        raise
                     self._oper_checked = True
                 if version < 3:
                     # renaming the column renames it in both indexes too
@@ -318,12 +323,31 @@ class SqliteStorage:
                     conn.execute(f"UPDATE notifications SET module = {_MODULE_OF_ENVELOPE}")
                     conn.execute("UPDATE notifications SET crc = nfo_crc("
                                  f"{_CHECKED['notifications'][1]})")
+            self._raise_integrity(integrity)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+    def _integrity_problems(self) -> list[str]:
+        """``PRAGMA integrity_check`` on a connection of its own (a reader: WAL lets
+        the opening connection check rows and migrate meanwhile)."""
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            return [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]
+        finally:
+            conn.close()
+
+    def _raise_integrity(self, integrity: concurrent.futures.Future[list[str]] | None
+                         ) -> None:
+        if integrity is None:
+            return
+        problems = integrity.result()   # its sqlite3.Error: as the open's own (_checked)
+        if problems != ["ok"]:
+            raise self._corrupt("; ".join(problems))
 
     def _verify_rows(self, conn: sqlite3.Connection,
                      layout: dict[str, tuple[str, str]]) -> None:
