@@ -238,8 +238,6 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         await ds.close()
         raise
     printer = asyncio.get_running_loop().create_task(_print_state_changes(ds, demo_port))
-    if demo_port:
-        await ensure_demo_instance(ds, demo_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -270,6 +268,8 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     if ready is not None:
         ready.set()
     try:
+        if demo_port:   # waits for the workload manager's start, like any such write
+            await ensure_demo_instance(ds, demo_port)
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -205,7 +205,8 @@ class Desired:
 
 
 class WorkloadManager:
-    """Reconciles every nf-instance; start() it after the datastore, stop() before."""
+    """Reconciles every nf-instance; start() (or begin()) it after the datastore, stop()
+    before."""
 
     def __init__(
         self,
