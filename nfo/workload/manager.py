@@ -1090,7 +1090,7 @@ class WorkloadManager:
         old = self._obs.get(name, {})
         new = {
             **old,
-            **{k.replace("_", "-") if not k.startswith("_") else k: v for k, v in fields.items()},
+            **{_leaf(k): v for k, v in fields.items()},
         }
         changed = new.get("oper-status") != old.get("oper-status")
         if changed:
@@ -1378,7 +1378,7 @@ class WorkloadManager:
     async def _set_config(self, name: str, **fields: Any) -> None:
         """Record the configuration state; a status change is announced."""
         old = dict(self._obs.get(name, {}).get("config") or {})
-        new = {**old, **{k.replace("_", "-"): v for k, v in fields.items()}}
+        new = {**old, **{_leaf(k): v for k, v in fields.items()}}
         new = {k: v for k, v in new.items() if v not in (None, "", [])}
         if new == old:
             return
@@ -1811,6 +1811,14 @@ def _vim_of(path: str) -> str | None:
 
 _SHARED = ("oper-status", "vim", "driver", "placement-reason", "spec-digest")
 """Recorded fields whose values repeat from instance to instance."""
+
+
+@functools.lru_cache(maxsize=256)
+def _leaf(field: str) -> str:
+    """The state leaf a keyword argument names (``vim_resource_id``: ``vim-resource-id``;
+    ``_private`` ones as they are), one string for every instance's state: a key made
+    anew per instance cost about 300 bytes an instance after a bulk load."""
+    return field if field.startswith("_") else sys.intern(field.replace("_", "-"))
 
 
 def _shared(st: dict[str, Any]) -> dict[str, Any]:
