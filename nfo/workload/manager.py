@@ -342,7 +342,7 @@ class WorkloadManager:
         return len(self._obs)
 
     async def _load(self) -> None:
-        await self._read_all_desired_stepwise()
+        await self._read_all_desired()
         await self._load_observed(self._all_desired or {})
         self.ready.set()
         await self.resync()
@@ -473,7 +473,7 @@ class WorkloadManager:
             listed = set(resources.values())
             todo = sorted(keys | ready)
             if self._many(len(todo)) and self._desired_cache() is None:
-                self._read_all_desired()  # running moved on while the VIM was listed
+                await self._read_all_desired()  # running moved on while it was listed
             checks: list[str] = []
             for i, k in enumerate(todo):
                 if i % _PER_TURN == _PER_TURN - 1:
@@ -858,19 +858,12 @@ class WorkloadManager:
         inst = _json_at(tree, f"{INSTANCES}/nf-instance[name='{name}']")
         return None if inst is None else self._desired_of(tree, inst, descs)
 
-    def _read_all_desired(self) -> None:
+    async def _read_all_desired(self) -> None:
         """Every instance's desired state from one read of the list (a start reads them
-        all); kept until running moves on or the manager has nothing left to do."""
-        tree = self.ds.tree("running")
-        self._fresh_cache(tree)
-        self._all_desired = {inst["name"]: self._desired_of(tree, inst)
-                             for inst in _entries_at(tree, INSTANCES, "nf-instance")}
-
-    async def _read_all_desired_stepwise(self) -> None:
-        """:meth:`_read_all_desired`, a batch of entries per turn of the event loop.  The
-        list is printed once; the catalog cannot change meanwhile (its commits wait for
-        :meth:`_loaded`), and a commit elsewhere moves the revision on, which drops
-        the reading as usual (:meth:`_desired_cache`)."""
+        all), a batch of entries per turn of the event loop; kept until running moves
+        on or the manager has nothing left to do.  The list is printed once; a commit
+        meanwhile moves running's revision on (each descriptor read notes it,
+        :meth:`_fresh_cache`), and then the reading is not kept."""
         tree = self.ds.tree("running")
         self._fresh_cache(tree)
         rev = self._cache_rev

@@ -637,7 +637,7 @@ async def test_a_start_lets_go_of_its_reading_of_every_instance_once_idle(
     assert released == [1]
     assert {env.state_of(n)["oper-status"] for n in names if n != "r3"} == {"running"}
     # a reading dropped because running moved on (a resync's, say) counts as let go too
-    env.mgr._read_all_desired()
+    await env.mgr._read_all_desired()
     await env.add_instance("r-later", "fw")
     await env.wait_status("r-later", "running")
     await env.mgr.wait_idle()
@@ -661,9 +661,9 @@ async def test_a_bulk_write_of_instances_reads_the_list_once(
         per_instance.append(name)
         return real(self, tree, name, descs)
 
-    def counted_all(self: WorkloadManager) -> None:
+    async def counted_all(self: WorkloadManager) -> None:
         whole_reads.append(1)
-        real_all(self)
+        await real_all(self)
 
     monkeypatch.setattr(WorkloadManager, "_desired_from", counted)
     monkeypatch.setattr(WorkloadManager, "_read_all_desired", counted_all)
