@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from nfo.datastore.storage.base import Storage
 from nfo.errors import OperationFailed
 
-__all__ = ["Batches", "GroupCommit", "Queued"]
+__all__ = ["GATHER_TURNS", "Batches", "GroupCommit", "Queued"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ class GroupCommit:
 R = TypeVar("R")
 V = TypeVar("V")
 
+GATHER_TURNS = 2
+"""Turns of the event loop a group waits before it is taken: in the first, the
+requests whose bytes have arrived are read; in the second their handlers queue them.
+Without it a group takes only what queued while the one before it ran (three writes
+a group from eight clients, instead of eight), and the per-group work (the partial
+copy, its validation, the graft, the fsync) is shared by fewer writes."""
+
 
 @dataclass(eq=False)
 class Queued(Generic[R, V]):
@@ -105,15 +112,18 @@ class Batches(Generic[R, V]):
     """Requests that arrive while a group runs form the next group.
 
     One task runs the groups one after another, each under ``lock``, while requests
-    are queued; each requester awaits its own verdict.  A requester cancelled before
-    a group takes its request withdraws it; once taken, it waits for the verdict (its
-    request's objects stay in use until then) and is cancelled after.
+    are queued; each requester awaits its own verdict.  Before it takes a group, the
+    task lets the loop turn ``gather`` times, so that requests already received join
+    it.  A requester cancelled before a group takes its request withdraws it; once
+    taken, it waits for the verdict (its request's objects stay in use until then)
+    and is cancelled after.
     """
 
     def __init__(self, run: Callable[[list[Queued[R, V]]], Awaitable[None]],
-                 lock: asyncio.Lock, name: str) -> None:
+                 lock: asyncio.Lock, name: str, gather: int = GATHER_TURNS) -> None:
         """``run(group)`` settles the verdicts of ``group`` (and must not keep it)."""
         self._run = run
+        self._gather = gather
         self._lock = lock
         self._name = name
         self._queue: list[Queued[R, V]] = []
@@ -141,6 +151,8 @@ class Batches(Generic[R, V]):
 
     async def _groups(self) -> None:
         while self._queue:
+            for _ in range(self._gather):
+                await asyncio.sleep(0)
             async with self._lock:
                 group, self._queue = self._queue, []
                 for q in group:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from nfo.datastore import ChangeEvent, Datastore, SqliteStorage, WriteView
+from nfo.datastore.groupcommit import GATHER_TURNS
 from nfo.errors import DataExists, NfoError, OperationFailed, PreconditionFailed
 from nfo.schema import Schema
 
@@ -66,6 +67,23 @@ async def test_writes_that_arrive_together_are_one_group_of_separate_commits(
         assert again.info("running").revision == before + 10
     finally:
         await again.close()
+
+
+async def test_writes_received_while_a_group_forms_join_it(ds: Datastore) -> None:
+    """Requests read from sockets reach the queue a turn or two of the loop apart (the
+    read, then the handler): the group waits for them instead of leaving them to the
+    next one."""
+    s = ds.internal_session("w")
+    groups, writes = ds._tx.groups
+
+    async def after(turns: int, name: str) -> Any:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await s.edit("running", things((name, f"label {name}")), "json")
+
+    await asyncio.gather(*(after(k, f"late{k}") for k in range(GATHER_TURNS + 1)))
+    assert ds._tx.groups == (groups + 1, writes + GATHER_TURNS + 1)
+    assert ids(ds) == [f"late{k}" for k in range(GATHER_TURNS + 1)]
 
 
 async def test_a_failing_write_never_takes_a_neighbour_down(ds: Datastore) -> None:
