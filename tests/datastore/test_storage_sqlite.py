@@ -702,3 +702,49 @@ async def test_a_durable_batch_inside_a_batch_is_refused(storage: SqliteStorage)
     with storage.batch(), pytest.raises(RuntimeError):
         async with storage.durable_batch():
             pass
+
+
+# -- background checkpoints -------------------------------------------------------
+
+
+def _wal_pages_copied(db: Path) -> int:
+    return db.stat().st_size // 4096
+
+
+def test_the_log_is_copied_into_the_database_by_a_thread_of_its_own(db: Path) -> None:
+    with SqliteStorage(db, checkpoint_every=0.01) as s:
+        assert s._connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == \
+            sqlite_module.CHECKPOINT_BACKSTOP_PAGES
+        before = _wal_pages_copied(db)
+        for k in range(30):   # 3 MB: below the writer's own backstop (40 MB)
+            s.append_commit("running", float(k), "u", "edit", json.dumps(["x" * 100_000]))
+        deadline = time.monotonic() + 20
+        while _wal_pages_copied(db) < before + 700 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _wal_pages_copied(db) >= before + 700, "the log was not copied"
+        assert s.checkpoints > 0
+        thread = s._checkpointer._thread if s._checkpointer is not None else None
+        assert thread is not None and thread.is_alive()
+    assert not thread.is_alive()
+    with SqliteStorage(db) as again:
+        assert len(again.load().commits) == 30
+
+
+def test_no_background_checkpoints_while_idle(db: Path) -> None:
+    with SqliteStorage(db, checkpoint_every=0.01) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        deadline = time.monotonic() + 20
+        while s.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        done = s.checkpoints
+        assert done > 0
+        time.sleep(0.1)   # ten periods without a write
+        assert s.checkpoints == done
+
+
+def test_background_checkpoints_off(db: Path) -> None:
+    with SqliteStorage(db, checkpoint_every=0) as s:
+        assert s._checkpointer is None
+        assert s._connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        assert s.checkpoints == 0

@@ -1,7 +1,7 @@
 """The writer of a power-loss run: real nfo code writing to a real SQLite file.
 
 Usage: python _writer.py STATE MARKS SEED OPS PREFIX [--autocheckpoint N]
-[--snapshot-every N] [--synchronous MODE]
+[--checkpoint-every SECONDS] [--snapshot-every N] [--synchronous MODE]
 
 Opens STATE with ``nfo.cli.serve.open_datastore`` (as ``nfo serve`` does), prints
 ``OPEN <revision>`` to MARKS and makes OPS random writes, each announced by
@@ -18,7 +18,9 @@ Under fsshim (LD_PRELOAD) every write, fsync and marker lands in one log; the
 parent rebuilds the disk at any point of it (tests/durability/powerloss.py).
 ``--autocheckpoint`` and ``--synchronous`` reach into the storage's connection:
 a small autocheckpoint makes WAL checkpoints and restarts frequent; another
-synchronous mode shows what the power-loss check catches.
+synchronous mode shows what the power-loss check catches.  ``--checkpoint-every``
+sets the storage's background checkpoints (a few milliseconds: one alongside nearly
+every write; 0: none).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore.session import Session
+from nfo.datastore.storage import sqlite as sqlite_storage
 
 
 def doc(*entries: dict[str, object]) -> str:
@@ -188,11 +191,14 @@ async def main() -> None:
     p.add_argument("ops", type=int)
     p.add_argument("prefix")
     p.add_argument("--autocheckpoint", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=float, default=None)
     p.add_argument("--snapshot-every", type=int, default=0)
     p.add_argument("--synchronous", default="")
     args = p.parse_args()
     if args.snapshot_every:
         Datastore.snapshot_every_commits = args.snapshot_every
+    if args.checkpoint_every is not None:
+        sqlite_storage.CHECKPOINT_EVERY = args.checkpoint_every
     with args.marks.open("a", buffering=1) as marks:
         w = Writer(args, marks)
         ds = await w.open()

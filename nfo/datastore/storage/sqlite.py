@@ -11,7 +11,9 @@ docs/durability.md).  The module maps the
 :class:`~nfo.datastore.storage.base.Storage` interface onto five tables
 (commits, snapshots, oper, notifications, meta), prunes old snapshots and commits
 as it goes (the notification log is pruned by its owner, which knows the streams'
-retention), and turns every SQLite failure into an
+retention), copies the write-ahead log into the database from a thread of its own
+(:class:`_Checkpointer`, so that no commit on the event loop pays for it), and turns
+every SQLite failure into an
 :class:`~nfo.errors.NfoError`: a full disk into :class:`~nfo.errors.StorageFull`,
 damage into :class:`~nfo.errors.StorageCorrupt`, the rest into
 :class:`~nfo.errors.OperationFailed`.
@@ -31,8 +33,10 @@ import asyncio
 import concurrent.futures
 import heapq
 import itertools
+import logging
 import os
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
@@ -65,6 +69,15 @@ the logged envelope's ``module``), indexed by (module, seq) and (module, timesta
 
 _BUSY_TIMEOUT_MS = 10_000
 _BATCH = 500
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 0.2
+"""Seconds between the background checkpoints while writes come (none while idle)."""
+CHECKPOINT_BACKSTOP_PAGES = 10_000
+"""The writing connection's own automatic checkpoint, for when the background one
+falls behind: the log is copied into the database on a commit once it holds this many
+pages (SQLite's default is 1,000, on every commit that crosses it)."""
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -195,6 +208,66 @@ def _snapshot(row: tuple[Any, ...] | None) -> tuple[Snapshot, int] | None:
     return Snapshot(datastore=str(row[0]), revision=int(row[1]), content=str(row[2])), row[3]
 
 
+class _Checkpointer:
+    """Copies the write-ahead log into the database file from a thread and a connection
+    of its own.
+
+    SQLite copies the log on the commit that takes it past 1,000 pages, in the
+    committing thread: a few milliseconds to tens of them (a 10 MB snapshot's log) on
+    the event loop, which every request then waits for.  A PASSIVE checkpoint waits for
+    no reader or writer and writers go on appending meanwhile; the log is reset by the
+    next write once it is all copied.  While writes come (:meth:`poke`), one runs every
+    ``every`` seconds; none while idle."""
+
+    def __init__(self, path: str, every: float) -> None:
+        self._path = path
+        self._every = every
+        self._due = threading.Event()
+        self._stopping = threading.Event()
+        self.checkpoints = 0
+        self._failed: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="nfo-sqlite-checkpoint")
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Writes were committed: a checkpoint is due within ``every`` seconds."""
+        if not self._due.is_set():
+            self._due.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            log.warning("storage: no background checkpoints of %s: %s", self._path, e)
+            return
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            while True:
+                self._due.wait()
+                if self._stopping.is_set():
+                    return
+                self._due.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                    self._failed = None
+                except sqlite3.Error as e:  # the writer's backstop still copies the log
+                    if str(e) != self._failed:
+                        log.warning("storage: a background checkpoint of %s failed: %s",
+                                    self._path, e)
+                    self._failed = str(e)
+                if self._stopping.wait(self._every):
+                    return
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._due.set()
+        self._thread.join(timeout=10)
+
+
 class SqliteStorage:
     """:class:`~nfo.datastore.storage.base.Storage` on one SQLite file.
 
@@ -204,7 +277,11 @@ class SqliteStorage:
     worker thread of its own, and every other call waits for it first).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, keep_snapshots: int = 3) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, keep_snapshots: int = 3,
+                 checkpoint_every: float | None = None) -> None:
+        """``checkpoint_every``: seconds between background checkpoints while writes
+        come (default :data:`CHECKPOINT_EVERY`; 0: none, SQLite's own on every commit
+        that takes the log past 1,000 pages)."""
         if keep_snapshots < 1:
             raise ValueError("keep_snapshots must be at least 1")
         self._path = os.fspath(path)
@@ -218,6 +295,7 @@ class SqliteStorage:
         self._defer_commit = False
         self._inflight: concurrent.futures.Future[BaseException | None] | None = None
         self._committer: DaemonPool | None = None
+        self._checkpointer: _Checkpointer | None = None
         self.off_loop_after = OFF_LOOP_AFTER
         """A durable_batch's COMMIT runs in a worker thread once they take this long."""
         self.commit_seconds = 0.0
@@ -235,7 +313,20 @@ class SqliteStorage:
             except BaseException:
                 conn.close()
                 raise
+            every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+            if every > 0 and not self._in_memory():
+                conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES}")
+                self._checkpointer = _Checkpointer(self._path, every)
         self._conn = conn
+
+    @property
+    def checkpoints(self) -> int:
+        """Background checkpoints run so far."""
+        return 0 if self._checkpointer is None else self._checkpointer.checkpoints
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
 
     def _in_memory(self) -> bool:
         return self._path in (":memory:", "")
@@ -475,6 +566,7 @@ class SqliteStorage:
                     raise self._batch_lost
                 if not self._defer_commit:  # else durable_batch commits
                     conn.execute("COMMIT")
+                    self._committed()
             except BaseException:
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
@@ -519,6 +611,7 @@ class SqliteStorage:
             if isinstance(exc, _DB_ERRORS):
                 raise self._failure("make the writes durable", exc, write=True) from exc
             raise exc
+        self._committed()
 
     async def _commit_off_loop(self, commit: Callable[[], BaseException | None]
                                ) -> BaseException | None:
@@ -571,6 +664,8 @@ class SqliteStorage:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                if write:
+                    self._committed()
             except BaseException:
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
@@ -606,6 +701,9 @@ class SqliteStorage:
         if self._committer is not None:
             self._committer.shutdown(wait=False)
             self._committer = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         conn, self._conn = self._conn, None
         if conn is not None:
             with self._checked("close the database"):
