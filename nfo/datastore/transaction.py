@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -195,6 +195,8 @@ class Transactions:
         """Snapshots due, by datastore, written at the next turn of the event loop."""
         self._children: dict[str, ChildPrint] = {}
         """Snapshots being printed by a forked child, by datastore."""
+        self._writing: dict[str, _Steps] = {}
+        """Snapshots a child printed, being written a step per turn of the loop."""
         self._quiet: dict[str, asyncio.TimerHandle] = {}
         """Snapshots waiting for their datastore to be quiet (:meth:`_when_quiet`)."""
         self._last_commit: dict[str, float] = {}
@@ -258,10 +260,13 @@ class Transactions:
 
     def close(self) -> None:
         self._writes.cancel()
-        due = set(self._children)
+        due = set(self._children) | set(self._writing)
         for child in self._children.values():
             child.cancel()
         self._children.clear()
+        for steps in self._writing.values():
+            steps.cancel()
+        self._writing.clear()
         for ds, handle in list(self._snapshots.items()):
             handle.cancel()
             due.add(ds)
@@ -676,7 +681,7 @@ class Transactions:
             else:
                 count, total = self._since[ds]
                 self._since[ds] = (count + commits, total + size)
-            if ds in self._snapshots or ds in self._children:
+            if self._snapshotting(ds):
                 return
             if self._log_holds(ds, 1):
                 # once the writers of this commit have answered; the live tree and its
@@ -704,7 +709,7 @@ class Transactions:
         replaying an edit costs about ten times parsing the data it made.  One timer,
         which finds out when it fires whether a commit came meanwhile."""
         quiet = self._settings.snapshot_when_quiet
-        if (quiet <= 0 or ds in self._quiet or ds in self._snapshots or ds in self._children
+        if (quiet <= 0 or ds in self._quiet or self._snapshotting(ds)
                 or not self._log_holds(ds, QUIET_FRACTION)):
             return
         self._quiet[ds] = asyncio.get_running_loop().call_later(quiet, self._quiet_due, ds)
@@ -723,8 +728,12 @@ class Transactions:
         left = self._last_commit.get(ds, 0.0) + quiet - loop.time()
         if left > 0:  # a commit came meanwhile: wait for the spell after it
             self._quiet[ds] = loop.call_later(left, self._quiet_due, ds)
-        elif ds not in self._snapshots and ds not in self._children:
+        elif not self._snapshotting(ds):
             self._snapshot_due(ds)
+
+    def _snapshotting(self, ds: str) -> bool:
+        """Whether a snapshot of ``ds`` is due, being printed or being written."""
+        return ds in self._snapshots or ds in self._children or ds in self._writing
 
     def _snapshot_due(self, ds: str) -> None:
         self._snapshots.pop(ds, None)
@@ -759,13 +768,18 @@ class Transactions:
             if content is None:
                 self._snapshot_now(ds)
                 return
-            try:
-                self._storage.write_snapshot(ds, revision, content)
-            except NfoError as e:
-                log.warning("revision %d of %s is durable, but no snapshot was written: %s",
-                            revision, ds, e)
+            self._writing[ds] = _Steps(self._storage.snapshot_steps(ds, revision, content),
+                                       lambda failure: written(len(content), failure))
+
+        def written(size_of: int, failure: NfoError | None) -> None:
+            self._writing.pop(ds, None)
+            if ds not in self._trees:
                 return
-            self._snap_size[ds] = len(content)
+            if failure is not None:
+                log.warning("revision %d of %s is durable, but no snapshot was written: %s",
+                            revision, ds, failure)
+                return
+            self._snap_size[ds] = size_of
             self.snapshots_in_child += 1
             count, size = self._since.get(ds, at_fork)
             self._since[ds] = (max(0, count - at_fork[0]), max(0, size - at_fork[1]))
@@ -811,6 +825,36 @@ CONFIG_CHANGE = "ietf-netconf-notifications:netconf-config-change"
 _PRINTED_AS_IS = re.compile(r"[ -\[\]-~]*")
 """JSON that libyang prints alike: printable ASCII with no backslash, so no string in it
 needed an escape (json.dumps and libyang escape differently)."""
+
+
+class _Steps:
+    """A storage write run a step per turn of the event loop (a snapshot in parts: each
+    part a short transaction, the commits of other writers in between); ``done`` gets
+    None, or the failure that stopped it."""
+
+    def __init__(self, steps: Generator[None, None, None],
+                 done: Callable[[NfoError | None], None]) -> None:
+        self._steps = steps
+        self._done = done
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        try:
+            next(self._steps)
+        except StopIteration:
+            self._done(None)
+            return
+        except NfoError as e:
+            self._done(e)
+            return
+        self._handle = self._loop.call_soon(self._step)
+
+    def cancel(self) -> None:
+        """Stop between two steps (what is written stays; parts of a snapshot not yet
+        whole are deleted on the next open)."""
+        self._handle.cancel()
+        self._steps.close()
 
 
 def _check(ds: str, tree: Tree, info: CommitInfo, if_revision: int | None,

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.datastore import forked as forked_module
+from nfo.datastore.storage import sqlite as sqlite_module
 from nfo.schema import Schema, Tree
 from tests.waiting import wait_for
 
@@ -80,6 +82,62 @@ async def test_the_child_prints_running_as_it_was_at_the_fork(
     try:
         assert json.loads(running(again)) == json.loads(want)
         assert "c2" in running(again)
+    finally:
+        await again.close()
+
+
+async def test_what_the_child_printed_is_written_a_part_per_turn_between_commits(
+        schema: Schema, db_path: Path, every_few: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "SNAPSHOT_PART", 4)   # hundreds of parts
+    ds = Datastore.open(schema, SqliteStorage(db_path))
+    await ds.start()
+    try:
+        forked_at = await first_snapshot_then_due(ds)
+        await wait_for(lambda: "running" in ds._tx._writing, 30, every=0)
+        s = ds.internal_session("w")
+        await s.edit("running", things("between"), "json")   # committed between two parts
+        assert "running" in ds._tx._writing
+        assert ds.storage.snapshot_at("running", 10**9).revision < forked_at  # not whole yet
+        await s.close()
+        await wait_for(lambda: ds._tx.snapshots_in_child >= 1, 30)
+        snap = ds.storage.snapshot_at("running", 10**9)
+        assert snap is not None and snap.revision == forked_at
+        with ds.state_at("running", forked_at) as then:
+            assert json.loads(snap.content) == json.loads(then.print("json"))
+        want = running(ds)
+    finally:
+        await ds.close()
+    again = Datastore.open(schema, SqliteStorage(db_path))
+    try:
+        assert json.loads(running(again)) == json.loads(want)
+        assert "between" in running(again)
+    finally:
+        await again.close()
+
+
+async def test_close_while_the_parts_are_written_snapshots_in_process(
+        schema: Schema, db_path: Path, every_few: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "SNAPSHOT_PART", 4)
+    ds = Datastore.open(schema, SqliteStorage(db_path))
+    await ds.start()
+    forked_at = await first_snapshot_then_due(ds)
+    await wait_for(lambda: "running" in ds._tx._writing, 30, every=0)
+    want = running(ds)
+    await ds.close()
+    with sqlite3.connect(db_path) as raw:
+        stray = raw.execute(
+            "SELECT COUNT(*) FROM snapshot_parts AS p WHERE NOT EXISTS (SELECT 1 FROM"
+            " snapshots AS s WHERE s.datastore = p.datastore AND s.revision = p.revision"
+            " AND s.parts > 0)").fetchone()[0]
+    raw.close()
+    assert stray == 0
+    again = Datastore.open(schema, SqliteStorage(db_path))
+    try:
+        snap = again.storage.snapshot_at("running", 10**9)
+        assert snap is not None and snap.revision == forked_at
+        assert json.loads(running(again)) == json.loads(want)
     finally:
         await again.close()
 

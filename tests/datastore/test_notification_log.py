@@ -419,7 +419,7 @@ async def test_a_version_2_store_is_upgraded(db: Path, schema: Schema) -> None:
     events = [("nfo-instances", state_change(f"i{i}")) if i % 3 == 0 else
               ("ietf-netconf-notifications", config_change()) for i in range(30)]
     version_2_store(db, events)
-    for _ in range(2):  # upgraded, then opened (every row checked) as a version 3 store
+    for _ in range(2):  # upgraded, then opened (every row checked) as a version 4 store
         with opened(db, schema) as hub:
             got = await assert_consistent(hub)
             assert [n.seq for n in got[NETCONF_STREAM]] == list(range(3, 33))
@@ -428,7 +428,7 @@ async def test_a_version_2_store_is_upgraded(db: Path, schema: Schema) -> None:
             assert json.loads(got[NFO_STREAM][1].content) == json.loads(state_change("i3"))
             assert hub.replay_start(NFO_STREAM) == 103.0
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert {r[0] for r in raw.execute("SELECT DISTINCT module FROM notifications")} == {
             "nfo-instances", "ietf-netconf-notifications"}
     raw.close()

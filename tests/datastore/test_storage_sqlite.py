@@ -28,7 +28,7 @@ from nfo.datastore.storage import (
 )
 from nfo.datastore.storage import sqlite as sqlite_module
 from nfo.datastore.storage.sqlite import SCHEMA_VERSION
-from nfo.errors import NfoError, OperationFailed
+from nfo.errors import NfoError, OperationFailed, StorageCorrupt
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("_storage_crash_child.py")
@@ -126,19 +126,19 @@ def test_load_returns_newest_snapshots_and_their_tails(storage: SqliteStorage) -
     assert storage.history("startup") == [s8, s4, s2]  # one snapshot of startup: s2 kept
 
 
-def test_snapshot_rewrite_and_bad_revisions(storage: SqliteStorage) -> None:
+def test_snapshot_written_once_per_revision_and_bad_revisions(storage: SqliteStorage) -> None:
     storage.write_snapshot("running", 0, "empty")
     storage.append_commit("running", 1.0, "u", "edit", "[]")
     storage.write_snapshot("running", 1, "one")
-    storage.write_snapshot("running", 1, "one again")
-    assert storage.snapshot_at("running", 1) == Snapshot("running", 1, "one again")
+    storage.write_snapshot("running", 1, "one again")   # a revision's data never change
+    assert storage.snapshot_at("running", 1) == Snapshot("running", 1, "one")
     assert storage.snapshot_at("running", 0) == Snapshot("running", 0, "empty")
     for bad in (2, -1):
         with pytest.raises(OperationFailed, match="outside"):
             storage.write_snapshot("running", bad, "x")
     # The failed calls left no transaction behind.
     assert storage.append_commit("running", 2.0, "u", "edit", "[]").revision == 2
-    assert storage.load().snapshots["running"].content == "one again"
+    assert storage.load().snapshots["running"].content == "one"
 
 
 def test_the_first_snapshots_forget_no_commit(db: Path) -> None:
@@ -561,7 +561,7 @@ def test_version_1_files_get_checksums(db: Path) -> None:
             assert s.load_oper() == [OperRecord("wm", "/x", "{}")]
             assert list(s.notifications()) == [NotificationRecord(1, "", 3.25, "<n/>")]
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert raw.execute("SELECT COUNT(*) FROM commits WHERE crc = 0").fetchone()[0] == 0
     raw.close()
     with SqliteStorage(db) as s:
@@ -748,3 +748,137 @@ def test_background_checkpoints_off(db: Path) -> None:
         assert s._connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         s.append_commit("running", 1.0, "u", "edit", "[]")
         assert s.checkpoints == 0
+
+
+# -- snapshots in parts -------------------------------------------------------------
+
+
+def _parts(db: Path) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(db) as raw:
+        rows = raw.execute("SELECT datastore, revision, part FROM snapshot_parts"
+                           " ORDER BY datastore, revision, part").fetchall()
+    raw.close()
+    return [(str(d), int(r), int(p)) for d, r, p in rows]
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sqlite_module, "SNAPSHOT_PART", 10)
+    return 10
+
+
+def test_a_long_snapshot_is_stored_in_parts_and_read_whole(db: Path, small_parts: int) -> None:
+    text = json.dumps({"x": "é" * 25}, ensure_ascii=False)   # 34 characters: four parts
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, text)
+        s.write_snapshot("startup", 1, "{}")   # short: one row, as before
+        assert _parts(db) == [("running", 1, k) for k in range(4)]
+        assert s.snapshot_at("running", 5) == Snapshot("running", 1, text)
+        assert s.load().snapshots["startup"] == Snapshot("startup", 1, "{}")
+    with SqliteStorage(db) as again:   # every row checked on open
+        assert again.load().snapshots["running"] == Snapshot("running", 1, text)
+
+
+def test_a_snapshot_in_parts_exists_once_whole_and_replaces_the_old_parts(
+        db: Path, small_parts: int) -> None:
+    with SqliteStorage(db, keep_snapshots=1) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, "a" * 25)
+        s.append_commit("running", 2.0, "u", "edit", "[]")
+        steps = s.snapshot_steps("running", 2, "b" * 45)
+        for _ in range(5):   # the five parts, a commit after each
+            next(steps)
+            assert s.snapshot_at("running", 9) == Snapshot("running", 1, "a" * 25)
+            s.append_commit("running", 3.0, "u", "edit", "[]")
+        next(steps)   # made whole: the newest, and the older one gone (keep 1)
+        assert s.snapshot_at("running", 9) == Snapshot("running", 2, "b" * 45)
+        assert s.snapshot_at("running", 1) is None
+        assert [r for d, r, p in _parts(db)] == [1, 1, 1] + [2] * 5
+        for _ in steps:   # the old parts, a few a step
+            pass
+        assert _parts(db) == [("running", 2, k) for k in range(5)]
+        assert [c.revision for c in s.load().commits] == [3, 4, 5, 6, 7]
+
+
+def test_parts_left_by_a_stop_are_deleted_on_open(db: Path, small_parts: int) -> None:
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, "a" * 15)
+        s.append_commit("running", 2.0, "u", "edit", "[]")
+        steps = s.snapshot_steps("running", 2, "b" * 45)
+        next(steps)
+        next(steps)
+        steps.close()
+        assert len(_parts(db)) == 4
+    with SqliteStorage(db) as again:
+        assert _parts(db) == [("running", 1, 0), ("running", 1, 1)]
+        assert again.load().snapshots["running"] == Snapshot("running", 1, "a" * 15)
+
+
+def test_a_snapshot_whose_parts_were_lost_is_not_made_whole(
+        db: Path, small_parts: int) -> None:
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        steps = s.snapshot_steps("running", 1, "b" * 45)
+        next(steps)
+        next(steps)
+        s._connection().execute("DELETE FROM snapshot_parts WHERE part = 0")
+        with pytest.raises(OperationFailed, match="4 of the 5 parts"):
+            for _ in steps:
+                pass
+        assert s.snapshot_at("running", 9) is None
+
+
+def _raw(db: Path, statement: str) -> None:
+    raw = sqlite3.connect(db)
+    raw.execute(statement)
+    raw.commit()
+    raw.close()
+
+
+def test_a_damaged_or_missing_part_is_refused(db: Path, small_parts: int) -> None:
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, "b" * 45)
+    _raw(db, "UPDATE snapshot_parts SET content = 'cccccccccc' WHERE part = 2")
+    with pytest.raises(StorageCorrupt, match="snapshot_parts 'running'@1#2"):
+        SqliteStorage(db)
+    db = db.with_name("other.sqlite")
+    with SqliteStorage(db) as s:   # read after the open: each part checked as it is read
+        s.append_commit("running", 2.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, "d" * 45)
+        _raw(db, "DELETE FROM snapshot_parts WHERE part = 3")
+        with pytest.raises(StorageCorrupt, match="has 3 of its 5 parts"):
+            s.snapshot_at("running", 2)
+
+
+def test_a_version_3_store_is_upgraded_with_its_snapshots(db: Path) -> None:
+    text = json.dumps({"a": "x" * 100})
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, text)
+    _raw(db, "DROP TABLE snapshot_parts")   # back to version 3's layout
+    _raw(db, "ALTER TABLE snapshots DROP COLUMN parts")
+    _raw(db, "PRAGMA user_version = 3")
+    for _ in range(2):   # upgraded, then opened (every row checked) as version 4
+        with SqliteStorage(db) as s:
+            assert s.load().snapshots["running"] == Snapshot("running", 1, text)
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("SELECT parts FROM snapshots").fetchall() == [(0,)]
+    raw.close()
+
+
+def test_a_snapshot_in_parts_is_not_rewritten_at_its_revision(
+        db: Path, small_parts: int) -> None:
+    """A snapshot again at the same revision (a quiet spell's after a due one) must not
+    take the stored one apart while its parts are written: a crash meanwhile would leave
+    a snapshot with parts missing."""
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        s.write_snapshot("running", 1, "a" * 45)
+        steps = s.snapshot_steps("running", 1, "a" * 45)
+        for _ in steps:
+            assert s.snapshot_at("running", 1) == Snapshot("running", 1, "a" * 45)
+        assert _parts(db) == [("running", 1, k) for k in range(5)]

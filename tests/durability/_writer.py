@@ -1,7 +1,7 @@
 """The writer of a power-loss run: real nfo code writing to a real SQLite file.
 
 Usage: python _writer.py STATE MARKS SEED OPS PREFIX [--autocheckpoint N]
-[--checkpoint-every SECONDS] [--snapshot-every N] [--synchronous MODE]
+[--checkpoint-every SECONDS] [--snapshot-every N] [--snapshot-part N] [--synchronous MODE]
 
 Opens STATE with ``nfo.cli.serve.open_datastore`` (as ``nfo serve`` does), prints
 ``OPEN <revision>`` to MARKS and makes OPS random writes, each announced by
@@ -20,7 +20,8 @@ parent rebuilds the disk at any point of it (tests/durability/powerloss.py).
 a small autocheckpoint makes WAL checkpoints and restarts frequent; another
 synchronous mode shows what the power-loss check catches.  ``--checkpoint-every``
 sets the storage's background checkpoints (a few milliseconds: one alongside nearly
-every write; 0: none).
+every write; 0: none); ``--snapshot-part`` the characters per part of a snapshot (a few
+hundred: every snapshot written in parts, a durable transaction each).
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ async def main() -> None:
     p.add_argument("prefix")
     p.add_argument("--autocheckpoint", type=int, default=0)
     p.add_argument("--checkpoint-every", type=float, default=None)
+    p.add_argument("--snapshot-part", type=int, default=0)
     p.add_argument("--snapshot-every", type=int, default=0)
     p.add_argument("--synchronous", default="")
     args = p.parse_args()
@@ -199,6 +201,8 @@ async def main() -> None:
         Datastore.snapshot_every_commits = args.snapshot_every
     if args.checkpoint_every is not None:
         sqlite_storage.CHECKPOINT_EVERY = args.checkpoint_every
+    if args.snapshot_part:
+        sqlite_storage.SNAPSHOT_PART = args.snapshot_part
     with args.marks.open("a", buffering=1) as marks:
         w = Writer(args, marks)
         ds = await w.open()

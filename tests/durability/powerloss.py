@@ -224,7 +224,8 @@ class Recording:
 
 def record(lib: Path, base: Path | None, work: Path, *, seed: int, ops: int, prefix: str,
            autocheckpoint: int = 0, snapshot_every: int = 0, synchronous: str = "",
-           checkpoint_every: float | None = None, timeout: float = 600) -> Recording:
+           checkpoint_every: float | None = None, snapshot_part: int = 0,
+           timeout: float = 600) -> Recording:
     """Run the writer on a copy of ``base`` under the shim and read back its log.
 
     Without a base, the shim watches an empty directory ``live`` and the writer
@@ -247,6 +248,8 @@ def record(lib: Path, base: Path | None, work: Path, *, seed: int, ops: int, pre
         cmd += ["--synchronous", synchronous]
     if checkpoint_every is not None:
         cmd += ["--checkpoint-every", str(checkpoint_every)]
+    if snapshot_part:
+        cmd += ["--snapshot-part", str(snapshot_part)]
     started = time.perf_counter()
     run = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True,
                          timeout=timeout)
@@ -359,7 +362,8 @@ async def run(*, seed: int, iterations: int, work: Path, lib: Path, ops: int = 1
                    "snapshot_every": rng.choice([0, 5, 23]),
                    # the background checkpoints' fsyncs would hide a writer's own
                    # missing ones: none when another synchronous mode is the subject
-                   "checkpoint_every": 0 if synchronous else rng.choice([None, 0.002, 0.002, 0])}
+                   "checkpoint_every": 0 if synchronous else rng.choice([None, 0.002, 0.002, 0]),
+                   "snapshot_part": 0 if synchronous else rng.choice([0, 300])}
         rec = record(lib, base, run_dir, seed=rng.randrange(2**32), ops=ops,
                      prefix=f"g{gen}n", synchronous=synchronous, **options)
         figures.recordings += 1

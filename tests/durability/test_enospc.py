@@ -336,7 +336,7 @@ FSYNC_CHILD = """
 import os, signal, sys
 from nfo.datastore.storage import SqliteStorage
 db, flag, fault = sys.argv[1:4]
-s = SqliteStorage(db)
+s = SqliteStorage(db, checkpoint_every=0)  # the commit's own fsync is the one that fails
 s.append_commit("running", 1.0, "u", "edit", "acknowledged")
 with open(flag, "w") as f:
     f.write(fault)

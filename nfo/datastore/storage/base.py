@@ -15,7 +15,7 @@ records through the module index, whenever it was defined.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -110,6 +110,13 @@ class Storage(Protocol):
     ) -> CommitRecord: ...
 
     def write_snapshot(self, datastore: str, revision: int, content: str) -> None: ...
+
+    def snapshot_steps(self, datastore: str, revision: int,
+                       content: str) -> Generator[None, None, None]:
+        """:meth:`write_snapshot` in steps (each ``next`` one short durable write), so
+        that other writes run between them; the snapshot exists once a step has made it
+        whole, and the steps left after that only tidy up."""
+        ...
 
     def since_snapshot(self, datastore: str) -> tuple[int, int]:
         """(number of commits, payload bytes) logged after the newest snapshot."""

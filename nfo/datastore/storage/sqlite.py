@@ -39,7 +39,15 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any
@@ -61,14 +69,21 @@ from .files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "SqliteStorage"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Stored in ``PRAGMA user_version``; a database from a newer nfo is refused, an older
 one is upgraded on open.  1: the tables; 2: a ``crc`` column in each; 3: notifications
 by module (the ``stream`` column, always ``NETCONF``, becomes ``module``, taken from
-the logged envelope's ``module``), indexed by (module, seq) and (module, timestamp)."""
+the logged envelope's ``module``), indexed by (module, seq) and (module, timestamp);
+4: snapshots in parts (``snapshot_parts``, and the ``parts`` column of ``snapshots``)."""
 
 _BUSY_TIMEOUT_MS = 10_000
 _BATCH = 500
+
+SNAPSHOT_PART = 1 << 19
+"""Characters of a snapshot's text per part: a snapshot longer than this is written a
+part per transaction (:meth:`SqliteStorage.snapshot_steps`), about a millisecond each,
+instead of in one transaction of tens of milliseconds."""
+_PARTS_PRUNED_PER_STEP = 2
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +117,16 @@ CREATE TABLE snapshots (
     revision  INTEGER NOT NULL,
     content   TEXT    NOT NULL,
     crc       INTEGER NOT NULL,
+    parts     INTEGER NOT NULL DEFAULT 0,
     UNIQUE (datastore, revision)
+);
+CREATE TABLE snapshot_parts (
+    datastore TEXT    NOT NULL,
+    revision  INTEGER NOT NULL,
+    part      INTEGER NOT NULL,
+    content   TEXT    NOT NULL,
+    crc       INTEGER NOT NULL,
+    PRIMARY KEY (datastore, revision, part)
 );
 CREATE TABLE oper (
     owner   TEXT NOT NULL,
@@ -122,21 +146,33 @@ CREATE INDEX notifications_by_time ON notifications (module, timestamp);
 CREATE INDEX notifications_by_seq ON notifications (module, seq);
 """
 
-# Per table: the row's key (for messages) and the columns its crc covers, text
-# as stored bytes (damaged UTF-8 must reach the checksum, not fail to decode).
+# Per table: the row's key (for messages) and its crc as computed in SQL, text as
+# stored bytes (damaged UTF-8 must reach the checksum, not fail to decode).
+_SNAPSHOT_CRC_V3 = "nfo_crc(CAST(datastore AS BLOB), revision, CAST(content AS BLOB))"
 _CHECKED: dict[str, tuple[str, str]] = {
-    "meta": ("key", "CAST(key AS BLOB), CAST(value AS BLOB)"),
-    "commits": ("revision", "revision, CAST(datastore AS BLOB), timestamp, CAST(user AS BLOB),"
-                " CAST(kind AS BLOB), CAST(label AS BLOB), CAST(payload AS BLOB)"),
+    "meta": ("key", "nfo_crc(CAST(key AS BLOB), CAST(value AS BLOB))"),
+    "commits": ("revision", "nfo_crc(revision, CAST(datastore AS BLOB), timestamp,"
+                " CAST(user AS BLOB), CAST(kind AS BLOB), CAST(label AS BLOB),"
+                " CAST(payload AS BLOB))"),
+    # a snapshot in parts: its count of parts too (a row from before version 4 has none)
     "snapshots": ("quote(datastore) || '@' || revision",
-                  "CAST(datastore AS BLOB), revision, CAST(content AS BLOB)"),
+                  f"CASE WHEN parts = 0 THEN {_SNAPSHOT_CRC_V3} ELSE nfo_crc(CAST(datastore"
+                  " AS BLOB), revision, CAST(content AS BLOB), parts) END"),
+    "snapshot_parts": ("quote(datastore) || '@' || revision || '#' || part",
+                       "nfo_crc(CAST(datastore AS BLOB), revision, part,"
+                       " CAST(content AS BLOB))"),
     "oper": ("quote(owner) || ' ' || quote(key)",
-             "CAST(owner AS BLOB), CAST(key AS BLOB), CAST(content AS BLOB)"),
-    "notifications": ("seq", "seq, CAST(module AS BLOB), timestamp, CAST(content AS BLOB)"),
+             "nfo_crc(CAST(owner AS BLOB), CAST(key AS BLOB), CAST(content AS BLOB))"),
+    "notifications": ("seq", "nfo_crc(seq, CAST(module AS BLOB), timestamp,"
+                      " CAST(content AS BLOB))"),
 }
+_CHECKED_V3 = {t: c for t, c in _CHECKED.items() if t != "snapshot_parts"}
+_CHECKED_V3["snapshots"] = (_CHECKED["snapshots"][0], _SNAPSHOT_CRC_V3)
+"""The same for version 3: snapshots whole."""
 _CHECKED_V2 = {
-    **_CHECKED,
-    "notifications": ("seq", "seq, CAST(stream AS BLOB), timestamp, CAST(content AS BLOB)"),
+    **_CHECKED_V3,
+    "notifications": ("seq", "nfo_crc(seq, CAST(stream AS BLOB), timestamp,"
+                      " CAST(content AS BLOB))"),
 }
 """The same for versions 1 and 2, whose notifications have ``stream`` for ``module``."""
 
@@ -200,12 +236,6 @@ def _commit_or_roll_back(conn: sqlite3.Connection) -> BaseException | None:
 def _errorcode(exc: BaseException) -> int:
     code = getattr(exc, "sqlite_errorcode", None)
     return code & 0xFF if isinstance(code, int) else -1
-
-
-def _snapshot(row: tuple[Any, ...] | None) -> tuple[Snapshot, int] | None:
-    if row is None:
-        return None
-    return Snapshot(datastore=str(row[0]), revision=int(row[1]), content=str(row[2])), row[3]
 
 
 class _Checkpointer:
@@ -396,14 +426,14 @@ class SqliteStorage:
                         conn.execute(statement)
             else:
                 if version == 1:
-                    for table, (_, columns) in _CHECKED_V2.items():
+                    for table, (_, crc) in _CHECKED_V2.items():
                         conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL"
                                      " DEFAULT 0")
-                        conn.execute(f"UPDATE {table} SET crc = nfo_crc({columns})")
+                        conn.execute(f"UPDATE {table} SET crc = {crc}")
                 elif check:
                     try:
                         self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
-                                          else _CHECKED_V2)
+                                          else _CHECKED_V3 if version == 3 else _CHECKED_V2)
                     except BaseException:
                         self._raise_integrity(integrity)   # what SQLite found first
                         raise
@@ -412,8 +442,18 @@ class SqliteStorage:
                     # renaming the column renames it in both indexes too
                     conn.execute("ALTER TABLE notifications RENAME COLUMN stream TO module")
                     conn.execute(f"UPDATE notifications SET module = {_MODULE_OF_ENVELOPE}")
-                    conn.execute("UPDATE notifications SET crc = nfo_crc("
-                                 f"{_CHECKED['notifications'][1]})")
+                    conn.execute("UPDATE notifications SET crc = "
+                                 f"{_CHECKED['notifications'][1]}")
+                if version < 4:
+                    conn.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL"
+                                 " DEFAULT 0")
+                    conn.execute(_SCHEMA[_SCHEMA.index("CREATE TABLE snapshot_parts"):]
+                                 .split(";")[0])
+                # the parts of a snapshot whose writing a stop or a crash cut short
+                conn.execute(
+                    "DELETE FROM snapshot_parts WHERE NOT EXISTS (SELECT 1 FROM snapshots AS s"
+                    " WHERE s.datastore = snapshot_parts.datastore"
+                    " AND s.revision = snapshot_parts.revision AND s.parts > 0)")
             self._raise_integrity(integrity)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -443,9 +483,9 @@ class SqliteStorage:
     def _verify_rows(self, conn: sqlite3.Connection,
                      layout: dict[str, tuple[str, str]]) -> None:
         """Every row against its checksum."""
-        for table, (key, columns) in layout.items():
+        for table, (key, crc) in layout.items():
             bad = [str(r[0]) for r in conn.execute(
-                f"SELECT {key} FROM {table} WHERE crc != nfo_crc({columns}) LIMIT 5")]
+                f"SELECT {key} FROM {table} WHERE crc != {crc} LIMIT 5")]
             if bad:
                 raise self._corrupt(f"{table} {', '.join(bad)} do not match their checksums")
 
@@ -521,14 +561,31 @@ class SqliteStorage:
             user=str(user), kind=str(kind), payload=str(payload), label=str(label),
         )
 
-    def _checked_snapshot(self, row: tuple[Any, ...] | None) -> Snapshot | None:
-        found = _snapshot(row)
-        if found is None:
+    def _checked_snapshot(self, conn: sqlite3.Connection,
+                          row: tuple[Any, ...] | None) -> Snapshot | None:
+        """A ``snapshots`` row (datastore, revision, content, crc, parts) as a snapshot,
+        its parts joined, each checked."""
+        if row is None:
             return None
-        snap, crc = found
-        self._check_row(f"snapshot {snap.datastore}@{snap.revision}", crc, snap.datastore,
-                        snap.revision, snap.content)
-        return snap
+        datastore, revision, content, crc, parts = row
+        what = f"snapshot {datastore}@{revision}"
+        if not parts:
+            self._check_row(what, crc, datastore, revision, content)
+            return Snapshot(datastore=str(datastore), revision=int(revision),
+                            content=str(content))
+        self._check_row(what, crc, datastore, revision, content, parts)
+        pieces = []
+        for k, (part, piece, piece_crc) in enumerate(conn.execute(
+                "SELECT part, content, crc FROM snapshot_parts WHERE datastore = ?"
+                " AND revision = ? ORDER BY part", (datastore, revision))):
+            if part != k:
+                break
+            self._check_row(f"{what} part {part}", piece_crc, datastore, revision, part, piece)
+            pieces.append(str(piece))
+        if len(pieces) != parts:
+            raise self._corrupt(f"{what} has {len(pieces)} of its {parts} parts in order")
+        return Snapshot(datastore=str(datastore), revision=int(revision),
+                        content="".join(pieces))
 
     def _connection(self) -> sqlite3.Connection:
         if self._inflight is not None:
@@ -715,11 +772,11 @@ class SqliteStorage:
         with self._transaction("load the stored state", write=False) as conn:
             snapshots: dict[str, Snapshot] = {}
             for row in conn.execute(
-                "SELECT s.datastore, s.revision, s.content, s.crc FROM snapshots AS s"
+                "SELECT s.datastore, s.revision, s.content, s.crc, s.parts FROM snapshots AS s"
                 " WHERE s.revision = (SELECT MAX(revision) FROM snapshots"
                 "                     WHERE datastore = s.datastore)"
-            ):
-                snap = self._checked_snapshot(row)
+            ).fetchall():
+                snap = self._checked_snapshot(conn, row)
                 assert snap is not None
                 snapshots[snap.datastore] = snap
             commits = [
@@ -753,19 +810,54 @@ class SqliteStorage:
         )
 
     def write_snapshot(self, datastore: str, revision: int, content: str) -> None:
-        with self._transaction(f"write a snapshot of {datastore!r}") as conn:
-            last = self._last_revision(conn)
-            if not 0 <= revision <= last:
-                raise OperationFailed(
-                    f"storage: snapshot revision {revision} of {datastore!r} is outside"
-                    f" 0..{last}, the revisions assigned so far"
-                )
+        for _ in self.snapshot_steps(datastore, revision, content):
+            pass
+
+    def snapshot_steps(self, datastore: str, revision: int,
+                       content: str) -> Generator[None, None, None]:
+        """:meth:`write_snapshot` one transaction per step (``next``): a text longer than
+        :data:`SNAPSHOT_PART` a part at a time, then the step that makes it the
+        datastore's newest snapshot (and prunes older snapshots and commits), then the
+        deletion of the parts the snapshots it replaced leave, a few at a time.  Until
+        that step the snapshot does not exist for a reader or a restart; parts a stop or a
+        crash leave behind are deleted on the next open.  Other writes may run between
+        steps; one snapshot of a datastore is written at a time.  A snapshot at a
+        revision that has one already is not written again: the data are the same, and
+        the one stored stays whole until the end."""
+        what = f"write a snapshot of {datastore!r}"
+        with self._transaction(what, write=False) as conn:
+            self._check_snapshot_revision(conn, datastore, revision)
+            if conn.execute("SELECT 1 FROM snapshots WHERE datastore = ? AND revision = ?",
+                            (datastore, revision)).fetchone():
+                return
+        pieces = ([content[i:i + SNAPSHOT_PART] for i in range(0, len(content), SNAPSHOT_PART)]
+                  if len(content) > SNAPSHOT_PART else [])
+        for k, piece in enumerate(pieces):
+            with self._transaction(what) as conn:
+                if k == 0:
+                    conn.execute("DELETE FROM snapshot_parts WHERE datastore = ?"
+                                 " AND revision = ?", (datastore, revision))
+                conn.execute(
+                    "INSERT INTO snapshot_parts (datastore, revision, part, content, crc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (datastore, revision, k, piece, _crc(datastore, revision, k, piece)))
+            yield
+        with self._transaction(what) as conn:
+            self._check_snapshot_revision(conn, datastore, revision)
+            if pieces:
+                found = conn.execute("SELECT COUNT(*) FROM snapshot_parts WHERE datastore = ?"
+                                     " AND revision = ?", (datastore, revision)).fetchone()[0]
+                if found != len(pieces):
+                    raise OperationFailed(f"storage: {found} of the {len(pieces)} parts of"
+                                          f" snapshot {datastore}@{revision} are stored")
+                row = ("", _crc(datastore, revision, "", len(pieces)), len(pieces))
+            else:
+                conn.execute("DELETE FROM snapshot_parts WHERE datastore = ? AND revision = ?",
+                             (datastore, revision))
+                row = (content, _crc(datastore, revision, content), 0)
             conn.execute(
-                "INSERT INTO snapshots (datastore, revision, content, crc) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (datastore, revision) DO UPDATE SET content = excluded.content,"
-                " crc = excluded.crc",
-                (datastore, revision, content, _crc(datastore, revision, content)),
-            )
+                "INSERT INTO snapshots (datastore, revision, content, crc, parts)"
+                " VALUES (?, ?, ?, ?, ?)", (datastore, revision, *row))
             conn.execute(
                 "DELETE FROM snapshots WHERE datastore = ?1 AND revision < ("
                 "  SELECT revision FROM snapshots WHERE datastore = ?1"
@@ -778,6 +870,26 @@ class SqliteStorage:
                 "  SELECT MIN(revision) FROM snapshots WHERE datastore = ?1"
                 "  HAVING COUNT(*) >= ?2)",
                 (datastore, self._keep_snapshots),
+            )
+        while True:
+            yield
+            with self._transaction(what) as conn:
+                gone = conn.execute(
+                    "DELETE FROM snapshot_parts WHERE rowid IN (SELECT p.rowid FROM"
+                    " snapshot_parts AS p WHERE p.datastore = ?1 AND p.revision != ?2"
+                    " AND NOT EXISTS (SELECT 1 FROM snapshots AS s WHERE s.datastore = ?1"
+                    " AND s.revision = p.revision AND s.parts > 0) LIMIT ?3)",
+                    (datastore, revision, _PARTS_PRUNED_PER_STEP)).rowcount
+            if gone < _PARTS_PRUNED_PER_STEP:
+                return
+
+    def _check_snapshot_revision(self, conn: sqlite3.Connection, datastore: str,
+                                 revision: int) -> None:
+        last = self._last_revision(conn)
+        if not 0 <= revision <= last:
+            raise OperationFailed(
+                f"storage: snapshot revision {revision} of {datastore!r} is outside"
+                f" 0..{last}, the revisions assigned so far"
             )
 
     def since_snapshot(self, datastore: str) -> tuple[int, int]:
@@ -803,13 +915,13 @@ class SqliteStorage:
         return [self._commit(row) for row in rows]
 
     def snapshot_at(self, datastore: str, revision: int) -> Snapshot | None:
-        with self._reading(f"read a snapshot of {datastore!r}") as conn:
+        with self._transaction(f"read a snapshot of {datastore!r}", write=False) as conn:
             row = conn.execute(
-                "SELECT datastore, revision, content, crc FROM snapshots"
+                "SELECT datastore, revision, content, crc, parts FROM snapshots"
                 " WHERE datastore = ? AND revision <= ? ORDER BY revision DESC LIMIT 1",
                 (datastore, revision),
             ).fetchone()
-        return self._checked_snapshot(row)
+            return self._checked_snapshot(conn, row)
 
     def commits_between(self, datastore: str, after: int, upto: int) -> list[CommitRecord]:
         with self._reading(f"read the commits of {datastore!r}") as conn:
