@@ -830,9 +830,9 @@ class SqliteStorage:
             if conn.execute("SELECT 1 FROM snapshots WHERE datastore = ? AND revision = ?",
                             (datastore, revision)).fetchone():
                 return
-        pieces = ([content[i:i + SNAPSHOT_PART] for i in range(0, len(content), SNAPSHOT_PART)]
-                  if len(content) > SNAPSHOT_PART else [])
-        for k, piece in enumerate(pieces):
+        parts = -(-len(content) // SNAPSHOT_PART) if len(content) > SNAPSHOT_PART else 0
+        for k in range(parts):
+            piece = content[k * SNAPSHOT_PART:(k + 1) * SNAPSHOT_PART]
             with self._transaction(what) as conn:
                 if k == 0:
                     conn.execute("DELETE FROM snapshot_parts WHERE datastore = ?"
@@ -841,16 +841,17 @@ class SqliteStorage:
                     "INSERT INTO snapshot_parts (datastore, revision, part, content, crc)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (datastore, revision, k, piece, _crc(datastore, revision, k, piece)))
+            del piece
             yield
         with self._transaction(what) as conn:
             self._check_snapshot_revision(conn, datastore, revision)
-            if pieces:
+            if parts:
                 found = conn.execute("SELECT COUNT(*) FROM snapshot_parts WHERE datastore = ?"
                                      " AND revision = ?", (datastore, revision)).fetchone()[0]
-                if found != len(pieces):
-                    raise OperationFailed(f"storage: {found} of the {len(pieces)} parts of"
+                if found != parts:
+                    raise OperationFailed(f"storage: {found} of the {parts} parts of"
                                           f" snapshot {datastore}@{revision} are stored")
-                row = ("", _crc(datastore, revision, "", len(pieces)), len(pieces))
+                row = ("", _crc(datastore, revision, "", parts), parts)
             else:
                 conn.execute("DELETE FROM snapshot_parts WHERE datastore = ? AND revision = ?",
                              (datastore, revision))
