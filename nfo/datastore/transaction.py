@@ -51,6 +51,7 @@ from nfo.errors import (
     DataMissing,
     InUse,
     NfoError,
+    OperationFailed,
     PreconditionFailed,
     ResourceDenied,
     StorageCorrupt,
@@ -761,15 +762,16 @@ class Transactions:
         revision = self._info[ds].revision
         at_fork = self._since.get(ds, (0, 0))
 
-        def done(content: str | None) -> None:
+        def done(content: list[bytes] | None) -> None:
             self._children.pop(ds, None)
             if ds not in self._trees:
                 return
             if content is None:
                 self._snapshot_now(ds)
                 return
+            size = sum(map(len, content))
             self._writing[ds] = _Steps(self._storage.snapshot_steps(ds, revision, content),
-                                       lambda failure: written(len(content), failure))
+                                       lambda failure: written(size, failure))
 
         def written(size_of: int, failure: NfoError | None) -> None:
             self._writing.pop(ds, None)
@@ -845,8 +847,8 @@ class _Steps:
         except StopIteration:
             self._done(None)
             return
-        except NfoError as e:
-            self._done(e)
+        except Exception as e:  # stopped either way; the caller says why
+            self._done(e if isinstance(e, NfoError) else OperationFailed(str(e) or repr(e)))
             return
         self._handle = self._loop.call_soon(self._step)
 

@@ -882,3 +882,36 @@ def test_a_snapshot_in_parts_is_not_rewritten_at_its_revision(
         for _ in steps:
             assert s.snapshot_at("running", 1) == Snapshot("running", 1, "a" * 45)
         assert _parts(db) == [("running", 1, k) for k in range(5)]
+
+
+def test_a_snapshot_given_as_utf8_pieces_is_cut_between_characters(
+        db: Path, small_parts: int) -> None:
+    """A child's print arrives as bytes in the pieces the pipe gave: each part is decoded
+    in its own step, cut where no character is split, even across two pieces."""
+    text = "a€b" * 9 + "é" * 7   # 1-, 3- and 2-byte characters: 57 characters, 68 bytes
+    data = text.encode()
+    pieces = [data[:7], data[7:8], data[8:31], data[31:]]   # a euro sign split at 7
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        for _ in s.snapshot_steps("running", 1, pieces):
+            pass
+        assert s.snapshot_at("running", 1) == Snapshot("running", 1, text)
+        with sqlite3.connect(db) as raw:
+            stored = [bytes(r[0]) for r in raw.execute(
+                "SELECT CAST(content AS BLOB) FROM snapshot_parts ORDER BY part")]
+        raw.close()
+        assert b"".join(stored) == data and all(0 < len(p) <= 10 for p in stored)
+        s.append_commit("running", 2.0, "u", "edit", "[]")
+        for _ in s.snapshot_steps("running", 2, [b'{"', b'a":"\xc3', b'\xa9"}']):   # 10 bytes
+            pass
+        assert s.snapshot_at("running", 2) == Snapshot("running", 2, '{"a":"é"}')
+        assert {r for _, r, _ in _parts(db)} == {1}
+
+
+def test_a_snapshot_that_is_not_utf8_is_refused_whole(db: Path, small_parts: int) -> None:
+    with SqliteStorage(db) as s:
+        s.append_commit("running", 1.0, "u", "edit", "[]")
+        with pytest.raises(OperationFailed, match="not UTF-8"):
+            for _ in s.snapshot_steps("running", 1, [b"a" * 25, b"\xff" * 5, b"b" * 10]):
+                pass
+        assert s.snapshot_at("running", 1) is None

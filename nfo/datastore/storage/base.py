@@ -112,10 +112,11 @@ class Storage(Protocol):
     def write_snapshot(self, datastore: str, revision: int, content: str) -> None: ...
 
     def snapshot_steps(self, datastore: str, revision: int,
-                       content: str) -> Generator[None, None, None]:
+                       content: str | Sequence[bytes]) -> Generator[None, None, None]:
         """:meth:`write_snapshot` in steps (each ``next`` one short durable write), so
         that other writes run between them; the snapshot exists once a step has made it
-        whole, and the steps left after that only tidy up."""
+        whole, and the steps left after that only tidy up.  ``content``: the text, or
+        its UTF-8 bytes in pieces (decoded a part per step)."""
         ...
 
     def since_snapshot(self, datastore: str) -> tuple[int, int]:

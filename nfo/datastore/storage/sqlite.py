@@ -219,6 +219,36 @@ def _crc(*fields: object) -> int:
     return h
 
 
+def _decoded(data: bytes, datastore: str, revision: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise OperationFailed(f"storage: the snapshot {datastore}@{revision} to write is not"
+                              f" UTF-8 text: {e}") from e
+
+
+def _parts(content: str | Sequence[bytes], size: int, datastore: str,
+           revision: int) -> Iterator[str]:
+    """``content`` in pieces of ``size`` characters (text) or of at most ``size`` bytes
+    cut between characters (UTF-8 in pieces, each decoded when its turn comes)."""
+    if isinstance(content, str):
+        for i in range(0, len(content), size):
+            yield content[i:i + size]
+        return
+    held = b""
+    for chunk in content:
+        held = held + chunk if held else bytes(chunk)
+        while len(held) > size:
+            end = size
+            for _ in range(3):   # a character's continuation bytes: cut before them
+                if held[end] & 0xC0 == 0x80:
+                    end -= 1
+            yield _decoded(held[:end], datastore, revision)
+            held = held[end:]
+    if held:
+        yield _decoded(held, datastore, revision)
+
+
 def _commit_or_roll_back(conn: sqlite3.Connection) -> BaseException | None:
     """COMMIT the open transaction (on the loop, or in durable_batch's worker thread); on
     failure roll it back, so the connection is idle again either way, and return the
@@ -814,7 +844,7 @@ class SqliteStorage:
             pass
 
     def snapshot_steps(self, datastore: str, revision: int,
-                       content: str) -> Generator[None, None, None]:
+                       content: str | Sequence[bytes]) -> Generator[None, None, None]:
         """:meth:`write_snapshot` one transaction per step (``next``): a text longer than
         :data:`SNAPSHOT_PART` a part at a time, then the step that makes it the
         datastore's newest snapshot (and prunes older snapshots and commits), then the
@@ -830,9 +860,15 @@ class SqliteStorage:
             if conn.execute("SELECT 1 FROM snapshots WHERE datastore = ? AND revision = ?",
                             (datastore, revision)).fetchone():
                 return
-        parts = -(-len(content) // SNAPSHOT_PART) if len(content) > SNAPSHOT_PART else 0
-        for k in range(parts):
-            piece = content[k * SNAPSHOT_PART:(k + 1) * SNAPSHOT_PART]
+        size = len(content) if isinstance(content, str) else sum(map(len, content))
+        whole: str | None = None
+        if size <= SNAPSHOT_PART:
+            whole = (content if isinstance(content, str)
+                     else _decoded(b"".join(content), datastore, revision))
+        parts = 0
+        for k, piece in enumerate(() if whole is not None else
+                                  _parts(content, SNAPSHOT_PART, datastore, revision)):
+            parts = k + 1
             with self._transaction(what) as conn:
                 if k == 0:
                     conn.execute("DELETE FROM snapshot_parts WHERE datastore = ?"
@@ -845,7 +881,7 @@ class SqliteStorage:
             yield
         with self._transaction(what) as conn:
             self._check_snapshot_revision(conn, datastore, revision)
-            if parts:
+            if whole is None:
                 found = conn.execute("SELECT COUNT(*) FROM snapshot_parts WHERE datastore = ?"
                                      " AND revision = ?", (datastore, revision)).fetchone()[0]
                 if found != parts:
@@ -855,7 +891,8 @@ class SqliteStorage:
             else:
                 conn.execute("DELETE FROM snapshot_parts WHERE datastore = ? AND revision = ?",
                              (datastore, revision))
-                row = (content, _crc(datastore, revision, content), 0)
+                assert whole is not None
+                row = (whole, _crc(datastore, revision, whole), 0)
             conn.execute(
                 "INSERT INTO snapshots (datastore, revision, content, crc, parts)"
                 " VALUES (?, ?, ?, ?, ?)", (datastore, revision, *row))
