@@ -80,8 +80,8 @@ _BUSY_TIMEOUT_MS = 10_000
 _BATCH = 500
 
 SNAPSHOT_PART = 1 << 19
-"""Characters of a snapshot's text per part: a snapshot longer than this is written a
-part per transaction (:meth:`SqliteStorage.snapshot_steps`), about a millisecond each,
+"""Characters of a snapshot's text per part (bytes, for a text given as UTF-8): a
+snapshot longer than this is written a part per transaction (:meth:`SqliteStorage.snapshot_steps`), about a millisecond each,
 instead of in one transaction of tens of milliseconds."""
 _PARTS_PRUNED_PER_STEP = 2
 
