@@ -144,14 +144,19 @@ async def test_a_flipped_byte_in_any_page(tmp_path: Path, store: Store) -> None:
 
 
 async def test_a_row_changed_behind_nfos_back(tmp_path: Path, store: Store) -> None:
-    for table, change in [("commits", "UPDATE commits SET payload = payload || ' '"
-                                      " WHERE revision = (SELECT MAX(revision) FROM commits)"),
-                          ("snapshots", "UPDATE snapshots SET revision = revision - 1"),
-                          ("oper", "UPDATE oper SET content = replace(content, '3', '4')"),
-                          ("meta", "UPDATE meta SET value = 'other'"),
-                          ("notifications", "UPDATE notifications SET timestamp = 0"
-                                            " WHERE seq = 3")]:
-        state = tmp_path / table
+    changes = [
+        ("commits", "UPDATE commits SET payload = payload || ' '"
+                    " WHERE revision = (SELECT MAX(revision) FROM commits)"),
+        # not in the crc, but must agree with the payload
+        ("commits", "UPDATE commits SET size = size - 12"
+                    " WHERE revision = (SELECT MAX(revision) FROM commits)"),
+        ("snapshots", "UPDATE snapshots SET revision = revision - 1"),
+        ("oper", "UPDATE oper SET content = replace(content, '3', '4')"),
+        ("meta", "UPDATE meta SET value = 'other'"),
+        ("notifications", "UPDATE notifications SET timestamp = 0 WHERE seq = 3"),
+    ]
+    for k, (table, change) in enumerate(changes):
+        state = tmp_path / f"{k}-{table}"
         db = damaged_copy(store, state)
         raw = sqlite3.connect(db)
         with raw:

@@ -81,8 +81,9 @@ _BATCH = 500
 
 SNAPSHOT_PART = 1 << 19
 """Characters of a snapshot's text per part (bytes, for a text given as UTF-8): a
-snapshot longer than this is written a part per transaction (:meth:`SqliteStorage.snapshot_steps`), about a millisecond each,
-instead of in one transaction of tens of milliseconds."""
+snapshot longer than this is written a part per transaction
+(:meth:`SqliteStorage.snapshot_steps`), about a millisecond each, instead of in one
+transaction of tens of milliseconds."""
 _PARTS_PRUNED_PER_STEP = 2
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,13 @@ CREATE INDEX notifications_by_seq ON notifications (module, seq);
 # Per table: the row's key (for messages) and its crc as computed in SQL, text as
 # stored bytes (damaged UTF-8 must reach the checksum, not fail to decode).
 _SNAPSHOT_CRC_V3 = "nfo_crc(CAST(datastore AS BLOB), revision, CAST(content AS BLOB))"
+_COMMIT_CRC = ("nfo_crc(revision, CAST(datastore AS BLOB), timestamp, CAST(user AS BLOB),"
+               " CAST(kind AS BLOB), CAST(label AS BLOB), CAST(payload AS BLOB))")
 _CHECKED: dict[str, tuple[str, str]] = {
     "meta": ("key", "nfo_crc(CAST(key AS BLOB), CAST(value AS BLOB))"),
-    "commits": ("revision", "nfo_crc(revision, CAST(datastore AS BLOB), timestamp,"
-                " CAST(user AS BLOB), CAST(kind AS BLOB), CAST(label AS BLOB),"
-                " CAST(payload AS BLOB))"),
+    # a commit's size (its payload's bytes) is not in its crc: checked against the payload
+    "commits": ("revision", f"CASE WHEN size = length(CAST(payload AS BLOB)) THEN {_COMMIT_CRC}"
+                " ELSE -1 END"),
     # a snapshot in parts: its count of parts too (a row from before version 4 has none)
     "snapshots": ("quote(datastore) || '@' || revision",
                   f"CASE WHEN parts = 0 THEN {_SNAPSHOT_CRC_V3} ELSE nfo_crc(CAST(datastore"
@@ -459,7 +462,8 @@ class SqliteStorage:
                     for table, (_, crc) in _CHECKED_V2.items():
                         conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL"
                                      " DEFAULT 0")
-                        conn.execute(f"UPDATE {table} SET crc = {crc}")
+                        conn.execute(f"UPDATE {table} SET crc = "
+                                     f"{_COMMIT_CRC if table == 'commits' else crc}")
                 elif check:
                     try:
                         self._verify_rows(conn, _CHECKED if version == SCHEMA_VERSION
