@@ -522,6 +522,13 @@ class SqliteStorage:
                 f"SELECT {key} FROM {table} WHERE crc != {crc} LIMIT 5")]
             if bad:
                 raise self._corrupt(f"{table} {', '.join(bad)} do not match their checksums")
+        # the last revision assigned has no checksum: it must at least cover those in use
+        last = self._last_revision(conn)
+        used = conn.execute("SELECT MAX(r) FROM (SELECT MAX(revision) AS r FROM commits"
+                            " UNION ALL SELECT MAX(revision) FROM snapshots)").fetchone()[0]
+        if used is not None and last < used:
+            raise self._corrupt(f"the last revision assigned, {last}, is below revision {used}"
+                                " in use")
 
     # -- plumbing -------------------------------------------------------------
 
