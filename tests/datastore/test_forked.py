@@ -58,6 +58,24 @@ async def first_snapshot_then_due(ds: Datastore) -> int:
     return ds.info("running").revision
 
 
+def assert_snapshot_is_running_at(ds: Datastore, revision: int) -> None:
+    """The newest snapshot is running exactly as it was at ``revision``."""
+    snap = ds.storage.snapshot_at("running", 10**9)
+    assert snap is not None and snap.revision == revision
+    with ds.state_at("running", revision) as then:
+        assert json.loads(snap.content) == json.loads(then.print("json"))
+
+
+async def assert_reopened_holds(schema: Schema, db_path: Path, want: str, name: str) -> None:
+    """Opened again, the store serves ``want`` (which holds the thing ``name``)."""
+    again = Datastore.open(schema, SqliteStorage(db_path))
+    try:
+        assert json.loads(running(again)) == json.loads(want)
+        assert name in running(again)
+    finally:
+        await again.close()
+
+
 async def test_the_child_prints_running_as_it_was_at_the_fork(
         schema: Schema, db_path: Path, every_few: None) -> None:
     ds = Datastore.open(schema, SqliteStorage(db_path))
@@ -72,18 +90,10 @@ async def test_the_child_prints_running_as_it_was_at_the_fork(
     if child is not None:
         with pytest.raises(ChildProcessError):  # reaped
             os.waitpid(child.pid, os.WNOHANG)
-    snap = ds.storage.snapshot_at("running", 10**9)
-    assert snap is not None and snap.revision == forked_at
-    with ds.state_at("running", forked_at) as then:
-        assert json.loads(snap.content) == json.loads(then.print("json"))
+    assert_snapshot_is_running_at(ds, forked_at)
     want = running(ds)
     await ds.close()
-    again = Datastore.open(schema, SqliteStorage(db_path))
-    try:
-        assert json.loads(running(again)) == json.loads(want)
-        assert "c2" in running(again)
-    finally:
-        await again.close()
+    await assert_reopened_holds(schema, db_path, want, "c2")
 
 
 async def test_what_the_child_printed_is_written_a_part_per_turn_between_commits(
@@ -101,19 +111,11 @@ async def test_what_the_child_printed_is_written_a_part_per_turn_between_commits
         assert ds.storage.snapshot_at("running", 10**9).revision < forked_at  # not whole yet
         await s.close()
         await wait_for(lambda: ds._tx.snapshots_in_child >= 1, 30)
-        snap = ds.storage.snapshot_at("running", 10**9)
-        assert snap is not None and snap.revision == forked_at
-        with ds.state_at("running", forked_at) as then:
-            assert json.loads(snap.content) == json.loads(then.print("json"))
+        assert_snapshot_is_running_at(ds, forked_at)
         want = running(ds)
     finally:
         await ds.close()
-    again = Datastore.open(schema, SqliteStorage(db_path))
-    try:
-        assert json.loads(running(again)) == json.loads(want)
-        assert "between" in running(again)
-    finally:
-        await again.close()
+    await assert_reopened_holds(schema, db_path, want, "between")
 
 
 async def test_close_while_the_parts_are_written_snapshots_in_process(

@@ -516,7 +516,8 @@ class SqliteStorage:
 
     def _verify_rows(self, conn: sqlite3.Connection,
                      layout: dict[str, tuple[str, str]]) -> None:
-        """Every row against its checksum."""
+        """Every row against its checksum, and the last revision assigned against those
+        in use."""
         for table, (key, crc) in layout.items():
             bad = [str(r[0]) for r in conn.execute(
                 f"SELECT {key} FROM {table} WHERE crc != {crc} LIMIT 5")]
