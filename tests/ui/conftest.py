@@ -64,8 +64,25 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+SERVER_LOG_TAIL = 60
+"""Lines of the server's log that a failed test prints (its captured output)."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Browser, nfo_server: ServerProcess) -> Iterator[Page]:
+def page(browser: Browser, nfo_server: ServerProcess,
+         request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(base_url=nfo_server.base, viewport={"width": 1400,
                                                                       "height": 900})
     pg = context.new_page()
@@ -75,16 +92,25 @@ def page(browser: Browser, nfo_server: ServerProcess) -> Iterator[Page]:
         yield pg
     finally:
         context.close()
+        if request.node.stash.get(_FAILED, False):
+            lines = nfo_server.log.read_text(errors="replace").splitlines()
+            print(f"the server's log ({nfo_server.log}), its last {SERVER_LOG_TAIL} lines:",
+                  *lines[-SERVER_LOG_TAIL:], sep="\n")
     assert not errors, f"the page raised: {errors}"
 
 
 def log_in(page: Page, user: str = "admin", password: str = PASSWORD,
            base: str = "") -> None:
+    """Log in through the login form; a refusal fails with what the form said."""
     page.goto(f"{base}/")
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_text(f"Signed in as {user}").wait_for()
+    signed_in = page.get_by_text(f"Signed in as {user}")
+    refused = page.locator("#login-error")
+    signed_in.or_(refused).first.wait_for()
+    if not signed_in.is_visible():
+        raise AssertionError(f"the login of {user} was refused: {refused.inner_text()}")
 
 
 def violations(page: Page) -> list[str]:
