@@ -29,12 +29,14 @@ import hashlib
 import heapq
 import json
 import logging
+import math
 import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from nfo.datastore import Change, ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
@@ -58,6 +60,7 @@ from nfo.registry import (
 from nfo.schema import Fmt, Tree, WithDefaults, print_node
 from nfo.schema.values import format_time, parse_time
 from nfo.workload import config as nfconfig
+from nfo.workload.observed import Observed
 
 __all__ = ["OWNER", "Desired", "WorkloadManager"]
 
@@ -147,6 +150,9 @@ ends answer in between)."""
 _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
+_TICK = 0.01
+"""Seconds of loop time whose wake-ups share one list (:meth:`WorkloadManager.requeue`):
+a wake-up comes up to one tick late, never early."""
 _SPECS_KEPT = 4096
 _RELEASE_AFTER = 1000
 """Readings of instances let go before the manager, once idle, calls ``released``."""
@@ -254,12 +260,15 @@ class WorkloadManager:
         """Enqueued names whose worker starts in a later turn (:meth:`_admit`)."""
         self._waiting_order: collections.deque[str] = collections.deque()
         self._admit_handle: asyncio.Handle | None = None
-        self._when: dict[str, float] = {}
-        """Each instance's one pending wake-up (loop time); :meth:`requeue`."""
-        self._due: list[tuple[float, str]] = []
-        """Heap of wake-ups; an entry whose time is no longer its name's is skipped."""
+        self._when: dict[str, list[Any]] = {}
+        """Each instance's one pending wake-up: the list of its tick in ``_ticks``."""
+        self._ticks: dict[int, list[Any]] = {}
+        """Per tick (loop time / ``_TICK``) with wake-ups, ``[tick, name, ...]``; a name
+        whose wake-up has moved to another tick's list is skipped there."""
+        self._due: list[int] = []
+        """Heap of the ticks in ``_ticks``."""
         self._wake: asyncio.TimerHandle | None = None
-        self._obs: dict[str, dict[str, Any]] = {}
+        self._obs: dict[str, Observed] = {}
         self._usage_by_vim: dict[str, Usage] = {}
         self._cache_rev = -1
         self._all_desired: dict[str, Desired] | None = None
@@ -380,6 +389,7 @@ class WorkloadManager:
             self._wake.cancel()
             self._wake = None
         self._when.clear()
+        self._ticks.clear()
         self._due.clear()
         resyncs = list(self._resyncs)
         for r in resyncs:
@@ -466,7 +476,7 @@ class WorkloadManager:
             self._listing.discard(vim.name)
             if self._listing:
                 ready = {n for n in self._deferred
-                         if self._obs.get(n, {}).get("vim") not in self._listing}
+                         if self._seen(n).get("vim") not in self._listing}
                 self._deferred -= ready
             else:
                 ready, self._deferred = self._deferred, set()
@@ -682,7 +692,7 @@ class WorkloadManager:
         if name is None or self._desired(name) is None:
             raise InvalidValue("the action needs a configured nf-instance")
         action = call.path.rsplit("/", 1)[-1]
-        o = dict(self._obs.get(name, {}))
+        o = Observed(self._seen(name))
         o["restart"] = True
         if action == "redeploy":
             for c in call.op.children():
@@ -696,7 +706,7 @@ class WorkloadManager:
         name = self._by_resource.get(resource_id)
         if name is None or self._stopping:
             return
-        o = self._obs.get(name, {})
+        o = self._seen(name)
         if (status.state is WorkloadState.RUNNING and o.get("oper-status") == "running"
                 and o.get("vim-resource-id") == resource_id):
             return  # already recorded; a pass would only ask the VIM again
@@ -707,7 +717,7 @@ class WorkloadManager:
     def enqueue(self, name: str) -> None:
         if self._stopping:
             return
-        if self._listing and self._obs.get(name, {}).get("vim") in self._listing:
+        if self._listing and self._seen(name).get("vim") in self._listing:
             self._deferred.add(name)
             return
         if name in self._workers:
@@ -748,54 +758,56 @@ class WorkloadManager:
                     self._released()
 
     def requeue(self, name: str, delay: float) -> None:
-        """Enqueue ``name`` in ``delay`` seconds, unless it is due earlier already.
+        """Enqueue ``name`` in ``delay`` seconds (up to a ``_TICK`` later), unless it is
+        due earlier already.
 
-        One heap and one loop timer for all instances, not a timer handle, context and
-        closure each: a million running instances each wait for a health check."""
+        One list per tick, a heap of ticks and one loop timer for all instances (a
+        million running instances each wait for a health check): an instance's
+        wake-up costs a slot in its tick's list and its entry in ``_when``."""
         self._requeue_spread([name], 0.0, delay)
 
     def _requeue_spread(self, names: list[str], step: float, delay: float = 0.0) -> None:
         """:meth:`requeue` the i-th of ``names`` in ``delay + i * step`` seconds (a start
-        puts every running instance's health check in the heap at once)."""
+        schedules every running instance's health check at once)."""
         if not names:
             return
         loop = asyncio.get_running_loop()
         start = loop.time() + delay
         later = self._when
-        due = self._due
-        pushed: list[tuple[float, str]] = []
+        ticks = self._ticks
+        first: int | None = None
         for i, name in enumerate(names):
-            when = start + i * step
+            tick = math.ceil((start + i * step) / _TICK)
             old = later.get(name)
-            if old is None or when < old:
-                later[name] = when
-                pushed.append((when, name))
-        if not pushed:
-            return
-        if len(pushed) > len(due):
-            due.extend(pushed)
-            heapq.heapify(due)
-        else:
-            for item in pushed:
-                heapq.heappush(due, item)
-        first = due[0][0]
-        if self._wake is None or first < self._wake.when():
+            if old is not None and old[0] <= tick:
+                continue
+            at = ticks.get(tick)
+            if at is None:
+                ticks[tick] = at = [tick]
+                heapq.heappush(self._due, tick)
+            at.append(name)
+            later[name] = at
+            if first is None or tick < first:
+                first = tick
+        if first is not None and (self._wake is None or first * _TICK < self._wake.when()):
             if self._wake is not None:
                 self._wake.cancel()
-            self._wake = loop.call_at(first, self._fire)
+            self._wake = loop.call_at(first * _TICK, self._fire)
 
     def _fire(self) -> None:
         self._wake = None
         loop = asyncio.get_running_loop()
         now = loop.time() + _TIMER_SLACK
         due = self._due
-        while due and due[0][0] <= now:
-            when, name = heapq.heappop(due)
-            if self._when.get(name) == when:
-                del self._when[name]
-                self.enqueue(name)
+        later = self._when
+        while due and due[0] * _TICK <= now:
+            at = self._ticks.pop(heapq.heappop(due))
+            for name in islice(at, 1, None):
+                if later.get(name) is at:
+                    del later[name]
+                    self.enqueue(name)
         if due and not self._stopping:
-            self._wake = loop.call_at(due[0][0], self._fire)
+            self._wake = loop.call_at(due[0] * _TICK, self._fire)
 
     async def _work(self, name: str) -> None:
         try:
@@ -810,7 +822,7 @@ class WorkloadManager:
                     self.requeue(name, self.backoff_max)
                 staged = self._staged.get(name)
                 if (staged is not None and staged[0] <= self._done_rev
-                        and self._obs.get(name, {}).get("oper-status") not in _UNSETTLED):
+                        and self._seen(name).get("oper-status") not in _UNSETTLED):
                     del self._staged[name]
                     self._let_go += 1
                 if name not in self._again:
@@ -826,6 +838,10 @@ class WorkloadManager:
             await asyncio.sleep(0)
 
     # -- desired and observed state -------------------------------------------------
+    def _seen(self, name: str) -> Mapping[str, Any]:
+        """The instance's observed state to read (empty when none is recorded)."""
+        return self._obs.get(name) or _NOTHING
+
     def _configured_names(self) -> list[str]:
         cached = self._desired_cache()
         if cached is not None:
@@ -1011,7 +1027,7 @@ class WorkloadManager:
             docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
             for inst in [e for d in docs
                          for e in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]:
-                st = _shared(dict(inst.get("state", {})))
+                st = _shared(Observed(inst.get("state", {})))
                 d = desired.get(inst["name"])
                 if d is not None:
                     st["_needs"] = d.compute
@@ -1020,7 +1036,7 @@ class WorkloadManager:
                 if st.get("vim-resource-id"):
                     self._by_resource[st["vim-resource-id"]] = inst["name"]
 
-    def _state_entry(self, name: str, st: dict[str, Any]) -> str:
+    def _state_entry(self, name: str, st: Mapping[str, Any]) -> str:
         """The instance's recorded state: its ``nf-instance`` entry (RFC 7951 JSON)."""
         public = {
             k: v
@@ -1076,15 +1092,13 @@ class WorkloadManager:
             {f"{INSTANCES}/nf-instance[name='{w.name}']": _STATE_DOC % w.entry for w in batch},
             owner=OWNER, notifications=[n for w in batch for n in w.notes])
 
-    async def _set(self, name: str, *, note: str | None = None, **fields: Any) -> dict[str, Any]:
+    async def _set(self, name: str, *, note: str | None = None, **fields: Any) -> Observed:
         """Record new state for an instance (durable on return) and, when its
         oper-status changes, publish nf-instance-state-change in the same write;
         ``note``, another notification, goes with it (or with a second write)."""
-        old = self._obs.get(name, {})
-        new = {
-            **old,
-            **{_leaf(k): v for k, v in fields.items()},
-        }
+        old = self._obs.get(name) or Observed()
+        new = Observed(old)
+        new.update({_leaf(k): v for k, v in fields.items()})
         changed = new.get("oper-status") != old.get("oper-status")
         if changed:
             new["last-change"] = _now_iso()
@@ -1092,7 +1106,7 @@ class WorkloadManager:
         self._count(old, -1)
         self._count(new, +1)
         notes: list[str | None] = [_notification(name, old.get("oper-status"),
-                                                 new["oper-status"], new.get("reason"))
+                                                 new.get("oper-status"), new.get("reason"))
                                    ] if changed else []
         if note is not None:
             notes.append(note)
@@ -1113,11 +1127,11 @@ class WorkloadManager:
             f"{INSTANCES}/nf-instance[name='{name}']", owner=OWNER, notification=note
         )
 
-    def _reset(self, name: str, st: dict[str, Any]) -> None:
+    def _reset(self, name: str, st: Mapping[str, Any]) -> None:
         """Start over in memory (the next _set records it)."""
-        self._count(self._obs.get(name, {}), -1)
-        self._obs[name] = st
-        self._count(st, +1)
+        self._count(self._seen(name), -1)
+        self._obs[name] = new = Observed(st)
+        self._count(new, +1)
 
     def _count(self, st: Mapping[str, Any], sign: int) -> None:
         if st.get("oper-status") in ACTIVE and st.get("vim"):
@@ -1141,9 +1155,9 @@ class WorkloadManager:
         """One level-based pass for one instance: decide from current state only."""
         d = self._desired(name)
         o = self._obs.get(name)
-        status = (o or {}).get("oper-status")
+        status = (o or _NOTHING).get("oper-status")
         if self._asks.get(name) and (d is None or not d.enabled or status != "running"
-                                     or (o or {}).get("restart")):
+                                     or (o or _NOTHING).get("restart")):
             self._refuse_asks(name, f"instance {name!r} is not running")
         if d is None or not d.enabled:
             if o is not None and (o.get("vim-resource-id") or status in ACTIVE):
@@ -1157,11 +1171,11 @@ class WorkloadManager:
             target = o.get("redeploy-to")
             if o.get("vim-resource-id"):
                 await self._terminate(name, o, then_forget=False)
-                if self._obs.get(name, {}).get("vim-resource-id"):
+                if self._seen(name).get("vim-resource-id"):
                     return
             self._reset(
                 name,
-                {"oper-status": self._obs.get(name, {}).get("oper-status"), "_requested": target},
+                {"oper-status": self._seen(name).get("oper-status"), "_requested": target},
             )
             await self._instantiate(name, d)
             return
@@ -1173,15 +1187,16 @@ class WorkloadManager:
                 await self._replace(name, d, o)
             elif o.get("vim-resource-id"):
                 await self._retry_cleanup(name, o)
-                o = self._obs.get(name, {})
-                if not o.get("vim-resource-id") and o.get("_heal_after_cleanup"):
+                o = self._obs.get(name)
+                if (o is not None and not o.get("vim-resource-id")
+                        and o.get("_heal_after_cleanup")):
                     await self._plan_heal(name, d, o.pop("_heal_after_cleanup"))
             elif o.get("next-retry") and d.healing.get("policy", "none") != "none":
                 await self._heal(name, d, o)
             return
         if status == "terminating":
             await self._terminate(name, o, then_forget=False)
-            if self._obs.get(name, {}).get("oper-status") == "terminated":
+            if self._seen(name).get("oper-status") == "terminated":
                 await self._instantiate(name, d)
             return
         if o.get("spec-digest") != d.digest and status in ("initializing", "running"):
@@ -1196,7 +1211,7 @@ class WorkloadManager:
                 await self._health(name, d, o)
 
     async def _instantiate(self, name: str, d: Desired) -> None:
-        o = self._obs.get(name, {})
+        o = self._seen(name)
         retry_at = _parse_iso(o.get("next-retry"))
         if retry_at is not None and retry_at > time.time():
             self.requeue(name, retry_at - time.time())
@@ -1261,7 +1276,7 @@ class WorkloadManager:
     async def _failed_attempt(
         self, name: str, d: Desired, reason: str, temporary: bool, attempts: int
     ) -> None:
-        o = self._obs.get(name, {})
+        o = self._seen(name)
         started = _parse_iso(o.get("last-change")) or time.time()
         if temporary and time.time() - started < d.timeout:
             delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
@@ -1278,7 +1293,7 @@ class WorkloadManager:
         await self._set(name, oper_status="failed", reason=reason, next_retry=None)
 
     async def _progress(
-        self, name: str, d: Desired, o: dict[str, Any], unrecorded: bool = False
+        self, name: str, d: Desired, o: Mapping[str, Any], unrecorded: bool = False
     ) -> None:
         rid = o.get("vim-resource-id")
         vim = self._vims().get(o.get("vim", ""))
@@ -1323,7 +1338,7 @@ class WorkloadManager:
         longer when the workloads are more than the checks allowed per second cover."""
         return max(self.health_interval, len(self._by_resource) / self.health_rate)
 
-    async def _health(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+    async def _health(self, name: str, d: Desired, o: Mapping[str, Any]) -> None:
         rid = o.get("vim-resource-id")
         vim = self._vims().get(o.get("vim", ""))
         if not rid or vim is None:
@@ -1370,7 +1385,7 @@ class WorkloadManager:
 
     async def _set_config(self, name: str, **fields: Any) -> None:
         """Record the configuration state; a status change is announced."""
-        old = dict(self._obs.get(name, {}).get("config") or {})
+        old = dict(self._seen(name).get("config") or {})
         new = {**old, **{_leaf(k): v for k, v in fields.items()}}
         new = {k: v for k, v in new.items() if v not in (None, "", [])}
         if new == old:
@@ -1380,7 +1395,7 @@ class WorkloadManager:
     async def _configure(self, name: str, d: Desired, *, force: bool = False) -> None:
         """One configuration step of a running instance: apply what is due, or check
         for drift when a check is due; never more than one device conversation."""
-        o = self._obs.get(name, {})
+        o = self._seen(name)
         if d.netconf is None:
             if o.get("config"):
                 await self._set(name, config=None)
@@ -1471,7 +1486,7 @@ class WorkloadManager:
         if d.netconf is None:
             raise InvalidValue(f"instance {name!r}: its descriptor has no NETCONF management",
                                app_tag="nfo-no-netconf")
-        if self._obs.get(name, {}).get("oper-status") != "running":
+        if self._seen(name).get("oper-status") != "running":
             raise OperationFailed(f"instance {name!r} is not running")
         action = call.path.rsplit("/", 1)[-1]
         fut: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
@@ -1499,12 +1514,12 @@ class WorkloadManager:
             try:
                 if action == "sync-to":
                     await self._configure(name, d, force=True)
-                    c = self._obs.get(name, {}).get("config") or {}
+                    c = self._seen(name).get("config") or {}
                     if c.get("status") != "in-sync":
                         raise OperationFailed(f"sync-to of {name!r} failed: {c.get('reason')}")
                     fut.set_result({"result": f"{name!r} is in sync"})
                     continue
-                spec = self._spec(d, self._obs.get(name, {}))
+                spec = self._spec(d, self._seen(name))
                 async with self._device_slots, await nfconfig.connect(spec) as dev:
                     if action == "check-sync":
                         diff = await nfconfig.compare(dev, spec)
@@ -1563,7 +1578,7 @@ class WorkloadManager:
                         note=_heal_note(name, policy, count + 1, reason))
         self.requeue(name, delay)
 
-    async def _heal(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+    async def _heal(self, name: str, d: Desired, o: Mapping[str, Any]) -> None:
         retry_at = _parse_iso(o.get("next-retry"))
         if retry_at is not None and retry_at > time.time():
             self.requeue(name, retry_at - time.time())
@@ -1575,7 +1590,7 @@ class WorkloadManager:
                            "_requested": o.get("vim") if policy == "restart" else None})
         await self._instantiate(name, d)
 
-    async def _update(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+    async def _update(self, name: str, d: Desired, o: Mapping[str, Any]) -> None:
         rid = o.get("vim-resource-id")
         vim = self._vims().get(o.get("vim", ""))
         if (rid and vim is not None and (d.vim is None or d.vim == vim.name)
@@ -1589,16 +1604,16 @@ class WorkloadManager:
                 log.info("in-place update of %s refused (%s); replacing", name, e.reason)
         await self._replace(name, d, o)
 
-    async def _replace(self, name: str, d: Desired, o: dict[str, Any]) -> None:
+    async def _replace(self, name: str, d: Desired, o: Mapping[str, Any]) -> None:
         if o.get("vim-resource-id"):
             await self._terminate(name, o, then_forget=False)
-            o = self._obs.get(name, {})
+            o = self._seen(name)
             if o.get("vim-resource-id"):
                 return
         self._reset(name, {"created": _now_iso(), "oper-status": o.get("oper-status")})
         await self._instantiate(name, d)
 
-    async def _terminate(self, name: str, o: dict[str, Any], *, then_forget: bool) -> None:
+    async def _terminate(self, name: str, o: Mapping[str, Any], *, then_forget: bool) -> None:
         rid = o.get("vim-resource-id")
         vim = self._vims().get(o.get("vim", ""))
         if not rid and vim is not None and o.get("oper-status") in ACTIVE:
@@ -1649,7 +1664,7 @@ class WorkloadManager:
                         next_retry=_now_iso(time.time() + delay))
         self.requeue(name, delay)
 
-    async def _retry_cleanup(self, name: str, o: dict[str, Any]) -> None:
+    async def _retry_cleanup(self, name: str, o: Mapping[str, Any]) -> None:
         retry_at = _parse_iso(o.get("next-retry"))
         if retry_at is not None and retry_at > time.time():
             self.requeue(name, retry_at - time.time())
@@ -1668,9 +1683,10 @@ class WorkloadManager:
         await self._set(name, vim_resource_id=None, next_retry=None)
 
     def _cleanup_delay(self, name: str) -> float:
-        o = self._obs.get(name, {})
-        n = int(o.get("_cleanups", 0))
-        o["_cleanups"] = n + 1
+        o = self._obs.get(name)
+        n = int(o.get("_cleanups", 0)) if o is not None else 0
+        if o is not None:
+            o["_cleanups"] = n + 1
         return float(min(self.backoff_max, self.backoff_base * 2 ** min(n, 10)))
 
     async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> bool:
@@ -1683,6 +1699,8 @@ class WorkloadManager:
         self._by_resource.pop(rid, None)
         return True
 
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 _STATE_DOC = '{"nfo-instances:nf-instances":{"nf-instance":[%s]}}'
 """RFC 7951 JSON of nf-instance entries side by side (``%`` their text, comma-separated)."""
@@ -1814,7 +1832,7 @@ def _leaf(field: str) -> str:
     return field if field.startswith("_") else sys.intern(field.replace("_", "-"))
 
 
-def _shared(st: dict[str, Any]) -> dict[str, Any]:
+def _shared(st: Observed) -> Observed:
     """``st`` holding one copy of each repeated value (a million instances share them)."""
     for k in _SHARED:
         v = st.get(k)

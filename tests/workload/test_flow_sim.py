@@ -835,6 +835,32 @@ async def test_wake_ups_keep_the_earliest_and_run_in_time_order(
     assert woken == ["b", "c", "a"]
 
 
+async def test_wake_ups_never_come_early_and_share_one_list_per_tick(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wake-up comes at or after its time (meant: up to a tick later); the wake-ups
+    of one tick are one list, not an object each (a start schedules a million)."""
+    await env.open()
+    mgr = env.mgr
+    loop = asyncio.get_running_loop()
+    asked: dict[str, float] = {}
+    woken: dict[str, float] = {}
+    monkeypatch.setattr(mgr, "enqueue", lambda n: woken.setdefault(n, loop.time()))
+    for i, delay in enumerate((0.0, 0.003, 0.011, 0.02, 0.0499, 0.05, 0.07)):
+        asked[f"n{i}"] = loop.time() + delay
+        mgr.requeue(f"n{i}", delay)
+    names = [f"s{i}" for i in range(1000)]
+    start = loop.time()
+    mgr._requeue_spread(names, 0.0001, 0.2)
+    assert len({id(mgr._when[n]) for n in names}) <= 0.1 / manager_module._TICK + 2
+    await asyncio.sleep(0.5)
+    assert set(woken) == set(asked) | set(names)
+    for n, at in asked.items():
+        assert woken[n] >= at, n
+    for i, n in enumerate(names):
+        assert woken[n] >= start + 0.2 + i * 0.0001
+    assert not mgr._when and not mgr._ticks and not mgr._due
+
+
 async def test_a_starting_manager_judges_nothing_before_it_has_read_every_instance(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """``begin`` subscribes at once and loads in the background while reads go on; a

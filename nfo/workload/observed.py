@@ -1,0 +1,121 @@
+"""An instance's observed state, held compactly: a million running instances each keep one.
+
+The workload manager reads and writes an instance's recorded state as a mapping of
+state leaf names (``oper-status``, ``vim-resource-id``, ...) and its own private
+fields (``_needs``, ...).  A dict of that costs about 270 bytes and its two timestamps
+as strings another 150; :class:`Observed` keeps the fields every instance has in
+slots, the two timestamps as integer microseconds (when their text is the canonical
+form, which they are when nfo wrote them), and the rest in a dict made only when one
+is set.  A field set to None is absent: no reader tells the two apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["Observed"]
+
+_SLOTS = {"oper-status": "_status", "vim": "_vim", "driver": "_driver",
+          "vim-resource-id": "_rid", "placement-reason": "_placement",
+          "spec-digest": "_digest", "attempts": "_attempts", "_needs": "_needs",
+          "created": "_created", "last-change": "_changed"}
+"""The fields a running instance has, and their slots."""
+_TIMES = frozenset({"_created", "_changed"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _compact_time(text: Any) -> Any:
+    """``text`` as integer microseconds since the epoch when that gives the same text
+    back; otherwise ``text`` itself."""
+    if type(text) is not str or len(text) != 27 or not text.endswith("Z"):
+        return text
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    us = (at - _EPOCH) // _MICROSECOND
+    return us if _time_text(us) == text else text
+
+
+def _time_text(value: Any) -> Any:
+    if type(value) is not int:
+        return value
+    return (_EPOCH + timedelta(microseconds=value)).isoformat(
+        timespec="microseconds").replace("+00:00", "Z")
+
+
+class Observed(MutableMapping[str, Any]):
+    """One instance's observed state (see the module)."""
+
+    __slots__ = ("_attempts", "_changed", "_created", "_digest", "_driver", "_more",
+                 "_needs", "_placement", "_rid", "_status", "_vim")
+
+    _more: dict[str, Any] | None
+
+    def __init__(self, fields: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        self._status = self._vim = self._driver = self._rid = self._placement = None
+        self._digest = self._attempts = self._needs = self._created = self._changed = None
+        self._more = None
+        self.update(fields)
+
+    def __getitem__(self, key: str) -> Any:
+        slot = _SLOTS.get(key)
+        if slot is not None:
+            value = getattr(self, slot)
+            if value is None:
+                raise KeyError(key)
+            return _time_text(value) if slot in _TIMES else value
+        if self._more is None:
+            raise KeyError(key)
+        return self._more[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        slot = _SLOTS.get(key)
+        if slot is None:
+            return default if self._more is None else self._more.get(key, default)
+        value = getattr(self, slot)
+        if value is None:
+            return default
+        return _time_text(value) if slot in _TIMES else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        slot = _SLOTS.get(key)
+        if slot is not None:
+            setattr(self, slot, _compact_time(value) if slot in _TIMES else value)
+        elif value is None:
+            if self._more is not None:
+                self._more.pop(key, None)
+                if not self._more:
+                    self._more = None
+        elif self._more is None:
+            self._more = {key: value}
+        else:
+            self._more[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self[key] = None
+
+    def __contains__(self, key: object) -> bool:
+        slot = _SLOTS.get(key) if isinstance(key, str) else None
+        if slot is not None:
+            return getattr(self, slot) is not None
+        return self._more is not None and key in self._more
+
+    def __iter__(self) -> Iterator[str]:
+        for key, slot in _SLOTS.items():
+            if getattr(self, slot) is not None:
+                yield key
+        if self._more is not None:
+            yield from list(self._more)
+
+    def __len__(self) -> int:
+        return (sum(getattr(self, s) is not None for s in _SLOTS.values())
+                + (0 if self._more is None else len(self._more)))
+
+    def __repr__(self) -> str:
+        return f"Observed({dict(self.items())!r})"
