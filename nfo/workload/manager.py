@@ -1027,7 +1027,7 @@ class WorkloadManager:
             docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
             for inst in [e for d in docs
                          for e in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]:
-                st = _shared(Observed(inst.get("state", {})))
+                st = Observed(inst.get("state", {}))
                 d = desired.get(inst["name"])
                 if d is not None:
                     st["_needs"] = d.compute
@@ -1102,7 +1102,7 @@ class WorkloadManager:
         changed = new.get("oper-status") != old.get("oper-status")
         if changed:
             new["last-change"] = _now_iso()
-        self._obs[name] = _shared(new)
+        self._obs[name] = new
         self._count(old, -1)
         self._count(new, +1)
         notes: list[str | None] = [_notification(name, old.get("oper-status"),
@@ -1820,25 +1820,12 @@ def _vim_of(path: str) -> str | None:
     return _key_in(path, "vim[name='")
 
 
-_SHARED = ("oper-status", "vim", "driver", "placement-reason", "spec-digest")
-"""Recorded fields whose values repeat from instance to instance."""
-
-
 @functools.lru_cache(maxsize=256)
 def _leaf(field: str) -> str:
     """The state leaf a keyword argument names (``vim_resource_id``: ``vim-resource-id``;
     ``_private`` ones as they are), one string for every instance's state: a key made
     anew per instance cost about 300 bytes an instance after a bulk load."""
     return field if field.startswith("_") else sys.intern(field.replace("_", "-"))
-
-
-def _shared(st: Observed) -> Observed:
-    """``st`` holding one copy of each repeated value (a million instances share them)."""
-    for k in _SHARED:
-        v = st.get(k)
-        if type(v) is str:
-            st[k] = sys.intern(v)
-    return st
 
 
 def _opt(v: Any) -> int | None:

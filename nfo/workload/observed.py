@@ -6,11 +6,17 @@ fields (``_needs``, ...).  A dict of that costs about 270 bytes and its two time
 as strings another 150; :class:`Observed` keeps the fields every instance has in
 slots, the two timestamps as integer microseconds (when their text is the canonical
 form, which they are when nfo wrote them), and the rest in a dict made only when one
-is set.  A field set to None is absent: no reader tells the two apart.
+is set.  Values that repeat from instance to instance (status, VIM, driver, placement
+reason, spec digest) are interned.  A field set to None is absent: no reader tells the
+two apart.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,28 +29,44 @@ _SLOTS = {"oper-status": "_status", "vim": "_vim", "driver": "_driver",
           "created": "_created", "last-change": "_changed"}
 """The fields a running instance has, and their slots."""
 _TIMES = frozenset({"_created", "_changed"})
+_SHARED = frozenset({"_status", "_vim", "_driver", "_placement", "_digest"})
+"""Slots whose values repeat from instance to instance: one interned copy of each."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+"""What :func:`nfo.schema.values.format_time` writes: a valid time of this shape is
+the one text of its instant, so it comes back from its microseconds."""
 
 
 def _compact_time(text: Any) -> Any:
     """``text`` as integer microseconds since the epoch when that gives the same text
     back; otherwise ``text`` itself."""
-    if type(text) is not str or len(text) != 27 or not text.endswith("Z"):
+    if type(text) is not str or not _CANONICAL.fullmatch(text):
         return text
     try:
-        at = datetime.fromisoformat(text)
+        us = (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
     except ValueError:
         return text
-    us = (at - _EPOCH) // _MICROSECOND
-    return us if _time_text(us) == text else text
+    return us if us >= 0 else text
+
+
+def _compact(slot: str, value: Any) -> Any:
+    if slot in _SHARED:
+        return sys.intern(value) if type(value) is str else value
+    return _compact_time(value) if slot in _TIMES else value
 
 
 def _time_text(value: Any) -> Any:
-    if type(value) is not int:
-        return value
-    return (_EPOCH + timedelta(microseconds=value)).isoformat(
-        timespec="microseconds").replace("+00:00", "Z")
+    return _text_of(value) if type(value) is int else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_of(value: int) -> str:
+    """An instance's times are read again soon after they are set (each record it
+    writes holds them): the recent ones are remembered."""
+    seconds, us = divmod(value, 1_000_000)
+    y, mo, d, h, mi, s = time.gmtime(seconds)[:6]
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{us:06d}Z"
 
 
 class Observed(MutableMapping[str, Any]):
@@ -56,10 +78,23 @@ class Observed(MutableMapping[str, Any]):
     _more: dict[str, Any] | None
 
     def __init__(self, fields: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        if type(fields) is Observed:
+            for name in self.__slots__:
+                setattr(self, name, getattr(fields, name))
+            if self._more is not None:
+                self._more = dict(self._more)
+            return
         self._status = self._vim = self._driver = self._rid = self._placement = None
         self._digest = self._attempts = self._needs = self._created = self._changed = None
         self._more = None
-        self.update(fields)
+        for key, value in fields.items() if isinstance(fields, Mapping) else fields:
+            slot = _SLOTS.get(key)
+            if slot is not None:
+                setattr(self, slot, _compact(slot, value))
+            elif value is not None:
+                if self._more is None:
+                    self._more = {}
+                self._more[key] = value
 
     def __getitem__(self, key: str) -> Any:
         slot = _SLOTS.get(key)
@@ -84,7 +119,7 @@ class Observed(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         slot = _SLOTS.get(key)
         if slot is not None:
-            setattr(self, slot, _compact_time(value) if slot in _TIMES else value)
+            setattr(self, slot, _compact(slot, value))
         elif value is None:
             if self._more is not None:
                 self._more.pop(key, None)

@@ -61,3 +61,15 @@ def test_it_is_smaller_than_the_dict() -> None:
               + sys.getsizeof(RUNNING["last-change"]))
     assert held < before / 2
     assert not hasattr(o, "__dict__")
+
+
+def test_repeated_values_are_one_copy_and_a_copy_is_its_own() -> None:
+    a = Observed({"oper-status": "".join(["run", "ning"]), "vim": "".join(["s", "im"]),
+                  "reason": "x"})
+    b = Observed([("oper-status", "".join(["runn", "ing"])), ("vim", "".join(["si", "m"]))])
+    assert a["oper-status"] is b["oper-status"] and a["vim"] is b["vim"]
+    c = Observed(a)
+    c["reason"] = "y"
+    c["oper-status"] = "failed"
+    assert a["reason"] == "x" and a["oper-status"] == "running" and c == {
+        "oper-status": "failed", "vim": "sim", "reason": "y"}
