@@ -455,7 +455,7 @@ class WorkloadManager:
                         "vim": vim.name,
                         "driver": self.registry.driver_name(vim.type) or "",
                         "vim-resource-id": rid,
-                        "created": _now_iso(),
+                        "created": time.time(),
                         "reason": "adopted from the VIM" if adopt else "orphan found on VIM",
                     })
                 elif not o.get("vim-resource-id") and o.get("vim") in (None, vim.name):
@@ -1036,11 +1036,11 @@ class WorkloadManager:
                 if st.get("vim-resource-id"):
                     self._by_resource[st["vim-resource-id"]] = inst["name"]
 
-    def _state_entry(self, name: str, st: Mapping[str, Any]) -> str:
+    def _state_entry(self, name: str, st: Observed) -> str:
         """The instance's recorded state: its ``nf-instance`` entry (RFC 7951 JSON)."""
         public = {
             k: v
-            for k, v in st.items()
+            for k, v in st.pairs()
             if not k.startswith("_") and k not in ("restart", "redeploy-to") and v not in (None, "")
         }
         return json.dumps({"name": name, "state": public})
@@ -1098,10 +1098,10 @@ class WorkloadManager:
         ``note``, another notification, goes with it (or with a second write)."""
         old = self._obs.get(name) or Observed()
         new = Observed(old)
-        new.update({_leaf(k): v for k, v in fields.items()})
+        new.merge({_leaf(k): v for k, v in fields.items()})
         changed = new.get("oper-status") != old.get("oper-status")
         if changed:
-            new["last-change"] = _now_iso()
+            new["last-change"] = time.time()
         self._obs[name] = new
         self._count(old, -1)
         self._count(new, +1)
@@ -1235,7 +1235,7 @@ class WorkloadManager:
             )
             return
         attempts = int(o.get("attempts", 0)) + 1
-        created = o.get("created") or _now_iso()
+        created = o.get("created") or time.time()
         # a new workload's configuration starts over (it is applied once the workload runs)
         cfg = None if d.netconf is None else {"status": "pending",
                                               "reason": "waiting for the workload to run"}
@@ -1367,7 +1367,7 @@ class WorkloadManager:
                 name,
                 oper_status="initializing",
                 vim_resource_id=None,
-                created=_now_iso(),
+                created=time.time(),
                 attempts=0,
                 reason="the workload vanished from the VIM; instantiating again",
             )
@@ -1586,7 +1586,7 @@ class WorkloadManager:
         policy = str(d.healing.get("policy", "none"))
         keep: dict[str, Any] = {k: o[k] for k in ("heal-count", "last-heal", "last-heal-reason")
                                 if k in o}
-        self._reset(name, {"oper-status": "failed", "created": _now_iso(), **keep,
+        self._reset(name, {"oper-status": "failed", "created": time.time(), **keep,
                            "_requested": o.get("vim") if policy == "restart" else None})
         await self._instantiate(name, d)
 
@@ -1610,7 +1610,7 @@ class WorkloadManager:
             o = self._seen(name)
             if o.get("vim-resource-id"):
                 return
-        self._reset(name, {"created": _now_iso(), "oper-status": o.get("oper-status")})
+        self._reset(name, {"created": time.time(), "oper-status": o.get("oper-status")})
         await self._instantiate(name, d)
 
     async def _terminate(self, name: str, o: Mapping[str, Any], *, then_forget: bool) -> None:

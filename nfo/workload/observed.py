@@ -6,9 +6,10 @@ fields (``_needs``, ...).  A dict of that costs about 270 bytes and its two time
 as strings another 150; :class:`Observed` keeps the fields every instance has in
 slots, the two timestamps as integer microseconds (when their text is the canonical
 form, which they are when nfo wrote them), and the rest in a dict made only when one
-is set.  Values that repeat from instance to instance (status, VIM, driver, placement
-reason, spec digest) are interned.  A field set to None is absent: no reader tells the
-two apart.
+is set.  A time may also be set as Unix seconds (a float); it reads as its text.
+Values that repeat from instance to instance (status, VIM, driver, placement reason,
+spec digest) are interned.  A field set to None is absent: no reader tells the two
+apart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from nfo.schema.values import format_time
 
 __all__ = ["Observed"]
 
@@ -40,7 +43,9 @@ the one text of its instant, so it comes back from its microseconds."""
 
 def _compact_time(text: Any) -> Any:
     """``text`` as integer microseconds since the epoch when that gives the same text
-    back; otherwise ``text`` itself."""
+    back (Unix seconds as a float: their microseconds); otherwise ``text`` itself."""
+    if type(text) is float:
+        return round(text * 1_000_000) if text >= 0 else format_time(text)
     if type(text) is not str or not _CANONICAL.fullmatch(text):
         return text
     try:
@@ -48,12 +53,6 @@ def _compact_time(text: Any) -> Any:
     except ValueError:
         return text
     return us if us >= 0 else text
-
-
-def _compact(slot: str, value: Any) -> Any:
-    if slot in _SHARED:
-        return sys.intern(value) if type(value) is str else value
-    return _compact_time(value) if slot in _TIMES else value
 
 
 def _time_text(value: Any) -> Any:
@@ -87,14 +86,43 @@ class Observed(MutableMapping[str, Any]):
         self._status = self._vim = self._driver = self._rid = self._placement = None
         self._digest = self._attempts = self._needs = self._created = self._changed = None
         self._more = None
-        for key, value in fields.items() if isinstance(fields, Mapping) else fields:
+        self.merge(fields if isinstance(fields, Mapping) else dict(fields))
+
+    def merge(self, fields: Mapping[str, Any]) -> None:
+        """Set every field of ``fields`` (None removes it): ``update`` without the
+        generic mapping's call per field."""
+        for key, value in fields.items():
             slot = _SLOTS.get(key)
             if slot is not None:
-                setattr(self, slot, _compact(slot, value))
+                if slot in _SHARED:
+                    value = sys.intern(value) if type(value) is str else value
+                elif slot in _TIMES:
+                    now = getattr(self, slot)
+                    if type(now) is int and type(value) is str and _text_of(now) == value:
+                        continue  # the time it holds, read and given back
+                    value = _compact_time(value)
+                setattr(self, slot, value)
             elif value is not None:
                 if self._more is None:
-                    self._more = {}
-                self._more[key] = value
+                    self._more = {key: value}
+                else:
+                    self._more[key] = value
+            elif self._more is not None:
+                self._more.pop(key, None)
+                if not self._more:
+                    self._more = None
+
+    def pairs(self) -> list[tuple[str, Any]]:
+        """Every field and its value: ``items()`` without the generic mapping's call
+        per field."""
+        out = []
+        for key, slot in _SLOTS.items():
+            value = getattr(self, slot)
+            if value is not None:
+                out.append((key, _time_text(value) if slot in _TIMES else value))
+        if self._more is not None:
+            out.extend(self._more.items())
+        return out
 
     def __getitem__(self, key: str) -> Any:
         slot = _SLOTS.get(key)
@@ -117,18 +145,7 @@ class Observed(MutableMapping[str, Any]):
         return _time_text(value) if slot in _TIMES else value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        slot = _SLOTS.get(key)
-        if slot is not None:
-            setattr(self, slot, _compact(slot, value))
-        elif value is None:
-            if self._more is not None:
-                self._more.pop(key, None)
-                if not self._more:
-                    self._more = None
-        elif self._more is None:
-            self._more = {key: value}
-        else:
-            self._more[key] = value
+        self.merge({key: value})
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
@@ -142,11 +159,7 @@ class Observed(MutableMapping[str, Any]):
         return self._more is not None and key in self._more
 
     def __iter__(self) -> Iterator[str]:
-        for key, slot in _SLOTS.items():
-            if getattr(self, slot) is not None:
-                yield key
-        if self._more is not None:
-            yield from list(self._more)
+        return iter([key for key, _ in self.pairs()])
 
     def __len__(self) -> int:
         return (sum(getattr(self, s) is not None for s in _SLOTS.values())

@@ -52,6 +52,10 @@ def test_times_are_kept_as_numbers_only_when_their_text_comes_back() -> None:
         o["created"] = text
         assert o["created"] == text
     assert o["created"] == "not a time at all, but 27Z"
+    o["created"] = 1_765_000_000.25  # Unix seconds: read as their text
+    assert type(o._created) is int and o["created"] == format_time(1_765_000_000.25)
+    o["created"] = -1.5
+    assert o["created"] == format_time(-1.5)
 
 
 def test_it_is_smaller_than_the_dict() -> None:
