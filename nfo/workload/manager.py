@@ -840,7 +840,8 @@ class WorkloadManager:
     # -- desired and observed state -------------------------------------------------
     def _seen(self, name: str) -> Mapping[str, Any]:
         """The instance's observed state to read (empty when none is recorded)."""
-        return self._obs.get(name) or _NOTHING
+        o = self._obs.get(name)
+        return _NOTHING if o is None else o
 
     def _configured_names(self) -> list[str]:
         cached = self._desired_cache()
@@ -1096,7 +1097,9 @@ class WorkloadManager:
         """Record new state for an instance (durable on return) and, when its
         oper-status changes, publish nf-instance-state-change in the same write;
         ``note``, another notification, goes with it (or with a second write)."""
-        old = self._obs.get(name) or Observed()
+        old = self._obs.get(name)
+        if old is None:
+            old = Observed()
         new = Observed(old)
         new.merge({_leaf(k): v for k, v in fields.items()})
         changed = new.get("oper-status") != old.get("oper-status")
@@ -1155,9 +1158,10 @@ class WorkloadManager:
         """One level-based pass for one instance: decide from current state only."""
         d = self._desired(name)
         o = self._obs.get(name)
-        status = (o or _NOTHING).get("oper-status")
+        seen = _NOTHING if o is None else o
+        status = seen.get("oper-status")
         if self._asks.get(name) and (d is None or not d.enabled or status != "running"
-                                     or (o or _NOTHING).get("restart")):
+                                     or seen.get("restart")):
             self._refuse_asks(name, f"instance {name!r} is not running")
         if d is None or not d.enabled:
             if o is not None and (o.get("vim-resource-id") or status in ACTIVE):

@@ -161,6 +161,9 @@ class Observed(MutableMapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return iter([key for key, _ in self.pairs()])
 
+    def __bool__(self) -> bool:
+        return any(getattr(self, s) is not None for s in self.__slots__)
+
     def __len__(self) -> int:
         return (sum(getattr(self, s) is not None for s in _SLOTS.values())
                 + (0 if self._more is None else len(self._more)))
