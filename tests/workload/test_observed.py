@@ -25,7 +25,7 @@ def test_it_holds_what_a_dict_held() -> None:
     assert o.pop("reason") == "why" and "reason" not in o
     assert o.get("next-retry", 7) == 7
     with pytest.raises(KeyError):
-        o["next-retry"]  # noqa: B018
+        o["next-retry"]
 
 
 def test_none_is_absent() -> None:
