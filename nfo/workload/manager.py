@@ -752,10 +752,26 @@ class WorkloadManager:
         if not self._busy():
             self.idle.set()
             self._drop_all_desired()
+            self._renew_emptied()
             if self._let_go >= _RELEASE_AFTER:
                 self._let_go = 0
                 if self._released is not None:
                     self._released()
+
+    def _renew_emptied(self) -> None:
+        """A dict or set keeps its table when emptied (CPython shrinks one only on a later
+        insert): once idle, the per-instance work tables a bulk write filled (about 40 MB
+        each at a million) are made anew when empty."""
+        if not self._workers:
+            self._workers = {}
+        if not self._waiting:
+            self._waiting = set()
+        if not self._again:
+            self._again = set()
+        if not self._staged:
+            self._staged = {}
+        if not self._hints:
+            self._hints = {}
 
     def requeue(self, name: str, delay: float) -> None:
         """Enqueue ``name`` in ``delay`` seconds (up to a ``_TICK`` later), unless it is

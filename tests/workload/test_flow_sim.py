@@ -11,6 +11,7 @@ import asyncio
 import collections
 import json
 import sqlite3
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -859,6 +860,22 @@ async def test_wake_ups_never_come_early_and_share_one_list_per_tick(
     for i, n in enumerate(names):
         assert woken[n] >= start + 0.2 + i * 0.0001
     assert not mgr._when and not mgr._ticks and not mgr._due
+
+
+async def test_once_idle_the_work_tables_a_bulk_write_filled_are_made_anew(env: Any) -> None:
+    """A dict or set emptied keeps its table: after a write of many instances the
+    manager, once idle, holds no table sized for all of them in its work queues."""
+    await _basic(env, mean=0)
+    n = 1500
+    await env.add_instances([{"name": f"b{i}", "descriptor": "fw"} for i in range(n)])
+    for i in range(n):
+        await env.wait_status(f"b{i}", "running")
+    mgr = env.mgr
+    await mgr.wait_idle()
+    for table in ("_workers", "_waiting", "_again", "_staged", "_hints"):
+        held = getattr(mgr, table)
+        assert not held, table
+        assert sys.getsizeof(held) == sys.getsizeof(type(held)()), table
 
 
 async def test_a_starting_manager_judges_nothing_before_it_has_read_every_instance(
