@@ -853,7 +853,10 @@ async def test_wake_ups_never_come_early_and_share_one_list_per_tick(
     start = loop.time()
     mgr._requeue_spread(names, 0.0001, 0.2)
     assert len({id(mgr._when[n]) for n in names}) <= 0.1 / manager_module._TICK + 2
-    await asyncio.sleep(0.5)
+    for _ in range(400):  # a busy machine may run the timers late, never early
+        if len(woken) == len(asked) + len(names):
+            break
+        await asyncio.sleep(0.05)
     assert set(woken) == set(asked) | set(names)
     for n, at in asked.items():
         assert woken[n] >= at, n
