@@ -24,6 +24,7 @@ from nfo.errors import InvalidValue, OperationFailed
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 from nfo.schema.data import split_top
+from nfo.schema.deps import when_read_tops
 from nfo.schema.hashes import _loaded_so_version
 from nfo.schema.paths import Step, parse_path, render_path
 from nfo.schema.snode import Kind, SNode
@@ -148,6 +149,8 @@ class Schema:
         self._source: dict[str, str] = {}
         self._marks: AccessMarks | None = None
         self._autodeleting: frozenset[str] | None = None
+        self._triggers: frozenset[str] | None = None
+        self._triggers_known = False
         self._instance_paths: dict[str, bool] = {}
         self._one_paths: dict[str, bool] = {}
         self._keyed_cuts: dict[str, int | None] = {}
@@ -426,6 +429,17 @@ class Schema:
                 top.path for m in self.modules() if m.implemented
                 for top in self.top_nodes(m.name) if top.is_data and _may_autodelete(top))
         return self._autodeleting
+
+    def autodelete_triggers(self) -> frozenset[str] | None:
+        """Top-level data nodes a change under which may make validation remove a node
+        on its own: the :meth:`autodeleting_tops` and every top a ``when`` reads; None
+        when that cannot be told (then any change may).  An edit that touches none of
+        them needs no validation diff."""
+        if not self._triggers_known:
+            reads = when_read_tops(self.cdata, [m.cdata for m in self.ctx if m.implemented()])
+            self._triggers = None if reads is None else reads | self.autodeleting_tops()
+            self._triggers_known = True
+        return self._triggers
 
     def module_source(self, name: str, revision: str | None = None) -> str:
         """The YANG text of a loaded module (for get-schema and RESTCONF schema links)."""

@@ -15,13 +15,14 @@ prove independent is validated in full.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nfo.schema import _ly as ly
 from nfo.schema._ly import ffi, lib
 
-__all__ = ["Independence", "ListInfo", "analyse", "independence"]
+__all__ = ["Independence", "ListInfo", "analyse", "independence", "when_read_tops"]
 
 _UNBOUNDED = 0xFFFFFFFF
 _DATA = (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_CHOICE
@@ -60,6 +61,11 @@ class Independence:
 
 
 def _atoms(ctx_node: Any, cur_mod: Any, expr: Any, prefixes: Any) -> set[int]:
+    return {ly.addr(n) for n in _atom_nodes(ctx_node, cur_mod, expr, prefixes)}
+
+
+def _atom_nodes(ctx_node: Any, cur_mod: Any, expr: Any, prefixes: Any) -> list[Any]:
+    """The schema nodes an XPath expression can reach (libyang's atoms)."""
     out = ly.xffi.new("void **")
     rc = ly.xlib.lys_find_expr_atoms(ly.xnode(ctx_node), ly.xnode(cur_mod), ly.xnode(expr),
                                      ly.xnode(prefixes), 0, out)
@@ -67,9 +73,54 @@ def _atoms(ctx_node: Any, cur_mod: Any, expr: Any, prefixes: Any) -> set[int]:
         raise ValueError(f"cannot atomize {ffi.string(lib.lyxp_get_expr(expr)).decode()!r}")
     s = ffi.cast("struct ly_set *", ly.addr(ly.fromx(out[0], "void *")))
     try:
-        return {ly.addr(s.snodes[i]) for i in range(s.count)}
+        return [s.snodes[i] for i in range(s.count)]
     finally:
         lib.ly_set_free(s, ffi.NULL)
+
+
+def when_read_tops(ctx: Any, modules: list[Any]) -> frozenset[str] | None:
+    """The top-level data nodes (``/module:name``) that some ``when`` of the config
+    data of ``modules`` reads: a change under any other top cannot turn a ``when``
+    false.  None when that cannot be told (an expression libyang cannot atomize, or
+    one that reads through a top-level choice)."""
+    tops: set[str] = set()
+    unknown = False
+
+    def visit(node: Any) -> None:
+        nonlocal unknown
+        whens = ly.fromx(ly.xlib.lysc_node_when(ly.xnode(node)), "struct lysc_when **")
+        for i in range(ly.count(whens)):
+            w = whens[i]
+            try:
+                # a NULL context is the root (a top-level uses' or augment's when)
+                atoms = _atom_nodes(w.context, node.module, w.cond, w.prefixes)
+            except ValueError:
+                lib.ly_err_clean(ctx, ffi.NULL)
+                unknown = True
+                return
+            for a in atoms:
+                top = a
+                while top.parent != ffi.NULL:
+                    top = top.parent
+                if not top.nodetype & (lib.LYS_CONTAINER | lib.LYS_LIST | lib.LYS_LEAF
+                                       | lib.LYS_LEAFLIST | lib.LYS_ANYDATA | lib.LYS_ANYXML):
+                    unknown = True
+                    return
+                tops.add(f"/{ffi.string(top.module.name).decode()}:"
+                         f"{ffi.string(top.name).decode()}")
+
+    for top in _tops(modules):
+        _walk_single(top, visit)
+    return None if unknown else frozenset(tops)
+
+
+def _tops(modules: list[Any]) -> Iterator[Any]:
+    """The top-level schema nodes of ``modules`` (through choices)."""
+    for mod in modules:
+        top = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, 0)
+        while top != ffi.NULL:
+            yield top
+            top = lib.lys_getnext(top, ffi.NULL, mod.compiled, 0)
 
 
 def _type_refs(node: Any, t: Any, acc: list[tuple[Any, set[int]]]) -> bool:
@@ -96,8 +147,8 @@ def _constraints(node: Any, acc: list[tuple[Any, set[int]]]) -> bool:
     whens = ly.fromx(ly.xlib.lysc_node_when(ly.xnode(node)), "struct lysc_when **")
     for i in range(ly.count(whens)):
         w = whens[i]
-        ctx_node = w.context if w.context != ffi.NULL else node
-        acc.append((node, _atoms(ctx_node, node.module, w.cond, w.prefixes)))
+        # a NULL context is the root (a top-level uses' or augment's when)
+        acc.append((node, _atoms(w.context, node.module, w.cond, w.prefixes)))
     if node.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
         leaf = ffi.cast("struct lysc_node_leaf *", node)
         return _type_refs(node, leaf.type, acc)
@@ -136,13 +187,10 @@ def analyse(ctx: Any, modules: list[Any]) -> Independence:
         if node.nodetype & lib.LYS_LIST:
             lists.append(node)
 
-    for mod in modules:
-        top = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, 0)
-        while top != ffi.NULL:
-            if top.flags & lib.LYS_CONFIG_W:
-                result.top_schemas.append(top)
-            _walk_single(top, visit)
-            top = lib.lys_getnext(top, ffi.NULL, mod.compiled, 0)
+    for top in _tops(modules):
+        if top.flags & lib.LYS_CONFIG_W:
+            result.top_schemas.append(top)
+        _walk_single(top, visit)
     if not ok:
         result.disabled = "a constraint may reference any data (instance-identifier or an " \
             "expression libyang cannot atomize)"

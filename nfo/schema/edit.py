@@ -759,7 +759,8 @@ def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:
     ``when`` turned false)."""
     ctx = schema.cdata
     holder = ffi.new("struct lyd_node **", tree._first())
-    diff = ffi.new("struct lyd_node **") if changes is not None else ffi.NULL
+    diff = (ffi.new("struct lyd_node **")
+            if changes is not None and _may_autodelete(schema, changes) else ffi.NULL)
     rc = lib.lyd_validate_all(holder, ctx, lib.LYD_VALIDATE_NO_STATE, diff)
     tree._root = holder[0]
     if diff != ffi.NULL and diff[0] != ffi.NULL:
@@ -769,6 +770,24 @@ def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:
         finally:
             lib.lyd_free_all(diff[0])
     ly.check(rc, ctx, "validating data")
+
+
+def _may_autodelete(schema: Any, changes: ChangeSet) -> bool:
+    """Whether validation may remove a node after ``changes``: one of them is under a
+    top where it can, or under a top a ``when`` reads.  Otherwise libyang's diff
+    (which costs as much as the validation, one node per default it adds) is not
+    asked for."""
+    triggers = schema.autodelete_triggers()
+    if triggers is None:
+        return True
+    if not triggers:
+        return False
+    heads = tuple(t + c for t in triggers for c in "/[")
+    for item in changes.items():
+        p = item.parent if isinstance(item, Run) else item.path
+        if p in triggers or p.startswith(heads):
+            return True
+    return False
 
 
 def _fold_deletes(changes: ChangeSet, deletes: list[Change]) -> None:

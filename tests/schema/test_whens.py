@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from nfo.errors import NfoError
-from nfo.schema import Schema, Tree
-from nfo.schema.edit import validate
+from nfo.schema import Fmt, Schema, Tree
+from nfo.schema.changes import ChangeDeleted
+from nfo.schema.edit import apply_edit, validate
 from nfo.schema.whens import when_holds, when_scope, whens
 from tests.schema.conftest import node
 
@@ -147,3 +148,27 @@ def test_a_whole_list(ui: Schema, doc: dict[str, Any], expected: bool) -> None:
     assert holds(ui, doc, zone, zone) is expected
     assert holds(ui, doc, zone, f"{zone}[name='z1']") is expected
     assert holds(ui, doc, zone, f"{zone}[name='new']") is expected
+
+
+def test_a_when_reading_another_top_removes_its_node_and_the_change_says_so(
+        ui: Schema) -> None:
+    """Validation's diff (what it removed) is asked for whenever an edit touches a top
+    that a ``when`` reads, although nothing under that top itself could go."""
+    servers = "/nfo-uitest:servers"
+    triggers = ui.autodelete_triggers()
+    assert servers not in ui.autodeleting_tops()
+    assert triggers is not None and servers in triggers
+    assert "/nfo-instances:nf-instances" not in triggers
+    doc = {"nfo-uitest:servers": {"server": [{"name": "a"}]}, f"{W}global": {"level": 1}}
+    edit = ('<servers xmlns="urn:nfo:uitest" '
+            'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">'
+            '<server nc:operation="delete"><name>a</name></server></servers>')
+    with Tree.parse(ui, json.dumps(doc), "json") as tree, \
+            Tree.parse(ui, edit, Fmt.XML) as e:
+        validate(ui, tree)
+        changes = apply_edit(ui, tree, e, "merge")
+        validate(ui, tree, changes)
+        assert tree.node(f"/{W}global") is None
+        flat = changes.materialize()
+        assert ChangeDeleted(f"/{W}global") in flat
+        assert ChangeDeleted(f"/{W}global/level", "1") in flat
