@@ -518,7 +518,10 @@ class _Editor:
         always given.  An entry processed later that duplicates one of a run is caught
         as always (:meth:`_seen_runs`)."""
         sch = first.schema
-        if sch.flags & (lib.LYS_KEYLESS | lib.LYS_ORDBY_USER) or _nested_multi(sch, self.names):
+        if sch.flags & (lib.LYS_KEYLESS | lib.LYS_ORDBY_USER) or (
+                not self.plain and _nested_multi(sch, self.names)):
+            # a run's changes are built late: a nested key that no path could name
+            # must be refused now, which a plain edit (no apostrophe) rules out
             return None
         tfirst = lib.lyd_child(t)
         out = self._xout
