@@ -528,11 +528,15 @@ class Datastore:
 
     # -- subscriptions -------------------------------------------------------
     def subscribe(self, module: str, callback: ChangeCallback, *, xpath: str | None = None,
-                  priority: int = 0, datastore: str = "running") -> ChangeSubscription:
+                  priority: int = 0, datastore: str = "running",
+                  entries: bool = False) -> ChangeSubscription:
+        """Call ``callback`` with each commit's changes under ``module`` (see
+        :class:`ChangeSubscription`; ``entries``: a bulk edit's created entries as one
+        change each)."""
         if module not in {m.name for m in self.schema.modules() if m.implemented}:
             raise UnknownElement(f"no implemented module {module!r} to subscribe to")
         sub = ChangeSubscription(module, callback, datastore_name(datastore, DURABLE), xpath,
-                                 priority)
+                                 priority, entries)
         sub.start()
         self._subs.append(sub)
         self._subs.sort(key=lambda s: -s.priority)

@@ -51,6 +51,9 @@ class ChangeSubscription:
     datastore: str = "running"
     xpath: str | None = None
     priority: int = 0
+    entries: bool = False
+    """Of list entries a bulk edit created whole, only each entry's own change (not one
+    per node inside it): for a subscriber that wants to know which entries changed."""
     _queue: asyncio.Queue[ChangeEvent | None] = field(default_factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
 

@@ -663,7 +663,7 @@ class Transactions:
 
     def _changes_for(self, sub: ChangeSubscription, changes: ChangeSet,
                      work: Tree) -> list[Change]:
-        mine = changes.for_module(sub.module)
+        mine = changes.for_module(sub.module, sub.entries)
         if not mine:
             return mine
         selected: set[str] | None = None

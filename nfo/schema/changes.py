@@ -155,14 +155,15 @@ class ChangeSet(Sequence[Change]):
         self._items = list(changes)
         self._runs = False
 
-    def for_module(self, module: str) -> list[Change]:
+    def for_module(self, module: str, entries: bool = False) -> list[Change]:
         """The changes under ``module``'s top-level nodes (runs of other modules are
-        not built)."""
+        not built); ``entries``: of a run, only each created entry's own change, not
+        one per node inside it."""
         out: list[Change] = []
         for i in self._items:
             if isinstance(i, Run):
                 if i.module == module:
-                    out += i.build()
+                    out += [ChangeCreated(p) for p in i.heads()] if entries else i.build()
             elif module_of(i.path) == module:
                 out.append(i)
         return out

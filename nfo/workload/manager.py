@@ -335,7 +335,9 @@ class WorkloadManager:
         # the catalog first: a commit that changes it marks it open (:meth:`_on_catalog`)
         # before its instances are judged
         self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog, priority=1))
-        self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances))
+        # which instances changed is all it reads of the changes
+        self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances,
+                                            entries=True))
         self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
         for path in _ACTIONS:
             self.ds.register_rpc(path, self._on_action)

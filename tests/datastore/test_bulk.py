@@ -18,7 +18,7 @@ from nfo.datastore.nacm import Identity
 from nfo.datastore.transaction import SNAPSHOT_DELAY
 from nfo.errors import DataExists, InvalidValue, NfoError
 from nfo.schema import Fmt, Schema, WithDefaults
-from nfo.schema.changes import ChangeCreated
+from nfo.schema.changes import ChangeCreated, ChangeModified
 
 TOP = "nfo-test:top"
 
@@ -127,6 +127,34 @@ async def test_subscribers_get_run_changes_without_report(ds: Datastore) -> None
         await ds.unsubscribe(other)
     assert [e.phase for e in events] == ["change", "done"]
     assert ChangeCreated(f"/{TOP}/pair[a='b'][b='1']/v", "v-b") in events[1].changes
+
+
+async def test_a_subscriber_of_entries_gets_one_change_per_created_entry(
+        ds: Datastore) -> None:
+    """``entries=True``: a bulk edit's created entries reach it as one change each (the
+    entry's path); changes to existing entries as always."""
+    got: dict[bool, list[list[Any]]] = {True: [], False: []}
+
+    def recorder(entries: bool) -> Any:
+        async def record(ev: ChangeEvent) -> None:
+            if ev.phase == "done":
+                got[entries].append(list(ev.changes))
+        return record
+
+    subs = [ds.subscribe("nfo-test", recorder(e), entries=e) for e in (True, False)]
+    try:
+        await edit(ds, doc(**pairs(["a", "b", "c"])), report=False)
+        await edit(ds, doc(pair=[{"a": "b", "b": 1, "v": "new"}]), report=False)
+        await ds.settle()
+    finally:
+        for sub in subs:
+            await ds.unsubscribe(sub)
+    entry = f"/{TOP}/pair[a='%s'][b='1']"
+    assert got[True][0] == [ChangeCreated(entry % k) for k in "abc"]
+    assert ChangeCreated(entry % "b" + "/v", "v-b") in got[False][0]
+    assert len(got[False][0]) == 3 * 4  # each entry, its two keys and its v
+    assert got[True][1] == got[False][1] == [
+        ChangeModified(entry % "b" + "/v", "new", "v-b")]
 
 
 async def test_snapshot_after_the_answer_and_on_close(schema: Schema, tmp_path: Path) -> None:
