@@ -33,7 +33,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import MappingProxyType
@@ -142,6 +142,11 @@ _BULK_READ = 256
 _ADMIT_BATCH = 256
 """Reconciles started per event-loop turn: a write of 100,000 instances must not hold
 every other request for the seconds their first steps take together."""
+_IN_FLIGHT = 256
+"""Reconciles at work at once, not counting those waiting on a VIM or a device (those
+cost no turn, and one slow account must not hold the others' instances back): a bulk
+write's instances queue behind, so a client's request, read and committed over many
+turns of the event loop, is not held in each by the steps of a hundred thousand."""
 _DECODED_TOGETHER = 1024
 """Recorded states decoded in one call at start: they share one copy of each member name."""
 _PER_TURN = 1024
@@ -303,6 +308,7 @@ class WorkloadManager:
         self._day2s: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
         """One copy of each distinct ``day2`` (:meth:`_shared_day2`)."""
         self._device_slots = asyncio.Semaphore(concurrency)
+        self._away = _Away(self._kick)
         """NETCONF conversations with network functions in flight at most."""
         self._heals: dict[str, list[float]] = {}
         """When each instance was healed (in this process), for the policy's window."""
@@ -734,17 +740,24 @@ class WorkloadManager:
             self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
 
     def _admit(self) -> None:
-        """Start the workers of the next ``_ADMIT_BATCH`` enqueued names; the rest wait
-        for the next turn, behind whatever else became ready (a client's reply)."""
+        """Start the workers of the next ``_ADMIT_BATCH`` enqueued names, while fewer
+        than ``_IN_FLIGHT`` run; the rest wait for the next turn, behind whatever else
+        became ready (a client's reply), or for a worker to end."""
         self._admit_handle = None
         loop = asyncio.get_running_loop()
-        for _ in range(min(_ADMIT_BATCH, len(self._waiting_order))):
+        room = _IN_FLIGHT - len(self._workers) + self._away.count
+        for _ in range(min(_ADMIT_BATCH, len(self._waiting_order), room)):
             name = self._waiting_order.popleft()
             self._waiting.discard(name)
             self._workers[name] = loop.create_task(self._work(name),
                                                    name=f"nfo-reconcile-{name}")
-        if self._waiting_order:
+        if self._waiting_order and room > _ADMIT_BATCH:
             self._admit_handle = loop.call_soon(self._admit)
+
+    def _kick(self) -> None:
+        """A worker ended or went to wait outside: admit the next, in a later turn."""
+        if self._waiting_order and self._admit_handle is None and not self._stopping:
+            self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
 
     def _busy(self) -> bool:
         """A reconcile or resync runs, or a worker waits to start."""
@@ -847,6 +860,7 @@ class WorkloadManager:
                     break
         finally:
             self._workers.pop(name, None)
+            self._kick()
             self._maybe_idle()
 
     async def wait_idle(self) -> None:
@@ -1169,7 +1183,7 @@ class WorkloadManager:
         slots = self._slots.get(vim.name)
         if slots is None:
             slots = self._slots[vim.name] = asyncio.Semaphore(self.concurrency)
-        return _Gated(drv, vim.name, slots, self.call_timeout)
+        return _Gated(drv, vim.name, slots, self.call_timeout, self._away)
 
     # -- the reconcile step ---------------------------------------------------------
     async def reconcile(self, name: str) -> None:
@@ -1450,7 +1464,7 @@ class WorkloadManager:
             await self._set_config(name, status="applying", desired_digest=spec.digest,
                                    reason=None, next_retry=None)
         try:
-            async with self._device_slots:
+            async with self._device():
                 await self._converse(name, spec, due_apply)
         except (nfconfig.ConfigError, NfoError) as e:
             if isinstance(e, NfoError):  # data the function's modules refuse: no retry helps
@@ -1527,6 +1541,13 @@ class WorkloadManager:
             await call.session.edit("running", json.dumps(doc), "json")  # as the caller
         return out
 
+    @contextlib.asynccontextmanager
+    async def _device(self) -> AsyncIterator[None]:
+        """A slot for a session with a function's device, waited for outside."""
+        with self._away:
+            async with self._device_slots:
+                yield
+
     async def _answer_asks(self, name: str, d: Desired) -> None:
         """Run the configuration actions waiting for this instance, in order."""
         asks = self._asks.pop(name, [])
@@ -1542,7 +1563,7 @@ class WorkloadManager:
                     fut.set_result({"result": f"{name!r} is in sync"})
                     continue
                 spec = self._spec(d, self._seen(name))
-                async with self._device_slots, await nfconfig.connect(spec) as dev:
+                async with self._device(), await nfconfig.connect(spec) as dev:
                     if action == "check-sync":
                         diff = await nfconfig.compare(dev, spec)
                         out = {"in-sync": "true" if not diff else "false"}
@@ -1750,6 +1771,24 @@ def _settle(batch: list[_StateWrite], error: BaseException | None) -> None:
             w.done.set_exception(error)
 
 
+class _Away:
+    """How many workers wait on the world outside (a VIM's call, a device's session):
+    they do not count against ``_IN_FLIGHT``, and one leaving makes room at once."""
+
+    __slots__ = ("_room", "count")
+
+    def __init__(self, room: Callable[[], None]) -> None:
+        self.count = 0
+        self._room = room
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self._room()
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+
+
 class _Gated:
     """A driver seen through its VIM account's gate: at most the manager's ``concurrency``
     calls in flight on this account, each abandoned after ``timeout`` seconds.
@@ -1762,20 +1801,22 @@ class _Gated:
     """
 
     def __init__(self, drv: Driver, vim: str, slots: asyncio.Semaphore,
-                 timeout: float) -> None:
+                 timeout: float, away: _Away) -> None:
         self._drv = drv
         self._vim = vim
         self._slots = slots
         self._timeout = timeout
+        self._away = away
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    return await call()
-            except TimeoutError:
-                raise TemporaryError(f"VIM {self._vim!r} did not answer {what} within "
-                                     f"{self._timeout:g}s") from None
+        with self._away:
+            async with self._slots:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        return await call()
+                except TimeoutError:
+                    raise TemporaryError(f"VIM {self._vim!r} did not answer {what} within "
+                                         f"{self._timeout:g}s") from None
 
     async def instantiate(self, req: InstantiateRequest) -> InitResponse:
         return await self._call("instantiate", lambda: self._drv.instantiate(req))

@@ -17,6 +17,7 @@ import pytest
 
 from nfo.drivers.sim import SimDriver
 from nfo.registry import InitResponse, InstantiateRequest
+from nfo.workload import manager as manager_mod
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 STUBBORN = ["/bin/sh", "-c", f"trap '' TERM; exec {SLEEP} 600"]
@@ -52,6 +53,56 @@ async def test_a_hanging_vim_holds_up_no_other_vim(env: Any,
         await env.wait_status(f"k{i}", "running", timeout=10)
     assert [env.status(f"h{i}") for i in range(4)] == ["initializing"] * 4
     assert sorted(r["instance"] for r in env.sim("sim-ok")) == ["k0", "k1", "k2", "k3"]
+
+
+async def test_workers_waiting_on_a_hanging_vim_leave_room_for_others(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manager keeps at most ``_IN_FLIGHT`` reconciles at work (a bulk write's
+    instances queue), but one waiting on a VIM is not at work: more instances hang on
+    one account than that cap, and the other account's are admitted all the same."""
+    monkeypatch.setattr(manager_mod, "_IN_FLIGHT", 4)
+    hanging: list[str] = []
+    real = SimDriver.instantiate
+
+    async def instantiate(self: SimDriver, req: InstantiateRequest) -> InitResponse:
+        if self.vim.name == "sim-hang":
+            hanging.append(req.instance)
+            await asyncio.Event().wait()
+        return await real(self, req)
+
+    monkeypatch.setattr(SimDriver, "instantiate", instantiate)
+    await env.open(concurrency=2)
+    await env.add_sim_vim("sim-hang")
+    await env.add_sim_vim("sim-ok", mean=0)
+    await env.add_descriptor("fw", timeout=300)
+    await env.add_instances(_entries("h", 12, "sim-hang"))
+    await env.h_wait(lambda: len(hanging) >= 2, 10, "calls hanging on sim-hang")
+    await env.add_instances(_entries("k", 20, "sim-ok"))
+    for i in range(20):
+        await env.wait_status(f"k{i}", "running", timeout=10)
+    assert len(hanging) == 2  # the account's own gate: two calls at a time
+    assert [env.status(f"h{i}") for i in range(12)] == ["initializing"] * 12
+
+
+async def test_a_bulk_write_keeps_at_most_the_cap_at_work(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager_mod, "_IN_FLIGHT", 8)
+    await env.open()
+    mgr = env.mgr
+    at_work: list[int] = []
+    admit = mgr._admit
+
+    def counted() -> None:
+        admit()
+        at_work.append(len(mgr._workers) - mgr._away.count)
+
+    monkeypatch.setattr(mgr, "_admit", counted)
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw")
+    await env.add_instances(_entries("i", 100, "sim1"))
+    for i in range(100):
+        await env.wait_status(f"i{i}", "running", timeout=20)
+    assert max(at_work) == 8 and len(at_work) > 100 // 8
 
 
 async def test_a_vim_that_never_answers_fails_its_instances_at_their_timeout(
