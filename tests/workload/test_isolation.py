@@ -93,8 +93,12 @@ async def test_a_bulk_write_keeps_at_most_the_cap_at_work(
     admit = mgr._admit
 
     def counted() -> None:
+        # a worker back from a VIM may take the count over the cap for a while; what
+        # never does is an admission
+        before = len(mgr._workers)
         admit()
-        at_work.append(len(mgr._workers) - mgr._away.count)
+        if len(mgr._workers) > before:
+            at_work.append(len(mgr._workers) - mgr._away.count)
 
     monkeypatch.setattr(mgr, "_admit", counted)
     await env.add_sim_vim("sim1", mean=0)
