@@ -27,11 +27,8 @@ def _entries(prefix: str, n: int, vim: str, descriptor: str = "fw") -> list[dict
     return [{"name": f"{prefix}{i}", "descriptor": descriptor, "vim": vim} for i in range(n)]
 
 
-async def test_a_hanging_vim_holds_up_no_other_vim(env: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chaos finding: every reconcile step held one slot of a manager-wide semaphore for as
-    long as its VIM calls took, so calls hanging on one VIM account took every slot and
-    the instances of all other accounts waited."""
+def _hang_sim_hang(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Instantiations on VIM ``sim-hang`` never answer; the instances asked, in order."""
     hanging: list[str] = []
     real = SimDriver.instantiate
 
@@ -42,6 +39,15 @@ async def test_a_hanging_vim_holds_up_no_other_vim(env: Any,
         return await real(self, req)
 
     monkeypatch.setattr(SimDriver, "instantiate", instantiate)
+    return hanging
+
+
+async def test_a_hanging_vim_holds_up_no_other_vim(env: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chaos finding: every reconcile step held one slot of a manager-wide semaphore for as
+    long as its VIM calls took, so calls hanging on one VIM account took every slot and
+    the instances of all other accounts waited."""
+    hanging = _hang_sim_hang(monkeypatch)
     await env.open(concurrency=2)
     await env.add_sim_vim("sim-hang")
     await env.add_sim_vim("sim-ok")
@@ -61,16 +67,7 @@ async def test_workers_waiting_on_a_hanging_vim_leave_room_for_others(
     instances queue), but one waiting on a VIM is not at work: more instances hang on
     one account than that cap, and the other account's are admitted all the same."""
     monkeypatch.setattr(manager_mod, "_IN_FLIGHT", 4)
-    hanging: list[str] = []
-    real = SimDriver.instantiate
-
-    async def instantiate(self: SimDriver, req: InstantiateRequest) -> InitResponse:
-        if self.vim.name == "sim-hang":
-            hanging.append(req.instance)
-            await asyncio.Event().wait()
-        return await real(self, req)
-
-    monkeypatch.setattr(SimDriver, "instantiate", instantiate)
+    hanging = _hang_sim_hang(monkeypatch)
     await env.open(concurrency=2)
     await env.add_sim_vim("sim-hang")
     await env.add_sim_vim("sim-ok", mean=0)
