@@ -476,6 +476,9 @@ class Transactions:
                 if validate:
                     validate_tree(self._schema, work, changes)
                 return work, changes
+            except AccessDenied:
+                work.free()
+                raise  # decided on the changes, which runs hold as well (and counted once)
             except NfoError:
                 work.free()
                 if not (bulk and used_runs(changes)):
