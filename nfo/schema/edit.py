@@ -763,7 +763,7 @@ def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:
     ctx = schema.cdata
     holder = ffi.new("struct lyd_node **", tree._first())
     diff = (ffi.new("struct lyd_node **")
-            if changes is not None and _may_autodelete(schema, changes) else ffi.NULL)
+            if changes is not None and _diff_needed(schema, changes) else ffi.NULL)
     rc = lib.lyd_validate_all(holder, ctx, lib.LYD_VALIDATE_NO_STATE, diff)
     tree._root = holder[0]
     if diff != ffi.NULL and diff[0] != ffi.NULL:
@@ -775,7 +775,7 @@ def validate(schema: Any, tree: Tree, changes: ChangeSet | None = None) -> None:
     ly.check(rc, ctx, "validating data")
 
 
-def _may_autodelete(schema: Any, changes: ChangeSet) -> bool:
+def _diff_needed(schema: Any, changes: ChangeSet) -> bool:
     """Whether validation may remove a node after ``changes``: one of them is under a
     top where it can, or under a top a ``when`` reads.  Otherwise libyang's diff
     (which costs as much as the validation, one node per default it adds) is not

@@ -308,8 +308,8 @@ class WorkloadManager:
         self._day2s: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
         """One copy of each distinct ``day2`` (:meth:`_shared_day2`)."""
         self._device_slots = asyncio.Semaphore(concurrency)
-        self._away = _Away(self._kick)
         """NETCONF conversations with network functions in flight at most."""
+        self._away = _Away(self._kick)
         self._heals: dict[str, list[float]] = {}
         """When each instance was healed (in this process), for the policy's window."""
         self._subs: list[Any] = []
@@ -1772,8 +1772,10 @@ def _settle(batch: list[_StateWrite], error: BaseException | None) -> None:
 
 
 class _Away:
-    """How many workers wait on the world outside (a VIM's call, a device's session):
-    they do not count against ``_IN_FLIGHT``, and one leaving makes room at once."""
+    """How many calls wait on the world outside (a VIM's, a device session), nearly all
+    of them a worker's: those workers do not count against ``_IN_FLIGHT``, and one
+    leaving makes room at once.  A resync's listing counts too: it only lets a worker
+    more in while it lasts."""
 
     __slots__ = ("_room", "count")
 
