@@ -161,8 +161,8 @@ class Orchestrator:
 
         def show() -> dict[str, str | None]:
             st = self.states()
-            return {n: st.get(n, {}).get("oper-status") for n in names
-                    if st.get(n, {}).get("oper-status") != status}
+            return {n: " ".join(str(st.get(n, {}).get(k)) for k in ("oper-status", "reason"))
+                    for n in names if st.get(n, {}).get("oper-status") != status}
 
         got: dict[str, dict[str, Any]] = await wait_for(
             probe, timeout, f"{len(names)} instance(s) to be {status}", show, every=0.2)
