@@ -736,8 +736,7 @@ class WorkloadManager:
         self.idle.clear()
         self._waiting.add(name)
         self._waiting_order.append(name)
-        if self._admit_handle is None:
-            self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
+        self._kick()
 
     def _admit(self) -> None:
         """Start the workers of the next ``_ADMIT_BATCH`` enqueued names, while fewer
@@ -751,11 +750,12 @@ class WorkloadManager:
             self._waiting.discard(name)
             self._workers[name] = loop.create_task(self._work(name),
                                                    name=f"nfo-reconcile-{name}")
-        if self._waiting_order and room > _ADMIT_BATCH:
-            self._admit_handle = loop.call_soon(self._admit)
+        if room > _ADMIT_BATCH:
+            self._kick()
 
     def _kick(self) -> None:
-        """A worker ended or went to wait outside: admit the next, in a later turn."""
+        """Admit the next waiting names in a later turn (a name was queued, a batch left
+        room over, a worker ended or went to wait outside), unless that is arranged."""
         if self._waiting_order and self._admit_handle is None and not self._stopping:
             self._admit_handle = asyncio.get_running_loop().call_soon(self._admit)
 

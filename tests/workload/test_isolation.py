@@ -42,21 +42,29 @@ def _hang_sim_hang(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return hanging
 
 
+async def _beside_a_hanging_vim(env: Any, monkeypatch: pytest.MonkeyPatch, *, hung: int,
+                                ok: int, ok_mean: int) -> list[str]:
+    """``hung`` instances h* on ``sim-hang`` (two calls at a time, none answered), then
+    ``ok`` instances k* on ``sim-ok``, each waited for until it runs; the hanging calls."""
+    hanging = _hang_sim_hang(monkeypatch)
+    await env.open(concurrency=2)
+    await env.add_sim_vim("sim-hang")
+    await env.add_sim_vim("sim-ok", mean=ok_mean)
+    await env.add_descriptor("fw", timeout=300)
+    await env.add_instances(_entries("h", hung, "sim-hang"))
+    await env.h_wait(lambda: len(hanging) >= 2, 10, "calls hanging on sim-hang")
+    await env.add_instances(_entries("k", ok, "sim-ok"))
+    for i in range(ok):
+        await env.wait_status(f"k{i}", "running", timeout=10)
+    return hanging
+
+
 async def test_a_hanging_vim_holds_up_no_other_vim(env: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Chaos finding: every reconcile step held one slot of a manager-wide semaphore for as
     long as its VIM calls took, so calls hanging on one VIM account took every slot and
     the instances of all other accounts waited."""
-    hanging = _hang_sim_hang(monkeypatch)
-    await env.open(concurrency=2)
-    await env.add_sim_vim("sim-hang")
-    await env.add_sim_vim("sim-ok")
-    await env.add_descriptor("fw", timeout=300)
-    await env.add_instances(_entries("h", 4, "sim-hang"))
-    await env.h_wait(lambda: len(hanging) >= 2, 10, "calls hanging on sim-hang")
-    await env.add_instances(_entries("k", 4, "sim-ok"))
-    for i in range(4):
-        await env.wait_status(f"k{i}", "running", timeout=10)
+    await _beside_a_hanging_vim(env, monkeypatch, hung=4, ok=4, ok_mean=20)
     assert [env.status(f"h{i}") for i in range(4)] == ["initializing"] * 4
     assert sorted(r["instance"] for r in env.sim("sim-ok")) == ["k0", "k1", "k2", "k3"]
 
@@ -67,16 +75,7 @@ async def test_workers_waiting_on_a_hanging_vim_leave_room_for_others(
     instances queue), but one waiting on a VIM is not at work: more instances hang on
     one account than that cap, and the other account's are admitted all the same."""
     monkeypatch.setattr(manager_mod, "_IN_FLIGHT", 4)
-    hanging = _hang_sim_hang(monkeypatch)
-    await env.open(concurrency=2)
-    await env.add_sim_vim("sim-hang")
-    await env.add_sim_vim("sim-ok", mean=0)
-    await env.add_descriptor("fw", timeout=300)
-    await env.add_instances(_entries("h", 12, "sim-hang"))
-    await env.h_wait(lambda: len(hanging) >= 2, 10, "calls hanging on sim-hang")
-    await env.add_instances(_entries("k", 20, "sim-ok"))
-    for i in range(20):
-        await env.wait_status(f"k{i}", "running", timeout=10)
+    hanging = await _beside_a_hanging_vim(env, monkeypatch, hung=12, ok=20, ok_mean=0)
     assert len(hanging) == 2  # the account's own gate: two calls at a time
     assert [env.status(f"h{i}") for i in range(12)] == ["initializing"] * 12
 
