@@ -216,6 +216,17 @@ class StorageCorrupt(OperationFailed):
     checksum): nfo refuses to start on it, or to serve the damaged part."""
 
 
+class StorageUnavailable(OperationFailed):
+    """The distributed store (etcd) could not be reached, or had no leader, within the
+    deadline.  Nothing was changed, unless ``ambiguous``: then the write was sent and
+    its answer lost, so it may have been made.  RESTCONF answers 503 Service
+    Unavailable; the error-app-tag is ``nfo-storage-unavailable``."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message, app_tag="nfo-storage-unavailable")
+        self.ambiguous = ambiguous
+
+
 class Veto(OperationFailed):
     """A change subscriber refused a change; its message reaches the client."""
 

@@ -26,6 +26,9 @@ RFC 8040 section 7 leaves room in two places; nfo's choices:
   (:class:`~nfo.errors.StorageFull`, error-app-tag ``nfo-storage-full``): the
   server, not the request, is at fault, and the same request succeeds once space
   returns.
+- ``operation-failed`` with error-app-tag ``nfo-storage-unavailable``
+  (:class:`~nfo.errors.StorageUnavailable`: the etcd cluster of replicas has no leader
+  or cannot be reached) is 503 Service Unavailable, for the same reason.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from nfo.errors import (
     OffsetOutOfRange,
     PreconditionFailed,
     StorageFull,
+    StorageUnavailable,
     Throttled,
     Veto,
 )
@@ -109,7 +113,8 @@ class HttpError(NfoError):
 
 _STATUS_BY_CLASS: tuple[tuple[type[NfoError], int], ...] = (
     (PreconditionFailed, 412), (Throttled, 429), (Veto, 409), (StorageFull, 507),
-    (OffsetOutOfRange, 416), (LocaleUnavailable, 501), (NotPageable, 400))
+    (StorageUnavailable, 503), (OffsetOutOfRange, 416), (LocaleUnavailable, 501),
+    (NotPageable, 400))
 """Errors whose class decides their status (before their error-tag does)."""
 
 
