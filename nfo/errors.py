@@ -227,6 +227,19 @@ class StorageUnavailable(OperationFailed):
         self.ambiguous = ambiguous
 
 
+class StorageConflict(OperationFailed):
+    """Another replica committed first: what this write was checked against is no
+    longer the stored state, so nothing was stored.  Taken again on the newer state it
+    may well succeed.  RESTCONF answers 409; the error-app-tag is
+    ``nfo-replica-conflict``."""
+
+    def __init__(self, message: str, *, revision: int = 0) -> None:
+        super().__init__(message, app_tag="nfo-replica-conflict")
+        self.revision = revision
+        """The store's revision when the write was refused: this replica needs every
+        revision up to it before trying again."""
+
+
 class Veto(OperationFailed):
     """A change subscriber refused a change; its message reaches the client."""
 

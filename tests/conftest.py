@@ -13,6 +13,7 @@ import pytest
 
 from nfo.datastore import Datastore, SqliteStorage
 from nfo.schema import Schema
+from tests.etcd.cluster import EtcdCluster
 from tests.fuzz.server import ServerProcess
 from tests.orchestrator import Child
 
@@ -42,6 +43,14 @@ def schema() -> Schema:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "nfo.db"
+
+
+@pytest.fixture(scope="session")
+def etcd_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A three-member etcd cluster on loopback (tests/etcd/cluster.py), started on first
+    use; a test keeps to keys of its own (a prefix per test)."""
+    with EtcdCluster(tmp_path_factory.mktemp("etcd")) as c:
+        yield c
 
 
 @pytest.fixture

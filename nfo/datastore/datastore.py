@@ -12,6 +12,8 @@ confirmed commit (:mod:`~nfo.datastore.confirmed`) and the operational store.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -31,7 +33,13 @@ from nfo.datastore.names import CONFIG_DATASTORES, DATASTORES, DURABLE, datastor
 from nfo.datastore.notifications import NotificationHub
 from nfo.datastore.operational import OperProvider, OperStore
 from nfo.datastore.session import ReadAs, RpcHandler, Session, SessionParts
-from nfo.datastore.storage.base import CommitRecord, Storage, StoredState
+from nfo.datastore.storage.base import (
+    CommitRecord,
+    RemoteChanges,
+    Replicated,
+    Storage,
+    StoredState,
+)
 from nfo.datastore.subscriptions import ChangeCallback, ChangeSubscription
 from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
 from nfo.datastore.workers import Workers
@@ -132,6 +140,8 @@ class Datastore:
         self._parts = SessionParts(self._tx, self._locks, self._candidate, self._confirmed,
                                    self._oper, self.group, self.notifications,
                                    self._sessions)
+        self._remote: asyncio.Queue[RemoteChanges] | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     def _undo_failed_write(self) -> None:
         """Memory back to what storage holds after a group that was not made durable."""
@@ -226,6 +236,50 @@ class Datastore:
         snapshot of a long replayed log."""
         self._tx.start()
         await self._confirmed.start()
+        if isinstance(self.storage, Replicated):
+            self._remote = asyncio.Queue()
+            self._follower = asyncio.create_task(self._follow(self._remote),
+                                                 name="nfo-follow-replicas")
+            self.storage.follow(self._remote.put_nowait)
+
+    async def _follow(self, queue: asyncio.Queue[RemoteChanges]) -> None:
+        """What other replicas stored, into this one's trees and stores, in order."""
+        while True:
+            changes = await queue.get()
+            for rec in changes.commits:
+                try:
+                    edits = self._remote_edits(rec)
+                except NfoError as e:
+                    log.error("revision %d of another replica does not parse here: %s",
+                              rec.revision, e)
+                    continue
+                try:
+                    await self._tx.apply_remote(rec, edits)
+                except NfoError as e:
+                    log.error("revision %d of another replica does not apply here: %s",
+                              rec.revision, e)
+                finally:
+                    for tree, _ in edits:
+                        tree.free()
+            if changes.oper:
+                self._oper.reload()
+            if changes.notifications:
+                self.notifications.reload()
+
+    def _remote_edits(self, rec: CommitRecord) -> list[tuple[Tree, str]]:
+        what = f"reading revision {rec.revision} of another replica"
+        if rec.kind == "replace":
+            return [(Tree.parse(self.schema, rec.payload, Fmt.JSON, what=what), "replace")]
+        edits: list[tuple[Tree, str]] = []
+        try:
+            for item in json.loads(rec.payload):
+                edits.append((Tree.parse(self.schema, *item_source(item), what=what),
+                              str(item["default-operation"])))
+        except BaseException:
+            for tree, _ in edits:
+                tree.free()
+            raise
+        return edits
 
     @property
     def closed(self) -> bool:
@@ -235,6 +289,12 @@ class Datastore:
         if self._closed:
             return
         self._closed = True
+        if isinstance(self.storage, Replicated):
+            await self.storage.unfollow()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         for s in list(self._sessions.values()):
             await s.close()
         for sub in self._subs:

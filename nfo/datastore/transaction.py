@@ -43,7 +43,7 @@ from nfo.datastore.locks import LockTable
 from nfo.datastore.nacm import Identity, Nacm
 from nfo.datastore.names import DURABLE
 from nfo.datastore.notifications import Checked, Notification, NotificationHub
-from nfo.datastore.storage.base import CommitRecord, Storage
+from nfo.datastore.storage.base import CommitRecord, Replicated, Storage
 from nfo.datastore.subscriptions import ChangeEvent, ChangeSubscription
 from nfo.errors import (
     AccessDenied,
@@ -54,6 +54,7 @@ from nfo.errors import (
     OperationFailed,
     PreconditionFailed,
     ResourceDenied,
+    StorageConflict,
     StorageCorrupt,
     Veto,
 )
@@ -76,6 +77,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 20
+"""Times a write refused because another replica committed first is taken again (on
+the newer state) before the refusal reaches the client."""
 
 SNAPSHOT_DELAY = 0.02
 """Seconds between a commit that makes a snapshot due and the snapshot: its writers
@@ -326,18 +331,57 @@ class Transactions:
         own = isinstance(candidate, PrivateCandidate) and ds == "candidate"
         if not system and not own:
             self._locks.check_writable(writer.session_id, ds)
-        if (ds in DURABLE and validate and not test_only and not system and also is None
-                and self._settings.group_commit):
-            changes = await self._writes.submit(
-                _Write(writer, ds, edits, label, if_revision, precondition, sources,
-                       recorded))
-        else:
-            async with self._lock:
-                changes = await self._transact_locked(
-                    writer, ds, edits, test_only=test_only, validate=validate, label=label,
-                    system=system, if_revision=if_revision, precondition=precondition,
-                    also=also, sources=sources, candidate=candidate, recorded=recorded)
-        return changes.materialize() if report else []
+        tries = 0
+        while True:
+            try:
+                if (ds in DURABLE and validate and not test_only and not system
+                        and also is None and self._settings.group_commit):
+                    changes = await self._writes.submit(
+                        _Write(writer, ds, edits, label, if_revision, precondition, sources,
+                               recorded))
+                else:
+                    async with self._lock:
+                        changes = await self._transact_locked(
+                            writer, ds, edits, test_only=test_only, validate=validate,
+                            label=label, system=system, if_revision=if_revision,
+                            precondition=precondition, also=also, sources=sources,
+                            candidate=candidate, recorded=recorded)
+                return changes.materialize() if report else []
+            except StorageConflict as e:
+                # another replica committed first: taken again on what it stored
+                tries += 1
+                if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
+                    raise
+                await self._storage.caught_up(e.revision)
+
+    async def apply_remote(self, rec: CommitRecord, edits: Sequence[tuple[Tree, str]]
+                           ) -> None:
+        """A commit another replica made durable (``edits``: its edits, parsed): applied
+        to the live tree as its transaction applied them there, then each subscriber
+        told it is done (it had no say: the commit is stored)."""
+        async with self._lock:
+            if rec.revision <= self._last_revision:
+                return
+            ds = rec.datastore
+            if ds in self._trees:
+                live = self._trees[ds]
+                plan = (plan_edits(self._schema, self._ind, list(edits))
+                        if self._settings.partial_validation else None)
+                work, changes = self._stage(live, edits, plan, None, True)
+                events = [(sub, self._changes_for(sub, changes, work))
+                          for sub in self._subscribers(ds)]
+                if plan is not None:
+                    plan.graft(live, work)
+                    work.free()
+                else:
+                    live.take(work)
+                self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
+                if ds == "running":
+                    self._nacm.changed(list(changes.items()))
+                for sub, mine in events:
+                    if mine:
+                        sub.post(ChangeEvent("done", ds, rec.revision, rec.user, mine))
+            self._last_revision = max(self._last_revision, rec.revision)
 
     async def commit_candidate(self, writer: Writer, label: str = "", *,
                                if_revision: int | None = None,

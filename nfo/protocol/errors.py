@@ -28,7 +28,9 @@ RFC 8040 section 7 leaves room in two places; nfo's choices:
   returns.
 - ``operation-failed`` with error-app-tag ``nfo-storage-unavailable``
   (:class:`~nfo.errors.StorageUnavailable`: the etcd cluster of replicas has no leader
-  or cannot be reached) is 503 Service Unavailable, for the same reason.
+  or cannot be reached) is 503 Service Unavailable, for the same reason; with
+  ``nfo-replica-conflict`` (:class:`~nfo.errors.StorageConflict`: another replica
+  committed first) it is 409 Conflict.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from nfo.errors import (
     NotPageable,
     OffsetOutOfRange,
     PreconditionFailed,
+    StorageConflict,
     StorageFull,
     StorageUnavailable,
     Throttled,
@@ -113,8 +116,8 @@ class HttpError(NfoError):
 
 _STATUS_BY_CLASS: tuple[tuple[type[NfoError], int], ...] = (
     (PreconditionFailed, 412), (Throttled, 429), (Veto, 409), (StorageFull, 507),
-    (StorageUnavailable, 503), (OffsetOutOfRange, 416), (LocaleUnavailable, 501),
-    (NotPageable, 400))
+    (StorageUnavailable, 503), (StorageConflict, 409), (OffsetOutOfRange, 416),
+    (LocaleUnavailable, 501), (NotPageable, 400))
 """Errors whose class decides their status (before their error-tag does)."""
 
 

@@ -1,5 +1,6 @@
-"""An etcd cluster on loopback: one shared by the tests that only read and write keys
-(each under a prefix of its own), one of its own for a test that kills members."""
+"""etcd clusters on loopback: the shared one (tests/conftest.py) for tests that only
+read and write keys (each under a prefix of its own), one of its own for a test that
+kills members."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ import pytest
 
 from nfo.datastore.storage.etcd_client import EtcdClient
 from tests.etcd.cluster import EtcdCluster
-
-
-@pytest.fixture(scope="session")
-def etcd_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    with EtcdCluster(tmp_path_factory.mktemp("etcd")) as c:
-        yield c
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ records through the module index, whenever it was defined.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "CommitKind",
@@ -27,6 +27,8 @@ __all__ = [
     "NotificationRecord",
     "NotificationSpan",
     "OperRecord",
+    "RemoteChanges",
+    "Replicated",
     "Snapshot",
     "Storage",
     "StoredState",
@@ -95,6 +97,39 @@ class NotificationSpan:
     module: str
     count: int
     first: NotificationMark
+
+
+@dataclass(frozen=True)
+class RemoteChanges:
+    """What other replicas stored, one revision of the shared store at a time, once this
+    replica's storage holds it too."""
+
+    revision: int
+    commits: list[CommitRecord] = field(default_factory=list)
+    """Their commits, in revision order: this replica's trees do not hold them yet."""
+    oper: bool = False
+    """Operational records changed."""
+    notifications: list[NotificationRecord] = field(default_factory=list)
+    """Notifications they logged."""
+
+
+@runtime_checkable
+class Replicated(Protocol):
+    """A store that other replicas write too (the etcd backend): what they store reaches
+    this one through :meth:`follow`, and a write of this one made on an older state is
+    refused with :class:`~nfo.errors.StorageConflict` (its ``revision``: the store's
+    revision then), to be taken again once :meth:`caught_up`."""
+
+    def follow(self, deliver: Callable[[RemoteChanges], None]) -> None:
+        """From now on, call ``deliver`` (on the running event loop) with each revision
+        other replicas store, in order."""
+        ...
+
+    async def caught_up(self, revision: int) -> None:
+        """Return once every revision up to ``revision`` has been delivered."""
+        ...
+
+    async def unfollow(self) -> None: ...
 
 
 class Storage(Protocol):

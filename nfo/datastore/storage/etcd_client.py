@@ -119,8 +119,12 @@ class Put:
 
 @dataclass(frozen=True, slots=True)
 class Delete:
+    """``key``; with ``prefix``, every key starting with it; with ``end``, every key in
+    [key, end)."""
+
     key: bytes
     prefix: bool = False
+    end: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,8 +355,8 @@ class EtcdClient:
                                                             lease=o.lease))
         if isinstance(o, Delete):
             req = rpc.DeleteRangeRequest(key=o.key)
-            if o.prefix:
-                req.range_end = prefix_end(o.key)
+            if o.prefix or o.end is not None:
+                req.range_end = prefix_end(o.key) if o.end is None else o.end
             return rpc.RequestOp(request_delete_range=req)
         rreq = rpc.RangeRequest(key=o.key, limit=o.limit)
         if o.prefix:

@@ -1180,6 +1180,60 @@ class SqliteStorage:
                     (module, cut)).rowcount
         return dropped
 
+    # -- records made elsewhere ---------------------------------------------------
+    # A mirror of a store that assigns revisions and sequence numbers itself (the etcd
+    # backend's, :mod:`.etcd`) takes its records as they are.
+
+    def restore_commit(self, rec: CommitRecord) -> None:
+        """Store ``rec`` with its own revision (above every one stored)."""
+        with self._transaction(f"restore commit {rec.revision}", single=True) as conn:
+            conn.execute(
+                "INSERT INTO commits (revision, datastore, timestamp, user, kind, label, size,"
+                " payload, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rec.revision, rec.datastore, rec.timestamp, rec.user, rec.kind, rec.label,
+                 len(rec.payload.encode("utf-8", "surrogatepass")), rec.payload,
+                 _crc(rec.revision, rec.datastore, rec.timestamp, rec.user, rec.kind,
+                      rec.label, rec.payload)))
+
+    def restore_snapshot(self, snap: Snapshot) -> None:
+        with self._transaction(f"restore snapshot {snap.datastore}@{snap.revision}") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (datastore, revision, content, crc, parts)"
+                " VALUES (?, ?, ?, ?, 0)", (snap.datastore, snap.revision, snap.content,
+                                            _crc(snap.datastore, snap.revision, snap.content)))
+
+    def restore_notification(self, rec: NotificationRecord) -> None:
+        with self._transaction(f"restore notification {rec.seq}", single=True) as conn:
+            conn.execute(
+                "INSERT INTO notifications (seq, module, timestamp, content, crc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (rec.seq, rec.module, rec.timestamp, rec.content,
+                 _crc(rec.seq, rec.module, rec.timestamp, rec.content)))
+
+    def restore_counters(self, revision: int, seq: int) -> None:
+        """The last revision and notification sequence number assigned (their records
+        may have been pruned): the next ones follow them."""
+        with self._transaction("restore the counters") as conn:
+            for name, value in (("commits", revision), ("notifications", seq)):
+                conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+                if value:
+                    conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                                 (name, value))
+
+    def snapshot_revisions(self, datastore: str) -> list[int]:
+        """The revisions of the snapshots kept of ``datastore``, oldest first."""
+        with self._reading(f"list the snapshots of {datastore!r}") as conn:
+            return [int(r[0]) for r in conn.execute(
+                "SELECT revision FROM snapshots WHERE datastore = ? ORDER BY revision",
+                (datastore,))]
+
+    def first_commit(self, datastore: str) -> int | None:
+        """The revision of the oldest commit kept of ``datastore``."""
+        with self._reading(f"read the commits of {datastore!r}") as conn:
+            row = conn.execute("SELECT MIN(revision) FROM commits WHERE datastore = ?",
+                               (datastore,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     # -- meta -----------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

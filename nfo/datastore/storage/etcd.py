@@ -1,0 +1,629 @@
+"""The storage backend of nfo replicas: the state on an etcd cluster.
+
+etcd holds the state, one key per record under a prefix (``/nfo/`` unless
+configured): every commit record (``log/<datastore>/<revision>``), every entry of
+every snapshot (``snap/<datastore>/<revision>/<n>``, a top-level node or one entry of a
+top-level list each; ``snapmeta/...`` marks a snapshot whole), every operational
+record (``oper/<owner>/<key>``), every logged notification (``notif/<module>/<seq>``)
+and every meta value (``meta/<key>``).  Two counters, ``head`` (the last revision)
+and ``nseq`` (the last notification number), guard the writes: a batch of writes is
+one etcd transaction, made only if the counters it advances still hold what this
+replica last saw; otherwise another replica wrote first and the batch fails with
+:class:`~nfo.errors.StorageConflict`, nothing stored.
+
+The :class:`~nfo.datastore.storage.base.Storage` interface is synchronous, and reads
+are on every request's path, so each replica keeps a mirror of those records in an
+in-memory :class:`~nfo.datastore.storage.sqlite.SqliteStorage`: reads are the
+mirror's; a write goes into the mirror's open transaction and into the batch's etcd
+transaction, and the mirror's transaction is committed only once etcd has made the
+batch durable (rolled back if not).  The etcd client runs on a loop of its own, in a
+thread, and a write waits for its transaction there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+from nfo.errors import OperationFailed, StorageConflict, StorageUnavailable
+
+from .base import (
+    CommitKind,
+    CommitRecord,
+    NotificationMark,
+    NotificationRecord,
+    NotificationSpan,
+    OperRecord,
+    RemoteChanges,
+    Snapshot,
+    StoredState,
+)
+from .etcd_client import (
+    Compacted,
+    Compare,
+    Delete,
+    EtcdClient,
+    Put,
+    WatchBatch,
+    WatchEvent,
+    parse_endpoints,
+)
+from .sqlite import SqliteStorage
+
+__all__ = ["EtcdStorage"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+_OPS_PER_TXN = 100
+"""Writes per etcd transaction when a snapshot is stored (etcd takes 128 by default)."""
+_BYTES_PER_TXN = 1 << 20
+"""Bytes of snapshot per etcd transaction (etcd takes requests of 1.5 MiB by default)."""
+
+
+def _num(n: int) -> str:
+    return f"{n:016d}"
+
+
+def _name(s: str) -> str:
+    return quote(s, safe="")
+
+
+class _Loop:
+    """An event loop in a thread of its own, running the etcd client's calls for a
+    caller that must wait for them synchronously."""
+
+    def __init__(self, endpoints: Sequence[str], timeout: float, failover: float) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="nfo-etcd",
+                                        daemon=True)
+        self._thread.start()
+        self.client = EtcdClient(endpoints, timeout=timeout, failover=failover)
+
+    def run(self, call: Callable[[EtcdClient], Coroutine[Any, Any, _T]]) -> _T:
+        return self.submit(call).result()
+
+    def submit(self, call: Callable[[EtcdClient], Coroutine[Any, Any, _T]]
+               ) -> concurrent.futures.Future[_T]:
+        return asyncio.run_coroutine_threadsafe(call(self.client), self.loop)
+
+    def close(self) -> None:
+        if not self.loop.is_running():
+            return
+        try:
+            self.run(lambda c: c.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@dataclass
+class _Batch:
+    """The etcd writes of an open batch (the last one per key: etcd refuses two writes
+    of a key in one transaction), and how far it moves the counters."""
+
+    ops: dict[bytes, Put | Delete] = field(default_factory=dict)
+    undo: list[tuple[bytes, Put | Delete | None]] = field(default_factory=list)
+    """What each write replaced, for undoing the writes of a block that failed."""
+    head: tuple[int, int] | None = None
+    """(the last revision before the batch, the last one it assigned)"""
+    nseq: tuple[int, int] | None = None
+
+    def add(self, op: Put | Delete) -> None:
+        self.undo.append((op.key, self.ops.pop(op.key, None)))
+        self.ops[op.key] = op
+
+    def undo_to(self, mark: int) -> None:
+        while len(self.undo) > mark:
+            key, prev = self.undo.pop()
+            if prev is None:
+                self.ops.pop(key, None)
+            else:
+                self.ops[key] = prev
+
+
+class EtcdStorage:
+    """:class:`~nfo.datastore.storage.base.Storage` on the etcd cluster at
+    ``endpoints`` (``etcd://host:port,...`` or a list of ``host:port``), under
+    ``prefix``.  Not thread-safe, like the SQLite backend."""
+
+    def __init__(self, endpoints: str | Sequence[str], *, prefix: str = "/nfo/",
+                 keep_snapshots: int = 3, timeout: float = 2.0,
+                 failover: float = 10.0) -> None:
+        eps = parse_endpoints(endpoints) if isinstance(endpoints, str) else list(endpoints)
+        if not prefix.startswith("/") or not prefix.endswith("/"):
+            raise OperationFailed(f"storage: the etcd prefix {prefix!r} must start and end "
+                                  "with '/'")
+        self.endpoints = eps
+        self.prefix = prefix.encode()
+        self._keep = keep_snapshots
+        self._mirror = SqliteStorage(":memory:", keep_snapshots=keep_snapshots,
+                                     checkpoint_every=0)
+        self._io = _Loop(eps, timeout, failover)
+        self._batch: _Batch | None = None
+        self._head = 0
+        self._nseq = 0
+        self.revision = 0
+        """The etcd revision the mirror is current with."""
+        self._mine: set[int] = set()
+        """Revisions of this replica's own transactions the watch has not passed yet."""
+        self._deliver: Callable[[RemoteChanges], None] | None = None
+        self._main: asyncio.AbstractEventLoop | None = None
+        self._watch: concurrent.futures.Future[None] | None = None
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self.lost: BaseException | None = None
+        """Why the replica stopped following the store (None: it follows)."""
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- keys ---------------------------------------------------------------------------
+    def _key(self, *parts: str) -> bytes:
+        return self.prefix + "/".join(parts).encode()
+
+    def _load(self) -> None:
+        kvs, self.revision = self._io.run(lambda c: c.read_prefix(self.prefix))
+        snaps: dict[tuple[str, int], dict[str, Any]] = {}
+        pieces: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        with self._mirror.batch():
+            for kv in kvs:
+                kind, *rest = kv.key[len(self.prefix):].decode().split("/")
+                value = kv.value.decode()
+                if kind == "head":
+                    self._head = int(value)
+                elif kind == "nseq":
+                    self._nseq = int(value)
+                elif kind == "meta":
+                    self._mirror.set_meta(unquote(rest[0]), value)
+                elif kind == "log":
+                    d = json.loads(value)
+                    self._mirror.restore_commit(CommitRecord(
+                        int(rest[1]), unquote(rest[0]), d["t"], d["user"], d["kind"],
+                        d["payload"], d.get("label", "")))
+                elif kind == "oper":
+                    self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]), value)
+                elif kind == "notif":
+                    d = json.loads(value)
+                    self._mirror.restore_notification(NotificationRecord(
+                        int(rest[1]), unquote(rest[0]), d["t"], d["content"]))
+                elif kind == "snapmeta":
+                    snaps[unquote(rest[0]), int(rest[1])] = json.loads(value)
+                elif kind == "snap":
+                    pieces.setdefault((unquote(rest[0]), int(rest[1])), []).append(
+                        (int(rest[2]), json.loads(value)))
+            for (ds, rev), meta in sorted(snaps.items()):
+                got = sorted(pieces.get((ds, rev), []), key=lambda p: p[0])
+                if len(got) != meta["pieces"]:
+                    raise OperationFailed(
+                        f"storage: snapshot {ds}@{rev} in etcd has {len(got)} of its "
+                        f"{meta['pieces']} pieces")
+                self._mirror.restore_snapshot(Snapshot(ds, rev, _join([p for _, p in got])))
+            self._mirror.restore_counters(self._head, self._nseq)
+        # the entries of a snapshot whose writing a stop or a crash cut short
+        torn = sorted(set(pieces) - set(snaps))
+        if torn:
+            self._write([Delete(self._key("snap", _name(ds), _num(rev)) + b"/", prefix=True)
+                         for ds, rev in torn])
+
+    # -- batches --------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes inside, made durable together in one etcd transaction when the
+        block ends; a write that fails inside is undone alone."""
+        outer = self._batch
+        if outer is not None:
+            mark = (len(outer.undo), outer.head, outer.nseq, self._head, self._nseq)
+            try:
+                with self._mirror.batch():
+                    yield
+            except BaseException:  # the mirror undid the block's writes: so do we
+                outer.undo_to(mark[0])
+                outer.head, outer.nseq, self._head, self._nseq = mark[1:]
+                raise
+            return
+        b = self._batch = _Batch()
+        try:
+            with self._mirror.batch():
+                yield
+                if b.ops:
+                    self._send(b)
+        except BaseException:
+            self._head = b.head[0] if b.head is not None else self._head
+            self._nseq = b.nseq[0] if b.nseq is not None else self._nseq
+            raise
+        finally:
+            self._batch = None
+
+    @asynccontextmanager
+    async def durable_batch(self) -> AsyncIterator[None]:
+        """:meth:`batch` (its transaction is waited for on the loop)."""
+        with self.batch():
+            yield
+
+    def _send(self, b: _Batch) -> None:
+        guards: list[Compare] = []
+        ops = list(b.ops.values())
+        for name, moved in (("head", b.head), ("nseq", b.nseq)):
+            if moved is None:
+                continue
+            key = self._key(name)
+            before, after = moved
+            guards.append(Compare.value_is(key, str(before).encode()) if before
+                          else Compare.absent(key))
+            ops.append(Put(key, str(after).encode()))
+        result = self._io.run(lambda c: c.txn(guards, ops))
+        if not result.succeeded:
+            raise StorageConflict(
+                "another replica wrote to the stored state first (revision "
+                f"{b.head[0] if b.head else self._head} is no longer the last); nothing "
+                "was stored", revision=result.revision)
+        self._own(result.revision)
+
+    def _open(self) -> _Batch:
+        assert self._batch is not None
+        return self._batch
+
+    # -- commits and snapshots ----------------------------------------------------------
+    def load(self) -> StoredState:
+        return self._mirror.load()
+
+    def append_commit(
+        self, datastore: str, timestamp: float, user: str, kind: CommitKind, payload: str,
+        label: str = "",
+    ) -> CommitRecord:
+        with self.batch():
+            b = self._open()
+            rec = self._mirror.append_commit(datastore, timestamp, user, kind, payload, label)
+            b.head = (b.head[0] if b.head else rec.revision - 1, rec.revision)
+            self._head = rec.revision
+            b.add(Put(self._key("log", _name(datastore), _num(rec.revision)),
+                             json.dumps({"t": rec.timestamp, "user": user, "kind": kind,
+                                         "payload": payload, "label": label}).encode()))
+        return rec
+
+    def write_snapshot(self, datastore: str, revision: int, content: str) -> None:
+        for _ in self.snapshot_steps(datastore, revision, content):
+            pass
+
+    def snapshot_steps(self, datastore: str, revision: int,
+                       content: str | Sequence[bytes]) -> Generator[None, None, None]:
+        """The snapshot's entries into etcd, a transaction of them per step; then the
+        transaction that marks it whole and deletes what it replaces (older snapshots
+        beyond the newest ``keep_snapshots``, and the commits before the oldest one
+        kept)."""
+        if not 0 <= revision <= self._head:
+            raise OperationFailed(
+                f"storage: snapshot revision {revision} of {datastore!r} is outside"
+                f" 0..{self._head}, the revisions assigned so far")
+        if revision in self._mirror.snapshot_revisions(datastore):
+            return
+        text = content if isinstance(content, str) else b"".join(content).decode()
+        pieces = _split(text)
+        base = ("snap", _name(datastore), _num(revision))
+        self._write([Delete(self._key(*base) + b"/", prefix=True)])  # a torn earlier try
+        ops: list[Put | Delete] = []
+        size = 0
+        for n, piece in enumerate(pieces):
+            data = json.dumps(piece).encode()
+            if ops and (len(ops) >= _OPS_PER_TXN or size + len(data) > _BYTES_PER_TXN):
+                self._write(ops)
+                ops, size = [], 0
+                yield
+            ops.append(Put(self._key(*base, _num(n)), data))
+            size += len(data)
+        if ops:
+            self._write(ops)
+            yield
+        with self._mirror.batch():
+            for _ in self._mirror.snapshot_steps(datastore, revision, text):
+                pass
+            kept = self._mirror.snapshot_revisions(datastore)
+            first = self._mirror.first_commit(datastore)
+            done: list[Put | Delete] = [Put(self._key("snapmeta", *base[1:]), json.dumps(
+                {"pieces": len(pieces), "bytes": len(text)}).encode())]
+            sp = self._key("snapmeta", _name(datastore)) + b"/"
+            for old in self._stored_snapshots(datastore):
+                if old not in kept:
+                    done += [Delete(sp + _num(old).encode()),
+                             Delete(self._key("snap", _name(datastore), _num(old)) + b"/",
+                                    prefix=True)]
+            logs = self._key("log", _name(datastore)) + b"/"
+            done.append(Delete(logs, end=logs + _num(first if first is not None
+                                                     else self._head + 1).encode()))
+            self._write(done)
+
+    def _stored_snapshots(self, datastore: str) -> list[int]:
+        p = self._key("snapmeta", _name(datastore)) + b"/"
+        kvs, _ = self._io.run(lambda c: c.read_prefix(p))
+        return [int(kv.key[len(p):]) for kv in kvs]
+
+    def _write(self, ops: list[Put | Delete]) -> None:
+        result = self._io.run(lambda c: c.txn([], ops, retry=True))
+        self._own(result.revision)
+
+    def _own(self, revision: int) -> None:
+        """A transaction of this replica made ``revision``: the watch passes it over."""
+        if self._watch is not None:
+            self._mine.add(revision)
+        else:
+            self.revision = max(self.revision, revision)
+
+    # -- following the other replicas ----------------------------------------------------
+    def follow(self, deliver: Callable[[RemoteChanges], None]) -> None:
+        self._deliver = deliver
+        self._main = asyncio.get_running_loop()
+        start = self.revision + 1
+        self._watch = self._io.submit(lambda c: self._watching(c, start))
+
+    async def _watching(self, client: EtcdClient, start: int) -> None:
+        """In the etcd thread: every batch of the watch to the main loop, in order."""
+        assert self._main is not None
+        try:
+            async for batch in client.watch(self.prefix, start):
+                if batch.events:
+                    self._main.call_soon_threadsafe(self._take, batch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:
+            self._main.call_soon_threadsafe(self._stop_following, e)
+
+    def _stop_following(self, e: BaseException) -> None:
+        if isinstance(e, Compacted):
+            log.error("etcd compacted revisions this replica had not read (up to %d): it "
+                      "no longer follows the other replicas; restart it", e.revision)
+        else:
+            log.error("the watch of etcd ended: %s", e)
+        self.lost = e
+        for _, fut in self._waiting:
+            if not fut.done():
+                fut.set_exception(StorageUnavailable(
+                    f"this replica no longer follows the stored state: {e}"))
+        self._waiting.clear()
+
+    def _take(self, batch: WatchBatch) -> None:
+        """On the main loop: each revision of ``batch`` not made here, into the mirror,
+        then to the datastore."""
+        by_rev: dict[int, list[WatchEvent]] = {}
+        for ev in batch.events:
+            by_rev.setdefault(ev.kv.mod_revision, []).append(ev)
+        for rev, events in sorted(by_rev.items()):
+            if rev in self._mine:
+                self._mine.discard(rev)
+            elif rev > self.revision:
+                changes = self._apply(rev, events)
+                if self._deliver is not None and (changes.commits or changes.oper
+                                                  or changes.notifications):
+                    self._deliver(changes)
+            self.revision = max(self.revision, rev)
+        self._wake()
+
+    def _apply(self, rev: int, events: list[WatchEvent]) -> RemoteChanges:
+        commits: list[CommitRecord] = []
+        notes: list[NotificationRecord] = []
+        oper = False
+        with self._mirror.batch():
+            for ev in events:
+                kind, *rest = ev.kv.key[len(self.prefix):].decode().split("/")
+                value = ev.kv.value.decode()
+                put = ev.kind == "put"
+                if kind == "head" and put:
+                    self._head = max(self._head, int(value))
+                elif kind == "nseq" and put:
+                    self._nseq = max(self._nseq, int(value))
+                elif kind == "meta" and put:
+                    self._mirror.set_meta(unquote(rest[0]), value)
+                elif kind == "log" and put:
+                    d = json.loads(value)
+                    rec = CommitRecord(int(rest[1]), unquote(rest[0]), d["t"], d["user"],
+                                       d["kind"], d["payload"], d.get("label", ""))
+                    self._mirror.restore_commit(rec)
+                    commits.append(rec)
+                elif kind == "oper":
+                    self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]),
+                                          value if put else None)
+                    oper = True
+                elif kind == "notif" and put:
+                    d = json.loads(value)
+                    note = NotificationRecord(int(rest[1]), unquote(rest[0]), d["t"],
+                                              d["content"])
+                    self._mirror.restore_notification(note)
+                    notes.append(note)
+                elif kind == "notif":
+                    self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
+                elif kind == "snapmeta" and put:
+                    ds, at = unquote(rest[0]), int(rest[1])
+                    self._mirror.restore_snapshot(Snapshot(ds, at, self._read_snapshot(
+                        self._key("snap", rest[0], rest[1]) + b"/", rev)))
+            self._mirror.restore_counters(self._head, self._nseq)
+        return RemoteChanges(rev, commits, oper, notes)
+
+    def _read_snapshot(self, under: bytes, revision: int) -> str:
+        kvs, _ = self._io.run(lambda c: c.read_prefix(under, revision=revision))
+        return _join([json.loads(kv.value) for kv in kvs])
+
+    def _wake(self) -> None:
+        keep = []
+        for rev, fut in self._waiting:
+            if rev <= self.revision:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((rev, fut))
+        self._waiting = keep
+
+    async def caught_up(self, revision: int) -> None:
+        if self.lost is not None:
+            raise StorageUnavailable(f"this replica no longer follows the stored state: "
+                                     f"{self.lost}")
+        if self._watch is None or revision <= self.revision:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting.append((revision, fut))
+        await fut
+
+    async def unfollow(self) -> None:
+        w, self._watch = self._watch, None
+        if w is not None:
+            w.cancel()
+            await asyncio.sleep(0)
+        for _, fut in self._waiting:
+            fut.cancel()
+        self._waiting.clear()
+
+    def since_snapshot(self, datastore: str) -> tuple[int, int]:
+        return self._mirror.since_snapshot(datastore)
+
+    def history(self, datastore: str, limit: int = 100,
+                before: int | None = None) -> list[CommitRecord]:
+        return self._mirror.history(datastore, limit, before)
+
+    def snapshot_at(self, datastore: str, revision: int) -> Snapshot | None:
+        return self._mirror.snapshot_at(datastore, revision)
+
+    def commits_between(self, datastore: str, after: int, upto: int) -> list[CommitRecord]:
+        return self._mirror.commits_between(datastore, after, upto)
+
+    # -- operational data ---------------------------------------------------------------
+    def put_oper(self, owner: str, key: str, content: str | None) -> None:
+        with self.batch():
+            self._mirror.put_oper(owner, key, content)
+            k = self._key("oper", _name(owner), _name(key))
+            self._open().add(Delete(k) if content is None else Put(k, content.encode()))
+
+    def load_oper(self) -> list[OperRecord]:
+        return self._mirror.load_oper()
+
+    def oper_keys(self) -> list[tuple[str, str]]:
+        return self._mirror.oper_keys()
+
+    def oper_texts(self, owner: str, keys: Sequence[str]) -> list[str | None]:
+        return self._mirror.oper_texts(owner, keys)
+
+    def oper_page(self, owner: str, after: str | None, limit: int
+                  ) -> list[tuple[str, str]]:
+        return self._mirror.oper_page(owner, after, limit)
+
+    def clear_oper(self, owner: str) -> None:
+        with self.batch():
+            keys = [k for o, k in self._mirror.oper_keys() if o == owner]
+            self._mirror.clear_oper(owner)
+            for k in keys:  # one by one: a write of one of them may follow in the batch
+                self._open().add(Delete(self._key("oper", _name(owner), _name(k))))
+
+    # -- notifications --------------------------------------------------------------------
+    def append_notification(self, module: str, timestamp: float, content: str) -> int:
+        with self.batch():
+            b = self._open()
+            seq = self._mirror.append_notification(module, timestamp, content)
+            b.nseq = (b.nseq[0] if b.nseq else seq - 1, seq)
+            self._nseq = seq
+            b.add(Put(self._key("notif", _name(module), _num(seq)),
+                             json.dumps({"t": float(timestamp), "content": content}).encode()))
+        return seq
+
+    def notifications(
+        self, modules: Collection[str] | None = None, start: float | None = None,
+        stop: float | None = None, after_seq: int = 0,
+    ) -> Iterator[NotificationRecord]:
+        return self._mirror.notifications(modules, start, stop, after_seq)
+
+    def notification_spans(self, modules: Collection[str] | None = None
+                           ) -> list[NotificationSpan]:
+        return self._mirror.notification_spans(modules)
+
+    def notification_after(self, modules: Collection[str] | None, after_seq: int,
+                           skip: int = 0) -> NotificationMark | None:
+        return self._mirror.notification_after(modules, after_seq, skip)
+
+    def drop_notifications(self, cuts: Mapping[str, int]) -> int:
+        with self.batch():
+            dropped = self._mirror.drop_notifications(cuts)
+            for module, cut in sorted(cuts.items()):
+                p = self._key("notif", _name(module)) + b"/"
+                # below every record kept, so below every one this batch appends
+                self._open().add(Delete(p, end=p + _num(cut).encode()))
+        return dropped
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        return self._mirror.get_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.batch():
+            self._mirror.set_meta(key, value)
+            self._open().add(Put(self._key("meta", _name(key)), value.encode()))
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        try:
+            self._io.close()
+        finally:
+            self._mirror.close()
+
+    def __enter__(self) -> EtcdStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _split(text: str) -> list[Any]:
+    """A datastore's RFC 7951 JSON as pieces of one entry each: ``[top, None, value]``
+    for a top-level node, ``[top, member, value]`` for a member of a top-level container
+    that is not a list, ``[top, member, [entry]]`` for each entry of a list in it."""
+    if not text.strip():
+        return []
+    doc = json.loads(text)
+    out: list[Any] = []
+    for top, value in doc.items():
+        if not isinstance(value, dict) or not value:
+            out.append([top, None, value])
+            continue
+        for member, v in value.items():
+            if isinstance(v, list) and v and all(isinstance(e, dict) for e in v):
+                out.extend([top, member, [e]] for e in v)
+            else:
+                out.append([top, member, v])
+    return out
+
+
+def _join(pieces: list[Any]) -> str:
+    """The text :func:`_split` took apart (members in their order, entries in theirs)."""
+    if not pieces:
+        return ""
+    doc: dict[str, Any] = {}
+    for top, member, value in pieces:
+        if member is None:
+            doc[top] = value
+            continue
+        node = doc.setdefault(top, {})
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) \
+                and isinstance(node.get(member), list):
+            node[member].append(value[0])
+        else:
+            node[member] = value
+    return json.dumps(doc)
+

@@ -1,0 +1,103 @@
+"""Datastores of two replicas on one etcd prefix (in one process, each with its own
+storage, trees and loop callbacks): a commit on either is applied on the other and its
+subscribers told; writes racing on both are all committed, once each, in one order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from nfo.datastore import Datastore
+from nfo.datastore.storage.etcd import EtcdStorage
+from nfo.datastore.subscriptions import ChangeEvent
+from nfo.errors import NfoError
+from nfo.schema import Schema
+from tests.etcd.cluster import EtcdCluster
+
+pytestmark = pytest.mark.etcd
+
+
+def vim(name: str, kind: str = "nfo-vim:sim") -> str:
+    return json.dumps({"nfo-vim:vims": {"vim": [{"name": name, "type": kind}]}})
+
+
+def content(ds: Datastore) -> Any:
+    with ds.get("running") as t:
+        return json.loads(t.print("json") or "{}")
+
+
+async def converged(*replicas: Datastore, timeout: float = 10.0) -> None:
+    async def wait() -> None:
+        while len({r.info("running").revision for r in replicas}) > 1:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(wait(), timeout)
+
+
+@pytest.fixture
+async def pair(schema: Schema, etcd_shared: EtcdCluster
+               ) -> AsyncIterator[tuple[Datastore, Datastore]]:
+    prefix = f"/r/{uuid.uuid4().hex}/"
+    a = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix))
+    await a.start()
+    b = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix))
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_commit_on_one_replica_is_applied_on_the_other(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    seen: list[ChangeEvent] = []
+
+    async def on_change(ev: ChangeEvent) -> None:
+        seen.append(ev)
+
+    b.subscribe("nfo-vim", on_change)
+    await a.internal_session("alice").edit("running", vim("v1"), "json")
+    await converged(a, b)
+    assert content(b) == content(a)
+    assert b.info("running").user == "alice"
+    await asyncio.sleep(0.05)
+    assert [(ev.phase, ev.revision) for ev in seen] == [("done", a.info("running").revision)]
+    assert seen[0].changes[0].path == "/nfo-vim:vims/vim[name='v1']"
+    # and back: b writes on what it now holds, a follows
+    await b.internal_session("bob").edit("running", vim("v2"), "json")
+    await converged(a, b)
+    assert {v["name"] for v in content(a)["nfo-vim:vims"]["vim"]} == {"v1", "v2"}
+    assert [h.revision for h in b.storage.history("running")] == [
+        h.revision for h in a.storage.history("running")]
+
+
+async def test_writes_racing_on_both_replicas_are_all_committed(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa, sb = a.internal_session("alice"), b.internal_session("bob")
+    await asyncio.gather(*(s.edit("running", vim(f"{tag}{i}"), "json")
+                           for i in range(15) for tag, s in (("a", sa), ("b", sb))))
+    await converged(a, b)
+    names = sorted(v["name"] for v in content(a)["nfo-vim:vims"]["vim"])
+    assert names == sorted([f"a{i}" for i in range(15)] + [f"b{i}" for i in range(15)])
+    assert content(b) == content(a)
+    revs = [h.revision for h in a.storage.history("running", limit=1000)]
+    assert revs == sorted(revs, reverse=True) and len(revs) == len(set(revs)) == 30
+
+
+async def test_a_refused_write_on_one_replica_leaves_both_as_they_were(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    await a.internal_session("alice").edit("running", vim("v1"), "json")
+    await converged(a, b)
+    before = b.info("running").revision
+    with pytest.raises(NfoError):
+        await b.internal_session("bob").edit("running", vim("v1", "nfo-vim:no-such"), "json")
+    await asyncio.sleep(0.1)
+    assert a.info("running").revision == b.info("running").revision == before
