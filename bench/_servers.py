@@ -77,8 +77,10 @@ class Server:
     @classmethod
     def start(cls, name: str, python: str, state: Path, *, restconf: bool, netconf: bool,
               yang_dirs: tuple[Path, ...] = (), timeout: float = 120,
-              env: dict[str, str] | None = None, fresh: bool = True) -> Server:
-        """``fresh``: a new state directory; else ``state`` is served again (a restart)."""
+              env: dict[str, str] | None = None, fresh: bool = True,
+              extra: tuple[str, ...] = ()) -> Server:
+        """``fresh``: a new state directory; else ``state`` is served again (a restart).
+        ``extra``: more ``nfo serve`` options."""
         state.mkdir(parents=True, exist_ok=not fresh)
         log = state.parent / f"{state.name}.log"
         args = [python, "-m", "nfo", "--state-dir", str(state), "serve",
@@ -86,6 +88,7 @@ class Server:
                 "--netconf", "127.0.0.1:0" if netconf else "off"]
         for d in yang_dirs:
             args += ["--yang-dir", str(d.resolve())]
+        args += extra
         with log.open("wb") as out:
             proc = subprocess.Popen(args, cwd=state, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT,

@@ -116,6 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dev-cert", action="store_true",
                    help="HTTPS with a self-signed development certificate kept in the state "
                         "directory (generated on first use)")
+    s.add_argument("--store", metavar="etcd://HOST:PORT,...",
+                   help="keep the state on this etcd cluster, shared with other replicas "
+                   "(docs/replicas.md); default: the state directory's SQLite file")
+    s.add_argument("--replica", metavar="NAME",
+                   help="this replica's name in the cluster (default: host and pid)")
+    s.add_argument("--drivers-dir", type=Path, metavar="DIR",
+                   help="where drivers keep their records of the VIMs' workloads (default: "
+                   "the state directory); replicas on one host share it")
     s.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="VIM calls in flight per VIM account at most (default 64)")
     s.add_argument("--demo", type=int, nargs="?", const=7777, default=None, metavar="PORT",
@@ -205,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                               workers=Workers(args.query_threads,
                                               per_user=args.queries_per_user,
                                               deadline=args.query_deadline),
-                              notification_retention=_notification_retention(args)))
+                              notification_retention=_notification_retention(args),
+                              store=args.store, replica=args.replica,
+                              drivers_dir=args.drivers_dir))
         elif args.cmd == "user":
             run_user(state, args)
         elif args.mcmd == "install":

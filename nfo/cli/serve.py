@@ -11,6 +11,7 @@ shut down cleanly: nothing acknowledged is lost either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -27,18 +28,20 @@ from nfo.cli.demo import router_descriptor
 from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
 from nfo.collector import Collector
-from nfo.datastore import Datastore, SqliteStorage
+from nfo.datastore import Datastore, SqliteStorage, Storage
 from nfo.datastore.logins import LoginGuard, LoginLimits
+from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.datastore.users import UserStore
 from nfo.datastore.workers import Workers
+from nfo.errors import InvalidValue, NfoError
 from nfo.netconf.monitoring import Monitor
 from nfo.netconf.server import NetconfOptions, start_netconf
 from nfo.protocol.limits import Reclaimer, raise_open_files_limit
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
-from nfo.workload import WorkloadManager
+from nfo.workload import OWNER, WorkloadManager
 
 __all__ = [
     "DEMO_INSTANCE",
@@ -47,6 +50,7 @@ __all__ = [
     "ensure_demo_instance",
     "installation_id",
     "open_datastore",
+    "open_storage",
     "serve",
     "start_manager",
 ]
@@ -65,8 +69,13 @@ def installation_id(ds: Datastore) -> str:
     return tag
 
 
-def make_manager(ds: Datastore, state: StateDir, **options: Any) -> WorkloadManager:
-    registry = DriverRegistry.from_entry_points(state.path, installation_id(ds))
+def make_manager(ds: Datastore, state: StateDir, *, drivers_dir: Path | None = None,
+                 **options: Any) -> WorkloadManager:
+    """``drivers_dir``: where drivers keep what they know of their VIMs' workloads
+    (default: the state directory); replicas on one host share it, so that the one that
+    leads next adopts what the last one started."""
+    registry = DriverRegistry.from_entry_points(drivers_dir or state.path,
+                                                installation_id(ds))
     return WorkloadManager(ds, registry, **options)
 
 
@@ -77,13 +86,28 @@ async def start_manager(ds: Datastore, state: StateDir, **options: Any) -> Workl
     return manager
 
 
+def open_storage(state: StateDir, store: str | None = None,
+                 replica: str | None = None) -> Storage:
+    """The state directory's SQLite file, or (``store``: ``etcd://...``) the etcd
+    cluster shared with other replicas."""
+    if store is None:
+        return SqliteStorage(state.db)
+    if not store.startswith("etcd://"):
+        raise InvalidValue(f"--store: not an etcd://host:port,... address: {store!r}")
+    st = EtcdStorage(store, replica=replica)
+    print(f"nfo: joined the etcd cluster {', '.join(st.endpoints)} as replica "
+          f"{st.replica} (etcd revision {st.revision})", flush=True)
+    return st
+
+
 async def open_datastore(state: StateDir, yang_dirs: list[Path],
                          workers: Workers | None = None, *,
-                         notification_retention: Mapping[str, int] | None = None
+                         notification_retention: Mapping[str, int] | None = None,
+                         store: str | None = None, replica: str | None = None
                          ) -> Datastore:
     state.ensure()
     schema = state.schema(yang_dirs)
-    ds = Datastore.open(schema, SqliteStorage(state.db), workers,
+    ds = Datastore.open(schema, open_storage(state, store, replica), workers,
                         notification_retention=notification_retention)
     await ds.start()
     if ds.info("running").revision == 0:
@@ -173,28 +197,163 @@ def check_open_files(restconf: RestconfOptions | None, netconf: NetconfOptions |
                     "open %d (ulimit -n): lower the limits or raise the limit", need, allowed)
 
 
+async def _front_ends(ds: Datastore, users: UserStore, state: StateDir,
+                      restconf: RestconfOptions | None, netconf: NetconfOptions | None,
+                      reclaimer: Reclaimer) -> tuple[Any, Any]:
+    """RESTCONF and NETCONF, each if asked for, started and announced."""
+    rest = nc = None
+    try:
+        if restconf is not None:
+            rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
+            print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
+                  flush=True)
+        if netconf is not None:
+            nc = await start_netconf(
+                ds, users, netconf.host, netconf.port, state.path / "ssh",
+                login_timeout=netconf.login_timeout, max_message=netconf.max_message,
+                message_timeout=netconf.message_timeout, max_sessions=netconf.max_sessions,
+                max_sessions_per_user=netconf.max_sessions_per_user,
+                max_startups=netconf.max_startups, monitor=Monitor(ds), reclaimer=reclaimer)
+            print(f"nfo: NETCONF over SSH on {netconf.host}:{nc.port}", flush=True)
+    except BaseException:
+        if rest is not None:
+            await rest.stop()
+        raise
+    return rest, nc
+
+
+async def _stop_serving(ds: Datastore, control: ControlServer, rest: Any, nc: Any,
+                        users: UserStore, transactions: TransactionRpcs) -> None:
+    """The control socket, then the subscriptions: an open event stream (SSE, a NETCONF
+    notifier) ends with them, and the front ends then stop at once (new changes are
+    still logged); then what they registered."""
+    await control.stop()
+    await ds.notifications.close()
+    if nc is not None:
+        await nc.stop()
+    if rest is not None:
+        await rest.stop()
+    users.unregister()
+    transactions.unregister()
+
+
+LEASE_TTL = 5
+"""Seconds the workload manager's leader keeps its lease without renewing it: the
+longest another replica waits to take over from one that died or stood still."""
+
+
+async def _lead(ds: Datastore, state: StateDir, storage: EtcdStorage,
+                concurrency: int, drivers_dir: Path | None) -> None:
+    """Run the workload manager whenever this replica leads it, never when it does
+    not; on cancellation, stop it and hand the lead over at once."""
+    while True:
+        held = await storage.lead("workload", ttl=LEASE_TTL, owner=OWNER)
+        print(f"nfo: replica {storage.replica} leads the workload manager", flush=True)
+        manager = make_manager(ds, state, concurrency=concurrency, fence=held.valid,
+                               drivers_dir=drivers_dir)
+        try:
+            try:
+                await manager.start()
+            except NfoError as e:
+                if not held.lost.is_set():
+                    raise
+                log.warning("the workload manager's start ended with the lead: %s", e)
+                continue
+            n = manager.instances
+            print(f"nfo: workload manager ready ({n} instance{'' if n == 1 else 's'})",
+                  flush=True)
+            await held.lost.wait()
+            print(f"nfo: replica {storage.replica} no longer leads the workload manager",
+                  flush=True)
+        finally:
+            await manager.stop()
+            await held.release()
+
+
+async def _serve_replica(ds: Datastore, state: StateDir, *, ready: asyncio.Event | None,
+                         concurrency: int, restconf: RestconfOptions | None,
+                         netconf: NetconfOptions | None, storage: EtcdStorage,
+                         drivers_dir: Path | None) -> None:
+    """One replica of several on an etcd cluster: both front ends serve at once, the
+    workload manager runs only while this replica leads it (:func:`_lead`)."""
+    rest = nc = control = None
+    reclaimer = Reclaimer()
+    transactions = TransactionRpcs(ds)
+    try:
+        users = await bootstrap_admin(ds)
+        transactions.register()
+        control = ControlServer(state.control, users)
+        await control.start()
+        rest, nc = await _front_ends(ds, users, state, restconf, netconf, reclaimer)
+    except BaseException:
+        if control is not None:
+            await control.stop()
+        reclaimer.close()
+        await ds.close()
+        raise
+    leading = asyncio.get_running_loop().create_task(
+        _lead(ds, state, storage, concurrency, drivers_dir), name="nfo-lead-workload")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    leading.add_done_callback(lambda _: stop.set())
+    print(f"nfo: serving as replica {storage.replica} (running revision "
+          f"{ds.info('running').revision}); Ctrl-C to stop", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading
+        await _stop_serving(ds, control, rest, nc, users, transactions)
+        reclaimer.close()
+        await ds.close()
+        print("nfo: stopped", flush=True)
+    if not leading.cancelled() and (e := leading.exception()) is not None:
+        raise e
+
+
 async def serve(state: StateDir, yang_dirs: list[Path], *,
                 ready: asyncio.Event | None = None, demo_port: int | None = None,
                 concurrency: int = 64, restconf: RestconfOptions | None = None,
                 netconf: NetconfOptions | None = None, workers: Workers | None = None,
-                notification_retention: Mapping[str, int] | None = None) -> None:
-    """``notification_retention``: notifications each event stream keeps for replay."""
+                notification_retention: Mapping[str, int] | None = None,
+                store: str | None = None, replica: str | None = None,
+                drivers_dir: Path | None = None) -> None:
+    """``notification_retention``: notifications each event stream keeps for replay.
+    ``store``: an etcd cluster (``etcd://...``) shared with other replicas, each with a
+    state directory of its own; ``replica``: this one's name there; ``drivers_dir``:
+    where the drivers keep their records (see :func:`make_manager`)."""
     with StateLock.acquire(state, f"another nfo serves this state directory {state.path}"):
         await _serve(state, yang_dirs, ready=ready, demo_port=demo_port,
                      concurrency=concurrency, restconf=restconf, netconf=netconf,
-                     workers=workers, notification_retention=notification_retention)
+                     workers=workers, notification_retention=notification_retention,
+                     store=store, replica=replica, drivers_dir=drivers_dir)
 
 
 async def _serve(state: StateDir, yang_dirs: list[Path], *,
                  ready: asyncio.Event | None, demo_port: int | None, concurrency: int,
                  restconf: RestconfOptions | None, netconf: NetconfOptions | None,
                  workers: Workers | None,
-                 notification_retention: Mapping[str, int] | None) -> None:
+                 notification_retention: Mapping[str, int] | None,
+                 store: str | None, replica: str | None,
+                 drivers_dir: Path | None) -> None:
     check_open_files(restconf, netconf)
     collector = Collector()
     with collector.loading():
         ds = await open_datastore(state, yang_dirs, workers,
-                                  notification_retention=notification_retention)
+                                  notification_retention=notification_retention,
+                                  store=store, replica=replica)
+    if isinstance(ds.storage, EtcdStorage):
+        await _serve_replica(ds, state, ready=ready, concurrency=concurrency,
+                             restconf=restconf, netconf=netconf, storage=ds.storage,
+                             drivers_dir=drivers_dir)
+        return
     rest = None
     nc = None
     control = None
@@ -210,21 +369,11 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
         # the manager loads every instance while the front ends already serve; no
         # collection until it is done (Collector.loading), then the collector starts
         held.enter_context(collector.loading())
-        manager = make_manager(ds, state, concurrency=concurrency, released=collector.trim)
+        manager = make_manager(ds, state, concurrency=concurrency, released=collector.trim,
+                               drivers_dir=drivers_dir)
         loading = manager.begin()
         started = manager
-        if restconf is not None:
-            rest = await start_server(ds, users, restconf, state.path, reclaimer=reclaimer)
-            print(f"nfo: RESTCONF on {rest.scheme}://{restconf.host}:{rest.port}/restconf",
-                  flush=True)
-        if netconf is not None:
-            nc = await start_netconf(
-                ds, users, netconf.host, netconf.port, state.path / "ssh",
-                login_timeout=netconf.login_timeout, max_message=netconf.max_message,
-                message_timeout=netconf.message_timeout, max_sessions=netconf.max_sessions,
-                max_sessions_per_user=netconf.max_sessions_per_user,
-                max_startups=netconf.max_startups, monitor=Monitor(ds), reclaimer=reclaimer)
-            print(f"nfo: NETCONF over SSH on {netconf.host}:{nc.port}", flush=True)
+        rest, nc = await _front_ends(ds, users, state, restconf, netconf, reclaimer)
     except BaseException:
         if manager is not None:
             await manager.stop()
@@ -274,16 +423,7 @@ async def _serve(state: StateDir, yang_dirs: list[Path], *,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await control.stop()
-        # subscriptions first: an open event stream (SSE, a NETCONF notifier) ends with
-        # them, and the front ends then stop at once (new changes are still logged)
-        await ds.notifications.close()
-        if nc is not None:
-            await nc.stop()
-        if rest is not None:
-            await rest.stop()
-        users.unregister()
-        transactions.unregister()
+        await _stop_serving(ds, control, rest, nc, users, transactions)
         await manager.stop()
         await printer
         reclaimer.close()

@@ -255,9 +255,9 @@ class Datastore:
                     continue
                 try:
                     await self._tx.apply_remote(rec, edits)
-                except NfoError as e:
-                    log.error("revision %d of another replica does not apply here: %s",
-                              rec.revision, e)
+                except Exception:  # this replica no longer holds what the others do
+                    log.exception("revision %d of another replica does not apply here; "
+                                  "restart this replica", rec.revision)
                 finally:
                     for tree, _ in edits:
                         tree.free()

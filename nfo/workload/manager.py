@@ -232,17 +232,22 @@ class WorkloadManager:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         released: Callable[[], None] | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         """``health_interval``: seconds between health checks of a running instance,
         stretched so that all of them together make at most ``health_rate`` checks per
-        second (100,000 instances are checked every 100 s by default).  ``released``
-        is called when the manager, idle, has let go of the desired states of at least
+        second (100,000 instances are checked every 100 s by default).  ``fence``:
+        whether this replica still leads the workload (an etcd
+        :class:`~nfo.datastore.storage.etcd.Leadership`), asked right before every VIM
+        call and device session, so that a replica that no longer does makes none.
+        ``released`` is called when the manager, idle, has let go of the desired states of at least
         ``_RELEASE_AFTER`` instances (a start's reading of every instance, a bulk
         write's), so that the process can give that memory back."""
         if health_rate <= 0:
             raise ValueError("health_rate must be positive")
         self.ds = ds
         self.registry = registry
+        self.fence = fence or _always
         self.poll_interval = poll_interval
         self.health_interval = health_interval
         self.health_rate = health_rate
@@ -1183,7 +1188,7 @@ class WorkloadManager:
         slots = self._slots.get(vim.name)
         if slots is None:
             slots = self._slots[vim.name] = asyncio.Semaphore(self.concurrency)
-        return _Gated(drv, vim.name, slots, self.call_timeout, self._away)
+        return _Gated(drv, vim.name, slots, self.call_timeout, self._away, self.fence)
 
     # -- the reconcile step ---------------------------------------------------------
     async def reconcile(self, name: str) -> None:
@@ -1546,6 +1551,7 @@ class WorkloadManager:
         """A slot for a session with a function's device, waited for outside."""
         with self._away:
             async with self._device_slots:
+                _check_fence(self.fence)
                 yield
 
     async def _answer_asks(self, name: str, d: Desired) -> None:
@@ -1791,6 +1797,16 @@ class _Away:
         self.count -= 1
 
 
+def _always() -> bool:
+    return True
+
+
+def _check_fence(fence: Callable[[], bool]) -> None:
+    if not fence():
+        raise TemporaryError("this replica no longer leads the workload manager: "
+                             "it makes no VIM call")
+
+
 class _Gated:
     """A driver seen through its VIM account's gate: at most the manager's ``concurrency``
     calls in flight on this account, each abandoned after ``timeout`` seconds.
@@ -1803,16 +1819,18 @@ class _Gated:
     """
 
     def __init__(self, drv: Driver, vim: str, slots: asyncio.Semaphore,
-                 timeout: float, away: _Away) -> None:
+                 timeout: float, away: _Away, fence: Callable[[], bool]) -> None:
         self._drv = drv
         self._vim = vim
         self._slots = slots
         self._timeout = timeout
         self._away = away
+        self._fence = fence
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         with self._away:
             async with self._slots:
+                _check_fence(self._fence)
                 try:
                     async with asyncio.timeout(self._timeout):
                         return await call()

@@ -1,7 +1,7 @@
 """Group commit of concurrent writers: one storage transaction for edits that arrive
 together, each writer still judged alone.
 
-Real libyang (nfo's modules plus nfo-test), a fresh SQLite file per test.  Writes
+Real libyang (nfo's modules plus nfo-test), a fresh store per test (each backend).  Writes
 started together (``asyncio.gather``) queue while the first group forms, so they are
 committed as one group; the tests check each verdict, the data, the history and what
 a reopened datastore holds.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from nfo.datastore import ChangeEvent, Datastore, SqliteStorage, WriteView
+from nfo.datastore import ChangeEvent, Datastore, Storage, WriteView
 from nfo.datastore.groupcommit import GATHER_TURNS
 from nfo.errors import DataExists, NfoError, OperationFailed, PreconditionFailed
 from nfo.schema import Schema
@@ -44,7 +44,7 @@ def items(ds: Datastore) -> list[str]:
 
 
 async def test_writes_that_arrive_together_are_one_group_of_separate_commits(
-        ds: Datastore, schema: Schema, db_path: Path) -> None:
+        ds: Datastore, schema: Schema, reopen: Callable[[], Storage]) -> None:
     sessions = [ds.internal_session(f"user{k}") for k in range(10)]
     before = ds.info("running").revision
     groups, writes = ds._tx.groups
@@ -61,7 +61,7 @@ async def test_writes_that_arrive_together_are_one_group_of_separate_commits(
     for s in sessions:
         await s.close()
     await ds.close()
-    again = Datastore.open(schema, SqliteStorage(db_path))
+    again = Datastore.open(schema, reopen())
     try:
         assert ids(again) == sorted(f"t{k}" for k in range(10))
         assert again.info("running").revision == before + 10

@@ -1,22 +1,22 @@
 """The operational datastore: owners push state, reads merge it over running.
 
-Real libyang (nfo's modules plus nfo-test) and a fresh SQLite file per test.
+Real libyang (nfo's modules plus nfo-test) and a fresh store per test, on each storage
+backend (tests/datastore/conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nfo.datastore import Datastore, Identity, Session, SqliteStorage
+from nfo.datastore import Datastore, Identity, Session, Storage
 from nfo.errors import InvalidValue, NfoError, OperationFailed
 from nfo.schema import Schema
 from nfo.schema.data import WithDefaults
@@ -26,6 +26,8 @@ CATALOG = (REPO / "yang" / "nfo-demo-catalog.json").read_text()
 INST = "nfo-instances:nf-instances"
 ORIGIN = "{urn:ietf:params:xml:ns:yang:ietf-origin}origin"
 NS = {"i": "urn:nfo:instances", "t": "urn:nfo:test"}
+Reopen = Callable[[], Storage]
+"""Opens another store on the test's stored state (tests/datastore/conftest.py)."""
 
 
 def instances(*names: str) -> str:
@@ -49,13 +51,18 @@ def entries(ds: Datastore, xpath: str | None = None) -> dict[str, dict[str, Any]
     return {e["name"]: e for e in data.get(INST, {}).get("nf-instance", [])}
 
 
-def oper_rows(db_path: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return [(str(o), str(k)) for o, k in
-                conn.execute("SELECT owner, key FROM oper ORDER BY owner, key")]
-    finally:
-        conn.close()
+def oper_rows(reopen: Reopen) -> list[tuple[str, str]]:
+    """(owner, key) of every operational record stored, by owner and key, as another
+    store on the same state reads them."""
+    with closing(reopen()) as storage:
+        return storage.oper_keys()
+
+
+def stored_records(reopen: Reopen, owner: str) -> dict[str, str]:
+    """The owner's stored operational records (key: content), as another store on the
+    same state reads them."""
+    with closing(reopen()) as storage:
+        return {r.key: r.content for r in storage.load_oper() if r.owner == owner}
 
 
 def origin(el: ET.Element | None) -> str | None:
@@ -65,8 +72,9 @@ def origin(el: ET.Element | None) -> str | None:
 
 
 @asynccontextmanager
-async def reopened(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
-    d = Datastore.open(schema, SqliteStorage(db_path))
+async def reopened(schema: Schema, reopen: Reopen) -> AsyncIterator[Datastore]:
+    """A datastore started on another store of the same stored state (a restart)."""
+    d = Datastore.open(schema, reopen())
     await d.start()
     try:
         yield d
@@ -175,7 +183,7 @@ async def test_defaults_reported_in_operational(ds: Datastore) -> None:
 # -- deleting ------------------------------------------------------------------------
 
 
-async def test_delete_oper(ds: Datastore, db_path: Path) -> None:
+async def test_delete_oper(ds: Datastore, reopen: Reopen) -> None:
     s = await configured(ds, "e1")
     s.set_oper(state("e1", **{"oper-status": "running", "reason": "ok", "attempts": 2}),
                owner="wm")
@@ -187,7 +195,7 @@ async def test_delete_oper(ds: Datastore, db_path: Path) -> None:
     assert s.delete_oper(f"/{INST}/nf-instance[name='e1']/state", owner="wm") is False
     assert s.delete_oper(f"/{INST}/nf-instance[name='e1']", owner="nobody") is False
     assert s.delete_oper(f"/{INST}", owner="wm")
-    assert oper_rows(db_path) == []
+    assert oper_rows(reopen) == []
     assert entries(ds)["e1"]["descriptor"] == "udp-echo"
 
 
@@ -232,7 +240,7 @@ async def test_two_owners_do_not_overwrite_each_other(ds: Datastore) -> None:
 # -- durability -----------------------------------------------------------------------
 
 
-async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Datastore) -> None:
+async def test_oper_data_survives_reopen(schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = await configured(ds, "e1")
     s.set_oper(state("e1", **{"oper-status": "running", "reason": "x", "attempts": 3}),
                owner="wm")
@@ -246,7 +254,7 @@ async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Data
     assert "gone" not in entries(ds)
     await ds.close()
 
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert get(d2) == expected
         assert entries(d2)["e1"]["state"] == {"oper-status": "running", "attempts": 3,
                                               "driver": "local"}
@@ -254,7 +262,7 @@ async def test_oper_data_survives_reopen(schema: Schema, db_path: Path, ds: Data
 
 
 async def test_a_replacing_push_is_stored_as_pushed_and_reads_back_the_same(
-        schema: Schema, db_path: Path, ds: Datastore) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")
     s.set_oper(state("e1", **{"oper-status": "running", "attempts": 3}), owner="wm")
     pushed = ('{ "INST" : {"nf-instance": [ {"state": {"attempts": 4, "oper-status": '
@@ -267,18 +275,18 @@ async def test_a_replacing_push_is_stored_as_pushed_and_reads_back_the_same(
     assert entries(ds)["e1"]["state"] == {"oper-status": "failed", "reason": "r\u00e9",
                                           "attempts": 4}
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert get(d2) == expected
 
 
-async def test_oper_delete_of_container_survives_reopen(schema: Schema, db_path: Path,
+async def test_oper_delete_of_container_survives_reopen(schema: Schema, reopen: Reopen,
                                                         ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")
     s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
     s.set_oper(state("e2", **{"oper-status": "running"}), owner="wm")
     assert s.delete_oper(f"/{INST}", owner="wm")
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert all("state" not in e for e in entries(d2).values())
 
 
@@ -355,19 +363,19 @@ async def test_get_operational_returns_a_copy(ds: Datastore) -> None:
     ]}}),
 ])
 async def test_invalid_oper_data_refused_and_nothing_stored(
-        schema: Schema, db_path: Path, ds: Datastore, bad: str) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore, bad: str) -> None:
     s = await configured(ds, "e1")
     s.set_oper(state("e1", **{"oper-status": "running"}), owner="wm")
     before = get(ds)
-    rows = oper_rows(db_path)
+    rows = oper_rows(reopen)
     with pytest.raises(NfoError):
         s.set_oper(bad, owner="wm")
     with pytest.raises(NfoError):
         s.set_oper(bad, owner="fresh-owner")
     assert get(ds) == before
-    assert oper_rows(db_path) == rows
+    assert oper_rows(reopen) == rows
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert get(d2) == before
 
 
@@ -409,7 +417,7 @@ async def test_credentials_are_never_returned(ds: Datastore) -> None:
 class _LosesGroups:
     """The group commit's storage, except that every group is lost at its end."""
 
-    def __init__(self, real: SqliteStorage) -> None:
+    def __init__(self, real: Storage) -> None:
         self._real = real
 
     def __getattr__(self, name: str) -> Any:
@@ -428,7 +436,7 @@ async def test_a_notification_goes_out_only_with_a_durable_operational_write(
     sub = ds.notifications.subscribe()
     bell = json.dumps({"nfo-test:bell": {"rung": 1}})
     up = json.dumps({"nfo-test:top": {"state": {"up": True}}})
-    monkeypatch.setattr(ds.group, "storage", _LosesGroups(ds.storage))  # type: ignore[arg-type]
+    monkeypatch.setattr(ds.group, "storage", _LosesGroups(ds.storage))
     with pytest.raises(OperationFailed):
         await s.set_oper_async(up, "json", notification=bell)
     assert sub.backlog == 0
@@ -444,30 +452,26 @@ async def test_a_notification_goes_out_only_with_a_durable_operational_write(
 
 
 async def test_records_stored_one_below_another_are_stored_side_by_side_on_load(
-        schema: Schema, db_path: Path, ds: Datastore) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")
     for k in (1, 2):
         s.set_oper(state(f"e{k}", **{"oper-status": "running", "attempts": k}), owner="wm")
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert {n: e["state"]["attempts"] for n, e in entries(d2).items()} == {"e1": 1, "e2": 2}
     # a record holding another (written by hand: a push never stores both)
-    storage = SqliteStorage(db_path)
-    storage.put_oper("wm", f"/{INST}", json.dumps({INST: {"nf-instance": [
-        {"name": "e1", "state": {"attempts": 7}}]}}))
-    storage.close()
+    with closing(reopen()) as storage:
+        storage.put_oper("wm", f"/{INST}", json.dumps({INST: {"nf-instance": [
+            {"name": "e1", "state": {"attempts": 7}}]}}))
     entry = f"/{INST}/nf-instance[name='%s']"
-    async with reopened(schema, db_path) as d3:
+    async with reopened(schema, reopen) as d3:
         # merged in key order (the entry's own record comes after its list's), then
         # stored again as one record per entry
         assert {n: e["state"]["attempts"] for n, e in entries(d3).items()} == {"e1": 1, "e2": 2}
         assert len(list(d3.oper_records("wm"))) == 2
-    storage = SqliteStorage(db_path)
-    try:
+    with closing(reopen()) as storage:
         assert sorted(r.key for r in storage.load_oper()) == [entry % "e1", entry % "e2"]
-    finally:
-        storage.close()
-    async with reopened(schema, db_path) as d4:
+    async with reopened(schema, reopen) as d4:
         assert {n: e["state"]["attempts"] for n, e in entries(d4).items()} == {"e1": 1, "e2": 2}
         s4 = d4.internal_session("t")
         assert s4.delete_oper(entry % "e1", owner="wm")
@@ -487,7 +491,7 @@ def _joined(*entries: str) -> str:
 
 
 async def test_records_replaced_in_one_write_stored_as_given_and_published_in_order(
-        schema: Schema, db_path: Path, ds: Datastore) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = await configured(ds, "e1", "e2")
     s.set_oper(state("e1", **{"oper-status": "initializing", "reason": "old"}), owner="wm")
     sub = ds.notifications.subscribe()
@@ -502,11 +506,7 @@ async def test_records_replaced_in_one_write_stored_as_given_and_published_in_or
     # each record replaced (the old reason is gone), stored as given under its own key
     assert {n: e["state"] for n, e in entries(ds).items()} == {
         "e1": {"oper-status": "running"}, "e2": {"oper-status": "running"}}
-    conn = sqlite3.connect(db_path)
-    try:
-        stored = dict(conn.execute("SELECT key, content FROM oper WHERE owner = 'wm'"))
-    finally:
-        conn.close()
+    stored = stored_records(reopen, "wm")
     assert stored == records
     for name in ("e1", "e2"):
         ev = await asyncio.wait_for(sub.__anext__(), 5)
@@ -514,21 +514,17 @@ async def test_records_replaced_in_one_write_stored_as_given_and_published_in_or
             "name"] == name
     sub.close()
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert {n: e["state"] for n, e in entries(d2).items()} == {
             "e1": {"oper-status": "running"}, "e2": {"oper-status": "running"}}
 
 
 async def test_records_whose_keys_do_not_match_are_stored_as_parsed(
-        db_path: Path, ds: Datastore) -> None:
+        reopen: Reopen, ds: Datastore) -> None:
     s = await configured(ds, "e1")
     wrong = {f"/{INST}/nf-instance[name='other']": "{}"}
     await s.set_oper_records_async(_joined(_entry("e1", "running")), wrong, owner="wm")
-    conn = sqlite3.connect(db_path)
-    try:
-        stored = dict(conn.execute("SELECT key, content FROM oper WHERE owner = 'wm'"))
-    finally:
-        conn.close()
+    stored = stored_records(reopen, "wm")
     key = f"/{INST}/nf-instance[name='e1']"
     assert list(stored) == [key]
     assert json.loads(stored[key]) == {INST: {"nf-instance": [
@@ -567,15 +563,15 @@ def pairs(*keys: tuple[str, int], **top: Any) -> str:
 
 
 async def test_a_push_above_or_below_records_keeps_them_side_by_side(
-        schema: Schema, db_path: Path, ds: Datastore) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = ds.internal_session("t")
     s.set_oper(pairs(("x", 1), ("y", 2)), owner="o")
-    assert oper_rows(db_path) == [("o", PAIR % ("x", 1)), ("o", PAIR % ("y", 2))]
+    assert oper_rows(reopen) == [("o", PAIR % ("x", 1)), ("o", PAIR % ("y", 2))]
     # a leaf beside the list makes the container the record: the entries fold into it
     s.set_oper(json.dumps({"nfo-test:top": {"name": "n"}}), owner="o")
-    assert oper_rows(db_path) == [("o", "/nfo-test:top")]
+    assert oper_rows(reopen) == [("o", "/nfo-test:top")]
     s.set_oper(pairs(("z", 3)), owner="o")  # an entry below it goes into it
-    assert oper_rows(db_path) == [("o", "/nfo-test:top")]
+    assert oper_rows(reopen) == [("o", "/nfo-test:top")]
     top = get(ds)["nfo-test:top"]
     assert top["name"] == "n" and [p["v"] for p in top["pair"]] == ["x1", "y2", "z3"]
     s.set_oper(json.dumps({"nfo-test:top": {"pair": [{"a": "y", "b": 2}]}}), owner="o",
@@ -584,11 +580,11 @@ async def test_a_push_above_or_below_records_keeps_them_side_by_side(
         "x": "x1", "y": None, "z": "z3"}
     # without the leaf, the container holds lists only: one record per entry again
     assert s.delete_oper("/nfo-test:top/name", owner="o")
-    assert oper_rows(db_path) == [("o", PAIR % (a, b)) for a, b in (("x", 1), ("y", 2), ("z", 3))]
+    assert oper_rows(reopen) == [("o", PAIR % (a, b)) for a, b in (("x", 1), ("y", 2), ("z", 3))]
     expected = get(ds)["nfo-test:top"]
     assert "name" not in expected
     await ds.close()
-    async with reopened(schema, db_path) as d2:  # the same entries (their order is the system's)
+    async with reopened(schema, reopen) as d2:  # the same entries (their order is the system's)
         assert sorted(get(d2)["nfo-test:top"]["pair"], key=str) == sorted(expected["pair"], key=str)
 
 
@@ -618,7 +614,7 @@ async def test_reads_find_the_records_at_above_and_below_a_path_in_any_spelling(
 
 
 async def test_a_start_parses_no_record_until_one_is_read(
-        schema: Schema, db_path: Path, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
     from nfo.datastore.operational import OperStore
 
     s = await configured(ds, "e1", "e2")
@@ -629,7 +625,7 @@ async def test_a_start_parses_no_record_until_one_is_read(
     real = OperStore._parse
     monkeypatch.setattr(OperStore, "_parse", lambda self, texts: (
         parsed.append(len(texts)), real(self, texts))[1])
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert parsed == []
         assert len(list(d2.oper_records("wm"))) == 2
         assert entries(d2, f"/{INST}/nf-instance[name='e2']")["e2"]["state"]["attempts"] == 2
@@ -639,7 +635,7 @@ async def test_a_start_parses_no_record_until_one_is_read(
 
 
 async def test_records_are_held_as_keys_and_read_from_storage_as_selected(
-        schema: Schema, db_path: Path, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Memory holds each record's key, not its text: a start loads keys only (its memory
     does not grow with the size of the states), and a read of one instance takes that one
     record from storage; a read of all of them takes every record a page at a time."""
@@ -655,20 +651,21 @@ async def test_records_are_held_as_keys_and_read_from_storage_as_selected(
     await ds.close()
     tracemalloc.start()
     try:
-        async with reopened(schema, db_path):
+        async with reopened(schema, reopen):
             held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     assert held < 300 * 4000 / 2, held  # the texts alone would take 1.2 MB
     by_key: list[list[str]] = []
     pages: list[str | None] = []
-    real_texts, real_page = SqliteStorage.oper_texts, SqliteStorage.oper_page
-    monkeypatch.setattr(SqliteStorage, "oper_texts", lambda self, owner, keys: (
-        by_key.append(list(keys)), real_texts(self, owner, keys))[1])
-    monkeypatch.setattr(SqliteStorage, "oper_page", lambda self, owner, after, limit: (
-        pages.append(after), real_page(self, owner, after, limit))[1])
+    watched = reopen()
+    real_texts, real_page = watched.oper_texts, watched.oper_page
+    monkeypatch.setattr(watched, "oper_texts", lambda owner, keys: (
+        by_key.append(list(keys)), real_texts(owner, keys))[1])
+    monkeypatch.setattr(watched, "oper_page", lambda owner, after, limit: (
+        pages.append(after), real_page(owner, after, limit))[1])
     monkeypatch.setattr(operational, "_PAGE", 128)
-    async with reopened(schema, db_path) as d3:
+    async with reopened(schema, lambda: watched) as d3:
         one = entries(d3, f"/{INST}/nf-instance[name='e7']")
         assert one["e7"]["state"]["reason"] == reason
         assert by_key == [[f"/{INST}/nf-instance[name='e7']"]] and pages == []

@@ -1,6 +1,7 @@
 """Two-phase change subscriptions: change/done/abort, vetoes, ordering, filters.
 
-Real libyang (nfo's modules plus nfo-test) and a fresh SQLite file per test.
+Real libyang (nfo's modules plus nfo-test) and a fresh store per test, on each storage
+backend (tests/datastore/conftest.py).
 Data states are changed by adding/removing list entries (changing the value of
 a leaf in a small container is broken in the edit engine; see
 test_transactions.py).
@@ -11,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from nfo.datastore import (
     ChangeModified,
     ChangeMoved,
     Datastore,
+    Storage,
 )
 from nfo.errors import InvalidValue, NfoError, UnknownElement, Veto
 
@@ -287,21 +289,19 @@ async def test_failing_done_callback_does_not_stop_delivery(ds: Datastore) -> No
 # -- done: durability, order, re-entrancy ----------------------------------------------
 
 
-async def test_done_delivered_only_after_commit_is_durable(ds: Datastore,
-                                                           db_path: Path) -> None:
+async def test_done_delivered_only_after_commit_is_durable(
+        ds: Datastore, reopen: Callable[[], Storage]) -> None:
     checks: list[tuple[int, bool, bool, int]] = []
 
     async def on_done(ev: ChangeEvent) -> None:
         if ev.phase != "done":
             return
         in_history = ev.revision in [h.revision for h in ds.history("running")]
-        conn = sqlite3.connect(db_path)
-        try:
-            row = conn.execute("SELECT datastore FROM commits WHERE revision = ?",
-                               (ev.revision,)).fetchone()
-        finally:
-            conn.close()
-        checks.append((ev.revision, in_history, row == ("running",),
+        # what another store on the same state reads: the commit is stored, as running's
+        with closing(reopen()) as storage:
+            stored = storage.commits_between("running", ev.revision - 1, ev.revision)
+        checks.append((ev.revision, in_history,
+                       [(c.revision, c.datastore) for c in stored] == [(ev.revision, "running")],
                        ds.info("running").revision))
 
     ds.subscribe("nfo-test", on_done)

@@ -1,7 +1,8 @@
 """Datastore transactions: edit-config options, candidate, confirmed commit,
 locks, copy/delete/validate, rollback, revisions and durability across reopen.
 
-Real libyang (nfo's modules plus nfo-test) and a fresh SQLite file per test.
+Real libyang (nfo's modules plus nfo-test) and a fresh store per test, on each storage
+backend (tests/datastore/conftest.py).
 
 Most tests mark datastore states by adding/removing entries of the list
 ``/nfo-test:top/item`` (or leaf-list values); the "leaf values" section covers
@@ -26,7 +27,7 @@ from nfo.datastore import (
     ChangeEvent,
     ChangeModified,
     Datastore,
-    SqliteStorage,
+    Storage,
 )
 from nfo.errors import (
     DataExists,
@@ -42,6 +43,8 @@ from nfo.schema import Schema
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = (REPO / "yang" / "nfo-demo-catalog.json").read_text()
+Reopen = Callable[[], Storage]
+"""Opens another store on the test's stored state (tests/datastore/conftest.py)."""
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
 
 CONFIRM_TIMEOUT = 0.3  # seconds a short confirmed commit waits for its confirmation
@@ -87,8 +90,9 @@ def instance(name: str, port: str, **extra: Any) -> str:
 
 
 @asynccontextmanager
-async def reopened(schema: Schema, db_path: Path) -> AsyncIterator[Datastore]:
-    d = Datastore.open(schema, SqliteStorage(db_path))
+async def reopened(schema: Schema, reopen: Reopen) -> AsyncIterator[Datastore]:
+    """A datastore started on another store of the same stored state (a restart)."""
+    d = Datastore.open(schema, reopen())
     await d.start()
     try:
         yield d
@@ -428,16 +432,16 @@ async def test_confirmed_commit_reverted_when_its_session_closes(ds: Datastore) 
         await s.edit("running", add("closed"), "json")
 
 
-async def test_unconfirmed_commit_reverted_after_restart(schema: Schema, db_path: Path,
+async def test_unconfirmed_commit_reverted_after_restart(schema: Schema, reopen: Reopen,
                                                          ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("running", add("orig"), "json")
     await s.edit("candidate", add("new"), "json")
     await s.commit(confirmed=True, timeout=60)
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert items(d2) == ["orig"]
-    async with reopened(schema, db_path) as d3:  # and it stays reverted
+    async with reopened(schema, reopen) as d3:  # and it stays reverted
         assert items(d3) == ["orig"]
         s3 = d3.internal_session("carol")
         await s3.edit("candidate", add("later"), "json")
@@ -843,7 +847,7 @@ async def test_merge_changes_nf_instance_parameter(ds: Datastore) -> None:
     assert changes == [ChangeModified(path, "7001", "7000")]
 
 
-async def test_leaf_change_survives_reopen(schema: Schema, db_path: Path,
+async def test_leaf_change_survives_reopen(schema: Schema, reopen: Reopen,
                                            ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("running", top(name="one"), "json")
@@ -852,7 +856,7 @@ async def test_leaf_change_survives_reopen(schema: Schema, db_path: Path,
     expected = content(ds)
     assert expected == {"nfo-test:top": {"name": "two", "item": [{"name": "a", "size": 5}]}}
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2) == expected
 
 
@@ -887,7 +891,7 @@ async def test_replace_changes_leaf_value(ds: Datastore) -> None:
 # -- durability -------------------------------------------------------------------
 
 
-async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, db_path: Path,
+async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, reopen: Reopen,
                                                           ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
@@ -903,7 +907,7 @@ async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, db_pat
     history = ds.history("running")
     await ds.close()
 
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2) == running
         assert content(d2, "startup") == startup
         for n, info in infos.items():
@@ -918,18 +922,18 @@ async def test_reopen_keeps_running_startup_and_revisions(schema: Schema, db_pat
 
 
 async def test_reopen_after_delete_config_keeps_startup_empty(
-        schema: Schema, db_path: Path, ds: Datastore) -> None:
+        schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("startup", top(name="boot", tags=["x"]), "json")
     await s.edit("startup", CATALOG, "json")
     await s.delete_config("startup")
     assert content(ds, "startup") == {}
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2, "startup") == {}
 
 
-async def test_reopen_after_inline_copy_config(schema: Schema, db_path: Path,
+async def test_reopen_after_inline_copy_config(schema: Schema, reopen: Reopen,
                                                ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("running", CATALOG, "json")
@@ -937,11 +941,11 @@ async def test_reopen_after_inline_copy_config(schema: Schema, db_path: Path,
     await s.copy_config("running", top(name="new"), "json")
     expected = content(ds)
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2) == expected == {"nfo-test:top": {"name": "new"}}
 
 
-async def test_reopen_after_rollback(schema: Schema, db_path: Path, ds: Datastore) -> None:
+async def test_reopen_after_rollback(schema: Schema, reopen: Reopen, ds: Datastore) -> None:
     s = ds.internal_session("alice")
     await s.edit("running", top(name="v1"), "json")
     r1 = ds.info("running").revision
@@ -949,11 +953,11 @@ async def test_reopen_after_rollback(schema: Schema, db_path: Path, ds: Datastor
     await s.rollback(r1)
     expected = content(ds)
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2) == expected == {"nfo-test:top": {"name": "v1"}}
 
 
-async def test_reopen_after_many_commits_with_snapshots(schema: Schema, db_path: Path,
+async def test_reopen_after_many_commits_with_snapshots(schema: Schema, reopen: Reopen,
                                                         ds: Datastore) -> None:
     ds.snapshot_every_commits = 3  # exercise snapshot + log replay on load
     s = ds.internal_session("alice")
@@ -964,13 +968,13 @@ async def test_reopen_after_many_commits_with_snapshots(schema: Schema, db_path:
     expected = content(ds)
     rev = ds.info("running").revision
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2) == expected
         assert d2.info("running").revision == rev
 
 
 async def test_a_long_log_is_snapshotted_once_the_datastore_is_quiet(
-        schema: Schema, db_path: Path, ds: Datastore,
+        schema: Schema, reopen: Reopen, ds: Datastore,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Below the snapshot-due thresholds but above an eighth of them, the log is
     snapshotted after a quiet spell; a start that replayed such a log does the same."""
@@ -1002,16 +1006,16 @@ async def test_a_long_log_is_snapshotted_once_the_datastore_is_quiet(
     assert tail[0] == 1
     expected = content(ds)
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         await asyncio.sleep(0.4)
         assert d2.storage.since_snapshot("running") == tail
     monkeypatch.setattr(Datastore, "snapshot_when_quiet", 0.2)
-    async with reopened(schema, db_path) as d3:  # its start replayed that log
+    async with reopened(schema, reopen) as d3:  # its start replayed that log
         await wait_for(lambda: d3.storage.since_snapshot("running") == (0, 0))
         assert content(d3) == expected
 
 
-async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
+async def test_candidate_is_not_durable(schema: Schema, reopen: Reopen,
                                         ds: Datastore) -> None:
     """The candidate lives in memory only: after a restart it equals running again."""
     s = ds.internal_session("alice")
@@ -1019,7 +1023,7 @@ async def test_candidate_is_not_durable(schema: Schema, db_path: Path,
     await s.edit("candidate", top(name="uncommitted", tags=["t"]), "json")
     assert tops(ds, "candidate")["name"] == "uncommitted"
     await ds.close()
-    async with reopened(schema, db_path) as d2:
+    async with reopened(schema, reopen) as d2:
         assert content(d2, "candidate") == content(d2) == {
             "nfo-test:top": {"item": [{"name": "committed"}]}}
         s2 = d2.internal_session("bob")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +113,11 @@ async def test_longest_name_accepted(store: UserStore) -> None:
     assert store.verify("n" * 64, "pw-alice-1")
 
 
-async def test_hashes_are_salted_scrypt_without_plaintext(store: UserStore, ds: Datastore,
-                                                          db_path: Path) -> None:
+async def test_hashes_are_salted_scrypt_without_plaintext(
+        store: UserStore, ds: Datastore, stored_bytes: Callable[[], Awaitable[bytes]]) -> None:
     await store.add("alice", "same-password-123")
     await store.add("bob", "same-password-123")
-    assert b"same-password-123" not in db_path.read_bytes()
+    assert b"same-password-123" not in await stored_bytes()
     got = hashes(ds)
     pair = [got["alice"], got["bob"]]
     assert pair[0] != pair[1]
@@ -195,12 +196,12 @@ async def test_ensure_admin_with_env_password(store: UserStore, ds: Datastore) -
     assert store.verify(ADMIN, "from-the-environment")
 
 
-async def test_ensure_admin_generates_and_returns_once(store: UserStore, ds: Datastore,
-                                                       db_path: Path) -> None:
+async def test_ensure_admin_generates_and_returns_once(
+        store: UserStore, ds: Datastore, stored_bytes: Callable[[], Awaitable[bytes]]) -> None:
     generated = await store.ensure_admin(None)
     assert generated is not None and len(generated) >= 24
     assert store.verify(ADMIN, generated)
-    assert generated.encode() not in db_path.read_bytes()
+    assert generated.encode() not in await stored_bytes()
     assert await store.ensure_admin(None) is None
     assert store.verify(ADMIN, generated)
     assert await UserStore(ds).ensure_admin(None) is None

@@ -84,6 +84,9 @@ class EtcdCluster:
             "--initial-cluster", initial, "--initial-cluster-state", "new",
             "--initial-cluster-token", self.token,
             "--listen-metrics-urls", "",
+            # as docs/replicas.md asks of a cluster for nfo: a group of state writes
+            # (hundreds of records) is one transaction
+            "--max-txn-ops", "10000", "--max-request-bytes", str(32 << 20),
             "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
         ]
 

@@ -19,6 +19,7 @@ from nfo.datastore.storage.etcd_client import (
     Range,
     WatchBatch,
     parse_endpoints,
+    parse_prefix,
     prefix_end,
 )
 from nfo.errors import InvalidValue, StorageUnavailable
@@ -35,6 +36,9 @@ def test_endpoints_are_parsed_and_checked() -> None:
     for bad in ("etcd://127.0.0.1", "etcd://:2379", "etcd://h:0", "etcd://h:x"):
         with pytest.raises(InvalidValue):
             parse_endpoints(bad)
+    assert parse_endpoints("etcd://h:1/t/x") == ["h:1"]
+    assert parse_prefix("etcd://h:1/t/x") == "/t/x/"
+    assert parse_prefix("etcd://h:1,h:2") == parse_prefix("etcd://h:1/") == "/nfo/"
     assert prefix_end(b"/a/") == b"/a0"
     assert prefix_end(b"a\xff") == b"b"
 

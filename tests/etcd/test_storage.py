@@ -5,6 +5,7 @@ mirror as it was, snapshots torn by a crash are ignored and cleared."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -131,12 +132,30 @@ def test_a_torn_snapshot_is_ignored_and_cleared(where: tuple[list[str], str]) ->
     with EtcdStorage(eps, prefix=prefix) as st:
         st.append_commit("running", 1.0, "u", "edit", "[]")
         st.write_snapshot("running", 1, json.dumps({"n:leaf": "whole"}))
-        # a crash after some entries of the next one, before its mark
-        st._write([Put(st._key("snap", "running", "2".zfill(16), "0".zfill(16)),
+        # a writer that died after some entries of the next one, before its mark
+        st._write([Put(st._key("snap", "running", "2".zfill(16), "dead", "0".zfill(16)),
                        json.dumps(["n:leaf", None, "torn"]).encode())])
     with EtcdStorage(eps, prefix=prefix) as again:
         assert json.loads(again.load().snapshots["running"].content) == {"n:leaf": "whole"}
         assert keys(again, "snap/running/" + "2".zfill(16)) == []
+
+
+def test_a_snapshot_being_written_survives_another_replica_opening(
+        where: tuple[list[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    eps, prefix = where
+    monkeypatch.setattr(etcd_storage, "_OPS_PER_TXN", 40)
+    doc = {"m:top": {"entry": [{"k": i} for i in range(250)]}}
+    with EtcdStorage(eps, prefix=prefix) as st:
+        st.append_commit("running", 1.0, "u", "edit", "[]")
+        steps = st.snapshot_steps("running", 1, json.dumps(doc))
+        next(steps)
+        next(steps)
+        with EtcdStorage(eps, prefix=prefix) as other:  # opens while it is written
+            assert "running" not in other.load().snapshots
+        for _ in steps:
+            pass
+    with EtcdStorage(eps, prefix=prefix) as again:
+        assert json.loads(again.load().snapshots["running"].content) == doc
 
 
 def test_nothing_is_half_written_when_etcd_is_gone(etcd_own: EtcdCluster) -> None:
@@ -154,3 +173,56 @@ def test_nothing_is_half_written_when_etcd_is_gone(etcd_own: EtcdCluster) -> Non
         assert st.append_commit("running", 3.0, "u", "edit", "[2]").revision == 2
     finally:
         st.close()
+
+
+async def test_one_replica_leads_and_the_next_takes_over_on_release(
+        where: tuple[list[str], str]) -> None:
+    eps, prefix = where
+    with EtcdStorage(eps, prefix=prefix, replica="a") as a, \
+            EtcdStorage(eps, prefix=prefix, replica="b") as b:
+        la = await a.lead("workload", ttl=2)
+        assert la.valid()
+        waiting = asyncio.create_task(b.lead("workload", ttl=2))
+        await asyncio.sleep(1.0)
+        assert not waiting.done()  # a leads
+        await la.release()
+        assert not la.valid() and la.lost.is_set()
+        lb = await asyncio.wait_for(waiting, 10)
+        assert lb.valid()
+        await lb.release()
+
+
+async def test_a_replica_that_lost_its_lease_stores_nothing_for_what_it_led(
+        where: tuple[list[str], str]) -> None:
+    eps, prefix = where
+    with EtcdStorage(eps, prefix=prefix, replica="a") as a, \
+            EtcdStorage(eps, prefix=prefix, replica="b") as b:
+        la = await a.lead("workload", ttl=2, owner="mgr")
+        a.put_oper("mgr", "i1", "a was here")
+        # a's lease ends behind its back (as when a is paused past it); b takes over
+        b._io.run(lambda c: c.revoke(la.lease))
+        lb = await asyncio.wait_for(b.lead("workload", ttl=2, owner="mgr"), 10)
+        with pytest.raises(StorageConflict):
+            a.put_oper("mgr", "i1", "a, stale")
+        assert a.oper_texts("mgr", ["i1"]) == ["a was here"]
+        b.put_oper("mgr", "i1", "b now")
+        # a notices at its next renewal, and says so before any VIM call
+        await asyncio.wait_for(la.lost.wait(), 5)
+        assert not la.valid()
+        with EtcdStorage(eps, prefix=prefix) as c:
+            assert c.oper_texts("mgr", ["i1"]) == ["b now"]
+        # writes of other owners (and commits) are not a leader's: a still makes them
+        a.put_oper("other", "x", "1")
+        await lb.release()
+
+
+async def test_a_lease_not_renewed_in_time_is_not_trusted(
+        where: tuple[list[str], str]) -> None:
+    eps, prefix = where
+    with EtcdStorage(eps, prefix=prefix, replica="a") as a:
+        la = await a.lead("workload", ttl=2)
+        assert la._renewing is not None
+        la._renewing.cancel()  # as if the process stood still: no renewal happens
+        await asyncio.sleep(1.2)
+        assert not la.valid()  # by its own clock, before etcd lets the key go
+        await la.release()

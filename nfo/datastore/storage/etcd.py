@@ -2,9 +2,9 @@
 
 etcd holds the state, one key per record under a prefix (``/nfo/`` unless
 configured): every commit record (``log/<datastore>/<revision>``), every entry of
-every snapshot (``snap/<datastore>/<revision>/<n>``, a top-level node or one entry of a
-top-level list each; ``snapmeta/...`` marks a snapshot whole), every operational
-record (``oper/<owner>/<key>``), every logged notification (``notif/<module>/<seq>``)
+every snapshot (``snap/<datastore>/<revision>/<token>/<n>``, a top-level node or one
+entry of a top-level list each; ``snapmeta/...`` marks one writing of it whole), every
+operational record (``oper/<owner>/<key>``), every logged notification (``notif/<module>/<seq>``)
 and every meta value (``meta/<key>``).  Two counters, ``head`` (the last revision)
 and ``nseq`` (the last notification number), guard the writes: a batch of writes is
 one etcd transaction, made only if the counters it advances still hold what this
@@ -24,9 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from nfo.errors import OperationFailed, StorageConflict, StorageUnavailable
+from nfo.errors import NfoError, OperationFailed, StorageConflict, StorageUnavailable
 
 from .base import (
     CommitKind,
@@ -61,13 +66,15 @@ from .etcd_client import (
     Delete,
     EtcdClient,
     Put,
+    Range,
     WatchBatch,
     WatchEvent,
     parse_endpoints,
+    parse_prefix,
 )
 from .sqlite import SqliteStorage
 
-__all__ = ["EtcdStorage"]
+__all__ = ["EtcdStorage", "Leadership"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,8 @@ _T = TypeVar("_T")
 
 _OPS_PER_TXN = 100
 """Writes per etcd transaction when a snapshot is stored (etcd takes 128 by default)."""
+_WIP_TTL = 30
+"""Seconds a snapshot's writing is known to go on without a renewal of its lease."""
 _BYTES_PER_TXN = 1 << 20
 """Bytes of snapshot per etcd transaction (etcd takes requests of 1.5 MiB by default)."""
 
@@ -109,11 +118,21 @@ class _Loop:
         if not self.loop.is_running():
             return
         try:
-            self.run(lambda c: c.close())
+            self.run(_shutdown)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+async def _shutdown(client: EtcdClient) -> None:
+    """The client closed, and every task left on its loop (watches, renewals, gRPC's
+    own) ended."""
+    await client.close()
+    rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in rest:
+        t.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 @dataclass
@@ -127,6 +146,7 @@ class _Batch:
     head: tuple[int, int] | None = None
     """(the last revision before the batch, the last one it assigned)"""
     nseq: tuple[int, int] | None = None
+    fences: dict[str, Compare] = field(default_factory=dict)
 
     def add(self, op: Put | Delete) -> None:
         self.undo.append((op.key, self.ops.pop(op.key, None)))
@@ -143,18 +163,27 @@ class _Batch:
 
 class EtcdStorage:
     """:class:`~nfo.datastore.storage.base.Storage` on the etcd cluster at
-    ``endpoints`` (``etcd://host:port,...`` or a list of ``host:port``), under
-    ``prefix``.  Not thread-safe, like the SQLite backend."""
+    ``endpoints`` (``etcd://host:port,...[/prefix/]`` or a list of ``host:port``), under
+    ``prefix`` (default: the address's, else ``/nfo/``).  Not thread-safe, like the SQLite
+    backend."""
 
-    def __init__(self, endpoints: str | Sequence[str], *, prefix: str = "/nfo/",
+    def __init__(self, endpoints: str | Sequence[str], *, prefix: str | None = None,
                  keep_snapshots: int = 3, timeout: float = 2.0,
-                 failover: float = 10.0) -> None:
+                 failover: float = 10.0, replica: str | None = None) -> None:
+        """``replica``: this replica's name in the cluster (default: host and process
+        id)."""
         eps = parse_endpoints(endpoints) if isinstance(endpoints, str) else list(endpoints)
+        if prefix is None:
+            prefix = parse_prefix(endpoints) if isinstance(endpoints, str) else "/nfo/"
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise OperationFailed(f"storage: the etcd prefix {prefix!r} must start and end "
                                   "with '/'")
         self.endpoints = eps
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}"
         self.prefix = prefix.encode()
+        self._fences: dict[str, Compare] = {}
+        """Per owner of operational records: the guard of every batch that writes
+        them (a :class:`Leadership` this replica holds)."""
         self._keep = keep_snapshots
         self._mirror = SqliteStorage(":memory:", keep_snapshots=keep_snapshots,
                                      checkpoint_every=0)
@@ -170,6 +199,7 @@ class EtcdStorage:
         self._main: asyncio.AbstractEventLoop | None = None
         self._watch: concurrent.futures.Future[None] | None = None
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._leaderships: list[Leadership] = []
         self.lost: BaseException | None = None
         """Why the replica stopped following the store (None: it follows)."""
         try:
@@ -185,7 +215,8 @@ class EtcdStorage:
     def _load(self) -> None:
         kvs, self.revision = self._io.run(lambda c: c.read_prefix(self.prefix))
         snaps: dict[tuple[str, int], dict[str, Any]] = {}
-        pieces: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        pieces: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
+        writing: set[tuple[str, int, str]] = set()
         with self._mirror.batch():
             for kv in kvs:
                 kind, *rest = kv.key[len(self.prefix):].decode().split("/")
@@ -209,22 +240,25 @@ class EtcdStorage:
                         int(rest[1]), unquote(rest[0]), d["t"], d["content"]))
                 elif kind == "snapmeta":
                     snaps[unquote(rest[0]), int(rest[1])] = json.loads(value)
+                elif kind == "snapwip":
+                    writing.add((unquote(rest[0]), int(rest[1]), rest[2]))
                 elif kind == "snap":
-                    pieces.setdefault((unquote(rest[0]), int(rest[1])), []).append(
-                        (int(rest[2]), json.loads(value)))
+                    pieces.setdefault((unquote(rest[0]), int(rest[1]), rest[2]), []).append(
+                        (int(rest[3]), json.loads(value)))
             for (ds, rev), meta in sorted(snaps.items()):
-                got = sorted(pieces.get((ds, rev), []), key=lambda p: p[0])
+                got = sorted(pieces.get((ds, rev, meta["token"]), []), key=lambda p: p[0])
                 if len(got) != meta["pieces"]:
                     raise OperationFailed(
                         f"storage: snapshot {ds}@{rev} in etcd has {len(got)} of its "
                         f"{meta['pieces']} pieces")
                 self._mirror.restore_snapshot(Snapshot(ds, rev, _join([p for _, p in got])))
             self._mirror.restore_counters(self._head, self._nseq)
-        # the entries of a snapshot whose writing a stop or a crash cut short
-        torn = sorted(set(pieces) - set(snaps))
+        # the entries of a writing that stopped (not marked whole, no writer at it)
+        torn = sorted(k for k in pieces if k not in writing
+                      and snaps.get(k[:2], {}).get("token") != k[2])
         if torn:
-            self._write([Delete(self._key("snap", _name(ds), _num(rev)) + b"/", prefix=True)
-                         for ds, rev in torn])
+            self._write([Delete(self._key("snap", _name(ds), _num(rev), token) + b"/",
+                                prefix=True) for ds, rev, token in torn])
 
     # -- batches --------------------------------------------------------------------------
     @contextmanager
@@ -243,6 +277,7 @@ class EtcdStorage:
                 raise
             return
         b = self._batch = _Batch()
+        b.fences = {}
         try:
             with self._mirror.batch():
                 yield
@@ -262,7 +297,7 @@ class EtcdStorage:
             yield
 
     def _send(self, b: _Batch) -> None:
-        guards: list[Compare] = []
+        guards: list[Compare] = list(b.fences.values())
         ops = list(b.ops.values())
         for name, moved in (("head", b.head), ("nseq", b.nseq)):
             if moved is None:
@@ -274,6 +309,11 @@ class EtcdStorage:
             ops.append(Put(key, str(after).encode()))
         result = self._io.run(lambda c: c.txn(guards, ops))
         if not result.succeeded:
+            if b.fences and b.head is None and b.nseq is None:
+                raise StorageConflict(
+                    "this replica no longer leads what it wrote operational data for "
+                    f"({', '.join(sorted(b.fences))}); nothing was stored",
+                    revision=result.revision)
             raise StorageConflict(
                 "another replica wrote to the stored state first (revision "
                 f"{b.head[0] if b.head else self._head} is no longer the last); nothing "
@@ -308,10 +348,12 @@ class EtcdStorage:
 
     def snapshot_steps(self, datastore: str, revision: int,
                        content: str | Sequence[bytes]) -> Generator[None, None, None]:
-        """The snapshot's entries into etcd, a transaction of them per step; then the
-        transaction that marks it whole and deletes what it replaces (older snapshots
-        beyond the newest ``keep_snapshots``, and the commits before the oldest one
-        kept)."""
+        """The snapshot's entries into etcd under a token of this writing, a transaction
+        of them per step, while a key bound to a lease of the writer (``snapwip/...``)
+        says the writing goes on; then the transaction that marks it whole (only if that
+        key still exists) and deletes what it replaces: older snapshots beyond the newest
+        ``keep_snapshots``, and the commits before the oldest one kept.  Entries of a
+        writing whose key is gone (its writer stopped or died) are anyone's to delete."""
         if not 0 <= revision <= self._head:
             raise OperationFailed(
                 f"storage: snapshot revision {revision} of {datastore!r} is outside"
@@ -320,38 +362,61 @@ class EtcdStorage:
             return
         text = content if isinstance(content, str) else b"".join(content).decode()
         pieces = _split(text)
-        base = ("snap", _name(datastore), _num(revision))
-        self._write([Delete(self._key(*base) + b"/", prefix=True)])  # a torn earlier try
-        ops: list[Put | Delete] = []
-        size = 0
-        for n, piece in enumerate(pieces):
-            data = json.dumps(piece).encode()
-            if ops and (len(ops) >= _OPS_PER_TXN or size + len(data) > _BYTES_PER_TXN):
+        token = uuid.uuid4().hex[:16]
+        where = (_name(datastore), _num(revision))
+        wip = self._key("snapwip", *where, token)
+        lease = self._io.run(lambda c: c.grant(_WIP_TTL))
+        renewed = time.monotonic()
+        try:
+            self._write([Put(wip, self.replica.encode(), lease)])
+            ops: list[Put | Delete] = []
+            size = 0
+            for n, piece in enumerate(pieces):
+                data = json.dumps(piece).encode()
+                if ops and (len(ops) >= _OPS_PER_TXN or size + len(data) > _BYTES_PER_TXN):
+                    self._write(ops)
+                    ops, size = [], 0
+                    if time.monotonic() - renewed > _WIP_TTL / 3:
+                        self._io.run(lambda c: c.refresh(lease))
+                        renewed = time.monotonic()
+                    yield
+                ops.append(Put(self._key("snap", *where, token, _num(n)), data))
+                size += len(data)
+            if ops:
                 self._write(ops)
-                ops, size = [], 0
                 yield
-            ops.append(Put(self._key(*base, _num(n)), data))
-            size += len(data)
-        if ops:
-            self._write(ops)
-            yield
-        with self._mirror.batch():
-            for _ in self._mirror.snapshot_steps(datastore, revision, text):
-                pass
-            kept = self._mirror.snapshot_revisions(datastore)
-            first = self._mirror.first_commit(datastore)
-            done: list[Put | Delete] = [Put(self._key("snapmeta", *base[1:]), json.dumps(
-                {"pieces": len(pieces), "bytes": len(text)}).encode())]
-            sp = self._key("snapmeta", _name(datastore)) + b"/"
-            for old in self._stored_snapshots(datastore):
-                if old not in kept:
-                    done += [Delete(sp + _num(old).encode()),
-                             Delete(self._key("snap", _name(datastore), _num(old)) + b"/",
-                                    prefix=True)]
-            logs = self._key("log", _name(datastore)) + b"/"
-            done.append(Delete(logs, end=logs + _num(first if first is not None
-                                                     else self._head + 1).encode()))
-            self._write(done)
+            with self._mirror.batch():
+                for _ in self._mirror.snapshot_steps(datastore, revision, text):
+                    pass
+                kept = self._mirror.snapshot_revisions(datastore)
+                first = self._mirror.first_commit(datastore)
+                done: list[Put | Delete] = [
+                    Put(self._key("snapmeta", *where), json.dumps(
+                        {"pieces": len(pieces), "bytes": len(text), "token": token}).encode()),
+                    Delete(wip)]
+                sp = self._key("snapmeta", where[0]) + b"/"
+                for old in self._stored_snapshots(datastore):
+                    if old not in kept and old != revision:
+                        done += [Delete(sp + _num(old).encode()),
+                                 Delete(self._key("snap", where[0], _num(old)) + b"/",
+                                        prefix=True)]
+                logs = self._key("log", where[0]) + b"/"
+                done.append(Delete(logs, end=logs + _num(first if first is not None
+                                                         else self._head + 1).encode()))
+                result = self._io.run(lambda c: c.txn(
+                    [Compare(wip, "version", ">", 0)], done))
+                if not result.succeeded:
+                    raise OperationFailed(
+                        f"storage: the snapshot {datastore}@{revision} was given up: its "
+                        "writing outlived its lease")
+                self._own(result.revision)
+        except BaseException:
+            with contextlib.suppress(NfoError):
+                self._write([Delete(self._key("snap", *where, token) + b"/", prefix=True)])
+            raise
+        finally:
+            with contextlib.suppress(NfoError):
+                self._io.run(lambda c: c.revoke(lease))
 
     def _stored_snapshots(self, datastore: str) -> list[int]:
         p = self._key("snapmeta", _name(datastore)) + b"/"
@@ -368,6 +433,50 @@ class EtcdStorage:
             self._mine.add(revision)
         else:
             self.revision = max(self.revision, revision)
+
+    # -- leading ----------------------------------------------------------------------
+    async def lead(self, name: str, *, ttl: int = 5, owner: str | None = None
+                   ) -> Leadership:
+        """Wait until this replica leads ``name``, then return its leadership (renewed
+        until it is released or lost).  ``owner``: the owner of operational records
+        whose every write is then guarded by it."""
+        key = self._key("leader", _name(name))
+        me = self.replica.encode()
+        loop = asyncio.get_running_loop()
+        while True:
+            won = await self._on_etcd(lambda c: self._campaign(c, key, me, ttl))
+            if won is not None:
+                lease, sent = won
+                break
+            await asyncio.sleep(ttl / 5)
+        held = Leadership(self, name, key, lease, ttl, sent + ttl - 1.0, loop)
+        self._leaderships.append(held)
+        if owner is not None:
+            self._fences[owner] = Compare.value_is(key, me)
+            held.owner = owner
+        held.start()
+        log.info("replica %s leads %s (lease %x, %d s)", self.replica, name, lease, ttl)
+        return held
+
+    @staticmethod
+    async def _campaign(c: EtcdClient, key: bytes, me: bytes, ttl: int
+                        ) -> tuple[int, float] | None:
+        """In the etcd thread: the key for a new lease, if no other replica holds it;
+        (the lease, when it was granted)."""
+        lease = await c.grant(ttl)
+        sent = time.monotonic()
+        got = await c.txn([Compare.absent(key)], [Put(key, me, lease)], [Range(key)],
+                          retry=True)
+        if got.succeeded:
+            return lease, sent
+        held = got.ranges[0][0] if got.ranges and got.ranges[0] else None
+        if held is not None and held.lease == lease:  # the retry of our own put
+            return lease, sent
+        await c.revoke(lease)
+        return None
+
+    async def _on_etcd(self, call: Callable[[EtcdClient], Coroutine[Any, Any, _T]]) -> _T:
+        return await asyncio.wrap_future(self._io.submit(call))
 
     # -- following the other replicas ----------------------------------------------------
     def follow(self, deliver: Callable[[RemoteChanges], None]) -> None:
@@ -386,7 +495,8 @@ class EtcdStorage:
         except asyncio.CancelledError:
             raise
         except BaseException as e:
-            self._main.call_soon_threadsafe(self._stop_following, e)
+            with contextlib.suppress(RuntimeError):  # the replica's loop is gone
+                self._main.call_soon_threadsafe(self._stop_following, e)
 
     def _stop_following(self, e: BaseException) -> None:
         if isinstance(e, Compacted):
@@ -453,8 +563,9 @@ class EtcdStorage:
                     self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
                 elif kind == "snapmeta" and put:
                     ds, at = unquote(rest[0]), int(rest[1])
+                    token = json.loads(value)["token"]
                     self._mirror.restore_snapshot(Snapshot(ds, at, self._read_snapshot(
-                        self._key("snap", rest[0], rest[1]) + b"/", rev)))
+                        self._key("snap", rest[0], rest[1], token) + b"/", rev)))
             self._mirror.restore_counters(self._head, self._nseq)
         return RemoteChanges(rev, commits, oper, notes)
 
@@ -507,9 +618,15 @@ class EtcdStorage:
     # -- operational data ---------------------------------------------------------------
     def put_oper(self, owner: str, key: str, content: str | None) -> None:
         with self.batch():
+            self._fence(owner)
             self._mirror.put_oper(owner, key, content)
             k = self._key("oper", _name(owner), _name(key))
             self._open().add(Delete(k) if content is None else Put(k, content.encode()))
+
+    def _fence(self, owner: str) -> None:
+        fence = self._fences.get(owner)
+        if fence is not None:
+            self._open().fences[owner] = fence
 
     def load_oper(self) -> list[OperRecord]:
         return self._mirror.load_oper()
@@ -526,6 +643,7 @@ class EtcdStorage:
 
     def clear_oper(self, owner: str) -> None:
         with self.batch():
+            self._fence(owner)
             keys = [k for o, k in self._mirror.oper_keys() if o == owner]
             self._mirror.clear_oper(owner)
             for k in keys:  # one by one: a write of one of them may follow in the batch
@@ -575,6 +693,9 @@ class EtcdStorage:
             self._open().add(Put(self._key("meta", _name(key)), value.encode()))
 
     def close(self) -> None:
+        for held in self._leaderships:  # their leases lapse
+            if held._renewing is not None:
+                held._renewing.cancel()
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
@@ -588,6 +709,76 @@ class EtcdStorage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Leadership:
+    """This replica leads one thing (``name``) while its lease lives: the key
+    ``leader/<name>``, bound to the lease, holds the replica's name.  The lease is renewed
+    every third of its time to live; :meth:`valid` says whether, by this replica's own
+    clock, it surely still lives (checked before every VIM call: a replica that was
+    paused past its lease does nothing when it wakes), and :attr:`lost` is set once it
+    does not.  Operational records of the owner it guards are stored only while the key
+    holds this replica's name (a write of a replica that lost it is refused by etcd)."""
+
+    def __init__(self, storage: EtcdStorage, name: str, key: bytes, lease: int, ttl: int,
+                 until: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.storage = storage
+        self.name = name
+        self.key = key
+        self.lease = lease
+        self.ttl = ttl
+        self._until = until
+        self._loop = loop
+        self.owner: str | None = None
+        self.lost = asyncio.Event()
+        self._renewing: concurrent.futures.Future[None] | None = None
+
+    def valid(self) -> bool:
+        return not self.lost.is_set() and time.monotonic() < self._until
+
+    def start(self) -> None:
+        self._renewing = self.storage._io.submit(self._renew)
+
+    async def _renew(self, client: EtcdClient) -> None:
+        """In the etcd thread: renew until the lease is gone or the time it surely lives
+        has passed without a renewal."""
+        try:
+            while True:
+                await asyncio.sleep(self.ttl / 3)
+                sent = time.monotonic()
+                if sent >= self._until:
+                    break
+                try:
+                    left = await client.refresh(self.lease)
+                except StorageUnavailable as e:
+                    log.warning("leadership of %s: the lease was not renewed: %s",
+                                self.name, e)
+                    continue
+                if left <= 0:
+                    break
+                self._until = sent + left - 1.0
+        finally:
+            with contextlib.suppress(RuntimeError):  # the replica's loop is gone
+                self._loop.call_soon_threadsafe(self._lose)
+
+    def _lose(self, released: bool = False) -> None:
+        if not self.lost.is_set():
+            (log.info if released else log.warning)(
+                "replica %s no longer leads %s", self.storage.replica, self.name)
+        self._until = 0.0
+        self.lost.set()  # the owner's writes stay guarded: refused while another leads
+
+    async def release(self) -> None:
+        """Stop leading (the lease revoked: another replica may lead at once)."""
+        if self._renewing is not None:
+            self._renewing.cancel()
+        self._lose(released=True)
+        lease = self.lease
+        try:
+            await self.storage._on_etcd(lambda c: c.revoke(lease))
+        except StorageUnavailable as e:
+            log.warning("leadership of %s: the lease was not revoked (it lapses): %s",
+                        self.name, e)
 
 
 def _split(text: str) -> list[Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "WatchBatch",
     "WatchEvent",
     "parse_endpoints",
+    "parse_prefix",
     "prefix_end",
 ]
 
@@ -55,8 +56,9 @@ def _rpc() -> Any:
 
 
 def parse_endpoints(spec: str) -> list[str]:
-    """``etcd://host:port,host:port`` (or the bare list) as ``host:port`` strings."""
-    body = spec.removeprefix("etcd://").strip().rstrip("/")
+    """``etcd://host:port,host:port[/prefix/]`` (or the bare list) as ``host:port``
+    strings."""
+    body = spec.removeprefix("etcd://").strip().split("/", 1)[0]
     out = []
     for part in body.split(","):
         host, sep, port = part.strip().rpartition(":")
@@ -64,6 +66,14 @@ def parse_endpoints(spec: str) -> list[str]:
             raise InvalidValue(f"not an etcd endpoint (host:port): {part.strip()!r}")
         out.append(f"{host}:{int(port)}")
     return out
+
+
+def parse_prefix(spec: str, default: str = "/nfo/") -> str:
+    """The key prefix of ``etcd://host:port,.../prefix/`` (``default`` without one)."""
+    _, sep, path = spec.removeprefix("etcd://").strip().partition("/")
+    if not sep or not path.strip("/"):
+        return default
+    return "/" + path.strip("/") + "/"
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -201,6 +211,7 @@ class EtcdClient:
         ch, self._channel, self._stubs = self._channel, None, {}
         if ch is not None:
             await ch.close()
+            await asyncio.sleep(0)  # gRPC's tasks for the calls it ended finish
 
     async def __aenter__(self) -> EtcdClient:
         return self
@@ -264,6 +275,11 @@ class EtcdClient:
         sc = self._rpc.StatusCode
         if code == sc.OUT_OF_RANGE and "compacted" in details:
             return Compacted(0)
+        if "too many operations" in details or "too large" in details:
+            return StorageUnavailable(
+                f"etcd refused a transaction as too big ({details}): nfo needs a cluster "
+                "started with --max-txn-ops 10000 --max-request-bytes 33554432 or more "
+                "(docs/replicas.md)")
         if code in (sc.INVALID_ARGUMENT, sc.FAILED_PRECONDITION, sc.RESOURCE_EXHAUSTED,
                     sc.PERMISSION_DENIED, sc.UNAUTHENTICATED, sc.NOT_FOUND,
                     sc.UNIMPLEMENTED):
@@ -478,7 +494,8 @@ class EtcdClient:
                 await asyncio.sleep(0.05)
             finally:
                 queue.put_nowait(None)
-                call.cancel()
+                if call.cancel():
+                    await asyncio.sleep(0)  # gRPC's own task for the call ends with it
 
 
 def _kv(k: Any) -> KeyValue:

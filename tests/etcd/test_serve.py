@@ -1,0 +1,221 @@
+"""``nfo serve --store etcd://...``: replicas in processes of their own on one etcd
+cluster.  One leads the workload manager; a write on another is instantiated by it and
+its state read on both; when the leader is killed (SIGKILL), the other takes over,
+adopts what runs and converges, with one workload per configured instance and none
+left over."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.etcd.cluster import EtcdCluster
+from tests.netutil import free_port
+
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+
+PASSWORD = "replica-test-password"
+INST = "nfo-instances:nf-instances"
+SETUP = {
+    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim",
+                              "sim": {"latency": {"mean": 400, "jitter": 300}}}]},
+    "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
+}
+
+
+def instances(names: list[str]) -> dict[str, Any]:
+    return {INST: {"nf-instance": [{"name": n, "descriptor": "fw", "vim": "sim1"}
+                                   for n in names]}}
+
+
+class Replica:
+    """``nfo serve`` as replica ``name`` of the cluster, RESTCONF on a port of its own."""
+
+    def __init__(self, name: str, root: Path, cluster: EtcdCluster, drivers: Path) -> None:
+        self.name = name
+        self.port = free_port(socket.SOCK_STREAM)
+        self.log = root / f"{name}.out"
+        env = {**os.environ, "NFO_ADMIN_PASSWORD": PASSWORD}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nfo", "--state-dir", str(root / name), "serve",
+                 "--store", cluster.url, "--replica", name,
+                 "--restconf", f"127.0.0.1:{self.port}", "--netconf", "127.0.0.1:0",
+                 "--drivers-dir", str(drivers)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}/restconf",
+                                      auth=("admin", PASSWORD), timeout=30)
+
+    def said(self, text: str) -> bool:
+        out = self.log.read_text() if self.log.exists() else ""
+        if text in out:
+            return True
+        if self.proc.poll() is not None:
+            pytest.fail(f"replica {self.name} exited ({self.proc.returncode}):\n{out[-3000:]}")
+        return False
+
+    async def expect(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.said(text):
+            if time.monotonic() > deadline:
+                pytest.fail(f"replica {self.name} did not say {text!r} in {timeout} s:\n"
+                            f"{self.log.read_text()[-3000:]}")
+            await asyncio.sleep(0.05)
+
+    async def patch(self, doc: dict[str, Any]) -> None:
+        r = await self.http.patch("/data", json={"ietf-restconf:data": doc},
+                                  headers={"Content-Type": "application/yang-data+json"})
+        assert r.status_code in (200, 204), r.text
+
+    async def states(self) -> dict[str, str]:
+        r = await self.http.get(f"/ds/ietf-datastores:operational/{INST}",
+                                headers={"Accept": "application/yang-data+json"})
+        assert r.status_code == 200, r.text
+        return {e["name"]: e.get("state", {}).get("oper-status", "")
+                for e in r.json()[INST].get("nf-instance", [])}
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+async def converged(r: Replica, running: set[str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = await r.states()
+        if {n for n, s in states.items() if s == "running"} == running and set(states) == running:
+            return states
+        if time.monotonic() > deadline:
+            pytest.fail(f"not converged on replica {r.name}: {states}")
+        await asyncio.sleep(0.2)
+
+
+def workloads(drivers: Path) -> list[tuple[str, int]]:
+    db = drivers / "drivers" / "sim" / "sim1" / "sim-vim.db"
+    conn = sqlite3.connect(db)
+    try:
+        return sorted((str(i), int(n)) for i, n in conn.execute(
+            "SELECT instance, COUNT(*) FROM resources GROUP BY instance"))
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def pair(etcd_own: EtcdCluster, tmp_path: Path
+               ) -> AsyncIterator[tuple[Replica, Replica, Path]]:
+    """Replica ``a``, leading the workload manager, and replica ``b``, serving; the
+    drivers' directory they share."""
+    drivers = tmp_path / "drivers"
+    a = Replica("a", tmp_path, etcd_own, drivers)
+    b: Replica | None = None
+    try:
+        await a.expect("workload manager ready", 60)
+        b = Replica("b", tmp_path, etcd_own, drivers)
+        await b.expect("serving as replica b", 60)
+        yield a, b, drivers
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(a.proc.pid, signal.SIGCONT)
+        a.kill()
+        if b is not None:
+            await b.stop()
+        await a.http.aclose()
+
+
+async def test_the_leader_is_killed_and_the_other_replica_takes_over(
+        pair: tuple[Replica, Replica, Path]) -> None:
+    a, b, drivers = pair
+    assert b.said("joined the etcd cluster")
+    await asyncio.sleep(1.0)
+    assert not b.said("leads the workload manager")
+    # written on b, instantiated by a, read on both
+    await b.patch(SETUP)
+    await b.patch(instances(["first"]))
+    await converged(b, {"first"}, 60)
+    await converged(a, {"first"}, 10)
+    # a thousand more; the leader dies while it instantiates them
+    batch = [f"i{k:04d}" for k in range(1000)]
+    await b.patch(instances(batch))
+    await asyncio.sleep(1.0)
+    a.kill()
+    assert set((await b.states()).values()) & {"initializing", ""}, "all done already"
+    await b.expect("replica b leads the workload manager", 30)
+    await b.expect("workload manager ready", 60)
+    # and, under the new leader, terminations and more instantiations
+    for k in range(0, 1000, 50):
+        r = await b.http.delete(f"/data/{INST}/nf-instance=i{k:04d}")
+        assert r.status_code == 204, r.text
+    more = [f"j{k}" for k in range(20)]
+    await b.patch(instances(more))
+    want = {"first", *more} | {n for k, n in enumerate(batch) if k % 50}
+    await converged(b, want, 180)
+    # one workload per configured instance; none of the deleted ones left
+    assert workloads(drivers) == sorted((n, 1) for n in want)
+
+
+def resources(drivers: Path) -> dict[str, str]:
+    """Instance -> resource id of every workload the sim VIM holds."""
+    db = drivers / "drivers" / "sim" / "sim1" / "sim-vim.db"
+    conn = sqlite3.connect(db)
+    try:
+        return {str(i): str(r) for r, i in conn.execute("SELECT id, instance FROM resources")}
+    finally:
+        conn.close()
+
+
+async def full_states(r: Replica) -> dict[str, Any]:
+    got = await r.http.get(f"/ds/ietf-datastores:operational/{INST}",
+                           headers={"Accept": "application/yang-data+json"})
+    assert got.status_code == 200, got.text
+    return {e["name"]: e.get("state") for e in got.json()[INST].get("nf-instance", [])}
+
+
+async def test_a_leader_paused_past_its_lease_does_nothing_when_it_wakes(
+        pair: tuple[Replica, Replica, Path]) -> None:
+    a, b, drivers = pair
+    await b.patch(SETUP)
+    batch = [f"p{k:03d}" for k in range(300)]
+    await b.patch(instances(batch))
+    await asyncio.sleep(0.5)
+    os.killpg(a.proc.pid, signal.SIGSTOP)  # mid-instantiation, past its lease
+    await b.expect("replica b leads the workload manager", 30)
+    await b.expect("workload manager ready", 60)
+    for k in range(0, 300, 2):
+        r = await b.http.delete(f"/data/{INST}/nf-instance=p{k:03d}")
+        assert r.status_code == 204, r.text
+    want = {n for k, n in enumerate(batch) if k % 2}
+    await converged(b, want, 120)
+    before = resources(drivers)
+    assert set(before) == want
+    states = await full_states(b)
+    os.killpg(a.proc.pid, signal.SIGCONT)
+    await a.expect("replica a no longer leads workload", 30)
+    await asyncio.sleep(3.0)  # what a stale manager would do, it would do by now
+    assert resources(drivers) == before  # no VIM call created or removed anything
+    assert await full_states(b) == states  # no state written
+    assert await full_states(a) == states  # and a reads what b wrote
