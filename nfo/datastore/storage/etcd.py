@@ -80,12 +80,13 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_OPS_PER_TXN = 100
-"""Writes per etcd transaction when a snapshot is stored (etcd takes 128 by default)."""
+_OPS_PER_TXN = 2000
+"""Entries per etcd transaction when a snapshot is stored (of the 10,000 writes a
+transaction may hold on a cluster set up as docs/replicas.md asks)."""
 _WIP_TTL = 30
 """Seconds a snapshot's writing is known to go on without a renewal of its lease."""
-_BYTES_PER_TXN = 1 << 20
-"""Bytes of snapshot per etcd transaction (etcd takes requests of 1.5 MiB by default)."""
+_BYTES_PER_TXN = 4 << 20
+"""Bytes of snapshot per etcd transaction (of the 32 MiB a request may hold)."""
 
 
 def _num(n: int) -> str:
