@@ -246,6 +246,13 @@ class Datastore:
         """What other replicas stored, into this one's trees and stores, in order."""
         while True:
             changes = await queue.get()
+            if changes.resync:
+                try:
+                    await self._resync()
+                except Exception:
+                    log.exception("the state read again from the store does not load here; "
+                                  "restart this replica")
+                continue
             for rec in changes.commits:
                 try:
                     edits = self._remote_edits(rec)
@@ -265,6 +272,25 @@ class Datastore:
                 self._oper.reload()
             if changes.notifications:
                 self.notifications.reload()
+
+    async def _resync(self) -> None:
+        """Take the whole state the store holds again (after a gap in what it delivered):
+        each datastore replaced by what it now holds, as a commit of its revision, so that
+        subscribers are told exactly what differs."""
+        state = self.storage.load()
+        trusted = self.storage.get_meta(VALIDATED_UNDER) == self.schema.fingerprint()
+        trees, info, _ = self._load_trees(state, trusted=trusted)
+        try:
+            for name in DURABLE:
+                i = info[name]
+                rec = CommitRecord(i.revision, name, i.timestamp, i.user, "replace", "")
+                await self._tx.apply_remote(rec, [(trees[name], "replace")])
+        finally:
+            for t in trees.values():
+                t.free()
+        self._tx.caught_up_to(state.last_revision)
+        self._oper.reload()
+        self.notifications.reload()
 
     def _remote_edits(self, rec: CommitRecord) -> list[tuple[Tree, str]]:
         what = f"reading revision {rec.revision} of another replica"

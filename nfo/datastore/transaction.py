@@ -354,15 +354,21 @@ class Transactions:
                     raise
                 await self._storage.caught_up(e.revision)
 
+    def caught_up_to(self, revision: int) -> None:
+        """Every revision up to ``revision`` is in the trees (a replica that took the
+        whole state again)."""
+        self._last_revision = max(self._last_revision, revision)
+
     async def apply_remote(self, rec: CommitRecord, edits: Sequence[tuple[Tree, str]]
                            ) -> None:
         """A commit another replica made durable (``edits``: its edits, parsed): applied
         to the live tree as its transaction applied them there, then each subscriber
         told it is done (it had no say: the commit is stored)."""
         async with self._lock:
-            if rec.revision <= self._last_revision:
-                return
             ds = rec.datastore
+            if rec.revision <= (self._info[ds].revision if ds in self._trees
+                                else self._last_revision):
+                return
             if ds in self._trees:
                 live = self._trees[ds]
                 plan = (plan_edits(self._schema, self._ind, list(edits))

@@ -101,3 +101,46 @@ async def test_a_refused_write_on_one_replica_leaves_both_as_they_were(
         await b.internal_session("bob").edit("running", vim("v1", "nfo-vim:no-such"), "json")
     await asyncio.sleep(0.1)
     assert a.info("running").revision == b.info("running").revision == before
+
+
+async def test_a_replica_behind_a_compaction_reads_everything_again(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    seen: list[ChangeEvent] = []
+
+    async def on_change(ev: ChangeEvent) -> None:
+        seen.append(ev)
+
+    await a.internal_session("alice").edit("running", vim("v1"), "json")
+    await a.internal_session("alice").edit("running", vim("v2"), "json")
+    await converged(a, b)
+    b.subscribe("nfo-vim", on_change)
+    st = b.storage
+    assert isinstance(st, EtcdStorage) and st._deliver is not None
+    deliver = st._deliver
+    await st.unfollow()  # b falls behind ...
+    s = a.internal_session("alice")
+    await s.edit("running", vim("v3"), "json")
+    await s.edit("running", json.dumps({"nfo-vim:vims": {"vim": [
+        {"name": "v1", "@": {"ietf-netconf:operation": "delete"}}]}}), "json")
+    await s.edit("running", vim("v4"), "json")
+    top = await st._on_etcd(lambda c: c.put(b"/elsewhere", b"x"))
+    await st._on_etcd(lambda c: c.compact(top))  # ... past what etcd still keeps
+    st.follow(deliver)
+    await converged(a, b)
+    assert content(b) == content(a)
+    await asyncio.sleep(0.1)
+    # told once, of exactly what differs (the entries, with what is below them)
+    assert [ev.phase for ev in seen] == ["done"]
+    changes = seen[0].changes
+    assert not [c.path for c in changes if "'v2'" in c.path]
+    assert sorted((type(c).__name__, c.path) for c in changes
+                  if c.path.count("/") == 2) == [
+        ("ChangeCreated", "/nfo-vim:vims/vim[name='v3']"),
+        ("ChangeCreated", "/nfo-vim:vims/vim[name='v4']"),
+        ("ChangeDeleted", "/nfo-vim:vims/vim[name='v1']"),
+    ]
+    # and it follows again, revision by revision
+    await a.internal_session("alice").edit("running", vim("v5"), "json")
+    await converged(a, b)
+    assert content(b) == content(a)

@@ -111,6 +111,10 @@ class RemoteChanges:
     """Operational records changed."""
     notifications: list[NotificationRecord] = field(default_factory=list)
     """Notifications they logged."""
+    resync: bool = False
+    """This replica could not follow revision by revision (etcd compacted the revisions
+    it had not read): the storage holds the whole state again, which the trees are to
+    take (the subscribers told what differs)."""
 
 
 @runtime_checkable

@@ -214,7 +214,9 @@ class EtcdStorage:
         return self.prefix + "/".join(parts).encode()
 
     def _load(self) -> None:
+        """The mirror, from every key under the prefix at one revision."""
         kvs, self.revision = self._io.run(lambda c: c.read_prefix(self.prefix))
+        self._head = self._nseq = 0
         snaps: dict[tuple[str, int], dict[str, Any]] = {}
         pieces: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
         writing: set[tuple[str, int, str]] = set()
@@ -500,17 +502,41 @@ class EtcdStorage:
                 self._main.call_soon_threadsafe(self._stop_following, e)
 
     def _stop_following(self, e: BaseException) -> None:
-        if isinstance(e, Compacted):
-            log.error("etcd compacted revisions this replica had not read (up to %d): it "
-                      "no longer follows the other replicas; restart it", e.revision)
-        else:
-            log.error("the watch of etcd ended: %s", e)
+        if isinstance(e, Compacted) and self._watch is not None:
+            log.warning("etcd compacted revisions this replica had not read yet (up to %d): "
+                        "reading the whole state again", e.revision)
+            try:
+                self._reread()
+            except BaseException as err:
+                e = err
+            else:
+                return
+        log.error("this replica no longer follows the others: %s", e)
         self.lost = e
         for _, fut in self._waiting:
             if not fut.done():
                 fut.set_exception(StorageUnavailable(
                     f"this replica no longer follows the stored state: {e}"))
         self._waiting.clear()
+
+    def _reread(self) -> None:
+        """The mirror again from the whole state as etcd holds it now, the datastore
+        told to take it (``resync``), and the watch on from there."""
+        old, self._mirror = self._mirror, SqliteStorage(
+            ":memory:", keep_snapshots=self._keep, checkpoint_every=0)
+        try:
+            self._load()
+        except BaseException:
+            self._mirror.close()
+            self._mirror = old
+            raise
+        old.close()
+        self._mine.clear()
+        if self._deliver is not None:
+            self._deliver(RemoteChanges(self.revision, resync=True))
+        start = self.revision + 1
+        self._watch = self._io.submit(lambda c: self._watching(c, start))
+        self._wake()
 
     def _take(self, batch: WatchBatch) -> None:
         """On the main loop: each revision of ``batch`` not made here, into the mirror,
