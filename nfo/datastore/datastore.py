@@ -37,6 +37,7 @@ from nfo.datastore.storage.base import (
     CommitRecord,
     RemoteChanges,
     Replicated,
+    SharedLocks,
     Storage,
     StoredState,
 )
@@ -131,7 +132,8 @@ class Datastore:
                                              access=self.nacm.access,
                                              retention=notification_retention)
         self._candidate = Candidate()
-        self._locks = LockTable(self._candidate)
+        self._locks = LockTable(self._candidate,
+                                storage if isinstance(storage, SharedLocks) else None)
         self._tx = Transactions(
             schema, storage, self, self._locks, self._candidate, self.notifications,
             self._subscribers, independence(schema), events, self.nacm)

@@ -5,7 +5,10 @@ datastore another session has locked are refused (``in-use``).  A lock is denied
 another session holds it, while the candidate has uncommitted changes (for the
 candidate), and while a commit to that datastore is under way: its change subscribers
 may be awaiting, and a holder granted the lock then would read the data that commit is
-about to replace.  Releasing the candidate's lock discards its changes (8.3.5.2).
+about to replace.  Releasing the candidate's lock discards its changes (8.3.5.2).  On a
+store replicas share (:class:`~nfo.datastore.storage.base.SharedLocks`), running's and
+startup's locks are taken in the store too, so that they hold on every replica; the
+candidate is each replica's own.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ import time
 from collections.abc import Iterator
 
 from nfo.datastore.candidate import Candidate
+from nfo.datastore.storage.base import SharedLocks
 from nfo.errors import InUse, LockDenied, OperationFailed
 
 __all__ = ["LockTable"]
 
 
+_SHARED = ("running", "startup")
+"""The datastores whose locks a store shared by replicas holds."""
+
+
 class LockTable:
-    def __init__(self, candidate: Candidate) -> None:
+    def __init__(self, candidate: Candidate, shared: SharedLocks | None = None) -> None:
         self._candidate = candidate
+        self._shared = shared
         self._holders: dict[str, int] = {}
         self._times: dict[str, float] = {}
         self._committing: dict[str, int] = {}
@@ -37,6 +46,11 @@ class LockTable:
         if holder is not None and holder != session_id:
             raise InUse(f"the {ds} datastore is locked by session {holder}",
                         info={"session-id": str(holder)})
+        if self._shared is not None and ds in _SHARED and holder is None:
+            elsewhere = self._shared.lock_elsewhere(ds)
+            if elsewhere is not None:
+                raise InUse(f"the {ds} datastore is locked by {elsewhere}",
+                            info={"session-id": "0"})
 
     def lock(self, session_id: int, ds: str) -> None:
         holder = self._holders.get(ds)
@@ -50,6 +64,11 @@ class LockTable:
         if writer is not None:
             raise LockDenied(f"a commit to the {ds} datastore is in progress",
                              info={"session-id": str(writer)})
+        if self._shared is not None and ds in _SHARED:
+            elsewhere = self._shared.acquire_lock(ds, session_id)
+            if elsewhere is not None:
+                raise LockDenied(f"the {ds} datastore is already locked by {elsewhere}",
+                                 info={"session-id": "0"})
         self._holders[ds] = session_id
         self._times[ds] = time.time()
 
@@ -68,6 +87,8 @@ class LockTable:
     def _release(self, ds: str) -> None:
         del self._holders[ds]
         self._times.pop(ds, None)
+        if self._shared is not None and ds in _SHARED:
+            self._shared.release_lock(ds)
         if ds == "candidate":
             self._candidate.reset()
 

@@ -14,8 +14,9 @@ import pytest
 
 from nfo.datastore import Datastore
 from nfo.datastore.storage.etcd import EtcdStorage
+from nfo.datastore.storage.etcd_client import WatchBatch
 from nfo.datastore.subscriptions import ChangeEvent
-from nfo.errors import NfoError
+from nfo.errors import InUse, LockDenied, NfoError
 from nfo.schema import Schema
 from tests.etcd.cluster import EtcdCluster
 
@@ -144,3 +145,45 @@ async def test_a_replica_behind_a_compaction_reads_everything_again(
     await a.internal_session("alice").edit("running", vim("v5"), "json")
     await converged(a, b)
     assert content(b) == content(a)
+
+
+async def test_a_lock_taken_on_one_replica_holds_on_the_other(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa, sb = a.internal_session("alice"), b.internal_session("bob")
+    sa.lock("running")
+    await asyncio.sleep(0.2)  # b has seen the lock
+    with pytest.raises(InUse, match="locked by session .* of replica"):
+        await sb.edit("running", vim("b1"), "json")
+    with pytest.raises(LockDenied):
+        sb.lock("running")
+    await sa.edit("running", vim("a1"), "json")  # the holder writes
+    sb.lock("startup")  # another datastore's lock is another lock
+    sa.unlock("running")
+    await asyncio.sleep(0.2)
+    await sb.edit("running", vim("b1"), "json")
+    await converged(a, b)
+    assert {v["name"] for v in content(a)["nfo-vim:vims"]["vim"]} >= {"a1", "b1"}
+    await sa.close()
+    await sb.close()
+
+
+async def test_a_write_that_has_not_seen_a_new_lock_is_refused_by_etcd(
+        pair: tuple[Datastore, Datastore], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = pair
+    st = b.storage
+    assert isinstance(st, EtcdStorage)
+    late: list[WatchBatch] = []
+    monkeypatch.setattr(st, "_take", late.append)  # b does not hear of the lock yet
+    sa = a.internal_session("alice")
+    sa.lock("running")
+    write = asyncio.create_task(b.internal_session("bob").edit("running", vim("b1"), "json"))
+    await asyncio.sleep(0.3)
+    assert not write.done()  # refused by etcd; it waits to hear what changed
+    monkeypatch.undo()
+    for batch in late:
+        st._take(batch)
+    with pytest.raises(InUse):
+        await write
+    assert "b1" not in json.dumps(content(a))
+    await sa.close()

@@ -29,6 +29,7 @@ __all__ = [
     "OperRecord",
     "RemoteChanges",
     "Replicated",
+    "SharedLocks",
     "Snapshot",
     "Storage",
     "StoredState",
@@ -134,6 +135,24 @@ class Replicated(Protocol):
         ...
 
     async def unfollow(self) -> None: ...
+
+
+@runtime_checkable
+class SharedLocks(Protocol):
+    """Datastore locks that hold across replicas (RFC 6241 7.5 for a datastore several
+    servers write): a lock taken through one replica refuses writes through every other.
+    A lock lives while its replica does."""
+
+    def acquire_lock(self, datastore: str, session: int) -> str | None:
+        """Take ``datastore``'s lock for ``session`` of this replica; None when taken,
+        else who holds it (on another replica)."""
+        ...
+
+    def release_lock(self, datastore: str) -> None: ...
+
+    def lock_elsewhere(self, datastore: str) -> str | None:
+        """Who holds ``datastore``'s lock on another replica (None: nobody there)."""
+        ...
 
 
 class Storage(Protocol):

@@ -83,6 +83,9 @@ _T = TypeVar("_T")
 _OPS_PER_TXN = 2000
 """Entries per etcd transaction when a snapshot is stored (of the 10,000 writes a
 transaction may hold on a cluster set up as docs/replicas.md asks)."""
+_PRESENCE_TTL = 10
+"""Seconds a replica's presence (``replicas/<name>``, and the locks it holds) outlives
+its last renewal: a replica that dies releases its locks that long after."""
 _WIP_TTL = 30
 """Seconds a snapshot's writing is known to go on without a renewal of its lease."""
 _BYTES_PER_TXN = 4 << 20
@@ -201,6 +204,16 @@ class EtcdStorage:
         self._watch: concurrent.futures.Future[None] | None = None
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._leaderships: list[Leadership] = []
+        self._me = f"{self.replica}#{uuid.uuid4().hex[:8]}"
+        """This process among the replicas (a restarted replica is another one)."""
+        self._presence: concurrent.futures.Future[None] | None = None
+        self._lease_ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._held: dict[str, bytes] = {}
+        """Datastore -> the value of its lock key, for the locks this replica holds."""
+        self._releasing: dict[str, bytes] = {}
+        """Locks whose release etcd did not take yet (tried again at each renewal)."""
+        self._locks: dict[str, dict[str, Any]] = {}
+        """Datastore -> its lock key's value, as the store holds it."""
         self.lost: BaseException | None = None
         """Why the replica stopped following the store (None: it follows)."""
         try:
@@ -217,6 +230,7 @@ class EtcdStorage:
         """The mirror, from every key under the prefix at one revision."""
         kvs, self.revision = self._io.run(lambda c: c.read_prefix(self.prefix))
         self._head = self._nseq = 0
+        self._locks = {}
         snaps: dict[tuple[str, int], dict[str, Any]] = {}
         pieces: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
         writing: set[tuple[str, int, str]] = set()
@@ -245,6 +259,8 @@ class EtcdStorage:
                     snaps[unquote(rest[0]), int(rest[1])] = json.loads(value)
                 elif kind == "snapwip":
                     writing.add((unquote(rest[0]), int(rest[1]), rest[2]))
+                elif kind == "lock":
+                    self._locks[unquote(rest[0])] = json.loads(value)
                 elif kind == "snap":
                     pieces.setdefault((unquote(rest[0]), int(rest[1]), rest[2]), []).append(
                         (int(rest[3]), json.loads(value)))
@@ -338,6 +354,10 @@ class EtcdStorage:
         with self.batch():
             b = self._open()
             rec = self._mirror.append_commit(datastore, timestamp, user, kind, payload, label)
+            lock = self._key("lock", _name(datastore))
+            held = self._held.get(datastore)
+            b.fences[f"lock {datastore}"] = (Compare.absent(lock) if held is None
+                                             else Compare.value_is(lock, held))
             b.head = (b.head[0] if b.head else rec.revision - 1, rec.revision)
             self._head = rec.revision
             b.add(Put(self._key("log", _name(datastore), _num(rec.revision)),
@@ -487,6 +507,76 @@ class EtcdStorage:
         self._main = asyncio.get_running_loop()
         start = self.revision + 1
         self._watch = self._io.submit(lambda c: self._watching(c, start))
+        if self._presence is None:
+            self._presence = self._io.submit(self._present)
+
+    # -- presence and locks -----------------------------------------------------------------
+    async def _present(self, client: EtcdClient) -> None:
+        """In the etcd thread: ``replicas/<name>`` under a lease of this replica's, renewed
+        for as long as it runs (the locks it takes are bound to the same lease)."""
+        key = self._key("replicas", _name(self.replica))
+        while True:
+            try:
+                lease = await client.grant(_PRESENCE_TTL)
+                await client.put(key, json.dumps({"id": self._me, "since": time.time()})
+                                 .encode(), lease=lease)
+                break
+            except StorageUnavailable as e:
+                log.warning("replica %s: cannot say it is here yet: %s", self.replica, e)
+                await asyncio.sleep(1.0)
+        if not self._lease_ready.done():
+            self._lease_ready.set_result(lease)
+        while True:
+            await asyncio.sleep(_PRESENCE_TTL / 3)
+            try:
+                if await client.refresh(lease) <= 0:
+                    log.error("replica %s: its presence lapsed (its locks with it)",
+                              self.replica)
+                for ds, value in list(self._releasing.items()):
+                    lock = self._key("lock", _name(ds))
+                    await client.txn([Compare.value_is(lock, value)], [Delete(lock)],
+                                     retry=True)
+                    self._releasing.pop(ds, None)
+            except StorageUnavailable as e:
+                log.warning("replica %s: presence not renewed: %s", self.replica, e)
+
+    def acquire_lock(self, datastore: str, session: int) -> str | None:
+        if self._presence is None:
+            self._presence = self._io.submit(self._present)
+        lease = self._lease_ready.result(timeout=self._io.client.failover)
+        key = self._key("lock", _name(datastore))
+        value = json.dumps({"id": self._me, "replica": self.replica,
+                            "session": session}).encode()
+        got = self._io.run(lambda c: c.txn([Compare.absent(key)], [Put(key, value, lease)],
+                                           [Range(key)], retry=True))
+        if got.succeeded or (got.ranges and got.ranges[0]
+                             and got.ranges[0][0].value == value):
+            self._held[datastore] = value
+            self._locks[datastore] = json.loads(value)
+            return None
+        other = json.loads(got.ranges[0][0].value) if got.ranges and got.ranges[0] else {}
+        return _holder(other)
+
+    def release_lock(self, datastore: str) -> None:
+        value = self._held.pop(datastore, None)
+        if value is None:
+            return
+        if self._locks.get(datastore, {}).get("id") == self._me:
+            del self._locks[datastore]
+        key = self._key("lock", _name(datastore))
+        try:
+            self._io.run(lambda c: c.txn([Compare.value_is(key, value)], [Delete(key)],
+                                         retry=True))
+        except StorageUnavailable as e:
+            log.warning("the %s lock was not released in etcd yet (tried again): %s",
+                        datastore, e)
+            self._releasing[datastore] = value
+
+    def lock_elsewhere(self, datastore: str) -> str | None:
+        held = self._locks.get(datastore)
+        if held is None or held.get("id") == self._me:
+            return None
+        return _holder(held)
 
     async def _watching(self, client: EtcdClient, start: int) -> None:
         """In the etcd thread: every batch of the watch to the main loop, in order."""
@@ -588,6 +678,11 @@ class EtcdStorage:
                     notes.append(note)
                 elif kind == "notif":
                     self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
+                elif kind == "lock":
+                    if put:
+                        self._locks[unquote(rest[0])] = json.loads(value)
+                    else:
+                        self._locks.pop(unquote(rest[0]), None)
                 elif kind == "snapmeta" and put:
                     ds, at = unquote(rest[0]), int(rest[1])
                     token = json.loads(value)["token"]
@@ -726,6 +821,8 @@ class EtcdStorage:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        if self._presence is not None:
+            self._presence.cancel()
         try:
             self._io.close()
         finally:
@@ -806,6 +903,10 @@ class Leadership:
         except StorageUnavailable as e:
             log.warning("leadership of %s: the lease was not revoked (it lapses): %s",
                         self.name, e)
+
+
+def _holder(lock: dict[str, Any]) -> str:
+    return f"session {lock.get('session', '?')} of replica {lock.get('replica', '?')}"
 
 
 def _split(text: str) -> list[Any]:

@@ -14,6 +14,7 @@ the cluster has compacted away raises :class:`Compacted`, so the watcher re-read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -211,7 +212,7 @@ class EtcdClient:
         ch, self._channel, self._stubs = self._channel, None, {}
         if ch is not None:
             await ch.close()
-            await asyncio.sleep(0)  # gRPC's tasks for the calls it ended finish
+            await asyncio.sleep(0.01)  # gRPC's tasks for the calls it cancelled end
 
     async def __aenter__(self) -> EtcdClient:
         return self
@@ -494,8 +495,10 @@ class EtcdClient:
                 await asyncio.sleep(0.05)
             finally:
                 queue.put_nowait(None)
-                if call.cancel():
-                    await asyncio.sleep(0)  # gRPC's own task for the call ends with it
+                call.cancel()
+                with contextlib.suppress(BaseException):
+                    await call.code()  # the call ended, and gRPC's task for it with it
+                await asyncio.sleep(0)
 
 
 def _kv(k: Any) -> KeyValue:
