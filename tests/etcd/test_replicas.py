@@ -153,7 +153,7 @@ async def test_a_lock_taken_on_one_replica_holds_on_the_other(
     sa, sb = a.internal_session("alice"), b.internal_session("bob")
     sa.lock("running")
     await asyncio.sleep(0.2)  # b has seen the lock
-    with pytest.raises(InUse, match="locked by session .* of replica"):
+    with pytest.raises(InUse, match=r"locked by session .* of replica"):
         await sb.edit("running", vim("b1"), "json")
     with pytest.raises(LockDenied):
         sb.lock("running")
