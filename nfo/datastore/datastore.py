@@ -274,6 +274,7 @@ class Datastore:
                 self._oper.reload()
             if changes.notifications:
                 self.notifications.reload()
+                self.notifications.deliver_logged(changes.notifications)
 
     async def _resync(self) -> None:
         """Take the whole state the store holds again (after a gap in what it delivered):

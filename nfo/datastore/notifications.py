@@ -391,6 +391,14 @@ class NotificationHub:
         finally:
             checked.discard()
 
+    def deliver_logged(self, records: Iterable[NotificationRecord]) -> None:
+        """Notifications another replica logged (and this one's store now holds): to
+        the live subscribers here, as if published here."""
+        for rec in records:
+            n = _from_record(rec)
+            if n is not None:
+                self.fan_out(self.prepared(n.module, n.path, n.content), n)
+
     # -- subscribing --
 
     def subscribe(

@@ -187,3 +187,21 @@ async def test_a_write_that_has_not_seen_a_new_lock_is_refused_by_etcd(
         await write
     assert "b1" not in json.dumps(content(a))
     await sa.close()
+
+
+async def test_a_notification_logged_on_one_replica_reaches_the_others_subscribers(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sub = b.notifications.subscribe()
+    try:
+        await a.internal_session("alice").edit("running", vim("v1"), "json")
+        got = await asyncio.wait_for(sub.__anext__(), 10)
+        body = json.loads(getattr(got, "content", "{}"))
+        change = body["ietf-netconf-notifications:netconf-config-change"]
+        assert change["changed-by"]["username"] == "alice"
+        assert change["edit"][0]["target"] == "/nfo-vim:vims/vim[name='v1']"
+        # the same record, by the same number, on both
+        [mine] = [n for n in a.storage.notifications() if n.seq == getattr(got, "seq", 0)]
+        assert json.loads(mine.content)["data"] == getattr(got, "content", "")
+    finally:
+        await sub.aclose()
