@@ -237,6 +237,9 @@ async def _stop_serving(ds: Datastore, control: ControlServer, rest: Any, nc: An
     transactions.unregister()
 
 
+REPLICAS = "/nfo-replicas:replicas"
+"""Where a replica's operational state lists the replicas and what each leads."""
+
 LEASE_TTL = 5
 """Seconds the workload manager's leader keeps its lease without renewing it: the
 longest another replica waits to take over from one that died or stood still."""
@@ -291,6 +294,7 @@ async def _serve_replica(ds: Datastore, state: StateDir, *, ready: asyncio.Event
         reclaimer.close()
         await ds.close()
         raise
+    ds.provide_oper(REPLICAS, storage.replicas_json)
     leading = asyncio.get_running_loop().create_task(
         _lead(ds, state, storage, concurrency, drivers_dir), name="nfo-lead-workload")
     stop = asyncio.Event()

@@ -16,7 +16,7 @@ from nfo.datastore import Datastore
 from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.storage.etcd_client import WatchBatch
 from nfo.datastore.subscriptions import ChangeEvent
-from nfo.errors import InUse, LockDenied, NfoError
+from nfo.errors import InUse, InvalidValue, LockDenied, NfoError
 from nfo.schema import Schema
 from tests.etcd.cluster import EtcdCluster
 
@@ -43,9 +43,11 @@ async def converged(*replicas: Datastore, timeout: float = 10.0) -> None:
 async def pair(schema: Schema, etcd_shared: EtcdCluster
                ) -> AsyncIterator[tuple[Datastore, Datastore]]:
     prefix = f"/r/{uuid.uuid4().hex}/"
-    a = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix))
+    a = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
+                                           replica="a"))
     await a.start()
-    b = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix))
+    b = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
+                                           replica="b"))
     await b.start()
     try:
         yield a, b
@@ -205,3 +207,96 @@ async def test_a_notification_logged_on_one_replica_reaches_the_others_subscribe
         assert json.loads(mine.content)["data"] == getattr(got, "content", "")
     finally:
         await sub.aclose()
+
+
+async def test_each_replica_and_what_it_leads_is_listed(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa, sb = a.storage, b.storage
+    assert isinstance(sa, EtcdStorage) and isinstance(sb, EtcdStorage)
+
+    def listed(st: EtcdStorage) -> list[tuple[str, bool, list[str]]]:
+        doc = json.loads(st.replicas_json())["nfo-replicas:replicas"]["replica"]
+        return [(r["name"], r["here"], r.get("leads", [])) for r in doc]
+
+    async def until(st: EtcdStorage, want: list[tuple[str, bool, list[str]]]) -> None:
+        for _ in range(200):
+            if listed(st) == want:
+                return
+            await asyncio.sleep(0.05)
+        assert listed(st) == want
+
+    await until(sb, [("a", False, []), ("b", True, [])])
+    held = await sa.lead("workload", ttl=2)
+    await until(sb, [("a", False, ["workload"]), ("b", True, [])])
+    await until(sa, [("a", True, ["workload"]), ("b", False, [])])
+    await held.release()
+    await until(sb, [("a", False, []), ("b", True, [])])
+
+
+def names(ds: Datastore) -> set[str]:
+    return {v["name"] for v in content(ds).get("nfo-vim:vims", {}).get("vim", [])}
+
+
+async def test_a_persistent_confirmed_commit_is_confirmed_through_another_replica(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa, sb = a.internal_session("alice"), b.internal_session("bob")
+    await sa.edit("candidate", vim("v1"), "json")
+    await sa.commit(confirmed=True, timeout=1.5, persist="p1")
+    await converged(a, b)
+    await sb.edit("candidate", vim("v2"), "json")
+    with pytest.raises(InvalidValue, match="persist-id"):
+        await sb.commit()  # only with its persist-id
+    await sb.commit(persist_id="p1")  # confirmed (with b's own change) through b
+    await converged(a, b)
+    await asyncio.sleep(2.5)  # a's timer has fired: it finds nothing left to revert
+    assert names(a) == names(b) >= {"v1", "v2"}
+    assert not a.storage.get_meta("confirmed-commit")
+
+
+async def test_a_confirmed_commit_of_a_session_is_that_replicas(
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa, sb = a.internal_session("alice"), b.internal_session("bob")
+    await sa.edit("candidate", vim("v1"), "json")
+    await sa.commit(confirmed=True, timeout=60)
+    await converged(a, b)
+    await sb.edit("candidate", vim("v2"), "json")
+    with pytest.raises(InUse, match="another replica"):
+        await sb.commit()
+    with pytest.raises(InvalidValue):
+        await sb.cancel_commit("nope")
+    await sa.commit()  # its own session confirms it
+    await converged(a, b)
+    await sb.commit()
+    await converged(a, b)
+    assert names(b) >= {"v1", "v2"}
+
+
+async def test_a_confirmed_commit_whose_replica_is_gone_is_reverted_by_another(
+        schema: Schema, etcd_shared: EtcdCluster) -> None:
+    prefix = f"/r/{uuid.uuid4().hex}/"
+    a = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
+                                           replica="a"))
+    await a.start()
+    b = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
+                                           replica="b"))
+    await b.start()
+    try:
+        sa = a.internal_session("alice")
+        await sa.edit("running", vim("kept"), "json")
+        await sa.edit("candidate", vim("unconfirmed"), "json")
+        await sa.commit(confirmed=True, timeout=60, persist="p1")
+        await converged(a, b)
+        assert "unconfirmed" in names(b)
+        await a.close()  # its timer goes with it; the commit stays pending in the store
+        for _ in range(100):
+            if "unconfirmed" not in names(b):
+                break
+            await asyncio.sleep(0.1)
+        assert names(b) == {"kept"} | ({"local"} & names(b))
+        assert not b.storage.get_meta("confirmed-commit")
+    finally:
+        await a.close()
+        await b.close()

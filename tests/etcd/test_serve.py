@@ -88,6 +88,20 @@ class Replica:
         return {e["name"]: e.get("state", {}).get("oper-status", "")
                 for e in r.json()[INST].get("nf-instance", [])}
 
+    async def replicas(self) -> list[dict[str, Any]]:
+        r = await self.http.get("/ds/ietf-datastores:operational/nfo-replicas:replicas",
+                                headers={"Accept": "application/yang-data+json"})
+        assert r.status_code == 200, r.text
+        return [{k: v for k, v in e.items() if k != "since"}
+                for e in r.json()["nfo-replicas:replicas"].get("replica", [])]
+
+    async def expect_replicas(self, want: list[dict[str, Any]], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (got := await self.replicas()) != want:
+            if time.monotonic() > deadline:
+                pytest.fail(f"replicas on {self.name}: {got}, not {want}")
+            await asyncio.sleep(0.2)
+
     async def stop(self) -> None:
         await self.http.aclose()
         if self.proc.poll() is None:
@@ -153,6 +167,8 @@ async def test_the_leader_is_killed_and_the_other_replica_takes_over(
     assert b.said("joined the etcd cluster")
     await asyncio.sleep(1.0)
     assert not b.said("leads the workload manager")
+    await b.expect_replicas([{"name": "a", "here": False, "leads": ["workload"]},
+                             {"name": "b", "here": True}], 10)
     # written on b, instantiated by a, read on both
     await b.patch(SETUP)
     await b.patch(instances(["first"]))

@@ -136,6 +136,21 @@ class Replicated(Protocol):
 
     async def unfollow(self) -> None: ...
 
+    @property
+    def me(self) -> str:
+        """This process among the replicas (a restarted replica is another one)."""
+        ...
+
+    def alive(self, replica: str) -> bool:
+        """Whether the replica process ``replica`` (its :attr:`me`) is running, as far as
+        this one has heard."""
+        ...
+
+    def expect_meta(self, key: str, value: str) -> None:
+        """Inside a batch: store it only if the meta ``key`` still holds ``value`` in the
+        shared store (else the batch fails with :class:`~nfo.errors.StorageConflict`)."""
+        ...
+
 
 @runtime_checkable
 class SharedLocks(Protocol):

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from nfo.errors import NfoError, OperationFailed, StorageConflict, StorageUnavailable
+from nfo.schema.values import format_time
 
 from .base import (
     CommitKind,
@@ -214,6 +215,10 @@ class EtcdStorage:
         """Locks whose release etcd did not take yet (tried again at each renewal)."""
         self._locks: dict[str, dict[str, Any]] = {}
         """Datastore -> its lock key's value, as the store holds it."""
+        self._replicas: dict[str, dict[str, Any]] = {}
+        """The replicas present (``replicas/<name>``), as the store holds them."""
+        self._leaders: dict[str, str] = {}
+        """What is led (``leader/<name>``) -> the replica leading it."""
         self.lost: BaseException | None = None
         """Why the replica stopped following the store (None: it follows)."""
         try:
@@ -230,7 +235,7 @@ class EtcdStorage:
         """The mirror, from every key under the prefix at one revision."""
         kvs, self.revision = self._io.run(lambda c: c.read_prefix(self.prefix))
         self._head = self._nseq = 0
-        self._locks = {}
+        self._locks, self._replicas, self._leaders = {}, {}, {}
         snaps: dict[tuple[str, int], dict[str, Any]] = {}
         pieces: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
         writing: set[tuple[str, int, str]] = set()
@@ -261,6 +266,10 @@ class EtcdStorage:
                     writing.add((unquote(rest[0]), int(rest[1]), rest[2]))
                 elif kind == "lock":
                     self._locks[unquote(rest[0])] = json.loads(value)
+                elif kind == "replicas":
+                    self._replicas[unquote(rest[0])] = json.loads(value)
+                elif kind == "leader":
+                    self._leaders[unquote(rest[0])] = value
                 elif kind == "snap":
                     pieces.setdefault((unquote(rest[0]), int(rest[1]), rest[2]), []).append(
                         (int(rest[3]), json.loads(value)))
@@ -572,6 +581,34 @@ class EtcdStorage:
                         datastore, e)
             self._releasing[datastore] = value
 
+    @property
+    def me(self) -> str:
+        return self._me
+
+    def alive(self, replica: str) -> bool:
+        return replica == self._me or any(
+            info.get("id") == replica for info in self._replicas.values())
+
+    def expect_meta(self, key: str, value: str) -> None:
+        self._open().fences[f"meta {key}"] = Compare.value_is(self._key("meta", _name(key)),
+                                                              value.encode())
+
+    def replicas_json(self) -> str:
+        """``/nfo-replicas:replicas`` as RFC 7951 JSON: the replicas present, and what
+        each leads (what this replica has heard of)."""
+        leads: dict[str, list[str]] = {}
+        for what, who in sorted(self._leaders.items()):
+            leads.setdefault(who, []).append(what)
+        entries = []
+        for name, info in sorted(self._replicas.items()):
+            e: dict[str, Any] = {"name": name, "here": info.get("id") == self._me}
+            if "since" in info:
+                e["since"] = format_time(float(info["since"]))
+            if leads.get(name):
+                e["leads"] = leads[name]
+            entries.append(e)
+        return json.dumps({"nfo-replicas:replicas": {"replica": entries}})
+
     def lock_elsewhere(self, datastore: str) -> str | None:
         held = self._locks.get(datastore)
         if held is None or held.get("id") == self._me:
@@ -678,11 +715,14 @@ class EtcdStorage:
                     notes.append(note)
                 elif kind == "notif":
                     self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
-                elif kind == "lock":
-                    if put:
-                        self._locks[unquote(rest[0])] = json.loads(value)
+                elif kind in ("lock", "replicas", "leader"):
+                    known: dict[str, Any] = (self._locks if kind == "lock" else
+                                             self._replicas if kind == "replicas" else
+                                             self._leaders)
+                    if not put:
+                        known.pop(unquote(rest[0]), None)
                     else:
-                        self._locks.pop(unquote(rest[0]), None)
+                        known[unquote(rest[0])] = value if kind == "leader" else json.loads(value)
                 elif kind == "snapmeta" and put:
                     ds, at = unquote(rest[0]), int(rest[1])
                     token = json.loads(value)["token"]
@@ -823,6 +863,13 @@ class EtcdStorage:
             self._watch = None
         if self._presence is not None:
             self._presence.cancel()
+            if self._lease_ready.done() and not self._lease_ready.cancelled():
+                lease = self._lease_ready.result()
+                try:  # gone at once, with its locks, rather than when the lease lapses
+                    self._io.run(lambda c: c.revoke(lease))
+                except (NfoError, RuntimeError) as e:
+                    log.warning("replica %s: its presence lapses by itself: %s",
+                                self.replica, e)
         try:
             self._io.close()
         finally:
