@@ -275,28 +275,18 @@ async def test_a_confirmed_commit_of_a_session_is_that_replicas(
 
 
 async def test_a_confirmed_commit_whose_replica_is_gone_is_reverted_by_another(
-        schema: Schema, etcd_shared: EtcdCluster) -> None:
-    prefix = f"/r/{uuid.uuid4().hex}/"
-    a = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
-                                           replica="a"))
-    await a.start()
-    b = Datastore.open(schema, EtcdStorage(etcd_shared.endpoints, prefix=prefix,
-                                           replica="b"))
-    await b.start()
-    try:
-        sa = a.internal_session("alice")
-        await sa.edit("running", vim("kept"), "json")
-        await sa.edit("candidate", vim("unconfirmed"), "json")
-        await sa.commit(confirmed=True, timeout=60, persist="p1")
-        await converged(a, b)
-        assert "unconfirmed" in names(b)
-        await a.close()  # its timer goes with it; the commit stays pending in the store
-        for _ in range(100):
-            if "unconfirmed" not in names(b):
-                break
-            await asyncio.sleep(0.1)
-        assert names(b) == {"kept"} | ({"local"} & names(b))
-        assert not b.storage.get_meta("confirmed-commit")
-    finally:
-        await a.close()
-        await b.close()
+        pair: tuple[Datastore, Datastore]) -> None:
+    a, b = pair
+    sa = a.internal_session("alice")
+    await sa.edit("running", vim("kept"), "json")
+    await sa.edit("candidate", vim("unconfirmed"), "json")
+    await sa.commit(confirmed=True, timeout=60, persist="p1")
+    await converged(a, b)
+    assert "unconfirmed" in names(b)
+    await a.close()  # its timer goes with it; the commit stays pending in the store
+    for _ in range(100):
+        if "unconfirmed" not in names(b):
+            break
+        await asyncio.sleep(0.1)
+    assert names(b) == {"kept"} | ({"local"} & names(b))
+    assert not b.storage.get_meta("confirmed-commit")
