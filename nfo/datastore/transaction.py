@@ -801,6 +801,12 @@ class Transactions:
     def _snapshot_now(self, ds: str) -> None:
         if ds not in self._trees:
             return
+        if isinstance(self._storage, Replicated):
+            # a store across the network: written a transaction per turn of the loop
+            content = self._trees[ds].print(Fmt.JSON)
+            self._write_in_steps(ds, self._info[ds].revision, content,
+                                 self._since.get(ds, (0, 0)), forked=False)
+            return
         try:
             self.snapshot(ds)
         except NfoError as e:
@@ -822,11 +828,21 @@ class Transactions:
             if content is None:
                 self._snapshot_now(ds)
                 return
-            size = sum(map(len, content))
-            self._writing[ds] = _Steps(self._storage.snapshot_steps(ds, revision, content),
-                                       lambda failure: written(size, failure))
+            self._write_in_steps(ds, revision, content, at_fork, forked=True)
 
-        def written(size_of: int, failure: NfoError | None) -> None:
+        child = ChildPrint.start(self._trees[ds], done)
+        if child is None:
+            return False
+        self._children[ds] = child
+        return True
+
+    def _write_in_steps(self, ds: str, revision: int, content: str | list[bytes],
+                        at: tuple[int, int], *, forked: bool) -> None:
+        """Write the snapshot of ``ds`` at ``revision`` a step per turn of the loop
+        (``at``: the commits and bytes logged since the last one when it was printed)."""
+        size_of = len(content) if isinstance(content, str) else sum(map(len, content))
+
+        def written(failure: NfoError | None) -> None:
             self._writing.pop(ds, None)
             if ds not in self._trees:
                 return
@@ -835,16 +851,13 @@ class Transactions:
                             revision, ds, failure)
                 return
             self._snap_size[ds] = size_of
-            self.snapshots_in_child += 1
-            count, size = self._since.get(ds, at_fork)
-            self._since[ds] = (max(0, count - at_fork[0]), max(0, size - at_fork[1]))
+            self.snapshots_in_child += forked
+            count, size = self._since.get(ds, at)
+            self._since[ds] = (max(0, count - at[0]), max(0, size - at[1]))
             self._when_quiet(ds)
 
-        child = ChildPrint.start(self._trees[ds], done)
-        if child is None:
-            return False
-        self._children[ds] = child
-        return True
+        self._writing[ds] = _Steps(self._storage.snapshot_steps(ds, revision, content),
+                                   written)
 
     def _config_change(self, ds: str, writer: Writer, changes: ChangeSet,
                        work: Tree) -> Checked | None:
