@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,48 @@ async def test_a_leader_paused_past_its_lease_does_nothing_when_it_wakes(
     assert resources(drivers) == before  # no VIM call created or removed anything
     assert await full_states(b) == states  # no state written
     assert await full_states(a) == states  # and a reads what b wrote
+
+
+def echo_processes() -> dict[str, list[int]]:
+    """Instance -> pids of every running udp-echo process nfo started (by its tags)."""
+    out: dict[str, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            raw = (p / "environ").read_bytes().decode(errors="replace")
+            env = dict(e.split("=", 1) for e in raw.split("\0") if "=" in e)
+            cmd = (p / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"nfo.drivers.local.udp_echo" in cmd and "NFO_INSTANCE" in env:
+            out.setdefault(env["NFO_INSTANCE"], []).append(int(p.name))
+    return out
+
+
+async def test_local_workloads_are_adopted_by_the_next_leader(
+        pair: tuple[Replica, Replica, Path]) -> None:
+    a, b, _ = pair
+    names = [f"echo-{uuid.uuid4().hex[:6]}-{k}" for k in range(8)]
+    ports = [free_port() for _ in names]
+    try:
+        await b.patch({INST: {"nf-instance": [
+            {"name": n, "descriptor": "udp-echo", "vim": "local",
+             "parameter": [{"name": "port", "value": str(p)}]}
+            for n, p in zip(names, ports, strict=True)]}})
+        await asyncio.sleep(0.3)
+        a.kill()  # while it starts them; the processes it started outlive it
+        await b.expect("replica b leads the workload manager", 30)
+        await converged(b, set(names), 60)
+        for n in names[:3]:
+            r = await b.http.delete(f"/data/{INST}/nf-instance={n}")
+            assert r.status_code == 204, r.text
+        await converged(b, set(names[3:]), 60)
+        running = {n: pids for n, pids in echo_processes().items() if n in names}
+        assert {n: len(p) for n, p in running.items()} == {n: 1 for n in names[3:]}
+    finally:
+        for n, pids in echo_processes().items():
+            if n in names:
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
