@@ -1,8 +1,9 @@
-"""``nfo serve --store etcd://...``: replicas in processes of their own on one etcd
-cluster.  One leads the workload manager; a write on another is instantiated by it and
-its state read on both; when the leader is killed (SIGKILL), the other takes over,
-adopts what runs and converges, with one workload per configured instance and none
-left over."""
+"""``nfo serve --store etcd://...``: three replicas in processes of their own on one
+three-member etcd cluster.  One leads the workload manager; a write on another is
+instantiated by it and its state read on all; when the leader is killed (SIGKILL) or
+stands still (SIGSTOP), another takes over, adopts what runs and converges, with one
+workload per configured instance and none left over, and the one that stood still does
+nothing when it wakes."""
 
 from __future__ import annotations
 
@@ -140,59 +141,88 @@ def workloads(drivers: Path) -> list[tuple[str, int]]:
         conn.close()
 
 
+Trio = tuple[Replica, Replica, Replica, Path]
+
+
 @pytest.fixture
-async def pair(etcd_own: EtcdCluster, tmp_path: Path
-               ) -> AsyncIterator[tuple[Replica, Replica, Path]]:
-    """Replica ``a``, leading the workload manager, and replica ``b``, serving; the
-    drivers' directory they share."""
+async def trio(etcd_own: EtcdCluster, tmp_path: Path) -> AsyncIterator[Trio]:
+    """Replica ``a``, leading the workload manager, and replicas ``b`` and ``c``,
+    serving; the drivers' directory they share."""
     drivers = tmp_path / "drivers"
-    a = Replica("a", tmp_path, etcd_own, drivers)
-    b: Replica | None = None
+    started: list[Replica] = []
     try:
-        await a.expect("workload manager ready", 60)
-        b = Replica("b", tmp_path, etcd_own, drivers)
-        await b.expect("serving as replica b", 60)
-        yield a, b, drivers
+        started.append(Replica("a", tmp_path, etcd_own, drivers))
+        await started[0].expect("workload manager ready", 60)
+        for name in ("b", "c"):
+            started.append(Replica(name, tmp_path, etcd_own, drivers))
+        for r in started[1:]:
+            await r.expect(f"serving as replica {r.name}", 60)
+        yield started[0], started[1], started[2], drivers
     finally:
+        a = started[0]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(a.proc.pid, signal.SIGCONT)
         a.kill()
-        if b is not None:
-            await b.stop()
+        for r in started[1:]:
+            await r.stop()
         await a.http.aclose()
 
 
-async def test_the_leader_is_killed_and_the_other_replica_takes_over(
-        pair: tuple[Replica, Replica, Path]) -> None:
-    a, b, drivers = pair
-    assert b.said("joined the etcd cluster")
+async def new_leader(*replicas: Replica, timeout: float = 30) -> Replica:
+    """The one of ``replicas`` that takes the lead (once its manager is ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for r in replicas:
+            if r.said(f"replica {r.name} leads the workload manager"):
+                await r.expect("workload manager ready", 60)
+                return r
+        if time.monotonic() > deadline:
+            pytest.fail(f"none of {[r.name for r in replicas]} took the lead")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_leader_is_killed_and_another_replica_takes_over(trio: Trio) -> None:
+    a, b, c, drivers = trio
+    assert b.said("joined the etcd cluster") and c.said("joined the etcd cluster")
     await asyncio.sleep(1.0)
     assert not b.said("leads the workload manager")
+    assert not c.said("leads the workload manager")
     await b.expect_replicas([{"name": "a", "here": False, "leads": ["workload"]},
-                             {"name": "b", "here": True}], 10)
-    # written on b, instantiated by a, read on both
+                             {"name": "b", "here": True}, {"name": "c", "here": False}], 10)
+    # written on b, instantiated by a, read on every replica
     await b.patch(SETUP)
     await b.patch(instances(["first"]))
-    await converged(b, {"first"}, 60)
-    await converged(a, {"first"}, 10)
-    # a thousand more; the leader dies while it instantiates them
+    for r in (b, a, c):
+        await converged(r, {"first"}, 60)
+    # a thousand more, each ready 1-3 s after it is asked for; the leader dies while it
+    # instantiates some and terminates others
+    await b.patch({"nfo-vim:vims": {"vim": [{"name": "sim1", "sim": {"latency": {
+        "mean": 2000, "jitter": 1000}}}]}})
     batch = [f"i{k:04d}" for k in range(1000)]
     await b.patch(instances(batch))
-    await asyncio.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while sum(s == "running" for s in (await c.states()).values()) < 300:
+        assert time.monotonic() < deadline, "the leader instantiates nothing"
+        await asyncio.sleep(0.05)
+    gone = batch[::10]
+    answers = await asyncio.gather(*(c.http.delete(f"/data/{INST}/nf-instance={n}")
+                                     for n in gone))
+    assert {r.status_code for r in answers} == {204}
     a.kill()
     assert set((await b.states()).values()) & {"initializing", ""}, "all done already"
-    await b.expect("replica b leads the workload manager", 30)
-    await b.expect("workload manager ready", 60)
-    # and, under the new leader, terminations and more instantiations
-    for k in range(0, 1000, 50):
-        r = await b.http.delete(f"/data/{INST}/nf-instance=i{k:04d}")
-        assert r.status_code == 204, r.text
+    leader = await new_leader(b, c)
+    # and, under the new leader, more instantiations
     more = [f"j{k}" for k in range(20)]
-    await b.patch(instances(more))
-    want = {"first", *more} | {n for k, n in enumerate(batch) if k % 50}
-    await converged(b, want, 180)
+    await leader.patch(instances(more))
+    want = {"first", *more} | set(batch) - set(gone)
+    for r in (b, c):
+        await converged(r, want, 180)
     # one workload per configured instance; none of the deleted ones left
     assert workloads(drivers) == sorted((n, 1) for n in want)
+    # a is gone from the replicas once its presence lapsed; the new leader leads
+    await b.expect_replicas([{"name": "b", "here": True} | (
+        {"leads": ["workload"]} if leader is b else {}),
+        {"name": "c", "here": False} | ({"leads": ["workload"]} if leader is c else {})], 30)
 
 
 def resources(drivers: Path) -> dict[str, str]:
@@ -212,18 +242,16 @@ async def full_states(r: Replica) -> dict[str, Any]:
     return {e["name"]: e.get("state") for e in got.json()[INST].get("nf-instance", [])}
 
 
-async def test_a_leader_paused_past_its_lease_does_nothing_when_it_wakes(
-        pair: tuple[Replica, Replica, Path]) -> None:
-    a, b, drivers = pair
+async def test_a_leader_paused_past_its_lease_does_nothing_when_it_wakes(trio: Trio) -> None:
+    a, b, c, drivers = trio
     await b.patch(SETUP)
     batch = [f"p{k:03d}" for k in range(300)]
     await b.patch(instances(batch))
     await asyncio.sleep(0.5)
     os.killpg(a.proc.pid, signal.SIGSTOP)  # mid-instantiation, past its lease
-    await b.expect("replica b leads the workload manager", 30)
-    await b.expect("workload manager ready", 60)
+    leader = await new_leader(b, c)
     for k in range(0, 300, 2):
-        r = await b.http.delete(f"/data/{INST}/nf-instance=p{k:03d}")
+        r = await leader.http.delete(f"/data/{INST}/nf-instance=p{k:03d}")
         assert r.status_code == 204, r.text
     want = {n for k, n in enumerate(batch) if k % 2}
     await converged(b, want, 120)
@@ -255,9 +283,8 @@ def echo_processes() -> dict[str, list[int]]:
     return out
 
 
-async def test_local_workloads_are_adopted_by_the_next_leader(
-        pair: tuple[Replica, Replica, Path]) -> None:
-    a, b, _ = pair
+async def test_local_workloads_are_adopted_by_the_next_leader(trio: Trio) -> None:
+    a, b, c, _ = trio
     names = [f"echo-{uuid.uuid4().hex[:6]}-{k}" for k in range(8)]
     ports = [free_port() for _ in names]
     try:
@@ -267,7 +294,7 @@ async def test_local_workloads_are_adopted_by_the_next_leader(
             for n, p in zip(names, ports, strict=True)]}})
         await asyncio.sleep(0.3)
         a.kill()  # while it starts them; the processes it started outlive it
-        await b.expect("replica b leads the workload manager", 30)
+        await new_leader(b, c)
         await converged(b, set(names), 60)
         for n in names[:3]:
             r = await b.http.delete(f"/data/{INST}/nf-instance={n}")

@@ -306,7 +306,6 @@ class EtcdStorage:
                 raise
             return
         b = self._batch = _Batch()
-        b.fences = {}
         try:
             with self._mirror.batch():
                 yield
