@@ -332,6 +332,7 @@ class Transactions:
         if not system and not own:
             self._locks.check_writable(writer.session_id, ds)
         tries = 0
+        synced = False
         while True:
             try:
                 if (ds in DURABLE and validate and not test_only and not system
@@ -353,6 +354,13 @@ class Transactions:
                 if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
                     raise
                 await self._storage.caught_up(e.revision)
+            except PreconditionFailed:
+                # an ETag or revision seen on another replica: checked again once this
+                # one holds everything stored when the write came
+                if synced or not isinstance(self._storage, Replicated):
+                    raise
+                synced = True
+                await self._storage.sync()
 
     def caught_up_to(self, revision: int) -> None:
         """Every revision up to ``revision`` is in the trees (a replica that took the

@@ -16,7 +16,7 @@ from nfo.datastore import Datastore
 from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.storage.etcd_client import WatchBatch
 from nfo.datastore.subscriptions import ChangeEvent
-from nfo.errors import InUse, InvalidValue, LockDenied, NfoError
+from nfo.errors import InUse, InvalidValue, LockDenied, NfoError, PreconditionFailed
 from nfo.schema import Schema
 from tests.etcd.cluster import EtcdCluster
 
@@ -290,3 +290,28 @@ async def test_a_confirmed_commit_whose_replica_is_gone_is_reverted_by_another(
         await asyncio.sleep(0.1)
     assert names(b) == {"kept"} | ({"local"} & names(b))
     assert not b.storage.get_meta("confirmed-commit")
+
+
+async def test_a_revision_seen_on_one_replica_is_honoured_on_another(
+        pair: tuple[Datastore, Datastore], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = pair
+    st = b.storage
+    assert isinstance(st, EtcdStorage)
+    late: list[WatchBatch] = []
+    monkeypatch.setattr(st, "_take", late.append)  # b lags behind a
+    await a.internal_session("alice").edit("running", vim("v1"), "json")
+    seen = a.info("running").revision  # the ETag a client read on a
+    assert b.info("running").revision < seen
+    write = asyncio.create_task(b.internal_session("bob").edit(
+        "running", vim("v2"), "json", if_revision=seen))
+    await asyncio.sleep(0.3)
+    assert not write.done()  # b first catches up with what the store holds ...
+    monkeypatch.undo()
+    for batch in late:
+        st._take(batch)
+    await write  # ... and then the revision holds
+    await converged(a, b)
+    assert names(a) >= {"v1", "v2"}
+    with pytest.raises(PreconditionFailed):  # and a stale one stays refused
+        await b.internal_session("bob").edit("running", vim("v3"), "json",
+                                             if_revision=seen)

@@ -134,6 +134,11 @@ class Replicated(Protocol):
         """Return once every revision up to ``revision`` has been delivered."""
         ...
 
+    async def sync(self) -> None:
+        """Return once every revision the store had when called has been delivered
+        (what a client saw on another replica is then here too)."""
+        ...
+
     async def unfollow(self) -> None: ...
 
     @property

@@ -756,6 +756,9 @@ class EtcdStorage:
         self._waiting.append((revision, fut))
         await fut
 
+    async def sync(self) -> None:
+        await self.caught_up(await self._on_etcd(lambda c: c.revision()))
+
     async def unfollow(self) -> None:
         w, self._watch = self._watch, None
         if w is not None:

@@ -310,6 +310,12 @@ class EtcdClient:
                 return out, revision
             start = kvs[-1].key + b"\0"
 
+    async def revision(self) -> int:
+        """The cluster's revision now (a linearizable read)."""
+        req = self._rpc.RangeRequest(key=b"\0", count_only=True)
+        resp = await self._call("KV", "Range", req, retry=True)
+        return int(resp.header.revision)
+
     async def count_prefix(self, prefix: bytes) -> int:
         req = self._rpc.RangeRequest(key=prefix, range_end=prefix_end(prefix),
                                      count_only=True)
