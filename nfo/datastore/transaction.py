@@ -407,6 +407,21 @@ class Transactions:
         (preconditions on running) and reset it.  A private candidate's edits are
         replayed on running as it is now; if one no longer applies, or the result does
         not validate, nothing is applied and the candidate is kept."""
+        tries = 0
+        while True:
+            try:
+                return await self._commit_candidate(writer, label, if_revision,
+                                                    precondition, also, candidate, recorded)
+            except StorageConflict as e:  # as in transact: again, on what the other stored
+                tries += 1
+                if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
+                    raise
+                await self._storage.caught_up(e.revision)
+
+    async def _commit_candidate(self, writer: Writer, label: str, if_revision: int | None,
+                                precondition: Precondition | None,
+                                also: Callable[[], None] | None, candidate: Candidate | None,
+                                recorded: Recorded | None) -> list[Change]:
         async with self._lock:
             self.check_precondition("running", if_revision, precondition)
             c = candidate or self._candidate

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -170,21 +170,32 @@ async def test_a_lock_taken_on_one_replica_holds_on_the_other(
     await sb.close()
 
 
+def lagging(ds: Datastore, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """``ds`` hears nothing of the other replicas until the returned call, which
+    delivers what it missed."""
+    st = ds.storage
+    assert isinstance(st, EtcdStorage)
+    late: list[WatchBatch] = []
+    monkeypatch.setattr(st, "_take", late.append)
+
+    def catch_up() -> None:
+        monkeypatch.undo()
+        for batch in late:
+            st._take(batch)
+
+    return catch_up
+
+
 async def test_a_write_that_has_not_seen_a_new_lock_is_refused_by_etcd(
         pair: tuple[Datastore, Datastore], monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = pair
-    st = b.storage
-    assert isinstance(st, EtcdStorage)
-    late: list[WatchBatch] = []
-    monkeypatch.setattr(st, "_take", late.append)  # b does not hear of the lock yet
+    catch_up = lagging(b, monkeypatch)  # b does not hear of the lock yet
     sa = a.internal_session("alice")
     sa.lock("running")
     write = asyncio.create_task(b.internal_session("bob").edit("running", vim("b1"), "json"))
     await asyncio.sleep(0.3)
     assert not write.done()  # refused by etcd; it waits to hear what changed
-    monkeypatch.undo()
-    for batch in late:
-        st._take(batch)
+    catch_up()
     with pytest.raises(InUse):
         await write
     assert "b1" not in json.dumps(content(a))
@@ -295,10 +306,7 @@ async def test_a_confirmed_commit_whose_replica_is_gone_is_reverted_by_another(
 async def test_a_revision_seen_on_one_replica_is_honoured_on_another(
         pair: tuple[Datastore, Datastore], monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = pair
-    st = b.storage
-    assert isinstance(st, EtcdStorage)
-    late: list[WatchBatch] = []
-    monkeypatch.setattr(st, "_take", late.append)  # b lags behind a
+    catch_up = lagging(b, monkeypatch)  # b lags behind a
     await a.internal_session("alice").edit("running", vim("v1"), "json")
     seen = a.info("running").revision  # the ETag a client read on a
     assert b.info("running").revision < seen
@@ -306,9 +314,7 @@ async def test_a_revision_seen_on_one_replica_is_honoured_on_another(
         "running", vim("v2"), "json", if_revision=seen))
     await asyncio.sleep(0.3)
     assert not write.done()  # b first catches up with what the store holds ...
-    monkeypatch.undo()
-    for batch in late:
-        st._take(batch)
+    catch_up()
     await write  # ... and then the revision holds
     await converged(a, b)
     assert names(a) >= {"v1", "v2"}
