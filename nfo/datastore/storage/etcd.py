@@ -553,7 +553,11 @@ class EtcdStorage:
     def acquire_lock(self, datastore: str, session: int) -> str | None:
         if self._presence is None:
             self._presence = self._io.submit(self._present)
-        lease = self._lease_ready.result(timeout=self._io.client.failover)
+        try:
+            lease = self._lease_ready.result(timeout=self._io.client.failover)
+        except concurrent.futures.TimeoutError:
+            raise StorageUnavailable(f"replica {self.replica} is not present in etcd yet: "
+                                     "no lock can be taken") from None
         key = self._key("lock", _name(datastore))
         value = json.dumps({"id": self._me, "replica": self.replica,
                             "session": session}).encode()
