@@ -201,7 +201,7 @@ async def test_the_leader_is_killed_and_another_replica_takes_over(trio: Trio) -
     batch = [f"i{k:04d}" for k in range(1000)]
     await b.patch(instances(batch))
     deadline = time.monotonic() + 60
-    while sum(s == "running" for s in (await c.states()).values()) < 300:
+    while sum(s == "running" for s in (await c.states()).values()) < 50:
         assert time.monotonic() < deadline, "the leader instantiates nothing"
         await asyncio.sleep(0.05)
     gone = batch[::10]
@@ -209,7 +209,8 @@ async def test_the_leader_is_killed_and_another_replica_takes_over(trio: Trio) -
                                      for n in gone))
     assert {r.status_code for r in answers} == {204}
     a.kill()
-    assert set((await b.states()).values()) & {"initializing", ""}, "all done already"
+    assert set((await b.states()).values()) & {"initializing", "terminating", ""}, \
+        "all done already"
     leader = await new_leader(b, c)
     # and, under the new leader, more instantiations
     more = [f"j{k}" for k in range(20)]
