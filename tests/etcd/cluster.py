@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"  # Debian's etcd-client
 
-__all__ = ["ETCD", "EtcdCluster", "Member"]
+__all__ = ["ETCD", "ETCDCTL", "EtcdCluster", "Member"]
 
 
 def _free_tcp_ports(n: int) -> list[int]:
@@ -73,8 +74,26 @@ class EtcdCluster:
         """The cluster as ``nfo serve --store`` takes it."""
         return "etcd://" + ",".join(self.endpoints)
 
+    @property
+    def _initial(self) -> str:
+        return ",".join(f"{x.name}=http://127.0.0.1:{x.peer_port}" for x in self.members)
+
+    def save_snapshot(self, to: Path, member: int = 0) -> None:
+        """``etcdctl snapshot save``, as docs/replicas.md tells an operator to back up."""
+        _etcdctl("--endpoints", self.members[member].endpoint, "snapshot", "save", str(to))
+
+    def restore(self, snapshot: Path) -> EtcdCluster:
+        """Give every member the data of ``snapshot`` (``etcdctl snapshot restore``, etcd's
+        disaster recovery), to :meth:`start` as a new cluster."""
+        for m in self.members:
+            _etcdctl("snapshot", "restore", str(snapshot), "--name", m.name,
+                     "--data-dir", str(m.data_dir), "--initial-cluster", self._initial,
+                     "--initial-cluster-token", self.token,
+                     "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}")
+        return self
+
     def _argv(self, m: Member) -> list[str]:
-        initial = ",".join(f"{x.name}=http://127.0.0.1:{x.peer_port}" for x in self.members)
+        initial = self._initial
         return [
             ETCD, "--name", m.name, "--data-dir", str(m.data_dir),
             "--listen-client-urls", f"http://127.0.0.1:{m.client_port}",
@@ -154,6 +173,13 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _etcdctl(*args: str) -> None:
+    done = subprocess.run([ETCDCTL, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ETCDCTL_API": "3"}, check=False)
+    if done.returncode:
+        raise RuntimeError(f"etcdctl {' '.join(args)}: {done.stderr or done.stdout}")
 
 
 def _answers(m: Member) -> bool:

@@ -347,3 +347,42 @@ async def test_a_thousand_local_workloads_survive_the_leader_being_killed(trio: 
         assert {n: len(p) for n, p in running.items()} == {n: 1 for n in want}
     finally:
         kill_processes(set(batch))
+
+
+async def test_an_etcd_snapshot_restored_to_a_new_cluster_is_served_and_the_vim_follows(
+        etcd_own: EtcdCluster, tmp_path: Path) -> None:
+    """The backup and recovery of docs/replicas.md: ``etcdctl snapshot save``, the cluster
+    lost, ``etcdctl snapshot restore`` into a new one, the replicas started on it.  They
+    serve what the snapshot held, and the VIM follows it: the workloads of the snapshot
+    are adopted, the one asked for after it is removed as an orphan."""
+    drivers = tmp_path / "drivers"
+    a = Replica("a", tmp_path, etcd_own, drivers)
+    try:
+        await a.expect("workload manager ready", 60)
+        await a.patch(SETUP)
+        kept = [f"k{k:02d}" for k in range(20)]
+        await a.patch(instances(kept))
+        await converged(a, set(kept), 60)
+        etcd_own.save_snapshot(tmp_path / "nfo.db", member=1)
+        await a.patch(instances(["late"]))
+        await converged(a, {*kept, "late"}, 60)
+    finally:
+        a.kill()
+        await a.http.aclose()
+    etcd_own.stop()  # the cluster is lost
+    assert workloads(drivers) == sorted((n, 1) for n in [*kept, "late"])
+    with EtcdCluster(tmp_path / "restored", token="nfo-restored").restore(
+            tmp_path / "nfo.db") as restored:
+        again = [Replica(n, tmp_path, restored, drivers) for n in ("a", "b")]
+        try:
+            await new_leader(*again, timeout=60)
+            for r in again:
+                await converged(r, set(kept), 60)
+            assert workloads(drivers) == sorted((n, 1) for n in kept)
+            # and it takes writes again
+            await again[1].patch(instances(["after"]))
+            await converged(again[0], {*kept, "after"}, 60)
+        finally:
+            for r in again:
+                r.kill()
+                await r.http.aclose()
