@@ -248,29 +248,49 @@ longest another replica waits to take over from one that died or stood still."""
 async def _lead(ds: Datastore, state: StateDir, storage: EtcdStorage,
                 concurrency: int, drivers_dir: Path | None) -> None:
     """Run the workload manager whenever this replica leads it, never when it does
-    not; on cancellation, stop it and hand the lead over at once."""
-    while True:
-        held = await storage.lead("workload", ttl=LEASE_TTL, owner=OWNER)
-        print(f"nfo: replica {storage.replica} leads the workload manager", flush=True)
-        manager = make_manager(ds, state, concurrency=concurrency, fence=held.valid,
-                               drivers_dir=drivers_dir)
-        try:
+    not; on cancellation, stop it and hand the lead over at once.  While it does not
+    lead, a manager that only checks (``reconciles=False``) refuses the writes the
+    leader's would: a write is judged alike through every replica.  Each hands over to
+    the other once subscribed, so no write slips between them unchecked."""
+
+    def checking() -> WorkloadManager:
+        checks = make_manager(ds, state, drivers_dir=drivers_dir, reconciles=False)
+        checks.begin()
+        return checks
+
+    checks: WorkloadManager | None = checking()
+    try:
+        while True:
+            held = await storage.lead("workload", ttl=LEASE_TTL, owner=OWNER)
+            print(f"nfo: replica {storage.replica} leads the workload manager", flush=True)
+            manager = make_manager(ds, state, concurrency=concurrency, fence=held.valid,
+                                   drivers_dir=drivers_dir)
             try:
-                await manager.start()
-            except NfoError as e:
-                if not held.lost.is_set():
-                    raise
-                log.warning("the workload manager's start ended with the lead: %s", e)
-                continue
-            n = manager.instances
-            print(f"nfo: workload manager ready ({n} instance{'' if n == 1 else 's'})",
-                  flush=True)
-            await held.lost.wait()
-            print(f"nfo: replica {storage.replica} no longer leads the workload manager",
-                  flush=True)
-        finally:
-            await manager.stop()
-            await held.release()
+                loading = manager.begin()
+                if checks is not None:
+                    await checks.stop()
+                    checks = None
+                try:
+                    await loading
+                except NfoError as e:
+                    if not held.lost.is_set():
+                        raise
+                    log.warning("the workload manager's start ended with the lead: %s", e)
+                    continue
+                n = manager.instances
+                print(f"nfo: workload manager ready ({n} instance{'' if n == 1 else 's'})",
+                      flush=True)
+                await held.lost.wait()
+                print(f"nfo: replica {storage.replica} no longer leads the workload "
+                      "manager", flush=True)
+            finally:
+                if checks is None:
+                    checks = checking()
+                await manager.stop()
+                await held.release()
+    finally:
+        if checks is not None:
+            await checks.stop()
 
 
 async def _serve_replica(ds: Datastore, state: StateDir, *, ready: asyncio.Event | None,

@@ -233,6 +233,7 @@ class WorkloadManager:
         backoff_max: float = 60.0,
         released: Callable[[], None] | None = None,
         fence: Callable[[], bool] | None = None,
+        reconciles: bool = True,
     ) -> None:
         """``health_interval``: seconds between health checks of a running instance,
         stretched so that all of them together make at most ``health_rate`` checks per
@@ -242,12 +243,18 @@ class WorkloadManager:
         call and device session, so that a replica that no longer does makes none.
         ``released`` is called when the manager, idle, has let go of the desired states of at least
         ``_RELEASE_AFTER`` instances (a start's reading of every instance, a bulk
-        write's), so that the process can give that memory back."""
+        write's), so that the process can give that memory back.
+
+        ``reconciles=False``: a replica that does not lead the workload.  It refuses the
+        writes the leader's manager would refuse (the same checks, in the change phase
+        of the writes it receives), and does nothing else: no action, no reconcile, no
+        VIM call."""
         if health_rate <= 0:
             raise ValueError("health_rate must be positive")
         self.ds = ds
         self.registry = registry
         self.fence = fence or _always
+        self.reconciles = reconciles
         self.poll_interval = poll_interval
         self.health_interval = health_interval
         self.health_rate = health_rate
@@ -342,7 +349,6 @@ class WorkloadManager:
         catalog or the VIMs waits in its change phase, an action before it starts
         (:meth:`_loaded`); so nothing is decided from a partial reading."""
         self._session = self.ds.internal_session(OWNER)
-        self.idle.clear()
         # the catalog first: a commit that changes it marks it open (:meth:`_on_catalog`)
         # before its instances are judged
         self._subs.append(self.ds.subscribe("nfo-catalog", self._on_catalog, priority=1))
@@ -350,6 +356,12 @@ class WorkloadManager:
         self._subs.append(self.ds.subscribe("nfo-instances", self._on_instances,
                                             entries=True))
         self._subs.append(self.ds.subscribe("nfo-vim", self._on_vims))
+        if not self.reconciles:
+            self.ready.set()  # its checks read the commit's tree, nothing loaded
+            self._loading = asyncio.get_running_loop().create_task(
+                asyncio.sleep(0), name="nfo-manager-checks")
+            return self._loading
+        self.idle.clear()
         for path in _ACTIONS:
             self.ds.register_rpc(path, self._on_action)
         for path in _CONFIG_ACTIONS:
@@ -388,8 +400,9 @@ class WorkloadManager:
             self._loading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loading
-        for path in _ACTIONS + _CONFIG_ACTIONS:
-            self.ds.unregister_rpc(path)
+        if self.reconciles:
+            for path in _ACTIONS + _CONFIG_ACTIONS:
+                self.ds.unregister_rpc(path)
         for asks in self._asks.values():
             for _, fut in asks:
                 if not fut.done():
@@ -552,9 +565,9 @@ class WorkloadManager:
             if not self._catalog_open:
                 # as running's: a catalog change later in this commit's group clears them
                 self._desc_cache.update(descs)
-            for d in found:  # their reconciles need not read them again
+            for d in found if self.reconciles else ():  # their reconciles need not read them
                 self._staged[d.name] = (ev.revision, d)
-        elif ev.phase == "done":
+        elif ev.phase == "done" and self.reconciles:
             self._done_rev = max(self._done_rev, ev.revision)
             for name in names:
                 assert name is not None
@@ -585,7 +598,7 @@ class WorkloadManager:
             return
         self._catalog_open -= 1  # done or abort: running's catalog is settled again
         self._desc_cache = {}
-        if ev.phase == "done":
+        if ev.phase == "done" and self.reconciles:
             for name in self._configured_names():
                 self.enqueue(name)
 
@@ -618,7 +631,7 @@ class WorkloadManager:
                     continue
                 users = [
                     k
-                    for k, o in self._obs.items()
+                    for k, o in self._recorded()
                     if o.get("vim") == vim and o.get("oper-status") in ACTIVE
                 ]
                 if users:
@@ -626,9 +639,18 @@ class WorkloadManager:
                         f"VIM {vim!r} still runs {len(users)} instance(s) "
                         f"(e.g. {users[0]!r}); delete or move them first"
                     )
-        elif ev.phase == "done":
+        elif ev.phase == "done" and self.reconciles:
             for name in self._configured_names():
                 self.enqueue(name)
+
+    def _recorded(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every instance's recorded state: the manager's own while it reconciles, else
+        what the leader's manager stored (a replica's operational records)."""
+        if self.reconciles:
+            yield from self._obs.items()
+            return
+        for batch in _recorded_states(self.ds):
+            yield from batch
 
     def _check_servable(self, tree: Tree, d: Desired) -> None:
         """Veto an instance no configured VIM type with a driver could ever serve."""
@@ -1059,20 +1081,17 @@ class WorkloadManager:
     async def _load_observed(self, desired: Mapping[str, Desired]) -> None:
         """Every recorded state, with what the configured instances need of their VIM;
         a batch per turn of the event loop."""
-        texts = self.ds.oper_records(OWNER)
-        while batch := list(islice(texts, _DECODED_TOGETHER)):
+        for batch in _recorded_states(self.ds):
             await asyncio.sleep(0)
-            docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
-            for inst in [e for d in docs
-                         for e in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]:
-                st = Observed(inst.get("state", {}))
-                d = desired.get(inst["name"])
+            for name, state in batch:
+                st = Observed(state)
+                d = desired.get(name)
                 if d is not None:
                     st["_needs"] = d.compute
-                self._obs[inst["name"]] = st
+                self._obs[name] = st
                 self._count(st, +1)
                 if st.get("vim-resource-id"):
-                    self._by_resource[st["vim-resource-id"]] = inst["name"]
+                    self._by_resource[st["vim-resource-id"]] = name
 
     def _state_entry(self, name: str, st: Observed) -> str:
         """The instance's recorded state: its ``nf-instance`` entry (RFC 7951 JSON)."""
@@ -1795,6 +1814,16 @@ class _Away:
 
     def __exit__(self, *exc: object) -> None:
         self.count -= 1
+
+
+def _recorded_states(ds: Datastore) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """The instances' states the manager recorded (its operational records), decoded
+    ``_DECODED_TOGETHER`` records at a time: (name, state) in batches."""
+    texts = ds.oper_records(OWNER)
+    while batch := list(islice(texts, _DECODED_TOGETHER)):
+        docs: list[dict[str, Any]] = json.loads(f"[{','.join(batch)}]")
+        yield [(inst["name"], inst.get("state", {})) for d in docs
+               for inst in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]
 
 
 def _always() -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from nfo.cli.demo import router_descriptor
 from tests.etcd.cluster import EtcdCluster
 from tests.netutil import free_port
 
@@ -86,6 +87,8 @@ class Replica:
     async def states(self) -> dict[str, str]:
         r = await self.http.get(f"/ds/ietf-datastores:operational/{INST}",
                                 headers={"Accept": "application/yang-data+json"})
+        if r.status_code == 404:
+            return {}  # not one instance
         assert r.status_code == 200, r.text
         return {e["name"]: e.get("state", {}).get("oper-status", "")
                 for e in r.json()[INST].get("nf-instance", [])}
@@ -231,6 +234,47 @@ async def test_the_leader_is_killed_and_another_replica_takes_over(trio: Trio) -
     await b.expect_replicas([{"name": "b", "here": True} | (
         {"leads": ["workload"]} if leader is b else {}),
         {"name": "c", "here": False} | ({"leads": ["workload"]} if leader is c else {})], 30)
+
+
+async def refuses_what_the_manager_would(r: Replica) -> None:
+    """A VIM that still runs an instance cannot be deleted; a descriptor whose function
+    module does not compile cannot be written."""
+    gone = await r.http.delete("/data/nfo-vim:vims/vim=sim1")
+    assert gone.status_code == 409 and "still runs 1 instance" in gone.text, \
+        (r.name, gone.status_code, gone.text)
+    broken = router_descriptor()
+    broken["netconf"]["module"] = [{"name": "nfo-demo-router",
+                                    "source": "module nfo-demo-router { syntax error"}]
+    bad = await r.http.patch(
+        "/data", json={"ietf-restconf:data": {"nfo-catalog:catalog": {
+            "nf-descriptor": [broken]}}},
+        headers={"Content-Type": "application/yang-data+json"})
+    assert bad.status_code == 409 and "nfo-invalid-nf-module" in bad.text, \
+        (r.name, bad.status_code, bad.text)
+
+
+async def test_every_replica_refuses_the_writes_the_leader_refuses(trio: Trio) -> None:
+    """The workload manager's checks of a write hold through every replica, not only
+    through the one that leads it, before and after the lead moves; and they judge by
+    the state the leader records (a VIM whose instance is gone can then go)."""
+    a, b, c, _ = trio
+    await b.patch(SETUP)
+    # placed on sim1 by the manager (no leafref to it): a VIM the configuration does not
+    # name, which only the manager knows to be in use
+    await b.patch({INST: {"nf-instance": [{"name": "first", "descriptor": "fw"}]}})
+    await converged(b, {"first"}, 60)
+    for r in (a, b, c):
+        await refuses_what_the_manager_would(r)
+    a.kill()
+    leader = await new_leader(b, c)
+    other = c if leader is b else b
+    for r in (leader, other):
+        await refuses_what_the_manager_would(r)
+    r = await other.http.delete(f"/data/{INST}/nf-instance=first")
+    assert r.status_code == 204, r.text
+    await converged(other, set(), 60)
+    r = await other.http.delete("/data/nfo-vim:vims/vim=sim1")
+    assert r.status_code == 204, r.text
 
 
 def resources(drivers: Path) -> dict[str, str]:
