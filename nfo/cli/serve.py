@@ -29,6 +29,7 @@ from nfo.cli.moduleset import StateDir
 from nfo.cli.statelock import StateLock
 from nfo.collector import Collector
 from nfo.datastore import Datastore, SqliteStorage, Storage
+from nfo.datastore.handover import RpcHandover
 from nfo.datastore.logins import LoginGuard, LoginLimits
 from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.txrpcs import TransactionRpcs
@@ -41,7 +42,7 @@ from nfo.protocol.limits import Reclaimer, raise_open_files_limit
 from nfo.registry import DriverRegistry
 from nfo.restconf.server import RestconfOptions, start_server
 from nfo.schema import Fmt
-from nfo.workload import OWNER, WorkloadManager
+from nfo.workload import ACTION_PATHS, ACTION_TIMEOUT, OWNER, WorkloadManager
 
 __all__ = [
     "DEMO_INSTANCE",
@@ -248,16 +249,21 @@ longest another replica waits to take over from one that died or stood still."""
 async def _lead(ds: Datastore, state: StateDir, storage: EtcdStorage,
                 concurrency: int, drivers_dir: Path | None) -> None:
     """Run the workload manager whenever this replica leads it, never when it does
-    not; on cancellation, stop it and hand the lead over at once.  While it does not
-    lead, a manager that only checks (``reconciles=False``) refuses the writes the
-    leader's would: a write is judged alike through every replica.  Each hands over to
-    the other once subscribed, so no write slips between them unchecked."""
+    not; on cancellation, stop it and hand the lead over at once.
+
+    While it does not lead, a manager that only checks (``reconciles=False``) refuses
+    the writes the leader's would, so a write is judged alike through every replica;
+    and the manager's actions are handed over to the leader (:class:`RpcHandover`).
+    Each side hands over to the other once in place, so no write slips through
+    unchecked and no action finds nobody to serve it."""
 
     def checking() -> WorkloadManager:
         checks = make_manager(ds, state, drivers_dir=drivers_dir, reconciles=False)
         checks.begin()
         return checks
 
+    handover = RpcHandover(ds, storage, ACTION_PATHS, timeout=ACTION_TIMEOUT + 10)
+    handover.hand_over()
     checks: WorkloadManager | None = checking()
     try:
         while True:
@@ -266,10 +272,15 @@ async def _lead(ds: Datastore, state: StateDir, storage: EtcdStorage,
             manager = make_manager(ds, state, concurrency=concurrency, fence=held.valid,
                                    drivers_dir=drivers_dir)
             try:
+                handover.take_back()  # its handlers next (no await between)
                 loading = manager.begin()
                 if checks is not None:
                     await checks.stop()
                     checks = None
+                try:
+                    await handover.serve()
+                except NfoError as e:  # new calls are answered; waiting ones time out
+                    log.warning("cannot take the calls waiting for the leader: %s", e)
                 try:
                     await loading
                 except NfoError as e:
@@ -284,11 +295,14 @@ async def _lead(ds: Datastore, state: StateDir, storage: EtcdStorage,
                 print(f"nfo: replica {storage.replica} no longer leads the workload "
                       "manager", flush=True)
             finally:
+                await handover.stop_serving()
                 if checks is None:
                     checks = checking()
                 await manager.stop()
+                handover.hand_over()
                 await held.release()
     finally:
+        handover.take_back()
         if checks is not None:
             await checks.stop()
 

@@ -449,19 +449,9 @@ class Session:
         d = self.datastore
         with Operation.parse(d.schema, content, fmt, OpKind.RPC,
                              what="parsing an RPC") as call:
+            output = await self._invoke(call)
             spath = call.schema_path
             ppath = call.parent_path
-            # decided on the path alone, before anything about the data is said
-            self.access().check_exec(spath, None if ppath is None else call.op.path)
-            running = d.tree("running")
-            call.validate(running)
-            if ppath is not None and not d.exists(ppath):
-                raise DataMissing("the node the action is invoked on does not exist",
-                                  path=ppath)
-            handler = d.rpc_handler(spath)
-            if handler is None:
-                raise OperationNotSupported(f"no handler serves {spath}")
-            output = await handler(RpcCall(self, spath, call.tree, call.op, ppath))
             if isinstance(output, str):
                 if ppath is not None:
                     raise OperationFailed(f"the handler of {spath} answered an action "
@@ -479,6 +469,30 @@ class Session:
             reply.free()
             raise
         return reply.tree
+
+    async def invoke(self, content: str | bytes, fmt: Fmt | str = Fmt.XML) -> RpcOutput:
+        """Invoke an RPC or action; returns its handler's output as is (what a replica
+        that serves a call for another sends back, :mod:`nfo.datastore.handover`)."""
+        self._alive()
+        with Operation.parse(self.datastore.schema, content, fmt, OpKind.RPC,
+                             what="parsing an RPC") as call:
+            return await self._invoke(call)
+
+    async def _invoke(self, call: Operation) -> RpcOutput:
+        """Access control, validation against running, then the handler."""
+        d = self.datastore
+        spath = call.schema_path
+        ppath = call.parent_path
+        # decided on the path alone, before anything about the data is said
+        self.access().check_exec(spath, None if ppath is None else call.op.path)
+        call.validate(d.tree("running"))
+        if ppath is not None and not d.exists(ppath):
+            raise DataMissing("the node the action is invoked on does not exist",
+                              path=ppath)
+        handler = d.rpc_handler(spath)
+        if handler is None:
+            raise OperationNotSupported(f"no handler serves {spath}")
+        return await handler(RpcCall(self, spath, call.tree, call.op, ppath))
 
     # -- lifecycle -----------------------------------------------------------
     def _alive(self) -> None:

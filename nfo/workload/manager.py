@@ -62,7 +62,7 @@ from nfo.schema.values import format_time, parse_time
 from nfo.workload import config as nfconfig
 from nfo.workload.observed import Observed
 
-__all__ = ["OWNER", "Desired", "WorkloadManager"]
+__all__ = ["ACTION_PATHS", "ACTION_TIMEOUT", "OWNER", "Desired", "WorkloadManager"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ CALL_TIMEOUT = 300.0
 
 ACTION_TIMEOUT = 120.0
 """Seconds a configuration action (check-sync, sync-to, ...) may wait for its answer."""
+ACTION_PATHS = _ACTIONS + _CONFIG_ACTIONS
+"""The actions the manager serves (where it runs: on the replica that leads it)."""
 
 _T = TypeVar("_T")
 
@@ -401,7 +403,7 @@ class WorkloadManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loading
         if self.reconciles:
-            for path in _ACTIONS + _CONFIG_ACTIONS:
+            for path in ACTION_PATHS:
                 self.ds.unregister_rpc(path)
         for asks in self._asks.values():
             for _, fut in asks:

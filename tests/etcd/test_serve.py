@@ -277,6 +277,52 @@ async def test_every_replica_refuses_the_writes_the_leader_refuses(trio: Trio) -
     assert r.status_code == 204, r.text
 
 
+async def act(r: Replica, instance: str, action: str) -> httpx.Response:
+    return await r.http.post(f"/data/{INST}/nf-instance={instance}/{action}",
+                             json={"nfo-instances:input": {}},
+                             headers={"Content-Type": "application/yang-data+json",
+                                      "Accept": "application/yang-data+json"})
+
+
+async def restarted(r: Replica, drivers: Path, instance: str, before: str,
+                    timeout: float) -> str:
+    """Once ``instance`` runs again on a new workload (not ``before``): that one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = resources(drivers).get(instance)
+        if now not in (None, before) and (await r.states()).get(instance) == "running":
+            return now
+        if time.monotonic() > deadline:
+            pytest.fail(f"{instance} not restarted: {now} (was {before})")
+        await asyncio.sleep(0.1)
+
+
+async def test_actions_through_any_replica_are_served_by_the_leader(trio: Trio) -> None:
+    """An instance's actions, called through a replica that does not lead, are handed
+    over to the one that does; its errors come back as they are; and a call made while
+    there is no leader is answered by the next one."""
+    a, b, c, drivers = trio
+    await b.patch(SETUP)
+    await b.patch(instances(["first"]))
+    await converged(b, {"first"}, 60)
+    before = resources(drivers)["first"]
+    got = await act(b, "first", "restart")
+    assert got.status_code == 200, got.text
+    assert got.json() == {"nfo-instances:output": {"result": "restart of 'first' scheduled"}}
+    before = await restarted(c, drivers, "first", before, 60)
+    # an error of the leader's manager, through another replica
+    got = await act(c, "first", "check-sync")
+    assert got.status_code == 400, got.text
+    error = got.json()["ietf-restconf:errors"]["error"][0]
+    assert (error["error-tag"], error["error-app-tag"]) == ("invalid-value", "nfo-no-netconf")
+    # asked while the leader is dead: the next leader takes it up
+    a.kill()
+    got = await act(b, "first", "restart")
+    assert got.status_code == 200, got.text
+    leader = await new_leader(b, c)
+    await restarted(leader, drivers, "first", before, 60)
+
+
 def resources(drivers: Path) -> dict[str, str]:
     """Instance -> resource id of every workload the sim VIM holds."""
     db = drivers / "drivers" / "sim" / "sim1" / "sim-vim.db"

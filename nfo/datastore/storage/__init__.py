@@ -9,6 +9,7 @@ replay log survive restarts and crashes.  :mod:`.base` defines that interface;
 from .base import (
     CommitKind,
     CommitRecord,
+    Handover,
     NotificationMark,
     NotificationRecord,
     NotificationSpan,
@@ -25,6 +26,7 @@ from .sqlite import SqliteStorage
 __all__ = [
     "CommitKind",
     "CommitRecord",
+    "Handover",
     "NotificationMark",
     "NotificationRecord",
     "NotificationSpan",

@@ -15,7 +15,15 @@ records through the module index, whenever it was defined.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -23,6 +31,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "CommitKind",
     "CommitRecord",
+    "Handover",
     "NotificationMark",
     "NotificationRecord",
     "NotificationSpan",
@@ -154,6 +163,24 @@ class Replicated(Protocol):
     def expect_meta(self, key: str, value: str) -> None:
         """Inside a batch: store it only if the meta ``key`` still holds ``value`` in the
         shared store (else the batch fails with :class:`~nfo.errors.StorageConflict`)."""
+        ...
+
+
+@runtime_checkable
+class Handover(Protocol):
+    """Calls only one replica serves (the workload manager's actions, on the replica
+    that leads it): any other replica hands such a call over through the store and
+    waits for the answer.  Bodies are text; what they say is the caller's business."""
+
+    async def ask(self, kind: str, body: str, timeout: float) -> str:
+        """The answer of the replica answering ``kind`` to ``body``;
+        :class:`~nfo.errors.OperationFailed` if none answers within ``timeout`` s."""
+        ...
+
+    async def answer(self, kind: str,
+                     answerer: Callable[[str], Awaitable[str]] | None) -> None:
+        """From now on answer ``kind`` with ``answerer`` (None: no more), the asks
+        already waiting first."""
         ...
 
 

@@ -61,6 +61,7 @@ from .base import (
     Snapshot,
     StoredState,
 )
+from .etcd_asks import Answerer, Asks
 from .etcd_client import (
     Compacted,
     Compare,
@@ -222,6 +223,7 @@ class EtcdStorage:
         """What is led (``leader/<name>``) -> the replica leading it."""
         self.lost: BaseException | None = None
         """Why the replica stopped following the store (None: it follows)."""
+        self._asks = Asks(self._on_etcd, self._key, self._lease_ready, self.replica)
         try:
             self._load()
         except BaseException:
@@ -614,6 +616,14 @@ class EtcdStorage:
             entries.append(e)
         return json.dumps({"nfo-replicas:replicas": {"replica": entries}})
 
+    async def ask(self, kind: str, body: str, timeout: float) -> str:
+        if self._presence is None:
+            self._presence = self._io.submit(self._present)
+        return await self._asks.ask(kind, body, timeout)
+
+    async def answer(self, kind: str, answerer: Answerer | None) -> None:
+        await self._asks.answer(kind, answerer)
+
     def lock_elsewhere(self, datastore: str) -> str | None:
         held = self._locks.get(datastore)
         if held is None or held.get("id") == self._me:
@@ -728,6 +738,8 @@ class EtcdStorage:
                         known.pop(unquote(rest[0]), None)
                     else:
                         known[unquote(rest[0])] = value if kind == "leader" else json.loads(value)
+                elif kind in ("ask", "answer"):
+                    self._asks.seen(kind, rest, ev.kv.key, ev.kv.value, put)
                 elif kind == "snapmeta" and put:
                     ds, at = unquote(rest[0]), int(rest[1])
                     token = json.loads(value)["token"]
@@ -863,6 +875,7 @@ class EtcdStorage:
             self._open().add(Put(self._key("meta", _name(key)), value.encode()))
 
     def close(self) -> None:
+        self._asks.close()
         for held in self._leaderships:  # their leases lapse
             if held._renewing is not None:
                 held._renewing.cancel()
