@@ -382,7 +382,11 @@ def local_processes(names: set[str]) -> dict[str, list[int]]:
     return out
 
 
-def kill_processes(names: set[str]) -> None:
+def kill_processes(names: set[str], *replicas: Replica) -> None:
+    """The workloads of ``names`` killed, once ``replicas`` are: a manager still running
+    would start them again (to heal them), and those would outlive the test."""
+    for r in replicas:
+        r.kill()
     for pids in local_processes(names).values():
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -409,7 +413,7 @@ async def test_local_workloads_are_adopted_by_the_next_leader(trio: Trio) -> Non
         running = local_processes(set(names))
         assert {n: len(p) for n, p in running.items()} == {n: 1 for n in names[3:]}
     finally:
-        kill_processes(set(names))
+        kill_processes(set(names), a, b, c)
 
 
 async def test_a_thousand_local_workloads_survive_the_leader_being_killed(trio: Trio) -> None:
@@ -436,7 +440,7 @@ async def test_a_thousand_local_workloads_survive_the_leader_being_killed(trio: 
         running = local_processes(set(batch))
         assert {n: len(p) for n, p in running.items()} == {n: 1 for n in want}
     finally:
-        kill_processes(set(batch))
+        kill_processes(set(batch), a, b, c)
 
 
 async def test_an_etcd_snapshot_restored_to_a_new_cluster_is_served_and_the_vim_follows(
