@@ -67,3 +67,19 @@ async def test_an_ask_waiting_is_taken_up_by_the_next_replica_to_answer(
     with pytest.raises(OperationFailed):
         await b.ask("rpc", "and now?", 0.5)
     assert asks_left(a) == []
+
+
+async def test_a_key_that_is_no_ask_is_ignored(pair: tuple[EtcdStorage, EtcdStorage]) -> None:
+    a, b = pair
+    seen: list[str] = []
+
+    async def note(body: str) -> str:
+        seen.append(body)
+        return "ok"
+
+    await a.answer("rpc", note)
+    for junk in (b"not json", b'{"body": "no lease"}', b"[1, 2]"):
+        key = a.prefix + b"ask/rpc/x/" + junk[:3].hex().encode()
+        a._io.run(lambda c, k=key, v=junk: c.put(k, v))
+    assert await b.ask("rpc", "real", 10) == "ok"
+    assert seen == ["real"]

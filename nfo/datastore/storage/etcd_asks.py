@@ -132,19 +132,25 @@ class Asks:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, kind: str, asker: str, ident: str, value: bytes) -> None:
-        ask = json.loads(value)
         answerer = self._answering.get(kind)
         if answerer is None:
             return
         try:
-            reply = await answerer(str(ask["body"]))
+            ask = json.loads(value)
+            body, lease = str(ask["body"]), int(ask["lease"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("a %s call of replica %s is not an ask: ignored", kind,
+                        unquote(asker))
+            return
+        try:
+            reply = await answerer(body)
         except Exception:
             log.exception("answering a %s call of replica %s", kind, unquote(asker))
             return
         key = self._key("answer", asker, ident)
         try:
             await self._on_etcd(lambda c: c.txn(
-                [], [Put(key, reply.encode(), lease=int(ask["lease"]))], retry=True))
+                [], [Put(key, reply.encode(), lease=lease)], retry=True))
         except NfoError as e:  # its lease is gone: so is the replica that asked
             log.warning("cannot answer a %s call of replica %s: %s", kind, unquote(asker), e)
 
