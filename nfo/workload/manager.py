@@ -295,10 +295,11 @@ class WorkloadManager:
         self._vim_cache: dict[str, VimAccount] | None = None
         self._desc_cache: dict[str, tuple[dict[str, Any], str]] = {}
         """Descriptors as running holds them, read since its catalog last changed."""
-        self._catalog_open = 0
-        """Catalog commits between their change phase and their done or abort (each
-        change phase that passes is followed by one of them; a retried commit reuses its
-        revision): while one is open, descriptors are read, not cached."""
+        self._catalog_open: set[int] = set()
+        """Revisions of the catalog commits between their change phase and their done or
+        abort (each change phase that passes is followed by one of them; a retried commit
+        reuses its revision): while one is open, descriptors are read, not cached.  A
+        commit of another replica comes as a done alone."""
         self._catalog_rev = 0
         """The newest revision whose catalog change phase was seen."""
         self._staged: dict[str, tuple[int, Desired]] = {}
@@ -587,7 +588,7 @@ class WorkloadManager:
     async def _on_catalog(self, ev: ChangeEvent) -> None:
         await self._loaded()
         if ev.phase == "change":
-            self._catalog_open += 1
+            self._catalog_open.add(ev.revision)
             self._catalog_rev = max(self._catalog_rev, ev.revision)
             self._desc_cache = {}
             self._staged.clear()  # read with the descriptors this commit changes
@@ -595,10 +596,14 @@ class WorkloadManager:
                 if ev.tree is not None:
                     self._check_catalog(ev.tree, ev.changes)
             except BaseException:  # refused here: no done or abort follows for us
-                self._catalog_open -= 1
+                self._catalog_open.discard(ev.revision)
                 raise
             return
-        self._catalog_open -= 1  # done or abort: running's catalog is settled again
+        if ev.revision in self._catalog_open:  # done or abort: running's catalog is settled
+            self._catalog_open.discard(ev.revision)
+        elif ev.phase == "done":  # committed through another replica: as its change phase
+            self._catalog_rev = max(self._catalog_rev, ev.revision)
+            self._staged.clear()
         self._desc_cache = {}
         if ev.phase == "done" and self.reconciles:
             for name in self._configured_names():

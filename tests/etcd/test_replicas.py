@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.storage.etcd_client import WatchBatch
 from nfo.datastore.subscriptions import ChangeEvent
 from nfo.errors import InUse, InvalidValue, LockDenied, NfoError, PreconditionFailed
+from nfo.registry import DriverRegistry
 from nfo.schema import Schema
+from nfo.workload import WorkloadManager
 from tests.etcd.cluster import EtcdCluster
 
 pytestmark = pytest.mark.etcd
@@ -321,3 +324,29 @@ async def test_a_revision_seen_on_one_replica_is_honoured_on_another(
     with pytest.raises(PreconditionFailed):  # and a stale one stays refused
         await b.internal_session("bob").edit("running", vim("v3"), "json",
                                              if_revision=seen)
+
+
+@pytest.mark.parametrize("reconciles", [True, False], ids=["leader", "checks"])
+async def test_a_catalog_commit_of_another_replica_settles_the_manager_here(
+        pair: tuple[Datastore, Datastore], tmp_path: Path, reconciles: bool) -> None:
+    """A catalog commit made through another replica reaches this one's manager as a
+    done alone: it takes it as committed (descriptors and staged instances read again)
+    and counts no catalog commit as still open, before or after one of its own."""
+    a, b = pair
+    manager = WorkloadManager(b, DriverRegistry.from_entry_points(tmp_path, "nfo-test"),
+                              reconciles=reconciles)
+    await manager.start()
+    try:
+        catalog = {"nfo-catalog:catalog": {"nf-descriptor": [
+            {"id": "fw", "vim-types": ["nfo-vim:sim"]}]}}
+        await a.internal_session("alice").edit("running", json.dumps(catalog), "json")
+        await converged(a, b)
+        await asyncio.sleep(0.05)  # b's subscribers are told after it applied it
+        assert manager._catalog_open == set()
+        assert manager._catalog_rev == b.info("running").revision
+        catalog["nfo-catalog:catalog"]["nf-descriptor"][0]["id"] = "fw2"
+        await b.internal_session("bob").edit("running", json.dumps(catalog), "json")
+        assert manager._catalog_open == set()
+        assert manager._catalog_rev == b.info("running").revision
+    finally:
+        await manager.stop()

@@ -755,7 +755,7 @@ async def test_a_write_vetoed_after_the_manager_leaves_its_reading_unused(
     finally:
         await env.ds.unsubscribe(sub)
     await env.ds.settle()
-    assert env.mgr._catalog_open == 0  # the abort closed what the change phase opened
+    assert env.mgr._catalog_open == set()  # the abort closed what the change phase opened
 
 
 async def test_a_descriptor_changed_after_an_instance_was_read_reaches_it(env: Any) -> None:
