@@ -77,9 +77,15 @@ async def test_a_key_that_is_no_ask_is_ignored(pair: tuple[EtcdStorage, EtcdStor
         seen.append(body)
         return "ok"
 
+    # keys of every wrong shape, waiting before it answers and arriving after
+    odd = [b"ask/rpc", b"ask/rpc/x", b"ask/rpc/x/y/z", b"answer/b", b"answer/b/c/d"]
+    for key in odd[:3]:
+        a._io.run(lambda c, k=a.prefix + key: c.put(k, b"{}"))
     await a.answer("rpc", note)
     for junk in (b"not json", b'{"body": "no lease"}', b"[1, 2]"):
         key = a.prefix + b"ask/rpc/x/" + junk[:3].hex().encode()
         a._io.run(lambda c, k=key, v=junk: c.put(k, v))
+    for key in odd:
+        a._io.run(lambda c, k=a.prefix + key: c.put(k, b"\xff"))
     assert await b.ask("rpc", "real", 10) == "ok"
     assert seen == ["real"]

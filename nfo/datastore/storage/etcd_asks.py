@@ -103,9 +103,9 @@ class Asks:
         under = self._key("ask", _name(kind)) + b"/"
         kvs, _ = await self._on_etcd(lambda c: c.read_prefix(under))
         for kv in kvs:
-            asker, ident = kv.key[len(under):].decode().split("/")
-            if await self._answered(asker, ident) is None:
-                self._take(kind, kv.key, asker, ident, kv.value)
+            parts = kv.key[len(under):].decode().split("/")
+            if len(parts) == 2 and await self._answered(*parts) is None:
+                self._take(kind, kv.key, parts[0], parts[1], kv.value)
 
     async def _answered(self, asker: str, ident: str) -> KeyValue | None:
         key = self._key("answer", asker, ident)
@@ -114,12 +114,13 @@ class Asks:
     def seen(self, kind: str, rest: list[str], key: bytes, value: bytes, put: bool) -> None:
         """A watch event on an ``ask`` or ``answer`` key (on the replica's loop)."""
         if kind == "answer":
-            fut = self._pending.get(rest[1]) if put and rest[0] == self._me else None
+            mine = put and len(rest) == 2 and rest[0] == self._me
+            fut = self._pending.get(rest[1]) if mine else None
             if fut is not None and not fut.done():
-                fut.set_result(value.decode())
+                fut.set_result(value.decode(errors="replace"))
         elif not put:
             self._taken.discard(key)
-        elif unquote(rest[0]) in self._answering:
+        elif len(rest) == 3 and unquote(rest[0]) in self._answering:
             self._take(unquote(rest[0]), key, rest[1], rest[2], value)
 
     def _take(self, kind: str, key: bytes, asker: str, ident: str, value: bytes) -> None:
