@@ -349,11 +349,7 @@ class Transactions:
                             candidate=candidate, recorded=recorded)
                 return changes.materialize() if report else []
             except StorageConflict as e:
-                # another replica committed first: taken again on what it stored
-                tries += 1
-                if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
-                    raise
-                await self._storage.caught_up(e.revision)
+                tries = await self._taken_again(e, tries)
             except PreconditionFailed:
                 # an ETag or revision seen on another replica: checked again once this
                 # one holds everything stored when the write came
@@ -361,6 +357,16 @@ class Transactions:
                     raise
                 synced = True
                 await self._storage.sync()
+
+    async def _taken_again(self, e: StorageConflict, tries: int) -> int:
+        """Another replica committed first: once this one holds what it stored, the
+        write is taken again (the tries so far, one more); ``e`` after too many, or on a
+        store no other replica writes."""
+        tries += 1
+        if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
+            raise e
+        await self._storage.caught_up(e.revision)
+        return tries
 
     def caught_up_to(self, revision: int) -> None:
         """Every revision up to ``revision`` is in the trees (a replica that took the
@@ -412,11 +418,8 @@ class Transactions:
             try:
                 return await self._commit_candidate(writer, label, if_revision,
                                                     precondition, also, candidate, recorded)
-            except StorageConflict as e:  # as in transact: again, on what the other stored
-                tries += 1
-                if tries > CONFLICT_RETRIES or not isinstance(self._storage, Replicated):
-                    raise
-                await self._storage.caught_up(e.revision)
+            except StorageConflict as e:
+                tries = await self._taken_again(e, tries)
 
     async def _commit_candidate(self, writer: Writer, label: str, if_revision: int | None,
                                 precondition: Precondition | None,

@@ -519,10 +519,14 @@ class EtcdStorage:
         self._main = asyncio.get_running_loop()
         start = self.revision + 1
         self._watch = self._io.submit(lambda c: self._watching(c, start))
+        self._be_present()
+
+    # -- presence and locks -----------------------------------------------------------------
+    def _be_present(self) -> None:
+        """Start saying this replica is here (``replicas/<name>``), if not yet."""
         if self._presence is None:
             self._presence = self._io.submit(self._present)
 
-    # -- presence and locks -----------------------------------------------------------------
     async def _present(self, client: EtcdClient) -> None:
         """In the etcd thread: ``replicas/<name>`` under a lease of this replica's, renewed
         for as long as it runs (the locks it takes are bound to the same lease)."""
@@ -553,8 +557,7 @@ class EtcdStorage:
                 log.warning("replica %s: presence not renewed: %s", self.replica, e)
 
     def acquire_lock(self, datastore: str, session: int) -> str | None:
-        if self._presence is None:
-            self._presence = self._io.submit(self._present)
+        self._be_present()
         try:
             lease = self._lease_ready.result(timeout=self._io.client.failover)
         except concurrent.futures.TimeoutError:
@@ -617,8 +620,7 @@ class EtcdStorage:
         return json.dumps({"nfo-replicas:replicas": {"replica": entries}})
 
     async def ask(self, kind: str, body: str, timeout: float) -> str:
-        if self._presence is None:
-            self._presence = self._io.submit(self._present)
+        self._be_present()
         return await self._asks.ask(kind, body, timeout)
 
     async def answer(self, kind: str, answerer: Answerer | None) -> None:
