@@ -175,6 +175,29 @@ def test_nothing_is_half_written_when_etcd_is_gone(etcd_own: EtcdCluster) -> Non
         st.close()
 
 
+async def test_keys_nfo_does_not_write_are_ignored_and_the_rest_taken(
+        where: tuple[list[str], str]) -> None:
+    """Keys under the prefix that nfo did not write (no UTF-8, no JSON, the wrong shape)
+    are logged and ignored: the real change in the same revision is still taken, by a
+    replica following and by one that starts over them."""
+    eps, prefix = where
+    junk = [(b"oper/x", b"\xff"), (b"log/running", b"{}"), (b"notif/m/zz", b"[1]"),
+            (b"replicas/q", b"\xff"), (b"ask/rpc/q/1", b"\xff"), (b"lock/x/y", b"no"),
+            (b"meta/\xff", b"x")]
+    with EtcdStorage(eps, prefix=prefix, replica="a") as a:
+        a.follow(lambda _: None)
+        p = a.prefix
+        ops = [Put(p + k, v) for k, v in junk] + [Put(p + b"oper/mgr/i1", b"up")]
+        rev = a._io.run(lambda c: c.txn([], ops)).revision
+        await asyncio.wait_for(a.caught_up(rev), 10)
+        assert a.oper_texts("mgr", ["i1"]) == ["up"]
+        with EtcdStorage(eps, prefix=prefix, replica="b") as b:
+            assert b.oper_texts("mgr", ["i1"]) == ["up"]
+            assert b.append_commit("running", 1.0, "u", "edit", "[1]").revision == 1
+        await asyncio.wait_for(a.caught_up(rev + 1), 10)
+        assert [r.payload for r in a.history("running")] == ["[1]"]
+
+
 async def test_one_replica_leads_and_the_next_takes_over_on_release(
         where: tuple[list[str], str]) -> None:
     eps, prefix = where

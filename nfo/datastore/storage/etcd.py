@@ -80,6 +80,16 @@ __all__ = ["EtcdStorage", "Leadership"]
 
 log = logging.getLogger(__name__)
 
+_NOT_OURS = (ValueError, KeyError, IndexError, TypeError)
+"""What reading a key nfo did not write raises (a value that is no UTF-8 or JSON, a key
+of the wrong shape): such a key is logged and ignored, the rest still taken."""
+
+
+def _ignored(key: bytes, revision: int) -> None:
+    log.warning("etcd key %r (revision %d) is not one nfo writes: ignored", key[:200],
+                revision)
+
+
 _T = TypeVar("_T")
 
 _OPS_PER_TXN = 50
@@ -244,38 +254,10 @@ class EtcdStorage:
         writing: set[tuple[str, int, str]] = set()
         with self._mirror.batch():
             for kv in kvs:
-                kind, *rest = kv.key[len(self.prefix):].decode().split("/")
-                value = kv.value.decode()
-                if kind == "head":
-                    self._head = int(value)
-                elif kind == "nseq":
-                    self._nseq = int(value)
-                elif kind == "meta":
-                    self._mirror.set_meta(unquote(rest[0]), value)
-                elif kind == "log":
-                    d = json.loads(value)
-                    self._mirror.restore_commit(CommitRecord(
-                        int(rest[1]), unquote(rest[0]), d["t"], d["user"], d["kind"],
-                        d["payload"], d.get("label", "")))
-                elif kind == "oper":
-                    self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]), value)
-                elif kind == "notif":
-                    d = json.loads(value)
-                    self._mirror.restore_notification(NotificationRecord(
-                        int(rest[1]), unquote(rest[0]), d["t"], d["content"]))
-                elif kind == "snapmeta":
-                    snaps[unquote(rest[0]), int(rest[1])] = json.loads(value)
-                elif kind == "snapwip":
-                    writing.add((unquote(rest[0]), int(rest[1]), rest[2]))
-                elif kind == "lock":
-                    self._locks[unquote(rest[0])] = json.loads(value)
-                elif kind == "replicas":
-                    self._replicas[unquote(rest[0])] = json.loads(value)
-                elif kind == "leader":
-                    self._leaders[unquote(rest[0])] = value
-                elif kind == "snap":
-                    pieces.setdefault((unquote(rest[0]), int(rest[1]), rest[2]), []).append(
-                        (int(rest[3]), json.loads(value)))
+                try:
+                    self._load_key(kv, snaps, pieces, writing)
+                except _NOT_OURS:
+                    _ignored(kv.key, self.revision)
             for (ds, rev), meta in sorted(snaps.items()):
                 got = sorted(pieces.get((ds, rev, meta["token"]), []), key=lambda p: p[0])
                 if len(got) != meta["pieces"]:
@@ -290,6 +272,42 @@ class EtcdStorage:
         if torn:
             self._write([Delete(self._key("snap", _name(ds), _num(rev), token) + b"/",
                                 prefix=True) for ds, rev, token in torn])
+
+    def _load_key(self, kv: Any, snaps: dict[tuple[str, int], dict[str, Any]],
+                  pieces: dict[tuple[str, int, str], list[tuple[int, Any]]],
+                  writing: set[tuple[str, int, str]]) -> None:
+        kind, *rest = kv.key[len(self.prefix):].decode().split("/")
+        value = kv.value.decode()
+        if kind == "head":
+            self._head = int(value)
+        elif kind == "nseq":
+            self._nseq = int(value)
+        elif kind == "meta":
+            self._mirror.set_meta(unquote(rest[0]), value)
+        elif kind == "log":
+            d = json.loads(value)
+            self._mirror.restore_commit(CommitRecord(
+                int(rest[1]), unquote(rest[0]), d["t"], d["user"], d["kind"],
+                d["payload"], d.get("label", "")))
+        elif kind == "oper":
+            self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]), value)
+        elif kind == "notif":
+            d = json.loads(value)
+            self._mirror.restore_notification(NotificationRecord(
+                int(rest[1]), unquote(rest[0]), d["t"], d["content"]))
+        elif kind == "snapmeta":
+            snaps[unquote(rest[0]), int(rest[1])] = json.loads(value)
+        elif kind == "snapwip":
+            writing.add((unquote(rest[0]), int(rest[1]), rest[2]))
+        elif kind == "lock":
+            self._locks[unquote(rest[0])] = json.loads(value)
+        elif kind == "replicas":
+            self._replicas[unquote(rest[0])] = json.loads(value)
+        elif kind == "leader":
+            self._leaders[unquote(rest[0])] = value
+        elif kind == "snap":
+            pieces.setdefault((unquote(rest[0]), int(rest[1]), rest[2]), []).append(
+                (int(rest[3]), json.loads(value)))
 
     # -- batches --------------------------------------------------------------------------
     @contextmanager
@@ -684,7 +702,9 @@ class EtcdStorage:
 
     def _take(self, batch: WatchBatch) -> None:
         """On the main loop: each revision of ``batch`` not made here, into the mirror,
-        then to the datastore."""
+        then to the datastore (none once it no longer follows: closed, or unfollowed)."""
+        if self._watch is None:
+            return
         by_rev: dict[int, list[WatchEvent]] = {}
         for ev in batch.events:
             by_rev.setdefault(ev.kv.mod_revision, []).append(ev)
@@ -705,50 +725,59 @@ class EtcdStorage:
         oper = False
         with self._mirror.batch():
             for ev in events:
-                kind, *rest = ev.kv.key[len(self.prefix):].decode().split("/")
-                value = ev.kv.value.decode()
-                put = ev.kind == "put"
-                if kind == "head" and put:
-                    self._head = max(self._head, int(value))
-                elif kind == "nseq" and put:
-                    self._nseq = max(self._nseq, int(value))
-                elif kind == "meta" and put:
-                    self._mirror.set_meta(unquote(rest[0]), value)
-                elif kind == "log" and put:
-                    d = json.loads(value)
-                    rec = CommitRecord(int(rest[1]), unquote(rest[0]), d["t"], d["user"],
-                                       d["kind"], d["payload"], d.get("label", ""))
-                    self._mirror.restore_commit(rec)
-                    commits.append(rec)
-                elif kind == "oper":
-                    self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]),
-                                          value if put else None)
-                    oper = True
-                elif kind == "notif" and put:
-                    d = json.loads(value)
-                    note = NotificationRecord(int(rest[1]), unquote(rest[0]), d["t"],
-                                              d["content"])
-                    self._mirror.restore_notification(note)
-                    notes.append(note)
-                elif kind == "notif":
-                    self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
-                elif kind in ("lock", "replicas", "leader"):
-                    known: dict[str, Any] = (self._locks if kind == "lock" else
-                                             self._replicas if kind == "replicas" else
-                                             self._leaders)
-                    if not put:
-                        known.pop(unquote(rest[0]), None)
-                    else:
-                        known[unquote(rest[0])] = value if kind == "leader" else json.loads(value)
-                elif kind in ("ask", "answer"):
-                    self._asks.seen(kind, rest, ev.kv.key, ev.kv.value, put)
-                elif kind == "snapmeta" and put:
-                    ds, at = unquote(rest[0]), int(rest[1])
-                    token = json.loads(value)["token"]
-                    self._mirror.restore_snapshot(Snapshot(ds, at, self._read_snapshot(
-                        self._key("snap", rest[0], rest[1], token) + b"/", rev)))
+                try:
+                    oper = self._apply_key(rev, ev, commits, notes) or oper
+                except _NOT_OURS:
+                    _ignored(ev.kv.key, rev)
             self._mirror.restore_counters(self._head, self._nseq)
         return RemoteChanges(rev, commits, oper, notes)
+
+    def _apply_key(self, rev: int, ev: WatchEvent, commits: list[CommitRecord],
+                   notes: list[NotificationRecord]) -> bool:
+        """One changed key into the mirror; whether it was an operational record."""
+        kind, *rest = ev.kv.key[len(self.prefix):].decode().split("/")
+        value = ev.kv.value.decode()
+        put = ev.kind == "put"
+        if kind == "head" and put:
+            self._head = max(self._head, int(value))
+        elif kind == "nseq" and put:
+            self._nseq = max(self._nseq, int(value))
+        elif kind == "meta" and put:
+            self._mirror.set_meta(unquote(rest[0]), value)
+        elif kind == "log" and put:
+            d = json.loads(value)
+            rec = CommitRecord(int(rest[1]), unquote(rest[0]), d["t"], d["user"],
+                               d["kind"], d["payload"], d.get("label", ""))
+            self._mirror.restore_commit(rec)
+            commits.append(rec)
+        elif kind == "oper":
+            self._mirror.put_oper(unquote(rest[0]), unquote(rest[1]),
+                                  value if put else None)
+            return True
+        elif kind == "notif" and put:
+            d = json.loads(value)
+            note = NotificationRecord(int(rest[1]), unquote(rest[0]), d["t"],
+                                      d["content"])
+            self._mirror.restore_notification(note)
+            notes.append(note)
+        elif kind == "notif":
+            self._mirror.drop_notifications({unquote(rest[0]): int(rest[1]) + 1})
+        elif kind in ("lock", "replicas", "leader"):
+            known: dict[str, Any] = (self._locks if kind == "lock" else
+                                     self._replicas if kind == "replicas" else
+                                     self._leaders)
+            if not put:
+                known.pop(unquote(rest[0]), None)
+            else:
+                known[unquote(rest[0])] = value if kind == "leader" else json.loads(value)
+        elif kind in ("ask", "answer"):
+            self._asks.seen(kind, rest, ev.kv.key, ev.kv.value, put)
+        elif kind == "snapmeta" and put:
+            ds, at = unquote(rest[0]), int(rest[1])
+            token = json.loads(value)["token"]
+            self._mirror.restore_snapshot(Snapshot(ds, at, self._read_snapshot(
+                self._key("snap", rest[0], rest[1], token) + b"/", rev)))
+        return False
 
     def _read_snapshot(self, under: bytes, revision: int) -> str:
         kvs, _ = self._io.run(lambda c: c.read_prefix(under, revision=revision))
