@@ -552,6 +552,45 @@ def test_records_of_one_list_join_as_text_others_as_json() -> None:
                                                   **json.loads(other)}
 
 
+def test_record_keys_are_a_set_held_by_their_list_key_values() -> None:
+    """The keys a store holds behave as a set of the keys (any shape: one list's
+    entries, nested, several keys, double quotes, an empty value, no data path at all),
+    and the keys of one list's entries take less memory than their texts."""
+    import random
+    import sys
+    import tracemalloc
+
+    from nfo.datastore.operational import _KeySet
+
+    pool = [f"/{INST}/nf-instance[name='a']", f"/{INST}/nf-instance[name='']",
+            f"/{INST}/nf-instance[name='b']/state", PAIR % ("x", 1), "/nfo-test:top",
+            f'/{INST}/nf-instance[name="it\'s"]', "/nfo-test:top/item[name='a']",
+            "no path='", "x']", "='']", f"/{INST}/nf-instance[name='c']"]
+    held, ref = _KeySet(), set()
+    rng = random.Random(7)
+    for _ in range(3000):
+        key = rng.choice(pool)
+        if rng.random() < 0.6:
+            held.add(key)
+            ref.add(key)
+        else:
+            held.discard(key)
+            ref.discard(key)
+        assert len(held) == len(ref) and sorted(held) == sorted(ref)
+        assert [k for k in pool if k in held] == [k for k in pool if k in ref]
+    tracemalloc.start()
+    try:
+        many = _KeySet()
+        for k in range(10_000):  # each key made here, as a store gets it from libyang
+            many.add(f"/{INST}/nf-instance[name='inst-{k:07d}']")
+        size = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    keys = [f"/{INST}/nf-instance[name='inst-{k:07d}']" for k in range(10_000)]
+    assert list(many) == keys
+    assert size < sum(sys.getsizeof(k) for k in keys) * 0.8, size
+
+
 # -- records kept as text, side by side -----------------------------------------------------
 
 PAIR = "/nfo-test:top/pair[a='%s'][b='%d']"
