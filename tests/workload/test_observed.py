@@ -56,11 +56,27 @@ def test_times_are_kept_as_numbers_only_when_their_text_comes_back() -> None:
     assert type(o._created) is int and o["created"] == format_time(1_765_000_000.25)
     o["created"] = -1.5
     assert o["created"] == format_time(-1.5)
+    o["created"] = RUNNING["created"]
+    o["last-change"] = None
+    assert o["created"] == RUNNING["created"] and "last-change" not in o
+    o["created"] = None
+    assert "created" not in o and o._times is None
+    o["last-change"] = RUNNING["last-change"]
+    assert o["last-change"] == RUNNING["last-change"] and "created" not in o
+
+
+def test_both_times_are_one_number() -> None:
+    o = Observed(RUNNING)
+    assert type(o._times) is int
+    assert (o["created"], o["last-change"]) == (RUNNING["created"], RUNNING["last-change"])
+    o["created"] = "2026-12-06T18:00:00Z"  # a text that is not its canonical form
+    assert o["created"] == "2026-12-06T18:00:00Z"
+    assert o["last-change"] == RUNNING["last-change"]
 
 
 def test_it_is_smaller_than_the_dict() -> None:
     o = Observed(RUNNING)
-    held = sys.getsizeof(o) + sys.getsizeof(o._created) + sys.getsizeof(o._changed)
+    held = sys.getsizeof(o) + sys.getsizeof(o._times)
     before = (sys.getsizeof(dict(RUNNING)) + sys.getsizeof(RUNNING["created"])
               + sys.getsizeof(RUNNING["last-change"]))
     assert held < before / 2
