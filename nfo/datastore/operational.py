@@ -111,54 +111,75 @@ class _KeySet:
     about 50 MB less than the keys themselves.  Other keys are kept whole.  Iteration
     gives the whole keys, then head by head; each group in the order first stored."""
 
-    __slots__ = ("_heads", "_n", "_whole")
+    __slots__ = ("_group", "_head", "_heads", "_n", "_whole")
 
     def __init__(self) -> None:
         self._whole: dict[str, None] = {}
         self._heads: dict[str, dict[str, None]] = {}
         self._n = 0
+        self._head = "[='"
+        """The head last split off (holding the key's one ``[``): a key that starts with
+        it, ends in ``']`` and has neither ``'`` nor ``[`` between splits the same way."""
+        self._group: dict[str, None] | None = None
+        """Its values (None: not held)."""
 
-    @staticmethod
-    def _split(key: str) -> tuple[str, str] | None:
-        """``key`` as (head, value) when it ends in its one predicate, single-quoted:
-        ``head + value + "']"``."""
+    def _find(self, key: str) -> tuple[str, dict[str, None] | None, str]:
+        """The head ``key`` belongs to ("" for a key kept whole), its group (None: a
+        head not held) and the key's entry there."""
+        head = self._head
+        if key.startswith(head) and key.endswith("']"):
+            value = key[len(head):-2]
+            if "'" not in value and "[" not in value:
+                return head, self._group, value
         cut = key.find("='")
         if (cut < 0 or not key.endswith("']") or key.count("[") != 1
                 or key.find("'", cut + 2) != len(key) - 2):
-            return None
-        return key[:cut + 2], key[cut + 2:-2]
-
-    def _group(self, key: str) -> tuple[dict[str, None] | None, str]:
-        """The dict ``key`` belongs in (None: a head not held) and its entry there."""
-        split = self._split(key)
-        if split is None:
-            return self._whole, key
-        return self._heads.get(split[0]), split[1]
+            return "", self._whole, key
+        head = key[:cut + 2]
+        group = self._heads.get(head)
+        if "[" in head:
+            self._head, self._group = head, group
+        return head, group, key[cut + 2:-2]
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
+        if type(key) is not str:
             return False
-        group, entry = self._group(key)
-        return group is not None and entry in group
+        if not key.endswith("']"):
+            return key in self._whole
+        head = self._head
+        if key.startswith(head):  # the fast path of _find, inline: a read's hot path
+            value = key[len(head):-2]
+            if "'" not in value and "[" not in value:
+                group = self._group
+                return group is not None and value in group
+        _, found, entry = self._find(key)
+        return found is not None and entry in found
 
-    def add(self, key: str) -> None:
-        group, entry = self._group(key)
+    def add(self, key: str) -> bool:
+        """Hold ``key``; whether it was not held yet."""
+        head, group, entry = self._find(key)
         if group is None:
-            head = key[:len(key) - len(entry) - 2]
             group = self._heads[head] = {}
+            if head == self._head:
+                self._group = group
         elif entry in group:
-            return
+            return False
         group[entry] = None
         self._n += 1
+        return True
 
-    def discard(self, key: str) -> None:
-        group, entry = self._group(key)
+    def discard(self, key: str) -> bool:
+        """Let go of ``key``; whether it was held."""
+        head, group, entry = self._find(key)
         if group is None or entry not in group:
-            return
+            return False
         del group[entry]
         self._n -= 1
-        if not group and group is not self._whole:
-            del self._heads[key[:len(key) - len(entry) - 2]]
+        if not group and head:
+            del self._heads[head]
+            if self._head == head:
+                self._group = None
+        return True
 
     def __len__(self) -> int:
         return self._n
@@ -203,19 +224,17 @@ class _Records:
             return []
 
     def put(self, key: str) -> None:
-        if key not in self.keys:
+        if self.keys.add(key):
             c = _canonical(key)
             if c != key:
                 self._spelt[key] = c
                 self._stored[c] = key
             for p in self._prefixes(c):
                 self._below[p] = self._below.get(p, 0) + 1
-            self.keys.add(key)
 
     def drop(self, key: str) -> None:
-        if key not in self.keys:
+        if not self.keys.discard(key):
             return
-        self.keys.discard(key)
         c = self._spelt.pop(key, key)
         self._stored.pop(c, None)
         for p in self._prefixes(c):

@@ -565,7 +565,8 @@ def test_record_keys_are_a_set_held_by_their_list_key_values() -> None:
     pool = [f"/{INST}/nf-instance[name='a']", f"/{INST}/nf-instance[name='']",
             f"/{INST}/nf-instance[name='b']/state", PAIR % ("x", 1), "/nfo-test:top",
             f'/{INST}/nf-instance[name="it\'s"]', "/nfo-test:top/item[name='a']",
-            "no path='", "x']", "='']", f"/{INST}/nf-instance[name='c']"]
+            "no path='", "x']", "='']", "='x']", "[='x']", "a='[b']", "a='x']", "a='x'y']",
+            f"/{INST}/nf-instance[name='c']"]
     held, ref = _KeySet(), set()
     rng = random.Random(7)
     for _ in range(3000):
@@ -577,6 +578,7 @@ def test_record_keys_are_a_set_held_by_their_list_key_values() -> None:
             held.discard(key)
             ref.discard(key)
         assert len(held) == len(ref) and sorted(held) == sorted(ref)
+        rng.shuffle(pool)  # a key is found whichever key was looked at before it
         assert [k for k in pool if k in held] == [k for k in pool if k in ref]
     tracemalloc.start()
     try:
