@@ -6,7 +6,8 @@ fields (``_needs``, ...).  A dict of that costs about 270 bytes and its two time
 as strings another 150; :class:`Observed` keeps the fields every instance has in
 slots, the two timestamps as integer microseconds (when their text is the canonical
 form, which they are when nfo wrote them) packed in one integer, and the rest in a dict
-made only when one is set.  A time may also be set as Unix seconds (a float); it reads as its text.
+made only when one is set.  A time may also be set as Unix seconds (a float); it reads
+as its text.
 Values that repeat from instance to instance (status, VIM, driver, placement reason,
 spec digest) are interned.  A field set to None is absent: no reader tells the two
 apart.
@@ -33,6 +34,7 @@ _SLOTS = {"oper-status": "_status", "vim": "_vim", "driver": "_driver",
 """The fields a running instance has, and their slots."""
 _TIMES = frozenset({"_created", "_changed"})
 _PLAIN = {k: v for k, v in _SLOTS.items() if v not in _TIMES}
+"""The fields whose slot holds their value as it reads."""
 _SHARED = frozenset({"_status", "_vim", "_driver", "_placement", "_digest"})
 """Slots whose values repeat from instance to instance: one interned copy of each."""
 _LOW = (1 << 64) - 1
@@ -106,19 +108,12 @@ class Observed(MutableMapping[str, Any]):
 
     @property
     def _created(self) -> Any:
+        """The slot's value, for the generic reads (``merge`` sets both times)."""
         return _unpack(self._times)[0]
-
-    @_created.setter
-    def _created(self, value: Any) -> None:
-        self._times = _pack(value, _unpack(self._times)[1])
 
     @property
     def _changed(self) -> Any:
         return _unpack(self._times)[1]
-
-    @_changed.setter
-    def _changed(self, value: Any) -> None:
-        self._times = _pack(_unpack(self._times)[0], value)
 
     def __init__(self, fields: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         if type(fields) is Observed:
