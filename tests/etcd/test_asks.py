@@ -78,8 +78,9 @@ async def test_a_key_that_is_no_ask_is_ignored(pair: tuple[EtcdStorage, EtcdStor
         return "ok"
 
     # keys of every wrong shape, waiting before it answers and arriving after
-    odd = [b"ask/rpc", b"ask/rpc/x", b"ask/rpc/x/y/z", b"answer/b", b"answer/b/c/d"]
-    for key in odd[:3]:
+    odd = [b"ask/rpc", b"ask/rpc/x", b"ask/rpc/x/y/z", b"ask/rpc/\xff/1", b"answer/b",
+           b"answer/b/c/d"]
+    for key in odd[:4]:
         a._io.run(lambda c, k=a.prefix + key: c.put(k, b"{}"))
     await a.answer("rpc", note)
     for junk in (b"not json", b'{"body": "no lease"}', b"[1, 2]"):

@@ -103,9 +103,13 @@ class Asks:
         under = self._key("ask", _name(kind)) + b"/"
         kvs, _ = await self._on_etcd(lambda c: c.read_prefix(under))
         for kv in kvs:
-            parts = kv.key[len(under):].decode().split("/")
-            if len(parts) == 2 and await self._answered(*parts) is None:
-                self._take(kind, kv.key, parts[0], parts[1], kv.value)
+            try:
+                asker, ident = kv.key[len(under):].decode().split("/")
+            except ValueError:  # no UTF-8, or not <replica>/<id>
+                log.warning("etcd key %r is not an ask: ignored", kv.key[:200])
+                continue
+            if await self._answered(asker, ident) is None:
+                self._take(kind, kv.key, asker, ident, kv.value)
 
     async def _answered(self, asker: str, ident: str) -> KeyValue | None:
         key = self._key("answer", asker, ident)
