@@ -1499,7 +1499,7 @@ class yc_nf_instance_nfo_instances__nf_instances_nf_instance(PybindBase):
     self.__parameter = YANGDynClass(base=YANGListType("name",yc_parameter_nfo_instances__nf_instances_nf_instance_parameter, yang_name="parameter", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='name', extensions=None), is_container='list', yang_name="parameter", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='list', is_config=True)
     self.__admin_state = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'enabled': {}, 'disabled': {}},), default=str("enabled"), is_leaf=True, yang_name="admin-state", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='enumeration', is_config=True)
     self.__description = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'length': ['0..1024']}), is_leaf=True, yang_name="description", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='string', is_config=True)
-    self.__day2 = YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=False, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
+    self.__day2 = YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=True, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
     self.__on_drift = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'report-only': {}, 're-apply': {}},), is_leaf=True, yang_name="on-drift", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='nfo-cat:drift-policy', is_config=True)
     self.__state = YANGDynClass(base=yc_state_nfo_instances__nf_instances_nf_instance_state, is_container='container', presence=False, yang_name="state", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=False)
 
@@ -1786,12 +1786,12 @@ the difference.
     if hasattr(v, "_utype"):
       v = v._utype(v)
     try:
-      t = YANGDynClass(v,base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=False, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
+      t = YANGDynClass(v,base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=True, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
     except (TypeError, ValueError):
       raise ValueError({
           'error-string': """day2 must be of a type compatible with container""",
           'defined-type': "container",
-          'generated-type': """YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=False, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)""",
+          'generated-type': """YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=True, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)""",
         })
 
     self.__day2 = t
@@ -1799,7 +1799,7 @@ the difference.
       self._set()
 
   def _unset_day2(self):
-    self.__day2 = YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=False, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
+    self.__day2 = YANGDynClass(base=yc_day2_nfo_instances__nf_instances_nf_instance_day2, is_container='container', presence=True, yang_name="day2", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:nfo:instances', defining_module='nfo-instances', yang_type='container', is_config=True)
 
 
   def _get_on_drift(self):

@@ -143,7 +143,8 @@ def test_modules_load(ctx: libyang.Context) -> None:
     expected = {
         "nfo-vim": ("nfo-vim", "urn:nfo:vim", ["2026-12-04", "2026-11-25"]),
         "nfo-catalog": ("nfo-cat", "urn:nfo:catalog", ["2026-12-05", "2026-12-04", "2026-11-25"]),
-        "nfo-instances": ("nfo-inst", "urn:nfo:instances", ["2026-12-05", "2026-11-25"]),
+        "nfo-instances": ("nfo-inst", "urn:nfo:instances",
+                          ["2026-12-07", "2026-12-05", "2026-11-25"]),
         "nfo-users": ("nfo-users", "urn:nfo:users", ["2026-12-05", "2026-12-04"]),
         "nfo-security": ("nfo-sec", "urn:nfo:security", ["2026-12-04"]),
     }
@@ -209,6 +210,22 @@ def test_valid_instance_and_defaults(ctx: libyang.Context, with_instance: Data) 
     compute = descriptor(printed)["compute"]
     assert compute == {"vcpus": 1, "memory-mb": 64, "disk-gb": 0}
     tree.free()
+
+
+def test_an_instance_without_day2_holds_no_day2_node(ctx: libyang.Context,
+                                                    with_instance: Data) -> None:
+    """A million instances each pay for every node validation adds to them: an instance
+    with no day-2 configuration gets admin-state alone, and day2's defaults come with
+    day2."""
+    tree = parse(ctx, with_instance)
+    printed = json.loads(tree.print_mem("json", with_siblings=True, include_implicit_defaults=True))
+    tree.free()
+    assert sorted(instance(printed)) == ["admin-state", "descriptor", "name", "parameter", "vim"]
+    instance(with_instance)["day2"] = {"config": "<x/>"}
+    tree = parse(ctx, with_instance)
+    printed = json.loads(tree.print_mem("json", with_siblings=True, include_implicit_defaults=True))
+    tree.free()
+    assert instance(printed)["day2"] == {"mode": "merge", "format": "xml", "config": "<x/>"}
 
 
 def test_descriptor_defaults(ctx: libyang.Context, demo: Data) -> None:
