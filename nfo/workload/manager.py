@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from itertools import islice
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from nfo.datastore import Change, ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
 from nfo.errors import InvalidValue, NfoError, OperationFailed
@@ -141,6 +141,7 @@ def _first_value(text: str) -> dict[str, Any]:
 
 _DESCRIPTORS_KEPT = 256
 _BULK_READ = 256
+_NAMED_KEPT = 1024
 _ADMIT_BATCH = 256
 """Reconciles started per event-loop turn: a write of 100,000 instances must not hold
 every other request for the seconds their first steps take together."""
@@ -167,9 +168,10 @@ _UNSETTLED = ("pending", "initializing", "terminating")
 """Statuses whose instance is reconciled again soon: its staged desired state is kept."""
 
 
-@dataclass(frozen=True)
-class Desired:
-    """What running asks for one instance, with the descriptor resolved."""
+class Desired(NamedTuple):
+    """What running asks for one instance, with the descriptor resolved (a tuple: a bulk
+    write makes one per instance on the commit's path, and a frozen dataclass costs four
+    times as much to make)."""
 
     name: str
     descriptor_id: str
@@ -306,6 +308,9 @@ class WorkloadManager:
         """Instances' desired states as a commit's change phase read them, by the
         commit's revision; what running holds once that commit is done (:meth:`_desired`).
         Kept until a reconcile after that leaves the instance settled (:meth:`_work`)."""
+        self._named: dict[int, set[str | None]] = {}
+        """The instances each commit names, from its change phase until its done or
+        abort (a bulk write's are read once; a done without a change phase reads them)."""
         self._done_rev = 0
         """The newest commit of instances whose done event was handled."""
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
@@ -546,7 +551,9 @@ class WorkloadManager:
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
         await self._loaded()
-        names = {_instance_of(c.path) for c in ev.changes} - {None}
+        names = None if ev.phase == "change" else self._named.pop(ev.revision, None)
+        if names is None:
+            names = {_instance_of(c.path) for c in ev.changes} - {None}
         many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
             # read once per commit; what running holds unless the catalog is changing (a
@@ -562,14 +569,21 @@ class WorkloadManager:
             else:
                 found = [d for d in (self._desired_from(ev.tree, name or "", descs)
                                      for name in names) if d is not None]
+            types = self.registry.types()
+            servable: set[tuple[str, str | None]] = set()
             for d in found:
-                self._check_servable(ev.tree, d)
+                if (d.descriptor_id, d.vim) not in servable:
+                    self._check_servable(ev.tree, d, types)
+                    servable.add((d.descriptor_id, d.vim))
                 self._check_config(d)
             if not self._catalog_open:
                 # as running's: a catalog change later in this commit's group clears them
                 self._desc_cache.update(descs)
             for d in found if self.reconciles else ():  # their reconciles need not read them
                 self._staged[d.name] = (ev.revision, d)
+            if len(self._named) >= _NAMED_KEPT:
+                self._named.clear()
+            self._named[ev.revision] = names  # for its done or abort
         elif ev.phase == "done" and self.reconciles:
             self._done_rev = max(self._done_rev, ev.revision)
             for name in names:
@@ -659,10 +673,10 @@ class WorkloadManager:
         for batch in _recorded_states(self.ds):
             yield from batch
 
-    def _check_servable(self, tree: Tree, d: Desired) -> None:
-        """Veto an instance no configured VIM type with a driver could ever serve."""
+    def _check_servable(self, tree: Tree, d: Desired, types: set[str]) -> None:
+        """Veto an instance no configured VIM type with a driver (``types``) could ever
+        serve."""
         name = d.name
-        types = self.registry.types()
         if d.vim is not None:
             vim = self._vims(tree).get(d.vim)
             if vim is not None and vim.type not in types:
