@@ -164,6 +164,25 @@ async def test_veto_when_no_driver_serves_the_descriptor(env: Any) -> None:
     assert env.state_of("a") is None
 
 
+async def test_a_bulk_write_is_vetoed_for_its_one_instance_no_driver_serves(
+        env: Any) -> None:
+    """Servability is judged once per descriptor and VIM of a bulk write, not once per
+    write: the one instance on another descriptor is still judged, and named."""
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw")
+    env.mgr.registry.unregister("openstack")
+    await env.add_descriptor("os-only", vim_types=("nfo-vim:openstack",),
+                             openstack={"image": "cirros", "flavor": "m1.tiny"})
+    before = env.running_json(None)
+    entries = [{"name": f"b{k}", "descriptor": "fw"} for k in range(299)]
+    with pytest.raises(Veto) as ei:
+        await env.add_instances([*entries, {"name": "odd", "descriptor": "os-only"}])
+    assert "'odd'" in str(ei.value) and "no driver" in str(ei.value)
+    assert env.running_json(None) == before
+    assert env.state_of("b0") is None
+
+
 async def test_veto_judges_the_descriptor_as_the_same_commit_leaves_it(env: Any) -> None:
     await env.open()
     await env.add_sim_vim("sim1", mean=5)
