@@ -743,12 +743,10 @@ class Transactions:
     def _changes_for(self, sub: ChangeSubscription, changes: ChangeSet,
                      work: Tree) -> list[Change]:
         mine = changes.for_module(sub.module, sub.entries)
-        if not mine:
+        if not mine or not sub.xpath:  # already the module's alone
             return mine
-        selected: set[str] | None = None
-        if sub.xpath:
-            selected = {n.path for n in work.match(sub.xpath)}
-            selected |= {n.path for n in self._trees[sub.datastore].match(sub.xpath)}
+        selected = {n.path for n in work.match(sub.xpath)}
+        selected |= {n.path for n in self._trees[sub.datastore].match(sub.xpath)}
         return [c for c in mine if sub.wants(c, selected)]
 
     def _after_commit(self, ds: str, rec: CommitRecord, commits: int, size: int) -> None:

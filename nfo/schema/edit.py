@@ -89,6 +89,15 @@ def _xp(p: Any) -> Any:
     return ly.fromx(p)
 
 
+def _one_key(k: Any) -> bool:
+    """Whether ``k``, a list entry's first child, is its only key."""
+    ks = k.schema
+    if ks == _NULL or not ks.flags & lib.LYS_KEY:
+        return False
+    nxt = k.next
+    return bool(nxt == _NULL or nxt.schema == _NULL or not nxt.schema.flags & lib.LYS_KEY)
+
+
 def _step(n: Any, sch: Any, pmod: Any, names: Names, new: bool = False) -> str | None:
     """The last step of ``lyd_path(n, LYD_PATH_STD)``, built without asking libyang.
 
@@ -606,9 +615,23 @@ class _Editor:
                 self._record(x, path, ChangeCreated, True, out)
             return out
 
+        def heads() -> list[str]:
+            k = lib.lyd_child(first)
+            if k == _NULL or not _one_key(k):
+                return [path for _, path in entries()]
+            # one key, the entry's first child: every head is the same step but its value
+            step = _step(first, first.schema, pmod, names)
+            assert step is not None
+            head = f"{tpath}/{step[:step.index('=') + 1]}"
+            out: list[str] = []
+            for x in nodes():
+                v = _string(lib.lyd_get_value(lib.lyd_child(x))).decode()
+                out.append(f"{head}'{v}']" if "'" not in v else f'{head}"{v}"]')
+            return out
+
         return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath,
                    count if count is not None else lambda: sum(1 for _ in nodes()), build,
-                   lambda: [path for _, path in entries()])
+                   heads)
 
     def _seen_runs(self, parent: Any, sch: Any) -> None:
         """Before an entry is looked up where runs created entries of its list, those

@@ -95,3 +95,19 @@ def test_change_set_marks() -> None:
     assert cs.since(mark) is None
     cs.truncate(mark)
     assert cs == [ChangeCreated("/m:a")] and cs != ChangeSet()
+
+
+def test_run_heads_of_a_one_key_list_are_its_entries_paths(schema: Schema) -> None:
+    """A one-key list's heads are made from the key's value alone: the same paths, and
+    quoted the same way, as the entries' own changes."""
+    keys = ["t0", "a'b", 'c"d', "x y", "é"]
+    text = json.dumps({TOP: {"thing": [{"id": k, "needed": "n"} for k in keys]}})
+    with Tree.parse(schema, "{}", Fmt.JSON) as base, Tree.parse(schema, text, Fmt.JSON) as e:
+        changes = apply_edit(schema, base, e, bulk=True)
+        run = changes.items()[1]
+        assert isinstance(run, Run)
+        heads = run.heads()
+        assert heads == [c.path for c in run.build()
+                         if isinstance(c, ChangeCreated) and c.path.endswith("]")]
+        assert heads[1] == f"/{TOP}/thing[id=\"a'b\"]" and heads[2] == f"/{TOP}/thing[id='c\"d']"
+        assert [base.node(h) is not None for h in heads] == [True] * len(keys)
