@@ -308,9 +308,11 @@ class WorkloadManager:
         """Instances' desired states as a commit's change phase read them, by the
         commit's revision; what running holds once that commit is done (:meth:`_desired`).
         Kept until a reconcile after that leaves the instance settled (:meth:`_work`)."""
-        self._named: dict[int, set[str | None]] = {}
+        self._named: dict[int, tuple[Sequence[Change], set[str | None]]] = {}
         """The instances each commit names, from its change phase until its done or
-        abort (a bulk write's are read once; a done without a change phase reads them)."""
+        abort, with the changes they were read from (a retried commit takes the same
+        revision, and an abort of the first try may come after the retry's change phase);
+        a done or abort of other changes reads its own."""
         self._done_rev = 0
         """The newest commit of instances whose done event was handled."""
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
@@ -551,8 +553,11 @@ class WorkloadManager:
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
         await self._loaded()
-        names = None if ev.phase == "change" else self._named.pop(ev.revision, None)
-        if names is None:
+        named = None if ev.phase == "change" else self._named.get(ev.revision)
+        if named is not None and named[0] is ev.changes:  # the commit its change phase read
+            del self._named[ev.revision]
+            names = named[1]
+        else:
             names = {_instance_of(c.path) for c in ev.changes} - {None}
         many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
@@ -583,7 +588,7 @@ class WorkloadManager:
                 self._staged[d.name] = (ev.revision, d)
             if len(self._named) >= _NAMED_KEPT:
                 self._named.clear()
-            self._named[ev.revision] = names  # for its done or abort
+            self._named[ev.revision] = (ev.changes, names)  # for its done or abort
         elif ev.phase == "done" and self.reconciles:
             self._done_rev = max(self._done_rev, ev.revision)
             for name in names:

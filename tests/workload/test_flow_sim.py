@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from nfo.datastore import ChangeCreated, ChangeEvent
 from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
 from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
@@ -775,6 +776,31 @@ async def test_a_write_vetoed_after_the_manager_leaves_its_reading_unused(
         await env.ds.unsubscribe(sub)
     await env.ds.settle()
     assert env.mgr._catalog_open == set()  # the abort closed what the change phase opened
+
+
+async def test_an_abort_after_a_retry_took_its_revision_drops_its_own_readings(
+        env: Any) -> None:
+    """A retried commit takes the revision of the try that failed, and that try's abort
+    can come after the retry's change phase: the abort drops the readings of its own
+    instances, not the retry's."""
+    await env.open()
+    await env.add_sim_vim("sim1", mean=0)
+    await env.add_descriptor("fw", timeout=5)
+    await env.add_instances([{"name": "a", "descriptor": "fw"},
+                             {"name": "b", "descriptor": "fw"}])
+    await env.wait_status("a", "running")
+    await env.wait_status("b", "running")
+    await env.mgr.wait_idle()
+    tree, rev = env.ds.tree("running"), 10_000
+    first = [ChangeCreated("/nfo-instances:nf-instances/nf-instance[name='a']")]
+    retry = [ChangeCreated("/nfo-instances:nf-instances/nf-instance[name='b']")]
+    await env.mgr._on_instances(ChangeEvent("change", "running", rev, "u", first, tree))
+    await env.mgr._on_instances(ChangeEvent("change", "running", rev, "u", retry, tree))
+    assert env.mgr._staged.keys() >= {"a", "b"}
+    await env.mgr._on_instances(ChangeEvent("abort", "running", rev, "u", first))
+    assert "a" not in env.mgr._staged and env.mgr._staged["b"][0] == rev
+    env.mgr._staged.clear()
+    env.mgr._named.clear()
 
 
 async def test_a_descriptor_changed_after_an_instance_was_read_reaches_it(env: Any) -> None:
