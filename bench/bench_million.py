@@ -9,9 +9,12 @@ drives it:
   limit); total seconds and entries/s;
 - single-entry edit-config (a create of a new entry) with N entries in the list:
   median and p99 of ``--edits``, one at a time, each durable when answered;
-- get-config of one entry of the N-entry list, and (the reference in the same server)
-  of one entry of the 10-entry list ``small``: medians and their ratio (a read of one
-  entry should not feel the size of its list);
+- the same single edits and reads with 10 entries in the list, before the load (the
+  reference: an edit or read of one entry should not feel the size of its list), and
+  after the load a get-config of one entry of the 10-entry list ``small`` (the machine's
+  pace at that time: a shared machine's speed moves between the two);
+- get-config of one entry of the N-entry list: medians and the ratios to both
+  references;
 - restart: SIGTERM, then ``nfo serve`` again on the same state directory, timed from
   the start of the process until NETCONF answers a get-config, until a create sent
   right after it is answered (it waits for the workload manager to have read every
@@ -57,8 +60,8 @@ def edit(msg_id: int, body: str) -> str:
             f'<config><bench xmlns="{NS}">{body}</bench></config></edit-config></rpc>')
 
 
-def entries(start: int, stop: int) -> str:
-    return "".join(f"<entry><name>e{k}</name><value>{k}</value></entry>"
+def entries(start: int, stop: int, prefix: str = "e") -> str:
+    return "".join(f"<entry><name>{prefix}{k}</name><value>{k}</value></entry>"
                    for k in range(start, stop))
 
 
@@ -82,9 +85,9 @@ class Instances:
                 f"</target><config>{body}</config></edit-config></rpc>")
 
     @staticmethod
-    def entries(start: int, stop: int) -> str:
+    def entries(start: int, stop: int, prefix: str = "i") -> str:
         return (f'<nf-instances xmlns="{INST}">'
-                + "".join(f"<nf-instance><name>i{k}</name><descriptor>fw</descriptor>"
+                + "".join(f"<nf-instance><name>{prefix}{k}</name><descriptor>fw</descriptor>"
                           "</nf-instance>" for k in range(start, stop))
                 + "</nf-instances>")
 
@@ -153,6 +156,16 @@ async def run(args: argparse.Namespace) -> None:
             if inst:
                 await ok(c, Instances.edit(2, SETUP))
             make, bulk = (Instances.edit, Instances.entries) if inst else (edit, entries)
+            read, entry = (Instances.get, b"<nf-instance>") if inst else (get_one, b"<entry>")
+            # the same single edits and reads with 10 entries in the list, before the load
+            await ok(c, make(3, bulk(0, 10, "r")))
+            if inst:
+                await running(c, 10, args.timeout)
+            edits0 = await timed_calls(c, [make(100 + k, bulk(k, k + 1, "b"))
+                                           for k in range(args.edits)], b"<ok/>")
+            gets0 = await timed_calls(c, [read(1000 + k, f"r{k % 10}")
+                                          for k in range(args.gets)], entry)
+            first = 10 + args.edits  # in the list before the load
             t0 = time.perf_counter()
             for i, start in enumerate(range(0, n, args.chunk)):
                 await ok(c, make(10 + i, bulk(start, min(n, start + args.chunk))))
@@ -161,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
             load_s = time.perf_counter() - t0
             converged = states_s = 0.0
             if inst:
-                converged, states_s = await running(c, n, args.timeout)
+                converged, states_s = await running(c, n + first, args.timeout)
                 converged += load_s
             rss_read = rss_mb(srv.proc.pid)
             await asyncio.sleep(args.settle)   # the server gives back what the reads took
@@ -169,7 +182,6 @@ async def run(args: argparse.Namespace) -> None:
             peak_loaded = rss_mb(srv.proc.pid, "VmHWM")
             edits = await timed_calls(c, [make(100 + k, bulk(n + k, n + k + 1))
                                           for k in range(args.edits)], b"<ok/>")
-            read, entry = (Instances.get, b"<nf-instance>") if inst else (get_one, b"<entry>")
             gets = await timed_calls(c, [read(1000 + k, f"{'i' if inst else 'e'}"
                                               f"{(k * 7919) % n}")
                                          for k in range(args.gets)], entry)
@@ -202,13 +214,16 @@ async def run(args: argparse.Namespace) -> None:
         print(f"every instance running {converged:.1f} s after the first edit "
               f"({n / converged:,.0f} instances/s)")
         print(f"get of every instance's oper-status (subtree filter): {states_s:.2f} s")
+    e, e0 = statistics.median(edits), statistics.median(edits0)
     print(f"single-entry edit-config with {n:,} entries: median "
-          f"{statistics.median(edits) * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
-          f"({len(edits)} edits, each durable)")
-    g, s = statistics.median(gets), statistics.median(smalls)
+          f"{e * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
+          f"({len(edits)} edits, each durable); with 10 in the list, before the load: "
+          f"median {e0 * 1e3:.2f} ms, p99 {pct(edits0, 0.99) * 1e3:.2f} ms: {e / e0:.2f}x")
+    g, g0, s = statistics.median(gets), statistics.median(gets0), statistics.median(smalls)
     print(f"{'get' if inst else 'get-config'} of one entry: {g * 1e3:.2f} ms with {n:,} "
-          "entries, "
-          f"{s * 1e3:.2f} ms in a 10-entry list: {g / s:.2f}x")
+          f"entries, {g0 * 1e3:.2f} ms with 10 in the same list before the load: "
+          f"{g / g0:.2f}x; the get-config of one entry of the 10-entry list `small` after "
+          f"the load (the machine's pace then): {s * 1e3:.2f} ms, {g / s:.2f}x")
     print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s; "
           f"a create sent then answered at {write_s:.2f} s; the workload manager ready "
           f"(every instance read) at {ready_s:.2f} s")
