@@ -9,10 +9,11 @@ drives it:
   limit); total seconds and entries/s;
 - single-entry edit-config (a create of a new entry) with N entries in the list:
   median and p99 of ``--edits``, one at a time, each durable when answered;
-- the same single edits and reads with 10 entries in the list, before the load (the
-  reference: an edit or read of one entry should not feel the size of its list), and
-  after the load a get-config of one entry of the 10-entry list ``small`` (the machine's
-  pace at that time: a shared machine's speed moves between the two);
+- the same single edits and reads with a few entries in the list (10, then one more per
+  edit), before the load (the reference: an edit or read of one entry should not feel
+  the size of its list), and after the load a get-config of one entry of the 10-entry
+  list ``small`` (the machine's pace at that time: a shared machine's speed moves between
+  the two);
 - get-config of one entry of the N-entry list: medians and the ratios to both
   references;
 - restart: SIGTERM, then ``nfo serve`` again on the same state directory, timed from
@@ -157,13 +158,13 @@ async def run(args: argparse.Namespace) -> None:
                 await ok(c, Instances.edit(2, SETUP))
             make, bulk = (Instances.edit, Instances.entries) if inst else (edit, entries)
             read, entry = (Instances.get, b"<nf-instance>") if inst else (get_one, b"<entry>")
-            # the same single edits and reads with 10 entries in the list, before the load
+            # the same single edits and reads with a few entries in the list, before the load
             await ok(c, make(3, bulk(0, 10, "r")))
             if inst:
                 await running(c, 10, args.timeout)
-            edits0 = await timed_calls(c, [make(100 + k, bulk(k, k + 1, "b"))
+            edits0 = await timed_calls(c, [make(200_000 + k, bulk(k, k + 1, "b"))
                                            for k in range(args.edits)], b"<ok/>")
-            gets0 = await timed_calls(c, [read(1000 + k, f"r{k % 10}")
+            gets0 = await timed_calls(c, [read(300_000 + k, f"r{k % 10}")
                                           for k in range(args.gets)], entry)
             first = 10 + args.edits  # in the list before the load
             t0 = time.perf_counter()
@@ -217,11 +218,12 @@ async def run(args: argparse.Namespace) -> None:
     e, e0 = statistics.median(edits), statistics.median(edits0)
     print(f"single-entry edit-config with {n:,} entries: median "
           f"{e * 1e3:.2f} ms, p99 {pct(edits, 0.99) * 1e3:.2f} ms "
-          f"({len(edits)} edits, each durable); with 10 in the list, before the load: "
+          f"({len(edits)} edits, each durable); with at most {first} in the list, before the "
+          "load: "
           f"median {e0 * 1e3:.2f} ms, p99 {pct(edits0, 0.99) * 1e3:.2f} ms: {e / e0:.2f}x")
     g, g0, s = statistics.median(gets), statistics.median(gets0), statistics.median(smalls)
     print(f"{'get' if inst else 'get-config'} of one entry: {g * 1e3:.2f} ms with {n:,} "
-          f"entries, {g0 * 1e3:.2f} ms with 10 in the same list before the load: "
+          f"entries, {g0 * 1e3:.2f} ms with {first} in the same list before the load: "
           f"{g / g0:.2f}x; the get-config of one entry of the 10-entry list `small` after "
           f"the load (the machine's pace then): {s * 1e3:.2f} ms, {g / s:.2f}x")
     print(f"restart to serving (process start to a get-config answered): {restart_s:.2f} s; "
