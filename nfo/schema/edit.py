@@ -38,6 +38,7 @@ from nfo.schema.data import (
     siblings,
 )
 from nfo.schema.hashes import PER_INSERT, Wear, children_bound, make_room
+from nfo.schema.paths import quoted
 from nfo.schema.snode import SNode
 
 __all__ = [
@@ -132,19 +133,17 @@ def _step(n: Any, sch: Any, pmod: Any, names: Names, new: bool = False) -> str |
             if kname is None:
                 kname = names.keys[ks] = _string(ks.name).decode()
             v = _string(lib.lyd_get_value(k)).decode()
-            q = '"' if "'" in v else "'"
-            if new and q == '"' and '"' in v:
+            if new and "'" in v and '"' in v:
                 _check_quotes(k, n)
-            parts.append(f"[{kname}={q}{v}{q}]")
+            parts.append(f"[{kname}={quoted(v)}]")
             k = k.next
         return "".join(parts)
     if not sch.flags & lib.LYS_CONFIG_W:
         return None
     v = _string(lib.lyd_get_value(n)).decode()
-    q = '"' if "'" in v else "'"
-    if new and q == '"' and '"' in v:
+    if new and "'" in v and '"' in v:
         _check_quotes(n, n)
-    return f"{name}[.={q}{v}{q}]"
+    return f"{name}[.={quoted(v)}]"
 
 
 def _check_addressable(n: Any, sch: Any) -> None:
@@ -626,7 +625,7 @@ class _Editor:
             out: list[str] = []
             for x in nodes():
                 v = _string(lib.lyd_get_value(lib.lyd_child(x))).decode()
-                out.append(f"{head}'{v}']" if "'" not in v else f'{head}"{v}"]')
+                out.append(f"{head}{quoted(v)}]")
             return out
 
         return Run(tpath[1:].split("/", 1)[0].split(":", 1)[0], tpath,

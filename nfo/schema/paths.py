@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Step", "StepCache", "canonical_path", "parse_path", "path_prefixes", "render_path",
-           "schema_path_of", "schema_paths"]
+__all__ = ["Step", "StepCache", "canonical_path", "parse_path", "path_prefixes", "quoted",
+           "render_path", "schema_path_of", "schema_paths"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,12 @@ def parse_path(path: str, base: tuple[str, tuple[Step, ...]] | None = None
     return tuple(steps)
 
 
+def quoted(value: str) -> str:
+    """A predicate's value quoted as libyang writes it: ``'`` unless the value holds one,
+    then ``"`` (verbatim, even when it holds both)."""
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
 def render_path(steps: Sequence[Step]) -> str:
     """The data path of ``steps`` (the inverse of :func:`parse_path`; a module prefix
     where the module changes)."""
@@ -79,7 +85,7 @@ def render_path(steps: Sequence[Step]) -> str:
     for s in steps:
         name = s.name if s.module == module else f"{s.module}:{s.name}"
         module = s.module
-        preds = "".join(f"[{k}=\"{v}\"]" if "'" in v else f"[{k}='{v}']" for k, v in s.preds)
+        preds = "".join(f"[{k}={quoted(v)}]" for k, v in s.preds)
         out.append(f"/{name}{preds}")
     return "".join(out)
 
