@@ -141,7 +141,6 @@ def _first_value(text: str) -> dict[str, Any]:
 
 _DESCRIPTORS_KEPT = 256
 _BULK_READ = 256
-_NAMED_KEPT = 1024
 _ADMIT_BATCH = 256
 """Reconciles started per event-loop turn: a write of 100,000 instances must not hold
 every other request for the seconds their first steps take together."""
@@ -308,11 +307,6 @@ class WorkloadManager:
         """Instances' desired states as a commit's change phase read them, by the
         commit's revision; what running holds once that commit is done (:meth:`_desired`).
         Kept until a reconcile after that leaves the instance settled (:meth:`_work`)."""
-        self._named: dict[int, tuple[Sequence[Change], set[str | None]]] = {}
-        """The instances each commit names, from its change phase until its done or
-        abort, with the changes they were read from (a retried commit takes the same
-        revision, and an abort of the first try may come after the retry's change phase);
-        a done or abort of other changes reads its own."""
         self._done_rev = 0
         """The newest commit of instances whose done event was handled."""
         self._desc_by_text: dict[str, tuple[dict[str, Any], str]] = {}
@@ -553,12 +547,7 @@ class WorkloadManager:
     # -- events -------------------------------------------------------------------
     async def _on_instances(self, ev: ChangeEvent) -> None:
         await self._loaded()
-        named = None if ev.phase == "change" else self._named.get(ev.revision)
-        if named is not None and named[0] is ev.changes:  # the commit its change phase read
-            del self._named[ev.revision]
-            names = named[1]
-        else:
-            names = {_instance_of(c.path) for c in ev.changes} - {None}
+        names = {_instance_of(c.path) for c in ev.changes} - {None}
         many = self._many(len(names))
         if ev.phase == "change" and ev.tree is not None:
             # read once per commit; what running holds unless the catalog is changing (a
@@ -586,9 +575,6 @@ class WorkloadManager:
                 self._desc_cache.update(descs)
             for d in found if self.reconciles else ():  # their reconciles need not read them
                 self._staged[d.name] = (ev.revision, d)
-            if len(self._named) >= _NAMED_KEPT:
-                self._named.clear()
-            self._named[ev.revision] = (ev.changes, names)  # for its done or abort
         elif ev.phase == "done" and self.reconciles:
             self._done_rev = max(self._done_rev, ev.revision)
             for name in names:

@@ -800,7 +800,6 @@ async def test_an_abort_after_a_retry_took_its_revision_drops_its_own_readings(
     await env.mgr._on_instances(ChangeEvent("abort", "running", rev, "u", first))
     assert "a" not in env.mgr._staged and env.mgr._staged["b"][0] == rev
     env.mgr._staged.clear()
-    env.mgr._named.clear()
 
 
 async def test_a_descriptor_changed_after_an_instance_was_read_reaches_it(env: Any) -> None:
