@@ -126,6 +126,10 @@ _BUSY = {"REBOOT", "HARD_REBOOT", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REVER
 """Operations on a server that was running: it still exists and comes back by itself."""
 _DOWN = {"SHUTOFF", "STOPPED", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE"}
 _DELETED = {"DELETED", "SOFT_DELETED"}
+_PASSING_FAULTS = ("No valid host was found", "Exceeded maximum number of retries")
+"""Faults of a server in ERROR that another server may not meet: Nova's scheduler found
+no host (no room just now, or boots racing for the same room: Nova itself calls this
+possibly "a temporary occurrence"), or the build failed on every host it tried."""
 
 
 # -- error classification -----------------------------------------------------------------
@@ -249,7 +253,8 @@ def server_status(server: Any) -> Status:
     if st == "ERROR":
         fault = _fault(server)
         return Status(WorkloadState.FAILED,
-                      f"Nova: server in ERROR: {fault}" if fault else "Nova: server in ERROR")
+                      f"Nova: server in ERROR: {fault}" if fault else "Nova: server in ERROR",
+                      temporary=fault.startswith(_PASSING_FAULTS))
     if st in _BUILDING:
         return Status(WorkloadState.INITIALIZING,
                       f"Nova: {st.lower()}" + (f" ({task})" if task else ""))

@@ -12,8 +12,9 @@ Contract, in short:
   creates with the instance name and the installation's ``owner_tag`` so that
   ``find`` and ``list_resources`` can recognise it after an orchestrator
   restart (no duplicates, no orphans).
-- ``status`` reports where the workload stands; ``terminate`` is idempotent (a
-  resource that is already gone is success) and returns once it is gone.
+- ``status`` reports where the workload stands (a failure another attempt may get
+  past is ``temporary``); ``terminate`` is idempotent (a resource that is already
+  gone is success) and returns once it is gone.
 - A driver may also push a final status (``running``/``failed``) through the
   callback given to ``on_final``; polling ``status`` must give the same answer.
 - Errors: raise :class:`TemporaryError` for conditions worth retrying (VIM
@@ -109,6 +110,10 @@ class WorkloadState(enum.Enum):
 class Status:
     state: WorkloadState
     reason: str = ""
+    temporary: bool = False
+    """For ``FAILED``: the VIM failed this attempt for a reason that may pass (no room on
+    any host just now).  The manager removes the failed workload and tries again, with
+    backoff, until the instantiation timeout; then it is ``failed`` with this reason."""
 
 
 class DriverError(Exception):

@@ -1346,23 +1346,33 @@ class WorkloadManager:
         await self._progress(name, d, self._obs[name], unrecorded=True)
 
     async def _failed_attempt(
-        self, name: str, d: Desired, reason: str, temporary: bool, attempts: int
+        self, name: str, d: Desired, reason: str, temporary: bool, attempts: int,
+        **fields: Any,
     ) -> None:
+        """After attempt ``attempts`` failed: another one after a backoff while the
+        instantiation timeout allows and the failure is temporary, else ``failed``.
+        ``fields`` are recorded with either outcome."""
         o = self._seen(name)
         started = _parse_iso(o.get("last-change")) or time.time()
-        if temporary and time.time() - started < d.timeout:
-            delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
-            delay *= 1 + random.random() * 0.1
+        delay = self._backoff(attempts - 1) * (1 + random.random() * 0.1)
+        if temporary and time.time() + delay - started < d.timeout:
             await self._set(
                 name,
                 reason=f"temporary: {reason}; retry {attempts + 1} in {delay:.1f}s",
                 next_retry=_now_iso(time.time() + delay),
+                _failure=reason,
+                **fields,
             )
             self.requeue(name, delay)
             return
         if temporary:
             reason = f"gave up after {attempts} attempt(s) within {d.timeout:.0f}s: {reason}"
-        await self._set(name, oper_status="failed", reason=reason, next_retry=None)
+        await self._set(name, oper_status="failed", reason=reason, next_retry=None, **fields)
+
+    def _backoff(self, n: int) -> float:
+        """Seconds before retry ``n + 1`` of a series: doubling from ``backoff_base``, at
+        most ``backoff_max``."""
+        return float(min(self.backoff_max, self.backoff_base * 2 ** min(n, 10)))
 
     async def _progress(
         self, name: str, d: Desired, o: Mapping[str, Any], unrecorded: bool = False
@@ -1385,7 +1395,14 @@ class WorkloadManager:
             self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.FAILED:
-            await self._fail(name, vim, rid, st.reason or "the VIM reported failure")
+            reason = st.reason or "the VIM reported failure"
+            if not st.temporary:
+                await self._fail(name, vim, rid, reason)
+            elif time.time() - created < d.timeout:
+                await self._retry_failed(name, d, vim, rid, reason)
+            else:
+                await self._fail(name, vim, rid, f"gave up after {o.get('attempts', 1)} "
+                                                 f"attempt(s) within {d.timeout:.0f}s: {reason}")
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
             await self._set(
@@ -1395,9 +1412,10 @@ class WorkloadManager:
             )
             await self._instantiate(name, d)
         elif time.time() - created > d.timeout:
-            await self._fail(
-                name, vim, rid, f"not ready within the instantiation timeout of {d.timeout:.0f}s"
-            )
+            why = f"not ready within the instantiation timeout of {d.timeout:.0f}s"
+            if o.get("_failure"):
+                why += f", after {o.get('attempts')} attempt(s); the last failure: {o['_failure']}"
+            await self._fail(name, vim, rid, why)
         else:
             if unrecorded:
                 await self._set(name, vim_resource_id=rid)
@@ -1507,7 +1525,7 @@ class WorkloadManager:
                 e = nfconfig.ConfigError(e.message, temporary=False)
             attempts = int(c.get("attempts", 0)) + 1
             if e.temporary:
-                delay = min(self.backoff_max, self.backoff_base * 2 ** min(attempts - 1, 10))
+                delay = self._backoff(attempts - 1)
                 await self._set_config(
                     name, status="failed", attempts=attempts, desired_digest=spec.digest,
                     reason=f"temporary: {e.reason}; retry {attempts + 1} in {delay:.1f}s",
@@ -1717,7 +1735,7 @@ class WorkloadManager:
                 await self._driver(vim).terminate(rid)
             except DriverError as e:
                 attempts = int(o.get("attempts", 0)) + 1
-                delay = min(self.backoff_max, self.backoff_base * 2 ** min(attempts, 10))
+                delay = self._backoff(attempts)
                 await self._set(
                     name,
                     reason=f"terminate failed: {e.reason}; retrying",
@@ -1744,6 +1762,23 @@ class WorkloadManager:
                         next_retry=_now_iso(time.time() + delay))
         self.requeue(name, delay)
 
+    async def _retry_failed(self, name: str, d: Desired, vim: VimAccount, rid: str,
+                            reason: str) -> None:
+        """The VIM failed this attempt for a reason that may pass: remove the failed
+        workload, then instantiate again after a backoff, still ``initializing``.  A
+        workload the VIM would not remove yet stays recorded, and the next pass finds it
+        failed again and retries its removal."""
+        if not await self._cleanup(name, vim, rid):
+            delay = self._cleanup_delay(name)
+            await self._set(name, vim_resource_id=rid,
+                            reason=f"temporary: {reason}; removing the failed workload before "
+                                   f"another attempt, in {delay:.1f}s")
+            self.requeue(name, delay)
+            return
+        self._obs[name].pop("_cleanups", None)
+        await self._failed_attempt(name, d, reason, True, int(self._obs[name].get("attempts", 1)),
+                                   vim_resource_id=None)
+
     async def _retry_cleanup(self, name: str, o: Mapping[str, Any]) -> None:
         retry_at = _parse_iso(o.get("next-retry"))
         if retry_at is not None and retry_at > time.time():
@@ -1767,7 +1802,7 @@ class WorkloadManager:
         n = int(o.get("_cleanups", 0)) if o is not None else 0
         if o is not None:
             o["_cleanups"] = n + 1
-        return float(min(self.backoff_max, self.backoff_base * 2 ** min(n, 10)))
+        return self._backoff(n)
 
     async def _cleanup(self, name: str, vim: VimAccount, rid: str) -> bool:
         """Terminate a failed workload; whether it is gone."""

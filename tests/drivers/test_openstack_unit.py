@@ -263,6 +263,21 @@ def test_error_reason_is_novas_fault_message() -> None:
                                        "rescheduling.")
 
 
+@pytest.mark.parametrize("fault, temporary", [
+    ({"code": 500, "message": "No valid host was found. "}, True),
+    ({"code": 500, "message": "No valid host was found. There are not enough hosts "
+                              "available."}, True),
+    ({"code": 500, "message": "Exceeded maximum number of retries. Exhausted all hosts "
+                              "available for retrying build failures for instance x."}, True),
+    ({"code": 500, "message": "Build of instance x aborted: Image y is unacceptable"}, False),
+    ({"code": 400, "message": "Flavor's disk is too small for requested image."}, False),
+    (None, False),
+])
+def test_a_fault_another_server_may_not_meet_is_temporary(fault: Any, temporary: bool) -> None:
+    st = server_status(FakeServer("x", {}, status="ERROR", task_state=None, fault=fault))
+    assert st.state is WorkloadState.FAILED and st.temporary is temporary
+
+
 # -- error classification -------------------------------------------------------------------
 
 

@@ -181,7 +181,7 @@ async def test_nova_failure_is_failed_with_novas_fault(openstack_cloud: Any, dri
     st = await wait_state(driver, resp.resource_id, WorkloadState.FAILED)
     fault = conn.compute.get_server(resp.resource_id).fault
     assert fault and fault["message"] in st.reason, (st, fault)
-    assert "No valid host" in st.reason
+    assert "No valid host" in st.reason and st.temporary  # the manager tries again
     for _ in range(100):
         if finals:
             break

@@ -219,6 +219,36 @@ def nowhere_flavor(nova: Any) -> Iterator[str]:
         nova.compute.delete_flavor(flavor.id, ignore_missing=True)
 
 
+@pytest.fixture
+def later_flavor(nova: Any) -> Iterator[tuple[str, str]]:
+    """(flavor, trait): a flavor requiring a trait of this run that no compute host has
+    until the test gives it one through Placement; removed again afterwards."""
+    tag = uuid.uuid4().hex[:6]
+    trait = f"CUSTOM_NFO_LATER_{tag.upper()}"
+    flavor = nova.compute.create_flavor(name=f"nfo-later-{tag}", ram=64, vcpus=1, disk=0)
+    nova.compute.create_flavor_extra_specs(flavor, {f"trait:{trait}": "required"})
+    nova.placement.create_trait(trait)
+    try:
+        yield str(flavor.name), trait
+    finally:
+        nova.compute.delete_flavor(flavor.id, ignore_missing=True)
+        with contextlib.suppress(sdk.SDKException):
+            _provider_traits(nova, lambda traits: [t for t in traits if t != trait])
+
+
+def _provider_traits(conn: Any, change: Any) -> None:
+    """Set every resource provider's traits to ``change(its traits)`` (Placement API)."""
+    mv = "1.6"
+    rps = conn.placement.get("/resource_providers", microversion=mv).json()
+    for rp in rps["resource_providers"]:
+        url = f"/resource_providers/{rp['uuid']}/traits"
+        cur = conn.placement.get(url, microversion=mv).json()
+        r = conn.placement.put(url, microversion=mv, json={
+            "traits": change(cur["traits"]),
+            "resource_provider_generation": cur["resource_provider_generation"]})
+        assert r.status_code == 200, r.text
+
+
 # -- the flow ----------------------------------------------------------------------------------
 
 
@@ -226,7 +256,8 @@ async def test_running_failed_and_deleted(openstack_cloud: Any, orch: Orchestrat
                                           nowhere_flavor: str) -> None:
     await orch.open()
     await orch.edit(setup_doc(openstack_cloud, descriptor(openstack_cloud, "vnf"),
-                              descriptor(openstack_cloud, "big", flavor=nowhere_flavor),
+                              {**descriptor(openstack_cloud, "big", flavor=nowhere_flavor),
+                               "instantiation-timeout": 20},
                               descriptor(openstack_cloud, "ghost", image="no-such-image")))
     await orch.edit({"nfo-instances:nf-instances": {"nf-instance": [
         {"name": "web1", "descriptor": "vnf"}, {"name": "big1", "descriptor": "big"},
@@ -238,8 +269,10 @@ async def test_running_failed_and_deleted(openstack_cloud: Any, orch: Orchestrat
     assert owned(nova, owner).get("web1") == [st["vim-resource-id"]]
     assert nova.compute.get_server(st["vim-resource-id"]).status == "ACTIVE"
 
+    # no host ever: retried (each failed server removed) until the instantiation timeout
     big = (await orch.wait_status(["big1"], "failed"))["big1"]
     assert "No valid host" in big["reason"], big
+    assert f"after {big['attempts']} attempt(s)" in big["reason"] and big["attempts"] >= 2, big
     miss = (await orch.wait_status(["miss1"], "failed"))["miss1"]
     assert "image 'no-such-image' not found in Glance" in miss["reason"], miss
     # the failed server was removed from Nova; only web1 remains
@@ -272,6 +305,35 @@ async def test_twenty_in_parallel(openstack_cloud: Any, orch: Orchestrator, nova
     left = [(s.id, s.status, s.task_state, s.metadata) for s in nova.compute.servers(details=True)
             if (s.metadata or {}).get(META_OWNER) == owner]
     assert left == []
+
+
+async def test_no_valid_host_is_retried_until_a_host_qualifies(
+        openstack_cloud: Any, orch: Orchestrator, nova: Any,
+        later_flavor: tuple[str, str]) -> None:
+    flavor, trait = later_flavor
+    await orch.open()
+    await orch.edit(setup_doc(openstack_cloud, descriptor(openstack_cloud, "later",
+                                                          flavor=flavor)))
+    await orch.edit(instances_doc(["late1"], "later"))
+    owner = orch.owner
+
+    def retrying() -> dict[str, Any] | None:
+        st = orch.states().get("late1", {})
+        return st if st.get("next-retry") and st.get("attempts", 0) >= 2 else None
+
+    st = await wait_for(retrying, BOOT, "a second attempt after Nova found no host",
+                        lambda: orch.states().get("late1"), every=0.1)
+    assert st["oper-status"] == "initializing", st
+    assert st["reason"].startswith("temporary: Nova: server in ERROR: No valid host"), st
+    assert "late1" not in owned(nova, owner)  # each failed server was removed
+    _provider_traits(nova, lambda traits: [*traits, trait])  # the host qualifies now
+
+    st = (await orch.wait_status(["late1"], "running"))["late1"]
+    assert st["attempts"] >= 3 and "reason" not in st, st
+    assert all_owned(nova, owner) == [st["vim-resource-id"]]
+    await orch.delete("late1")
+    await orch.wait_gone(["late1"])
+    assert all_owned(nova, owner) == []
 
 
 # -- kill -9 of the orchestrator during boots, then a restart ------------------------------------

@@ -19,9 +19,17 @@ from typing import Any
 import pytest
 
 from nfo.datastore import ChangeCreated, ChangeEvent
+from nfo.drivers import sim as sim_module
 from nfo.drivers.sim import SimDriver
 from nfo.errors import Veto
-from nfo.registry import InitResponse, InstantiateRequest, PermanentError, TemporaryError
+from nfo.registry import (
+    InitResponse,
+    InstantiateRequest,
+    PermanentError,
+    Status,
+    TemporaryError,
+    WorkloadState,
+)
 from nfo.workload import WorkloadManager
 from nfo.workload import manager as manager_module
 from tests.workload.conftest import status_calls
@@ -125,6 +133,65 @@ async def test_a_failed_cleanup_is_retried_and_leaves_no_orphan(
                           lambda: (env.state_of("a"), env.sim("sim1")))
     assert env.sim("sim1") == [] and not refusals
     assert st["oper-status"] == "failed" and "simulated failure" in st["reason"], st
+
+
+def _failures_may_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sim's failures become ones the VIM says another attempt may get past (as
+    Nova's "No valid host was found")."""
+    def status(state: WorkloadState, reason: str = "") -> Status:
+        return Status(state, reason, temporary=state is WorkloadState.FAILED)
+    monkeypatch.setattr(sim_module, "Status", status)
+
+
+async def test_a_failure_that_may_pass_is_retried_on_a_new_workload(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failures_may_pass(monkeypatch)
+    await env.open(backoff_base=0.3, backoff_max=1.0)
+    await env.add_sim_vim("sim1", mean=20, failure_rate=1.0)
+    await env.add_descriptor("fw", timeout=20)
+    notes = env.subscribe()
+    await env.add_instance("a", "fw")
+    retrying = await env.h_wait(lambda: (s := env.state_of("a")) and "next-retry" in s and s,
+                                5, "a retry to be scheduled", lambda: env.state_of("a"))
+    assert retrying["oper-status"] == "initializing", retrying
+    assert retrying["reason"].startswith("temporary: simulated failure"), retrying
+    assert "vim-resource-id" not in retrying and env.sim("sim1") == []  # removed first
+    await env.add_sim_vim("sim1", mean=20, failure_rate=0.0)  # room again
+    st = await env.wait_status("a", "running", timeout=10)
+    assert st["attempts"] >= 2 and "reason" not in st and "next-retry" not in st, st
+    assert [r["id"] for r in env.sim("sim1")] == [st["vim-resource-id"]]
+    await notes.until(lambda s: any(n["new-status"] == "running" for n in s))
+    assert notes.of("a") == [(None, "initializing"), ("initializing", "running")]
+
+
+async def test_a_failure_that_may_pass_gives_up_at_the_timeout_leaving_nothing(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failures_may_pass(monkeypatch)
+    made: list[str] = []
+    real = SimDriver.instantiate
+
+    async def counted(self: SimDriver, req: InstantiateRequest) -> InitResponse:
+        made.append((resp := await real(self, req)).resource_id)
+        return resp
+
+    monkeypatch.setattr(SimDriver, "instantiate", counted)
+    await env.open(backoff_base=0.1, backoff_max=0.2)
+    await env.add_sim_vim("sim1", mean=20, failure_rate=1.0)
+    await env.add_descriptor("fw", timeout=1)
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed", timeout=5)
+    # the timeout came while a retry waited, or while the last attempt was under way
+    assert st["reason"] in (f"gave up after {st['attempts']} attempt(s) within 1s: "
+                            "simulated failure (failure-rate)",
+                            "not ready within the instantiation timeout of 1s, after "
+                            f"{st['attempts']} attempt(s); the last failure: simulated "
+                            "failure (failure-rate)"), st
+    assert st["attempts"] == len(made) >= 3 and len(set(made)) == len(made), (st, made)
+    assert "vim-resource-id" not in st and "next-retry" not in st
+    assert env.sim("sim1") == []
+    n = len(made)
+    await asyncio.sleep(0.5)
+    assert len(made) == n and env.status("a") == "failed"
 
 
 async def test_instantiation_timeout(env: Any) -> None:
@@ -500,8 +567,8 @@ async def test_manager_can_be_restarted_on_the_same_datastore(env: Any) -> None:
                      5, "a restarted", lambda: env.state_of("a"))
 
 
-async def test_temporary_errors_give_up_after_the_timeout(env: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def _unreachable(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every instantiate fails with a TemporaryError; when each was called."""
     calls: list[float] = []
 
     async def down(self: SimDriver, req: InstantiateRequest) -> InitResponse:
@@ -509,6 +576,12 @@ async def test_temporary_errors_give_up_after_the_timeout(env: Any,
         raise TemporaryError("VIM unreachable")
 
     monkeypatch.setattr(SimDriver, "instantiate", down)
+    return calls
+
+
+async def test_temporary_errors_give_up_after_the_timeout(env: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _unreachable(monkeypatch)
     await env.open(backoff_base=0.1, backoff_max=0.3)
     await env.add_sim_vim("sim1")
     await env.add_descriptor("fw", timeout=1)
@@ -520,6 +593,20 @@ async def test_temporary_errors_give_up_after_the_timeout(env: Any,
     n = len(calls)
     await asyncio.sleep(0.5)
     assert len(calls) == n
+
+
+async def test_no_attempt_starts_after_the_instantiation_timeout(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _unreachable(monkeypatch)
+    # retry 2 starts 0.8-0.88 s in; retry 3 would start 1.6 s after that, past the 1 s
+    await env.open(backoff_base=0.8, backoff_max=5.0)
+    await env.add_sim_vim("sim1")
+    await env.add_descriptor("fw", timeout=1)
+    await env.add_instance("a", "fw")
+    st = await env.wait_status("a", "failed", timeout=5)
+    assert st["reason"] == "gave up after 2 attempt(s) within 1s: VIM unreachable", st
+    await asyncio.sleep(2.0)
+    assert len(calls) == 2 and env.status("a") == "failed"
 
 
 async def test_workload_vanished_from_the_vim_is_recreated(env: Any) -> None:
