@@ -126,10 +126,12 @@ _BUSY = {"REBOOT", "HARD_REBOOT", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REVER
 """Operations on a server that was running: it still exists and comes back by itself."""
 _DOWN = {"SHUTOFF", "STOPPED", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE"}
 _DELETED = {"DELETED", "SOFT_DELETED"}
-_PASSING_FAULTS = ("No valid host was found", "Exceeded maximum number of retries")
+_PASSING_FAULT_RE = re.compile(r"^(No valid host was found|Exceeded maximum number of "
+                               r"retries)|Failed to allocate the network\(s\)")
 """Faults of a server in ERROR that another server may not meet: Nova's scheduler found
 no host (no room just now, or boots racing for the same room: Nova itself calls this
-possibly "a temporary occurrence"), or the build failed on every host it tried."""
+possibly "a temporary occurrence"), the build failed on every host it tried, or Neutron
+did not wire the port in time."""
 
 
 # -- error classification -----------------------------------------------------------------
@@ -254,7 +256,7 @@ def server_status(server: Any) -> Status:
         fault = _fault(server)
         return Status(WorkloadState.FAILED,
                       f"Nova: server in ERROR: {fault}" if fault else "Nova: server in ERROR",
-                      temporary=fault.startswith(_PASSING_FAULTS))
+                      temporary=_PASSING_FAULT_RE.search(fault) is not None)
     if st in _BUILDING:
         return Status(WorkloadState.INITIALIZING,
                       f"Nova: {st.lower()}" + (f" ({task})" if task else ""))

@@ -269,7 +269,10 @@ def test_error_reason_is_novas_fault_message() -> None:
                               "available."}, True),
     ({"code": 500, "message": "Exceeded maximum number of retries. Exhausted all hosts "
                               "available for retrying build failures for instance x."}, True),
+    ({"code": 500, "message": "Build of instance x aborted: Failed to allocate the "
+                              "network(s), not rescheduling."}, True),
     ({"code": 500, "message": "Build of instance x aborted: Image y is unacceptable"}, False),
+    ({"code": 500, "message": "Build of instance x aborted: No valid host was found"}, False),
     ({"code": 400, "message": "Flavor's disk is too small for requested image."}, False),
     (None, False),
 ])
