@@ -1391,7 +1391,8 @@ class WorkloadManager:
         # the timeout runs from when this attempt series entered initializing
         created = _parse_iso(o.get("last-change")) or time.time()
         if st.state is WorkloadState.RUNNING:
-            await self._set(name, oper_status="running", reason=None, next_retry=None)
+            await self._set(name, oper_status="running", reason=None, next_retry=None,
+                            _failure=None)
             self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.FAILED:
