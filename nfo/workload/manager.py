@@ -84,6 +84,11 @@ ACTION_PATHS = _ACTIONS + _CONFIG_ACTIONS
 _T = TypeVar("_T")
 
 
+def _gave_up(attempts: int, d: Desired, reason: str) -> str:
+    """Why an instance whose temporary failures outlasted its instantiation timeout failed."""
+    return f"gave up after {attempts} attempt(s) within {d.timeout:.0f}s: {reason}"
+
+
 def _now_iso(t: float | None = None) -> str:
     return format_time(time.time() if t is None else t)
 
@@ -1366,7 +1371,7 @@ class WorkloadManager:
             self.requeue(name, delay)
             return
         if temporary:
-            reason = f"gave up after {attempts} attempt(s) within {d.timeout:.0f}s: {reason}"
+            reason = _gave_up(attempts, d, reason)
         await self._set(name, oper_status="failed", reason=reason, next_retry=None, **fields)
 
     def _backoff(self, n: int) -> float:
@@ -1402,8 +1407,7 @@ class WorkloadManager:
             elif time.time() - created < d.timeout:
                 await self._retry_failed(name, d, vim, rid, reason)
             else:
-                await self._fail(name, vim, rid, f"gave up after {o.get('attempts', 1)} "
-                                                 f"attempt(s) within {d.timeout:.0f}s: {reason}")
+                await self._fail(name, vim, rid, _gave_up(int(o.get("attempts", 1)), d, reason))
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
             await self._set(
