@@ -29,7 +29,9 @@ How it keeps the driver contract:
   loop per driver (one server list per round, backoff from 0.5 s to 5 s)
   pushes ``running``/``failed`` through the ``on_final`` callbacks; polling
   ``status`` gives the same answer.  ``status`` calls that arrive together
-  share one list request (N instances being polled cost one call, not N).
+  share one list request (N instances being polled cost one call, not N), and
+  ``statuses`` (:class:`~nfo.registry.StatusLister`) gives the manager the whole
+  list: running instances are checked by one list call a health interval.
 - ``terminate`` deletes (a missing server is success) and waits until Nova no
   longer has the server (404; status DELETED counts after a grace period),
   re-issuing the delete when Nova dropped it, with a timeout and Nova's fault
@@ -628,6 +630,15 @@ class OpenStackDriver:
         if server is None:
             server = await self._call(f"get server {resource_id}", self._get, resource_id)
         return server_status(server)
+
+    async def statuses(self) -> dict[str, Status]:
+        """Every server of this installation's, from the list :meth:`status` shares; one
+        whose state Nova cannot tell just now (UNKNOWN) is left out."""
+        out: dict[str, Status] = {}
+        for rid, server in (await self._owned_shared()).items():
+            with contextlib.suppress(TemporaryError):
+                out[rid] = server_status(server)
+        return out
 
     async def _owned_shared(self) -> dict[str, Any]:
         """This installation's servers by id (those being deleted too), from one list

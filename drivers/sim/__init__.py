@@ -2,7 +2,8 @@
 
 It behaves like a remote VIM: requests are accepted at once, workloads become
 ready after a configurable latency (mean and jitter, in ms) or fail with a
-configurable probability, capacity is enforced, and its resources outlive the
+configurable probability, capacity is enforced, the status of every resource can be
+listed in one call (:class:`~nfo.registry.StatusLister`), and its resources outlive the
 orchestrator process (they live in a small SQLite file in the driver's state
 directory), so restart, adoption and orphan handling can be exercised for real.
 """
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resources_instance ON resources(owner, instance);
 """
+
+_ROWS_PER_TURN = 5_000
+_RUNNING = Status(WorkloadState.RUNNING)
+_STARTING = Status(WorkloadState.INITIALIZING)
 
 
 class SimDriver:
@@ -123,6 +128,24 @@ class SimDriver:
         if fails:
             return Status(WorkloadState.FAILED, reason)
         return Status(WorkloadState.RUNNING)
+
+    async def statuses(self) -> dict[str, Status]:
+        """Every resource of this installation's, read ``_ROWS_PER_TURN`` rows a turn of
+        the event loop; those running share one :class:`Status`."""
+        out: dict[str, Status] = {}
+        now = time.time()
+        cur = self.db.execute("SELECT id, ready_at, fails, reason FROM resources WHERE owner=?",
+                              (self.owner,))
+        while rows := cur.fetchmany(_ROWS_PER_TURN):
+            for rid, ready_at, fails, reason in rows:
+                if now < ready_at:
+                    out[rid] = _STARTING
+                elif fails:
+                    out[rid] = Status(WorkloadState.FAILED, reason)
+                else:
+                    out[rid] = _RUNNING
+            await asyncio.sleep(0)
+        return out
 
     async def terminate(self, resource_id: str) -> None:
         timer = self._timers.pop(resource_id, None)

@@ -17,6 +17,10 @@ Contract, in short:
   gone is success) and returns once it is gone.
 - A driver may also push a final status (``running``/``failed``) through the
   callback given to ``on_final``; polling ``status`` must give the same answer.
+- A driver that can tell the status of all its resources in one call (one paged
+  listing) may implement :class:`StatusLister` too: the manager then checks the health
+  of that VIM's running instances by one ``statuses`` call a round, not one ``status``
+  call per instance, and asks ``status`` only of those the listing shows otherwise.
 - Errors: raise :class:`TemporaryError` for conditions worth retrying (VIM
   unreachable, quota momentarily exhausted), :class:`PermanentError` for those
   that are not (bad image, authentication refused).  Anything else counts as
@@ -43,6 +47,7 @@ __all__ = [
     "InstantiateRequest",
     "PermanentError",
     "Status",
+    "StatusLister",
     "TemporaryError",
     "VimAccount",
     "WorkloadState",
@@ -171,6 +176,19 @@ class Driver(Protocol):
     def on_final(self, callback: FinalCallback) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StatusLister(Protocol):
+    """What a driver implements, beside :class:`Driver`, when one call can tell the
+    status of every resource it holds for this installation."""
+
+    async def statuses(self) -> Mapping[str, Status]:
+        """The status of every resource this installation owns on the VIM, by resource
+        id.  A resource may be left out when its status is not known just now; the
+        manager asks ``status`` of a running instance whose resource is left out or not
+        running, so a listing never fails or removes an instance by itself."""
+        ...
 
 
 class DriverFactory(Protocol):

@@ -17,6 +17,11 @@ Errors are classified: temporary ones are retried with exponential backoff
 VIM accounts are isolated from each other: each has its own limit of driver
 calls in flight, and every call is abandoned after ``call_timeout`` (a temporary
 error), so a VIM that hangs or crawls holds up only its own instances.
+
+Running instances are checked by one listing of their VIM a round when its driver
+can list (:class:`~nfo.registry.StatusLister`), so a failure is seen within a health
+interval whatever the number of instances; other drivers are asked instance by
+instance, at most ``health_rate`` checks a second.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from itertools import islice
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from nfo.datastore import Change, ChangeDeleted, ChangeEvent, Datastore, RpcCall, Session
 from nfo.errors import InvalidValue, NfoError, OperationFailed
@@ -52,6 +57,7 @@ from nfo.registry import (
     InstantiateRequest,
     PlacementError,
     Status,
+    StatusLister,
     TemporaryError,
     Usage,
     VimAccount,
@@ -159,6 +165,9 @@ _DECODED_TOGETHER = 1024
 _PER_TURN = 1024
 """Instances a start or a VIM's listing handles per turn of the event loop (the front
 ends answer in between)."""
+_SWEEP_SHARE = 10
+"""A round of health checks by listing starts at most once per this many times the
+last round's length."""
 _TIMER_SLACK = 0.001
 """Wake-ups this close are due together (the loop runs a timer within its clock's
 resolution of its time)."""
@@ -318,6 +327,13 @@ class WorkloadManager:
         self._by_resource: dict[str, str] = {}
         self._hints: dict[str, Status] = {}
         self._wired: set[int] = set()
+        self._lists: dict[int, bool] = {}
+        """By driver (its id): whether it is a :class:`StatusLister`."""
+        self._unlisted: set[str] = set()
+        """VIMs whose driver lists but whose last listing failed: checked one by one."""
+        self._swept = 0
+        """Running instances the last round of listings covered."""
+        self._sweeper: asyncio.Task[None] | None = None
         self._session: Session | None = None
         self._asks: dict[str, list[tuple[str, asyncio.Future[dict[str, str]]]]] = {}
         """Configuration actions waiting for the instance's worker."""
@@ -389,6 +405,8 @@ class WorkloadManager:
         await self._load_observed(self._all_desired or {})
         self.ready.set()
         await self.resync()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(),
+                                                               name="nfo-manager-sweep")
         self._maybe_idle()
 
     async def _loaded(self) -> None:
@@ -423,6 +441,11 @@ class WorkloadManager:
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         self._when.clear()
         self._ticks.clear()
         self._due.clear()
@@ -527,8 +550,8 @@ class WorkloadManager:
                     checks.append(k)
                 else:
                     self.enqueue(k)
-            # their health checks, at the pace health_rate allows
-            self._requeue_spread(checks, 1 / self.health_rate)
+            if self._polled(vim):  # their health checks, at the pace health_rate allows
+                self._requeue_spread(checks, 1 / self.health_rate)
 
     def _steady(self, name: str, listed: set[str]) -> bool:
         """Whether a restart finds nothing to do for ``name`` but its next health check:
@@ -1215,7 +1238,7 @@ class WorkloadManager:
                 st.get("_needs") or ComputeNeeds(), sign
             )
 
-    def _driver(self, vim: VimAccount) -> Driver:
+    def _driver(self, vim: VimAccount) -> _Gated:
         """The VIM account's driver, behind the account's own limit of calls in flight."""
         drv = self.registry.driver(vim)
         if id(drv) not in self._wired:
@@ -1398,7 +1421,8 @@ class WorkloadManager:
         if st.state is WorkloadState.RUNNING:
             await self._set(name, oper_status="running", reason=None, next_retry=None,
                             _failure=None)
-            self.requeue(name, self._health_delay())
+            if self._polled(vim):
+                self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.FAILED:
             reason = st.reason or "the VIM reported failure"
@@ -1431,7 +1455,77 @@ class WorkloadManager:
     def _health_delay(self) -> float:
         """Until the next health check of a running instance: the health interval, or
         longer when the workloads are more than the checks allowed per second cover."""
-        return max(self.health_interval, len(self._by_resource) / self.health_rate)
+        polled = len(self._by_resource) - self._swept
+        return max(self.health_interval, polled / self.health_rate)
+
+    def _polled(self, vim: VimAccount) -> bool:
+        """Whether the running instances on ``vim`` are checked one by one: its driver
+        cannot list their statuses, or its last listing failed."""
+        try:
+            drv = self.registry.driver(vim)
+        except PlacementError:
+            return True
+        lists = self._lists.get(id(drv))
+        if lists is None:
+            lists = self._lists[id(drv)] = _lister(drv) is not None
+        return not lists or vim.name in self._unlisted
+
+    async def _sweep(self) -> None:
+        """Rounds of :meth:`_sweep_once`: every ``health_interval``, or ten times as long
+        as the last round took, whichever is longer (at most a tenth of the loop's time)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.health_interval)
+            started = loop.time()
+            try:
+                await self._sweep_once()
+            except Exception:
+                log.exception("a round of health checks by listing failed")
+            await asyncio.sleep(max(0.0, _SWEEP_SHARE * (loop.time() - started)
+                                    - self.health_interval))
+
+    async def _sweep_once(self) -> None:
+        """One listing per VIM whose driver lists; an instance recorded running on such a
+        VIM whose resource the listing shows not running, or leaves out, or which still
+        carries a reason, is enqueued for its own check (which asks ``status``, so a
+        listing alone never fails an instance).  A VIM whose listing fails goes back to
+        one-by-one checks, paced by ``health_rate``, until a listing succeeds."""
+        listing: dict[str, Status] = {}
+        listed: set[str] = set()
+        for vim in self._vims().values():
+            if self._polled(vim) and vim.name not in self._unlisted:
+                continue
+            try:
+                drv = self._driver(vim)
+                listing.update(await drv.statuses())
+            except (DriverError, PlacementError) as e:
+                log.warning("cannot list the statuses of VIM %s: %s", vim.name, e)
+                if vim.name not in self._unlisted:
+                    self._unlisted.add(vim.name)
+                    self._requeue_spread(self._running_on(vim.name), 1 / self.health_rate)
+                continue
+            self._unlisted.discard(vim.name)
+            listed.add(vim.name)
+        covered = 0
+        running = WorkloadState.RUNNING
+        for i, rid in enumerate(list(self._by_resource)):
+            if i % _PER_TURN == _PER_TURN - 1:
+                await asyncio.sleep(0)
+            name = self._by_resource.get(rid)
+            o = None if name is None else self._obs.get(name)
+            if (name is None or o is None or o.get("vim") not in listed
+                    or o.get("oper-status") != "running" or o.get("vim-resource-id") != rid):
+                continue
+            covered += 1
+            st = listing.get(rid)
+            if st is None or st.state is not running or o.get("reason"):
+                self.enqueue(name)
+        self._swept = covered
+
+    def _running_on(self, vim: str) -> list[str]:
+        """The instances recorded running on ``vim``."""
+        return [n for n, o in self._obs.items()
+                if o.get("vim") == vim and o.get("oper-status") == "running"]
 
     async def _health(self, name: str, d: Desired, o: Mapping[str, Any]) -> None:
         rid = o.get("vim-resource-id")
@@ -1454,7 +1548,8 @@ class WorkloadManager:
         if st.state is WorkloadState.RUNNING:
             if o.get("reason"):
                 await self._set(name, reason=None)
-            self.requeue(name, self._health_delay())
+            if self._polled(vim):
+                self.requeue(name, self._health_delay())
             await self._configure(name, d)
         elif st.state is WorkloadState.GONE:
             self._by_resource.pop(rid, None)
@@ -1878,6 +1973,12 @@ def _recorded_states(ds: Datastore) -> Iterator[list[tuple[str, dict[str, Any]]]
                for inst in (d.get(INSTANCES[1:]) or {}).get("nf-instance", [])]
 
 
+def _lister(drv: Driver) -> StatusLister | None:
+    """``drv`` if it lists statuses (by its method: an ``isinstance`` of a runtime
+    protocol is remembered per class, so it would outlive a method taken away)."""
+    return cast(StatusLister, drv) if callable(getattr(drv, "statuses", None)) else None
+
+
 def _always() -> bool:
     return True
 
@@ -1936,6 +2037,12 @@ class _Gated:
 
     async def list_resources(self) -> dict[str, str]:
         return await self._call("list-resources", self._drv.list_resources)
+
+    async def statuses(self) -> Mapping[str, Status]:
+        drv = _lister(self._drv)
+        if drv is None:
+            raise PlacementError(f"the driver of VIM {self._vim!r} cannot list statuses")
+        return await self._call("statuses", drv.statuses)
 
     def on_final(self, callback: FinalCallback) -> None:
         self._drv.on_final(callback)

@@ -40,6 +40,7 @@ SCRIPTS = {
     "bench_flood.py": "a second session reads one entry every 20 ms",
     "bench_bulk_instances.py": "nf-instances in edit-configs of",
     "bench_replicas.py": "reference: plain etcd puts",
+    "bench_health.py": "listing / one-by-one: CPU",
 }
 AB = ("bench_flood.py", "bench_gc.py", "bench_memory.py", "bench_netconf.py",
       "bench_netconf_read.py", "bench_notifications.py", "bench_restconf.py", "bench_writes.py")

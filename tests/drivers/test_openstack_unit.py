@@ -419,6 +419,34 @@ async def test_status_calls_that_come_together_share_one_list(tmp_path: Path) ->
         await drv.close()
 
 
+async def test_statuses_are_one_list_of_this_installations_servers(tmp_path: Path) -> None:
+    drv, cloud = make_driver(tmp_path)
+    try:
+        up, broken, unknown, dying = (
+            FakeServer(f"nfo-{n}-{OWNER}", {META_INSTANCE: n, META_OWNER: OWNER}, status=st,
+                       task_state=task, fault=fault)
+            for n, st, task, fault in (
+                ("a", "ACTIVE", None, None),
+                ("b", "ERROR", None, {"message": "disk on fire", "code": 500}),
+                ("c", "UNKNOWN", None, None),
+                ("d", "ACTIVE", "deleting", None)))
+        foreign = FakeServer("nfo-e-nfo-other", {META_INSTANCE: "e", META_OWNER: "nfo-other"},
+                             status="ACTIVE")
+        for s in (up, broken, unknown, dying, foreign):
+            cloud.servers[s.id] = s
+        before = dict(cloud.calls)
+        got = await drv.statuses()
+        assert cloud.calls["servers"] - before.get("servers", 0) == 1
+        assert cloud.calls.get("get_server", 0) == before.get("get_server", 0)
+        # UNKNOWN is left out (the manager then asks status of it alone)
+        assert {rid: st.state for rid, st in got.items()} == {
+            up.id: WorkloadState.RUNNING, broken.id: WorkloadState.FAILED,
+            dying.id: WorkloadState.GONE}
+        assert "disk on fire" in got[broken.id].reason
+    finally:
+        await drv.close()
+
+
 async def test_instantiate_after_find_spares_the_second_look(tmp_path: Path) -> None:
     drv, cloud = make_driver(tmp_path)
     try:

@@ -307,6 +307,29 @@ async def test_twenty_in_parallel(openstack_cloud: Any, orch: Orchestrator, nova
     assert left == []
 
 
+async def test_servers_changed_behind_nfos_back_are_seen_by_one_list(
+        openstack_cloud: Any, orch: Orchestrator, nova: Any) -> None:
+    """Running instances are checked by one list of this installation's servers a health
+    interval: a server deleted behind nfo's back is replaced, one stopped is failed with
+    Nova's word for it.  Asked one by one at this health_rate, each would wait 200 s."""
+    await orch.open()
+    assert orch.mgr is not None
+    orch.mgr.health_rate = 0.01
+    await orch.edit(setup_doc(openstack_cloud, descriptor(openstack_cloud, "vnf")))
+    await orch.edit(instances_doc(["gone1", "stop1"]))
+    st = await orch.wait_status(["gone1", "stop1"], "running")
+    old = st["gone1"]["vim-resource-id"]
+    await asyncio.to_thread(nova.compute.delete_server, old)
+    await asyncio.to_thread(nova.compute.stop_server, st["stop1"]["vim-resource-id"])
+    stopped = (await orch.wait_status(["stop1"], "failed", timeout=60))["stop1"]
+    assert "stopped outside nfo" in stopped["reason"], stopped
+    again = await wait_for(
+        lambda: (s := orch.states().get("gone1", {})).get("oper-status") == "running"
+        and s.get("vim-resource-id") not in (None, old) and s,
+        BOOT, "gone1 running on a new server", lambda: orch.states().get("gone1"), every=0.2)
+    assert owned(nova, orch.owner).get("gone1") == [again["vim-resource-id"]]
+
+
 async def test_no_valid_host_is_retried_until_a_host_qualifies(
         openstack_cloud: Any, orch: Orchestrator, nova: Any,
         later_flavor: tuple[str, str]) -> None:

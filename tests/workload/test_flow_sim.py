@@ -32,6 +32,7 @@ from nfo.registry import (
 )
 from nfo.workload import WorkloadManager
 from nfo.workload import manager as manager_module
+from tests.spies import record_calls
 from tests.workload.conftest import status_calls
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
@@ -685,8 +686,10 @@ async def _running(env: Any, prefix: str, count: int, **options: Any) -> list[st
 
 async def test_health_checks_keep_within_their_rate(env: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many running instances are checked less often than the health interval says, so
-    that all checks together stay within ``health_rate`` per second."""
+    """Many running instances on a VIM whose driver cannot list statuses are checked
+    less often than the health interval says, so that all checks together stay within
+    ``health_rate`` per second."""
+    monkeypatch.delattr(SimDriver, "statuses")
     names = await _running(env, "h", 20, health_interval=0.01, health_rate=40)
     calls = status_calls(monkeypatch)
     t0 = time.monotonic()
@@ -700,8 +703,10 @@ async def test_health_checks_keep_within_their_rate(env: Any,
 async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """At a restart, instances recorded running on resources their VIM still lists get
-    their health checks at the pace of ``health_rate``, not all at once; one whose
-    resource vanished while nfo was down is instantiated again at once."""
+    their health checks at the pace of ``health_rate``, not all at once, when its driver
+    cannot list statuses; one whose resource vanished while nfo was down is instantiated
+    again at once."""
+    monkeypatch.delattr(SimDriver, "statuses")
     names = await _running(env, "p", 30, health_interval=3600, health_rate=20)
     gone = env.state_of("p7")["vim-resource-id"]
     await env.close()
@@ -720,6 +725,89 @@ async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
     assert early <= 20 * (time.monotonic() - t0) + 3, early  # paced, not 29 at once
     await env.h_wait(lambda: len(set(calls)) >= 29, 5, "every health check",
                      lambda: len(calls))
+    assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
+
+
+def _sim_db(env: Any) -> sqlite3.Connection:
+    return sqlite3.connect(env.path / "drivers" / "sim" / "sim1" / "sim-vim.db")
+
+
+def _behind_nfos_back(env: Any, gone: str, failing: str) -> None:
+    """The sim VIM deletes ``gone`` and fails ``failing`` on its own."""
+    con = _sim_db(env)
+    with con:
+        con.execute("DELETE FROM resources WHERE id=?", (gone,))
+        con.execute("UPDATE resources SET fails=1, reason='disk on fire' WHERE id=?",
+                    (failing,))
+    con.close()
+
+
+async def _recreated_and_failed(env: Any, name: str, old: str, failed: str) -> str:
+    """Waits for ``name`` running again on a resource other than ``old`` and for
+    ``failed`` failed by the VIM; the new resource id."""
+    st = await env.h_wait(lambda: (s := env.state_of(name)) and s.get("oper-status") == "running"
+                          and s.get("vim-resource-id") not in (None, old) and s,
+                          3, f"{name} instantiated again", lambda: env.state_of(name))
+    st_f = await env.wait_status(failed, "failed", timeout=3)
+    assert "disk on fire" in st_f["reason"], st_f
+    return str(st["vim-resource-id"])
+
+
+async def test_a_listing_vim_is_checked_by_one_listing_a_round(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running instances on a VIM whose driver lists statuses (the sim's) are checked by
+    one listing a health interval, however many they are and whatever ``health_rate``
+    says; only an instance the listing shows not running is asked about on its own."""
+    names = await _running(env, "s", 20, health_interval=0.2, health_rate=1)
+    calls = status_calls(monkeypatch)
+    lists = record_calls(monkeypatch, SimDriver, "statuses", 0)
+    await asyncio.sleep(1.0)
+    assert len(lists) >= 2 and calls == [], (len(lists), calls)
+    gone, failing = (env.state_of(n)["vim-resource-id"] for n in ("s3", "s5"))
+    _behind_nfos_back(env, gone, failing)
+    # one by one at 1 a second, the next check of each would be 20 s away
+    new = await _recreated_and_failed(env, "s3", gone, "s5")
+    assert set(calls) <= {gone, failing, new}, calls
+    assert {env.state_of(n)["oper-status"] for n in names if n != "s5"} == {"running"}
+
+
+async def test_a_restart_on_a_listing_vim_checks_by_listing(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a restart, instances recorded running on a VIM whose driver lists statuses
+    are not checked one by one: the first listing finds the one that failed while nfo
+    was down, as the VIM's list of resources finds the one that vanished."""
+    names = await _running(env, "q", 30, health_interval=3600, health_rate=1)
+    gone, failing = (env.state_of(n)["vim-resource-id"] for n in ("q7", "q9"))
+    await env.close()
+    _behind_nfos_back(env, gone, failing)
+    calls = status_calls(monkeypatch)
+    await env.open(health_interval=0.3, health_rate=1)
+    new = await _recreated_and_failed(env, "q7", gone, "q9")
+    await asyncio.sleep(0.5)
+    assert set(calls) <= {gone, failing, new}, calls
+    assert {env.state_of(n)["oper-status"] for n in names if n != "q9"} == {"running"}
+
+
+async def test_a_vim_whose_listing_fails_is_checked_one_by_one_until_it_lists_again(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = await _running(env, "f", 6, health_interval=0.2, health_rate=100)
+    real = SimDriver.statuses
+
+    async def refused(self: SimDriver) -> dict[str, Any]:
+        raise TemporaryError("listing refused")
+
+    monkeypatch.setattr(SimDriver, "statuses", refused)
+    calls = status_calls(monkeypatch)
+    rids = {env.state_of(n)["vim-resource-id"] for n in names}
+    await env.h_wait(lambda: set(calls) >= rids, 3, "a check of each instance",
+                     lambda: calls)
+    monkeypatch.setattr(SimDriver, "statuses", real)
+    await env.h_wait(lambda: not env.mgr._unlisted, 3, "a listing again",
+                     lambda: env.mgr._unlisted)
+    await asyncio.sleep(0.5)  # each instance's check already due comes, once
+    settled = len(calls)
+    await asyncio.sleep(1.0)
+    assert len(calls) == settled, calls[settled:]
     assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
 
 
