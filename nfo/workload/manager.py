@@ -1461,14 +1461,18 @@ class WorkloadManager:
     def _polled(self, vim: VimAccount) -> bool:
         """Whether the running instances on ``vim`` are checked one by one: its driver
         cannot list their statuses, or its last listing failed."""
+        return not self._can_list(vim) or vim.name in self._unlisted
+
+    def _can_list(self, vim: VimAccount) -> bool:
+        """Whether the driver of ``vim`` lists statuses."""
         try:
             drv = self.registry.driver(vim)
         except PlacementError:
-            return True
+            return False
         lists = self._lists.get(id(drv))
         if lists is None:
             lists = self._lists[id(drv)] = _lister(drv) is not None
-        return not lists or vim.name in self._unlisted
+        return lists
 
     async def _sweep(self) -> None:
         """Rounds of :meth:`_sweep_once`: every ``health_interval``, or ten times as long
@@ -1493,7 +1497,7 @@ class WorkloadManager:
         listing: dict[str, Status] = {}
         listed: set[str] = set()
         for vim in self._vims().values():
-            if self._polled(vim) and vim.name not in self._unlisted:
+            if not self._can_list(vim):
                 continue
             try:
                 drv = self._driver(vim)
