@@ -788,6 +788,25 @@ async def test_a_restart_on_a_listing_vim_checks_by_listing(
     assert {env.state_of(n)["oper-status"] for n in names if n != "q9"} == {"running"}
 
 
+async def test_rounds_of_listings_take_at_most_a_tenth_of_the_time(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round that takes long (a slow VIM, a huge list) spaces the next ones: a round
+    starts at most once per ten times the last one's length, whatever the interval."""
+    names = await _running(env, "t", 3, health_interval=0.01)
+    real = SimDriver.statuses
+
+    async def slow(self: SimDriver) -> dict[str, Status]:
+        await asyncio.sleep(0.1)
+        return await real(self)
+
+    monkeypatch.setattr(SimDriver, "statuses", slow)
+    lists = record_calls(monkeypatch, SimDriver, "statuses", 0)
+    await asyncio.sleep(2.5)
+    # every 10 ms plus the 0.1 s it takes, that would be over 20 rounds
+    assert 1 <= len(lists) <= 2.5 / 1.0 + 1, len(lists)
+    assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
+
+
 async def test_a_vim_whose_listing_fails_is_checked_one_by_one_until_it_lists_again(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     names = await _running(env, "f", 6, health_interval=0.2, health_rate=100)
