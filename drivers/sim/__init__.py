@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE UNIQUE INDEX IF NOT EXISTS resources_instance ON resources(owner, instance);
 """
 
-_ROWS_PER_TURN = 1_000
+_ROWS_PER_TURN = 250
 _RUNNING = Status(WorkloadState.RUNNING)
 _STARTING = Status(WorkloadState.INITIALIZING)
 

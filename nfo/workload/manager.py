@@ -165,6 +165,9 @@ _DECODED_TOGETHER = 1024
 _PER_TURN = 1024
 """Instances a start or a VIM's listing handles per turn of the event loop (the front
 ends answer in between)."""
+_SWEPT_PER_TURN = 256
+"""Instances a round of health checks by listing looks at per turn of the event loop
+(about half a millisecond: a client's request waits at most that for it)."""
 _SWEEP_SHARE = 10
 """A round of health checks by listing starts at most once per this many times the
 last round's length."""
@@ -1513,7 +1516,7 @@ class WorkloadManager:
         covered = 0
         running = WorkloadState.RUNNING
         for i, rid in enumerate(list(self._by_resource)):
-            if i % _PER_TURN == _PER_TURN - 1:
+            if i % _SWEPT_PER_TURN == _SWEPT_PER_TURN - 1:
                 await asyncio.sleep(0)
             name = self._by_resource.get(rid)
             o = None if name is None else self._obs.get(name)
