@@ -48,6 +48,15 @@ _RUNNING = Status(WorkloadState.RUNNING)
 _STARTING = Status(WorkloadState.INITIALIZING)
 
 
+def _status(now: float, ready_at: float, fails: int, reason: str) -> Status:
+    """A resource's status from its row (those running or starting share one object)."""
+    if now < ready_at:
+        return _STARTING
+    if fails:
+        return Status(WorkloadState.FAILED, reason)
+    return _RUNNING
+
+
 class SimDriver:
     name: ClassVar[str] = "sim"
     vim_type: ClassVar[str] = "nfo-vim:sim"
@@ -122,28 +131,18 @@ class SimDriver:
                               (resource_id,)).fetchone()
         if row is None:
             return Status(WorkloadState.GONE, "no such resource on the simulated VIM")
-        ready_at, fails, reason = row
-        if time.time() < ready_at:
-            return Status(WorkloadState.INITIALIZING)
-        if fails:
-            return Status(WorkloadState.FAILED, reason)
-        return Status(WorkloadState.RUNNING)
+        return _status(time.time(), *row)
 
     async def statuses(self) -> dict[str, Status]:
         """Every resource of this installation's, read ``_ROWS_PER_TURN`` rows a turn of
-        the event loop; those running share one :class:`Status`."""
+        the event loop."""
         out: dict[str, Status] = {}
         now = time.time()
         cur = self.db.execute("SELECT id, ready_at, fails, reason FROM resources WHERE owner=?",
                               (self.owner,))
         while rows := cur.fetchmany(_ROWS_PER_TURN):
             for rid, ready_at, fails, reason in rows:
-                if now < ready_at:
-                    out[rid] = _STARTING
-                elif fails:
-                    out[rid] = Status(WorkloadState.FAILED, reason)
-                else:
-                    out[rid] = _RUNNING
+                out[rid] = _status(now, ready_at, fails, reason)
             await asyncio.sleep(0)
         return out
 
