@@ -728,13 +728,9 @@ async def test_a_restart_paces_health_checks_and_acts_at_once_on_what_changed(
     assert {env.state_of(n)["oper-status"] for n in names} == {"running"}
 
 
-def _sim_db(env: Any) -> sqlite3.Connection:
-    return sqlite3.connect(env.path / "drivers" / "sim" / "sim1" / "sim-vim.db")
-
-
 def _behind_nfos_back(env: Any, gone: str, failing: str) -> None:
     """The sim VIM deletes ``gone`` and fails ``failing`` on its own."""
-    con = _sim_db(env)
+    con = sqlite3.connect(env.path / "drivers" / "sim" / "sim1" / "sim-vim.db")
     with con:
         con.execute("DELETE FROM resources WHERE id=?", (gone,))
         con.execute("UPDATE resources SET fails=1, reason='disk on fire' WHERE id=?",
@@ -809,6 +805,8 @@ async def test_rounds_of_listings_take_at_most_a_tenth_of_the_time(
 
 async def test_a_vim_whose_listing_fails_is_checked_one_by_one_until_it_lists_again(
         env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a VIM's listing fails, its running instances are asked one by one (at
+    ``health_rate``); once it lists again, they are not."""
     names = await _running(env, "f", 6, health_interval=0.2, health_rate=100)
     real = SimDriver.statuses
 
@@ -823,7 +821,7 @@ async def test_a_vim_whose_listing_fails_is_checked_one_by_one_until_it_lists_ag
     monkeypatch.setattr(SimDriver, "statuses", real)
     await env.h_wait(lambda: not env.mgr._unlisted, 3, "a listing again",
                      lambda: env.mgr._unlisted)
-    await asyncio.sleep(0.5)  # each instance's check already due comes, once
+    await asyncio.sleep(1.5)  # each instance's check already due comes, once
     settled = len(calls)
     await asyncio.sleep(1.0)
     assert len(calls) == settled, calls[settled:]
