@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -39,6 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_million import rss_mb
+from bench_workload import SETUP
+
 from nfo.cli.moduleset import StateDir
 from nfo.cli.serve import open_datastore
 from nfo.drivers.local import LocalDriver
@@ -46,11 +50,6 @@ from nfo.drivers.sim import SimDriver
 from nfo.registry import DriverRegistry
 from nfo.workload import WorkloadManager
 
-SETUP = {
-    "nfo-vim:vims": {"vim": [{"name": "sim1", "type": "nfo-vim:sim",
-                              "sim": {"latency": {"mean": 0, "jitter": 0}}}]},
-    "nfo-catalog:catalog": {"nf-descriptor": [{"id": "fw", "vim-types": ["nfo-vim:sim"]}]},
-}
 MODES = ("listing", "one-by-one")
 BATCH = 5_000
 
@@ -63,13 +62,6 @@ def _counted(calls: dict[str, int], name: str) -> None:
         calls[name] += 1
         return await real(*args, **kw)
     setattr(SimDriver, name, counting)
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def measure(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
@@ -121,7 +113,7 @@ async def measure(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, f
             if (name not in back and o is not None and o.get("oper-status") == "running"
                     and o.get("vim-resource-id") not in (None, rid)):
                 back[name] = time.monotonic() - gone_at
-    rss = _rss_mb()
+    rss = rss_mb(os.getpid())
     await mgr.stop()
     await s.close()
     await ds.close()

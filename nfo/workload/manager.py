@@ -330,8 +330,6 @@ class WorkloadManager:
         self._by_resource: dict[str, str] = {}
         self._hints: dict[str, Status] = {}
         self._wired: set[int] = set()
-        self._lists: dict[int, bool] = {}
-        """By driver (its id): whether it is a :class:`StatusLister`."""
         self._unlisted: set[str] = set()
         """VIMs whose driver lists but whose last listing failed: checked one by one."""
         self._swept = 0
@@ -1469,13 +1467,9 @@ class WorkloadManager:
     def _can_list(self, vim: VimAccount) -> bool:
         """Whether the driver of ``vim`` lists statuses."""
         try:
-            drv = self.registry.driver(vim)
+            return _lister(self.registry.driver(vim)) is not None
         except PlacementError:
             return False
-        lists = self._lists.get(id(drv))
-        if lists is None:
-            lists = self._lists[id(drv)] = _lister(drv) is not None
-        return lists
 
     async def _sweep(self) -> None:
         """Rounds of :meth:`_sweep_once`: every ``health_interval``, or ten times as long
