@@ -31,6 +31,7 @@ from nfo.collector import Collector
 from nfo.datastore import Datastore, SqliteStorage, Storage
 from nfo.datastore.handover import RpcHandover
 from nfo.datastore.logins import LoginGuard, LoginLimits
+from nfo.datastore.notifications import NFO_STREAM
 from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.txrpcs import TransactionRpcs
 from nfo.datastore.users import UserStore
@@ -121,8 +122,9 @@ async def open_datastore(state: StateDir, yang_dirs: list[Path],
 
 
 async def _print_state_changes(ds: Datastore, demo_port: int | None) -> None:
-    """Show every nf-instance state change on the console; answer-check the demo NF."""
-    async for ev in ds.notifications.subscribe():
+    """Show every nf-instance state change on the console; answer-check the demo NF.
+    Subscribed to the ``nfo`` stream, so configuration changes never reach it."""
+    async for ev in ds.notifications.subscribe(NFO_STREAM):
         content = getattr(ev, "content", None)
         if content is None:
             continue

@@ -46,6 +46,7 @@ from nfo.datastore.transaction import CommitInfo, Precondition, Transactions
 from nfo.datastore.workers import Workers
 from nfo.errors import InvalidValue, NfoError, OperationFailed, ResourceDenied, UnknownElement
 from nfo.schema import Fmt, Kind, Node, Parse, Schema, SNode, Tree
+from nfo.schema.changes import Change, Run
 from nfo.schema.deps import independence
 from nfo.schema.edit import apply_edit, validate
 from nfo.schema.prune import annotate_origin
@@ -616,6 +617,12 @@ class Datastore:
         self._oper.unprovide(path)
 
     # -- subscriptions -------------------------------------------------------
+    def watch_running(self, callback: Callable[[Sequence[Change | Run]], None]) -> None:
+        """Call ``callback`` with the changes of every commit to running, synchronously,
+        as the new tree goes live (for a cache of what running holds; unlike
+        :meth:`subscribe`, no say in the commit and no queue)."""
+        self._tx.watch_running(callback)
+
     def subscribe(self, module: str, callback: ChangeCallback, *, xpath: str | None = None,
                   priority: int = 0, datastore: str = "running",
                   entries: bool = False) -> ChangeSubscription:

@@ -211,6 +211,16 @@ class Transactions:
         """Snapshots written from a child's print so far."""
         self._writes: Batches[_Write, ChangeSet] = Batches(
             self._run_group, self._lock, "nfo-group-commit")
+        self._watchers: list[Callable[[Sequence[Change | Run]], None]] = [nacm.changed]
+
+    def watch_running(self, callback: Callable[[Sequence[Change | Run]], None]) -> None:
+        """Call ``callback`` with the changes of every commit to running (this replica's
+        or another's), as the new tree goes live: no reader sees the tree before it."""
+        self._watchers.append(callback)
+
+    def _running_changed(self, changes: Sequence[Change | Run]) -> None:
+        for watch in self._watchers:
+            watch(changes)
 
     # -- committed state -----------------------------------------------------
     def restore(self, trees: dict[str, Tree], info: dict[str, CommitInfo],
@@ -397,7 +407,7 @@ class Transactions:
                     live.take(work)
                 self._info[ds] = CommitInfo(rec.revision, rec.timestamp, rec.user)
                 if ds == "running":
-                    self._nacm.changed(list(changes.items()))
+                    self._running_changed(changes.items())
                 for sub, mine in events:
                     if mine:
                         sub.post(ChangeEvent("done", ds, rec.revision, rec.user, mine))
@@ -732,7 +742,7 @@ class Transactions:
             if s.recorded is not None:
                 s.recorded(rec)
         if ds == "running":
-            self._nacm.changed([i for s in staged for i in s.changes.items()])
+            self._running_changed([i for s in staged for i in s.changes.items()])
         for sub, k, m in called:
             sub.post(ChangeEvent("done", ds, recs[k].revision, staged[k].writer.user, m))
         for s, n in zip(staged, logged, strict=True):

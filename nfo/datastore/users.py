@@ -59,6 +59,7 @@ from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
 from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed, Throttled
 from nfo.schema import Fmt
+from nfo.schema.changes import Change, Run
 
 if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
@@ -282,8 +283,10 @@ class UserStore:
         """The login throttle and failure record that :meth:`login` goes through."""
         self._checking: dict[bytes, asyncio.Future[bool]] = {}
         self._accounts: dict[str, _Account] = {}
-        """What every login reads of an account, as of running's revision ``_read_at``."""
+        """What every login reads of an account, as of :attr:`revision` ``_read_at``."""
         self._read_at = -1
+        self._revision = 0
+        ds.watch_running(self._changed)
 
     @property
     def cache_seconds(self) -> float:
@@ -292,9 +295,15 @@ class UserStore:
 
     @property
     def revision(self) -> int:
-        """Running's revision: accounts, passwords and groups live in running, so any
-        change of them is a new revision (what a front end's cache of logins keys on)."""
-        return self._ds.info("running").revision
+        """A count of the commits to running that changed an account (what a front
+        end's cache of logins keys on): any change under ``/nfo-users:users``, by this
+        replica or another, moves it on before the changed tree is read."""
+        return self._revision
+
+    def _changed(self, changes: Iterable[Change | Run]) -> None:
+        if any((c.parent if isinstance(c, Run) else c.path).startswith(USERS)
+               for c in changes):
+            self._revision += 1
 
     # -- reading (running, live) --
 
@@ -303,7 +312,7 @@ class UserStore:
         return None if node is None else node.value
 
     def _account(self, name: str) -> _Account:
-        revision = self._ds.info("running").revision
+        revision = self._revision
         if revision != self._read_at:
             self._accounts.clear()
             self._read_at = revision

@@ -17,6 +17,7 @@ from nfo.datastore import Datastore
 from nfo.datastore.storage.etcd import EtcdStorage
 from nfo.datastore.storage.etcd_client import WatchBatch
 from nfo.datastore.subscriptions import ChangeEvent
+from nfo.datastore.users import UserStore
 from nfo.errors import InUse, InvalidValue, LockDenied, NfoError, PreconditionFailed
 from nfo.registry import DriverRegistry
 from nfo.schema import Schema
@@ -350,3 +351,23 @@ async def test_a_catalog_commit_of_another_replica_settles_the_manager_here(
         assert manager._catalog_rev == b.info("running").revision
     finally:
         await manager.stop()
+
+
+async def test_an_account_changed_through_another_replica_is_read_again_here(
+        pair: tuple[Datastore, Datastore]) -> None:
+    """A user store keeps what logins read of an account until a commit changes an
+    account; one made through another replica counts as one made here."""
+    a, b = pair
+    here, there = UserStore(b), UserStore(a)
+    await there.add("dave", "first-password-1")
+    await converged(a, b)
+    assert await here.login("dave", "first-password-1", "127.0.0.1", "restconf")
+    seen = here.revision
+    await a.internal_session("alice").edit("running", vim("v1"), "json")  # not an account
+    await converged(a, b)
+    assert here.revision == seen
+    await there.set_password("dave", "second-password-2")
+    await converged(a, b)
+    assert here.revision > seen
+    assert not await here.login("dave", "first-password-1", "127.0.0.1", "restconf")
+    assert await here.login("dave", "second-password-2", "127.0.0.1", "restconf")

@@ -193,12 +193,13 @@ async def test_basic_auth_over_http(http_port: tuple[int, BasicAuth]) -> None:
         assert r.text == "alice"
 
 
-async def test_a_remembered_login_is_forgotten_when_running_changes(
+async def test_a_remembered_login_is_forgotten_when_an_account_changes(
         http_port: tuple[int, BasicAuth], users: UserStore, ds: Datastore,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A verified Authorization header is recognised again without UserStore.login,
-    until a commit: a new password, a disabled account or any other change of running
-    sends it through a full login again."""
+    until a commit changes an account: a new password, a disabled account or any other
+    change under /nfo-users:users sends it through a full login again; other commits
+    do not."""
     port, _ = http_port
     logins: list[str] = []
     login = users.login
@@ -224,8 +225,11 @@ async def test_a_remembered_login_is_forgotten_when_running_changes(
         await users.set_enabled("alice", True)
         assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
         before = len(logins)
-        async with ds.internal_session("seed") as s:  # any commit: logins checked again
+        async with ds.internal_session("seed") as s:  # not an account: still remembered
             await s.edit("running", '{"nfo-test:top": {"name": "x"}}', "json")
+        assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
+        assert len(logins) == before
+        await users.add("carol", PASSWORD)  # another account: checked again
         assert (await c.get("/whoami", headers=basic("alice", PASSWORD + "-new"))).text == "alice"
         assert len(logins) == before + 1
 
