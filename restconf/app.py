@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 AuthFn = Callable[[Request], Awaitable[str]]
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_METHODS = frozenset(_ALL_METHODS)
 _HOST_META = ("<?xml version='1.0' encoding='UTF-8'?>\n"
               "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
               "  <Link rel='restconf' href='/restconf'/>\n"
@@ -358,13 +359,10 @@ def create_app(ds: Datastore, *, auth: AuthFn | None = None, max_body: int = 4 <
     return app
 
 
-_READS = ("GET", "HEAD")
-
-
 class _App(Starlette):
-    """Starlette, except that a read of a data resource goes straight to its endpoint
-    (the same endpoint, errors through the same handler) without the middleware
-    stack and the route table in between: the hottest request there is."""
+    """Starlette, except that a request for a data resource goes straight to its
+    endpoint (the same endpoint, errors through the same handler) without the
+    middleware stack and the route table in between: the hottest requests there are."""
 
     def __init__(self, data: Callable[[Request], Awaitable[Response]],
                  on_error: Callable[[Request, Exception], Awaitable[Response]],
@@ -375,7 +373,7 @@ class _App(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] != "http" or scope["method"] not in _READS or scope.get("root_path")
+        if (scope["type"] != "http" or scope["method"] not in _METHODS or scope.get("root_path")
                 or not (path.startswith("/restconf/data") or path.startswith("/restconf/ds/"))
                 or not _DATA_ROUTE.fullmatch(path)):
             await super().__call__(scope, receive, send)

@@ -89,10 +89,11 @@ async def test_a_reader_whose_rules_hide_part_of_the_entry_never_sees_it(
     assert item(await get(base, ITEM, "alice")) == {"name": "a", "size": 1}
 
 
-async def test_an_internal_error_on_a_read_is_a_restconf_error(
+async def test_an_internal_error_on_a_data_resource_is_a_restconf_error(
         ds: Datastore, serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reads of data resources skip Starlette's middleware: a failure still becomes
-    a RESTCONF errors body (500, operation-failed), and other methods still route."""
+    """Requests for data resources skip Starlette's middleware: a failure of a read or
+    a write still becomes a RESTCONF errors body (500, operation-failed), and other
+    resources and methods still route."""
     permit_everyone(ds)
     await seed(ds, {"nfo-test:top": {"item": [{"name": "a", "size": 1}]}})
     app = create_app(ds, auth=_user)
@@ -102,12 +103,21 @@ async def test_an_internal_error_on_a_read_is_a_restconf_error(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(app.state.restconf.data_resources, "read", broken)
+    monkeypatch.setattr(app.state.restconf.data_resources, "write", broken)
     for path in (ITEM, "/restconf/ds/ietf-datastores:running/nfo-test:top"):
         r = await get(base, path)
         assert r.status_code == 500, r.text
         (err,) = r.json()["ietf-restconf:errors"]["error"]
         assert err["error-tag"] == "operation-failed"
     async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        r = await c.post("/restconf/data/nfo-test:top", headers={
+            "X-Test-User": "root", "Content-Type": "application/yang-data+json"},
+            content=b'{"nfo-test:item": [{"name": "b"}]}')
+        assert r.status_code == 500, r.text
+        (err,) = r.json()["ietf-restconf:errors"]["error"]
+        assert err["error-tag"] == "operation-failed"
+        r = await c.request("TRACE", ITEM, headers={"X-Test-User": "root"})
+        assert r.status_code == 405, r.text
         r = await c.request("OPTIONS", ITEM, headers={"X-Test-User": "root"})
         assert r.status_code == 200 and "GET" in r.headers["Allow"]
         r = await c.get(ITEM, headers={"Accept": "text/plain", "X-Test-User": "root"})
