@@ -801,6 +801,32 @@ def test_a_snapshot_in_parts_exists_once_whole_and_replaces_the_old_parts(
         assert [c.revision for c in s.load().commits] == [3, 4, 5, 6, 7]
 
 
+def test_the_commits_a_snapshot_replaces_go_a_few_a_step_after_it(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step that makes a snapshot the newest leaves the commits it replaces to the
+    steps after it, a few at a time; those a stop leaves go with the next snapshot's."""
+    monkeypatch.setattr(sqlite_module, "_COMMITS_PRUNED_PER_STEP", 2)
+
+    def revisions() -> list[int]:
+        with sqlite3.connect(db) as conn:
+            return [r for (r,) in conn.execute("SELECT revision FROM commits ORDER BY 1")]
+
+    with SqliteStorage(db, keep_snapshots=1) as s:
+        for i in range(1, 6):
+            s.append_commit("running", float(i), "u", "edit", "[]")
+        steps = s.snapshot_steps("running", 5, "{}")
+        next(steps)   # made the newest
+        assert s.snapshot_at("running", 5) == Snapshot("running", 5, "{}")
+        assert revisions() == [1, 2, 3, 4, 5]
+        next(steps)
+        assert revisions() == [3, 4, 5]
+        steps.close()   # a stop: 3 and 4 stay
+        s.append_commit("running", 6.0, "u", "edit", "[]")
+        assert [c.revision for c in s.load().commits] == [6]
+        s.write_snapshot("running", 6, "{}")
+        assert revisions() == [6]
+
+
 def test_parts_left_by_a_stop_are_deleted_on_open(db: Path, small_parts: int) -> None:
     with SqliteStorage(db) as s:
         s.append_commit("running", 1.0, "u", "edit", "[]")

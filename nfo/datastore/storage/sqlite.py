@@ -85,6 +85,7 @@ snapshot longer than this is written a part per transaction
 (:meth:`SqliteStorage.snapshot_steps`), about a millisecond each, instead of in one
 transaction of tens of milliseconds."""
 _PARTS_PRUNED_PER_STEP = 2
+_COMMITS_PRUNED_PER_STEP = 1000
 
 log = logging.getLogger(__name__)
 
@@ -729,11 +730,14 @@ class SqliteStorage:
                 self._inflight = None
 
     @contextmanager
-    def _transaction(self, action: str, *, write: bool = True,
-                     single: bool = False) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, action: str, *, write: bool = True, single: bool = False,
+                     durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic (and, for writes, durable) transaction around the block.
         ``single``: the block writes with one statement, which SQLite makes atomic by
-        itself; inside a batch it needs no savepoint of its own."""
+        itself; inside a batch it needs no savepoint of its own.  ``durable`` false (not
+        in a batch): committed without an fsync of its own (``synchronous=NORMAL``), so
+        that it is durable with the next durable commit: the log is one file, synced
+        whole, and read back in order only as far as its frames are whole."""
         conn = self._connection()
         if self._batch_depth:
             if self._batch_lost is not None:
@@ -759,8 +763,11 @@ class SqliteStorage:
                     raise
             return
         with self._checked(action, write=write):
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            mode = None if durable else int(conn.execute("PRAGMA synchronous").fetchone()[0])
+            if mode is not None:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield conn
                 conn.execute("COMMIT")
                 if write:
@@ -770,6 +777,9 @@ class SqliteStorage:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
+            finally:
+                if mode is not None:
+                    conn.execute(f"PRAGMA synchronous = {mode}")
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -865,7 +875,9 @@ class SqliteStorage:
         crash leave behind are deleted on the next open.  Other writes may run between
         steps; one snapshot of a datastore is written at a time.  A snapshot at a
         revision that has one already is not written again: the data are the same, and
-        the one stored stays whole until the end."""
+        the one stored stays whole until the end.  The parts and the deletions are
+        committed without an fsync of their own; the step that makes the snapshot the
+        newest syncs them with it."""
         what = f"write a snapshot of {datastore!r}"
         with self._transaction(what, write=False) as conn:
             self._check_snapshot_revision(conn, datastore, revision)
@@ -881,7 +893,7 @@ class SqliteStorage:
         for k, piece in enumerate(() if whole is not None else
                                   _parts(content, SNAPSHOT_PART, datastore, revision)):
             parts = k + 1
-            with self._transaction(what) as conn:
+            with self._transaction(what, durable=False) as conn:
                 if k == 0:
                     conn.execute("DELETE FROM snapshot_parts WHERE datastore = ?"
                                  " AND revision = ?", (datastore, revision))
@@ -915,15 +927,23 @@ class SqliteStorage:
                 (datastore, self._keep_snapshots - 1),
             )
             # the empty start counts as the oldest snapshot until there are enough
-            conn.execute(
-                "DELETE FROM commits WHERE datastore = ?1 AND revision < ("
-                "  SELECT MIN(revision) FROM snapshots WHERE datastore = ?1"
-                "  HAVING COUNT(*) >= ?2)",
-                (datastore, self._keep_snapshots),
-            )
+            row = conn.execute(
+                "SELECT MIN(revision) FROM snapshots WHERE datastore = ?1"
+                " HAVING COUNT(*) >= ?2", (datastore, self._keep_snapshots)).fetchone()
+        # the commits no snapshot kept needs any more, a few at a time (any a stop
+        # leaves go with the next snapshot's)
+        while row is not None:
+            yield
+            with self._transaction(what, durable=False) as conn:
+                gone = conn.execute(
+                    "DELETE FROM commits WHERE rowid IN (SELECT rowid FROM commits"
+                    " WHERE datastore = ? AND revision < ? LIMIT ?)",
+                    (datastore, row[0], _COMMITS_PRUNED_PER_STEP)).rowcount
+            if gone < _COMMITS_PRUNED_PER_STEP:
+                break
         while True:
             yield
-            with self._transaction(what) as conn:
+            with self._transaction(what, durable=False) as conn:
                 gone = conn.execute(
                     "DELETE FROM snapshot_parts WHERE rowid IN (SELECT p.rowid FROM"
                     " snapshot_parts AS p WHERE p.datastore = ?1 AND p.revision != ?2"
