@@ -110,6 +110,11 @@ class Server:
                 raise SystemExit(f"{name}: nfo serve did not start:\n{text[-3000:]}")
             time.sleep(0.01)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user and system, all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

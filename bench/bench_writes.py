@@ -10,9 +10,11 @@ looks at: the datastore's own cost.
 Every POST is durable when answered (SQLite WAL, ``synchronous=FULL``), so this is
 the commit rate: writes that arrive together are committed as one group sharing one
 fsync (``nfo.datastore.transaction``).  Printed per connection count: commits/s,
-p50 / p99 latency, and after the runs a check that every acknowledged write is in
-running: entries = N + wrk's 2xx answers, plus at most one request per connection
-and run that wrk had sent but stopped waiting for when its time was up.
+p50 / p99 latency, the server's CPU time per acknowledged commit (all its threads; on a
+shared machine a steadier figure than the rate), and after the runs a check that every
+acknowledged write is in running: entries = N + wrk's 2xx answers, plus at most one
+request per connection and run that wrk had sent but stopped waiting for when its time
+was up.
 
 References measured in the same run, on the same disk:
 
@@ -136,6 +138,7 @@ def main() -> None:
         print(f"{name}: {describe(python)}")
     n = args.instances
     runs: dict[tuple[str, int], list[Run]] = {(b, c): [] for b, _ in builds for c in conns}
+    cpu: dict[tuple[str, int], list[float]] = {(b, c): [] for b, _ in builds for c in conns}
     ref: list[float] = []
     with tempfile.TemporaryDirectory(prefix="nfo-bench-writes-") as d:
         tmp = Path(d)
@@ -163,11 +166,15 @@ def main() -> None:
                     for name, _ in order:
                         port = servers[name].restconf_port
                         assert port is not None
+                        used = servers[name].cpu_seconds()
                         run = post(script, port, c, f"{name}{r}c{c}", n, args.duration, path)
+                        used = servers[name].cpu_seconds() - used
                         runs[(name, c)].append(run)
+                        cpu[(name, c)].append(used / max(1, run.requests - run.errors))
                         print(f"[bench] round {r + 1}, {c} connections, {name}: "
                               f"{run.rps:.0f} commits/s, p50 {run.p50 * 1e3:.2f} ms, "
-                              f"p99 {run.p99 * 1e3:.2f} ms, {run.errors} errors",
+                              f"p99 {run.p99 * 1e3:.2f} ms, {run.errors} errors, server CPU "
+                              f"{cpu[(name, c)][-1] * 1e6:.0f} us a commit",
                               file=sys.stderr, flush=True)
             acked: dict[str, tuple[int, int]] = {}
             for name, _ in builds:
@@ -187,9 +194,9 @@ def main() -> None:
     print(f"reference: SQLite alone, one durable commit at a time on the same disk: "
           f"{sq:,.0f} commits/s (median of {len(ref)})\n")
     head = f"{'connections':>11}  {'build':<6}{'commits/s':>10}{'p50 ms':>9}{'p99 ms':>9}" \
-           f"{'errors':>8}{'/ SQLite':>10}"
+           f"{'errors':>8}{'/ SQLite':>10}{'CPU us':>8}"
     if args.against:
-        head += f"{'this/other':>12}"
+        head += f"{'this/other':>12}{'CPU this/other':>16}"
     print(head)
     for c in conns:
         for name, _ in builds:
@@ -198,10 +205,12 @@ def main() -> None:
             line = (f"{c:>11}  {name:<6}{rps:>10,.0f}"
                     f"{statistics.median(x.p50 for x in rs) * 1e3:>9.2f}"
                     f"{statistics.median(x.p99 for x in rs) * 1e3:>9.2f}"
-                    f"{sum(x.errors for x in rs):>8}{rps / sq:>10.2f}")
+                    f"{sum(x.errors for x in rs):>8}{rps / sq:>10.2f}"
+                    f"{statistics.median(cpu[(name, c)]) * 1e6:>8.0f}")
             if args.against and name == "this":
                 other = statistics.median(x.rps for x in runs[("other", c)])
-                line += f"{rps / other:>12.2f}"
+                ratio = statistics.median(cpu[("this", c)]) / statistics.median(cpu[("other", c)])
+                line += f"{rps / other:>12.2f}{ratio:>16.2f}"
             print(line)
     print()
     bad = False
