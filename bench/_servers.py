@@ -63,6 +63,18 @@ def builds(against: str | None) -> dict[str, str]:
     return out
 
 
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (``VmHWM``: its peak so far), MB; NaN if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 @dataclass
 class Server:
     """One ``nfo serve`` in its own process; its output goes to ``serve.log``."""

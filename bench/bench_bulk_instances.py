@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, add_build_arguments, builds
-from bench_million import SETUP, YANG, Client, Instances, ok, rss_mb
+from _servers import Server, add_build_arguments, builds, rss_mb
+from bench_million import SETUP, YANG, Client, Instances, ok
 
 
 async def load(python: str, n: int, chunk: int) -> tuple[float, list[float], float]:

@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, add_build_arguments, describe
+from _servers import Server, add_build_arguments, describe, rss_mb
 from _stats import pct
-from bench_million import SETUP, Instances, ok, rss_mb, running
+from bench_million import SETUP, Instances, ok, running
 from bench_netconf_read import Client
 
 PROBE = Path(__file__).resolve().parent / "_gcprobe"

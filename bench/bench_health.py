@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_million import rss_mb
+from _servers import rss_mb
 from bench_workload import SETUP
 
 from nfo.cli.moduleset import StateDir

@@ -31,20 +31,12 @@ from pathlib import Path
 
 import asyncssh
 import httpx
-from _servers import PASSWORD, Server, add_build_arguments, describe
+from _servers import PASSWORD, Server, add_build_arguments, describe, rss_mb
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 HELLO = (f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
          "</capability></capabilities></hello>]]>]]>").encode()
 EOM = b"]]>]]>"
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise SystemExit(f"no VmRSS for process {pid}")
 
 
 def filler(size: int) -> bytes:

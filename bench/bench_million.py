@@ -45,15 +45,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _servers import Server, describe
+from _servers import Server, describe, rss_mb
 from _stats import pct
 from bench_netconf_read import NC, NS, YANG, Client, get_one
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """The server's resident memory (``VmHWM``: its peak so far), MB."""
-    m = re.search(rf"{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
-    return int(m.group(1)) / 1024 if m else float("nan")
 
 
 def edit(msg_id: int, body: str) -> str:

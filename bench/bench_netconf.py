@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from _libyang import ffi, lib
-from _servers import PASSWORD, Server, add_build_arguments, describe
+from _servers import PASSWORD, Server, add_build_arguments, describe, rss_mb
 from _stats import pct
 from ncclient import manager
 from ncclient.transport import session as nc_session
@@ -82,14 +82,6 @@ def entries(lst: str, start: int, stop: int, attrs: str = "") -> str:
 
 def config(body: str) -> str:
     return f'<config xmlns="{NC}"><bench xmlns="{NS}" xmlns:nc="{NC}">{body}</bench></config>'
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return math.nan
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[float]:
