@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from nfo.errors import AccessDenied, NfoError
 from nfo.schema import AccessMarks, Kind, Node, Schema, Step, Tree, parse_path
-from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeSet, Run
+from nfo.schema.changes import Change, ChangeCreated, ChangeDeleted, ChangeSet, Run, touch
 from nfo.schema.paths import StepCache, schema_path_of, schema_paths
 
 __all__ = [
@@ -227,8 +227,7 @@ class Nacm:
 
     def changed(self, changes: Iterable[Change | Run]) -> None:
         """Told of every commit to running: one that touches the rules recompiles them."""
-        if any((c.parent if isinstance(c, Run) else c.path).startswith(NACM_PATH)
-               for c in changes):
+        if touch(changes, NACM_PATH):
             self._stale = True
 
     @property

@@ -59,7 +59,7 @@ from nfo.datastore.session import RpcCall
 from nfo.datastore.storage.base import Storage
 from nfo.errors import DataExists, DataMissing, InvalidValue, OperationFailed, Throttled
 from nfo.schema import Fmt
-from nfo.schema.changes import Change, Run
+from nfo.schema.changes import Change, Run, touch
 
 if TYPE_CHECKING:
     from nfo.datastore.datastore import Datastore
@@ -301,8 +301,7 @@ class UserStore:
         return self._revision
 
     def _changed(self, changes: Iterable[Change | Run]) -> None:
-        if any((c.parent if isinstance(c, Run) else c.path).startswith(USERS)
-               for c in changes):
+        if touch(changes, USERS):
             self._revision += 1
 
     # -- reading (running, live) --

@@ -19,6 +19,7 @@ __all__ = [
     "ChangeMoved",
     "ChangeSet",
     "Run",
+    "touch",
 ]
 
 
@@ -58,6 +59,11 @@ def module_of(path: str) -> str:
     """The module of a path's top-level node (``/mod:node/...`` -> ``mod``)."""
     head = path[1:].split("/", 1)[0]
     return head.split(":", 1)[0]
+
+
+def touch(items: Iterable[Change | Run], top: str) -> bool:
+    """Whether any of ``items`` lies under the data path ``top`` (a run: its parent)."""
+    return any((c.parent if isinstance(c, Run) else c.path).startswith(top) for c in items)
 
 
 class Run:

@@ -930,27 +930,29 @@ class SqliteStorage:
             row = conn.execute(
                 "SELECT MIN(revision) FROM snapshots WHERE datastore = ?1"
                 " HAVING COUNT(*) >= ?2", (datastore, self._keep_snapshots)).fetchone()
-        # the commits no snapshot kept needs any more, a few at a time (any a stop
-        # leaves go with the next snapshot's)
-        while row is not None:
-            yield
-            with self._transaction(what, durable=False) as conn:
-                gone = conn.execute(
-                    "DELETE FROM commits WHERE rowid IN (SELECT rowid FROM commits"
-                    " WHERE datastore = ? AND revision < ? LIMIT ?)",
-                    (datastore, row[0], _COMMITS_PRUNED_PER_STEP)).rowcount
-            if gone < _COMMITS_PRUNED_PER_STEP:
-                break
+        # the commits no snapshot kept needs any more, then the parts of the snapshots it
+        # replaced, a few a step (any a stop leaves go with the next snapshot's, or on open)
+        if row is not None:
+            yield from self._delete_in_steps(
+                what, "DELETE FROM commits WHERE rowid IN (SELECT rowid FROM commits"
+                " WHERE datastore = ?1 AND revision < ?2 LIMIT ?3)",
+                (datastore, row[0]), _COMMITS_PRUNED_PER_STEP)
+        yield from self._delete_in_steps(
+            what, "DELETE FROM snapshot_parts WHERE rowid IN (SELECT p.rowid FROM"
+            " snapshot_parts AS p WHERE p.datastore = ?1 AND p.revision != ?2"
+            " AND NOT EXISTS (SELECT 1 FROM snapshots AS s WHERE s.datastore = ?1"
+            " AND s.revision = p.revision AND s.parts > 0) LIMIT ?3)",
+            (datastore, revision), _PARTS_PRUNED_PER_STEP)
+
+    def _delete_in_steps(self, what: str, sql: str, args: tuple[object, ...],
+                         per_step: int) -> Generator[None, None, None]:
+        """``sql`` (a DELETE whose last parameter is its LIMIT) a step at a time, each
+        step a transaction without an fsync of its own, until a step deletes fewer."""
         while True:
             yield
             with self._transaction(what, durable=False) as conn:
-                gone = conn.execute(
-                    "DELETE FROM snapshot_parts WHERE rowid IN (SELECT p.rowid FROM"
-                    " snapshot_parts AS p WHERE p.datastore = ?1 AND p.revision != ?2"
-                    " AND NOT EXISTS (SELECT 1 FROM snapshots AS s WHERE s.datastore = ?1"
-                    " AND s.revision = p.revision AND s.parts > 0) LIMIT ?3)",
-                    (datastore, revision, _PARTS_PRUNED_PER_STEP)).rowcount
-            if gone < _PARTS_PRUNED_PER_STEP:
+                gone = conn.execute(sql, (*args, per_step)).rowcount
+            if gone < per_step:
                 return
 
     def _check_snapshot_revision(self, conn: sqlite3.Connection, datastore: str,
